@@ -1,0 +1,149 @@
+"""The call log: one `CallRecord` row per model call, its texts in a separate table, and queries over them.
+
+`python -m core.calllog tail` prints the newest calls of the log at PROMPTLAB_DB_URL.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core.config import load_settings
+from core.db import engine_for
+
+_meta = sa.MetaData()
+calls_table = sa.Table(
+    "calls", _meta,
+    sa.Column("request_id", sa.Text, primary_key=True), sa.Column("ts", sa.Text), sa.Column("page", sa.Text),
+    sa.Column("provider", sa.Text), sa.Column("model_requested", sa.Text), sa.Column("model", sa.Text),
+    sa.Column("status", sa.Text), sa.Column("error_type", sa.Text), sa.Column("error_message", sa.Text),
+    sa.Column("finish_reason", sa.Text), sa.Column("input_tokens", sa.Integer),
+    sa.Column("cached_input_tokens", sa.Integer), sa.Column("output_tokens", sa.Integer),
+    sa.Column("reasoning_tokens", sa.Integer), sa.Column("images", sa.Integer),
+    sa.Column("tokens_estimated", sa.Boolean), sa.Column("cost_usd", sa.Float), sa.Column("latency_ms", sa.Float),
+    sa.Column("ttft_ms", sa.Float), sa.Column("user_id", sa.Text), sa.Column("session_id", sa.Text),
+    sa.Column("tags", sa.Text),
+)
+call_texts_table = sa.Table(
+    "call_texts", _meta,
+    sa.Column("request_id", sa.Text, primary_key=True), sa.Column("request_json", sa.Text),
+    sa.Column("reply", sa.Text),
+)
+
+
+@dataclass
+class CallRecord:
+    """One model call as the log keeps it (status ok | error | cancelled; cost None = unpriced)."""
+
+    request_id: str
+    ts: str
+    page: str
+    provider: str
+    model_requested: str | None
+    model: str | None = None
+    status: str = "ok"
+    error_type: str | None = None
+    error_message: str | None = None
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    images: int | None = None
+    tokens_estimated: bool = False
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    user: str | None = None
+    session: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CallTexts:
+    """What was sent (messages and parameters) and what came back."""
+
+    request: dict[str, Any]
+    reply: str | None = None
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _to_row(record: CallRecord) -> dict[str, Any]:
+    row = asdict(record)
+    row["user_id"] = row.pop("user")
+    row["session_id"] = row.pop("session")
+    row["tags"] = json.dumps(record.tags)
+    return row
+
+
+def _from_row(row: sa.Row) -> CallRecord:
+    data = dict(row._mapping)
+    data["user"] = data.pop("user_id")
+    data["session"] = data.pop("session_id")
+    data["tags"] = json.loads(data["tags"] or "[]")
+    data["tokens_estimated"] = bool(data["tokens_estimated"])
+    return CallRecord(**{f.name: data[f.name] for f in fields(CallRecord)})
+
+
+class CallLog:
+    """Reads and writes call records in the database at a SQLAlchemy URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine: Engine = engine_for(url)
+
+    def write(self, record: CallRecord, texts: CallTexts | None = None) -> None:
+        """Store one call (and its texts) in one transaction."""
+        with self.engine.begin() as conn:
+            conn.execute(calls_table.insert(), _to_row(record))
+            if texts is not None:
+                conn.execute(call_texts_table.insert(), {
+                    "request_id": record.request_id, "request_json": json.dumps(texts.request, default=str),
+                    "reply": texts.reply})
+
+    def get(self, request_id: str) -> CallRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(calls_table.select().where(calls_table.c.request_id == request_id)).first()
+        return _from_row(row) if row else None
+
+    def texts(self, request_id: str) -> CallTexts | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(call_texts_table.select()
+                               .where(call_texts_table.c.request_id == request_id)).first()
+        return CallTexts(json.loads(row.request_json), row.reply) if row else None
+
+    def recent(self, limit: int = 50) -> list[CallRecord]:
+        """The newest calls first."""
+        query = calls_table.select().order_by(calls_table.c.ts.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [_from_row(row) for row in conn.execute(query)]
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(calls_table)).scalar_one()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.calllog", description="PromptLab's call log")
+    sub = parser.add_subparsers(dest="command", required=True)
+    tail = sub.add_parser("tail", help="print the newest calls as JSON lines")
+    tail.add_argument("-n", type=int, default=20)
+    args = parser.parse_args(argv)
+    log = CallLog(load_settings().db_url)
+    if args.command == "tail":
+        for record in reversed(log.recent(args.n)):
+            print(json.dumps(asdict(record)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

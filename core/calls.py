@@ -1,0 +1,220 @@
+"""The gate every model call passes: it times the call, maps failures, counts tokens, prices it and leaves
+exactly one CallRecord in the call log, whatever happens (success, error, stop, dropped stream).
+
+Pages never talk to the SDK directly; they iterate a `ChatStream` (text deltas) or use `logged_call`.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import openai
+
+from core.calllog import CallLog, CallRecord, CallTexts, utc_now_iso
+from core.errors import PromptLabError, StreamCutError, to_user_error
+from core.pricing import TokenUsage, cost_usd
+from core.providers import Provider
+from core.tokens import count_messages, count_text
+
+T = TypeVar("T")
+
+
+@dataclass
+class CallContext:
+    """Where a call comes from: page, user, browser session, tags."""
+
+    page: str
+    user: str | None = None
+    session: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ChatRequest:
+    """One chat completion request: model, messages and provider-ready parameters."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CallOutcome:
+    """How a call ended: the text, status, tokens, cost, and the user-facing error if any."""
+
+    request_id: str
+    text: str
+    status: str  # ok | error | cancelled
+    finish_reason: str | None
+    usage: TokenUsage
+    cost_usd: float | None
+    latency_ms: float
+    ttft_ms: float | None
+    model: str | None
+    error: PromptLabError | None = None
+    log_error: str | None = None
+
+
+class ChatStream:
+    """A streamed chat completion: iterate it for text deltas, `close()` it to stop.
+
+    The HTTP request starts on the first `next()`. Closing early closes the HTTP response, which cancels the
+    upstream generation; the partial reply is kept and logged as `cancelled`. After the stream ends (normally,
+    by error, or by close) `outcome` holds the result; errors never propagate out of the iteration.
+    """
+
+    def __init__(self, provider: Provider, request: ChatRequest, context: CallContext, log: CallLog,
+                 client: openai.OpenAI | None = None):
+        self.provider = provider
+        self.request = request
+        self.context = context
+        self.log = log
+        self._client = client
+        self.request_id = f"req_{uuid.uuid4().hex}"
+        self.outcome: CallOutcome | None = None
+        self._parts: list[str] = []
+        self._gen = self._run()
+
+    def __iter__(self) -> ChatStream:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._gen)
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def text(self) -> str:
+        """The reply so far."""
+        return "".join(self._parts)
+
+    def close(self) -> None:
+        """Stop the stream (cancels the upstream generation if it is still running)."""
+        self._gen.close()
+
+    def _run(self) -> Iterator[str]:
+        started = time.perf_counter()
+        ts = utc_now_iso()
+        status, finish_reason, model, usage, error = "error", None, None, None, None
+        ttft_ms: float | None = None
+        response_started = False
+        sdk_stream = None
+        try:
+            client = self._client or self.provider.client()
+            sdk_stream = client.chat.completions.create(
+                model=self.request.model, messages=self.request.messages, stream=True,
+                stream_options={"include_usage": True}, **self.request.params)
+            response_started = True
+            chunks_seen = 0
+            for chunk in sdk_stream:
+                chunks_seen += 1
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                model = chunk.model or model
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                if choice.finish_reason:
+                    finish_reason = choice.finish_reason
+                content = choice.delta.content if choice.delta else None
+                if content:
+                    if ttft_ms is None:
+                        ttft_ms = (time.perf_counter() - started) * 1000
+                    self._parts.append(content)
+                    yield content
+            if chunks_seen == 0:  # a 200 whose body is not an event stream at all
+                raise json.JSONDecodeError("no server-sent events in the response body", "", 0)
+            if finish_reason is None:
+                # openai 3.x ends quietly when the connection drops before [DONE]: no finish_reason = cut.
+                raise StreamCutError()
+            status = "ok"
+        except GeneratorExit:
+            status = "cancelled"
+            raise
+        except Exception as exc:  # mapped once in core.errors; never escapes to the page
+            if self._parts and isinstance(exc, openai.APIConnectionError) and not isinstance(
+                    exc, openai.APITimeoutError):
+                exc = StreamCutError(str(exc))  # the connection died mid-reply: that is a cut stream
+            error = to_user_error(exc, secrets=(self.provider.api_key,), model=self.request.model,
+                                  timeout_s=self.provider.timeout_s, retries=self.provider.max_retries)
+        finally:
+            if sdk_stream is not None:
+                sdk_stream.close()
+            self.outcome = self._finish(ts, started, status, finish_reason, model, usage, ttft_ms, error,
+                                        billed=response_started)
+
+    def _token_usage(self, reported: Any, billed: bool) -> TokenUsage:
+        if reported is not None:
+            prompt_details = getattr(reported, "prompt_tokens_details", None)
+            completion_details = getattr(reported, "completion_tokens_details", None)
+            return TokenUsage(reported.prompt_tokens or 0, reported.completion_tokens or 0,
+                              getattr(prompt_details, "cached_tokens", 0) or 0,
+                              getattr(completion_details, "reasoning_tokens", 0) or 0)
+        if not billed:  # rejected before generation: nothing was consumed
+            return TokenUsage()
+        return TokenUsage(count_messages(self.request.messages, self.request.model),
+                          count_text(self.text, self.request.model), estimated=True)
+
+    def _finish(self, ts: str, started: float, status: str, finish_reason: str | None, model: str | None,
+                reported_usage: Any, ttft_ms: float | None, error: PromptLabError | None,
+                billed: bool) -> CallOutcome:
+        latency_ms = (time.perf_counter() - started) * 1000
+        usage = self._token_usage(reported_usage, billed)
+        cost = cost_usd(usage, model or self.request.model, self.provider.pricing_id)
+        if cost is None and model:
+            cost = cost_usd(usage, self.request.model, self.provider.pricing_id)
+        outcome = CallOutcome(self.request_id, self.text, status, finish_reason, usage, cost, latency_ms, ttft_ms,
+                              model, error)
+        record = CallRecord(
+            request_id=self.request_id, ts=ts, page=self.context.page, provider=self.provider.kind,
+            model_requested=self.request.model, model=model, status=status,
+            error_type=error.kind if error else None, error_message=error.detail if error else None,
+            finish_reason=finish_reason, input_tokens=usage.input_tokens,
+            cached_input_tokens=usage.cached_input_tokens, output_tokens=usage.output_tokens,
+            reasoning_tokens=usage.reasoning_tokens, tokens_estimated=usage.estimated, cost_usd=cost,
+            latency_ms=round(latency_ms, 2), ttft_ms=round(ttft_ms, 2) if ttft_ms is not None else None,
+            user=self.context.user, session=self.context.session, tags=list(self.context.tags))
+        texts = CallTexts({"model": self.request.model, "messages": self.request.messages, **self.request.params},
+                          outcome.text)
+        try:
+            self.log.write(record, texts)
+        except Exception as exc:  # a full disk must not take the reply away from the user
+            outcome.log_error = f"The call could not be written to the call log ({type(exc).__name__})."
+        return outcome
+
+
+def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Callable[[openai.OpenAI], T],
+                *, model: str | None = None) -> T:
+    """Run a non-chat API call (e.g. listing models) through the gate: timed, mapped and logged."""
+    started = time.perf_counter()
+    record = CallRecord(request_id=f"req_{uuid.uuid4().hex}", ts=utc_now_iso(), page=context.page,
+                        provider=provider.kind, model_requested=model, user=context.user,
+                        session=context.session, tags=list(context.tags), input_tokens=0, output_tokens=0,
+                        cost_usd=0.0)
+    try:
+        result = fn(provider.client())
+        return result
+    except Exception as exc:
+        error = to_user_error(exc, secrets=(provider.api_key,), model=model, timeout_s=provider.timeout_s,
+                              retries=provider.max_retries)
+        record.status, record.error_type, record.error_message = "error", error.kind, error.detail
+        raise error from None
+    finally:
+        record.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        try:
+            log.write(record)
+        except Exception:
+            pass  # the caller gets its result or its error either way
+
+
+def list_models(provider: Provider, context: CallContext, log: CallLog) -> list[str]:
+    """Every model id the provider lists (a logged call); raises PromptLabError on failure."""
+    return logged_call(provider, context, log, lambda client: sorted(m.id for m in client.models.list()))

@@ -1,0 +1,209 @@
+"""Conversations: messages, the system message (persona + reply language), context trimming by token budget,
+replies streamed through the call gate, per-turn and whole-conversation counters, and exports.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from core.calllog import CallLog, utc_now_iso
+from core.calls import CallContext, CallOutcome, ChatRequest, ChatStream
+from core.personas import Persona, language_instruction
+from core.pricing import TokenUsage, cost_usd
+from core.providers import Provider
+from core.tokens import count_messages
+
+STATUS_LABELS = {"stopped": "stopped", "cut": "cut off", "error": "error"}
+
+
+@dataclass
+class Message:
+    """One chat turn as shown and stored; assistant turns carry their call's counters."""
+
+    role: str  # user | assistant
+    content: str
+    status: str = "ok"  # ok | stopped | cut
+    model: str | None = None
+    request_id: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    tokens_estimated: bool = False
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+
+    def api(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass
+class Conversation:
+    """A chat: its persona's system prompt, reply language and messages."""
+
+    id: str
+    title: str
+    persona_id: str
+    system_prompt: str
+    language: str = "Auto"
+    messages: list[Message] = field(default_factory=list)
+    created_at: str = field(default_factory=utc_now_iso)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Conversation:
+        known = {f.name for f in fields(cls)}
+        conv = cls(**{k: v for k, v in data.items() if k in known})
+        conv.messages = [Message(**m) for m in data.get("messages", [])]
+        return conv
+
+
+@dataclass(frozen=True)
+class ContextPlan:
+    """What the next request will send, within the model's context window minus the reply budget."""
+
+    messages: list[dict[str, str]]
+    input_tokens: int
+    dropped_messages: int
+    context_window: int
+    reply_budget: int
+    input_cost_usd: float | None
+
+    @property
+    def over_budget(self) -> bool:
+        return self.input_tokens > self.context_window - self.reply_budget
+
+
+def new_conversation(persona: Persona | None = None, system_prompt: str | None = None,
+                     language: str = "Auto") -> Conversation:
+    """An empty conversation with a persona (or a custom system prompt)."""
+    return Conversation(id=uuid.uuid4().hex, title="New chat", persona_id=persona.id if persona else "custom",
+                        system_prompt=system_prompt if system_prompt is not None else
+                        (persona.system_prompt if persona else ""), language=language)
+
+
+def system_message(conversation: Conversation) -> str:
+    """The persona's prompt plus the reply-language instruction."""
+    parts = [conversation.system_prompt.strip(), language_instruction(conversation.language) or ""]
+    return "\n\n".join(p for p in parts if p)
+
+
+def _title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= 48 else line[:47].rstrip() + "…"
+
+
+def add_user_message(conversation: Conversation, text: str) -> None:
+    if not any(m.role == "user" for m in conversation.messages):
+        conversation.title = _title_from(text)
+    conversation.messages.append(Message("user", text))
+
+
+def plan_context(conversation: Conversation, model: str, *, context_window: int, reply_budget: int,
+                 provider_id: str | None = None) -> ContextPlan:
+    """Keep the system message and the newest turns that fit in `context_window - reply_budget` tokens.
+
+    Older messages are dropped first; the newest user message is always sent (if even it does not fit, the
+    provider will say so). Counting is incremental so a long chat costs one tokenisation per message.
+    """
+    system = system_message(conversation)
+    head = [{"role": "system", "content": system}] if system else []
+    budget = context_window - reply_budget
+    kept: list[dict[str, str]] = []
+    used = count_messages(head, model)
+    history = [m.api() for m in conversation.messages]
+    for i, message in enumerate(reversed(history)):
+        cost = count_messages([message], model) - count_messages([], model)
+        if i > 0 and used + cost > budget:
+            break
+        kept.append(message)
+        used += cost
+    kept.reverse()
+    while kept and kept[0]["role"] == "assistant" and len(kept) > 1:
+        used -= count_messages([kept.pop(0)], model) - count_messages([], model)  # a reply without its question
+    dropped = len(history) - len(kept)
+    return ContextPlan(head + kept, used, dropped, context_window, reply_budget,
+                       cost_usd(TokenUsage(input_tokens=used), model, provider_id))
+
+
+def start_reply(conversation: Conversation, plan: ContextPlan, provider: Provider, model: str,
+                params: dict[str, Any], context: CallContext, log: CallLog) -> ChatStream:
+    """A stream of the assistant's reply to the conversation as planned."""
+    return ChatStream(provider, ChatRequest(model, plan.messages, params), context, log)
+
+
+def record_reply(conversation: Conversation, outcome: CallOutcome | None) -> Message | None:
+    """Append the reply the outcome holds: complete, stopped or cut; a failure with no text adds nothing."""
+    if outcome is None:
+        return None
+    if outcome.status == "cancelled":
+        status = "stopped"
+    elif outcome.error is not None:
+        status = "cut"
+    else:
+        status = "ok"
+    if status != "ok" and not outcome.text:
+        return None
+    message = Message("assistant", outcome.text, status, outcome.model, outcome.request_id,
+                      outcome.usage.input_tokens, outcome.usage.output_tokens, outcome.usage.estimated,
+                      outcome.cost_usd, round(outcome.latency_ms, 1),
+                      round(outcome.ttft_ms, 1) if outcome.ttft_ms is not None else None)
+    conversation.messages.append(message)
+    return message
+
+
+def drop_last_reply(conversation: Conversation) -> None:
+    """Remove the assistant messages after the last user message (before regenerating)."""
+    while conversation.messages and conversation.messages[-1].role == "assistant":
+        conversation.messages.pop()
+
+
+def edit_last_user_message(conversation: Conversation, text: str) -> None:
+    """Replace the last user message and forget everything after it (edit-and-resend)."""
+    for i in range(len(conversation.messages) - 1, -1, -1):
+        if conversation.messages[i].role == "user":
+            conversation.messages[i].content = text
+            del conversation.messages[i + 1:]
+            return
+    add_user_message(conversation, text)
+
+
+def awaiting_reply(conversation: Conversation) -> bool:
+    """True when the last message is the user's: a reply is owed (after an error, Retry sends it)."""
+    return bool(conversation.messages) and conversation.messages[-1].role == "user"
+
+
+@dataclass(frozen=True)
+class ConversationTotals:
+    """Tokens and cost of every reply so far; `unpriced` counts replies whose cost is unknown."""
+
+    usage: TokenUsage
+    cost_usd: float
+    unpriced: int
+    replies: int
+
+
+def totals(conversation: Conversation) -> ConversationTotals:
+    replies = [m for m in conversation.messages if m.role == "assistant"]
+    usage = sum((TokenUsage(m.input_tokens or 0, m.output_tokens or 0, estimated=m.tokens_estimated)
+                 for m in replies), TokenUsage())
+    return ConversationTotals(usage, sum(m.cost_usd or 0.0 for m in replies),
+                              sum(1 for m in replies if m.cost_usd is None), len(replies))
+
+
+def export_json(conversation: Conversation) -> str:
+    return json.dumps({"format": "promptlab.conversation.v1", "system": system_message(conversation),
+                       **asdict(conversation)}, ensure_ascii=False, indent=2)
+
+
+def export_markdown(conversation: Conversation) -> str:
+    lines = [f"# {conversation.title}", "", f"*Exported from PromptLab · {utc_now_iso()}*", ""]
+    system = system_message(conversation)
+    if system:
+        lines += ["## System", "", system, ""]
+    for m in conversation.messages:
+        heading = "User" if m.role == "user" else f"Assistant ({m.model or 'unknown model'})"
+        if m.status != "ok":
+            heading += f" — {STATUS_LABELS.get(m.status, m.status)}"
+        lines += [f"## {heading}", "", m.content, ""]
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""Settings: the one home of configuration.
+
+Resolution order for every setting: environment variable, then `st.secrets` (handed in by app.py as a plain
+mapping so this module stays free of streamlit), then the default below.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+DEFAULT_DB_URL = "sqlite:///data/promptlab.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything PromptLab reads from its environment; secrets are hidden from repr."""
+
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    openai_org_id: str | None = None
+    azure_api_key: str | None = field(default=None, repr=False)
+    azure_endpoint: str | None = None
+    azure_api_version: str = "2024-10-21"
+    provider: str = "auto"  # auto | openai | azure | compatible | local
+    timeout_s: float = 30.0
+    max_retries: int = 2
+    db_url: str = DEFAULT_DB_URL
+    default_model: str = "gpt-4o-mini"
+    user: str = "local"
+    fallback_context_tokens: int = 8192
+    local_model_path: str | None = None
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (the Settings page's per-session switch)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+# setting name -> (environment variable, secrets key, type)
+_SOURCES: dict[str, tuple[str, type]] = {
+    "openai_api_key": ("OPENAI_API_KEY", str),
+    "openai_base_url": ("OPENAI_BASE_URL", str),
+    "openai_org_id": ("OPENAI_ORG_ID", str),
+    "azure_api_key": ("AZURE_OPENAI_API_KEY", str),
+    "azure_endpoint": ("AZURE_OPENAI_ENDPOINT", str),
+    "azure_api_version": ("OPENAI_API_VERSION", str),
+    "provider": ("PROMPTLAB_PROVIDER", str),
+    "timeout_s": ("PROMPTLAB_TIMEOUT_S", float),
+    "max_retries": ("PROMPTLAB_MAX_RETRIES", int),
+    "db_url": ("PROMPTLAB_DB_URL", str),
+    "default_model": ("PROMPTLAB_MODEL", str),
+    "user": ("PROMPTLAB_USER", str),
+    "fallback_context_tokens": ("PROMPTLAB_CONTEXT_TOKENS", int),
+    "local_model_path": ("PROMPTLAB_LOCAL_MODEL", str),
+}
+
+# The README table is generated from this list, so documentation and code cannot drift apart.
+SETTING_DOCS: dict[str, str] = {
+    "OPENAI_API_KEY": "OpenAI (or compatible server) API key",
+    "OPENAI_BASE_URL": "Any OpenAI-compatible server, e.g. http://localhost:11434/v1 (Ollama)",
+    "OPENAI_ORG_ID": "OpenAI organization id",
+    "AZURE_OPENAI_API_KEY": "Azure OpenAI key",
+    "AZURE_OPENAI_ENDPOINT": "Azure OpenAI endpoint, https://NAME.openai.azure.com",
+    "OPENAI_API_VERSION": "Azure OpenAI API version",
+    "PROMPTLAB_PROVIDER": "auto | openai | azure | compatible | local",
+    "PROMPTLAB_TIMEOUT_S": "Timeout of one API call in seconds",
+    "PROMPTLAB_MAX_RETRIES": "SDK retries on 429 / 5xx / connection errors (honours Retry-After)",
+    "PROMPTLAB_DB_URL": "SQLAlchemy URL of the call log and conversations",
+    "PROMPTLAB_MODEL": "Model selected when a page opens",
+    "PROMPTLAB_USER": "User id written to the call log",
+    "PROMPTLAB_CONTEXT_TOKENS": "Context window assumed for models whose window is unknown",
+    "PROMPTLAB_LOCAL_MODEL": "Path of a GGUF file for the embedded local model",
+}
+
+
+def _coerce(raw: Any, kind: type) -> Any:
+    if kind is str:
+        text = str(raw).strip()
+        return text or None
+    return kind(raw)
+
+
+def load_settings(secrets: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment, then secrets, then defaults."""
+    environ = os.environ if environ is None else environ
+    secrets = secrets or {}
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        env_name, kind = _SOURCES[f.name]
+        for source in (environ, secrets):
+            if source.get(env_name) not in (None, ""):
+                value = _coerce(source[env_name], kind)
+                if value is not None:
+                    values[f.name] = value
+                    break
+    return Settings(**values)
+
+
+def settings_table_markdown() -> str:
+    """The README's configuration table."""
+    defaults = Settings()
+    rows = ["| Variable | Meaning | Default |", "| --- | --- | --- |"]
+    for name, (env_name, _) in _SOURCES.items():
+        default = getattr(defaults, name)
+        shown = "" if default is None else f"`{default}`"
+        rows.append(f"| `{env_name}` | {SETTING_DOCS[env_name]} | {shown} |")
+    return "\n".join(rows)

@@ -1,0 +1,122 @@
+"""The database: one SQLAlchemy engine per URL and the append-only schema migrations.
+
+Never edit a shipped migration; add the next `mNNN_…` function. Each runs once and is recorded in `_migrations`.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+Migration = Callable[[Connection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def migration(fn: Migration) -> Migration:
+    """Register a migration; its function name is its permanent id."""
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_calls(conn: Connection) -> None:
+    conn.execute(sa.text("""
+        CREATE TABLE calls (
+            request_id TEXT PRIMARY KEY,
+            ts TEXT NOT NULL,
+            page TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model_requested TEXT,
+            model TEXT,
+            status TEXT NOT NULL,
+            error_type TEXT,
+            error_message TEXT,
+            finish_reason TEXT,
+            input_tokens INTEGER,
+            cached_input_tokens INTEGER,
+            output_tokens INTEGER,
+            reasoning_tokens INTEGER,
+            images INTEGER,
+            tokens_estimated BOOLEAN NOT NULL DEFAULT FALSE,
+            cost_usd REAL,
+            latency_ms REAL,
+            ttft_ms REAL,
+            user_id TEXT,
+            session_id TEXT,
+            tags TEXT NOT NULL DEFAULT '[]'
+        )"""))
+    conn.execute(sa.text("CREATE INDEX ix_calls_ts ON calls (ts)"))
+    # Texts live apart so later retention / redaction can drop them without touching the metrics.
+    conn.execute(sa.text("""
+        CREATE TABLE call_texts (
+            request_id TEXT PRIMARY KEY REFERENCES calls(request_id) ON DELETE CASCADE,
+            request_json TEXT NOT NULL,
+            reply TEXT
+        )"""))
+
+
+@migration
+def m002_conversations(conn: Connection) -> None:
+    conn.execute(sa.text("""
+        CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            title TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            body TEXT NOT NULL
+        )"""))
+    conn.execute(sa.text("CREATE INDEX ix_conversations_user ON conversations (user_id, updated_at)"))
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets the Analytics page read while chats write; busy_timeout rides out short write locks.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        path = url.removeprefix("sqlite:///")
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+    engine = sa.create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Apply the migrations not yet applied; returns their names."""
+    applied_now: list[str] = []
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)"))
+        done = {row[0] for row in conn.execute(sa.text("SELECT name FROM _migrations"))}
+        for name, fn in MIGRATIONS:
+            if name in done:
+                continue
+            fn(conn)
+            conn.execute(sa.text("INSERT INTO _migrations VALUES (:n, :t)"),
+                         {"n": name, "t": datetime.now(timezone.utc).isoformat()})
+            applied_now.append(name)
+    return applied_now
+
+
+def engine_for(url: str) -> Engine:
+    """The process-wide engine for a URL, migrated on first use."""
+    with _lock:
+        if url not in _engines:
+            engine = _make_engine(url)
+            migrate(engine)
+            _engines[url] = engine
+        return _engines[url]

@@ -1,0 +1,122 @@
+"""User-facing errors: every SDK / HTTP failure is mapped here, once, to one clear sentence.
+
+Pages only display `PromptLabError.message`; the call log stores `kind` and the scrubbed `detail`.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from urllib.parse import urlparse
+
+import openai
+import pydantic
+
+_KEY_PATTERN = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_\-\.]{8,})")
+
+
+class PromptLabError(Exception):
+    """A failure with the one sentence the user sees (what happened, what to do)."""
+
+    def __init__(self, kind: str, message: str, detail: str | None = None, status_code: int | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.detail = detail or message
+        self.status_code = status_code
+
+    def __str__(self) -> str:  # the message may be scrubbed after construction
+        return self.message
+
+
+class StreamCutError(Exception):
+    """The stream ended without a finish_reason: the connection dropped before the reply was complete."""
+
+
+def scrub_secrets(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Remove known secrets and anything shaped like an API key or bearer token."""
+    for secret in secrets:
+        if secret and len(secret) >= 6:
+            text = text.replace(secret, "[key removed]")
+    return _KEY_PATTERN.sub("[key removed]", text)
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return inner["message"]
+        if isinstance(body.get("message"), str):
+            return body["message"]
+    return str(exc.message)
+
+
+def _status_error(exc: openai.APIStatusError, model: str | None, retries: int) -> PromptLabError:
+    status = exc.status_code
+    said = _server_message(exc)
+    code = str(getattr(exc, "code", "") or "")
+    lowered = f"{code} {said}".lower()
+    if status == 401:
+        return PromptLabError("bad_key", "The API key was rejected (401): check or replace it in Settings.")
+    if status == 403:
+        return PromptLabError("no_access", "This key has no access to that model or project (403): "
+                                           "pick another model or check the key's permissions.")
+    if status == 404:
+        return PromptLabError("unknown_model", f"The model “{model}” is not available on this provider (404): "
+                                               "pick another model.")
+    if status == 429 and "quota" in lowered:
+        return PromptLabError("quota", "This account has run out of credit (429 insufficient quota): "
+                                       "add billing or use another key.")
+    if status == 429:
+        return PromptLabError("rate_limited", f"The provider is rate-limiting this key (429), still after "
+                                              f"{retries} retries: wait a minute, then press Retry.")
+    if status in (400, 413, 422) and ("context" in lowered and ("length" in lowered or "window" in lowered)
+                                       or "too many tokens" in lowered or "maximum context" in lowered):
+        return PromptLabError("context_too_long", "The conversation is too long for this model's context window: "
+                                                  "lower max tokens, clear the chat or pick a larger model.")
+    if status in (400, 413, 422):
+        sentence = said.rstrip(".") if said else "no reason given"
+        return PromptLabError("bad_request", f"The provider rejected the request ({status}: {sentence}): "
+                                             "adjust the settings and press Retry.")
+    if status >= 500:
+        return PromptLabError("server_error", f"The provider had a server error ({status}), still after "
+                                              f"{retries} retries: try again in a moment.")
+    return PromptLabError("http_error", f"The provider answered with HTTP {status}: press Retry, "
+                                        "or check Settings if it persists.")
+
+
+def to_user_error(exc: BaseException, *, secrets: Iterable[str | None] = (), model: str | None = None,
+                  timeout_s: float | None = None, retries: int = 2) -> PromptLabError:
+    """Map any exception from a model call to a PromptLabError; secrets never reach its text."""
+    if isinstance(exc, PromptLabError):
+        return exc
+    if isinstance(exc, openai.APIStatusError):
+        err = _status_error(exc, model, retries)
+        err.status_code = exc.status_code
+        err.detail = f"HTTP {exc.status_code}: {_server_message(exc)}"
+    elif isinstance(exc, openai.APITimeoutError):
+        limit = f"{timeout_s:g} s" if timeout_s else "the time limit"
+        err = PromptLabError("timeout", f"The model did not answer within {limit}: press Retry, "
+                                        "or pick a faster model.")
+    elif isinstance(exc, openai.APIConnectionError):
+        host = urlparse(str(exc.request.url)).netloc if getattr(exc, "request", None) else "the provider"
+        err = PromptLabError("connection", f"Could not connect to {host}: check the base URL in Settings "
+                                           "and that the server is running.")
+    elif isinstance(exc, StreamCutError):
+        err = PromptLabError("stream_cut", "The reply was cut off before it finished (the connection dropped): "
+                                           "the partial text is kept; press Retry for a complete one.")
+    elif isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, pydantic.ValidationError)):
+        err = PromptLabError("malformed", "The server sent a response that is not valid OpenAI JSON: "
+                                          "check that the base URL points at an OpenAI-compatible API.")
+    elif isinstance(exc, openai.APIError):
+        err = PromptLabError("server_error", "The provider reported an error in the middle of the reply: "
+                                             "press Retry.")
+    else:
+        err = PromptLabError("unexpected", f"Something unexpected went wrong ({type(exc).__name__}): press "
+                                           "Retry; the details are in the call log.")
+    if err.detail == err.message:
+        err.detail = f"{type(exc).__name__}: {exc}"
+    err.detail = scrub_secrets(err.detail, secrets)
+    err.message = scrub_secrets(err.message, secrets)
+    return err

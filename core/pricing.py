@@ -1,0 +1,65 @@
+"""Prices of calls, from `genai-prices`' bundled data (works offline).
+
+An unknown model is *unpriced* (cost None), never a silent $0. Input tokens include cached ones and output
+tokens include reasoning ones, as OpenAI reports them; genai-prices applies the cache-read rate itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+
+from genai_prices import Usage, calc_price
+
+UNPRICED = "unpriced"
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Tokens of one call as OpenAI counts them; `estimated` when counted locally, not reported by the server."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,
+                          self.cached_input_tokens + other.cached_input_tokens,
+                          self.reasoning_tokens + other.reasoning_tokens, self.estimated or other.estimated)
+
+
+def cost_usd(usage: TokenUsage, model: str, provider_id: str | None) -> float | None:
+    """Cost of the usage in USD, or None when the model (or provider) has no known price."""
+    if provider_id is None:
+        return None
+    try:
+        price = calc_price(Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                                 cache_read_tokens=usage.cached_input_tokens or None),
+                           model, provider_id=provider_id)
+    except LookupError:
+        return None
+    return float(price.total_price)
+
+
+@lru_cache(maxsize=256)
+def context_window(model: str, provider_id: str | None) -> int | None:
+    """The model's context window in tokens, when genai-prices knows it."""
+    if provider_id is None:
+        return None
+    try:
+        return calc_price(Usage(input_tokens=0), model, provider_id=provider_id).model.context_window
+    except LookupError:
+        return None
+
+
+def format_cost(cost: float | None) -> str:
+    """`$0.0012`, `$1.23`, or `unpriced` — small costs keep significant digits instead of rounding to $0.00."""
+    if cost is None:
+        return UNPRICED
+    if cost == 0:
+        return "$0"
+    if cost < 0.01:
+        return f"${Decimal(str(cost)):.2g}" if cost >= 1e-6 else "<$0.000001"
+    return f"${cost:,.2f}" if cost >= 1 else f"${cost:.4f}".rstrip("0")

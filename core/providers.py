@@ -1,0 +1,118 @@
+"""Providers: how to reach a model (OpenAI, Azure OpenAI, any OpenAI-compatible server) as an SDK client.
+
+Every client is the official `openai` SDK with an explicit timeout and the SDK's own retries, which back off
+on 429 / 5xx and honour `Retry-After`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+import openai
+
+from core.config import Settings
+from core.errors import PromptLabError
+
+KINDS = ("openai", "azure", "compatible")
+KIND_LABELS = {"openai": "OpenAI", "azure": "Azure OpenAI", "compatible": "OpenAI-compatible server"}
+OPENAI_HOST = "api.openai.com"
+# Compatible servers (Ollama, vLLM, llama.cpp) usually need no key, but the SDK insists on one.
+NO_KEY_PLACEHOLDER = "sk-no-key-required"
+
+# Model ids a chat page should not offer: they exist on /v1/models but do not speak chat completions.
+_NON_CHAT_MARKERS = ("embedding", "tts", "whisper", "dall-e", "moderation", "image", "transcribe", "realtime",
+                     "audio", "davinci", "babbage", "search", "computer-use", "sora")
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A resolved way to reach models: kind, endpoint, credentials (hidden from repr) and call limits."""
+
+    kind: str
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    organization: str | None = None
+    api_version: str | None = None
+    timeout_s: float = 30.0
+    max_retries: int = 2
+
+    @property
+    def label(self) -> str:
+        host = urlparse(self.base_url).netloc if self.base_url else OPENAI_HOST
+        return f"{KIND_LABELS.get(self.kind, self.kind)} · {host}"
+
+    @property
+    def pricing_id(self) -> str | None:
+        """The genai-prices provider id whose price list applies, None when prices are unknowable."""
+        return {"openai": "openai", "azure": "azure"}.get(self.kind)
+
+    @property
+    def masked_key(self) -> str:
+        return mask_key(self.api_key)
+
+    def client(self) -> openai.OpenAI:
+        """A new SDK client for this provider; raises PromptLabError when it cannot be built."""
+        common = {"timeout": self.timeout_s, "max_retries": self.max_retries}
+        if self.kind == "azure":
+            if not (self.api_key and self.base_url):
+                raise PromptLabError("no_key", "Azure OpenAI needs both a key and an endpoint: add them in Settings.")
+            return openai.AzureOpenAI(api_key=self.api_key, azure_endpoint=self.base_url,
+                                      api_version=self.api_version, **common)
+        if self.kind == "compatible":
+            return openai.OpenAI(api_key=self.api_key or NO_KEY_PLACEHOLDER, base_url=self.base_url, **common)
+        if not self.api_key:
+            raise PromptLabError("no_key", "No OpenAI API key is configured: add one in Settings, "
+                                           "or point OPENAI_BASE_URL at a compatible server.")
+        return openai.OpenAI(api_key=self.api_key, base_url=self.base_url, organization=self.organization,
+                             **common)
+
+
+def mask_key(key: str | None) -> str:
+    """`sk-…abcd`: enough to recognise a key, never enough to use it."""
+    if not key:
+        return "not set"
+    prefix = "sk-" if key.startswith("sk-") else ""
+    return f"{prefix}…{key[-4:]}" if len(key) >= 12 else "…"
+
+
+def resolve_provider(settings: Settings) -> Provider:
+    """Pick the provider the settings describe (PROMPTLAB_PROVIDER, or guessed from which keys are set)."""
+    kind = settings.provider
+    if kind == "auto":
+        if settings.azure_api_key and settings.azure_endpoint:
+            kind = "azure"
+        elif settings.openai_base_url and OPENAI_HOST not in settings.openai_base_url:
+            kind = "compatible"
+        else:
+            kind = "openai"
+    common = {"timeout_s": settings.timeout_s, "max_retries": settings.max_retries}
+    if kind == "azure":
+        return Provider("azure", settings.azure_endpoint, settings.azure_api_key,
+                        api_version=settings.azure_api_version, **common)
+    return Provider(kind, settings.openai_base_url, settings.openai_api_key, settings.openai_org_id, **common)
+
+
+def chat_models(model_ids: list[str]) -> list[str]:
+    """The ids from /v1/models that can be used for chat, sorted."""
+    return sorted(m for m in model_ids if not any(marker in m.lower() for marker in _NON_CHAT_MARKERS))
+
+
+def is_reasoning_model(model: str) -> bool:
+    """OpenAI's reasoning models (o-series, gpt-5 family except its chat variant) fix temperature / top_p."""
+    m = model.lower().split("/")[-1]
+    return m.startswith(("o1", "o3", "o4")) or (m.startswith("gpt-5") and "chat" not in m)
+
+
+def request_params(provider: Provider, model: str, *, temperature: float | None = None,
+                   max_tokens: int | None = None, **extra: object) -> dict[str, object]:
+    """Sampling parameters in the form this provider and model accept.
+
+    OpenAI and Azure take `max_completion_tokens` (reasoning models reject `max_tokens`); compatible servers
+    such as older Ollama or llama.cpp builds only know `max_tokens`. Reasoning models reject temperature.
+    """
+    params: dict[str, object] = {k: v for k, v in extra.items() if v is not None}
+    if temperature is not None and not is_reasoning_model(model):
+        params["temperature"] = temperature
+    if max_tokens is not None:
+        params["max_tokens" if provider.kind == "compatible" else "max_completion_tokens"] = max_tokens
+    return params

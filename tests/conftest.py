@@ -1,0 +1,63 @@
+"""Fixtures that make a fresh world per test: a loopback OpenAI-compatible server, a temporary database."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from core.calllog import CallLog
+from core.calls import CallContext
+from core.providers import Provider
+from tests.loopback_server import LoopbackServer
+
+TEST_KEY = "sk-test-PROMPTLAB-5ecret-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def loopback_server() -> Iterator[LoopbackServer]:
+    server = LoopbackServer(api_key=TEST_KEY).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(loopback_server: LoopbackServer) -> Iterator[LoopbackServer]:
+    """The loopback server with no scripted faults and an empty request record."""
+    loopback_server.reset()
+    loopback_server.api_key = TEST_KEY
+    yield loopback_server
+    loopback_server.reset()
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path}/promptlab.db"
+
+
+@pytest.fixture
+def log(db_url: str) -> CallLog:
+    return CallLog(db_url)
+
+
+@pytest.fixture
+def provider(server: LoopbackServer) -> Provider:
+    """The loopback server as an OpenAI-compatible provider, no retries, short timeout."""
+    return Provider("compatible", server.base_url, TEST_KEY, timeout_s=5, max_retries=0)
+
+
+@pytest.fixture
+def ctx() -> CallContext:
+    return CallContext(page="chat", user="tester", session="s1", tags=["test"])
+
+
+@pytest.fixture
+def app_env(server: LoopbackServer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment that points the app at the loopback server and a temporary database."""
+    env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": TEST_KEY, "PROMPTLAB_DB_URL": db_url,
+           "PROMPTLAB_MAX_RETRIES": "0", "PROMPTLAB_TIMEOUT_S": "5", "PROMPTLAB_MODEL": "gpt-4o-mini",
+           "PROMPTLAB_PROVIDER": "auto"}
+    for var in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "OPENAI_ORG_ID"):
+        monkeypatch.delenv(var, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env

@@ -1,0 +1,276 @@
+"""A loopback OpenAI-compatible HTTP server that the tests (and bench/) own.
+
+It speaks /v1/models, /v1/chat/completions (plain and SSE, with `usage` when `stream_options` asks),
+/v1/images/generations (real PNG bytes) and /v1/moderations, and replays scripted faults: any status with
+`Retry-After`, a slow first byte, slow chunks, a stream cut mid-reply, malformed JSON. The app reaches it through
+OPENAI_BASE_URL and the real `openai` SDK.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import threading
+import time
+import zlib
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "echo-1", "text-embedding-3-small", "gpt-image-1"]
+FLAGGED_WORDS = ("kill", "bomb")
+
+
+@dataclass
+class Script:
+    """How the server answers one request (fields left at their defaults answer normally)."""
+
+    path: str = "/v1/chat/completions"
+    status: int | None = None            # answer with this HTTP error status
+    retry_after: str | None = None       # Retry-After header on that error
+    error_message: str = "scripted failure"
+    error_code: str | None = None
+    first_byte_delay: float = 0.0        # seconds before the status line
+    chunk_delay: float = 0.0             # seconds between stream chunks
+    cut_after: int | None = None         # stream: stop after N content chunks ...
+    cut_mode: str = "eof"                # ... "eof": body ends cleanly without [DONE]; "drop": socket dies mid-body
+    malformed: bool = False              # a body that is not JSON
+    reply: str | None = None             # reply text (default: "Echo: <last user message>")
+    chunks: int | None = None            # reply of exactly N chunks ("w0 w1 …")
+    usage: bool = True                   # False: ignore stream_options, like some compatible servers
+    cached_tokens: int = 0
+    finish_reason: str = "stop"
+
+
+def tiny_png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (30, 144, 255)) -> bytes:
+    """A real, valid PNG of one colour."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def _words(text: str) -> list[str]:
+    pieces = text.split(" ")
+    return [p + (" " if i < len(pieces) - 1 else "") for i, p in enumerate(pieces)]
+
+
+def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """The server's own (deliberately simple) token count: words plus framing."""
+    return sum(len(str(m.get("content", "")).split()) + 4 for m in messages) + 3
+
+
+class LoopbackServer:
+    """Start with `.start()`; queue faults with `.push(Script(...))`; read `.requests` to see what arrived."""
+
+    def __init__(self, api_key: str | None = None, host: str = "127.0.0.1", port: int = 0):
+        self.api_key = api_key
+        self.requests: list[dict[str, Any]] = []
+        self._scripts: deque[Script] = deque()
+        self._lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> LoopbackServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="loopback-openai", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def push(self, *scripts: Script) -> None:
+        with self._lock:
+            self._scripts.extend(scripts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._scripts.clear()
+            self.requests.clear()
+
+    def chat_requests(self) -> list[dict[str, Any]]:
+        return [r["body"] for r in self.requests if r["path"] == "/v1/chat/completions"]
+
+    def _next_script(self, path: str) -> Script:
+        with self._lock:
+            for i, script in enumerate(self._scripts):
+                if script.path == path:
+                    del self._scripts[i]
+                    return script
+        return Script(path=path)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:
+                self._dispatch()
+
+            def do_POST(self) -> None:
+                self._dispatch()
+
+            def _dispatch(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else {}
+                path = self.path.split("?")[0]
+                if path == "/_script":  # cross-process scripting (bench/, browser helpers)
+                    server.push(*(Script(**s) for s in body))
+                    return self._json(200, {"queued": len(body)})
+                self.record = {"path": path, "method": self.command, "body": body, "headers": dict(self.headers),
+                               "t": time.monotonic(), "chunks_sent": 0, "stream_state": None}
+                server.requests.append(self.record)
+                script = server._next_script(path)
+                if script.first_byte_delay:
+                    time.sleep(script.first_byte_delay)
+                if server.api_key and self.headers.get("Authorization") != f"Bearer {server.api_key}":
+                    given = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                    # Real servers echo (part of) the key back: the app must scrub it.
+                    return self._error(401, f"Incorrect API key provided: {given}.", "invalid_api_key")
+                if script.status:
+                    return self._error(script.status, script.error_message, script.error_code, script.retry_after)
+                if script.malformed and not body.get("stream"):
+                    return self._raw(200, b"<html>Bad gateway page, not JSON</html>", "application/json")
+                routes = {"/v1/models": self._models, "/v1/chat/completions": self._chat,
+                          "/v1/images/generations": self._images, "/v1/moderations": self._moderations}
+                handler = routes.get(path)
+                if handler is None:
+                    return self._error(404, f"Unknown path {path}", "not_found")
+                handler(body, script)
+
+            # --- responses -------------------------------------------------------------------------
+            def _raw(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+                self._raw(status, json.dumps(payload).encode(), "application/json", headers)
+
+            def _error(self, status: int, message: str, code: str | None = None, retry_after: str | None = None):
+                headers = {"Retry-After": retry_after} if retry_after else {}
+                self._json(status, {"error": {"message": message, "type": "invalid_request_error",
+                                              "code": code, "param": None}}, headers)
+
+            def _models(self, body: dict[str, Any], script: Script) -> None:
+                self._json(200, {"object": "list", "data": [
+                    {"id": m, "object": "model", "created": 1700000000, "owned_by": "loopback"} for m in MODELS]})
+
+            def _chat(self, body: dict[str, Any], script: Script) -> None:
+                model = body.get("model", "echo-1")
+                if model not in MODELS:
+                    return self._error(404, f"The model `{model}` does not exist.", "model_not_found")
+                messages = body.get("messages", [])
+                if script.chunks is not None:
+                    pieces = [f"w{i} " for i in range(script.chunks)]
+                else:
+                    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+                    pieces = _words(script.reply if script.reply is not None
+                                    else f"Echo: {last_user.get('content', '')}")
+                usage = {"prompt_tokens": count_prompt_tokens(messages), "completion_tokens": len(pieces),
+                         "total_tokens": count_prompt_tokens(messages) + len(pieces),
+                         "prompt_tokens_details": {"cached_tokens": script.cached_tokens},
+                         "completion_tokens_details": {"reasoning_tokens": 0}}
+                base = {"id": "chatcmpl-loopback", "created": int(time.time()), "model": model,
+                        "system_fingerprint": "fp_loopback"}
+                if not body.get("stream"):
+                    return self._json(200, {**base, "object": "chat.completion", "usage": usage, "choices": [{
+                        "index": 0, "finish_reason": script.finish_reason, "logprobs": None,
+                        "message": {"role": "assistant", "content": "".join(pieces)}}]})
+                self._stream(base, pieces, usage, body, script)
+
+            def _stream(self, base: dict[str, Any], pieces: list[str], usage: dict[str, Any],
+                        body: dict[str, Any], script: Script) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+
+                def event(payload: Any) -> bytes:
+                    data = payload if isinstance(payload, str) else json.dumps({**base, **payload,
+                                                                                "object": "chat.completion.chunk"})
+                    return f"data: {data}\n\n".encode()
+
+                def send(data: bytes) -> None:
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+
+                def delta(content: str | None, finish: str | None, role: str | None = None) -> bytes:
+                    d = {"content": content} if role is None else {"role": role, "content": content}
+                    return event({"choices": [{"index": 0, "delta": d, "finish_reason": finish, "logprobs": None}]})
+
+                try:
+                    send(delta("", None, role="assistant"))
+                    for i, piece in enumerate(pieces):
+                        if script.cut_after is not None and i >= script.cut_after:
+                            if script.cut_mode == "drop":
+                                self.wfile.write(b"ff\r\ndata: {\"trunc")  # half a chunk, then the socket dies
+                                self.wfile.flush()
+                                self.close_connection = True
+                                return
+                            self.wfile.write(b"0\r\n\r\n")  # the body ends cleanly, with no [DONE]
+                            return
+                        if script.chunk_delay:
+                            time.sleep(script.chunk_delay)
+                        if script.malformed:
+                            send(b"data: {not json\n\n")
+                            continue
+                        send(delta(piece, None))
+                        self.record["chunks_sent"] += 1
+                    send(delta(None, script.finish_reason))
+                    if script.usage and (body.get("stream_options") or {}).get("include_usage"):
+                        send(event({"choices": [], "usage": usage}))
+                    send(event("[DONE]"))
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.record["stream_state"] = "completed"
+                except (BrokenPipeError, ConnectionResetError):
+                    self.record["stream_state"] = "aborted_by_client"  # what a Stop button does
+
+            def _images(self, body: dict[str, Any], script: Script) -> None:
+                n = int(body.get("n", 1))
+                png = base64.b64encode(tiny_png()).decode()
+                self._json(200, {"created": int(time.time()), "data": [{"b64_json": png} for _ in range(n)],
+                                 "usage": {"input_tokens": 10, "output_tokens": 272 * n, "total_tokens": 10 + 272 * n,
+                                           "input_tokens_details": {"text_tokens": 10, "image_tokens": 0}}})
+
+            def _moderations(self, body: dict[str, Any], script: Script) -> None:
+                inputs = body.get("input", "")
+                inputs = inputs if isinstance(inputs, list) else [inputs]
+                results = []
+                for text in inputs:
+                    flagged = any(w in str(text).lower() for w in FLAGGED_WORDS)
+                    results.append({"flagged": flagged, "categories": {"violence": flagged},
+                                    "category_scores": {"violence": 0.97 if flagged else 0.01}})
+                self._json(200, {"id": "modr-loopback", "model": "omni-moderation-latest", "results": results})
+
+        return Handler
+
+
+def script_json(*scripts: Script) -> str:
+    """Scripts as the JSON body of POST /_script."""
+    return json.dumps([asdict(s) for s in scripts])
+
+
+if __name__ == "__main__":  # run standalone: python -m tests.loopback_server [port]
+    import sys
+    srv = LoopbackServer(port=int(sys.argv[1]) if len(sys.argv) > 1 else 8765).start()
+    print(f"loopback OpenAI-compatible server on {srv.base_url}", flush=True)
+    threading.Event().wait()
