@@ -11,7 +11,7 @@ from typing import Any
 from core.calllog import CallLog, utc_now_iso
 from core.calls import CallContext, CallOutcome, ChatRequest, ChatStream
 from core.personas import Persona, language_instruction
-from core.pricing import TokenUsage, cost_usd
+from core.pricing import TokenUsage, cost_usd, format_cost
 from core.providers import Provider
 from core.tokens import count_messages
 
@@ -207,3 +207,36 @@ def export_markdown(conversation: Conversation) -> str:
             heading += f" — {STATUS_LABELS.get(m.status, m.status)}"
         lines += [f"## {heading}", "", m.content, ""]
     return "\n".join(lines)
+
+
+def turn_caption(message: Message) -> str:
+    """The counters under a reply: model, tokens in / out, cost, latency, time to first token."""
+    parts = [message.model or "unknown model"]
+    if message.input_tokens is not None:
+        est = " (est.)" if message.tokens_estimated else ""
+        parts.append(f"{message.input_tokens:,} in / {message.output_tokens or 0:,} out tokens{est}")
+    parts.append(format_cost(message.cost_usd))
+    if message.latency_ms is not None:
+        parts.append(f"{message.latency_ms / 1000:.1f} s")
+    if message.ttft_ms is not None:
+        parts.append(f"first token {message.ttft_ms / 1000:.2f} s")
+    if message.status != "ok":
+        parts.append(f"**{STATUS_LABELS.get(message.status, message.status)}**")
+    return " · ".join(parts)
+
+
+def totals_caption(conversation_totals: ConversationTotals) -> str:
+    t = conversation_totals
+    est = " (some est.)" if t.usage.estimated else ""
+    if t.unpriced and t.unpriced == t.replies:
+        cost = format_cost(None)
+    else:
+        cost = format_cost(t.cost_usd) + (f" + {t.unpriced} unpriced" if t.unpriced else "")
+    return (f"{t.replies} replies · {t.usage.input_tokens:,} in / {t.usage.output_tokens:,} out tokens{est} · "
+            f"{cost}")
+
+
+def next_turn_caption(plan: ContextPlan) -> str:
+    dropped = f" · {plan.dropped_messages} older messages left out" if plan.dropped_messages else ""
+    return (f"Next turn sends {plan.input_tokens:,} tokens ({format_cost(plan.input_cost_usd)}) of a "
+            f"{plan.context_window:,}-token window, {plan.reply_budget:,} kept for the reply{dropped}")

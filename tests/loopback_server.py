@@ -62,6 +62,16 @@ def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     return sum(len(str(m.get("content", "")).split()) + 4 for m in messages) + 3
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up (Stop, timeout, closed keep-alive socket) is normal here, not a failure.
+        import sys
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
 class LoopbackServer:
     """Start with `.start()`; queue faults with `.push(Script(...))`; read `.requests` to see what arrived."""
 
@@ -70,8 +80,7 @@ class LoopbackServer:
         self.requests: list[dict[str, Any]] = []
         self._scripts: deque[Script] = deque()
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     @property

@@ -1,0 +1,98 @@
+"""Streamlit glue shared by the pages: the session's workbench (settings, provider, stores), the provider
+badge and the model picker. Logic lives in core/; this file only binds it to st.session_state and caches.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core.calllog import CallLog
+from core.calls import CallContext, list_models
+from core.config import Settings, load_settings
+from core.conversations import ConversationStore
+from core.errors import PromptLabError
+from core.pricing import context_window
+from core.providers import Provider, chat_models, resolve_provider
+
+OVERRIDE_KEY = "provider_override"
+
+
+@dataclass
+class Workbench:
+    """What a page needs for this browser session: settings, the active provider, the stores, who is calling."""
+
+    settings: Settings
+    provider: Provider
+    log: CallLog
+    conversations: ConversationStore
+    user: str
+    session: str
+
+    def context(self, page: str, tags: list[str] | None = None) -> CallContext:
+        return CallContext(page=page, user=self.user, session=self.session, tags=tags or [])
+
+    def context_window(self, model: str) -> int:
+        return context_window(model, self.provider.pricing_id) or self.settings.fallback_context_tokens
+
+
+def _secrets() -> dict:
+    try:
+        return {k: v for k, v in st.secrets.items() if isinstance(v, (str, int, float))}
+    except Exception:  # no secrets.toml is a normal set-up, not an error
+        return {}
+
+
+@st.cache_resource
+def _stores(db_url: str) -> tuple[CallLog, ConversationStore]:
+    return CallLog(db_url), ConversationStore(db_url)
+
+
+def base_settings() -> Settings:
+    return load_settings(_secrets())
+
+
+def workbench() -> Workbench:
+    """The workbench of this browser session, with the Settings page's per-session provider switch applied."""
+    settings = base_settings()
+    override = st.session_state.get(OVERRIDE_KEY)
+    if override:
+        settings = settings.with_overrides(**override)
+    if "session_id" not in st.session_state:
+        st.session_state.session_id = uuid.uuid4().hex
+    log, conversations = _stores(settings.db_url)
+    return Workbench(settings, resolve_provider(settings), log, conversations, settings.user,
+                     st.session_state.session_id)
+
+
+@st.cache_data(ttl=600, show_spinner=False)
+def _model_ids(provider: Provider, db_url: str, user: str) -> list[str]:
+    wb_log, _ = _stores(db_url)
+    return list_models(provider, CallContext(page="other", user=user, tags=["list-models"]), wb_log)
+
+
+def available_models(wb: Workbench) -> tuple[list[str], PromptLabError | None]:
+    """Chat models the provider lists (cached 10 min), or the configured default and the error."""
+    try:
+        models = chat_models(_model_ids(wb.provider, wb.settings.db_url, wb.user))
+        return (models or [wb.settings.default_model]), None
+    except PromptLabError as err:
+        return [wb.settings.default_model], err
+
+
+def model_picker(wb: Workbench, key: str) -> str:
+    """A model selectbox fed by the provider's model list; a model id can also be typed in."""
+    models, error = available_models(wb)
+    default = wb.settings.default_model
+    index = models.index(default) if default in models else 0
+    model = st.selectbox("Model", models, index=index, key=key, accept_new_options=True,
+                         help="From the provider's model list; type another id to use it.")
+    if error:
+        st.caption(f"⚠️ Model list unavailable: {error.message}")
+    return model or default
+
+
+def provider_badge(wb: Workbench) -> None:
+    with st.sidebar:
+        st.caption(f"**{wb.provider.label}**  \nkey {wb.provider.masked_key}")

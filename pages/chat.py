@@ -1,0 +1,135 @@
+"""Chat: multi-turn, streamed, with personas, reply language, live counters, stop / regenerate / edit / export."""
+import streamlit as st
+
+from core import chat
+from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id
+from core.providers import request_params
+from pages._shared import model_picker, workbench
+
+wb = workbench()
+state = st.session_state
+PERSONA_NAMES = {p.id: p.name for p in BUILT_IN} | {CUSTOM_ID: "Custom system prompt…"}
+
+
+def open_conversation(conversation: chat.Conversation) -> None:
+    state.conversation = conversation
+    state.chat_error = None
+    st.query_params["c"] = conversation.id
+
+
+def start_new_conversation() -> None:
+    persona = persona_by_id(state.get("persona_id", "assistant"))
+    custom = state.get("custom_prompt", "") if persona is None else None
+    open_conversation(chat.new_conversation(persona, custom, state.get("reply_language", "Auto")))
+
+
+def save() -> None:
+    if state.conversation.messages:
+        wb.conversations.save(state.conversation, wb.user)
+
+
+# A reload keeps the conversation: its id is in the URL.
+if "conversation" not in state:
+    saved = wb.conversations.load(st.query_params.get("c", "")) if st.query_params.get("c") else None
+    if saved:
+        state.persona_id, state.reply_language = saved.persona_id, saved.language
+        open_conversation(saved)
+    else:
+        start_new_conversation()
+conv: chat.Conversation = state.conversation
+
+with st.sidebar:
+    model = model_picker(wb, key="chat_model")
+    temperature = st.slider("Temperature", 0.0, 2.0, 0.7, 0.1, key="chat_temperature")
+    max_tokens = st.number_input("Max tokens (reply)", 16, 32_768, 1024, 16, key="chat_max_tokens")
+    state.setdefault("persona_id", conv.persona_id)
+    st.selectbox("Persona", list(PERSONA_NAMES), format_func=PERSONA_NAMES.get, key="persona_id",
+                 on_change=start_new_conversation, help="Changing persona starts a new conversation.")
+    if state.persona_id == CUSTOM_ID:
+        st.text_area("System prompt", key="custom_prompt", height=120)
+        st.button("Start chat with this prompt", on_click=start_new_conversation)
+    else:
+        with st.expander("System prompt"):
+            st.markdown(conv.system_prompt)
+    state.setdefault("reply_language", conv.language)
+    conv.language = st.selectbox("Reply language", list(LANGUAGES), key="reply_language")
+
+    plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=int(max_tokens),
+                             provider_id=wb.provider.pricing_id)
+    st.subheader("Counters")
+    st.caption(chat.totals_caption(chat.totals(conv)))
+    st.caption(chat.next_turn_caption(plan))
+
+    st.subheader("Conversations")
+    st.button("➕ New chat", on_click=start_new_conversation, use_container_width=True)
+    for summary in wb.conversations.list(wb.user, limit=30):
+        open_col, delete_col = st.columns([5, 1])
+        current = summary.id == conv.id
+        if open_col.button(("▶ " if current else "") + summary.title, key=f"open_{summary.id}",
+                           use_container_width=True, disabled=current):
+            open_conversation(wb.conversations.load(summary.id) or conv)
+            st.rerun()
+        if delete_col.button("🗑", key=f"delete_{summary.id}", help="Delete this conversation"):
+            wb.conversations.delete(summary.id)
+            if current:
+                start_new_conversation()
+            st.rerun()
+
+st.title("💬 Chat")
+for message in conv.messages:
+    with st.chat_message(message.role):
+        st.markdown(message.content)  # HTML stays text: unsafe_allow_html is off
+        if message.role == "assistant":
+            st.caption(chat.turn_caption(message))
+
+if plan.dropped_messages:
+    st.info(f"{plan.dropped_messages} older messages no longer fit the context window and are not sent.")
+
+wants_reply = False
+if state.get("chat_error"):
+    st.error(state.chat_error)
+    wants_reply = st.button("↻ Retry", key="retry", type="primary")
+
+if conv.messages:
+    cols = st.columns([1.4, 1.2, 1, 1.2, 1, 2])
+    if cols[0].button("↻ Regenerate", disabled=not any(m.role == "user" for m in conv.messages)):
+        chat.drop_last_reply(conv)
+        wants_reply = True
+    with cols[1].popover("✏️ Edit last"):
+        last_user = next((m.content for m in reversed(conv.messages) if m.role == "user"), "")
+        edited = st.text_area("Last message", value=last_user, key=f"edit_{len(conv.messages)}")
+        if st.button("Resend", key="resend"):
+            chat.edit_last_user_message(conv, edited)
+            wants_reply = True
+    if cols[2].button("🧹 Clear"):
+        start_new_conversation()
+        st.rerun()
+    cols[3].download_button("⬇ Markdown", chat.export_markdown(conv), f"{conv.id}.md", "text/markdown")
+    cols[4].download_button("⬇ JSON", chat.export_json(conv), f"{conv.id}.json", "application/json")
+
+prompt = st.chat_input("Message PromptLab…")
+if prompt:
+    chat.add_user_message(conv, prompt)
+    with st.chat_message("user"):
+        st.markdown(prompt)
+    wants_reply = True
+
+if wants_reply and chat.awaiting_reply(conv):
+    state.chat_error = None
+    plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=int(max_tokens),
+                             provider_id=wb.provider.pricing_id)
+    params = request_params(wb.provider, model, temperature=temperature, max_tokens=int(max_tokens))
+    stream = chat.start_reply(conv, plan, wb.provider, model, params, wb.context("chat"), wb.log)
+    with st.chat_message("assistant"):
+        # Clicking Stop reruns the script, which interrupts write_stream; `finally` then closes the HTTP
+        # stream (cancelling the generation) and keeps the partial reply marked "stopped".
+        st.button("⏹ Stop", key="stop")
+        try:
+            st.write_stream(stream)
+        finally:
+            stream.close()
+            chat.record_reply(conv, stream.outcome)
+            if stream.outcome and stream.outcome.error:
+                state.chat_error = stream.outcome.error.message
+            save()
+    st.rerun()

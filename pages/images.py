@@ -1,0 +1,5 @@
+"""Images: coming soon (its issue builds it)."""
+import streamlit as st
+
+st.title("Images")
+st.info("Coming soon: this page is being built. Chat and Settings work today.")

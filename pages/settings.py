@@ -1,0 +1,55 @@
+"""Settings: the active provider (key masked), a connection test, and a per-session provider switch."""
+import streamlit as st
+from sqlalchemy.engine import make_url
+
+from core.calls import list_models
+from core.errors import PromptLabError
+from core.providers import KIND_LABELS, KINDS, chat_models
+from pages._shared import OVERRIDE_KEY, workbench
+
+wb = workbench()
+provider = wb.provider
+st.title("⚙️ Settings")
+
+st.subheader("Active provider")
+cols = st.columns(3)
+cols[0].metric("Provider", KIND_LABELS.get(provider.kind, provider.kind))
+cols[1].metric("API key", provider.masked_key)
+cols[2].metric("Timeout / retries", f"{provider.timeout_s:g} s / {provider.max_retries}")
+st.caption(f"Endpoint: `{provider.base_url or 'https://api.openai.com/v1'}`"
+           + (f" · API version `{provider.api_version}`" if provider.api_version else "")
+           + f" · Call log: `{make_url(wb.settings.db_url).render_as_string(hide_password=True)}`")
+if st.session_state.get(OVERRIDE_KEY):
+    st.info("This browser session uses the provider set below, not the configured one.")
+
+if st.button("🔌 Test connection", type="primary"):
+    try:
+        models = list_models(provider, wb.context("other", ["test-connection"]), wb.log)
+        st.success(f"Connected: {len(models)} models listed, {len(chat_models(models))} usable for chat.")
+        st.dataframe({"model": models}, hide_index=True, use_container_width=True)
+    except PromptLabError as err:
+        st.error(err.message)
+
+st.subheader("Switch provider for this session")
+st.caption("Applies to this browser tab only; the configured provider (environment / secrets.toml) is untouched.")
+with st.form("switch_provider", clear_on_submit=True):
+    kind = st.selectbox("Provider", KINDS, index=KINDS.index(provider.kind) if provider.kind in KINDS else 0,
+                        format_func=KIND_LABELS.get)
+    base_url = st.text_input("Base URL / Azure endpoint", value=provider.base_url or "",
+                             placeholder="https://api.openai.com/v1 · http://localhost:11434/v1")
+    # The key field always starts empty so a key never travels back to the browser.
+    api_key = st.text_input("API key", type="password", placeholder="leave empty to keep the current key")
+    api_version = st.text_input("Azure API version", value=wb.settings.azure_api_version)
+    if st.form_submit_button("Apply"):
+        key = api_key.strip() or None
+        url = base_url.strip() or None
+        if kind == "azure":
+            override = {"provider": kind, "azure_endpoint": url, "azure_api_key": key,
+                        "azure_api_version": api_version.strip() or None}
+        else:
+            override = {"provider": kind, "openai_base_url": url, "openai_api_key": key}
+        st.session_state[OVERRIDE_KEY] = {**st.session_state.get(OVERRIDE_KEY, {}), **override}
+        st.rerun()
+if st.session_state.get(OVERRIDE_KEY) and st.button("Reset to configured provider"):
+    del st.session_state[OVERRIDE_KEY]
+    st.rerun()

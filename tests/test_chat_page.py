@@ -1,0 +1,162 @@
+"""AppTest of the Chat page against the loopback server (real SDK, real SQLite)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.calllog import CallLog
+from tests.conftest import TEST_KEY
+from tests.loopback_server import Script
+
+TIMEOUT = 30
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture
+def at(app_env) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.run()
+    assert not app.exception
+    return app
+
+
+def messages(at: AppTest) -> list[tuple[str, str]]:
+    return [(m.name, m.markdown[0].value) for m in at.chat_message]
+
+
+def send(at: AppTest, text: str) -> AppTest:
+    at.chat_input[0].set_value(text).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def button(at: AppTest, label_start: str):
+    return next(b for b in at.button if b.label.startswith(label_start))
+
+
+def chat_calls(db_url: str):
+    return [r for r in CallLog(db_url).recent(100) if r.page == "chat"]
+
+
+def test_send_streams_a_reply_with_counters_and_logs_it(at, server, app_env):
+    send(at, "Hello there")
+    assert messages(at) == [("user", "Hello there"), ("assistant", "Echo: Hello there")]
+    caption = at.chat_message[1].caption[0].value
+    assert "gpt-4o-mini" in caption and "in /" in caption and "out tokens" in caption
+    calls = chat_calls(app_env["PROMPTLAB_DB_URL"])
+    assert len(calls) == 1 and calls[0].status == "ok" and calls[0].model_requested == "gpt-4o-mini"
+    body = server.chat_requests()[-1]
+    assert body["stream"] is True and body["messages"][-1] == {"role": "user", "content": "Hello there"}
+    assert body["messages"][0]["role"] == "system"
+    sidebar_text = " ".join(c.value for c in at.sidebar.caption)
+    assert "1 replies" in sidebar_text and "Next turn sends" in sidebar_text
+
+
+def test_persona_change_starts_new_conversation_and_sets_system_prompt(at, server):
+    send(at, "first")
+    at.selectbox(key="persona_id").set_value("returns_agent").run()
+    assert messages(at) == []
+    send(at, "I want to return my shoes")
+    system = server.chat_requests()[-1]["messages"][0]
+    assert system["role"] == "system" and "returns" in system["content"] and "30 days" in system["content"]
+
+
+def test_reply_language_adds_instruction(at, server):
+    at.selectbox(key="reply_language").set_value("中文").run()
+    send(at, "hello")
+    assert "Simplified Chinese" in server.chat_requests()[-1]["messages"][0]["content"]
+
+
+def test_custom_system_prompt(at, server):
+    at.selectbox(key="persona_id").set_value("custom").run()
+    at.text_area(key="custom_prompt").set_value("You are a pirate.").run()
+    button(at, "Start chat with this prompt").click().run()
+    send(at, "ahoy")
+    assert server.chat_requests()[-1]["messages"][0]["content"] == "You are a pirate."
+
+
+def test_error_keeps_message_then_retry_answers(at, server, app_env):
+    server.push(Script(status=500))
+    send(at, "Are you there?")
+    assert messages(at) == [("user", "Are you there?")]  # the message is never lost
+    assert "server error" in at.error[0].value and "Traceback" not in at.error[0].value
+    button(at, "↻ Retry").click().run()
+    assert messages(at) == [("user", "Are you there?"), ("assistant", "Echo: Are you there?")]
+    assert not at.error
+    statuses = [c.status for c in chat_calls(app_env["PROMPTLAB_DB_URL"])]
+    assert sorted(statuses) == ["error", "ok"]
+
+
+def test_cut_stream_keeps_partial_reply_marked(at, server):
+    server.push(Script(reply="one two three four five", cut_after=2))
+    send(at, "tell me")
+    assert messages(at)[-1] == ("assistant", "one two")
+    assert "cut off" in at.chat_message[1].caption[0].value
+    assert "cut off" in at.error[0].value
+
+
+def test_regenerate_replaces_last_reply(at, server):
+    server.push(Script(reply="first answer"))
+    send(at, "question")
+    server.push(Script(reply="second answer"))
+    button(at, "↻ Regenerate").click().run()
+    assert messages(at) == [("user", "question"), ("assistant", "second answer")]
+    assert len(server.chat_requests()) == 2
+
+
+def test_edit_and_resend_last_user_turn(at, server):
+    send(at, "wrong question")
+    at.text_area(key="edit_2").set_value("right question").run()
+    button(at, "Resend").click().run()
+    assert messages(at) == [("user", "right question"), ("assistant", "Echo: right question")]
+
+
+def test_html_in_reply_is_not_rendered_as_html(at, server):
+    server.push(Script(reply="<script>alert(1)</script> done"))
+    send(at, "x")
+    md = at.chat_message[1].markdown[0]
+    assert md.allow_html is False and "<script>" in md.value
+
+
+def test_clear_and_export_buttons(at, server):
+    send(at, "keep me")
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert labels == ["⬇ Markdown", "⬇ JSON"]
+    button(at, "🧹 Clear").click().run()
+    assert messages(at) == []
+
+
+def test_conversation_survives_reload_and_can_be_reopened_and_deleted(at, server, app_env):
+    send(at, "remember this")
+    conv_id = at.session_state.conversation.id
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    reloaded.query_params["c"] = conv_id
+    reloaded.run()
+    assert messages(reloaded) == [("user", "remember this"), ("assistant", "Echo: remember this")]
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert messages(fresh) == []
+    fresh.button(key=f"open_{conv_id}").click().run()
+    assert messages(fresh)[0] == ("user", "remember this")
+    fresh.button(key=f"delete_{conv_id}").click().run()
+    assert not [b for b in fresh.button if b.key == f"open_{conv_id}"]
+
+
+def test_long_history_is_trimmed_and_user_is_told(app_env, server, monkeypatch):
+    monkeypatch.setenv("PROMPTLAB_MODEL", "echo-1")  # unknown window -> PROMPTLAB_CONTEXT_TOKENS
+    monkeypatch.setenv("PROMPTLAB_CONTEXT_TOKENS", "300")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.number_input(key="chat_max_tokens").set_value(100).run()
+    for i in range(6):
+        send(at, f"message number {i} " + "padding words " * 10)
+    sent = server.chat_requests()[-1]["messages"]
+    assert sent[-1]["content"].startswith("message number 5")
+    assert not any(m["content"].startswith("message number 0") for m in sent)
+    assert "older messages" in at.info[0].value
+
+
+def test_key_never_shown_on_chat_page(at, server):
+    send(at, "hi")
+    everything = str([e for e in at.main]) + str([e for e in at.sidebar])
+    assert TEST_KEY not in everything and "5ecret" not in everything
