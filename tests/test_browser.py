@@ -1,0 +1,111 @@
+"""The whole app in a real browser: Playwright driving Debian's Chromium against `streamlit run app.py`."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from core.calllog import CallLog
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, StreamlitApp, screenshot
+from tests.loopback_server import Script
+
+if not os.path.exists(CHROMIUM) and os.environ.get("PROMPTLAB_SKIP_BROWSER") == "1":
+    pytest.skip("PROMPTLAB_SKIP_BROWSER=1 and no Chromium", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def app(app_env):
+    running = StreamlitApp(app_env)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def page(browser, app):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    pg.goto(app.url)
+    pg.wait_for_selector(IDLE, timeout=30_000)
+    pg.wait_for_selector("[data-testid='stChatInput'] textarea")
+    yield pg
+    assert pg.locator("[data-testid='stException']").count() == 0, "a traceback reached the page"
+    context.close()
+
+
+def send(page, text: str) -> None:
+    page.locator("[data-testid='stChatInput'] textarea").fill(text)
+    page.keyboard.press("Enter")
+
+
+def assistant_messages(page):
+    return page.locator("[data-testid='stChatMessage']").filter(
+        has=page.locator("[data-testid='stChatMessageAvatarAssistant']"))
+
+
+def test_send_message_and_see_streamed_reply(page, server, app_env):
+    server.push(Script(reply="Streaming works, one token at a time, in a real browser.", chunk_delay=0.08))
+    send(page, "Hello from the browser")
+    # While the reply streams, the text grows: sample it mid-stream and after.
+    page.wait_for_function("() => document.body.innerText.includes('Streaming works')", timeout=20_000)
+    partial = assistant_messages(page).last.inner_text()
+    page.wait_for_selector(IDLE, timeout=30_000)
+    page.wait_for_function("() => document.body.innerText.includes('real browser.')", timeout=20_000)
+    final = assistant_messages(page).last.inner_text()
+    assert "a real browser." not in partial and "a real browser." in final
+    assert "out tokens" in final  # the per-turn counters
+    records = [r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10) if r.page == "chat"]
+    assert len(records) == 1 and records[0].status == "ok"
+    screenshot(page, "chat")
+
+
+def test_stop_cancels_stream_and_keeps_partial_reply(page, server, app_env):
+    server.push(Script(chunks=400, chunk_delay=0.05))
+    send(page, "Write a very long answer")
+    page.wait_for_function("() => document.body.innerText.includes('w5 ')", timeout=20_000)
+    page.get_by_role("button", name="⏹ Stop").click()
+    page.wait_for_function("() => document.body.innerText.includes('stopped')", timeout=20_000)
+    page.wait_for_selector(IDLE, timeout=30_000)
+    reply = assistant_messages(page).last.inner_text()
+    assert "w5" in reply and "w399" not in reply and "stopped" in reply
+    records = [r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10) if r.page == "chat"]
+    assert [r.status for r in records] == ["cancelled"]
+    deadline = time.monotonic() + 5
+    while server.requests[-1]["stream_state"] is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.requests[-1]["stream_state"] == "aborted_by_client"
+    assert server.requests[-1]["chunks_sent"] < 400
+
+
+def test_error_is_one_sentence_and_retry_recovers(page, server):
+    server.push(Script(status=503))
+    send(page, "Is the server up?")
+    page.wait_for_selector("[data-testid='stAlert']", timeout=20_000)
+    page.wait_for_selector(IDLE, timeout=30_000)
+    alert = page.locator("[data-testid='stAlert']").first.inner_text()
+    assert "server error (503)" in alert and "Traceback" not in alert
+    assert "Is the server up?" in page.locator("[data-testid='stChatMessage']").first.inner_text()
+    page.get_by_role("button", name="↻ Retry").click()
+    page.wait_for_function("() => document.body.innerText.includes('Echo: Is the server up?')", timeout=20_000)
+    page.wait_for_selector(IDLE, timeout=30_000)
+    assert page.locator("[data-testid='stAlert']").count() == 0
+
+
+def test_settings_page_masks_key(page, app):
+    page.goto(f"{app.url}/settings")
+    page.wait_for_selector(IDLE, timeout=30_000)
+    page.wait_for_function("() => document.body.innerText.includes('Active provider')", timeout=20_000)
+    html = page.content()
+    from tests.conftest import TEST_KEY
+    assert TEST_KEY not in html and "sk-…6789" in page.inner_text("body")
+    screenshot(page, "settings")

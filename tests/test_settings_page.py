@@ -1,0 +1,60 @@
+"""AppTest of the Settings page: masked key, connection test, per-session provider switch."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.calllog import CallLog
+from tests.conftest import TEST_KEY
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture
+def settings_page(app_env) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.switch_page("pages/settings.py").run()
+    assert not at.exception
+    return at
+
+
+def page_text(at: AppTest) -> str:
+    return str(list(at.main)) + str(list(at.sidebar))
+
+
+def test_shows_active_provider_with_masked_key(settings_page):
+    metrics = {m.label: m.value for m in settings_page.metric}
+    assert metrics["Provider"] == "OpenAI-compatible server"
+    assert metrics["API key"] == "sk-…6789"
+    assert TEST_KEY not in page_text(settings_page)
+
+
+def test_connection_test_lists_models_and_is_logged(settings_page, app_env):
+    next(b for b in settings_page.button if "Test connection" in b.label).click().run()
+    assert "6 models listed" in settings_page.success[0].value
+    assert "gpt-4o-mini" in settings_page.dataframe[0].value["model"].tolist()
+    tags = [r.tags for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10)]
+    assert ["test-connection"] in tags
+
+
+def test_switching_to_a_bad_key_for_the_session_shows_clear_error(settings_page):
+    settings_page.text_input[1].input("sk-this-key-is-wrong-000000000")
+    settings_page.button[-1].click()  # the form's Apply
+    settings_page.run()
+    assert "uses the provider set below" in settings_page.info[0].value
+    assert {m.label: m.value for m in settings_page.metric}["API key"] == "sk-…0000"
+    next(b for b in settings_page.button if "Test connection" in b.label).click().run()
+    assert "rejected (401)" in settings_page.error[0].value
+    assert "sk-this-key-is-wrong" not in page_text(settings_page)
+    next(b for b in settings_page.button if "Reset" in b.label).click().run()
+    assert {m.label: m.value for m in settings_page.metric}["API key"] == "sk-…6789"
+
+
+def test_switch_base_url_to_unreachable_server(settings_page):
+    settings_page.text_input[0].input("http://127.0.0.1:9/v1")
+    settings_page.button[-1].click()
+    settings_page.run()
+    next(b for b in settings_page.button if "Test connection" in b.label).click().run()
+    assert "Could not connect to 127.0.0.1:9" in settings_page.error[0].value
