@@ -98,7 +98,7 @@ def test_error_is_one_sentence_and_retry_recovers(page, server):
     page.get_by_role("button", name="↻ Retry").click()
     page.wait_for_function("() => document.body.innerText.includes('Echo: Is the server up?')", timeout=20_000)
     page.wait_for_selector(IDLE, timeout=30_000)
-    assert page.locator("[data-testid='stAlert']").count() == 0
+    sync_api.expect(page.locator("[data-testid='stAlert']")).to_have_count(0, timeout=10_000)
 
 
 def test_settings_page_masks_key(page, app):

@@ -1,0 +1,121 @@
+"""Benchmark: PromptLab's chat pipeline vs the raw openai SDK on the same 2,000-chunk stream.
+
+(a) raw: `client.chat.completions.create(stream=True)` consumed in a loop.
+(b) pipeline: everything but the browser: context planning (token counting), the call gate (timing, usage,
+    pricing, the call-log write to SQLite with texts), recording the reply and saving the conversation.
+The loopback server runs in its own process so it does not share the GIL with the measured loop. Runs alternate
+(a, b, a, b, …) so machine noise hits both. The result is the ratio of the fastest runs (like timeit: noise
+only ever adds time); medians and the consumer thread's CPU time are printed beside it. Goal: <= 1.05.
+Last line: `RESULT streaming_overhead <ratio>`.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import openai  # noqa: E402
+
+from core import chat  # noqa: E402
+from core.calllog import CallLog  # noqa: E402
+from core.calls import CallContext  # noqa: E402
+from core.conversations import ConversationStore  # noqa: E402
+from core.personas import BUILT_IN  # noqa: E402
+from core.providers import Provider, request_params  # noqa: E402
+from tests.browser import free_port  # noqa: E402
+
+CHUNKS = 2000
+ROUNDS = 15
+MODEL = "gpt-4o-mini"
+KEY = "sk-bench-key-000000000000"
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.loopback_server", str(port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    proc.stdout.readline()  # "loopback OpenAI-compatible server on …"
+    return proc, f"http://127.0.0.1:{port}/v1"
+
+
+def script_next(base_url: str) -> None:
+    body = json.dumps([{"chunks": CHUNKS}]).encode()
+    req = urllib.request.Request(base_url.removesuffix("/v1") + "/_script", body,
+                                 {"Content-Type": "application/json"})
+    urllib.request.urlopen(req).read()
+
+
+def raw_sdk(client: openai.OpenAI, messages: list[dict]) -> int:
+    n = 0
+    for chunk in client.chat.completions.create(model=MODEL, messages=messages, stream=True,
+                                                stream_options={"include_usage": True}):
+        if chunk.choices and chunk.choices[0].delta.content:
+            n += 1
+    return n
+
+
+def pipeline(provider: Provider, client: openai.OpenAI, log: CallLog, store: ConversationStore,
+             conversation: chat.Conversation) -> int:
+    plan = chat.plan_context(conversation, MODEL, context_window=128_000, reply_budget=1024, provider_id="openai")
+    stream = chat.start_reply(conversation, plan, provider, MODEL, request_params(provider, MODEL, temperature=0.7,
+                                                                                  max_tokens=4096),
+                              CallContext("chat", "bench", "bench"), log)
+    stream._client = client  # the page reuses one client per provider too (connection pool)
+    n = sum(1 for _ in stream)
+    chat.record_reply(conversation, stream.outcome)
+    store.save(conversation, "bench")
+    chat.drop_last_reply(conversation)
+    return n
+
+
+def main() -> None:
+    proc, base_url = start_server()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{tmp}/bench.db"
+            log, store = CallLog(url), ConversationStore(url)
+            provider = Provider("openai", base_url, KEY, timeout_s=30, max_retries=0)
+            client = provider.client()
+            conversation = chat.new_conversation(BUILT_IN[1])
+            for i in range(6):  # a realistic history to count
+                chat.add_user_message(conversation, f"Question {i} about my order and its return window?")
+                conversation.messages.append(chat.Message("assistant", "Here is a detailed answer. " * 20))
+            chat.add_user_message(conversation, "And the refund?")
+            messages = chat.plan_context(conversation, MODEL, context_window=128_000, reply_budget=1024).messages
+            raw_times, pipe_times, raw_cpu, pipe_cpu = [], [], [], []
+            for round_no in range(ROUNDS + 1):  # round 0 warms caches and connections
+                script_next(base_url)
+                t0, c0 = time.perf_counter(), time.thread_time()
+                assert raw_sdk(client, messages) == CHUNKS
+                t_raw, c_raw = time.perf_counter() - t0, time.thread_time() - c0
+                script_next(base_url)
+                t0, c0 = time.perf_counter(), time.thread_time()
+                assert pipeline(provider, client, log, store, conversation) == CHUNKS
+                t_pipe, c_pipe = time.perf_counter() - t0, time.thread_time() - c0
+                if round_no:
+                    raw_times.append(t_raw)
+                    pipe_times.append(t_pipe)
+                    raw_cpu.append(c_raw)
+                    pipe_cpu.append(c_pipe)
+            assert log.count() == ROUNDS + 1
+    finally:
+        proc.terminate()
+    print(f"chunks per stream: {CHUNKS}, rounds: {ROUNDS} (alternating)")
+    for name, wall, cpu in (("raw openai SDK", raw_times, raw_cpu), ("PromptLab pipeline", pipe_times, pipe_cpu)):
+        print(f"{name:19s} fastest {min(wall) * 1000:7.1f} ms  median {statistics.median(wall) * 1000:7.1f} ms  "
+              f"consumer CPU median {statistics.median(cpu) * 1000:7.1f} ms  ({CHUNKS / min(wall):,.0f} chunks/s)")
+    print(f"median ratio {statistics.median(pipe_times) / statistics.median(raw_times):.3f}, "
+          f"CPU ratio {statistics.median(pipe_cpu) / statistics.median(raw_cpu):.3f}")
+    print(f"RESULT streaming_overhead {min(pipe_times) / min(raw_times):.3f}")
+
+
+if __name__ == "__main__":
+    main()
