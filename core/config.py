@@ -63,7 +63,7 @@ SETTING_DOCS: dict[str, str] = {
     "AZURE_OPENAI_API_KEY": "Azure OpenAI key",
     "AZURE_OPENAI_ENDPOINT": "Azure OpenAI endpoint, https://NAME.openai.azure.com",
     "OPENAI_API_VERSION": "Azure OpenAI API version",
-    "PROMPTLAB_PROVIDER": "auto | openai | azure | compatible | local",
+    "PROMPTLAB_PROVIDER": "auto (guess from the keys set), openai, azure, compatible or local",
     "PROMPTLAB_TIMEOUT_S": "Timeout of one API call in seconds",
     "PROMPTLAB_MAX_RETRIES": "SDK retries on 429 / 5xx / connection errors (honours Retry-After)",
     "PROMPTLAB_DB_URL": "SQLAlchemy URL of the call log and conversations",
