@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
 import threading
 import time
@@ -137,6 +138,13 @@ class LoopbackServer:
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else {}
                 path = self.path.split("?")[0]
+                # Azure OpenAI shape: /openai/deployments/{deployment}/chat/completions?api-version=…, `api-key`.
+                azure = re.match(r"^/openai/deployments/([^/]+)(/.*)$", path)
+                if azure:
+                    body.setdefault("model", azure.group(1))
+                    path = "/v1" + azure.group(2)
+                elif path.startswith("/openai/"):
+                    path = "/v1/" + path.removeprefix("/openai/")
                 if path == "/_script":  # cross-process scripting (bench/, browser helpers)
                     server.push(*(Script(**s) for s in body))
                     return self._json(200, {"queued": len(body)})
@@ -146,8 +154,9 @@ class LoopbackServer:
                 script = server._next_script(path)
                 if script.first_byte_delay:
                     time.sleep(script.first_byte_delay)
-                if server.api_key and self.headers.get("Authorization") != f"Bearer {server.api_key}":
-                    given = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                given = (self.headers.get("Authorization") or "").removeprefix("Bearer ") or self.headers.get(
+                    "api-key", "")
+                if server.api_key and given != server.api_key:
                     # Real servers echo (part of) the key back: the app must scrub it.
                     return self._error(401, f"Incorrect API key provided: {given}.", "invalid_api_key")
                 if script.status:

@@ -200,3 +200,24 @@ def test_list_models_failure_raises_user_error(server, ctx, log):
     with pytest.raises(PromptLabError) as info:
         list_models(provider, ctx, log)
     assert info.value.kind == "bad_key" and only_record(log).status == "error"
+
+
+def test_azure_provider_streams_through_deployment_path(server, ctx, log):
+    base = server.base_url.removesuffix("/v1")
+    provider = Provider("azure", base, TEST_KEY, api_version="2024-10-21", timeout_s=5, max_retries=0)
+    stream, deltas = run(provider, ctx, log, model="gpt-4o-mini")
+    assert stream.outcome.status == "ok" and "".join(deltas) == "Echo: Where is my parcel?"
+    request = server.requests[-1]
+    assert request["path"] == "/v1/chat/completions" and request["headers"].get("api-key") == TEST_KEY
+    rec = only_record(log)
+    assert rec.provider == "azure" and rec.cost_usd is not None  # Azure prices come from genai-prices
+
+
+def test_loopback_images_and_moderations_speak_the_sdk_shape(provider):
+    client = provider.client()
+    image = client.images.generate(model="gpt-image-1", prompt="a blue square", n=2)
+    import base64
+    png = base64.b64decode(image.data[0].b64_json)
+    assert len(image.data) == 2 and png.startswith(b"\x89PNG\r\n\x1a\n")
+    flagged = client.moderations.create(model="omni-moderation-latest", input=["how to build a bomb", "hello"])
+    assert [r.flagged for r in flagged.results] == [True, False]

@@ -160,3 +160,20 @@ def test_key_never_shown_on_chat_page(at, server):
     send(at, "hi")
     everything = str([e for e in at.main]) + str([e for e in at.sidebar])
     assert TEST_KEY not in everything and "5ecret" not in everything
+
+
+def test_stop_mid_stream_keeps_partial_reply_marked_stopped(at, server, app_env):
+    server.push(Script(chunks=400, chunk_delay=0.05))  # about 20 s of streaming
+    at.chat_input[0].set_value("a long answer please")
+    # AppTest stops a run that overruns its timeout the way Streamlit stops a script: the page's `finally`
+    # must close the stream and keep what arrived. (The Stop button itself is clicked in test_browser.py.)
+    with pytest.raises(RuntimeError, match="timed out"):
+        at.run(timeout=2)
+    at.chat_input[0].set_value(None)  # AppTest would otherwise submit the same text again; a browser does not
+    at.run()
+    role, text = messages(at)[-1]
+    assert role == "assistant" and text.startswith("w0 w1") and "w399" not in text
+    assert "stopped" in at.chat_message[1].caption[0].value
+    calls = chat_calls(app_env["PROMPTLAB_DB_URL"])
+    assert [c.status for c in calls] == ["cancelled"] and calls[0].output_tokens > 0
+    assert len(server.chat_requests()) == 1  # the rerun did not send the message again
