@@ -148,6 +148,8 @@ class ChatStream:
         finally:
             if sdk_stream is not None:
                 sdk_stream.close()
+                # A stream that knows its exact usage after an early close (the local model) beats an estimate.
+                usage = usage or getattr(sdk_stream, "final_usage", None)
             self.outcome = self._finish(ts, started, status, finish_reason, model, usage, ttft_ms, error,
                                         billed=response_started)
 

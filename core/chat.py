@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from core.calllog import CallLog, utc_now_iso
 from core.calls import CallContext, CallOutcome, ChatRequest, ChatStream
 from core.personas import Persona, language_instruction
-from core.pricing import TokenUsage, cost_usd, format_cost
+from core.local_model import is_local_model
+from core.pricing import LOCAL_FREE_LABEL, TokenUsage, cost_usd, format_cost
 from core.providers import Provider
 from core.tokens import count_messages
 
@@ -99,31 +101,39 @@ def add_user_message(conversation: Conversation, text: str) -> None:
     conversation.messages.append(Message("user", text))
 
 
+TokenCounter = Callable[[list[dict[str, Any]]], int]
+
+
 def plan_context(conversation: Conversation, model: str, *, context_window: int, reply_budget: int,
-                 provider_id: str | None = None) -> ContextPlan:
+                 provider_id: str | None = None, counter: TokenCounter | None = None) -> ContextPlan:
     """Keep the system message and the newest turns that fit in `context_window - reply_budget` tokens.
 
     Older messages are dropped first; the newest user message is always sent (if even it does not fit, the
-    provider will say so). Counting is incremental so a long chat costs one tokenisation per message.
+    provider will say so). `counter` counts a request's input tokens (default: tiktoken by OpenAI's rule; the
+    local model passes its own tokenizer and chat template). Messages are measured one by one while choosing,
+    then the chosen request is counted once, exactly.
     """
+    count = counter or (lambda msgs: count_messages(msgs, model))
     system = system_message(conversation)
     head = [{"role": "system", "content": system}] if system else []
     budget = context_window - reply_budget
+    empty = count([])
+    used = count(head)
     kept: list[dict[str, str]] = []
-    used = count_messages(head, model)
     history = [m.api() for m in conversation.messages]
     for i, message in enumerate(reversed(history)):
-        cost = count_messages([message], model) - count_messages([], model)
+        cost = count([message]) - empty
         if i > 0 and used + cost > budget:
             break
         kept.append(message)
         used += cost
     kept.reverse()
-    while kept and kept[0]["role"] == "assistant" and len(kept) > 1:
-        used -= count_messages([kept.pop(0)], model) - count_messages([], model)  # a reply without its question
-    dropped = len(history) - len(kept)
-    return ContextPlan(head + kept, used, dropped, context_window, reply_budget,
-                       cost_usd(TokenUsage(input_tokens=used), model, provider_id))
+    while len(kept) > 1 and kept[0]["role"] == "assistant":
+        kept.pop(0)  # a reply without its question
+    messages = head + kept
+    input_tokens = count(messages)
+    return ContextPlan(messages, input_tokens, len(history) - len(kept), context_window, reply_budget,
+                       cost_usd(TokenUsage(input_tokens=input_tokens), model, provider_id))
 
 
 def start_reply(conversation: Conversation, plan: ContextPlan, provider: Provider, model: str,
@@ -215,14 +225,24 @@ def turn_caption(message: Message) -> str:
     if message.input_tokens is not None:
         est = " (est.)" if message.tokens_estimated else ""
         parts.append(f"{message.input_tokens:,} in / {message.output_tokens or 0:,} out tokens{est}")
-    parts.append(format_cost(message.cost_usd))
+    parts.append(LOCAL_FREE_LABEL if is_local_model(message.model) else format_cost(message.cost_usd))
     if message.latency_ms is not None:
         parts.append(f"{message.latency_ms / 1000:.1f} s")
     if message.ttft_ms is not None:
         parts.append(f"first token {message.ttft_ms / 1000:.2f} s")
+    speed = tokens_per_second(message.output_tokens, message.latency_ms, message.ttft_ms)
+    if speed is not None:
+        parts.append(f"{speed:.0f} tokens/s")
     if message.status != "ok":
         parts.append(f"**{STATUS_LABELS.get(message.status, message.status)}**")
     return " · ".join(parts)
+
+
+def tokens_per_second(output_tokens: int | None, latency_ms: float | None, ttft_ms: float | None) -> float | None:
+    """Generation speed: output tokens over the time after the first token (None when not measurable)."""
+    if not output_tokens or latency_ms is None or ttft_ms is None or latency_ms - ttft_ms <= 0 or output_tokens < 2:
+        return None
+    return (output_tokens - 1) / ((latency_ms - ttft_ms) / 1000)
 
 
 def totals_caption(conversation_totals: ConversationTotals) -> str:

@@ -12,6 +12,8 @@ from functools import lru_cache
 from genai_prices import Usage, calc_price
 
 UNPRICED = "unpriced"
+FREE = "free"  # the pricing id of providers that cost nothing (the embedded local model)
+LOCAL_FREE_LABEL = "local (free)"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class TokenUsage:
 
 def cost_usd(usage: TokenUsage, model: str, provider_id: str | None) -> float | None:
     """Cost of the usage in USD, or None when the model (or provider) has no known price."""
+    if provider_id == FREE:
+        return 0.0
     if provider_id is None:
         return None
     try:
@@ -46,7 +50,7 @@ def cost_usd(usage: TokenUsage, model: str, provider_id: str | None) -> float | 
 @lru_cache(maxsize=256)
 def context_window(model: str, provider_id: str | None) -> int | None:
     """The model's context window in tokens, when genai-prices knows it."""
-    if provider_id is None:
+    if provider_id in (None, FREE):
         return None
     try:
         return calc_price(Usage(input_tokens=0), model, provider_id=provider_id).model.context_window

@@ -10,11 +10,16 @@ from urllib.parse import urlparse
 
 import openai
 
+from core import local_model
 from core.config import Settings
 from core.errors import PromptLabError
+from core.local_model import LOCAL_PREFIX, LocalClient, model_id_for
+from core.pricing import FREE
 
-KINDS = ("openai", "azure", "compatible")
-KIND_LABELS = {"openai": "OpenAI", "azure": "Azure OpenAI", "compatible": "OpenAI-compatible server"}
+KINDS = ("openai", "azure", "compatible", "local")
+KIND_LABELS = {"openai": "OpenAI", "azure": "Azure OpenAI", "compatible": "OpenAI-compatible server",
+               "local": "Offline model"}
+OFFLINE_NOTICE = "Offline model — small and fast, for demos. Add an OpenAI key in Settings for GPT models."
 OPENAI_HOST = "api.openai.com"
 # Compatible servers (Ollama, vLLM, llama.cpp) usually need no key, but the SDK insists on one.
 NO_KEY_PLACEHOLDER = "sk-no-key-required"
@@ -35,23 +40,29 @@ class Provider:
     api_version: str | None = None
     timeout_s: float = 30.0
     max_retries: int = 2
+    model_path: str | None = None  # local: the GGUF file (None = the bundled SmolLM2)
 
     @property
     def label(self) -> str:
+        if self.kind == "local":
+            return f"{KIND_LABELS['local']} · {model_id_for(self.model_path).removeprefix(LOCAL_PREFIX)}"
         host = urlparse(self.base_url).netloc if self.base_url else OPENAI_HOST
         return f"{KIND_LABELS.get(self.kind, self.kind)} · {host}"
 
     @property
     def pricing_id(self) -> str | None:
         """The genai-prices provider id whose price list applies, None when prices are unknowable."""
-        return {"openai": "openai", "azure": "azure"}.get(self.kind)
+        return {"openai": "openai", "azure": "azure", "local": FREE}.get(self.kind)
 
     @property
     def masked_key(self) -> str:
-        return mask_key(self.api_key)
+        return "not needed" if self.kind == "local" else mask_key(self.api_key)
 
-    def client(self) -> openai.OpenAI:
-        """A new SDK client for this provider; raises PromptLabError when it cannot be built."""
+    def client(self) -> openai.OpenAI | LocalClient:
+        """A new SDK client for this provider (for `local`, the embedded model's client); raises PromptLabError
+        when it cannot be built."""
+        if self.kind == "local":
+            return LocalClient(local_model.load(self.model_path), timeout_s=self.timeout_s)
         common = {"timeout": self.timeout_s, "max_retries": self.max_retries}
         if self.kind == "azure":
             if not (self.api_key and self.base_url):
@@ -76,20 +87,32 @@ def mask_key(key: str | None) -> str:
 
 
 def resolve_provider(settings: Settings) -> Provider:
-    """Pick the provider the settings describe (PROMPTLAB_PROVIDER, or guessed from which keys are set)."""
+    """Pick the provider the settings describe (PROMPTLAB_PROVIDER, or guessed from which keys are set).
+
+    With nothing configured the embedded local model answers, so PromptLab works with no key and no network.
+    """
     kind = settings.provider
     if kind == "auto":
         if settings.azure_api_key and settings.azure_endpoint:
             kind = "azure"
         elif settings.openai_base_url and OPENAI_HOST not in settings.openai_base_url:
             kind = "compatible"
-        else:
+        elif settings.openai_api_key:
             kind = "openai"
+        else:
+            kind = "local"
     common = {"timeout_s": settings.timeout_s, "max_retries": settings.max_retries}
+    if kind == "local":
+        return local_provider(settings)
     if kind == "azure":
         return Provider("azure", settings.azure_endpoint, settings.azure_api_key,
                         api_version=settings.azure_api_version, **common)
     return Provider(kind, settings.openai_base_url, settings.openai_api_key, settings.openai_org_id, **common)
+
+
+def local_provider(settings: Settings) -> Provider:
+    """The embedded model as a provider (the default with no key, and selectable beside any other)."""
+    return Provider("local", timeout_s=settings.timeout_s, max_retries=0, model_path=settings.local_model_path)
 
 
 def chat_models(model_ids: list[str]) -> list[str]:
@@ -114,5 +137,5 @@ def request_params(provider: Provider, model: str, *, temperature: float | None 
     if temperature is not None and not is_reasoning_model(model):
         params["temperature"] = temperature
     if max_tokens is not None:
-        params["max_tokens" if provider.kind == "compatible" else "max_completion_tokens"] = max_tokens
+        params["max_tokens" if provider.kind in ("compatible", "local") else "max_completion_tokens"] = max_tokens
     return params

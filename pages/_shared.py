@@ -8,13 +8,16 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from core import local_model
 from core.calllog import CallLog
 from core.calls import CallContext, list_models
 from core.config import Settings, load_settings
 from core.conversations import ConversationStore
 from core.errors import PromptLabError
 from core.pricing import context_window
-from core.providers import Provider, chat_models, resolve_provider
+from core.chat import TokenCounter
+from core.local_model import is_local_model, model_id_for
+from core.providers import OFFLINE_NOTICE, Provider, chat_models, local_provider, resolve_provider
 
 OVERRIDE_KEY = "provider_override"
 
@@ -33,8 +36,28 @@ class Workbench:
     def context(self, page: str, tags: list[str] | None = None) -> CallContext:
         return CallContext(page=page, user=self.user, session=self.session, tags=tags or [])
 
+    def provider_for(self, model: str) -> Provider:
+        """The provider that serves a model: the embedded one for `local/…` ids, else the active provider."""
+        if is_local_model(model) and self.provider.kind != "local":
+            return local_provider(self.settings)
+        return self.provider
+
+    def _local(self) -> local_model.LocalModel | None:
+        try:
+            return local_model.load(self.settings.local_model_path)
+        except PromptLabError:
+            return None  # the failure is shown, and logged, when a message is sent
+
     def context_window(self, model: str) -> int:
+        local = self._local() if is_local_model(model) else None
+        if local is not None:
+            return local.context_window
         return context_window(model, self.provider.pricing_id) or self.settings.fallback_context_tokens
+
+    def token_counter(self, model: str) -> TokenCounter | None:
+        """The local model counts with its own tokenizer and template; others use tiktoken (None)."""
+        local = self._local() if is_local_model(model) else None
+        return local.count_prompt_tokens if local is not None else None
 
 
 def _secrets() -> dict:
@@ -73,18 +96,27 @@ def _model_ids(provider: Provider, db_url: str, user: str) -> list[str]:
 
 
 def available_models(wb: Workbench) -> tuple[list[str], PromptLabError | None]:
-    """Chat models the provider lists (cached 10 min), or the configured default and the error."""
+    """Chat models the provider lists (cached 10 min) plus the embedded local model, which stays selectable
+    beside any provider; on a listing failure, the configured default and the error."""
+    local_id = model_id_for(wb.settings.local_model_path)
+    if wb.provider.kind == "local":
+        return [local_id], None
     try:
-        models = chat_models(_model_ids(wb.provider, wb.settings.db_url, wb.user))
-        return (models or [wb.settings.default_model]), None
+        models = chat_models(_model_ids(wb.provider, wb.settings.db_url, wb.user)) or [wb.settings.default_model]
+        error = None
     except PromptLabError as err:
-        return [wb.settings.default_model], err
+        models, error = [wb.settings.default_model], err
+    return models + [local_id], error
+
+
+def default_model(wb: Workbench) -> str:
+    return model_id_for(wb.settings.local_model_path) if wb.provider.kind == "local" else wb.settings.default_model
 
 
 def model_picker(wb: Workbench, key: str) -> str:
     """A model selectbox fed by the provider's model list; a model id can also be typed in."""
     models, error = available_models(wb)
-    default = wb.settings.default_model
+    default = default_model(wb)
     index = models.index(default) if default in models else 0
     model = st.selectbox("Model", models, index=index, key=key, accept_new_options=True,
                          help="From the provider's model list; type another id to use it.")
@@ -95,4 +127,7 @@ def model_picker(wb: Workbench, key: str) -> str:
 
 def provider_badge(wb: Workbench) -> None:
     with st.sidebar:
-        st.caption(f"**{wb.provider.label}**  \nkey {wb.provider.masked_key}")
+        if wb.provider.kind == "local":
+            st.caption(f"**{wb.provider.label}**  \n{OFFLINE_NOTICE}")
+        else:
+            st.caption(f"**{wb.provider.label}**  \nkey {wb.provider.masked_key}")

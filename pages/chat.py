@@ -54,8 +54,9 @@ with st.sidebar:
     state.setdefault("reply_language", conv.language)
     conv.language = st.selectbox("Reply language", list(LANGUAGES), key="reply_language")
 
+    provider = wb.provider_for(model)
     plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=int(max_tokens),
-                             provider_id=wb.provider.pricing_id)
+                             provider_id=provider.pricing_id, counter=wb.token_counter(model))
     st.subheader("Counters")
     st.caption(chat.totals_caption(chat.totals(conv)))
     st.caption(chat.next_turn_caption(plan))
@@ -117,9 +118,9 @@ if prompt:
 if wants_reply and chat.awaiting_reply(conv):
     state.chat_error = None
     plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=int(max_tokens),
-                             provider_id=wb.provider.pricing_id)
-    params = request_params(wb.provider, model, temperature=temperature, max_tokens=int(max_tokens))
-    stream = chat.start_reply(conv, plan, wb.provider, model, params, wb.context("chat"), wb.log)
+                             provider_id=provider.pricing_id, counter=wb.token_counter(model))
+    params = request_params(provider, model, temperature=temperature, max_tokens=int(max_tokens))
+    stream = chat.start_reply(conv, plan, provider, model, params, wb.context("chat"), wb.log)
     with st.chat_message("assistant"):
         # Clicking Stop reruns the script, which interrupts write_stream; `finally` then closes the HTTP
         # stream (cancelling the generation) and keeps the partial reply marked "stopped".

@@ -61,3 +61,13 @@ def app_env(server: LoopbackServer, db_url: str, monkeypatch: pytest.MonkeyPatch
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return env
+
+
+@pytest.fixture
+def offline_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """No key, no base URL: a fresh machine where only the embedded local model can answer."""
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "AZURE_OPENAI_API_KEY",
+                "AZURE_OPENAI_ENDPOINT", "PROMPTLAB_PROVIDER", "PROMPTLAB_MODEL", "PROMPTLAB_LOCAL_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PROMPTLAB_DB_URL", db_url)
+    return {"PROMPTLAB_DB_URL": db_url}

@@ -109,3 +109,27 @@ def test_settings_page_masks_key(page, app):
     from tests.conftest import TEST_KEY
     assert TEST_KEY not in html and "sk-…6789" in page.inner_text("body")
     screenshot(page, "settings")
+
+
+@pytest.fixture
+def offline_app(offline_env):
+    running = StreamlitApp(offline_env)
+    yield running
+    running.stop()
+
+
+def test_fresh_start_with_no_key_streams_a_reply_from_the_local_model(browser, offline_app):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(offline_app.url)
+    page.wait_for_selector(IDLE, timeout=60_000)
+    assert "Offline model — small and fast" in page.inner_text("[data-testid='stSidebar']")
+    send(page, "Tell me a short story about a robot.")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=stChatMessage]')].length >= 2", timeout=60_000)
+    page.wait_for_selector(IDLE, timeout=120_000)
+    reply = assistant_messages(page).last.inner_text()
+    assert "local (free)" in reply and "tokens/s" in reply
+    assert page.locator("[data-testid='stException']").count() == 0
+    screenshot(page, "chat-offline")
+    context.close()

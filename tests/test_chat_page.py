@@ -177,3 +177,17 @@ def test_stop_mid_stream_keeps_partial_reply_marked_stopped(at, server, app_env)
     calls = chat_calls(app_env["PROMPTLAB_DB_URL"])
     assert [c.status for c in calls] == ["cancelled"] and calls[0].output_tokens > 0
     assert len(server.chat_requests()) == 1  # the rerun did not send the message again
+
+
+def test_with_no_key_the_chat_answers_from_the_local_model(offline_env):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert "Offline model — small and fast, for demos." in " ".join(c.value for c in at.sidebar.caption)
+    at.number_input(key="chat_max_tokens").set_value(32).run()
+    send(at, "Hello! Who are you?")
+    role, text = messages(at)[-1]
+    assert role == "assistant" and text.strip()
+    caption = at.chat_message[1].caption[0].value
+    assert "local/SmolLM2-135M-Instruct" in caption and "local (free)" in caption and "tokens/s" in caption
+    calls = chat_calls(offline_env["PROMPTLAB_DB_URL"])
+    assert len(calls) == 1 and calls[0].provider == "local" and calls[0].cost_usd == 0.0
+    assert not calls[0].tokens_estimated and calls[0].output_tokens <= 32
