@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from openai.types import CompletionUsage, Model
@@ -62,12 +62,21 @@ def _load_error(path: str | None, why: str) -> PromptLabError:
 
 @dataclass
 class _GenerationCounter:
-    """A llama.cpp logits processor that only counts sampling steps, i.e. generated tokens."""
+    """A llama.cpp logits processor that counts sampling steps (= generated tokens) and applies logit_bias.
 
+    llama-cpp-python drops every logits processor when `logit_bias` is passed alongside one
+    (`list.extend` returns None in its create_completion), so the bias is applied here instead.
+    """
+
+    bias: dict[int, float] = field(default_factory=dict)
     steps: int = 0
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         self.steps += 1
+        if self.bias:
+            scores = scores.copy()
+            for token_id, value in self.bias.items():
+                scores[token_id] += value
         return scores
 
 
@@ -149,7 +158,8 @@ class LocalStream:
             raise PromptLabError("local_model_busy", "The offline model is busy answering another chat: "
                                                      "press Retry in a moment.")
         chunks = None
-        counter = _GenerationCounter()
+        params = dict(self._params)
+        counter = _GenerationCounter({int(k): float(v) for k, v in (params.pop("logit_bias", None) or {}).items()})
         prompt_tokens = 0
         try:
             prompt_tokens = model.count_prompt_tokens(self._messages)
@@ -157,7 +167,7 @@ class LocalStream:
             # and then the same seed would not give the same reply.
             model.llm.reset()
             chunks = model.llm.create_chat_completion(messages=self._messages, stream=True, model=model.model_id,
-                                                      logits_processor=[counter], **self._params)
+                                                      logits_processor=[counter], **params)
             last: dict[str, Any] | None = None
             for raw in chunks:
                 last = raw

@@ -153,3 +153,10 @@ def test_context_plan_counts_with_the_models_tokenizer(model):
 def test_request_params_for_local():
     assert request_params(Provider("local"), "local/x", temperature=0.5, max_tokens=9) == {
         "temperature": 0.5, "max_tokens": 9}
+
+
+def test_logit_bias_is_applied(model, local, ctx, log):
+    # llama-cpp-python alone would drop it (and our token counter) when both are passed; the provider applies it.
+    eos = model.llm.token_eos()
+    out = generate(local, ctx, log, max_tokens=40, temperature=0.7, logit_bias={str(eos): -100}).outcome
+    assert out.finish_reason == "length" and out.usage.output_tokens == 40
