@@ -2,6 +2,7 @@
 import streamlit as st
 from sqlalchemy.engine import make_url
 
+from core import local_model
 from core.calls import list_models
 from core.errors import PromptLabError
 from core.providers import KIND_LABELS, KINDS, chat_models
@@ -16,7 +17,9 @@ cols = st.columns(3)
 cols[0].metric("Provider", KIND_LABELS.get(provider.kind, provider.kind))
 cols[1].metric("API key", provider.masked_key)
 cols[2].metric("Timeout / retries", f"{provider.timeout_s:g} s / {provider.max_retries}")
-st.caption(f"Endpoint: `{provider.base_url or 'https://api.openai.com/v1'}`"
+where = provider.model_path or local_model.default_gguf_path() if provider.kind == "local" else (
+    provider.base_url or "https://api.openai.com/v1")
+st.caption(f"{'Model file' if provider.kind == 'local' else 'Endpoint'}: `{where}`"
            + (f" · API version `{provider.api_version}`" if provider.api_version else "")
            + f" · Call log: `{make_url(wb.settings.db_url).render_as_string(hide_password=True)}`")
 if st.session_state.get(OVERRIDE_KEY):
@@ -43,7 +46,9 @@ with st.form("switch_provider", clear_on_submit=True):
     if st.form_submit_button("Apply"):
         key = api_key.strip() or None
         url = base_url.strip() or None
-        if kind == "azure":
+        if kind == "local":
+            override = {"provider": "local"}
+        elif kind == "azure":
             override = {"provider": kind, "azure_endpoint": url, "azure_api_key": key,
                         "azure_api_version": api_version.strip() or None}
         else:
