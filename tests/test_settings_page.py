@@ -58,3 +58,27 @@ def test_switch_base_url_to_unreachable_server(settings_page):
     settings_page.run()
     next(b for b in settings_page.button if "Test connection" in b.label).click().run()
     assert "Could not connect to 127.0.0.1:9" in settings_page.error[0].value
+
+
+def test_switch_to_offline_model_for_the_session(settings_page):
+    settings_page.selectbox[0].set_value("local")
+    settings_page.button[-1].click()
+    settings_page.run()
+    metrics = {m.label: m.value for m in settings_page.metric}
+    assert metrics["Provider"] == "Offline model" and metrics["API key"] == "not needed"
+    next(b for b in settings_page.button if "Test connection" in b.label).click().run()
+    assert "1 models listed" in settings_page.success[0].value
+    assert settings_page.dataframe[0].value["model"].tolist() == ["local/SmolLM2-135M-Instruct"]
+
+
+def test_local_model_stays_selectable_beside_a_keyed_provider(app_env):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    options = at.selectbox(key="chat_model").options
+    assert "gpt-4o-mini" in options and "local/SmolLM2-135M-Instruct" in options
+    at.selectbox(key="chat_model").set_value("local/SmolLM2-135M-Instruct").run()
+    at.number_input(key="chat_max_tokens").set_value(16).run()
+    at.chat_input[0].set_value("hi").run()
+    assert not at.exception
+    assert "local (free)" in at.chat_message[1].caption[0].value
+    rec = [r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10) if r.page == "chat"][0]
+    assert rec.provider == "local"
