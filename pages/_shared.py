@@ -4,7 +4,7 @@ badge and the model picker. Logic lives in core/; this file only binds it to st.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
@@ -89,23 +89,26 @@ def workbench() -> Workbench:
                      st.session_state.session_id)
 
 
-@st.cache_data(ttl=600, show_spinner=False)
-def _model_ids(provider: Provider, db_url: str, user: str) -> list[str]:
+@st.cache_data(ttl=300, show_spinner=False)
+def _model_ids(provider: Provider, db_url: str, user: str) -> tuple[list[str], str | None]:
+    """Model ids, or the error sentence; failures are cached too so a bad key or a dead server does not
+    cost a failing request (and a log row) on every rerun. One attempt, short timeout: it only fills a list."""
     wb_log, _ = _stores(db_url)
-    return list_models(provider, CallContext(page="other", user=user, tags=["list-models"]), wb_log)
+    quick = replace(provider, max_retries=0, timeout_s=min(provider.timeout_s, 10.0))
+    try:
+        return list_models(quick, CallContext(page="other", user=user, tags=["list-models"]), wb_log), None
+    except PromptLabError as err:
+        return [], err.message
 
 
-def available_models(wb: Workbench) -> tuple[list[str], PromptLabError | None]:
+def available_models(wb: Workbench) -> tuple[list[str], str | None]:
     """Chat models the provider lists (cached 10 min) plus the embedded local model, which stays selectable
     beside any provider; on a listing failure, the configured default and the error."""
     local_id = model_id_for(wb.settings.local_model_path)
     if wb.provider.kind == "local":
         return [local_id], None
-    try:
-        models = chat_models(_model_ids(wb.provider, wb.settings.db_url, wb.user)) or [wb.settings.default_model]
-        error = None
-    except PromptLabError as err:
-        models, error = [wb.settings.default_model], err
+    ids, error = _model_ids(wb.provider, wb.settings.db_url, wb.user)
+    models = chat_models(ids) or [wb.settings.default_model]
     return models + [local_id], error
 
 
@@ -121,7 +124,7 @@ def model_picker(wb: Workbench, key: str) -> str:
     model = st.selectbox("Model", models, index=index, key=key, accept_new_options=True,
                          help="From the provider's model list; type another id to use it.")
     if error:
-        st.caption(f"⚠️ Model list unavailable: {error.message}")
+        st.caption(f"⚠️ Model list unavailable: {error}")
     return model or default
 
 

@@ -191,3 +191,15 @@ def test_with_no_key_the_chat_answers_from_the_local_model(offline_env):
     calls = chat_calls(offline_env["PROMPTLAB_DB_URL"])
     assert len(calls) == 1 and calls[0].provider == "local" and calls[0].cost_usd == 0.0
     assert not calls[0].tokens_estimated and calls[0].output_tokens <= 32
+
+
+def test_model_list_failure_is_shown_once_and_chat_still_works(app_env, server, monkeypatch):
+    server.api_key = "sk-the-server-wants-another-key-000"
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert "Model list unavailable: The API key was rejected (401)" in " ".join(c.value for c in at.sidebar.caption)
+    at.slider(key="chat_temperature").set_value(0.3).run()
+    at.slider(key="chat_temperature").set_value(0.2).run()
+    model_calls = [r for r in server.requests if r["path"] == "/v1/models"]
+    assert len(model_calls) == 1  # the failure is cached, not retried on every rerun
+    send(at, "hello")
+    assert "rejected (401)" in at.error[0].value and messages(at) == [("user", "hello")]
