@@ -75,6 +75,27 @@ def m002_conversations(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_conversations_user ON conversations (user_id, updated_at)"))
 
 
+@migration
+def m003_app_settings(conn: Connection) -> None:
+    # Settings the app changes at run time and every replica must share (e.g. the monthly budget).
+    conn.execute(sa.text("CREATE TABLE app_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT)"))
+
+
+def get_value(engine: Engine, key: str) -> str | None:
+    """A value from the app_settings table (None when unset)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT value FROM app_settings WHERE key = :k"), {"k": key}).scalar()
+
+
+def set_value(engine: Engine, key: str, value: str | None) -> None:
+    """Store (or with None, remove) a value in the app_settings table."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM app_settings WHERE key = :k"), {"k": key})
+        if value is not None:
+            conn.execute(sa.text("INSERT INTO app_settings VALUES (:k, :v, :t)"),
+                         {"k": key, "v": value, "t": datetime.now(timezone.utc).isoformat()})
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets the Analytics page read while chats write; busy_timeout rides out short write locks.

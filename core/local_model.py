@@ -7,6 +7,7 @@ serialises generation because a llama.cpp context is not thread-safe.
 """
 from __future__ import annotations
 
+import atexit
 import glob
 import importlib.util
 import os
@@ -32,6 +33,13 @@ _PASSTHROUGH = ("temperature", "top_p", "stop", "seed", "presence_penalty", "fre
 
 _models: dict[str, LocalModel] = {}
 _models_lock = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    # Free llama.cpp models while the interpreter is intact (its __del__ fails noisily at shutdown otherwise).
+    for model in _models.values():
+        model.llm.close()
 
 
 def is_local_model(model: str | None) -> bool:

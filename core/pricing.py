@@ -32,12 +32,40 @@ class TokenUsage:
                           self.reasoning_tokens + other.reasoning_tokens, self.estimated or other.estimated)
 
 
+_UNKNOWN = "unknown"
+
+
+@lru_cache(maxsize=1024)
+def _flat_rates(model: str, provider_id: str) -> tuple[float, float, float] | str | None:
+    """USD per token (input, cached input, output) when the model's price is flat; None when it is tiered
+    (then every call goes through calc_price); "unknown" when genai-prices does not know the model."""
+    try:
+        price = calc_price(Usage(input_tokens=1), model, provider_id=provider_id).model_price
+    except LookupError:
+        return _UNKNOWN
+    rates = (price.input_mtok, price.cache_read_mtok if price.cache_read_mtok is not None else price.input_mtok,
+             price.output_mtok)
+    if not all(isinstance(r, (Decimal, int, float)) for r in rates):
+        return None
+    return tuple(float(r) / 1_000_000 for r in rates)  # type: ignore[return-value]
+
+
 def cost_usd(usage: TokenUsage, model: str, provider_id: str | None) -> float | None:
-    """Cost of the usage in USD, or None when the model (or provider) has no known price."""
+    """Cost of the usage in USD, or None when the model (or provider) has no known price.
+
+    Flat prices are memoised per model (an import of a million calls must not call calc_price a million
+    times); tiered prices go through genai-prices' calc_price every time.
+    """
     if provider_id == FREE:
         return 0.0
     if provider_id is None:
         return None
+    rates = _flat_rates(model, provider_id)
+    if rates == _UNKNOWN:
+        return None
+    if isinstance(rates, tuple):
+        fresh = usage.input_tokens - usage.cached_input_tokens
+        return fresh * rates[0] + usage.cached_input_tokens * rates[1] + usage.output_tokens * rates[2]
     try:
         price = calc_price(Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                                  cache_read_tokens=usage.cached_input_tokens or None),

@@ -22,6 +22,23 @@ from core.providers import OFFLINE_NOTICE, Provider, chat_models, local_provider
 OVERRIDE_KEY = "provider_override"
 
 
+def _route_through_app() -> None:
+    """Make a deep link on a fresh server (e.g. /analytics) go through app.py's st.navigation.
+
+    Streamlit treats an app with a `pages/` folder as an old-style multipage app until `st.navigation` has run
+    once in the process; a first request straight to a page then runs that page bare, without the router.
+    Every page imports this module, so the first such run flips the flag and reruns through app.py.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_route_through_app()
+
+
 @dataclass
 class Workbench:
     """What a page needs for this browser session: settings, the active provider, the stores, who is calling."""

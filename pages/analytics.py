@@ -1,5 +1,118 @@
-"""Analytics: coming soon (its issue builds it)."""
+"""Analytics: spend, latency and errors over the call log, with filters, budget, drill-down and downloads."""
+from datetime import date, datetime, timezone
+
 import streamlit as st
 
-st.title("Analytics")
-st.info("Coming soon: this page is being built. Chat and Settings work today.")
+from core import analytics as an
+from core.charts import figures, kpi_cards
+from core.pricing import format_cost
+from core.synthetic import generate
+from pages._shared import workbench
+
+wb = workbench()
+st.title("📊 Analytics")
+
+
+@st.cache_resource(show_spinner="Indexing the call log…")
+def _engine(db_url: str) -> an.Analytics:
+    return an.Analytics(wb.log)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
+def _dashboard(db_url: str, version: tuple, filters: an.Filters) -> an.Dashboard:
+    return _engine(db_url).dashboard(filters)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=8)
+def _options(db_url: str, version: tuple) -> dict:
+    return _engine(db_url).options()
+
+
+engine = _engine(wb.settings.db_url)
+with st.spinner("Reading new calls…"):
+    engine.refresh()
+if engine.version[1] == 0:
+    st.info("The call log is empty. Chat, use the Playground, or fill it with realistic demo calls to explore.")
+    if st.button("Generate demo data (5,000 calls over 30 days)", type="primary"):
+        with st.spinner("Generating…"):
+            generate(wb.log, 5_000, days=30, seed=int(datetime.now().timestamp()))
+        st.rerun()
+    st.stop()
+
+today = datetime.now(timezone.utc).date()
+options = _options(wb.settings.db_url, engine.version)
+with st.sidebar:
+    st.subheader("Filters")
+    preset = st.selectbox("Period", ["Today", "7 days", "30 days", "This month", "Custom"], index=2, key="an_period")
+    if preset == "Custom":
+        span = engine.date_span() or (today, today)
+        picked = st.date_input("Days (UTC)", value=(max(span[0], today.replace(day=1)), today), key="an_custom")
+        start, end = (picked[0], picked[-1]) if isinstance(picked, (tuple, list)) and picked else (today, today)
+    else:
+        start, end = an.preset_range(preset, today)
+    chosen = {dim: tuple(st.multiselect(dim.capitalize(), options[dim], key=f"an_{dim}"))
+              for dim in (*an.FILTER_DIMENSIONS, "tag")}
+filters = an.Filters(start, end, chosen["provider"], chosen["model"], chosen["page"], chosen["user"],
+                     chosen["status"], chosen["tag"])
+dash = _dashboard(wb.settings.db_url, engine.version, filters)
+st.caption(f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} (UTC), compared with the {filters.days} days before.")
+
+budget = an.monthly_budget(wb.log)
+if budget:
+    status = an.budget_status(engine, budget)
+    if status.over_budget_forecast:
+        st.warning(f"At the current burn rate this month ends at {format_cost(status.forecast_usd)}, over the "
+                   f"{format_cost(budget)} budget: look at the biggest models and users below.")
+    b1, b2, b3 = st.columns(3)
+    b1.metric("Month to date", format_cost(status.month_to_date_usd), f"{status.used_share:.0%} of budget",
+              delta_color="off")
+    b2.metric("Burn rate", f"{format_cost(status.burn_rate_usd_per_day)} / day")
+    b3.metric("Month-end forecast", format_cost(status.forecast_usd), f"budget {format_cost(budget)}",
+              delta_color="off")
+
+cards = kpi_cards(dash.current, dash.previous)
+for row in (cards[:5], cards[5:]):
+    for col, card in zip(st.columns(5), row):
+        col.metric(card.label, card.value, card.delta, delta_color="normal" if card.up_is_good else "inverse")
+badges = []
+if dash.current.unpriced_calls:
+    models = ", ".join(dash.unpriced_models) or "unknown models"
+    badges.append(f":orange-badge[{dash.current.unpriced_calls:,} unpriced calls] ({models}) are not in the spend")
+if dash.current.estimated_calls:
+    badges.append(f":blue-badge[{dash.current.estimated_calls:,} estimated token counts] (server sent no usage)")
+for badge in badges:
+    st.markdown(badge)
+
+if dash.current.calls == 0:
+    st.info("No calls match these filters: widen the period or clear a filter.")
+else:
+    charts = figures(dash)
+    keys = list(charts)
+    for i in range(0, len(keys), 2):
+        for col, key in zip(st.columns(2), keys[i:i + 2]):
+            col.plotly_chart(charts[key], width="stretch", key=f"chart_{key}")
+
+st.subheader("Calls")
+page_size = 50
+frame, total = engine.calls_page(filters, st.session_state.get("an_calls_page", 1) - 1, page_size)
+pages = max(1, -(-total // page_size))
+top = st.columns([2, 1, 1, 2])
+top[0].number_input(f"Page (of {pages:,}, {total:,} calls)", 1, pages, key="an_calls_page")
+top[1].download_button("⬇ CSV", lambda: engine.filtered_frame(filters).to_csv(index=False).encode(),
+                       "promptlab-calls.csv", "text/csv")
+top[2].download_button("⬇ Parquet", lambda: engine.filtered_frame(filters).to_parquet(index=False),
+                       "promptlab-calls.parquet", "application/octet-stream")
+event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
+                     selection_mode="single-row", key="an_calls",
+                     column_config={"cost_usd": st.column_config.NumberColumn("cost_usd", format="$%.6f")})
+if event.selection.rows:
+    request_id = frame.iloc[event.selection.rows[0]]["request_id"]
+    record, texts = wb.log.get(request_id), wb.log.texts(request_id)
+    with st.container(border=True):
+        st.markdown(f"**Call `{request_id}`**")
+        st.json(an.record_details(record) if record else {"request_id": request_id, "note": "not in the log"})
+        if texts:
+            st.markdown("**Messages**")
+            st.json(texts.request.get("messages", []), expanded=False)
+            st.markdown("**Reply**")
+            st.text(texts.reply or "")

@@ -62,12 +62,12 @@ with st.sidebar:
     st.caption(chat.next_turn_caption(plan))
 
     st.subheader("Conversations")
-    st.button("➕ New chat", on_click=start_new_conversation, use_container_width=True)
+    st.button("➕ New chat", on_click=start_new_conversation, width="stretch")
     for summary in wb.conversations.list(wb.user, limit=30):
         open_col, delete_col = st.columns([5, 1])
         current = summary.id == conv.id
         if open_col.button(("▶ " if current else "") + summary.title, key=f"open_{summary.id}",
-                           use_container_width=True, disabled=current):
+                           width="stretch", disabled=current):
             open_conversation(wb.conversations.load(summary.id) or conv)
             st.rerun()
         if delete_col.button("🗑", key=f"delete_{summary.id}", help="Delete this conversation"):

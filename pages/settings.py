@@ -2,9 +2,11 @@
 import streamlit as st
 from sqlalchemy.engine import make_url
 
+from core import analytics as an
 from core import local_model
 from core.calls import list_models
 from core.errors import PromptLabError
+from core.pricing import format_cost
 from core.providers import KIND_LABELS, KINDS, chat_models
 from pages._shared import OVERRIDE_KEY, workbench
 
@@ -29,7 +31,7 @@ if st.button("🔌 Test connection", type="primary"):
     try:
         models = list_models(provider, wb.context("other", ["test-connection"]), wb.log)
         st.success(f"Connected: {len(models)} models listed, {len(chat_models(models))} usable for chat.")
-        st.dataframe({"model": models}, hide_index=True, use_container_width=True)
+        st.dataframe({"model": models}, hide_index=True, width="stretch")
     except PromptLabError as err:
         st.error(err.message)
 
@@ -58,3 +60,12 @@ with st.form("switch_provider", clear_on_submit=True):
 if st.session_state.get(OVERRIDE_KEY) and st.button("Reset to configured provider"):
     del st.session_state[OVERRIDE_KEY]
     st.rerun()
+
+st.subheader("Monthly budget")
+st.caption("Stored in the database, shared by everyone using this call log; Analytics forecasts against it.")
+current_budget = an.monthly_budget(wb.log)
+new_budget = st.number_input("Budget (USD per month, 0 = none)", 0.0, 1e9, float(current_budget or 0.0), 10.0,
+                             key="monthly_budget")
+if st.button("Save budget"):
+    an.set_monthly_budget(wb.log, new_budget or None)
+    st.success(f"Budget saved: {format_cost(new_budget) if new_budget else 'none'}.")

@@ -80,3 +80,12 @@ def test_unknown_model_is_unpriced_not_zero():
 def test_context_window_from_genai_prices():
     assert context_window("gpt-4o-mini", "openai") == 128_000
     assert context_window("no-such-model", "openai") is None
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gpt-4o", "gpt-4.1", "o3-mini", "gpt-5"])
+def test_memoised_flat_rates_agree_with_calc_price(model):
+    from genai_prices import Usage, calc_price
+    usage = TokenUsage(12_345, 678, cached_input_tokens=2_000)
+    exact = calc_price(Usage(input_tokens=12_345, output_tokens=678, cache_read_tokens=2_000), model,
+                       provider_id="openai").total_price
+    assert cost_usd(usage, model, "openai") == pytest.approx(float(exact), rel=1e-9)

@@ -1,0 +1,345 @@
+"""Analytics over the call log: filters, KPIs with the previous period, chart series, budget and forecast.
+
+Design (scale: a million calls, a filter change in well under a second): the call log stays the source of truth;
+a DuckDB in-memory mirror of it (one per process and database, synced incrementally by SQLite rowid) does the
+aggregation in columnar SQL, exact percentiles included. Each dashboard computation filters once into a temporary
+table and runs every KPI and series over that. Pages cache results with st.cache_data keyed on the filters and the
+mirror's version, so an unchanged filter costs nothing.
+"""
+from __future__ import annotations
+
+import calendar
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import duckdb
+import pandas as pd
+import sqlalchemy as sa
+
+from core.calllog import CallLog, CallRecord, record_values
+from core.pricing import LOCAL_FREE_LABEL, format_cost
+from core.db import get_value, set_value
+
+LOAD_CHUNK = 250_000
+_COLUMNS = ("request_id, ts, page, provider, model_requested, model, status, error_type, input_tokens, "
+            "cached_input_tokens, output_tokens, reasoning_tokens, images, tokens_estimated, cost_usd, latency_ms, "
+            "ttft_ms, user_id, session_id, tags")
+# Conversions applied while copying into DuckDB: timestamps are stored as UTC text, tags as a JSON list.
+_MIRROR_SELECT = """
+    SELECT rid, request_id, CAST(left(ts, 23) AS TIMESTAMP) AS ts, CAST(left(ts, 10) AS DATE) AS day, page,
+           provider, coalesce(model, model_requested) AS model, status, error_type,
+           coalesce(input_tokens, 0) AS input_tokens, coalesce(cached_input_tokens, 0) AS cached_input_tokens,
+           coalesce(output_tokens, 0) AS output_tokens, coalesce(reasoning_tokens, 0) AS reasoning_tokens,
+           coalesce(images, 0) AS images, CAST(tokens_estimated AS BOOLEAN) AS tokens_estimated, cost_usd,
+           latency_ms, ttft_ms, user_id AS "user", session_id AS session,
+           coalesce(from_json(tags, '["VARCHAR"]'), []) AS tags
+    FROM chunk"""
+_MIRROR_DDL = """
+    CREATE TABLE calls (rid BIGINT, request_id VARCHAR, ts TIMESTAMP, day DATE, page VARCHAR, provider VARCHAR,
+        model VARCHAR, status VARCHAR, error_type VARCHAR, input_tokens BIGINT, cached_input_tokens BIGINT,
+        output_tokens BIGINT, reasoning_tokens BIGINT, images BIGINT, tokens_estimated BOOLEAN, cost_usd DOUBLE,
+        latency_ms DOUBLE, ttft_ms DOUBLE, "user" VARCHAR, session VARCHAR, tags VARCHAR[])"""
+FILTER_DIMENSIONS = ("provider", "model", "page", "user", "status")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which calls a dashboard looks at: a day range (inclusive, UTC) and value lists (empty = all)."""
+
+    start: date
+    end: date
+    providers: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    pages: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def previous(self) -> Filters:
+        """The period of the same length just before this one, same other filters."""
+        return replace(self, start=self.start - timedelta(days=self.days), end=self.start - timedelta(days=1))
+
+
+def preset_range(name: str, today: date) -> tuple[date, date]:
+    """The day range of a preset: today, 7 d, 30 d, this month."""
+    if name == "Today":
+        return today, today
+    if name == "7 days":
+        return today - timedelta(days=6), today
+    if name == "30 days":
+        return today - timedelta(days=29), today
+    if name == "This month":
+        return today.replace(day=1), today
+    raise ValueError(f"unknown preset {name}")
+
+
+def where(filters: Filters) -> tuple[str, list[Any]]:
+    """SQL condition and parameters for the filters (over the mirror's columns)."""
+    clauses, params = ["day BETWEEN ? AND ?"], [filters.start, filters.end]
+    for column, values in zip(FILTER_DIMENSIONS, (filters.providers, filters.models, filters.pages, filters.users,
+                                                  filters.statuses)):
+        if values:
+            clauses.append(f'"{column}" IN ({", ".join("?" * len(values))})')
+            params.extend(values)
+    if filters.tags:
+        clauses.append("list_has_any(tags, ?)")
+        params.append(list(filters.tags))
+    return " AND ".join(clauses), params
+
+
+@dataclass(frozen=True)
+class Kpis:
+    """The headline numbers of one period."""
+
+    spend_usd: float = 0.0
+    calls: int = 0
+    errors: int = 0
+    p50_latency_ms: float | None = None
+    p95_latency_ms: float | None = None
+    median_ttft_ms: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    unpriced_calls: int = 0
+    estimated_calls: int = 0
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.calls if self.calls else None
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """Share of input tokens served from the provider's prompt cache."""
+        return self.cached_input_tokens / self.input_tokens if self.input_tokens else None
+
+    @property
+    def spend_per_1k_calls(self) -> float | None:
+        return self.spend_usd / self.calls * 1000 if self.calls else None
+
+
+_KPI_SQL = """
+    SELECT coalesce(sum(cost_usd), 0), count(*), count(*) FILTER (status = 'error'),
+           quantile_cont(latency_ms, 0.5) FILTER (status = 'ok'),
+           quantile_cont(latency_ms, 0.95) FILTER (status = 'ok'),
+           quantile_cont(ttft_ms, 0.5) FILTER (status = 'ok'),
+           coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(cached_input_tokens), 0),
+           count(*) FILTER (cost_usd IS NULL), count(*) FILTER (tokens_estimated)
+    FROM {source}"""
+
+
+@dataclass
+class Dashboard:
+    """Everything the Analytics page shows for one filter."""
+
+    current: Kpis
+    previous: Kpis
+    spend_by_day_model: pd.DataFrame
+    calls_by_day: pd.DataFrame
+    latency_by_day: pd.DataFrame
+    ttft_histogram: pd.DataFrame
+    tokens_by_model: pd.DataFrame
+    spend_by_page: pd.DataFrame
+    spend_by_user: pd.DataFrame
+    spend_by_tag: pd.DataFrame
+    speed_by_model: pd.DataFrame
+    error_types: pd.DataFrame
+    unpriced_models: list[str] = field(default_factory=list)
+
+
+# Series of the dashboard, each over the filtered temporary table `f`.
+_SERIES_SQL = {
+    "spend_by_day_model": "SELECT day, model, sum(cost_usd) AS spend_usd, count(*) AS calls FROM f "
+                          "GROUP BY ALL ORDER BY day, model",
+    "calls_by_day": "SELECT day, count(*) AS calls, count(*) FILTER (status = 'error') AS errors FROM f "
+                    "GROUP BY day ORDER BY day",
+    "latency_by_day": "SELECT day, quantile_cont(latency_ms, 0.5) AS p50, quantile_cont(latency_ms, 0.95) AS p95, "
+                      "quantile_cont(latency_ms, 0.99) AS p99 FROM f WHERE status = 'ok' AND latency_ms IS NOT NULL "
+                      "GROUP BY day ORDER BY day",
+    # Log-spaced TTFT buckets: 8 per decade from 10 ms, so long tails stay readable.
+    "ttft_histogram": "SELECT power(10, floor(log10(greatest(ttft_ms, 10)) * 8) / 8) AS ttft_ms, count(*) AS calls "
+                      "FROM f WHERE ttft_ms IS NOT NULL GROUP BY 1 ORDER BY 1",
+    "tokens_by_model": "SELECT model, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens FROM f "
+                       "GROUP BY model ORDER BY sum(input_tokens) + sum(output_tokens) DESC",
+    "spend_by_page": "SELECT page, sum(cost_usd) AS spend_usd, count(*) AS calls FROM f GROUP BY page "
+                     "ORDER BY spend_usd DESC NULLS LAST",
+    "spend_by_user": "SELECT coalesce(\"user\", '(none)') AS \"user\", sum(cost_usd) AS spend_usd, count(*) AS calls "
+                     "FROM f GROUP BY 1 ORDER BY spend_usd DESC NULLS LAST",
+    "spend_by_tag": "SELECT tag, sum(cost_usd) AS spend_usd, count(*) AS calls FROM "
+                    "(SELECT unnest(tags) AS tag, cost_usd FROM f) GROUP BY tag ORDER BY spend_usd DESC NULLS LAST",
+    "speed_by_model": "SELECT model, median((output_tokens - 1) / ((latency_ms - ttft_ms) / 1000)) AS tokens_per_s, "
+                      "count(*) AS calls FROM f WHERE status = 'ok' AND output_tokens > 1 AND ttft_ms IS NOT NULL "
+                      "AND latency_ms > ttft_ms AND page NOT IN ('images', 'moderation') GROUP BY model ORDER BY tokens_per_s DESC",
+    "error_types": "SELECT coalesce(error_type, 'unknown') AS error_type, count(*) AS calls FROM f "
+                   "WHERE status = 'error' GROUP BY 1 ORDER BY calls DESC",
+}
+
+
+class Analytics:
+    """The DuckDB mirror of one call log and the queries over it; safe to share between threads."""
+
+    def __init__(self, log: CallLog):
+        self.log = log
+        self._db = duckdb.connect()
+        self._db.execute("SET TimeZone = 'UTC'")
+        self._lock = threading.Lock()
+        self._last_rid = 0
+        self._rows = 0
+        self._create_mirror()
+
+    def _create_mirror(self) -> None:
+        self._db.execute("DROP TABLE IF EXISTS calls")
+        self._db.execute(_MIRROR_DDL)
+        self._last_rid, self._rows = 0, 0
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """Changes whenever the mirror does: use it in cache keys."""
+        return self._last_rid, self._rows
+
+    def refresh(self) -> int:
+        """Copy calls added since the last refresh; rebuild if rows were deleted. Returns rows copied."""
+        with self._lock, self.log.engine.connect() as conn:
+            max_rid, total = conn.execute(sa.text("SELECT coalesce(max(rowid), 0), count(*) FROM calls")).one()
+            if total < self._rows or max_rid < self._last_rid or (max_rid == self._last_rid and total != self._rows):
+                self._create_mirror()  # rows were deleted (retention, GDPR): start over
+            copied = 0
+            while self._last_rid < max_rid:
+                chunk = pd.read_sql_query(
+                    sa.text(f"SELECT rowid AS rid, {_COLUMNS} FROM calls WHERE rowid > :after ORDER BY rowid "
+                            f"LIMIT {LOAD_CHUNK}"), conn, params={"after": self._last_rid})
+                if chunk.empty:
+                    break
+                chunk["tags"] = chunk["tags"].astype(str)
+                self._db.register("chunk", chunk)
+                self._db.execute(f"INSERT INTO calls {_MIRROR_SELECT}")
+                self._db.unregister("chunk")
+                self._last_rid = int(chunk["rid"].iloc[-1])
+                copied += len(chunk)
+            self._rows += copied
+            return copied
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._db.cursor()  # one per computation: its temporary table is its own
+
+    def options(self) -> dict[str, list[str]]:
+        """Distinct values of each filter dimension (for the filter widgets)."""
+        cur = self._cursor()
+        result = {dim: [r[0] for r in cur.execute(
+            f'SELECT DISTINCT "{dim}" FROM calls WHERE "{dim}" IS NOT NULL ORDER BY 1').fetchall()]
+                  for dim in FILTER_DIMENSIONS}
+        result["tag"] = [r[0] for r in cur.execute("SELECT DISTINCT unnest(tags) FROM calls ORDER BY 1").fetchall()]
+        return result
+
+    def date_span(self) -> tuple[date, date] | None:
+        row = self._cursor().execute("SELECT min(day), max(day) FROM calls").fetchone()
+        return (row[0], row[1]) if row and row[0] else None
+
+    def kpis(self, filters: Filters, cur: duckdb.DuckDBPyConnection | None = None) -> Kpis:
+        cur = cur or self._cursor()
+        condition, params = where(filters)
+        row = cur.execute(_KPI_SQL.format(source=f"calls WHERE {condition}"), params).fetchone()
+        return Kpis(float(row[0]), *(int(v) for v in row[1:3]), *row[3:6], *(int(v) for v in row[6:]))
+
+    def dashboard(self, filters: Filters) -> Dashboard:
+        """Every KPI (this period and the previous one) and every series for one filter."""
+        cur = self._cursor()
+        condition, params = where(filters)
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE f AS SELECT * FROM calls WHERE {condition}", params)
+        row = cur.execute(_KPI_SQL.format(source="f")).fetchone()
+        current = Kpis(float(row[0]), *(int(v) for v in row[1:3]), *row[3:6], *(int(v) for v in row[6:]))
+        series = {name: cur.execute(sql).df() for name, sql in _SERIES_SQL.items()}
+        unpriced = [r[0] for r in cur.execute(
+            "SELECT DISTINCT model FROM f WHERE cost_usd IS NULL AND status <> 'error' ORDER BY 1").fetchall()]
+        cur.execute("DROP TABLE f")
+        return Dashboard(current, self.kpis(filters.previous(), cur), unpriced_models=unpriced, **series)
+
+    def calls_page(self, filters: Filters, page: int = 0, page_size: int = 50) -> tuple[pd.DataFrame, int]:
+        """One page of the filtered calls, newest first, and the total count."""
+        cur = self._cursor()
+        condition, params = where(filters)
+        total = cur.execute(f"SELECT count(*) FROM calls WHERE {condition}", params).fetchone()[0]
+        frame = cur.execute(
+            f'SELECT request_id, ts, page, provider, model, status, error_type, input_tokens, output_tokens, '
+            f'cost_usd, latency_ms, ttft_ms, "user", tags, tokens_estimated FROM calls WHERE {condition} '
+            f"ORDER BY ts DESC, rid DESC LIMIT {int(page_size)} OFFSET {int(page) * int(page_size)}", params).df()
+        return frame, int(total)
+
+    def filtered_frame(self, filters: Filters) -> pd.DataFrame:
+        """All filtered calls (for downloads), newest first."""
+        condition, params = where(filters)
+        return self._cursor().execute(
+            f"SELECT * EXCLUDE (rid, day) FROM calls WHERE {condition} ORDER BY ts DESC", params).df()
+
+    def spend_between(self, start: date, end: date) -> float:
+        row = self._cursor().execute("SELECT coalesce(sum(cost_usd), 0) FROM calls WHERE day BETWEEN ? AND ?",
+                                     [start, end]).fetchone()
+        return float(row[0])
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """Month-to-date spend against a monthly budget, the burn rate and the month-end forecast."""
+
+    budget_usd: float
+    month_to_date_usd: float
+    burn_rate_usd_per_day: float
+    forecast_usd: float
+    days_elapsed: float
+    days_in_month: int
+
+    @property
+    def over_budget_forecast(self) -> bool:
+        return self.forecast_usd > self.budget_usd
+
+    @property
+    def used_share(self) -> float:
+        return self.month_to_date_usd / self.budget_usd if self.budget_usd else 0.0
+
+
+def budget_status(analytics: Analytics, budget_usd: float, now: datetime | None = None) -> BudgetStatus:
+    """Forecast = month-to-date + (recent daily rate × days left). The recent rate is the mean of the last 7 full
+    days when the month has that many, else the month-to-date rate: a spend that has just jumped shows quickly."""
+    now = now or datetime.now(timezone.utc)
+    today = now.date()
+    first = today.replace(day=1)
+    days_in_month = calendar.monthrange(today.year, today.month)[1]
+    elapsed = (today - first).days + (now - datetime(today.year, today.month, today.day,
+                                                      tzinfo=timezone.utc)).total_seconds() / 86400
+    mtd = analytics.spend_between(first, today)
+    rate = mtd / elapsed if elapsed > 0 else 0.0
+    if (today - first).days >= 7:
+        rate = analytics.spend_between(today - timedelta(days=7), today - timedelta(days=1)) / 7
+    forecast = mtd + rate * (days_in_month - elapsed)
+    return BudgetStatus(budget_usd, mtd, rate, forecast, elapsed, days_in_month)
+
+
+BUDGET_KEY = "monthly_budget_usd"
+
+
+def monthly_budget(log: CallLog) -> float | None:
+    value = get_value(log.engine, BUDGET_KEY)
+    return float(value) if value else None
+
+
+def set_monthly_budget(log: CallLog, budget_usd: float | None) -> None:
+    set_value(log.engine, BUDGET_KEY, None if not budget_usd else repr(float(budget_usd)))
+
+
+def record_details(record: CallRecord) -> dict[str, Any]:
+    """All fields of one call for the drill-down, cost and unknowns spelled out."""
+    details = record_values(record)
+    details["cost_usd"] = format_cost(record.cost_usd) if record.provider != "local" else LOCAL_FREE_LABEL
+    return details
+
+
+def change(current: float | None, previous: float | None) -> float | None:
+    """Relative change versus the previous period (None when it cannot be computed)."""
+    if current is None or previous in (None, 0):
+        return None
+    return (current - previous) / previous

@@ -1,0 +1,221 @@
+"""The call-record interchange format (JSONL, one object a line) and the import / export of the call log.
+
+Keys, exactly: ts, request_id, page, provider, model_requested, model, status, error_type, input_tokens,
+cached_input_tokens, output_tokens, reasoning_tokens, images, tokens_estimated, cost_usd, latency_ms, ttft_ms,
+user, session, tags (null where unknown). Export also writes .csv and .parquet, chosen by the file's extension.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.calllog import CallLog, CallRecord, calls_table
+from core.pricing import FREE, TokenUsage, cost_usd
+
+KEYS = ("ts", "request_id", "page", "provider", "model_requested", "model", "status", "error_type", "input_tokens",
+        "cached_input_tokens", "output_tokens", "reasoning_tokens", "images", "tokens_estimated", "cost_usd",
+        "latency_ms", "ttft_ms", "user", "session", "tags")
+PAGES = ("chat", "playground", "images", "moderation", "other")
+STATUSES = ("ok", "error", "cancelled")
+_INT_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "images")
+_FLOAT_KEYS = ("cost_usd", "latency_ms", "ttft_ms")
+_TEXT_KEYS = ("provider", "model_requested", "model", "error_type", "user", "session")
+BATCH = 5_000
+PRICING_IDS = {"openai": "openai", "azure": "azure", "local": FREE}
+
+
+@dataclass
+class ImportReport:
+    """What an import did: rows added, duplicates left out, and each malformed line with its reason."""
+
+    imported: int = 0
+    duplicates: int = 0
+    malformed: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        return self.duplicates + len(self.malformed)
+
+    def summary(self) -> str:
+        lines = [f"imported {self.imported}, skipped {self.skipped} "
+                 f"({self.duplicates} duplicates, {len(self.malformed)} malformed)"]
+        lines += [f"  line {n}: {why}" for n, why in self.malformed[:50]]
+        if len(self.malformed) > 50:
+            lines.append(f"  … and {len(self.malformed) - 50} more malformed lines")
+        return "\n".join(lines)
+
+
+def to_interchange(record: CallRecord) -> dict[str, Any]:
+    return {k: getattr(record, k) for k in KEYS}
+
+
+def normalise_ts(value: Any) -> str:
+    """ISO-8601 in UTC with milliseconds, the log's one timestamp format (so text order is time order)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("ts must be an ISO-8601 string")
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def from_interchange(obj: Any, raw_line: bytes = b"") -> CallRecord:
+    """A validated CallRecord from one interchange object; raises ValueError with the reason."""
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    values: dict[str, Any] = {"ts": normalise_ts(obj.get("ts"))}
+    page, status = obj.get("page"), obj.get("status")
+    if page not in PAGES:
+        raise ValueError(f"page must be one of {', '.join(PAGES)}")
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+    values.update(page=page, status=status)
+    for key in _TEXT_KEYS:
+        v = obj.get(key)
+        if v is not None and not isinstance(v, str):
+            raise ValueError(f"{key} must be a string or null")
+        values[key] = v
+    if not values["provider"]:
+        raise ValueError("provider is required")
+    for key in _INT_KEYS:
+        v = obj.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise ValueError(f"{key} must be a non-negative integer or null")
+        values[key] = v
+    for key in _FLOAT_KEYS:
+        v = obj.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+            raise ValueError(f"{key} must be a non-negative number or null")
+        values[key] = float(v) if v is not None else None
+    estimated = obj.get("tokens_estimated")
+    if estimated is not None and not isinstance(estimated, bool):
+        raise ValueError("tokens_estimated must be true, false or null")
+    tags = obj.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ValueError("tags must be a list of strings or null")
+    request_id = obj.get("request_id")
+    if request_id is not None and (not isinstance(request_id, str) or not request_id):
+        raise ValueError("request_id must be a non-empty string or null")
+    # Without an id, the line's own hash is its id, so importing the same file twice still adds nothing.
+    request_id = request_id or "imp_" + hashlib.sha256(raw_line).hexdigest()[:32]
+    record = CallRecord(request_id=request_id, tokens_estimated=bool(estimated), tags=tags, **values)
+    if record.cost_usd is None:
+        record.cost_usd = price_record(record)
+    return record
+
+
+def price_record(record: CallRecord) -> float | None:
+    """The cost computed from the record's tokens (None = unpriced model or provider)."""
+    if record.input_tokens is None and record.output_tokens is None:
+        return None
+    usage = TokenUsage(record.input_tokens or 0, record.output_tokens or 0, record.cached_input_tokens or 0)
+    return cost_usd(usage, record.model or record.model_requested or "", PRICING_IDS.get(record.provider))
+
+
+def _parse_lines(lines: Iterable[bytes], report: ImportReport) -> Iterator[CallRecord]:
+    for number, raw in enumerate(lines, start=1):
+        stripped = raw.strip()
+        if not stripped:
+            continue
+        try:
+            text = stripped.decode("utf-8")
+        except UnicodeDecodeError:
+            report.malformed.append((number, "not valid UTF-8"))
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            report.malformed.append((number, f"not valid JSON ({exc.msg})"))
+            continue
+        try:
+            yield from_interchange(obj, stripped)
+        except ValueError as exc:
+            report.malformed.append((number, str(exc)))
+
+
+def insert_new(log: CallLog, records: list[CallRecord]) -> int:
+    """Insert the records whose request_id is not in the log yet (one transaction); returns how many."""
+    unique: dict[str, CallRecord] = {}
+    for r in records:
+        unique.setdefault(r.request_id, r)
+    with log.engine.begin() as conn:
+        ids = list(unique)
+        existing: set[str] = set()
+        for start in range(0, len(ids), 900):  # well under every driver's bound-parameter limit
+            chunk = ids[start:start + 900]
+            existing.update(conn.execute(sa.select(calls_table.c.request_id)
+                                         .where(calls_table.c.request_id.in_(chunk))).scalars())
+        rows = [log.row(r) for rid, r in unique.items() if rid not in existing]
+        if rows:
+            # The driver's own executemany: SQLAlchemy's per-row parameter processing costs ~10x more here.
+            columns = list(rows[0])
+            marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(columns))
+            conn.exec_driver_sql(f"INSERT INTO calls ({', '.join(columns)}) VALUES ({marks})",
+                                 [tuple(row[c] for c in columns) for row in rows])
+    return len(rows)
+
+
+def import_jsonl(path: str | Path, log: CallLog) -> ImportReport:
+    """Append the records of a JSONL file; malformed lines are reported, re-imported ids are not duplicated."""
+    report = ImportReport()
+    batch: list[CallRecord] = []
+    with open(path, "rb") as f:
+        for record in _parse_lines(f, report):
+            batch.append(record)
+            if len(batch) >= BATCH:
+                added = insert_new(log, batch)
+                report.imported += added
+                report.duplicates += len(batch) - added
+                batch = []
+    if batch:
+        added = insert_new(log, batch)
+        report.imported += added
+        report.duplicates += len(batch) - added
+    return report
+
+
+def _day_start(day: date) -> str:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def iter_records(log: CallLog, since: date | None = None, until: date | None = None) -> Iterator[CallRecord]:
+    """Records between two days (both inclusive, UTC), oldest first."""
+    query = calls_table.select().order_by(calls_table.c.ts)
+    if since:
+        query = query.where(calls_table.c.ts >= _day_start(since))
+    if until:
+        query = query.where(calls_table.c.ts < _day_start(until + timedelta(days=1)))
+    with log.engine.connect() as conn:
+        for row in conn.execution_options(stream_results=True, yield_per=BATCH).execute(query):
+            yield log.record(row)
+
+
+def export(log: CallLog, path: str | Path, since: date | None = None, until: date | None = None) -> int:
+    """Write the records to .jsonl, .csv or .parquet (by extension); returns how many."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".csv", ".parquet"):
+        raise ValueError("export to a .jsonl, .csv or .parquet file")
+    if suffix == ".jsonl":
+        n = 0
+        with open(path, "w", encoding="utf-8") as f:
+            for record in iter_records(log, since, until):
+                f.write(json.dumps(to_interchange(record), ensure_ascii=False) + "\n")
+                n += 1
+        return n
+    import pandas as pd
+
+    frame = pd.DataFrame([to_interchange(r) for r in iter_records(log, since, until)], columns=list(KEYS))
+    if suffix == ".csv":
+        frame["tags"] = frame["tags"].map(json.dumps)
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return len(frame)
