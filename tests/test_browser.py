@@ -60,7 +60,8 @@ def test_send_message_and_see_streamed_reply(page, server, app_env):
     page.wait_for_function("() => document.body.innerText.includes('Streaming works')", timeout=20_000)
     partial = assistant_messages(page).last.inner_text()
     page.wait_for_selector(IDLE, timeout=30_000)
-    page.wait_for_function("() => document.body.innerText.includes('real browser.')", timeout=20_000)
+    page.wait_for_function("() => document.body.innerText.includes('out tokens')", timeout=20_000)
+    page.wait_for_selector(IDLE, timeout=30_000)
     final = assistant_messages(page).last.inner_text()
     assert "a real browser." not in partial and "a real browser." in final
     assert "out tokens" in final  # the per-turn counters

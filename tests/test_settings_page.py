@@ -20,6 +20,10 @@ def settings_page(app_env) -> AppTest:
     return at
 
 
+def apply(at: AppTest) -> None:
+    next(b for b in at.button if b.label == "Apply").click().run()
+
+
 def page_text(at: AppTest) -> str:
     return str(list(at.main)) + str(list(at.sidebar))
 
@@ -41,8 +45,7 @@ def test_connection_test_lists_models_and_is_logged(settings_page, app_env):
 
 def test_switching_to_a_bad_key_for_the_session_shows_clear_error(settings_page):
     settings_page.text_input[1].input("sk-this-key-is-wrong-000000000")
-    settings_page.button[-1].click()  # the form's Apply
-    settings_page.run()
+    apply(settings_page)
     assert "uses the provider set below" in settings_page.info[0].value
     assert {m.label: m.value for m in settings_page.metric}["API key"] == "sk-…0000"
     next(b for b in settings_page.button if "Test connection" in b.label).click().run()
@@ -54,16 +57,14 @@ def test_switching_to_a_bad_key_for_the_session_shows_clear_error(settings_page)
 
 def test_switch_base_url_to_unreachable_server(settings_page):
     settings_page.text_input[0].input("http://127.0.0.1:9/v1")
-    settings_page.button[-1].click()
-    settings_page.run()
+    apply(settings_page)
     next(b for b in settings_page.button if "Test connection" in b.label).click().run()
     assert "Could not connect to 127.0.0.1:9" in settings_page.error[0].value
 
 
 def test_switch_to_offline_model_for_the_session(settings_page):
     settings_page.selectbox[0].set_value("local")
-    settings_page.button[-1].click()
-    settings_page.run()
+    apply(settings_page)
     metrics = {m.label: m.value for m in settings_page.metric}
     assert metrics["Provider"] == "Offline model" and metrics["API key"] == "not needed"
     next(b for b in settings_page.button if "Test connection" in b.label).click().run()
@@ -82,3 +83,11 @@ def test_local_model_stays_selectable_beside_a_keyed_provider(app_env):
     assert "local (free)" in at.chat_message[1].caption[0].value
     rec = [r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10) if r.page == "chat"][0]
     assert rec.provider == "local"
+
+
+def test_monthly_budget_is_saved_in_the_database(settings_page, app_env):
+    from core.analytics import monthly_budget
+    settings_page.number_input(key="monthly_budget").set_value(250.0).run()
+    next(b for b in settings_page.button if b.label == "Save budget").click().run()
+    assert "Budget saved: $250.00" in settings_page.success[0].value
+    assert monthly_budget(CallLog(app_env["PROMPTLAB_DB_URL"])) == 250.0
