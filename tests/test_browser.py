@@ -134,3 +134,25 @@ def test_fresh_start_with_no_key_streams_a_reply_from_the_local_model(browser, o
     assert page.locator("[data-testid='stException']").count() == 0
     screenshot(page, "chat-offline")
     context.close()
+
+
+def test_analytics_deep_link_renders_charts(browser, app_env):
+    from core.synthetic import generate
+    generate(CallLog(app_env["PROMPTLAB_DB_URL"]), 2000, days=14, seed=8)
+    running = StreamlitApp(app_env)  # a fresh server, first request straight to /analytics
+    try:
+        context = browser.new_context(viewport={"width": 1500, "height": 1000})
+        page = context.new_page()
+        page.goto(f"{running.url}/analytics")
+        page.wait_for_selector(IDLE, timeout=60_000)
+        page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=30_000)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        assert page.locator("[data-testid='stPlotlyChart']").count() == 10
+        nav = page.inner_text("[data-testid='stSidebarNav']")
+        assert "Analytics" in nav and "shared" not in nav  # the app's router, not a bare pages/ listing
+        assert page.locator("[data-testid='stMetric']").count() >= 10
+        assert page.locator("[data-testid='stException']").count() == 0
+        screenshot(page, "analytics")
+        context.close()
+    finally:
+        running.stop()

@@ -1,0 +1,76 @@
+"""AppTest of the Analytics page over a seeded call log."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.analytics import set_monthly_budget
+from core.calllog import CallLog
+from core.synthetic import generate
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def open_analytics() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/analytics.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+@pytest.fixture
+def seeded(app_env):
+    log = CallLog(app_env["PROMPTLAB_DB_URL"])
+    generate(log, 3000, days=20, seed=4)
+    return log
+
+
+def test_empty_log_offers_demo_data(offline_env):
+    at = open_analytics()
+    assert "call log is empty" in at.info[0].value
+    next(b for b in at.button if b.label.startswith("Generate demo data")).click().run()
+    assert not at.exception and metrics(at)["Calls"] != "0"
+    assert len(at.get("plotly_chart")) == 10
+
+
+def test_kpis_charts_and_filters(seeded):
+    at = open_analytics()
+    shown = metrics(at)
+    assert {"Spend", "Calls", "Error rate", "p50 latency", "p95 latency", "Median TTFT", "Tokens in", "Tokens out",
+            "Cache hit rate", "Spend / 1k calls"} <= set(shown)
+    assert len(at.get("plotly_chart")) == 10
+    assert any("unpriced calls" in m.value for m in at.markdown)
+    all_calls = int(shown["Calls"].replace(",", ""))
+    at.multiselect(key="an_model").set_value(["gpt-4o"]).run()
+    only = int(metrics(at)["Calls"].replace(",", ""))
+    assert 0 < only < all_calls
+    at.selectbox(key="an_period").set_value("Today").run()
+    assert int(metrics(at)["Calls"].replace(",", "")) <= only
+
+
+def test_budget_warning_when_forecast_exceeds(seeded):
+    set_monthly_budget(seeded, 1.0)
+    at = open_analytics()
+    assert "over the $1.00 budget" in at.warning[0].value
+    assert "Month-end forecast" in metrics(at)
+
+
+def test_calls_table_is_paginated_newest_first(seeded):
+    at = open_analytics()
+    table = at.dataframe[0].value
+    assert len(table) == 50 and table["ts"].is_monotonic_decreasing
+    at.number_input(key="an_calls_page").set_value(2).run()
+    assert at.dataframe[0].value["ts"].iloc[0] <= table["ts"].iloc[-1]
+
+
+def test_calls_made_through_chat_show_up(app_env, server):
+    chat = AppTest.from_file(APP, default_timeout=60).run()
+    chat.chat_input[0].set_value("count me").run()
+    at = open_analytics()
+    assert metrics(at)["Calls"] in ("1", "2")  # the chat call (and the model-list call)
+    at.multiselect(key="an_page").set_value(["chat"]).run()
+    assert metrics(at)["Calls"] == "1"
