@@ -105,8 +105,9 @@ top[2].download_button("⬇ Parquet", lambda: engine.filtered_frame(filters).to_
 event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
                      selection_mode="single-row", key="an_calls",
                      column_config={"cost_usd": st.column_config.NumberColumn("cost_usd", format="$%.6f")})
-if event.selection.rows:
-    request_id = frame.iloc[event.selection.rows[0]]["request_id"]
+typed_id = st.text_input("…or open a call by its request id", key="an_request_id").strip()
+request_id = frame.iloc[event.selection.rows[0]]["request_id"] if event.selection.rows else typed_id
+if request_id:
     record, texts = wb.log.get(request_id), wb.log.texts(request_id)
     with st.container(border=True):
         st.markdown(f"**Call `{request_id}`**")

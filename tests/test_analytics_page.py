@@ -74,3 +74,15 @@ def test_calls_made_through_chat_show_up(app_env, server):
     assert metrics(at)["Calls"] in ("1", "2")  # the chat call (and the model-list call)
     at.multiselect(key="an_page").set_value(["chat"]).run()
     assert metrics(at)["Calls"] == "1"
+
+
+def test_drill_down_shows_fields_messages_and_reply(app_env, server):
+    chat = AppTest.from_file(APP, default_timeout=60).run()
+    chat.chat_input[0].set_value("show me in the drill-down").run()
+    request_id = next(r.request_id for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(5) if r.page == "chat")
+    at = open_analytics()
+    at.text_input(key="an_request_id").input(request_id).run()
+    fields = at.json[0].value
+    assert request_id in fields and '"status": "ok"' in fields and '"model": "gpt-4o-mini"' in fields
+    assert "show me in the drill-down" in at.json[1].value
+    assert at.text[0].value == "Echo: show me in the drill-down"
