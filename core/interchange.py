@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -16,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.calllog import CallLog, CallRecord, calls_table
+from core.calllog import CallLog, CallRecord, calls_table, record_values
 from core.pricing import FREE, TokenUsage, cost_usd
 
 KEYS = ("ts", "request_id", "page", "provider", "model_requested", "model", "status", "error_type", "input_tokens",
@@ -56,18 +57,27 @@ def to_interchange(record: CallRecord) -> dict[str, Any]:
     return {k: getattr(record, k) for k in KEYS}
 
 
+_CANONICAL_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00$")
+
+
 def normalise_ts(value: Any) -> str:
     """ISO-8601 in UTC with milliseconds, the log's one timestamp format (so text order is time order)."""
     if not isinstance(value, str) or not value:
         raise ValueError("ts must be an ISO-8601 string")
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if _CANONICAL_TS.match(value):
+        datetime.fromisoformat(value)  # still reject impossible dates, cheaply
+        return value
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("ts must be an ISO-8601 string") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def from_interchange(obj: Any, raw_line: bytes = b"") -> CallRecord:
-    """A validated CallRecord from one interchange object; raises ValueError with the reason."""
+def validated_values(obj: Any, raw_line: bytes = b"") -> dict[str, Any]:
+    """The interchange keys of one object, validated, with request_id and cost filled in; ValueError if bad."""
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
     values: dict[str, Any] = {"ts": normalise_ts(obj.get("ts"))}
@@ -76,50 +86,60 @@ def from_interchange(obj: Any, raw_line: bytes = b"") -> CallRecord:
         raise ValueError(f"page must be one of {', '.join(PAGES)}")
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}")
-    values.update(page=page, status=status)
+    values["page"], values["status"] = page, status
     for key in _TEXT_KEYS:
         v = obj.get(key)
-        if v is not None and not isinstance(v, str):
+        if v is not None and type(v) is not str:
             raise ValueError(f"{key} must be a string or null")
         values[key] = v
     if not values["provider"]:
         raise ValueError("provider is required")
     for key in _INT_KEYS:
         v = obj.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+        if v is not None and (type(v) is not int or v < 0):
             raise ValueError(f"{key} must be a non-negative integer or null")
         values[key] = v
     for key in _FLOAT_KEYS:
         v = obj.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
-            raise ValueError(f"{key} must be a non-negative number or null")
-        values[key] = float(v) if v is not None else None
+        if v is not None:
+            if type(v) not in (int, float) or v < 0:
+                raise ValueError(f"{key} must be a non-negative number or null")
+            v = float(v)
+        values[key] = v
     estimated = obj.get("tokens_estimated")
-    if estimated is not None and not isinstance(estimated, bool):
+    if estimated is not None and type(estimated) is not bool:
         raise ValueError("tokens_estimated must be true, false or null")
+    values["tokens_estimated"] = bool(estimated)
     tags = obj.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+    if type(tags) is not list or not all(type(t) is str for t in tags):
         raise ValueError("tags must be a list of strings or null")
+    values["tags"] = tags
     request_id = obj.get("request_id")
-    if request_id is not None and (not isinstance(request_id, str) or not request_id):
+    if request_id is not None and (type(request_id) is not str or not request_id):
         raise ValueError("request_id must be a non-empty string or null")
     # Without an id, the line's own hash is its id, so importing the same file twice still adds nothing.
-    request_id = request_id or "imp_" + hashlib.sha256(raw_line).hexdigest()[:32]
-    record = CallRecord(request_id=request_id, tokens_estimated=bool(estimated), tags=tags, **values)
-    if record.cost_usd is None:
-        record.cost_usd = price_record(record)
-    return record
+    values["request_id"] = request_id or "imp_" + hashlib.sha256(raw_line).hexdigest()[:32]
+    if values["cost_usd"] is None:
+        values["cost_usd"] = price_values(values)
+    return values
 
 
-def price_record(record: CallRecord) -> float | None:
-    """The cost computed from the record's tokens (None = unpriced model or provider)."""
-    if record.input_tokens is None and record.output_tokens is None:
+def from_interchange(obj: Any, raw_line: bytes = b"") -> CallRecord:
+    """A validated CallRecord from one interchange object; raises ValueError with the reason."""
+    return CallRecord(**validated_values(obj, raw_line))
+
+
+def price_values(values: dict[str, Any]) -> float | None:
+    """The cost computed from a record's tokens (None = unpriced model or provider)."""
+    if values.get("input_tokens") is None and values.get("output_tokens") is None:
         return None
-    usage = TokenUsage(record.input_tokens or 0, record.output_tokens or 0, record.cached_input_tokens or 0)
-    return cost_usd(usage, record.model or record.model_requested or "", PRICING_IDS.get(record.provider))
+    usage = TokenUsage(values.get("input_tokens") or 0, values.get("output_tokens") or 0,
+                       values.get("cached_input_tokens") or 0)
+    model = values.get("model") or values.get("model_requested") or ""
+    return cost_usd(usage, model, PRICING_IDS.get(values["provider"]))
 
 
-def _parse_lines(lines: Iterable[bytes], report: ImportReport) -> Iterator[CallRecord]:
+def _parse_lines(lines: Iterable[bytes], report: ImportReport) -> Iterator[dict[str, Any]]:
     for number, raw in enumerate(lines, start=1):
         stripped = raw.strip()
         if not stripped:
@@ -135,16 +155,26 @@ def _parse_lines(lines: Iterable[bytes], report: ImportReport) -> Iterator[CallR
             report.malformed.append((number, f"not valid JSON ({exc.msg})"))
             continue
         try:
-            yield from_interchange(obj, stripped)
+            yield validated_values(obj, stripped)
         except ValueError as exc:
             report.malformed.append((number, str(exc)))
 
 
-def insert_new(log: CallLog, records: list[CallRecord]) -> int:
-    """Insert the records whose request_id is not in the log yet (one transaction); returns how many."""
-    unique: dict[str, CallRecord] = {}
+# Column order of bulk inserts; interchange keys map onto these (user -> user_id, session -> session_id).
+_INSERT_COLUMNS = ("request_id", "ts", "page", "provider", "model_requested", "model", "status", "error_type",
+                   "error_message", "finish_reason", "input_tokens", "cached_input_tokens", "output_tokens",
+                   "reasoning_tokens", "images", "tokens_estimated", "cost_usd", "latency_ms", "ttft_ms", "user_id",
+                   "session_id", "tags")
+_SOURCE_KEYS = tuple({"user_id": "user", "session_id": "session"}.get(c, c) for c in _INSERT_COLUMNS)
+
+
+def insert_new(log: CallLog, records: list[CallRecord] | list[dict[str, Any]]) -> int:
+    """Insert the records (CallRecords or interchange dicts) whose request_id is not in the log yet, in one
+    transaction; returns how many were added."""
+    unique: dict[str, dict[str, Any]] = {}
     for r in records:
-        unique.setdefault(r.request_id, r)
+        values = r if isinstance(r, dict) else record_values(r)
+        unique.setdefault(values["request_id"], values)
     with log.engine.begin() as conn:
         ids = list(unique)
         existing: set[str] = set()
@@ -152,20 +182,19 @@ def insert_new(log: CallLog, records: list[CallRecord]) -> int:
             chunk = ids[start:start + 900]
             existing.update(conn.execute(sa.select(calls_table.c.request_id)
                                          .where(calls_table.c.request_id.in_(chunk))).scalars())
-        rows = [log.row(r) for rid, r in unique.items() if rid not in existing]
+        rows = [tuple(json.dumps(v["tags"]) if k == "tags" else v.get(k) for k in _SOURCE_KEYS)
+                for rid, v in unique.items() if rid not in existing]
         if rows:
             # The driver's own executemany: SQLAlchemy's per-row parameter processing costs ~10x more here.
-            columns = list(rows[0])
-            marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(columns))
-            conn.exec_driver_sql(f"INSERT INTO calls ({', '.join(columns)}) VALUES ({marks})",
-                                 [tuple(row[c] for c in columns) for row in rows])
+            marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(_INSERT_COLUMNS))
+            conn.exec_driver_sql(f"INSERT INTO calls ({', '.join(_INSERT_COLUMNS)}) VALUES ({marks})", rows)
     return len(rows)
 
 
 def import_jsonl(path: str | Path, log: CallLog) -> ImportReport:
     """Append the records of a JSONL file; malformed lines are reported, re-imported ids are not duplicated."""
     report = ImportReport()
-    batch: list[CallRecord] = []
+    batch: list[dict[str, Any]] = []
     with open(path, "rb") as f:
         for record in _parse_lines(f, report):
             batch.append(record)
