@@ -57,6 +57,7 @@ class CallOutcome:
     model: str | None
     error: PromptLabError | None = None
     log_error: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ChatStream:
@@ -77,6 +78,7 @@ class ChatStream:
         self.request_id = f"req_{uuid.uuid4().hex}"
         self.outcome: CallOutcome | None = None
         self._parts: list[str] = []
+        self._tool_calls: dict[int, dict[str, Any]] = {}
         self._gen = self._run()
 
     def __iter__(self) -> ChatStream:
@@ -124,7 +126,12 @@ class ChatStream:
                 choice = chunk.choices[0]
                 if choice.finish_reason:
                     finish_reason = choice.finish_reason
-                content = choice.delta.content if choice.delta else None
+                delta = choice.delta
+                if delta is not None and delta.tool_calls:
+                    self._collect_tool_calls(delta.tool_calls)
+                    if ttft_ms is None:
+                        ttft_ms = (time.perf_counter() - started) * 1000
+                content = delta.content if delta is not None else None
                 if content:
                     if ttft_ms is None:
                         ttft_ms = (time.perf_counter() - started) * 1000
@@ -153,6 +160,15 @@ class ChatStream:
             self.outcome = self._finish(ts, started, status, finish_reason, model, usage, ttft_ms, error,
                                         billed=response_started)
 
+    def _collect_tool_calls(self, deltas: Any) -> None:
+        """Tool calls arrive in pieces (name first, arguments as JSON fragments), keyed by index."""
+        for d in deltas:
+            call = self._tool_calls.setdefault(d.index, {"id": None, "name": "", "arguments": ""})
+            call["id"] = d.id or call["id"]
+            if d.function is not None:
+                call["name"] += d.function.name or ""
+                call["arguments"] += d.function.arguments or ""
+
     def _token_usage(self, reported: Any, billed: bool) -> TokenUsage:
         if reported is not None:
             prompt_details = getattr(reported, "prompt_tokens_details", None)
@@ -173,8 +189,9 @@ class ChatStream:
         cost = cost_usd(usage, model or self.request.model, self.provider.pricing_id)
         if cost is None and model:
             cost = cost_usd(usage, self.request.model, self.provider.pricing_id)
+        tool_calls = [self._tool_calls[i] for i in sorted(self._tool_calls)]
         outcome = CallOutcome(self.request_id, self.text, status, finish_reason, usage, cost, latency_ms, ttft_ms,
-                              model, error)
+                              model, error, tool_calls=tool_calls)
         record = CallRecord(
             request_id=self.request_id, ts=ts, page=self.context.page, provider=self.provider.kind,
             model_requested=self.request.model, model=model, status=status,
@@ -184,8 +201,9 @@ class ChatStream:
             reasoning_tokens=usage.reasoning_tokens, tokens_estimated=usage.estimated, cost_usd=cost,
             latency_ms=round(latency_ms, 2), ttft_ms=round(ttft_ms, 2) if ttft_ms is not None else None,
             user=self.context.user, session=self.context.session, tags=list(self.context.tags))
+        reply = outcome.text or (json.dumps({"tool_calls": tool_calls}) if tool_calls else "")
         texts = CallTexts({"model": self.request.model, "messages": self.request.messages, **self.request.params},
-                          outcome.text)
+                          reply)
         try:
             self.log.write(record, texts)
         except Exception as exc:  # a full disk must not take the reply away from the user

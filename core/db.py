@@ -81,6 +81,29 @@ def m003_app_settings(conn: Connection) -> None:
     conn.execute(sa.text("CREATE TABLE app_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT)"))
 
 
+@migration
+def m004_prompt_library(conn: Connection) -> None:
+    conn.execute(sa.text("""
+        CREATE TABLE prompt_versions (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            author TEXT,
+            note TEXT,
+            created_at TEXT NOT NULL,
+            body TEXT NOT NULL,
+            UNIQUE (name, version)
+        )"""))
+    conn.execute(sa.text("""
+        CREATE TABLE playground_runs (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            user_id TEXT,
+            created_at TEXT NOT NULL,
+            body TEXT NOT NULL
+        )"""))
+
+
 def get_value(engine: Engine, key: str) -> str | None:
     """A value from the app_settings table (None when unset)."""
     with engine.connect() as conn:

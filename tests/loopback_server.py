@@ -42,6 +42,7 @@ class Script:
     usage: bool = True                   # False: ignore stream_options, like some compatible servers
     cached_tokens: int = 0
     finish_reason: str = "stop"
+    tool_call: dict[str, str] | None = None  # answer with this tool call ({"name": …, "arguments": "<json>"})
 
 
 def tiny_png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (30, 144, 255)) -> bytes:
@@ -79,6 +80,8 @@ class LoopbackServer:
     def __init__(self, api_key: str | None = None, host: str = "127.0.0.1", port: int = 0):
         self.api_key = api_key
         self.requests: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests the server was answering at once
         self._scripts: deque[Script] = deque()
         self._lock = threading.Lock()
         self.httpd = _QuietServer((host, port), self._handler_class())
@@ -106,6 +109,7 @@ class LoopbackServer:
         with self._lock:
             self._scripts.clear()
             self.requests.clear()
+            self.max_in_flight = 0
 
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r["body"] for r in self.requests if r["path"] == "/v1/chat/completions"]
@@ -128,10 +132,20 @@ class LoopbackServer:
                 pass
 
             def do_GET(self) -> None:
-                self._dispatch()
+                self._counted()
 
             def do_POST(self) -> None:
-                self._dispatch()
+                self._counted()
+
+            def _counted(self) -> None:
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    self._dispatch()
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
 
             def _dispatch(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -213,7 +227,33 @@ class LoopbackServer:
                     return self._json(200, {**base, "object": "chat.completion", "usage": usage, "choices": [{
                         "index": 0, "finish_reason": script.finish_reason, "logprobs": None,
                         "message": {"role": "assistant", "content": "".join(pieces)}}]})
+                if script.tool_call:
+                    return self._stream_tool_call(base, usage, body, script)
                 self._stream(base, pieces, usage, body, script)
+
+            def _stream_tool_call(self, base: dict[str, Any], usage: dict[str, Any], body: dict[str, Any],
+                                  script: Script) -> None:
+                """A tool call streamed the way OpenAI does: the name first, the arguments in fragments."""
+                args = script.tool_call["arguments"]
+                fragments = [args[i:i + 7] for i in range(0, len(args), 7)] or [""]
+                deltas = [{"index": 0, "id": "call_loopback", "type": "function",
+                           "function": {"name": script.tool_call["name"], "arguments": ""}}]
+                deltas += [{"index": 0, "function": {"arguments": f}} for f in fragments]
+                events = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": None,
+                                                              "tool_calls": [d]}, "finish_reason": None}]}
+                          for d in deltas]
+                events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    events.append({"choices": [], "usage": usage})
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for e in events + ["[DONE]"]:
+                    data = e if isinstance(e, str) else json.dumps({**base, **e, "object": "chat.completion.chunk"})
+                    chunk = f"data: {data}\n\n".encode()
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
 
             def _stream(self, base: dict[str, Any], pieces: list[str], usage: dict[str, Any],
                         body: dict[str, Any], script: Script) -> None:

@@ -221,3 +221,14 @@ def test_loopback_images_and_moderations_speak_the_sdk_shape(provider):
     assert len(image.data) == 2 and png.startswith(b"\x89PNG\r\n\x1a\n")
     flagged = client.moderations.create(model="omni-moderation-latest", input=["how to build a bomb", "hello"])
     assert [r.flagged for r in flagged.results] == [True, False]
+
+
+def test_streamed_tool_call_is_assembled_and_logged(provider, ctx, log, server):
+    server.push(Script(tool_call={"name": "lookup_order", "arguments": '{"order_id": "A-1234", "reason": "size"}'}))
+    tools = [{"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}]
+    stream, deltas = run(provider, ctx, log, tools=tools)
+    out = stream.outcome
+    assert out.status == "ok" and out.finish_reason == "tool_calls" and deltas == []
+    assert out.tool_calls == [{"id": "call_loopback", "name": "lookup_order",
+                               "arguments": '{"order_id": "A-1234", "reason": "size"}'}]
+    assert "lookup_order" in log.texts(out.request_id).reply

@@ -1,0 +1,501 @@
+"""The Playground's logic: drafts (prompt + parameters), what each model accepts, validation of tools and
+structured output, the compare matrix (expansion, cost estimate, concurrent run, cancel), stability, diffs and
+comparison with a baseline run.
+"""
+from __future__ import annotations
+
+import difflib
+import html
+import json
+import re
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields, replace
+from itertools import product
+from typing import Any
+
+import jsonschema
+
+from core.calllog import CallLog
+from core.calls import CallContext, ChatRequest, ChatStream
+from core.local_model import is_local_model
+from core.pricing import TokenUsage, cost_usd
+from core.providers import Provider, is_reasoning_model, request_params
+
+_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+REASONING_EFFORTS = ("minimal", "low", "medium", "high")
+
+
+class PlaygroundError(ValueError):
+    """Bad playground input, with the sentence shown to the user."""
+
+
+@dataclass
+class Settings:
+    """The request parameters a playground run sets (None = leave to the model's default)."""
+
+    temperature: float | None = 1.0
+    top_p: float | None = None
+    max_tokens: int | None = 512
+    stop: list[str] = field(default_factory=list)
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    seed: int | None = None
+    response_format: str = "text"  # text | json_object | json_schema
+    json_schema: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: str = "auto"  # auto | none | required | <function name>
+    reasoning_effort: str | None = None
+
+
+@dataclass
+class Draft:
+    """What the playground edits and the prompt library stores: prompt, variables, parameters, model."""
+
+    model: str
+    system: str = ""
+    user_template: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    settings: Settings = field(default_factory=Settings)
+    history: list[dict[str, Any]] = field(default_factory=list)  # earlier turns (a replayed call's)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Draft:
+        known = {f.name for f in fields(Settings)}
+        settings = Settings(**{k: v for k, v in (data.get("settings") or {}).items() if k in known})
+        return cls(model=data["model"], system=data.get("system", ""), user_template=data.get("user_template", ""),
+                   variables=dict(data.get("variables") or {}), settings=settings,
+                   history=list(data.get("history") or []))
+
+
+def template_variables(template: str) -> list[str]:
+    """The {{names}} a template uses, in order of first appearance."""
+    return list(dict.fromkeys(_VARIABLE.findall(template)))
+
+
+def fill_template(template: str, variables: dict[str, str]) -> str:
+    """Replace {{name}} with its value; a variable without a value is an error, not a silent blank."""
+    missing = [v for v in template_variables(template) if v not in variables]
+    if missing:
+        raise PlaygroundError(f"Give a value for {', '.join('{{' + m + '}}' for m in missing)} in the variables table.")
+    return _VARIABLE.sub(lambda m: str(variables[m.group(1)]), template)
+
+
+def messages_for(draft: Draft) -> list[dict[str, Any]]:
+    """The chat messages a draft sends: system, any replayed history, then the filled-in user message."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": draft.system}] if draft.system.strip() else []
+    messages += draft.history
+    user = fill_template(draft.user_template, draft.variables)
+    if user.strip():
+        messages.append({"role": "user", "content": user})
+    if not any(m["role"] == "user" for m in messages):
+        raise PlaygroundError("Write a user message to send.")
+    return messages
+
+
+def unsupported_controls(provider_kind: str, model: str) -> dict[str, str]:
+    """Controls this model does not accept, each with the reason shown beside it."""
+    reasons: dict[str, str] = {}
+    if is_reasoning_model(model):
+        for control in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "stop"):
+            reasons[control] = "reasoning models fix sampling and do not take this"
+    else:
+        reasons["reasoning_effort"] = "only reasoning models (o-series, gpt-5) take a reasoning effort"
+    if provider_kind == "local" or is_local_model(model):
+        reasons["tools"] = "the offline model cannot call tools"
+        reasons["json_schema"] = "the offline model supports JSON object mode, not schemas"
+        reasons["reasoning_effort"] = "the offline model has no reasoning effort"
+    return reasons
+
+
+def validate_tools(text: str) -> list[dict[str, Any]]:
+    """Function definitions from JSON (a list, or one object), each checked as a JSON Schema before sending."""
+    if not text.strip():
+        return []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlaygroundError(f"The tools are not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+    items = data if isinstance(data, list) else [data]
+    tools = []
+    for i, item in enumerate(items, start=1):
+        fn = item.get("function", item) if isinstance(item, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise PlaygroundError(f"Tool {i} needs a function name.")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", fn["name"]):
+            raise PlaygroundError(f"Tool {i}: a function name may only use letters, digits, _ and - (64 at most).")
+        parameters = fn.get("parameters", {"type": "object", "properties": {}})
+        try:
+            jsonschema.Draft202012Validator.check_schema(parameters)
+        except jsonschema.SchemaError as exc:
+            raise PlaygroundError(f"Tool {fn['name']}: its parameters are not a valid JSON Schema ({exc.message}).") \
+                from None
+        tools.append({"type": "function", "function": {**fn, "parameters": parameters}})
+    return tools
+
+
+def validate_schema(text: str) -> dict[str, Any]:
+    """A JSON Schema for structured output, checked before sending."""
+    try:
+        schema = json.loads(text)
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except json.JSONDecodeError as exc:
+        raise PlaygroundError(f"The JSON schema is not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+    except jsonschema.SchemaError as exc:
+        raise PlaygroundError(f"The JSON schema is not valid ({exc.message}).") from None
+    return schema
+
+
+def check_json_output(text: str, schema: dict[str, Any] | None) -> tuple[bool, str | None]:
+    """Is the reply valid JSON (and valid against the schema)? Returns (valid, the first error)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return False, f"not JSON: {exc.msg} at line {exc.lineno}"
+    if schema is None:
+        return True, None
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
+    if error is None:
+        return True, None
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return False, f"{where}: {error.message}"
+
+
+def check_tool_call(call: dict[str, Any], tools: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str | None]:
+    """The call's arguments parsed, and the first problem against its declared schema (None when valid)."""
+    declared = {t["function"]["name"]: t["function"].get("parameters") for t in tools}
+    if call["name"] not in declared:
+        return None, f"the model called {call['name']!r}, which is not declared"
+    try:
+        args = json.loads(call["arguments"] or "{}")
+    except json.JSONDecodeError as exc:
+        return None, f"arguments are not JSON: {exc.msg}"
+    valid, error = check_json_output(json.dumps(args), declared[call["name"]])
+    return args, None if valid else error
+
+
+def build_params(provider: Provider, model: str, s: Settings) -> dict[str, Any]:
+    """The request parameters for this provider and model; controls the model does not accept are left out."""
+    skip = unsupported_controls(provider.kind, model)
+    extra: dict[str, Any] = {}
+    for name in ("top_p", "presence_penalty", "frequency_penalty", "seed"):
+        value = getattr(s, name)
+        if value is not None and name not in skip:
+            extra[name] = value
+    if s.stop and "stop" not in skip:
+        extra["stop"] = s.stop[:4]
+    if s.response_format == "json_object":
+        extra["response_format"] = {"type": "json_object"}
+    elif s.response_format == "json_schema" and s.json_schema and "json_schema" not in skip:
+        extra["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": "output", "schema": s.json_schema, "strict": False}}
+    if s.tools and "tools" not in skip:
+        extra["tools"] = s.tools
+        extra["tool_choice"] = s.tool_choice if s.tool_choice in ("auto", "none", "required") else {
+            "type": "function", "function": {"name": s.tool_choice}}
+    if s.reasoning_effort and "reasoning_effort" not in skip:
+        extra["reasoning_effort"] = s.reasoning_effort
+    temperature = None if "temperature" in skip else s.temperature
+    return request_params(provider, model, temperature=temperature, max_tokens=s.max_tokens, **extra)
+
+
+# ----- the compare matrix --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One cell of a compare matrix: which prompt version, model, temperature and repeat."""
+
+    version: str
+    model: str
+    temperature: float | None
+    repeat: int
+
+    @property
+    def config(self) -> tuple[str, str, float | None]:
+        return self.version, self.model, self.temperature
+
+    @property
+    def label(self) -> str:
+        temp = "default" if self.temperature is None else f"{self.temperature:g}"
+        return f"{self.version} · {self.model} · T={temp} · #{self.repeat}"
+
+
+def expand_matrix(versions: list[str], models: list[str], temperatures: list[float | None],
+                  repeats: int) -> list[CellSpec]:
+    """Every combination, repeats innermost so a configuration's repeats sit side by side."""
+    if not (versions and models and temperatures):
+        raise PlaygroundError("Choose at least one prompt version, one model and one temperature.")
+    if not 1 <= repeats <= 10:
+        raise PlaygroundError("Repeats go from 1 to 10.")
+    return [CellSpec(v, m, t, r) for v, m, t, r in product(versions, models, temperatures, range(1, repeats + 1))]
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """What a run may cost before it starts: exact input tokens, output at the max-tokens ceiling."""
+
+    input_tokens: int
+    max_output_tokens: int
+    max_cost_usd: float
+    unpriced_cells: int
+
+
+def estimate_cost(cells: list[tuple[CellSpec, list[dict[str, Any]], int | None]],
+                  count_tokens: Callable[[list[dict[str, Any]], str], int],
+                  pricing_id: Callable[[str], str | None]) -> CostEstimate:
+    """Sum over cells of input tokens (counted) and the most output each may produce (its max tokens)."""
+    total_in = total_out = unpriced = 0
+    total_cost = 0.0
+    for spec, messages, max_tokens in cells:
+        n_in = count_tokens(messages, spec.model)
+        n_out = max_tokens or 0
+        total_in += n_in
+        total_out += n_out
+        cost = cost_usd(TokenUsage(n_in, n_out), spec.model, pricing_id(spec.model))
+        if cost is None:
+            unpriced += 1
+        else:
+            total_cost += cost
+    return CostEstimate(total_in, total_out, total_cost, unpriced)
+
+
+@dataclass
+class CellResult:
+    """A cell's outcome (and, while running, its text so far)."""
+
+    spec: CellSpec
+    text: str = ""
+    status: str = "pending"  # pending | running | ok | error | cancelled
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    tokens_estimated: bool = False
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    error: str | None = None
+    schema_valid: bool | None = None
+    schema_error: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    request_id: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        """A flat row for tables and exports."""
+        data = {k: v for k, v in asdict(self).items() if k not in ("spec", "tool_calls")}
+        return {"version": self.spec.version, "model": self.spec.model, "temperature": self.spec.temperature,
+                "repeat": self.spec.repeat, **data,
+                "tool_calls": json.dumps(self.tool_calls) if self.tool_calls else None}
+
+
+@dataclass
+class PreparedCell:
+    """A cell ready to send: its spec, provider, messages and parameters, and the schema its output must meet."""
+
+    spec: CellSpec
+    provider: Provider
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    json_schema: dict[str, Any] | None = None
+    check_json: bool = False
+    tools: list[dict[str, Any]] = field(default_factory=list)
+
+
+class MatrixRun:
+    """Runs prepared cells concurrently (bounded), every call through the gate; `cancel()` stops every stream."""
+
+    def __init__(self, cells: list[PreparedCell], context: CallContext, log: CallLog, concurrency: int = 8):
+        self.cells = cells
+        self.results = [CellResult(c.spec) for c in cells]
+        self.context = context
+        self.log = log
+        self.concurrency = max(1, concurrency)
+        self._cancel = threading.Event()
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list[Any] = []
+
+    def start(self) -> MatrixRun:
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="matrix-cell")
+        self._futures = [self._pool.submit(self._run_cell, i) for i in range(len(self.cells))]
+        self._pool.shutdown(wait=False)
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def done(self) -> bool:
+        return all(f.done() for f in self._futures)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for f in self._futures:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                f.result(timeout=remaining)
+            except Exception:
+                return False
+        return True
+
+    def _run_cell(self, i: int) -> None:
+        cell, result = self.cells[i], self.results[i]
+        if self._cancel.is_set():
+            result.status = "cancelled"
+            return
+        result.status = "running"
+        stream = ChatStream(cell.provider, ChatRequest(cell.spec.model, cell.messages, cell.params), self.context,
+                            self.log)
+        result.request_id = stream.request_id
+        parts: list[str] = []
+        for delta in stream:
+            parts.append(delta)
+            result.text = "".join(parts)
+            if self._cancel.is_set():
+                break
+        stream.close()
+        self._record(cell, result, stream)
+
+    @staticmethod
+    def _record(cell: PreparedCell, result: CellResult, stream: ChatStream) -> None:
+        out = stream.outcome
+        if out is None:
+            result.status = "cancelled"
+            return
+        result.text, result.finish_reason, result.tool_calls = out.text, out.finish_reason, out.tool_calls
+        result.input_tokens, result.output_tokens = out.usage.input_tokens, out.usage.output_tokens
+        result.tokens_estimated, result.cost_usd = out.usage.estimated, out.cost_usd
+        result.latency_ms, result.ttft_ms = round(out.latency_ms, 1), out.ttft_ms and round(out.ttft_ms, 1)
+        result.error = out.error.message if out.error else None
+        if out.status == "ok" and cell.check_json and not out.tool_calls:
+            result.schema_valid, result.schema_error = check_json_output(out.text, cell.json_schema)
+        for call in out.tool_calls:
+            call["parsed"], call["error"] = check_tool_call(call, cell.tools)
+        result.status = out.status
+
+
+@dataclass(frozen=True)
+class Stability:
+    """How a configuration behaved over its repeats."""
+
+    version: str
+    model: str
+    temperature: float | None
+    runs: int
+    distinct_outputs: int
+    schema_valid_rate: float | None
+    latency_min_ms: float | None
+    latency_median_ms: float | None
+    latency_max_ms: float | None
+
+
+def stability_summary(results: list[CellResult]) -> list[Stability]:
+    """Per configuration: distinct outputs, schema-valid rate and latency spread over the finished repeats."""
+    groups: dict[tuple, list[CellResult]] = {}
+    for r in results:
+        if r.status == "ok":
+            groups.setdefault(r.spec.config, []).append(r)
+    summary = []
+    for (version, model, temperature), rs in groups.items():
+        checked = [r.schema_valid for r in rs if r.schema_valid is not None]
+        latencies = [r.latency_ms for r in rs if r.latency_ms is not None]
+        summary.append(Stability(
+            version, model, temperature, len(rs), len({r.text.strip() for r in rs}),
+            sum(checked) / len(checked) if checked else None, min(latencies) if latencies else None,
+            statistics.median(latencies) if latencies else None, max(latencies) if latencies else None))
+    return summary
+
+
+def word_diff(a: str, b: str) -> list[tuple[str, str]]:
+    """(op, text) pieces turning a into b word by word; op is "=", "-" or "+"."""
+    wa, wb = re.findall(r"\S+|\s+", a), re.findall(r"\S+|\s+", b)
+    pieces: list[tuple[str, str]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, wa, wb, autojunk=False).get_opcodes():
+        if op == "equal":
+            pieces.append(("=", "".join(wa[i1:i2])))
+        else:
+            if i2 > i1:
+                pieces.append(("-", "".join(wa[i1:i2])))
+            if j2 > j1:
+                pieces.append(("+", "".join(wb[j1:j2])))
+    return pieces
+
+
+def diff_html(a: str, b: str) -> str:
+    """The word diff as escaped HTML (<del> / <ins>), safe to render whatever the outputs contain."""
+    style = {"-": "<del style='background:#fde2e1'>{}</del>", "+": "<ins style='background:#dcfce7'>{}</ins>",
+             "=": "{}"}
+    body = "".join(style[op].format(html.escape(text)) for op, text in word_diff(a, b))
+    return f"<div style='white-space:pre-wrap;font-family:sans-serif;line-height:1.5'>{body}</div>"
+
+
+@dataclass(frozen=True)
+class CellComparison:
+    """A cell against the same cell of a baseline run."""
+
+    label: str
+    output_changed: bool | None
+    latency_delta_ms: float | None
+    cost_delta_usd: float | None
+
+
+def compare_runs(current: list[CellResult], baseline: list[CellResult]) -> list[CellComparison]:
+    """Per cell (matched by version, model, temperature, repeat): changed output, Δ latency, Δ cost."""
+    base = {r.spec: r for r in baseline}
+    rows = []
+    for r in current:
+        b = base.get(r.spec)
+        if b is None:
+            rows.append(CellComparison(r.spec.label, None, None, None))
+            continue
+        rows.append(CellComparison(
+            r.spec.label, r.text.strip() != b.text.strip(),
+            None if r.latency_ms is None or b.latency_ms is None else r.latency_ms - b.latency_ms,
+            None if r.cost_usd is None or b.cost_usd is None else r.cost_usd - b.cost_usd))
+    return rows
+
+
+def results_to_json(results: list[CellResult]) -> str:
+    return json.dumps([{**asdict(r), "spec": asdict(r.spec)} for r in results], indent=2, default=str)
+
+
+def results_from_json(text: str) -> list[CellResult]:
+    out = []
+    for item in json.loads(text):
+        spec = CellSpec(**item.pop("spec"))
+        out.append(CellResult(spec=spec, **item))
+    return out
+
+
+def with_temperature(settings: Settings, temperature: float | None) -> Settings:
+    return replace(settings, temperature=temperature)
+
+
+def replay_draft(request: dict[str, Any]) -> Draft:
+    """A draft that re-sends a logged request: its model, messages and parameters."""
+    messages = list(request.get("messages") or [])
+    system = messages.pop(0)["content"] if messages and messages[0].get("role") == "system" else ""
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    user = messages.pop(last_user)["content"] if last_user is not None else ""
+    fmt = request.get("response_format") or {}
+    tool_choice = request.get("tool_choice", "auto")
+    settings = Settings(
+        temperature=request.get("temperature"), top_p=request.get("top_p"),
+        max_tokens=request.get("max_completion_tokens") or request.get("max_tokens"),
+        stop=[request["stop"]] if isinstance(request.get("stop"), str) else list(request.get("stop") or []),
+        presence_penalty=request.get("presence_penalty"), frequency_penalty=request.get("frequency_penalty"),
+        seed=request.get("seed"), response_format=fmt.get("type", "text"),
+        json_schema=(fmt.get("json_schema") or {}).get("schema"), tools=list(request.get("tools") or []),
+        tool_choice=tool_choice if isinstance(tool_choice, str) else tool_choice["function"]["name"],
+        reasoning_effort=request.get("reasoning_effort"))
+    # {{name}} in a replayed message is literal text: each such variable is given itself as its value.
+    literal = {name: "{{" + name + "}}" for name in template_variables(str(user))}
+    return Draft(model=request.get("model", ""), system=system, user_template=str(user), variables=literal,
+                 settings=settings, history=messages)
