@@ -31,6 +31,7 @@ class Settings:
     user: str = "local"
     fallback_context_tokens: int = 8192
     local_model_path: str | None = None
+    confirm_cost_usd: float = 1.0
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (the Settings page's per-session switch)."""
@@ -53,6 +54,7 @@ _SOURCES: dict[str, tuple[str, type]] = {
     "user": ("PROMPTLAB_USER", str),
     "fallback_context_tokens": ("PROMPTLAB_CONTEXT_TOKENS", int),
     "local_model_path": ("PROMPTLAB_LOCAL_MODEL", str),
+    "confirm_cost_usd": ("PROMPTLAB_CONFIRM_USD", float),
 }
 
 # The README table is generated from this list, so documentation and code cannot drift apart.
@@ -71,6 +73,7 @@ SETTING_DOCS: dict[str, str] = {
     "PROMPTLAB_USER": "User id written to the call log",
     "PROMPTLAB_CONTEXT_TOKENS": "Context window assumed for models whose window is unknown",
     "PROMPTLAB_LOCAL_MODEL": "Path of a GGUF file for the embedded local model",
+    "PROMPTLAB_CONFIRM_USD": "Playground runs whose estimated cost exceeds this ask for confirmation",
 }
 
 

@@ -361,24 +361,25 @@ class MatrixRun:
             if self._cancel.is_set():
                 break
         stream.close()
-        self._record(cell, result, stream)
+        record_result(cell, result, stream)
 
-    @staticmethod
-    def _record(cell: PreparedCell, result: CellResult, stream: ChatStream) -> None:
-        out = stream.outcome
-        if out is None:
-            result.status = "cancelled"
-            return
-        result.text, result.finish_reason, result.tool_calls = out.text, out.finish_reason, out.tool_calls
-        result.input_tokens, result.output_tokens = out.usage.input_tokens, out.usage.output_tokens
-        result.tokens_estimated, result.cost_usd = out.usage.estimated, out.cost_usd
-        result.latency_ms, result.ttft_ms = round(out.latency_ms, 1), out.ttft_ms and round(out.ttft_ms, 1)
-        result.error = out.error.message if out.error else None
-        if out.status == "ok" and cell.check_json and not out.tool_calls:
-            result.schema_valid, result.schema_error = check_json_output(out.text, cell.json_schema)
-        for call in out.tool_calls:
-            call["parsed"], call["error"] = check_tool_call(call, cell.tools)
-        result.status = out.status
+
+def record_result(cell: PreparedCell, result: CellResult, stream: ChatStream) -> None:
+    """Fill a cell's result from its finished stream: metrics, errors, schema and tool-call checks."""
+    out = stream.outcome
+    if out is None:
+        result.status = "cancelled"
+        return
+    result.text, result.finish_reason, result.tool_calls = out.text, out.finish_reason, out.tool_calls
+    result.input_tokens, result.output_tokens = out.usage.input_tokens, out.usage.output_tokens
+    result.tokens_estimated, result.cost_usd = out.usage.estimated, out.cost_usd
+    result.latency_ms, result.ttft_ms = round(out.latency_ms, 1), out.ttft_ms and round(out.ttft_ms, 1)
+    result.error = out.error.message if out.error else None
+    if out.status == "ok" and cell.check_json and not out.tool_calls:
+        result.schema_valid, result.schema_error = check_json_output(out.text, cell.json_schema)
+    for call in out.tool_calls:
+        call["parsed"], call["error"] = check_tool_call(call, cell.tools)
+    result.status = out.status
 
 
 @dataclass(frozen=True)
@@ -499,3 +500,22 @@ def replay_draft(request: dict[str, Any]) -> Draft:
     literal = {name: "{{" + name + "}}" for name in template_variables(str(user))}
     return Draft(model=request.get("model", ""), system=system, user_template=str(user), variables=literal,
                  settings=settings, history=messages)
+
+
+def prepare_cell(spec: CellSpec, draft: Draft, provider: Provider) -> PreparedCell:
+    """A cell ready to run: the draft's messages, the parameters for this model at the cell's temperature."""
+    settings = replace(draft.settings, temperature=spec.temperature)
+    return PreparedCell(spec, provider, messages_for(draft), build_params(provider, spec.model, settings),
+                        settings.json_schema if settings.response_format == "json_schema" else None,
+                        settings.response_format != "text", list(settings.tools))
+
+
+def parse_temperatures(text: str) -> list[float]:
+    """"0, 0.7 1.2" -> [0.0, 0.7, 1.2]; each between 0 and 2."""
+    try:
+        values = [float(t) for t in re.split(r"[,\s]+", text.strip()) if t]
+    except ValueError:
+        raise PlaygroundError("Temperatures are numbers separated by commas, e.g. 0, 0.7, 1.2.") from None
+    if not values or any(not 0 <= v <= 2 for v in values):
+        raise PlaygroundError("Give one or more temperatures between 0 and 2.")
+    return list(dict.fromkeys(values))

@@ -13,7 +13,7 @@ PERSONA_NAMES = {p.id: p.name for p in BUILT_IN} | {CUSTOM_ID: "Custom system pr
 
 def open_conversation(conversation: chat.Conversation) -> None:
     state.conversation = conversation
-    state.chat_error = None
+    state.setdefault("chat_errors", {}).pop("message", None)
     st.query_params["c"] = conversation.id
 
 
@@ -23,9 +23,9 @@ def start_new_conversation() -> None:
     open_conversation(chat.new_conversation(persona, custom, state.get("reply_language", "Auto")))
 
 
-def save() -> None:
-    if state.conversation.messages:
-        wb.conversations.save(state.conversation, wb.user)
+def save(conversation: chat.Conversation) -> None:
+    if conversation.messages:
+        wb.conversations.save(conversation, wb.user)
 
 
 # A reload keeps the conversation: its id is in the URL.
@@ -87,8 +87,9 @@ if plan.dropped_messages:
     st.info(f"{plan.dropped_messages} older messages no longer fit the context window and are not sent.")
 
 wants_reply = False
-if state.get("chat_error"):
-    st.error(state.chat_error)
+errors = state.setdefault("chat_errors", {})  # written in `finally` below, where st.session_state is off limits
+if errors.get("message"):
+    st.error(errors["message"])
     wants_reply = st.button("↻ Retry", key="retry", type="primary")
 
 if conv.messages:
@@ -116,7 +117,7 @@ if prompt:
     wants_reply = True
 
 if wants_reply and chat.awaiting_reply(conv):
-    state.chat_error = None
+    errors.pop("message", None)
     plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=int(max_tokens),
                              provider_id=provider.pricing_id, counter=wb.token_counter(model))
     params = request_params(provider, model, temperature=temperature, max_tokens=int(max_tokens))
@@ -128,9 +129,10 @@ if wants_reply and chat.awaiting_reply(conv):
         try:
             st.write_stream(stream)
         finally:
+            # No st.* here: once a click has interrupted the run, touching Streamlit raises again.
             stream.close()
             chat.record_reply(conv, stream.outcome)
             if stream.outcome and stream.outcome.error:
-                state.chat_error = stream.outcome.error.message
-            save()
+                errors["message"] = stream.outcome.error.message
+            save(conv)
     st.rerun()

@@ -1,7 +1,71 @@
-"""Playground: coming soon (its issue builds it)."""
+"""Playground: one prompt, every parameter, streamed; a compare matrix; the prompt library; view code; replay."""
+import json
+
 import streamlit as st
 
-import pages._shared  # noqa: F401  (routes deep links through app.py)
+from core.calls import ChatStream, ChatRequest
+from core.codegen import curl_command, python_code
+from core.playground import CellResult, CellSpec, PlaygroundError, build_params, messages_for, prepare_cell, \
+    record_result
+from core.pricing import TokenUsage, cost_usd, format_cost
+from core.prompts import PromptLibrary
+from core.tokens import count_messages
+from pages._playground_compare import render_compare, show_cell
+from pages._playground_library import render_library
+from pages._playground_state import current_draft, editor, load_draft
+from pages._shared import model_picker, workbench
 
-st.title("Playground")
-st.info("Coming soon: this page is being built. Chat and Settings work today.")
+wb = workbench()
+state = st.session_state
+library = PromptLibrary(wb.settings.db_url)
+st.title("🧪 Playground")
+
+if "pg_load" in state:  # a draft chosen in the library or replayed from the log
+    load_draft(state.pop("pg_load"))
+model = model_picker(wb, key="pg_model")
+provider = wb.provider_for(model)
+editor(model, provider.kind)
+
+draft, messages, params, problem = None, [], {}, None
+try:
+    draft = current_draft(model)
+    messages = messages_for(draft)
+    params = build_params(provider, model, draft.settings)
+except PlaygroundError as err:
+    problem = str(err)
+if messages:
+    counter = wb.token_counter(model) or (lambda msgs: count_messages(msgs, model))
+    n_in = counter(messages)
+    st.caption(f"Input before sending: **{n_in:,} tokens** · "
+               f"{format_cost(cost_usd(TokenUsage(n_in), model, provider.pricing_id))}")
+if problem:
+    st.warning(problem)
+
+run_tab, compare_tab, library_tab = st.tabs(["▶ Run", "▦ Compare", "📚 Library & replay"])
+with run_tab:
+    with st.expander("View code"):
+        if draft and messages:
+            st.code(python_code(provider, model, messages, params), language="python")
+            st.code(curl_command(provider, model, messages, params), language="bash")
+    single = state.setdefault("pg_single_box", {})  # mutated in `finally`, where st.session_state is off limits
+    if st.button("▶ Run", type="primary", disabled=problem is not None, key="pg_run"):
+        cell = prepare_cell(CellSpec("draft", model, draft.settings.temperature, 1), draft, provider)
+        result = CellResult(cell.spec)
+        stream = ChatStream(provider, ChatRequest(model, cell.messages, cell.params),
+                            wb.context("playground", ["run:single"]), wb.log)
+        st.button("⏹ Stop", key="pg_halt")
+        try:
+            st.write_stream(stream)
+        finally:
+            stream.close()  # Stop reruns the script; this keeps what arrived and cancels the upstream stream
+            record_result(cell, result, stream)
+            single["last"] = result
+        st.rerun()
+    if single.get("last"):
+        show_cell(single["last"])
+
+with compare_tab:
+    render_compare(wb, draft, library, problem)
+
+with library_tab:
+    render_library(wb, draft, library)

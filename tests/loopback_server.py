@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "echo-1", "text-embedding-3-small", "gpt-image-1"]
+MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "o4-mini", "echo-1", "text-embedding-3-small", "gpt-image-1"]
 FLAGGED_WORDS = ("kill", "bomb")
 
 

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from core.calllog import CallLog
+from core.conversations import ConversationStore
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, StreamlitApp, screenshot
 from tests.loopback_server import Script
 
@@ -81,6 +82,9 @@ def test_stop_cancels_stream_and_keeps_partial_reply(page, server, app_env):
     assert "w5" in reply and "w399" not in reply and "stopped" in reply
     records = [r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10) if r.page == "chat"]
     assert [r.status for r in records] == ["cancelled"]
+    store = ConversationStore(app_env["PROMPTLAB_DB_URL"])
+    saved = store.load(store.list("local")[0].id)
+    assert saved.messages[-1].status == "stopped"  # survives a reload
     deadline = time.monotonic() + 5
     while server.requests[-1]["stream_state"] is None and time.monotonic() < deadline:
         time.sleep(0.05)

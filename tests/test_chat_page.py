@@ -177,6 +177,10 @@ def test_stop_mid_stream_keeps_partial_reply_marked_stopped(at, server, app_env)
     calls = chat_calls(app_env["PROMPTLAB_DB_URL"])
     assert [c.status for c in calls] == ["cancelled"] and calls[0].output_tokens > 0
     assert len(server.chat_requests()) == 1  # the rerun did not send the message again
+    from core.conversations import ConversationStore
+    store = ConversationStore(app_env["PROMPTLAB_DB_URL"])
+    saved = store.load(store.list("local")[0].id)  # persisted by the interrupted run itself
+    assert saved.messages[-1].status == "stopped" and saved.messages[-1].content.startswith("w0 w1")
 
 
 def test_with_no_key_the_chat_answers_from_the_local_model(offline_env):

@@ -1,0 +1,154 @@
+"""The Playground's compare matrix: choose, estimate, run live, cancel; grid, table, diff, stability, baseline."""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from core.playground import (CellResult, Draft, MatrixRun, PlaygroundError, compare_runs, diff_html, estimate_cost,
+                             expand_matrix, parse_temperatures, prepare_cell, results_to_json, stability_summary)
+from core.pricing import format_cost
+from core.prompts import PromptLibrary
+from core.tokens import count_messages
+from pages._shared import Workbench, available_models
+
+CURRENT = "Current draft"
+
+
+def show_cell(r: CellResult) -> None:
+    """One result: output (or error), tool calls and checks, and its metrics."""
+    if r.error:
+        st.error(r.error)
+    if r.text:
+        st.markdown(r.text)
+    for call in r.tool_calls:
+        st.markdown(f"🔧 **{call['name']}**")
+        st.json(call.get("parsed") if call.get("parsed") is not None else call["arguments"])
+        st.caption("✅ arguments match the declared schema" if not call.get("error") else f"❌ {call['error']}")
+    if r.schema_valid is not None:
+        st.caption("✅ valid JSON output" if r.schema_valid else f"❌ invalid output — {r.schema_error}")
+    est = " (est.)" if r.tokens_estimated else ""
+    st.caption(f"{r.status} · finish {r.finish_reason or '–'} · {r.input_tokens or 0:,} in / "
+               f"{r.output_tokens or 0:,} out tokens{est} · {format_cost(r.cost_usd)} · "
+               f"{(r.latency_ms or 0) / 1000:.2f} s · TTFT {((r.ttft_ms or 0) / 1000):.2f} s")
+
+
+def _versions(library: PromptLibrary, draft: Draft | None) -> dict[str, Draft]:
+    options = {CURRENT: draft} if draft else {}
+    for name in library.names():
+        for v in library.history(name)[:5]:
+            options[v.label] = v.draft
+    return options
+
+
+def _live(run: MatrixRun, columns: int) -> None:
+    """Draw every cell as it streams until the run ends; a click elsewhere (Cancel) cancels it."""
+    grid = st.columns(columns)
+    slots = []
+    for i, r in enumerate(run.results):
+        with grid[i % columns].container(border=True):
+            st.caption(r.spec.label)
+            slots.append(st.empty())
+    shown = [None] * len(slots)
+    # Take the holder and name now: once a click interrupts this run, touching st.session_state raises again.
+    box, name = st.session_state.pg_matrix_box, st.session_state.get("pg_run_name") or "run"
+    try:
+        while True:
+            finished = run.done()
+            for i, r in enumerate(run.results):
+                view = (r.status, r.text)
+                if view != shown[i]:
+                    slots[i].markdown(r.text or f"*{r.status}…*")
+                    shown[i] = view
+            if finished:
+                break
+            time.sleep(0.1)
+    finally:
+        if not run.done():
+            run.cancel()
+            run.wait(30)
+        box["last"] = (name, run.results)
+
+
+def render_compare(wb: Workbench, draft: Draft | None, library: PromptLibrary, problem: str | None) -> None:
+    st.session_state.setdefault("pg_matrix_box", {})
+    versions = _versions(library, draft)
+    models, _ = available_models(wb)
+    c1, c2 = st.columns(2)
+    chosen_versions = c1.multiselect("Prompt versions", list(versions), default=[CURRENT] if draft else [],
+                                     key="pg_cmp_versions")
+    chosen_models = c2.multiselect("Models", models, default=[draft.model] if draft and draft.model in models
+                                   else models[:1], key="pg_cmp_models")
+    c3, c4, c5 = st.columns(3)
+    temps_text = c3.text_input("Temperatures", "0, 1", key="pg_cmp_temps")
+    repeats = c4.number_input("Repeats", 1, 10, 1, key="pg_cmp_repeats")
+    concurrency = c5.number_input("Concurrent calls", 1, 32, 8, key="pg_cmp_concurrency")
+    st.text_input("Run name (tags the calls in the log)", f"run-{datetime.now():%H%M%S}", key="pg_run_name")
+    try:
+        specs = expand_matrix(chosen_versions, chosen_models, parse_temperatures(temps_text), int(repeats))
+        cells = [prepare_cell(s, versions[s.version], wb.provider_for(s.model)) for s in specs]
+    except PlaygroundError as err:
+        st.info(str(err))
+        return
+    counter = lambda msgs, m: (wb.token_counter(m) or (lambda x: count_messages(x, m)))(msgs)  # noqa: E731
+    estimate = estimate_cost([(c.spec, c.messages, versions[c.spec.version].settings.max_tokens) for c in cells],
+                             counter, lambda m: wb.provider_for(m).pricing_id)
+    if estimate.unpriced_cells == len(cells):
+        cost = "cost unknown (unpriced models)"
+    else:
+        unpriced = f" + {estimate.unpriced_cells} unpriced cells" if estimate.unpriced_cells else ""
+        cost = f"at most {format_cost(estimate.max_cost_usd)}{unpriced}"
+    st.caption(f"{len(cells)} cells · {estimate.input_tokens:,} input tokens · at most "
+               f"{estimate.max_output_tokens:,} output tokens · {cost}")
+    limit = wb.settings.confirm_cost_usd
+    confirmed = True
+    if estimate.max_cost_usd > limit:
+        confirmed = st.checkbox(f"This run may cost up to {format_cost(estimate.max_cost_usd)} (over "
+                                f"{format_cost(limit)}): run it anyway", key="pg_cmp_confirm")
+    if st.button("▶ Run matrix", type="primary", disabled=not confirmed or problem is not None, key="pg_cmp_run"):
+        tag = f"run:{st.session_state.pg_run_name}"
+        run = MatrixRun(cells, wb.context("playground", [tag]), wb.log, int(concurrency)).start()
+        st.button("⏹ Cancel", key="pg_cmp_cancel")
+        _live(run, min(len(cells), 3))
+        st.rerun()
+    if st.session_state.pg_matrix_box.get("last"):
+        _results(wb, library, *st.session_state.pg_matrix_box["last"])
+
+
+def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[CellResult]) -> None:
+    st.subheader(f"Results — {name}")
+    grid, table, diff, stability, baseline = st.tabs(["Grid", "Table", "Diff", "Stability", "Baseline"])
+    with grid:
+        cols = st.columns(min(len(results), 3))
+        for i, r in enumerate(results):
+            with cols[i % len(cols)].container(border=True):
+                st.caption(r.spec.label)
+                show_cell(r)
+    frame = pd.DataFrame([r.row() for r in results])
+    with table:
+        st.dataframe(frame, hide_index=True, width="stretch")
+        e1, e2, e3 = st.columns(3)
+        e1.download_button("⬇ CSV", frame.to_csv(index=False), f"{name}.csv", "text/csv")
+        e2.download_button("⬇ JSON", results_to_json(results), f"{name}.json", "application/json")
+        if e3.button("💾 Save run", key="pg_save_run"):
+            library.save_run(name, results, wb.user)
+            st.success(f"Saved “{name}”.")
+    with diff:
+        labels = [r.spec.label for r in results]
+        a = st.selectbox("Output A", range(len(results)), format_func=labels.__getitem__, key="pg_diff_a")
+        b = st.selectbox("Output B", range(len(results)), index=min(1, len(results) - 1),
+                         format_func=labels.__getitem__, key="pg_diff_b")
+        st.html(diff_html(results[a].text, results[b].text))
+    with stability:
+        st.dataframe(pd.DataFrame([s.__dict__ for s in stability_summary(results)]), hide_index=True, width="stretch")
+    with baseline:
+        saved = library.runs()
+        if not saved:
+            st.caption("Save a run to compare later runs against it.")
+        else:
+            pick = st.selectbox("Baseline run", range(len(saved)), key="pg_baseline",
+                                format_func=lambda i: f"{saved[i].name} · {saved[i].created_at[:16]}")
+            rows = compare_runs(results, saved[pick].results)
+            st.dataframe(pd.DataFrame([r.__dict__ for r in rows]), hide_index=True, width="stretch")

@@ -1,0 +1,70 @@
+"""The Playground's prompt library (save, history, diff, load, use as persona, import / export) and replay."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import chat
+from core.personas import CUSTOM_ID
+from core.playground import Draft, diff_html, replay_draft
+from core.prompts import PromptLibrary
+from pages._shared import Workbench
+
+
+def render_library(wb: Workbench, draft: Draft | None, library: PromptLibrary) -> None:
+    with st.form("pg_save_form", clear_on_submit=False):
+        c1, c2 = st.columns([1, 2])
+        name = c1.text_input("Prompt name", key="pg_save_name")
+        note = c2.text_input("Note (what changed)", key="pg_save_note")
+        if st.form_submit_button("💾 Save as new version", disabled=draft is None):
+            try:
+                saved = library.save(name, draft, author=wb.user, note=note or None)
+                st.success(f"Saved {saved.label}.")
+            except ValueError as err:
+                st.error(f"Cannot save: {err}.")
+    names = library.names()
+    if names:
+        picked = st.selectbox("Prompt", names, key="pg_lib_name")
+        history = library.history(picked)
+        st.dataframe(pd.DataFrame([{"version": v.version, "author": v.author, "note": v.note, "model": v.draft.model,
+                                    "saved": v.created_at[:16]} for v in history]), hide_index=True, width="stretch")
+        labels = {v.id: v.label for v in history}
+        chosen = st.selectbox("Version", list(labels), format_func=labels.get, key="pg_lib_version")
+        version = next(v for v in history if v.id == chosen)
+        b1, b2 = st.columns(2)
+        if b1.button("↩ Load into the playground", key="pg_lib_load"):
+            st.session_state.pg_load = version.draft
+            st.rerun()
+        if b2.button("💬 Use as Chat persona", key="pg_lib_persona"):
+            st.session_state.update(persona_id=CUSTOM_ID, custom_prompt=version.draft.system,
+                                    conversation=chat.new_conversation(None, version.draft.system))
+            st.switch_page("pages/chat.py")
+        if len(history) > 1:
+            other = st.selectbox("Compare with", [i for i in labels if i != chosen], format_func=labels.get,
+                                 key="pg_lib_other")
+            old = next(v for v in history if v.id == other)
+            st.caption("System prompt")
+            st.html(diff_html(old.draft.system, version.draft.system))
+            st.caption("User message")
+            st.html(diff_html(old.draft.user_template, version.draft.user_template))
+    e1, e2 = st.columns(2)
+    e1.download_button("⬇ Export library (JSON)", library.export_json, "promptlab-prompts.json", "application/json",
+                       disabled=not names)
+    upload = e2.file_uploader("Import prompts (JSON)", type=["json"], key="pg_lib_import")
+    if upload is not None and st.session_state.get("pg_lib_imported") != upload.file_id:
+        try:
+            st.success(f"Imported {library.import_json(upload.getvalue().decode('utf-8'))} versions.")
+        except (ValueError, UnicodeDecodeError) as err:
+            st.error(f"Cannot import this file: {err}.")
+        st.session_state.pg_lib_imported = upload.file_id
+
+    st.divider()
+    st.markdown("**Replay a logged call**")
+    request_id = st.text_input("Request id (from Analytics or `python -m core.calllog tail`)", key="pg_replay_id")
+    if st.button("↩ Open in the playground", key="pg_replay", disabled=not request_id.strip()):
+        texts = wb.log.texts(request_id.strip())
+        if texts is None:
+            st.error("No call with that request id has its request stored in the log.")
+        else:
+            st.session_state.pg_load = replay_draft(texts.request)
+            st.rerun()

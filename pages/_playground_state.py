@@ -1,0 +1,94 @@
+"""The Playground's editor: widgets bound to a Draft in st.session_state (load a draft in, read it back)."""
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from core.playground import (REASONING_EFFORTS, Draft, PlaygroundError, Settings, template_variables,
+                             unsupported_controls, validate_schema, validate_tools)
+
+FORMATS = ("text", "json_object", "json_schema")
+
+
+def load_draft(draft: Draft) -> None:
+    """Put a draft into the editor's widgets (call before they are drawn, then rerun)."""
+    s = draft.settings
+    state = st.session_state
+    state.update(pg_model=draft.model, pg_system=draft.system, pg_user=draft.user_template,
+                 pg_temperature=1.0 if s.temperature is None else float(s.temperature), pg_top_p=s.top_p,
+                 pg_max_tokens=s.max_tokens or 512, pg_stop="\n".join(s.stop),
+                 pg_presence=s.presence_penalty, pg_frequency=s.frequency_penalty, pg_seed=s.seed,
+                 pg_format=s.response_format, pg_schema=json.dumps(s.json_schema, indent=2) if s.json_schema else "",
+                 pg_tools=json.dumps([t["function"] for t in s.tools], indent=2) if s.tools else "",
+                 pg_tool_choice=s.tool_choice, pg_effort=s.reasoning_effort, pg_history=draft.history)
+    for name, value in draft.variables.items():
+        state[f"pg_var_{name}"] = value
+
+
+def editor(model: str, provider_kind: str) -> None:
+    """Prompt, variables and every parameter; controls the model does not accept are disabled with the reason."""
+    off = unsupported_controls(provider_kind, model)
+    left, right = st.columns([3, 2])
+    with left:
+        st.text_area("System prompt", key="pg_system", height=120)
+        if st.session_state.get("pg_history"):
+            st.caption(f"+ {len(st.session_state.pg_history)} earlier messages from the replayed call")
+        st.text_area("User message — use {{variables}}", key="pg_user", height=120)
+        names = template_variables(st.session_state.get("pg_system", "") + st.session_state.get("pg_user", ""))
+        if names:
+            st.caption("Variables")
+            for name in names:
+                st.text_input(name, key=f"pg_var_{name}", label_visibility="visible")
+    with right:
+        c1, c2 = st.columns(2)
+        c1.slider("Temperature", 0.0, 2.0, 1.0, 0.1, key="pg_temperature", disabled="temperature" in off,
+                  help=off.get("temperature"))
+        c2.number_input("Max tokens", 1, 128_000, 512, key="pg_max_tokens")
+        c1.number_input("top_p", 0.0, 1.0, None, 0.05, key="pg_top_p", disabled="top_p" in off,
+                        help=off.get("top_p", "blank = the model's default"))
+        c2.number_input("Seed", 0, 2**31 - 1, None, key="pg_seed", help="blank = random")
+        c1.number_input("Presence penalty", -2.0, 2.0, None, 0.1, key="pg_presence",
+                        disabled="presence_penalty" in off, help=off.get("presence_penalty"))
+        c2.number_input("Frequency penalty", -2.0, 2.0, None, 0.1, key="pg_frequency",
+                        disabled="frequency_penalty" in off, help=off.get("frequency_penalty"))
+        st.text_area("Stop sequences (one per line, up to 4)", key="pg_stop", height=68, disabled="stop" in off,
+                     help=off.get("stop"))
+        st.selectbox("Reasoning effort", [None, *REASONING_EFFORTS], key="pg_effort",
+                     format_func=lambda e: "model default" if e is None else e,
+                     disabled="reasoning_effort" in off, help=off.get("reasoning_effort"))
+        fmt = st.radio("Response format", FORMATS, key="pg_format", horizontal=True,
+                       format_func=lambda f: "JSON schema" if f == "json_schema" and "json_schema" in off
+                       else f.replace("_", " "))
+        if fmt == "json_schema":
+            if "json_schema" in off:
+                st.caption(f"⚠️ {off['json_schema']}")
+            st.text_area("JSON schema", key="pg_schema", height=120, placeholder='{"type": "object", …}')
+        with st.expander("Tools (function definitions)", expanded=bool(st.session_state.get("pg_tools"))):
+            if "tools" in off:
+                st.caption(f"⚠️ {off['tools']}")
+            st.text_area("Functions as JSON", key="pg_tools", height=120, disabled="tools" in off,
+                         placeholder='[{"name": "lookup_order", "parameters": {"type": "object", …}}]')
+            st.text_input("Tool choice (auto, none, required or a function name)", "auto", key="pg_tool_choice",
+                          disabled="tools" in off)
+
+
+def current_draft(model: str) -> Draft:
+    """The draft the editor shows; raises PlaygroundError (the user's sentence) when tools or schema are invalid."""
+    state = st.session_state
+    schema = validate_schema(state.pg_schema) if state.get("pg_format") == "json_schema" and \
+        (state.get("pg_schema") or "").strip() else None
+    if state.get("pg_format") == "json_schema" and schema is None:
+        raise PlaygroundError("Write the JSON schema the output must follow, or pick another response format.")
+    settings = Settings(
+        temperature=state.get("pg_temperature", 1.0), top_p=state.get("pg_top_p"),
+        max_tokens=state.get("pg_max_tokens", 512),
+        stop=[s for s in (state.get("pg_stop") or "").splitlines() if s][:4],
+        presence_penalty=state.get("pg_presence"), frequency_penalty=state.get("pg_frequency"),
+        seed=state.get("pg_seed"), response_format=state.get("pg_format", "text"), json_schema=schema,
+        tools=validate_tools(state.get("pg_tools") or ""), tool_choice=(state.get("pg_tool_choice") or "auto").strip(),
+        reasoning_effort=state.get("pg_effort"))
+    text = state.get("pg_system", "") + state.get("pg_user", "")
+    variables = {n: state.get(f"pg_var_{n}", "") for n in template_variables(text)}
+    return Draft(model, state.get("pg_system", ""), state.get("pg_user", ""), variables, settings,
+                 list(state.get("pg_history") or []))

@@ -1,0 +1,129 @@
+"""AppTest of the Playground against the loopback server."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.calllog import CallLog
+from core.playground import Draft
+from core.prompts import PromptLibrary
+from tests.loopback_server import Script
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture
+def pg(app_env) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/playground.py").run()
+    at.text_area(key="pg_system").set_value("You are terse.").run()
+    at.text_area(key="pg_user").set_value("Where is order {{order}}?").run()
+    at.text_input(key="pg_var_order").set_value("A-17").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption]
+
+
+def test_single_run_with_variables_metrics_and_view_code(pg, server, app_env):
+    assert any("Input before sending" in c for c in captions(pg))
+    pg.button(key="pg_run").click().run()
+    body = server.chat_requests()[-1]
+    assert body["messages"] == [{"role": "system", "content": "You are terse."},
+                                {"role": "user", "content": "Where is order A-17?"}]
+    assert any(m.value == "Echo: Where is order A-17?" for m in pg.markdown)
+    assert any(c.startswith("ok · finish stop") and "out tokens" in c for c in captions(pg))
+    codes = [c.value for c in pg.code]
+    assert any("client.chat.completions.create(" in c for c in codes) and any(c.startswith("curl ") for c in codes)
+    rec = CallLog(app_env["PROMPTLAB_DB_URL"]).recent(5)
+    assert any(r.page == "playground" and r.tags == ["run:single"] for r in rec)
+
+
+def test_json_schema_output_is_validated(pg, server):
+    pg.radio(key="pg_format").set_value("json_schema").run()
+    pg.text_area(key="pg_schema").set_value('{"type": "object", "required": ["eta"]}').run()
+    server.push(Script(reply='{"status": "shipped"}'))
+    pg.button(key="pg_run").click().run()
+    assert any("invalid output" in c and "eta" in c for c in captions(pg))
+    sent = server.chat_requests()[-1]["response_format"]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["schema"]["required"] == ["eta"]
+
+
+def test_invalid_tools_block_the_run_with_one_sentence(pg):
+    pg.text_area(key="pg_tools").set_value('[{"name": "f", "parameters": {"type": 7}}]').run()
+    assert "not a valid JSON Schema" in pg.warning[0].value
+    assert pg.button(key="pg_run").disabled
+
+
+def test_reasoning_model_disables_sampling_controls(pg):
+    pg.selectbox(key="pg_model").set_value("o4-mini").run()
+    assert pg.slider(key="pg_temperature").disabled
+    assert not pg.selectbox(key="pg_effort").disabled
+
+
+def test_two_by_two_matrix_with_per_cell_metrics(pg, server, app_env):
+    pg.multiselect(key="pg_cmp_models").set_value(["gpt-4o-mini", "gpt-4o"]).run()
+    pg.text_input(key="pg_cmp_temps").set_value("0, 0.8").run()
+    assert any(c.startswith("4 cells") for c in captions(pg))
+    pg.text_input(key="pg_run_name").set_value("exp-1").run()
+    pg.button(key="pg_cmp_run").click().run()
+    assert not pg.exception
+    cells = [c for c in captions(pg) if " · T=" in c]
+    assert len(cells) == 4 and {c.split(" · ")[1] for c in cells} == {"gpt-4o-mini", "gpt-4o"}
+    metrics = [c for c in captions(pg) if c.startswith("ok · finish stop")]
+    assert len(metrics) >= 4
+    temps = sorted(r["temperature"] for r in server.chat_requests())
+    assert temps == [0.0, 0.0, 0.8, 0.8]
+    tagged = [r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(20) if r.tags == ["run:exp-1"]]
+    assert len(tagged) == 4 and all(r.page == "playground" for r in tagged)
+    table = pg.dataframe[0].value
+    assert len(table) == 4 and {"latency_ms", "ttft_ms", "cost_usd", "output_tokens"} <= set(table.columns)
+
+
+def test_cancel_stops_the_matrix(pg, server, app_env):
+    for _ in range(2):
+        server.push(Script(chunks=400, chunk_delay=0.05))
+    pg.multiselect(key="pg_cmp_models").set_value(["gpt-4o-mini", "gpt-4o"]).run()
+    pg.text_input(key="pg_cmp_temps").set_value("0").run()
+    pg.button(key="pg_cmp_run").click()
+    with pytest.raises(RuntimeError, match="timed out"):
+        pg.run(timeout=2)  # the script is stopped mid-run, as a click on Cancel interrupts it
+    pg.button(key="pg_cmp_run").set_value(False)  # AppTest would press Run again; a browser does not
+    pg.run()
+    statuses = [r.status for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10) if r.page == "playground"]
+    assert statuses == ["cancelled", "cancelled"]
+    assert pg.dataframe[0].value["status"].tolist() == ["cancelled", "cancelled"]
+
+
+def test_saved_version_is_reloaded(pg, app_env):
+    pg.text_input(key="pg_save_name").set_value("support")  # form fields go with their submit, in one run
+    pg.text_input(key="pg_save_note").set_value("first try")
+    next(b for b in pg.button if "Save as new version" in b.label).click().run()
+    assert "Saved support v1" in pg.success[0].value
+    pg.text_area(key="pg_system").set_value("Something else entirely.").run()
+    pg.button(key="pg_lib_load").click().run()
+    assert pg.text_area(key="pg_system").value == "You are terse."
+    assert pg.text_input(key="pg_var_order").value == "A-17"
+    versions = PromptLibrary(app_env["PROMPTLAB_DB_URL"]).history("support")
+    assert versions[0].note == "first try" and versions[0].author == "local"
+
+
+def test_replay_a_logged_call(pg, server, app_env):
+    pg.button(key="pg_run").click().run()
+    rid = next(r.request_id for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(5) if r.page == "playground")
+    pg.text_area(key="pg_system").set_value("changed").run()
+    pg.text_input(key="pg_replay_id").set_value(rid).run()
+    pg.button(key="pg_replay").click().run()
+    assert pg.text_area(key="pg_system").value == "You are terse."
+    assert pg.text_area(key="pg_user").value == "Where is order A-17?"
+
+
+def test_saved_version_as_chat_persona(pg, app_env):
+    PromptLibrary(app_env["PROMPTLAB_DB_URL"]).save("kb", Draft("gpt-4o-mini", "You answer from the wiki."))
+    pg.run()
+    pg.selectbox(key="pg_lib_name").set_value("kb").run()
+    pg.button(key="pg_lib_persona").click().run()
+    assert pg.session_state.conversation.system_prompt == "You answer from the wiki."
+    assert pg.session_state.persona_id == "custom"
