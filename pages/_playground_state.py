@@ -9,6 +9,7 @@ from core.playground import (REASONING_EFFORTS, Draft, PlaygroundError, Settings
                              unsupported_controls, validate_schema, validate_tools)
 
 FORMATS = ("text", "json_object", "json_schema")
+DEFAULT_EFFORT = "model default"
 
 
 def load_draft(draft: Draft) -> None:
@@ -21,7 +22,8 @@ def load_draft(draft: Draft) -> None:
                  pg_presence=s.presence_penalty, pg_frequency=s.frequency_penalty, pg_seed=s.seed,
                  pg_format=s.response_format, pg_schema=json.dumps(s.json_schema, indent=2) if s.json_schema else "",
                  pg_tools=json.dumps([t["function"] for t in s.tools], indent=2) if s.tools else "",
-                 pg_tool_choice=s.tool_choice, pg_effort=s.reasoning_effort, pg_history=draft.history)
+                 pg_tool_choice=s.tool_choice, pg_effort=s.reasoning_effort or DEFAULT_EFFORT,
+                 pg_history=draft.history)
     for name, value in draft.variables.items():
         state[f"pg_var_{name}"] = value
 
@@ -54,8 +56,7 @@ def editor(model: str, provider_kind: str) -> None:
                         disabled="frequency_penalty" in off, help=off.get("frequency_penalty"))
         st.text_area("Stop sequences (one per line, up to 4)", key="pg_stop", height=68, disabled="stop" in off,
                      help=off.get("stop"))
-        st.selectbox("Reasoning effort", [None, *REASONING_EFFORTS], key="pg_effort",
-                     format_func=lambda e: "model default" if e is None else e,
+        st.selectbox("Reasoning effort", [DEFAULT_EFFORT, *REASONING_EFFORTS], key="pg_effort",
                      disabled="reasoning_effort" in off, help=off.get("reasoning_effort"))
         fmt = st.radio("Response format", FORMATS, key="pg_format", horizontal=True,
                        format_func=lambda f: "JSON schema" if f == "json_schema" and "json_schema" in off
@@ -87,7 +88,7 @@ def current_draft(model: str) -> Draft:
         presence_penalty=state.get("pg_presence"), frequency_penalty=state.get("pg_frequency"),
         seed=state.get("pg_seed"), response_format=state.get("pg_format", "text"), json_schema=schema,
         tools=validate_tools(state.get("pg_tools") or ""), tool_choice=(state.get("pg_tool_choice") or "auto").strip(),
-        reasoning_effort=state.get("pg_effort"))
+        reasoning_effort=None if state.get("pg_effort") in (None, DEFAULT_EFFORT) else state.get("pg_effort"))
     text = state.get("pg_system", "") + state.get("pg_user", "")
     variables = {n: state.get(f"pg_var_{n}", "") for n in template_variables(text)}
     return Draft(model, state.get("pg_system", ""), state.get("pg_user", ""), variables, settings,

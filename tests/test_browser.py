@@ -160,3 +160,21 @@ def test_analytics_deep_link_renders_charts(browser, app_env):
         context.close()
     finally:
         running.stop()
+
+
+def test_playground_matrix_run_streams_every_cell(page, app, server):
+    page.goto(f"{app.url}/playground")
+    page.wait_for_selector(IDLE, timeout=30_000)
+    page.get_by_label("User message — use {{variables}}").fill("Compare us")
+    page.keyboard.press("Tab")
+    page.wait_for_selector(IDLE, timeout=30_000)
+    page.get_by_role("tab", name="▦ Compare").click()
+    for _ in range(2):
+        server.push(Script(reply="cell answer streaming in pieces", chunk_delay=0.05))
+    page.get_by_role("button", name="▶ Run matrix").click()
+    page.wait_for_function("() => document.body.innerText.includes('Results —')", timeout=30_000)
+    page.wait_for_selector(IDLE, timeout=30_000)
+    text = page.inner_text("[data-testid='stMain']")
+    assert text.count("cell answer streaming in pieces") >= 2  # both temperatures (0 and 1) answered
+    assert "T=0" in text and "T=1" in text and "finish stop" in text
+    screenshot(page, "playground")
