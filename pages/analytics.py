@@ -5,6 +5,7 @@ import streamlit as st
 
 from core import analytics as an
 from core.charts import figures, kpi_cards
+from core.playground import replay_draft
 from core.pricing import format_cost
 from core.synthetic import generate
 from pages._shared import workbench
@@ -112,6 +113,9 @@ if request_id:
     with st.container(border=True):
         st.markdown(f"**Call `{request_id}`**")
         st.json(an.record_details(record) if record else {"request_id": request_id, "note": "not in the log"})
+        if texts and st.button("🧪 Open in the Playground", key="an_replay"):
+            st.session_state.pg_load = replay_draft(texts.request)
+            st.switch_page("pages/playground.py")
         if texts:
             st.markdown("**Messages**")
             st.json(texts.request.get("messages", []), expanded=False)

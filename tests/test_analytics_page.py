@@ -86,3 +86,15 @@ def test_drill_down_shows_fields_messages_and_reply(app_env, server):
     assert request_id in fields and '"status": "ok"' in fields and '"model": "gpt-4o-mini"' in fields
     assert "show me in the drill-down" in at.json[1].value
     assert at.text[0].value == "Echo: show me in the drill-down"
+
+
+def test_drill_down_opens_the_call_in_the_playground(app_env, server):
+    chat = AppTest.from_file(APP, default_timeout=60).run()
+    chat.chat_input[0].set_value("replay me").run()
+    request_id = next(r.request_id for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(5) if r.page == "chat")
+    at = open_analytics()
+    at.text_input(key="an_request_id").input(request_id).run()
+    at.button(key="an_replay").click().run()
+    assert not at.exception
+    assert at.text_area(key="pg_user").value == "replay me"
+    assert at.text_area(key="pg_system").value.startswith("You are a helpful")

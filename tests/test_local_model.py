@@ -160,3 +160,16 @@ def test_logit_bias_is_applied(model, local, ctx, log):
     eos = model.llm.token_eos()
     out = generate(local, ctx, log, max_tokens=40, temperature=0.7, logit_bias={str(eos): -100}).outcome
     assert out.finish_reason == "length" and out.usage.output_tokens == 40
+
+
+def test_playground_matrix_on_the_local_model(local, ctx, log):
+    from core.calls import CallContext
+    from core.playground import CellSpec, Draft, MatrixRun, Settings, prepare_cell
+    draft = Draft(local_model.model_id_for(None), "Be brief.", "Name a fruit.",
+                  settings=Settings(max_tokens=12, seed=5, response_format="json_object"))
+    cells = [prepare_cell(CellSpec("v1", draft.model, t, 1), draft, local) for t in (0.0, 0.9)]
+    run = MatrixRun(cells, CallContext("playground", tags=["run:local"]), log, concurrency=2).start()
+    assert run.wait(120)
+    assert [r.status for r in run.results] == ["ok", "ok"]
+    assert all(r.schema_valid is not None and r.output_tokens and not r.tokens_estimated for r in run.results)
+    assert {r.provider for r in log.recent(2)} == {"local"}
