@@ -211,9 +211,12 @@ class ChatStream:
         return outcome
 
 
-def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Callable[[openai.OpenAI], T],
-                *, model: str | None = None) -> T:
-    """Run a non-chat API call (e.g. listing models) through the gate: timed, mapped and logged."""
+def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Callable[[Any], T],
+                *, model: str | None = None, operation: str = "other",
+                describe: Callable[[T, CallRecord], None] | None = None,
+                texts: CallTexts | None = None) -> tuple[T, CallRecord]:
+    """Run a non-streaming API call through the gate: timed, mapped, logged. `describe(result, record)` fills in
+    what the result says (model, tokens, cost, images). Returns the result and its record; raises PromptLabError."""
     started = time.perf_counter()
     record = CallRecord(request_id=f"req_{uuid.uuid4().hex}", ts=utc_now_iso(), page=context.page,
                         provider=provider.kind, model_requested=model, user=context.user,
@@ -221,20 +224,22 @@ def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Call
                         cost_usd=0.0)
     try:
         result = fn(provider.client())
-        return result
+        if describe is not None:
+            describe(result, record)
+        return result, record
     except Exception as exc:
         error = to_user_error(exc, secrets=(provider.api_key,), model=model, timeout_s=provider.timeout_s,
-                              retries=provider.max_retries)
+                              retries=provider.max_retries, operation=operation)
         record.status, record.error_type, record.error_message = "error", error.kind, error.detail
         raise error from None
     finally:
         record.latency_ms = round((time.perf_counter() - started) * 1000, 2)
         try:
-            log.write(record)
+            log.write(record, texts)
         except Exception:
             pass  # the caller gets its result or its error either way
 
 
 def list_models(provider: Provider, context: CallContext, log: CallLog) -> list[str]:
     """Every model id the provider lists (a logged call); raises PromptLabError on failure."""
-    return logged_call(provider, context, log, lambda client: sorted(m.id for m in client.models.list()))
+    return logged_call(provider, context, log, lambda client: sorted(m.id for m in client.models.list()))[0]

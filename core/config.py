@@ -32,6 +32,7 @@ class Settings:
     fallback_context_tokens: int = 8192
     local_model_path: str | None = None
     confirm_cost_usd: float = 1.0
+    data_dir: str = "data"
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (the Settings page's per-session switch)."""
@@ -55,6 +56,7 @@ _SOURCES: dict[str, tuple[str, type]] = {
     "fallback_context_tokens": ("PROMPTLAB_CONTEXT_TOKENS", int),
     "local_model_path": ("PROMPTLAB_LOCAL_MODEL", str),
     "confirm_cost_usd": ("PROMPTLAB_CONFIRM_USD", float),
+    "data_dir": ("PROMPTLAB_DATA_DIR", str),
 }
 
 # The README table is generated from this list, so documentation and code cannot drift apart.
@@ -74,6 +76,7 @@ SETTING_DOCS: dict[str, str] = {
     "PROMPTLAB_CONTEXT_TOKENS": "Context window assumed for models whose window is unknown",
     "PROMPTLAB_LOCAL_MODEL": "Path of a GGUF file for the embedded local model",
     "PROMPTLAB_CONFIRM_USD": "Playground runs whose estimated cost exceeds this ask for confirmation",
+    "PROMPTLAB_DATA_DIR": "Where generated images are kept (their metadata is in the database)",
 }
 
 

@@ -104,6 +104,25 @@ def m004_prompt_library(conn: Connection) -> None:
         )"""))
 
 
+@migration
+def m005_images(conn: Connection) -> None:
+    conn.execute(sa.text("""
+        CREATE TABLE images (
+            id TEXT PRIMARY KEY,
+            request_id TEXT,
+            created_at TEXT NOT NULL,
+            user_id TEXT,
+            prompt TEXT NOT NULL,
+            model TEXT NOT NULL,
+            params TEXT NOT NULL,
+            cost_usd REAL,
+            cost_estimated BOOLEAN NOT NULL DEFAULT FALSE,
+            path TEXT NOT NULL,
+            mime TEXT NOT NULL
+        )"""))
+    conn.execute(sa.text("CREATE INDEX ix_images_created ON images (created_at)"))
+
+
 def get_value(engine: Engine, key: str) -> str | None:
     """A value from the app_settings table (None when unset)."""
     with engine.connect() as conn:

@@ -52,11 +52,31 @@ def _server_message(exc: openai.APIStatusError) -> str:
     return str(exc.message)
 
 
-def _status_error(exc: openai.APIStatusError, model: str | None, retries: int) -> PromptLabError:
+def _image_error(status: int, code: str, said: str, model: str | None) -> PromptLabError | None:
+    lowered = f"{code} {said}".lower()
+    if status == 400 and ("moderation" in lowered or "content_policy" in lowered or "safety" in lowered):
+        reason = said.rstrip(".") or "no reason given"
+        return PromptLabError("content_policy", f"The provider's safety system refused this image ({reason}): "
+                                                "rephrase the prompt and try again.")
+    if status == 400 and "size" in lowered:
+        return PromptLabError("unsupported_size", f"{model or 'This model'} does not support that size: pick one "
+                                                  "of the sizes offered for it.")
+    if status == 404 and "model" not in lowered:
+        return PromptLabError("no_images", "This provider has no image endpoint (404): configure OpenAI in "
+                                           "Settings to generate images.")
+    return None
+
+
+def _status_error(exc: openai.APIStatusError, model: str | None, retries: int,
+                  operation: str = "chat") -> PromptLabError:
     status = exc.status_code
     said = _server_message(exc)
     code = str(getattr(exc, "code", "") or "")
     lowered = f"{code} {said}".lower()
+    if operation == "images":
+        image_error = _image_error(status, code, said, model)
+        if image_error is not None:
+            return image_error
     if status == 401:
         return PromptLabError("bad_key", "The API key was rejected (401): check or replace it in Settings.")
     if status == 403:
@@ -87,12 +107,15 @@ def _status_error(exc: openai.APIStatusError, model: str | None, retries: int) -
 
 
 def to_user_error(exc: BaseException, *, secrets: Iterable[str | None] = (), model: str | None = None,
-                  timeout_s: float | None = None, retries: int = 2) -> PromptLabError:
-    """Map any exception from a model call to a PromptLabError; secrets never reach its text."""
+                  timeout_s: float | None = None, retries: int = 2, operation: str = "chat") -> PromptLabError:
+    """Map any exception from a model call to a PromptLabError; secrets never reach its text.
+
+    `operation` ("chat", "images", …) lets the same HTTP status read right for the endpoint that answered.
+    """
     if isinstance(exc, PromptLabError):
         return exc
     if isinstance(exc, openai.APIStatusError):
-        err = _status_error(exc, model, retries)
+        err = _status_error(exc, model, retries, operation)
         err.status_code = exc.status_code
         err.detail = f"HTTP {exc.status_code}: {_server_message(exc)}"
     elif isinstance(exc, openai.APITimeoutError):

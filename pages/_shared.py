@@ -118,6 +118,11 @@ def _model_ids(provider: Provider, db_url: str, user: str) -> tuple[list[str], s
         return [], err.message
 
 
+def available_model_ids(wb: Workbench) -> list[str]:
+    """Every model id the active provider lists (cached), whatever it is for; [] when it cannot list."""
+    return [] if wb.provider.kind == "local" else _model_ids(wb.provider, wb.settings.db_url, wb.user)[0]
+
+
 def available_models(wb: Workbench) -> tuple[list[str], str | None]:
     """Chat models the provider lists (cached 10 min) plus the embedded local model, which stays selectable
     beside any provider; on a listing failure, the configured default and the error."""

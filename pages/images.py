@@ -1,7 +1,107 @@
-"""Images: coming soon (its issue builds it)."""
+"""Images: generate with the gpt-image models (every parameter they take), see the cost, keep a gallery."""
 import streamlit as st
 
-import pages._shared  # noqa: F401  (routes deep links through app.py)
+from core.errors import PromptLabError
+from core.gallery import Gallery
+from core.images import BACKGROUNDS, MODERATION, ImageRequest, estimate_cost, generate, image_models, model_spec, \
+    validate
+from core.pricing import format_cost
+from pages._shared import available_model_ids, workbench
 
-st.title("Images")
-st.info("Coming soon: this page is being built. Chat and Settings work today.")
+wb = workbench()
+state = st.session_state
+gallery = Gallery(wb.settings.db_url, wb.settings.data_dir)
+st.title("🖼️ Images")
+variation = False
+if "img_pending" in state:  # "generate variations": load the image's settings before the widgets are drawn
+    state.update(state.pop("img_pending"))
+    variation = True
+
+if wb.provider.kind == "local":
+    st.info("The offline model cannot make images. Add an OpenAI key in Settings (or set OPENAI_BASE_URL to a "
+            "server with an images endpoint) to generate; the gallery below still works.")
+else:
+    models = image_models(available_model_ids(wb))
+    left, right = st.columns([3, 2])
+    prompt = left.text_area("Prompt", key="img_prompt", height=150,
+                            placeholder="A watercolour lighthouse in a storm, seen from the sea")
+    with right:
+        model = st.selectbox("Model", models, key="img_model")
+        spec = model_spec(model)
+        c1, c2 = st.columns(2)
+        size = c1.selectbox("Size", spec.sizes, key="img_size",
+                            format_func=lambda s: {"1536x1024": "1536×1024 landscape", "1024x1536":
+                                                   "1024×1536 portrait", "1024x1024": "1024×1024 square"}.get(s, s))
+        quality = c2.selectbox("Quality", spec.qualities, key="img_quality")
+        n = c1.number_input("Images", 1, spec.max_n, 1, key="img_n")
+        background = c2.selectbox("Background", [b for b in BACKGROUNDS if b in spec.backgrounds], key="img_bg")
+        fmt = c1.selectbox("Format", spec.formats, key="img_format")
+        compression = c2.slider("Compression", 0, 100, 85, key="img_compression", disabled=fmt == "png",
+                                help="JPEG and WebP only")
+        moderation = st.selectbox("Moderation", MODERATION, key="img_moderation", disabled=not spec.moderation)
+    request = ImageRequest(model, prompt, int(n), size, quality, background, fmt,
+                           compression if fmt != "png" else None, moderation)
+    problems = validate(request)
+    estimate = estimate_cost(request, wb.provider.pricing_id)
+    st.caption(f"Estimated cost: {format_cost(estimate)} for {int(n)} image(s) — the actual cost comes from the "
+               "response's usage.")
+    for problem in problems[1 if not prompt.strip() else 0:]:
+        st.warning(problem)
+    if st.button("✨ Generate", type="primary", disabled=bool(problems), key="img_generate") or \
+            (variation and not problems):
+        with st.spinner("Generating…"):
+            try:
+                result = generate(wb.provider, request, wb.context("images"), wb.log)
+                state.img_last = [img.id for img in gallery.add(request, result, wb.user)]
+                state.img_error = None
+                cost = format_cost(result.cost_usd) + (" (estimated)" if result.cost_estimated else "")
+                state.img_note = f"{len(result.images)} image(s) · {cost}"
+            except PromptLabError as err:
+                state.img_error = err.message  # the prompt stays in its box
+    if state.get("img_error"):
+        st.error(state.img_error)
+
+
+def show(image, key: str) -> None:
+    """One image card: picture, download, copy prompt, variations, delete."""
+    st.image(image.read(), width="stretch")
+    cost = format_cost(image.cost_usd) + (" est." if image.cost_estimated else "")
+    st.caption(f"{image.model} · {image.params.get('size')} · {image.params.get('quality')} · {cost} · "
+               f"{image.created_at[:16].replace('T', ' ')}")
+    a, b, c = st.columns(3)
+    a.download_button("⬇", image.read(), image.file_name, image.mime, key=f"dl_{key}", help="Download")
+    if b.button("🔁", key=f"var_{key}", help="Generate variations: same prompt and settings, new sample",
+                disabled=wb.provider.kind == "local"):
+        state.img_pending = {"img_prompt": image.prompt, "img_model": image.model,
+                             **{f"img_{k}": image.params[p] for k, p in (("size", "size"), ("quality", "quality"),
+                                                                         ("n", "n"), ("bg", "background"),
+                                                                         ("format", "output_format"))}}
+        st.rerun()
+    if c.button("🗑", key=f"del_{key}", help="Delete"):
+        gallery.delete(image.id)
+        st.rerun()
+    with st.expander("Prompt"):
+        st.code(image.prompt, language=None, wrap_lines=True)  # the code block has a copy button
+
+
+last = [img for img in (gallery.get(i) for i in state.get("img_last", [])) if img]
+if last:
+    st.subheader("Just generated")
+    st.caption(state.get("img_note", ""))
+    for col, img in zip(st.columns(min(len(last), 4)) * 3, last):
+        with col:
+            show(img, f"new_{img.id}")
+
+st.subheader("Gallery")
+query = st.text_input("Search prompts", key="img_search")
+page_size = 12
+page = st.session_state.get("img_page", 1)
+images, total = gallery.search(query, page_size, (page - 1) * page_size)
+st.number_input(f"Page (of {max(1, -(-total // page_size))}, {total} images)", 1, max(1, -(-total // page_size)),
+                key="img_page")
+if not images:
+    st.caption("No images yet." if not query else "No image prompt matches that search.")
+cols = st.columns(4)
+for i, img in enumerate(images):
+    with cols[i % 4]:
+        show(img, f"gal_{img.id}")

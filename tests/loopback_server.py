@@ -54,6 +54,18 @@ def tiny_png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (30, 1
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
+def encode_image(png: bytes, fmt: str) -> bytes:
+    """The image in the requested format (real JPEG / WebP bytes via Pillow, which Streamlit brings)."""
+    if fmt not in ("jpeg", "webp"):
+        return png
+    import io
+
+    from PIL import Image
+    out = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").save(out, format=fmt.upper())
+    return out.getvalue()
+
+
 def _words(text: str) -> list[str]:
     pieces = text.split(" ")
     return [p + (" " if i < len(pieces) - 1 else "") for i, p in enumerate(pieces)]
@@ -304,7 +316,7 @@ class LoopbackServer:
 
             def _images(self, body: dict[str, Any], script: Script) -> None:
                 n = int(body.get("n", 1))
-                png = base64.b64encode(tiny_png()).decode()
+                png = base64.b64encode(encode_image(tiny_png(), body.get("output_format", "png"))).decode()
                 self._json(200, {"created": int(time.time()), "data": [{"b64_json": png} for _ in range(n)],
                                  "usage": {"input_tokens": 10, "output_tokens": 272 * n, "total_tokens": 10 + 272 * n,
                                            "input_tokens_details": {"text_tokens": 10, "image_tokens": 0}}})

@@ -178,3 +178,28 @@ def test_playground_matrix_run_streams_every_cell(page, app, server):
     assert text.count("cell answer streaming in pieces") >= 2  # both temperatures (0 and 1) answered
     assert "T=0" in text and "T=1" in text and "finish stop" in text
     screenshot(page, "playground")
+
+
+def test_generated_image_is_visible_and_downloadable(browser, app_env, tmp_path):
+    running = StreamlitApp({**app_env, "PROMPTLAB_DATA_DIR": str(tmp_path / "data")})
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page = context.new_page()
+        page.goto(f"{running.url}/images")
+        page.wait_for_selector(IDLE, timeout=60_000)
+        page.get_by_label("Prompt").first.fill("A blue square")
+        page.keyboard.press("Tab")
+        page.wait_for_selector(IDLE, timeout=30_000)
+        page.get_by_role("button", name="✨ Generate").click()
+        page.wait_for_selector("[data-testid='stImage'] img", timeout=30_000)
+        page.wait_for_selector(IDLE, timeout=30_000)
+        img = page.locator("[data-testid='stImage'] img").first
+        assert img.evaluate("i => i.complete && i.naturalWidth") == 8  # the loopback server's real 8×8 PNG
+        with page.expect_download() as download:
+            page.locator("[data-testid='stDownloadButton'] button").first.click()
+        path = download.value.path()
+        assert open(path, "rb").read().startswith(b"\x89PNG")
+        screenshot(page, "images")
+        context.close()
+    finally:
+        running.stop()

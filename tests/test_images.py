@@ -1,0 +1,136 @@
+"""Images: parameter validation, cost, generation through the gate, the gallery, and the page (AppTest)."""
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from core.calls import CallContext
+from core.errors import PromptLabError
+from core.gallery import Gallery
+from core.images import ImageRequest, estimate_cost, generate, image_models, validate
+from core.providers import Provider
+from tests.conftest import TEST_KEY
+from tests.loopback_server import Script
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+REFUSAL = Script(path="/v1/images/generations", status=400, error_code="moderation_blocked",
+                 error_message="Your request was rejected by the safety system. safety_violations=[violence].")
+
+
+def test_validation():
+    assert validate(ImageRequest("gpt-image-1", "a cat")) == []
+    assert "Write a prompt" in validate(ImageRequest("gpt-image-1", " "))[0]
+    assert any("1 to 10" in p for p in validate(ImageRequest("gpt-image-1", "x", n=11)))
+    assert any("size '512x512'" in p for p in validate(ImageRequest("gpt-image-1", "x", size="512x512")))
+    assert any("transparent" in p for p in validate(ImageRequest("gpt-image-1", "x", background="transparent",
+                                                                 output_format="jpeg")))
+    params = ImageRequest("gpt-image-1", "x", output_format="webp", output_compression=70).api_params()
+    assert params["output_compression"] == 70
+    assert "output_compression" not in ImageRequest("gpt-image-1", "x", output_compression=70).api_params()
+    assert image_models(["gpt-4o", "gpt-image-1", "dall-e-3"]) == ["gpt-image-1"]
+
+
+def test_cost_estimate_by_quality_size_and_count():
+    low = estimate_cost(ImageRequest("gpt-image-1", "a cat", quality="low", size="1024x1024"), "openai")
+    high = estimate_cost(ImageRequest("gpt-image-1", "a cat", quality="high", size="1536x1024", n=2), "openai")
+    assert low == pytest.approx(272 * 40e-6 + 2 * 5e-6, rel=0.05)  # 272 image tokens at $40/M
+    assert high == pytest.approx(2 * 6208 * 40e-6, rel=0.01)
+    assert estimate_cost(ImageRequest("gpt-image-1", "a cat"), None) is None
+
+
+def test_generate_logs_and_prices_from_usage(provider, ctx, log):
+    openai_provider = Provider("openai", provider.base_url, TEST_KEY, timeout_s=5, max_retries=0)
+    result = generate(openai_provider, ImageRequest("gpt-image-1", "a blue square", n=2, output_format="jpeg"),
+                      CallContext("images"), log)
+    assert len(result.images) == 2 and Image.open(io.BytesIO(result.images[0])).format == "JPEG"
+    assert result.mime == "image/jpeg" and not result.cost_estimated
+    rec = log.get(result.request_id)
+    assert rec.page == "images" and rec.images == 2 and rec.output_tokens == 544 and rec.input_tokens == 10
+    assert rec.cost_usd == pytest.approx(result.cost_usd) and result.cost_usd > 0
+
+
+@pytest.mark.parametrize("script, kind, words", [
+    (REFUSAL, "content_policy", "safety_violations=[violence]"),
+    (Script(path="/v1/images/generations", status=400, error_message="Invalid size '9x9'.", error_code=None),
+     "unsupported_size", "size"),
+    (Script(path="/v1/images/generations", status=429), "rate_limited", "429"),
+    (Script(path="/v1/images/generations", first_byte_delay=1.0), "timeout", "0.3 s"),
+])
+def test_image_errors_are_one_sentence_and_logged(server, log, script, kind, words):
+    server.push(script)
+    provider = Provider("compatible", server.base_url, TEST_KEY, timeout_s=0.3, max_retries=0)
+    with pytest.raises(PromptLabError) as info:
+        generate(provider, ImageRequest("gpt-image-1", "a storm"), CallContext("images"), log)
+    assert info.value.kind == kind and words in info.value.message
+    assert log.recent(1)[0].error_type == kind and log.recent(1)[0].page == "images"
+
+
+def test_local_provider_cannot_make_images(log):
+    with pytest.raises(PromptLabError) as info:
+        generate(Provider("local"), ImageRequest("gpt-image-1", "x"), CallContext("images"), log)
+    assert info.value.kind == "no_images" and "Settings" in info.value.message
+
+
+def test_gallery_keeps_searches_and_deletes(provider, log, db_url, tmp_path):
+    gallery = Gallery(db_url, tmp_path)
+    request = ImageRequest("gpt-image-1", "A lighthouse at night", n=3)
+    kept = gallery.add(request, generate(provider, request, CallContext("images"), log), "ana")
+    assert len(kept) == 3 and all(Path(k.path).exists() for k in kept)
+    again = Gallery(db_url, tmp_path)  # a restart
+    images, total = again.search("LIGHTHOUSE")
+    assert total == 3 and images[0].read().startswith(b"\x89PNG") and images[0].params["n"] == 3
+    assert again.search("volcano") == ([], 0)
+    again.delete(kept[0].id)
+    assert again.search()[1] == 2 and not Path(kept[0].path).exists()
+
+
+@pytest.fixture
+def images_page(app_env, tmp_path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("PROMPTLAB_DATA_DIR", str(tmp_path / "data"))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/images.py").run()
+    assert not at.exception
+    return at
+
+
+def test_page_generate_gallery_delete(images_page, app_env):
+    at = images_page
+    at.text_area(key="img_prompt").set_value("A red bicycle").run()
+    at.number_input(key="img_n").set_value(2).run()
+    assert any("Estimated cost" in c.value for c in at.caption)
+    at.button(key="img_generate").click().run()
+    assert not at.exception and not at.error
+    assert len(at.get("image")) == 4  # two new images and the same two in the gallery
+    assert any("Images · " in c.value or "2 image(s)" in c.value for c in at.caption)
+    delete = next(b for b in at.button if b.key and b.key.startswith("del_gal_"))
+    delete.click().run()
+    assert not at.exception
+    assert Gallery(app_env["PROMPTLAB_DB_URL"], "unused").search()[1] == 1
+
+
+def test_page_refusal_keeps_the_prompt(images_page, server):
+    server.push(REFUSAL)
+    images_page.text_area(key="img_prompt").set_value("something violent").run()
+    images_page.button(key="img_generate").click().run()
+    assert "safety system refused" in images_page.error[0].value
+    assert images_page.text_area(key="img_prompt").value == "something violent"
+
+
+def test_page_with_the_offline_model_says_how_to_configure(offline_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTLAB_DATA_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/images.py").run()
+    assert not at.exception and "cannot make images" in at.info[0].value
+
+
+def test_page_variations_regenerate_with_the_same_prompt(images_page, server, app_env):
+    images_page.text_area(key="img_prompt").set_value("A green kite").run()
+    images_page.selectbox(key="img_quality").set_value("low").run()
+    images_page.button(key="img_generate").click().run()
+    next(b for b in images_page.button if b.key and b.key.startswith("var_gal_")).click().run()
+    assert not images_page.exception
+    bodies = [r["body"] for r in server.requests if r["path"] == "/v1/images/generations"]
+    assert len(bodies) == 2 and bodies[1]["prompt"] == "A green kite" and bodies[1]["quality"] == "low"
+    assert Gallery(app_env["PROMPTLAB_DB_URL"], "unused").search("kite")[1] == 2
