@@ -1,6 +1,8 @@
 """PromptLab: the router. Shared sidebar (provider badge), then the chosen page."""
 import streamlit as st
 
+from core import metrics
+
 from pages._shared import provider_badge, workbench
 
 st.set_page_config(page_title="PromptLab", page_icon="🧪", layout="wide")
@@ -13,5 +15,8 @@ pages = [
     st.Page("pages/settings.py", title="Settings", icon="⚙️"),
 ]
 page = st.navigation(pages)
-provider_badge(workbench())
+wb = workbench()
+if wb.settings.metrics_port:
+    metrics.serve(wb.settings.metrics_port)  # once per process; Prometheus scrapes it on its own port
+provider_badge(wb)
 page.run()

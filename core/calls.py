@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import openai
 
+from core import metrics
 from core.calllog import CallLog, CallRecord, CallTexts, utc_now_iso
 from core.errors import PromptLabError, StreamCutError, to_user_error
 from core.pricing import TokenUsage, cost_usd
@@ -208,6 +209,7 @@ class ChatStream:
             self.log.write(record, texts)
         except Exception as exc:  # a full disk must not take the reply away from the user
             outcome.log_error = f"The call could not be written to the call log ({type(exc).__name__})."
+        metrics.observe(record)
         return outcome
 
 
@@ -238,6 +240,7 @@ def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Call
             log.write(record, texts)
         except Exception:
             pass  # the caller gets its result or its error either way
+        metrics.observe(record)
 
 
 def list_models(provider: Provider, context: CallContext, log: CallLog) -> list[str]:

@@ -33,6 +33,7 @@ class Settings:
     local_model_path: str | None = None
     confirm_cost_usd: float = 1.0
     data_dir: str = "data"
+    metrics_port: int | None = None
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (the Settings page's per-session switch)."""
@@ -57,6 +58,7 @@ _SOURCES: dict[str, tuple[str, type]] = {
     "local_model_path": ("PROMPTLAB_LOCAL_MODEL", str),
     "confirm_cost_usd": ("PROMPTLAB_CONFIRM_USD", float),
     "data_dir": ("PROMPTLAB_DATA_DIR", str),
+    "metrics_port": ("PROMPTLAB_METRICS_PORT", int),
 }
 
 # The README table is generated from this list, so documentation and code cannot drift apart.
@@ -77,6 +79,7 @@ SETTING_DOCS: dict[str, str] = {
     "PROMPTLAB_LOCAL_MODEL": "Path of a GGUF file for the embedded local model",
     "PROMPTLAB_CONFIRM_USD": "Playground runs whose estimated cost exceeds this ask for confirmation",
     "PROMPTLAB_DATA_DIR": "Where generated images are kept (their metadata is in the database)",
+    "PROMPTLAB_METRICS_PORT": "Serve Prometheus metrics at /metrics on this port (off when unset)",
 }
 
 

@@ -1,0 +1,63 @@
+"""Prometheus metrics of every model call, fed by the call gate; served on their own port when
+PROMPTLAB_METRICS_PORT is set. Names follow the usual LLM-gateway conventions; labels never carry user ids or
+prompt text (only provider, model, page, status, direction).
+"""
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+from core.calllog import CallRecord
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+_LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
+_TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.5, 3, 6, 12, 30)
+
+REQUESTS = Counter("promptlab_requests", "Model calls by outcome", ("provider", "model", "page", "status"),
+                   registry=REGISTRY)
+LATENCY = Histogram("promptlab_request_latency_seconds", "Whole-call latency", ("provider", "model", "page"),
+                    buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+TTFT = Histogram("promptlab_time_to_first_token_seconds", "Time to the first streamed token", ("provider", "model"),
+                 buckets=_TTFT_BUCKETS, registry=REGISTRY)
+TOKENS = Counter("promptlab_tokens", "Tokens by direction", ("provider", "model", "direction"), registry=REGISTRY)
+SPEND = Counter("promptlab_spend_usd", "Spend in USD (priced calls only)", ("provider", "model"), registry=REGISTRY)
+CACHE_HITS = Counter("promptlab_cache_hits", "Replies served from the response cache", ("provider", "model"),
+                     registry=REGISTRY)
+FALLBACKS = Counter("promptlab_fallbacks", "Calls answered by a fallback model", ("provider", "from_model",
+                                                                                  "to_model"), registry=REGISTRY)
+ERRORS = Counter("promptlab_errors", "Failed calls by error type", ("provider", "model", "error_type"),
+                 registry=REGISTRY)
+
+_server_lock = threading.Lock()
+_server_port: int | None = None
+
+
+def observe(record: CallRecord) -> None:
+    """Count one finished call (the gate calls this for every CallRecord it writes)."""
+    model = record.model or record.model_requested or "unknown"
+    REQUESTS.labels(record.provider, model, record.page, record.status).inc()
+    if record.latency_ms is not None:
+        LATENCY.labels(record.provider, model, record.page).observe(record.latency_ms / 1000)
+    if record.ttft_ms is not None:
+        TTFT.labels(record.provider, model).observe(record.ttft_ms / 1000)
+    if record.input_tokens:
+        TOKENS.labels(record.provider, model, "input").inc(record.input_tokens)
+    if record.output_tokens:
+        TOKENS.labels(record.provider, model, "output").inc(record.output_tokens)
+    if record.cost_usd:
+        SPEND.labels(record.provider, model).inc(record.cost_usd)
+    if record.error_type:
+        ERRORS.labels(record.provider, model, record.error_type).inc()
+    if "cached" in record.tags:
+        CACHE_HITS.labels(record.provider, model).inc()
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> int:
+    """Start the /metrics endpoint once per process (later calls return the port it already has)."""
+    global _server_port
+    with _server_lock:
+        if _server_port is None:
+            start_http_server(port, addr=addr, registry=REGISTRY)
+            _server_port = port
+        return _server_port
