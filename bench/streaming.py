@@ -65,12 +65,11 @@ def raw_sdk(client: openai.OpenAI, messages: list[dict]) -> int:
 def pipeline(provider: Provider, client: openai.OpenAI, log: CallLog, store: ConversationStore,
              conversation: chat.Conversation) -> int:
     plan = chat.plan_context(conversation, MODEL, context_window=128_000, reply_budget=1024, provider_id="openai")
-    stream = chat.start_reply(conversation, plan, provider, MODEL, request_params(provider, MODEL, temperature=0.7,
-                                                                                  max_tokens=4096),
+    stream = chat.start_reply(plan, [MODEL], lambda m: provider,
+                              lambda p, m: request_params(p, m, temperature=0.7, max_tokens=4096),
                               CallContext("chat", "bench", "bench"), log)
-    stream._client = client  # the page reuses one client per provider too (connection pool)
     n = sum(1 for _ in stream)
-    chat.record_reply(conversation, stream.outcome)
+    chat.record_reply(conversation, stream.outcome, stream.notice)
     store.save(conversation, "bench")
     chat.drop_last_reply(conversation)
     return n

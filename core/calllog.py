@@ -28,7 +28,7 @@ calls_table = sa.Table(
     sa.Column("reasoning_tokens", sa.Integer), sa.Column("images", sa.Integer),
     sa.Column("tokens_estimated", sa.Boolean), sa.Column("cost_usd", sa.Float), sa.Column("latency_ms", sa.Float),
     sa.Column("ttft_ms", sa.Float), sa.Column("user_id", sa.Text), sa.Column("session_id", sa.Text),
-    sa.Column("tags", sa.Text),
+    sa.Column("tags", sa.Text), sa.Column("chain_id", sa.Text), sa.Column("attempt", sa.Integer),
 )
 call_texts_table = sa.Table(
     "call_texts", _meta,
@@ -63,6 +63,8 @@ class CallRecord:
     user: str | None = None
     session: str | None = None
     tags: list[str] = field(default_factory=list)
+    chain_id: str | None = None  # fallback attempts share the first attempt's request id
+    attempt: int | None = None
 
 
 @dataclass

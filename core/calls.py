@@ -70,13 +70,14 @@ class ChatStream:
     """
 
     def __init__(self, provider: Provider, request: ChatRequest, context: CallContext, log: CallLog,
-                 client: openai.OpenAI | None = None):
+                 client: openai.OpenAI | None = None, chain_id: str | None = None, attempt: int | None = None):
         self.provider = provider
         self.request = request
         self.context = context
         self.log = log
         self._client = client
         self.request_id = f"req_{uuid.uuid4().hex}"
+        self.chain_id, self.attempt = chain_id, attempt
         self.outcome: CallOutcome | None = None
         self._parts: list[str] = []
         self._tool_calls: dict[int, dict[str, Any]] = {}
@@ -201,7 +202,8 @@ class ChatStream:
             cached_input_tokens=usage.cached_input_tokens, output_tokens=usage.output_tokens,
             reasoning_tokens=usage.reasoning_tokens, tokens_estimated=usage.estimated, cost_usd=cost,
             latency_ms=round(latency_ms, 2), ttft_ms=round(ttft_ms, 2) if ttft_ms is not None else None,
-            user=self.context.user, session=self.context.session, tags=list(self.context.tags))
+            user=self.context.user, session=self.context.session, tags=list(self.context.tags),
+            chain_id=self.chain_id, attempt=self.attempt)
         reply = outcome.text or (json.dumps({"tool_calls": tool_calls}) if tool_calls else "")
         texts = CallTexts({"model": self.request.model, "messages": self.request.messages, **self.request.params},
                           reply)

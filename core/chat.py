@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from core.calllog import CallLog, utc_now_iso
-from core.calls import CallContext, CallOutcome, ChatRequest, ChatStream
+from core.calls import CallContext, CallOutcome
+from core.fallback import FallbackStream
 from core.personas import Persona, language_instruction
 from core.local_model import is_local_model
 from core.pricing import LOCAL_FREE_LABEL, TokenUsage, cost_usd, format_cost
@@ -35,6 +36,7 @@ class Message:
     cost_usd: float | None = None
     latency_ms: float | None = None
     ttft_ms: float | None = None
+    note: str | None = None  # e.g. "gpt-4o timed out after 30 s — answered by gpt-4o-mini"
 
     def api(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
@@ -136,14 +138,16 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
                        cost_usd(TokenUsage(input_tokens=input_tokens), model, provider_id))
 
 
-def start_reply(conversation: Conversation, plan: ContextPlan, provider: Provider, model: str,
-                params: dict[str, Any], context: CallContext, log: CallLog) -> ChatStream:
-    """A stream of the assistant's reply to the conversation as planned."""
-    return ChatStream(provider, ChatRequest(model, plan.messages, params), context, log)
+def start_reply(plan: ContextPlan, chain: list[str], provider_for: Callable[[str], Provider],
+                params_for: Callable[[Provider, str], dict[str, Any]], context: CallContext,
+                log: CallLog) -> FallbackStream:
+    """A stream of the assistant's reply as planned, from the first model of the chain that answers."""
+    return FallbackStream(chain, plan.messages, provider_for, params_for, context, log)
 
 
-def record_reply(conversation: Conversation, outcome: CallOutcome | None) -> Message | None:
-    """Append the reply the outcome holds: complete, stopped or cut; a failure with no text adds nothing."""
+def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: str | None = None) -> Message | None:
+    """Append the reply the outcome holds: complete, stopped or cut; a failure with no text adds nothing.
+    `note` says which model answered when the chosen one did not."""
     if outcome is None:
         return None
     if outcome.status == "cancelled":
@@ -157,7 +161,7 @@ def record_reply(conversation: Conversation, outcome: CallOutcome | None) -> Mes
     message = Message("assistant", outcome.text, status, outcome.model, outcome.request_id,
                       outcome.usage.input_tokens, outcome.usage.output_tokens, outcome.usage.estimated,
                       outcome.cost_usd, round(outcome.latency_ms, 1),
-                      round(outcome.ttft_ms, 1) if outcome.ttft_ms is not None else None)
+                      round(outcome.ttft_ms, 1) if outcome.ttft_ms is not None else None, note)
     conversation.messages.append(message)
     return message
 

@@ -34,6 +34,7 @@ class Settings:
     confirm_cost_usd: float = 1.0
     data_dir: str = "data"
     metrics_port: int | None = None
+    fallback: str = "auto"
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (the Settings page's per-session switch)."""
@@ -59,6 +60,7 @@ _SOURCES: dict[str, tuple[str, type]] = {
     "confirm_cost_usd": ("PROMPTLAB_CONFIRM_USD", float),
     "data_dir": ("PROMPTLAB_DATA_DIR", str),
     "metrics_port": ("PROMPTLAB_METRICS_PORT", int),
+    "fallback": ("PROMPTLAB_FALLBACK", str),
 }
 
 # The README table is generated from this list, so documentation and code cannot drift apart.
@@ -80,6 +82,8 @@ SETTING_DOCS: dict[str, str] = {
     "PROMPTLAB_CONFIRM_USD": "Playground runs whose estimated cost exceeds this ask for confirmation",
     "PROMPTLAB_DATA_DIR": "Where generated images are kept (their metadata is in the database)",
     "PROMPTLAB_METRICS_PORT": "Serve Prometheus metrics at /metrics on this port (off when unset)",
+    "PROMPTLAB_FALLBACK": "Models tried after the chosen one fails (timeout, 5xx, no connection): auto "
+                          "(a cheaper sibling, then the offline model), off, or a comma list (`local` = offline)",
 }
 
 
@@ -115,3 +119,7 @@ def settings_table_markdown() -> str:
         shown = "" if default is None else f"`{default}`"
         rows.append(f"| `{env_name}` | {SETTING_DOCS[env_name]} | {shown} |")
     return "\n".join(rows)
+
+
+if __name__ == "__main__":  # `python -m core.config` prints the README's configuration table
+    print(settings_table_markdown())

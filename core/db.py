@@ -123,6 +123,13 @@ def m005_images(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_images_created ON images (created_at)"))
 
 
+@migration
+def m006_call_chains(conn: Connection) -> None:
+    # Fallback attempts are separate rows linked by the first attempt's request id.
+    conn.execute(sa.text("ALTER TABLE calls ADD COLUMN chain_id TEXT"))
+    conn.execute(sa.text("ALTER TABLE calls ADD COLUMN attempt INTEGER"))
+
+
 def get_value(engine: Engine, key: str) -> str | None:
     """A value from the app_settings table (None when unset)."""
     with engine.connect() as conn:

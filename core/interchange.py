@@ -164,7 +164,7 @@ def _parse_lines(lines: Iterable[bytes], report: ImportReport) -> Iterator[dict[
 _INSERT_COLUMNS = ("request_id", "ts", "page", "provider", "model_requested", "model", "status", "error_type",
                    "error_message", "finish_reason", "input_tokens", "cached_input_tokens", "output_tokens",
                    "reasoning_tokens", "images", "tokens_estimated", "cost_usd", "latency_ms", "ttft_ms", "user_id",
-                   "session_id", "tags")
+                   "session_id", "tags", "chain_id", "attempt")
 _SOURCE_KEYS = tuple({"user_id": "user", "session_id": "session"}.get(c, c) for c in _INSERT_COLUMNS)
 
 

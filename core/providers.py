@@ -6,6 +6,7 @@ on 429 / 5xx and honour `Retry-After`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import urlparse
 
 import openai
@@ -59,8 +60,11 @@ class Provider:
         return "not needed" if self.kind == "local" else mask_key(self.api_key)
 
     def client(self) -> openai.OpenAI | LocalClient:
-        """A new SDK client for this provider (for `local`, the embedded model's client); raises PromptLabError
-        when it cannot be built."""
+        """The SDK client for this provider (for `local`, the embedded model's client), shared by every call in
+        the process so connections are reused; raises PromptLabError when it cannot be built."""
+        return _shared_client(self)
+
+    def new_client(self) -> openai.OpenAI | LocalClient:
         if self.kind == "local":
             return LocalClient(local_model.load(self.model_path), timeout_s=self.timeout_s)
         common = {"timeout": self.timeout_s, "max_retries": self.max_retries}
@@ -76,6 +80,12 @@ class Provider:
                                            "or point OPENAI_BASE_URL at a compatible server.")
         return openai.OpenAI(api_key=self.api_key, base_url=self.base_url, organization=self.organization,
                              **common)
+
+
+@lru_cache(maxsize=64)
+def _shared_client(provider: Provider) -> openai.OpenAI | LocalClient:
+    # The openai client is thread-safe and pools connections; one per provider settings is enough.
+    return provider.new_client()
 
 
 def mask_key(key: str | None) -> str:

@@ -3,6 +3,7 @@ import streamlit as st
 
 from core import chat
 from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id
+from core.fallback import fallback_chain
 from core.providers import request_params
 from pages._shared import model_picker, workbench
 
@@ -81,6 +82,8 @@ for message in conv.messages:
     with st.chat_message(message.role):
         st.markdown(message.content)  # HTML stays text: unsafe_allow_html is off
         if message.role == "assistant":
+            if message.note:
+                st.caption(f"↪ {message.note}")
             st.caption(chat.turn_caption(message))
 
 if plan.dropped_messages:
@@ -120,8 +123,9 @@ if wants_reply and chat.awaiting_reply(conv):
     errors.pop("message", None)
     plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=int(max_tokens),
                              provider_id=provider.pricing_id, counter=wb.token_counter(model))
-    params = request_params(provider, model, temperature=temperature, max_tokens=int(max_tokens))
-    stream = chat.start_reply(conv, plan, provider, model, params, wb.context("chat"), wb.log)
+    chain = fallback_chain(model, wb.settings.fallback, wb.settings.local_model_path)
+    stream = chat.start_reply(plan, chain, wb.provider_for, lambda p, m: request_params(
+        p, m, temperature=temperature, max_tokens=int(max_tokens)), wb.context("chat"), wb.log)
     with st.chat_message("assistant"):
         # Clicking Stop reruns the script, which interrupts write_stream; `finally` then closes the HTTP
         # stream (cancelling the generation) and keeps the partial reply marked "stopped".
@@ -131,7 +135,7 @@ if wants_reply and chat.awaiting_reply(conv):
         finally:
             # No st.* here: once a click has interrupted the run, touching Streamlit raises again.
             stream.close()
-            chat.record_reply(conv, stream.outcome)
+            chat.record_reply(conv, stream.outcome, stream.notice)
             if stream.outcome and stream.outcome.error:
                 errors["message"] = stream.outcome.error.message
             save(conv)

@@ -55,7 +55,7 @@ def app_env(server: LoopbackServer, db_url: str, monkeypatch: pytest.MonkeyPatch
     """Environment that points the app at the loopback server and a temporary database."""
     env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": TEST_KEY, "PROMPTLAB_DB_URL": db_url,
            "PROMPTLAB_MAX_RETRIES": "0", "PROMPTLAB_TIMEOUT_S": "5", "PROMPTLAB_MODEL": "gpt-4o-mini",
-           "PROMPTLAB_PROVIDER": "auto"}
+           "PROMPTLAB_PROVIDER": "auto", "PROMPTLAB_FALLBACK": "off"}  # fallback tests turn it on themselves
     for var in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "OPENAI_ORG_ID"):
         monkeypatch.delenv(var, raising=False)
     for k, v in env.items():

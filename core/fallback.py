@@ -1,0 +1,110 @@
+"""The fallback chain: when the chosen model times out, fails with a 5xx or cannot be reached (after the SDK's own
+retries), the next model in the chain answers. Each attempt is its own call-log row, linked by the first attempt's
+request id. A stream that fails after text was shown is not restarted on another model: the user chooses.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from core import metrics
+from core.calllog import CallLog
+from core.calls import CallContext, CallOutcome, ChatRequest, ChatStream
+from core.local_model import LOCAL_PREFIX, is_local_model, model_id_for
+
+# Failures worth another model; the others (bad key, bad request, context too long…) would fail there too.
+FALLBACK_KINDS = frozenset({"timeout", "server_error", "connection"})
+# A cheaper sibling of each model, for the default chain.
+CHEAPER = {"gpt-4o": "gpt-4o-mini", "gpt-4.1": "gpt-4.1-mini", "gpt-4.1-mini": "gpt-4.1-nano",
+           "gpt-5": "gpt-5-mini", "gpt-5-mini": "gpt-5-nano", "o3": "o4-mini", "gpt-4-turbo": "gpt-4o-mini",
+           "gpt-4": "gpt-4o-mini", "gpt-3.5-turbo": "gpt-4o-mini"}
+
+
+def fallback_chain(model: str, setting: str, local_model_path: str | None = None) -> list[str]:
+    """The models to try, in order, starting with the chosen one."""
+    local = model_id_for(local_model_path)
+    if setting.strip().lower() == "off" or is_local_model(model):
+        return [model]
+    if setting.strip().lower() == "auto":
+        rest = [CHEAPER[model]] if model in CHEAPER else []
+        rest.append(local)
+    else:
+        rest = [local if m.strip() in ("local", LOCAL_PREFIX.rstrip("/")) else m.strip()
+                for m in setting.split(",") if m.strip()]
+    chain = [model]
+    for m in rest:
+        if m not in chain:
+            chain.append(m)
+    return chain
+
+
+def reason(outcome: CallOutcome, model: str, timeout_s: float) -> str:
+    """Why an attempt was passed over, in a few words."""
+    kind = outcome.error.kind if outcome.error else "error"
+    return {"timeout": f"{model} timed out after {timeout_s:g} s",
+            "server_error": f"{model} had a server error",
+            "connection": f"{model} could not be reached"}.get(kind, f"{model} failed")
+
+
+@dataclass
+class Attempt:
+    """One model tried: its stream (and so its outcome and log row)."""
+
+    model: str
+    stream: ChatStream
+
+
+class FallbackStream:
+    """Text deltas from the first model in the chain that answers; `notice` says who answered and why."""
+
+    def __init__(self, chain: list[str], messages: list[dict[str, Any]], provider_for: Callable[[str], Any],
+                 params_for: Callable[[Any, str], dict[str, Any]], context: CallContext, log: CallLog):
+        self.chain, self.messages = chain, messages
+        self.provider_for, self.params_for = provider_for, params_for
+        self.context, self.log = context, log
+        self.attempts: list[Attempt] = []
+        self.notice: str | None = None
+        self._gen = self._run()
+
+    def __iter__(self) -> FallbackStream:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._gen)
+
+    def close(self) -> None:
+        self._gen.close()
+        if self.attempts:
+            self.attempts[-1].stream.close()
+
+    @property
+    def outcome(self) -> CallOutcome | None:
+        return self.attempts[-1].stream.outcome if self.attempts else None
+
+    @property
+    def request_id(self) -> str | None:
+        return self.attempts[0].stream.request_id if self.attempts else None
+
+    def _run(self) -> Iterator[str]:
+        passed_over: list[str] = []
+        for i, model in enumerate(self.chain):
+            provider = self.provider_for(model)
+            stream = ChatStream(provider, ChatRequest(model, self.messages, self.params_for(provider, model)),
+                                self.context, self.log, chain_id=self.request_id, attempt=i + 1)
+            if i == 0:
+                stream.chain_id = stream.request_id
+            self.attempts.append(Attempt(model, stream))
+            shown = False
+            for delta in stream:
+                shown = True
+                yield delta
+            out = stream.outcome
+            failed_early = out is not None and out.error is not None and not shown
+            if not (failed_early and out.error.kind in FALLBACK_KINDS and i + 1 < len(self.chain)):
+                break
+            passed_over.append(reason(out, model, provider.timeout_s))
+        if passed_over and self.outcome is not None and self.outcome.status == "ok":
+            answered = self.attempts[-1].model
+            self.notice = f"{'; '.join(passed_over)} — answered by {answered}"
+            metrics.FALLBACKS.labels(self.attempts[-1].stream.provider.kind, self.chain[0], answered).inc()

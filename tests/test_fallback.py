@@ -1,0 +1,82 @@
+"""The fallback chain: the next model answers after a timeout, 5xx or dead connection; attempts are linked rows."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.calllog import CallLog
+from core.calls import CallContext
+from core.config import Settings
+from core.fallback import FallbackStream, fallback_chain
+from core.providers import Provider, local_provider, request_params
+from tests.conftest import TEST_KEY
+from tests.loopback_server import Script
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+USER = [{"role": "user", "content": "status?"}]
+
+
+def test_chains():
+    assert fallback_chain("gpt-4o", "auto") == ["gpt-4o", "gpt-4o-mini", "local/SmolLM2-135M-Instruct"]
+    assert fallback_chain("gpt-4o-mini", "auto") == ["gpt-4o-mini", "local/SmolLM2-135M-Instruct"]
+    assert fallback_chain("gpt-4o", "off") == ["gpt-4o"]
+    assert fallback_chain("gpt-4o", "gpt-4.1-nano, local") == ["gpt-4o", "gpt-4.1-nano",
+                                                               "local/SmolLM2-135M-Instruct"]
+    assert fallback_chain("local/SmolLM2-135M-Instruct", "auto") == ["local/SmolLM2-135M-Instruct"]
+
+
+def run(server, log, chain, timeout_s=5.0):
+    provider = Provider("compatible", server.base_url, TEST_KEY, timeout_s=timeout_s, max_retries=0)
+    local = local_provider(Settings())
+    stream = FallbackStream(chain, USER, lambda m: local if m.startswith("local/") else provider,
+                            lambda p, m: request_params(p, m, max_tokens=16, temperature=0),
+                            CallContext("chat"), log)
+    text = "".join(stream)
+    return stream, text
+
+
+def test_timeout_falls_back_and_says_so(server, log):
+    server.push(Script(first_byte_delay=1.0))
+    stream, text = run(server, log, ["gpt-4o", "gpt-4o-mini"], timeout_s=0.3)
+    assert text == "Echo: status?" and stream.outcome.status == "ok" and stream.outcome.model == "gpt-4o-mini"
+    assert stream.notice == "gpt-4o timed out after 0.3 s — answered by gpt-4o-mini"
+    rows = sorted(log.recent(5), key=lambda r: r.attempt)
+    assert [(r.model_requested, r.status, r.attempt) for r in rows] == [("gpt-4o", "error", 1),
+                                                                        ("gpt-4o-mini", "ok", 2)]
+    assert rows[0].chain_id == rows[1].chain_id == rows[0].request_id
+
+
+def test_server_errors_fall_through_to_the_local_model(server, log):
+    server.push(Script(status=503), Script(status=500))
+    stream, text = run(server, log, ["gpt-4o", "gpt-4o-mini", "local/SmolLM2-135M-Instruct"])
+    assert stream.outcome.status == "ok" and text and stream.attempts[-1].model.startswith("local/")
+    assert "gpt-4o had a server error; gpt-4o-mini had a server error — answered by local/" in stream.notice
+    assert [r.provider for r in sorted(log.recent(5), key=lambda r: r.attempt)] == ["compatible", "compatible",
+                                                                                   "local"]
+
+
+@pytest.mark.parametrize("script", [Script(status=401), Script(status=400, error_message="bad temperature"),
+                                    Script(status=429)])
+def test_client_errors_do_not_fall_back(server, log, script):
+    server.push(script)
+    stream, _ = run(server, log, ["gpt-4o", "gpt-4o-mini"])
+    assert stream.outcome.status == "error" and len(stream.attempts) == 1 and stream.notice is None
+
+
+def test_a_stream_cut_after_text_is_not_restarted_elsewhere(server, log):
+    server.push(Script(chunks=10, cut_after=3, cut_mode="drop"))
+    stream, text = run(server, log, ["gpt-4o", "gpt-4o-mini"])
+    assert text == "w0 w1 w2 " and stream.outcome.error.kind == "stream_cut" and len(stream.attempts) == 1
+
+
+def test_chat_page_shows_who_answered(app_env, server, monkeypatch):
+    monkeypatch.setenv("PROMPTLAB_FALLBACK", "gpt-4.1-nano")
+    server.push(Script(status=502))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.chat_input[0].set_value("anyone?").run()
+    assert not at.exception and not at.error
+    captions = [c.value for c in at.chat_message[1].caption]
+    assert captions[0] == "↪ gpt-4o-mini had a server error — answered by gpt-4.1-nano"
+    assert captions[1].startswith("gpt-4.1-nano")
+    rows = [r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10) if r.page == "chat"]
+    assert sorted(r.status for r in rows) == ["error", "ok"] and len({r.chain_id for r in rows}) == 1
