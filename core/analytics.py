@@ -25,7 +25,7 @@ from core.db import get_value, set_value
 LOAD_CHUNK = 250_000
 _COLUMNS = ("request_id, ts, page, provider, model_requested, model, status, error_type, input_tokens, "
             "cached_input_tokens, output_tokens, reasoning_tokens, images, tokens_estimated, cost_usd, latency_ms, "
-            "ttft_ms, user_id, session_id, tags")
+            "ttft_ms, user_id, session_id, tags, cached")
 # Conversions applied while copying into DuckDB: timestamps are stored as UTC text, tags as a JSON list.
 _MIRROR_SELECT = """
     SELECT rid, request_id, CAST(left(ts, 23) AS TIMESTAMP) AS ts, CAST(left(ts, 10) AS DATE) AS day, page,
@@ -34,13 +34,13 @@ _MIRROR_SELECT = """
            coalesce(output_tokens, 0) AS output_tokens, coalesce(reasoning_tokens, 0) AS reasoning_tokens,
            coalesce(images, 0) AS images, CAST(tokens_estimated AS BOOLEAN) AS tokens_estimated, cost_usd,
            latency_ms, ttft_ms, user_id AS "user", session_id AS session,
-           coalesce(from_json(tags, '["VARCHAR"]'), []) AS tags
+           coalesce(from_json(tags, '["VARCHAR"]'), []) AS tags, coalesce(CAST(cached AS BOOLEAN), false) AS cached
     FROM chunk"""
 _MIRROR_DDL = """
     CREATE TABLE calls (rid BIGINT, request_id VARCHAR, ts TIMESTAMP, day DATE, page VARCHAR, provider VARCHAR,
         model VARCHAR, status VARCHAR, error_type VARCHAR, input_tokens BIGINT, cached_input_tokens BIGINT,
         output_tokens BIGINT, reasoning_tokens BIGINT, images BIGINT, tokens_estimated BOOLEAN, cost_usd DOUBLE,
-        latency_ms DOUBLE, ttft_ms DOUBLE, "user" VARCHAR, session VARCHAR, tags VARCHAR[])"""
+        latency_ms DOUBLE, ttft_ms DOUBLE, "user" VARCHAR, session VARCHAR, tags VARCHAR[], cached BOOLEAN)"""
 FILTER_DIMENSIONS = ("provider", "model", "page", "user", "status")
 
 
@@ -108,6 +108,7 @@ class Kpis:
     cached_input_tokens: int = 0
     unpriced_calls: int = 0
     estimated_calls: int = 0
+    cached_calls: int = 0
 
     @property
     def error_rate(self) -> float | None:
@@ -117,6 +118,11 @@ class Kpis:
     def cache_hit_rate(self) -> float | None:
         """Share of input tokens served from the provider's prompt cache."""
         return self.cached_input_tokens / self.input_tokens if self.input_tokens else None
+
+    @property
+    def response_cache_rate(self) -> float | None:
+        """Share of calls answered from PromptLab's response cache."""
+        return self.cached_calls / self.calls if self.calls else None
 
     @property
     def spend_per_1k_calls(self) -> float | None:
@@ -129,7 +135,7 @@ _KPI_SQL = """
            quantile_cont(latency_ms, 0.95) FILTER (status = 'ok'),
            quantile_cont(ttft_ms, 0.5) FILTER (status = 'ok'),
            coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(cached_input_tokens), 0),
-           count(*) FILTER (cost_usd IS NULL), count(*) FILTER (tokens_estimated)
+           count(*) FILTER (cost_usd IS NULL), count(*) FILTER (tokens_estimated), count(*) FILTER (cached)
     FROM {source}"""
 
 

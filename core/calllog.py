@@ -29,6 +29,7 @@ calls_table = sa.Table(
     sa.Column("tokens_estimated", sa.Boolean), sa.Column("cost_usd", sa.Float), sa.Column("latency_ms", sa.Float),
     sa.Column("ttft_ms", sa.Float), sa.Column("user_id", sa.Text), sa.Column("session_id", sa.Text),
     sa.Column("tags", sa.Text), sa.Column("chain_id", sa.Text), sa.Column("attempt", sa.Integer),
+    sa.Column("cached", sa.Boolean),
 )
 call_texts_table = sa.Table(
     "call_texts", _meta,
@@ -65,6 +66,7 @@ class CallRecord:
     tags: list[str] = field(default_factory=list)
     chain_id: str | None = None  # fallback attempts share the first attempt's request id
     attempt: int | None = None
+    cached: bool = False  # answered from the response cache (cost 0)
 
 
 @dataclass
@@ -100,6 +102,7 @@ def _from_row(row: sa.Row) -> CallRecord:
     data["session"] = data.pop("session_id")
     data["tags"] = json.loads(data["tags"] or "[]")
     data["tokens_estimated"] = bool(data["tokens_estimated"])
+    data["cached"] = bool(data["cached"])
     return CallRecord(**{name: data[name] for name in _FIELDS})
 
 

@@ -6,6 +6,7 @@ Pages never talk to the SDK directly; they iterate a `ChatStream` (text deltas) 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 import openai
 
 from core import metrics
+from core.cache import CachedReply, ResponseCache, cache_key
 from core.calllog import CallLog, CallRecord, CallTexts, utc_now_iso
 from core.errors import PromptLabError, StreamCutError, to_user_error
 from core.pricing import TokenUsage, cost_usd
@@ -59,6 +61,7 @@ class CallOutcome:
     error: PromptLabError | None = None
     log_error: str | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    cached: bool = False
 
 
 class ChatStream:
@@ -70,7 +73,8 @@ class ChatStream:
     """
 
     def __init__(self, provider: Provider, request: ChatRequest, context: CallContext, log: CallLog,
-                 client: openai.OpenAI | None = None, chain_id: str | None = None, attempt: int | None = None):
+                 client: openai.OpenAI | None = None, chain_id: str | None = None, attempt: int | None = None,
+                 cache: ResponseCache | None = None):
         self.provider = provider
         self.request = request
         self.context = context
@@ -78,6 +82,7 @@ class ChatStream:
         self._client = client
         self.request_id = f"req_{uuid.uuid4().hex}"
         self.chain_id, self.attempt = chain_id, attempt
+        self.cache = cache  # given only when the request may be answered from (and stored in) the cache
         self.outcome: CallOutcome | None = None
         self._parts: list[str] = []
         self._tool_calls: dict[int, dict[str, Any]] = {}
@@ -104,7 +109,42 @@ class ChatStream:
         """Stop the stream (cancels the upstream generation if it is still running)."""
         self._gen.close()
 
+    def _cache_key(self) -> str:
+        return cache_key(self.provider.kind, self.provider.base_url, self.request.model, self.request.messages,
+                         self.request.params)
+
+    def _cached_reply(self) -> CachedReply | None:
+        if self.cache is None:
+            return None
+        try:
+            return self.cache.get(self._cache_key())
+        except Exception:  # a cache that cannot be read is a miss, never a failed reply
+            return None
+
     def _run(self) -> Iterator[str]:
+        hit = self._cached_reply()
+        if hit is not None:
+            yield from self._serve_cached(hit)
+            return
+        yield from self._run_upstream()
+
+    def _serve_cached(self, hit: CachedReply) -> Iterator[str]:
+        """Stream a cached reply back (instantly, word by word) and log it: cost 0, `cached` true."""
+        started, ts = time.perf_counter(), utc_now_iso()
+        status, ttft_ms = "cancelled", None
+        try:
+            for piece in re.findall(r"\S+\s*|\s+", hit.reply):
+                if ttft_ms is None:
+                    ttft_ms = (time.perf_counter() - started) * 1000
+                self._parts.append(piece)
+                yield piece
+            status = "ok"
+        finally:
+            usage = TokenUsage(hit.input_tokens or 0, hit.output_tokens or 0)
+            self.outcome = self._finish(ts, started, status, hit.finish_reason, self.request.model, None, ttft_ms,
+                                        None, billed=False, cached=usage)
+
+    def _run_upstream(self) -> Iterator[str]:
         started = time.perf_counter()
         ts = utc_now_iso()
         status, finish_reason, model, usage, error = "error", None, None, None, None
@@ -185,15 +225,18 @@ class ChatStream:
 
     def _finish(self, ts: str, started: float, status: str, finish_reason: str | None, model: str | None,
                 reported_usage: Any, ttft_ms: float | None, error: PromptLabError | None,
-                billed: bool) -> CallOutcome:
+                billed: bool, cached: TokenUsage | None = None) -> CallOutcome:
         latency_ms = (time.perf_counter() - started) * 1000
-        usage = self._token_usage(reported_usage, billed)
-        cost = cost_usd(usage, model or self.request.model, self.provider.pricing_id)
-        if cost is None and model:
-            cost = cost_usd(usage, self.request.model, self.provider.pricing_id)
+        if cached is not None:  # served from the response cache: nothing was spent
+            usage, cost = cached, 0.0
+        else:
+            usage = self._token_usage(reported_usage, billed)
+            cost = cost_usd(usage, model or self.request.model, self.provider.pricing_id)
+            if cost is None and model:
+                cost = cost_usd(usage, self.request.model, self.provider.pricing_id)
         tool_calls = [self._tool_calls[i] for i in sorted(self._tool_calls)]
         outcome = CallOutcome(self.request_id, self.text, status, finish_reason, usage, cost, latency_ms, ttft_ms,
-                              model, error, tool_calls=tool_calls)
+                              model, error, tool_calls=tool_calls, cached=cached is not None)
         record = CallRecord(
             request_id=self.request_id, ts=ts, page=self.context.page, provider=self.provider.kind,
             model_requested=self.request.model, model=model, status=status,
@@ -203,7 +246,7 @@ class ChatStream:
             reasoning_tokens=usage.reasoning_tokens, tokens_estimated=usage.estimated, cost_usd=cost,
             latency_ms=round(latency_ms, 2), ttft_ms=round(ttft_ms, 2) if ttft_ms is not None else None,
             user=self.context.user, session=self.context.session, tags=list(self.context.tags),
-            chain_id=self.chain_id, attempt=self.attempt)
+            chain_id=self.chain_id, attempt=self.attempt, cached=cached is not None)
         reply = outcome.text or (json.dumps({"tool_calls": tool_calls}) if tool_calls else "")
         texts = CallTexts({"model": self.request.model, "messages": self.request.messages, **self.request.params},
                           reply)
@@ -212,7 +255,18 @@ class ChatStream:
         except Exception as exc:  # a full disk must not take the reply away from the user
             outcome.log_error = f"The call could not be written to the call log ({type(exc).__name__})."
         metrics.observe(record)
+        if cached is None and self._cacheable(outcome):
+            try:
+                self.cache.put(self._cache_key(), self.provider.kind, self.request.model,
+                               CachedReply(outcome.text, finish_reason, usage.input_tokens, usage.output_tokens),
+                               self.context.user)
+            except Exception:
+                pass  # caching is an optimisation: a write failure must not fail the reply
         return outcome
+
+    def _cacheable(self, outcome: CallOutcome) -> bool:
+        return (self.cache is not None and outcome.status == "ok" and bool(outcome.text) and not outcome.tool_calls
+                and outcome.finish_reason in ("stop", "length"))
 
 
 def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Callable[[Any], T],

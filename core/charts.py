@@ -48,6 +48,8 @@ def kpi_cards(cur: Kpis, prev: Kpis) -> list[KpiCard]:
         KpiCard("Tokens in", f"{cur.input_tokens:,}", _delta(cur.input_tokens, prev.input_tokens), True),
         KpiCard("Tokens out", f"{cur.output_tokens:,}", _delta(cur.output_tokens, prev.output_tokens), True),
         KpiCard("Cache hit rate", _pct(cur.cache_hit_rate), _delta(cur.cache_hit_rate, prev.cache_hit_rate), True),
+        KpiCard("Response cache hits", _pct(cur.response_cache_rate),
+                _delta(cur.response_cache_rate, prev.response_cache_rate), True),
         KpiCard("Spend / 1k calls", format_cost(cur.spend_per_1k_calls) if cur.calls else "–",
                 _delta(cur.spend_per_1k_calls, prev.spend_per_1k_calls), False),
     ]

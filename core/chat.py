@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from core.calllog import CallLog, utc_now_iso
+from core.cache import ResponseCache
 from core.calls import CallContext, CallOutcome
 from core.fallback import FallbackStream
 from core.personas import Persona, language_instruction
@@ -37,6 +38,7 @@ class Message:
     latency_ms: float | None = None
     ttft_ms: float | None = None
     note: str | None = None  # e.g. "gpt-4o timed out after 30 s — answered by gpt-4o-mini"
+    cached: bool = False
 
     def api(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
@@ -140,9 +142,10 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
 
 def start_reply(plan: ContextPlan, chain: list[str], provider_for: Callable[[str], Provider],
                 params_for: Callable[[Provider, str], dict[str, Any]], context: CallContext,
-                log: CallLog) -> FallbackStream:
-    """A stream of the assistant's reply as planned, from the first model of the chain that answers."""
-    return FallbackStream(chain, plan.messages, provider_for, params_for, context, log)
+                log: CallLog, cache: ResponseCache | None = None, cache_opt_in: bool = False) -> FallbackStream:
+    """A stream of the assistant's reply as planned, from the first model of the chain that answers (or from the
+    response cache, at temperature 0 or when opted in)."""
+    return FallbackStream(chain, plan.messages, provider_for, params_for, context, log, cache, cache_opt_in)
 
 
 def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: str | None = None) -> Message | None:
@@ -161,7 +164,7 @@ def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: 
     message = Message("assistant", outcome.text, status, outcome.model, outcome.request_id,
                       outcome.usage.input_tokens, outcome.usage.output_tokens, outcome.usage.estimated,
                       outcome.cost_usd, round(outcome.latency_ms, 1),
-                      round(outcome.ttft_ms, 1) if outcome.ttft_ms is not None else None, note)
+                      round(outcome.ttft_ms, 1) if outcome.ttft_ms is not None else None, note, outcome.cached)
     conversation.messages.append(message)
     return message
 
@@ -229,7 +232,10 @@ def turn_caption(message: Message) -> str:
     if message.input_tokens is not None:
         est = " (est.)" if message.tokens_estimated else ""
         parts.append(f"{message.input_tokens:,} in / {message.output_tokens or 0:,} out tokens{est}")
-    parts.append(LOCAL_FREE_LABEL if is_local_model(message.model) else format_cost(message.cost_usd))
+    if message.cached:
+        parts.append("⚡ cached · $0")
+    else:
+        parts.append(LOCAL_FREE_LABEL if is_local_model(message.model) else format_cost(message.cost_usd))
     if message.latency_ms is not None:
         parts.append(f"{message.latency_ms / 1000:.1f} s")
     if message.ttft_ms is not None:

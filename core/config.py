@@ -35,6 +35,7 @@ class Settings:
     data_dir: str = "data"
     metrics_port: int | None = None
     fallback: str = "auto"
+    cache_ttl_s: float = 86_400.0
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (the Settings page's per-session switch)."""
@@ -61,6 +62,7 @@ _SOURCES: dict[str, tuple[str, type]] = {
     "data_dir": ("PROMPTLAB_DATA_DIR", str),
     "metrics_port": ("PROMPTLAB_METRICS_PORT", int),
     "fallback": ("PROMPTLAB_FALLBACK", str),
+    "cache_ttl_s": ("PROMPTLAB_CACHE_TTL_S", float),
 }
 
 # The README table is generated from this list, so documentation and code cannot drift apart.
@@ -84,6 +86,7 @@ SETTING_DOCS: dict[str, str] = {
     "PROMPTLAB_METRICS_PORT": "Serve Prometheus metrics at /metrics on this port (off when unset)",
     "PROMPTLAB_FALLBACK": "Models tried after the chosen one fails (timeout, 5xx, no connection): auto "
                           "(a cheaper sibling, then the offline model), off, or a comma list (`local` = offline)",
+    "PROMPTLAB_CACHE_TTL_S": "How long a cached reply is served (temperature 0, or when opted in); 0 = no cache",
 }
 
 

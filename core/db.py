@@ -130,6 +130,26 @@ def m006_call_chains(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE calls ADD COLUMN attempt INTEGER"))
 
 
+@migration
+def m007_response_cache(conn: Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE calls ADD COLUMN cached BOOLEAN NOT NULL DEFAULT FALSE"))
+    conn.execute(sa.text("""
+        CREATE TABLE response_cache (
+            key TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            user_id TEXT,
+            reply TEXT NOT NULL,
+            finish_reason TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            hits INTEGER NOT NULL DEFAULT 0
+        )"""))
+    conn.execute(sa.text("CREATE INDEX ix_response_cache_expires ON response_cache (expires_at)"))
+
+
 def get_value(engine: Engine, key: str) -> str | None:
     """A value from the app_settings table (None when unset)."""
     with engine.connect() as conn:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import metrics
+from core.cache import ResponseCache, eligible
 from core.calllog import CallLog
 from core.calls import CallContext, CallOutcome, ChatRequest, ChatStream
 from core.local_model import LOCAL_PREFIX, is_local_model, model_id_for
@@ -59,8 +60,10 @@ class FallbackStream:
     """Text deltas from the first model in the chain that answers; `notice` says who answered and why."""
 
     def __init__(self, chain: list[str], messages: list[dict[str, Any]], provider_for: Callable[[str], Any],
-                 params_for: Callable[[Any, str], dict[str, Any]], context: CallContext, log: CallLog):
+                 params_for: Callable[[Any, str], dict[str, Any]], context: CallContext, log: CallLog,
+                 cache: ResponseCache | None = None, cache_opt_in: bool = False):
         self.chain, self.messages = chain, messages
+        self.cache, self.cache_opt_in = cache, cache_opt_in
         self.provider_for, self.params_for = provider_for, params_for
         self.context, self.log = context, log
         self.attempts: list[Attempt] = []
@@ -90,8 +93,10 @@ class FallbackStream:
         passed_over: list[str] = []
         for i, model in enumerate(self.chain):
             provider = self.provider_for(model)
-            stream = ChatStream(provider, ChatRequest(model, self.messages, self.params_for(provider, model)),
-                                self.context, self.log, chain_id=self.request_id, attempt=i + 1)
+            params = self.params_for(provider, model)
+            cache = self.cache if self.cache is not None and eligible(params, self.cache_opt_in) else None
+            stream = ChatStream(provider, ChatRequest(model, self.messages, params), self.context, self.log,
+                                chain_id=self.request_id, attempt=i + 1, cache=cache)
             if i == 0:
                 stream.chain_id = stream.request_id
             self.attempts.append(Attempt(model, stream))

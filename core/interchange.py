@@ -164,7 +164,7 @@ def _parse_lines(lines: Iterable[bytes], report: ImportReport) -> Iterator[dict[
 _INSERT_COLUMNS = ("request_id", "ts", "page", "provider", "model_requested", "model", "status", "error_type",
                    "error_message", "finish_reason", "input_tokens", "cached_input_tokens", "output_tokens",
                    "reasoning_tokens", "images", "tokens_estimated", "cost_usd", "latency_ms", "ttft_ms", "user_id",
-                   "session_id", "tags", "chain_id", "attempt")
+                   "session_id", "tags", "chain_id", "attempt", "cached")
 _SOURCE_KEYS = tuple({"user_id": "user", "session_id": "session"}.get(c, c) for c in _INSERT_COLUMNS)
 
 
@@ -182,7 +182,8 @@ def insert_new(log: CallLog, records: list[CallRecord] | list[dict[str, Any]]) -
             chunk = ids[start:start + 900]
             existing.update(conn.execute(sa.select(calls_table.c.request_id)
                                          .where(calls_table.c.request_id.in_(chunk))).scalars())
-        rows = [tuple(json.dumps(v["tags"]) if k == "tags" else v.get(k) for k in _SOURCE_KEYS)
+        rows = [tuple(json.dumps(v["tags"]) if k == "tags" else bool(v.get(k)) if k == "cached" else v.get(k)
+                      for k in _SOURCE_KEYS)
                 for rid, v in unique.items() if rid not in existing]
         if rows:
             # The driver's own executemany: SQLAlchemy's per-row parameter processing costs ~10x more here.

@@ -49,7 +49,7 @@ def observe(record: CallRecord) -> None:
         SPEND.labels(record.provider, model).inc(record.cost_usd)
     if record.error_type:
         ERRORS.labels(record.provider, model, record.error_type).inc()
-    if "cached" in record.tags:
+    if record.cached:
         CACHE_HITS.labels(record.provider, model).inc()
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 import streamlit as st
 
 from core import local_model
+from core.cache import ResponseCache
 from core.calllog import CallLog
 from core.calls import CallContext, list_models
 from core.config import Settings, load_settings
@@ -87,6 +88,11 @@ def _secrets() -> dict:
 @st.cache_resource
 def _stores(db_url: str) -> tuple[CallLog, ConversationStore]:
     return CallLog(db_url), ConversationStore(db_url)
+
+
+def response_cache(wb: Workbench) -> ResponseCache | None:
+    """The response cache, or None when PROMPTLAB_CACHE_TTL_S is 0."""
+    return ResponseCache(wb.settings.db_url, wb.settings.cache_ttl_s) if wb.settings.cache_ttl_s > 0 else None
 
 
 def base_settings() -> Settings:

@@ -72,8 +72,8 @@ if budget:
               delta_color="off")
 
 cards = kpi_cards(dash.current, dash.previous)
-for row in (cards[:5], cards[5:]):
-    for col, card in zip(st.columns(5), row):
+for row in (cards[:6], cards[6:]):
+    for col, card in zip(st.columns(6), row):
         col.metric(card.label, card.value, card.delta, delta_color="normal" if card.up_is_good else "inverse")
 badges = []
 if dash.current.unpriced_calls:

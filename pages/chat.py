@@ -5,7 +5,7 @@ from core import chat
 from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id
 from core.fallback import fallback_chain
 from core.providers import request_params
-from pages._shared import model_picker, workbench
+from pages._shared import model_picker, response_cache, workbench
 
 wb = workbench()
 state = st.session_state
@@ -43,6 +43,9 @@ with st.sidebar:
     model = model_picker(wb, key="chat_model")
     temperature = st.slider("Temperature", 0.0, 2.0, 0.7, 0.1, key="chat_temperature")
     max_tokens = st.number_input("Max tokens (reply)", 16, 32_768, 1024, 16, key="chat_max_tokens")
+    cache_opt_in = st.toggle("Reuse cached replies", key="chat_cache",
+                             help="At temperature 0 identical requests are answered from the cache anyway; turn "
+                                  "this on to reuse replies at any temperature.")
     state.setdefault("persona_id", conv.persona_id)
     st.selectbox("Persona", list(PERSONA_NAMES), format_func=PERSONA_NAMES.get, key="persona_id",
                  on_change=start_new_conversation, help="Changing persona starts a new conversation.")
@@ -125,7 +128,8 @@ if wants_reply and chat.awaiting_reply(conv):
                              provider_id=provider.pricing_id, counter=wb.token_counter(model))
     chain = fallback_chain(model, wb.settings.fallback, wb.settings.local_model_path)
     stream = chat.start_reply(plan, chain, wb.provider_for, lambda p, m: request_params(
-        p, m, temperature=temperature, max_tokens=int(max_tokens)), wb.context("chat"), wb.log)
+        p, m, temperature=temperature, max_tokens=int(max_tokens)), wb.context("chat"), wb.log,
+        response_cache(wb), cache_opt_in)
     with st.chat_message("assistant"):
         # Clicking Stop reruns the script, which interrupts write_stream; `finally` then closes the HTTP
         # stream (cancelling the generation) and keeps the partial reply marked "stopped".

@@ -8,7 +8,7 @@ from core.calls import list_models
 from core.errors import PromptLabError
 from core.pricing import format_cost
 from core.providers import KIND_LABELS, KINDS, chat_models
-from pages._shared import OVERRIDE_KEY, workbench
+from pages._shared import OVERRIDE_KEY, response_cache, workbench
 
 wb = workbench()
 provider = wb.provider
@@ -69,3 +69,14 @@ new_budget = st.number_input("Budget (USD per month, 0 = none)", 0.0, 1e9, float
 if st.button("Save budget"):
     an.set_monthly_budget(wb.log, new_budget or None)
     st.success(f"Budget saved: {format_cost(new_budget) if new_budget else 'none'}.")
+
+st.subheader("Response cache")
+cache = response_cache(wb)
+if cache is None:
+    st.caption("Off (PROMPTLAB_CACHE_TTL_S = 0).")
+else:
+    entries, hits = cache.stats()
+    st.caption(f"{entries:,} cached replies, served {hits:,} times; each is kept "
+               f"{wb.settings.cache_ttl_s / 3600:g} h. Used at temperature 0, or when a chat opts in.")
+    if st.button("Clear the response cache", key="clear_cache"):
+        st.success(f"Cleared {cache.clear():,} cached replies.")

@@ -1,0 +1,86 @@
+"""The response cache: exact-match replies keyed on provider, model, messages and every parameter, kept in the
+database with a TTL. Used at temperature 0, or above it when the user opts in; a hit is streamed back at once and
+logged as a call with cost 0 and `cached` true.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.db import engine_for
+
+
+@dataclass(frozen=True)
+class CachedReply:
+    """A stored reply and the usage of the call that produced it."""
+
+    reply: str
+    finish_reason: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+
+
+def cache_key(provider_kind: str, base_url: str | None, model: str, messages: list[dict[str, Any]],
+              params: dict[str, Any]) -> str:
+    """sha256 of everything that shapes the reply (canonical JSON, so key order does not matter)."""
+    material = json.dumps({"provider": provider_kind, "base_url": base_url or "", "model": model,
+                           "messages": messages, "params": params}, sort_keys=True, ensure_ascii=False,
+                          separators=(",", ":"), default=str)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def eligible(params: dict[str, Any], opted_in: bool) -> bool:
+    """Deterministic requests (temperature 0) are cached; others only when the user asks for it."""
+    return opted_in or params.get("temperature") == 0
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ResponseCache:
+    """The cache table in the database at a SQLAlchemy URL."""
+
+    def __init__(self, url: str, ttl_s: float = 86_400):
+        self.engine = engine_for(url)
+        self.ttl_s = ttl_s
+
+    def get(self, key: str) -> CachedReply | None:
+        now = _now().isoformat()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.text("SELECT reply, finish_reason, input_tokens, output_tokens FROM response_cache "
+                                       "WHERE key = :k AND expires_at > :now"), {"k": key, "now": now}).first()
+            if row is None:
+                return None
+            conn.execute(sa.text("UPDATE response_cache SET hits = hits + 1 WHERE key = :k"), {"k": key})
+        return CachedReply(*row)
+
+    def put(self, key: str, provider: str, model: str, reply: CachedReply, user: str | None) -> None:
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM response_cache WHERE key = :k"), {"k": key})
+            conn.execute(sa.text(
+                "INSERT INTO response_cache (key, created_at, expires_at, provider, model, user_id, reply, "
+                "finish_reason, input_tokens, output_tokens) VALUES (:k, :c, :e, :p, :m, :u, :r, :f, :i, :o)"),
+                {"k": key, "c": now.isoformat(), "e": (now + timedelta(seconds=self.ttl_s)).isoformat(),
+                 "p": provider, "m": model, "u": user, "r": reply.reply, "f": reply.finish_reason,
+                 "i": reply.input_tokens, "o": reply.output_tokens})
+
+    def clear(self, expired_only: bool = False) -> int:
+        """Delete entries (all, or only expired ones); returns how many."""
+        with self.engine.begin() as conn:
+            if expired_only:
+                return conn.execute(sa.text("DELETE FROM response_cache WHERE expires_at <= :now"),
+                                    {"now": _now().isoformat()}).rowcount
+            return conn.execute(sa.text("DELETE FROM response_cache")).rowcount
+
+    def stats(self) -> tuple[int, int]:
+        """(entries, total hits)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.text("SELECT count(*), coalesce(sum(hits), 0) FROM response_cache")).one()
+        return int(row[0]), int(row[1])
