@@ -18,6 +18,7 @@ import openai
 from core import metrics
 from core.cache import CachedReply, ResponseCache, cache_key
 from core.calllog import CallLog, CallRecord, CallTexts, utc_now_iso
+from core.ratelimit import RateLimiter, limiter_for
 from core.errors import PromptLabError, StreamCutError, to_user_error
 from core.pricing import TokenUsage, cost_usd
 from core.providers import Provider
@@ -74,7 +75,7 @@ class ChatStream:
 
     def __init__(self, provider: Provider, request: ChatRequest, context: CallContext, log: CallLog,
                  client: openai.OpenAI | None = None, chain_id: str | None = None, attempt: int | None = None,
-                 cache: ResponseCache | None = None):
+                 cache: ResponseCache | None = None, on_wait: Callable[[float], None] | None = None):
         self.provider = provider
         self.request = request
         self.context = context
@@ -83,6 +84,8 @@ class ChatStream:
         self.request_id = f"req_{uuid.uuid4().hex}"
         self.chain_id, self.attempt = chain_id, attempt
         self.cache = cache  # given only when the request may be answered from (and stored in) the cache
+        self.on_wait = on_wait  # shows a countdown while a client-side rate limit holds the request back
+        self._ready_at: float | None = None
         self.outcome: CallOutcome | None = None
         self._parts: list[str] = []
         self._tool_calls: dict[int, dict[str, Any]] = {}
@@ -144,7 +147,32 @@ class ChatStream:
             self.outcome = self._finish(ts, started, status, hit.finish_reason, self.request.model, None, ttft_ms,
                                         None, billed=False, cached=usage)
 
+    def _limiter(self) -> RateLimiter | None:
+        try:
+            return limiter_for(self.log.engine, self.provider.kind, self.provider.base_url)
+        except Exception:
+            return None  # limits that cannot be read do not stop a reply
+
+    def reserve(self) -> float:
+        """Reserve this request under the provider's rate limits (once); seconds left before it may be sent."""
+        if self._ready_at is None:
+            limiter = self._limiter()
+            delay = 0.0
+            if limiter is not None:
+                limit = self.request.params.get("max_completion_tokens") or self.request.params.get("max_tokens")
+                delay = limiter.reserve(count_messages(self.request.messages, self.request.model) + (limit or 0))
+            self._ready_at = time.monotonic() + delay
+        return max(0.0, self._ready_at - time.monotonic())
+
+    def _wait_for_rate_limit(self) -> None:
+        delay = self.reserve()
+        if delay > 0 and self.on_wait is not None:
+            self.on_wait(delay)
+        while (delay := self.reserve()) > 0:
+            time.sleep(min(delay, 0.25))
+
     def _run_upstream(self) -> Iterator[str]:
+        self._wait_for_rate_limit()
         started = time.perf_counter()
         ts = utc_now_iso()
         status, finish_reason, model, usage, error = "error", None, None, None, None
@@ -189,6 +217,8 @@ class ChatStream:
             status = "cancelled"
             raise
         except Exception as exc:  # mapped once in core.errors; never escapes to the page
+            if isinstance(exc, openai.RateLimitError):
+                self._rate_limited(exc)
             if self._parts and isinstance(exc, openai.APIConnectionError) and not isinstance(
                     exc, openai.APITimeoutError):
                 exc = StreamCutError(str(exc))  # the connection died mid-reply: that is a cut stream
@@ -201,6 +231,17 @@ class ChatStream:
                 usage = usage or getattr(sdk_stream, "final_usage", None)
             self.outcome = self._finish(ts, started, status, finish_reason, model, usage, ttft_ms, error,
                                         billed=response_started)
+
+    def _rate_limited(self, exc: openai.RateLimitError) -> None:
+        """A 429 got through the SDK's retries: feed it back into the client-side buckets."""
+        limiter = self._limiter()
+        if limiter is None:
+            return
+        try:
+            retry_after = float(exc.response.headers.get("retry-after", ""))
+        except (ValueError, AttributeError):
+            retry_after = None
+        limiter.rate_limited(retry_after)
 
     def _collect_tool_calls(self, deltas: Any) -> None:
         """Tool calls arrive in pieces (name first, arguments as JSON fragments), keyed by index."""

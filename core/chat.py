@@ -142,10 +142,11 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
 
 def start_reply(plan: ContextPlan, chain: list[str], provider_for: Callable[[str], Provider],
                 params_for: Callable[[Provider, str], dict[str, Any]], context: CallContext,
-                log: CallLog, cache: ResponseCache | None = None, cache_opt_in: bool = False) -> FallbackStream:
+                log: CallLog, cache: ResponseCache | None = None, cache_opt_in: bool = False,
+                on_wait: Callable[[float], None] | None = None) -> FallbackStream:
     """A stream of the assistant's reply as planned, from the first model of the chain that answers (or from the
     response cache, at temperature 0 or when opted in)."""
-    return FallbackStream(chain, plan.messages, provider_for, params_for, context, log, cache, cache_opt_in)
+    return FallbackStream(chain, plan.messages, provider_for, params_for, context, log, cache, cache_opt_in, on_wait)
 
 
 def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: str | None = None) -> Message | None:

@@ -61,8 +61,10 @@ class FallbackStream:
 
     def __init__(self, chain: list[str], messages: list[dict[str, Any]], provider_for: Callable[[str], Any],
                  params_for: Callable[[Any, str], dict[str, Any]], context: CallContext, log: CallLog,
-                 cache: ResponseCache | None = None, cache_opt_in: bool = False):
+                 cache: ResponseCache | None = None, cache_opt_in: bool = False,
+                 on_wait: Callable[[float], None] | None = None):
         self.chain, self.messages = chain, messages
+        self.on_wait = on_wait
         self.cache, self.cache_opt_in = cache, cache_opt_in
         self.provider_for, self.params_for = provider_for, params_for
         self.context, self.log = context, log
@@ -96,7 +98,7 @@ class FallbackStream:
             params = self.params_for(provider, model)
             cache = self.cache if self.cache is not None and eligible(params, self.cache_opt_in) else None
             stream = ChatStream(provider, ChatRequest(model, self.messages, params), self.context, self.log,
-                                chain_id=self.request_id, attempt=i + 1, cache=cache)
+                                chain_id=self.request_id, attempt=i + 1, cache=cache, on_wait=self.on_wait)
             if i == 0:
                 stream.chain_id = stream.request_id
             self.attempts.append(Attempt(model, stream))

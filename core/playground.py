@@ -351,13 +351,17 @@ class MatrixRun:
             result.status = "cancelled"
             return
         result.status = "running"
+
+        def waiting(seconds: float) -> None:  # a client-side rate limit holds this cell back
+            result.status = f"waiting {seconds:.0f} s (rate limit)"
+
         stream = ChatStream(cell.provider, ChatRequest(cell.spec.model, cell.messages, cell.params), self.context,
-                            self.log)
+                            self.log, on_wait=waiting)
         result.request_id = stream.request_id
         parts: list[str] = []
         for delta in stream:
             parts.append(delta)
-            result.text = "".join(parts)
+            result.text, result.status = "".join(parts), "running"
             if self._cancel.is_set():
                 break
         stream.close()

@@ -1,4 +1,6 @@
 """Chat: multi-turn, streamed, with personas, reply language, live counters, stop / regenerate / edit / export."""
+import time
+
 import streamlit as st
 
 from core import chat
@@ -127,9 +129,18 @@ if wants_reply and chat.awaiting_reply(conv):
     plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=int(max_tokens),
                              provider_id=provider.pricing_id, counter=wb.token_counter(model))
     chain = fallback_chain(model, wb.settings.fallback, wb.settings.local_model_path)
+    countdown = st.empty()
+
+    def rate_limit_countdown(seconds: float) -> None:
+        """A client-side rate limit holds the message back: count down instead of failing."""
+        for left in range(int(seconds + 0.999), 0, -1):
+            countdown.info(f"⏳ Rate limit reached for this provider: sending in {left} s…")
+            time.sleep(min(1.0, seconds))
+        countdown.empty()
+
     stream = chat.start_reply(plan, chain, wb.provider_for, lambda p, m: request_params(
         p, m, temperature=temperature, max_tokens=int(max_tokens)), wb.context("chat"), wb.log,
-        response_cache(wb), cache_opt_in)
+        response_cache(wb), cache_opt_in, on_wait=rate_limit_countdown)
     with st.chat_message("assistant"):
         # Clicking Stop reruns the script, which interrupts write_stream; `finally` then closes the HTTP
         # stream (cancelling the generation) and keeps the partial reply marked "stopped".

@@ -3,7 +3,7 @@ import streamlit as st
 from sqlalchemy.engine import make_url
 
 from core import analytics as an
-from core import local_model
+from core import local_model, ratelimit
 from core.calls import list_models
 from core.errors import PromptLabError
 from core.pricing import format_cost
@@ -80,3 +80,14 @@ else:
                f"{wb.settings.cache_ttl_s / 3600:g} h. Used at temperature 0, or when a chat opts in.")
     if st.button("Clear the response cache", key="clear_cache"):
         st.success(f"Cleared {cache.clear():,} cached replies.")
+
+st.subheader("Rate limits")
+st.caption(f"Client-side limits for {provider.label}, shared by every session of this app. A request over the "
+           "limit waits with a countdown instead of failing; a 429 from the server holds everyone back.")
+limits = ratelimit.load_limits(wb.log.engine, provider.kind, provider.base_url)
+r1, r2 = st.columns(2)
+rpm = r1.number_input("Requests per minute (0 = no limit)", 0, 1_000_000, limits.rpm, key="limit_rpm")
+tpm = r2.number_input("Tokens per minute (0 = no limit)", 0, 100_000_000, limits.tpm, key="limit_tpm")
+if st.button("Save rate limits", key="save_limits", disabled=provider.kind == "local"):
+    ratelimit.save_limits(wb.log.engine, provider.kind, provider.base_url, ratelimit.Limits(int(rpm), int(tpm)))
+    st.success("Rate limits saved." if rpm or tpm else "Rate limits removed.")
