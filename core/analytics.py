@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from core.calllog import CallLog, CallRecord, record_values
 from core.pricing import LOCAL_FREE_LABEL, format_cost
-from core.db import get_value, set_value
+from core.db import get_value, insertion_order_column, set_value
 
 LOAD_CHUNK = 250_000
 _COLUMNS = ("request_id, ts, page, provider, model_requested, model, status, error_type, input_tokens, "
@@ -210,14 +210,15 @@ class Analytics:
 
     def refresh(self) -> int:
         """Copy calls added since the last refresh; rebuild if rows were deleted. Returns rows copied."""
+        order = insertion_order_column(self.log.engine)
         with self._lock, self.log.engine.connect() as conn:
-            max_rid, total = conn.execute(sa.text("SELECT coalesce(max(rowid), 0), count(*) FROM calls")).one()
+            max_rid, total = conn.execute(sa.text(f"SELECT coalesce(max({order}), 0), count(*) FROM calls")).one()
             if total < self._rows or max_rid < self._last_rid or (max_rid == self._last_rid and total != self._rows):
                 self._create_mirror()  # rows were deleted (retention, GDPR): start over
             copied = 0
             while self._last_rid < max_rid:
                 chunk = pd.read_sql_query(
-                    sa.text(f"SELECT rowid AS rid, {_COLUMNS} FROM calls WHERE rowid > :after ORDER BY rowid "
+                    sa.text(f"SELECT {order} AS rid, {_COLUMNS} FROM calls WHERE {order} > :after ORDER BY {order} "
                             f"LIMIT {LOAD_CHUNK}"), conn, params={"after": self._last_rid})
                 if chunk.empty:
                     break

@@ -150,6 +150,19 @@ def m007_response_cache(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_response_cache_expires ON response_cache (expires_at)"))
 
 
+@migration
+def m008_call_sequence(conn: Connection) -> None:
+    # Analytics copies new calls by insertion order: SQLite has its rowid; PostgreSQL gets a sequence column.
+    if conn.dialect.name != "sqlite":
+        conn.execute(sa.text("ALTER TABLE calls ADD COLUMN seq BIGSERIAL"))
+        conn.execute(sa.text("CREATE INDEX ix_calls_seq ON calls (seq)"))
+
+
+def insertion_order_column(engine: Engine) -> str:
+    """The column that grows with every inserted call (see m008)."""
+    return "rowid" if engine.dialect.name == "sqlite" else "seq"
+
+
 def get_value(engine: Engine, key: str) -> str | None:
     """A value from the app_settings table (None when unset)."""
     with engine.connect() as conn:

@@ -1,6 +1,8 @@
 """Fixtures that make a fresh world per test: a loopback OpenAI-compatible server, a temporary database."""
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -29,8 +31,35 @@ def server(loopback_server: LoopbackServer) -> Iterator[LoopbackServer]:
     loopback_server.reset()
 
 
+# PostgreSQL for the database tests when a server is there (.ci/run starts one): PROMPTLAB_TEST_PG_URL.
+PG_URL = os.environ.get("PROMPTLAB_TEST_PG_URL")
+BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+
+
+def _fresh_pg_schema() -> str:
+    """A new, empty schema in the test database, reached through its own URL (search_path)."""
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path) -> str:
+    """A fresh, empty database: SQLite, and PostgreSQL too when PROMPTLAB_TEST_PG_URL is set."""
+    if request.param == "postgresql":
+        return _fresh_pg_schema()
+    return f"sqlite:///{tmp_path}/promptlab.db"
+
+
 @pytest.fixture
-def db_url(tmp_path) -> str:
+def sqlite_url(tmp_path) -> str:
+    """The app's default backend, for page and browser tests (they test the UI, not the database)."""
     return f"sqlite:///{tmp_path}/promptlab.db"
 
 
@@ -51,9 +80,9 @@ def ctx() -> CallContext:
 
 
 @pytest.fixture
-def app_env(server: LoopbackServer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def app_env(server: LoopbackServer, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment that points the app at the loopback server and a temporary database."""
-    env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": TEST_KEY, "PROMPTLAB_DB_URL": db_url,
+    env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": TEST_KEY, "PROMPTLAB_DB_URL": sqlite_url,
            "PROMPTLAB_MAX_RETRIES": "0", "PROMPTLAB_TIMEOUT_S": "5", "PROMPTLAB_MODEL": "gpt-4o-mini",
            "PROMPTLAB_PROVIDER": "auto", "PROMPTLAB_FALLBACK": "off"}  # fallback tests turn it on themselves
     for var in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "OPENAI_ORG_ID"):
@@ -64,10 +93,10 @@ def app_env(server: LoopbackServer, db_url: str, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.fixture
-def offline_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def offline_env(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """No key, no base URL: a fresh machine where only the embedded local model can answer."""
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "AZURE_OPENAI_API_KEY",
                 "AZURE_OPENAI_ENDPOINT", "PROMPTLAB_PROVIDER", "PROMPTLAB_MODEL", "PROMPTLAB_LOCAL_MODEL"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("PROMPTLAB_DB_URL", db_url)
-    return {"PROMPTLAB_DB_URL": db_url}
+    monkeypatch.setenv("PROMPTLAB_DB_URL", sqlite_url)
+    return {"PROMPTLAB_DB_URL": sqlite_url}
