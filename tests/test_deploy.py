@@ -41,3 +41,9 @@ def test_compose_scrapes_the_metrics_port():
     prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     port = compose["services"]["app"]["environment"]["PROMPTLAB_METRICS_PORT"]
     assert prom["scrape_configs"][0]["static_configs"][0]["targets"] == [f"app:{port}"]
+
+
+def test_compose_shares_one_postgres_log():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["services"]["app"]["environment"]["PROMPTLAB_DB_URL"].startswith("postgresql+psycopg://")
+    assert compose["services"]["app"]["depends_on"]["db"]["condition"] == "service_healthy"

@@ -1,0 +1,85 @@
+"""Benchmark: 8 processes × 2,000 calls written to the call log at once, on SQLite and on PostgreSQL.
+
+Each process writes the way the call gate does (one transaction per call: the CallRecord and its texts). Nothing may
+be lost: the row count is checked. Rows per second are printed per backend. PostgreSQL runs when
+PROMPTLAB_TEST_PG_URL is set (.ci/run sets it). Last line: `RESULT calllog_rows_per_s <SQLite rate>` (goal >= 2,000).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import sqlalchemy as sa  # noqa: E402
+
+from core.calllog import CallLog, CallTexts  # noqa: E402
+from core.synthetic import generate_records  # noqa: E402
+
+PROCESSES = 8
+CALLS = int(os.environ.get("BENCH_CALLS_PER_PROCESS", 2000))
+
+
+def writer(url: str, worker: int, start: mp.Event, done: mp.Queue) -> None:
+    log = CallLog(url)
+    records = generate_records(CALLS, days=1, seed=worker)
+    for i, r in enumerate(records):
+        r.request_id = f"w{worker}_{i}"
+    texts = CallTexts({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello " * 20}]},
+                      "a reply of a few words " * 10)
+    start.wait()
+    for record in records:
+        log.write(record, texts)
+    done.put(worker)
+
+
+def run(url: str) -> tuple[float, int]:
+    CallLog(url)  # migrate once before the writers race
+    ctx = mp.get_context("spawn")
+    start, done = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=writer, args=(url, w, start, done)) for w in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    time.sleep(3)  # let every writer import, connect and build its records
+    t0 = time.perf_counter()
+    start.set()
+    for p in procs:
+        p.join()
+    elapsed = time.perf_counter() - t0
+    assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
+    with CallLog(url).engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one()
+    return elapsed, rows
+
+
+def main() -> None:
+    expected = PROCESSES * CALLS
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        backends = {"sqlite": f"sqlite:///{tmp}/writes.db"}
+        pg = os.environ.get("PROMPTLAB_TEST_PG_URL")
+        if pg:
+            schema = f"bench_{uuid.uuid4().hex[:8]}"
+            engine = sa.create_engine(pg)
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+            backends["postgresql"] = f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}"
+        for name, url in backends.items():
+            elapsed, rows = run(url)
+            lost = expected - rows
+            results[name] = rows / elapsed
+            print(f"{name:10s}: {rows:,} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s, lost {lost}")
+            assert lost == 0, f"{lost} calls lost on {name}"
+        if pg:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    print(f"RESULT calllog_rows_per_s {results['sqlite']:.0f}")
+
+
+if __name__ == "__main__":
+    main()
