@@ -40,6 +40,12 @@ def fallback_chain(model: str, setting: str, local_model_path: str | None = None
     return chain
 
 
+def chain_setting_key(kind: str, base_url: str | None) -> str:
+    """Where Settings keeps a provider's own chain (app_settings), overriding PROMPTLAB_FALLBACK."""
+    from core.ratelimit import provider_key
+    return f"fallback:{provider_key(kind, base_url)}"
+
+
 def reason(outcome: CallOutcome, model: str, timeout_s: float) -> str:
     """Why an attempt was passed over, in a few words."""
     kind = outcome.error.kind if outcome.error else "error"

@@ -5,7 +5,8 @@ import streamlit as st
 
 from core import chat
 from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id
-from core.fallback import fallback_chain
+from core.db import get_value
+from core.fallback import chain_setting_key, fallback_chain
 from core.providers import request_params
 from pages._shared import model_picker, response_cache, workbench
 
@@ -96,9 +97,15 @@ if plan.dropped_messages:
 
 wants_reply = False
 errors = state.setdefault("chat_errors", {})  # written in `finally` below, where st.session_state is off limits
+forced_model = None
 if errors.get("message"):
     st.error(errors["message"])
-    wants_reply = st.button("↻ Retry", key="retry", type="primary")
+    retry_col, other_col = st.columns([1, 3])
+    wants_reply = retry_col.button("↻ Retry", key="retry", type="primary")
+    if errors.get("next_model") and other_col.button(f"↪ Answer with {errors['next_model']}", key="answer_other"):
+        # A reply cut after text was shown is never restarted elsewhere silently: here the user chose to.
+        chat.drop_last_reply(conv)
+        forced_model, wants_reply = errors["next_model"], True
 
 if conv.messages:
     cols = st.columns([1.4, 1.2, 1, 1.2, 1, 2])
@@ -126,9 +133,12 @@ if prompt:
 
 if wants_reply and chat.awaiting_reply(conv):
     errors.pop("message", None)
+    errors.pop("next_model", None)
     plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=int(max_tokens),
                              provider_id=provider.pricing_id, counter=wb.token_counter(model))
-    chain = fallback_chain(model, wb.settings.fallback, wb.settings.local_model_path)
+    chain_setting = get_value(wb.log.engine, chain_setting_key(wb.provider.kind, wb.provider.base_url))
+    chain = [forced_model] if forced_model else fallback_chain(model, chain_setting or wb.settings.fallback,
+                                                              wb.settings.local_model_path)
     countdown = st.empty()
 
     def rate_limit_countdown(seconds: float) -> None:
@@ -153,5 +163,8 @@ if wants_reply and chat.awaiting_reply(conv):
             chat.record_reply(conv, stream.outcome, stream.notice)
             if stream.outcome and stream.outcome.error:
                 errors["message"] = stream.outcome.error.message
+                tried = [a.model for a in stream.attempts]
+                untried = [m for m in chain if m not in tried]
+                errors["next_model"] = untried[0] if stream.outcome.text and untried else None
             save(conv)
     st.rerun()

@@ -80,3 +80,27 @@ def test_chat_page_shows_who_answered(app_env, server, monkeypatch):
     assert captions[1].startswith("gpt-4.1-nano")
     rows = [r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10) if r.page == "chat"]
     assert sorted(r.status for r in rows) == ["error", "ok"] and len({r.chain_id for r in rows}) == 1
+
+
+def test_cut_reply_offers_the_next_model_and_the_user_chooses(app_env, server, monkeypatch):
+    monkeypatch.setenv("PROMPTLAB_FALLBACK", "gpt-4.1-nano")
+    server.push(Script(reply="partial answer that", cut_after=2))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.chat_input[0].set_value("explain").run()
+    assert "cut off" in at.error[0].value and len(server.chat_requests()) == 1  # not silently restarted
+    at.button(key="answer_other").click().run()
+    assert server.chat_requests()[-1]["model"] == "gpt-4.1-nano"
+    replies = [m for m in at.chat_message if m.name == "assistant"]
+    assert len(replies) == 1 and replies[0].markdown[0].value == "Echo: explain"
+    assert not at.error
+
+
+def test_settings_chain_overrides_the_environment(app_env, server):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/settings.py").run()
+    at.text_input(key="fallback_chain").set_value("gpt-4.1-nano").run()
+    at.button(key="save_chain").click().run()
+    server.push(Script(status=503))
+    at.switch_page("pages/chat.py").run()
+    at.chat_input[0].set_value("hello?").run()
+    assert "answered by gpt-4.1-nano" in [m for m in at.chat_message if m.name == "assistant"][0].caption[0].value
