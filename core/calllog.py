@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
@@ -15,7 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.config import load_settings
-from core.db import engine_for
+from core.db import engine_for, get_value
+from core.safety import redact_value
+
+TEXT_POLICY_KEY = "text_policy"
+POLICY_TTL_S = 5.0
 
 _meta = sa.MetaData()
 calls_table = sa.Table(
@@ -112,12 +117,30 @@ class CallLog:
     def __init__(self, url: str):
         self.url = url
         self.engine: Engine = engine_for(url)
+        self._policy, self._policy_read_at = "full", -POLICY_TTL_S
 
     row = staticmethod(_to_row)
     record = staticmethod(_from_row)
 
+    def text_policy(self) -> str:
+        """What to keep of prompts and replies: full | redacted | metadata (Settings; re-read every few seconds)."""
+        now = time.monotonic()
+        if now - self._policy_read_at > POLICY_TTL_S:
+            self._policy = get_value(self.engine, TEXT_POLICY_KEY) or "full"
+            self._policy_read_at = now
+        return self._policy
+
     def write(self, record: CallRecord, texts: CallTexts | None = None) -> None:
-        """Store one call (and its texts) in one transaction."""
+        """Store one call (and its texts, as the text policy allows) in one transaction; redaction happens here,
+        before anything is written."""
+        policy = self.text_policy()
+        if policy == "metadata":
+            texts = None
+        elif policy == "redacted":
+            if texts is not None:
+                texts = CallTexts(redact_value(texts.request), redact_value(texts.reply))
+            if record.error_message:
+                record.error_message = redact_value(record.error_message)
         with self.engine.begin() as conn:
             conn.execute(calls_table.insert(), _to_row(record))
             if texts is not None:

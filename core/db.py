@@ -158,6 +158,20 @@ def m008_call_sequence(conn: Connection) -> None:
         conn.execute(sa.text("CREATE INDEX ix_calls_seq ON calls (seq)"))
 
 
+@migration
+def m009_privacy_audit(conn: Connection) -> None:
+    # Who asked for what about whom, and how many rows it touched (data-subject requests, retention runs).
+    conn.execute(sa.text("""
+        CREATE TABLE privacy_audit (
+            id TEXT PRIMARY KEY,
+            ts TEXT NOT NULL,
+            actor TEXT,
+            action TEXT NOT NULL,
+            subject TEXT,
+            detail TEXT NOT NULL
+        )"""))
+
+
 def insertion_order_column(engine: Engine) -> str:
     """The column that grows with every inserted call (see m008)."""
     return "rowid" if engine.dialect.name == "sqlite" else "seq"

@@ -1,0 +1,191 @@
+"""Privacy controls: what the log keeps (text policy), retention (text and metrics separately, enforced at start-up
+and hourly), and data-subject requests (export everything about a user as one ZIP, or delete it), each audited.
+"""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core.calllog import TEXT_POLICY_KEY, utc_now_iso
+from core.db import get_value, set_value
+from core.safety import TEXT_POLICIES
+
+RETENTION_KEY = "retention"
+
+
+def set_text_policy(engine: Engine, policy: str) -> None:
+    if policy not in TEXT_POLICIES:
+        raise ValueError(f"text policy must be one of {TEXT_POLICIES}")
+    set_value(engine, TEXT_POLICY_KEY, policy)
+
+
+def text_policy(engine: Engine) -> str:
+    return get_value(engine, TEXT_POLICY_KEY) or "full"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long texts (prompts, replies, conversations, images, cache) and metrics (call rows) are kept."""
+
+    text_hours: float | None = None  # None = forever
+    metrics_days: float | None = None
+
+
+def retention(engine: Engine) -> Retention:
+    raw = get_value(engine, RETENTION_KEY)
+    return Retention(**json.loads(raw)) if raw else Retention()
+
+
+def set_retention(engine: Engine, value: Retention) -> None:
+    set_value(engine, RETENTION_KEY, json.dumps({"text_hours": value.text_hours, "metrics_days": value.metrics_days}))
+
+
+def audit(engine: Engine, actor: str | None, action: str, subject: str | None, detail: dict) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO privacy_audit VALUES (:id, :ts, :actor, :action, :subject, :detail)"),
+                     {"id": uuid.uuid4().hex, "ts": utc_now_iso(), "actor": actor, "action": action,
+                      "subject": subject, "detail": json.dumps(detail)})
+
+
+def audit_log(engine: Engine, limit: int = 50) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM privacy_audit ORDER BY ts DESC LIMIT :l"), {"l": limit})
+        return [dict(r._mapping) for r in rows]
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def enforce_retention(engine: Engine, data_dir: str | Path, now: datetime | None = None) -> dict[str, int]:
+    """Delete what is older than the retention periods; returns rows removed per kind (audited when any)."""
+    policy = retention(engine)
+    now = now or datetime.now(timezone.utc)
+    removed = {"texts": 0, "conversations": 0, "images": 0, "cache": 0, "calls": 0}
+    with engine.begin() as conn:
+        if policy.text_hours is not None:
+            cutoff = _iso(now - timedelta(hours=policy.text_hours))
+            removed["texts"] = conn.execute(sa.text(
+                "DELETE FROM call_texts WHERE request_id IN (SELECT request_id FROM calls WHERE ts < :c)"),
+                {"c": cutoff}).rowcount
+            removed["conversations"] = conn.execute(sa.text("DELETE FROM conversations WHERE updated_at < :c"),
+                                                    {"c": cutoff}).rowcount
+            removed["cache"] = conn.execute(sa.text("DELETE FROM response_cache WHERE created_at < :c"),
+                                            {"c": cutoff}).rowcount
+            old_images = conn.execute(sa.text("SELECT id, path FROM images WHERE created_at < :c"),
+                                      {"c": cutoff}).all()
+            for _, path in old_images:
+                Path(path).unlink(missing_ok=True)
+            removed["images"] = conn.execute(sa.text("DELETE FROM images WHERE created_at < :c"),
+                                             {"c": cutoff}).rowcount
+        if policy.metrics_days is not None:
+            cutoff = _iso(now - timedelta(days=policy.metrics_days))
+            conn.execute(sa.text("DELETE FROM call_texts WHERE request_id IN "
+                                 "(SELECT request_id FROM calls WHERE ts < :c)"), {"c": cutoff})
+            removed["calls"] = conn.execute(sa.text("DELETE FROM calls WHERE ts < :c"), {"c": cutoff}).rowcount
+    if any(removed.values()):
+        audit(engine, "retention", "retention", None, removed)
+    return removed
+
+
+def oldest_kept(engine: Engine) -> dict[str, str | None]:
+    """The date of the oldest call row and of the oldest stored text."""
+    with engine.connect() as conn:
+        oldest_call = conn.execute(sa.text("SELECT min(ts) FROM calls")).scalar()
+        oldest_text = conn.execute(sa.text("SELECT min(c.ts) FROM call_texts t JOIN calls c "
+                                           "ON c.request_id = t.request_id")).scalar()
+    return {"calls": oldest_call, "texts": oldest_text}
+
+
+class RetentionWorker:
+    """Runs retention at start and then every hour, in a daemon thread (one per database per process)."""
+
+    def __init__(self, engine: Engine, data_dir: str | Path, every_s: float = 3600):
+        self.engine, self.data_dir, self.every_s = engine, data_dir, every_s
+        self.runs = 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="retention", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                enforce_retention(self.engine, self.data_dir)
+            except Exception:
+                pass  # a busy database now is retried next hour; retention must never take the app down
+            self.runs += 1
+            self._stop.wait(self.every_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+# ----- data-subject requests -------------------------------------------------------------------------------------
+
+_USER_TABLES = {  # table -> (column naming the user, order column)
+    "calls": ("user_id", "ts"),
+    "conversations": ("user_id", "updated_at"),
+    "prompt_versions": ("author", "created_at"),
+    "playground_runs": ("user_id", "created_at"),
+    "images": ("user_id", "created_at"),
+    "response_cache": ("user_id", "created_at"),
+}
+
+
+def _rows(conn: sa.Connection, table: str, user: str) -> list[dict]:
+    column, order = _USER_TABLES[table]
+    return [dict(r._mapping) for r in conn.execute(
+        sa.text(f"SELECT * FROM {table} WHERE {column} = :u ORDER BY {order}"), {"u": user})]
+
+
+def export_user(engine: Engine, user: str, actor: str | None = None) -> bytes:
+    """Everything stored about a user as one ZIP: JSON per kind, plus the image files."""
+    buffer = io.BytesIO()
+    counts: dict[str, int] = {}
+    with engine.connect() as conn, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        data = {table: _rows(conn, table, user) for table in _USER_TABLES}
+        ids = [c["request_id"] for c in data["calls"]]
+        texts = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            texts += [dict(r._mapping) for r in conn.execute(
+                sa.text("SELECT * FROM call_texts WHERE request_id IN :ids").bindparams(
+                    sa.bindparam("ids", expanding=True)), {"ids": chunk})]
+        data["call_texts"] = texts
+        for name, rows in data.items():
+            counts[name] = len(rows)
+            zf.writestr(f"{name}.json", json.dumps(rows, indent=2, ensure_ascii=False, default=str))
+        for img in data["images"]:
+            path = Path(img["path"])
+            if path.exists():
+                zf.writestr(f"images/{path.name}", path.read_bytes())
+        zf.writestr("README.txt", f"PromptLab data export for user {user!r}, {utc_now_iso()}.\n"
+                                  "One JSON file per kind of record; images/ holds the generated images.\n")
+    audit(engine, actor, "export", user, counts)
+    return buffer.getvalue()
+
+
+def delete_user(engine: Engine, user: str, actor: str | None = None) -> dict[str, int]:
+    """Delete everything stored about a user (rows and image files); returns rows removed per kind."""
+    counts: dict[str, int] = {}
+    with engine.begin() as conn:
+        images = _rows(conn, "images", user)
+        counts["call_texts"] = conn.execute(sa.text(
+            "DELETE FROM call_texts WHERE request_id IN (SELECT request_id FROM calls WHERE user_id = :u)"),
+            {"u": user}).rowcount
+        for table, (column, _) in _USER_TABLES.items():
+            counts[table] = conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} = :u"), {"u": user}).rowcount
+    for img in images:
+        Path(img["path"]).unlink(missing_ok=True)
+    audit(engine, actor, "delete", user, counts)
+    return counts
