@@ -3,7 +3,7 @@ import streamlit as st
 
 from core import metrics
 
-from pages._shared import provider_badge, workbench
+from pages._shared import provider_badge, retention_worker, workbench
 
 st.set_page_config(page_title="PromptLab", page_icon="🧪", layout="wide")
 
@@ -16,6 +16,7 @@ pages = [
 ]
 page = st.navigation(pages)
 wb = workbench()
+retention_worker(wb.settings.db_url, wb.settings.data_dir)  # retention at start-up, then hourly
 if wb.settings.metrics_port:
     metrics.serve(wb.settings.metrics_port)  # once per process; Prometheus scrapes it on its own port
 provider_badge(wb)

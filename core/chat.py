@@ -19,7 +19,7 @@ from core.pricing import LOCAL_FREE_LABEL, TokenUsage, cost_usd, format_cost
 from core.providers import Provider
 from core.tokens import count_messages
 
-STATUS_LABELS = {"stopped": "stopped", "cut": "cut off", "error": "error"}
+STATUS_LABELS = {"stopped": "stopped", "cut": "cut off", "error": "error", "withheld": "withheld by moderation"}
 
 
 @dataclass

@@ -11,6 +11,7 @@ import streamlit as st
 from core import local_model
 from core.cache import ResponseCache
 from core.calllog import CallLog
+from core.privacy import RetentionWorker
 from core.calls import CallContext, list_models
 from core.config import Settings, load_settings
 from core.conversations import ConversationStore
@@ -88,6 +89,13 @@ def _secrets() -> dict:
 @st.cache_resource
 def _stores(db_url: str) -> tuple[CallLog, ConversationStore]:
     return CallLog(db_url), ConversationStore(db_url)
+
+
+@st.cache_resource
+def retention_worker(db_url: str, data_dir: str) -> RetentionWorker:
+    """One retention thread per database per process."""
+    log, _ = _stores(db_url)
+    return RetentionWorker(log.engine, data_dir)
 
 
 def response_cache(wb: Workbench) -> ResponseCache | None:

@@ -7,6 +7,7 @@ from core import chat
 from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id
 from core.db import get_value
 from core.fallback import chain_setting_key, fallback_chain
+from core.moderation import check, load_moderation
 from core.providers import request_params
 from pages._shared import model_picker, response_cache, workbench
 
@@ -124,7 +125,17 @@ if conv.messages:
     cols[3].download_button("⬇ Markdown", chat.export_markdown(conv), f"{conv.id}.md", "text/markdown")
     cols[4].download_button("⬇ JSON", chat.export_json(conv), f"{conv.id}.json", "application/json")
 
-prompt = st.chat_input("Message PromptLab…")
+if "chat_restore" in state:  # a flagged prompt comes back into the box, editable
+    state.chat_box = state.pop("chat_restore")
+prompt = st.chat_input("Message PromptLab…", key="chat_box")
+moderation = load_moderation(wb.log.engine)
+if prompt and moderation.checks_input:
+    verdict = check(wb.provider, prompt, moderation, wb.context("chat"), wb.log)
+    if not verdict.allowed:
+        errors["message"], state.chat_restore = verdict.sentence(), prompt
+        st.rerun()
+    if verdict.notice:
+        st.toast(verdict.notice)
 if prompt:
     chat.add_user_message(conv, prompt)
     with st.chat_message("user"):
@@ -167,4 +178,13 @@ if wants_reply and chat.awaiting_reply(conv):
                 untried = [m for m in chain if m not in tried]
                 errors["next_model"] = untried[0] if stream.outcome.text and untried else None
             save(conv)
+    reply = conv.messages[-1] if conv.messages and conv.messages[-1].role == "assistant" else None
+    if reply is not None and moderation.checks_output and reply.status == "ok":
+        verdict = check(wb.provider, reply.content, moderation, wb.context("chat"), wb.log, what="reply")
+        if verdict.categories:
+            reply.content = f"*Reply withheld: moderation flagged it ({', '.join(verdict.categories)}).*"
+            reply.status = "withheld"
+            save(conv)
+        elif verdict.notice:
+            st.toast(verdict.notice)
     st.rerun()

@@ -10,6 +10,7 @@ from core.fallback import chain_setting_key
 from core.errors import PromptLabError
 from core.pricing import format_cost
 from core.providers import KIND_LABELS, KINDS, chat_models
+from pages._privacy_settings import render_privacy
 from pages._shared import OVERRIDE_KEY, response_cache, workbench
 
 wb = workbench()
@@ -103,3 +104,5 @@ chain_text = st.text_input("Chain for this provider", get_value(wb.log.engine, c
 if st.button("Save fallback chain", key="save_chain"):
     set_value(wb.log.engine, chain_key, chain_text.strip() or None)
     st.success(f"Fallback chain saved: {chain_text.strip() or wb.settings.fallback}.")
+
+render_privacy(wb)

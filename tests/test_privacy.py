@@ -114,3 +114,25 @@ def test_retention_runs_at_start(db_url, tmp_path):
         time.sleep(0.05)
     worker.stop()
     assert log.get("ancient") is None
+
+
+def test_settings_page_privacy_controls(app_env, tmp_path):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+    app = str(Path(__file__).resolve().parent.parent / "app.py")
+    at = AppTest.from_file(app, default_timeout=60).run()
+    at.switch_page("pages/settings.py").run()
+    at.radio(key="text_policy").set_value("redacted").run()
+    assert "PII redacted" in at.success[0].value
+    at.number_input(key="retention_text_hours").set_value(72.0).run()
+    at.number_input(key="retention_metrics_days").set_value(400.0).run()
+    at.button(key="save_retention").click().run()
+    engine = CallLog(app_env["PROMPTLAB_DB_URL"]).engine
+    from core.privacy import retention, text_policy
+    assert text_policy(engine) == "redacted" and retention(engine) == Retention(72.0, 400.0)
+    seed_user(app_env["PROMPTLAB_DB_URL"], tmp_path, "zoe", datetime.now(timezone.utc))
+    at.text_input(key="dsr_user").set_value("zoe").run()
+    at.checkbox(key="dsr_confirm").check().run()
+    at.button(key="dsr_delete").click().run()
+    assert "Deleted" in at.success[-1].value and CallLog(app_env["PROMPTLAB_DB_URL"]).get("zoe-1") is None

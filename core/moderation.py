@@ -1,0 +1,85 @@
+"""The moderation gate: prompts (and, if chosen, replies) checked with the moderation endpoint
+(`omni-moderation-latest`) before they go further. A flagged prompt is not sent. When the endpoint cannot be
+reached the workspace's choice applies: fail open (send, with a notice) or fail closed (hold the message).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from core.calllog import CallLog, CallRecord, CallTexts
+from core.calls import CallContext, logged_call
+from core.db import get_value, set_value
+from core.errors import PromptLabError
+from core.providers import Provider
+
+MODEL = "omni-moderation-latest"
+SETTINGS_KEY = "moderation"
+
+
+@dataclass(frozen=True)
+class ModerationSettings:
+    """off | input | input_and_output, and what to do when the check cannot run."""
+
+    mode: str = "off"
+    fail_open: bool = True
+
+    @property
+    def checks_input(self) -> bool:
+        return self.mode in ("input", "input_and_output")
+
+    @property
+    def checks_output(self) -> bool:
+        return self.mode == "input_and_output"
+
+
+def load_moderation(engine: Engine) -> ModerationSettings:
+    raw = get_value(engine, SETTINGS_KEY)
+    return ModerationSettings(**json.loads(raw)) if raw else ModerationSettings()
+
+
+def save_moderation(engine: Engine, value: ModerationSettings) -> None:
+    set_value(engine, SETTINGS_KEY, json.dumps({"mode": value.mode, "fail_open": value.fail_open}))
+
+
+@dataclass
+class Verdict:
+    """The check's answer: `allowed` to go on, the flagged categories, and a notice when the check could not run."""
+
+    allowed: bool
+    categories: list[str] = field(default_factory=list)
+    notice: str | None = None
+
+    def sentence(self, what: str = "message") -> str:
+        if self.categories:
+            return (f"This {what} was flagged by moderation ({', '.join(self.categories)}) and was not sent: "
+                    "edit it and try again.")
+        return self.notice or ""
+
+
+def check(provider: Provider, text: str, settings: ModerationSettings, context: CallContext, log: CallLog,
+          what: str = "message") -> Verdict:
+    """Check one text (logged with page `moderation`)."""
+    ctx = CallContext("moderation", context.user, context.session, list(context.tags))
+
+    def describe(response: Any, record: CallRecord) -> None:
+        record.model = getattr(response, "model", None) or MODEL
+
+    try:
+        if provider.kind == "local":
+            raise PromptLabError("no_moderation", "The offline model has no moderation endpoint.")
+        response, _ = logged_call(provider, ctx, log, lambda c: c.moderations.create(model=MODEL, input=text),
+                                  model=MODEL, operation="moderation", describe=describe,
+                                  texts=CallTexts({"input": text}))
+    except PromptLabError as err:
+        if settings.fail_open:
+            return Verdict(True, notice=f"The moderation check could not run ({err.kind}); the {what} went "
+                                        "through unchecked.")
+        return Verdict(False, notice=f"The moderation check could not run ({err.kind}) and this workspace "
+                                     f"requires it: the {what} was held back; try again in a moment.")
+    result = response.results[0]
+    categories = sorted(k.replace("_", " ") for k, v in result.categories.model_dump().items() if v)
+    return Verdict(not result.flagged, categories if result.flagged else [])

@@ -1,0 +1,68 @@
+"""The Settings page's privacy section: what the log keeps, retention, data-subject requests, moderation."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from core import privacy
+from core.safety import MODERATION_MODES, TEXT_POLICIES
+from core.moderation import ModerationSettings, load_moderation, save_moderation
+from pages._shared import Workbench
+
+POLICY_LABELS = {"full": "Full prompt and reply text", "redacted": "Text with PII redacted",
+                 "metadata": "Metadata only (no text)"}
+
+
+def render_privacy(wb: Workbench) -> None:
+    engine = wb.log.engine
+    st.subheader("What the log keeps")
+    current = privacy.text_policy(engine)
+    policy = st.radio("Prompts and replies", TEXT_POLICIES, index=TEXT_POLICIES.index(current),
+                      format_func=POLICY_LABELS.get, key="text_policy", horizontal=True,
+                      help="Redaction removes e-mails, phone numbers, card numbers, IBANs, IP addresses and keys "
+                           "before anything is written.")
+    if policy != current:
+        privacy.set_text_policy(engine, policy)
+        st.success(f"From now on the log keeps: {POLICY_LABELS[policy].lower()}.")
+
+    st.subheader("Retention")
+    kept = privacy.retention(engine)
+    r1, r2 = st.columns(2)
+    text_hours = r1.number_input("Keep texts (hours, 0 = forever)", 0.0, 1e6, float(kept.text_hours or 0), 1.0,
+                                 key="retention_text_hours")
+    metrics_days = r2.number_input("Keep metrics (days, 0 = forever)", 0.0, 1e5, float(kept.metrics_days or 0),
+                                   1.0, key="retention_metrics_days")
+    oldest = privacy.oldest_kept(engine)
+    st.caption(f"Oldest call kept: {(oldest['calls'] or '–')[:16]} · oldest text kept: {(oldest['texts'] or '–')[:16]}"
+               " · enforced at start-up and every hour (texts cover replies, conversations, images and cache).")
+    if st.button("Save and apply retention", key="save_retention"):
+        privacy.set_retention(engine, privacy.Retention(text_hours or None, metrics_days or None))
+        removed = privacy.enforce_retention(engine, wb.settings.data_dir)
+        st.success(f"Retention saved; removed {sum(removed.values()):,} rows now.")
+
+    st.subheader("Data-subject requests")
+    subject = st.text_input("User id", key="dsr_user", placeholder="e.g. ana")
+    d1, d2 = st.columns(2)
+    if subject.strip():
+        d1.download_button("⬇ Export everything (ZIP)",
+                           lambda: privacy.export_user(engine, subject.strip(), actor=wb.user),
+                           f"promptlab-{subject.strip()}-{datetime.now():%Y%m%d}.zip", "application/zip",
+                           key="dsr_export")
+        confirm = d2.checkbox(f"I want to delete all data of {subject.strip()!r}", key="dsr_confirm")
+        if d2.button("Delete everything", key="dsr_delete", disabled=not confirm, type="primary"):
+            counts = privacy.delete_user(engine, subject.strip(), actor=wb.user)
+            st.success(f"Deleted {sum(counts.values()):,} rows for {subject.strip()!r}.")
+    with st.expander("Audit log"):
+        st.dataframe(privacy.audit_log(engine), hide_index=True, width="stretch")
+
+    st.subheader("Moderation")
+    mod = load_moderation(engine)
+    m1, m2 = st.columns(2)
+    mode = m1.selectbox("Check", MODERATION_MODES, index=MODERATION_MODES.index(mod.mode), key="moderation_mode",
+                        format_func={"off": "off", "input": "prompts", "input_and_output": "prompts and replies"}.get)
+    fail_open = m2.toggle("When the moderation endpoint is unreachable, send anyway (with a notice)",
+                          mod.fail_open, key="moderation_fail_open")
+    if (mode, fail_open) != (mod.mode, mod.fail_open):
+        save_moderation(engine, ModerationSettings(mode, fail_open))
+        st.success("Moderation settings saved.")
