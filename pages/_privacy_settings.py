@@ -24,7 +24,7 @@ def render_privacy(wb: Workbench) -> None:
                            "before anything is written.")
     if policy != current:
         privacy.set_text_policy(engine, policy)
-        st.success(f"From now on the log keeps: {POLICY_LABELS[policy].lower()}.")
+        st.success(f"From now on the log keeps: {POLICY_LABELS[policy][0].lower()}{POLICY_LABELS[policy][1:]}.")
 
     st.subheader("Retention")
     kept = privacy.retention(engine)
