@@ -3,7 +3,8 @@ import streamlit as st
 
 from core import metrics
 
-from pages._shared import provider_badge, retention_worker, workbench
+from pages._access import require_access
+from pages._shared import needs_login, provider_badge, retention_worker, workbench
 
 st.set_page_config(page_title="PromptLab", page_icon="🧪", layout="wide")
 
@@ -14,8 +15,12 @@ pages = [
     st.Page("pages/analytics.py", title="Analytics", icon="📊"),
     st.Page("pages/settings.py", title="Settings", icon="⚙️"),
 ]
-page = st.navigation(pages)
-wb = workbench()
+wb = workbench(gate=False)
+# st.navigation runs on every request (so no page can ever run without this file); while a configured gate has
+# not let the session in, the menu is hidden and the gate stops the script before any page.
+page = st.navigation(pages, position="hidden" if needs_login(wb) else "sidebar")
+require_access(wb)
+wb = workbench(gate=False)  # again: signing in sets who the user is
 retention_worker(wb.settings.db_url, wb.settings.data_dir)  # retention at start-up, then hourly
 if wb.settings.metrics_port:
     metrics.serve(wb.settings.metrics_port)  # once per process; Prometheus scrapes it on its own port

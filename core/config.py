@@ -36,6 +36,7 @@ class Settings:
     metrics_port: int | None = None
     fallback: str = "auto"
     cache_ttl_s: float = 86_400.0
+    password_hash: str | None = field(default=None, repr=False)
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (the Settings page's per-session switch)."""
@@ -63,6 +64,7 @@ _SOURCES: dict[str, tuple[str, type]] = {
     "metrics_port": ("PROMPTLAB_METRICS_PORT", int),
     "fallback": ("PROMPTLAB_FALLBACK", str),
     "cache_ttl_s": ("PROMPTLAB_CACHE_TTL_S", float),
+    "password_hash": ("PROMPTLAB_PASSWORD_HASH", str),
 }
 
 # The README table is generated from this list, so documentation and code cannot drift apart.
@@ -87,6 +89,8 @@ SETTING_DOCS: dict[str, str] = {
     "PROMPTLAB_FALLBACK": "Models tried after the chosen one fails (timeout, 5xx, no connection): auto "
                           "(a cheaper sibling, then the offline model), off, or a comma list (`local` = offline)",
     "PROMPTLAB_CACHE_TTL_S": "How long a cached reply is served (temperature 0, or when opted in); 0 = no cache",
+    "PROMPTLAB_PASSWORD_HASH": "Turns on the password gate: the hash from `python -m core.access hash` (never the "
+                               "password). OpenID Connect instead: an `[auth]` section in secrets.toml",
 }
 
 

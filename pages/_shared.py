@@ -29,7 +29,8 @@ def _route_through_app() -> None:
 
     Streamlit treats an app with a `pages/` folder as an old-style multipage app until `st.navigation` has run
     once in the process; a first request straight to a page then runs that page bare, without the router.
-    Every page imports this module, so the first such run flips the flag and reruns through app.py.
+    Every page calls workbench() first, which calls this, so such a run flips the flag and reruns through
+    app.py. (Streamlit's AppTest resets the flag before every run; this keeps those runs faithful too.)
     """
     from streamlit.runtime.pages_manager import PagesManager
 
@@ -80,7 +81,7 @@ class Workbench:
 
 
 def _secrets() -> dict:
-    try:
+    try:  # sections such as [auth] are Streamlit's own; settings are the top-level values
         return {k: v for k, v in st.secrets.items() if isinstance(v, (str, int, float))}
     except Exception:  # no secrets.toml is a normal set-up, not an error
         return {}
@@ -107,8 +108,28 @@ def base_settings() -> Settings:
     return load_settings(_secrets())
 
 
-def workbench() -> Workbench:
-    """The workbench of this browser session, with the Settings page's per-session provider switch applied."""
+IDENTITY_KEY = "identity"
+
+
+def needs_login(wb: Workbench) -> bool:
+    """True while a configured access gate has not let this session in."""
+    if oidc_configured():
+        return not st.user.is_logged_in
+    return bool(wb.settings.password_hash) and not st.session_state.get(IDENTITY_KEY)
+
+
+def workbench(gate: bool = True) -> Workbench:
+    """The workbench of this browser session, with the Settings page's per-session provider switch applied.
+    Pages call it first: behind a gate that has not let the session in, it stops the page (defence in depth —
+    app.py shows the sign-in form before any page runs)."""
+    _route_through_app()
+    wb = _workbench()
+    if gate and needs_login(wb):
+        st.stop()
+    return wb
+
+
+def _workbench() -> Workbench:
     settings = base_settings()
     override = st.session_state.get(OVERRIDE_KEY)
     if override:
@@ -116,8 +137,17 @@ def workbench() -> Workbench:
     if "session_id" not in st.session_state:
         st.session_state.session_id = uuid.uuid4().hex
     log, conversations = _stores(settings.db_url)
-    return Workbench(settings, resolve_provider(settings), log, conversations, settings.user,
-                     st.session_state.session_id)
+    # Behind the access gate the signed-in identity is the user in the log.
+    user = st.session_state.get(IDENTITY_KEY) or settings.user
+    return Workbench(settings, resolve_provider(settings), log, conversations, user, st.session_state.session_id)
+
+
+def oidc_configured() -> bool:
+    """OpenID Connect login is on when secrets.toml has an [auth] section (Streamlit's st.login)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:
+        return False
 
 
 @st.cache_data(ttl=300, show_spinner=False)

@@ -15,6 +15,24 @@ from tests.loopback_server import LoopbackServer
 TEST_KEY = "sk-test-PROMPTLAB-5ecret-key-0123456789"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def apptest_runs_like_a_server():
+    """AppTest resets Streamlit's "old-style pages/ folder app" flag before every run, so with our pages/ folder
+    each rerun would execute the page file alone, skipping app.py (router, access gate, sidebar). A real server
+    clears that flag for good on the first st.navigation call; make AppTest runs do the same."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    PagesManager.__init__ = init
+    yield
+    PagesManager.__init__ = original
+
+
 @pytest.fixture(scope="session")
 def loopback_server() -> Iterator[LoopbackServer]:
     server = LoopbackServer(api_key=TEST_KEY).start()
