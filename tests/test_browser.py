@@ -132,6 +132,7 @@ def test_fresh_start_with_no_key_streams_a_reply_from_the_local_model(browser, o
     send(page, "Tell me a short story about a robot.")
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=stChatMessage]')].length >= 2", timeout=60_000)
+    page.wait_for_function("() => document.body.innerText.includes('local (free)')", timeout=120_000)
     page.wait_for_selector(IDLE, timeout=120_000)
     reply = assistant_messages(page).last.inner_text()
     assert "local (free)" in reply and "tokens/s" in reply
