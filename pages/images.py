@@ -88,8 +88,9 @@ last = [img for img in (gallery.get(i) for i in state.get("img_last", [])) if im
 if last:
     st.subheader("Just generated")
     st.caption(state.get("img_note", ""))
-    for col, img in zip(st.columns(min(len(last), 4)) * 3, last):
-        with col:
+    new_cols = st.columns(4)  # same card size as the gallery, whatever the count
+    for i, img in enumerate(last):
+        with new_cols[i % 4]:
             show(img, f"new_{img.id}")
 
 st.subheader("Gallery")
