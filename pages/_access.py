@@ -12,7 +12,7 @@ def require_access(wb: Workbench) -> None:
     """Stop the script until the visitor is signed in (when a gate is configured); sets the session's identity."""
     state = st.session_state
     if oidc_configured():
-        if not st.user.is_logged_in:
+        if not st.user.get("is_logged_in", False):
             st.title("🧪 PromptLab")
             st.button("Log in", on_click=st.login, type="primary")
             st.stop()

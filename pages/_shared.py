@@ -114,7 +114,7 @@ IDENTITY_KEY = "identity"
 def needs_login(wb: Workbench) -> bool:
     """True while a configured access gate has not let this session in."""
     if oidc_configured():
-        return not st.user.is_logged_in
+        return not st.user.get("is_logged_in", False)
     return bool(wb.settings.password_hash) and not st.session_state.get(IDENTITY_KEY)
 
 

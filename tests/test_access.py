@@ -68,3 +68,12 @@ def test_failed_attempts_are_rate_limited(gated):
         assert "Wrong name or password" in at.error[0].value or "Too many" in at.error[0].value
     sign_in(at, "eve", "correct horse")  # even the right password waits now
     assert "Too many failed attempts" in at.error[0].value and not at.chat_input
+
+
+def test_openid_connect_gate_when_auth_is_configured(app_env):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+                          "client_id": "promptlab", "client_secret": "s",
+                          "server_metadata_url": "https://accounts.example.com/.well-known/openid-configuration"}
+    at.run()
+    assert [b.label for b in at.button] == ["Log in"] and not at.chat_input  # st.login guards every page
