@@ -44,6 +44,13 @@ def page(browser, app):
     context.close()
 
 
+LAST_REPLY_DONE = """() => {
+    const messages = [...document.querySelectorAll("[data-testid='stChatMessage']")];
+    const last = messages[messages.length - 1];
+    return !!last && last.innerText.includes("out tokens") && !last.innerText.includes("Stop");
+}"""
+
+
 def send(page, text: str) -> None:
     page.locator("[data-testid='stChatInput'] textarea").fill(text)
     page.keyboard.press("Enter")
@@ -61,7 +68,7 @@ def test_send_message_and_see_streamed_reply(page, server, app_env):
     page.wait_for_function("() => document.body.innerText.includes('Streaming works')", timeout=20_000)
     partial = assistant_messages(page).last.inner_text()
     page.wait_for_selector(IDLE, timeout=30_000)
-    page.wait_for_function("() => document.body.innerText.includes('out tokens')", timeout=20_000)
+    page.wait_for_function(LAST_REPLY_DONE, timeout=20_000)  # its counters drawn, its Stop button gone
     page.wait_for_selector(IDLE, timeout=30_000)
     final = assistant_messages(page).last.inner_text()
     assert "a real browser." not in partial and "a real browser." in final
@@ -152,7 +159,7 @@ def test_analytics_deep_link_renders_charts(browser, app_env):
         page.wait_for_selector(IDLE, timeout=60_000)
         page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=30_000)
         page.wait_for_selector(IDLE, timeout=60_000)
-        assert page.locator("[data-testid='stPlotlyChart']").count() == 10
+        sync_api.expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(10, timeout=30_000)
         nav = page.inner_text("[data-testid='stSidebarNav']")
         assert "Analytics" in nav and "shared" not in nav  # the app's router, not a bare pages/ listing
         assert page.locator("[data-testid='stMetric']").count() >= 10
