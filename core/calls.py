@@ -74,13 +74,12 @@ class ChatStream:
     """
 
     def __init__(self, provider: Provider, request: ChatRequest, context: CallContext, log: CallLog,
-                 client: openai.OpenAI | None = None, chain_id: str | None = None, attempt: int | None = None,
+                 chain_id: str | None = None, attempt: int | None = None,
                  cache: ResponseCache | None = None, on_wait: Callable[[float], None] | None = None):
         self.provider = provider
         self.request = request
         self.context = context
         self.log = log
-        self._client = client
         self.request_id = f"req_{uuid.uuid4().hex}"
         self.chain_id, self.attempt = chain_id, attempt
         self.cache = cache  # given only when the request may be answered from (and stored in) the cache
@@ -180,7 +179,7 @@ class ChatStream:
         response_started = False
         sdk_stream = None
         try:
-            client = self._client or self.provider.client()
+            client = self.provider.client()
             sdk_stream = client.chat.completions.create(
                 model=self.request.model, messages=self.request.messages, stream=True,
                 stream_options={"include_usage": True}, **self.request.params)

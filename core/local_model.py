@@ -120,9 +120,6 @@ class LocalModel:
         return len(self.llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special,
                                      special=True))
 
-    def count_text_tokens(self, text: str) -> int:
-        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-
 
 def load(path: str | None = None) -> LocalModel:
     """The process-wide LocalModel for a GGUF path (the bundled one by default); loads it on first use."""

@@ -328,10 +328,6 @@ class MatrixRun:
     def cancel(self) -> None:
         self._cancel.set()
 
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
     def done(self) -> bool:
         return all(f.done() for f in self._futures)
 
@@ -477,10 +473,6 @@ def results_from_json(text: str) -> list[CellResult]:
         spec = CellSpec(**item.pop("spec"))
         out.append(CellResult(spec=spec, **item))
     return out
-
-
-def with_temperature(settings: Settings, temperature: float | None) -> Settings:
-    return replace(settings, temperature=temperature)
 
 
 def replay_draft(request: dict[str, Any]) -> Draft:

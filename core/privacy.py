@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 import uuid
 import zipfile
 from dataclasses import dataclass

@@ -1,5 +1,5 @@
 """Analytics: spend, latency and errors over the call log, with filters, budget, drill-down and downloads."""
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 import streamlit as st
 

@@ -1,5 +1,4 @@
 """Playground: one prompt, every parameter, streamed; a compare matrix; the prompt library; view code; replay."""
-import json
 
 import streamlit as st
 

@@ -15,7 +15,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -332,11 +332,6 @@ class LoopbackServer:
                 self._json(200, {"id": "modr-loopback", "model": "omni-moderation-latest", "results": results})
 
         return Handler
-
-
-def script_json(*scripts: Script) -> str:
-    """Scripts as the JSON body of POST /_script."""
-    return json.dumps([asdict(s) for s in scripts])
 
 
 if __name__ == "__main__":  # run standalone: python -m tests.loopback_server [port]

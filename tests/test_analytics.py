@@ -4,7 +4,7 @@ from datetime import date, datetime, timezone
 import pytest
 
 from core.analytics import Analytics, Filters, budget_status, change, preset_range, record_details
-from core.calllog import CallLog, CallRecord
+from core.calllog import CallRecord
 from core.charts import figures, kpi_cards
 from core.interchange import insert_new
 
