@@ -76,12 +76,17 @@ def test_calls_made_through_chat_show_up(app_env, server):
     assert metrics(at)["Calls"] == "1"
 
 
-def test_drill_down_shows_fields_messages_and_reply(app_env, server):
-    chat = AppTest.from_file(APP, default_timeout=60).run()
-    chat.chat_input[0].set_value("show me in the drill-down").run()
-    request_id = next(r.request_id for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(5) if r.page == "chat")
+def drill_into_chat_call(db_url: str, message: str) -> tuple[AppTest, str]:
+    """Send a chat message, then open Analytics with that call selected by its request id."""
+    AppTest.from_file(APP, default_timeout=60).run().chat_input[0].set_value(message).run()
+    request_id = next(r.request_id for r in CallLog(db_url).recent(5) if r.page == "chat")
     at = open_analytics()
     at.text_input(key="an_request_id").input(request_id).run()
+    return at, request_id
+
+
+def test_drill_down_shows_fields_messages_and_reply(app_env, server):
+    at, request_id = drill_into_chat_call(app_env["PROMPTLAB_DB_URL"], "show me in the drill-down")
     fields = at.json[0].value
     assert request_id in fields and '"status": "ok"' in fields and '"model": "gpt-4o-mini"' in fields
     assert "show me in the drill-down" in at.json[1].value
@@ -89,11 +94,7 @@ def test_drill_down_shows_fields_messages_and_reply(app_env, server):
 
 
 def test_drill_down_opens_the_call_in_the_playground(app_env, server):
-    chat = AppTest.from_file(APP, default_timeout=60).run()
-    chat.chat_input[0].set_value("replay me").run()
-    request_id = next(r.request_id for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(5) if r.page == "chat")
-    at = open_analytics()
-    at.text_input(key="an_request_id").input(request_id).run()
+    at, _ = drill_into_chat_call(app_env["PROMPTLAB_DB_URL"], "replay me")
     at.button(key="an_replay").click().run()
     assert not at.exception
     assert at.text_area(key="pg_user").value == "replay me"
