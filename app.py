@@ -4,7 +4,7 @@ import streamlit as st
 from core import metrics
 
 from pages._access import require_access
-from pages._shared import needs_login, provider_badge, retention_worker, workbench
+from pages._shared import needs_login, offline_model_fetch, provider_badge, retention_worker, workbench
 
 st.set_page_config(page_title="PromptLab", page_icon="🧪", layout="wide")
 
@@ -22,6 +22,8 @@ page = st.navigation(pages, position="hidden" if needs_login(wb) else "sidebar")
 require_access(wb)
 wb = workbench(gate=False)  # again: signing in sets who the user is
 retention_worker(wb.settings.db_url, wb.settings.data_dir)  # retention at start-up, then hourly
+if not wb.settings.local_model_path:
+    offline_model_fetch(wb.settings.offline_models_dir)  # first start, still online: the offline model is ready later
 if wb.settings.metrics_port:
     metrics.serve(wb.settings.metrics_port)  # once per process; Prometheus scrapes it on its own port
 provider_badge(wb)

@@ -14,17 +14,23 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import openai
+from openai.types import CompletionUsage
 
 from core import metrics
 from core.cache import CachedReply, ResponseCache, cache_key
 from core.calllog import CallLog, CallRecord, CallTexts, utc_now_iso
 from core.ratelimit import RateLimiter, limiter_for
 from core.errors import PromptLabError, StreamCutError, to_user_error
+from core.local_model import QueueWait
 from core.pricing import TokenUsage, cost_usd
 from core.providers import Provider
 from core.tokens import count_messages, count_text
 
 T = TypeVar("T")
+
+
+class CallCancelled(Exception):
+    """Raised by a waiting callback to give up a request that has not started (e.g. a cancelled matrix run)."""
 
 
 @dataclass
@@ -75,7 +81,8 @@ class ChatStream:
 
     def __init__(self, provider: Provider, request: ChatRequest, context: CallContext, log: CallLog,
                  chain_id: str | None = None, attempt: int | None = None,
-                 cache: ResponseCache | None = None, on_wait: Callable[[float], None] | None = None):
+                 cache: ResponseCache | None = None, on_wait: Callable[[float], None] | None = None,
+                 on_queue: QueueWait | None = None):
         self.provider = provider
         self.request = request
         self.context = context
@@ -84,6 +91,7 @@ class ChatStream:
         self.chain_id, self.attempt = chain_id, attempt
         self.cache = cache  # given only when the request may be answered from (and stored in) the cache
         self.on_wait = on_wait  # shows a countdown while a client-side rate limit holds the request back
+        self.on_queue = on_queue  # shows the wait for the offline model's turn; may raise to leave the queue
         self._ready_at: float | None = None
         self.outcome: CallOutcome | None = None
         self._parts: list[str] = []
@@ -178,7 +186,13 @@ class ChatStream:
         ttft_ms: float | None = None
         response_started = False
         sdk_stream = None
+        queue = self.provider.generation_queue()
+        queued = False
         try:
+            if queue is not None:  # the offline model answers one request at a time
+                queue.acquire(self.on_queue)
+                queued = True
+                started = time.perf_counter()  # latency is the model's, not the queue's
             client = self.provider.client()
             sdk_stream = client.chat.completions.create(
                 model=self.request.model, messages=self.request.messages, stream=True,
@@ -212,6 +226,8 @@ class ChatStream:
                 # openai 3.x ends quietly when the connection drops before [DONE]: no finish_reason = cut.
                 raise StreamCutError()
             status = "ok"
+        except CallCancelled:
+            status = "cancelled"  # left the queue before anything was sent
         except GeneratorExit:
             status = "cancelled"
             raise
@@ -221,15 +237,35 @@ class ChatStream:
             if self._parts and isinstance(exc, openai.APIConnectionError) and not isinstance(
                     exc, openai.APITimeoutError):
                 exc = StreamCutError(str(exc))  # the connection died mid-reply: that is a cut stream
+            if self.provider.kind == "local" and not isinstance(exc, PromptLabError):
+                exc = self.provider.local_runtime().crash() or exc  # a dropped connection may be a dead child
             error = to_user_error(exc, secrets=(self.provider.api_key,), model=self.request.model,
                                   timeout_s=self.provider.timeout_s, retries=self.provider.max_retries)
+        except BaseException:
+            status = "cancelled"  # the page's Stop interrupted the wait (Streamlit's rerun is a BaseException)
+            raise
         finally:
             if sdk_stream is not None:
-                sdk_stream.close()
-                # A stream that knows its exact usage after an early close (the local model) beats an estimate.
-                usage = usage or getattr(sdk_stream, "final_usage", None)
+                sdk_stream.close()  # on the offline model this cancels the generation at its next token
+            if queued:
+                queue.release()
+            if usage is None and sdk_stream is not None and self.provider.kind == "local":
+                usage = self._local_usage()
             self.outcome = self._finish(ts, started, status, finish_reason, model, usage, ttft_ms, error,
                                         billed=response_started)
+
+    def _local_usage(self) -> CompletionUsage | None:
+        """Exact counts from the offline model's own template and tokenizer when the stream stopped early
+        (Stop sends no usage); None when the model is gone, and then the estimate applies."""
+        runtime = self.provider.local_runtime()
+        if not runtime.running():
+            return None
+        try:
+            prompt = runtime.count_prompt_tokens(self.request.messages)
+            completion = runtime.count_text_tokens(self.text) if self.text else 0
+        except PromptLabError:
+            return None
+        return CompletionUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
     def _rate_limited(self, exc: openai.RateLimitError) -> None:
         """A 429 got through the SDK's retries: feed it back into the client-side buckets."""

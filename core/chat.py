@@ -14,7 +14,7 @@ from core.cache import ResponseCache
 from core.calls import CallContext, CallOutcome
 from core.fallback import FallbackStream
 from core.personas import Persona, language_instruction
-from core.local_model import is_local_model
+from core.local_model import QueueWait, is_local_model
 from core.pricing import LOCAL_FREE_LABEL, TokenUsage, cost_usd, format_cost
 from core.providers import Provider
 from core.tokens import count_messages
@@ -143,10 +143,12 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
 def start_reply(plan: ContextPlan, chain: list[str], provider_for: Callable[[str], Provider],
                 params_for: Callable[[Provider, str], dict[str, Any]], context: CallContext,
                 log: CallLog, cache: ResponseCache | None = None, cache_opt_in: bool = False,
-                on_wait: Callable[[float], None] | None = None) -> FallbackStream:
+                on_wait: Callable[[float], None] | None = None,
+                on_queue: QueueWait | None = None) -> FallbackStream:
     """A stream of the assistant's reply as planned, from the first model of the chain that answers (or from the
     response cache, at temperature 0 or when opted in)."""
-    return FallbackStream(chain, plan.messages, provider_for, params_for, context, log, cache, cache_opt_in, on_wait)
+    return FallbackStream(chain, plan.messages, provider_for, params_for, context, log, cache, cache_opt_in, on_wait,
+                          on_queue)
 
 
 def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: str | None = None) -> Message | None:

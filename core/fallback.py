@@ -12,10 +12,11 @@ from core import metrics
 from core.cache import ResponseCache, eligible
 from core.calllog import CallLog
 from core.calls import CallContext, CallOutcome, ChatRequest, ChatStream
-from core.local_model import LOCAL_PREFIX, is_local_model, model_id_for
+from core.local_model import LOCAL_PREFIX, QueueWait, is_local_model, model_id_for
 
 # Failures worth another model; the others (bad key, bad request, context too long…) would fail there too.
-FALLBACK_KINDS = frozenset({"timeout", "server_error", "connection"})
+FALLBACK_KINDS = frozenset({"timeout", "server_error", "connection", "local_model_crashed",
+                            "local_model_unavailable"})
 # A cheaper sibling of each model, for the default chain.
 CHEAPER = {"gpt-4o": "gpt-4o-mini", "gpt-4.1": "gpt-4.1-mini", "gpt-4.1-mini": "gpt-4.1-nano",
            "gpt-5": "gpt-5-mini", "gpt-5-mini": "gpt-5-nano", "o3": "o4-mini", "gpt-4-turbo": "gpt-4o-mini",
@@ -51,7 +52,9 @@ def reason(outcome: CallOutcome, model: str, timeout_s: float) -> str:
     kind = outcome.error.kind if outcome.error else "error"
     return {"timeout": f"{model} timed out after {timeout_s:g} s",
             "server_error": f"{model} had a server error",
-            "connection": f"{model} could not be reached"}.get(kind, f"{model} failed")
+            "connection": f"{model} could not be reached",
+            "local_model_crashed": f"{model} stopped unexpectedly",
+            "local_model_unavailable": f"{model} could not be loaded"}.get(kind, f"{model} failed")
 
 
 @dataclass
@@ -63,14 +66,15 @@ class Attempt:
 
 
 class FallbackStream:
-    """Text deltas from the first model in the chain that answers; `notice` says who answered and why."""
+    """Text deltas from the first model in the chain that answers; `notice` says who answered and why, or, when
+    none did, which models were tried."""
 
     def __init__(self, chain: list[str], messages: list[dict[str, Any]], provider_for: Callable[[str], Any],
                  params_for: Callable[[Any, str], dict[str, Any]], context: CallContext, log: CallLog,
                  cache: ResponseCache | None = None, cache_opt_in: bool = False,
-                 on_wait: Callable[[float], None] | None = None):
+                 on_wait: Callable[[float], None] | None = None, on_queue: QueueWait | None = None):
         self.chain, self.messages = chain, messages
-        self.on_wait = on_wait
+        self.on_wait, self.on_queue = on_wait, on_queue
         self.cache, self.cache_opt_in = cache, cache_opt_in
         self.provider_for, self.params_for = provider_for, params_for
         self.context, self.log = context, log
@@ -104,7 +108,7 @@ class FallbackStream:
             params = self.params_for(provider, model)
             cache = self.cache if self.cache is not None and eligible(params, self.cache_opt_in) else None
             stream = ChatStream(provider, ChatRequest(model, self.messages, params), self.context, self.log,
-                                chain_id=self.request_id, attempt=i + 1, cache=cache, on_wait=self.on_wait)
+                                chain_id=self.request_id, attempt=i + 1, cache=cache, on_wait=self.on_wait, on_queue=self.on_queue)
             if i == 0:
                 stream.chain_id = stream.request_id
             self.attempts.append(Attempt(model, stream))
@@ -117,7 +121,12 @@ class FallbackStream:
             if not (failed_early and out.error.kind in FALLBACK_KINDS and i + 1 < len(self.chain)):
                 break
             passed_over.append(reason(out, model, provider.timeout_s))
-        if passed_over and self.outcome is not None and self.outcome.status == "ok":
+        last = self.outcome
+        if passed_over and last is not None and last.status == "ok":
             answered = self.attempts[-1].model
             self.notice = f"{'; '.join(passed_over)} — answered by {answered}"
             metrics.FALLBACKS.labels(self.attempts[-1].stream.provider.kind, self.chain[0], answered).inc()
+        elif passed_over and last is not None and last.error is not None:
+            final = self.attempts[-1]
+            passed_over.append(reason(last, final.model, final.stream.provider.timeout_s))
+            self.notice = f"Tried {len(self.attempts)} models: {'; '.join(passed_over)}"

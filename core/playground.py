@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 
 from core.calllog import CallLog
-from core.calls import CallContext, ChatRequest, ChatStream
+from core.calls import CallCancelled, CallContext, ChatRequest, ChatStream
 from core.local_model import is_local_model
 from core.pricing import TokenUsage, cost_usd
 from core.providers import Provider, is_reasoning_model, request_params
@@ -109,7 +109,6 @@ def unsupported_controls(provider_kind: str, model: str) -> dict[str, str]:
         reasons["reasoning_effort"] = "only reasoning models (o-series, gpt-5) take a reasoning effort"
     if provider_kind == "local" or is_local_model(model):
         reasons["tools"] = "the offline model cannot call tools"
-        reasons["json_schema"] = "the offline model supports JSON object mode, not schemas"
         reasons["reasoning_effort"] = "the offline model has no reasoning effort"
     return reasons
 
@@ -351,8 +350,13 @@ class MatrixRun:
         def waiting(seconds: float) -> None:  # a client-side rate limit holds this cell back
             result.status = f"waiting {seconds:.0f} s (rate limit)"
 
+        def queued(seconds: float, ahead: int) -> None:  # the offline model is answering other cells
+            if self._cancel.is_set():
+                raise CallCancelled()
+            result.status = f"queued ({ahead} ahead, offline model)"
+
         stream = ChatStream(cell.provider, ChatRequest(cell.spec.model, cell.messages, cell.params), self.context,
-                            self.log, on_wait=waiting)
+                            self.log, on_wait=waiting, on_queue=queued)
         result.request_id = stream.request_id
         parts: list[str] = []
         for delta in stream:

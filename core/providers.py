@@ -14,7 +14,7 @@ import openai
 from core import local_model
 from core.config import Settings
 from core.errors import PromptLabError
-from core.local_model import LOCAL_PREFIX, LocalClient, model_id_for
+from core.local_model import LOCAL_PREFIX, GenerationQueue, LocalRuntime, model_id_for
 from core.pricing import FREE
 
 KINDS = ("openai", "azure", "compatible", "local")
@@ -41,7 +41,8 @@ class Provider:
     api_version: str | None = None
     timeout_s: float = 30.0
     max_retries: int = 2
-    model_path: str | None = None  # local: the GGUF file (None = the bundled SmolLM2)
+    model_path: str | None = None  # local: the GGUF file (None = the default SmolLM2, fetched into models_dir)
+    models_dir: str = "data/models"  # local: where the default model and the model process's log live
 
     @property
     def label(self) -> str:
@@ -59,14 +60,23 @@ class Provider:
     def masked_key(self) -> str:
         return "not needed" if self.kind == "local" else mask_key(self.api_key)
 
-    def client(self) -> openai.OpenAI | LocalClient:
-        """The SDK client for this provider (for `local`, the embedded model's client), shared by every call in
-        the process so connections are reused; raises PromptLabError when it cannot be built."""
+    def client(self) -> openai.OpenAI:
+        """The SDK client for this provider, shared by every call in the process so connections are reused (for
+        `local`, the client of the offline model's child process, started if needed); raises PromptLabError when
+        it cannot be built."""
+        if self.kind == "local":
+            return self.local_runtime().client(self.timeout_s)
         return _shared_client(self)
 
-    def new_client(self) -> openai.OpenAI | LocalClient:
-        if self.kind == "local":
-            return LocalClient(local_model.load(self.model_path), timeout_s=self.timeout_s)
+    def local_runtime(self) -> LocalRuntime:
+        """The offline model's process supervisor (one per GGUF file per server process)."""
+        return local_model.runtime(self.model_path, self.models_dir)
+
+    def generation_queue(self) -> GenerationQueue | None:
+        """Where a request waits for its turn: the offline model generates one reply at a time."""
+        return self.local_runtime().queue if self.kind == "local" else None
+
+    def new_client(self) -> openai.OpenAI:
         common = {"timeout": self.timeout_s, "max_retries": self.max_retries}
         if self.kind == "azure":
             if not (self.api_key and self.base_url):
@@ -83,7 +93,7 @@ class Provider:
 
 
 @lru_cache(maxsize=64)
-def _shared_client(provider: Provider) -> openai.OpenAI | LocalClient:
+def _shared_client(provider: Provider) -> openai.OpenAI:
     # The openai client is thread-safe and pools connections; one per provider settings is enough.
     return provider.new_client()
 
@@ -122,7 +132,8 @@ def resolve_provider(settings: Settings) -> Provider:
 
 def local_provider(settings: Settings) -> Provider:
     """The embedded model as a provider (the default with no key, and selectable beside any other)."""
-    return Provider("local", timeout_s=settings.timeout_s, max_retries=0, model_path=settings.local_model_path)
+    return Provider("local", timeout_s=settings.timeout_s, max_retries=0, model_path=settings.local_model_path,
+                    models_dir=settings.offline_models_dir)
 
 
 def chat_models(model_ids: list[str]) -> list[str]:

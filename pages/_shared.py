@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import streamlit as st
 
-from core import local_model
+from core import model_file
 from core.cache import ResponseCache
 from core.calllog import CallLog
 from core.privacy import RetentionWorker
@@ -17,6 +17,7 @@ from core.config import Settings, load_settings
 from core.conversations import ConversationStore
 from core.errors import PromptLabError
 from core.pricing import context_window
+from core.tokens import count_messages
 from core.chat import TokenCounter
 from core.local_model import is_local_model, model_id_for
 from core.providers import OFFLINE_NOTICE, Provider, chat_models, local_provider, resolve_provider
@@ -62,22 +63,26 @@ class Workbench:
             return local_provider(self.settings)
         return self.provider
 
-    def _local(self) -> local_model.LocalModel | None:
-        try:
-            return local_model.load(self.settings.local_model_path)
-        except PromptLabError:
-            return None  # the failure is shown, and logged, when a message is sent
-
     def context_window(self, model: str) -> int:
-        local = self._local() if is_local_model(model) else None
-        if local is not None:
-            return local.context_window
+        if is_local_model(model):
+            try:  # from the GGUF metadata (starts the offline model on first use)
+                return self.provider_for(model).local_runtime().context_window()
+            except PromptLabError:
+                return self.settings.fallback_context_tokens  # the failure is shown, and logged, on send
         return context_window(model, self.provider.pricing_id) or self.settings.fallback_context_tokens
 
     def token_counter(self, model: str) -> TokenCounter | None:
-        """The local model counts with its own tokenizer and template; others use tiktoken (None)."""
-        local = self._local() if is_local_model(model) else None
-        return local.count_prompt_tokens if local is not None else None
+        """The offline model counts with its own template and tokenizer; others use tiktoken (None)."""
+        if not is_local_model(model):
+            return None
+        runtime = self.provider_for(model).local_runtime()
+
+        def count(messages: list[dict]) -> int:
+            try:
+                return runtime.count_prompt_tokens(messages)
+            except PromptLabError:  # the model is down: an estimate keeps the page up
+                return count_messages(messages, model)
+        return count
 
 
 def _secrets() -> dict:
@@ -97,6 +102,12 @@ def retention_worker(db_url: str, data_dir: str) -> RetentionWorker:
     """One retention thread per database per process."""
     log, _ = _stores(db_url)
     return RetentionWorker(log.engine, data_dir)
+
+
+@st.cache_resource
+def offline_model_fetch(models_dir: str) -> None:
+    """Once per process: fetch the default offline model in the background if it is not here yet."""
+    model_file.fetch_in_background(models_dir)
 
 
 def response_cache(wb: Workbench) -> ResponseCache | None:

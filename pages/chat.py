@@ -7,6 +7,7 @@ from core import chat
 from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id
 from core.db import get_value
 from core.fallback import chain_setting_key, fallback_chain
+from core.local_model import queue_sentence
 from core.moderation import check, load_moderation
 from core.providers import request_params
 from pages._shared import model_picker, response_cache, workbench
@@ -159,21 +160,32 @@ if wants_reply and chat.awaiting_reply(conv):
             time.sleep(min(1.0, seconds))
         countdown.empty()
 
+    def offline_model_queue(waited_s: float, ahead: int) -> None:
+        """The offline model is answering someone else: say so. Each update is also where a Stop click lands."""
+        countdown.info(queue_sentence(waited_s, ahead))
+
+    def shown(deltas):
+        """The reply's text, clearing the waiting notice when the first piece arrives."""
+        for i, delta in enumerate(deltas):
+            if i == 0:
+                countdown.empty()
+            yield delta
+
     stream = chat.start_reply(plan, chain, wb.provider_for, lambda p, m: request_params(
         p, m, temperature=temperature, max_tokens=int(max_tokens)), wb.context("chat"), wb.log,
-        response_cache(wb), cache_opt_in, on_wait=rate_limit_countdown)
+        response_cache(wb), cache_opt_in, on_wait=rate_limit_countdown, on_queue=offline_model_queue)
     with st.chat_message("assistant"):
-        # Clicking Stop reruns the script, which interrupts write_stream; `finally` then closes the HTTP
-        # stream (cancelling the generation) and keeps the partial reply marked "stopped".
+        # Clicking Stop reruns the script, which interrupts write_stream (or the wait for the offline model);
+        # `finally` then closes the HTTP stream (cancelling the generation) and keeps the partial reply "stopped".
         st.button("⏹ Stop", key="stop")
         try:
-            st.write_stream(stream)
+            st.write_stream(shown(stream))
         finally:
             # No st.* here: once a click has interrupted the run, touching Streamlit raises again.
             stream.close()
             chat.record_reply(conv, stream.outcome, stream.notice)
             if stream.outcome and stream.outcome.error:
-                errors["message"] = stream.outcome.error.message
+                errors["message"] = stream.outcome.error.message + (f" {stream.notice}." if stream.notice else "")
                 tried = [a.model for a in stream.attempts]
                 untried = [m for m in chain if m not in tried]
                 errors["next_model"] = untried[0] if stream.outcome.text and untried else None

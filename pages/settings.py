@@ -3,7 +3,7 @@ import streamlit as st
 from sqlalchemy.engine import make_url
 
 from core import analytics as an
-from core import local_model, ratelimit
+from core import ratelimit
 from core.calls import list_models
 from core.db import get_value, set_value
 from core.fallback import chain_setting_key
@@ -22,7 +22,7 @@ cols = st.columns(3)
 cols[0].metric("Provider", KIND_LABELS.get(provider.kind, provider.kind))
 cols[1].metric("API key", provider.masked_key)
 cols[2].metric("Timeout / retries", f"{provider.timeout_s:g} s / {provider.max_retries}")
-where = provider.model_path or local_model.default_gguf_path() if provider.kind == "local" else (
+where = provider.local_runtime().file_description() if provider.kind == "local" else (
     provider.base_url or "https://api.openai.com/v1")
 st.caption(f"{'Model file' if provider.kind == 'local' else 'Endpoint'}: `{where}`"
            + (f" · API version `{provider.api_version}`" if provider.api_version else "")

@@ -13,6 +13,10 @@ from core.providers import Provider
 from tests.loopback_server import LoopbackServer
 
 TEST_KEY = "sk-test-PROMPTLAB-5ecret-key-0123456789"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Every test, and every app a browser test starts, shares one copy of the offline model (fetched once, ~93 MB),
+# whatever data directory it uses.
+os.environ.setdefault("PROMPTLAB_MODELS_DIR", os.path.join(ROOT, "data", "models"))
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -31,6 +35,15 @@ def apptest_runs_like_a_server():
     PagesManager.__init__ = init
     yield
     PagesManager.__init__ = original
+
+
+@pytest.fixture(autouse=True, scope="session")
+def offline_model_children():
+    """The offline model's child processes started in this run end with it."""
+    from core import local_model
+
+    yield
+    local_model.stop_all()
 
 
 @pytest.fixture(scope="session")

@@ -1,24 +1,27 @@
-"""The embedded local model (llama-cpp-python + SmolLM2-135M GGUF) through the same gate as every provider.
-Real model, short generations, fixed seeds: assertions are on structure, not wording."""
+"""The offline model: llama.cpp's server (xllamacpp) in a child process, reached through the real `openai` SDK and
+the same gate as every provider. Real model, short generations, fixed seeds: assertions are on structure, not
+wording. The crash tests kill the child with SIGKILL by its PID and check that only the reply in progress fails."""
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 
+import httpx2
 import pytest
 
 from core import chat, local_model
-from core.calls import ChatRequest, ChatStream
+from core.calls import CallCancelled, ChatRequest, ChatStream
 from core.config import Settings
 from core.errors import PromptLabError
 from core.personas import persona_by_id
 from core.providers import Provider, local_provider, request_params, resolve_provider
 
 QUESTION = [{"role": "user", "content": "Name three colours of the rainbow."}]
-
-
-@pytest.fixture(scope="module")
-def model() -> local_model.LocalModel:
-    return local_model.load()
+MODEL_ID = "local/SmolLM2-135M-Instruct"
+# The end-of-turn token of SmolLM2 (<|im_end|>): biased away, the model talks until max_tokens.
+EOS = "2"
 
 
 @pytest.fixture
@@ -26,11 +29,31 @@ def local() -> Provider:
     return local_provider(Settings())
 
 
+@pytest.fixture
+def runtime(local) -> local_model.LocalRuntime:
+    return local.local_runtime()
+
+
 def generate(local, ctx, log, messages=QUESTION, **params) -> ChatStream:
     params = {"max_tokens": 24, "temperature": 0, "seed": 1, **params}
-    stream = ChatStream(local, ChatRequest(local_model.model_id_for(None), messages, params), ctx, log)
+    stream = ChatStream(local, ChatRequest(MODEL_ID, messages, params), ctx, log)
     list(stream)
     return stream
+
+
+def child_metric(runtime: local_model.LocalRuntime, name: str) -> float:
+    """A counter or gauge from the child's own Prometheus endpoint (e.g. tokens generated so far)."""
+    child = runtime.child()
+    text = httpx2.get(f"{child.base_url}/metrics", headers={"Authorization": f"Bearer {child.client.api_key}"}).text
+    return float(next(line.split()[1] for line in text.splitlines() if line.startswith(f"llamacpp:{name} ")))
+
+
+def predicted_tokens(runtime: local_model.LocalRuntime) -> float:
+    """Tokens generated so far, once the child is idle (its counters are updated when a request ends)."""
+    deadline = time.monotonic() + 10
+    while child_metric(runtime, "requests_processing") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return child_metric(runtime, "tokens_predicted_total")
 
 
 def test_default_provider_with_nothing_configured_is_local():
@@ -39,26 +62,31 @@ def test_default_provider_with_nothing_configured_is_local():
     assert resolve_provider(Settings(provider="local", openai_api_key="sk-x")).kind == "local"
 
 
-def test_loaded_once_per_process(model):
-    assert local_model.load() is model and local_model.load(local_model.default_gguf_path()) is model
-    assert model.path.endswith(".gguf") and local_model.default_gguf_path() == model.path
+def test_one_child_process_per_model_file_reached_over_loopback(local, runtime, ctx, log):
+    assert local_model.runtime(None, Settings().offline_models_dir) is runtime
+    generate(local, ctx, log)
+    pid = runtime.pid()
+    generate(local, ctx, log)
+    assert runtime.pid() == pid and pid != os.getpid()  # the model is not in this process
+    assert runtime.child().base_url.startswith("http://127.0.0.1:")
+    # The child's port answers only with its per-child token: another local program (or web page) cannot use it.
+    assert httpx2.get(f"{runtime.child().base_url}/v1/models").status_code == 401
 
 
-def test_context_window_comes_from_gguf_metadata(model):
-    assert model.context_window == int(model.llm.metadata["llama.context_length"]) == 8192
+def test_context_window_comes_from_gguf_metadata(runtime):
+    assert runtime.context_window() == 8192  # SmolLM2-135M's llama.context_length
 
 
-def test_stream_is_logged_with_the_models_own_token_counts(model, local, ctx, log):
+def test_stream_is_logged_with_the_models_own_token_counts(runtime, local, ctx, log):
     stream = generate(local, ctx, log)
     out = stream.outcome
     assert out.status == "ok" and out.text and out.finish_reason in ("stop", "length")
     assert not out.usage.estimated
-    # Prompt tokens exactly as llama.cpp counts them for the same request.
-    reference = model.llm.create_chat_completion(QUESTION, max_tokens=1, temperature=0)
-    assert out.usage.input_tokens == reference["usage"]["prompt_tokens"]
+    # Prompt tokens exactly as the model's template and tokenizer count them (what the context plan uses).
+    assert out.usage.input_tokens == runtime.count_prompt_tokens(QUESTION) > 20
     assert 1 <= out.usage.output_tokens <= 24
     rec = log.recent(1)[0]
-    assert rec.provider == "local" and rec.model == "local/SmolLM2-135M-Instruct" and rec.cost_usd == 0.0
+    assert rec.provider == "local" and rec.model == MODEL_ID and rec.cost_usd == 0.0
     assert rec.ttft_ms is not None and rec.latency_ms > rec.ttft_ms and not rec.tokens_estimated
 
 
@@ -84,15 +112,23 @@ def test_stop_sequence_and_top_p(local, ctx, log):
     assert generate(local, ctx, log, top_p=0.1, temperature=0.9).outcome.status == "ok"
 
 
-def test_stop_mid_stream_cancels_and_releases_the_model(model, local, ctx, log):
-    stream = ChatStream(local, ChatRequest("local/SmolLM2-135M-Instruct", QUESTION,
-                                           {"max_tokens": 200, "temperature": 0.8, "seed": 3}), ctx, log)
+def test_logit_bias_is_applied(local, ctx, log):
+    out = generate(local, ctx, log, max_tokens=40, temperature=0.7, logit_bias={EOS: -100}).outcome
+    assert out.finish_reason == "length" and out.usage.output_tokens == 40
+
+
+def test_stop_mid_stream_cancels_the_generation_in_the_child(runtime, local, ctx, log):
+    before = predicted_tokens(runtime)
+    stream = ChatStream(local, ChatRequest(MODEL_ID, QUESTION, {"max_tokens": 2000, "temperature": 0.8, "seed": 3,
+                                                                "logit_bias": {EOS: -100}}), ctx, log)
     first = [next(stream) for _ in range(3)]
     stream.close()
     out = stream.outcome
     assert out.status == "cancelled" and out.text == "".join(first)
-    assert not out.usage.estimated and 3 <= out.usage.output_tokens < 200  # exact count up to the stop
-    assert not model.lock.locked()
+    assert not out.usage.estimated and 3 <= out.usage.output_tokens < 2000  # counted by the model's tokenizer
+    assert out.usage.input_tokens == runtime.count_prompt_tokens(QUESTION)
+    # The child stopped generating: left alone it would have produced 2000 tokens.
+    assert predicted_tokens(runtime) - before < 200
     assert generate(local, ctx, log).outcome.status == "ok"  # the next chat is served at once
 
 
@@ -114,21 +150,69 @@ def test_two_threads_chatting_get_complete_separate_replies(local, ctx, log):
     assert results == expected  # complete, and no tokens interleaved between the two
 
 
-def test_unsupported_parameters_are_refused_clearly(local, ctx, log):
-    out = generate(local, ctx, log, tools=[{"type": "function", "function": {"name": "f"}}]).outcome
-    assert out.error.kind == "bad_request" and "offline model does not support tools" in out.error.message
+def test_a_second_request_queues_says_so_and_can_leave_the_queue(runtime, local, ctx, log):
+    long = ChatStream(local, ChatRequest(MODEL_ID, QUESTION, {"max_tokens": 400, "logit_bias": {EOS: -100},
+                                                              "seed": 1}), ctx, log)
+    next(long)  # the first request holds the model
+    waits: list[tuple[float, int]] = []
+
+    def leave_after_two_updates(waited_s: float, ahead: int) -> None:
+        waits.append((waited_s, ahead))
+        if len(waits) >= 2:
+            raise CallCancelled()  # what the Playground's Cancel (or the page's Stop) does
+
+    before = predicted_tokens(runtime)
+    queued = ChatStream(local, ChatRequest(MODEL_ID, QUESTION, {"max_tokens": 50}), ctx, log,
+                        on_queue=leave_after_two_updates)
+    assert list(queued) == []
+    assert queued.outcome.status == "cancelled" and queued.outcome.usage.output_tokens == 0
+    assert [ahead for _, ahead in waits] == [1, 1]
+    assert "Waiting for the offline model" in local_model.queue_sentence(*waits[-1])
+    rest = "".join(long)
+    assert long.outcome.status == "ok" and long.outcome.usage.output_tokens == 400 and rest
+    # Only the first request generated anything: the one that left the queue never reached the model.
+    assert predicted_tokens(runtime) - before <= 400
+    statuses = {r.request_id: r.status for r in log.recent(5)}
+    assert statuses[queued.request_id] == "cancelled" and statuses[long.request_id] == "ok"
 
 
-@pytest.mark.parametrize("content, why", [(None, "file not found"), (b"not a gguf at all", "not a valid GGUF")])
+def test_sigkill_mid_reply_ends_that_reply_with_one_sentence_and_the_next_gets_a_fresh_child(runtime, local, ctx,
+                                                                                           log):
+    stream = ChatStream(local, ChatRequest(MODEL_ID, QUESTION, {"max_tokens": 2000, "logit_bias": {EOS: -100}}),
+                        ctx, log)
+    shown = [next(stream) for _ in range(5)]
+    pid = runtime.pid()
+    os.kill(pid, signal.SIGKILL)
+    rest = list(stream)
+    out = stream.outcome
+    assert out.status == "error" and out.error.kind == "local_model_crashed"
+    assert out.error.message == "The offline model stopped unexpectedly — try again."
+    assert out.text.startswith("".join(shown)) and out.text == "".join(shown + rest)  # nothing shown is lost
+    rec = log.recent(1)[0]
+    assert rec.status == "error" and rec.error_type == "local_model_crashed" and "SIGKILL" in rec.error_message
+    after = generate(local, ctx, log)
+    assert after.outcome.status == "ok" and runtime.pid() != pid
+
+
+def test_a_child_killed_between_requests_is_restarted_on_the_next(runtime, local, ctx, log):
+    generate(local, ctx, log)
+    pid = runtime.pid()
+    os.kill(pid, signal.SIGKILL)
+    assert runtime.crash(wait_s=5).kind == "local_model_crashed"  # it is gone before the next request
+    assert generate(local, ctx, log).outcome.status == "ok" and runtime.pid() != pid
+
+
+@pytest.mark.parametrize("content, why", [(None, "file not found"), (b"not a gguf at all", "could not be loaded")])
 def test_load_failure_is_one_sentence_and_other_providers_keep_working(tmp_path, ctx, log, provider,
                                                                       content, why):
     path = tmp_path / "broken.gguf"
     if content is not None:
         path.write_bytes(content)
-    broken = Provider("local", model_path=str(path))
+    broken = Provider("local", model_path=str(path), models_dir=str(tmp_path))
     with pytest.raises(PromptLabError) as info:
         broken.client()
     assert info.value.kind == "local_model_unavailable" and why in info.value.message
+    assert "Traceback" not in info.value.message and len(info.value.message.splitlines()) == 1
     stream = ChatStream(broken, ChatRequest("local/broken", QUESTION), ctx, log)
     list(stream)
     assert stream.outcome.error.kind == "local_model_unavailable"
@@ -138,15 +222,15 @@ def test_load_failure_is_one_sentence_and_other_providers_keep_working(tmp_path,
     assert ok.outcome.status == "ok"
 
 
-def test_context_plan_counts_with_the_models_tokenizer(model):
+def test_context_plan_counts_with_the_models_tokenizer(runtime):
     conv = chat.new_conversation(persona_by_id("tutor"))
     for i in range(40):
         chat.add_user_message(conv, f"question {i} " + "about fractions and decimals " * 12)
         conv.messages.append(chat.Message("assistant", "an answer " * 40))
     chat.add_user_message(conv, "last one")
-    plan = chat.plan_context(conv, "local/SmolLM2-135M-Instruct", context_window=2048, reply_budget=512,
-                             provider_id="free", counter=model.count_prompt_tokens)
-    assert plan.dropped_messages > 0 and plan.input_tokens == model.count_prompt_tokens(plan.messages)
+    plan = chat.plan_context(conv, MODEL_ID, context_window=2048, reply_budget=512,
+                             provider_id="free", counter=runtime.count_prompt_tokens)
+    assert plan.dropped_messages > 0 and plan.input_tokens == runtime.count_prompt_tokens(plan.messages)
     assert plan.input_tokens <= 2048 - 512 and plan.input_cost_usd == 0.0
 
 
@@ -155,21 +239,17 @@ def test_request_params_for_local():
         "temperature": 0.5, "max_tokens": 9}
 
 
-def test_logit_bias_is_applied(model, local, ctx, log):
-    # llama-cpp-python alone would drop it (and our token counter) when both are passed; the provider applies it.
-    eos = model.llm.token_eos()
-    out = generate(local, ctx, log, max_tokens=40, temperature=0.7, logit_bias={str(eos): -100}).outcome
-    assert out.finish_reason == "length" and out.usage.output_tokens == 40
-
-
-def test_playground_matrix_on_the_local_model(local, ctx, log):
+def test_playground_matrix_on_the_local_model_with_a_json_schema(local, ctx, log):
     from core.calls import CallContext
     from core.playground import CellSpec, Draft, MatrixRun, Settings, prepare_cell
-    draft = Draft(local_model.model_id_for(None), "Be brief.", "Name a fruit.",
-                  settings=Settings(max_tokens=12, seed=5, response_format="json_object"))
+    schema = {"type": "object", "properties": {"fruit": {"type": "string"}}, "required": ["fruit"],
+              "additionalProperties": False}
+    draft = Draft(MODEL_ID, "Be brief.", "Name a fruit.",
+                  settings=Settings(max_tokens=40, seed=5, response_format="json_schema", json_schema=schema))
     cells = [prepare_cell(CellSpec("v1", draft.model, t, 1), draft, local) for t in (0.0, 0.9)]
     run = MatrixRun(cells, CallContext("playground", tags=["run:local"]), log, concurrency=2).start()
     assert run.wait(120)
     assert [r.status for r in run.results] == ["ok", "ok"]
-    assert all(r.schema_valid is not None and r.output_tokens and not r.tokens_estimated for r in run.results)
+    # llama.cpp turns the schema into a grammar: the output is valid JSON of that shape.
+    assert all(r.schema_valid is True and r.output_tokens and not r.tokens_estimated for r in run.results)
     assert {r.provider for r in log.recent(2)} == {"local"}
