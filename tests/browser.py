@@ -27,6 +27,7 @@ class StreamlitApp:
     """`streamlit run app.py` on a free port with the given environment; `.url` once healthy."""
 
     def __init__(self, env: dict[str, str]):
+        self.env = env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = ARTIFACTS / f"streamlit-{self.port}.log"
@@ -59,6 +60,17 @@ class StreamlitApp:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self._log.close()
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes a process started (found by parent PID, never by name)."""
+    pids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            pids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue  # the thread ended while we looked
+    return pids
 
 
 def screenshot(page, name: str) -> Path:

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
 
 from core.calllog import CallLog
 from core.conversations import ConversationStore
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, StreamlitApp, screenshot
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, StreamlitApp, child_pids, screenshot
 from tests.loopback_server import Script
 
 if not os.path.exists(CHROMIUM) and os.environ.get("PROMPTLAB_SKIP_BROWSER") == "1":
@@ -49,6 +50,14 @@ LAST_REPLY_DONE = """() => {
     const last = messages[messages.length - 1];
     return !!last && last.innerText.includes("out tokens") && !last.innerText.includes("Stop");
 }"""
+
+
+def cap_reply_tokens(page, limit: int) -> None:
+    """Set the chat's max-tokens box, so a test does not depend on how long the offline model talks."""
+    box = page.get_by_label("Max tokens (reply)")
+    box.fill(str(limit))
+    box.press("Enter")
+    page.wait_for_selector(IDLE, timeout=30_000)
 
 
 def send(page, text: str) -> None:
@@ -134,8 +143,11 @@ def test_fresh_start_with_no_key_streams_a_reply_from_the_local_model(browser, o
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.goto(offline_app.url)
+    # The first request to a fresh server reruns through app.py's router (pages/_shared.py): wait for its sidebar.
+    page.wait_for_function("() => document.querySelector(\"[data-testid='stSidebar']\")?.innerText"
+                           ".includes('Offline model — small and fast')", timeout=60_000)
     page.wait_for_selector(IDLE, timeout=60_000)
-    assert "Offline model — small and fast" in page.inner_text("[data-testid='stSidebar']")
+    cap_reply_tokens(page, 96)
     send(page, "Tell me a short story about a robot.")
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=stChatMessage]')].length >= 2", timeout=60_000)
@@ -146,6 +158,90 @@ def test_fresh_start_with_no_key_streams_a_reply_from_the_local_model(browser, o
     assert page.locator("[data-testid='stException']").count() == 0
     screenshot(page, "chat-offline")
     context.close()
+
+
+def offline_model_pid(app: StreamlitApp, timeout: float = 30) -> int:
+    """The offline model's child process of this Streamlit server."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = child_pids(app.proc.pid)
+        if pids:
+            return pids[0]
+        time.sleep(0.1)
+    raise AssertionError("the offline model process did not start")
+
+
+def test_offline_model_killed_mid_reply_shows_one_sentence_and_the_next_message_is_answered(browser, offline_app):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(offline_app.url)
+    page.wait_for_selector(IDLE, timeout=60_000)
+    # A prompt SmolLM2 answers at length (1024 tokens, ~7 s): the kill lands mid-reply.
+    send(page, "Write a long, detailed story about a lighthouse keeper. Use at least 800 words.")
+    page.wait_for_function("""() => {
+        const m = [...document.querySelectorAll("[data-testid='stChatMessage']")];
+        return m.length >= 2 && m[m.length - 1].innerText.includes("Stop") && m[m.length - 1].innerText.length > 40;
+    }""", timeout=60_000)
+    pid = offline_model_pid(offline_app)
+    shown = assistant_messages(page).last.inner_text()
+    os.kill(pid, signal.SIGKILL)
+    try:
+        page.wait_for_function(
+            "() => document.body.innerText.includes('The offline model stopped unexpectedly — try again.')",
+            timeout=30_000)
+    except Exception:  # keep the evidence: what the page and the log said
+        screenshot(page, "chat-offline-crash-failed")
+        print(page.inner_text("body")[-800:], CallLog(offline_app.env["PROMPTLAB_DB_URL"]).recent(3))
+        raise
+    page.wait_for_selector(IDLE, timeout=30_000)
+    body = page.inner_text("body")
+    assert "Connection error" not in body and offline_app.proc.poll() is None  # the server is still up
+    assert "cut off" in assistant_messages(page).last.inner_text()  # the partial reply is kept, marked
+    shown_words = [w for w in shown.split() if w not in ("smart_toy", "⏹", "Stop")][:-1]  # last may be partial
+    kept_words = [w for w in assistant_messages(page).last.inner_text().split() if w != "smart_toy"]
+    assert shown_words and kept_words[:len(shown_words)] == shown_words  # nothing that was shown is lost
+    screenshot(page, "chat-offline-crash")
+    rows = [r for r in CallLog(offline_app.env["PROMPTLAB_DB_URL"]).recent(10) if r.page == "chat"]
+    assert rows[0].status == "error" and rows[0].error_type == "local_model_crashed"
+    cap_reply_tokens(page, 48)
+    send(page, "Say hello.")  # a fresh child answers
+    page.wait_for_function("""() => {
+        const m = [...document.querySelectorAll("[data-testid='stChatMessage']")];
+        return m.length >= 4 && m[m.length - 1].innerText.includes("local (free)");
+    }""", timeout=120_000)
+    page.wait_for_selector(IDLE, timeout=60_000)
+    assert offline_model_pid(offline_app) != pid
+    assert page.locator("[data-testid='stException']").count() == 0
+    context.close()
+
+
+def test_a_provider_failing_with_500_falls_back_to_the_offline_model_and_the_server_survives(browser, app_env,
+                                                                                              server):
+    server.push(*[Script(status=500) for _ in range(20)])  # every chat request fails
+    running = StreamlitApp({**app_env, "PROMPTLAB_FALLBACK": "auto"})
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.goto(running.url)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        cap_reply_tokens(page, 48)
+        send(page, "Say hello in five words.")
+        page.wait_for_function("""() => {
+            const m = [...document.querySelectorAll("[data-testid='stChatMessage']")];
+            return m.length >= 2 && m[m.length - 1].innerText.includes("local (free)");
+        }""", timeout=120_000)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        reply = assistant_messages(page).last.inner_text()
+        assert "gpt-4o-mini had a server error — answered by local/SmolLM2-135M-Instruct" in reply
+        assert running.proc.poll() is None and "Connection error" not in page.inner_text("body")
+        assert child_pids(running.proc.pid)  # the model runs beside the server, not inside it
+        rows = sorted((r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10) if r.page == "chat"),
+                      key=lambda r: r.attempt)
+        assert [(r.provider, r.status) for r in rows] == [("compatible", "error"), ("local", "ok")]
+        screenshot(page, "chat-fallback")
+        context.close()
+    finally:
+        running.stop()
 
 
 def test_analytics_deep_link_renders_charts(browser, app_env):
