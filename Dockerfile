@@ -1,22 +1,21 @@
 # PromptLab: `docker build -t promptlab .` then `docker run -p 8501:8501 -e OPENAI_API_KEY promptlab`
 FROM python:3.11-slim
 
-# llama-cpp-python compiles from source: a compiler only in this image, none at run time beyond libgomp.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential cmake libgomp1 \
- && rm -rf /var/lib/apt/lists/*
-
+# Every requirement is a wheel (the offline model's runtime, xllamacpp, included): no compiler in the image.
 WORKDIR /app
 # The requirements layer is cached as long as requirements.txt does not change.
 COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+RUN pip install --no-cache-dir --only-binary=:all: -r requirements.txt
 
 RUN useradd --create-home --uid 10001 promptlab
 COPY --chown=promptlab:promptlab . .
 USER promptlab
+# The offline model's weights (SmolLM2-135M, 93 MB) go into the image, so a container needs no network for them.
+RUN python -m core.model_file /app/models
 
 ENV PROMPTLAB_DB_URL=sqlite:////app/data/promptlab.db \
     PROMPTLAB_DATA_DIR=/app/data \
+    PROMPTLAB_MODELS_DIR=/app/models \
     PROMPTLAB_METRICS_PORT=9108
 EXPOSE 8501 9108
 VOLUME ["/app/data"]
