@@ -52,6 +52,12 @@ LAST_REPLY_DONE = """() => {
 }"""
 
 
+REPLY_STREAMING = """() => {
+    const m = [...document.querySelectorAll("[data-testid='stChatMessage']")];
+    return m.length >= 2 && m[m.length - 1].innerText.includes("Stop") && m[m.length - 1].innerText.length > 40;
+}"""
+
+
 def cap_reply_tokens(page, limit: int) -> None:
     """Set the chat's max-tokens box, so a test does not depend on how long the offline model talks."""
     box = page.get_by_label("Max tokens (reply)")
@@ -178,10 +184,7 @@ def test_offline_model_killed_mid_reply_shows_one_sentence_and_the_next_message_
     page.wait_for_selector(IDLE, timeout=60_000)
     # A prompt SmolLM2 answers at length (1024 tokens, ~7 s): the kill lands mid-reply.
     send(page, "Write a long, detailed story about a lighthouse keeper. Use at least 800 words.")
-    page.wait_for_function("""() => {
-        const m = [...document.querySelectorAll("[data-testid='stChatMessage']")];
-        return m.length >= 2 && m[m.length - 1].innerText.includes("Stop") && m[m.length - 1].innerText.length > 40;
-    }""", timeout=60_000)
+    page.wait_for_function(REPLY_STREAMING, timeout=60_000)
     pid = offline_model_pid(offline_app)
     shown = assistant_messages(page).last.inner_text()
     os.kill(pid, signal.SIGKILL)
@@ -213,6 +216,39 @@ def test_offline_model_killed_mid_reply_shows_one_sentence_and_the_next_message_
     assert offline_model_pid(offline_app) != pid
     assert page.locator("[data-testid='stException']").count() == 0
     context.close()
+
+
+def test_a_second_session_waits_for_the_offline_model_says_so_and_stop_leaves_the_queue(browser, offline_app):
+    def session():
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.goto(offline_app.url)
+        page.wait_for_function("() => document.querySelector(\"[data-testid='stSidebar']\")?.innerText"
+                               ".includes('Offline model')", timeout=60_000)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        return context, page
+
+    (ctx_a, a), (ctx_b, b) = session(), session()
+    cap_reply_tokens(b, 32)
+    send(a, "Write a long, detailed story about a lighthouse keeper. Use at least 800 words.")
+    a.wait_for_function(REPLY_STREAMING, timeout=60_000)  # A holds the model (~8 s of reply ahead)
+    send(b, "And what about me?")
+    b.wait_for_function("() => document.body.innerText.includes('Waiting for the offline model')", timeout=30_000)
+    screenshot(b, "chat-offline-queued")
+    b.get_by_role("button", name="⏹ Stop").click()
+    b.wait_for_function("() => !document.body.innerText.includes('Waiting for the offline model')",
+                        timeout=30_000)  # it left the queue while the first session's reply still streams
+    b.wait_for_selector(IDLE, timeout=30_000)
+    assert "And what about me?" in b.inner_text("body")  # the message is kept
+    a.wait_for_function(LAST_REPLY_DONE, timeout=120_000)  # the first session's reply was not disturbed
+    a.wait_for_selector(IDLE, timeout=60_000)
+    assert "cut off" not in assistant_messages(a).last.inner_text()
+    rows = {r.session: r.status for r in CallLog(offline_app.env["PROMPTLAB_DB_URL"]).recent(10) if r.page == "chat"}
+    assert sorted(rows.values()) == ["cancelled", "ok"]
+    for page in (a, b):
+        assert page.locator("[data-testid='stException']").count() == 0
+    ctx_a.close()
+    ctx_b.close()
 
 
 def test_a_provider_failing_with_500_falls_back_to_the_offline_model_and_the_server_survives(browser, app_env,

@@ -55,6 +55,13 @@ def test_server_errors_fall_through_to_the_local_model(server, log):
                                                                                    "local"]
 
 
+def test_when_every_model_fails_the_notice_names_each_one_tried(server, log):
+    server.push(Script(status=503), Script(status=500))
+    stream, text = run(server, log, ["gpt-4o", "gpt-4o-mini"])
+    assert text == "" and stream.outcome.error.kind == "server_error"
+    assert stream.notice == "Tried 2 models: gpt-4o had a server error; gpt-4o-mini had a server error"
+
+
 @pytest.mark.parametrize("script", [Script(status=401), Script(status=400, error_message="bad temperature"),
                                     Script(status=429)])
 def test_client_errors_do_not_fall_back(server, log, script):
@@ -80,6 +87,18 @@ def test_chat_page_shows_who_answered(app_env, server, monkeypatch):
     assert captions[1].startswith("gpt-4.1-nano")
     rows = [r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10) if r.page == "chat"]
     assert sorted(r.status for r in rows) == ["error", "ok"] and len({r.chain_id for r in rows}) == 1
+
+
+def test_chat_page_names_every_model_tried_when_none_answers(app_env, server, monkeypatch):
+    monkeypatch.setenv("PROMPTLAB_FALLBACK", "gpt-4.1-nano")
+    server.push(Script(status=502), Script(status=503))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.chat_input[0].set_value("anyone at all?").run()
+    assert not at.exception
+    assert at.error[0].value == ("The provider had a server error (503), still after 0 retries: try again in a "
+                                 "moment. Tried 2 models: gpt-4o-mini had a server error; gpt-4.1-nano had a server "
+                                 "error.")
+    assert at.chat_message[0].markdown[0].value == "anyone at all?"  # the message is kept for Retry
 
 
 def test_cut_reply_offers_the_next_model_and_the_user_chooses(app_env, server, monkeypatch):

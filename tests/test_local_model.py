@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -176,20 +178,21 @@ def test_a_second_request_queues_says_so_and_can_leave_the_queue(runtime, local,
     assert statuses[queued.request_id] == "cancelled" and statuses[long.request_id] == "ok"
 
 
-def test_sigkill_mid_reply_ends_that_reply_with_one_sentence_and_the_next_gets_a_fresh_child(runtime, local, ctx,
-                                                                                           log):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV, signal.SIGILL])
+def test_a_crash_mid_reply_ends_that_reply_with_one_sentence_and_the_next_gets_a_fresh_child(runtime, local, ctx,
+                                                                                           log, sig):
     stream = ChatStream(local, ChatRequest(MODEL_ID, QUESTION, {"max_tokens": 2000, "logit_bias": {EOS: -100}}),
                         ctx, log)
     shown = [next(stream) for _ in range(5)]
     pid = runtime.pid()
-    os.kill(pid, signal.SIGKILL)
+    os.kill(pid, sig)
     rest = list(stream)
     out = stream.outcome
     assert out.status == "error" and out.error.kind == "local_model_crashed"
     assert out.error.message == "The offline model stopped unexpectedly — try again."
     assert out.text.startswith("".join(shown)) and out.text == "".join(shown + rest)  # nothing shown is lost
     rec = log.recent(1)[0]
-    assert rec.status == "error" and rec.error_type == "local_model_crashed" and "SIGKILL" in rec.error_message
+    assert rec.status == "error" and rec.error_type == "local_model_crashed" and sig.name in rec.error_message
     after = generate(local, ctx, log)
     assert after.outcome.status == "ok" and runtime.pid() != pid
 
@@ -200,6 +203,29 @@ def test_a_child_killed_between_requests_is_restarted_on_the_next(runtime, local
     os.kill(pid, signal.SIGKILL)
     assert runtime.crash(wait_s=5).kind == "local_model_crashed"  # it is gone before the next request
     assert generate(local, ctx, log).outcome.status == "ok" and runtime.pid() != pid
+
+
+def test_the_child_never_outlives_the_server_that_started_it(tmp_path):
+    """kill -9 of the Streamlit server: its offline-model child sees its stdin close and exits."""
+    script = ("import sys; sys.path.insert(0, %r)\n"
+              "from core.config import load_settings\nfrom core.providers import local_provider\n"
+              "r = local_provider(load_settings()).local_runtime(); r.child(); print(r.pid(), flush=True)\n"
+              "import time; time.sleep(600)\n") % os.getcwd()
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child_pid = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{child_pid}") and "Z" not in _state(child_pid):
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{child_pid}") or "Z" in _state(child_pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
 
 
 @pytest.mark.parametrize("content, why", [(None, "file not found"), (b"not a gguf at all", "could not be loaded")])
