@@ -35,6 +35,7 @@ from core.providers import local_provider  # noqa: E402
 
 TOKENS = 256
 ROUNDS = 5
+SETTLE_S = 0.5
 EOS = "2"  # SmolLM2's <|im_end|>
 MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "Write a long story about a lighthouse keeper and a storm."}]
@@ -95,8 +96,11 @@ def main() -> None:
         raw = raw_server(path)
         raw_rates, ours_rates, http_rates = [], [], []
         for round_no in range(ROUNDS + 1):  # round 0 warms up
+            # Each run starts on a quiet machine: llama.cpp's threads keep polling for a moment after a run.
             raw_text, raw_time = raw_run(raw)
+            time.sleep(SETTLE_S)
             http_text, http_time = http_run(provider.local_runtime())
+            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             stream = ChatStream(provider, ChatRequest(local_model.model_id_for(settings.local_model_path), MESSAGES,
                                                       dict(SETTINGS)), context, log)
@@ -104,6 +108,7 @@ def main() -> None:
             ours_time = time.perf_counter() - t0
             out = stream.outcome
             assert out.status == "ok" and out.usage.output_tokens == TOKENS, (out.status, out.usage)
+            time.sleep(SETTLE_S)
             assert ours_text == raw_text == http_text, "the outputs differ"
             if round_no:
                 raw_rates.append(TOKENS / raw_time)

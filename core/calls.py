@@ -237,7 +237,8 @@ class ChatStream:
             if self._parts and isinstance(exc, openai.APIConnectionError) and not isinstance(
                     exc, openai.APITimeoutError):
                 exc = StreamCutError(str(exc))  # the connection died mid-reply: that is a cut stream
-            if self.provider.kind == "local" and not isinstance(exc, PromptLabError):
+            if self.provider.kind == "local" and isinstance(exc, (openai.APIConnectionError, StreamCutError)) \
+                    and not isinstance(exc, openai.APITimeoutError):
                 exc = self.provider.local_runtime().crash() or exc  # a dropped connection may be a dead child
             error = to_user_error(exc, secrets=(self.provider.api_key,), model=self.request.model,
                                   timeout_s=self.provider.timeout_s, retries=self.provider.max_retries)

@@ -237,3 +237,11 @@ def engine_for(url: str) -> Engine:
             migrate(engine)
             _engines[url] = engine
         return _engines[url]
+
+
+def dispose_engine(url: str) -> None:
+    """Close a URL's pooled connections and forget its engine (a test's throwaway database, a shutdown)."""
+    with _lock:
+        engine = _engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()

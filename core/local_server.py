@@ -13,8 +13,11 @@ import sys
 
 
 def _reply(**fields: object) -> None:
-    sys.stdout.write(json.dumps(fields) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(fields) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the parent is gone before the model loaded: nobody to serve
+        os._exit(0)
 
 
 def serve() -> int:

@@ -81,11 +81,15 @@ def _fresh_pg_schema() -> str:
 
 
 @pytest.fixture(params=BACKENDS)
-def db_url(request, tmp_path) -> str:
-    """A fresh, empty database: SQLite, and PostgreSQL too when PROMPTLAB_TEST_PG_URL is set."""
-    if request.param == "postgresql":
-        return _fresh_pg_schema()
-    return f"sqlite:///{tmp_path}/promptlab.db"
+def db_url(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty database: SQLite, and PostgreSQL too when PROMPTLAB_TEST_PG_URL is set. Its pooled
+    connections are closed afterwards: one engine per test schema would otherwise exhaust the server's
+    max_connections over the suite."""
+    from core.db import dispose_engine
+
+    url = _fresh_pg_schema() if request.param == "postgresql" else f"sqlite:///{tmp_path}/promptlab.db"
+    yield url
+    dispose_engine(url)
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import time
 import httpx2
 import pytest
 
-from core import chat, local_model
+from core import chat, local_model, model_file
 from core.calls import CallCancelled, ChatRequest, ChatStream
-from core.config import Settings
+from core.config import Settings, load_settings
 from core.errors import PromptLabError
 from core.personas import persona_by_id
 from core.providers import Provider, local_provider, request_params, resolve_provider
@@ -246,6 +246,22 @@ def test_load_failure_is_one_sentence_and_other_providers_keep_working(tmp_path,
     ok = ChatStream(provider, ChatRequest("gpt-4o-mini", QUESTION), ctx, log)
     list(ok)
     assert ok.outcome.status == "ok"
+
+
+def test_another_gguf_from_promptlab_local_model_gets_its_own_child_and_id(tmp_path, runtime, ctx, log, monkeypatch):
+    other = tmp_path / "my-tiny-model.gguf"
+    os.link(model_file.present(Settings().offline_models_dir) or model_file.ensure_default_model(
+        Settings().offline_models_dir), other)
+    monkeypatch.setenv("PROMPTLAB_LOCAL_MODEL", str(other))
+    provider = resolve_provider(load_settings({}))
+    assert provider.kind == "local" and provider.label == "Offline model · my-tiny-model"
+    stream = ChatStream(provider, ChatRequest("local/my-tiny-model", QUESTION, {"max_tokens": 8}), ctx, log)
+    list(stream)
+    try:
+        assert stream.outcome.status == "ok" and stream.outcome.model == "local/my-tiny-model"
+        assert provider.local_runtime() is not runtime and provider.local_runtime().pid() != runtime.pid()
+    finally:
+        provider.local_runtime().stop()
 
 
 def test_context_plan_counts_with_the_models_tokenizer(runtime):
