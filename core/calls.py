@@ -19,11 +19,11 @@ from openai.types import CompletionUsage
 from core import metrics
 from core.cache import CachedReply, ResponseCache, cache_key
 from core.calllog import CallLog, CallRecord, CallTexts, utc_now_iso
-from core.ratelimit import RateLimiter, limiter_for
 from core.errors import PromptLabError, StreamCutError, to_user_error
 from core.local_model import QueueWait
 from core.pricing import TokenUsage, cost_usd
 from core.providers import Provider
+from core.ratelimit import RateLimiter, limiter_for
 from core.tokens import count_messages, count_text
 
 T = TypeVar("T")

@@ -158,7 +158,7 @@ def resolve(path: str | None, models_dir: str) -> str:
     if path:
         if not os.path.isfile(path):
             raise PromptLabError("local_model_unavailable",
-                                 f"The offline model could not be loaded (file not found): set PROMPTLAB_LOCAL_MODEL "
+                                 "The offline model could not be loaded (file not found): set PROMPTLAB_LOCAL_MODEL "
                                  "to a GGUF file, or add an OpenAI key in Settings.", detail=f"file not found: {path}")
         return path
     return ensure_default_model(models_dir)

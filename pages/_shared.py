@@ -11,16 +11,16 @@ import streamlit as st
 from core import model_file
 from core.cache import ResponseCache
 from core.calllog import CallLog
-from core.privacy import RetentionWorker
 from core.calls import CallContext, list_models
+from core.chat import TokenCounter
 from core.config import Settings, load_settings
 from core.conversations import ConversationStore
 from core.errors import PromptLabError
-from core.pricing import context_window
-from core.tokens import count_messages
-from core.chat import TokenCounter
 from core.local_model import is_local_model, model_id_for
+from core.pricing import context_window
+from core.privacy import RetentionWorker
 from core.providers import OFFLINE_NOTICE, Provider, chat_models, local_provider, resolve_provider
+from core.tokens import count_messages
 
 OVERRIDE_KEY = "provider_override"
 

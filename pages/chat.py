@@ -4,11 +4,11 @@ import time
 import streamlit as st
 
 from core import chat
-from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id
 from core.db import get_value
 from core.fallback import chain_setting_key, fallback_chain
 from core.local_model import queue_sentence
 from core.moderation import check, load_moderation
+from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id
 from core.providers import request_params
 from pages._shared import model_picker, response_cache, workbench
 
