@@ -7,7 +7,6 @@ rate-limited per browser session and across the process.
 from __future__ import annotations
 
 import base64
-import getpass
 import hashlib
 import hmac
 import os
@@ -78,14 +77,7 @@ class AttemptLimiter:
 LIMITER = AttemptLimiter()
 
 
-def main(argv: list[str]) -> int:
-    if argv[:1] != ["hash"]:
-        print("usage: python -m core.access hash", file=sys.stderr)
-        return 2
-    password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
-    print(hash_password(password))
-    return 0
+if __name__ == "__main__":  # the command line lives in core/cli.py
+    from core.cli import access_main
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(access_main())

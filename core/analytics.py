@@ -19,8 +19,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core.calllog import CallLog, CallRecord, record_values
-from core.pricing import LOCAL_FREE_LABEL, format_cost
 from core.db import get_value, insertion_order_column, set_value
+from core.pricing import LOCAL_FREE_LABEL, format_cost
 
 LOAD_CHUNK = 250_000
 _COLUMNS = ("request_id, ts, page, provider, model_requested, model, status, error_type, input_tokens, "

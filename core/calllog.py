@@ -4,18 +4,15 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.config import load_settings
 from core.db import engine_for, get_value
 from core.safety import redact_value
 
@@ -80,10 +77,6 @@ class CallTexts:
 
     request: dict[str, Any]
     reply: str | None = None
-
-
-def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 _FIELDS = tuple(f.name for f in fields(CallRecord))
@@ -170,49 +163,7 @@ class CallLog:
             return conn.execute(sa.select(sa.func.count()).select_from(calls_table)).scalar_one()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m core.calllog import|export|generate|tail` on the log at PROMPTLAB_DB_URL."""
-    from datetime import date
+if __name__ == "__main__":  # the command line lives in core/cli.py
+    from core.cli import calllog_main
 
-    from core import interchange, synthetic  # they build on this module
-
-    parser = argparse.ArgumentParser(prog="python -m core.calllog", description="PromptLab's call log")
-    sub = parser.add_subparsers(dest="command", required=True)
-    imp = sub.add_parser("import", help="append the calls of a JSONL file")
-    imp.add_argument("file")
-    exp = sub.add_parser("export", help="write calls to FILE (.jsonl, .csv or .parquet)")
-    exp.add_argument("file")
-    exp.add_argument("--since", type=date.fromisoformat, help="first day (UTC, inclusive), YYYY-MM-DD")
-    exp.add_argument("--until", type=date.fromisoformat, help="last day (UTC, inclusive), YYYY-MM-DD")
-    gen = sub.add_parser("generate", help="add realistic synthetic calls (demos, benchmarks)")
-    gen.add_argument("--calls", type=int, required=True)
-    gen.add_argument("--days", type=int, default=30)
-    gen.add_argument("--seed", type=int, default=0)
-    tail = sub.add_parser("tail", help="print the newest calls as JSON lines")
-    tail.add_argument("-n", type=int, default=20)
-    args = parser.parse_args(argv)
-    log = CallLog(load_settings().db_url)
-    if args.command == "import":
-        try:
-            report = interchange.import_jsonl(args.file, log)
-        except OSError as exc:
-            print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-            return 2
-        print(report.summary())
-    elif args.command == "export":
-        try:
-            n = interchange.export(log, args.file, args.since, args.until)
-        except ValueError as exc:
-            print(str(exc), file=sys.stderr)
-            return 2
-        print(f"exported {n} calls to {args.file}")
-    elif args.command == "generate":
-        print(f"generated {synthetic.generate(log, args.calls, args.days, args.seed)} calls")
-    else:
-        for record in reversed(log.recent(args.n)):
-            print(json.dumps(record_values(record)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(calllog_main())

@@ -18,7 +18,9 @@ from openai.types import CompletionUsage
 
 from core import metrics
 from core.cache import CachedReply, ResponseCache, cache_key
-from core.calllog import CallLog, CallRecord, CallTexts, utc_now_iso
+from core.calllog import CallLog, CallRecord, CallTexts
+from core.chunks import ChunkAccumulator
+from core.clock import utc_now_iso
 from core.errors import PromptLabError, StreamCutError, to_user_error
 from core.local_model import QueueWait
 from core.pricing import TokenUsage, cost_usd
@@ -94,8 +96,7 @@ class ChatStream:
         self.on_queue = on_queue  # shows the wait for the offline model's turn; may raise to leave the queue
         self._ready_at: float | None = None
         self.outcome: CallOutcome | None = None
-        self._parts: list[str] = []
-        self._tool_calls: dict[int, dict[str, Any]] = {}
+        self.reply = ChunkAccumulator()
         self._gen = self._run()
 
     def __iter__(self) -> ChatStream:
@@ -113,7 +114,7 @@ class ChatStream:
     @property
     def text(self) -> str:
         """The reply so far."""
-        return "".join(self._parts)
+        return self.reply.text
 
     def close(self) -> None:
         """Stop the stream (cancels the upstream generation if it is still running)."""
@@ -140,19 +141,17 @@ class ChatStream:
 
     def _serve_cached(self, hit: CachedReply) -> Iterator[str]:
         """Stream a cached reply back (instantly, word by word) and log it: cost 0, `cached` true."""
-        started, ts = time.perf_counter(), utc_now_iso()
-        status, ttft_ms = "cancelled", None
+        ts = utc_now_iso()
+        self.reply = ChunkAccumulator(finish_reason=hit.finish_reason, model=self.request.model)
+        status = "cancelled"
         try:
             for piece in re.findall(r"\S+\s*|\s+", hit.reply):
-                if ttft_ms is None:
-                    ttft_ms = (time.perf_counter() - started) * 1000
-                self._parts.append(piece)
+                self.reply.add_text(piece)
                 yield piece
             status = "ok"
         finally:
             usage = TokenUsage(hit.input_tokens or 0, hit.output_tokens or 0)
-            self.outcome = self._finish(ts, started, status, hit.finish_reason, self.request.model, None, ttft_ms,
-                                        None, billed=False, cached=usage)
+            self.outcome = self._finish(ts, status, None, None, billed=False, cached=usage)
 
     def _limiter(self) -> RateLimiter | None:
         try:
@@ -180,10 +179,8 @@ class ChatStream:
 
     def _run_upstream(self) -> Iterator[str]:
         self._wait_for_rate_limit()
-        started = time.perf_counter()
         ts = utc_now_iso()
-        status, finish_reason, model, usage, error = "error", None, None, None, None
-        ttft_ms: float | None = None
+        status, error = "error", None
         response_started = False
         sdk_stream = None
         queue = self.provider.generation_queue()
@@ -192,37 +189,19 @@ class ChatStream:
             if queue is not None:  # the offline model answers one request at a time
                 queue.acquire(self.on_queue)
                 queued = True
-                started = time.perf_counter()  # latency is the model's, not the queue's
+            self.reply = ChunkAccumulator()  # latency is the model's, not the queue's
             client = self.provider.client()
             sdk_stream = client.chat.completions.create(
                 model=self.request.model, messages=self.request.messages, stream=True,
                 stream_options={"include_usage": True}, **self.request.params)
             response_started = True
-            chunks_seen = 0
             for chunk in sdk_stream:
-                chunks_seen += 1
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                model = chunk.model or model
-                if not chunk.choices:
-                    continue
-                choice = chunk.choices[0]
-                if choice.finish_reason:
-                    finish_reason = choice.finish_reason
-                delta = choice.delta
-                if delta is not None and delta.tool_calls:
-                    self._collect_tool_calls(delta.tool_calls)
-                    if ttft_ms is None:
-                        ttft_ms = (time.perf_counter() - started) * 1000
-                content = delta.content if delta is not None else None
-                if content:
-                    if ttft_ms is None:
-                        ttft_ms = (time.perf_counter() - started) * 1000
-                    self._parts.append(content)
-                    yield content
-            if chunks_seen == 0:  # a 200 whose body is not an event stream at all
+                text = self.reply.add(chunk)
+                if text:
+                    yield text
+            if self.reply.chunks == 0:  # a 200 whose body is not an event stream at all
                 raise json.JSONDecodeError("no server-sent events in the response body", "", 0)
-            if finish_reason is None:
+            if self.reply.finish_reason is None:
                 # openai 3.x ends quietly when the connection drops before [DONE]: no finish_reason = cut.
                 raise StreamCutError()
             status = "ok"
@@ -232,16 +211,7 @@ class ChatStream:
             status = "cancelled"
             raise
         except Exception as exc:  # mapped once in core.errors; never escapes to the page
-            if isinstance(exc, openai.RateLimitError):
-                self._rate_limited(exc)
-            if self._parts and isinstance(exc, openai.APIConnectionError) and not isinstance(
-                    exc, openai.APITimeoutError):
-                exc = StreamCutError(str(exc))  # the connection died mid-reply: that is a cut stream
-            if self.provider.kind == "local" and isinstance(exc, (openai.APIConnectionError, StreamCutError)) \
-                    and not isinstance(exc, openai.APITimeoutError):
-                exc = self.provider.local_runtime().crash() or exc  # a dropped connection may be a dead child
-            error = to_user_error(exc, secrets=(self.provider.api_key,), model=self.request.model,
-                                  timeout_s=self.provider.timeout_s, retries=self.provider.max_retries)
+            error = self._user_error(exc)
         except BaseException:
             status = "cancelled"  # the page's Stop interrupted the wait (Streamlit's rerun is a BaseException)
             raise
@@ -250,10 +220,23 @@ class ChatStream:
                 sdk_stream.close()  # on the offline model this cancels the generation at its next token
             if queued:
                 queue.release()
+            usage = self.reply.usage
             if usage is None and sdk_stream is not None and self.provider.kind == "local":
                 usage = self._local_usage()
-            self.outcome = self._finish(ts, started, status, finish_reason, model, usage, ttft_ms, error,
-                                        billed=response_started)
+            self.outcome = self._finish(ts, status, usage, error, billed=response_started)
+
+    def _user_error(self, exc: Exception) -> PromptLabError:
+        """The one sentence for a failure, after feeding a 429 back into the rate limits."""
+        if isinstance(exc, openai.RateLimitError):
+            self._rate_limited(exc)
+        if self.reply.parts and isinstance(exc, openai.APIConnectionError) and not isinstance(
+                exc, openai.APITimeoutError):
+            exc = StreamCutError(str(exc))  # the connection died mid-reply: that is a cut stream
+        if self.provider.kind == "local" and isinstance(exc, (openai.APIConnectionError, StreamCutError)) \
+                and not isinstance(exc, openai.APITimeoutError):
+            exc = self.provider.local_runtime().crash() or exc  # a dropped connection may be a dead child
+        return to_user_error(exc, secrets=(self.provider.api_key,), model=self.request.model,
+                             timeout_s=self.provider.timeout_s, retries=self.provider.max_retries)
 
     def _local_usage(self) -> CompletionUsage | None:
         """Exact counts from the offline model's own template and tokenizer when the stream stopped early
@@ -279,15 +262,6 @@ class ChatStream:
             retry_after = None
         limiter.rate_limited(retry_after)
 
-    def _collect_tool_calls(self, deltas: Any) -> None:
-        """Tool calls arrive in pieces (name first, arguments as JSON fragments), keyed by index."""
-        for d in deltas:
-            call = self._tool_calls.setdefault(d.index, {"id": None, "name": "", "arguments": ""})
-            call["id"] = d.id or call["id"]
-            if d.function is not None:
-                call["name"] += d.function.name or ""
-                call["arguments"] += d.function.arguments or ""
-
     def _token_usage(self, reported: Any, billed: bool) -> TokenUsage:
         if reported is not None:
             prompt_details = getattr(reported, "prompt_tokens_details", None)
@@ -300,43 +274,39 @@ class ChatStream:
         return TokenUsage(count_messages(self.request.messages, self.request.model),
                           count_text(self.text, self.request.model), estimated=True)
 
-    def _finish(self, ts: str, started: float, status: str, finish_reason: str | None, model: str | None,
-                reported_usage: Any, ttft_ms: float | None, error: PromptLabError | None,
-                billed: bool, cached: TokenUsage | None = None) -> CallOutcome:
-        latency_ms = (time.perf_counter() - started) * 1000
+    def _finish(self, ts: str, status: str, reported_usage: Any, error: PromptLabError | None, billed: bool,
+                cached: TokenUsage | None = None) -> CallOutcome:
+        reply = self.reply
+        latency_ms = (time.perf_counter() - reply.started) * 1000
         if cached is not None:  # served from the response cache: nothing was spent
             usage, cost = cached, 0.0
         else:
             usage = self._token_usage(reported_usage, billed)
-            cost = cost_usd(usage, model or self.request.model, self.provider.pricing_id)
-            if cost is None and model:
+            cost = cost_usd(usage, reply.model or self.request.model, self.provider.pricing_id)
+            if cost is None and reply.model:
                 cost = cost_usd(usage, self.request.model, self.provider.pricing_id)
-        tool_calls = [self._tool_calls[i] for i in sorted(self._tool_calls)]
-        outcome = CallOutcome(self.request_id, self.text, status, finish_reason, usage, cost, latency_ms, ttft_ms,
-                              model, error, tool_calls=tool_calls, cached=cached is not None)
+        outcome = CallOutcome(self.request_id, reply.text, status, reply.finish_reason, usage, cost, latency_ms,
+                              reply.ttft_ms, reply.model, error, tool_calls=reply.tool_calls,
+                              cached=cached is not None)
         record = CallRecord(
             request_id=self.request_id, ts=ts, page=self.context.page, provider=self.provider.kind,
-            model_requested=self.request.model, model=model, status=status,
+            model_requested=self.request.model, model=reply.model, status=status,
             error_type=error.kind if error else None, error_message=error.detail if error else None,
-            finish_reason=finish_reason, input_tokens=usage.input_tokens,
+            finish_reason=reply.finish_reason, input_tokens=usage.input_tokens,
             cached_input_tokens=usage.cached_input_tokens, output_tokens=usage.output_tokens,
             reasoning_tokens=usage.reasoning_tokens, tokens_estimated=usage.estimated, cost_usd=cost,
-            latency_ms=round(latency_ms, 2), ttft_ms=round(ttft_ms, 2) if ttft_ms is not None else None,
+            latency_ms=round(latency_ms, 2), ttft_ms=round(reply.ttft_ms, 2) if reply.ttft_ms is not None else None,
             user=self.context.user, session=self.context.session, tags=list(self.context.tags),
             chain_id=self.chain_id, attempt=self.attempt, cached=cached is not None)
-        reply = outcome.text or (json.dumps({"tool_calls": tool_calls}) if tool_calls else "")
+        text = outcome.text or (json.dumps({"tool_calls": outcome.tool_calls}) if outcome.tool_calls else "")
         texts = CallTexts({"model": self.request.model, "messages": self.request.messages, **self.request.params},
-                          reply)
-        try:
-            self.log.write(record, texts)
-        except Exception as exc:  # a full disk must not take the reply away from the user
-            outcome.log_error = f"The call could not be written to the call log ({type(exc).__name__})."
-        metrics.observe(record)
+                          text)
+        outcome.log_error = book(record, texts, self.log)  # a full disk must not take the reply away
         if cached is None and self._cacheable(outcome):
             try:
                 self.cache.put(self._cache_key(), self.provider.kind, self.request.model,
-                               CachedReply(outcome.text, finish_reason, usage.input_tokens, usage.output_tokens),
-                               self.context.user)
+                               CachedReply(outcome.text, outcome.finish_reason, usage.input_tokens,
+                                           usage.output_tokens), self.context.user)
             except Exception:
                 pass  # caching is an optimisation: a write failure must not fail the reply
         return outcome
@@ -344,6 +314,18 @@ class ChatStream:
     def _cacheable(self, outcome: CallOutcome) -> bool:
         return (self.cache is not None and outcome.status == "ok" and bool(outcome.text) and not outcome.tool_calls
                 and outcome.finish_reason in ("stop", "length"))
+
+
+def book(record: CallRecord, texts: CallTexts | None, log: CallLog) -> str | None:
+    """The bookkeeping every call ends with: its record (and texts) into the call log, then the metrics.
+    Returns the sentence to show when the log could not be written (a full disk), None when it was."""
+    failure = None
+    try:
+        log.write(record, texts)
+    except Exception as exc:
+        failure = f"The call could not be written to the call log ({type(exc).__name__})."
+    metrics.observe(record)
+    return failure
 
 
 def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Callable[[Any], T],
@@ -369,11 +351,7 @@ def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Call
         raise error from None
     finally:
         record.latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        try:
-            log.write(record, texts)
-        except Exception:
-            pass  # the caller gets its result or its error either way
-        metrics.observe(record)
+        book(record, texts, log)  # the caller gets its result or its error either way
 
 
 def list_models(provider: Provider, context: CallContext, log: CallLog) -> list[str]:

@@ -9,12 +9,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from core.calllog import CallLog, utc_now_iso
 from core.cache import ResponseCache
+from core.calllog import CallLog
 from core.calls import CallContext, CallOutcome
+from core.clock import utc_now_iso
 from core.fallback import FallbackStream
-from core.personas import Persona, language_instruction
 from core.local_model import QueueWait, is_local_model
+from core.personas import Persona, language_instruction
 from core.pricing import LOCAL_FREE_LABEL, TokenUsage, cost_usd, format_cost
 from core.providers import Provider
 from core.tokens import count_messages

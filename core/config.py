@@ -138,5 +138,9 @@ def settings_table_markdown() -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":  # `python -m core.config` prints the README's configuration table
-    print(settings_table_markdown())
+if __name__ == "__main__":  # `python -m core.config` prints the README's configuration table (core/cli.py)
+    import sys
+
+    from core.cli import config_main
+
+    sys.exit(config_main())

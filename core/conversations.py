@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
 
-from core.calllog import utc_now_iso
 from core.chat import Conversation
+from core.clock import utc_now_iso
 from core.db import engine_for
 
 

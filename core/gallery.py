@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from core.calllog import utc_now_iso
+from core.clock import utc_now_iso
 from core.db import engine_for
 from core.images import ImageRequest, ImageResult
 

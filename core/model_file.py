@@ -171,18 +171,7 @@ def model_name_for(path: str | None) -> str:
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m core.model_file [MODELS_DIR]`: fetch the default model now (e.g. in a Docker build)."""
-    args = sys.argv[1:] if argv is None else argv
-    models_dir = args[0] if args else (os.environ.get("PROMPTLAB_MODELS_DIR")
-                                       or os.path.join(os.environ.get("PROMPTLAB_DATA_DIR", "data"), "models"))
-    try:
-        print(ensure_default_model(models_dir))
-    except PromptLabError as err:
-        print(err.message, file=sys.stderr)
-        return 1
-    return 0
+if __name__ == "__main__":  # the command line lives in core/cli.py
+    from core.cli import model_file_main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(model_file_main())

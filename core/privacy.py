@@ -15,7 +15,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.calllog import TEXT_POLICY_KEY, utc_now_iso
+from core.calllog import TEXT_POLICY_KEY
+from core.clock import utc_now_iso
 from core.db import get_value, set_value
 from core.safety import TEXT_POLICIES
 

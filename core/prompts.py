@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.calllog import utc_now_iso
+from core.clock import utc_now_iso
 from core.db import engine_for
 from core.playground import CellResult, Draft, results_from_json, results_to_json
 
