@@ -2,7 +2,6 @@
 import streamlit as st
 
 from core import metrics
-
 from pages._access import require_access
 from pages._shared import needs_login, offline_model_fetch, provider_badge, retention_worker, workbench
 

@@ -79,11 +79,19 @@ def preset_range(name: str, today: date) -> tuple[date, date]:
     raise ValueError(f"unknown preset {name}")
 
 
+def _one(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The single row an aggregate query returns (an aggregate always returns one)."""
+    row = cursor.fetchone()
+    assert row is not None, "an aggregate query returned no row"
+    return row
+
+
 def where(filters: Filters) -> tuple[str, list[Any]]:
     """SQL condition and parameters for the filters (over the mirror's columns)."""
-    clauses, params = ["day BETWEEN ? AND ?"], [filters.start, filters.end]
+    clauses: list[str] = ["day BETWEEN ? AND ?"]
+    params: list[Any] = [filters.start, filters.end]
     for column, values in zip(FILTER_DIMENSIONS, (filters.providers, filters.models, filters.pages, filters.users,
-                                                  filters.statuses)):
+                                                  filters.statuses), strict=True):
         if values:
             clauses.append(f'"{column}" IN ({", ".join("?" * len(values))})')
             params.extend(values)
@@ -250,7 +258,7 @@ class Analytics:
     def kpis(self, filters: Filters, cur: duckdb.DuckDBPyConnection | None = None) -> Kpis:
         cur = cur or self._cursor()
         condition, params = where(filters)
-        row = cur.execute(_KPI_SQL.format(source=f"calls WHERE {condition}"), params).fetchone()
+        row = _one(cur.execute(_KPI_SQL.format(source=f"calls WHERE {condition}"), params))
         return Kpis(float(row[0]), *(int(v) for v in row[1:3]), *row[3:6], *(int(v) for v in row[6:]))
 
     def dashboard(self, filters: Filters) -> Dashboard:
@@ -258,7 +266,7 @@ class Analytics:
         cur = self._cursor()
         condition, params = where(filters)
         cur.execute(f"CREATE OR REPLACE TEMP TABLE f AS SELECT * FROM calls WHERE {condition}", params)
-        row = cur.execute(_KPI_SQL.format(source="f")).fetchone()
+        row = _one(cur.execute(_KPI_SQL.format(source="f")))
         current = Kpis(float(row[0]), *(int(v) for v in row[1:3]), *row[3:6], *(int(v) for v in row[6:]))
         series = {name: cur.execute(sql).df() for name, sql in _SERIES_SQL.items()}
         unpriced = [r[0] for r in cur.execute(
@@ -270,7 +278,7 @@ class Analytics:
         """One page of the filtered calls, newest first, and the total count."""
         cur = self._cursor()
         condition, params = where(filters)
-        total = cur.execute(f"SELECT count(*) FROM calls WHERE {condition}", params).fetchone()[0]
+        total = _one(cur.execute(f"SELECT count(*) FROM calls WHERE {condition}", params))[0]
         frame = cur.execute(
             f'SELECT request_id, ts, page, provider, model, status, error_type, input_tokens, output_tokens, '
             f'cost_usd, latency_ms, ttft_ms, "user", tags, tokens_estimated FROM calls WHERE {condition} '
@@ -284,8 +292,8 @@ class Analytics:
             f"SELECT * EXCLUDE (rid, day) FROM calls WHERE {condition} ORDER BY ts DESC", params).df()
 
     def spend_between(self, start: date, end: date) -> float:
-        row = self._cursor().execute("SELECT coalesce(sum(cost_usd), 0) FROM calls WHERE day BETWEEN ? AND ?",
-                                     [start, end]).fetchone()
+        row = _one(self._cursor().execute("SELECT coalesce(sum(cost_usd), 0) FROM calls WHERE day BETWEEN ? AND ?",
+                                          [start, end]))
         return float(row[0])
 
 

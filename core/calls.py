@@ -6,10 +6,11 @@ Pages never talk to the SDK directly; they iterate a `ChatStream` (text deltas) 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ from core.cache import CachedReply, ResponseCache, cache_key
 from core.calllog import CallLog, CallRecord, CallTexts
 from core.chunks import ChunkAccumulator
 from core.clock import utc_now_iso
-from core.errors import PromptLabError, StreamCutError, to_user_error
+from core.errors import PromptLabError, StreamCutError, scrub_secrets, to_user_error
 from core.local_model import QueueWait
 from core.pricing import TokenUsage, cost_usd
 from core.providers import Provider
@@ -29,6 +30,7 @@ from core.ratelimit import RateLimiter, limiter_for
 from core.tokens import count_messages, count_text
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class CallCancelled(Exception):
@@ -129,17 +131,18 @@ class ChatStream:
             return None
         try:
             return self.cache.get(self._cache_key())
-        except Exception:  # a cache that cannot be read is a miss, never a failed reply
+        except Exception as exc:  # a cache that cannot be read is a miss, never a failed reply
+            logger.warning("response cache not readable, treated as a miss: %s", scrub_secrets(repr(exc)))
             return None
 
-    def _run(self) -> Iterator[str]:
+    def _run(self) -> Generator[str, None, None]:
         hit = self._cached_reply()
         if hit is not None:
             yield from self._serve_cached(hit)
             return
         yield from self._run_upstream()
 
-    def _serve_cached(self, hit: CachedReply) -> Iterator[str]:
+    def _serve_cached(self, hit: CachedReply) -> Generator[str, None, None]:
         """Stream a cached reply back (instantly, word by word) and log it: cost 0, `cached` true."""
         ts = utc_now_iso()
         self.reply = ChunkAccumulator(finish_reason=hit.finish_reason, model=self.request.model)
@@ -156,8 +159,9 @@ class ChatStream:
     def _limiter(self) -> RateLimiter | None:
         try:
             return limiter_for(self.log.engine, self.provider.kind, self.provider.base_url)
-        except Exception:
-            return None  # limits that cannot be read do not stop a reply
+        except Exception as exc:  # limits that cannot be read do not stop a reply
+            logger.warning("rate limits not readable, request sent without them: %s", scrub_secrets(repr(exc)))
+            return None
 
     def reserve(self) -> float:
         """Reserve this request under the provider's rate limits (once); seconds left before it may be sent."""
@@ -177,7 +181,7 @@ class ChatStream:
         while (delay := self.reserve()) > 0:
             time.sleep(min(delay, 0.25))
 
-    def _run_upstream(self) -> Iterator[str]:
+    def _run_upstream(self) -> Generator[str, None, None]:
         self._wait_for_rate_limit()
         ts = utc_now_iso()
         status, error = "error", None
@@ -190,8 +194,9 @@ class ChatStream:
                 queue.acquire(self.on_queue)
                 queued = True
             self.reply = ChunkAccumulator()  # latency is the model's, not the queue's
-            client = self.provider.client()
-            sdk_stream = client.chat.completions.create(
+            # Messages and parameters are plain dicts built at run time: the SDK's TypedDict overloads cannot type them.
+            completions: Any = self.provider.client().chat.completions
+            sdk_stream = completions.create(
                 model=self.request.model, messages=self.request.messages, stream=True,
                 stream_options={"include_usage": True}, **self.request.params)
             response_started = True
@@ -218,7 +223,7 @@ class ChatStream:
         finally:
             if sdk_stream is not None:
                 sdk_stream.close()  # on the offline model this cancels the generation at its next token
-            if queued:
+            if queue is not None and queued:
                 queue.release()
             usage = self.reply.usage
             if usage is None and sdk_stream is not None and self.provider.kind == "local":
@@ -279,7 +284,7 @@ class ChatStream:
         reply = self.reply
         latency_ms = (time.perf_counter() - reply.started) * 1000
         if cached is not None:  # served from the response cache: nothing was spent
-            usage, cost = cached, 0.0
+            usage, cost = cached, 0.0  # type: tuple[TokenUsage, float | None]
         else:
             usage = self._token_usage(reported_usage, billed)
             cost = cost_usd(usage, reply.model or self.request.model, self.provider.pricing_id)
@@ -302,13 +307,13 @@ class ChatStream:
         texts = CallTexts({"model": self.request.model, "messages": self.request.messages, **self.request.params},
                           text)
         outcome.log_error = book(record, texts, self.log)  # a full disk must not take the reply away
-        if cached is None and self._cacheable(outcome):
+        if cached is None and self.cache is not None and self._cacheable(outcome):
             try:
                 self.cache.put(self._cache_key(), self.provider.kind, self.request.model,
                                CachedReply(outcome.text, outcome.finish_reason, usage.input_tokens,
                                            usage.output_tokens), self.context.user)
-            except Exception:
-                pass  # caching is an optimisation: a write failure must not fail the reply
+            except Exception as exc:  # caching is an optimisation: a write failure must not fail the reply
+                logger.warning("reply not cached: %s", scrub_secrets(repr(exc)))
         return outcome
 
     def _cacheable(self, outcome: CallOutcome) -> bool:
@@ -324,6 +329,7 @@ def book(record: CallRecord, texts: CallTexts | None, log: CallLog) -> str | Non
         log.write(record, texts)
     except Exception as exc:
         failure = f"The call could not be written to the call log ({type(exc).__name__})."
+        logger.error("call %s not written to the call log: %s", record.request_id, scrub_secrets(repr(exc)))
     metrics.observe(record)
     return failure
 

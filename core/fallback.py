@@ -4,7 +4,7 @@ request id. A stream that fails after text was shown is not restarted on another
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,7 +101,7 @@ class FallbackStream:
     def request_id(self) -> str | None:
         return self.attempts[0].stream.request_id if self.attempts else None
 
-    def _run(self) -> Iterator[str]:
+    def _run(self) -> Generator[str, None, None]:
         passed_over: list[str] = []
         for i, model in enumerate(self.chain):
             provider = self.provider_for(model)
@@ -117,9 +117,9 @@ class FallbackStream:
                 shown = True
                 yield delta
             out = stream.outcome
-            failed_early = out is not None and out.error is not None and not shown
-            if not (failed_early and out.error.kind in FALLBACK_KINDS and i + 1 < len(self.chain)):
-                break
+            if out is None or out.error is None or shown or out.error.kind not in FALLBACK_KINDS \
+                    or i + 1 == len(self.chain):
+                break  # answered, stopped, failed after text was shown, failed for good, or nobody left
             passed_over.append(reason(out, model, provider.timeout_s))
         last = self.outcome
         if passed_over and last is not None and last.status == "ok":

@@ -7,6 +7,7 @@ import json
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -76,7 +77,8 @@ class Gallery:
 
     def search(self, text: str = "", limit: int = 24, offset: int = 0) -> tuple[list[GalleryImage], int]:
         """Images whose prompt contains the text (case-insensitive), newest first, and how many match."""
-        where, params = "", {"limit": limit, "offset": offset}
+        where = ""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
         if text.strip():
             where, params["q"] = "WHERE lower(prompt) LIKE :q", f"%{text.strip().lower()}%"
         with self.engine.connect() as conn:

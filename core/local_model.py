@@ -37,7 +37,7 @@ QueueWait = Callable[[float, int], None]
 
 
 def is_local_model(model: str | None) -> bool:
-    return bool(model) and model.startswith(LOCAL_PREFIX)
+    return model is not None and model.startswith(LOCAL_PREFIX)
 
 
 def model_id_for(path: str | None) -> str:
@@ -244,8 +244,9 @@ class LocalRuntime:
         child = self.child()
         try:
             # These endpoints sit at the server root, beside /v1: an absolute URL keeps the SDK's auth and errors.
-            return child.client.with_options(timeout=10.0).post(f"{child.base_url}/{endpoint}", body=body,
-                                                                 cast_to=object)
+            reply: dict[str, Any] = child.client.with_options(timeout=10.0).post(
+                f"{child.base_url}/{endpoint}", body=body, cast_to=dict)
+            return reply
         except openai.APIError as exc:
             raise self.crash(0.5) or PromptLabError("local_model_unavailable", "The offline model could not "
                                                     "count tokens: try again.", detail=str(exc)) from None
@@ -255,7 +256,7 @@ class LocalRuntime:
         if self._context_window is None:
             child = self.child()
             try:
-                listing = child.client.with_options(timeout=10.0).get("/models", cast_to=object)
+                listing: dict[str, Any] = child.client.with_options(timeout=10.0).get("/models", cast_to=dict)
                 self._context_window = int(listing["data"][0]["meta"]["n_ctx_train"])
             except (openai.APIError, KeyError, IndexError, TypeError, ValueError) as exc:
                 raise PromptLabError("local_model_unavailable", "The offline model did not report its context "

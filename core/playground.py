@@ -7,12 +7,14 @@ from __future__ import annotations
 import difflib
 import html
 import json
+import logging
 import re
 import statistics
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field, fields, replace
 from itertools import product
 from typing import Any
@@ -24,6 +26,8 @@ from core.calls import CallCancelled, CallContext, ChatRequest, ChatStream
 from core.local_model import is_local_model
 from core.pricing import TokenUsage, cost_usd
 from core.providers import Provider, is_reasoning_model, request_params
+
+logger = logging.getLogger(__name__)
 
 _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
@@ -336,7 +340,10 @@ class MatrixRun:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 f.result(timeout=remaining)
-            except Exception:
+            except FutureTimeout:
+                return False
+            except Exception:  # a cell's worker died: the run did not complete
+                logger.exception("a matrix cell failed outside the gate")
                 return False
         return True
 

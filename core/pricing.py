@@ -45,9 +45,10 @@ def _flat_rates(model: str, provider_id: str) -> tuple[float, float, float] | st
         return _UNKNOWN
     rates = (price.input_mtok, price.cache_read_mtok if price.cache_read_mtok is not None else price.input_mtok,
              price.output_mtok)
-    if not all(isinstance(r, (Decimal, int, float)) for r in rates):
+    flat = [r for r in rates if isinstance(r, (Decimal, int, float))]
+    if len(flat) != len(rates):
         return None
-    return tuple(float(r) / 1_000_000 for r in rates)  # type: ignore[return-value]
+    return float(flat[0]) / 1_000_000, float(flat[1]) / 1_000_000, float(flat[2]) / 1_000_000
 
 
 def cost_usd(usage: TokenUsage, model: str, provider_id: str | None) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 import uuid
 import zipfile
@@ -19,6 +20,8 @@ from core.calllog import TEXT_POLICY_KEY
 from core.clock import utc_now_iso
 from core.db import get_value, set_value
 from core.safety import TEXT_POLICIES
+
+logger = logging.getLogger(__name__)
 
 RETENTION_KEY = "retention"
 
@@ -121,8 +124,8 @@ class RetentionWorker:
         while not self._stop.is_set():
             try:
                 enforce_retention(self.engine, self.data_dir)
-            except Exception:
-                pass  # a busy database now is retried next hour; retention must never take the app down
+            except Exception as exc:  # a busy database now is retried next hour; retention must never take the app down
+                logger.warning("retention run failed, retried next hour: %s", repr(exc))
             self.runs += 1
             self._stop.wait(self.every_s)
 

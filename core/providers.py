@@ -77,19 +77,20 @@ class Provider:
         return self.local_runtime().queue if self.kind == "local" else None
 
     def new_client(self) -> openai.OpenAI:
-        common = {"timeout": self.timeout_s, "max_retries": self.max_retries}
         if self.kind == "azure":
             if not (self.api_key and self.base_url):
                 raise PromptLabError("no_key", "Azure OpenAI needs both a key and an endpoint: add them in Settings.")
             return openai.AzureOpenAI(api_key=self.api_key, azure_endpoint=self.base_url,
-                                      api_version=self.api_version, **common)
+                                      api_version=self.api_version, timeout=self.timeout_s,
+                                      max_retries=self.max_retries)
         if self.kind == "compatible":
-            return openai.OpenAI(api_key=self.api_key or NO_KEY_PLACEHOLDER, base_url=self.base_url, **common)
+            return openai.OpenAI(api_key=self.api_key or NO_KEY_PLACEHOLDER, base_url=self.base_url,
+                                 timeout=self.timeout_s, max_retries=self.max_retries)
         if not self.api_key:
             raise PromptLabError("no_key", "No OpenAI API key is configured: add one in Settings, "
                                            "or point OPENAI_BASE_URL at a compatible server.")
         return openai.OpenAI(api_key=self.api_key, base_url=self.base_url, organization=self.organization,
-                             **common)
+                             timeout=self.timeout_s, max_retries=self.max_retries)
 
 
 @lru_cache(maxsize=64)
@@ -121,13 +122,14 @@ def resolve_provider(settings: Settings) -> Provider:
             kind = "openai"
         else:
             kind = "local"
-    common = {"timeout_s": settings.timeout_s, "max_retries": settings.max_retries}
     if kind == "local":
         return local_provider(settings)
     if kind == "azure":
         return Provider("azure", settings.azure_endpoint, settings.azure_api_key,
-                        api_version=settings.azure_api_version, **common)
-    return Provider(kind, settings.openai_base_url, settings.openai_api_key, settings.openai_org_id, **common)
+                        api_version=settings.azure_api_version, timeout_s=settings.timeout_s,
+                        max_retries=settings.max_retries)
+    return Provider(kind, settings.openai_base_url, settings.openai_api_key, settings.openai_org_id,
+                    timeout_s=settings.timeout_s, max_retries=settings.max_retries)
 
 
 def local_provider(settings: Settings) -> Provider:

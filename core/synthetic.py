@@ -78,15 +78,16 @@ def generate_records(n: int, days: int = 30, seed: int = 0, end: datetime | None
             inp, cach, out = 0, 0, 0  # rejected before generation
         elif error_type == "stream_cut":
             out = max(1, out // 2)
-        first = float(ttft[i]) * (3 if reasoning else 1)
+        first_token = float(ttft[i]) * (3 if reasoning else 1)
+        first: float | None = first_token
         if model == "gpt-image-1":
             latency = float(rng.lognormal(np.log(12_000), 0.3))
         elif model == "omni-moderation-latest":
             latency = float(rng.lognormal(np.log(180), 0.4))
         elif speed:
-            latency = first + out / (speed * float(speed_noise[i])) * 1000
+            latency = first_token + out / (speed * float(speed_noise[i])) * 1000
         else:
-            latency = first
+            latency = first_token
         if not speed:
             first = None  # not streamed: no time to first token
         if error_type == "timeout":
@@ -104,7 +105,7 @@ def generate_records(n: int, days: int = 30, seed: int = 0, end: datetime | None
             images=images, tokens_estimated=estimated, cost_usd=cost, latency_ms=round(latency, 1),
             ttft_ms=round(first, 1) if first is not None else None, user=USERS[user_i[i]],
             session=f"s_{seed}_{user_i[i]}_{int(day[i])}",
-            tags=[t for t, roll in zip(TAGS, tag_roll[i]) if roll < 0.12]))
+            tags=[t for t, roll in zip(TAGS, tag_roll[i], strict=True) if roll < 0.12]))
     return records
 
 

@@ -7,7 +7,6 @@ from core.access import LIMITER, verify_password
 from pages._shared import IDENTITY_KEY, Workbench, oidc_configured
 
 
-
 def require_access(wb: Workbench) -> None:
     """Stop the script until the visitor is signed in (when a gate is configured); sets the session's identity."""
     state = st.session_state

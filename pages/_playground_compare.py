@@ -7,8 +7,20 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from core.playground import (CellResult, Draft, MatrixRun, PlaygroundError, compare_runs, diff_html, estimate_cost,
-                             expand_matrix, parse_temperatures, prepare_cell, results_to_json, stability_summary)
+from core.playground import (
+    CellResult,
+    Draft,
+    MatrixRun,
+    PlaygroundError,
+    compare_runs,
+    diff_html,
+    estimate_cost,
+    expand_matrix,
+    parse_temperatures,
+    prepare_cell,
+    results_to_json,
+    stability_summary,
+)
 from core.pricing import format_cost
 from core.prompts import PromptLibrary
 from core.tokens import count_messages

@@ -5,8 +5,16 @@ import json
 
 import streamlit as st
 
-from core.playground import (REASONING_EFFORTS, Draft, PlaygroundError, Settings, template_variables,
-                             unsupported_controls, validate_schema, validate_tools)
+from core.playground import (
+    REASONING_EFFORTS,
+    Draft,
+    PlaygroundError,
+    Settings,
+    template_variables,
+    unsupported_controls,
+    validate_schema,
+    validate_tools,
+)
 
 FORMATS = ("text", "json_object", "json_schema")
 DEFAULT_EFFORT = "model default"

@@ -6,8 +6,8 @@ from datetime import datetime
 import streamlit as st
 
 from core import privacy
-from core.safety import MODERATION_MODES, TEXT_POLICIES
 from core.moderation import ModerationSettings, load_moderation, save_moderation
+from core.safety import MODERATION_MODES, TEXT_POLICIES
 from pages._shared import Workbench
 
 POLICY_LABELS = {"full": "Full prompt and reply text", "redacted": "Text with PII redacted",

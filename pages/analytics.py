@@ -73,7 +73,7 @@ if budget:
 
 cards = kpi_cards(dash.current, dash.previous)
 for row in (cards[:6], cards[6:]):
-    for col, card in zip(st.columns(6), row):
+    for col, card in zip(st.columns(6), row, strict=False):
         col.metric(card.label, card.value, card.delta, delta_color="normal" if card.up_is_good else "inverse")
 badges = []
 if dash.current.unpriced_calls:
@@ -90,7 +90,7 @@ else:
     charts = figures(dash)
     keys = list(charts)
     for i in range(0, len(keys), 2):
-        for col, key in zip(st.columns(2), keys[i:i + 2]):
+        for col, key in zip(st.columns(2), keys[i:i + 2], strict=False):
             col.plotly_chart(charts[key], width="stretch", key=f"chart_{key}")
 
 st.subheader("Calls")

@@ -3,8 +3,16 @@ import streamlit as st
 
 from core.errors import PromptLabError
 from core.gallery import Gallery
-from core.images import BACKGROUNDS, MODERATION, ImageRequest, estimate_cost, generate, image_models, model_spec, \
-    validate
+from core.images import (
+    BACKGROUNDS,
+    MODERATION,
+    ImageRequest,
+    estimate_cost,
+    generate,
+    image_models,
+    model_spec,
+    validate,
+)
 from core.pricing import format_cost
 from pages._shared import available_model_ids, workbench
 

@@ -2,10 +2,17 @@
 
 import streamlit as st
 
-from core.calls import ChatStream, ChatRequest
+from core.calls import ChatRequest, ChatStream
 from core.codegen import curl_command, python_code
-from core.playground import CellResult, CellSpec, PlaygroundError, build_params, messages_for, prepare_cell, \
-    record_result
+from core.playground import (
+    CellResult,
+    CellSpec,
+    PlaygroundError,
+    build_params,
+    messages_for,
+    prepare_cell,
+    record_result,
+)
 from core.pricing import TokenUsage, cost_usd, format_cost
 from core.prompts import PromptLibrary
 from core.tokens import count_messages

@@ -6,8 +6,8 @@ from core import analytics as an
 from core import ratelimit
 from core.calls import list_models
 from core.db import get_value, set_value
-from core.fallback import chain_setting_key
 from core.errors import PromptLabError
+from core.fallback import chain_setting_key
 from core.pricing import format_cost
 from core.providers import KIND_LABELS, KINDS, chat_models
 from pages._privacy_settings import render_privacy

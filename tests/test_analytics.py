@@ -70,9 +70,9 @@ def test_series(analytics):
     assert spend[("2026-11-21", "gpt-4o-mini")] == pytest.approx(3.0)
     assert d.calls_by_day[["calls", "errors"]].values.tolist() == [[3, 1], [2, 0]]
     assert d.latency_by_day["p50"].tolist() == pytest.approx([150, 450])
-    assert dict(zip(d.spend_by_tag.tag, d.spend_by_tag.spend_usd)) == pytest.approx({"a": 3.0, "b": 2.0})
-    assert dict(zip(d.spend_by_user.user, d.spend_by_user.spend_usd)) == pytest.approx({"ben": 5.0, "ana": 1.0})
-    speed = dict(zip(d.speed_by_model.model, d.speed_by_model.tokens_per_s))
+    assert dict(zip(d.spend_by_tag.tag, d.spend_by_tag.spend_usd, strict=True)) == pytest.approx({"a": 3.0, "b": 2.0})
+    assert dict(zip(d.spend_by_user.user, d.spend_by_user.spend_usd, strict=True)) == pytest.approx({"ben": 5.0, "ana": 1.0})
+    speed = dict(zip(d.speed_by_model.model, d.speed_by_model.tokens_per_s, strict=True))
     assert speed["gpt-4o-mini"] == pytest.approx((100 + 29 / 0.36) / 2)
     assert d.error_types.values.tolist() == [["rate_limited", 1]]
     assert d.ttft_histogram["calls"].sum() == 4

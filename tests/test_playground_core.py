@@ -6,11 +6,31 @@ import pytest
 
 from core.calls import CallContext
 from core.codegen import curl_command, python_code
-from core.playground import (CellResult, CellSpec, Draft, MatrixRun, PlaygroundError, PreparedCell, Settings,
-                             build_params, check_json_output, check_tool_call, compare_runs, diff_html,
-                             estimate_cost, expand_matrix, fill_template, messages_for, replay_draft,
-                             stability_summary, template_variables, unsupported_controls, validate_schema,
-                             validate_tools, word_diff)
+from core.playground import (
+    CellResult,
+    CellSpec,
+    Draft,
+    MatrixRun,
+    PlaygroundError,
+    PreparedCell,
+    Settings,
+    build_params,
+    check_json_output,
+    check_tool_call,
+    compare_runs,
+    diff_html,
+    estimate_cost,
+    expand_matrix,
+    fill_template,
+    messages_for,
+    replay_draft,
+    stability_summary,
+    template_variables,
+    unsupported_controls,
+    validate_schema,
+    validate_tools,
+    word_diff,
+)
 from core.prompts import PromptLibrary
 from core.providers import Provider
 from core.tokens import count_messages

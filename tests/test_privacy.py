@@ -14,8 +14,17 @@ from core.conversations import ConversationStore
 from core.gallery import Gallery
 from core.images import ImageRequest, ImageResult
 from core.playground import Draft
-from core.privacy import (Retention, RetentionWorker, audit_log, delete_user, enforce_retention, export_user,
-                          oldest_kept, set_retention, set_text_policy)
+from core.privacy import (
+    Retention,
+    RetentionWorker,
+    audit_log,
+    delete_user,
+    enforce_retention,
+    export_user,
+    oldest_kept,
+    set_retention,
+    set_text_policy,
+)
 from core.prompts import PromptLibrary
 from tests.loopback_server import tiny_png
 

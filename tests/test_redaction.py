@@ -15,8 +15,8 @@ def test_redaction_recall_and_precision():
     tp, fp = sum(caught), sum(false_alarms)
     recall, precision = tp / len(positives), tp / (tp + fp)
     MEASURED.update(recall=recall, precision=precision, positives=len(positives), negatives=len(negatives))
-    missed = [s for (_, _, v, s), ok in zip(positives, caught) if not ok]
-    flagged = [s for (_, s), bad in zip(negatives, false_alarms) if bad]
+    missed = [s for (_, _, v, s), ok in zip(positives, caught, strict=True) if not ok]
+    flagged = [s for (_, s), bad in zip(negatives, false_alarms, strict=True) if bad]
     assert recall >= 0.99, f"recall {recall:.3f}; missed: {missed[:5]}"
     assert precision >= 0.95, f"precision {precision:.3f}; false alarms: {flagged[:5]}"
 
