@@ -3,7 +3,8 @@ import streamlit as st
 
 from core import metrics
 from pages._access import require_access
-from pages._shared import needs_login, offline_model_fetch, provider_badge, retention_worker, workbench
+from pages._widgets import provider_badge
+from pages._workbench import needs_login, offline_model_fetch, retention_worker, workbench
 
 st.set_page_config(page_title="PromptLab", page_icon="🧪", layout="wide")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.access import LIMITER, verify_password
-from pages._shared import IDENTITY_KEY, Workbench, oidc_configured
+from pages._workbench import IDENTITY_KEY, Workbench, oidc_configured
 
 
 def require_access(wb: Workbench) -> None:

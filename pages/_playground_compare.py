@@ -24,7 +24,8 @@ from core.playground import (
 from core.pricing import format_cost
 from core.prompts import PromptLibrary
 from core.tokens import count_messages
-from pages._shared import Workbench, available_models
+from pages._widgets import available_models
+from pages._workbench import Workbench
 
 CURRENT = "Current draft"
 

@@ -8,7 +8,7 @@ from core import chat
 from core.personas import CUSTOM_ID
 from core.playground import Draft, diff_html, replay_draft
 from core.prompts import PromptLibrary
-from pages._shared import Workbench
+from pages._workbench import Workbench
 
 
 def render_library(wb: Workbench, draft: Draft | None, library: PromptLibrary) -> None:

@@ -8,7 +8,7 @@ import streamlit as st
 from core import privacy
 from core.moderation import ModerationSettings, load_moderation, save_moderation
 from core.safety import MODERATION_MODES, TEXT_POLICIES
-from pages._shared import Workbench
+from pages._workbench import Workbench
 
 POLICY_LABELS = {"full": "Full prompt and reply text", "redacted": "Text with PII redacted",
                  "metadata": "Metadata only (no text)"}

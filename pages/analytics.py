@@ -8,7 +8,7 @@ from core.charts import figures, kpi_cards
 from core.playground import replay_draft
 from core.pricing import format_cost
 from core.synthetic import generate
-from pages._shared import workbench
+from pages._workbench import workbench
 
 wb = workbench()
 st.title("📊 Analytics")

@@ -10,7 +10,8 @@ from core.local_model import queue_sentence
 from core.moderation import check, load_moderation
 from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id
 from core.providers import request_params
-from pages._shared import model_picker, response_cache, workbench
+from pages._widgets import model_picker
+from pages._workbench import response_cache, workbench
 
 wb = workbench()
 state = st.session_state

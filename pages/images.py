@@ -14,7 +14,8 @@ from core.images import (
     validate,
 )
 from core.pricing import format_cost
-from pages._shared import available_model_ids, workbench
+from pages._widgets import available_model_ids
+from pages._workbench import workbench
 
 wb = workbench()
 state = st.session_state

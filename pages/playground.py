@@ -19,7 +19,8 @@ from core.tokens import count_messages
 from pages._playground_compare import render_compare, show_cell
 from pages._playground_library import render_library
 from pages._playground_state import current_draft, editor, load_draft
-from pages._shared import model_picker, workbench
+from pages._widgets import model_picker
+from pages._workbench import workbench
 
 wb = workbench()
 state = st.session_state

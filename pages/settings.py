@@ -11,7 +11,7 @@ from core.fallback import chain_setting_key
 from core.pricing import format_cost
 from core.providers import KIND_LABELS, KINDS, chat_models
 from pages._privacy_settings import render_privacy
-from pages._shared import OVERRIDE_KEY, response_cache, workbench
+from pages._workbench import OVERRIDE_KEY, response_cache, workbench
 
 wb = workbench()
 provider = wb.provider

@@ -149,7 +149,7 @@ def test_fresh_start_with_no_key_streams_a_reply_from_the_local_model(browser, o
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.goto(offline_app.url)
-    # The first request to a fresh server reruns through app.py's router (pages/_shared.py): wait for its sidebar.
+    # The first request to a fresh server reruns through app.py's router (pages/_workbench.py): wait for its sidebar.
     page.wait_for_function("() => document.querySelector(\"[data-testid='stSidebar']\")?.innerText"
                            ".includes('Offline model — small and fast')", timeout=60_000)
     page.wait_for_selector(IDLE, timeout=60_000)

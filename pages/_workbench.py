@@ -1,25 +1,26 @@
-"""Streamlit glue shared by the pages: the session's workbench (settings, provider, stores), the provider
-badge and the model picker. Logic lives in core/; this file only binds it to st.session_state and caches.
+"""The browser session's workbench: settings (environment → secrets → the Settings page's per-session switch),
+the active provider, the stores, who is calling, the access-gate checks and the process-wide workers.
+Logic lives in core/; this file only binds it to st.session_state and Streamlit's caches.
 """
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import streamlit as st
 
 from core import model_file
 from core.cache import ResponseCache
 from core.calllog import CallLog
-from core.calls import CallContext, list_models
+from core.calls import CallContext
 from core.chat import TokenCounter
 from core.config import Settings, load_settings
 from core.conversations import ConversationStore
 from core.errors import PromptLabError
-from core.local_model import is_local_model, model_id_for
+from core.local_model import is_local_model
 from core.pricing import context_window
 from core.privacy import RetentionWorker
-from core.providers import OFFLINE_NOTICE, Provider, chat_models, local_provider, resolve_provider
+from core.providers import Provider, local_provider, resolve_provider
 from core.tokens import count_messages
 
 OVERRIDE_KEY = "provider_override"
@@ -93,14 +94,14 @@ def _secrets() -> dict:
 
 
 @st.cache_resource
-def _stores(db_url: str) -> tuple[CallLog, ConversationStore]:
+def stores(db_url: str) -> tuple[CallLog, ConversationStore]:
     return CallLog(db_url), ConversationStore(db_url)
 
 
 @st.cache_resource
 def retention_worker(db_url: str, data_dir: str) -> RetentionWorker:
     """One retention thread per database per process."""
-    log, _ = _stores(db_url)
+    log, _ = stores(db_url)
     return RetentionWorker(log.engine, data_dir)
 
 
@@ -147,7 +148,7 @@ def _workbench() -> Workbench:
         settings = settings.with_overrides(**override)
     if "session_id" not in st.session_state:
         st.session_state.session_id = uuid.uuid4().hex
-    log, conversations = _stores(settings.db_url)
+    log, conversations = stores(settings.db_url)
     # Behind the access gate the signed-in identity is the user in the log.
     user = st.session_state.get(IDENTITY_KEY) or settings.user
     return Workbench(settings, resolve_provider(settings), log, conversations, user, st.session_state.session_id)
@@ -159,55 +160,3 @@ def oidc_configured() -> bool:
         return "auth" in st.secrets
     except Exception:
         return False
-
-
-@st.cache_data(ttl=300, show_spinner=False)
-def _model_ids(provider: Provider, db_url: str, user: str) -> tuple[list[str], str | None]:
-    """Model ids, or the error sentence; failures are cached too so a bad key or a dead server does not
-    cost a failing request (and a log row) on every rerun. One attempt, short timeout: it only fills a list."""
-    wb_log, _ = _stores(db_url)
-    quick = replace(provider, max_retries=0, timeout_s=min(provider.timeout_s, 10.0))
-    try:
-        return list_models(quick, CallContext(page="other", user=user, tags=["list-models"]), wb_log), None
-    except PromptLabError as err:
-        return [], err.message
-
-
-def available_model_ids(wb: Workbench) -> list[str]:
-    """Every model id the active provider lists (cached), whatever it is for; [] when it cannot list."""
-    return [] if wb.provider.kind == "local" else _model_ids(wb.provider, wb.settings.db_url, wb.user)[0]
-
-
-def available_models(wb: Workbench) -> tuple[list[str], str | None]:
-    """Chat models the provider lists (cached 10 min) plus the embedded local model, which stays selectable
-    beside any provider; on a listing failure, the configured default and the error."""
-    local_id = model_id_for(wb.settings.local_model_path)
-    if wb.provider.kind == "local":
-        return [local_id], None
-    ids, error = _model_ids(wb.provider, wb.settings.db_url, wb.user)
-    models = chat_models(ids) or [wb.settings.default_model]
-    return models + [local_id], error
-
-
-def default_model(wb: Workbench) -> str:
-    return model_id_for(wb.settings.local_model_path) if wb.provider.kind == "local" else wb.settings.default_model
-
-
-def model_picker(wb: Workbench, key: str) -> str:
-    """A model selectbox fed by the provider's model list; a model id can also be typed in."""
-    models, error = available_models(wb)
-    default = default_model(wb)
-    index = models.index(default) if default in models else 0
-    model = st.selectbox("Model", models, index=index, key=key, accept_new_options=True,
-                         help="From the provider's model list; type another id to use it.")
-    if error:
-        st.caption(f"⚠️ Model list unavailable: {error}")
-    return model or default
-
-
-def provider_badge(wb: Workbench) -> None:
-    with st.sidebar:
-        if wb.provider.kind == "local":
-            st.caption(f"**{wb.provider.label}**  \n{OFFLINE_NOTICE}")
-        else:
-            st.caption(f"**{wb.provider.label}**  \nkey {wb.provider.masked_key}")

@@ -1,0 +1,64 @@
+"""Widgets shared by the pages: the model picker (fed by the provider's cached model list) and the provider badge."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import streamlit as st
+
+from core.calls import CallContext, list_models
+from core.errors import PromptLabError
+from core.local_model import model_id_for
+from core.providers import OFFLINE_NOTICE, Provider, chat_models
+from pages._workbench import Workbench, stores
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _model_ids(provider: Provider, db_url: str, user: str) -> tuple[list[str], str | None]:
+    """Model ids, or the error sentence; failures are cached too so a bad key or a dead server does not
+    cost a failing request (and a log row) on every rerun. One attempt, short timeout: it only fills a list."""
+    wb_log, _ = stores(db_url)
+    quick = replace(provider, max_retries=0, timeout_s=min(provider.timeout_s, 10.0))
+    try:
+        return list_models(quick, CallContext(page="other", user=user, tags=["list-models"]), wb_log), None
+    except PromptLabError as err:
+        return [], err.message
+
+
+def available_model_ids(wb: Workbench) -> list[str]:
+    """Every model id the active provider lists (cached), whatever it is for; [] when it cannot list."""
+    return [] if wb.provider.kind == "local" else _model_ids(wb.provider, wb.settings.db_url, wb.user)[0]
+
+
+def available_models(wb: Workbench) -> tuple[list[str], str | None]:
+    """Chat models the provider lists (cached 10 min) plus the embedded local model, which stays selectable
+    beside any provider; on a listing failure, the configured default and the error."""
+    local_id = model_id_for(wb.settings.local_model_path)
+    if wb.provider.kind == "local":
+        return [local_id], None
+    ids, error = _model_ids(wb.provider, wb.settings.db_url, wb.user)
+    models = chat_models(ids) or [wb.settings.default_model]
+    return models + [local_id], error
+
+
+def default_model(wb: Workbench) -> str:
+    return model_id_for(wb.settings.local_model_path) if wb.provider.kind == "local" else wb.settings.default_model
+
+
+def model_picker(wb: Workbench, key: str) -> str:
+    """A model selectbox fed by the provider's model list; a model id can also be typed in."""
+    models, error = available_models(wb)
+    default = default_model(wb)
+    index = models.index(default) if default in models else 0
+    model = st.selectbox("Model", models, index=index, key=key, accept_new_options=True,
+                         help="From the provider's model list; type another id to use it.")
+    if error:
+        st.caption(f"⚠️ Model list unavailable: {error}")
+    return model or default
+
+
+def provider_badge(wb: Workbench) -> None:
+    with st.sidebar:
+        if wb.provider.kind == "local":
+            st.caption(f"**{wb.provider.label}**  \n{OFFLINE_NOTICE}")
+        else:
+            st.caption(f"**{wb.provider.label}**  \nkey {wb.provider.masked_key}")
