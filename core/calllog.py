@@ -80,7 +80,14 @@ class CallTexts:
 
 
 _FIELDS = tuple(f.name for f in fields(CallRecord))
+# CallRecord field -> calls column where the names differ (SQL keywords avoided); every other field is its column.
 _COLUMN = {"user": "user_id", "session": "session_id"}
+CALL_COLUMNS = tuple(c.name for c in calls_table.columns)  # the insert order of every bulk path
+
+
+def field_for_column(column: str) -> str:
+    """The CallRecord field a calls column holds."""
+    return next((f for f, c in _COLUMN.items() if c == column), column)
 
 
 def record_values(record: CallRecord) -> dict[str, Any]:
@@ -96,8 +103,7 @@ def _to_row(record: CallRecord) -> dict[str, Any]:
 
 def _from_row(row: sa.Row) -> CallRecord:
     data = dict(row._mapping)
-    data["user"] = data.pop("user_id")
-    data["session"] = data.pop("session_id")
+    data = {field_for_column(column): value for column, value in data.items()}
     data["tags"] = json.loads(data["tags"] or "[]")
     data["tokens_estimated"] = bool(data["tokens_estimated"])
     data["cached"] = bool(data["cached"])

@@ -32,9 +32,9 @@ def python_code(provider: Provider, model: str, messages: list[dict[str, Any]], 
     lines += [")", "", "print(response.choices[0].message)"]
     code = "\n".join(lines)
     if provider.kind == "local":
-        code = ("# The offline model is PromptLab's own llama.cpp server (a child process on a private port); this is the\n"
-                "# same request for any OpenAI-compatible server (e.g. llama.cpp's `llama-server -m <the GGUF>`, then\n"
-                "# set OPENAI_BASE_URL).\n") + code
+        code = ("# The offline model is PromptLab's own llama.cpp server (a child process on a private port);\n"
+                "# this is the same request for any OpenAI-compatible server (e.g. llama.cpp's\n"
+                "# `llama-server -m <the GGUF>`, then set OPENAI_BASE_URL).\n") + code
     return code
 
 

@@ -188,7 +188,7 @@ def set_value(engine: Engine, key: str, value: str | None) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM app_settings WHERE key = :k"), {"k": key})
         if value is not None:
-            conn.execute(sa.text("INSERT INTO app_settings VALUES (:k, :v, :t)"),
+            conn.execute(sa.text("INSERT INTO app_settings (key, value, updated_at) VALUES (:k, :v, :t)"),
                          {"k": key, "v": value, "t": datetime.now(timezone.utc).isoformat()})
 
 
@@ -223,7 +223,7 @@ def migrate(engine: Engine) -> list[str]:
             if name in done:
                 continue
             fn(conn)
-            conn.execute(sa.text("INSERT INTO _migrations VALUES (:n, :t)"),
+            conn.execute(sa.text("INSERT INTO _migrations (name, applied_at) VALUES (:n, :t)"),
                          {"n": name, "t": datetime.now(timezone.utc).isoformat()})
             applied_now.append(name)
     return applied_now

@@ -108,7 +108,8 @@ class FallbackStream:
             params = self.params_for(provider, model)
             cache = self.cache if self.cache is not None and eligible(params, self.cache_opt_in) else None
             stream = ChatStream(provider, ChatRequest(model, self.messages, params), self.context, self.log,
-                                chain_id=self.request_id, attempt=i + 1, cache=cache, on_wait=self.on_wait, on_queue=self.on_queue)
+                                chain_id=self.request_id, attempt=i + 1, cache=cache, on_wait=self.on_wait,
+                                on_queue=self.on_queue)
             if i == 0:
                 stream.chain_id = stream.request_id
             self.attempts.append(Attempt(model, stream))

@@ -63,11 +63,12 @@ class Gallery:
                                      params, share, result.cost_estimated, str(path), result.mime))
         with self.engine.begin() as conn:
             for img in kept:
-                conn.execute(sa.text("INSERT INTO images VALUES (:id, :rid, :t, :u, :p, :m, :params, :c, :e, :path, "
-                                     ":mime)"), {"id": img.id, "rid": img.request_id, "t": img.created_at,
-                                                 "u": img.user, "p": img.prompt, "m": img.model,
-                                                 "params": json.dumps(img.params), "c": img.cost_usd,
-                                                 "e": img.cost_estimated, "path": img.path, "mime": img.mime})
+                conn.execute(sa.text("INSERT INTO images (id, request_id, created_at, user_id, prompt, model, "
+                                     "params, cost_usd, cost_estimated, path, mime) VALUES (:id, :rid, :t, :u, :p, "
+                                     ":m, :params, :c, :e, :path, :mime)"),
+                             {"id": img.id, "rid": img.request_id, "t": img.created_at, "u": img.user,
+                              "p": img.prompt, "m": img.model, "params": json.dumps(img.params), "c": img.cost_usd,
+                              "e": img.cost_estimated, "path": img.path, "mime": img.mime})
         return kept
 
     @staticmethod

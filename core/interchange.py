@@ -17,8 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.calllog import CallLog, CallRecord, calls_table, record_values
-from core.pricing import FREE, TokenUsage, cost_usd
+from core.calllog import CALL_COLUMNS, CallLog, CallRecord, calls_table, field_for_column, record_values
+from core.pricing import TokenUsage, cost_usd, pricing_id_for
 
 KEYS = ("ts", "request_id", "page", "provider", "model_requested", "model", "status", "error_type", "input_tokens",
         "cached_input_tokens", "output_tokens", "reasoning_tokens", "images", "tokens_estimated", "cost_usd",
@@ -29,7 +29,6 @@ _INT_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_
 _FLOAT_KEYS = ("cost_usd", "latency_ms", "ttft_ms")
 _TEXT_KEYS = ("provider", "model_requested", "model", "error_type", "user", "session")
 BATCH = 5_000
-PRICING_IDS = {"openai": "openai", "azure": "azure", "local": FREE}
 
 
 @dataclass
@@ -136,7 +135,7 @@ def price_values(values: dict[str, Any]) -> float | None:
     usage = TokenUsage(values.get("input_tokens") or 0, values.get("output_tokens") or 0,
                        values.get("cached_input_tokens") or 0)
     model = values.get("model") or values.get("model_requested") or ""
-    return cost_usd(usage, model, PRICING_IDS.get(values["provider"]))
+    return cost_usd(usage, model, pricing_id_for(values["provider"]))
 
 
 def _parse_lines(lines: Iterable[bytes], report: ImportReport) -> Iterator[dict[str, Any]]:
@@ -161,11 +160,8 @@ def _parse_lines(lines: Iterable[bytes], report: ImportReport) -> Iterator[dict[
 
 
 # Column order of bulk inserts; interchange keys map onto these (user -> user_id, session -> session_id).
-_INSERT_COLUMNS = ("request_id", "ts", "page", "provider", "model_requested", "model", "status", "error_type",
-                   "error_message", "finish_reason", "input_tokens", "cached_input_tokens", "output_tokens",
-                   "reasoning_tokens", "images", "tokens_estimated", "cost_usd", "latency_ms", "ttft_ms", "user_id",
-                   "session_id", "tags", "chain_id", "attempt", "cached")
-_SOURCE_KEYS = tuple({"user_id": "user", "session_id": "session"}.get(c, c) for c in _INSERT_COLUMNS)
+_INSERT_COLUMNS = CALL_COLUMNS
+_SOURCE_KEYS = tuple(field_for_column(c) for c in _INSERT_COLUMNS)
 
 
 def insert_new(log: CallLog, records: list[CallRecord] | list[dict[str, Any]]) -> int:

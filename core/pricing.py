@@ -14,6 +14,14 @@ from genai_prices import Usage, calc_price
 UNPRICED = "unpriced"
 FREE = "free"  # the pricing id of providers that cost nothing (the embedded local model)
 LOCAL_FREE_LABEL = "local (free)"
+# Which genai-prices price list applies to each kind of provider (None: prices unknowable, e.g. a compatible
+# server whose models could be anything). The one home of this mapping.
+_PRICE_LISTS = {"openai": "openai", "azure": "azure", "local": FREE}
+
+
+def pricing_id_for(provider_kind: str) -> str | None:
+    """The genai-prices provider id whose prices apply to calls of this provider kind."""
+    return _PRICE_LISTS.get(provider_kind)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,8 @@ def set_retention(engine: Engine, value: Retention) -> None:
 
 def audit(engine: Engine, actor: str | None, action: str, subject: str | None, detail: dict) -> None:
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO privacy_audit VALUES (:id, :ts, :actor, :action, :subject, :detail)"),
+        conn.execute(sa.text("INSERT INTO privacy_audit (id, ts, actor, action, subject, detail) "
+                             "VALUES (:id, :ts, :actor, :action, :subject, :detail)"),
                      {"id": uuid.uuid4().hex, "ts": utc_now_iso(), "actor": actor, "action": action,
                       "subject": subject, "detail": json.dumps(detail)})
 

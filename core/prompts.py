@@ -60,7 +60,8 @@ class PromptLibrary:
             latest = conn.execute(sa.text("SELECT max(version) FROM prompt_versions WHERE name = :n"),
                                   {"n": name}).scalar() or 0
             version = PromptVersion(uuid.uuid4().hex, name, latest + 1, author, note, utc_now_iso(), draft)
-            conn.execute(sa.text("INSERT INTO prompt_versions VALUES (:id, :name, :v, :a, :note, :t, :body)"),
+            conn.execute(sa.text("INSERT INTO prompt_versions (id, name, version, author, note, created_at, body) "
+                                 "VALUES (:id, :name, :v, :a, :note, :t, :body)"),
                          {"id": version.id, "name": name, "v": version.version, "a": author, "note": note,
                           "t": version.created_at, "body": json.dumps(draft.to_dict())})
         return version
@@ -108,7 +109,8 @@ class PromptLibrary:
     def save_run(self, name: str, results: list[CellResult], user: str | None = None) -> SavedRun:
         run = SavedRun(uuid.uuid4().hex, name.strip() or "run", utc_now_iso(), results)
         with self.engine.begin() as conn:
-            conn.execute(sa.text("INSERT INTO playground_runs VALUES (:id, :name, :u, :t, :body)"),
+            conn.execute(sa.text("INSERT INTO playground_runs (id, name, user_id, created_at, body) "
+                                 "VALUES (:id, :name, :u, :t, :body)"),
                          {"id": run.id, "name": run.name, "u": user, "t": run.created_at,
                           "body": results_to_json(results)})
         return run

@@ -15,7 +15,7 @@ from core import local_model
 from core.config import Settings
 from core.errors import PromptLabError
 from core.local_model import LOCAL_PREFIX, GenerationQueue, LocalRuntime, model_id_for
-from core.pricing import FREE
+from core.pricing import pricing_id_for
 
 KINDS = ("openai", "azure", "compatible", "local")
 KIND_LABELS = {"openai": "OpenAI", "azure": "Azure OpenAI", "compatible": "OpenAI-compatible server",
@@ -54,7 +54,7 @@ class Provider:
     @property
     def pricing_id(self) -> str | None:
         """The genai-prices provider id whose price list applies, None when prices are unknowable."""
-        return {"openai": "openai", "azure": "azure", "local": FREE}.get(self.kind)
+        return pricing_id_for(self.kind)
 
     @property
     def masked_key(self) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 
 from core.calllog import CallLog, CallRecord
 from core.interchange import insert_new
-from core.pricing import FREE, TokenUsage, cost_usd
+from core.pricing import TokenUsage, cost_usd, pricing_id_for
 
 # model, provider, share of calls, output tokens/s, reasoning model
 MODELS = [
@@ -96,8 +96,7 @@ def generate_records(n: int, days: int = 30, seed: int = 0, end: datetime | None
             latency, first = float(rng.lognormal(np.log(300), 0.5)), None
         estimated = provider == "compatible"
         usage = TokenUsage(inp, out, cach)
-        pricing_id = {"openai": "openai", "local": FREE}.get(provider)
-        cost = 0.0 if model == "omni-moderation-latest" else cost_usd(usage, model, pricing_id)
+        cost = 0.0 if model == "omni-moderation-latest" else cost_usd(usage, model, pricing_id_for(provider))
         records.append(CallRecord(
             request_id=f"gen_{seed}_{i}", ts=ts.isoformat(timespec="milliseconds"), page=page, provider=provider,
             model_requested=model, model=model, status=status, error_type=error_type, input_tokens=inp,

@@ -1,0 +1,33 @@
+"""The calls schema has one definition (`core.calllog.calls_table`): the migrations must produce exactly it, and
+every other column list is derived from it or checked against it here. Runs on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+from dataclasses import fields
+
+import sqlalchemy as sa
+
+from core import analytics, interchange
+from core.calllog import CALL_COLUMNS, CallRecord, call_texts_table, calls_table, field_for_column
+from core.db import engine_for, insertion_order_column
+
+
+def migrated_columns(url: str, table: str) -> set[str]:
+    return {c["name"] for c in sa.inspect(engine_for(url)).get_columns(table)}
+
+
+def test_migrations_build_exactly_the_defined_tables(db_url):
+    # Besides the defined columns, only the backend's insertion-order column (PostgreSQL's `seq`; SQLite's rowid
+    # is implicit), which the database fills in and no record carries.
+    order = insertion_order_column(engine_for(db_url))
+    assert migrated_columns(db_url, "calls") - {order} == {c.name for c in calls_table.columns}
+    assert migrated_columns(db_url, "call_texts") == {c.name for c in call_texts_table.columns}
+
+
+def test_the_record_and_the_table_match_one_to_one():
+    assert [field_for_column(c) for c in CALL_COLUMNS] == [f.name for f in fields(CallRecord)]
+
+
+def test_derived_column_lists_follow_the_definition():
+    assert interchange._INSERT_COLUMNS == CALL_COLUMNS
+    mirrored = {c.strip() for c in analytics._COLUMNS.split(",")}
+    assert mirrored <= set(CALL_COLUMNS)  # the Analytics mirror reads only real columns
