@@ -145,14 +145,20 @@ def offline_app(offline_env):
     running.stop()
 
 
-def test_fresh_start_with_no_key_streams_a_reply_from_the_local_model(browser, offline_app):
+def offline_session(browser, app: StreamlitApp):
+    """A new browser session on an app with no key, once its sidebar says the offline model answers."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
-    page.goto(offline_app.url)
+    page.goto(app.url)
     # The first request to a fresh server reruns through app.py's router (pages/_workbench.py): wait for its sidebar.
     page.wait_for_function("() => document.querySelector(\"[data-testid='stSidebar']\")?.innerText"
                            ".includes('Offline model — small and fast')", timeout=60_000)
     page.wait_for_selector(IDLE, timeout=60_000)
+    return context, page
+
+
+def test_fresh_start_with_no_key_streams_a_reply_from_the_local_model(browser, offline_app):
+    context, page = offline_session(browser, offline_app)
     cap_reply_tokens(page, 96)
     send(page, "Tell me a short story about a robot.")
     page.wait_for_function(
@@ -178,10 +184,7 @@ def offline_model_pid(app: StreamlitApp, timeout: float = 30) -> int:
 
 
 def test_offline_model_killed_mid_reply_shows_one_sentence_and_the_next_message_is_answered(browser, offline_app):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.goto(offline_app.url)
-    page.wait_for_selector(IDLE, timeout=60_000)
+    context, page = offline_session(browser, offline_app)
     # A prompt SmolLM2 answers at length (1024 tokens, ~7 s): the kill lands mid-reply.
     send(page, "Write a long, detailed story about a lighthouse keeper. Use at least 800 words.")
     page.wait_for_function(REPLY_STREAMING, timeout=60_000)
@@ -219,16 +222,7 @@ def test_offline_model_killed_mid_reply_shows_one_sentence_and_the_next_message_
 
 
 def test_a_second_session_waits_for_the_offline_model_says_so_and_stop_leaves_the_queue(browser, offline_app):
-    def session():
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        page = context.new_page()
-        page.goto(offline_app.url)
-        page.wait_for_function("() => document.querySelector(\"[data-testid='stSidebar']\")?.innerText"
-                               ".includes('Offline model')", timeout=60_000)
-        page.wait_for_selector(IDLE, timeout=60_000)
-        return context, page
-
-    (ctx_a, a), (ctx_b, b) = session(), session()
+    (ctx_a, a), (ctx_b, b) = offline_session(browser, offline_app), offline_session(browser, offline_app)
     cap_reply_tokens(b, 32)
     send(a, "Write a long, detailed story about a lighthouse keeper. Use at least 800 words.")
     a.wait_for_function(REPLY_STREAMING, timeout=60_000)  # A holds the model (~8 s of reply ahead)
