@@ -19,8 +19,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core.calllog import CallLog, CallRecord, record_values
-from core.db import get_value, insertion_order_column, set_value
+from core.db import insertion_order_column
 from core.pricing import LOCAL_FREE_LABEL, format_cost
+from core.workspace import Setting, Workspace
 
 LOAD_CHUNK = 250_000
 _COLUMNS = ("request_id, ts, page, provider, model_requested, model, status, error_type, input_tokens, "
@@ -337,13 +338,15 @@ def budget_status(analytics: Analytics, budget_usd: float, now: datetime | None 
 BUDGET_KEY = "monthly_budget_usd"
 
 
+BUDGET: Setting[float | None] = Setting(BUDGET_KEY, None, stored_as=float, unset_when=lambda usd: not usd)
+
+
 def monthly_budget(log: CallLog) -> float | None:
-    value = get_value(log.engine, BUDGET_KEY)
-    return float(value) if value else None
+    return Workspace(log.engine).load(BUDGET)
 
 
 def set_monthly_budget(log: CallLog, budget_usd: float | None) -> None:
-    set_value(log.engine, BUDGET_KEY, None if not budget_usd else repr(float(budget_usd)))
+    Workspace(log.engine).save(BUDGET, budget_usd)
 
 
 def record_details(record: CallRecord) -> dict[str, Any]:

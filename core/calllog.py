@@ -13,10 +13,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.db import engine_for, get_value
+from core.db import engine_for
 from core.safety import redact_value
+from core.workspace import Setting, Workspace
 
 TEXT_POLICY_KEY = "text_policy"
+TEXT_POLICY = Setting(TEXT_POLICY_KEY, "full")  # what the log keeps of texts (core/privacy.py sets it)
 POLICY_TTL_S = 5.0
 
 _meta = sa.MetaData()
@@ -125,7 +127,7 @@ class CallLog:
         """What to keep of prompts and replies: full | redacted | metadata (Settings; re-read every few seconds)."""
         now = time.monotonic()
         if now - self._policy_read_at > POLICY_TTL_S:
-            self._policy = get_value(self.engine, TEXT_POLICY_KEY) or "full"
+            self._policy = Workspace(self.engine).load(TEXT_POLICY)
             self._policy_read_at = now
         return self._policy
 

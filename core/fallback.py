@@ -8,11 +8,15 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
 from core import metrics
 from core.cache import ResponseCache, eligible
 from core.calllog import CallLog
 from core.calls import CallContext, CallOutcome, ChatRequest, ChatStream
 from core.local_model import LOCAL_PREFIX, QueueWait, is_local_model, model_id_for
+from core.ratelimit import provider_key
+from core.workspace import Setting, Workspace
 
 # Failures worth another model; the others (bad key, bad request, context too long…) would fail there too.
 FALLBACK_KINDS = frozenset({"timeout", "server_error", "connection", "local_model_crashed",
@@ -41,10 +45,16 @@ def fallback_chain(model: str, setting: str, local_model_path: str | None = None
     return chain
 
 
-def chain_setting_key(kind: str, base_url: str | None) -> str:
-    """Where Settings keeps a provider's own chain (app_settings), overriding PROMPTLAB_FALLBACK."""
-    from core.ratelimit import provider_key
-    return f"fallback:{provider_key(kind, base_url)}"
+# A provider's own chain, set in Settings, overriding PROMPTLAB_FALLBACK (None: the environment's applies).
+FALLBACK_CHAIN: Setting[str | None] = Setting("fallback", None, unset_when=lambda text: not text)
+
+
+def saved_chain(engine: Engine, kind: str, base_url: str | None) -> str | None:
+    return Workspace(engine).load(FALLBACK_CHAIN, scope=provider_key(kind, base_url))
+
+
+def save_chain(engine: Engine, kind: str, base_url: str | None, chain: str | None) -> None:
+    Workspace(engine).save(FALLBACK_CHAIN, (chain or "").strip() or None, scope=provider_key(kind, base_url))
 
 
 def reason(outcome: CallOutcome, model: str, timeout_s: float) -> str:

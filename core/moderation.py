@@ -4,7 +4,6 @@ reached the workspace's choice applies: fail open (send, with a notice) or fail 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,9 +11,9 @@ from sqlalchemy.engine import Engine
 
 from core.calllog import CallLog, CallRecord, CallTexts
 from core.calls import CallContext, logged_call
-from core.db import get_value, set_value
 from core.errors import PromptLabError
 from core.providers import Provider
+from core.workspace import Setting, Workspace
 
 MODEL = "omni-moderation-latest"
 SETTINGS_KEY = "moderation"
@@ -36,13 +35,15 @@ class ModerationSettings:
         return self.mode == "input_and_output"
 
 
+MODERATION = Setting(SETTINGS_KEY, ModerationSettings(), stored_as=ModerationSettings)
+
+
 def load_moderation(engine: Engine) -> ModerationSettings:
-    raw = get_value(engine, SETTINGS_KEY)
-    return ModerationSettings(**json.loads(raw)) if raw else ModerationSettings()
+    return Workspace(engine).load(MODERATION)
 
 
 def save_moderation(engine: Engine, value: ModerationSettings) -> None:
-    set_value(engine, SETTINGS_KEY, json.dumps({"mode": value.mode, "fail_open": value.fail_open}))
+    Workspace(engine).save(MODERATION, value)
 
 
 @dataclass

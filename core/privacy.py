@@ -16,10 +16,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.calllog import TEXT_POLICY_KEY
+from core.calllog import TEXT_POLICY
 from core.clock import utc_now_iso
-from core.db import get_value, set_value
 from core.safety import TEXT_POLICIES
+from core.workspace import Setting, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +29,11 @@ RETENTION_KEY = "retention"
 def set_text_policy(engine: Engine, policy: str) -> None:
     if policy not in TEXT_POLICIES:
         raise ValueError(f"text policy must be one of {TEXT_POLICIES}")
-    set_value(engine, TEXT_POLICY_KEY, policy)
+    Workspace(engine).save(TEXT_POLICY, policy)
 
 
 def text_policy(engine: Engine) -> str:
-    return get_value(engine, TEXT_POLICY_KEY) or "full"
+    return Workspace(engine).load(TEXT_POLICY)
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,15 @@ class Retention:
     metrics_days: float | None = None
 
 
+RETENTION = Setting(RETENTION_KEY, Retention(), stored_as=Retention)
+
+
 def retention(engine: Engine) -> Retention:
-    raw = get_value(engine, RETENTION_KEY)
-    return Retention(**json.loads(raw)) if raw else Retention()
+    return Workspace(engine).load(RETENTION)
 
 
 def set_retention(engine: Engine, value: Retention) -> None:
-    set_value(engine, RETENTION_KEY, json.dumps({"text_hours": value.text_hours, "metrics_days": value.metrics_days}))
+    Workspace(engine).save(RETENTION, value)
 
 
 def audit(engine: Engine, actor: str | None, action: str, subject: str | None, detail: dict) -> None:

@@ -4,7 +4,6 @@ every session in the process. A request over the limit waits (the page shows a c
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from urllib.parse import urlparse
 
 from sqlalchemy.engine import Engine
 
-from core.db import get_value, set_value
+from core.workspace import Setting, Workspace
 
 
 @dataclass(frozen=True)
@@ -91,18 +90,15 @@ _lock = threading.Lock()
 RELOAD_S = 30.0  # how long "this provider has no limits" is believed before the database is asked again
 
 
-def setting_key(kind: str, base_url: str | None) -> str:
-    return f"rate_limits:{provider_key(kind, base_url)}"
+RATE_LIMITS = Setting("rate_limits", Limits(), stored_as=Limits, unset_when=lambda limits: not limits.active)
 
 
 def load_limits(engine: Engine, kind: str, base_url: str | None) -> Limits:
-    raw = get_value(engine, setting_key(kind, base_url))
-    return Limits(**json.loads(raw)) if raw else Limits()
+    return Workspace(engine).load(RATE_LIMITS, scope=provider_key(kind, base_url))
 
 
 def save_limits(engine: Engine, kind: str, base_url: str | None, limits: Limits) -> None:
-    set_value(engine, setting_key(kind, base_url), json.dumps({"rpm": limits.rpm, "tpm": limits.tpm})
-              if limits.active else None)
+    Workspace(engine).save(RATE_LIMITS, limits, scope=provider_key(kind, base_url))
     with _lock:
         _limiters.pop(provider_key(kind, base_url), None)  # new limits, fresh buckets
 

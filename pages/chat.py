@@ -4,8 +4,7 @@ import time
 import streamlit as st
 
 from core import chat
-from core.db import get_value
-from core.fallback import chain_setting_key, fallback_chain
+from core.fallback import fallback_chain, saved_chain
 from core.local_model import queue_sentence
 from core.moderation import check, load_moderation
 from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id
@@ -149,7 +148,7 @@ if wants_reply and chat.awaiting_reply(conv):
     errors.pop("next_model", None)
     plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=int(max_tokens),
                              provider_id=provider.pricing_id, counter=wb.token_counter(model))
-    chain_setting = get_value(wb.log.engine, chain_setting_key(wb.provider.kind, wb.provider.base_url))
+    chain_setting = saved_chain(wb.log.engine, wb.provider.kind, wb.provider.base_url)
     chain = [forced_model] if forced_model else fallback_chain(model, chain_setting or wb.settings.fallback,
                                                               wb.settings.local_model_path)
     countdown = st.empty()

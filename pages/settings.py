@@ -5,9 +5,8 @@ from sqlalchemy.engine import make_url
 from core import analytics as an
 from core import ratelimit
 from core.calls import list_models
-from core.db import get_value, set_value
 from core.errors import PromptLabError
-from core.fallback import chain_setting_key
+from core.fallback import save_chain, saved_chain
 from core.pricing import format_cost
 from core.providers import KIND_LABELS, KINDS, chat_models
 from pages._privacy_settings import render_privacy
@@ -96,13 +95,13 @@ if st.button("Save rate limits", key="save_limits", disabled=provider.kind == "l
     st.success("Rate limits saved." if rpm or tpm else "Rate limits removed.")
 
 st.subheader("Fallback chain")
-chain_key = chain_setting_key(provider.kind, provider.base_url)
 st.caption("Models tried, in order, after the chosen one times out, fails with a 5xx or cannot be reached: `auto` "
            "(a cheaper sibling, then the offline model), `off`, or a comma list (`local` = the offline model). "
            f"Empty = PROMPTLAB_FALLBACK ({wb.settings.fallback}).")
-chain_text = st.text_input("Chain for this provider", get_value(wb.log.engine, chain_key) or "", key="fallback_chain")
+chain_text = st.text_input("Chain for this provider",
+                           saved_chain(wb.log.engine, provider.kind, provider.base_url) or "", key="fallback_chain")
 if st.button("Save fallback chain", key="save_chain"):
-    set_value(wb.log.engine, chain_key, chain_text.strip() or None)
+    save_chain(wb.log.engine, provider.kind, provider.base_url, chain_text)
     st.success(f"Fallback chain saved: {chain_text.strip() or wb.settings.fallback}.")
 
 render_privacy(wb)
