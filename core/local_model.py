@@ -30,6 +30,7 @@ DEFAULT_MODEL_NAME = model_file.DEFAULT_MODEL_NAME
 CRASHED_SENTENCE = "The offline model stopped unexpectedly — try again."
 # Loading SmolLM2 takes about a second; a big GGUF on a slow disk much longer.
 START_TIMEOUT_S = 120.0
+COUNT_CACHE_SIZE = 4096  # remembered prompt counts per model file
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Called while a request waits for its turn: (seconds waited, generations ahead). It may raise to give up.
@@ -129,6 +130,7 @@ class LocalRuntime:
         self._lock = threading.Lock()
         self._child: _Child | None = None
         self._context_window: int | None = None
+        self._counts: dict[str, int] = {}  # prompt tokens by request (the tokenizer is the file's: never stale)
 
     def file_on_disk(self) -> bool:
         """Whether the GGUF is here already (a page render may start the model, but never waits on a download)."""
@@ -269,9 +271,20 @@ class LocalRuntime:
         return self._context_window
 
     def count_prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
-        """Prompt tokens exactly as the server builds them: its chat template, then its tokenizer."""
+        """Prompt tokens exactly as the server builds them: its chat template, then its tokenizer. Remembered:
+        every chat rerun plans its context message by message, and the same messages come back each time."""
+        key = json.dumps(messages, sort_keys=True, ensure_ascii=False)
+        with self._lock:
+            known = self._counts.get(key)
+        if known is not None:
+            return known
         prompt = self._post("apply-template", {"messages": messages})["prompt"]
-        return self.count_text_tokens(prompt)
+        count = self.count_text_tokens(prompt)
+        with self._lock:
+            if len(self._counts) >= COUNT_CACHE_SIZE:
+                self._counts.pop(next(iter(self._counts)))  # the oldest first
+            self._counts[key] = count
+        return count
 
     def count_text_tokens(self, text: str) -> int:
         return len(self._post("tokenize", {"content": text, "parse_special": True})["tokens"])

@@ -295,3 +295,12 @@ def test_playground_matrix_on_the_local_model_with_a_json_schema(local, ctx, log
     # llama.cpp turns the schema into a grammar: the output is valid JSON of that shape.
     assert all(r.schema_valid is True and r.output_tokens and not r.tokens_estimated for r in run.results)
     assert {r.provider for r in log.recent(2)} == {"local"}
+
+
+def test_prompt_counts_are_remembered_so_a_rerun_does_not_ask_the_model_again(runtime):
+    messages = [{"role": "user", "content": "How many tokens am I, the first time and the second?"}]
+    first = runtime.count_prompt_tokens(messages)
+    pid = runtime.pid()
+    runtime.stop()  # with the model gone, only a remembered count can answer without starting it again
+    assert runtime.count_prompt_tokens(messages) == first and not runtime.running()
+    assert runtime.count_prompt_tokens([{"role": "user", "content": "new"}]) > 0 and runtime.pid() != pid
