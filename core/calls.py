@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import openai
-from openai.types import CompletionUsage
 
 from core import metrics
 from core.cache import CachedReply, ResponseCache, cache_key
@@ -226,35 +225,22 @@ class ChatStream:
             if queue is not None and queued:
                 queue.release()
             usage = self.reply.usage
-            if usage is None and sdk_stream is not None and self.provider.kind == "local":
-                usage = self._local_usage()
+            if usage is None and sdk_stream is not None:
+                usage = self.provider.counted_usage(self.request.messages, self.text)
             self.outcome = self._finish(ts, status, usage, error, billed=response_started)
 
     def _user_error(self, exc: Exception) -> PromptLabError:
         """The one sentence for a failure, after feeding a 429 back into the rate limits."""
         if isinstance(exc, openai.RateLimitError):
             self._rate_limited(exc)
-        if self.reply.parts and isinstance(exc, openai.APIConnectionError) and not isinstance(
-                exc, openai.APITimeoutError):
+        dropped = isinstance(exc, (openai.APIConnectionError, StreamCutError)) and not isinstance(
+            exc, openai.APITimeoutError)
+        if dropped and self.reply.parts:
             exc = StreamCutError(str(exc))  # the connection died mid-reply: that is a cut stream
-        if self.provider.kind == "local" and isinstance(exc, (openai.APIConnectionError, StreamCutError)) \
-                and not isinstance(exc, openai.APITimeoutError):
-            exc = self.provider.local_runtime().crash() or exc  # a dropped connection may be a dead child
+        if dropped:
+            exc = self.provider.crash_error() or exc  # a dropped connection may be a dead model process
         return to_user_error(exc, secrets=(self.provider.api_key,), model=self.request.model,
                              timeout_s=self.provider.timeout_s, retries=self.provider.max_retries)
-
-    def _local_usage(self) -> CompletionUsage | None:
-        """Exact counts from the offline model's own template and tokenizer when the stream stopped early
-        (Stop sends no usage); None when the model is gone, and then the estimate applies."""
-        runtime = self.provider.local_runtime()
-        if not runtime.running():
-            return None
-        try:
-            prompt = runtime.count_prompt_tokens(self.request.messages)
-            completion = runtime.count_text_tokens(self.text) if self.text else 0
-        except PromptLabError:
-            return None
-        return CompletionUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
     def _rate_limited(self, exc: openai.RateLimitError) -> None:
         """A 429 got through the SDK's retries: feed it back into the client-side buckets."""

@@ -26,7 +26,6 @@ from core import model_file
 from core.errors import PromptLabError
 
 LOCAL_PREFIX = "local/"
-DEFAULT_MODEL_NAME = model_file.DEFAULT_MODEL_NAME
 CRASHED_SENTENCE = "The offline model stopped unexpectedly — try again."
 # Loading SmolLM2 takes about a second; a big GGUF on a slow disk much longer.
 START_TIMEOUT_S = 120.0
@@ -126,7 +125,6 @@ class LocalRuntime:
         self.model_path, self.models_dir = model_path, models_dir
         self.model_id = model_id_for(model_path)
         self.queue = GenerationQueue()
-        self.starts = 0  # children started so far (a restart after a crash counts)
         self._lock = threading.Lock()
         self._child: _Child | None = None
         self._context_window: int | None = None
@@ -134,15 +132,12 @@ class LocalRuntime:
 
     def file_on_disk(self) -> bool:
         """Whether the GGUF is here already (a page render may start the model, but never waits on a download)."""
-        return bool(self.model_path and os.path.isfile(self.model_path)) or (
-            not self.model_path and model_file.present(self.models_dir) is not None)
+        return model_file.locate(self.model_path, self.models_dir) is not None
 
     def file_description(self) -> str:
         """Which GGUF this runtime serves, for Settings: the path, or where the default model will be fetched."""
-        if self.model_path:
-            return self.model_path
-        found = model_file.present(self.models_dir)
-        return found or f"{model_file.bundled_path(self.models_dir)} (downloaded on first use)"
+        return self.model_path or model_file.locate(None, self.models_dir) or (
+            f"{model_file.bundled_path(self.models_dir)} (downloaded on first use)")
 
     # -- the child process -------------------------------------------------------------------------------------
     def _start(self) -> _Child:
@@ -171,7 +166,6 @@ class LocalRuntime:
             process.kill()
             process.wait()
             raise self._load_error(hello.get("error") or "the model process gave no address")
-        self.starts += 1
         client = openai.OpenAI(base_url=f"{hello['address']}/v1", api_key=token, max_retries=0)
         return _Child(process, hello["address"], client)
 

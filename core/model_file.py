@@ -155,6 +155,13 @@ def fetch_in_background(models_dir: str) -> threading.Thread | None:
     return thread
 
 
+def locate(path: str | None, models_dir: str) -> str | None:
+    """The GGUF to run if it is on this machine (PROMPTLAB_LOCAL_MODEL, else the default model); never fetches."""
+    if path:
+        return path if os.path.isfile(path) else None
+    return present(models_dir)
+
+
 def resolve(path: str | None, models_dir: str) -> str:
     """The GGUF to run: PROMPTLAB_LOCAL_MODEL if set (must exist), else the default model (fetched if needed)."""
     if path:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlparse
 
 import openai
+from openai.types import CompletionUsage
 
 from core import local_model
 from core.config import Settings
@@ -75,6 +77,25 @@ class Provider:
     def generation_queue(self) -> GenerationQueue | None:
         """Where a request waits for its turn: the offline model generates one reply at a time."""
         return self.local_runtime().queue if self.kind == "local" else None
+
+    def crash_error(self) -> PromptLabError | None:
+        """Why a connection dropped, when the provider can tell: the offline model's process died."""
+        return self.local_runtime().crash() if self.kind == "local" else None
+
+    def counted_usage(self, messages: list[dict[str, Any]], reply: str) -> CompletionUsage | None:
+        """Exact counts for a reply that ended without `usage` (Stop), when the provider can count them itself: the
+        offline model's own template and tokenizer, if its process is still there."""
+        if self.kind != "local":
+            return None
+        runtime = self.local_runtime()
+        if not runtime.running():
+            return None
+        try:
+            prompt = runtime.count_prompt_tokens(messages)
+            completion = runtime.count_text_tokens(reply) if reply else 0
+        except PromptLabError:
+            return None
+        return CompletionUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
     def new_client(self) -> openai.OpenAI:
         if self.kind == "azure":
