@@ -44,6 +44,11 @@ def default_model(wb: Workbench) -> str:
     return model_id_for(wb.settings.local_model_path) if wb.provider.kind == "local" else wb.settings.default_model
 
 
+def picked_model(wb: Workbench, key: str) -> str:
+    """The model chosen in `model_picker(wb, key)`, read before the picker is drawn in this run."""
+    return st.session_state.get(key) or default_model(wb)
+
+
 def model_picker(wb: Workbench, key: str) -> str:
     """A model selectbox fed by the provider's model list; a model id can also be typed in."""
     models, error = available_models(wb)

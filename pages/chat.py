@@ -9,12 +9,13 @@ from core.local_model import queue_sentence
 from core.moderation import check, load_moderation
 from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id
 from core.providers import request_params
-from pages._widgets import model_picker
+from pages._widgets import model_picker, picked_model
 from pages._workbench import response_cache, workbench
 
 wb = workbench()
 state = st.session_state
 PERSONA_NAMES = {p.id: p.name for p in BUILT_IN} | {CUSTOM_ID: "Custom system prompt…"}
+DEFAULT_TEMPERATURE, DEFAULT_MAX_TOKENS = 0.7, 1024
 
 
 def open_conversation(conversation: chat.Conversation) -> None:
@@ -44,46 +45,61 @@ if "conversation" not in state:
         start_new_conversation()
 conv: chat.Conversation = state.conversation
 
-with st.sidebar:
-    model = model_picker(wb, key="chat_model")
-    temperature = st.slider("Temperature", 0.0, 2.0, 0.7, 0.1, key="chat_temperature")
-    max_tokens = st.number_input("Max tokens (reply)", 16, 32_768, 1024, 16, key="chat_max_tokens")
-    cache_opt_in = st.toggle("Reuse cached replies", key="chat_cache",
-                             help="At temperature 0 identical requests are answered from the cache anyway; turn "
-                                  "this on to reuse replies at any temperature.")
-    state.setdefault("persona_id", conv.persona_id)
-    st.selectbox("Persona", list(PERSONA_NAMES), format_func=PERSONA_NAMES.get, key="persona_id",
-                 on_change=start_new_conversation, help="Changing persona starts a new conversation.")
-    if state.persona_id == CUSTOM_ID:
-        st.text_area("System prompt", key="custom_prompt", height=120)
-        st.button("Start chat with this prompt", on_click=start_new_conversation)
-    else:
-        with st.expander("System prompt"):
-            st.markdown(conv.system_prompt)
-    state.setdefault("reply_language", conv.language)
-    conv.language = st.selectbox("Reply language", list(LANGUAGES), key="reply_language")
+# The sidebar is drawn last (see `draw_sidebar`); its widgets' values are read here from the session state, where
+# Streamlit keeps them between runs. On the first run of a session they are not there yet: the defaults apply.
+model = picked_model(wb, key="chat_model")
+temperature = float(state.get("chat_temperature", DEFAULT_TEMPERATURE))
+max_tokens = int(state.get("chat_max_tokens", DEFAULT_MAX_TOKENS))
+cache_opt_in = bool(state.get("chat_cache", False))
+state.setdefault("persona_id", conv.persona_id)
+state.setdefault("reply_language", conv.language)
+conv.language = state.reply_language
+provider = wb.provider_for(model)
+plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=max_tokens,
+                         provider_id=provider.pricing_id, counter=wb.token_counter(model))
 
-    provider = wb.provider_for(model)
-    plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=int(max_tokens),
-                             provider_id=provider.pricing_id, counter=wb.token_counter(model))
-    st.subheader("Counters")
-    st.caption(chat.totals_caption(chat.totals(conv)))
-    st.caption(chat.next_turn_caption(plan))
 
-    st.subheader("Conversations")
-    st.button("➕ New chat", on_click=start_new_conversation, width="stretch")
-    for summary in wb.conversations.list(wb.user, limit=30):
-        open_col, delete_col = st.columns([5, 1])
-        current = summary.id == conv.id
-        if open_col.button(("▶ " if current else "") + summary.title, key=f"open_{summary.id}",
-                           width="stretch", disabled=current):
-            open_conversation(wb.conversations.load(summary.id) or conv)
-            st.rerun()
-        if delete_col.button("🗑", key=f"delete_{summary.id}", help="Delete this conversation"):
-            wb.conversations.delete(summary.id)
-            if current:
-                start_new_conversation()
-            st.rerun()
+def draw_sidebar() -> None:
+    """Model, sampling, persona, counters and the conversation list. Drawn after the main area: a message sent
+    reruns the page, and every element drawn before the reply is one more message the browser handles before the
+    first token shows (30 conversations alone are 150). A run that streams a reply ends in `st.rerun()` before
+    this point, so the sidebar of the run before stays on screen until the next run redraws it."""
+    with st.sidebar:
+        model_picker(wb, key="chat_model")
+        st.slider("Temperature", 0.0, 2.0, DEFAULT_TEMPERATURE, 0.1, key="chat_temperature")
+        st.number_input("Max tokens (reply)", 16, 32_768, DEFAULT_MAX_TOKENS, 16, key="chat_max_tokens")
+        st.toggle("Reuse cached replies", key="chat_cache",
+                  help="At temperature 0 identical requests are answered from the cache anyway; turn "
+                       "this on to reuse replies at any temperature.")
+        st.selectbox("Persona", list(PERSONA_NAMES), format_func=PERSONA_NAMES.get, key="persona_id",
+                     on_change=start_new_conversation, help="Changing persona starts a new conversation.")
+        if state.persona_id == CUSTOM_ID:
+            st.text_area("System prompt", key="custom_prompt", height=120)
+            st.button("Start chat with this prompt", on_click=start_new_conversation)
+        else:
+            with st.expander("System prompt"):
+                st.markdown(conv.system_prompt)
+        st.selectbox("Reply language", list(LANGUAGES), key="reply_language")
+
+        st.subheader("Counters")
+        st.caption(chat.totals_caption(chat.totals(conv)))
+        st.caption(chat.next_turn_caption(plan))
+
+        st.subheader("Conversations")
+        st.button("➕ New chat", on_click=start_new_conversation, width="stretch")
+        for summary in wb.conversations.list(wb.user, limit=30):
+            open_col, delete_col = st.columns([5, 1])
+            current = summary.id == conv.id
+            if open_col.button(("▶ " if current else "") + summary.title, key=f"open_{summary.id}",
+                               width="stretch", disabled=current):
+                open_conversation(wb.conversations.load(summary.id) or conv)
+                st.rerun()
+            if delete_col.button("🗑", key=f"delete_{summary.id}", help="Delete this conversation"):
+                wb.conversations.delete(summary.id)
+                if current:
+                    start_new_conversation()
+                st.rerun()
+
 
 st.title("💬 Chat")
 for message in conv.messages:
@@ -146,7 +162,7 @@ if prompt:
 if wants_reply and chat.awaiting_reply(conv):
     errors.pop("message", None)
     errors.pop("next_model", None)
-    plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=int(max_tokens),
+    plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=max_tokens,
                              provider_id=provider.pricing_id, counter=wb.token_counter(model))
     chain_setting = saved_chain(wb.log.engine, wb.provider.kind, wb.provider.base_url)
     chain = [forced_model] if forced_model else fallback_chain(model, chain_setting or wb.settings.fallback,
@@ -172,7 +188,7 @@ if wants_reply and chat.awaiting_reply(conv):
             yield delta
 
     stream = chat.start_reply(plan, chain, wb.provider_for, lambda p, m: request_params(
-        p, m, temperature=temperature, max_tokens=int(max_tokens)), wb.context("chat"), wb.log,
+        p, m, temperature=temperature, max_tokens=max_tokens), wb.context("chat"), wb.log,
         response_cache(wb), cache_opt_in, on_wait=rate_limit_countdown, on_queue=offline_model_queue)
     with st.chat_message("assistant"):
         # Clicking Stop reruns the script, which interrupts write_stream (or the wait for the offline model);
@@ -200,3 +216,5 @@ if wants_reply and chat.awaiting_reply(conv):
         elif verdict.notice:
             st.toast(verdict.notice)
     st.rerun()
+
+draw_sidebar()

@@ -24,9 +24,9 @@ def free_port() -> int:
 
 
 class StreamlitApp:
-    """`streamlit run app.py` on a free port with the given environment; `.url` once healthy."""
+    """`streamlit run app.py` (or another script) on a free port with the given environment; `.url` once healthy."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], script: str = "app.py"):
         self.env = env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -34,7 +34,7 @@ class StreamlitApp:
         ARTIFACTS.mkdir(exist_ok=True)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
             cwd=ROOT, env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT)

@@ -207,3 +207,19 @@ def test_model_list_failure_is_shown_once_and_chat_still_works(app_env, server, 
     assert len(model_calls) == 1  # the failure is cached, not retried on every rerun
     send(at, "hello")
     assert "rejected (401)" in at.error[0].value and messages(at) == [("user", "hello")]
+
+
+def test_sidebar_choices_hold_across_reply_runs_which_draw_the_sidebar_last(at, server):
+    """The sidebar is drawn after the reply (so the first token shows sooner) and not at all in the run that
+    streams it: the model, temperature and reply budget chosen there must still apply to every later message."""
+    at.selectbox(key="chat_model").set_value("gpt-4o").run()
+    at.slider(key="chat_temperature").set_value(0.2).run()
+    at.number_input(key="chat_max_tokens").set_value(200).run()
+    for text in ("first", "second", "third"):
+        send(at, text)
+    bodies = server.chat_requests()
+    assert [b["model"] for b in bodies] == ["gpt-4o"] * 3
+    assert [b["temperature"] for b in bodies] == [0.2] * 3
+    assert all(200 in (b.get("max_tokens"), b.get("max_completion_tokens")) for b in bodies)
+    assert at.selectbox(key="chat_model").value == "gpt-4o" and at.slider(key="chat_temperature").value == 0.2
+    assert [b.label for b in at.sidebar.button if b.key and b.key.startswith("open_")]  # the list is drawn
