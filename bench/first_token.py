@@ -91,7 +91,7 @@ def seed_conversations(db_url: str, user: str) -> None:
         conversation = chat.new_conversation(BUILT_IN[0])
         for turn in range(3):
             chat.add_user_message(conversation, f"Earlier question {i}.{turn} about the refund policy?")
-            conversation.messages.append(chat.Message("assistant", "An earlier answer. " * 40))
+            conversation.messages.append(chat.Message(role="assistant", content="An earlier answer. " * 40))
         store.save(conversation, user)
 
 

@@ -86,7 +86,7 @@ def main() -> None:
             conversation = chat.new_conversation(BUILT_IN[1])
             for i in range(6):  # a realistic history to count
                 chat.add_user_message(conversation, f"Question {i} about my order and its return window?")
-                conversation.messages.append(chat.Message("assistant", "Here is a detailed answer. " * 20))
+                conversation.messages.append(chat.Message(role="assistant", content="Here is a detailed answer. " * 20))
             chat.add_user_message(conversation, "And the refund?")
             messages = chat.plan_context(conversation, MODEL, context_window=128_000, reply_budget=1024).messages
             raw_times, pipe_times, raw_cpu, pipe_cpu = [], [], [], []

@@ -18,6 +18,7 @@ import openai
 
 from core import metrics
 from core.cache import CachedReply, ResponseCache, cache_key
+from core.call_metrics import CallMetrics, CallStatus
 from core.calllog import CallLog, CallRecord, CallTexts
 from core.chunks import ChunkAccumulator
 from core.clock import utc_now_iso
@@ -55,13 +56,13 @@ class ChatRequest:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CallOutcome:
     """How a call ended: the text, status, tokens, cost, and the user-facing error if any."""
 
     request_id: str
     text: str
-    status: str  # ok | error | cancelled
+    status: CallStatus
     finish_reason: str | None
     usage: TokenUsage
     cost_usd: float | None
@@ -72,6 +73,15 @@ class CallOutcome:
     log_error: str | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     cached: bool = False
+
+    @property
+    def metrics(self) -> CallMetrics:
+        """The measurements to keep with the reply or cell (times rounded to 0.1 ms)."""
+        return CallMetrics(status=self.status, model=self.model, request_id=self.request_id,
+                           input_tokens=self.usage.input_tokens, output_tokens=self.usage.output_tokens,
+                           tokens_estimated=self.usage.estimated, cost_usd=self.cost_usd,
+                           latency_ms=round(self.latency_ms, 1),
+                           ttft_ms=round(self.ttft_ms, 1) if self.ttft_ms is not None else None, cached=self.cached)
 
 
 class ChatStream:
@@ -145,7 +155,7 @@ class ChatStream:
         """Stream a cached reply back (instantly, word by word) and log it: cost 0, `cached` true."""
         ts = utc_now_iso()
         self.reply = ChunkAccumulator(finish_reason=hit.finish_reason, model=self.request.model)
-        status = "cancelled"
+        status: CallStatus = "cancelled"
         try:
             for piece in re.findall(r"\S+\s*|\s+", hit.reply):
                 self.reply.add_text(piece)
@@ -183,7 +193,8 @@ class ChatStream:
     def _run_upstream(self) -> Generator[str, None, None]:
         self._wait_for_rate_limit()
         ts = utc_now_iso()
-        status, error = "error", None
+        status: CallStatus = "error"
+        error = None
         response_started = False
         sdk_stream = None
         queue = self.provider.generation_queue()
@@ -265,7 +276,7 @@ class ChatStream:
         return TokenUsage(count_messages(self.request.messages, self.request.model),
                           count_text(self.text, self.request.model), estimated=True)
 
-    def _finish(self, ts: str, status: str, reported_usage: Any, error: PromptLabError | None, billed: bool,
+    def _finish(self, ts: str, status: CallStatus, reported_usage: Any, error: PromptLabError | None, billed: bool,
                 cached: TokenUsage | None = None) -> CallOutcome:
         reply = self.reply
         latency_ms = (time.perf_counter() - reply.started) * 1000
@@ -276,8 +287,9 @@ class ChatStream:
             cost = cost_usd(usage, reply.model or self.request.model, self.provider.pricing_id)
             if cost is None and reply.model:
                 cost = cost_usd(usage, self.request.model, self.provider.pricing_id)
-        outcome = CallOutcome(self.request_id, reply.text, status, reply.finish_reason, usage, cost, latency_ms,
-                              reply.ttft_ms, reply.model, error, tool_calls=reply.tool_calls,
+        outcome = CallOutcome(request_id=self.request_id, text=reply.text, status=status,
+                              finish_reason=reply.finish_reason, usage=usage, cost_usd=cost, latency_ms=latency_ms,
+                              ttft_ms=reply.ttft_ms, model=reply.model, error=error, tool_calls=reply.tool_calls,
                               cached=cached is not None)
         record = CallRecord(
             request_id=self.request_id, ts=ts, page=self.context.page, provider=self.provider.kind,

@@ -6,46 +6,65 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 from core.cache import ResponseCache
+from core.call_metrics import CallMetrics, CallStatus, metrics_caption
 from core.calllog import CallLog
 from core.calls import CallContext, CallOutcome
 from core.clock import utc_now_iso
 from core.fallback import FallbackStream
-from core.local_model import QueueWait, is_local_model
+from core.local_model import QueueWait
 from core.personas import Persona, language_instruction
-from core.pricing import LOCAL_FREE_LABEL, TokenUsage, cost_usd, format_cost
+from core.pricing import TokenUsage, cost_usd, format_cost
 from core.providers import Provider
-from core.tokens import count_messages
+from core.tokens import TokenCounter, count_messages
 
-STATUS_LABELS = {"stopped": "stopped", "cut": "cut off", "error": "error", "withheld": "withheld by moderation"}
+Role = Literal["user", "assistant"]
+TurnStatus = Literal["ok", "stopped", "cut", "withheld"]  # what the reader is told about a reply
+TURN_STATUSES: tuple[TurnStatus, ...] = ("ok", "stopped", "cut", "withheld")
+STATUS_LABELS = {"stopped": "stopped", "cut": "cut off", "withheld": "withheld by moderation"}
+# A turn's status says what its call's did: Stop cancelled it, an error cut it, moderation withheld an ok reply.
+CALL_STATUS_OF_TURN: dict[str, CallStatus] = {"ok": "ok", "stopped": "cancelled", "cut": "error", "withheld": "ok"}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Message:
-    """One chat turn as shown and stored; assistant turns carry their call's counters."""
+    """One chat turn as shown and stored; an assistant turn carries its call's measurements."""
 
-    role: str  # user | assistant
+    role: Role
     content: str
-    status: str = "ok"  # ok | stopped | cut
-    model: str | None = None
-    request_id: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    tokens_estimated: bool = False
-    cost_usd: float | None = None
-    latency_ms: float | None = None
-    ttft_ms: float | None = None
+    status: TurnStatus = "ok"
+    metrics: CallMetrics | None = None  # None for the user's turns
     note: str | None = None  # e.g. "gpt-4o timed out after 30 s — answered by gpt-4o-mini"
-    cached: bool = False
 
     def api(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
 
+    @property
+    def model(self) -> str | None:
+        return self.metrics.model if self.metrics else None
 
-@dataclass
+    def to_dict(self) -> dict[str, Any]:
+        """The stored and exported form: the measurements flat beside the turn's own fields, as always."""
+        empty = CallMetrics(status="ok")
+        return {"role": self.role, "content": self.content, "status": self.status,
+                **(self.metrics or empty).flat(), "note": self.note}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Message:
+        """Read a stored turn (any version so far: the flat form is the only one there has been)."""
+        status: TurnStatus = next((s for s in TURN_STATUSES if s == data.get("status")), "ok")
+        measured = CallMetrics.from_flat(data, CALL_STATUS_OF_TURN[status])
+        # None for a user's turn, or a reply no call measured (written by hand, imported)
+        metrics = measured if data.get("role") == "assistant" and measured != CallMetrics(status=measured.status) \
+            else None
+        return cls(role=data["role"], content=data.get("content") or "", status=status, metrics=metrics,
+                   note=data.get("note"))
+
+
+@dataclass(kw_only=True)
 class Conversation:
     """A chat: its persona's system prompt, reply language and messages."""
 
@@ -60,9 +79,14 @@ class Conversation:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Conversation:
         known = {f.name for f in fields(cls)}
-        conv = cls(**{k: v for k, v in data.items() if k in known})
-        conv.messages = [Message(**m) for m in data.get("messages", [])]
+        conv = cls(**{k: v for k, v in data.items() if k in known and k != "messages"})
+        conv.messages = [Message.from_dict(m) for m in data.get("messages", [])]
         return conv
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored and exported form."""
+        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "messages"},
+                "messages": [m.to_dict() for m in self.messages]}
 
 
 @dataclass(frozen=True)
@@ -103,10 +127,7 @@ def _title_from(text: str) -> str:
 def add_user_message(conversation: Conversation, text: str) -> None:
     if not any(m.role == "user" for m in conversation.messages):
         conversation.title = _title_from(text)
-    conversation.messages.append(Message("user", text))
-
-
-TokenCounter = Callable[[list[dict[str, Any]]], int]
+    conversation.messages.append(Message(role="user", content=text))
 
 
 def plan_context(conversation: Conversation, model: str, *, context_window: int, reply_budget: int,
@@ -157,18 +178,10 @@ def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: 
     `note` says which model answered when the chosen one did not."""
     if outcome is None:
         return None
-    if outcome.status == "cancelled":
-        status = "stopped"
-    elif outcome.error is not None:
-        status = "cut"
-    else:
-        status = "ok"
+    status: TurnStatus = "stopped" if outcome.status == "cancelled" else "cut" if outcome.error else "ok"
     if status != "ok" and not outcome.text:
         return None
-    message = Message("assistant", outcome.text, status, outcome.model, outcome.request_id,
-                      outcome.usage.input_tokens, outcome.usage.output_tokens, outcome.usage.estimated,
-                      outcome.cost_usd, round(outcome.latency_ms, 1),
-                      round(outcome.ttft_ms, 1) if outcome.ttft_ms is not None else None, note, outcome.cached)
+    message = Message(role="assistant", content=outcome.text, status=status, metrics=outcome.metrics, note=note)
     conversation.messages.append(message)
     return message
 
@@ -205,7 +218,7 @@ class ConversationTotals:
 
 
 def totals(conversation: Conversation) -> ConversationTotals:
-    replies = [m for m in conversation.messages if m.role == "assistant"]
+    replies = [m.metrics or CallMetrics(status="ok") for m in conversation.messages if m.role == "assistant"]
     usage = sum((TokenUsage(m.input_tokens or 0, m.output_tokens or 0, estimated=m.tokens_estimated)
                  for m in replies), TokenUsage())
     return ConversationTotals(usage, sum(m.cost_usd or 0.0 for m in replies),
@@ -214,7 +227,7 @@ def totals(conversation: Conversation) -> ConversationTotals:
 
 def export_json(conversation: Conversation) -> str:
     return json.dumps({"format": "promptlab.conversation.v1", "system": system_message(conversation),
-                       **asdict(conversation)}, ensure_ascii=False, indent=2)
+                       **conversation.to_dict()}, ensure_ascii=False, indent=2)
 
 
 def export_markdown(conversation: Conversation) -> str:
@@ -231,32 +244,13 @@ def export_markdown(conversation: Conversation) -> str:
 
 
 def turn_caption(message: Message) -> str:
-    """The counters under a reply: model, tokens in / out, cost, latency, time to first token."""
+    """The counters under a reply: model, then its measurements, then how it ended when not normally."""
     parts = [message.model or "unknown model"]
-    if message.input_tokens is not None:
-        est = " (est.)" if message.tokens_estimated else ""
-        parts.append(f"{message.input_tokens:,} in / {message.output_tokens or 0:,} out tokens{est}")
-    if message.cached:
-        parts.append("⚡ cached · $0")
-    else:
-        parts.append(LOCAL_FREE_LABEL if is_local_model(message.model) else format_cost(message.cost_usd))
-    if message.latency_ms is not None:
-        parts.append(f"{message.latency_ms / 1000:.1f} s")
-    if message.ttft_ms is not None:
-        parts.append(f"first token {message.ttft_ms / 1000:.2f} s")
-    speed = tokens_per_second(message.output_tokens, message.latency_ms, message.ttft_ms)
-    if speed is not None:
-        parts.append(f"{speed:.0f} tokens/s")
+    if message.metrics is not None:
+        parts.append(metrics_caption(message.metrics))
     if message.status != "ok":
         parts.append(f"**{STATUS_LABELS.get(message.status, message.status)}**")
     return " · ".join(parts)
-
-
-def tokens_per_second(output_tokens: int | None, latency_ms: float | None, ttft_ms: float | None) -> float | None:
-    """Generation speed: output tokens over the time after the first token (None when not measurable)."""
-    if not output_tokens or latency_ms is None or ttft_ms is None or latency_ms - ttft_ms <= 0 or output_tokens < 2:
-        return None
-    return (output_tokens - 1) / ((latency_ms - ttft_ms) / 1000)
 
 
 def totals_caption(conversation_totals: ConversationTotals) -> str:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -27,7 +27,7 @@ class ConversationStore:
         self.engine = engine_for(url)
 
     def save(self, conversation: Conversation, user: str) -> None:
-        body = json.dumps(asdict(conversation))
+        body = json.dumps(conversation.to_dict())
         now = utc_now_iso()
         with self.engine.begin() as conn:
             updated = conn.execute(sa.text(

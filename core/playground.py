@@ -21,6 +21,7 @@ from typing import Any
 
 import jsonschema
 
+from core.call_metrics import CALL_STATUSES, CallMetrics
 from core.calllog import CallLog
 from core.calls import CallCancelled, CallContext, ChatRequest, ChatStream
 from core.local_model import is_local_model
@@ -268,31 +269,43 @@ def estimate_cost(cells: list[tuple[CellSpec, list[dict[str, Any]], int | None]]
     return CostEstimate(total_in, total_out, total_cost, unpriced)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CellResult:
-    """A cell's outcome (and, while running, its text so far)."""
+    """A cell's outcome (and, while running, its text so far); `metrics` once its call has ended."""
 
     spec: CellSpec
     text: str = ""
-    status: str = "pending"  # pending | running | ok | error | cancelled
+    # pending | running | "waiting …" | "queued …" while it runs, then its call's status (ok | error | cancelled)
+    status: str = "pending"
+    metrics: CallMetrics | None = None
     finish_reason: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    tokens_estimated: bool = False
-    cost_usd: float | None = None
-    latency_ms: float | None = None
-    ttft_ms: float | None = None
     error: str | None = None
     schema_valid: bool | None = None
     schema_error: str | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    request_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form (saved runs, the JSON export): the measurements flat beside the cell's own fields."""
+        return {"spec": asdict(self.spec), "text": self.text, "status": self.status,
+                "finish_reason": self.finish_reason, **(self.metrics or CallMetrics(status="ok")).flat(),
+                "error": self.error, "schema_valid": self.schema_valid, "schema_error": self.schema_error,
+                "tool_calls": self.tool_calls}
+
+    @classmethod
+    def from_dict(cls, item: dict[str, Any]) -> CellResult:
+        status = item.get("status") or "pending"
+        ended = next((s for s in CALL_STATUSES if s == status), None)
+        return cls(spec=CellSpec(**item["spec"]), text=item.get("text") or "", status=status,
+                   metrics=CallMetrics.from_flat(item, ended) if ended else None,
+                   finish_reason=item.get("finish_reason"), error=item.get("error"),
+                   schema_valid=item.get("schema_valid"), schema_error=item.get("schema_error"),
+                   tool_calls=list(item.get("tool_calls") or []))
 
     def row(self) -> dict[str, Any]:
-        """A flat row for tables and exports."""
-        data = {k: v for k, v in asdict(self).items() if k not in ("spec", "tool_calls")}
-        return {"version": self.spec.version, "model": self.spec.model, "temperature": self.spec.temperature,
-                "repeat": self.spec.repeat, **data,
+        """A flat row for tables and exports (`model` is the cell's; the model that answered is `served_model`)."""
+        data = self.to_dict()
+        spec, served = data.pop("spec"), data.pop("model")
+        return {**spec, **data, "served_model": served,
                 "tool_calls": json.dumps(self.tool_calls) if self.tool_calls else None}
 
 
@@ -314,7 +327,7 @@ class MatrixRun:
 
     def __init__(self, cells: list[PreparedCell], context: CallContext, log: CallLog, concurrency: int = 8):
         self.cells = cells
-        self.results = [CellResult(c.spec) for c in cells]
+        self.results = [CellResult(spec=c.spec) for c in cells]
         self.context = context
         self.log = log
         self.concurrency = max(1, concurrency)
@@ -364,7 +377,6 @@ class MatrixRun:
 
         stream = ChatStream(cell.provider, ChatRequest(cell.spec.model, cell.messages, cell.params), self.context,
                             self.log, on_wait=waiting, on_queue=queued)
-        result.request_id = stream.request_id
         parts: list[str] = []
         for delta in stream:
             parts.append(delta)
@@ -382,9 +394,7 @@ def record_result(cell: PreparedCell, result: CellResult, stream: ChatStream) ->
         result.status = "cancelled"
         return
     result.text, result.finish_reason, result.tool_calls = out.text, out.finish_reason, out.tool_calls
-    result.input_tokens, result.output_tokens = out.usage.input_tokens, out.usage.output_tokens
-    result.tokens_estimated, result.cost_usd = out.usage.estimated, out.cost_usd
-    result.latency_ms, result.ttft_ms = round(out.latency_ms, 1), out.ttft_ms and round(out.ttft_ms, 1)
+    result.metrics = out.metrics
     result.error = out.error.message if out.error else None
     if out.status == "ok" and cell.check_json and not out.tool_calls:
         result.schema_valid, result.schema_error = check_json_output(out.text, cell.json_schema)
@@ -417,7 +427,7 @@ def stability_summary(results: list[CellResult]) -> list[Stability]:
     summary = []
     for (version, model, temperature), rs in groups.items():
         checked = [r.schema_valid for r in rs if r.schema_valid is not None]
-        latencies = [r.latency_ms for r in rs if r.latency_ms is not None]
+        latencies = [r.metrics.latency_ms for r in rs if r.metrics and r.metrics.latency_ms is not None]
         summary.append(Stability(
             version, model, temperature, len(rs), len({r.text.strip() for r in rs}),
             sum(checked) / len(checked) if checked else None, min(latencies) if latencies else None,
@@ -467,23 +477,20 @@ def compare_runs(current: list[CellResult], baseline: list[CellResult]) -> list[
         if b is None:
             rows.append(CellComparison(r.spec.label, None, None, None))
             continue
+        now, then = r.metrics or CallMetrics(status="ok"), b.metrics or CallMetrics(status="ok")
         rows.append(CellComparison(
             r.spec.label, r.text.strip() != b.text.strip(),
-            None if r.latency_ms is None or b.latency_ms is None else r.latency_ms - b.latency_ms,
-            None if r.cost_usd is None or b.cost_usd is None else r.cost_usd - b.cost_usd))
+            None if now.latency_ms is None or then.latency_ms is None else now.latency_ms - then.latency_ms,
+            None if now.cost_usd is None or then.cost_usd is None else now.cost_usd - then.cost_usd))
     return rows
 
 
 def results_to_json(results: list[CellResult]) -> str:
-    return json.dumps([{**asdict(r), "spec": asdict(r.spec)} for r in results], indent=2, default=str)
+    return json.dumps([r.to_dict() for r in results], indent=2, default=str)
 
 
 def results_from_json(text: str) -> list[CellResult]:
-    out = []
-    for item in json.loads(text):
-        spec = CellSpec(**item.pop("spec"))
-        out.append(CellResult(spec=spec, **item))
-    return out
+    return [CellResult.from_dict(item) for item in json.loads(text)]
 
 
 def replay_draft(request: dict[str, Any]) -> Draft:

@@ -18,6 +18,7 @@ from core.config import Settings
 from core.errors import PromptLabError
 from core.local_model import LOCAL_PREFIX, GenerationQueue, LocalRuntime, model_id_for
 from core.pricing import pricing_id_for
+from core.tokens import TokenCounter, count_messages
 
 KINDS = ("openai", "azure", "compatible", "local")
 KIND_LABELS = {"openai": "OpenAI", "azure": "Azure OpenAI", "compatible": "OpenAI-compatible server",
@@ -81,6 +82,23 @@ class Provider:
     def crash_error(self) -> PromptLabError | None:
         """Why a connection dropped, when the provider can tell: the offline model's process died."""
         return self.local_runtime().crash() if self.kind == "local" else None
+
+    def prompt_counter(self, model: str) -> TokenCounter:
+        """How this provider counts a request's input tokens: the offline model with its own chat template and
+        tokenizer (once its file is on disk and while its process answers), everyone else with tiktoken by
+        OpenAI's rule. The one place that chooses; an estimate keeps a page up when the model is down."""
+        if self.kind != "local":
+            return lambda messages: count_messages(messages, model)
+        runtime = self.local_runtime()
+        if not runtime.file_on_disk():
+            return lambda messages: count_messages(messages, model)  # still downloading: an estimate for now
+
+        def count(messages: list[dict[str, Any]]) -> int:
+            try:
+                return runtime.count_prompt_tokens(messages)
+            except PromptLabError:
+                return count_messages(messages, model)
+        return count
 
     def counted_usage(self, messages: list[dict[str, Any]], reply: str) -> CompletionUsage | None:
         """Exact counts for a reply that ended without `usage` (Stop), when the provider can count them itself: the

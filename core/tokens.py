@@ -10,12 +10,15 @@ import gzip
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 import tiktoken
+
+# Counts a request's input tokens: messages -> tokens (see Provider.prompt_counter).
+TokenCounter = Callable[[list[dict[str, Any]]], int]
 
 _BPE_URLS = {
     "o200k_base": "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",

@@ -7,6 +7,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
+from core.call_metrics import metrics_caption
 from core.playground import (
     CellResult,
     Draft,
@@ -23,7 +24,6 @@ from core.playground import (
 )
 from core.pricing import format_cost
 from core.prompts import PromptLibrary
-from core.tokens import count_messages
 from pages._widgets import available_models
 from pages._workbench import Workbench
 
@@ -42,10 +42,8 @@ def show_cell(r: CellResult) -> None:
         st.caption("✅ arguments match the declared schema" if not call.get("error") else f"❌ {call['error']}")
     if r.schema_valid is not None:
         st.caption("✅ valid JSON output" if r.schema_valid else f"❌ invalid output — {r.schema_error}")
-    est = " (est.)" if r.tokens_estimated else ""
-    st.caption(f"{r.status} · finish {r.finish_reason or '–'} · {r.input_tokens or 0:,} in / "
-               f"{r.output_tokens or 0:,} out tokens{est} · {format_cost(r.cost_usd)} · "
-               f"{(r.latency_ms or 0) / 1000:.2f} s · TTFT {((r.ttft_ms or 0) / 1000):.2f} s")
+    measured = f" · {metrics_caption(r.metrics)}" if r.metrics else ""
+    st.caption(f"{r.status} · finish {r.finish_reason or '–'}{measured}")
 
 
 def _versions(library: PromptLibrary, draft: Draft | None) -> dict[str, Draft]:
@@ -105,7 +103,9 @@ def render_compare(wb: Workbench, draft: Draft | None, library: PromptLibrary, p
     except PlaygroundError as err:
         st.info(str(err))
         return
-    counter = lambda msgs, m: (wb.token_counter(m) or (lambda x: count_messages(x, m)))(msgs)  # noqa: E731
+    def counter(messages: list[dict], model: str) -> int:
+        return wb.provider_for(model).prompt_counter(model)(messages)
+
     estimate = estimate_cost([(c.spec, c.messages, versions[c.spec.version].settings.max_tokens) for c in cells],
                              counter, lambda m: wb.provider_for(m).pricing_id)
     if estimate.unpriced_cells == len(cells):

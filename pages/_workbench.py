@@ -13,7 +13,6 @@ from core import model_file
 from core.cache import ResponseCache
 from core.calllog import CallLog
 from core.calls import CallContext
-from core.chat import TokenCounter
 from core.config import Settings, load_settings
 from core.conversations import ConversationStore
 from core.errors import PromptLabError
@@ -21,7 +20,6 @@ from core.local_model import is_local_model
 from core.pricing import context_window
 from core.privacy import RetentionWorker
 from core.providers import Provider, local_provider, resolve_provider
-from core.tokens import count_messages
 
 OVERRIDE_KEY = "provider_override"
 
@@ -75,20 +73,6 @@ class Workbench:
             return self.settings.fallback_context_tokens
         return context_window(model, self.provider.pricing_id) or self.settings.fallback_context_tokens
 
-    def token_counter(self, model: str) -> TokenCounter | None:
-        """The offline model counts with its own template and tokenizer; others use tiktoken (None)."""
-        if not is_local_model(model):
-            return None
-        runtime = self.provider_for(model).local_runtime()
-        if not runtime.file_on_disk():
-            return None  # still downloading (or no network): tiktoken's estimate for now
-
-        def count(messages: list[dict]) -> int:
-            try:
-                return runtime.count_prompt_tokens(messages)
-            except PromptLabError:  # the model is down: an estimate keeps the page up
-                return count_messages(messages, model)
-        return count
 
 
 def _secrets() -> dict:

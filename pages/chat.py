@@ -56,7 +56,7 @@ state.setdefault("reply_language", conv.language)
 conv.language = state.reply_language
 provider = wb.provider_for(model)
 plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=max_tokens,
-                         provider_id=provider.pricing_id, counter=wb.token_counter(model))
+                         provider_id=provider.pricing_id, counter=provider.prompt_counter(model))
 
 
 def draw_sidebar() -> None:
@@ -163,7 +163,7 @@ if wants_reply and chat.awaiting_reply(conv):
     errors.pop("message", None)
     errors.pop("next_model", None)
     plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=max_tokens,
-                             provider_id=provider.pricing_id, counter=wb.token_counter(model))
+                             provider_id=provider.pricing_id, counter=provider.prompt_counter(model))
     chain_setting = saved_chain(wb.log.engine, wb.provider.kind, wb.provider.base_url)
     chain = [forced_model] if forced_model else fallback_chain(model, chain_setting or wb.settings.fallback,
                                                               wb.settings.local_model_path)

@@ -15,7 +15,6 @@ from core.playground import (
 )
 from core.pricing import TokenUsage, cost_usd, format_cost
 from core.prompts import PromptLibrary
-from core.tokens import count_messages
 from pages._playground_compare import render_compare, show_cell
 from pages._playground_library import render_library
 from pages._playground_state import current_draft, editor, load_draft
@@ -41,8 +40,7 @@ try:
 except PlaygroundError as err:
     problem = str(err)
 if messages:
-    counter = wb.token_counter(model) or (lambda msgs: count_messages(msgs, model))
-    n_in = counter(messages)
+    n_in = provider.prompt_counter(model)(messages)
     st.caption(f"Input before sending: **{n_in:,} tokens** · "
                f"{format_cost(cost_usd(TokenUsage(n_in), model, provider.pricing_id))}")
 if problem:
@@ -57,7 +55,7 @@ with run_tab:
     single = state.setdefault("pg_single_box", {})  # mutated in `finally`, where st.session_state is off limits
     if st.button("▶ Run", type="primary", disabled=problem is not None, key="pg_run"):
         cell = prepare_cell(CellSpec("draft", model, draft.settings.temperature, 1), draft, provider)
-        result = CellResult(cell.spec)
+        result = CellResult(spec=cell.spec)
         stream = ChatStream(provider, ChatRequest(model, cell.messages, cell.params),
                             wb.context("playground", ["run:single"]), wb.log)
         st.button("⏹ Stop", key="pg_halt")

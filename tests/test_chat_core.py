@@ -18,7 +18,7 @@ def conversation_with(n_turns: int, words: int = 20) -> chat.Conversation:
     conv = chat.new_conversation(persona_by_id("tutor"))
     for i in range(n_turns):
         chat.add_user_message(conv, f"question {i} " + "word " * words)
-        conv.messages.append(chat.Message("assistant", f"answer {i} " + "word " * words))
+        conv.messages.append(chat.Message(role="assistant", content=f"answer {i} " + "word " * words))
     chat.add_user_message(conv, "latest question")
     return conv
 
@@ -65,8 +65,9 @@ def test_builtin_personas_cover_the_seed_use_cases():
 
 
 def outcome(status="ok", text="hello", error=None):
-    return CallOutcome("req_1", text, status, "stop" if status == "ok" else None, TokenUsage(10, 2), 0.001,
-                       120.0, 30.0, "gpt-4o-mini", error)
+    return CallOutcome(request_id="req_1", text=text, status=status, finish_reason="stop" if status == "ok" else None,
+                       usage=TokenUsage(10, 2), cost_usd=0.001, latency_ms=120.0, ttft_ms=30.0, model="gpt-4o-mini",
+                       error=error)
 
 
 def test_record_reply_statuses():
@@ -81,12 +82,12 @@ def test_record_reply_statuses():
 
 def test_regenerate_and_edit_helpers():
     conv = conversation_with(2)
-    conv.messages.append(chat.Message("assistant", "reply to latest"))
+    conv.messages.append(chat.Message(role="assistant", content="reply to latest"))
     chat.drop_last_reply(conv)
     assert chat.awaiting_reply(conv) and conv.messages[-1].content == "latest question"
     chat.edit_last_user_message(conv, "edited")
     assert conv.messages[-1].content == "edited" and len(conv.messages) == 5
-    conv.messages.append(chat.Message("assistant", "x"))
+    conv.messages.append(chat.Message(role="assistant", content="x"))
     chat.edit_last_user_message(conv, "edited again")
     assert conv.messages[-1].content == "edited again" and chat.awaiting_reply(conv)
 
@@ -125,7 +126,7 @@ def test_conversation_store_round_trip(db_url):
     store = ConversationStore(db_url)
     conv = conversation_with(1)
     store.save(conv, "alice")
-    conv.messages.append(chat.Message("assistant", "more"))
+    conv.messages.append(chat.Message(role="assistant", content="more"))
     store.save(conv, "alice")
     other = conversation_with(0)
     store.save(other, "bob")

@@ -268,7 +268,7 @@ def test_context_plan_counts_with_the_models_tokenizer(runtime):
     conv = chat.new_conversation(persona_by_id("tutor"))
     for i in range(40):
         chat.add_user_message(conv, f"question {i} " + "about fractions and decimals " * 12)
-        conv.messages.append(chat.Message("assistant", "an answer " * 40))
+        conv.messages.append(chat.Message(role="assistant", content="an answer " * 40))
     chat.add_user_message(conv, "last one")
     plan = chat.plan_context(conv, MODEL_ID, context_window=2048, reply_budget=512,
                              provider_id="free", counter=runtime.count_prompt_tokens)
@@ -293,7 +293,8 @@ def test_playground_matrix_on_the_local_model_with_a_json_schema(local, ctx, log
     assert run.wait(120)
     assert [r.status for r in run.results] == ["ok", "ok"]
     # llama.cpp turns the schema into a grammar: the output is valid JSON of that shape.
-    assert all(r.schema_valid is True and r.output_tokens and not r.tokens_estimated for r in run.results)
+    assert all(r.schema_valid is True and r.metrics.output_tokens and not r.metrics.tokens_estimated
+               for r in run.results)
     assert {r.provider for r in log.recent(2)} == {"local"}
 
 

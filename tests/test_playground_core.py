@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from core.call_metrics import CallMetrics
 from core.calls import CallContext
 from core.codegen import curl_command, python_code
 from core.playground import (
@@ -123,8 +124,8 @@ def test_word_diff_and_html_is_escaped():
 
 
 def result(version, model, temp, repeat, text, latency, valid=None, cost=0.001, status="ok"):
-    return CellResult(CellSpec(version, model, temp, repeat), text=text, status=status, latency_ms=latency,
-                      schema_valid=valid, cost_usd=cost)
+    return CellResult(spec=CellSpec(version, model, temp, repeat), text=text, status=status, schema_valid=valid,
+                      metrics=CallMetrics(status=status, latency_ms=latency, cost_usd=cost))
 
 
 def test_stability_summary():
