@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.db import engine_for
+from core.errors import scrub_secrets
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,3 +88,27 @@ class ResponseCache:
         with self.engine.connect() as conn:
             row = conn.execute(sa.text("SELECT count(*), coalesce(sum(hits), 0) FROM response_cache")).one()
         return int(row[0]), int(row[1])
+
+
+class CacheStep:
+    """The cache around one request: looked up before it is sent, given the answer after. The cache is an
+    optimisation: a database that cannot be read is a miss and one that cannot be written loses the entry,
+    never the reply."""
+
+    def __init__(self, cache: ResponseCache, provider_kind: str, base_url: str | None, model: str,
+                 messages: list[dict[str, Any]], params: dict[str, Any], user: str | None):
+        self.cache, self.provider_kind, self.model, self.user = cache, provider_kind, model, user
+        self.key = cache_key(provider_kind, base_url, model, messages, params)
+
+    def lookup(self) -> CachedReply | None:
+        try:
+            return self.cache.get(self.key)
+        except Exception as exc:
+            logger.warning("response cache not readable, treated as a miss: %s", scrub_secrets(repr(exc)))
+            return None
+
+    def store(self, reply: CachedReply) -> None:
+        try:
+            self.cache.put(self.key, self.provider_kind, self.model, reply, self.user)
+        except Exception as exc:
+            logger.warning("reply not cached: %s", scrub_secrets(repr(exc)))

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import openai
 
 from core import metrics
-from core.cache import CachedReply, ResponseCache, cache_key
+from core.cache import CachedReply, CacheStep, ResponseCache
 from core.call_metrics import CallMetrics, CallStatus
 from core.calllog import CallLog, CallRecord, CallTexts
 from core.chunks import ChunkAccumulator
@@ -26,7 +26,7 @@ from core.errors import PromptLabError, StreamCutError, scrub_secrets, to_user_e
 from core.local_model import QueueWait
 from core.pricing import TokenUsage, cost_usd
 from core.providers import Provider
-from core.ratelimit import RateLimiter, limiter_for
+from core.ratelimit import RateLimitStep
 from core.tokens import count_messages, count_text
 
 T = TypeVar("T")
@@ -102,10 +102,13 @@ class ChatStream:
         self.log = log
         self.request_id = f"req_{uuid.uuid4().hex}"
         self.chain_id, self.attempt = chain_id, attempt
-        self.cache = cache  # given only when the request may be answered from (and stored in) the cache
+        # Steps around the stream: the cache (given only when the request may be answered from and stored in it)
+        # and the provider's client-side rate limits.
+        self._cache = CacheStep(cache, provider.kind, provider.base_url, request.model, request.messages,
+                                request.params, context.user) if cache is not None else None
+        self.limits = RateLimitStep(log.engine, provider.kind, provider.base_url, self._tokens_to_reserve)
         self.on_wait = on_wait  # shows a countdown while a client-side rate limit holds the request back
         self.on_queue = on_queue  # shows the wait for the offline model's turn; may raise to leave the queue
-        self._ready_at: float | None = None
         self.outcome: CallOutcome | None = None
         self.reply = ChunkAccumulator()
         self._gen = self._run()
@@ -131,21 +134,14 @@ class ChatStream:
         """Stop the stream (cancels the upstream generation if it is still running)."""
         self._gen.close()
 
-    def _cache_key(self) -> str:
-        return cache_key(self.provider.kind, self.provider.base_url, self.request.model, self.request.messages,
-                         self.request.params)
-
-    def _cached_reply(self) -> CachedReply | None:
-        if self.cache is None:
-            return None
-        try:
-            return self.cache.get(self._cache_key())
-        except Exception as exc:  # a cache that cannot be read is a miss, never a failed reply
-            logger.warning("response cache not readable, treated as a miss: %s", scrub_secrets(repr(exc)))
-            return None
+    def _tokens_to_reserve(self) -> int:
+        """What the request may consume: its input (tiktoken's count) plus the reply's limit."""
+        params = self.request.params
+        limit = params.get("max_completion_tokens") or params.get("max_tokens") or 0
+        return count_messages(self.request.messages, self.request.model) + limit
 
     def _run(self) -> Generator[str, None, None]:
-        hit = self._cached_reply()
+        hit = self._cache.lookup() if self._cache is not None else None
         if hit is not None:
             yield from self._serve_cached(hit)
             return
@@ -165,33 +161,8 @@ class ChatStream:
             usage = TokenUsage(hit.input_tokens or 0, hit.output_tokens or 0)
             self.outcome = self._finish(ts, status, None, None, billed=False, cached=usage)
 
-    def _limiter(self) -> RateLimiter | None:
-        try:
-            return limiter_for(self.log.engine, self.provider.kind, self.provider.base_url)
-        except Exception as exc:  # limits that cannot be read do not stop a reply
-            logger.warning("rate limits not readable, request sent without them: %s", scrub_secrets(repr(exc)))
-            return None
-
-    def reserve(self) -> float:
-        """Reserve this request under the provider's rate limits (once); seconds left before it may be sent."""
-        if self._ready_at is None:
-            limiter = self._limiter()
-            delay = 0.0
-            if limiter is not None:
-                limit = self.request.params.get("max_completion_tokens") or self.request.params.get("max_tokens")
-                delay = limiter.reserve(count_messages(self.request.messages, self.request.model) + (limit or 0))
-            self._ready_at = time.monotonic() + delay
-        return max(0.0, self._ready_at - time.monotonic())
-
-    def _wait_for_rate_limit(self) -> None:
-        delay = self.reserve()
-        if delay > 0 and self.on_wait is not None:
-            self.on_wait(delay)
-        while (delay := self.reserve()) > 0:
-            time.sleep(min(delay, 0.25))
-
     def _run_upstream(self) -> Generator[str, None, None]:
-        self._wait_for_rate_limit()
+        self.limits.wait(self.on_wait)
         ts = utc_now_iso()
         status: CallStatus = "error"
         error = None
@@ -243,7 +214,7 @@ class ChatStream:
     def _user_error(self, exc: Exception) -> PromptLabError:
         """The one sentence for a failure, after feeding a 429 back into the rate limits."""
         if isinstance(exc, openai.RateLimitError):
-            self._rate_limited(exc)
+            self.limits.rate_limited(exc.response.headers.get("retry-after"))
         dropped = isinstance(exc, (openai.APIConnectionError, StreamCutError)) and not isinstance(
             exc, openai.APITimeoutError)
         if dropped and self.reply.parts:
@@ -252,17 +223,6 @@ class ChatStream:
             exc = self.provider.crash_error() or exc  # a dropped connection may be a dead model process
         return to_user_error(exc, secrets=(self.provider.api_key,), model=self.request.model,
                              timeout_s=self.provider.timeout_s, retries=self.provider.max_retries)
-
-    def _rate_limited(self, exc: openai.RateLimitError) -> None:
-        """A 429 got through the SDK's retries: feed it back into the client-side buckets."""
-        limiter = self._limiter()
-        if limiter is None:
-            return
-        try:
-            retry_after = float(exc.response.headers.get("retry-after", ""))
-        except (ValueError, AttributeError):
-            retry_after = None
-        limiter.rate_limited(retry_after)
 
     def _token_usage(self, reported: Any, billed: bool) -> TokenUsage:
         if reported is not None:
@@ -305,18 +265,16 @@ class ChatStream:
         texts = CallTexts({"model": self.request.model, "messages": self.request.messages, **self.request.params},
                           text)
         outcome.log_error = book(record, texts, self.log)  # a full disk must not take the reply away
-        if cached is None and self.cache is not None and self._cacheable(outcome):
-            try:
-                self.cache.put(self._cache_key(), self.provider.kind, self.request.model,
-                               CachedReply(outcome.text, outcome.finish_reason, usage.input_tokens,
-                                           usage.output_tokens), self.context.user)
-            except Exception as exc:  # caching is an optimisation: a write failure must not fail the reply
-                logger.warning("reply not cached: %s", scrub_secrets(repr(exc)))
+        if cached is None and self._cache is not None and cacheable(outcome):
+            self._cache.store(CachedReply(outcome.text, outcome.finish_reason, usage.input_tokens,
+                                          usage.output_tokens))
         return outcome
 
-    def _cacheable(self, outcome: CallOutcome) -> bool:
-        return (self.cache is not None and outcome.status == "ok" and bool(outcome.text) and not outcome.tool_calls
-                and outcome.finish_reason in ("stop", "length"))
+
+def cacheable(outcome: CallOutcome) -> bool:
+    """A complete text answer; never an error, a stopped reply or tool calls."""
+    return (outcome.status == "ok" and bool(outcome.text) and not outcome.tool_calls
+            and outcome.finish_reason in ("stop", "length"))
 
 
 def book(record: CallRecord, texts: CallTexts | None, log: CallLog) -> str | None:

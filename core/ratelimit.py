@@ -4,14 +4,19 @@ every session in the process. A request over the limit waits (the page shows a c
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from sqlalchemy.engine import Engine
 
+from core.errors import scrub_secrets
 from core.workspace import Setting, Workspace
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -115,3 +120,48 @@ def limiter_for(engine: Engine, kind: str, base_url: str | None) -> RateLimiter 
             limiter = RateLimiter(limits) if limits.active else None
             _limiters[key] = (limiter, time.monotonic())
         return limiter
+
+
+class RateLimitStep:
+    """The provider's client-side limits around one request: reserve its tokens once, wait (saying how long)
+    until they allow it, and feed a 429 that got through back into the buckets. Limits that cannot be read
+    never stop a request."""
+
+    def __init__(self, engine: Engine, kind: str, base_url: str | None, tokens: Callable[[], int]):
+        self.engine, self.kind, self.base_url = engine, kind, base_url
+        self.tokens = tokens  # what the request may consume; counted only when a limit applies
+        self._ready_at: float | None = None
+
+    def _limiter(self) -> RateLimiter | None:
+        try:
+            return limiter_for(self.engine, self.kind, self.base_url)
+        except Exception as exc:
+            logger.warning("rate limits not readable, request sent without them: %s", scrub_secrets(repr(exc)))
+            return None
+
+    def reserve(self) -> float:
+        """Reserve this request (once); seconds left before it may be sent."""
+        if self._ready_at is None:
+            limiter = self._limiter()
+            delay = limiter.reserve(self.tokens()) if limiter is not None else 0.0
+            self._ready_at = time.monotonic() + delay
+        return max(0.0, self._ready_at - time.monotonic())
+
+    def wait(self, on_wait: Callable[[float], None] | None) -> None:
+        """Block until the request may be sent; `on_wait(seconds)` first, when there is a wait to show."""
+        delay = self.reserve()
+        if delay > 0 and on_wait is not None:
+            on_wait(delay)
+        while (delay := self.reserve()) > 0:
+            time.sleep(min(delay, 0.25))
+
+    def rate_limited(self, retry_after: str | None) -> None:
+        """A 429 got through the SDK's retries: drain the buckets (for Retry-After seconds, when given)."""
+        limiter = self._limiter()
+        if limiter is None:
+            return
+        try:
+            seconds = float(retry_after or "")
+        except ValueError:
+            seconds = None
+        limiter.rate_limited(seconds)

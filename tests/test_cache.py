@@ -4,7 +4,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from core.analytics import Analytics, Filters
-from core.cache import ResponseCache, cache_key
+from core.cache import CachedReply, CacheStep, ResponseCache, cache_key
 from core.calls import CallContext
 from core.fallback import FallbackStream
 from core.providers import request_params
@@ -96,3 +96,16 @@ def test_chat_page_marks_cached_replies_and_settings_clears(app_env, server):
     at.switch_page("pages/settings.py").run()
     at.button(key="clear_cache").click().run()
     assert "Cleared 1 cached replies" in at.success[0].value
+
+
+def test_cache_step_treats_an_unreadable_cache_as_a_miss_and_a_failed_write_as_nothing(db_url):
+    import sqlalchemy as sa
+
+    cache = ResponseCache(db_url)
+    step = CacheStep(cache, "openai", None, "gpt-4o-mini", [{"role": "user", "content": "hi"}], {}, "alice")
+    step.store(CachedReply("hello", "stop", 3, 1))
+    assert step.lookup() == CachedReply("hello", "stop", 3, 1)
+    with cache.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE response_cache"))
+    assert step.lookup() is None  # logged, not raised
+    step.store(CachedReply("again", "stop", 3, 1))  # logged, not raised

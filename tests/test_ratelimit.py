@@ -84,3 +84,26 @@ def test_settings_page_saves_limits(app_env):
     from core.calllog import CallLog
     engine = CallLog(app_env["PROMPTLAB_DB_URL"]).engine
     assert ratelimit.load_limits(engine, "compatible", app_env["OPENAI_BASE_URL"]) == Limits(30, 0)
+
+
+def test_rate_limit_step_reserves_once_counts_only_under_a_limit_and_takes_429_feedback(log):
+    counted = []
+
+    def tokens() -> int:
+        counted.append(1)
+        return 10
+
+    free = ratelimit.RateLimitStep(log.engine, "openai", "https://free.example/v1", tokens)
+    assert free.reserve() == 0 and counted == []  # no limits: nothing to count
+    ratelimit.save_limits(log.engine, "openai", "https://limited.example/v1", Limits(rpm=1))
+    try:
+        first = ratelimit.RateLimitStep(log.engine, "openai", "https://limited.example/v1", tokens)
+        assert first.reserve() == 0 and first.reserve() == 0 and counted == [1]  # reserved once
+        second = ratelimit.RateLimitStep(log.engine, "openai", "https://limited.example/v1", tokens)
+        assert second.reserve() == pytest.approx(60, abs=1)  # one request a minute: the next waits
+        second.rate_limited("120")  # a 429 with Retry-After drains the buckets for later requests
+        third = ratelimit.RateLimitStep(log.engine, "openai", "https://limited.example/v1", tokens)
+        assert third.reserve() >= 119
+        second.rate_limited("not-a-number")  # a malformed header is ignored, not raised
+    finally:
+        ratelimit.save_limits(log.engine, "openai", "https://limited.example/v1", Limits())
