@@ -18,30 +18,49 @@ import duckdb
 import pandas as pd
 import sqlalchemy as sa
 
-from core.calllog import CallLog, CallRecord, record_values
+from core.calllog import CallLog, CallRecord, calls_table, record_values
 from core.db import insertion_order_column
 from core.pricing import LOCAL_FREE_LABEL, format_cost
 from core.workspace import Setting, Workspace
 
 LOAD_CHUNK = 250_000
-_COLUMNS = ("request_id, ts, page, provider, model_requested, model, status, error_type, input_tokens, "
-            "cached_input_tokens, output_tokens, reasoning_tokens, images, tokens_estimated, cost_usd, latency_ms, "
-            "ttft_ms, user_id, session_id, tags, cached")
-# Conversions applied while copying into DuckDB: timestamps are stored as UTC text, tags as a JSON list.
-_MIRROR_SELECT = """
-    SELECT rid, request_id, CAST(left(ts, 23) AS TIMESTAMP) AS ts, CAST(left(ts, 10) AS DATE) AS day, page,
-           provider, coalesce(model, model_requested) AS model, status, error_type,
-           coalesce(input_tokens, 0) AS input_tokens, coalesce(cached_input_tokens, 0) AS cached_input_tokens,
-           coalesce(output_tokens, 0) AS output_tokens, coalesce(reasoning_tokens, 0) AS reasoning_tokens,
-           coalesce(images, 0) AS images, CAST(tokens_estimated AS BOOLEAN) AS tokens_estimated, cost_usd,
-           latency_ms, ttft_ms, user_id AS "user", session_id AS session,
-           coalesce(from_json(tags, '["VARCHAR"]'), []) AS tags, coalesce(CAST(cached AS BOOLEAN), false) AS cached
-    FROM chunk"""
-_MIRROR_DDL = """
-    CREATE TABLE calls (rid BIGINT, request_id VARCHAR, ts TIMESTAMP, day DATE, page VARCHAR, provider VARCHAR,
-        model VARCHAR, status VARCHAR, error_type VARCHAR, input_tokens BIGINT, cached_input_tokens BIGINT,
-        output_tokens BIGINT, reasoning_tokens BIGINT, images BIGINT, tokens_estimated BOOLEAN, cost_usd DOUBLE,
-        latency_ms DOUBLE, ttft_ms DOUBLE, "user" VARCHAR, session VARCHAR, tags VARCHAR[], cached BOOLEAN)"""
+
+# The DuckDB mirror is derived from the one definition of the call log (`calls_table`): every column but the long
+# texts and the fallback bookkeeping no dashboard reads, typed by its SQLAlchemy type, with the conversions below
+# applied while copying in (timestamps are stored as UTC text, tags as a JSON list, counts may be NULL).
+_NOT_MIRRORED = frozenset({"error_message", "finish_reason", "chain_id", "attempt"})
+_READ_ONLY = frozenset({"model_requested"})  # read while copying (the model of a call that never answered)
+_RENAMED = {"user_id": "user", "session_id": "session"}
+_DUCK_TYPES: dict[type, str] = {sa.Text: "VARCHAR", sa.Integer: "BIGINT", sa.Float: "DOUBLE", sa.Boolean: "BOOLEAN"}
+_CONVERTED: dict[str, tuple[str, str]] = {
+    "ts": ("CAST(left(ts, 23) AS TIMESTAMP)", "TIMESTAMP"),
+    "model": ("coalesce(model, model_requested)", "VARCHAR"),
+    "tags": ("""coalesce(from_json(tags, '["VARCHAR"]'), [])""", "VARCHAR[]"),
+    "cached": ("coalesce(CAST(cached AS BOOLEAN), false)", "BOOLEAN"),
+}
+_DERIVED_AFTER = {"ts": ("day", "DATE", "CAST(left(ts, 10) AS DATE)")}  # the UTC day every filter uses
+
+
+def _mirror_columns() -> list[tuple[str, str, str]]:
+    """(name in the mirror, DuckDB type, expression over the copied rows) for each mirrored column, in order."""
+    columns = [("rid", "BIGINT", "rid")]
+    for column in calls_table.columns:
+        if column.name in _NOT_MIRRORED | _READ_ONLY:
+            continue
+        duck_type = _DUCK_TYPES[type(column.type)]
+        expression = {"BIGINT": f"coalesce({column.name}, 0)",
+                      "BOOLEAN": f"CAST({column.name} AS BOOLEAN)"}.get(duck_type, column.name)
+        expression, duck_type = _CONVERTED.get(column.name, (expression, duck_type))
+        columns.append((_RENAMED.get(column.name, column.name), duck_type, expression))
+        if column.name in _DERIVED_AFTER:
+            columns.append(_DERIVED_AFTER[column.name])
+    return columns
+
+
+_MIRROR = _mirror_columns()
+_COLUMNS = ", ".join(c.name for c in calls_table.columns if c.name not in _NOT_MIRRORED)
+_MIRROR_SELECT = "SELECT " + ", ".join(f'{expr} AS "{name}"' for name, _, expr in _MIRROR) + " FROM chunk"
+_MIRROR_DDL = "CREATE TABLE calls (" + ", ".join(f'"{name}" {duck_type}' for name, duck_type, _ in _MIRROR) + ")"
 FILTER_DIMENSIONS = ("provider", "model", "page", "user", "status")
 
 

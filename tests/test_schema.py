@@ -31,3 +31,23 @@ def test_derived_column_lists_follow_the_definition():
     assert interchange._INSERT_COLUMNS == CALL_COLUMNS
     mirrored = {c.strip() for c in analytics._COLUMNS.split(",")}
     assert mirrored <= set(CALL_COLUMNS)  # the Analytics mirror reads only real columns
+    # Every defined column is in the mirror (under its dashboard name) unless it is deliberately left out.
+    left_out = analytics._NOT_MIRRORED | analytics._READ_ONLY
+    expected = {analytics._RENAMED.get(c, c) for c in CALL_COLUMNS if c not in left_out} | {"rid", "day"}
+    assert {name for name, _, _ in analytics._MIRROR} == expected
+
+
+def test_the_mirror_built_from_a_migrated_database_has_the_derived_columns(db_url):
+    """Sync a real call log into DuckDB: the mirror's table has exactly the derived columns and types."""
+    from core.analytics import Analytics
+    from core.calllog import CallLog, CallRecord
+
+    log = CallLog(db_url)
+    log.write(CallRecord(request_id="req_schema", ts="2026-11-27T08:00:00.000+00:00", page="chat", provider="openai",
+                         model_requested="gpt-4o-mini", status="error", tags=["a"]))
+    mirror = Analytics(log)
+    assert mirror.refresh() == 1
+    described = mirror._cursor().execute("DESCRIBE calls").fetchall()
+    assert [(row[0], row[1]) for row in described] == [(name, t) for name, t, _ in analytics._MIRROR]
+    row = mirror._cursor().execute('SELECT model, input_tokens, cached, tags, day FROM calls').fetchone()
+    assert row[:4] == ("gpt-4o-mini", 0, False, ["a"]) and str(row[4]) == "2026-11-27"
