@@ -34,7 +34,7 @@ from core.config import load_settings  # noqa: E402
 from core.providers import local_provider  # noqa: E402
 
 TOKENS = 256
-ROUNDS = 5
+ROUNDS = 15
 SETTLE_S = 0.5
 EOS = "2"  # SmolLM2's <|im_end|>
 MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
