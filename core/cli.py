@@ -96,3 +96,46 @@ def model_file_main(argv: list[str] | None = None) -> int:
         print(err.message, file=sys.stderr)
         return 1
     return 0
+
+
+def evals_main(argv: list[str] | None = None) -> int:
+    """`python -m core.evals run CONFIG.yaml`: run a promptfoo-format eval through the gate; exit 0 when every case
+    passes, 100 when some fail, 1 on an error (promptfoo's convention)."""
+    from core.calllog import CallLog
+    from core.calls import CallContext
+    from core.config import load_settings
+    from core.eval_config import EvalConfigError, load_config
+    from core.evals import EvalRun, ResolverFromSettings, exit_code, summary_table
+
+    parser = argparse.ArgumentParser(prog="python -m core.evals", description="PromptLab evals (promptfoo configs)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run CONFIG (promptfoo YAML) and print a summary table")
+    run.add_argument("config")
+    run.add_argument("--output", help="write every cell's result and a summary to this JSON file")
+    run.add_argument("--repeat", type=int, default=1, help="run each cell N times (1-20)")
+    run.add_argument("--concurrency", type=int, default=8, help="calls at once (default 8)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        settings = load_settings()
+        for note in config.notes:
+            print(f"note: {note}", file=sys.stderr)
+        evaluation = EvalRun(config, ResolverFromSettings(settings, dict(os.environ)),
+                             CallContext("evals", settings.user, "cli"), CallLog(settings.db_url),
+                             repeat=args.repeat, concurrency=args.concurrency).start()
+        evaluation.wait()
+    except (EvalConfigError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(summary_table(evaluation))
+    summary = evaluation.summary()
+    print(f"{summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors · "
+          f"${summary['cost_usd']:.4f} · run {evaluation.id}")
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(evaluation.to_json())
+        except OSError as err:
+            print(f"error: cannot write {args.output}: {err.strerror}", file=sys.stderr)
+            return 1
+    return exit_code(evaluation)

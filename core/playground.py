@@ -21,6 +21,7 @@ from typing import Any
 
 import jsonschema
 
+from core.cache import ResponseCache
 from core.call_metrics import CALL_STATUSES, CallMetrics
 from core.calllog import CallLog
 from core.calls import CallCancelled, CallContext, ChatRequest, ChatStream
@@ -323,14 +324,19 @@ class PreparedCell:
 
 
 class MatrixRun:
-    """Runs prepared cells concurrently (bounded), every call through the gate; `cancel()` stops every stream."""
+    """Runs prepared cells concurrently (bounded), every call through the gate; `cancel()` stops every stream.
+    The one runner of the Playground's compare and of evals: `on_done(i, result)` runs in the cell's worker once
+    its call has ended (evals grade there), and `cache` lets repeats be answered from the response cache."""
 
-    def __init__(self, cells: list[PreparedCell], context: CallContext, log: CallLog, concurrency: int = 8):
+    def __init__(self, cells: list[PreparedCell], context: CallContext, log: CallLog, concurrency: int = 8, *,
+                 on_done: Callable[[int, CellResult], None] | None = None, cache: ResponseCache | None = None):
         self.cells = cells
         self.results = [CellResult(spec=c.spec) for c in cells]
         self.context = context
         self.log = log
         self.concurrency = max(1, concurrency)
+        self.on_done = on_done
+        self.cache = cache
         self._cancel = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._futures: list[Any] = []
@@ -376,7 +382,7 @@ class MatrixRun:
             result.status = f"queued ({ahead} ahead, offline model)"
 
         stream = ChatStream(cell.provider, ChatRequest(cell.spec.model, cell.messages, cell.params), self.context,
-                            self.log, on_wait=waiting, on_queue=queued)
+                            self.log, cache=self.cache, on_wait=waiting, on_queue=queued)
         parts: list[str] = []
         for delta in stream:
             parts.append(delta)
@@ -385,6 +391,8 @@ class MatrixRun:
                 break
         stream.close()
         record_result(cell, result, stream)
+        if self.on_done is not None and not self._cancel.is_set():
+            self.on_done(i, result)
 
 
 def record_result(cell: PreparedCell, result: CellResult, stream: ChatStream) -> None:

@@ -8,6 +8,7 @@ OPENAI_BASE_URL and the real `openai` SDK.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import struct
@@ -43,6 +44,7 @@ class Script:
     cached_tokens: int = 0
     finish_reason: str = "stop"
     tool_call: dict[str, str] | None = None  # answer with this tool call ({"name": …, "arguments": "<json>"})
+    when: str | None = None              # only for a request whose messages contain this text (e.g. a grader's)
 
 
 def tiny_png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (30, 144, 255)) -> bytes:
@@ -126,10 +128,11 @@ class LoopbackServer:
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r["body"] for r in self.requests if r["path"] == "/v1/chat/completions"]
 
-    def _next_script(self, path: str) -> Script:
+    def _next_script(self, path: str, body: dict[str, Any] | None = None) -> Script:
+        text = json.dumps((body or {}).get("messages") or (body or {}).get("input") or "", ensure_ascii=False)
         with self._lock:
             for i, script in enumerate(self._scripts):
-                if script.path == path:
+                if script.path == path and (script.when is None or script.when in text):
                     del self._scripts[i]
                     return script
         return Script(path=path)
@@ -177,7 +180,7 @@ class LoopbackServer:
                 self.record = {"path": path, "method": self.command, "body": body, "headers": dict(self.headers),
                                "t": time.monotonic(), "chunks_sent": 0, "stream_state": None}
                 server.requests.append(self.record)
-                script = server._next_script(path)
+                script = server._next_script(path, body)
                 if script.first_byte_delay:
                     time.sleep(script.first_byte_delay)
                 given = (self.headers.get("Authorization") or "").removeprefix("Bearer ") or self.headers.get(
@@ -190,7 +193,8 @@ class LoopbackServer:
                 if script.malformed and not body.get("stream"):
                     return self._raw(200, b"<html>Bad gateway page, not JSON</html>", "application/json")
                 routes = {"/v1/models": self._models, "/v1/chat/completions": self._chat,
-                          "/v1/images/generations": self._images, "/v1/moderations": self._moderations}
+                          "/v1/images/generations": self._images, "/v1/moderations": self._moderations,
+                          "/v1/embeddings": self._embeddings}
                 handler = routes.get(path)
                 if handler is None:
                     return self._error(404, f"Unknown path {path}", "not_found")
@@ -330,6 +334,24 @@ class LoopbackServer:
                     results.append({"flagged": flagged, "categories": {"violence": flagged},
                                     "category_scores": {"violence": 0.97 if flagged else 0.01}})
                 self._json(200, {"id": "modr-loopback", "model": "omni-moderation-latest", "results": results})
+
+            def _embeddings(self, body: dict[str, Any], script: Script) -> None:
+                """Deterministic bag-of-words vectors: texts sharing words are similar, as with real embeddings."""
+                inputs = body.get("input", "")
+                inputs = inputs if isinstance(inputs, list) else [inputs]
+                data = []
+                for i, text in enumerate(inputs):
+                    vector = [0.0] * 64
+                    for word in re.findall(r"\w+", str(text).lower()):
+                        vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1.0
+                    if body.get("encoding_format") == "base64":
+                        encoded: Any = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+                    else:
+                        encoded = vector
+                    data.append({"object": "embedding", "index": i, "embedding": encoded})
+                tokens = sum(len(str(t).split()) for t in inputs)
+                self._json(200, {"object": "list", "model": body.get("model"), "data": data,
+                                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
         return Handler
 

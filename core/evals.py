@@ -1,0 +1,357 @@
+"""Evals: every prompt × provider × test case × repeat of an `EvalConfig` is one call through the gate (the
+Playground's `MatrixRun`, page `evals`, tagged `run:<id>`), graded by its case's assertions as soon as it ends —
+model-graded ones by a grader whose calls go through the gate too and count in the run's cost. Results say which
+prompt is better: pass rates with Wilson intervals per configuration, paired comparisons, failures first.
+
+Headless: `python -m core.evals run CONFIG.yaml [--output results.json] [--repeat N] [--concurrency N]` (see
+core/cli.py) exits 0 when every case passes, 100 when some fail, 1 on an error — promptfoo's convention.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.cache import ResponseCache
+from core.calllog import CallLog
+from core.calls import CallContext, ChatRequest, ChatStream, logged_call
+from core.errors import PromptLabError
+from core.eval_assertions import MODEL_GRADED, Output, Verdict, aggregate, evaluate, render
+from core.eval_config import EvalConfig, PromptSpec, ProviderSpec, TestCase
+from core.eval_stats import PairedComparison, compare_paired, wilson
+from core.playground import CellResult, CellSpec, MatrixRun, PreparedCell
+from core.providers import Provider, request_params
+
+PAGE = "evals"
+EMBEDDING_MODEL = "text-embedding-3-small"
+
+# Which PromptLab provider serves a provider spec of the config (an apiBaseUrl in the file is honoured there).
+ProviderResolver = Callable[[ProviderSpec], Provider]
+
+
+def messages_for(prompt: PromptSpec, variables: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request a prompt makes for one case: its messages (or its text as the user message), slots filled."""
+    if prompt.messages is not None:
+        return [{"role": m["role"], "content": render(m["content"], variables)} for m in prompt.messages]
+    return [{"role": "user", "content": render(prompt.text or "", variables)}]
+
+
+def prompt_text(messages: list[dict[str, Any]]) -> str:
+    """The rendered prompt as one text (what graders and `context.prompt` see)."""
+    if len(messages) == 1:
+        return str(messages[0]["content"])
+    return json.dumps(messages, ensure_ascii=False)
+
+
+def provider_spec(ref: str) -> ProviderSpec:
+    """A grader reference ("openai:chat:gpt-4o-mini", "openai:gpt-4o", or a bare model id) as a provider spec."""
+    model = ref.split(":", 2)[-1] if ref.startswith("openai:") else ref
+    return ProviderSpec(id=ref, model=model)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalCell:
+    """Where a cell sits in the run: indices into the config (prompts, providers, cases as run) and the repeat."""
+
+    prompt_index: int
+    provider_index: int
+    test_index: int
+    repeat: int
+    vars: dict[str, Any]
+    messages: list[dict[str, Any]]
+
+
+@dataclass(kw_only=True)
+class CellGrade:
+    """A finished cell's verdict (filled in by the worker that ran it)."""
+
+    passed: bool
+    score: float
+    reason: str
+    verdicts: list[Verdict]
+    grader_cost_usd: float | None = 0.0
+    error: str | None = None  # the call failed: no output to grade
+
+
+@dataclass(kw_only=True)
+class ConfigSummary:
+    """One prompt × provider configuration over all its cases and repeats."""
+
+    prompt_index: int
+    provider_index: int
+    label: str
+    passed: int
+    total: int
+    errors: int
+    interval: tuple[float, float]
+    cost_usd: float
+    unpriced: int
+    latency_median_ms: float | None
+    input_tokens: int
+    output_tokens: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.passed / self.total if self.total else None
+
+
+class EvalRun:
+    """A running (or finished) eval. Start it, poll `progress()`, `cancel()` keeps what finished."""
+
+    def __init__(self, config: EvalConfig, resolve: ProviderResolver, context: CallContext, log: CallLog, *,
+                 repeat: int = 1, concurrency: int = 8, cache: ResponseCache | None = None,
+                 run_id: str | None = None, name: str | None = None):
+        if not 1 <= repeat <= 20:
+            raise ValueError("Repeats go from 1 to 20.")
+        self.config = config
+        self.cases: list[TestCase] = config.cases()
+        self.resolve = resolve
+        self.log = log
+        self.id = run_id or uuid.uuid4().hex[:12]
+        self.name = name or config.description or f"eval-{self.id}"
+        self.context = CallContext(PAGE, context.user, context.session, [*context.tags, f"run:{self.id}"])
+        self.grader_context = CallContext(PAGE, context.user, context.session,
+                                          [*context.tags, f"run:{self.id}", "grader"])
+        self.repeat = repeat
+        self.cells: list[EvalCell] = []
+        prepared: list[PreparedCell] = []
+        providers = [resolve(p) for p in config.providers]
+        for pi, prompt in enumerate(config.prompts):
+            for vi, spec in enumerate(config.providers):
+                provider = providers[vi]
+                params = _params(provider, spec)
+                for ti, case in enumerate(self.cases):
+                    messages = messages_for(prompt, case.vars)
+                    for r in range(1, repeat + 1):
+                        self.cells.append(EvalCell(prompt_index=pi, provider_index=vi, test_index=ti, repeat=r,
+                                                   vars=case.vars, messages=messages))
+                        prepared.append(PreparedCell(
+                            CellSpec(prompt.label, spec.model, params.get("temperature"), r), provider, messages,
+                            params, tools=list(params.get("tools") or [])))
+        self.grades: list[CellGrade | None] = [None] * len(self.cells)
+        self._lock = threading.Lock()
+        self.matrix = MatrixRun(prepared, self.context, log, concurrency, on_done=self._grade, cache=cache)
+        self._embeddings_missing: set[str] = set()
+
+    # ----- running ---------------------------------------------------------------------------------------------
+    def start(self) -> EvalRun:
+        self.matrix.start()
+        return self
+
+    def cancel(self) -> None:
+        self.matrix.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.matrix.wait(timeout)
+
+    def done(self) -> bool:
+        return self.matrix.done()
+
+    @property
+    def results(self) -> list[CellResult]:
+        return self.matrix.results
+
+    def progress(self) -> tuple[int, int]:
+        """(cells graded, cells in all)."""
+        return sum(g is not None for g in self.grades), len(self.cells)
+
+    def _grade(self, i: int, result: CellResult) -> None:
+        """Runs in the cell's worker once its call has ended."""
+        cell, case = self.cells[i], self.cases[self.cells[i].test_index]
+        if result.status != "ok":
+            reason = result.error or ("cancelled" if result.status == "cancelled" else "the call failed")
+            self.grades[i] = CellGrade(passed=False, score=0.0, reason=reason, verdicts=[], error=reason)
+            return
+        metrics = result.metrics
+        output = Output(text=result.text if not result.tool_calls else json.dumps(
+            [{"id": c.get("id"), "type": "function", "function": {"name": c.get("name"),
+                                                                   "arguments": c.get("arguments")}}
+             for c in result.tool_calls]),
+            latency_ms=metrics.latency_ms if metrics else None, cost_usd=metrics.cost_usd if metrics else None,
+            cached=bool(metrics and metrics.cached), tool_calls=[
+                {"function": {"name": c.get("name"), "arguments": c.get("arguments")}} for c in result.tool_calls],
+            tools=self.matrix.cells[i].tools, prompt=prompt_text(cell.messages), vars=cell.vars)
+        spent: list[float | None] = []
+        needs_grader = any(a.base_type in MODEL_GRADED for a in case.assertions)
+        grader = self._grader(spent) if needs_grader else None
+        embedder = self._embedder() if needs_grader else None
+        verdicts = [evaluate(a, output, grader, embedder, self._default_grader())
+                    for a in case.assertions]
+        verdict = aggregate(verdicts, case.threshold)
+        cost = None if any(c is None for c in spent) else sum(c or 0.0 for c in spent)
+        self.grades[i] = CellGrade(passed=verdict.passed, score=verdict.score, reason=verdict.reason,
+                                   verdicts=verdicts, grader_cost_usd=cost)
+
+    def _default_grader(self) -> str:
+        """The config's grader, else the first provider's model (promptfoo would default to an OpenAI model)."""
+        return self.config.grader or self.config.providers[0].id
+
+    def _grader(self, spent: list[float | None]) -> Callable[[list[dict[str, str]], str | None], str]:
+        def ask(messages: list[dict[str, str]], which: str | None) -> str:
+            spec = provider_spec(which or self._default_grader())
+            provider = self.resolve(spec)
+            params = request_params(provider, spec.model, temperature=0.0)
+            stream = ChatStream(provider, ChatRequest(spec.model, messages, params), self.grader_context, self.log)
+            text = "".join(stream)
+            outcome = stream.outcome
+            spent.append(outcome.cost_usd if outcome else None)
+            if outcome is not None and outcome.error is not None:
+                raise outcome.error
+            return text
+        return ask
+
+    def _embedder(self) -> Callable[[list[str], str | None], list[list[float]] | None]:
+        def embed(texts: list[str], which: str | None) -> list[list[float]] | None:
+            spec = provider_spec(which or self._default_grader())
+            provider = self.resolve(spec)
+            if provider.kind == "local" or provider.base_url in self._embeddings_missing:
+                return None
+            try:
+                response, _ = logged_call(provider, self.grader_context, self.log,
+                                          lambda client: client.embeddings.create(model=EMBEDDING_MODEL,
+                                                                                  input=texts),
+                                          model=EMBEDDING_MODEL, operation="embeddings")
+            except PromptLabError:
+                self._embeddings_missing.add(provider.base_url or "")
+                return None  # no embeddings there: word overlap instead (the verdict's reason says so)
+            return [list(d.embedding) for d in response.data]
+        return embed
+
+    # ----- results ---------------------------------------------------------------------------------------------
+    def provider_label(self, index: int) -> str:
+        return self.config.providers[index].name
+
+    def config_label(self, prompt_index: int, provider_index: int) -> str:
+        return f"{self.config.prompts[prompt_index].label} · {self.provider_label(provider_index)}"
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One object per cell (results.json's `results`): where it sits, what it said, its verdicts."""
+        rows = []
+        for cell, result, grade in zip(self.cells, self.results, self.grades, strict=True):
+            metrics = result.metrics
+            rows.append({
+                "prompt_index": cell.prompt_index, "prompt": self.config.prompts[cell.prompt_index].label,
+                "provider": self.config.providers[cell.provider_index].id, "test_index": cell.test_index,
+                "description": self.cases[cell.test_index].description, "repeat": cell.repeat,
+                "vars": cell.vars, "output": result.text, "status": result.status,
+                "pass": bool(grade and grade.passed), "score": grade.score if grade else 0.0,
+                "reason": grade.reason if grade else "not run",
+                "error": (grade.error if grade else None) or result.error,
+                "latency_ms": metrics.latency_ms if metrics else None,
+                "cost_usd": metrics.cost_usd if metrics else None,
+                "grader_cost_usd": grade.grader_cost_usd if grade else None,
+                "input_tokens": metrics.input_tokens if metrics else None,
+                "output_tokens": metrics.output_tokens if metrics else None,
+                "request_id": metrics.request_id if metrics else None,
+                "assertions": [v.to_dict() for v in grade.verdicts] if grade else [],
+            })
+        return rows
+
+    def summaries(self) -> list[ConfigSummary]:
+        out = []
+        for pi in range(len(self.config.prompts)):
+            for vi in range(len(self.config.providers)):
+                mine = [(c, r, g) for c, r, g in zip(self.cells, self.results, self.grades, strict=True)
+                        if c.prompt_index == pi and c.provider_index == vi and g is not None]
+                passed = sum(g.passed for _, _, g in mine)
+                costs = [r.metrics.cost_usd if r.metrics else None for _, r, _ in mine]
+                graders = [g.grader_cost_usd for _, _, g in mine]
+                latencies = [r.metrics.latency_ms for _, r, _ in mine if r.metrics and r.metrics.latency_ms]
+                out.append(ConfigSummary(
+                    prompt_index=pi, provider_index=vi, label=self.config_label(pi, vi), passed=passed,
+                    total=len(mine), errors=sum(g.error is not None for _, _, g in mine),
+                    interval=wilson(passed, len(mine)),
+                    cost_usd=sum(c for c in [*costs, *graders] if c is not None),
+                    unpriced=sum(c is None for c in [*costs, *graders]),
+                    latency_median_ms=statistics.median(latencies) if latencies else None,
+                    input_tokens=sum((r.metrics.input_tokens or 0) if r.metrics else 0 for _, r, _ in mine),
+                    output_tokens=sum((r.metrics.output_tokens or 0) if r.metrics else 0 for _, r, _ in mine)))
+        return out
+
+    def outcomes(self, prompt_index: int, provider_index: int) -> dict[tuple[int, int], bool]:
+        """Pass/fail by (case, repeat) of one configuration (what paired comparisons take)."""
+        return {(c.test_index, c.repeat): g.passed
+                for c, g in zip(self.cells, self.grades, strict=True)
+                if c.prompt_index == prompt_index and c.provider_index == provider_index and g is not None
+                and g.error is None}
+
+    def compare_prompts(self, a: int, b: int, provider_index: int = 0) -> PairedComparison:
+        return compare_paired(self.outcomes(a, provider_index), self.outcomes(b, provider_index),
+                              self.config.prompts[a].label, self.config.prompts[b].label)
+
+    def summary(self) -> dict[str, Any]:
+        graded = [g for g in self.grades if g is not None]
+        configs = self.summaries()
+        return {"run_id": self.id, "name": self.name, "cells": len(self.cells), "graded": len(graded),
+                "passed": sum(g.passed for g in graded),
+                "failed": sum(not g.passed and g.error is None for g in graded),
+                "errors": sum(g.error is not None for g in graded),
+                "cost_usd": sum(c.cost_usd for c in configs), "unpriced_calls": sum(c.unpriced for c in configs),
+                "configs": [{"prompt_index": c.prompt_index, "prompt": self.config.prompts[c.prompt_index].label,
+                             "provider": self.config.providers[c.provider_index].id, "passed": c.passed,
+                             "total": c.total, "pass_rate": c.rate, "interval_95": list(c.interval),
+                             "errors": c.errors, "cost_usd": c.cost_usd,
+                             "latency_median_ms": c.latency_median_ms} for c in configs]}
+
+    def to_json(self) -> str:
+        return json.dumps({"summary": self.summary(), "results": self.rows(), "notes": self.config.notes},
+                          ensure_ascii=False, indent=2, default=str)
+
+
+def _params(provider: Provider, spec: ProviderSpec) -> dict[str, Any]:
+    """A provider spec's parameters in the form this provider takes (max tokens named as it expects)."""
+    params = spec.params()
+    max_tokens = params.pop("max_tokens", None) or params.pop("max_completion_tokens", None)
+    temperature = params.pop("temperature", None)
+    return request_params(provider, spec.model, temperature=temperature, max_tokens=max_tokens, **params)
+
+
+def exit_code(run: EvalRun) -> int:
+    """promptfoo's convention: 0 every case passed, 100 some failed (or errored)."""
+    return 0 if all(g is not None and g.passed for g in run.grades) else 100
+
+
+def summary_table(run: EvalRun) -> str:
+    """The plain-text table the command line prints."""
+    lines = [f"{'configuration':48s} {'pass':>9s} {'rate':>6s} {'95% interval':>15s} {'errors':>6s} {'cost':>10s}"]
+    for c in run.summaries():
+        rate = "–" if c.rate is None else f"{c.rate:.0%}"
+        low, high = c.interval
+        cost = f"${c.cost_usd:.4f}" + ("+?" if c.unpriced else "")
+        lines.append(f"{c.label[:48]:48s} {c.passed:>4d}/{c.total:<4d} {rate:>6s} {low:>6.0%} – {high:<6.0%} "
+                     f"{c.errors:>6d} {cost:>10s}")
+    return "\n".join(lines)
+
+
+@dataclass
+class ResolverFromSettings:
+    """Providers for a headless run: the configured one (PROMPTLAB_* / OPENAI_* settings), the offline model for
+    `local/…` ids, and a compatible server for a spec with `apiBaseUrl` (key from `apiKeyEnvar` or
+    OPENAI_API_KEY)."""
+
+    settings: Any
+    environ: dict[str, str] = field(default_factory=dict)
+
+    def __call__(self, spec: ProviderSpec) -> Provider:
+        from core.local_model import is_local_model
+        from core.providers import local_provider, resolve_provider
+
+        if is_local_model(spec.model):
+            return local_provider(self.settings)
+        if spec.api_base_url:
+            key = self.environ.get(spec.config.get("apiKeyEnvar") or "OPENAI_API_KEY")
+            return Provider("compatible", spec.api_base_url, key, timeout_s=self.settings.timeout_s,
+                            max_retries=self.settings.max_retries)
+        return resolve_provider(self.settings)
+
+
+if __name__ == "__main__":  # the command line lives in core/cli.py
+    import sys
+
+    from core.cli import evals_main
+
+    sys.exit(evals_main())
