@@ -83,6 +83,7 @@ class ProviderSpec:
 class TestCase:
     """One case: variables, assertions, a description, an optional score threshold."""
 
+    __test__ = False  # not a pytest class, whatever its name
     vars: dict[str, Any] = field(default_factory=dict)
     assertions: list[Assertion] = field(default_factory=list)
     description: str = ""
@@ -146,18 +147,24 @@ def load_config(path: str | Path) -> EvalConfig:
     """Read a promptfoo config file; `file://` references are relative to its folder."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        raise EvalConfigError(f"{path.name} could not be read: {err}") from None
-    return parse_config(data, path.parent)
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise EvalConfigError(f"{path.name} could not be read: {err.strerror or err}.") from None
+    return parse_config(_yaml(text, path.name), path.parent)
+
+
+def _yaml(text: str, name: str = "The config") -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "it cannot be parsed"
+        raise EvalConfigError(f"{name} is not valid YAML{where}: {problem}.") from None
 
 
 def parse_config_text(text: str, base_dir: str | Path | None = None) -> EvalConfig:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise EvalConfigError(f"The config is not valid YAML: {err}") from None
-    return parse_config(data, Path(base_dir) if base_dir else None)
+    return parse_config(_yaml(text), Path(base_dir) if base_dir else None)
 
 
 def parse_config(data: Any, base_dir: Path | None = None) -> EvalConfig:

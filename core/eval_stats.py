@@ -16,7 +16,7 @@ def wilson(passed: int, total: int, z: float = Z95) -> tuple[float, float]:
     denominator = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denominator
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return (0.0 if passed == 0 else max(0.0, centre - half)), (1.0 if passed == total else min(1.0, centre + half))
 
 
 def mcnemar_exact(b: int, c: int) -> float:

@@ -1,0 +1,150 @@
+"""The eval runner and its command line against the loopback server: one logged call per cell, grading as cells
+finish, results.json's fields, exit codes 0 / 100 / 1, Cancel, the cache, and the statistics that decide."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.cache import ResponseCache
+from core.calls import CallContext
+from core.eval_config import parse_config
+from core.eval_stats import compare_paired, mcnemar_exact, wilson
+from core.evals import EvalRun, exit_code
+from core.providers import Provider
+from tests.conftest import TEST_KEY
+from tests.loopback_server import Script
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def config_dict(server, tests, prompts=None, providers=None, default=None):
+    return {"prompts": prompts or ["Answer: {{q}}", "Reply to {{q}}"],
+            "providers": providers or [{"id": "openai:chat:gpt-4o-mini",
+                                        "config": {"apiBaseUrl": server.base_url, "temperature": 0}}],
+            **({"defaultTest": default} if default else {}), "tests": tests}
+
+
+def resolver(server):
+    return lambda spec: Provider("compatible", server.base_url, TEST_KEY, max_retries=0)
+
+
+def test_every_cell_is_one_logged_call_tagged_with_the_run_and_graded(server, log):
+    config = parse_config(config_dict(server, [
+        {"vars": {"q": "refund"}, "assert": [{"type": "contains", "value": "Answer"}]},
+        {"vars": {"q": "ship"}, "assert": [{"type": "icontains", "value": "SHIP"}]}],
+        providers=[{"id": "openai:chat:gpt-4o-mini", "config": {"apiBaseUrl": server.base_url}},
+                   {"id": "openai:gpt-4o", "config": {"apiBaseUrl": server.base_url, "max_tokens": 77}}]))
+    run = EvalRun(config, resolver(server), CallContext("evals", "alice"), log, repeat=2, concurrency=4).start()
+    assert run.wait(30) and run.progress() == (16, 16)
+    calls = [r for r in log.recent(100) if f"run:{run.id}" in r.tags]
+    assert len(calls) == 16 and {r.page for r in calls} == {"evals"} and {r.user for r in calls} == {"alice"}
+    bodies = server.chat_requests()
+    assert sum(b["model"] == "gpt-4o" and b["max_tokens"] == 77 for b in bodies) == 8
+    assert {b["messages"][-1]["content"] for b in bodies} == {"Answer: refund", "Answer: ship", "Reply to refund",
+                                                              "Reply to ship"}
+    rows = run.rows()
+    passed = {(r["prompt_index"], r["test_index"]): r["pass"] for r in rows}
+    assert passed == {(0, 0): True, (0, 1): True, (1, 0): False, (1, 1): True}
+    summary = {(c["prompt_index"], c["provider"]): c for c in run.summary()["configs"]}
+    assert summary[(0, "openai:gpt-4o")]["passed"] == 4 and summary[(1, "openai:gpt-4o")]["passed"] == 2
+    assert exit_code(run) == 100
+
+
+def test_results_json_fields_and_default_assertions_first(server, tmp_path, sqlite_url):
+    config = tmp_path / "eval.yaml"
+    config.write_text(json.dumps(config_dict(server, [
+        {"vars": {"q": "refund"}, "description": "first", "assert": [{"type": "contains", "value": "refund"}]}],
+        prompts=["{{q}}"], default={"assert": [{"type": "not-icontains", "value": "sorry"}]})))
+    out = tmp_path / "results.json"
+    done = run_cli(["run", str(config), "--output", str(out)], sqlite_url)
+    assert done.returncode == 0, done.stderr
+    assert "1 passed, 0 failed, 0 errors" in done.stdout and "95% interval" in done.stdout
+    data = json.loads(out.read_text())
+    (cell,) = data["results"]
+    for key in ("prompt_index", "provider", "test_index", "vars", "output", "pass", "score", "latency_ms",
+                "cost_usd", "request_id", "assertions"):
+        assert key in cell
+    assert cell["provider"] == "openai:chat:gpt-4o-mini" and cell["vars"] == {"q": "refund"}
+    assert [a["type"] for a in cell["assertions"]] == ["not-icontains", "contains"]
+    assert set(cell["assertions"][0]) == {"type", "value", "pass", "score", "reason"}
+    assert data["summary"]["passed"] == 1 and data["summary"]["configs"][0]["interval_95"][1] == 1.0
+    assert TEST_KEY not in out.read_text()
+
+
+def run_cli(args, db_url, **env):
+    return subprocess.run([sys.executable, "-m", "core.evals", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PROMPTLAB_DB_URL": db_url, "OPENAI_API_KEY": TEST_KEY, **env},
+                          timeout=120)
+
+
+def test_exit_codes_0_100_1(server, tmp_path, sqlite_url):
+    ok, failing = tmp_path / "ok.yaml", tmp_path / "failing.yaml"
+    ok.write_text(json.dumps(config_dict(server, [{"vars": {"q": "x"}, "assert": [{"type": "contains",
+                                                                                    "value": "x"}]}])))
+    failing.write_text(json.dumps(config_dict(server, [{"vars": {"q": "x"}, "assert": [{"type": "contains",
+                                                                                         "value": "zzz"}]}])))
+    assert run_cli(["run", str(ok)], sqlite_url).returncode == 0
+    assert run_cli(["run", str(failing)], sqlite_url).returncode == 100
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("prompts: [\n")
+    done = run_cli(["run", str(broken)], sqlite_url)
+    assert done.returncode == 1 and "not valid YAML" in done.stderr and "Traceback" not in done.stderr
+    assert run_cli(["run", str(tmp_path / "absent.yaml")], sqlite_url).returncode == 1
+    server.push(Script(status=500), Script(status=500))  # an API error is a failed case, not a crash
+    assert run_cli(["run", str(ok)], sqlite_url, PROMPTLAB_MAX_RETRIES="0").returncode == 100
+
+
+def test_cancel_keeps_what_finished(server, log):
+    server.push(*[Script(chunk_delay=0.3) for _ in range(6)])
+    config = parse_config(config_dict(server, [{"vars": {"q": f"q{i}"}} for i in range(3)], prompts=["{{q}}"]))
+    run = EvalRun(config, resolver(server), CallContext("evals"), log, repeat=2, concurrency=1).start()
+    while run.progress()[0] < 1:
+        pass
+    run.cancel()
+    assert run.wait(30)
+    statuses = [r.status for r in run.results]
+    assert statuses.count("ok") >= 1 and "cancelled" in statuses
+    finished = [g for g in run.grades if g is not None and g.error is None]
+    assert len(finished) == statuses.count("ok") and all(g.passed for g in finished)
+
+
+def test_the_cache_serves_repeats_only_when_allowed(server, log, db_url):
+    config = parse_config(config_dict(server, [{"vars": {"q": "same"}}], prompts=["{{q}}"]))
+    EvalRun(config, resolver(server), CallContext("evals"), log, repeat=3, concurrency=1).start().wait(30)
+    assert len(server.chat_requests()) == 3  # not allowed: every repeat asks the model
+    cached = EvalRun(config, resolver(server), CallContext("evals"), log, repeat=3, concurrency=1,
+                     cache=ResponseCache(db_url)).start()
+    cached.wait(30)
+    assert len(server.chat_requests()) == 4 and sum(bool(r.metrics.cached) for r in cached.results) == 2
+
+
+def test_grader_cost_counts_in_the_run(server, log):
+    priced = lambda spec: Provider("openai", server.base_url, TEST_KEY, max_retries=0)  # noqa: E731
+    server.push(Script(when="<Rubric>", reply='{"pass": true, "score": 1, "reason": "ok"}'))
+    config = parse_config(config_dict(server, [{"vars": {"q": "x"}, "assert": [{"type": "llm-rubric",
+                                                                                 "value": "is fine"}]}],
+                                       prompts=["{{q}}"], providers=["openai:chat:gpt-4o-mini"]))
+    run = EvalRun(config, priced, CallContext("evals"), log).start()
+    run.wait(30)
+    grade, result = run.grades[0], run.results[0]
+    assert grade.passed and grade.grader_cost_usd > 0
+    assert run.summary()["cost_usd"] == pytest.approx(result.metrics.cost_usd + grade.grader_cost_usd)
+
+
+def test_statistics():
+    low, high = wilson(24, 40)
+    assert low == pytest.approx(0.446, abs=1e-3) and high == pytest.approx(0.737, abs=1e-3)
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == 1.0
+    assert mcnemar_exact(2, 9) == pytest.approx(0.0654, abs=1e-4) and mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(0, 10) == pytest.approx(2 / 1024)
+    a = {(i, 1): i < 24 for i in range(40)}
+    b = {(i, 1): i < 22 or 24 <= i < 33 for i in range(40)}
+    comparison = compare_paired(a, b, "v1", "v2")
+    assert comparison.sentence() == ("v2 passes 31/40, v1 24/40; v2 better on 9 cases, worse on 2, p = 0.065 — not "
+                                     "a significant difference.")
+    assert comparison.b_worse == [(22, 1), (23, 1)]
