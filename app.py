@@ -11,6 +11,7 @@ st.set_page_config(page_title="PromptLab", page_icon="🧪", layout="wide")
 pages = [
     st.Page("pages/chat.py", title="Chat", icon="💬", default=True),
     st.Page("pages/playground.py", title="Playground", icon="🧪"),
+    st.Page("pages/evals.py", title="Evals", icon="✅"),
     st.Page("pages/images.py", title="Images", icon="🖼️"),
     st.Page("pages/analytics.py", title="Analytics", icon="📊"),
     st.Page("pages/settings.py", title="Settings", icon="⚙️"),

@@ -105,7 +105,8 @@ def evals_main(argv: list[str] | None = None) -> int:
     from core.calls import CallContext
     from core.config import load_settings
     from core.eval_config import EvalConfigError, load_config
-    from core.evals import EvalRun, ResolverFromSettings, exit_code, summary_table
+    from core.evals import EvalRun, ProviderResolver, exit_code, key_notes, summary_table
+    from core.providers import resolve_provider
 
     parser = argparse.ArgumentParser(prog="python -m core.evals", description="PromptLab evals (promptfoo configs)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,9 +119,10 @@ def evals_main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         settings = load_settings()
-        for note in config.notes:
+        resolver = ProviderResolver(settings, resolve_provider(settings), dict(os.environ))
+        for note in config.notes + key_notes(config, resolver):
             print(f"note: {note}", file=sys.stderr)
-        evaluation = EvalRun(config, ResolverFromSettings(settings, dict(os.environ)),
+        evaluation = EvalRun(config, resolver,
                              CallContext("evals", settings.user, "cli"), CallLog(settings.db_url),
                              repeat=args.repeat, concurrency=args.concurrency).start()
         evaluation.wait()

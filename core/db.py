@@ -172,6 +172,33 @@ def m009_privacy_audit(conn: Connection) -> None:
         )"""))
 
 
+@migration
+def m010_evals(conn: Connection) -> None:
+    # Test sets are versioned like prompts; a run keeps its config and every graded cell (outputs included).
+    conn.execute(sa.text("""
+        CREATE TABLE eval_sets (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            author TEXT,
+            note TEXT,
+            created_at TEXT NOT NULL,
+            body TEXT NOT NULL,
+            UNIQUE (name, version)
+        )"""))
+    conn.execute(sa.text("""
+        CREATE TABLE eval_runs (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            user_id TEXT,
+            created_at TEXT NOT NULL,
+            config TEXT NOT NULL,
+            body TEXT NOT NULL,
+            baseline BOOLEAN NOT NULL DEFAULT FALSE
+        )"""))
+    conn.execute(sa.text("CREATE INDEX eval_runs_created ON eval_runs (created_at)"))
+
+
 def insertion_order_column(engine: Engine) -> str:
     """The column that grows with every inserted call (see m008)."""
     return "rowid" if engine.dialect.name == "sqlite" else "seq"

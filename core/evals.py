@@ -9,28 +9,27 @@ core/cli.py) exits 0 when every case passes, 100 when some fail, 1 on an error �
 from __future__ import annotations
 
 import json
-import statistics
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from core import eval_results
 from core.cache import ResponseCache
 from core.calllog import CallLog
 from core.calls import CallContext, ChatRequest, ChatStream, logged_call
 from core.errors import PromptLabError
 from core.eval_assertions import MODEL_GRADED, Output, Verdict, aggregate, evaluate, render
 from core.eval_config import EvalConfig, PromptSpec, ProviderSpec, TestCase
-from core.eval_stats import PairedComparison, compare_paired, wilson
-from core.playground import CellResult, CellSpec, MatrixRun, PreparedCell
+from core.playground import CellResult, CellSpec, CostEstimate, MatrixRun, PreparedCell, estimate_cost
 from core.providers import Provider, request_params
 
 PAGE = "evals"
 EMBEDDING_MODEL = "text-embedding-3-small"
 
-# Which PromptLab provider serves a provider spec of the config (an apiBaseUrl in the file is honoured there).
-ProviderResolver = Callable[[ProviderSpec], Provider]
+# Which PromptLab provider serves a provider spec of the config (see `ProviderResolver`; tests pass a function).
+Resolve = Callable[[ProviderSpec], Provider]
 
 
 def messages_for(prompt: PromptSpec, variables: dict[str, Any]) -> list[dict[str, Any]]:
@@ -77,32 +76,10 @@ class CellGrade:
     error: str | None = None  # the call failed: no output to grade
 
 
-@dataclass(kw_only=True)
-class ConfigSummary:
-    """One prompt × provider configuration over all its cases and repeats."""
-
-    prompt_index: int
-    provider_index: int
-    label: str
-    passed: int
-    total: int
-    errors: int
-    interval: tuple[float, float]
-    cost_usd: float
-    unpriced: int
-    latency_median_ms: float | None
-    input_tokens: int
-    output_tokens: int
-
-    @property
-    def rate(self) -> float | None:
-        return self.passed / self.total if self.total else None
-
-
 class EvalRun:
     """A running (or finished) eval. Start it, poll `progress()`, `cancel()` keeps what finished."""
 
-    def __init__(self, config: EvalConfig, resolve: ProviderResolver, context: CallContext, log: CallLog, *,
+    def __init__(self, config: EvalConfig, resolve: Resolve, context: CallContext, log: CallLog, *,
                  repeat: int = 1, concurrency: int = 8, cache: ResponseCache | None = None,
                  run_id: str | None = None, name: str | None = None):
         if not 1 <= repeat <= 20:
@@ -154,6 +131,12 @@ class EvalRun:
     @property
     def results(self) -> list[CellResult]:
         return self.matrix.results
+
+    def estimate(self, count_tokens: Callable[[list[dict[str, Any]], str], int],
+                 pricing_id: Callable[[str], str | None]) -> CostEstimate:
+        """What the cells may cost before the run (graders' calls come on top)."""
+        return estimate_cost([(c.spec, c.messages, c.params.get("max_tokens") or c.params.get(
+            "max_completion_tokens")) for c in self.matrix.cells], count_tokens, pricing_id)
 
     def progress(self) -> tuple[int, int]:
         """(cells graded, cells in all)."""
@@ -222,12 +205,6 @@ class EvalRun:
         return embed
 
     # ----- results ---------------------------------------------------------------------------------------------
-    def provider_label(self, index: int) -> str:
-        return self.config.providers[index].name
-
-    def config_label(self, prompt_index: int, provider_index: int) -> str:
-        return f"{self.config.prompts[prompt_index].label} · {self.provider_label(provider_index)}"
-
     def rows(self) -> list[dict[str, Any]]:
         """One object per cell (results.json's `results`): where it sits, what it said, its verdicts."""
         rows = []
@@ -237,7 +214,7 @@ class EvalRun:
                 "prompt_index": cell.prompt_index, "prompt": self.config.prompts[cell.prompt_index].label,
                 "provider": self.config.providers[cell.provider_index].id, "test_index": cell.test_index,
                 "description": self.cases[cell.test_index].description, "repeat": cell.repeat,
-                "vars": cell.vars, "output": result.text, "status": result.status,
+                "vars": cell.vars, "output": result.text, "status": result.status, "graded": grade is not None,
                 "pass": bool(grade and grade.passed), "score": grade.score if grade else 0.0,
                 "reason": grade.reason if grade else "not run",
                 "error": (grade.error if grade else None) or result.error,
@@ -248,54 +225,13 @@ class EvalRun:
                 "output_tokens": metrics.output_tokens if metrics else None,
                 "request_id": metrics.request_id if metrics else None,
                 "assertions": [v.to_dict() for v in grade.verdicts] if grade else [],
+                "grading": [{"type": v.type, "prompt": v.grading_prompt} for v in grade.verdicts
+                            if v.grading_prompt] if grade else [],
             })
         return rows
 
-    def summaries(self) -> list[ConfigSummary]:
-        out = []
-        for pi in range(len(self.config.prompts)):
-            for vi in range(len(self.config.providers)):
-                mine = [(c, r, g) for c, r, g in zip(self.cells, self.results, self.grades, strict=True)
-                        if c.prompt_index == pi and c.provider_index == vi and g is not None]
-                passed = sum(g.passed for _, _, g in mine)
-                costs = [r.metrics.cost_usd if r.metrics else None for _, r, _ in mine]
-                graders = [g.grader_cost_usd for _, _, g in mine]
-                latencies = [r.metrics.latency_ms for _, r, _ in mine if r.metrics and r.metrics.latency_ms]
-                out.append(ConfigSummary(
-                    prompt_index=pi, provider_index=vi, label=self.config_label(pi, vi), passed=passed,
-                    total=len(mine), errors=sum(g.error is not None for _, _, g in mine),
-                    interval=wilson(passed, len(mine)),
-                    cost_usd=sum(c for c in [*costs, *graders] if c is not None),
-                    unpriced=sum(c is None for c in [*costs, *graders]),
-                    latency_median_ms=statistics.median(latencies) if latencies else None,
-                    input_tokens=sum((r.metrics.input_tokens or 0) if r.metrics else 0 for _, r, _ in mine),
-                    output_tokens=sum((r.metrics.output_tokens or 0) if r.metrics else 0 for _, r, _ in mine)))
-        return out
-
-    def outcomes(self, prompt_index: int, provider_index: int) -> dict[tuple[int, int], bool]:
-        """Pass/fail by (case, repeat) of one configuration (what paired comparisons take)."""
-        return {(c.test_index, c.repeat): g.passed
-                for c, g in zip(self.cells, self.grades, strict=True)
-                if c.prompt_index == prompt_index and c.provider_index == provider_index and g is not None
-                and g.error is None}
-
-    def compare_prompts(self, a: int, b: int, provider_index: int = 0) -> PairedComparison:
-        return compare_paired(self.outcomes(a, provider_index), self.outcomes(b, provider_index),
-                              self.config.prompts[a].label, self.config.prompts[b].label)
-
     def summary(self) -> dict[str, Any]:
-        graded = [g for g in self.grades if g is not None]
-        configs = self.summaries()
-        return {"run_id": self.id, "name": self.name, "cells": len(self.cells), "graded": len(graded),
-                "passed": sum(g.passed for g in graded),
-                "failed": sum(not g.passed and g.error is None for g in graded),
-                "errors": sum(g.error is not None for g in graded),
-                "cost_usd": sum(c.cost_usd for c in configs), "unpriced_calls": sum(c.unpriced for c in configs),
-                "configs": [{"prompt_index": c.prompt_index, "prompt": self.config.prompts[c.prompt_index].label,
-                             "provider": self.config.providers[c.provider_index].id, "passed": c.passed,
-                             "total": c.total, "pass_rate": c.rate, "interval_95": list(c.interval),
-                             "errors": c.errors, "cost_usd": c.cost_usd,
-                             "latency_median_ms": c.latency_median_ms} for c in configs]}
+        return {"run_id": self.id, "name": self.name, **eval_results.summary(self.rows())}
 
     def to_json(self) -> str:
         return json.dumps({"summary": self.summary(), "results": self.rows(), "notes": self.config.notes},
@@ -318,7 +254,7 @@ def exit_code(run: EvalRun) -> int:
 def summary_table(run: EvalRun) -> str:
     """The plain-text table the command line prints."""
     lines = [f"{'configuration':48s} {'pass':>9s} {'rate':>6s} {'95% interval':>15s} {'errors':>6s} {'cost':>10s}"]
-    for c in run.summaries():
+    for c in eval_results.config_summaries(run.rows()):
         rate = "–" if c.rate is None else f"{c.rate:.0%}"
         low, high = c.interval
         cost = f"${c.cost_usd:.4f}" + ("+?" if c.unpriced else "")
@@ -328,25 +264,44 @@ def summary_table(run: EvalRun) -> str:
 
 
 @dataclass
-class ResolverFromSettings:
-    """Providers for a headless run: the configured one (PROMPTLAB_* / OPENAI_* settings), the offline model for
-    `local/…` ids, and a compatible server for a spec with `apiBaseUrl` (key from `apiKeyEnvar` or
-    OPENAI_API_KEY)."""
+class ProviderResolver:
+    """Which provider serves a config's provider spec: `local/…` models the offline model; a spec without
+    `apiBaseUrl`, or with the configured endpoint's, the configured provider (its key); another `apiBaseUrl` a
+    compatible server that gets no key — an imported file must not be able to send the configured key elsewhere —
+    unless `apiKeyEnvar` names one and `environ` is given (the command line, the user's own environment)."""
 
     settings: Any
-    environ: dict[str, str] = field(default_factory=dict)
+    configured: Provider
+    environ: dict[str, str] | None = None
 
     def __call__(self, spec: ProviderSpec) -> Provider:
         from core.local_model import is_local_model
-        from core.providers import local_provider, resolve_provider
+        from core.providers import local_provider
 
         if is_local_model(spec.model):
             return local_provider(self.settings)
-        if spec.api_base_url:
-            key = self.environ.get(spec.config.get("apiKeyEnvar") or "OPENAI_API_KEY")
-            return Provider("compatible", spec.api_base_url, key, timeout_s=self.settings.timeout_s,
-                            max_retries=self.settings.max_retries)
-        return resolve_provider(self.settings)
+        url = spec.api_base_url
+        if not url or _same_endpoint(url, self.configured.base_url):
+            return self.configured
+        named = spec.config.get("apiKeyEnvar")
+        key = self.environ.get(named) if self.environ is not None and named else None
+        return Provider("compatible", url, key, timeout_s=self.settings.timeout_s,
+                        max_retries=self.settings.max_retries)
+
+
+def _same_endpoint(a: str, b: str | None) -> bool:
+    return b is not None and a.rstrip("/") == b.rstrip("/")
+
+
+def key_notes(config: EvalConfig, resolver: ProviderResolver) -> list[str]:
+    """One sentence per provider that will be called without a key (another endpoint than the configured one)."""
+    notes = []
+    for spec in config.providers:
+        provider = resolver(spec)
+        if provider.kind == "compatible" and not provider.api_key and provider is not resolver.configured:
+            notes.append(f"“{spec.id}” points at {spec.api_base_url}, not the configured endpoint: it is called "
+                         "without your key.")
+    return notes
 
 
 if __name__ == "__main__":  # the command line lives in core/cli.py

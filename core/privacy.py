@@ -77,7 +77,7 @@ def enforce_retention(engine: Engine, data_dir: str | Path, now: datetime | None
     """Delete what is older than the retention periods; returns rows removed per kind (audited when any)."""
     policy = retention(engine)
     now = now or datetime.now(timezone.utc)
-    removed = {"texts": 0, "conversations": 0, "images": 0, "cache": 0, "calls": 0}
+    removed = {"texts": 0, "conversations": 0, "eval_runs": 0, "images": 0, "cache": 0, "calls": 0}
     with engine.begin() as conn:
         if policy.text_hours is not None:
             cutoff = _iso(now - timedelta(hours=policy.text_hours))
@@ -86,6 +86,9 @@ def enforce_retention(engine: Engine, data_dir: str | Path, now: datetime | None
                 {"c": cutoff}).rowcount
             removed["conversations"] = conn.execute(sa.text("DELETE FROM conversations WHERE updated_at < :c"),
                                                     {"c": cutoff}).rowcount
+            # An eval run keeps every output it graded: texts, under the same limit.
+            removed["eval_runs"] = conn.execute(sa.text("DELETE FROM eval_runs WHERE created_at < :c"),
+                                                {"c": cutoff}).rowcount
             removed["cache"] = conn.execute(sa.text("DELETE FROM response_cache WHERE created_at < :c"),
                                             {"c": cutoff}).rowcount
             old_images = conn.execute(sa.text("SELECT id, path FROM images WHERE created_at < :c"),
@@ -143,6 +146,8 @@ _USER_TABLES = {  # table -> (column naming the user, order column)
     "conversations": ("user_id", "updated_at"),
     "prompt_versions": ("author", "created_at"),
     "playground_runs": ("user_id", "created_at"),
+    "eval_sets": ("author", "created_at"),
+    "eval_runs": ("user_id", "created_at"),
     "images": ("user_id", "created_at"),
     "response_cache": ("user_id", "created_at"),
 }

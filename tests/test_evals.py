@@ -61,7 +61,7 @@ def test_results_json_fields_and_default_assertions_first(server, tmp_path, sqli
         {"vars": {"q": "refund"}, "description": "first", "assert": [{"type": "contains", "value": "refund"}]}],
         prompts=["{{q}}"], default={"assert": [{"type": "not-icontains", "value": "sorry"}]})))
     out = tmp_path / "results.json"
-    done = run_cli(["run", str(config), "--output", str(out)], sqlite_url)
+    done = run_cli(["run", str(config), "--output", str(out)], sqlite_url, server.base_url)
     assert done.returncode == 0, done.stderr
     assert "1 passed, 0 failed, 0 errors" in done.stdout and "95% interval" in done.stdout
     data = json.loads(out.read_text())
@@ -76,9 +76,10 @@ def test_results_json_fields_and_default_assertions_first(server, tmp_path, sqli
     assert TEST_KEY not in out.read_text()
 
 
-def run_cli(args, db_url, **env):
+def run_cli(args, db_url, base_url, **env):
     return subprocess.run([sys.executable, "-m", "core.evals", *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "PROMPTLAB_DB_URL": db_url, "OPENAI_API_KEY": TEST_KEY, **env},
+                          env={**os.environ, "PROMPTLAB_DB_URL": db_url, "OPENAI_API_KEY": TEST_KEY,
+                               "OPENAI_BASE_URL": base_url, "PROMPTLAB_PROVIDER": "auto", **env},
                           timeout=120)
 
 
@@ -88,15 +89,15 @@ def test_exit_codes_0_100_1(server, tmp_path, sqlite_url):
                                                                                     "value": "x"}]}])))
     failing.write_text(json.dumps(config_dict(server, [{"vars": {"q": "x"}, "assert": [{"type": "contains",
                                                                                          "value": "zzz"}]}])))
-    assert run_cli(["run", str(ok)], sqlite_url).returncode == 0
-    assert run_cli(["run", str(failing)], sqlite_url).returncode == 100
+    assert run_cli(["run", str(ok)], sqlite_url, server.base_url).returncode == 0
+    assert run_cli(["run", str(failing)], sqlite_url, server.base_url).returncode == 100
     broken = tmp_path / "broken.yaml"
     broken.write_text("prompts: [\n")
-    done = run_cli(["run", str(broken)], sqlite_url)
+    done = run_cli(["run", str(broken)], sqlite_url, server.base_url)
     assert done.returncode == 1 and "not valid YAML" in done.stderr and "Traceback" not in done.stderr
-    assert run_cli(["run", str(tmp_path / "absent.yaml")], sqlite_url).returncode == 1
+    assert run_cli(["run", str(tmp_path / "absent.yaml")], sqlite_url, server.base_url).returncode == 1
     server.push(Script(status=500), Script(status=500))  # an API error is a failed case, not a crash
-    assert run_cli(["run", str(ok)], sqlite_url, PROMPTLAB_MAX_RETRIES="0").returncode == 100
+    assert run_cli(["run", str(ok)], sqlite_url, server.base_url, PROMPTLAB_MAX_RETRIES="0").returncode == 100
 
 
 def test_cancel_keeps_what_finished(server, log):
@@ -148,3 +149,42 @@ def test_statistics():
     assert comparison.sentence() == ("v2 passes 31/40, v1 24/40; v2 better on 9 cases, worse on 2, p = 0.065 — not "
                                      "a significant difference.")
     assert comparison.b_worse == [(22, 1), (23, 1)]
+
+
+def test_an_imported_file_cannot_send_the_configured_key_to_another_url():
+    from core.config import load_settings
+    from core.eval_config import ProviderSpec
+    from core.evals import ProviderResolver
+
+    configured = Provider("openai", "https://api.openai.com/v1", "sk-the-real-key-000000000")
+    ui = ProviderResolver(load_settings(environ={}), configured)
+    assert ui(ProviderSpec(id="openai:gpt-4o", model="gpt-4o")) is configured
+    assert ui(ProviderSpec(id="x", model="gpt-4o", config={"apiBaseUrl": "https://api.openai.com/v1/"})) is configured
+    evil = ProviderSpec(id="openai:gpt-4o", model="gpt-4o",
+                        config={"apiBaseUrl": "https://attacker.example/v1", "apiKeyEnvar": "OPENAI_API_KEY"})
+    assert ui(evil).api_key is None and ui(evil).base_url == "https://attacker.example/v1"
+    cli = ProviderResolver(load_settings(environ={}), configured, {"OPENAI_API_KEY": "sk-env-000", "MINE": "sk-m"})
+    assert cli(evil).api_key == "sk-env-000"  # the command line: the user's own file and environment
+    assert cli(ProviderSpec(id="y", model="m", config={"apiBaseUrl": "https://p.example/v1"})).api_key is None
+    assert ui(ProviderSpec(id="l", model="local/SmolLM2-135M-Instruct")).kind == "local"
+
+
+def test_test_sets_are_versioned_and_runs_keep_a_single_baseline(db_url):
+    from core.eval_config import TestCase
+    from core.eval_store import EvalStore
+
+    store = EvalStore(db_url)
+    v1 = store.save_set("returns", [TestCase(vars={"q": "a"})], "alice")
+    v2 = store.save_set("returns", [TestCase(vars={"q": "a"}), TestCase(vars={"q": "b"})], "bob", "added b")
+    assert (v1.version, v2.version) == (1, 2) and store.set_names() == ["returns"]
+    assert [len(v.tests) for v in store.set_history("returns")] == [2, 1]
+    assert store.latest_set("returns").tests[1].vars == {"q": "b"}
+    with pytest.raises(ValueError):
+        store.save_set("  ", [])
+    config = parse_config({"prompts": ["{{q}}"], "providers": ["openai:gpt-4o-mini"], "tests": [{"vars": {"q": "a"}}]})
+    for run_id in ("r1", "r2"):
+        store.save_run(run_id, run_id, config, [{"prompt": "{{q}}", "pass": True}], {"passed": 1}, "alice")
+    store.set_baseline("r1")
+    store.set_baseline("r2")
+    assert store.baseline().id == "r2" and sum(r.baseline for r in store.runs()) == 1
+    assert store.run("r1").config.prompts == config.prompts and json.loads(store.run("r1").to_json())["summary"]

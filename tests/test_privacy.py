@@ -11,6 +11,8 @@ from core import chat
 from core.cache import CachedReply, ResponseCache
 from core.calllog import CallLog, CallRecord, CallTexts
 from core.conversations import ConversationStore
+from core.eval_config import TestCase, parse_config
+from core.eval_store import EvalStore
 from core.gallery import Gallery
 from core.images import ImageRequest, ImageResult
 from core.playground import Draft
@@ -66,6 +68,10 @@ def seed_user(db_url, tmp_path, user: str, ts: datetime):
     Gallery(db_url, tmp_path).add(ImageRequest("gpt-image-1", f"{user}'s cat"),
                                   ImageResult([tiny_png()], "image/png", 0.01, False, f"{user}-img"), user)
     ResponseCache(db_url).put(f"k-{user}", "openai", "gpt-4o", CachedReply("r", "stop", 1, 1), user)
+    evals = EvalStore(db_url)
+    evals.save_set(f"{user}-set", [TestCase(vars={"q": f"{user}'s question"})], user)
+    evals.save_run(f"{user}-run", "run", parse_config({"prompts": ["{{q}}"], "providers": ["openai:gpt-4o"]}),
+                   [{"prompt": "{{q}}", "output": f"{user}'s output"}], {}, user)
     return log
 
 
@@ -81,7 +87,7 @@ def test_export_then_delete_leaves_nothing(db_url, tmp_path):
     seed_user(db_url, tmp_path, "ben", now)
     data = unzip(export_user(log.engine, "ana", actor="admin"))
     assert [len(data[k]) for k in ("calls", "call_texts", "conversations", "prompt_versions", "images",
-                                   "response_cache")] == [1, 1, 1, 1, 1, 1]
+                                   "response_cache", "eval_sets", "eval_runs")] == [1, 1, 1, 1, 1, 1, 1, 1]
     assert len(data["files"]) == 1 and all(r.get("user_id", "ana") == "ana" for r in data["calls"])
     counts = delete_user(log.engine, "ana", actor="admin")
     assert counts["calls"] == 1 and counts["images"] == 1 and counts["call_texts"] == 1
@@ -100,11 +106,11 @@ def test_retention_keeps_metrics_longer_than_texts(db_url, tmp_path):
     with log.engine.begin() as conn:  # everything of "old" was made five days ago
         stamp = (now - timedelta(days=5)).isoformat()
         for table, column in (("conversations", "updated_at"), ("images", "created_at"),
-                              ("response_cache", "created_at")):
+                              ("response_cache", "created_at"), ("eval_runs", "created_at")):
             conn.execute(sa.text(f"UPDATE {table} SET {column} = :t WHERE user_id = 'old'"), {"t": stamp})
     set_retention(log.engine, Retention(text_hours=72, metrics_days=400))
     removed = enforce_retention(log.engine, tmp_path)
-    assert removed == {"texts": 1, "conversations": 1, "images": 1, "cache": 1, "calls": 0}
+    assert removed == {"texts": 1, "conversations": 1, "eval_runs": 1, "images": 1, "cache": 1, "calls": 0}
     assert log.get("old-1") is not None and log.texts("old-1") is None and log.texts("recent") is not None
     assert not list(tmp_path.glob("images/*"))
     assert oldest_kept(log.engine)["texts"][:10] == now.isoformat()[:10]

@@ -1,0 +1,260 @@
+"""Evals: a promptfoo config (imported or edited), its test cases in a table, a run through the gate with live
+progress and Cancel, and results that decide — pass rates with intervals, failures first, paired comparisons."""
+import io
+import time
+
+import pandas as pd
+import streamlit as st
+
+from core import eval_results as er
+from core.eval_assertions import MODEL_GRADED
+from core.eval_config import (
+    EvalConfig,
+    EvalConfigError,
+    parse_config_text,
+    tests_from_csv,
+    tests_from_jsonl,
+    tests_from_yaml,
+    tests_to_csv,
+    tests_to_jsonl,
+    tests_to_yaml,
+    to_yaml,
+)
+from core.eval_store import EvalStore
+from core.evals import EvalRun, ProviderResolver, key_notes
+from core.pricing import format_cost
+from pages._widgets import available_models
+from pages._workbench import response_cache, workbench
+
+wb = workbench()
+state = st.session_state
+store = EvalStore(wb.settings.db_url)
+resolver = ProviderResolver(wb.settings, wb.provider)  # an imported file never gets the key for another URL
+EXAMPLE = """description: Refund answers
+prompts:
+  - "Answer in one sentence: {{question}}"
+  - "You are a support agent. Reply briefly and politely: {{question}}"
+providers:
+  - openai:chat:%s
+defaultTest:
+  assert:
+    - type: not-icontains
+      value: sorry
+tests:
+  - description: refund window
+    vars: {question: "How long do I have to return shoes?"}
+    assert:
+      - {type: icontains, value: days}
+  - description: no refund for gift cards
+    vars: {question: "Can I return a gift card?"}
+    assert:
+      - {type: icontains-any, value: [no, not]}
+"""
+st.title("✅ Evals")
+state.setdefault("eval_box", {})  # written in `finally`, where st.session_state is off limits
+
+
+def set_config_text(text: str) -> None:
+    """Replace the config box's text (on the next run: a drawn widget's value cannot change in this one)."""
+    state.eval_yaml_next = text
+
+
+if "eval_yaml_next" in state:
+    state.eval_yaml = state.pop("eval_yaml_next")
+state.setdefault("eval_yaml", EXAMPLE % wb.settings.default_model)
+
+setup, run_tab, results_tab = st.tabs(["📝 Config & cases", "▶ Run", "📊 Results"])
+
+# ----- config ------------------------------------------------------------------------------------------------------
+with setup:
+    upload = st.file_uploader("Import a promptfoo config (YAML)", type=["yaml", "yml"], key="eval_upload")
+    if upload is not None and state.get("eval_upload_seen") != upload.file_id:
+        state.eval_upload_seen = upload.file_id
+        set_config_text(upload.getvalue().decode("utf-8", errors="replace"))
+        st.rerun()
+    st.text_area("Config (promptfoo YAML)", key="eval_yaml", height=260,
+                 help="prompts, providers (openai:chat:<model>), defaultTest, tests with vars and assert.")
+    config: EvalConfig | None = None
+    try:
+        config = parse_config_text(state.eval_yaml)
+    except EvalConfigError as err:
+        st.error(str(err))
+    if config is not None:
+        for note in config.notes + key_notes(config, resolver):
+            st.warning(note)
+        st.caption(f"{len(config.prompts)} prompts × {len(config.providers)} providers × {len(config.tests)} cases")
+        st.subheader("Test cases")
+        try:
+            table = pd.read_csv(io.StringIO(tests_to_csv(config.tests)), dtype=str, keep_default_na=False)
+            st.caption("One row per case: a column per variable, `__expected…` cells such as `icontains: days` "
+                       "(promptfoo's CSV).")
+            edited = st.data_editor(table, num_rows="dynamic", key=f"eval_cases_{hash(state.eval_yaml)}",
+                                    width="stretch")
+            if not edited.equals(table):
+                config.tests = tests_from_csv(edited.to_csv(index=False))
+                if st.button("Apply the table to the config", key="eval_apply"):
+                    set_config_text(to_yaml(config))
+                    st.rerun()
+        except EvalConfigError as err:
+            st.info(f"{err} The cases are shown as YAML above.")
+        c1, c2, c3, c4 = st.columns(4)
+        c1.download_button("⬇ Config YAML", to_yaml(config), "promptfooconfig.yaml", "application/x-yaml")
+        c2.download_button("⬇ Cases JSONL", tests_to_jsonl(config.tests), "cases.jsonl", "application/jsonl")
+        c3.download_button("⬇ Cases YAML", tests_to_yaml(config.tests), "cases.yaml", "application/x-yaml")
+        try:
+            c4.download_button("⬇ Cases CSV", tests_to_csv(config.tests), "cases.csv", "text/csv")
+        except EvalConfigError:
+            c4.caption("CSV cannot hold these cases")
+        with st.expander("Test sets (saved, versioned)"):
+            name = st.text_input("Save the cases as", key="eval_set_name")
+            if st.button("💾 Save test set", key="eval_set_save", disabled=not name.strip()):
+                saved = store.save_set(name, config.tests, wb.user)
+                st.success(f"Saved “{saved.name}” v{saved.version} ({len(saved.tests)} cases).")
+            names = store.set_names()
+            if names:
+                pick = st.selectbox("Load a test set", names, key="eval_set_pick")
+                history = store.set_history(pick)
+                version = st.selectbox("Version", history, key="eval_set_version",
+                                       format_func=lambda v: f"v{v.version} · {v.created_at[:16]} · {v.author or ''}")
+                if st.button("Use these cases", key="eval_set_load"):
+                    config.tests = version.tests
+                    set_config_text(to_yaml(config))
+                    st.rerun()
+            cases_file = st.file_uploader("Import cases (CSV, JSONL or YAML)", type=["csv", "jsonl", "yaml", "yml"],
+                                          key="eval_cases_upload")
+            if cases_file is not None and st.button("Use the imported cases", key="eval_cases_use"):
+                text = cases_file.getvalue().decode("utf-8", errors="replace")
+                reader = {"csv": tests_from_csv, "jsonl": tests_from_jsonl}.get(cases_file.name.rsplit(".", 1)[-1],
+                                                                               tests_from_yaml)
+                try:
+                    config.tests = reader(text)
+                    set_config_text(to_yaml(config))
+                    st.rerun()
+                except (EvalConfigError, ValueError) as err:
+                    st.error(f"{cases_file.name}: {err}")
+
+# ----- run -----------------------------------------------------------------------------------------------------------
+with run_tab:
+    if config is None:
+        st.info("Fix the config first (📝 Config & cases).")
+    else:
+        c1, c2, c3 = st.columns(3)
+        repeat = int(c1.number_input("Repeats", 1, 20, 1, key="eval_repeat"))
+        concurrency = int(c2.number_input("Concurrent calls", 1, 32, 8, key="eval_concurrency"))
+        allow_cache = c3.toggle("Reuse cached replies", key="eval_cache",
+                                help="Off: every cell asks the model. On: identical requests may be answered from "
+                                     "the response cache (cost 0), which hides latency and variance.")
+        graded = any(a.base_type in MODEL_GRADED for t in config.cases() for a in t.assertions)
+        if graded:
+            models, _ = available_models(wb)
+            choices = ["(the config's grader)" if config.grader else "(the first provider's model)", *models]
+            grader = st.selectbox("Grader model", choices, key="eval_grader",
+                                  help="Answers the model-graded assertions; its calls are logged and priced too.")
+            if grader != choices[0]:
+                config.grader = grader
+        evaluation = EvalRun(config, resolver, wb.context("evals"), wb.log, repeat=repeat,
+                             concurrency=concurrency, cache=response_cache(wb) if allow_cache else None)
+        estimate = evaluation.estimate(lambda m, model: wb.provider_for(model).prompt_counter(model)(m),
+                                       lambda model: wb.provider_for(model).pricing_id)
+        cost = ("cost unknown (unpriced models)" if estimate.unpriced_cells == len(evaluation.cells) else
+                f"at most {format_cost(estimate.max_cost_usd)}")
+        st.caption(f"{len(evaluation.cells)} cells · {estimate.input_tokens:,} input tokens · {cost}"
+                   + (" · plus the grader's calls" if graded else ""))
+        confirmed = True
+        if estimate.max_cost_usd > wb.settings.confirm_cost_usd:
+            confirmed = st.checkbox(f"This run may cost up to {format_cost(estimate.max_cost_usd)} (over "
+                                    f"{format_cost(wb.settings.confirm_cost_usd)}): run it anyway",
+                                    key="eval_confirm")
+        if st.button("▶ Run eval", type="primary", disabled=not confirmed or not evaluation.cells, key="eval_run"):
+            evaluation.start()
+            st.button("⏹ Cancel", key="eval_cancel")
+            bar = st.progress(0.0, text="Starting…")
+            box, user = state.eval_box, wb.user  # taken now: after a Cancel click st.session_state raises
+            try:
+                while not evaluation.done():
+                    done, total = evaluation.progress()
+                    bar.progress(done / total, text=f"{done} of {total} cells graded")
+                    time.sleep(0.2)
+            finally:
+                if not evaluation.done():
+                    evaluation.cancel()
+                    evaluation.wait(60)
+                store.save_run(evaluation.id, evaluation.name, evaluation.config, evaluation.rows(),
+                               evaluation.summary(), user)
+                box["last"] = evaluation.id
+            st.rerun()
+
+# ----- results -------------------------------------------------------------------------------------------------------
+with results_tab:
+    runs = store.runs()
+    if not runs:
+        st.info("Run an eval to see which prompt passes more cases.")
+    else:
+        last = state.eval_box.get("last")
+        ids = [r.id for r in runs]
+        if last in ids and state.get("eval_last_shown") != last:  # a run just finished: show it
+            state.eval_result_pick, state.eval_last_shown = last, last
+        pick = st.selectbox("Run", ids, key="eval_result_pick",
+                            format_func=lambda i: next(f"{r.name} · {r.created_at[:16]}" + (" ⭐ baseline" if
+                                                       r.baseline else "") for r in runs if r.id == i))
+        shown = next(r for r in runs if r.id == pick)
+        rows = shown.rows
+        s = shown.summary
+        st.markdown(f"**{s['passed']} passed · {s['failed']} failed · {s['errors']} errors** · "
+                    f"{format_cost(s['cost_usd'])}" + (f" + {s['unpriced_calls']} unpriced calls"
+                                                       if s.get("unpriced_calls") else ""))
+        st.subheader("Pass rate (95 % interval)")
+        st.dataframe(er.pass_matrix(rows), width="stretch")
+        configs = er.config_summaries(rows)
+        st.dataframe(pd.DataFrame([{
+            "configuration": c.label, "passed": c.passed, "cases": c.total, "errors": c.errors,
+            "cost": format_cost(c.cost_usd) + (f" + {c.unpriced} unpriced" if c.unpriced else ""),
+            "median latency (s)": None if c.latency_median_ms is None else round(c.latency_median_ms / 1000, 2),
+            "tokens in / out": f"{c.input_tokens:,} / {c.output_tokens:,}"} for c in configs]),
+            hide_index=True, width="stretch")
+
+        prompts = list(dict.fromkeys(c.prompt for c in configs))
+        providers = list(dict.fromkeys(c.provider for c in configs))
+        if len(prompts) > 1:
+            st.subheader("Compare two prompts on the same cases")
+            a, b, v = st.columns(3)
+            prompt_a = a.selectbox("A", prompts, key="eval_cmp_a")
+            prompt_b = b.selectbox("B", prompts, index=1, key="eval_cmp_b")
+            provider = v.selectbox("On", providers, key="eval_cmp_provider")
+            comparison = er.compare_prompts(rows, prompt_a, prompt_b, provider)
+            st.info(comparison.sentence())
+            for row in er.flipped(rows, comparison, prompt_b, provider):
+                st.caption(f"{'✅ B better' if row['flip'] == 'better' else '❌ B worse'} · case "
+                           f"{row['test_index'] + 1} #{row['repeat']} · {row.get('description') or row['vars']}")
+
+        st.subheader("Baseline")
+        baseline = store.baseline()
+        if st.button("⭐ Make this run the baseline", key="eval_set_baseline", disabled=shown.baseline):
+            store.set_baseline(shown.id)
+            st.rerun()
+        if baseline is None:
+            st.caption("No baseline yet: make a run the baseline, and later runs show what changed.")
+        elif baseline.id != shown.id:
+            for label, comparison in er.compare_with_baseline(rows, baseline.rows):
+                st.markdown(f"**{label}** — {comparison.sentence()}")
+        else:
+            st.caption("This run is the baseline.")
+
+        st.subheader("Cases, failures first")
+        for row in er.cases_failures_first(rows)[:200]:
+            mark = "⚠️" if row.get("error") else "✅" if row["pass"] else "❌"
+            title = (f"{mark} case {row['test_index'] + 1} #{row['repeat']} · {row['prompt'][:40]} · "
+                     f"{row['provider']} — {(row.get('description') or '')[:40]}")
+            with st.expander(title):
+                st.caption(f"Reason: {row['reason']}")
+                st.json(row["vars"], expanded=False)
+                st.text(row["output"] or "(no output)")
+                if row["assertions"]:
+                    st.dataframe(pd.DataFrame(row["assertions"]), hide_index=True, width="stretch")
+                for verdict in row.get("grading", []):
+                    st.caption(f"Grading prompt ({verdict['type']})")
+                    st.json(verdict["prompt"], expanded=False)
+        if len(rows) > 200:
+            st.caption(f"First 200 of {len(rows)} cells; download the run for all of them.")
+        st.download_button("⬇ results.json", shown.to_json(),
+                           f"{shown.name}.json", "application/json", key="eval_download")
