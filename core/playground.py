@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
 from itertools import product
 from typing import Any
 
@@ -443,9 +444,14 @@ def stability_summary(results: list[CellResult]) -> list[Stability]:
     return summary
 
 
+# Scripts written without spaces between words (Chinese, Japanese, Korean) are compared character by character.
+_CJK = "\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+_DIFF_TOKEN = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+|\\s+")
+
+
 def word_diff(a: str, b: str) -> list[tuple[str, str]]:
-    """(op, text) pieces turning a into b word by word; op is "=", "-" or "+"."""
-    wa, wb = re.findall(r"\S+|\s+", a), re.findall(r"\S+|\s+", b)
+    """(op, text) pieces turning a into b word by word (CJK character by character); op is "=", "-" or "+"."""
+    wa, wb = _DIFF_TOKEN.findall(a), _DIFF_TOKEN.findall(b)
     pieces: list[tuple[str, str]] = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, wa, wb, autojunk=False).get_opcodes():
         if op == "equal":
@@ -522,6 +528,27 @@ def replay_draft(request: dict[str, Any]) -> Draft:
     literal = {name: "{{" + name + "}}" for name in template_variables(str(user))}
     return Draft(model=request.get("model", ""), system=system, user_template=str(user), variables=literal,
                  settings=settings, history=messages)
+
+
+def fresh_run_name(now: datetime, used: set[str]) -> str:
+    """A default run name ("run-091512") no earlier run of the session has used."""
+    base = name = f"run-{now:%H%M%S}"
+    n = 2
+    while name in used:
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+def with_screen_inputs(version: Draft, screen: Draft) -> Draft:
+    """A saved version as the compare matrix sends it: its prompt and settings, with the variables and the max
+    tokens on screen (the inputs of this comparison, the same for every version)."""
+    return replace(version, variables={**version.variables, **screen.variables},
+                   settings=replace(version.settings, max_tokens=screen.settings.max_tokens))
+
+
+def older_first(a: Any, b: Any) -> tuple[Any, Any]:
+    """Two saved versions in the order a diff reads them: the older one struck out, the newer one added."""
+    return (a, b) if a.version <= b.version else (b, a)
 
 
 def prepare_cell(spec: CellSpec, draft: Draft, provider: Provider) -> PreparedCell:

@@ -17,10 +17,12 @@ from core.playground import (
     diff_html,
     estimate_cost,
     expand_matrix,
+    fresh_run_name,
     parse_temperatures,
     prepare_cell,
     results_to_json,
     stability_summary,
+    with_screen_inputs,
 )
 from core.pricing import format_cost
 from core.prompts import PromptLibrary
@@ -47,10 +49,12 @@ def show_cell(r: CellResult) -> None:
 
 
 def _versions(library: PromptLibrary, draft: Draft | None) -> dict[str, Draft]:
+    """The current draft and the last five versions of each saved prompt, each with the screen's variables and max
+    tokens (the inputs of this comparison)."""
     options = {CURRENT: draft} if draft else {}
     for name in library.names():
         for v in library.history(name)[:5]:
-            options[v.label] = v.draft
+            options[v.label] = with_screen_inputs(v.draft, draft) if draft else v.draft
     return options
 
 
@@ -81,10 +85,15 @@ def _live(run: MatrixRun, columns: int) -> None:
             run.cancel()
             run.wait(30)
         box["last"] = (name, run.results)
+        box["new_name"] = True
+        box.setdefault("names", set()).add(name)
 
 
 def render_compare(wb: Workbench, draft: Draft | None, library: PromptLibrary, problem: str | None) -> None:
-    st.session_state.setdefault("pg_matrix_box", {})
+    box = st.session_state.setdefault("pg_matrix_box", {})
+    used = box.setdefault("names", set())
+    if box.pop("new_name", False) or "pg_run_name" not in st.session_state:  # a fresh default for every run
+        st.session_state.pg_run_name = fresh_run_name(datetime.now(), used)
     versions = _versions(library, draft)
     models, _ = available_models(wb)
     c1, c2 = st.columns(2)
@@ -96,7 +105,7 @@ def render_compare(wb: Workbench, draft: Draft | None, library: PromptLibrary, p
     temps_text = c3.text_input("Temperatures", "0, 1", key="pg_cmp_temps")
     repeats = c4.number_input("Repeats", 1, 10, 1, key="pg_cmp_repeats")
     concurrency = c5.number_input("Concurrent calls", 1, 32, 8, key="pg_cmp_concurrency")
-    st.text_input("Run name (tags the calls in the log)", f"run-{datetime.now():%H%M%S}", key="pg_run_name")
+    st.text_input("Run name (tags the calls in the log)", key="pg_run_name")
     try:
         specs = expand_matrix(chosen_versions, chosen_models, parse_temperatures(temps_text), int(repeats))
         cells = [prepare_cell(s, versions[s.version], wb.provider_for(s.model)) for s in specs]

@@ -6,12 +6,16 @@ import streamlit as st
 
 from core import chat
 from core.personas import CUSTOM_ID
-from core.playground import Draft, diff_html, replay_draft
+from core.playground import Draft, diff_html, older_first, replay_draft
 from core.prompts import PromptLibrary
 from pages._workbench import Workbench
 
 
 def render_library(wb: Workbench, draft: Draft | None, library: PromptLibrary) -> None:
+    saved_now = st.session_state.pop("pg_lib_saved", None)
+    if saved_now:  # saved in the run before: select it here (the Compare tab, drawn earlier, now lists it too)
+        st.session_state.pg_lib_name, st.session_state.pg_lib_version = saved_now["name"], saved_now["id"]
+        st.success(f"Saved {saved_now['label']}.")
     with st.form("pg_save_form", clear_on_submit=False):
         c1, c2 = st.columns([1, 2])
         name = c1.text_input("Prompt name", key="pg_save_name")
@@ -19,7 +23,8 @@ def render_library(wb: Workbench, draft: Draft | None, library: PromptLibrary) -
         if st.form_submit_button("💾 Save as new version", disabled=draft is None):
             try:
                 saved = library.save(name, draft, author=wb.user, note=note or None)
-                st.success(f"Saved {saved.label}.")
+                st.session_state.pg_lib_saved = {"name": saved.name, "id": saved.id, "label": saved.label}
+                st.rerun()
             except ValueError as err:
                 st.error(f"Cannot save: {err}.")
     names = library.names()
@@ -42,11 +47,11 @@ def render_library(wb: Workbench, draft: Draft | None, library: PromptLibrary) -
         if len(history) > 1:
             other = st.selectbox("Compare with", [i for i in labels if i != chosen], format_func=labels.get,
                                  key="pg_lib_other")
-            old = next(v for v in history if v.id == other)
-            st.caption("System prompt")
-            st.html(diff_html(old.draft.system, version.draft.system))
-            st.caption("User message")
-            st.html(diff_html(old.draft.user_template, version.draft.user_template))
+            old, new = older_first(next(v for v in history if v.id == other), version)
+            st.caption(f"System prompt: {old.label} → {new.label}")
+            st.html(diff_html(old.draft.system, new.draft.system))
+            st.caption(f"User message: {old.label} → {new.label}")
+            st.html(diff_html(old.draft.user_template, new.draft.user_template))
     e1, e2 = st.columns(2)
     e1.download_button("⬇ Export library (JSON)", library.export_json, "promptlab-prompts.json", "application/json",
                        disabled=not names)

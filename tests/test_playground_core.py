@@ -237,3 +237,24 @@ def test_replay_draft_rebuilds_the_request():
     assert messages_for(draft) == request["messages"]  # literal braces survive
     assert draft.settings.max_tokens == 99 and draft.settings.stop == ["END"]
     assert draft.settings.tool_choice == "lookup_order"
+
+
+def test_cjk_text_is_diffed_by_character():
+    assert word_diff("退货期限是三十天。", "退货期限是十四天。") == [
+        ("=", "退货期限是"), ("-", "三"), ("=", "十"), ("+", "四"), ("=", "天。")]
+    assert word_diff("返品は30日以内です", "返品は14日以内です") == [("=", "返品は"), ("-", "30"), ("+", "14"),
+                                                              ("=", "日以内です")]
+
+
+def test_saved_versions_take_the_screens_variables_and_max_tokens_and_runs_get_fresh_names():
+    from datetime import datetime
+
+    from core.playground import Settings, fresh_run_name, with_screen_inputs
+    saved = Draft("gpt-4o", "sys v1", "Where is {{order}}?", {"order": "A-17", "lang": "en"}, Settings(max_tokens=512))
+    screen = Draft("gpt-4o-mini", "sys now", "x", {"order": "B-99"}, Settings(max_tokens=99))
+    sent = with_screen_inputs(saved, screen)
+    assert (sent.system, sent.user_template, sent.model) == ("sys v1", "Where is {{order}}?", "gpt-4o")
+    assert sent.variables == {"order": "B-99", "lang": "en"} and sent.settings.max_tokens == 99
+    now = datetime(2026, 11, 27, 9, 15, 12)
+    assert fresh_run_name(now, set()) == "run-091512"
+    assert fresh_run_name(now, {"run-091512", "run-091512-2"}) == "run-091512-3"

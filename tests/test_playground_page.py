@@ -1,4 +1,5 @@
 """AppTest of the Playground against the loopback server."""
+import re
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,50 @@ def test_saved_version_as_chat_persona(pg, app_env):
     pg.button(key="pg_lib_persona").click().run()
     assert pg.session_state.conversation.system_prompt == "You answer from the wiki."
     assert pg.session_state.persona_id == "custom"
+
+
+def save_version(pg, name: str) -> None:
+    pg.text_input(key="pg_save_name").set_value(name)
+    next(b for b in pg.button if "Save as new version" in b.label).click().run()
+    assert not pg.exception, pg.exception
+
+
+def test_compare_sends_each_saved_version_with_the_variables_and_max_tokens_on_screen(pg, server):
+    save_version(pg, "support")  # v1: "Where is order {{order}}?" saved with order = A-17
+    pg.text_area(key="pg_system").set_value("You are warm.").run()
+    save_version(pg, "support")  # v2
+    pg.text_input(key="pg_var_order").set_value("B-99").run()
+    pg.number_input(key="pg_max_tokens").set_value(99).run()
+    pg.multiselect(key="pg_cmp_versions").set_value(["support v1", "support v2"]).run()
+    pg.text_input(key="pg_cmp_temps").set_value("0").run()
+    pg.button(key="pg_cmp_run").click().run()
+    sent = server.chat_requests()
+    assert len(sent) == 2
+    assert {b["messages"][-1]["content"] for b in sent} == {"Where is order B-99?"}
+    assert {b["messages"][0]["content"] for b in sent} == {"You are terse.", "You are warm."}
+    assert {b.get("max_tokens") or b.get("max_completion_tokens") for b in sent} == {99}
+
+
+def test_a_saved_version_is_offered_at_once_and_the_diff_reads_old_to_new(pg):
+    save_version(pg, "support")
+    assert "support v1" in pg.multiselect(key="pg_cmp_versions").options
+    pg.text_area(key="pg_system").set_value("You are terse and kind.").run()
+    save_version(pg, "support")
+    assert "support v2" in pg.multiselect(key="pg_cmp_versions").options  # no unrelated rerun needed
+    assert pg.selectbox(key="pg_lib_version").value == pg.session_state.pg_lib_version  # v2 selected
+    diff = next(h.proto.body for h in pg.get("html") if "<ins" in h.proto.body)
+    inserted = "".join(re.findall(r"<ins[^>]*>(.*?)</ins>", diff))
+    deleted = "".join(re.findall(r"<del[^>]*>(.*?)</del>", diff))
+    assert "kind." in inserted and "kind" not in deleted  # v2's new words are added, not struck out
+    assert any("support v1 → support v2" in c for c in captions(pg))
+
+
+def test_each_matrix_run_gets_a_new_default_name(pg, server, app_env):
+    pg.text_input(key="pg_cmp_temps").set_value("0").run()
+    names = [pg.text_input(key="pg_run_name").value]
+    for _ in range(2):
+        pg.button(key="pg_cmp_run").click().run()
+        names.append(pg.text_input(key="pg_run_name").value)
+    assert len(set(names)) == 3 and all(n.startswith("run-") for n in names)
+    tags = {t for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10) for t in r.tags}
+    assert {f"run:{n}" for n in names[:2]} <= tags  # each run's calls carry its own name
