@@ -337,3 +337,55 @@ def test_generated_image_is_visible_and_downloadable(browser, app_env, tmp_path)
         context.close()
     finally:
         running.stop()
+
+
+EVAL_YAML = """description: browser eval
+prompts:
+  - "Q: {{question}}"
+  - "Please answer {{question}}"
+providers:
+  - openai:chat:gpt-4o-mini
+tests:
+  - description: return window
+    vars: {question: "return window?"}
+    assert: [{type: icontains, value: "Q:"}]
+  - description: gift cards
+    vars: {question: "gift cards?"}
+    assert: [{type: contains, value: "gift"}]
+"""
+
+
+def run_eval(page) -> None:
+    page.get_by_role("tab", name="▶ Run").click()
+    page.get_by_role("button", name="▶ Run eval").click()
+    page.wait_for_selector(IDLE, timeout=60_000)
+    page.get_by_role("tab", name="📊 Results").click()
+
+
+def test_evals_import_run_read_a_failure_and_compare_with_a_baseline(page, app, server, tmp_path):
+    config = tmp_path / "promptfooconfig.yaml"
+    config.write_text(EVAL_YAML)
+    page.goto(f"{app.url}/evals")
+    page.wait_for_selector(IDLE, timeout=60_000)
+    page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(config))
+    page.wait_for_function("() => [...document.querySelectorAll('textarea')].some(t => "
+                           "t.value.includes('browser eval'))", timeout=30_000)
+    page.wait_for_selector(IDLE, timeout=60_000)
+    run_eval(page)
+    results = page.get_by_role("tabpanel", name="📊 Results")
+    sync_api.expect(results.get_by_text("1 failed", exact=False)).to_be_visible(timeout=30_000)
+    matrix = results.locator("[data-testid='stDataFrame']").first
+    sync_api.expect(matrix).to_be_visible()
+    assert len(server.chat_requests()) == 4
+    failing = results.locator("[data-testid='stExpander']").filter(has_text="❌").first
+    failing.locator("summary").click()
+    sync_api.expect(failing.get_by_text('Expected output to contain "Q:"', exact=False)).to_be_visible()
+    screenshot(page, "evals")
+
+    results.get_by_role("button", name="⭐ Make this run the baseline").click()
+    page.wait_for_selector(IDLE, timeout=60_000)
+    run_eval(page)
+    results = page.get_by_role("tabpanel", name="📊 Results")
+    sync_api.expect(results.get_by_text("this run passes 2/2, baseline 2/2", exact=False)).to_be_visible(
+        timeout=30_000)
+    assert len(server.chat_requests()) == 8
