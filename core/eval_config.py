@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from core.eval_assertions import SUPPORTED, Assertion, split_values
+from core.eval_assertions import MODEL_GRADED, SUPPORTED, Assertion, split_values
 
 # promptfoo provider ids PromptLab runs: OpenAI's chat API (and any compatible server via apiBaseUrl).
 _PROVIDER_ID = re.compile(r"^openai:(?:chat:)?(?P<model>.+)$")
@@ -316,6 +316,16 @@ def _test(raw: Any, where: str, notes: list[str]) -> TestCase:
     for key in sorted(set(raw) - TEST_KEYS):
         notes.append(f"{where}: “{key}” is not supported and was ignored.")
     assertions = [a for a in (_assertion(r, where, notes) for r in raw.get("assert") or []) if a is not None]
+    options = raw.get("options") or {}
+    grader = options.get("provider") if isinstance(options, dict) else None
+    grader = grader.get("id") if isinstance(grader, dict) else grader
+    if grader and where != "defaultTest":  # this test's grader, for its model-graded assertions without their own
+        assertions = [replace(a, provider=a.provider or grader) if a.base_type in MODEL_GRADED else a
+                      for a in assertions]
+    for key in sorted(set(options) - {"provider"}) if isinstance(options, dict) and where != "defaultTest" else []:
+        notes.append(f"{where}: option “{key}” is not supported and was ignored.")
+    if raw.get("metadata"):
+        notes.append(f"{where}: metadata is not used by PromptLab (kept out of the run).")
     variables = raw.get("vars") or {}
     if not isinstance(variables, dict):
         raise EvalConfigError(f"{where}: vars must be a mapping of names to values.")

@@ -237,6 +237,10 @@ with results_tab:
         elif baseline.id != shown.id:
             for label, comparison in er.compare_with_baseline(rows, baseline.rows):
                 st.markdown(f"**{label}** — {comparison.sentence()}")
+                prompt, provider = label.split(" · ", 1)
+                for row in er.flipped(rows, comparison, prompt, provider):
+                    st.caption(f"{'✅ now passes' if row['flip'] == 'better' else '❌ now fails'} · case "
+                               f"{row['test_index'] + 1} #{row['repeat']} · {row.get('description') or row['vars']}")
         else:
             st.caption("This run is the baseline.")
 

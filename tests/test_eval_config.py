@@ -127,3 +127,17 @@ def test_csv_expected_cells_read_as_promptfoo_reads_them():
 def test_a_broken_config_is_one_sentence(text, message, tmp_path):
     with pytest.raises(EvalConfigError, match=message):
         parse_config_text(text, tmp_path)
+
+
+def test_a_tests_own_grader_applies_to_its_model_graded_assertions_and_unused_keys_are_named():
+    config = parse_config_text("""
+prompts: [x]
+providers: [openai:gpt-4o]
+tests:
+  - options: {provider: openai:gpt-4o-mini, rubricPrompt: custom}
+    metadata: {area: returns}
+    assert: [{type: llm-rubric, value: v}, {type: factuality, value: f, provider: openai:o4-mini},
+             {type: contains, value: x}]
+""")
+    assert [a.provider for a in config.tests[0].assertions] == ["openai:gpt-4o-mini", "openai:o4-mini", None]
+    assert any("rubricPrompt" in n for n in config.notes) and any("metadata" in n for n in config.notes)
