@@ -59,6 +59,13 @@ def test_deterministic_verdicts_equal_promptfoos_on_the_same_outputs():
     (Assertion(type="not-latency", threshold=500), "x", False),
     (Assertion(type="cost", threshold=0.001), "x", True),
     (Assertion(type="not-cost", threshold=0.001), "x", False),
+    (Assertion(type="not-contains-all", value=["Trains", "Paris"]), "Trains to Lyon", True),
+    (Assertion(type="not-icontains-any", value=["paris", "LYON"]), "Trains to Lyon", False),
+    (Assertion(type="not-contains-any", value="Paris, Rome"), "Trains to Lyon", True),
+    (Assertion(type="not-starts-with", value="Trains"), "Trains to Lyon", False),
+    (Assertion(type="not-is-json", value={"type": "object"}), '{"a": 1}', False),
+    (Assertion(type="not-contains-json", value={"type": "object", "required": ["b"]}), 'x {"a": 1}', True),
+    (Assertion(type="not-levenshtein", value="Trains to Lyon!", threshold=2), "Trains to Lyon", False),
 ])
 def test_each_type_positive_and_negated(assertion, text, passed):
     out = Output(text=text, latency_ms=120.0, cost_usd=0.0002, vars={"city": "Lyon"})
@@ -146,11 +153,14 @@ def test_llm_rubric_pass_fail_negated_malformed(server, log, reply, negate, pass
     assert graders[0].model_requested == "gpt-4o"  # the config's grader, not the model under test
 
 
-@pytest.mark.parametrize("reply, passed", [
-    ('{"category": "A", "reason": "subset"}', True), ('{"category": "D", "reason": "disagrees"}', False),
-    ("The answer is (C) because it matches.", True), ("no idea", False)])
-def test_factuality(server, log, reply, passed):
-    run = graded_run(server, log, {"type": "factuality", "value": "30 days"}, reply, "expert_answer")
+@pytest.mark.parametrize("reply, kind, passed", [
+    ('{"category": "A", "reason": "subset"}', "factuality", True),
+    ('{"category": "D", "reason": "disagrees"}', "factuality", False),
+    ('{"category": "D", "reason": "disagrees"}', "not-factuality", True),
+    ("The answer is (C) because it matches.", "factuality", True), ("no idea", "factuality", False),
+    ("no idea", "not-factuality", False)])  # a malformed grader reply fails either way
+def test_factuality(server, log, reply, kind, passed):
+    run = graded_run(server, log, {"type": kind, "value": "30 days"}, reply, "expert_answer")
     assert run.grades[0].passed is passed
 
 
@@ -172,6 +182,9 @@ def test_answer_relevance_with_embeddings_and_without(server, log):
                            "Write the one question", repeats=3, embed=False)
     verdict = off_topic.grades[0].verdicts[0]
     assert not off_topic.grades[0].passed and "word overlap" in verdict.reason
+    negated = graded_run(server, log, {"type": "not-answer-relevance", "threshold": 0.5}, "Who painted the ceiling?",
+                         "Write the one question", repeats=3)
+    assert negated.grades[0].passed  # off topic, and the assertion asks for that
 
 
 def test_a_failing_grader_is_a_failed_verdict_with_its_sentence(server, log):
