@@ -26,6 +26,6 @@ retention_worker(wb.settings.db_url, wb.settings.data_dir)  # retention at start
 if not wb.settings.local_model_path:
     offline_model_fetch(wb.settings.offline_models_dir)  # first start, still online: the offline model is ready later
 if wb.settings.metrics_port:
-    metrics.serve(wb.settings.metrics_port)  # once per process; Prometheus scrapes it on its own port
+    metrics.serve(wb.settings.metrics_port, wb.settings.metrics_addr)  # once per process; Prometheus scrapes it on its own port
 provider_badge(wb)
 page.run()

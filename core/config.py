@@ -35,6 +35,7 @@ class Settings:
     confirm_cost_usd: float = 1.0
     data_dir: str = "data"
     metrics_port: int | None = None
+    metrics_addr: str = "127.0.0.1"
     fallback: str = "auto"
     cache_ttl_s: float = 86_400.0
     password_hash: str | None = field(default=None, repr=False)
@@ -69,6 +70,7 @@ _SOURCES: dict[str, tuple[str, type]] = {
     "confirm_cost_usd": ("PROMPTLAB_CONFIRM_USD", float),
     "data_dir": ("PROMPTLAB_DATA_DIR", str),
     "metrics_port": ("PROMPTLAB_METRICS_PORT", int),
+    "metrics_addr": ("PROMPTLAB_METRICS_ADDR", str),
     "fallback": ("PROMPTLAB_FALLBACK", str),
     "cache_ttl_s": ("PROMPTLAB_CACHE_TTL_S", float),
     "password_hash": ("PROMPTLAB_PASSWORD_HASH", str),
@@ -96,6 +98,8 @@ SETTING_DOCS: dict[str, str] = {
     "PROMPTLAB_DATA_DIR": "Where generated images and the offline model are kept (image metadata is in the "
                           "database)",
     "PROMPTLAB_METRICS_PORT": "Serve Prometheus metrics at /metrics on this port (off when unset)",
+    "PROMPTLAB_METRICS_ADDR": "The address /metrics listens on (default 127.0.0.1: this machine only; it has no "
+                              "authentication — put a proxy in front before widening it)",
     "PROMPTLAB_FALLBACK": "Models tried after the chosen one fails (timeout, 5xx, no connection): auto "
                           "(a cheaper sibling, then the offline model), off, or a comma list (`local` = offline)",
     "PROMPTLAB_CACHE_TTL_S": "How long a cached reply is served (temperature 0, or when opted in); 0 = no cache",

@@ -4,6 +4,7 @@ prompt text (only provider, model, page, status, direction).
 """
 from __future__ import annotations
 
+import re
 import threading
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -32,10 +33,33 @@ ERRORS = Counter("promptlab_errors", "Failed calls by error type", ("provider", 
 _server_lock = threading.Lock()
 _server_port: int | None = None
 
+# Model ids are typed by users: a label per distinct string would let anyone grow the metrics without bound (and put
+# arbitrary text on the page). Priced models (genai-prices knows them) keep their id; up to MAX_UNPRICED_LABELS other
+# well-formed ids are kept (a compatible server's own models); the rest count as "other".
+MAX_UNPRICED_LABELS = 25
+_LABEL = re.compile(r"^[\w.:/@+-]{1,80}$")
+_unpriced_labels: set[str] = set()
+_labels_lock = threading.Lock()
+
+
+def model_label(model: str | None, priced: bool) -> str:
+    """The label value a model id is counted under (bounded: see above)."""
+    if not model:
+        return "unknown"
+    if not _LABEL.match(model):
+        return "other"
+    if priced:
+        return model
+    with _labels_lock:
+        if model in _unpriced_labels or len(_unpriced_labels) < MAX_UNPRICED_LABELS:
+            _unpriced_labels.add(model)
+            return model
+    return "other"
+
 
 def observe(record: CallRecord) -> None:
     """Count one finished call (the gate calls this for every CallRecord it writes)."""
-    model = record.model or record.model_requested or "unknown"
+    model = model_label(record.model or record.model_requested, record.cost_usd is not None)
     REQUESTS.labels(record.provider, model, record.page, record.status).inc()
     if record.latency_ms is not None:
         LATENCY.labels(record.provider, model, record.page).observe(record.latency_ms / 1000)
@@ -53,7 +77,7 @@ def observe(record: CallRecord) -> None:
         CACHE_HITS.labels(record.provider, model).inc()
 
 
-def serve(port: int, addr: str = "0.0.0.0") -> int:
+def serve(port: int, addr: str = "127.0.0.1") -> int:
     """Start the /metrics endpoint once per process (later calls return the port it already has)."""
     global _server_port
     with _server_lock:

@@ -44,3 +44,32 @@ def test_metrics_endpoint_counts_calls_and_leaks_nothing(provider, ctx, log, ser
     assert labels <= {"provider", "model", "page", "status", "direction", "error_type", "from_model", "to_model",
                       "le"}
     assert metrics.serve(free_port()) == port  # one endpoint per process
+
+
+def test_the_endpoint_listens_on_loopback_by_default_and_model_labels_are_bounded(monkeypatch):
+    import inspect
+
+    from core.calllog import CallRecord
+    from core.config import load_settings
+
+    assert inspect.signature(metrics.serve).parameters["addr"].default == "127.0.0.1"
+    assert load_settings(environ={}).metrics_addr == "127.0.0.1"
+    assert load_settings(environ={"PROMPTLAB_METRICS_ADDR": "0.0.0.0"}).metrics_addr == "0.0.0.0"
+    monkeypatch.setattr(metrics, "_unpriced_labels", set())
+    typed = [f"made-up-model-{i}" for i in range(metrics.MAX_UNPRICED_LABELS + 40)]
+    labels = {metrics.model_label(m, priced=False) for m in typed}
+    assert len(labels) == metrics.MAX_UNPRICED_LABELS + 1 and "other" in labels
+    assert metrics.model_label("gpt-4o-mini", priced=True) == "gpt-4o-mini"  # priced models always keep theirs
+    assert metrics.model_label("<a href='https://x'>m</a>", priced=False) == "other"
+    assert metrics.model_label("x" * 500, priced=True) == "other"
+    for m in typed:  # the gate's own path: every typed id is counted, under a bounded set of labels
+        metrics.observe(CallRecord(request_id=m, ts="t", page="chat", provider="compatible", model_requested=m,
+                                   status="error"))
+    seen = {ls for (name, ls) in samples(metrics_text()) if name == "promptlab_requests_total"}
+    counted = {dict(ls).get("model") for ls in seen}
+    assert not counted & set(typed[metrics.MAX_UNPRICED_LABELS:]) and "other" in counted
+
+
+def metrics_text() -> str:
+    from prometheus_client import generate_latest
+    return generate_latest(metrics.REGISTRY).decode()
