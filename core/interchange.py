@@ -238,10 +238,12 @@ def export(log: CallLog, path: str | Path, since: date | None = None, until: dat
         return n
     import pandas as pd
 
+    from core.exports import to_csv
+
     frame = pd.DataFrame([to_interchange(r) for r in iter_records(log, since, until)], columns=list(KEYS))
     if suffix == ".csv":
         frame["tags"] = frame["tags"].map(json.dumps)
-        frame.to_csv(path, index=False)
+        to_csv(frame, path)  # spreadsheet formulas neutralised
     else:
         frame.to_parquet(path, index=False)
     return len(frame)

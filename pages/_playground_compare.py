@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.call_metrics import metrics_caption
+from core.exports import to_csv
 from core.playground import (
     CellResult,
     Draft,
@@ -152,7 +153,7 @@ def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[Cel
     with table:
         st.dataframe(frame, hide_index=True, width="stretch")
         e1, e2, e3 = st.columns(3)
-        e1.download_button("⬇ CSV", frame.to_csv(index=False), f"{name}.csv", "text/csv")
+        e1.download_button("⬇ CSV", to_csv(frame) or "", f"{name}.csv", "text/csv")
         e2.download_button("⬇ JSON", results_to_json(results), f"{name}.json", "application/json")
         if e3.button("💾 Save run", key="pg_save_run"):
             library.save_run(name, results, wb.user)

@@ -5,6 +5,7 @@ import streamlit as st
 
 from core import analytics as an
 from core.charts import figures, kpi_cards
+from core.exports import to_csv
 from core.playground import replay_draft
 from core.pricing import format_cost
 from core.synthetic import generate
@@ -99,7 +100,7 @@ frame, total = engine.calls_page(filters, st.session_state.get("an_calls_page", 
 pages = max(1, -(-total // page_size))
 top = st.columns([2, 1, 1, 2])
 top[0].number_input(f"Page (of {pages:,}, {total:,} calls)", 1, pages, key="an_calls_page")
-top[1].download_button("⬇ CSV", lambda: engine.filtered_frame(filters).to_csv(index=False).encode(),
+top[1].download_button("⬇ CSV", lambda: (to_csv(engine.filtered_frame(filters)) or "").encode(),
                        "promptlab-calls.csv", "text/csv")
 top[2].download_button("⬇ Parquet", lambda: engine.filtered_frame(filters).to_parquet(index=False),
                        "promptlab-calls.parquet", "application/octet-stream")
