@@ -130,6 +130,23 @@ def add_user_message(conversation: Conversation, text: str) -> None:
     conversation.messages.append(Message(role="user", content=text))
 
 
+def refuse_message(text: str, model: str, *, context_window: int, reply_budget: int, system: str = "",
+                   counter: TokenCounter | None = None) -> str | None:
+    """Why a message must not be sent, in one sentence (None when it may): blank, or too long for the model's
+    context window even alone (with the system message and the reply budget) — refused before any call is made."""
+    if not text.strip():
+        return "The message is empty: type something to send."
+    count = counter or (lambda msgs: count_messages(msgs, model))
+    head = [{"role": "system", "content": system}] if system else []
+    tokens = count([*head, {"role": "user", "content": text}])
+    budget = context_window - reply_budget
+    if tokens > budget:
+        return (f"This message is {tokens:,} tokens, more than the {budget:,} that {model} can take "
+                f"({context_window:,}-token window, {reply_budget:,} kept for the reply): shorten it, or choose a "
+                "model with a larger context window.")
+    return None
+
+
 def plan_context(conversation: Conversation, model: str, *, context_window: int, reply_budget: int,
                  provider_id: str | None = None, counter: TokenCounter | None = None) -> ContextPlan:
     """Keep the system message and the newest turns that fit in `context_window - reply_budget` tokens.

@@ -145,6 +145,12 @@ if conv.messages:
 if "chat_restore" in state:  # a flagged prompt comes back into the box, editable
     state.chat_box = state.pop("chat_restore")
 prompt = st.chat_input("Message PromptLab…", key="chat_box")
+if prompt is not None:
+    refusal = chat.refuse_message(prompt, model, context_window=wb.context_window(model), reply_budget=max_tokens,
+                                  system=chat.system_message(conv), counter=provider.prompt_counter(model))
+    if refusal:  # nothing is sent; the text goes back into the box
+        errors["message"], state.chat_restore = refusal, prompt
+        st.rerun()
 moderation = load_moderation(wb.log.engine)
 if prompt and moderation.checks_input:
     verdict = check(wb.provider, prompt, moderation, wb.context("chat"), wb.log)

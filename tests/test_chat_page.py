@@ -223,3 +223,16 @@ def test_sidebar_choices_hold_across_reply_runs_which_draw_the_sidebar_last(at, 
     assert all(200 in (b.get("max_tokens"), b.get("max_completion_tokens")) for b in bodies)
     assert at.selectbox(key="chat_model").value == "gpt-4o" and at.slider(key="chat_temperature").value == 0.2
     assert [b.label for b in at.sidebar.button if b.key and b.key.startswith("open_")]  # the list is drawn
+
+
+def test_a_blank_or_oversized_message_is_refused_before_any_call(at, server):
+    send(at, "   \n  ")
+    assert "empty" in at.error[0].value and server.chat_requests() == []
+    at.selectbox(key="chat_model").set_value("echo-1").run()  # unknown to the price list: an 8,192-token window
+    huge = "lorem ipsum dolor " * 20_000
+    send(at, huge)
+    assert server.chat_requests() == []
+    sentence = at.error[0].value
+    assert "tokens, more than the 7,168 that echo-1 can take" in sentence and "Traceback" not in sentence
+    assert at.chat_input[0].value == huge or at.session_state.chat_box == huge  # the text is kept to edit
+    assert messages(at) == []  # nothing half-sent, nothing stored
