@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 
 from core.analytics import Dashboard, Kpis, change
 from core.pricing import format_cost
+from core.rendering import chart_label
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend_title_text="", height=320)
 
@@ -59,9 +60,16 @@ def _layout(fig: go.Figure, title: str, **extra) -> go.Figure:
     return fig
 
 
+def _text(values):
+    """Categories from the data (model ids, users, tags) with Plotly's HTML subset escaped: a model id holding
+    <a href=…> must not become a link in a legend or on an axis."""
+    return values.map(chart_label) if values.dtype == object or str(values.dtype).startswith("str") else values
+
+
 def _bars_by(frame, x: str, y: str, by: str, title: str, barmode: str = "stack") -> go.Figure:
     """One bar trace per value of `by` (what plotly express does, without its per-call overhead)."""
-    fig = go.Figure([go.Bar(x=part[x], y=part[y], name=str(name)) for name, part in frame.groupby(by, sort=True)])
+    fig = go.Figure([go.Bar(x=_text(part[x]), y=part[y], name=chart_label(name))
+                     for name, part in frame.groupby(by, sort=True)])
     return _layout(fig, title, barmode=barmode)
 
 
@@ -71,7 +79,7 @@ def _lines(frame, x: str, columns: list[str], title: str) -> go.Figure:
 
 
 def _bars(frame, x: str, y: str, title: str, **extra) -> go.Figure:
-    return _layout(go.Figure([go.Bar(x=frame[x], y=frame[y])]), title, **extra)
+    return _layout(go.Figure([go.Bar(x=_text(frame[x]), y=frame[y])]), title, **extra)
 
 
 def figures(d: Dashboard) -> dict[str, go.Figure]:

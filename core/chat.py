@@ -19,6 +19,7 @@ from core.local_model import QueueWait
 from core.personas import Persona, language_instruction
 from core.pricing import TokenUsage, cost_usd, format_cost
 from core.providers import Provider
+from core.rendering import plain
 from core.tokens import TokenCounter, count_messages
 
 Role = Literal["user", "assistant"]
@@ -262,7 +263,7 @@ def export_markdown(conversation: Conversation) -> str:
 
 def turn_caption(message: Message) -> str:
     """The counters under a reply: model, then its measurements, then how it ended when not normally."""
-    parts = [message.model or "unknown model"]
+    parts = [plain(message.model) if message.model else "unknown model"]  # a typed model id shows as text
     if message.metrics is not None:
         parts.append(metrics_caption(message.metrics))
     if message.status != "ok":

@@ -27,6 +27,7 @@ from core.playground import (
 )
 from core.pricing import format_cost
 from core.prompts import PromptLibrary
+from core.rendering import model_markdown, plain
 from pages._widgets import available_models
 from pages._workbench import Workbench
 
@@ -38,9 +39,9 @@ def show_cell(r: CellResult) -> None:
     if r.error:
         st.error(r.error)
     if r.text:
-        st.markdown(r.text)
+        st.markdown(model_markdown(r.text))  # no remote image loads from a reply
     for call in r.tool_calls:
-        st.markdown(f"🔧 **{call['name']}**")
+        st.markdown(f"🔧 **{plain(call['name'])}**")
         st.json(call.get("parsed") if call.get("parsed") is not None else call["arguments"])
         st.caption("✅ arguments match the declared schema" if not call.get("error") else f"❌ {call['error']}")
     if r.schema_valid is not None:
@@ -65,7 +66,7 @@ def _live(run: MatrixRun, columns: int) -> None:
     slots = []
     for i, r in enumerate(run.results):
         with grid[i % columns].container(border=True):
-            st.caption(r.spec.label)
+            st.caption(plain(r.spec.label))
             slots.append(st.empty())
     shown = [None] * len(slots)
     # Take the holder and name now: once a click interrupts this run, touching st.session_state raises again.
@@ -76,7 +77,7 @@ def _live(run: MatrixRun, columns: int) -> None:
             for i, r in enumerate(run.results):
                 view = (r.status, r.text)
                 if view != shown[i]:
-                    slots[i].markdown(r.text or f"*{r.status}…*")
+                    slots[i].markdown(model_markdown(r.text) if r.text else f"*{r.status}…*")
                     shown[i] = view
             if finished:
                 break
@@ -147,7 +148,7 @@ def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[Cel
         cols = st.columns(min(len(results), 3))
         for i, r in enumerate(results):
             with cols[i % len(cols)].container(border=True):
-                st.caption(r.spec.label)
+                st.caption(plain(r.spec.label))
                 show_cell(r)
     frame = pd.DataFrame([r.row() for r in results])
     with table:

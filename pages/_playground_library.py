@@ -8,6 +8,7 @@ from core import chat
 from core.personas import CUSTOM_ID
 from core.playground import Draft, diff_html, older_first, replay_draft
 from core.prompts import PromptLibrary
+from core.rendering import plain
 from pages._workbench import Workbench
 
 
@@ -15,7 +16,7 @@ def render_library(wb: Workbench, draft: Draft | None, library: PromptLibrary) -
     saved_now = st.session_state.pop("pg_lib_saved", None)
     if saved_now:  # saved in the run before: select it here (the Compare tab, drawn earlier, now lists it too)
         st.session_state.pg_lib_name, st.session_state.pg_lib_version = saved_now["name"], saved_now["id"]
-        st.success(f"Saved {saved_now['label']}.")
+        st.success(f"Saved {plain(saved_now['label'])}.")
     with st.form("pg_save_form", clear_on_submit=False):
         c1, c2 = st.columns([1, 2])
         name = c1.text_input("Prompt name", key="pg_save_name")

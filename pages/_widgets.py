@@ -1,6 +1,7 @@
 """Widgets shared by the pages: the model picker (fed by the provider's cached model list) and the provider badge."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 import streamlit as st
@@ -9,6 +10,7 @@ from core.calls import CallContext, list_models
 from core.errors import PromptLabError
 from core.local_model import model_id_for
 from core.providers import OFFLINE_NOTICE, Provider, chat_models
+from core.rendering import model_markdown
 from pages._workbench import Workbench, stores
 
 
@@ -67,3 +69,17 @@ def provider_badge(wb: Workbench) -> None:
             st.caption(f"**{wb.provider.label}**  \n{OFFLINE_NOTICE}")
         else:
             st.caption(f"**{wb.provider.label}**  \nkey {wb.provider.masked_key}")
+
+
+def stream_markdown(deltas: Iterable[str], on_first: Callable[[], None] | None = None) -> str:
+    """Show a streamed reply as it grows (as st.write_stream does), with remote images held back
+    (core.rendering): an injected image would otherwise be fetched the moment its closing parenthesis arrives.
+    Returns the text shown."""
+    slot = st.empty()
+    parts: list[str] = []
+    for i, delta in enumerate(deltas):
+        if i == 0 and on_first is not None:
+            on_first()
+        parts.append(delta)
+        slot.markdown(model_markdown("".join(parts)))
+    return "".join(parts)

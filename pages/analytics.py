@@ -8,6 +8,7 @@ from core.charts import figures, kpi_cards
 from core.exports import to_csv
 from core.playground import replay_draft
 from core.pricing import format_cost
+from core.rendering import code_text, plain
 from core.synthetic import generate
 from pages._workbench import workbench
 
@@ -78,7 +79,7 @@ for row in (cards[:6], cards[6:]):
         col.metric(card.label, card.value, card.delta, delta_color="normal" if card.up_is_good else "inverse")
 badges = []
 if dash.current.unpriced_calls:
-    models = ", ".join(dash.unpriced_models) or "unknown models"
+    models = ", ".join(plain(m) for m in dash.unpriced_models) or "unknown models"
     badges.append(f":orange-badge[{dash.current.unpriced_calls:,} unpriced calls] ({models}) are not in the spend")
 if dash.current.estimated_calls:
     badges.append(f":blue-badge[{dash.current.estimated_calls:,} estimated token counts] (server sent no usage)")
@@ -112,7 +113,7 @@ request_id = frame.iloc[event.selection.rows[0]]["request_id"] if event.selectio
 if request_id:
     record, texts = wb.log.get(request_id), wb.log.texts(request_id)
     with st.container(border=True):
-        st.markdown(f"**Call `{request_id}`**")
+        st.markdown(f"**Call {code_text(request_id)}**")
         st.json(an.record_details(record) if record else {"request_id": request_id, "note": "not in the log"})
         if texts and st.button("🧪 Open in the Playground", key="an_replay"):
             st.session_state.pg_load = replay_draft(texts.request)

@@ -9,7 +9,8 @@ from core.local_model import queue_sentence
 from core.moderation import check, load_moderation
 from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id
 from core.providers import request_params
-from pages._widgets import model_picker, picked_model
+from core.rendering import model_markdown, plain
+from pages._widgets import model_picker, picked_model, stream_markdown
 from pages._workbench import response_cache, workbench
 
 wb = workbench()
@@ -78,7 +79,7 @@ def draw_sidebar() -> None:
             st.button("Start chat with this prompt", on_click=start_new_conversation)
         else:
             with st.expander("System prompt"):
-                st.markdown(conv.system_prompt)
+                st.markdown(model_markdown(conv.system_prompt))
         st.selectbox("Reply language", list(LANGUAGES), key="reply_language")
 
         st.subheader("Counters")
@@ -90,7 +91,7 @@ def draw_sidebar() -> None:
         for summary in wb.conversations.list(wb.user, limit=30):
             open_col, delete_col = st.columns([5, 1])
             current = summary.id == conv.id
-            if open_col.button(("▶ " if current else "") + summary.title, key=f"open_{summary.id}",
+            if open_col.button(("▶ " if current else "") + plain(summary.title), key=f"open_{summary.id}",
                                width="stretch", disabled=current):
                 open_conversation(wb.conversations.load(summary.id) or conv)
                 st.rerun()
@@ -104,10 +105,11 @@ def draw_sidebar() -> None:
 st.title("💬 Chat")
 for message in conv.messages:
     with st.chat_message(message.role):
-        st.markdown(message.content)  # HTML stays text: unsafe_allow_html is off
+        st.markdown(model_markdown(message.content))  # no remote image loads; HTML stays text
+
         if message.role == "assistant":
             if message.note:
-                st.caption(f"↪ {message.note}")
+                st.caption(f"↪ {plain(message.note)}")
             st.caption(chat.turn_caption(message))
 
 if plan.dropped_messages:
@@ -162,7 +164,7 @@ if prompt and moderation.checks_input:
 if prompt:
     chat.add_user_message(conv, prompt)
     with st.chat_message("user"):
-        st.markdown(prompt)
+        st.markdown(model_markdown(prompt))
     wants_reply = True
 
 if wants_reply and chat.awaiting_reply(conv):
@@ -186,22 +188,15 @@ if wants_reply and chat.awaiting_reply(conv):
         """The offline model is answering someone else: say so. Each update is also where a Stop click lands."""
         countdown.info(queue_sentence(waited_s, ahead))
 
-    def shown(deltas):
-        """The reply's text, clearing the waiting notice when the first piece arrives."""
-        for i, delta in enumerate(deltas):
-            if i == 0:
-                countdown.empty()
-            yield delta
-
     stream = chat.start_reply(plan, chain, wb.provider_for, lambda p, m: request_params(
         p, m, temperature=temperature, max_tokens=max_tokens), wb.context("chat"), wb.log,
         response_cache(wb), cache_opt_in, on_wait=rate_limit_countdown, on_queue=offline_model_queue)
     with st.chat_message("assistant"):
-        # Clicking Stop reruns the script, which interrupts write_stream (or the wait for the offline model);
+        # Clicking Stop reruns the script, which interrupts the stream's drawing (or the wait for the offline model);
         # `finally` then closes the HTTP stream (cancelling the generation) and keeps the partial reply "stopped".
         st.button("⏹ Stop", key="stop")
         try:
-            st.write_stream(shown(stream))
+            stream_markdown(stream, on_first=countdown.empty)  # the waiting notice goes when text arrives
         finally:
             # No st.* here: once a click has interrupted the run, touching Streamlit raises again.
             stream.close()

@@ -23,6 +23,7 @@ from core.eval_config import (
 from core.eval_store import EvalStore
 from core.evals import EvalRun, ProviderResolver, key_notes
 from core.pricing import format_cost
+from core.rendering import plain
 from pages._widgets import available_models
 from pages._workbench import response_cache, workbench
 
@@ -78,10 +79,10 @@ with setup:
     try:
         config = parse_config_text(state.eval_yaml)
     except EvalConfigError as err:
-        st.error(str(err))
+        st.error(plain(err))
     if config is not None:
         for note in config.notes + key_notes(config, resolver):
-            st.warning(note)
+            st.warning(plain(note))
         st.caption(f"{len(config.prompts)} prompts × {len(config.providers)} providers × {len(config.tests)} cases")
         st.subheader("Test cases")
         try:
@@ -109,7 +110,7 @@ with setup:
             name = st.text_input("Save the cases as", key="eval_set_name")
             if st.button("💾 Save test set", key="eval_set_save", disabled=not name.strip()):
                 saved = store.save_set(name, config.tests, wb.user)
-                st.success(f"Saved “{saved.name}” v{saved.version} ({len(saved.tests)} cases).")
+                st.success(f"Saved “{plain(saved.name)}” v{saved.version} ({len(saved.tests)} cases).")
             names = store.set_names()
             if names:
                 pick = st.selectbox("Load a test set", names, key="eval_set_pick")
@@ -131,7 +132,7 @@ with setup:
                     set_config_text(to_yaml(config))
                     st.rerun()
                 except (EvalConfigError, ValueError) as err:
-                    st.error(f"{cases_file.name}: {err}")
+                    st.error(plain(f"{cases_file.name}: {err}"))
 
 # ----- run -----------------------------------------------------------------------------------------------------------
 with run_tab:
@@ -222,10 +223,10 @@ with results_tab:
             prompt_b = b.selectbox("B", prompts, index=1, key="eval_cmp_b")
             provider = v.selectbox("On", providers, key="eval_cmp_provider")
             comparison = er.compare_prompts(rows, prompt_a, prompt_b, provider)
-            st.info(comparison.sentence())
+            st.info(plain(comparison.sentence()))
             for row in er.flipped(rows, comparison, prompt_b, provider):
                 st.caption(f"{'✅ B better' if row['flip'] == 'better' else '❌ B worse'} · case "
-                           f"{row['test_index'] + 1} #{row['repeat']} · {row.get('description') or row['vars']}")
+                           f"{row['test_index'] + 1} #{row['repeat']} · {plain(row.get('description') or row['vars'])}")
 
         st.subheader("Baseline")
         baseline = store.baseline()
@@ -236,21 +237,22 @@ with results_tab:
             st.caption("No baseline yet: make a run the baseline, and later runs show what changed.")
         elif baseline.id != shown.id:
             for label, comparison in er.compare_with_baseline(rows, baseline.rows):
-                st.markdown(f"**{label}** — {comparison.sentence()}")
+                st.markdown(f"**{plain(label)}** — {plain(comparison.sentence())}")
                 prompt, provider = label.split(" · ", 1)
                 for row in er.flipped(rows, comparison, prompt, provider):
                     st.caption(f"{'✅ now passes' if row['flip'] == 'better' else '❌ now fails'} · case "
-                               f"{row['test_index'] + 1} #{row['repeat']} · {row.get('description') or row['vars']}")
+                               f"{row['test_index'] + 1} #{row['repeat']} · "
+                               f"{plain(row.get('description') or row['vars'])}")
         else:
             st.caption("This run is the baseline.")
 
         st.subheader("Cases, failures first")
         for row in er.cases_failures_first(rows)[:200]:
             mark = "⚠️" if row.get("error") else "✅" if row["pass"] else "❌"
-            title = (f"{mark} case {row['test_index'] + 1} #{row['repeat']} · {row['prompt'][:40]} · "
-                     f"{row['provider']} — {(row.get('description') or '')[:40]}")
+            title = (f"{mark} case {row['test_index'] + 1} #{row['repeat']} · {plain(row['prompt'][:40])} · "
+                     f"{plain(row['provider'])} — {plain((row.get('description') or '')[:40])}")
             with st.expander(title):
-                st.caption(f"Reason: {row['reason']}")
+                st.caption(f"Reason: {plain(row['reason'])}")
                 st.json(row["vars"], expanded=False)
                 st.text(row["output"] or "(no output)")
                 if row["assertions"]:

@@ -18,7 +18,7 @@ from core.prompts import PromptLibrary
 from pages._playground_compare import render_compare, show_cell
 from pages._playground_library import render_library
 from pages._playground_state import current_draft, editor, load_draft
-from pages._widgets import model_picker
+from pages._widgets import model_picker, stream_markdown
 from pages._workbench import workbench
 
 wb = workbench()
@@ -60,7 +60,7 @@ with run_tab:
                             wb.context("playground", ["run:single"]), wb.log)
         st.button("⏹ Stop", key="pg_halt")
         try:
-            st.write_stream(stream)
+            stream_markdown(stream)  # no remote image loads from a reply
         finally:
             stream.close()  # Stop reruns the script; this keeps what arrived and cancels the upstream stream
             record_result(cell, result, stream)

@@ -389,3 +389,16 @@ def test_evals_import_run_read_a_failure_and_compare_with_a_baseline(page, app, 
     sync_api.expect(results.get_by_text("this run passes 2/2, baseline 2/2", exact=False)).to_be_visible(
         timeout=30_000)
     assert len(server.chat_requests()) == 8
+
+
+def test_a_reply_with_a_remote_image_makes_the_browser_fetch_nothing(page, server):
+    base = server.base_url.removesuffix("/v1")
+    server.push(Script(reply=f"Look ![pixel]({base}/exfil.png?q=SECRET) and [ref image][r]\n\n"
+                             f"![again][r]\n\n[r]: {base}/exfil2.png"))
+    send(page, "show me a picture")
+    page.wait_for_function(LAST_REPLY_DONE, timeout=20_000)
+    page.wait_for_selector(IDLE, timeout=30_000)
+    page.wait_for_timeout(500)  # time for a browser to have fetched an image, had one been rendered
+    fetched = [r["path"] for r in server.requests if "exfil" in r["path"]]
+    assert fetched == [] and page.locator("[data-testid='stChatMessage'] img[src*='exfil']").count() == 0
+    assert "image not loaded" in assistant_messages(page).last.inner_text()

