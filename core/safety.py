@@ -14,17 +14,22 @@ TEXT_POLICIES = ("full", "redacted", "metadata")  # store texts as they are / wi
 MODERATION_MODES = ("off", "input", "input_and_output")
 
 # Lookarounds use ASCII classes: text in Chinese has no spaces, and CJK characters count as \w.
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
-                    r"(?![A-Za-z0-9-])")
+# "@" or the full-width "＠" people type on CJK keyboards.
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+[@\uff20][A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+                    r"\.[A-Za-z]{2,}(?![A-Za-z0-9-])")
 _SECRET = re.compile(
     r"(?<![A-Za-z0-9])(?:sk-(?:proj-|live-|test-)?[A-Za-z0-9_\-]{16,}"   # OpenAI-style keys
     r"|Bearer\s+[A-Za-z0-9_\-\.=]{16,}"                                 # bearer tokens
     r"|AKIA[0-9A-Z]{16}(?![A-Za-z0-9])"                                  # AWS access key ids
     r"|gh[pousr]_[A-Za-z0-9]{30,}"                                       # GitHub tokens
     r"|xox[abprs]-[A-Za-z0-9-]{10,}"                                     # Slack tokens
-    r"|AIza[0-9A-Za-z_\-]{35})")                                         # Google API keys
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?(?![A-Za-z0-9])")
-_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+    r"|AIza[0-9A-Za-z_\-]{35}"                                          # Google API keys
+    r"|[srp]k_(?:live|test)_[A-Za-z0-9]{16,})")                          # Stripe keys
+# IBANs as written, upper or lower case (the mod-97 check decides); cards grouped by spaces, dashes or dots.
+_IBAN = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?"
+                   # typed in lower case: letters only in the bank code, so a following word is not swallowed
+                   r"|[a-z]{2}\d{2}[ ]?[a-z0-9]{4}(?:[ ]?\d{4}){1,6}(?:[ ]?\d{1,3})?)(?![A-Za-z0-9])")
+_CARD = re.compile(r"(?<![\d.-])(?:\d[ .-]?){12,18}\d(?![\d-]|\.\d)")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")
 _IPV6 = re.compile(r"(?<![:0-9A-Za-z])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![:0-9A-Za-z])")
 # Phones: an international +CC number, or a national number with the grouping people write (() - . space).
@@ -49,7 +54,7 @@ def luhn_ok(digits: str) -> bool:
 
 
 def iban_ok(text: str) -> bool:
-    s = text.replace(" ", "")
+    s = text.replace(" ", "").upper()
     if not 15 <= len(s) <= 34:
         return False
     rearranged = s[4:] + s[:4]

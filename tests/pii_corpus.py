@@ -69,6 +69,7 @@ def pii_values(rng: random.Random) -> list[tuple[str, str]]:
     names = ["ana.garcia", "li.wei", "j.smith+billing", "maria_lopez", "zhang.san", "o.connor", "team-ops"]
     domains = ["example.com", "mail.example.es", "example.cn", "corp.example.co.uk", "example.org"]
     out = [("email", f"{rng.choice(names)}{rng.randint(1, 99)}@{rng.choice(domains)}") for _ in range(12)]
+    out += [("email", f"{rng.choice(names)}＠{rng.choice(domains)}")]  # full-width at sign (CJK keyboards)
     n4 = lambda: f"{rng.randint(0, 9999):04d}"  # noqa: E731
     phones = [f"+1 415-555-{n4()}", f"+44 20 7946 {n4()}", f"+34 612 345 {rng.randint(100, 999)}",
               f"+86 138 0013 {n4()}", f"1{rng.choice('3456789')}{rng.randint(100000000, 999999999)}",
@@ -81,12 +82,13 @@ def pii_values(rng: random.Random) -> list[tuple[str, str]]:
         style = rng.choice(["plain", "spaces", "dashes"])
         shown = card if style == "plain" else (_group(card) if style == "spaces" else _group(card).replace(" ", "-"))
         out.append(("card", shown))
+    out.append(("card", _group(_luhn_complete("4", 16, rng)).replace(" ", ".")))  # 4111.1111.1111.1111
     for _ in range(3):
         de = _iban("DE", "".join(rng.choice(string.digits) for _ in range(18)))
         es = _iban("ES", "".join(rng.choice(string.digits) for _ in range(20)))
         gb = _iban("GB", "".join(rng.choice(string.ascii_uppercase) for _ in range(4)) +
                    "".join(rng.choice(string.digits) for _ in range(14)))
-        out += [("iban", _group(de)), ("iban", es), ("iban", _group(gb))]
+        out += [("iban", _group(de)), ("iban", es), ("iban", _group(gb)), ("iban", _group(es).lower())]
     out += [("ip", f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}")
             for _ in range(6)]
     out += [("ip", v) for v in ("2001:db8::1", "fe80::1ff:fe23:4567:890a", "2001:0db8:85a3:0000:0000:8a2e:0370:7334")]
@@ -95,7 +97,9 @@ def pii_values(rng: random.Random) -> list[tuple[str, str]]:
             ("secret", "sk-" + "".join(rng.choice(alnum) for _ in range(48))),
             ("secret", "Bearer " + "".join(rng.choice(alnum) for _ in range(32))),
             ("secret", "AKIA" + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(16))),
-            ("secret", "ghp_" + "".join(rng.choice(alnum) for _ in range(36)))]
+            ("secret", "ghp_" + "".join(rng.choice(alnum) for _ in range(36))),
+            ("secret", "sk_live_" + "".join(rng.choice(alnum) for _ in range(24))),
+            ("secret", "rk_test_" + "".join(rng.choice(alnum) for _ in range(24)))]
     return out
 
 

@@ -34,3 +34,12 @@ def test_placeholders_and_nested_values():
         {"messages": [{"role": "user", "content": "I am [EMAIL]"}], "n": 1}
 
 
+
+
+def test_the_misses_found_outside_the_corpus_are_found_with_their_kind():
+    from core.safety import redact
+    cases = {"card": "Pay with 4111.1111.1111.1111 today", "email": "Write to ana＠example.com please",
+             "secret": "STRIPE=sk_live_51HxYzAbCdEfGhIjKlMnOp", "iban": "Refund to es91 2100 0418 4502 0005 1332."}
+    for kind, text in cases.items():
+        found = redact(text).findings
+        assert [k for k, _ in found] == [kind], (text, found)
