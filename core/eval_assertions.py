@@ -22,6 +22,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from core import json_guard
+
 DETERMINISTIC = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any",
                  "icontains-all", "starts-with", "regex", "is-json", "contains-json", "is-valid-openai-tools-call",
                  "levenshtein", "latency", "cost", "python")
@@ -189,11 +191,15 @@ def _schema(value: Any) -> dict[str, Any] | None:
     if value is None or value == "":
         return None
     if isinstance(value, dict):
+        try:
+            json_guard.check_refs(value, "The JSON schema")
+        except json_guard.JSONShapeError as err:
+            raise AssertionConfigError(str(err)) from None
         return value
     if isinstance(value, str):
         loaded = yaml.safe_load(value)  # promptfoo reads an inline schema as YAML (JSON is YAML)
         if isinstance(loaded, dict):
-            return loaded
+            return _schema(loaded)
     raise AssertionConfigError("A JSON schema must be an object (inline YAML or JSON).")
 
 
@@ -591,6 +597,8 @@ def evaluate(assertion: Assertion, output: Output, grader: Grader | None = None,
         return _deterministic(assertion, output)
     except AssertionConfigError as err:
         return _verdict(assertion, assertion.value, False, str(err))
+    except RecursionError:  # a reply (or schema) nested thousands deep: a failed verdict, not a crashed run
+        return _verdict(assertion, assertion.value, False, "The output or schema is nested too deeply to check.")
     except PromptLabError as err:
         return _verdict(assertion, assertion.value, False, f"The grader could not answer: {err.message}")
 

@@ -156,6 +156,8 @@ def load_config(path: str | Path) -> EvalConfig:
 def _yaml(text: str, name: str = "The config") -> Any:
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise EvalConfigError(f"{name} is nested too deeply to read.") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

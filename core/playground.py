@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema
 
+from core import json_guard
 from core.cache import ResponseCache
 from core.call_metrics import CALL_STATUSES, CallMetrics
 from core.calllog import CallLog
@@ -58,6 +59,13 @@ class Settings:
     reasoning_effort: str | None = None
 
 
+_NUMBER = (int, float)
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "temperature": _NUMBER, "top_p": _NUMBER, "max_tokens": (int,), "stop": (list,), "presence_penalty": _NUMBER,
+    "frequency_penalty": _NUMBER, "seed": (int,), "response_format": (str,), "json_schema": (dict,),
+    "tools": (list,), "tool_choice": (str,), "reasoning_effort": (str,)}
+
+
 @dataclass
 class Draft:
     """What the playground edits and the prompt library stores: prompt, variables, parameters, model."""
@@ -71,6 +79,39 @@ class Draft:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def checked(cls, data: Any, where: str = "The draft") -> Draft:
+        """A draft from untrusted data (an imported file): every field's type checked, one sentence if wrong."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{where} must be an object with model, system, user_template…")
+        for key in ("model", "system", "user_template"):
+            if key in data and not isinstance(data[key], str):
+                raise ValueError(f"{where}: {key} must be text.")
+        if not isinstance(data.get("model"), str) or not data["model"].strip():
+            raise ValueError(f"{where} needs a model (text).")
+        variables = data.get("variables") or {}
+        if not isinstance(variables, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                      for k, v in variables.items()):
+            raise ValueError(f"{where}: variables must map names to text.")
+        history = data.get("history") or []
+        if not isinstance(history, list) or not all(isinstance(m, dict) and isinstance(m.get("role"), str)
+                                                    and isinstance(m.get("content"), str) for m in history):
+            raise ValueError(f"{where}: history must be a list of {{role, content}} messages with text.")
+        settings = data.get("settings") or {}
+        if not isinstance(settings, dict):
+            raise ValueError(f"{where}: settings must be an object.")
+        for name, expected in _SETTING_TYPES.items():
+            value = settings.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, expected)):
+                raise ValueError(f"{where}: setting {name} has the wrong type.")
+        if not all(isinstance(s, str) for s in settings.get("stop") or []):
+            raise ValueError(f"{where}: stop sequences must be text.")
+        if not all(isinstance(t, dict) for t in settings.get("tools") or []):
+            raise ValueError(f"{where}: tools must be objects.")
+        if settings.get("json_schema") is not None:
+            json_guard.check_refs(settings["json_schema"], f"{where}'s JSON schema")
+        return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Draft:
@@ -125,9 +166,11 @@ def validate_tools(text: str) -> list[dict[str, Any]]:
     if not text.strip():
         return []
     try:
-        data = json.loads(text)
+        data = json_guard.loads(text, "The tools JSON")
     except json.JSONDecodeError as exc:
         raise PlaygroundError(f"The tools are not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+    except json_guard.JSONShapeError as exc:
+        raise PlaygroundError(str(exc)) from None
     items = data if isinstance(data, list) else [data]
     tools = []
     for i, item in enumerate(items, start=1):
@@ -138,7 +181,10 @@ def validate_tools(text: str) -> list[dict[str, Any]]:
             raise PlaygroundError(f"Tool {i}: a function name may only use letters, digits, _ and - (64 at most).")
         parameters = fn.get("parameters", {"type": "object", "properties": {}})
         try:
+            json_guard.check_refs(parameters, f"Tool {fn['name']}'s parameters")
             jsonschema.Draft202012Validator.check_schema(parameters)
+        except json_guard.JSONShapeError as exc:
+            raise PlaygroundError(str(exc)) from None
         except jsonschema.SchemaError as exc:
             raise PlaygroundError(f"Tool {fn['name']}: its parameters are not a valid JSON Schema ({exc.message}).") \
                 from None
@@ -149,8 +195,11 @@ def validate_tools(text: str) -> list[dict[str, Any]]:
 def validate_schema(text: str) -> dict[str, Any]:
     """A JSON Schema for structured output, checked before sending."""
     try:
-        schema = json.loads(text)
+        schema = json_guard.loads(text, "The JSON schema")
+        json_guard.check_refs(schema, "The JSON schema")
         jsonschema.Draft202012Validator.check_schema(schema)
+    except json_guard.JSONShapeError as exc:
+        raise PlaygroundError(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise PlaygroundError(f"The JSON schema is not valid JSON (line {exc.lineno}: {exc.msg}).") from None
     except jsonschema.SchemaError as exc:
@@ -161,12 +210,17 @@ def validate_schema(text: str) -> dict[str, Any]:
 def check_json_output(text: str, schema: dict[str, Any] | None) -> tuple[bool, str | None]:
     """Is the reply valid JSON (and valid against the schema)? Returns (valid, the first error)."""
     try:
-        value = json.loads(text)
+        value = json_guard.loads(text, "The reply")
     except json.JSONDecodeError as exc:
         return False, f"not JSON: {exc.msg} at line {exc.lineno}"
+    except json_guard.JSONShapeError as exc:
+        return False, str(exc)
     if schema is None:
         return True, None
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
+    try:
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
+    except RecursionError:
+        return False, "the schema recursed without end on this reply"
     if error is None:
         return True, None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"

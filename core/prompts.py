@@ -5,15 +5,19 @@ exportable as JSON.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from core import json_guard
 from core.clock import utc_now_iso
 from core.db import engine_for
 from core.playground import CellResult, Draft, results_from_json, results_to_json
+
+logger = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "promptlab.prompts.v1"
 
@@ -53,23 +57,22 @@ class PromptLibrary:
 
     def save(self, name: str, draft: Draft, author: str | None = None, note: str | None = None) -> PromptVersion:
         """Store the draft as the next version of `name`."""
+        with self.engine.begin() as conn:
+            return self._insert(conn, name, draft, author, note)
+
+    @staticmethod
+    def _insert(conn: sa.Connection, name: str, draft: Draft, author: str | None, note: str | None) -> PromptVersion:
         name = name.strip()
         if not name:
             raise ValueError("a prompt needs a name")
-        with self.engine.begin() as conn:
-            latest = conn.execute(sa.text("SELECT max(version) FROM prompt_versions WHERE name = :n"),
-                                  {"n": name}).scalar() or 0
-            version = PromptVersion(uuid.uuid4().hex, name, latest + 1, author, note, utc_now_iso(), draft)
-            conn.execute(sa.text("INSERT INTO prompt_versions (id, name, version, author, note, created_at, body) "
-                                 "VALUES (:id, :name, :v, :a, :note, :t, :body)"),
-                         {"id": version.id, "name": name, "v": version.version, "a": author, "note": note,
-                          "t": version.created_at, "body": json.dumps(draft.to_dict())})
+        latest = conn.execute(sa.text("SELECT max(version) FROM prompt_versions WHERE name = :n"),
+                              {"n": name}).scalar() or 0
+        version = PromptVersion(uuid.uuid4().hex, name, latest + 1, author, note, utc_now_iso(), draft)
+        conn.execute(sa.text("INSERT INTO prompt_versions (id, name, version, author, note, created_at, body) "
+                             "VALUES (:id, :name, :v, :a, :note, :t, :body)"),
+                     {"id": version.id, "name": name, "v": version.version, "a": author, "note": note,
+                      "t": version.created_at, "body": json.dumps(draft.to_dict())})
         return version
-
-    @staticmethod
-    def _version(row: Any) -> PromptVersion:
-        return PromptVersion(row.id, row.name, row.version, row.author, row.note, row.created_at,
-                             Draft.from_dict(json.loads(row.body)))
 
     def names(self) -> list[str]:
         with self.engine.connect() as conn:
@@ -80,12 +83,23 @@ class PromptLibrary:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT * FROM prompt_versions WHERE name = :n ORDER BY version DESC"),
                                 {"n": name})
-            return [self._version(r) for r in rows]
+            versions = [self._readable(r) for r in rows]
+        return [v for v in versions if v is not None]
+
+    def _readable(self, row: Any) -> PromptVersion | None:
+        """A stored version, or None (logged) when its body is not a valid draft — one bad row written before
+        imports were checked must not break the library for everyone."""
+        try:
+            return PromptVersion(row.id, row.name, row.version, row.author, row.note, row.created_at,
+                                 Draft.checked(json_guard.loads(row.body, "A stored draft")))
+        except (ValueError, TypeError):
+            logger.warning("prompt version %s skipped: its stored draft is not valid", row.id)
+            return None
 
     def get(self, version_id: str) -> PromptVersion | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.text("SELECT * FROM prompt_versions WHERE id = :id"), {"id": version_id}).first()
-        return self._version(row) if row else None
+        return self._readable(row) if row else None
 
     def export_json(self, names: list[str] | None = None) -> str:
         versions = [v for n in (names or self.names()) for v in reversed(self.history(n))]
@@ -93,16 +107,28 @@ class PromptLibrary:
             {"name": v.name, "version": v.version, "author": v.author, "note": v.note, "created_at": v.created_at,
              "draft": v.draft.to_dict()} for v in versions]}, indent=2, ensure_ascii=False)
 
-    def import_json(self, text: str) -> int:
-        """Add the versions of an export (each becomes the next version of its name); returns how many."""
+    def import_json(self, text: str, importer: str | None = None) -> int:
+        """Add the versions of an export (each becomes the next version of its name, authored by the importer);
+        returns how many. The whole file is checked first: one bad entry rejects it, with the reason, and nothing
+        is written."""
         try:
-            data = json.loads(text)
-            items = data["prompts"] if isinstance(data, dict) else data
-            drafts = [(i["name"], Draft.from_dict(i["draft"]), i.get("author"), i.get("note")) for i in items]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"not a PromptLab prompt export ({type(exc).__name__})") from None
-        for name, draft, author, note in drafts:
-            self.save(name, draft, author, note)
+            data = json_guard.loads(text, "The file")
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the file is not JSON (line {exc.lineno}: {exc.msg})") from None
+        items = data.get("prompts") if isinstance(data, dict) else data
+        if not isinstance(items, list) or not items:
+            raise ValueError("not a PromptLab prompt export (no list of prompts)")
+        drafts = []
+        for n, item in enumerate(items, 1):
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
+                raise ValueError(f"prompt {n} needs a name (text)")
+            note = item.get("note")
+            if note is not None and not isinstance(note, str):
+                raise ValueError(f"prompt {n}: the note must be text")
+            drafts.append((item["name"], Draft.checked(item.get("draft"), f"prompt {n}"), note))
+        with self.engine.begin() as conn:  # all or nothing
+            for name, draft, note in drafts:
+                self._insert(conn, name, draft, importer, note)
         return len(drafts)
 
     # ----- saved runs ---------------------------------------------------------------------------------------

@@ -59,9 +59,10 @@ def render_library(wb: Workbench, draft: Draft | None, library: PromptLibrary) -
     upload = e2.file_uploader("Import prompts (JSON)", type=["json"], key="pg_lib_import")
     if upload is not None and st.session_state.get("pg_lib_imported") != upload.file_id:
         try:
-            st.success(f"Imported {library.import_json(upload.getvalue().decode('utf-8'))} versions.")
+            count = library.import_json(upload.getvalue().decode("utf-8"), importer=wb.user)
+            st.success(f"Imported {count} versions (authored by you).")
         except (ValueError, UnicodeDecodeError) as err:
-            st.error(f"Cannot import this file: {err}.")
+            st.error(plain(f"Cannot import this file: {err}. Nothing was imported."))
         st.session_state.pg_lib_imported = upload.file_id
 
     st.divider()
