@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.calllog import CALL_COLUMNS, CallLog, CallRecord, calls_table, field_for_column, record_values
+from core.json_guard import nesting_depth
 from core.pricing import TokenUsage, cost_usd, pricing_id_for
 
 KEYS = ("ts", "request_id", "page", "provider", "model_requested", "model", "status", "error_type", "input_tokens",
@@ -56,6 +57,23 @@ def to_interchange(record: CallRecord) -> dict[str, Any]:
     return {k: getattr(record, k) for k in KEYS}
 
 
+# Bounds a real call log stays within; anything outside is a malformed line, not a crash in the database driver.
+MIN_YEAR, MAX_YEAR = 1970, 2199
+MAX_INT = 10**15           # tokens, images
+MAX_NUMBER = 1e12          # USD, milliseconds
+MAX_TEXT = 1_000           # characters of a provider, model, user… name
+MAX_TAGS, MAX_TAG = 100, 200
+
+
+def _text_ok(key: str, value: str) -> None:
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"{key} is longer than {MAX_TEXT} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{key} holds an invalid character (a lone surrogate)") from None
+
+
 _CANONICAL_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00$")
 
 
@@ -72,7 +90,13 @@ def normalise_ts(value: Any) -> str:
         raise ValueError("ts must be an ISO-8601 string") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    try:
+        utc = parsed.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 falls before year 1 in UTC
+        raise ValueError("ts is out of range") from None
+    if not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise ValueError(f"ts must fall between {MIN_YEAR} and {MAX_YEAR}")
+    return utc.isoformat(timespec="milliseconds")
 
 
 def validated_values(obj: Any, raw_line: bytes = b"") -> dict[str, Any]:
@@ -90,19 +114,21 @@ def validated_values(obj: Any, raw_line: bytes = b"") -> dict[str, Any]:
         v = obj.get(key)
         if v is not None and type(v) is not str:
             raise ValueError(f"{key} must be a string or null")
+        if v is not None:
+            _text_ok(key, v)
         values[key] = v
     if not values["provider"]:
         raise ValueError("provider is required")
     for key in _INT_KEYS:
         v = obj.get(key)
-        if v is not None and (type(v) is not int or v < 0):
-            raise ValueError(f"{key} must be a non-negative integer or null")
+        if v is not None and (type(v) is not int or not 0 <= v <= MAX_INT):
+            raise ValueError(f"{key} must be an integer from 0 to {MAX_INT:.0e} or null")
         values[key] = v
     for key in _FLOAT_KEYS:
         v = obj.get(key)
         if v is not None:
-            if type(v) not in (int, float) or v < 0:
-                raise ValueError(f"{key} must be a non-negative number or null")
+            if type(v) not in (int, float) or not 0 <= v <= MAX_NUMBER:  # NaN fails this too
+                raise ValueError(f"{key} must be a number from 0 to {MAX_NUMBER:.0e} or null")
             v = float(v)
         values[key] = v
     estimated = obj.get("tokens_estimated")
@@ -112,10 +138,16 @@ def validated_values(obj: Any, raw_line: bytes = b"") -> dict[str, Any]:
     tags = obj.get("tags") or []
     if type(tags) is not list or not all(type(t) is str for t in tags):
         raise ValueError("tags must be a list of strings or null")
+    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG for t in tags):
+        raise ValueError(f"tags: at most {MAX_TAGS}, each at most {MAX_TAG} characters")
+    for t in tags:
+        _text_ok("tags", t)
     values["tags"] = tags
     request_id = obj.get("request_id")
     if request_id is not None and (type(request_id) is not str or not request_id):
         raise ValueError("request_id must be a non-empty string or null")
+    if request_id is not None:
+        _text_ok("request_id", request_id)
     # Without an id, the line's own hash is its id, so importing the same file twice still adds nothing.
     values["request_id"] = request_id or "imp_" + hashlib.sha256(raw_line).hexdigest()[:32]
     if values["cost_usd"] is None:
@@ -138,7 +170,12 @@ def price_values(values: dict[str, Any]) -> float | None:
     return cost_usd(usage, model, pricing_id_for(values["provider"]))
 
 
-def _parse_lines(lines: Iterable[bytes], report: ImportReport) -> Iterator[dict[str, Any]]:
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _parse_lines(lines: Iterable[bytes], report: ImportReport) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, validated values) of every good line; every bad one reported by number, never raised."""
     for number, raw in enumerate(lines, start=1):
         stripped = raw.strip()
         if not stripped:
@@ -149,14 +186,21 @@ def _parse_lines(lines: Iterable[bytes], report: ImportReport) -> Iterator[dict[
             report.malformed.append((number, "not valid UTF-8"))
             continue
         try:
-            obj = json.loads(text)
+            if nesting_depth(text) > 8:  # an interchange line is flat: tags are its only list
+                raise ValueError("nested too deeply for a call record")
+            obj = json.loads(text, parse_constant=_no_constants)  # NaN, Infinity
         except json.JSONDecodeError as exc:
             report.malformed.append((number, f"not valid JSON ({exc.msg})"))
             continue
-        try:
-            yield validated_values(obj, stripped)
         except ValueError as exc:
             report.malformed.append((number, str(exc)))
+            continue
+        try:
+            yield number, validated_values(obj, stripped)
+        except ValueError as exc:
+            report.malformed.append((number, str(exc)))
+        except Exception as exc:  # whatever else a line holds, it is that line's problem, not the import's
+            report.malformed.append((number, f"could not be read ({type(exc).__name__})"))
 
 
 # Column order of bulk inserts; interchange keys map onto these (user -> user_id, session -> session_id).
@@ -189,22 +233,36 @@ def insert_new(log: CallLog, records: list[CallRecord] | list[dict[str, Any]]) -
 
 
 def import_jsonl(path: str | Path, log: CallLog) -> ImportReport:
-    """Append the records of a JSONL file; malformed lines are reported, re-imported ids are not duplicated."""
+    """Append the records of a JSONL file. The rule: every valid line is imported and every bad one is reported
+    by number with its reason (never a traceback); ids already in the log are not added again."""
     report = ImportReport()
-    batch: list[dict[str, Any]] = []
+    batch: list[tuple[int, dict[str, Any]]] = []
     with open(path, "rb") as f:
-        for record in _parse_lines(f, report):
-            batch.append(record)
+        for numbered in _parse_lines(f, report):
+            batch.append(numbered)
             if len(batch) >= BATCH:
-                added = insert_new(log, batch)
-                report.imported += added
-                report.duplicates += len(batch) - added
+                _insert_batch(log, batch, report)
                 batch = []
     if batch:
-        added = insert_new(log, batch)
-        report.imported += added
-        report.duplicates += len(batch) - added
+        _insert_batch(log, batch, report)
+    report.malformed.sort()
     return report
+
+
+def _insert_batch(log: CallLog, batch: list[tuple[int, dict[str, Any]]], report: ImportReport) -> None:
+    """One transaction per batch; if the database refuses it, line by line, so one bad row costs only itself."""
+    try:
+        added = insert_new(log, [values for _, values in batch])
+    except sa.exc.SQLAlchemyError:
+        added = 0
+        for number, values in batch:
+            try:
+                added += insert_new(log, [values])
+            except sa.exc.SQLAlchemyError as exc:
+                report.malformed.append((number, f"refused by the database ({type(getattr(exc, 'orig', None) or exc).__name__})"))
+                report.duplicates -= 1  # counted below as a duplicate otherwise
+    report.imported += added
+    report.duplicates += len(batch) - added
 
 
 def _day_start(day: date) -> str:

@@ -136,3 +136,33 @@ def test_cli_generate_export_import(tmp_path, db_url):
     out = run_cli("import", str(bad), db_url=fresh)
     assert out.returncode == 0 and "imported 500, skipped 1" in out.stdout and "line 501" in out.stdout
     assert run_cli("import", str(tmp_path / "missing.jsonl"), db_url=fresh).returncode == 2
+
+
+def test_poison_lines_are_reported_by_number_and_every_valid_line_is_imported(log, tmp_path):
+    """The rule: import all valid lines, report each bad one by number; never a traceback, never NaN."""
+    from core.interchange import import_jsonl
+
+    def line(i: int, **over) -> str:
+        base = {"ts": "2026-11-01T10:00:00Z", "request_id": f"r{i}", "page": "chat", "provider": "openai",
+                "model": "gpt-4o-mini", "status": "ok", "input_tokens": 10, "output_tokens": 5, "latency_ms": 120}
+        return json.dumps({**base, **over})
+
+    poison = {
+        2: line(2, input_tokens=10**30),
+        3: line(3, user="\ud800"),
+        4: line(4, ts="0001-01-01T00:00:00+05:00"),
+        5: '{"a": ' + "[" * 5000 + "]" * 5000 + "}",
+        6: line(6).replace('"latency_ms": 120', '"latency_ms": NaN'),
+        7: line(7).replace('"latency_ms": 120', '"latency_ms": Infinity'),
+        8: line(8, latency_ms=1e300),
+        9: line(9, tags=["x" * 10_000]),
+    }
+    lines = [poison.get(i) or line(i) for i in range(1, 7001)]
+    path = tmp_path / "calls.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8", errors="surrogatepass")
+    report = import_jsonl(path, log)
+    assert [n for n, _ in report.malformed] == sorted(poison) and report.imported == 7000 - len(poison)
+    assert log.count() == 7000 - len(poison)
+    reasons = dict(report.malformed)
+    assert "integer" in reasons[2] and "surrogate" in reasons[3] and "out of range" in reasons[4]
+    assert "nested" in reasons[5] and "NaN" in reasons[6] and "Infinity" in reasons[7]
