@@ -5,9 +5,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
 import sys
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,6 +88,7 @@ class CallTexts:
 _FIELDS = tuple(f.name for f in fields(CallRecord))
 # CallRecord field -> calls column where the names differ (SQL keywords avoided); every other field is its column.
 _COLUMN = {"user": "user_id", "session": "session_id"}
+STARTED = "started"  # a call whose request was sent and whose end is not written yet
 CALL_COLUMNS = tuple(c.name for c in calls_table.columns)  # the insert order of every bulk path
 
 
@@ -143,11 +148,24 @@ class CallLog:
             if record.error_message:
                 record.error_message = redact_value(record.error_message)
         with self.engine.begin() as conn:
+            # The row written when the request was sent (status "started") gives way to the finished call.
+            conn.execute(calls_table.delete().where((calls_table.c.request_id == record.request_id)
+                                                    & (calls_table.c.status == STARTED)))
             conn.execute(calls_table.insert(), _to_row(record))
             if texts is not None:
                 conn.execute(call_texts_table.insert(), {
                     "request_id": record.request_id, "request_json": json.dumps(texts.request, default=str),
                     "reply": texts.reply})
+
+    def start(self, record: CallRecord) -> None:
+        """The row of a call whose request is being sent: status "started", owned by this process. `write()`
+        replaces it when the call ends; if the process dies first, `mark_interrupted()` turns it into an error."""
+        row = _to_row(replace(record, status=STARTED, error_type=None, error_message=process_owner()))
+        with self.engine.begin() as conn:
+            conn.execute(calls_table.insert(), row)
+
+    def mark_interrupted(self, older_than_s: float = 3600) -> int:
+        return mark_interrupted(self.engine, older_than_s)
 
     def get(self, request_id: str) -> CallRecord | None:
         with self.engine.connect() as conn:
@@ -175,3 +193,45 @@ if __name__ == "__main__":  # the command line lives in core/cli.py
     from core.cli import calllog_main
 
     sys.exit(calllog_main())
+
+
+def mark_interrupted(engine: Engine, older_than_s: float = 3600) -> int:
+    """Calls left "started" by a process that is gone (one of this machine's that no longer runs), or by any process
+    more than `older_than_s` ago (another machine's, or a reused PID), become errors of type "interrupted"; returns
+    how many. Run at start-up and hourly (core.privacy.RetentionWorker)."""
+    cutoff = (datetime.now(timezone.utc) - timedelta(seconds=older_than_s)).isoformat(timespec="milliseconds")
+    with engine.begin() as conn:
+        rows = conn.execute(sa.select(calls_table.c.request_id, calls_table.c.ts, calls_table.c.error_message)
+                            .where(calls_table.c.status == STARTED)).all()
+        dead = [r.request_id for r in rows if r.ts < cutoff or owner_gone(r.error_message or "")]
+        for start in range(0, len(dead), 500):
+            conn.execute(calls_table.update().where(calls_table.c.request_id.in_(dead[start:start + 500]))
+                         .values(status="error", error_type="interrupted",
+                                 error_message="The server stopped before this call ended."))
+    return len(dead)
+
+
+_BOOT = f"{os.getpid()}@{socket.gethostname()}"
+
+
+def process_owner() -> str:
+    """Who is making a call: this process on this machine (kept in a started row until it ends)."""
+    return f"in progress: {_BOOT}"
+
+
+def owner_gone(marker: str) -> bool:
+    """True when the marker names a process of this machine that no longer runs (or is this machine's PID reused
+    by another program: then its command line is not ours — treated as gone too)."""
+    match = re.match(r"^in progress: (\d+)@(.+)$", marker)
+    if not match or match.group(2) != socket.gethostname():
+        return False
+    pid = int(match.group(1))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

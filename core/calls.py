@@ -175,6 +175,7 @@ class ChatStream:
                 queue.acquire(self.on_queue)
                 queued = True
             self.reply = ChunkAccumulator()  # latency is the model's, not the queue's
+            self._mark_started(ts)  # if this process dies mid-call, the row is there to say so
             # Messages and parameters are plain dicts built at run time: the SDK's TypedDict overloads cannot type them.
             completions: Any = self.provider.client().chat.completions
             sdk_stream = completions.create(
@@ -210,6 +211,16 @@ class ChatStream:
             if usage is None and sdk_stream is not None:
                 usage = self.provider.counted_usage(self.request.messages, self.text)
             self.outcome = self._finish(ts, status, usage, error, billed=response_started)
+
+    def _mark_started(self, ts: str) -> None:
+        record = CallRecord(request_id=self.request_id, ts=ts, page=self.context.page, provider=self.provider.kind,
+                            model_requested=self.request.model, status="started", user=self.context.user,
+                            session=self.context.session, tags=list(self.context.tags), chain_id=self.chain_id,
+                            attempt=self.attempt)
+        try:
+            self.log.start(record)
+        except Exception as exc:  # the finished call is written anyway; a busy database must not stop the reply
+            logger.warning("call %s: started row not written: %s", self.request_id, scrub_secrets(repr(exc)))
 
     def _user_error(self, exc: Exception) -> PromptLabError:
         """The one sentence for a failure, after feeding a 429 back into the rate limits."""

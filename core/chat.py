@@ -76,6 +76,10 @@ class Conversation:
     language: str = "Auto"
     messages: list[Message] = field(default_factory=list)
     created_at: str = field(default_factory=utc_now_iso)
+    # The reply to the last message: being written (saved before the call, so a crash cannot lose the turn), or
+    # the sentence of its failure — both shown again, with Retry, when the conversation is reopened.
+    reply_pending: bool = False
+    error: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Conversation:
@@ -218,6 +222,18 @@ def edit_last_user_message(conversation: Conversation, text: str) -> None:
             del conversation.messages[i + 1:]
             return
     add_user_message(conversation, text)
+
+
+def pending_notice(conversation: Conversation) -> str | None:
+    """What to say about the last message when a conversation is (re)opened: its failure, or that its reply was
+    interrupted (the server stopped mid-reply); None when nothing is owed."""
+    if not awaiting_reply(conversation):
+        return None
+    if conversation.error:
+        return conversation.error
+    if conversation.reply_pending:
+        return "The reply to your last message was interrupted (the server stopped): Retry sends it again."
+    return None
 
 
 def awaiting_reply(conversation: Conversation) -> bool:

@@ -24,8 +24,8 @@ from core.pricing import TokenUsage, cost_usd, pricing_id_for
 KEYS = ("ts", "request_id", "page", "provider", "model_requested", "model", "status", "error_type", "input_tokens",
         "cached_input_tokens", "output_tokens", "reasoning_tokens", "images", "tokens_estimated", "cost_usd",
         "latency_ms", "ttft_ms", "user", "session", "tags")
-PAGES = ("chat", "playground", "images", "moderation", "other")
-STATUSES = ("ok", "error", "cancelled")
+PAGES = ("chat", "playground", "evals", "images", "moderation", "other")
+STATUSES = ("ok", "error", "cancelled", "started")
 _INT_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "images")
 _FLOAT_KEYS = ("cost_usd", "latency_ms", "ttft_ms")
 _TEXT_KEYS = ("provider", "model_requested", "model", "error_type", "user", "session")

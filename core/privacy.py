@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.calllog import TEXT_POLICY
+from core.calllog import TEXT_POLICY, mark_interrupted
 from core.clock import utc_now_iso
 from core.safety import TEXT_POLICIES
 from core.workspace import Setting, Workspace
@@ -117,7 +117,8 @@ def oldest_kept(engine: Engine) -> dict[str, str | None]:
 
 
 class RetentionWorker:
-    """Runs retention at start and then every hour, in a daemon thread (one per database per process)."""
+    """Runs retention (and marks calls a dead server left "started" as interrupted) at start and then every hour,
+    in a daemon thread (one per database per process)."""
 
     def __init__(self, engine: Engine, data_dir: str | Path, every_s: float = 3600):
         self.engine, self.data_dir, self.every_s = engine, data_dir, every_s
@@ -129,6 +130,7 @@ class RetentionWorker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                mark_interrupted(self.engine)  # calls a dead server left "started"
                 enforce_retention(self.engine, self.data_dir)
             except Exception as exc:  # a busy database now is retried next hour; retention must never take the app down
                 logger.warning("retention run failed, retried next hour: %s", repr(exc))

@@ -21,7 +21,11 @@ DEFAULT_TEMPERATURE, DEFAULT_MAX_TOKENS = 0.7, 1024
 
 def open_conversation(conversation: chat.Conversation) -> None:
     state.conversation = conversation
-    state.setdefault("chat_errors", {}).pop("message", None)
+    errors = state.setdefault("chat_errors", {})
+    errors.pop("message", None)
+    notice = chat.pending_notice(conversation)  # a failed or interrupted turn keeps its sentence and Retry
+    if notice:
+        errors["message"] = notice
     st.query_params["c"] = conversation.id
 
 
@@ -188,6 +192,8 @@ if wants_reply and chat.awaiting_reply(conv):
         """The offline model is answering someone else: say so. Each update is also where a Stop click lands."""
         countdown.info(queue_sentence(waited_s, ahead))
 
+    conv.reply_pending, conv.error = True, None
+    save(conv)  # the user's turn is stored before the call: a crash mid-reply cannot lose it
     stream = chat.start_reply(plan, chain, wb.provider_for, lambda p, m: request_params(
         p, m, temperature=temperature, max_tokens=max_tokens), wb.context("chat"), wb.log,
         response_cache(wb), cache_opt_in, on_wait=rate_limit_countdown, on_queue=offline_model_queue)
@@ -201,8 +207,10 @@ if wants_reply and chat.awaiting_reply(conv):
             # No st.* here: once a click has interrupted the run, touching Streamlit raises again.
             stream.close()
             chat.record_reply(conv, stream.outcome, stream.notice)
+            conv.reply_pending, conv.error = False, None
             if stream.outcome and stream.outcome.error:
                 errors["message"] = stream.outcome.error.message + (f" {stream.notice}." if stream.notice else "")
+                conv.error = errors["message"] if chat.awaiting_reply(conv) else None
                 tried = [a.model for a in stream.attempts]
                 untried = [m for m in chain if m not in tried]
                 errors["next_model"] = untried[0] if stream.outcome.text and untried else None

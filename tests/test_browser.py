@@ -402,3 +402,43 @@ def test_a_reply_with_a_remote_image_makes_the_browser_fetch_nothing(page, serve
     fetched = [r["path"] for r in server.requests if "exfil" in r["path"]]
     assert fetched == [] and page.locator("[data-testid='stChatMessage'] img[src*='exfil']").count() == 0
     assert "image not loaded" in assistant_messages(page).last.inner_text()
+
+
+def test_a_server_killed_mid_reply_loses_neither_the_turn_nor_the_call_row(browser, app_env, server):
+    server.push(Script(chunks=400, chunk_delay=0.05))
+    first = StreamlitApp(app_env)
+    second = None
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.goto(first.url)
+        page.wait_for_selector(IDLE, timeout=30_000)
+        page.wait_for_selector("[data-testid='stChatInput'] textarea")
+        send(page, "keep this message")
+        page.wait_for_function(REPLY_STREAMING, timeout=20_000)
+        conversation = page.evaluate("() => new URLSearchParams(location.search).get('c')")
+        os.kill(first.proc.pid, signal.SIGKILL)  # the whole server, mid-reply
+        first.proc.wait(10)
+        second = StreamlitApp(app_env)  # same database
+        page.goto(f"{second.url}/?c={conversation}")
+        page.wait_for_selector(IDLE, timeout=30_000)
+        sync_api.expect(page.get_by_text("keep this message")).to_be_visible(timeout=20_000)
+        sync_api.expect(page.get_by_text("interrupted", exact=False).first).to_be_visible()
+        sync_api.expect(page.get_by_role("button", name="↻ Retry")).to_be_visible()
+        log = CallLog(app_env["PROMPTLAB_DB_URL"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the new server marks the dead one's call at start-up
+            rows = [r for r in log.recent(5) if r.page == "chat"]
+            if rows and rows[0].error_type == "interrupted":
+                break
+            time.sleep(0.3)
+        assert [(r.status, r.error_type) for r in rows] == [("error", "interrupted")]
+        server.push(Script(reply="Answered after all."))
+        page.get_by_role("button", name="↻ Retry").click()
+        sync_api.expect(page.get_by_text("Answered after all.")).to_be_visible(timeout=20_000)
+        context.close()
+    finally:
+        if first.proc.poll() is None:
+            first.stop()
+        if second is not None:
+            second.stop()

@@ -66,8 +66,9 @@ def test_a_conversation_saved_before_call_metrics_loads_and_saves_back_unchanged
     assert cut.note.startswith("gpt-4o timed out") and last.content == "Echo: Thanks"
     assert chat.totals(conv).replies == 3 and chat.totals(conv).usage.input_tokens == 30 + 56 + 60
     assert "30 in / 6 out tokens" in chat.turn_caption(reply)
-    # Written back, the stored form is the one it was read from (same keys, same values).
-    assert conv.to_dict() == stored
+    # Written back, the stored form is the one it was read from (same keys, same values), plus the fields added
+    # since (issue 14: a pending or failed reply), at their "nothing pending" defaults.
+    assert conv.to_dict() == {**stored, "reply_pending": False, "error": None}
     store = ConversationStore(db_url)
     store.save(conv, "local")
     assert store.load(conv.id) == conv

@@ -243,3 +243,50 @@ def test_a_reply_with_a_remote_image_shows_a_placeholder_not_an_image(at, server
     send(at, "show me")
     shown = at.chat_message[1].markdown[0].value
     assert "image not loaded" in shown and "![pixel](" not in shown and "attacker.example" in shown
+
+
+def reload(conv_id: str) -> AppTest:
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    again.query_params["c"] = conv_id
+    return again.run()
+
+
+def test_a_failed_turn_keeps_its_sentence_and_retry_after_a_reload(at, server, app_env):
+    server.push(Script(status=500))
+    send(at, "will fail")
+    assert "server error" in at.error[0].value
+    again = reload(at.session_state.conversation.id)
+    assert messages(again) == [("user", "will fail")]
+    assert "server error" in again.error[0].value  # the sentence survived the reload
+    button(again, "↻ Retry").click().run()
+    assert messages(again) == [("user", "will fail"), ("assistant", "Echo: will fail")] and not again.error
+    assert not reload(again.session_state.conversation.id).error  # answered: nothing owed any more
+
+
+def test_the_users_turn_is_stored_before_the_call_and_an_interrupted_reply_says_so(at, server, app_env):
+    from core.conversations import ConversationStore
+
+    store = ConversationStore(app_env["PROMPTLAB_DB_URL"])
+    conv_id = at.session_state.conversation.id
+    seen_during_call = []
+
+    def look() -> None:  # what a crash at this moment would leave: read from the database while the call runs
+        stored = store.load(conv_id)
+        seen_during_call.append(stored and ([m.content for m in stored.messages], stored.reply_pending))
+
+    server.push(Script(first_byte_delay=0.5))
+    import threading
+    timer = threading.Timer(0.3, look)
+    timer.start()
+    send(at, "do not lose me")
+    timer.join()
+    assert seen_during_call == [(["do not lose me"], True)]
+    calls = CallLog(app_env["PROMPTLAB_DB_URL"]).recent(5)
+    assert [c.status for c in calls if c.page == "chat"] == ["ok"]  # the started row gave way to the finished one
+    # A conversation left with its reply pending (the server died) reopens with the sentence and Retry.
+    stored = store.load(conv_id)
+    stored.messages.pop()
+    stored.reply_pending = True
+    store.save(stored, "local")
+    again = reload(conv_id)
+    assert "interrupted" in again.error[0].value and button(again, "↻ Retry")

@@ -62,3 +62,39 @@ def test_sigkill_mid_batch_keeps_every_committed_row(db_url):
     CallLog(db_url).write(CallRecord(request_id="after-crash", ts="2026-11-26T00:00:00.000+00:00", page="other",
                                      provider="openai", model_requested="x"))
     assert CallLog(db_url).get("after-crash") is not None  # still writable
+
+
+def test_a_call_is_logged_started_when_sent_and_a_dead_servers_calls_become_interrupted(provider, ctx, log, server):
+    import subprocess
+    import sys as _sys
+    import threading
+
+    from core.calllog import CallRecord, process_owner
+    from core.calls import ChatRequest, ChatStream
+    from tests.loopback_server import Script
+
+    server.push(Script(first_byte_delay=0.6))
+    seen = []
+    timer = threading.Timer(0.3, lambda: seen.extend((r.status, r.request_id) for r in log.recent(5)))
+    timer.start()
+    stream = ChatStream(provider, ChatRequest("gpt-4o-mini", [{"role": "user", "content": "hi"}]), ctx, log)
+    "".join(stream)
+    timer.join()
+    assert seen == [("started", stream.request_id)]
+    assert [(r.status, r.request_id) for r in log.recent(5)] == [("ok", stream.request_id)]  # one row, finished
+    # Rows a process left "started": a dead process of this machine's now, any process after an hour.
+    dead = subprocess.Popen([_sys.executable, "-c", "pass"])
+    dead.wait()
+    owner_dead = f"in progress: {dead.pid}@{__import__('socket').gethostname()}"
+    for rid, ts, owner in (("r-dead", "2026-11-27T09:00:00.000+00:00", owner_dead),
+                           ("r-live", "2099-01-01T00:00:00.000+00:00", process_owner()),
+                           ("r-old", "2000-01-01T00:00:00.000+00:00", "in progress: 1@another-host")):
+        log.start(CallRecord(request_id=rid, ts=ts, page="chat", provider="openai", model_requested="m",
+                             status="started"))
+        with log.engine.begin() as conn:
+            conn.execute(__import__("sqlalchemy").text("UPDATE calls SET error_message = :o WHERE request_id = :r"),
+                         {"o": owner, "r": rid})
+    assert log.mark_interrupted() == 2
+    statuses = {r: (log.get(r).status, log.get(r).error_type) for r in ("r-dead", "r-live", "r-old")}
+    assert statuses == {"r-dead": ("error", "interrupted"), "r-live": ("started", None),
+                        "r-old": ("error", "interrupted")}
