@@ -1,12 +1,16 @@
-"""The access gate for shared deployments: off by default; a shared password (only its PBKDF2 hash is configured)
-or OpenID Connect through Streamlit's `st.login` when `[auth]` is in secrets.toml. Failed password attempts are
-rate-limited per browser session and across the process.
+"""The access gate for shared deployments: off by default. Named users, each with a password of their own
+(`PROMPTLAB_USERS` — `name:hash` pairs — or a `[users]` table in secrets.toml), or OpenID Connect through Streamlit's
+`st.login` when `[auth]` is in secrets.toml; admins (`PROMPTLAB_ADMINS`) may act for others. A single shared password
+(`PROMPTLAB_PASSWORD_HASH`) still works for one trusted team: then the typed name is a label, not an identity, and
+nobody is isolated from anybody. Failed attempts are limited per user name at one client address and per address —
+never one lock for everyone, which the right password could not pass.
 
 `python -m core.access hash` prints the hash to put in PROMPTLAB_PASSWORD_HASH.
 """
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -14,10 +18,11 @@ import sys
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 
 ITERATIONS = 600_000  # OWASP's 2023 figure for PBKDF2-HMAC-SHA256
-PER_SESSION = (5, 300.0)  # at most 5 failures in 5 minutes from one browser session
-PER_PROCESS = (50, 300.0)  # and 50 in 5 minutes across everyone (a brute force from many sessions)
+PER_USER_AT_ADDRESS = (5, 300.0)  # at most 5 failures in 5 minutes for one name from one client address
+PER_ADDRESS = (20, 300.0)  # and 20 in 5 minutes from one address, whatever the names (guessing many accounts)
 
 
 def hash_password(password: str, iterations: int = ITERATIONS, salt: bytes | None = None) -> str:
@@ -38,40 +43,83 @@ def verify_password(password: str, stored: str) -> bool:
         return False
 
 
-class AttemptLimiter:
-    """Sliding windows of failed attempts, per key and for the whole process."""
+@dataclass(frozen=True)
+class Identity:
+    """Who a session is: the name the log and every ownership check use, and whether they may act for others."""
 
-    def __init__(self, per_key: tuple[int, float] = PER_SESSION, overall: tuple[int, float] = PER_PROCESS,
-                 clock=time.monotonic):
-        self.per_key, self.overall, self.clock = per_key, overall, clock
+    name: str
+    admin: bool = False
+
+
+def parse_users(text: str | None) -> dict[str, str]:
+    """`alice:pbkdf2_sha256$…,bob:pbkdf2_sha256$…` → {name: hash} (names trimmed; empty entries ignored)."""
+    users: dict[str, str] = {}
+    for entry in (text or "").split(","):
+        name, sep, hashed = entry.strip().partition(":")
+        if sep and name.strip() and hashed.strip():
+            users[name.strip()] = hashed.strip()
+    return users
+
+
+def parse_admins(text: str | None) -> set[str]:
+    return {a.strip() for a in (text or "").split(",") if a.strip()}
+
+
+def authenticate(name: str, password: str, users: dict[str, str], shared_hash: str | None,
+                 admins: set[str]) -> Identity | None:
+    """The identity a name and password prove, or None. With named users only their own password counts."""
+    name = name.strip()
+    if not name:
+        return None
+    if users:
+        stored = users.get(name)
+        # An unknown name costs the same time as a known one: no way to tell which names exist.
+        ok = verify_password(password, stored or _dummy_hash()) and stored is not None
+        return Identity(name, name in admins) if ok else None
+    if shared_hash and verify_password(password, shared_hash):
+        return Identity(name, name in admins)
+    return None
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password(os.urandom(16).hex())
+
+
+class AttemptLimiter:
+    """Sliding windows of failed attempts: per (user name, client address) and per client address. There is no
+    process-wide lock: many sessions failing cannot keep out someone with the right password from elsewhere."""
+
+    def __init__(self, per_user: tuple[int, float] = PER_USER_AT_ADDRESS,
+                 per_address: tuple[int, float] = PER_ADDRESS, clock=time.monotonic):
+        self.per_user, self.per_address, self.clock = per_user, per_address, clock
         self._failures: dict[str, deque[float]] = {}
-        self._all: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def _prune(self, q: deque[float], window: float) -> None:
+    def _wait(self, key: str, limit: int, window: float) -> float:
+        q = self._failures.get(key)
+        if not q:
+            return 0.0
         now = self.clock()
         while q and now - q[0] > window:
             q.popleft()
+        return window - (now - q[0]) if len(q) >= limit else 0.0
 
-    def wait_s(self, key: str) -> float:
-        """Seconds before this key may try again (0 = now)."""
+    def wait_s(self, name: str, address: str) -> float:
+        """Seconds before this name may be tried again from this address (0 = now)."""
         with self._lock:
-            waits = [0.0]
-            for q, (limit, window) in ((self._failures.get(key, deque()), self.per_key), (self._all, self.overall)):
-                self._prune(q, window)
-                if len(q) >= limit:
-                    waits.append(window - (self.clock() - q[0]))
-            return max(waits)
+            return max(self._wait(f"user:{name.strip().lower()}@{address}", *self.per_user),
+                       self._wait(f"address:{address}", *self.per_address))
 
-    def failed(self, key: str) -> None:
+    def failed(self, name: str, address: str) -> None:
         with self._lock:
             now = self.clock()
-            self._failures.setdefault(key, deque()).append(now)
-            self._all.append(now)
+            for key in (f"user:{name.strip().lower()}@{address}", f"address:{address}"):
+                self._failures.setdefault(key, deque()).append(now)
 
-    def succeeded(self, key: str) -> None:
+    def succeeded(self, name: str, address: str) -> None:
         with self._lock:
-            self._failures.pop(key, None)
+            self._failures.pop(f"user:{name.strip().lower()}@{address}", None)
 
 
 LIMITER = AttemptLimiter()

@@ -172,6 +172,14 @@ class CallLog:
             row = conn.execute(calls_table.select().where(calls_table.c.request_id == request_id)).first()
         return _from_row(row) if row else None
 
+    def texts_for(self, request_id: str, user: str, admin: bool = False) -> CallTexts | None:
+        """A call's texts if `user` made the call (or is an admin): replays and drill-downs show nobody else's
+        prompts and replies."""
+        record = self.get(request_id)
+        if record is None or (not admin and record.user != user):
+            return None
+        return self.texts(request_id)
+
     def texts(self, request_id: str) -> CallTexts | None:
         with self.engine.connect() as conn:
             row = conn.execute(call_texts_table.select()

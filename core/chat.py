@@ -118,6 +118,13 @@ def new_conversation(persona: Persona | None = None, system_prompt: str | None =
                         (persona.system_prompt if persona else ""), language=language)
 
 
+def copy_for(conversation: Conversation) -> Conversation:
+    """The same conversation under a new id (what an admin continues when reading someone else's)."""
+    data = conversation.to_dict()
+    data["id"] = uuid.uuid4().hex
+    return Conversation.from_dict(data)
+
+
 def system_message(conversation: Conversation) -> str:
     """The persona's prompt plus the reply-language instruction."""
     parts = [conversation.system_prompt.strip(), language_instruction(conversation.language) or ""]

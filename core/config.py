@@ -39,6 +39,8 @@ class Settings:
     fallback: str = "auto"
     cache_ttl_s: float = 86_400.0
     password_hash: str | None = field(default=None, repr=False)
+    users: str | None = field(default=None, repr=False)  # name:hash,… (or a [users] table in secrets.toml)
+    admins: str | None = None
 
     @property
     def offline_models_dir(self) -> str:
@@ -74,6 +76,8 @@ _SOURCES: dict[str, tuple[str, type]] = {
     "fallback": ("PROMPTLAB_FALLBACK", str),
     "cache_ttl_s": ("PROMPTLAB_CACHE_TTL_S", float),
     "password_hash": ("PROMPTLAB_PASSWORD_HASH", str),
+    "users": ("PROMPTLAB_USERS", str),
+    "admins": ("PROMPTLAB_ADMINS", str),
 }
 
 # The README table is generated from this list, so documentation and code cannot drift apart.
@@ -103,8 +107,13 @@ SETTING_DOCS: dict[str, str] = {
     "PROMPTLAB_FALLBACK": "Models tried after the chosen one fails (timeout, 5xx, no connection): auto "
                           "(a cheaper sibling, then the offline model), off, or a comma list (`local` = offline)",
     "PROMPTLAB_CACHE_TTL_S": "How long a cached reply is served (temperature 0, or when opted in); 0 = no cache",
-    "PROMPTLAB_PASSWORD_HASH": "Turns on the password gate: the hash from `python -m core.access hash` (never the "
-                               "password). OpenID Connect instead: an `[auth]` section in secrets.toml",
+    "PROMPTLAB_PASSWORD_HASH": "One shared password for a trusted team (the hash from `python -m core.access "
+                               "hash`, never the password); names typed at sign-in are labels, nobody is isolated",
+    "PROMPTLAB_USERS": "Named users, each with their own password: `name:hash,name:hash` (hashes from `python -m "
+                       "core.access hash`), or a `[users]` table in secrets.toml; each sees only their own data. "
+                       "OpenID Connect instead: an `[auth]` section in secrets.toml",
+    "PROMPTLAB_ADMINS": "Comma-separated user names (or OIDC e-mails) who may open, export and delete others' data "
+                        "(every such action is in the audit log)",
 }
 
 

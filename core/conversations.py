@@ -31,8 +31,13 @@ class ConversationStore:
         now = utc_now_iso()
         with self.engine.begin() as conn:
             updated = conn.execute(sa.text(
-                "UPDATE conversations SET title = :title, body = :body, updated_at = :now WHERE id = :id"),
-                {"title": conversation.title, "body": body, "now": now, "id": conversation.id}).rowcount
+                "UPDATE conversations SET title = :title, body = :body, updated_at = :now "
+                "WHERE id = :id AND user_id = :user"),
+                {"title": conversation.title, "body": body, "now": now, "id": conversation.id,
+                 "user": user}).rowcount
+            if not updated and conn.execute(sa.text("SELECT 1 FROM conversations WHERE id = :id"),
+                                            {"id": conversation.id}).first():
+                raise PermissionError("This conversation belongs to another user.")
             if not updated:
                 conn.execute(sa.text(
                     "INSERT INTO conversations (id, user_id, title, created_at, updated_at, body) "
@@ -40,11 +45,20 @@ class ConversationStore:
                     {"id": conversation.id, "user": user, "title": conversation.title,
                      "created": conversation.created_at, "now": now, "body": body})
 
-    def load(self, conversation_id: str) -> Conversation | None:
+    def load(self, conversation_id: str, user: str | None = None, admin: bool = False) -> Conversation | None:
+        """The conversation, if `user` owns it (or is an admin; `user=None` is the library's own unscoped read).
+        Someone else's id reads as unknown: a link to another user's conversation shows nothing of it."""
         with self.engine.connect() as conn:
-            body = conn.execute(sa.text("SELECT body FROM conversations WHERE id = :id"),
+            row = conn.execute(sa.text("SELECT body, user_id FROM conversations WHERE id = :id"),
+                               {"id": conversation_id}).first()
+        if row is None or (user is not None and not admin and row.user_id != user):
+            return None
+        return Conversation.from_dict(json.loads(row.body))
+
+    def owner(self, conversation_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text("SELECT user_id FROM conversations WHERE id = :id"),
                                 {"id": conversation_id}).scalar()
-        return Conversation.from_dict(json.loads(body)) if body else None
 
     def list(self, user: str, limit: int = 50) -> list[ConversationSummary]:
         """The user's conversations, most recently updated first."""
@@ -54,6 +68,9 @@ class ConversationStore:
                 "ORDER BY updated_at DESC LIMIT :limit"), {"user": user, "limit": limit})
             return [ConversationSummary(*row) for row in rows]
 
-    def delete(self, conversation_id: str) -> None:
+    def delete(self, conversation_id: str, user: str | None = None, admin: bool = False) -> bool:
+        """Delete it if `user` owns it (or is an admin); returns whether anything was deleted."""
+        scope = "" if user is None or admin else " AND user_id = :user"
         with self.engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM conversations WHERE id = :id"), {"id": conversation_id})
+            return bool(conn.execute(sa.text(f"DELETE FROM conversations WHERE id = :id{scope}"),
+                                     {"id": conversation_id, "user": user}).rowcount)

@@ -76,26 +76,35 @@ class Gallery:
         return GalleryImage(row.id, row.request_id, row.created_at, row.user_id, row.prompt, row.model,
                             json.loads(row.params), row.cost_usd, bool(row.cost_estimated), row.path, row.mime)
 
-    def search(self, text: str = "", limit: int = 24, offset: int = 0) -> tuple[list[GalleryImage], int]:
-        """Images whose prompt contains the text (case-insensitive), newest first, and how many match."""
-        where = ""
+    def search(self, text: str = "", limit: int = 24, offset: int = 0, user: str | None = None,
+               admin: bool = False) -> tuple[list[GalleryImage], int]:
+        """Images whose prompt contains the text (case-insensitive), newest first, and how many match — only
+        `user`'s own unless an admin asks (`user=None`: the library's own unscoped read)."""
+        clauses: list[str] = []
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if text.strip():
-            where, params["q"] = "WHERE lower(prompt) LIKE :q", f"%{text.strip().lower()}%"
+            clauses.append("lower(prompt) LIKE :q")
+            params["q"] = f"%{text.strip().lower()}%"
+        if user is not None and not admin:
+            clauses.append("user_id = :u")
+            params["u"] = user
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         with self.engine.connect() as conn:
             total = conn.execute(sa.text(f"SELECT count(*) FROM images {where}"), params).scalar_one()
             rows = conn.execute(sa.text(f"SELECT * FROM images {where} ORDER BY created_at DESC, id "
                                         "LIMIT :limit OFFSET :offset"), params)
             return [self._image(r) for r in rows], int(total)
 
-    def get(self, image_id: str) -> GalleryImage | None:
+    def get(self, image_id: str, user: str | None = None, admin: bool = False) -> GalleryImage | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.text("SELECT * FROM images WHERE id = :id"), {"id": image_id}).first()
-        return self._image(row) if row else None
+        if row is None or (user is not None and not admin and row.user_id != user):
+            return None
+        return self._image(row)
 
-    def delete(self, image_id: str) -> None:
-        """Remove the image's file and its row."""
-        image = self.get(image_id)
+    def delete(self, image_id: str, user: str | None = None, admin: bool = False) -> None:
+        """Remove the image's file and its row (only `user`'s own unless an admin asks)."""
+        image = self.get(image_id, user, admin)
         if image is None:
             return
         Path(image.path).unlink(missing_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import secrets
 import threading
 import uuid
 import zipfile
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pyzipper
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -161,11 +163,31 @@ def _rows(conn: sa.Connection, table: str, user: str) -> list[dict]:
         sa.text(f"SELECT * FROM {table} WHERE {column} = :u ORDER BY {order}"), {"u": user})]
 
 
-def export_user(engine: Engine, user: str, actor: str | None = None) -> bytes:
-    """Everything stored about a user as one ZIP: JSON per kind, plus the image files."""
+def may_act_for(actor: str | None, subject: str, actor_is_admin: bool) -> bool:
+    """Data-subject actions: for yourself, or for anyone as an admin (`actor=None`: maintenance code)."""
+    return actor is None or actor == subject or actor_is_admin
+
+
+def export_passphrase() -> str:
+    """A one-time passphrase for an export: 6 groups of 5 letters/digits (~155 bits), shown once to whoever asked."""
+    alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(6))
+
+
+def export_user(engine: Engine, user: str, actor: str | None = None, *, actor_is_admin: bool = False,
+                passphrase: str | None = None) -> bytes:
+    """Everything stored about a user as one ZIP: JSON per kind, plus the image files. With a passphrase the
+    ZIP is AES-256 encrypted (7-Zip, WinZip, macOS Archive Utility with a helper, `7z x`): the file a download URL
+    serves is then useless to anyone without the passphrase, which only its requester saw."""
+    if not may_act_for(actor, user, actor_is_admin):
+        raise PermissionError(f"Only {user} or an admin may export {user}'s data.")
     buffer = io.BytesIO()
     counts: dict[str, int] = {}
-    with engine.connect() as conn, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+    archive = (pyzipper.AESZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, encryption=pyzipper.WZ_AES)
+               if passphrase else zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED))
+    if passphrase:
+        archive.setpassword(passphrase.encode())
+    with engine.connect() as conn, archive as zf:
         data = {table: _rows(conn, table, user) for table in _USER_TABLES}
         ids = [c["request_id"] for c in data["calls"]]
         texts = []
@@ -188,8 +210,11 @@ def export_user(engine: Engine, user: str, actor: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def delete_user(engine: Engine, user: str, actor: str | None = None) -> dict[str, int]:
+def delete_user(engine: Engine, user: str, actor: str | None = None, *,
+                actor_is_admin: bool = False) -> dict[str, int]:
     """Delete everything stored about a user (rows and image files); returns rows removed per kind."""
+    if not may_act_for(actor, user, actor_is_admin):
+        raise PermissionError(f"Only {user} or an admin may delete {user}'s data.")
     counts: dict[str, int] = {}
     with engine.begin() as conn:
         images = _rows(conn, "images", user)

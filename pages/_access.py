@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.access import LIMITER, verify_password
-from pages._workbench import IDENTITY_KEY, Workbench, oidc_configured
+from core.access import LIMITER, authenticate, parse_admins, parse_users
+from pages._workbench import ADMIN_KEY, IDENTITY_KEY, Workbench, gate_configured, oidc_configured
 
 
 def require_access(wb: Workbench) -> None:
@@ -16,22 +16,37 @@ def require_access(wb: Workbench) -> None:
             st.button("Log in", on_click=st.login, type="primary")
             st.stop()
         state[IDENTITY_KEY] = st.user.get("email") or st.user.get("name") or "signed-in user"
+        state[ADMIN_KEY] = state[IDENTITY_KEY] in parse_admins(wb.settings.admins)
         return
-    if not wb.settings.password_hash or state.get(IDENTITY_KEY):
+    if not gate_configured(wb.settings) or state.get(IDENTITY_KEY):
         return
     st.title("🧪 PromptLab")
-    wait = LIMITER.wait_s(wb.session)
+    users = parse_users(wb.settings.users)
+    address = client_address()
     with st.form("login"):
-        name = st.text_input("Your name (shown in the call log)", key="login_name")
+        label = "User name" if users else "Your name (shown in the call log)"
+        name = st.text_input(label, key="login_name")
         password = st.text_input("Password", type="password", key="login_password")
-        submitted = st.form_submit_button("Sign in", type="primary", disabled=wait > 0)
-    if wait > 0:
-        st.error(f"Too many failed attempts: try again in {wait:.0f} s.")
-    elif submitted:
-        if name.strip() and verify_password(password, wb.settings.password_hash):
-            LIMITER.succeeded(wb.session)
-            state[IDENTITY_KEY] = name.strip()
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        wait = LIMITER.wait_s(name, address)
+        if wait > 0:  # this name from this address (or this address) failed too often: only they wait
+            st.error(f"Too many failed attempts: try again in {wait:.0f} s.")
+            st.stop()
+        identity = authenticate(name, password, users, wb.settings.password_hash, parse_admins(wb.settings.admins))
+        if identity is not None:
+            LIMITER.succeeded(name, address)
+            state[IDENTITY_KEY], state[ADMIN_KEY] = identity.name, identity.admin
             st.rerun()
-        LIMITER.failed(wb.session)
+        LIMITER.failed(name, address)
         st.error("Wrong name or password: try again." if name.strip() else "Enter your name and the password.")
     st.stop()
+
+
+def client_address() -> str:
+    """The browser's address as the server sees it (a proxy's, behind one); "unknown" when Streamlit cannot tell."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # an older Streamlit, or no request context
+        return "unknown"
+    return address if isinstance(address, str) and address else "unknown"  # (AppTest hands out a mock)

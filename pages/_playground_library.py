@@ -69,9 +69,9 @@ def render_library(wb: Workbench, draft: Draft | None, library: PromptLibrary) -
     st.markdown("**Replay a logged call**")
     request_id = st.text_input("Request id (from Analytics or `python -m core.calllog tail`)", key="pg_replay_id")
     if st.button("↩ Open in the playground", key="pg_replay", disabled=not request_id.strip()):
-        texts = wb.log.texts(request_id.strip())
+        texts = wb.log.texts_for(request_id.strip(), wb.user, wb.admin)
         if texts is None:
-            st.error("No call with that request id has its request stored in the log.")
+            st.error("No call of yours with that request id has its request stored in the log.")
         else:
             st.session_state.pg_load = replay_draft(texts.request)
             st.rerun()

@@ -7,6 +7,7 @@ import streamlit as st
 
 from core import privacy
 from core.moderation import ModerationSettings, load_moderation, save_moderation
+from core.rendering import plain
 from core.safety import MODERATION_MODES, TEXT_POLICIES
 from pages._workbench import Workbench
 
@@ -41,18 +42,30 @@ def render_privacy(wb: Workbench) -> None:
         removed = privacy.enforce_retention(engine, wb.settings.data_dir)
         st.success(f"Retention saved; removed {sum(removed.values()):,} rows now.")
 
+    state = st.session_state
     st.subheader("Data-subject requests")
-    subject = st.text_input("User id", key="dsr_user", placeholder="e.g. ana")
+    if wb.admin:
+        subject = st.text_input("User id", key="dsr_user", placeholder="e.g. ana").strip()
+    else:  # everyone may export or delete their own data, and only theirs
+        subject = wb.user
+        st.caption(f"Your data, as {plain(wb.user)}: export it or delete it.")
     d1, d2 = st.columns(2)
-    if subject.strip():
-        d1.download_button("⬇ Export everything (ZIP)",
-                           lambda: privacy.export_user(engine, subject.strip(), actor=wb.user),
-                           f"promptlab-{subject.strip()}-{datetime.now():%Y%m%d}.zip", "application/zip",
-                           key="dsr_export")
-        confirm = d2.checkbox(f"I want to delete all data of {subject.strip()!r}", key="dsr_confirm")
+    if subject:
+        if d1.button("🔒 Prepare an encrypted export", key="dsr_prepare"):
+            passphrase = privacy.export_passphrase()
+            state["dsr_prepared"] = (subject, privacy.export_user(engine, subject, actor=wb.user,
+                                                                actor_is_admin=wb.admin, passphrase=passphrase))
+            d1.info("The passphrase, shown only now — copy it before downloading:")
+            d1.code(passphrase, language=None)
+        prepared = state.get("dsr_prepared")
+        if prepared and prepared[0] == subject:
+            d1.download_button("⬇ Download the encrypted ZIP", prepared[1],
+                               f"promptlab-{subject}-{datetime.now():%Y%m%d}.zip", "application/zip",
+                               key="dsr_export", on_click=lambda: state.pop("dsr_prepared", None))
+        confirm = d2.checkbox(f"I want to delete all data of {plain(subject)}", key="dsr_confirm")
         if d2.button("Delete everything", key="dsr_delete", disabled=not confirm, type="primary"):
-            counts = privacy.delete_user(engine, subject.strip(), actor=wb.user)
-            st.success(f"Deleted {sum(counts.values()):,} rows for {subject.strip()!r}.")
+            counts = privacy.delete_user(engine, subject, actor=wb.user, actor_is_admin=wb.admin)
+            st.success(f"Deleted {sum(counts.values()):,} rows for {plain(subject)}.")
     with st.expander("Audit log"):
         st.dataframe(privacy.audit_log(engine), hide_index=True, width="stretch")
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core import model_file
+from core.access import parse_users
 from core.cache import ResponseCache
 from core.calllog import CallLog
 from core.calls import CallContext
@@ -52,6 +53,7 @@ class Workbench:
     conversations: ConversationStore
     user: str
     session: str
+    admin: bool = False  # may open, export and delete others' data (PROMPTLAB_ADMINS; everyone without a gate)
 
     def context(self, page: str, tags: list[str] | None = None) -> CallContext:
         return CallContext(page=page, user=self.user, session=self.session, tags=tags or [])
@@ -106,17 +108,34 @@ def response_cache(wb: Workbench) -> ResponseCache | None:
 
 
 def base_settings() -> Settings:
-    return load_settings(_secrets())
+    secrets = _secrets()
+    table = _secret_table("users")  # [users] name = "pbkdf2_sha256$…"
+    if table and "PROMPTLAB_USERS" not in secrets:
+        secrets["PROMPTLAB_USERS"] = ",".join(f"{name}:{hashed}" for name, hashed in table.items())
+    return load_settings(secrets)
+
+
+def _secret_table(name: str) -> dict[str, str]:
+    try:
+        table = st.secrets.get(name)
+    except Exception:  # no secrets.toml is a normal set-up, not an error
+        return {}
+    return {str(k): str(v) for k, v in table.items()} if hasattr(table, "items") else {}
 
 
 IDENTITY_KEY = "identity"
+ADMIN_KEY = "identity_admin"
+
+
+def gate_configured(settings: Settings) -> bool:
+    return bool(settings.password_hash or parse_users(settings.users))
 
 
 def needs_login(wb: Workbench) -> bool:
     """True while a configured access gate has not let this session in."""
     if oidc_configured():
         return not st.user.get("is_logged_in", False)
-    return bool(wb.settings.password_hash) and not st.session_state.get(IDENTITY_KEY)
+    return gate_configured(wb.settings) and not st.session_state.get(IDENTITY_KEY)
 
 
 def workbench(gate: bool = True) -> Workbench:
@@ -138,9 +157,13 @@ def _workbench() -> Workbench:
     if "session_id" not in st.session_state:
         st.session_state.session_id = uuid.uuid4().hex
     log, conversations = stores(settings.db_url)
-    # Behind the access gate the signed-in identity is the user in the log.
+    # Behind the access gate the signed-in identity is the user in the log and in every ownership check. Without a
+    # gate there is one user (PROMPTLAB_USER), who owns everything.
     user = st.session_state.get(IDENTITY_KEY) or settings.user
-    return Workbench(settings, resolve_provider(settings), log, conversations, user, st.session_state.session_id)
+    gated = oidc_configured() or gate_configured(settings)
+    admin = bool(st.session_state.get(ADMIN_KEY)) if gated else True
+    return Workbench(settings, resolve_provider(settings), log, conversations, user, st.session_state.session_id,
+                     admin)
 
 
 def oidc_configured() -> bool:

@@ -111,7 +111,7 @@ event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
 typed_id = st.text_input("…or open a call by its request id", key="an_request_id").strip()
 request_id = frame.iloc[event.selection.rows[0]]["request_id"] if event.selection.rows else typed_id
 if request_id:
-    record, texts = wb.log.get(request_id), wb.log.texts(request_id)
+    record, texts = wb.log.get(request_id), wb.log.texts_for(request_id, wb.user, wb.admin)  # texts: own calls only
     with st.container(border=True):
         st.markdown(f"**Call {code_text(request_id)}**")
         st.json(an.record_details(record) if record else {"request_id": request_id, "note": "not in the log"})

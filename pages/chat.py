@@ -42,7 +42,13 @@ def save(conversation: chat.Conversation) -> None:
 
 # A reload keeps the conversation: its id is in the URL.
 if "conversation" not in state:
-    saved = wb.conversations.load(st.query_params.get("c", "")) if st.query_params.get("c") else None
+    # Only the owner (or an admin) can open a conversation by its link; anyone else gets a new one.
+    saved = wb.conversations.load(st.query_params.get("c", ""), wb.user, wb.admin) if st.query_params.get("c") \
+        else None
+    owner = wb.conversations.owner(saved.id) if saved else None
+    if saved is not None and owner != wb.user:  # an admin reading someone's: replies go to a copy of their own
+        saved = chat.copy_for(saved)
+        st.toast(f"Opened {plain(owner)}'s conversation as a copy of your own (admin).")
     if saved:
         state.persona_id, state.reply_language = saved.persona_id, saved.language
         open_conversation(saved)
@@ -97,10 +103,10 @@ def draw_sidebar() -> None:
             current = summary.id == conv.id
             if open_col.button(("▶ " if current else "") + plain(summary.title), key=f"open_{summary.id}",
                                width="stretch", disabled=current):
-                open_conversation(wb.conversations.load(summary.id) or conv)
+                open_conversation(wb.conversations.load(summary.id, wb.user, wb.admin) or conv)
                 st.rerun()
             if delete_col.button("🗑", key=f"delete_{summary.id}", help="Delete this conversation"):
-                wb.conversations.delete(summary.id)
+                wb.conversations.delete(summary.id, wb.user, wb.admin)
                 if current:
                     start_new_conversation()
                 st.rerun()

@@ -87,13 +87,13 @@ def show(image, key: str) -> None:
                                                                          ("format", "output_format"))}}
         st.rerun()
     if c.button("🗑", key=f"del_{key}", help="Delete"):
-        gallery.delete(image.id)
+        gallery.delete(image.id, wb.user, wb.admin)
         st.rerun()
     with st.expander("Prompt"):
         st.code(image.prompt, language=None, wrap_lines=True)  # the code block has a copy button
 
 
-last = [img for img in (gallery.get(i) for i in state.get("img_last", [])) if img]
+last = [img for img in (gallery.get(i, wb.user, wb.admin) for i in state.get("img_last", [])) if img]
 if last:
     st.subheader("Just generated")
     st.caption(state.get("img_note", ""))
@@ -106,7 +106,7 @@ st.subheader("Gallery")
 query = st.text_input("Search prompts", key="img_search")
 page_size = 12
 page = st.session_state.get("img_page", 1)
-images, total = gallery.search(query, page_size, (page - 1) * page_size)
+images, total = gallery.search(query, page_size, (page - 1) * page_size, user=wb.user, admin=wb.admin)
 st.number_input(f"Page (of {max(1, -(-total // page_size))}, {total} images)", 1, max(1, -(-total // page_size)),
                 key="img_page")
 if not images:

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.access import AttemptLimiter, hash_password, verify_password
+from core.access import AttemptLimiter, Identity, hash_password, parse_users, verify_password
 from core.calllog import CallLog
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -18,17 +18,22 @@ def test_hashing():
     assert not verify_password("s3cret", "garbage") and not verify_password("s3cret", "md5$1$a$b")
 
 
-def test_attempt_limiter_windows():
+def test_attempt_limits_are_per_name_and_address_never_global():
     t = [0.0]
-    limiter = AttemptLimiter(per_key=(3, 60), overall=(5, 60), clock=lambda: t[0])
+    limiter = AttemptLimiter(per_user=(3, 60), per_address=(5, 60), clock=lambda: t[0])
     for _ in range(3):
-        limiter.failed("a")
-    assert limiter.wait_s("a") == pytest.approx(60) and limiter.wait_s("b") == 0
-    limiter.failed("b")
-    limiter.failed("c")
-    assert limiter.wait_s("d") == pytest.approx(60)  # five failures across sessions lock everyone out
+        limiter.failed("ana", "10.0.0.1")
+    assert limiter.wait_s("ana", "10.0.0.1") == pytest.approx(60)  # that name from that address waits
+    assert limiter.wait_s("ANA ", "10.0.0.2") == 0  # ana from her own machine does not
+    assert limiter.wait_s("ben", "10.0.0.1") == 0
+    for i in range(2):
+        limiter.failed(f"x{i}", "10.0.0.1")
+    assert limiter.wait_s("ben", "10.0.0.1") == pytest.approx(60)  # that address guessed too many names
+    for i in range(52):  # 52 failures from 10 other addresses (the probe's attack) …
+        limiter.failed(f"u{i}", f"10.0.1.{i % 10}")
+    assert limiter.wait_s("ana", "10.0.9.9") == 0  # … do not lock out anyone else
     t[0] = 61
-    assert limiter.wait_s("a") == 0
+    assert limiter.wait_s("ana", "10.0.0.1") == 0
 
 
 @pytest.fixture
@@ -61,13 +66,73 @@ def test_every_page_requires_sign_in_and_identity_is_logged(gated, server):
     assert rec.user == "ana"
 
 
-def test_failed_attempts_are_rate_limited(gated):
+def test_failed_attempts_are_rate_limited_for_that_name_only(gated):
     at = AppTest.from_file(APP, default_timeout=60).run()
     for _ in range(5):
         sign_in(at, "eve", "guess")
         assert "Wrong name or password" in at.error[0].value or "Too many" in at.error[0].value
-    sign_in(at, "eve", "correct horse")  # even the right password waits now
+    sign_in(at, "eve", "correct horse")  # that name, from this address, waits now
     assert "Too many failed attempts" in at.error[0].value and not at.chat_input
+    other = AppTest.from_file(APP, default_timeout=60).run()
+    sign_in(other, "ana", "correct horse")  # someone else with the right password is not locked out
+    assert other.chat_input and not other.error
+
+
+USERS = {"alice": hash_password("alice pw", iterations=1000), "bob": hash_password("bob pw", iterations=1000),
+         "root": hash_password("root pw", iterations=1000)}
+
+
+@pytest.fixture
+def named(app_env, monkeypatch):
+    monkeypatch.setenv("PROMPTLAB_USERS", ",".join(f"{n}:{h}" for n, h in USERS.items()))
+    monkeypatch.setenv("PROMPTLAB_ADMINS", "root")
+    import core.access
+    monkeypatch.setattr(core.access, "LIMITER", AttemptLimiter())
+    import pages._access
+    monkeypatch.setattr(pages._access, "LIMITER", core.access.LIMITER)
+    return app_env
+
+
+def test_named_users_sign_in_with_their_own_password_only():
+    from core.access import authenticate
+    assert authenticate("alice", "alice pw", USERS, None, {"root"}) == Identity("alice", False)
+    assert authenticate("alice", "bob pw", USERS, None, set()) is None
+    assert authenticate("mallory", "alice pw", USERS, None, set()) is None
+    assert authenticate("root", "root pw", USERS, None, {"root"}).admin
+    assert authenticate("anyone", "correct horse", {}, HASH, set()) == Identity("anyone", False)  # shared mode
+    assert parse_users(" a:h1 , b:h2,,bad") == {"a": "h1", "b": "h2"}
+
+
+def test_one_user_cannot_open_continue_replay_or_export_anothers_data(named, server):
+    from core.conversations import ConversationStore
+    from core.privacy import export_user
+
+    alice = sign_in(AppTest.from_file(APP, default_timeout=60).run(), "alice", "alice pw")
+    alice.chat_input[0].set_value("alice's secret plan").run()
+    conv_id = alice.session_state.conversation.id
+    request_id = [r for r in CallLog(named["PROMPTLAB_DB_URL"]).recent(5) if r.page == "chat"][0].request_id
+    bob = AppTest.from_file(APP, default_timeout=60)
+    bob.query_params["c"] = conv_id
+    sign_in(bob.run(), "bob", "bob pw")
+    assert not [m for m in bob.chat_message]  # the link shows nothing of alice's
+    bob.chat_input[0].set_value("bob writes").run()
+    store = ConversationStore(named["PROMPTLAB_DB_URL"])
+    assert [m.content for m in store.load(conv_id).messages][0] == "alice's secret plan"
+    assert all(m.content != "bob writes" for m in store.load(conv_id).messages)  # nothing appended to hers
+    assert store.owner(bob.session_state.conversation.id) == "bob"
+    log = CallLog(named["PROMPTLAB_DB_URL"])
+    assert log.texts_for(request_id, "bob") is None and log.texts_for(request_id, "alice") is not None
+    assert log.texts_for(request_id, "root", admin=True) is not None
+    with pytest.raises(PermissionError):
+        export_user(log.engine, "alice", actor="bob")
+    export_user(log.engine, "alice", actor="root", actor_is_admin=True)  # an admin may, and it is audited
+    bob.switch_page("pages/settings.py").run()
+    assert not [t for t in bob.text_input if t.key == "dsr_user"]  # bob's own data only
+    root = AppTest.from_file(APP, default_timeout=60)
+    root.query_params["c"] = conv_id
+    sign_in(root.run(), "root", "root pw")
+    assert [m.markdown[0].value for m in root.chat_message][0] == "alice's secret plan"  # admins may read
+    assert root.session_state.conversation.id != conv_id  # and continue in a copy of their own
 
 
 def test_openid_connect_gate_when_auth_is_configured(app_env):

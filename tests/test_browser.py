@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import urllib.request
 
 import pytest
 
@@ -442,3 +443,72 @@ def test_a_server_killed_mid_reply_loses_neither_the_turn_nor_the_call_row(brows
             first.stop()
         if second is not None:
             second.stop()
+
+
+def test_a_personal_data_export_fetched_by_its_url_without_a_session_is_unreadable(page, app):
+    import io
+    import zipfile
+
+    import pyzipper
+
+    page.goto(f"{app.url}/settings")
+    page.wait_for_selector(IDLE, timeout=30_000)
+    page.get_by_label("User id").fill("local")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(IDLE, timeout=30_000)
+    page.get_by_role("button", name="🔒 Prepare an encrypted export").click()
+    page.wait_for_selector(IDLE, timeout=30_000)
+    passphrase = page.locator("[data-testid='stCode'] code").first.inner_text().strip()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="⬇ Download the encrypted ZIP").click()
+    url = download.value.url
+    assert "/media/" in url
+    data = urllib.request.urlopen(url).read()  # another client: no cookies, no session
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        with pytest.raises(RuntimeError):
+            zf.read("README.txt")
+    with pyzipper.AESZipFile(io.BytesIO(data)) as zf:
+        zf.setpassword(passphrase.encode())
+        assert b"PromptLab data export" in zf.read("README.txt")
+    page.reload()
+    page.wait_for_selector(IDLE, timeout=30_000)
+    assert passphrase not in page.content()  # shown once
+
+
+def test_two_users_in_two_browsers_see_only_their_own_conversations(browser, app_env, server):
+    from core.access import hash_password
+    from core.conversations import ConversationStore
+
+    users = {"alice": "alice pw", "bob": "bob pw"}
+    env = {**app_env, "PROMPTLAB_USERS": ",".join(f"{u}:{hash_password(p, iterations=1000)}"
+                                                  for u, p in users.items())}
+    running = StreamlitApp(env)
+    try:
+        def signed_in(name: str, path: str = ""):
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            pg = context.new_page()
+            pg.goto(running.url + path)
+            pg.wait_for_selector(IDLE, timeout=30_000)
+            pg.get_by_label("User name").fill(name)
+            pg.get_by_role("textbox", name="Password").fill(users[name])
+            pg.get_by_role("button", name="Sign in").click()
+            pg.wait_for_selector("[data-testid='stChatInput'] textarea", timeout=30_000)
+            pg.wait_for_selector(IDLE, timeout=30_000)
+            return context, pg
+
+        alice_ctx, alice = signed_in("alice")
+        send(alice, "alice's confidential plan")
+        alice.wait_for_function(LAST_REPLY_DONE, timeout=20_000)
+        alice.wait_for_selector(IDLE, timeout=30_000)
+        conversation = alice.evaluate("() => new URLSearchParams(location.search).get('c')")
+        bob_ctx, bob = signed_in("bob", f"/?c={conversation}")  # alice's link, opened by bob
+        assert "confidential plan" not in bob.inner_text("body")
+        send(bob, "bob was here")
+        bob.wait_for_function(LAST_REPLY_DONE, timeout=20_000)
+        stored = ConversationStore(env["PROMPTLAB_DB_URL"]).load(conversation)
+        assert [m.content for m in stored.messages if m.role == "user"] == ["alice's confidential plan"]
+        assert ConversationStore(env["PROMPTLAB_DB_URL"]).list("bob")[0].id != conversation
+        alice_ctx.close()
+        bob_ctx.close()
+    finally:
+        running.stop()

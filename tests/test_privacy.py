@@ -5,6 +5,7 @@ import time
 import zipfile
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
 from core import chat
@@ -85,13 +86,13 @@ def test_export_then_delete_leaves_nothing(db_url, tmp_path):
     now = datetime.now(timezone.utc)
     log = seed_user(db_url, tmp_path, "ana", now)
     seed_user(db_url, tmp_path, "ben", now)
-    data = unzip(export_user(log.engine, "ana", actor="admin"))
+    data = unzip(export_user(log.engine, "ana", actor="admin", actor_is_admin=True))
     assert [len(data[k]) for k in ("calls", "call_texts", "conversations", "prompt_versions", "images",
                                    "response_cache", "eval_sets", "eval_runs")] == [1, 1, 1, 1, 1, 1, 1, 1]
     assert len(data["files"]) == 1 and all(r.get("user_id", "ana") == "ana" for r in data["calls"])
-    counts = delete_user(log.engine, "ana", actor="admin")
+    counts = delete_user(log.engine, "ana", actor="admin", actor_is_admin=True)
     assert counts["calls"] == 1 and counts["images"] == 1 and counts["call_texts"] == 1
-    after = unzip(export_user(log.engine, "ana", actor="admin"))
+    after = unzip(export_user(log.engine, "ana", actor="admin", actor_is_admin=True))
     assert all(len(after[k]) == 0 for k in after)  # a fresh export is empty
     assert unzip(export_user(log.engine, "ben"))["calls"]  # nobody else's data went
     actions = [(a["action"], a["subject"], a["actor"]) for a in audit_log(log.engine)]
@@ -151,3 +152,22 @@ def test_settings_page_privacy_controls(app_env, tmp_path):
     at.checkbox(key="dsr_confirm").check().run()
     at.button(key="dsr_delete").click().run()
     assert "Deleted" in at.success[-1].value and CallLog(app_env["PROMPTLAB_DB_URL"]).get("zoe-1") is None
+
+
+def test_an_export_with_a_passphrase_is_useless_without_it(db_url, tmp_path):
+    import pyzipper
+
+    from core.privacy import export_passphrase
+    log = seed_user(db_url, tmp_path, "ana", datetime.now(timezone.utc))
+    passphrase = export_passphrase()
+    assert len(passphrase) == 35 and passphrase != export_passphrase()
+    data = export_user(log.engine, "ana", actor="ana", passphrase=passphrase)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf, pytest.raises(RuntimeError):
+        zf.read("calls.json")  # encrypted: a plain unzip cannot read it
+    with pyzipper.AESZipFile(io.BytesIO(data)) as zf:
+        zf.setpassword(b"wrong")
+        with pytest.raises(RuntimeError):
+            zf.read("calls.json")
+        zf.setpassword(passphrase.encode())
+        assert json.loads(zf.read("calls.json"))[0]["user_id"] == "ana"
+    assert b"ana says hi" not in data  # nothing readable in the bytes a URL would serve
