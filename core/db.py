@@ -199,6 +199,12 @@ def m010_evals(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX eval_runs_created ON eval_runs (created_at)"))
 
 
+@migration
+def m011_private_prompts(conn: Connection) -> None:
+    # A prompt version marked private is seen only by its author (and admins).
+    conn.execute(sa.text("ALTER TABLE prompt_versions ADD COLUMN private BOOLEAN NOT NULL DEFAULT FALSE"))
+
+
 def insertion_order_column(engine: Engine) -> str:
     """The column that grows with every inserted call (see m008)."""
     return "rowid" if engine.dialect.name == "sqlite" else "seq"

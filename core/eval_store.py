@@ -51,8 +51,13 @@ class SavedEvalRun:
 class EvalStore:
     """Test sets and eval runs in the database at a SQLAlchemy URL."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, viewer: str | None = None, admin: bool = False):
+        """`viewer`: whose runs are listed (an admin sees all; None: the unscoped view of maintenance code)."""
         self.engine = engine_for(url)
+        self.viewer, self.admin = viewer, admin
+
+    def _mine(self, prefix: str = "WHERE") -> str:
+        return f" {prefix} user_id = :viewer" if self.viewer is not None and not self.admin else ""
 
     # ----- test sets -------------------------------------------------------------------------------------------
     def save_set(self, name: str, tests: list[TestCase], author: str | None = None,
@@ -110,22 +115,26 @@ class EvalStore:
 
     def runs(self, limit: int = 50) -> list[SavedEvalRun]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT * FROM eval_runs ORDER BY created_at DESC LIMIT :l"),
-                                {"l": limit}).all()
+            rows = conn.execute(sa.text(f"SELECT * FROM eval_runs{self._mine()} ORDER BY created_at DESC LIMIT :l"),
+                                {"l": limit, "viewer": self.viewer}).all()
         return [self._run(r) for r in rows]
 
     def run(self, run_id: str) -> SavedEvalRun | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.text("SELECT * FROM eval_runs WHERE id = :id"), {"id": run_id}).first()
+            row = conn.execute(sa.text(f"SELECT * FROM eval_runs WHERE id = :id{self._mine('AND')}"),
+                               {"id": run_id, "viewer": self.viewer}).first()
         return self._run(row) if row else None
 
     def set_baseline(self, run_id: str) -> None:
-        """Make this run the baseline (one at a time)."""
+        """Make this run the viewer's baseline (one each)."""
         with self.engine.begin() as conn:
-            conn.execute(sa.text("UPDATE eval_runs SET baseline = FALSE WHERE baseline"))
-            conn.execute(sa.text("UPDATE eval_runs SET baseline = TRUE WHERE id = :id"), {"id": run_id})
+            conn.execute(sa.text(f"UPDATE eval_runs SET baseline = FALSE WHERE baseline{self._mine('AND')}"),
+                         {"viewer": self.viewer})
+            conn.execute(sa.text(f"UPDATE eval_runs SET baseline = TRUE WHERE id = :id{self._mine('AND')}"),
+                         {"id": run_id, "viewer": self.viewer})
 
     def baseline(self) -> SavedEvalRun | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.text("SELECT * FROM eval_runs WHERE baseline")).first()
+            row = conn.execute(sa.text(f"SELECT * FROM eval_runs WHERE baseline{self._mine('AND')}"),
+                               {"viewer": self.viewer}).first()
         return self._run(row) if row else None

@@ -52,37 +52,50 @@ class SavedRun:
 class PromptLibrary:
     """Prompt versions and saved runs in the database at a SQLAlchemy URL."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, viewer: str | None = None, admin: bool = False):
+        """`viewer`: whose library this is — versions others marked private, and others' saved runs, are left out
+        (unless `admin`); None is the unscoped view of maintenance code and tests."""
         self.engine = engine_for(url)
+        self.viewer, self.admin = viewer, admin
 
-    def save(self, name: str, draft: Draft, author: str | None = None, note: str | None = None) -> PromptVersion:
-        """Store the draft as the next version of `name`."""
+    @property
+    def _scoped(self) -> bool:
+        return self.viewer is not None and not self.admin
+
+    def _visible(self) -> str:
+        return " AND (private = FALSE OR author = :viewer)" if self._scoped else ""
+
+    def save(self, name: str, draft: Draft, author: str | None = None, note: str | None = None,
+             private: bool = False) -> PromptVersion:
+        """Store the draft as the next version of `name` (private: only its author and admins see it)."""
         with self.engine.begin() as conn:
-            return self._insert(conn, name, draft, author, note)
+            return self._insert(conn, name, draft, author, note, private)
 
     @staticmethod
-    def _insert(conn: sa.Connection, name: str, draft: Draft, author: str | None, note: str | None) -> PromptVersion:
+    def _insert(conn: sa.Connection, name: str, draft: Draft, author: str | None, note: str | None,
+                private: bool = False) -> PromptVersion:
         name = name.strip()
         if not name:
             raise ValueError("a prompt needs a name")
         latest = conn.execute(sa.text("SELECT max(version) FROM prompt_versions WHERE name = :n"),
                               {"n": name}).scalar() or 0
         version = PromptVersion(uuid.uuid4().hex, name, latest + 1, author, note, utc_now_iso(), draft)
-        conn.execute(sa.text("INSERT INTO prompt_versions (id, name, version, author, note, created_at, body) "
-                             "VALUES (:id, :name, :v, :a, :note, :t, :body)"),
+        conn.execute(sa.text("INSERT INTO prompt_versions (id, name, version, author, note, created_at, body, "
+                             "private) VALUES (:id, :name, :v, :a, :note, :t, :body, :private)"),
                      {"id": version.id, "name": name, "v": version.version, "a": author, "note": note,
-                      "t": version.created_at, "body": json.dumps(draft.to_dict())})
+                      "t": version.created_at, "body": json.dumps(draft.to_dict()), "private": private})
         return version
 
     def names(self) -> list[str]:
         with self.engine.connect() as conn:
-            return list(conn.execute(sa.text("SELECT DISTINCT name FROM prompt_versions ORDER BY name")).scalars())
+            return list(conn.execute(sa.text(f"SELECT DISTINCT name FROM prompt_versions WHERE TRUE{self._visible()} "
+                                             "ORDER BY name"), {"viewer": self.viewer}).scalars())
 
     def history(self, name: str) -> list[PromptVersion]:
-        """Every version of a prompt, newest first."""
+        """Every version of a prompt the viewer may see, newest first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT * FROM prompt_versions WHERE name = :n ORDER BY version DESC"),
-                                {"n": name})
+            rows = conn.execute(sa.text(f"SELECT * FROM prompt_versions WHERE name = :n{self._visible()} "
+                                        "ORDER BY version DESC"), {"n": name, "viewer": self.viewer})
             versions = [self._readable(r) for r in rows]
         return [v for v in versions if v is not None]
 
@@ -98,7 +111,8 @@ class PromptLibrary:
 
     def get(self, version_id: str) -> PromptVersion | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.text("SELECT * FROM prompt_versions WHERE id = :id"), {"id": version_id}).first()
+            row = conn.execute(sa.text(f"SELECT * FROM prompt_versions WHERE id = :id{self._visible()}"),
+                               {"id": version_id, "viewer": self.viewer}).first()
         return self._readable(row) if row else None
 
     def export_json(self, names: list[str] | None = None) -> str:
@@ -142,7 +156,9 @@ class PromptLibrary:
         return run
 
     def runs(self, limit: int = 50) -> list[SavedRun]:
+        """Saved runs, newest first: the viewer's own (all for an admin)."""
+        mine = " WHERE user_id = :viewer" if self._scoped else ""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT * FROM playground_runs ORDER BY created_at DESC LIMIT :l"),
-                                {"l": limit})
+            rows = conn.execute(sa.text(f"SELECT * FROM playground_runs{mine} ORDER BY created_at DESC LIMIT :l"),
+                                {"l": limit, "viewer": self.viewer})
             return [SavedRun(r.id, r.name, r.created_at, results_from_json(r.body)) for r in rows]

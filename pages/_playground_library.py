@@ -21,9 +21,10 @@ def render_library(wb: Workbench, draft: Draft | None, library: PromptLibrary) -
         c1, c2 = st.columns([1, 2])
         name = c1.text_input("Prompt name", key="pg_save_name")
         note = c2.text_input("Note (what changed)", key="pg_save_note")
+        private = st.checkbox("Private (only you and admins see this version)", key="pg_save_private")
         if st.form_submit_button("💾 Save as new version", disabled=draft is None):
             try:
-                saved = library.save(name, draft, author=wb.user, note=note or None)
+                saved = library.save(name, draft, author=wb.user, note=note or None, private=private)
                 st.session_state.pg_lib_saved = {"name": saved.name, "id": saved.id, "label": saved.label}
                 st.rerun()
             except ValueError as err:

@@ -29,7 +29,7 @@ from pages._workbench import response_cache, workbench
 
 wb = workbench()
 state = st.session_state
-store = EvalStore(wb.settings.db_url)
+store = EvalStore(wb.settings.db_url, wb.user, wb.admin)  # runs hold outputs: each sees their own
 resolver = ProviderResolver(wb.settings, wb.provider)  # an imported file never gets the key for another URL
 EXAMPLE = """description: Refund answers
 prompts:

@@ -23,7 +23,7 @@ from pages._workbench import workbench
 
 wb = workbench()
 state = st.session_state
-library = PromptLibrary(wb.settings.db_url)
+library = PromptLibrary(wb.settings.db_url, wb.user, wb.admin)  # others' private versions stay out
 st.title("🧪 Playground")
 
 if "pg_load" in state:  # a draft chosen in the library or replayed from the log

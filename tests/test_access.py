@@ -142,3 +142,26 @@ def test_openid_connect_gate_when_auth_is_configured(app_env):
                           "server_metadata_url": "https://accounts.example.com/.well-known/openid-configuration"}
     at.run()
     assert [b.label for b in at.button] == ["Log in"] and not at.chat_input  # st.login guards every page
+
+
+def test_private_prompt_versions_and_saved_runs_are_their_owners(db_url):
+    from core.eval_config import parse_config
+    from core.eval_store import EvalStore
+    from core.playground import Draft
+    from core.prompts import PromptLibrary
+
+    PromptLibrary(db_url).save("support", Draft("gpt-4o", "shared"), author="alice")
+    secret = PromptLibrary(db_url).save("support", Draft("gpt-4o", "alice only"), author="alice", private=True)
+    PromptLibrary(db_url).save("hidden", Draft("gpt-4o", "x"), author="alice", private=True)
+    bob, alice, root = (PromptLibrary(db_url, "bob"), PromptLibrary(db_url, "alice"),
+                        PromptLibrary(db_url, "root", admin=True))
+    assert bob.names() == ["support"] and [v.draft.system for v in bob.history("support")] == ["shared"]
+    assert bob.get(secret.id) is None and "alice only" not in bob.export_json()
+    assert alice.names() == ["hidden", "support"] and len(alice.history("support")) == 2
+    assert root.get(secret.id) is not None
+    config = parse_config({"prompts": ["x"], "providers": ["openai:gpt-4o"]})
+    EvalStore(db_url).save_run("a1", "a", config, [], {}, "alice")
+    assert EvalStore(db_url, "bob").runs() == [] and EvalStore(db_url, "bob").run("a1") is None
+    EvalStore(db_url, "bob").set_baseline("a1")  # not bob's to mark
+    assert EvalStore(db_url, "alice").baseline() is None
+    assert [r.id for r in EvalStore(db_url, "root", admin=True).runs()] == ["a1"]
