@@ -423,7 +423,8 @@ def test_a_server_killed_mid_reply_loses_neither_the_turn_nor_the_call_row(brows
         second = StreamlitApp(app_env)  # same database
         page.goto(f"{second.url}/?c={conversation}")
         page.wait_for_selector(IDLE, timeout=30_000)
-        sync_api.expect(page.get_by_text("keep this message")).to_be_visible(timeout=20_000)
+        sync_api.expect(page.locator("[data-testid='stChatMessageContent']").get_by_text("keep this message")) \
+            .to_be_visible(timeout=20_000)
         sync_api.expect(page.get_by_text("interrupted", exact=False).first).to_be_visible()
         sync_api.expect(page.get_by_role("button", name="↻ Retry")).to_be_visible()
         log = CallLog(app_env["PROMPTLAB_DB_URL"])

@@ -39,6 +39,8 @@ def test_planted_key_appears_nowhere(server, tmp_path, monkeypatch):
                 page.wait_for_timeout(300)
                 page.wait_for_selector(IDLE, timeout=60_000)
 
+            passphrase: list[str] = []
+
             def download(button) -> None:
                 with page.expect_download() as info:
                     button.click()
@@ -86,7 +88,10 @@ def test_planted_key_appears_nowhere(server, tmp_path, monkeypatch):
             page.get_by_label("User id").fill("local")
             page.keyboard.press("Tab")
             settle()
-            download(page.get_by_role("button", name="⬇ Export everything (ZIP)"))
+            page.get_by_role("button", name="🔒 Prepare an encrypted export").click()
+            settle()
+            passphrase.append(page.locator("[data-testid='stCode'] code").first.inner_text().strip())
+            download(page.get_by_role("button", name="⬇ Download the encrypted ZIP"))
             pages_html["settings"] = page.content()
             browser.close()
     finally:
@@ -100,8 +105,9 @@ def test_planted_key_appears_nowhere(server, tmp_path, monkeypatch):
     for path in [*downloads, exported, app.log_path, *tmp_path.glob("hygiene.db*"), *(tmp_path / "data").rglob("*")]:
         if path.is_file():
             haystacks[str(path)] = path.read_bytes()
-    import zipfile
-    with zipfile.ZipFile(next(d for d in downloads if d.suffix == ".zip")) as zf:
+    import pyzipper
+    with pyzipper.AESZipFile(next(d for d in downloads if d.suffix == ".zip")) as zf:
+        zf.setpassword(passphrase[0].encode())  # the export's own contents, decrypted, are searched too
         for name in zf.namelist():
             haystacks[f"zip:{name}"] = zf.read(name)
     assert any(b"Echo: hello" in h for h in haystacks.values())  # the search does see the app's data
