@@ -2,9 +2,10 @@
 import streamlit as st
 
 from core import metrics
+from core.db import database_problem
 from pages._access import require_access
 from pages._widgets import provider_badge
-from pages._workbench import needs_login, offline_model_fetch, retention_worker, workbench
+from pages._workbench import base_settings, needs_login, offline_model_fetch, retention_worker, workbench
 
 st.set_page_config(page_title="PromptLab", page_icon="🧪", layout="wide")
 
@@ -16,6 +17,11 @@ pages = [
     st.Page("pages/analytics.py", title="Analytics", icon="📊"),
     st.Page("pages/settings.py", title="Settings", icon="⚙️"),
 ]
+problem = database_problem(base_settings().db_url)
+if problem:  # one clear page (a router with just it: no bare listing of the pages/ folder), nothing else runs
+    st.navigation([st.Page(lambda: st.error(problem), title="PromptLab", url_path="database")],
+                  position="hidden").run()
+    st.stop()
 wb = workbench(gate=False)
 # st.navigation runs on every request (so no page can ever run without this file); while a configured gate has
 # not let the session in, the menu is hidden and the gate stops the script before any page.

@@ -24,6 +24,7 @@ from core.chunks import ChunkAccumulator
 from core.clock import utc_now_iso
 from core.errors import PromptLabError, StreamCutError, scrub_secrets, to_user_error
 from core.local_model import QueueWait
+from core.pending_writes import PENDING
 from core.pricing import TokenUsage, cost_usd
 from core.providers import Provider
 from core.ratelimit import RateLimitStep
@@ -295,8 +296,10 @@ def book(record: CallRecord, texts: CallTexts | None, log: CallLog) -> str | Non
     try:
         log.write(record, texts)
     except Exception as exc:
-        failure = f"The call could not be written to the call log ({type(exc).__name__})."
+        failure = (f"The call could not be written to the call log yet ({type(exc).__name__}: the database is busy "
+                   "or full); it is retried in the background.")
         logger.error("call %s not written to the call log: %s", record.request_id, scrub_secrets(repr(exc)))
+        PENDING.add(f"call {record.request_id}", lambda: log.write(record, texts))
     metrics.observe(record)
     return failure
 

@@ -5,6 +5,7 @@ Never edit a shipped migration; add the next `mNNN_…` function. Each runs once
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -270,6 +271,38 @@ def engine_for(url: str) -> Engine:
             migrate(engine)
             _engines[url] = engine
         return _engines[url]
+
+
+_writable: set[str] = set()
+
+
+def database_problem(url: str) -> str | None:
+    """One sentence when the database cannot be opened and written (a read-only file, a wrong URL, a server that
+    refuses), None when it can. Checked once per URL and process while it works; re-checked while it does not."""
+    if url in _writable:
+        return None
+    shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)  # never the password of a database URL
+    try:
+        engine = engine_for(url)
+        with engine.connect() as conn:
+            probe = conn.begin()  # a real write, rolled back: the only test every backend answers the same way
+            try:
+                conn.execute(sa.text("INSERT INTO app_settings (key, value) VALUES (:k, '')"),
+                             {"k": f"__write_probe_{os.getpid()}_{threading.get_ident()}"})
+            finally:
+                probe.rollback()
+    except sa.exc.SQLAlchemyError as exc:
+        text = str(getattr(exc, "orig", exc) or exc).lower()
+        with _lock:
+            _engines.pop(url, None)  # try again from scratch next time
+        if "readonly" in text or "read-only" in text or "read only" in text:
+            return f"The database at {shown} is read-only: PromptLab needs to write to it (check the file's " \
+                   "permissions, or set PROMPTLAB_DB_URL to a writable database)."
+        return f"The database at {shown} cannot be opened ({type(exc).__name__}): check PROMPTLAB_DB_URL."
+    except OSError as exc:
+        return f"The database at {shown} cannot be opened ({exc.strerror or exc}): check PROMPTLAB_DB_URL."
+    _writable.add(url)
+    return None
 
 
 def dispose_engine(url: str) -> None:

@@ -2,11 +2,13 @@
 import time
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from core import chat
 from core.fallback import fallback_chain, saved_chain
 from core.local_model import queue_sentence
 from core.moderation import check, load_moderation
+from core.pending_writes import PENDING
 from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id
 from core.providers import request_params
 from core.rendering import model_markdown, plain
@@ -15,6 +17,7 @@ from pages._workbench import response_cache, workbench
 
 wb = workbench()
 state = st.session_state
+notices = state.setdefault("chat_errors", {})  # a plain dict: safe to write in `finally` (session state is not)
 PERSONA_NAMES = {p.id: p.name for p in BUILT_IN} | {CUSTOM_ID: "Custom system prompt…"}
 DEFAULT_TEMPERATURE, DEFAULT_MAX_TOKENS = 0.7, 1024
 
@@ -36,8 +39,19 @@ def start_new_conversation() -> None:
 
 
 def save(conversation: chat.Conversation) -> None:
-    if conversation.messages:
-        wb.conversations.save(conversation, wb.user)
+    """Store the conversation; if the database is locked or full, the page keeps it, says so once, and a copy is
+    saved in the background (core.pending_writes). No st.* here: this also runs in a `finally`."""
+    if not conversation.messages:
+        return
+    snapshot = chat.Conversation.from_dict(conversation.to_dict())
+    store, user = wb.conversations, wb.user
+    try:
+        store.save(snapshot, user)
+    except (SQLAlchemyError, OSError) as exc:
+        PENDING.add(f"conversation {snapshot.id}", lambda: store.save(snapshot, user))
+        notices["save"] = (
+            f"This conversation could not be saved yet ({type(exc).__name__}: the database is busy or full). "
+            "It stays on this page and is saved in the background.")
 
 
 # A reload keeps the conversation: its id is in the URL.
@@ -113,6 +127,8 @@ def draw_sidebar() -> None:
 
 
 st.title("💬 Chat")
+if state.get("chat_errors", {}).get("save"):  # a write that failed in the last run (retried in the background)
+    st.warning(state["chat_errors"].pop("save"))
 for message in conv.messages:
     with st.chat_message(message.role):
         st.markdown(model_markdown(message.content))  # no remote image loads; HTML stays text
@@ -214,6 +230,8 @@ if wants_reply and chat.awaiting_reply(conv):
             stream.close()
             chat.record_reply(conv, stream.outcome, stream.notice)
             conv.reply_pending, conv.error = False, None
+            if stream.outcome and stream.outcome.log_error:
+                errors["save"] = stream.outcome.log_error
             if stream.outcome and stream.outcome.error:
                 errors["message"] = stream.outcome.error.message + (f" {stream.notice}." if stream.notice else "")
                 conv.error = errors["message"] if chat.awaiting_reply(conv) else None

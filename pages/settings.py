@@ -7,6 +7,7 @@ from core import ratelimit
 from core.calls import list_models
 from core.errors import PromptLabError
 from core.fallback import save_chain, saved_chain
+from core.pending_writes import PENDING
 from core.pricing import format_cost
 from core.providers import KIND_LABELS, KINDS, chat_models
 from pages._privacy_settings import render_privacy
@@ -15,6 +16,10 @@ from pages._workbench import OVERRIDE_KEY, response_cache, workbench
 wb = workbench()
 provider = wb.provider
 st.title("⚙️ Settings")
+if PENDING.count() or PENDING.given_up:  # writes a locked or full database refused, retried in the background
+    st.warning(f"{PENDING.count()} rows wait to be written to the database (it was busy or full); they are retried "
+               f"in the background." + (f" {PENDING.given_up} could not be written at all (see the server log)."
+                                        if PENDING.given_up else ""))
 
 st.subheader("Active provider")
 cols = st.columns(3)
