@@ -43,6 +43,11 @@ if messages:
     n_in = provider.prompt_counter(model)(messages)
     st.caption(f"Input before sending: **{n_in:,} tokens** · "
                f"{format_cost(cost_usd(TokenUsage(n_in), model, provider.pricing_id))}")
+    window, budget = wb.context_window(model), (draft.settings.max_tokens or 0) if draft else 0
+    if problem is None and n_in > window - budget:  # refused here, before any call (Run is disabled)
+        problem = (f"This request is {n_in:,} tokens, more than the {window - budget:,} that {model} can take "
+                   f"({window:,}-token window, {budget:,} kept for the reply): shorten it, or choose a model with a "
+                   "larger context window.")
 if problem:
     st.warning(problem)
 

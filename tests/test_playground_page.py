@@ -175,3 +175,11 @@ def test_each_matrix_run_gets_a_new_default_name(pg, server, app_env):
     assert len(set(names)) == 3 and all(n.startswith("run-") for n in names)
     tags = {t for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10) for t in r.tags}
     assert {f"run:{n}" for n in names[:2]} <= tags  # each run's calls carry its own name
+
+
+def test_an_oversized_request_is_refused_before_sending(pg, server):
+    pg.selectbox(key="pg_model").set_value("echo-1").run()  # an 8,192-token window
+    pg.text_area(key="pg_user").set_value("lorem ipsum dolor " * 20_000).run()
+    assert any("more than the" in w.value and "echo-1" in w.value for w in pg.warning)
+    assert pg.button(key="pg_run").disabled
+    assert server.chat_requests() == []
