@@ -32,7 +32,13 @@ def calllog_main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=0)
     tail = sub.add_parser("tail", help="print the newest calls as JSON lines")
     tail.add_argument("-n", type=int, default=20)
+    rec = sub.add_parser("reconcile", help="compare the log with OpenAI's Usage and Costs (OPENAI_ADMIN_KEY)")
+    rec.add_argument("--since", type=date.fromisoformat, required=True, help="first day (UTC), YYYY-MM-DD")
+    rec.add_argument("--until", type=date.fromisoformat, required=True, help="last day (UTC, inclusive)")
+    rec.add_argument("--json", action="store_true", help="print a JSON list instead of the table")
     args = parser.parse_args(argv)
+    if args.command == "reconcile":
+        return _reconcile(args)
     log = CallLog(load_settings().db_url)
     if args.command == "import":
         try:
@@ -53,6 +59,35 @@ def calllog_main(argv: list[str] | None = None) -> int:
     else:
         for record in reversed(log.recent(args.n)):
             print(json.dumps(record_values(record)))
+    return 0
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from core import reconcile
+    from core.calllog import CallLog
+    from core.config import load_settings
+    from core.errors import PromptLabError
+
+    settings = load_settings()
+    try:
+        client = reconcile.admin_client(settings.openai_admin_key or "", settings.openai_base_url,
+                                        settings.timeout_s)
+        result = reconcile.fetch(client, CallLog(settings.db_url).engine, args.since, args.until)
+    except PromptLabError as err:
+        print(err.message, file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.json_rows(), indent=2))
+        return 0
+    print(f"{'day':10s} {'model':28s} {'requests':>17s} {'input tokens':>23s} {'output tokens':>23s} "
+          f"{'tracked $':>10s}  explanation")
+    for r in result.rows:
+        cost = "unpriced" if r.tracked_cost_usd is None else f"{r.tracked_cost_usd:.4f}"
+        print(f"{r.day:10s} {r.model[:28]:28s} {r.tracked_requests:>8,}/{r.billed_requests:<8,} "
+              f"{r.tracked_input_tokens:>11,}/{r.billed_input_tokens:<11,} "
+              f"{r.tracked_output_tokens:>11,}/{r.billed_output_tokens:<11,} {cost:>10s}  {r.explanation}")
+    coverage = "–" if result.coverage is None else f"{result.coverage:.1%}"
+    print(f"tracked ${result.tracked_cost_usd:.4f} of billed ${result.billed_cost_usd:.4f}: coverage {coverage}")
     return 0
 
 

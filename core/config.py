@@ -19,6 +19,7 @@ class Settings:
 
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
+    openai_admin_key: str | None = field(default=None, repr=False)  # Usage / Costs APIs (reconciliation) only
     openai_org_id: str | None = None
     azure_api_key: str | None = field(default=None, repr=False)
     azure_endpoint: str | None = None
@@ -56,6 +57,7 @@ class Settings:
 _SOURCES: dict[str, tuple[str, type]] = {
     "openai_api_key": ("OPENAI_API_KEY", str),
     "openai_base_url": ("OPENAI_BASE_URL", str),
+    "openai_admin_key": ("OPENAI_ADMIN_KEY", str),
     "openai_org_id": ("OPENAI_ORG_ID", str),
     "azure_api_key": ("AZURE_OPENAI_API_KEY", str),
     "azure_endpoint": ("AZURE_OPENAI_ENDPOINT", str),
@@ -101,6 +103,8 @@ SETTING_DOCS: dict[str, str] = {
     "PROMPTLAB_CONFIRM_USD": "Playground runs whose estimated cost exceeds this ask for confirmation",
     "PROMPTLAB_DATA_DIR": "Where generated images and the offline model are kept (image metadata is in the "
                           "database)",
+    "OPENAI_ADMIN_KEY": "An OpenAI admin key, for reconciling the call log with the organisation's Usage and Costs "
+                        "(read-only use; never logged or shown)",
     "PROMPTLAB_METRICS_PORT": "Serve Prometheus metrics at /metrics on this port (off when unset)",
     "PROMPTLAB_METRICS_ADDR": "The address /metrics listens on (default 127.0.0.1: this machine only; it has no "
                               "authentication — put a proxy in front before widening it)",

@@ -206,6 +206,13 @@ def m011_private_prompts(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE prompt_versions ADD COLUMN private BOOLEAN NOT NULL DEFAULT FALSE"))
 
 
+@migration
+def m012_reconciliations(conn: Connection) -> None:
+    # The last comparison with the provider's bill per period, so the page opens without calling the API.
+    conn.execute(sa.text("CREATE TABLE reconciliations (period TEXT PRIMARY KEY, fetched_at TEXT NOT NULL, "
+                         "body TEXT NOT NULL)"))
+
+
 def insertion_order_column(engine: Engine) -> str:
     """The column that grows with every inserted call (see m008)."""
     return "rowid" if engine.dialect.name == "sqlite" else "seq"

@@ -94,6 +94,10 @@ class LoopbackServer:
     def __init__(self, api_key: str | None = None, host: str = "127.0.0.1", port: int = 0):
         self.api_key = api_key
         self.requests: list[dict[str, Any]] = []
+        # OpenAI's Usage and Costs APIs (admin key): daily buckets, served a page at a time.
+        self.admin_key: str | None = None
+        self.usage_buckets: list[dict[str, Any]] = []  # {"start_time", "results": [completions results]}
+        self.cost_buckets: list[dict[str, Any]] = []   # {"start_time", "results": [costs results]}
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests the server was answering at once
         self._scripts: deque[Script] = deque()
@@ -124,6 +128,7 @@ class LoopbackServer:
             self._scripts.clear()
             self.requests.clear()
             self.max_in_flight = 0
+            self.admin_key, self.usage_buckets, self.cost_buckets = None, [], []
 
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r["body"] for r in self.requests if r["path"] == "/v1/chat/completions"]
@@ -185,6 +190,10 @@ class LoopbackServer:
                     time.sleep(script.first_byte_delay)
                 given = (self.headers.get("Authorization") or "").removeprefix("Bearer ") or self.headers.get(
                     "api-key", "")
+                if path.startswith("/v1/organization/"):
+                    if server.admin_key and given != server.admin_key:
+                        return self._error(401, "Admin API key required.", "invalid_api_key")
+                    return self._organization(path)
                 if server.api_key and given != server.api_key:
                     # Real servers echo (part of) the key back: the app must scrub it.
                     return self._error(401, f"Incorrect API key provided: {given}.", "invalid_api_key")
@@ -334,6 +343,28 @@ class LoopbackServer:
                     results.append({"flagged": flagged, "categories": {"violence": flagged},
                                     "category_scores": {"violence": 0.97 if flagged else 0.01}})
                 self._json(200, {"id": "modr-loopback", "model": "omni-moderation-latest", "results": results})
+
+            def _organization(self, path: str) -> None:
+                """GET /v1/organization/usage/completions and /v1/organization/costs: the buckets inside
+                [start_time, end_time), `limit` per page (default 7), `page` = the next bucket's index."""
+                from urllib.parse import parse_qs, urlparse
+                query = parse_qs(urlparse(self.path).query)
+                start = int(query.get("start_time", ["0"])[0])
+                end = int(query.get("end_time", [str(2**40)])[0])
+                limit = int(query.get("limit", ["7"])[0])
+                offset = int(query.get("page", ["0"])[0])
+                source = {"/v1/organization/usage/completions": server.usage_buckets,
+                          "/v1/organization/costs": server.cost_buckets}.get(path)
+                if source is None:
+                    return self._error(404, f"Unknown path {path}", "not_found")
+                kind = "organization.usage.completions.result" if "usage" in path else "organization.costs.result"
+                chosen = [b for b in sorted(source, key=lambda b: b["start_time"]) if start <= b["start_time"] < end]
+                page = chosen[offset:offset + limit]
+                data = [{"object": "bucket", "start_time": b["start_time"], "end_time": b["start_time"] + 86_400,
+                         "results": [{"object": kind, **r} for r in b["results"]]} for b in page]
+                more = offset + limit < len(chosen)
+                self._json(200, {"object": "page", "data": data, "has_more": more,
+                                 "next_page": str(offset + limit) if more else None})
 
             def _embeddings(self, body: dict[str, Any], script: Script) -> None:
                 """Deterministic bag-of-words vectors: texts sharing words are similar, as with real embeddings."""

@@ -1,0 +1,249 @@
+"""Does the call log match the bill? PromptLab's tracked calls per day × model against OpenAI's Usage API (requests,
+tokens) and Costs API (the billed amount per day and line item), with coverage — the share of the bill that went
+through PromptLab — and each difference explained where it can be.
+
+The admin key (`OPENAI_ADMIN_KEY`) is used for these two read-only endpoints only; like every key it is never
+logged or shown. A fetched reconciliation is kept in the database, so the page opens without calling the API.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+import openai
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core.clock import utc_now_iso
+from core.errors import PromptLabError, to_user_error
+
+# Calls that are model work on OpenAI's bill: the chat, playground, evals and moderation pages. Model lists and
+# connection tests ("other") are not requests to a model.
+BILLABLE_PAGES = ("chat", "playground", "evals", "moderation")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Usage:
+    """Requests and tokens of one day × model (tracked by PromptLab, or billed by the provider)."""
+
+    day: str
+    model: str
+    requests: int = 0
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0  # tracked: None when some of its calls are unpriced
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconciledRow:
+    day: str
+    model: str
+    tracked_requests: int
+    billed_requests: int
+    tracked_input_tokens: int
+    billed_input_tokens: int
+    tracked_output_tokens: int
+    billed_output_tokens: int
+    tracked_cost_usd: float | None
+    explanation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(kw_only=True)
+class Reconciliation:
+    """The comparison for a period: rows per day × model, the billed amount per day (and line item), coverage."""
+
+    since: str
+    until: str
+    rows: list[ReconciledRow] = field(default_factory=list)
+    billed_cost_by_day: dict[str, float] = field(default_factory=dict)
+    billed_cost_by_line_item: dict[str, float] = field(default_factory=dict)
+    fetched_at: str = field(default_factory=utc_now_iso)
+
+    @property
+    def tracked_cost_usd(self) -> float:
+        return sum(r.tracked_cost_usd or 0.0 for r in self.rows)
+
+    @property
+    def billed_cost_usd(self) -> float:
+        return sum(self.billed_cost_by_day.values())
+
+    @property
+    def coverage(self) -> float | None:
+        """The share of the bill PromptLab tracked (None when nothing was billed)."""
+        billed = self.billed_cost_usd
+        return min(1.0, self.tracked_cost_usd / billed) if billed > 0 else None
+
+    def json_rows(self) -> list[dict[str, Any]]:
+        """`reconcile --json`: one object per day × model, with that day's billed cost."""
+        return [{**r.to_dict(), "billed_cost_usd": self.billed_cost_by_day.get(r.day)} for r in self.rows]
+
+    def to_json(self) -> str:
+        return json.dumps({"since": self.since, "until": self.until, "fetched_at": self.fetched_at,
+                           "rows": [r.to_dict() for r in self.rows], "billed_cost_by_day": self.billed_cost_by_day,
+                           "billed_cost_by_line_item": self.billed_cost_by_line_item})
+
+    @classmethod
+    def from_json(cls, text: str) -> Reconciliation:
+        data = json.loads(text)
+        return cls(since=data["since"], until=data["until"], fetched_at=data["fetched_at"],
+                   rows=[ReconciledRow(**r) for r in data["rows"]], billed_cost_by_day=data["billed_cost_by_day"],
+                   billed_cost_by_line_item=data["billed_cost_by_line_item"])
+
+
+def _epoch(day: date) -> int:
+    return int(datetime.combine(day, time(), tzinfo=timezone.utc).timestamp())
+
+
+def _day(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).date().isoformat()
+
+
+def billed_usage(client: openai.OpenAI, since: date, until: date) -> list[Usage]:
+    """The Usage API's completions per day × model for [since, until] (every page)."""
+    out: list[Usage] = []
+    page: str | None = None
+    while True:
+        extra: dict[str, Any] = {"page": page} if page else {}
+        response = client.admin.organization.usage.completions(
+            start_time=_epoch(since), end_time=_epoch(until + timedelta(days=1)), bucket_width="1d",
+            group_by=["model"], limit=31, **extra)
+        for bucket in response.data:
+            for r in bucket.results:
+                out.append(Usage(day=_day(bucket.start_time), model=getattr(r, "model", None) or "unknown",
+                                 requests=getattr(r, "num_model_requests", 0) or 0,
+                                 input_tokens=getattr(r, "input_tokens", 0) or 0,
+                                 cached_input_tokens=getattr(r, "input_cached_tokens", 0) or 0,
+                                 output_tokens=getattr(r, "output_tokens", 0) or 0))
+        if not response.has_more or not response.next_page:
+            return out
+        page = response.next_page
+
+
+def billed_costs(client: openai.OpenAI, since: date, until: date) -> tuple[dict[str, float], dict[str, float]]:
+    """The Costs API: billed USD per day, and per line item over the period."""
+    by_day: dict[str, float] = {}
+    by_item: dict[str, float] = {}
+    page: str | None = None
+    while True:
+        extra: dict[str, Any] = {"page": page} if page else {}
+        response = client.admin.organization.usage.costs(
+            start_time=_epoch(since), end_time=_epoch(until + timedelta(days=1)), bucket_width="1d",
+            group_by=["line_item"], limit=31, **extra)
+        for bucket in response.data:
+            day = _day(bucket.start_time)
+            for r in bucket.results:
+                value = float(getattr(getattr(r, "amount", None), "value", None) or 0.0)
+                by_day[day] = by_day.get(day, 0.0) + value
+                item = getattr(r, "line_item", None) or "other"
+                by_item[item] = by_item.get(item, 0.0) + value
+        if not response.has_more or not response.next_page:
+            return by_day, by_item
+        page = response.next_page
+
+
+def tracked_usage(engine: Engine, since: date, until: date, providers: tuple[str, ...] = ("openai",)) -> list[Usage]:
+    """PromptLab's own calls per day × model: billable pages, calls that reached the model (ok or stopped)."""
+    query = sa.text(
+        "SELECT substr(ts, 1, 10) AS day, coalesce(model, model_requested) AS model, count(*) AS requests, "
+        "coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(cached_input_tokens), 0) AS cached, "
+        "coalesce(sum(output_tokens), 0) AS output_tokens, sum(cost_usd) AS cost, "
+        "sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) AS unpriced "
+        "FROM calls WHERE ts >= :since AND ts < :until AND status IN ('ok', 'cancelled') "
+        "AND coalesce(cached, FALSE) = FALSE AND page IN :pages AND provider IN :providers "
+        "GROUP BY 1, 2").bindparams(sa.bindparam("pages", expanding=True), sa.bindparam("providers", expanding=True))
+    with engine.connect() as conn:
+        rows = conn.execute(query, {"since": since.isoformat(), "until": (until + timedelta(days=1)).isoformat(),
+                                    "pages": list(BILLABLE_PAGES), "providers": list(providers)}).all()
+    return [Usage(day=r.day, model=r.model or "unknown", requests=int(r.requests), input_tokens=int(r.input_tokens),
+                  cached_input_tokens=int(r.cached), output_tokens=int(r.output_tokens),
+                  cost_usd=None if r.unpriced else float(r.cost or 0.0)) for r in rows]
+
+
+def _explain(tracked: Usage | None, billed: Usage | None) -> str:
+    t_req, b_req = (tracked.requests if tracked else 0), (billed.requests if billed else 0)
+    notes = []
+    if b_req > t_req:
+        notes.append(f"{b_req - t_req} requests made outside PromptLab (another app, key or project)")
+    elif t_req > b_req:
+        notes.append(f"{t_req - b_req} tracked requests the provider did not bill (another organisation or project, "
+                     "or the bill is not final yet)")
+    elif tracked and billed and (tracked.input_tokens != billed.input_tokens
+                                 or tracked.output_tokens != billed.output_tokens):
+        notes.append("same requests, different token counts (estimated counts, or usage the stream did not report)")
+    if tracked is not None and tracked.cost_usd is None:
+        notes.append("the model is missing from the price data: its calls are unpriced in PromptLab")
+    return "; ".join(notes) or "matches"
+
+
+def reconcile(tracked: list[Usage], billed: list[Usage], billed_by_day: dict[str, float],
+              billed_by_line_item: dict[str, float], since: date, until: date) -> Reconciliation:
+    """Pair tracked and billed usage by day × model (model ids compared without their date suffix when only one
+    side has it, e.g. gpt-4o-mini vs gpt-4o-mini-2024-07-18)."""
+    def base(model: str) -> str:
+        parts = model.split("-")
+        return "-".join(parts[:-3]) if len(parts) > 3 and all(p.isdigit() for p in parts[-3:]) else model
+
+    mine = {(u.day, base(u.model)): u for u in tracked}
+    theirs: dict[tuple[str, str], Usage] = {}
+    for u in billed:
+        key = (u.day, base(u.model))
+        prev = theirs.get(key)
+        theirs[key] = u if prev is None else Usage(
+            day=u.day, model=key[1], requests=prev.requests + u.requests,
+            input_tokens=prev.input_tokens + u.input_tokens, cached_input_tokens=prev.cached_input_tokens +
+            u.cached_input_tokens, output_tokens=prev.output_tokens + u.output_tokens)
+    rows = []
+    for key in sorted(set(mine) | set(theirs)):
+        t, b = mine.get(key), theirs.get(key)
+        rows.append(ReconciledRow(
+            day=key[0], model=key[1], tracked_requests=t.requests if t else 0,
+            billed_requests=b.requests if b else 0, tracked_input_tokens=t.input_tokens if t else 0,
+            billed_input_tokens=b.input_tokens if b else 0, tracked_output_tokens=t.output_tokens if t else 0,
+            billed_output_tokens=b.output_tokens if b else 0, tracked_cost_usd=t.cost_usd if t else 0.0,
+            explanation=_explain(t, b)))
+    return Reconciliation(since=since.isoformat(), until=until.isoformat(), rows=rows,
+                          billed_cost_by_day=dict(sorted(billed_by_day.items())),
+                          billed_cost_by_line_item=billed_by_line_item)
+
+
+def fetch(client: openai.OpenAI, engine: Engine, since: date, until: date) -> Reconciliation:
+    """Ask the provider, compare with the log, keep the result; raises PromptLabError (one sentence)."""
+    try:
+        usage = billed_usage(client, since, until)
+        by_day, by_item = billed_costs(client, since, until)
+    except openai.OpenAIError as exc:
+        raise to_user_error(exc, secrets=(getattr(client, "admin_api_key", None), client.api_key),
+                            operation="usage") from None
+    result = reconcile(tracked_usage(engine, since, until), usage, by_day, by_item, since, until)
+    save(engine, result)
+    return result
+
+
+def save(engine: Engine, result: Reconciliation) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM reconciliations WHERE period = :p"),
+                     {"p": f"{result.since}..{result.until}"})
+        conn.execute(sa.text("INSERT INTO reconciliations (period, fetched_at, body) VALUES (:p, :t, :b)"),
+                     {"p": f"{result.since}..{result.until}", "t": result.fetched_at, "b": result.to_json()})
+
+
+def saved(engine: Engine, since: date, until: date) -> Reconciliation | None:
+    """The last reconciliation fetched for this period (the page opens on it without calling the API)."""
+    with engine.connect() as conn:
+        body = conn.execute(sa.text("SELECT body FROM reconciliations WHERE period = :p"),
+                            {"p": f"{since.isoformat()}..{until.isoformat()}"}).scalar()
+    return Reconciliation.from_json(body) if body else None
+
+
+def admin_client(api_key: str, base_url: str | None, timeout_s: float = 30) -> openai.OpenAI:
+    """A client for the Usage and Costs endpoints only (the admin key is sent there and nowhere else)."""
+    if not api_key:
+        raise PromptLabError("no_key", "Reconciling needs an OpenAI admin key: set OPENAI_ADMIN_KEY.")
+    return openai.OpenAI(api_key="unused-for-admin-endpoints", admin_api_key=api_key, base_url=base_url,
+                         timeout=timeout_s, max_retries=2)
