@@ -10,6 +10,7 @@ from core.playground import replay_draft
 from core.pricing import format_cost
 from core.rendering import code_text, plain
 from core.synthetic import generate
+from pages._reconcile import render_reconcile
 from pages._workbench import workbench
 
 wb = workbench()
@@ -94,6 +95,8 @@ else:
     for i in range(0, len(keys), 2):
         for col, key in zip(st.columns(2), keys[i:i + 2], strict=False):
             col.plotly_chart(charts[key], width="stretch", key=f"chart_{key}")
+
+render_reconcile(wb, start, end)
 
 st.subheader("Calls")
 page_size = 50

@@ -513,3 +513,44 @@ def test_two_users_in_two_browsers_see_only_their_own_conversations(browser, app
         bob_ctx.close()
     finally:
         running.stop()
+
+
+def test_analytics_reconciles_with_the_bill_and_shows_the_outside_calls(browser, app_env, server):
+    from datetime import datetime, timedelta, timezone
+
+    from core.calllog import CallRecord
+
+    server.admin_key = "sk-admin-browser-000000000"
+    log = CallLog(app_env["PROMPTLAB_DB_URL"])
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    for back in range(1, 4):
+        day = today - timedelta(days=back)
+        for i in range(3):
+            log.write(CallRecord(request_id=f"b{back}-{i}", ts=(day + timedelta(hours=9)).isoformat(
+                timespec="milliseconds"), page="chat", provider="openai", model_requested="gpt-4o-mini",
+                model="gpt-4o-mini", status="ok", input_tokens=100, output_tokens=20, cost_usd=0.001))
+        billed = 7 if back == 2 else 3  # the day before yesterday, 4 requests came from elsewhere
+        server.usage_buckets.append({"start_time": int(day.timestamp()), "results": [
+            {"model": "gpt-4o-mini", "num_model_requests": billed, "input_tokens": 100 * billed,
+             "output_tokens": 20 * billed}]})
+        server.cost_buckets.append({"start_time": int(day.timestamp()), "results": [
+            {"line_item": "gpt-4o-mini, input", "amount": {"value": 0.001 * billed, "currency": "usd"}}]})
+    running = StreamlitApp({**app_env, "OPENAI_ADMIN_KEY": server.admin_key})
+    try:
+        context = browser.new_context(viewport={"width": 1500, "height": 1000})
+        page = context.new_page()
+        page.goto(f"{running.url}/analytics")
+        page.wait_for_selector(IDLE, timeout=60_000)
+        page.get_by_role("button", name="↻ Fetch usage and costs", exact=False).click()
+        page.wait_for_selector(IDLE, timeout=60_000)
+        coverage = page.locator("[data-testid='stMetric']").filter(has_text="Coverage")
+        sync_api.expect(coverage).to_contain_text("69.2%", timeout=30_000)  # 9 of 13 requests' cost
+        body = page.inner_text("body")
+        assert "1 of 3 day × model rows differ" in body
+        outside = (today - timedelta(days=2)).date().isoformat()
+        assert f"{outside} · gpt-4o-mini: 4 requests made outside PromptLab" in body
+        assert server.admin_key not in page.content()
+        screenshot(page, "reconcile")
+        context.close()
+    finally:
+        running.stop()
