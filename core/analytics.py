@@ -61,6 +61,19 @@ _MIRROR = _mirror_columns()
 _COLUMNS = ", ".join(c.name for c in calls_table.columns if c.name not in _NOT_MIRRORED)
 _MIRROR_SELECT = "SELECT " + ", ".join(f'{expr} AS "{name}"' for name, _, expr in _MIRROR) + " FROM chunk"
 _MIRROR_DDL = "CREATE TABLE calls (" + ", ".join(f'"{name}" {duck_type}' for name, duck_type, _ in _MIRROR) + ")"
+# Calls that are not model work: model lists and connection tests (page "other"). Counted apart: left out of the
+# dashboards unless asked for, so "calls" means requests to a model.
+NON_MODEL_PAGES = ("other",)
+
+
+def pages_shown(chosen: tuple[str, ...], available: list[str], include_non_model: bool) -> tuple[str, ...]:
+    """The page filter to apply: the pages picked, or (none picked) every page but the non-model ones."""
+    if chosen or include_non_model:
+        return chosen
+    kept = tuple(p for p in available if p not in NON_MODEL_PAGES)
+    return kept if len(kept) < len(available) else ()
+
+
 FILTER_DIMENSIONS = ("provider", "model", "page", "user", "status")
 
 

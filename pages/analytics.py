@@ -56,7 +56,11 @@ with st.sidebar:
         start, end = an.preset_range(preset, today)
     chosen = {dim: tuple(st.multiselect(dim.capitalize(), options[dim], key=f"an_{dim}"))
               for dim in (*an.FILTER_DIMENSIONS, "tag")}
-filters = an.Filters(start, end, chosen["provider"], chosen["model"], chosen["page"], chosen["user"],
+    non_model = st.toggle("Include non-model calls", key="an_non_model",
+                          help="Model lists and connection tests (page “other”) are counted apart from calls to a "
+                               "model; turn this on to include them.")
+pages_filter = an.pages_shown(chosen["page"], options["page"], non_model)
+filters = an.Filters(start, end, chosen["provider"], chosen["model"], pages_filter, chosen["user"],
                      chosen["status"], chosen["tag"])
 dash = _dashboard(wb.settings.db_url, engine.version, filters)
 st.caption(f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} (UTC), compared with the {filters.days} days before.")

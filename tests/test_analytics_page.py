@@ -99,3 +99,20 @@ def test_drill_down_opens_the_call_in_the_playground(app_env, server):
     assert not at.exception
     assert at.text_area(key="pg_user").value == "replay me"
     assert at.text_area(key="pg_system").value.startswith("You are a helpful")
+
+
+def test_model_lists_and_connection_tests_are_counted_apart(seeded):
+    from core.analytics import pages_shown
+    assert pages_shown((), ["chat", "other", "playground"], False) == ("chat", "playground")
+    assert pages_shown((), ["chat", "other"], True) == () and pages_shown(("other",), ["chat", "other"], False) == (
+        "other",)
+    with seeded.engine.connect() as conn:
+        import sqlalchemy as sa
+        others = conn.execute(sa.text("SELECT count(*) FROM calls WHERE page = 'other' AND ts >= :t"),
+                              {"t": "2000"}).scalar()
+    at = open_analytics()
+    at.selectbox(key="an_period").set_value("Custom").run()
+    model_work = int(metrics(at)["Calls"].replace(",", ""))
+    at.toggle(key="an_non_model").set_value(True).run()
+    everything = int(metrics(at)["Calls"].replace(",", ""))
+    assert others > 0 and everything - model_work > 0
