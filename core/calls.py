@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 import openai
 
-from core import metrics
+from core import custom_prices, metrics
 from core.cache import CachedReply, CacheStep, ResponseCache
 from core.call_metrics import CallMetrics, CallStatus
 from core.calllog import CallLog, CallRecord, CallTexts
@@ -255,6 +256,7 @@ class ChatStream:
         if cached is not None:  # served from the response cache: nothing was spent
             usage, cost = cached, 0.0  # type: tuple[TokenUsage, float | None]
         else:
+            _custom_prices_in_force(self.log)
             usage = self._token_usage(reported_usage, billed)
             cost = cost_usd(usage, reply.model or self.request.model, self.provider.pricing_id)
             if cost is None and reply.model:
@@ -287,6 +289,14 @@ def cacheable(outcome: CallOutcome) -> bool:
     """A complete text answer; never an error, a stopped reply or tool calls."""
     return (outcome.status == "ok" and bool(outcome.text) and not outcome.tool_calls
             and outcome.finish_reason in ("stop", "length"))
+
+
+def _custom_prices_in_force(log: CallLog) -> None:
+    """Custom prices (Settings, PROMPTLAB_PRICES_FILE), reloaded every 30 s; a broken file never fails a call."""
+    try:
+        custom_prices.ensure_loaded(log.engine, os.environ.get("PROMPTLAB_PRICES_FILE"))
+    except Exception as exc:
+        logger.warning("custom prices not loaded, list prices used: %s", scrub_secrets(repr(exc)))
 
 
 def book(record: CallRecord, texts: CallTexts | None, log: CallLog) -> str | None:

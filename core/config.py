@@ -37,6 +37,7 @@ class Settings:
     data_dir: str = "data"
     metrics_port: int | None = None
     metrics_addr: str = "127.0.0.1"
+    prices_file: str | None = None
     fallback: str = "auto"
     cache_ttl_s: float = 86_400.0
     password_hash: str | None = field(default=None, repr=False)
@@ -75,6 +76,7 @@ _SOURCES: dict[str, tuple[str, type]] = {
     "data_dir": ("PROMPTLAB_DATA_DIR", str),
     "metrics_port": ("PROMPTLAB_METRICS_PORT", int),
     "metrics_addr": ("PROMPTLAB_METRICS_ADDR", str),
+    "prices_file": ("PROMPTLAB_PRICES_FILE", str),
     "fallback": ("PROMPTLAB_FALLBACK", str),
     "cache_ttl_s": ("PROMPTLAB_CACHE_TTL_S", float),
     "password_hash": ("PROMPTLAB_PASSWORD_HASH", str),
@@ -108,6 +110,8 @@ SETTING_DOCS: dict[str, str] = {
     "PROMPTLAB_METRICS_PORT": "Serve Prometheus metrics at /metrics on this port (off when unset)",
     "PROMPTLAB_METRICS_ADDR": "The address /metrics listens on (default 127.0.0.1: this machine only; it has no "
                               "authentication — put a proxy in front before widening it)",
+    "PROMPTLAB_PRICES_FILE": "A TOML file of custom prices (`[[price]]`: provider, model, input_per_mtok, "
+                             "output_per_mtok, cached_input_per_mtok, per_image); prices set in Settings win",
     "PROMPTLAB_FALLBACK": "Models tried after the chosen one fails (timeout, 5xx, no connection): auto "
                           "(a cheaper sibling, then the offline model), off, or a comma list (`local` = offline)",
     "PROMPTLAB_CACHE_TTL_S": "How long a cached reply is served (temperature 0, or when opted in); 0 = no cache",

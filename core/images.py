@@ -11,6 +11,8 @@ from genai_prices import Usage, calc_price
 
 from core.calllog import CallLog, CallRecord, CallTexts
 from core.calls import CallContext, logged_call
+from core.custom_prices import ensure_loaded as custom_ensure_loaded
+from core.custom_prices import image_price
 from core.errors import PromptLabError
 from core.providers import Provider
 from core.tokens import count_text
@@ -140,8 +142,17 @@ def generate(provider: Provider, request: ImageRequest, context: CallContext, lo
         raise PromptLabError("bad_request", problems[0])
     estimate = estimate_cost(request, provider.pricing_id)
 
+    custom_ensure_loaded(log.engine)
+    per_image = image_price(provider.pricing_id, request.model)
+
     def describe(response: Any, record: CallRecord) -> None:
         record.images = len(response.data or [])
+        if per_image is not None:  # a custom price per image (Settings) wins over the token price
+            record.cost_usd = per_image * record.images
+            usage = getattr(response, "usage", None)
+            if usage is not None:
+                record.input_tokens, record.output_tokens = usage.input_tokens, usage.output_tokens
+            return
         usage = getattr(response, "usage", None)
         if usage is not None:
             details = getattr(usage, "input_tokens_details", None)

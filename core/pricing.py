@@ -5,6 +5,7 @@ tokens include reasoning ones, as OpenAI reports them; genai-prices applies the 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -16,7 +17,18 @@ FREE = "free"  # the pricing id of providers that cost nothing (the embedded loc
 LOCAL_FREE_LABEL = "local (free)"
 # Which genai-prices price list applies to each kind of provider (None: prices unknowable, e.g. a compatible
 # server whose models could be anything). The one home of this mapping.
-_PRICE_LISTS = {"openai": "openai", "azure": "azure", "local": FREE}
+_PRICE_LISTS = {"openai": "openai", "azure": "azure", "local": FREE, "compatible": "compatible"}
+NO_PRICE_DATA = ("compatible",)  # price lists genai-prices does not have: only custom prices apply there
+
+# Custom prices (core/custom_prices.py installs them): (price list, model) -> cost of a usage. They win over
+# genai-prices, so a resold or self-hosted model can be priced, and a contract price can override the list price.
+_CUSTOM: dict[tuple[str, str], Callable[[TokenUsage], float]] = {}
+
+
+def install_custom_prices(prices: dict[tuple[str, str], Callable[[TokenUsage], float]]) -> None:
+    """Replace the custom prices in force (the keys are (price list id, model))."""
+    _CUSTOM.clear()
+    _CUSTOM.update(prices)
 
 
 def pricing_id_for(provider_kind: str) -> str | None:
@@ -65,9 +77,12 @@ def cost_usd(usage: TokenUsage, model: str, provider_id: str | None) -> float | 
     Flat prices are memoised per model (an import of a million calls must not call calc_price a million
     times); tiered prices go through genai-prices' calc_price every time.
     """
+    custom = _CUSTOM.get((provider_id or "", model))
+    if custom is not None:
+        return custom(usage)
     if provider_id == FREE:
         return 0.0
-    if provider_id is None:
+    if provider_id is None or provider_id in NO_PRICE_DATA:
         return None
     rates = _flat_rates(model, provider_id)
     if rates == _UNKNOWN:
@@ -87,7 +102,7 @@ def cost_usd(usage: TokenUsage, model: str, provider_id: str | None) -> float | 
 @lru_cache(maxsize=256)
 def context_window(model: str, provider_id: str | None) -> int | None:
     """The model's context window in tokens, when genai-prices knows it."""
-    if provider_id in (None, FREE):
+    if provider_id in (None, FREE, *NO_PRICE_DATA):
         return None
     try:
         return calc_price(Usage(input_tokens=0), model, provider_id=provider_id).model.context_window

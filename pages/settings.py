@@ -10,6 +10,7 @@ from core.fallback import save_chain, saved_chain
 from core.pending_writes import PENDING
 from core.pricing import format_cost
 from core.providers import KIND_LABELS, KINDS, chat_models
+from pages._prices_settings import render_prices
 from pages._privacy_settings import render_privacy
 from pages._workbench import OVERRIDE_KEY, response_cache, workbench
 
@@ -76,6 +77,9 @@ new_budget = st.number_input("Budget (USD per month, 0 = none)", 0.0, 1e9, float
 if st.button("Save budget"):
     an.set_monthly_budget(wb.log, new_budget or None)
     st.success(f"Budget saved: {format_cost(new_budget) if new_budget else 'none'}.")
+
+if wb.admin:  # prices change what everyone's calls cost
+    render_prices(wb)
 
 st.subheader("Response cache")
 cache = response_cache(wb)

@@ -1,0 +1,50 @@
+"""Settings' prices section: the price data in use, models in the log without a price, custom prices."""
+from __future__ import annotations
+
+import importlib.metadata
+
+import pandas as pd
+import sqlalchemy as sa
+import streamlit as st
+
+from core import custom_prices
+from core.rendering import plain
+from pages._workbench import Workbench
+
+COLUMNS = ["provider", "model", "input_per_mtok", "cached_input_per_mtok", "output_per_mtok", "per_image"]
+
+
+def render_prices(wb: Workbench) -> None:
+    st.subheader("Prices")
+    engine = wb.log.engine
+    st.caption(f"List prices: genai-prices {importlib.metadata.version('genai-prices')} (bundled data, offline). "
+               "Custom prices below win over them, for self-hosted or resold models and contract prices.")
+    with engine.connect() as conn:
+        unpriced = conn.execute(sa.text(
+            "SELECT provider, coalesce(model, model_requested) AS m, count(*) AS n FROM calls WHERE cost_usd IS NULL "
+            "AND status IN ('ok', 'cancelled') AND provider != 'local' GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 20")).all()
+    if unpriced:
+        st.warning("Calls without a price: " + ", ".join(f"{plain(r.m)} on {plain(r.provider)} ({r.n:,})"
+                                                          for r in unpriced) + " — add a custom price to cost them.")
+    try:
+        current = custom_prices.stored(engine)
+    except ValueError as err:
+        st.error(plain(str(err)))
+        current = []
+    table = pd.DataFrame([{c: getattr(p, c) for c in COLUMNS} for p in current], columns=COLUMNS)
+    edited = st.data_editor(table, num_rows="dynamic", key="prices_editor", width="stretch", column_config={
+        "provider": st.column_config.SelectboxColumn("provider", options=list(custom_prices.PROVIDERS)),
+        "input_per_mtok": st.column_config.NumberColumn("input $/1M", min_value=0.0, format="%.4f"),
+        "cached_input_per_mtok": st.column_config.NumberColumn("cached input $/1M", min_value=0.0, format="%.4f"),
+        "output_per_mtok": st.column_config.NumberColumn("output $/1M", min_value=0.0, format="%.4f"),
+        "per_image": st.column_config.NumberColumn("$ per image", min_value=0.0, format="%.4f")})
+    if st.button("Save prices and re-price the log", key="prices_save"):
+        try:
+            rows = [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in edited.to_dict("records")
+                    if r.get("model")]
+            prices = [custom_prices.CustomPrice.checked(r, f"Row {i + 1}") for i, r in enumerate(rows)]
+        except ValueError as err:
+            st.error(plain(str(err)))
+        else:
+            repriced = custom_prices.save(engine, prices, actor=wb.user)
+            st.success(f"{len(prices)} custom prices in force; {repriced:,} logged calls priced again (audited).")

@@ -1,0 +1,85 @@
+"""Custom prices: a compatible server's model gets a price (never a silent $0), calls already logged are priced
+again with an audit line, a TOML file works, the database wins, a broken file never fails a call."""
+from __future__ import annotations
+
+import pytest
+
+from core import custom_prices
+from core.calls import CallContext, ChatRequest, ChatStream
+from core.privacy import audit_log
+from core.providers import Provider
+from tests.conftest import TEST_KEY
+from tests.loopback_server import Script
+
+
+@pytest.fixture(autouse=True)
+def no_prices_left_over():
+    custom_prices.install([])
+    custom_prices._loaded.clear()
+    yield
+    custom_prices.install([])
+    custom_prices._loaded.clear()
+
+
+def chat(server, log, model="echo-1") -> str:
+    provider = Provider("compatible", server.base_url, TEST_KEY, max_retries=0)
+    stream = ChatStream(provider, ChatRequest(model, [{"role": "user", "content": "price me"}]),
+                        CallContext("chat", "ana"), log)
+    "".join(stream)
+    return stream.request_id
+
+
+def test_a_compatible_servers_model_is_unpriced_until_a_price_is_set_then_every_call_is(server, log):
+    before = chat(server, log)
+    assert log.get(before).cost_usd is None  # unpriced, not $0
+    price = custom_prices.CustomPrice(provider="compatible", model="echo-1", input_per_mtok=0.20,
+                                      output_per_mtok=0.60)
+    assert custom_prices.save(log.engine, [price], actor="admin") == 1
+    old = log.get(before)
+    assert old.cost_usd == pytest.approx((old.input_tokens * 0.20 + old.output_tokens * 0.60) / 1e6)
+    server.push(Script(cached_tokens=4))
+    after = log.get(chat(server, log))
+    # Hand-computed: 0.20 $/1M input (cached ones at the input price: none set), 0.60 $/1M output.
+    assert after.cost_usd == pytest.approx((after.input_tokens * 0.20 + after.output_tokens * 0.60) / 1e6)
+    entry = next(a for a in audit_log(log.engine) if a["action"] == "prices")
+    assert entry["actor"] == "admin" and '"calls_repriced": 1' in entry["detail"]
+
+
+def test_cached_input_price_and_an_override_of_a_list_price(server, log):
+    price = custom_prices.CustomPrice(provider="compatible", model="echo-1", input_per_mtok=1.0,
+                                      cached_input_per_mtok=0.1, output_per_mtok=2.0)
+    custom_prices.save(log.engine, [price])
+    server.push(Script(reply="one two three", cached_tokens=6))
+    record = log.get(chat(server, log))
+    fresh = record.input_tokens - 6
+    assert record.cached_input_tokens == 6
+    assert record.cost_usd == pytest.approx((fresh * 1.0 + 6 * 0.1 + record.output_tokens * 2.0) / 1e6)
+
+
+def test_a_prices_file_the_database_wins_and_a_broken_file_never_fails_a_call(server, log, tmp_path, monkeypatch):
+    path = tmp_path / "prices.toml"
+    path.write_text('[[price]]\nprovider = "compatible"\nmodel = "echo-1"\ninput_per_mtok = 3.0\n'
+                    'output_per_mtok = 3.0\n')
+    monkeypatch.setenv("PROMPTLAB_PRICES_FILE", str(path))
+    record = log.get(chat(server, log))
+    assert record.cost_usd == pytest.approx((record.input_tokens + record.output_tokens) * 3.0 / 1e6)
+    custom_prices.save(log.engine, [custom_prices.CustomPrice(provider="compatible", model="echo-1",
+                                                              input_per_mtok=0.0, output_per_mtok=0.0)])
+    custom_prices._loaded.clear()
+    assert log.get(chat(server, log)).cost_usd == 0.0  # the database's price wins over the file's
+    path.write_text("[[price]\nbroken")
+    custom_prices._loaded.clear()
+    assert log.get(chat(server, log)).status == "ok"  # a broken file is logged, the call goes on
+    with pytest.raises(ValueError, match="not valid TOML"):
+        custom_prices.read_file(str(path))
+
+
+@pytest.mark.parametrize("row, reason", [({"provider": "bedrock", "model": "x", "input_per_mtok": 1,
+                                           "output_per_mtok": 1}, "provider"),
+                                          ({"provider": "compatible", "model": "", "input_per_mtok": 1,
+                                            "output_per_mtok": 1}, "model"),
+                                          ({"provider": "compatible", "model": "m", "input_per_mtok": -1,
+                                            "output_per_mtok": 1}, "input_per_mtok")])
+def test_a_bad_price_is_one_sentence(row, reason):
+    with pytest.raises(ValueError, match=reason):
+        custom_prices.CustomPrice.checked(row)
