@@ -437,7 +437,10 @@ def test_a_server_killed_mid_reply_loses_neither_the_turn_nor_the_call_row(brows
         assert [(r.status, r.error_type) for r in rows] == [("error", "interrupted")]
         server.push(Script(reply="Answered after all."))
         page.get_by_role("button", name="↻ Retry").click()
-        sync_api.expect(page.get_by_text("Answered after all.")).to_be_visible(timeout=20_000)
+        sync_api.expect(page.get_by_text("Answered after all.").first).to_be_visible(timeout=20_000)
+        page.wait_for_function(LAST_REPLY_DONE, timeout=20_000)
+        page.wait_for_selector(IDLE, timeout=30_000)
+        assert assistant_messages(page).filter(has_text="Answered after all.").count() == 1  # answered once
         context.close()
     finally:
         if first.proc.poll() is None:
