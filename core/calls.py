@@ -243,7 +243,8 @@ class ChatStream:
             completion_details = getattr(reported, "completion_tokens_details", None)
             return TokenUsage(reported.prompt_tokens or 0, reported.completion_tokens or 0,
                               getattr(prompt_details, "cached_tokens", 0) or 0,
-                              getattr(completion_details, "reasoning_tokens", 0) or 0)
+                              getattr(completion_details, "reasoning_tokens", 0) or 0,
+                              cache_write_tokens=getattr(prompt_details, "cache_write_tokens", 0) or 0)
         if not billed:  # rejected before generation: nothing was consumed
             return TokenUsage()
         return TokenUsage(count_messages(self.request.messages, self.request.model),
@@ -258,9 +259,11 @@ class ChatStream:
         else:
             _custom_prices_in_force(self.log)
             usage = self._token_usage(reported_usage, billed)
-            cost = cost_usd(usage, reply.model or self.request.model, self.provider.pricing_id)
+            # Priced by the tier that served it (flex, priority), as the invoice does.
+            tier = {"service_tier": reply.service_tier} if reply.service_tier else None
+            cost = cost_usd(usage, reply.model or self.request.model, self.provider.pricing_id, tier)
             if cost is None and reply.model:
-                cost = cost_usd(usage, self.request.model, self.provider.pricing_id)
+                cost = cost_usd(usage, self.request.model, self.provider.pricing_id, tier)
         outcome = CallOutcome(request_id=self.request_id, text=reply.text, status=status,
                               finish_reason=reply.finish_reason, usage=usage, cost_usd=cost, latency_ms=latency_ms,
                               ttft_ms=reply.ttft_ms, model=reply.model, error=error, tool_calls=reply.tool_calls,

@@ -16,6 +16,7 @@ class ChunkAccumulator:
     parts: list[str] = field(default_factory=list)
     usage: Any = None  # the provider's `CompletionUsage`, when it sent one
     model: str | None = None
+    service_tier: str | None = None  # the tier that served the request (flex / priority / default), when told
     finish_reason: str | None = None
     ttft_ms: float | None = None
     chunks: int = 0
@@ -36,6 +37,7 @@ class ChunkAccumulator:
         if chunk.usage is not None:
             self.usage = chunk.usage
         self.model = chunk.model or self.model
+        self.service_tier = getattr(chunk, "service_tier", None) or self.service_tier
         if not chunk.choices:
             return None
         choice = chunk.choices[0]

@@ -5,7 +5,7 @@ tokens include reasoning ones, as OpenAI reports them; genai-prices applies the 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -43,13 +43,15 @@ class TokenUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
-    reasoning_tokens: int = 0
+    reasoning_tokens: int = 0  # part of output_tokens (OpenAI counts them there), priced as output
     estimated: bool = False
+    cache_write_tokens: int = 0  # part of input_tokens, priced at the cache-write rate where there is one
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
         return TokenUsage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,
                           self.cached_input_tokens + other.cached_input_tokens,
-                          self.reasoning_tokens + other.reasoning_tokens, self.estimated or other.estimated)
+                          self.reasoning_tokens + other.reasoning_tokens, self.estimated or other.estimated,
+                          self.cache_write_tokens + other.cache_write_tokens)
 
 
 _UNKNOWN = "unknown"
@@ -71,12 +73,16 @@ def _flat_rates(model: str, provider_id: str) -> tuple[float, float, float] | st
     return float(flat[0]) / 1_000_000, float(flat[1]) / 1_000_000, float(flat[2]) / 1_000_000
 
 
-def cost_usd(usage: TokenUsage, model: str, provider_id: str | None) -> float | None:
+def cost_usd(usage: TokenUsage, model: str, provider_id: str | None,
+             context: Mapping[str, str] | None = None) -> float | None:
     """Cost of the usage in USD, or None when the model (or provider) has no known price.
 
-    Flat prices are memoised per model (an import of a million calls must not call calc_price a million
-    times); tiered prices go through genai-prices' calc_price every time.
+    `context` selects a price variant genai-prices knows: the response's service tier (`{"service_tier":
+    "flex"}`, `"priority"`) or Batch (`{"processing": "batch"}`). Flat list prices are memoised per model (an
+    import of a million calls must not call calc_price a million times); tiers, variants and cache writes go
+    through calc_price.
     """
+    context = {k: v for k, v in (context or {}).items() if v and v not in ("default", "auto")}
     custom = _CUSTOM.get((provider_id or "", model))
     if custom is not None:
         return custom(usage)
@@ -87,13 +93,14 @@ def cost_usd(usage: TokenUsage, model: str, provider_id: str | None) -> float | 
     rates = _flat_rates(model, provider_id)
     if rates == _UNKNOWN:
         return None
-    if isinstance(rates, tuple):
+    if isinstance(rates, tuple) and not context and not usage.cache_write_tokens:
         fresh = usage.input_tokens - usage.cached_input_tokens
         return fresh * rates[0] + usage.cached_input_tokens * rates[1] + usage.output_tokens * rates[2]
     try:
         price = calc_price(Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                                 cache_read_tokens=usage.cached_input_tokens or None),
-                           model, provider_id=provider_id)
+                                 cache_read_tokens=usage.cached_input_tokens or None,
+                                 cache_write_tokens=usage.cache_write_tokens or None),
+                           model, provider_id=provider_id, price_context=context or None)
     except LookupError:
         return None
     return float(price.total_price)

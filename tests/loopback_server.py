@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "o4-mini", "echo-1", "text-embedding-3-small", "gpt-image-1"]
+MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-5-mini", "gpt-4.1-nano", "o4-mini", "echo-1", "text-embedding-3-small",
+          "gpt-image-1"]
 FLAGGED_WORDS = ("kill", "bomb")
 
 
@@ -42,6 +43,9 @@ class Script:
     chunks: int | None = None            # reply of exactly N chunks ("w0 w1 …")
     usage: bool = True                   # False: ignore stream_options, like some compatible servers
     cached_tokens: int = 0
+    cache_write_tokens: int = 0          # prompt tokens written to the prompt cache
+    reasoning_tokens: int = 0            # hidden reasoning, counted in completion_tokens as OpenAI does
+    service_tier: str | None = None      # the tier the response says served it (flex, priority, default)
     finish_reason: str = "stop"
     tool_call: dict[str, str] | None = None  # answer with this tool call ({"name": …, "arguments": "<json>"})
     when: str | None = None              # only for a request whose messages contain this text (e.g. a grader's)
@@ -242,12 +246,15 @@ class LoopbackServer:
                     last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
                     pieces = _words(script.reply if script.reply is not None
                                     else f"Echo: {last_user.get('content', '')}")
-                usage = {"prompt_tokens": count_prompt_tokens(messages), "completion_tokens": len(pieces),
-                         "total_tokens": count_prompt_tokens(messages) + len(pieces),
-                         "prompt_tokens_details": {"cached_tokens": script.cached_tokens},
-                         "completion_tokens_details": {"reasoning_tokens": 0}}
+                completion = len(pieces) + script.reasoning_tokens
+                usage = {"prompt_tokens": count_prompt_tokens(messages), "completion_tokens": completion,
+                         "total_tokens": count_prompt_tokens(messages) + completion,
+                         "prompt_tokens_details": {"cached_tokens": script.cached_tokens,
+                                                   "cache_write_tokens": script.cache_write_tokens},
+                         "completion_tokens_details": {"reasoning_tokens": script.reasoning_tokens}}
                 base = {"id": "chatcmpl-loopback", "created": int(time.time()), "model": model,
-                        "system_fingerprint": "fp_loopback"}
+                        "system_fingerprint": "fp_loopback",
+                        **({"service_tier": script.service_tier} if script.service_tier else {})}
                 if not body.get("stream"):
                     return self._json(200, {**base, "object": "chat.completion", "usage": usage, "choices": [{
                         "index": 0, "finish_reason": script.finish_reason, "logprobs": None,

@@ -37,7 +37,7 @@ def test_shows_active_provider_with_masked_key(settings_page):
 
 def test_connection_test_lists_models_and_is_logged(settings_page, app_env):
     next(b for b in settings_page.button if "Test connection" in b.label).click().run()
-    assert "7 models listed" in settings_page.success[0].value
+    assert "8 models listed" in settings_page.success[0].value
     assert "gpt-4o-mini" in settings_page.dataframe[0].value["model"].tolist()
     tags = [r.tags for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10)]
     assert ["test-connection"] in tags
