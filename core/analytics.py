@@ -324,6 +324,16 @@ class Analytics:
         return self._cursor().execute(
             f"SELECT * EXCLUDE (rid, day) FROM calls WHERE {condition} ORDER BY ts DESC", params).df()
 
+    def usage_by_model(self, filters: Filters) -> pd.DataFrame:
+        """Tokens and cost per (provider, model) of the filtered calls that reached a model (what-if costs)."""
+        condition, params = where(filters)
+        return self._cursor().execute(
+            "SELECT provider, model, sum(input_tokens) AS input_tokens, sum(cached_input_tokens) AS "
+            "cached_input_tokens, sum(output_tokens) AS output_tokens, "
+            "CASE WHEN count(cost_usd) = count(*) THEN sum(cost_usd) END AS cost_usd "
+            f"FROM calls WHERE {condition} AND status IN ('ok', 'cancelled') AND NOT cached GROUP BY 1, 2",
+            params).df()
+
     def spend_between(self, start: date, end: date) -> float:
         row = _one(self._cursor().execute("SELECT coalesce(sum(cost_usd), 0) FROM calls WHERE day BETWEEN ? AND ?",
                                           [start, end]))

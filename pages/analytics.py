@@ -1,9 +1,11 @@
 """Analytics: spend, latency and errors over the call log, with filters, budget, drill-down and downloads."""
 from datetime import datetime, timezone
 
+import pandas as pd
 import streamlit as st
 
 from core import analytics as an
+from core import whatif
 from core.charts import figures, kpi_cards
 from core.exports import to_csv
 from core.playground import replay_draft
@@ -99,6 +101,18 @@ else:
     for i in range(0, len(keys), 2):
         for col, key in zip(st.columns(2), keys[i:i + 2], strict=False):
             col.plotly_chart(charts[key], width="stretch", key=f"chart_{key}")
+
+with st.expander("What if… (estimates)"):
+    usage = engine.usage_by_model(filters)
+    other = st.selectbox("The same tokens on", ["(no other model)", "gpt-4o-mini", "gpt-4.1-mini", "gpt-5-mini",
+                                                "gpt-4o", "gpt-4.1", "gpt-5", "o4-mini"], key="an_whatif_model")
+    table = whatif.scenarios(usage, None if other.startswith("(") else other)
+    if table:
+        st.dataframe(pd.DataFrame([{"scenario": w.scenario, "cost": format_cost(w.cost_usd), "how": w.note}
+                                   for w in table]), hide_index=True, width="stretch", key="an_whatif")
+        st.caption("Estimates from list prices (genai-prices) for the OpenAI and Azure calls on screen — not a bill.")
+    else:
+        st.caption("No OpenAI or Azure calls in these filters.")
 
 render_reconcile(wb, start, end)
 
