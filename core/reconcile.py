@@ -35,6 +35,8 @@ class Usage:
     cached_input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = 0.0  # tracked: None when some of its calls are unpriced
+    batch_requests: int = 0  # billed: made through the Batch API
+    tier_requests: dict[str, int] = field(default_factory=dict)  # billed: per non-default service tier
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,14 +114,18 @@ def billed_usage(client: openai.OpenAI, since: date, until: date) -> list[Usage]
         extra: dict[str, Any] = {"page": page} if page else {}
         response = client.admin.organization.usage.completions(
             start_time=_epoch(since), end_time=_epoch(until + timedelta(days=1)), bucket_width="1d",
-            group_by=["model"], limit=31, **extra)
+            group_by=["model", "batch", "service_tier"], limit=31, **extra)
         for bucket in response.data:
             for r in bucket.results:
+                requests = getattr(r, "num_model_requests", 0) or 0
+                tier = getattr(r, "service_tier", None)
                 out.append(Usage(day=_day(bucket.start_time), model=getattr(r, "model", None) or "unknown",
-                                 requests=getattr(r, "num_model_requests", 0) or 0,
-                                 input_tokens=getattr(r, "input_tokens", 0) or 0,
+                                 requests=requests, input_tokens=getattr(r, "input_tokens", 0) or 0,
                                  cached_input_tokens=getattr(r, "input_cached_tokens", 0) or 0,
-                                 output_tokens=getattr(r, "output_tokens", 0) or 0))
+                                 output_tokens=getattr(r, "output_tokens", 0) or 0,
+                                 batch_requests=requests if getattr(r, "batch", None) else 0,
+                                 tier_requests={tier: requests} if tier and tier not in ("default", "auto")
+                                 else {}))
         if not response.has_more or not response.next_page:
             return out
         page = response.next_page
@@ -171,8 +177,13 @@ def tracked_usage(engine: Engine, since: date, until: date, providers: tuple[str
 def _explain(tracked: Usage | None, billed: Usage | None) -> str:
     t_req, b_req = (tracked.requests if tracked else 0), (billed.requests if billed else 0)
     notes = []
-    if b_req > t_req:
-        notes.append(f"{b_req - t_req} requests made outside PromptLab (another app, key or project)")
+    batch = billed.batch_requests if billed else 0
+    if batch:  # PromptLab never uses the Batch API: those requests came from elsewhere, at Batch prices
+        notes.append(f"{batch} Batch API requests (not made through PromptLab; billed at Batch prices)")
+    for tier, n in sorted((billed.tier_requests if billed else {}).items()):
+        notes.append(f"{n} requests on the {tier} tier (priced at that tier's rates)")
+    if b_req - batch > t_req:
+        notes.append(f"{b_req - batch - t_req} requests made outside PromptLab (another app, key or project)")
     elif t_req > b_req:
         notes.append(f"{t_req - b_req} tracked requests the provider did not bill (another organisation or project, "
                      "or the bill is not final yet)")
@@ -200,7 +211,10 @@ def reconcile(tracked: list[Usage], billed: list[Usage], billed_by_day: dict[str
         theirs[key] = u if prev is None else Usage(
             day=u.day, model=key[1], requests=prev.requests + u.requests,
             input_tokens=prev.input_tokens + u.input_tokens, cached_input_tokens=prev.cached_input_tokens +
-            u.cached_input_tokens, output_tokens=prev.output_tokens + u.output_tokens)
+            u.cached_input_tokens, output_tokens=prev.output_tokens + u.output_tokens,
+            batch_requests=prev.batch_requests + u.batch_requests,
+            tier_requests={t: prev.tier_requests.get(t, 0) + u.tier_requests.get(t, 0)
+                           for t in {*prev.tier_requests, *u.tier_requests}})
     rows = []
     for key in sorted(set(mine) | set(theirs)):
         t, b = mine.get(key), theirs.get(key)

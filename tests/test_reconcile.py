@@ -102,3 +102,21 @@ def test_the_command_line_prints_the_table_or_json_and_never_the_key(server, sql
                               "2026-11-10"], cwd=ROOT, capture_output=True, text=True,
                              env={k: v for k, v in env.items() if k != "OPENAI_ADMIN_KEY"})
     assert missing.returncode == 1 and "OPENAI_ADMIN_KEY" in missing.stderr
+
+
+def test_batch_and_service_tier_requests_are_explained(server, log):
+    server.admin_key = ADMIN
+    logged(log, 12, "gpt-5-mini", 2)
+    server.usage_buckets.append({"start_time": epoch(12), "results": [
+        {"model": "gpt-5-mini", "num_model_requests": 2, "input_tokens": 200, "output_tokens": 40},
+        {"model": "gpt-5-mini", "batch": True, "num_model_requests": 10, "input_tokens": 1000, "output_tokens": 200},
+        {"model": "gpt-5-mini", "service_tier": "flex", "num_model_requests": 3, "input_tokens": 300,
+         "output_tokens": 60}]})
+    server.cost_buckets.append({"start_time": epoch(12), "results": [
+        {"line_item": "gpt-5-mini, input", "amount": {"value": 0.01, "currency": "usd"}}]})
+    result = reconcile.fetch(reconcile.admin_client(ADMIN, server.base_url), log.engine, date(2026, 11, 12),
+                             date(2026, 11, 12))
+    (row,) = result.rows
+    assert (row.tracked_requests, row.billed_requests) == (2, 15)
+    assert "10 Batch API requests" in row.explanation and "3 requests on the flex tier" in row.explanation
+    assert "3 requests made outside PromptLab" in row.explanation  # the flex ones were not PromptLab's either
