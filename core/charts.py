@@ -35,23 +35,38 @@ def _delta(cur: float | None, prev: float | None) -> str | None:
     return None if c is None else f"{c:+.1%}"
 
 
+def comparable(cur: Kpis, prev: Kpis) -> bool:
+    """Is the previous period worth comparing with? Not when it holds next to nothing ("+3311.7 %" against a nearly
+    empty week says nothing): it needs at least 5 % as many calls as this period."""
+    return prev.calls >= max(1, 0.05 * cur.calls)
+
+
 def kpi_cards(cur: Kpis, prev: Kpis) -> list[KpiCard]:
-    """The KPI cards, each with its change versus the previous period of the same length."""
+    """The KPI cards, each with its change versus the previous period of the same length (none when that period
+    is not comparable)."""
+    if not comparable(cur, prev):
+        prev = Kpis()
+        _no = True
+    else:
+        _no = False
+
+    def delta(c: float | None, p: float | None) -> str | None:
+        return None if _no else _delta(c, p)
     return [
-        KpiCard("Spend", format_cost(cur.spend_usd) if cur.calls else "$0", _delta(cur.spend_usd, prev.spend_usd),
+        KpiCard("Spend", format_cost(cur.spend_usd) if cur.calls else "$0", delta(cur.spend_usd, prev.spend_usd),
                 False),
-        KpiCard("Calls", f"{cur.calls:,}", _delta(cur.calls, prev.calls), True),
-        KpiCard("Error rate", _pct(cur.error_rate), _delta(cur.error_rate, prev.error_rate), False),
-        KpiCard("p50 latency", _fmt_ms(cur.p50_latency_ms), _delta(cur.p50_latency_ms, prev.p50_latency_ms), False),
-        KpiCard("p95 latency", _fmt_ms(cur.p95_latency_ms), _delta(cur.p95_latency_ms, prev.p95_latency_ms), False),
-        KpiCard("Median TTFT", _fmt_ms(cur.median_ttft_ms), _delta(cur.median_ttft_ms, prev.median_ttft_ms), False),
-        KpiCard("Tokens in", f"{cur.input_tokens:,}", _delta(cur.input_tokens, prev.input_tokens), True),
-        KpiCard("Tokens out", f"{cur.output_tokens:,}", _delta(cur.output_tokens, prev.output_tokens), True),
-        KpiCard("Cache hit rate", _pct(cur.cache_hit_rate), _delta(cur.cache_hit_rate, prev.cache_hit_rate), True),
-        KpiCard("Response cache hits", _pct(cur.response_cache_rate),
-                _delta(cur.response_cache_rate, prev.response_cache_rate), True),
+        KpiCard("Calls", f"{cur.calls:,}", delta(cur.calls, prev.calls), True),
+        KpiCard("Error rate", _pct(cur.error_rate), delta(cur.error_rate, prev.error_rate), False),
+        KpiCard("p50 latency", _fmt_ms(cur.p50_latency_ms), delta(cur.p50_latency_ms, prev.p50_latency_ms), False),
+        KpiCard("p95 latency", _fmt_ms(cur.p95_latency_ms), delta(cur.p95_latency_ms, prev.p95_latency_ms), False),
+        KpiCard("Median TTFT", _fmt_ms(cur.median_ttft_ms), delta(cur.median_ttft_ms, prev.median_ttft_ms), False),
+        KpiCard("Tokens in", f"{cur.input_tokens:,}", delta(cur.input_tokens, prev.input_tokens), True),
+        KpiCard("Tokens out", f"{cur.output_tokens:,}", delta(cur.output_tokens, prev.output_tokens), True),
+        KpiCard("Prompt-cache hit rate (tokens)", _pct(cur.cache_hit_rate), delta(cur.cache_hit_rate, prev.cache_hit_rate), True),
+        KpiCard("Reply cache hits", _pct(cur.response_cache_rate),
+                delta(cur.response_cache_rate, prev.response_cache_rate), True),
         KpiCard("Spend / 1k calls", format_cost(cur.spend_per_1k_calls) if cur.calls else "–",
-                _delta(cur.spend_per_1k_calls, prev.spend_per_1k_calls), False),
+                delta(cur.spend_per_1k_calls, prev.spend_per_1k_calls), False),
     ]
 
 

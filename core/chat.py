@@ -4,6 +4,7 @@ replies streamed through the call gate, per-turn and whole-conversation counters
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -266,6 +267,12 @@ def totals(conversation: Conversation) -> ConversationTotals:
                               sum(1 for m in replies if m.cost_usd is None), len(replies))
 
 
+def export_name(conversation: Conversation, extension: str) -> str:
+    """A download's file name from the conversation's title and day ("refund-window-2026-11-27.md")."""
+    slug = re.sub(r"[^\w]+", "-", conversation.title.lower(), flags=re.UNICODE).strip("-")[:48] or "conversation"
+    return f"{slug}-{conversation.created_at[:10]}.{extension}"
+
+
 def export_json(conversation: Conversation) -> str:
     return json.dumps({"format": "promptlab.conversation.v1", "system": system_message(conversation),
                        **conversation.to_dict()}, ensure_ascii=False, indent=2)
@@ -301,7 +308,8 @@ def totals_caption(conversation_totals: ConversationTotals) -> str:
         cost = format_cost(None)
     else:
         cost = format_cost(t.cost_usd) + (f" + {t.unpriced} unpriced" if t.unpriced else "")
-    return (f"{t.replies} replies · {t.usage.input_tokens:,} in / {t.usage.output_tokens:,} out tokens{est} · "
+    replies = "1 reply" if t.replies == 1 else f"{t.replies} replies"
+    return (f"{replies} · {t.usage.input_tokens:,} in / {t.usage.output_tokens:,} out tokens{est} · "
             f"{cost}")
 
 

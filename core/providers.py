@@ -143,7 +143,8 @@ def mask_key(key: str | None) -> str:
     if not key:
         return "not set"
     prefix = "sk-" if key.startswith("sk-") else ""
-    return f"{prefix}…{key[-4:]}" if len(key) >= 12 else "…"
+    # A short key would be half shown by its last 4: say it is set, and how long it is, instead.
+    return f"{prefix}…{key[-4:]}" if len(key) >= 12 else f"set ({len(key)} characters)"
 
 
 def resolve_provider(settings: Settings) -> Provider:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import analytics as an
 from core import whatif
-from core.charts import figures, kpi_cards
+from core.charts import comparable, figures, kpi_cards
 from core.exports import to_csv
 from core.playground import replay_draft
 from core.pricing import format_cost
@@ -65,7 +65,9 @@ pages_filter = an.pages_shown(chosen["page"], options["page"], non_model)
 filters = an.Filters(start, end, chosen["provider"], chosen["model"], pages_filter, chosen["user"],
                      chosen["status"], chosen["tag"])
 dash = _dashboard(wb.settings.db_url, engine.version, filters)
-st.caption(f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} (UTC), compared with the {filters.days} days before.")
+st.caption(f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} (UTC), "
+           + (f"compared with the {filters.days} days before." if comparable(dash.current, dash.previous)
+              else "no comparable previous period (it holds next to no calls)."))
 
 budget = an.monthly_budget(wb.log)
 if budget:

@@ -167,8 +167,8 @@ if conv.messages:
     if cols[2].button("🧹 Clear"):
         start_new_conversation()
         st.rerun()
-    cols[3].download_button("⬇ Markdown", chat.export_markdown(conv), f"{conv.id}.md", "text/markdown")
-    cols[4].download_button("⬇ JSON", chat.export_json(conv), f"{conv.id}.json", "application/json")
+    cols[3].download_button("⬇ Markdown", chat.export_markdown(conv), chat.export_name(conv, "md"), "text/markdown")
+    cols[4].download_button("⬇ JSON", chat.export_json(conv), chat.export_name(conv, "json"), "application/json")
 
 if "chat_restore" in state:  # a flagged prompt comes back into the box, editable
     state.chat_box = state.pop("chat_restore")

@@ -154,3 +154,12 @@ def test_budget_forecast_early_in_the_month_uses_month_to_date_rate(log):
 def test_record_details_spell_out_cost(analytics, log):
     assert record_details(log.get("r5"))["cost_usd"] == "unpriced"
     assert record_details(log.get("r1"))["cost_usd"] == "$1.00"
+
+
+def test_a_nearly_empty_previous_period_is_not_compared():
+    from core.analytics import Kpis
+    from core.charts import comparable, kpi_cards
+    now, before = Kpis(spend_usd=10.0, calls=1000), Kpis(spend_usd=0.3, calls=3)
+    assert not comparable(now, before) and all(card.delta is None for card in kpi_cards(now, before))
+    assert comparable(now, Kpis(spend_usd=8.0, calls=900))
+    assert any(card.delta for card in kpi_cards(now, Kpis(spend_usd=8.0, calls=900)))

@@ -41,7 +41,7 @@ def test_kpis_charts_and_filters(seeded):
     at = open_analytics()
     shown = metrics(at)
     assert {"Spend", "Calls", "Error rate", "p50 latency", "p95 latency", "Median TTFT", "Tokens in", "Tokens out",
-            "Cache hit rate", "Spend / 1k calls"} <= set(shown)
+            "Prompt-cache hit rate (tokens)", "Reply cache hits", "Spend / 1k calls"} <= set(shown)
     assert len(at.get("plotly_chart")) == 10
     assert any("unpriced calls" in m.value for m in at.markdown)
     all_calls = int(shown["Calls"].replace(",", ""))

@@ -168,7 +168,7 @@ def test_request_params_follow_provider_and_model():
 
 def test_key_masking_and_scrubbing():
     assert mask_key("sk-proj-abcdefghijklmnopqrstuvwxyz1234") == "sk-…1234"
-    assert mask_key(None) == "not set" and mask_key("short") == "…"
+    assert mask_key(None) == "not set" and mask_key("short") == "set (5 characters)"  # never half a key
     assert "abcdef" not in scrub_secrets("Incorrect API key provided: sk-proj-abcdefghijk.")
     assert scrub_secrets("token Bearer abcdefghijklmnop", ()) == "token [key removed]"
     assert scrub_secrets("my key zzzz-secret-zzzz", ["zzzz-secret-zzzz"]) == "my key [key removed]"
@@ -183,3 +183,9 @@ def test_readme_documents_every_setting():
     readme = open("README.md", encoding="utf-8").read()
     for line in settings_table_markdown().splitlines()[2:]:
         assert line.split("|")[1].strip() in readme
+
+
+def test_exports_are_named_by_title_and_day():
+    conv = chat.new_conversation(persona_by_id("assistant"))
+    chat.add_user_message(conv, "Refund window for shoes?")
+    assert chat.export_name(conv, "md") == f"refund-window-for-shoes-{conv.created_at[:10]}.md"

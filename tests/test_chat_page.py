@@ -51,7 +51,7 @@ def test_send_streams_a_reply_with_counters_and_logs_it(at, server, app_env):
     assert body["stream"] is True and body["messages"][-1] == {"role": "user", "content": "Hello there"}
     assert body["messages"][0]["role"] == "system"
     sidebar_text = " ".join(c.value for c in at.sidebar.caption)
-    assert "1 replies" in sidebar_text and "Next turn sends" in sidebar_text
+    assert "1 reply ·" in sidebar_text and "Next turn sends" in sidebar_text
 
 
 def test_persona_change_starts_new_conversation_and_sets_system_prompt(at, server):

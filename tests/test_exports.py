@@ -45,3 +45,13 @@ def test_every_csv_download_on_a_page_goes_through_the_neutraliser():
     assert len(downloads) >= 3
     for line in downloads:
         assert "to_csv(" in line and ".to_csv(" not in line or "tests_to_csv(" in line, line
+
+
+def test_csv_cells_are_parseable_lists_plain_decimals_and_utc_timestamps():
+    import json as _json
+    frame = pd.DataFrame({"tags": [["demo", "experiment-42"], []], "cost_usd": [5.1e-05, None],
+                          "ts": pd.to_datetime(["2026-11-27 09:00:00.123", "2026-11-27 10:00:00"], format="ISO8601")})
+    rows = list(csv.DictReader(io.StringIO(to_csv(frame))))
+    assert _json.loads(rows[0]["tags"]) == ["demo", "experiment-42"] and _json.loads(rows[1]["tags"]) == []
+    assert rows[0]["cost_usd"] == "0.000051" and rows[1]["cost_usd"] == ""
+    assert rows[0]["ts"] == "2026-11-27T09:00:00.123+00:00"
