@@ -9,9 +9,10 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -86,6 +87,52 @@ class CallOutcome:
                            ttft_ms=round(self.ttft_ms, 1) if self.ttft_ms is not None else None, cached=self.cached)
 
 
+_END = object()
+
+
+class _Opening:
+    """The request sent, and its first chunk awaited, in a helper thread: a model that never answers would
+    otherwise hold the page's thread inside the HTTP client, where no Stop click can reach it. Once the first chunk
+    is here, the page's thread reads the rest itself (no hand-off per chunk)."""
+
+    def __init__(self, open_stream: Callable[[], Any]):
+        self.done = threading.Event()
+        self.stream: Any = None
+        self.error: BaseException | None = None
+        self._first: Any = _END
+        self._iterator: Any = iter(())
+        self._abandoned = False
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, args=(open_stream,), name="call-opening", daemon=True).start()
+
+    def _run(self, open_stream: Callable[[], Any]) -> None:
+        try:
+            stream = open_stream()
+            with self._lock:
+                self.stream, abandoned = stream, self._abandoned
+            if abandoned:
+                stream.close()
+                return
+            self._iterator = iter(stream)
+            self._first = next(self._iterator, _END)
+        except BaseException as exc:  # handed to the page's thread, which maps it
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def chunks(self) -> Iterator[Any]:
+        if self._first is not _END:
+            yield self._first
+            yield from self._iterator
+
+    def abandon(self) -> None:
+        """Give the request up: its stream is closed now, or as soon as it opens."""
+        with self._lock:
+            self._abandoned, stream = True, self.stream
+        if stream is not None:
+            stream.close()
+
+
 class ChatStream:
     """A streamed chat completion: iterate it for text deltas, `close()` it to stop.
 
@@ -97,7 +144,7 @@ class ChatStream:
     def __init__(self, provider: Provider, request: ChatRequest, context: CallContext, log: CallLog,
                  chain_id: str | None = None, attempt: int | None = None,
                  cache: ResponseCache | None = None, on_wait: Callable[[float], None] | None = None,
-                 on_queue: QueueWait | None = None):
+                 on_queue: QueueWait | None = None, on_waiting: Callable[[float], None] | None = None):
         self.provider = provider
         self.request = request
         self.context = context
@@ -111,6 +158,7 @@ class ChatStream:
         self.limits = RateLimitStep(log.engine, provider.kind, provider.base_url, self._tokens_to_reserve)
         self.on_wait = on_wait  # shows a countdown while a client-side rate limit holds the request back
         self.on_queue = on_queue  # shows the wait for the offline model's turn; may raise to leave the queue
+        self.on_waiting = on_waiting  # shows the wait for the first chunk (seconds); where a Stop click lands
         self.outcome: CallOutcome | None = None
         self.reply = ChunkAccumulator()
         self._gen = self._run()
@@ -170,6 +218,7 @@ class ChatStream:
         error = None
         response_started = False
         sdk_stream = None
+        opening: _Opening | None = None
         queue = self.provider.generation_queue()
         queued = False
         try:
@@ -180,11 +229,18 @@ class ChatStream:
             self._mark_started(ts)  # if this process dies mid-call, the row is there to say so
             # Messages and parameters are plain dicts built at run time: the SDK's TypedDict overloads cannot type them.
             completions: Any = self.provider.client().chat.completions
-            sdk_stream = completions.create(
+            opening = _Opening(lambda: completions.create(
                 model=self.request.model, messages=self.request.messages, stream=True,
-                stream_options={"include_usage": True}, **self.request.params)
-            response_started = True
-            for chunk in sdk_stream:
+                stream_options={"include_usage": True}, **self.request.params))
+            waited_from = time.monotonic()
+            while not opening.done.wait(0.25):  # each call back is where a Stop click can land
+                if self.on_waiting is not None:
+                    self.on_waiting(time.monotonic() - waited_from)
+            sdk_stream = opening.stream
+            response_started = sdk_stream is not None
+            if opening.error is not None:
+                raise opening.error
+            for chunk in opening.chunks():
                 text = self.reply.add(chunk)
                 if text:
                     yield text
@@ -205,6 +261,8 @@ class ChatStream:
             status = "cancelled"  # the page's Stop interrupted the wait (Streamlit's rerun is a BaseException)
             raise
         finally:
+            if opening is not None and sdk_stream is None:
+                opening.abandon()  # stopped while waiting: the request is dropped whenever it answers
             if sdk_stream is not None:
                 sdk_stream.close()  # on the offline model this cancels the generation at its next token
             if queue is not None and queued:

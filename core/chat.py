@@ -196,11 +196,12 @@ def start_reply(plan: ContextPlan, chain: list[str], provider_for: Callable[[str
                 params_for: Callable[[Provider, str], dict[str, Any]], context: CallContext,
                 log: CallLog, cache: ResponseCache | None = None, cache_opt_in: bool = False,
                 on_wait: Callable[[float], None] | None = None,
-                on_queue: QueueWait | None = None) -> FallbackStream:
+                on_queue: QueueWait | None = None,
+                on_waiting: Callable[[float], None] | None = None) -> FallbackStream:
     """A stream of the assistant's reply as planned, from the first model of the chain that answers (or from the
     response cache, at temperature 0 or when opted in)."""
     return FallbackStream(chain, plan.messages, provider_for, params_for, context, log, cache, cache_opt_in, on_wait,
-                          on_queue)
+                          on_queue, on_waiting)
 
 
 def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: str | None = None) -> Message | None:

@@ -216,9 +216,18 @@ if wants_reply and chat.awaiting_reply(conv):
 
     conv.reply_pending, conv.error = True, None
     save(conv)  # the user's turn is stored before the call: a crash mid-reply cannot lose it
+    shown_second = [0]
+
+    def waiting_for_reply(seconds: float) -> None:
+        """No first token yet: say so, once a second. Each update is also where a Stop click lands."""
+        if int(seconds) > shown_second[0]:
+            shown_second[0] = int(seconds)
+            countdown.info(f"⏳ Waiting for {plain(model)}… {int(seconds)} s — Stop ends it.")
+
     stream = chat.start_reply(plan, chain, wb.provider_for, lambda p, m: request_params(
         p, m, temperature=temperature, max_tokens=max_tokens), wb.context("chat"), wb.log,
-        response_cache(wb), cache_opt_in, on_wait=rate_limit_countdown, on_queue=offline_model_queue)
+        response_cache(wb), cache_opt_in, on_wait=rate_limit_countdown, on_queue=offline_model_queue,
+        on_waiting=waiting_for_reply)
     with st.chat_message("assistant"):
         # Clicking Stop reruns the script, which interrupts the stream's drawing (or the wait for the offline model);
         # `finally` then closes the HTTP stream (cancelling the generation) and keeps the partial reply "stopped".

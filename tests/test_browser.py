@@ -557,3 +557,14 @@ def test_analytics_reconciles_with_the_bill_and_shows_the_outside_calls(browser,
         context.close()
     finally:
         running.stop()
+
+
+def test_stop_while_the_model_has_not_answered_ends_the_request_within_two_seconds(page, server, app_env):
+    server.push(Script(first_byte_delay=30))  # a provider that does not answer
+    send(page, "are you there?")
+    sync_api.expect(page.get_by_text("Waiting for gpt-4o-mini", exact=False)).to_be_visible(timeout=10_000)
+    page.get_by_role("button", name="⏹ Stop").click()
+    page.wait_for_selector(IDLE, timeout=2_000)  # the wait ends with the click, not with the 30 s answer
+    assert "are you there?" in page.inner_text("body")
+    records = [r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(5) if r.page == "chat"]
+    assert [r.status for r in records] == ["cancelled"]

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from core.calls import ChatRequest, ChatStream, list_models
+from core.calls import CallContext, ChatRequest, ChatStream, list_models
 from core.errors import PromptLabError
 from core.providers import Provider
 from core.tokens import count_text
@@ -238,3 +238,27 @@ def test_streamed_tool_call_is_assembled_and_logged(provider, ctx, log, server):
     assert out.tool_calls == [{"id": "call_loopback", "name": "lookup_order",
                                "arguments": '{"order_id": "A-1234", "reason": "size"}'}]
     assert "lookup_order" in log.texts(out.request_id).reply
+
+
+class StopClicked(BaseException):
+    """What Streamlit raises in the page's thread when Stop is clicked (a BaseException)."""
+
+
+def test_stop_ends_a_request_that_never_answers_while_it_waits(server, log):
+    from tests.conftest import TEST_KEY
+    server.push(Script(first_byte_delay=30))
+    provider = Provider("compatible", server.base_url, TEST_KEY, timeout_s=60, max_retries=0)
+    waited: list[float] = []
+
+    def waiting(seconds: float) -> None:
+        waited.append(seconds)
+        if seconds > 0.5:
+            raise StopClicked()
+
+    stream = ChatStream(provider, ChatRequest("gpt-4o-mini", [{"role": "user", "content": "hello?"}]),
+                        CallContext("chat"), log, on_waiting=waiting)
+    with pytest.raises(StopClicked):
+        next(stream)
+    stream.close()
+    assert waited and max(waited) < 5  # given up while waiting, not after the server's 30 s
+    assert stream.outcome.status == "cancelled" and log.get(stream.request_id).status == "cancelled"
