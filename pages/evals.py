@@ -6,7 +6,6 @@ import time
 import pandas as pd
 import streamlit as st
 
-from core import eval_results as er
 from core.eval_assertions import MODEL_GRADED
 from core.eval_config import (
     EvalConfig,
@@ -24,6 +23,7 @@ from core.eval_store import EvalStore
 from core.evals import EvalRun, ProviderResolver, key_notes
 from core.pricing import format_cost
 from core.rendering import plain
+from pages._eval_results import render_results
 from pages._widgets import available_models
 from pages._workbench import response_cache, workbench
 
@@ -187,80 +187,4 @@ with run_tab:
 
 # ----- results -------------------------------------------------------------------------------------------------------
 with results_tab:
-    runs = store.runs()
-    if not runs:
-        st.info("Run an eval to see which prompt passes more cases.")
-    else:
-        last = state.eval_box.get("last")
-        ids = [r.id for r in runs]
-        if last in ids and state.get("eval_last_shown") != last:  # a run just finished: show it
-            state.eval_result_pick, state.eval_last_shown = last, last
-        pick = st.selectbox("Run", ids, key="eval_result_pick",
-                            format_func=lambda i: next(f"{r.name} · {r.created_at[:16]}" + (" ⭐ baseline" if
-                                                       r.baseline else "") for r in runs if r.id == i))
-        shown = next(r for r in runs if r.id == pick)
-        rows = shown.rows
-        s = shown.summary
-        st.markdown(f"**{s['passed']} passed · {s['failed']} failed · {s['errors']} errors** · "
-                    f"{format_cost(s['cost_usd'])}" + (f" + {s['unpriced_calls']} unpriced calls"
-                                                       if s.get("unpriced_calls") else ""))
-        st.subheader("Pass rate (95 % interval)")
-        st.dataframe(er.pass_matrix(rows), width="stretch")
-        configs = er.config_summaries(rows)
-        st.dataframe(pd.DataFrame([{
-            "configuration": c.label, "passed": c.passed, "cases": c.total, "errors": c.errors,
-            "cost": format_cost(c.cost_usd) + (f" + {c.unpriced} unpriced" if c.unpriced else ""),
-            "median latency (s)": None if c.latency_median_ms is None else round(c.latency_median_ms / 1000, 2),
-            "tokens in / out": f"{c.input_tokens:,} / {c.output_tokens:,}"} for c in configs]),
-            hide_index=True, width="stretch")
-
-        prompts = list(dict.fromkeys(c.prompt for c in configs))
-        providers = list(dict.fromkeys(c.provider for c in configs))
-        if len(prompts) > 1:
-            st.subheader("Compare two prompts on the same cases")
-            a, b, v = st.columns(3)
-            prompt_a = a.selectbox("A", prompts, key="eval_cmp_a")
-            prompt_b = b.selectbox("B", prompts, index=1, key="eval_cmp_b")
-            provider = v.selectbox("On", providers, key="eval_cmp_provider")
-            comparison = er.compare_prompts(rows, prompt_a, prompt_b, provider)
-            st.info(plain(comparison.sentence()))
-            for row in er.flipped(rows, comparison, prompt_b, provider):
-                st.caption(f"{'✅ B better' if row['flip'] == 'better' else '❌ B worse'} · case "
-                           f"{row['test_index'] + 1} #{row['repeat']} · {plain(row.get('description') or row['vars'])}")
-
-        st.subheader("Baseline")
-        baseline = store.baseline()
-        if st.button("⭐ Make this run the baseline", key="eval_set_baseline", disabled=shown.baseline):
-            store.set_baseline(shown.id)
-            st.rerun()
-        if baseline is None:
-            st.caption("No baseline yet: make a run the baseline, and later runs show what changed.")
-        elif baseline.id != shown.id:
-            for label, comparison in er.compare_with_baseline(rows, baseline.rows):
-                st.markdown(f"**{plain(label)}** — {plain(comparison.sentence())}")
-                prompt, provider = label.split(" · ", 1)
-                for row in er.flipped(rows, comparison, prompt, provider):
-                    st.caption(f"{'✅ now passes' if row['flip'] == 'better' else '❌ now fails'} · case "
-                               f"{row['test_index'] + 1} #{row['repeat']} · "
-                               f"{plain(row.get('description') or row['vars'])}")
-        else:
-            st.caption("This run is the baseline.")
-
-        st.subheader("Cases, failures first")
-        for row in er.cases_failures_first(rows)[:200]:
-            mark = "⚠️" if row.get("error") else "✅" if row["pass"] else "❌"
-            title = (f"{mark} case {row['test_index'] + 1} #{row['repeat']} · {plain(row['prompt'][:40])} · "
-                     f"{plain(row['provider'])} — {plain((row.get('description') or '')[:40])}")
-            with st.expander(title):
-                st.caption(f"Reason: {plain(row['reason'])}")
-                st.json(row["vars"], expanded=False)
-                st.text(row["output"] or "(no output)")
-                if row["assertions"]:
-                    st.dataframe(pd.DataFrame(row["assertions"]), hide_index=True, width="stretch")
-                for verdict in row.get("grading", []):
-                    st.caption(f"Grading prompt ({verdict['type']})")
-                    st.json(verdict["prompt"], expanded=False)
-        if len(rows) > 200:
-            st.caption(f"First 200 of {len(rows)} cells; download the run for all of them.")
-        st.download_button("⬇ results.json", shown.to_json(),
-                           f"{shown.name}.json", "application/json", key="eval_download")
+    render_results(store)
