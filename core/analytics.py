@@ -360,6 +360,19 @@ class BudgetStatus:
         return self.month_to_date_usd / self.budget_usd if self.budget_usd else 0.0
 
 
+def budget_warning(status: BudgetStatus) -> str | None:
+    """The banner: spend already past the budget says so first; otherwise a forecast that will pass it."""
+    budget = format_cost(status.budget_usd)
+    if status.month_to_date_usd > status.budget_usd:
+        return (f"This month's spend, {format_cost(status.month_to_date_usd)}, is {status.used_share:.0%} of the "
+                f"budget — {format_cost(status.month_to_date_usd - status.budget_usd)} over the {budget} budget "
+                f"already, heading for {format_cost(status.forecast_usd)}: look at the biggest models and users below.")
+    if status.over_budget_forecast:
+        return (f"At the current burn rate this month ends at {format_cost(status.forecast_usd)}, over the {budget} "
+                "budget: look at the biggest models and users below.")
+    return None
+
+
 def budget_status(analytics: Analytics, budget_usd: float, now: datetime | None = None) -> BudgetStatus:
     """Forecast = month-to-date + (recent daily rate × days left). The recent rate is the mean of the last 7 full
     days when the month has that many, else the month-to-date rate: a spend that has just jumped shows quickly."""

@@ -41,9 +41,13 @@ if engine.version[1] == 0:
     st.info("The call log is empty. Chat, use the Playground, or fill it with realistic demo calls to explore.")
     if st.button("Generate demo data (5,000 calls over 30 days)", type="primary"):
         with st.spinner("Generating…"):
-            generate(wb.log, 5_000, days=30, seed=int(datetime.now().timestamp()))
+            made = generate(wb.log, 5_000, days=29, seed=int(datetime.now().timestamp()))  # all in "30 days"
+        st.session_state.an_generated = made
         st.rerun()
     st.stop()
+if "an_generated" in st.session_state:
+    st.toast(f"Generated {st.session_state.pop('an_generated'):,} demo calls; model lists and connection tests "
+             "among them are counted apart (the sidebar's toggle includes them).")
 
 today = datetime.now(timezone.utc).date()
 options = _options(wb.settings.db_url, engine.version)
@@ -72,9 +76,9 @@ st.caption(f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} (UTC), "
 budget = an.monthly_budget(wb.log)
 if budget:
     status = an.budget_status(engine, budget)
-    if status.over_budget_forecast:
-        st.warning(f"At the current burn rate this month ends at {format_cost(status.forecast_usd)}, over the "
-                   f"{format_cost(budget)} budget: look at the biggest models and users below.")
+    warning = an.budget_warning(status)
+    if warning:
+        st.warning(warning)
     b1, b2, b3 = st.columns(3)
     b1.metric("Month to date", format_cost(status.month_to_date_usd), f"{status.used_share:.0%} of budget",
               delta_color="off")

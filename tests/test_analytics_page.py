@@ -117,3 +117,20 @@ def test_model_lists_and_connection_tests_are_counted_apart(seeded):
     at.toggle(key="an_non_model").set_value(True).run()
     everything = int(metrics(at)["Calls"].replace(",", ""))
     assert others > 0 and everything - model_work > 0
+
+
+def test_demo_data_lands_in_the_default_period_and_says_how_many(offline_env):
+    at = open_analytics()
+    next(b for b in at.button if b.label.startswith("Generate demo data")).click().run()
+    assert any("Generated 5,000 demo calls" in t.value for t in at.toast)
+    at.toggle(key="an_non_model").set_value(True).run()
+    assert metrics(at)["Calls"] == "5,000"  # every generated call is inside "30 days"
+
+
+def test_a_budget_already_spent_is_said_before_the_forecast():
+    from core.analytics import BudgetStatus, budget_warning
+    over = BudgetStatus(100.0, 132.0, 10.0, 300.0, 13.2, 30)
+    assert budget_warning(over).startswith("This month's spend, $132.00, is 132% of the budget — $32.00 over")
+    heading = BudgetStatus(100.0, 50.0, 10.0, 170.0, 5.0, 30)
+    assert budget_warning(heading).startswith("At the current burn rate this month ends at $170.00")
+    assert budget_warning(BudgetStatus(100.0, 10.0, 1.0, 40.0, 10.0, 30)) is None
