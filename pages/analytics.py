@@ -142,7 +142,7 @@ if request_id:
     with st.container(border=True):
         st.markdown(f"**Call {code_text(request_id)}**")
         st.json(an.record_details(record) if record else {"request_id": request_id, "note": "not in the log"})
-        if texts and st.button("🧪 Open in the Playground", key="an_replay"):
+        if texts and texts.request.get("messages") and st.button("🧪 Open in the Playground", key="an_replay"):
             st.session_state.pg_load = replay_draft(texts.request)
             st.switch_page("pages/playground.py")
         if texts:

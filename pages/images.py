@@ -56,8 +56,13 @@ else:
                "response's usage.")
     for problem in problems[1 if not prompt.strip() else 0:]:
         st.warning(problem)
-    if st.button("✨ Generate", type="primary", disabled=bool(problems), key="img_generate") or \
-            (variation and not problems):
+    # Never disabled for an empty prompt: the box commits its text on blur, so a click straight after typing would
+    # meet a disabled button. The click itself re-checks (the value is current by then).
+    clicked = st.button("✨ Generate", type="primary", disabled=bool(problems[1 if not prompt.strip() else 0:]),
+                        key="img_generate")
+    if clicked and problems:
+        state.img_error, state.img_last = problems[0], []
+    elif clicked or (variation and not problems):
         with st.spinner("Generating…"):
             try:
                 result = generate(wb.provider, request, wb.context("images"), wb.log)
@@ -67,6 +72,7 @@ else:
                 state.img_note = f"{len(result.images)} image(s) · {cost}"
             except PromptLabError as err:
                 state.img_error = err.message  # the prompt stays in its box
+                state.img_last = []  # a refusal leaves no stale "Just generated"
     if state.get("img_error"):
         st.error(state.img_error)
 
@@ -107,9 +113,12 @@ query = st.text_input("Search prompts", key="img_search")
 page_size = 12
 page = st.session_state.get("img_page", 1)
 images, total = gallery.search(query, page_size, (page - 1) * page_size, user=wb.user, admin=wb.admin)
-st.number_input(f"Page (of {max(1, -(-total // page_size))}, {total} images)", 1, max(1, -(-total // page_size)),
-                key="img_page")
-if not images:
+if total > page_size:  # a page selector only when there is more than one page
+    st.number_input(f"Page (of {-(-total // page_size)}, {total} images)", 1, -(-total // page_size),
+                    key="img_page")
+just_shown = {img.id for img in last}
+images = [img for img in images if img.id not in just_shown]  # each image once: above, or here
+if not images and not just_shown:
     st.caption("No images yet." if not query else "No image prompt matches that search.")
 cols = st.columns(4)
 for i, img in enumerate(images):

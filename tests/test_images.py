@@ -102,9 +102,10 @@ def test_page_generate_gallery_delete(images_page, app_env):
     assert any("Estimated cost" in c.value for c in at.caption)
     at.button(key="img_generate").click().run()
     assert not at.exception and not at.error
-    assert len(at.get("image")) == 4  # two new images and the same two in the gallery
+    assert len(at.get("image")) == 2  # each new image once: under "Just generated", not again in the gallery
     assert any("Images · " in c.value or "2 image(s)" in c.value for c in at.caption)
-    delete = next(b for b in at.button if b.key and b.key.startswith("del_gal_"))
+    assert not [n for n in at.number_input if n.key == "img_page"]  # one page: no page selector
+    delete = next(b for b in at.button if b.key and b.key.startswith("del_new_"))
     delete.click().run()
     assert not at.exception
     assert Gallery(app_env["PROMPTLAB_DB_URL"], "unused").search()[1] == 1
@@ -129,8 +130,22 @@ def test_page_variations_regenerate_with_the_same_prompt(images_page, server, ap
     images_page.text_area(key="img_prompt").set_value("A green kite").run()
     images_page.selectbox(key="img_quality").set_value("low").run()
     images_page.button(key="img_generate").click().run()
-    next(b for b in images_page.button if b.key and b.key.startswith("var_gal_")).click().run()
+    next(b for b in images_page.button if b.key and b.key.startswith("var_new_")).click().run()
     assert not images_page.exception
     bodies = [r["body"] for r in server.requests if r["path"] == "/v1/images/generations"]
     assert len(bodies) == 2 and bodies[1]["prompt"] == "A green kite" and bodies[1]["quality"] == "low"
     assert Gallery(app_env["PROMPTLAB_DB_URL"], "unused").search("kite")[1] == 2
+
+
+def test_the_first_click_after_typing_generates_and_an_empty_prompt_says_why(images_page, server):
+    assert not images_page.button(key="img_generate").disabled  # no blur needed before the click
+    images_page.button(key="img_generate").click().run()  # nothing typed: one sentence, no call
+    assert images_page.error and not [r for r in server.requests if r["path"] == "/v1/images/generations"]
+    images_page.text_area(key="img_prompt").set_value("A blue boat")
+    images_page.button(key="img_generate").click().run()  # typed and clicked in one go
+    assert [r["body"]["prompt"] for r in server.requests if r["path"] == "/v1/images/generations"] == ["A blue boat"]
+    server.push(REFUSAL)
+    images_page.text_area(key="img_prompt").set_value("something violent")
+    images_page.button(key="img_generate").click().run()
+    assert "safety system refused" in images_page.error[0].value
+    assert not [s for s in images_page.subheader if s.value == "Just generated"]  # no stale images after a refusal
