@@ -16,6 +16,30 @@ class Persona:
 
 CUSTOM_ID = "custom"
 
+# What an empty chat offers to ask first, per persona: a demo starts with one click, not with a blank box.
+STARTERS: dict[str, tuple[str, ...]] = {
+    "assistant": ("Explain the difference between a list and a tuple in Python, with one example each.",
+                  "Draft a polite two-line reply declining a meeting invitation.",
+                  "Summarise the pros and cons of remote work in five bullet points."),
+    "returns_agent": ("I bought running shoes 20 days ago and they hurt. Can I return them?",
+                      "My order arrived damaged. What are my options?",
+                      "Can I exchange a jacket for a different size without paying shipping again?"),
+    "tutor": ("Help me understand why the derivative of x² is 2x.",
+              "Quiz me on the causes of the First World War.",
+              "How do I balance the equation H₂ + O₂ → H₂O?"),
+    "kb_assistant": ("How many vacation days do new employees get?",
+                     "What is the process for requesting a new laptop?",
+                     "Who approves travel expenses above the limit?"),
+    "code_reviewer": ("Review this function: def avg(xs): return sum(xs) / len(xs)",
+                      "Is it safe to build SQL with f-strings? Show a better way.",
+                      "What should I check first when reviewing a pull request?"),
+}
+
+
+def starters(persona_id: str) -> tuple[str, ...]:
+    """The starter prompts for a persona (the general assistant's for a custom system prompt)."""
+    return STARTERS.get(persona_id, STARTERS["assistant"])
+
 BUILT_IN: tuple[Persona, ...] = (
     Persona("assistant", "General assistant", "Helpful, concise, honest.",
             "You are a helpful, concise assistant. Answer accurately; say so when you are unsure."),

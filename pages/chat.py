@@ -9,7 +9,7 @@ from core.fallback import fallback_chain, saved_chain
 from core.local_model import queue_sentence
 from core.moderation import check, load_moderation
 from core.pending_writes import PENDING
-from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id
+from core.personas import BUILT_IN, CUSTOM_ID, LANGUAGES, persona_by_id, starters
 from core.providers import request_params
 from core.rendering import model_markdown, plain
 from pages._widgets import model_picker, picked_model, stream_markdown
@@ -170,9 +170,16 @@ if conv.messages:
     cols[3].download_button("⬇ Markdown", chat.export_markdown(conv), chat.export_name(conv, "md"), "text/markdown")
     cols[4].download_button("⬇ JSON", chat.export_json(conv), chat.export_name(conv, "json"), "application/json")
 
+starter = None
+if not conv.messages:  # an empty chat offers what to ask first, for its persona
+    st.caption("Try one of these, or write your own below:")
+    for i, (col, text) in enumerate(zip(st.columns(3), starters(conv.persona_id), strict=False)):
+        if col.button(text, key=f"starter_{i}", width="stretch"):
+            starter = text
+
 if "chat_restore" in state:  # a flagged prompt comes back into the box, editable
     state.chat_box = state.pop("chat_restore")
-prompt = st.chat_input("Message PromptLab…", key="chat_box")
+prompt = st.chat_input("Message PromptLab…", key="chat_box") or starter
 if prompt is not None:
     refusal = chat.refuse_message(prompt, model, context_window=wb.context_window(model), reply_budget=max_tokens,
                                   system=chat.system_message(conv), counter=provider.prompt_counter(model))

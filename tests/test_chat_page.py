@@ -290,3 +290,14 @@ def test_the_users_turn_is_stored_before_the_call_and_an_interrupted_reply_says_
     store.save(stored, "local")
     again = reload(conv_id)
     assert "interrupted" in again.error[0].value and button(again, "↻ Retry")
+
+
+def test_an_empty_chat_offers_starters_for_its_persona_and_one_click_sends(at, server):
+    from core.personas import starters
+    at.selectbox(key="persona_id").set_value("returns_agent").run()
+    offered = [b.label for b in at.button if b.key and b.key.startswith("starter_")]
+    assert offered == list(starters("returns_agent")) and len(offered) == 3
+    next(b for b in at.button if b.key == "starter_1").click().run()
+    assert messages(at)[0] == ("user", starters("returns_agent")[1])
+    assert server.chat_requests()[-1]["messages"][-1]["content"] == starters("returns_agent")[1]
+    assert not [b for b in at.button if b.key and b.key.startswith("starter_")]  # gone once the chat has begun
