@@ -1,0 +1,58 @@
+"""The chat page's sidebar: model, sampling, persona, counters and the conversation list."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from core import chat
+from core.personas import CUSTOM_ID, LANGUAGES
+from core.rendering import model_markdown, plain
+from pages._widgets import model_picker
+from pages._workbench import Workbench
+
+DEFAULT_TEMPERATURE, DEFAULT_MAX_TOKENS = 0.7, 1024
+
+
+def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan, persona_names: dict[str, str],
+                 start_new_conversation: Callable[[], None],
+                 open_conversation: Callable[[chat.Conversation], None]) -> None:
+    """Model, sampling, persona, counters and the conversation list. Drawn after the main area: a message sent
+    reruns the page, and every element drawn before the reply is one more message the browser handles before the
+    first token shows (30 conversations alone are 150). A run that streams a reply ends in `st.rerun()` before
+    this point, so the sidebar of the run before stays on screen until the next run redraws it."""
+    with st.sidebar:
+        model_picker(wb, key="chat_model")
+        st.slider("Temperature", 0.0, 2.0, DEFAULT_TEMPERATURE, 0.1, key="chat_temperature")
+        st.number_input("Max tokens (reply)", 16, 32_768, DEFAULT_MAX_TOKENS, 16, key="chat_max_tokens")
+        st.toggle("Reuse cached replies", key="chat_cache",
+                  help="At temperature 0 identical requests are answered from the cache anyway; turn "
+                       "this on to reuse replies at any temperature.")
+        st.selectbox("Persona", list(persona_names), format_func=persona_names.get, key="persona_id",
+                     on_change=start_new_conversation, help="Changing persona starts a new conversation.")
+        if st.session_state.persona_id == CUSTOM_ID:
+            st.text_area("System prompt", key="custom_prompt", height=120)
+            st.button("Start chat with this prompt", on_click=start_new_conversation)
+        else:
+            with st.expander("System prompt"):
+                st.markdown(model_markdown(conv.system_prompt))
+        st.selectbox("Reply language", list(LANGUAGES), key="reply_language")
+
+        st.subheader("Counters")
+        st.caption(chat.totals_caption(chat.totals(conv)))
+        st.caption(chat.next_turn_caption(plan))
+
+        st.subheader("Conversations")
+        st.button("➕ New chat", on_click=start_new_conversation, width="stretch")
+        for summary in wb.conversations.list(wb.user, limit=30):
+            open_col, delete_col = st.columns([5, 1])
+            current = summary.id == conv.id
+            if open_col.button(("▶ " if current else "") + plain(summary.title), key=f"open_{summary.id}",
+                               width="stretch", disabled=current):
+                open_conversation(wb.conversations.load(summary.id, wb.user, wb.admin) or conv)
+                st.rerun()
+            if delete_col.button("🗑", key=f"delete_{summary.id}", help="Delete this conversation"):
+                wb.conversations.delete(summary.id, wb.user, wb.admin)
+                if current:
+                    start_new_conversation()
+                st.rerun()
