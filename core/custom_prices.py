@@ -147,6 +147,17 @@ def save(engine: Engine, prices: list[CustomPrice], actor: str | None = None) ->
     return repriced
 
 
+def unpriced_models(engine: Engine, limit: int = 20) -> list[tuple[str, str, int]]:
+    """(provider, model, calls) of logged model work without a price, most calls first (one pass over the log:
+    callers cache it)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT provider, coalesce(model, model_requested) AS m, count(*) AS n FROM calls WHERE cost_usd IS NULL "
+            "AND status IN ('ok', 'cancelled') AND provider != 'local' GROUP BY 1, 2 ORDER BY 3 DESC LIMIT :l"),
+            {"l": limit}).all()
+    return [(r.provider, r.m, int(r.n)) for r in rows]
+
+
 def reprice(engine: Engine, prices: list[CustomPrice]) -> int:
     """Set the cost of every logged call of these providers' models from its tokens (and images)."""
     count = 0

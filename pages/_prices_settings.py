@@ -4,7 +4,6 @@ from __future__ import annotations
 import importlib.metadata
 
 import pandas as pd
-import sqlalchemy as sa
 import streamlit as st
 
 from core import custom_prices
@@ -14,18 +13,23 @@ from pages._workbench import Workbench
 COLUMNS = ["provider", "model", "input_per_mtok", "cached_input_per_mtok", "output_per_mtok", "per_image"]
 
 
+@st.cache_data(ttl=120, show_spinner=False)
+def _unpriced(db_url: str) -> list[tuple[str, str, int]]:
+    """A pass over the whole log: not on every rerun of Settings (a million calls take a second)."""
+    from core.calllog import CallLog
+    return custom_prices.unpriced_models(CallLog(db_url).engine)
+
+
 def render_prices(wb: Workbench) -> None:
     st.subheader("Prices")
     engine = wb.log.engine
     st.caption(f"List prices: genai-prices {importlib.metadata.version('genai-prices')} (bundled data, offline). "
                "Custom prices below win over them, for self-hosted or resold models and contract prices.")
-    with engine.connect() as conn:
-        unpriced = conn.execute(sa.text(
-            "SELECT provider, coalesce(model, model_requested) AS m, count(*) AS n FROM calls WHERE cost_usd IS NULL "
-            "AND status IN ('ok', 'cancelled') AND provider != 'local' GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 20")).all()
+    unpriced = _unpriced(wb.settings.db_url)
     if unpriced:
-        st.warning("Calls without a price: " + ", ".join(f"{plain(r.m)} on {plain(r.provider)} ({r.n:,})"
-                                                          for r in unpriced) + " — add a custom price to cost them.")
+        st.warning("Calls without a price: " + ", ".join(f"{plain(m)} on {plain(provider)} ({n:,})"
+                                                          for provider, m, n in unpriced)
+                   + " — add a custom price to cost them.")
     try:
         current = custom_prices.stored(engine)
     except ValueError as err:
@@ -47,4 +51,5 @@ def render_prices(wb: Workbench) -> None:
             st.error(plain(str(err)))
         else:
             repriced = custom_prices.save(engine, prices, actor=wb.user)
+            _unpriced.clear()
             st.success(f"{len(prices)} custom prices in force; {repriced:,} logged calls priced again (audited).")

@@ -100,7 +100,7 @@ if plan.dropped_messages:
     st.info(f"{plan.dropped_messages} older messages no longer fit the context window and are not sent.")
 
 wants_reply = False
-errors = state.setdefault("chat_errors", {})  # written in `finally` below, where st.session_state is off limits
+errors = notices  # the same plain dict: written in `finally` below, where st.session_state is off limits
 forced_model = None
 if errors.get("message"):
     st.error(errors["message"])

@@ -83,3 +83,12 @@ def test_a_prices_file_the_database_wins_and_a_broken_file_never_fails_a_call(se
 def test_a_bad_price_is_one_sentence(row, reason):
     with pytest.raises(ValueError, match=reason):
         custom_prices.CustomPrice.checked(row)
+
+
+def test_the_models_without_a_price_are_listed_until_one_is_set(server, log):
+    chat(server, log)
+    chat(server, log)
+    assert custom_prices.unpriced_models(log.engine) == [("compatible", "echo-1", 2)]
+    custom_prices.save(log.engine, [custom_prices.CustomPrice(provider="compatible", model="echo-1",
+                                                              input_per_mtok=1.0, output_per_mtok=1.0)])
+    assert custom_prices.unpriced_models(log.engine) == []
