@@ -5,7 +5,7 @@ from core import metrics
 from core.db import database_problem
 from pages._access import require_access
 from pages._widgets import provider_badge
-from pages._workbench import base_settings, needs_login, offline_model_fetch, retention_worker, workbench
+from pages._workbench import base_settings, needs_login, offline_model_fetch, retention_worker, workbench, write_cookie
 
 st.set_page_config(page_title="PromptLab", page_icon="🧪", layout="wide")
 
@@ -34,4 +34,5 @@ if not wb.settings.local_model_path:
 if wb.settings.metrics_port:
     metrics.serve(wb.settings.metrics_port, wb.settings.metrics_addr)  # once per process; Prometheus scrapes it on its own port
 provider_badge(wb)
+write_cookie()  # a provider chosen in Settings is kept across reloads (core/provider_choice.py)
 page.run()

@@ -176,3 +176,58 @@ def evals_main(argv: list[str] | None = None) -> int:
             print(f"error: cannot write {args.output}: {err.strerror}", file=sys.stderr)
             return 1
     return exit_code(evaluation)
+
+
+def report_main(argv: list[str] | None = None) -> int:
+    """`python -m core.report conversation ID | run ID | analytics [--since --until --model …]`: one
+    self-contained HTML file (see core/report.py), written to --output or to the report's own file name."""
+    from core import report
+    from core.analytics import Analytics, Filters
+    from core.calllog import CallLog
+    from core.config import load_settings
+    from core.conversations import ConversationStore
+    from core.eval_store import EvalStore
+    from core.prompts import PromptLibrary
+
+    parser = argparse.ArgumentParser(prog="python -m core.report", description="Shareable HTML reports")
+    parser.add_argument("--output", "-o", help="file to write (default: the report's own name, here)")
+    sub = parser.add_subparsers(dest="kind", required=True)
+    sub.add_parser("conversation", help="a saved chat conversation").add_argument("id")
+    sub.add_parser("run", help="a saved eval run or Playground compare run").add_argument("id")
+    ana = sub.add_parser("analytics", help="an Analytics period: KPIs and charts")
+    ana.add_argument("--since", type=date.fromisoformat, help="first day (UTC), YYYY-MM-DD (default: 29 days ago)")
+    ana.add_argument("--until", type=date.fromisoformat, help="last day (UTC, inclusive; default: today)")
+    for dim in ("provider", "model", "page", "user", "status", "tag"):
+        ana.add_argument(f"--{dim}", action="append", default=[], help=f"only these {dim}s (repeatable)")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    secrets = settings.secret_values
+    made: report.Report | None
+    if args.kind == "conversation":
+        conversation = ConversationStore(settings.db_url).load(args.id, admin=True)
+        made = report.conversation_report(conversation, secrets) if conversation else None
+    elif args.kind == "run":
+        eval_run = EvalStore(settings.db_url).run(args.id)
+        compare = None if eval_run else PromptLibrary(settings.db_url).run(args.id)
+        made = (report.eval_report(eval_run, secrets) if eval_run
+                else report.compare_report(compare, secrets) if compare else None)
+    else:
+        from datetime import datetime, timedelta, timezone
+        until = args.until or datetime.now(timezone.utc).date()
+        filters = Filters(args.since or until - timedelta(days=29), until, tuple(args.provider), tuple(args.model),
+                          tuple(args.page), tuple(args.user), tuple(args.status), tuple(args.tag))
+        analytics = Analytics(CallLog(settings.db_url))
+        analytics.refresh()
+        made = report.analytics_report(analytics.dashboard(filters), filters, secrets)
+    if made is None:
+        print(f"error: no {args.kind} with id {args.id}", file=sys.stderr)
+        return 1
+    path = args.output or made.file_name
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(made.html)
+    except OSError as err:
+        print(f"error: cannot write {path}: {err.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote {path} ({len(made.html.encode()) / 1024:,.0f} KiB)")
+    return 0

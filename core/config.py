@@ -49,6 +49,11 @@ class Settings:
         """Where the default offline model is fetched to (and the model process writes its log)."""
         return self.models_dir or os.path.join(self.data_dir, "models")
 
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Every key this configuration holds: what exports and shared reports must never contain."""
+        return tuple(v for v in (self.openai_api_key, self.openai_admin_key, self.azure_api_key) if v)
+
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (the Settings page's per-session switch)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -155,6 +155,14 @@ class PromptLibrary:
                           "body": results_to_json(results)})
         return run
 
+    def run(self, run_id: str) -> SavedRun | None:
+        """One saved run by id, if the viewer may see it."""
+        mine = " AND user_id = :viewer" if self._scoped else ""
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.text(f"SELECT * FROM playground_runs WHERE id = :id{mine}"),
+                             {"id": run_id, "viewer": self.viewer}).first()
+        return SavedRun(r.id, r.name, r.created_at, results_from_json(r.body)) if r else None
+
     def runs(self, limit: int = 50) -> list[SavedRun]:
         """Saved runs, newest first: the viewer's own (all for an admin)."""
         mine = " WHERE user_id = :viewer" if self._scoped else ""

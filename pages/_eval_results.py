@@ -6,12 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from core import eval_results as er
+from core import report
 from core.eval_store import EvalStore
 from core.pricing import format_cost
 from core.rendering import plain
 
 
-def render_results(store: EvalStore) -> None:
+def render_results(store: EvalStore, secrets: tuple[str, ...] = ()) -> None:
     state = st.session_state
     runs = store.runs()
     if not runs:
@@ -88,5 +89,9 @@ def render_results(store: EvalStore) -> None:
                     st.json(verdict["prompt"], expanded=False)
         if len(rows) > 200:
             st.caption(f"First 200 of {len(rows)} cells; download the run for all of them.")
-        st.download_button("⬇ results.json", shown.to_json(),
+        d1, d2 = st.columns(2)
+        d1.download_button("⬇ results.json", shown.to_json(),
                            f"{shown.name}.json", "application/json", key="eval_download")
+        d2.download_button("🔗 Share (HTML)", lambda: report.eval_report(shown, secrets).html,
+                           f"{shown.name}.html", "text/html", key="eval_share",
+                           help="The matrix, outputs and verdicts in one file that opens offline in any browser.")

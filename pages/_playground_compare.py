@@ -7,7 +7,9 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
+from core import report
 from core.call_metrics import metrics_caption
+from core.clock import utc_now_iso
 from core.exports import to_csv
 from core.playground import (
     CellResult,
@@ -26,7 +28,7 @@ from core.playground import (
     with_screen_inputs,
 )
 from core.pricing import format_cost
-from core.prompts import PromptLibrary
+from core.prompts import PromptLibrary, SavedRun
 from core.rendering import model_markdown, plain
 from pages._widgets import available_models
 from pages._workbench import Workbench
@@ -153,10 +155,13 @@ def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[Cel
     frame = pd.DataFrame([r.row() for r in results])
     with table:
         st.dataframe(frame, hide_index=True, width="stretch")
-        e1, e2, e3 = st.columns(3)
+        e1, e2, e3, e4 = st.columns(4)
         e1.download_button("⬇ CSV", to_csv(frame) or "", f"{name}.csv", "text/csv")
         e2.download_button("⬇ JSON", results_to_json(results), f"{name}.json", "application/json")
-        if e3.button("💾 Save run", key="pg_save_run"):
+        e3.download_button("🔗 Share (HTML)", lambda: report.compare_report(
+            SavedRun("", name, utc_now_iso(), results), wb.secrets).html, f"{name}.html", "text/html",
+            key="pg_share", help="One file that opens offline in any browser; no keys, no personal data.")
+        if e4.button("💾 Save run", key="pg_save_run"):
             library.save_run(name, results, wb.user)
             st.success(f"Saved “{name}”.")
     with diff:

@@ -69,6 +69,9 @@ def provider_badge(wb: Workbench) -> None:
             st.caption(f"**{wb.provider.label}**  \n{OFFLINE_NOTICE}")
         else:
             st.caption(f"**{wb.provider.label}**  \nkey {wb.provider.masked_key}")
+        if st.session_state.get("provider_choice_lost"):
+            st.caption("⚠️ The provider chosen earlier in this browser was forgotten (server restarted, or unused for "
+                       "a day): the configured one is in use. Choose again in Settings.")
 
 
 def stream_markdown(deltas: Iterable[str], on_first: Callable[[], None] | None = None) -> str:

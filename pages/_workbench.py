@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core import model_file
+from core import model_file, provider_choice
 from core.access import parse_users
 from core.cache import ResponseCache
 from core.calllog import CallLog
@@ -57,6 +57,11 @@ class Workbench:
 
     def context(self, page: str, tags: list[str] | None = None) -> CallContext:
         return CallContext(page=page, user=self.user, session=self.session, tags=tags or [])
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The keys in play (configured ones and a key typed for this session): never in a shared file."""
+        return (*self.settings.secret_values, *((self.provider.api_key,) if self.provider.api_key else ()))
 
     def provider_for(self, model: str) -> Provider:
         """The provider that serves a model: the embedded one for `local/…` ids, else the active provider."""
@@ -149,8 +154,50 @@ def workbench(gate: bool = True) -> Workbench:
     return wb
 
 
+def _restore_provider_choice(user: str) -> None:
+    """After a reload (a new session), the provider this browser chose in Settings comes back from the server's
+    memory, by the token in its cookie; once per session and user (core/provider_choice.py)."""
+    state = st.session_state
+    if state.get("provider_choice_checked") == user:
+        return
+    state.provider_choice_checked = user
+    try:
+        token = st.context.cookies.get(provider_choice.COOKIE_NAME)
+    except Exception:  # no browser behind this session (AppTest, a bare script run)
+        token = None
+    if not token or state.get(OVERRIDE_KEY):
+        return
+    remembered = provider_choice.CHOICES.recall(token, user)
+    if remembered is None:  # the server restarted, the choice expired, or the cookie is not this user's
+        state.provider_choice_lost, state.provider_cookie_pending = True, ""
+    else:
+        state[OVERRIDE_KEY], state.provider_token = remembered, token
+
+
+def remember_provider_choice(wb: Workbench, override: dict | None) -> None:
+    """Keep (or, with None, drop) this browser's provider choice; the cookie is written by `write_cookie`."""
+    state = st.session_state
+    state.pop("provider_choice_lost", None)
+    if override is None:
+        provider_choice.CHOICES.forget(state.pop("provider_token", "") or "")
+        state.pop(OVERRIDE_KEY, None)
+        state.provider_cookie_pending = ""
+    else:
+        state[OVERRIDE_KEY] = override
+        state.provider_token = provider_choice.CHOICES.remember(wb.user, override, state.get("provider_token"))
+        state.provider_cookie_pending = state.provider_token
+
+
+def write_cookie() -> None:
+    """Store or delete the provider-choice cookie in the browser, once per change (app.py calls it each run)."""
+    pending = st.session_state.pop("provider_cookie_pending", None)
+    if pending is not None:
+        st.html(provider_choice.cookie_script(pending or None), unsafe_allow_javascript=True, width="content")
+
+
 def _workbench() -> Workbench:
     settings = base_settings()
+    _restore_provider_choice(st.session_state.get(IDENTITY_KEY) or settings.user)
     override = st.session_state.get(OVERRIDE_KEY)
     if override:
         settings = settings.with_overrides(**override)

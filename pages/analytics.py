@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core import analytics as an
-from core import whatif
+from core import report, whatif
 from core.charts import comparable, figures, kpi_cards
 from core.exports import to_csv
 from core.playground import replay_draft
@@ -126,12 +126,16 @@ st.subheader("Calls")
 page_size = 50
 frame, total = engine.calls_page(filters, st.session_state.get("an_calls_page", 1) - 1, page_size)
 pages = max(1, -(-total // page_size))
-top = st.columns([2, 1, 1, 2])
+top = st.columns([2, 1, 1, 1.4, 0.6])
 top[0].number_input(f"Page (of {pages:,}, {total:,} calls)", 1, pages, key="an_calls_page")
 top[1].download_button("⬇ CSV", lambda: (to_csv(engine.filtered_frame(filters)) or "").encode(),
                        "promptlab-calls.csv", "text/csv")
 top[2].download_button("⬇ Parquet", lambda: engine.filtered_frame(filters).to_parquet(index=False),
                        "promptlab-calls.parquet", "application/octet-stream")
+top[3].download_button("🔗 Share report (HTML)", lambda: report.analytics_report(dash, filters, wb.secrets).html,
+                       report.analytics_file_name(filters), "text/html", key="an_share",
+                       help="KPIs and interactive charts for this period and these filters, in one file that "
+                            "opens offline in any browser.")
 event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
                      selection_mode="single-row", key="an_calls",
                      column_config={"cost_usd": st.column_config.NumberColumn("cost_usd", format="$%.6f")})

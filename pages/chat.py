@@ -4,7 +4,7 @@ import time
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import chat
+from core import chat, report
 from core.fallback import fallback_chain, saved_chain
 from core.local_model import queue_sentence
 from core.moderation import check, load_moderation
@@ -112,21 +112,26 @@ if errors.get("message"):
         forced_model, wants_reply = errors["next_model"], True
 
 if conv.messages:
-    cols = st.columns([1.4, 1.2, 1, 1.2, 1, 2])
-    if cols[0].button("↻ Regenerate", disabled=not any(m.role == "user" for m in conv.messages)):
+    # One row that wraps on a phone (columns would stack five full-width buttons); the files in one menu.
+    actions = st.container(horizontal=True, gap="small")
+    if actions.button("↻ Regenerate", disabled=not any(m.role == "user" for m in conv.messages)):
         chat.drop_last_reply(conv)
         wants_reply = True
-    with cols[1].popover("✏️ Edit last"):
+    with actions.popover("✏️ Edit last"):
         last_user = next((m.content for m in reversed(conv.messages) if m.role == "user"), "")
         edited = st.text_area("Last message", value=last_user, key=f"edit_{len(conv.messages)}")
         if st.button("Resend", key="resend"):
             chat.edit_last_user_message(conv, edited)
             wants_reply = True
-    if cols[2].button("🧹 Clear"):
+    if actions.button("🧹 Clear"):
         start_new_conversation()
         st.rerun()
-    cols[3].download_button("⬇ Markdown", chat.export_markdown(conv), chat.export_name(conv, "md"), "text/markdown")
-    cols[4].download_button("⬇ JSON", chat.export_json(conv), chat.export_name(conv, "json"), "application/json")
+    with actions.popover("⬇ Export / share"):
+        st.download_button("🔗 Share as one HTML file", lambda: report.conversation_report(conv, wb.secrets).html,
+                           chat.export_name(conv, "html"), "text/html", key="share_html",
+                           help="Opens offline in any browser; keys and personal data are left out.")
+        st.download_button("⬇ Markdown", chat.export_markdown(conv), chat.export_name(conv, "md"), "text/markdown")
+        st.download_button("⬇ JSON", chat.export_json(conv), chat.export_name(conv, "json"), "application/json")
 
 starter = None
 if not conv.messages:  # an empty chat offers what to ask first, for its persona

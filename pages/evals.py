@@ -187,4 +187,4 @@ with run_tab:
 
 # ----- results -------------------------------------------------------------------------------------------------------
 with results_tab:
-    render_results(store)
+    render_results(store, wb.secrets)

@@ -12,7 +12,7 @@ from core.pricing import format_cost
 from core.providers import KIND_LABELS, KINDS, chat_models
 from pages._prices_settings import render_prices
 from pages._privacy_settings import render_privacy
-from pages._workbench import OVERRIDE_KEY, response_cache, workbench
+from pages._workbench import OVERRIDE_KEY, remember_provider_choice, response_cache, workbench
 
 wb = workbench()
 provider = wb.provider
@@ -33,7 +33,7 @@ st.caption(f"{'Model file' if provider.kind == 'local' else 'Endpoint'}: `{where
            + (f" · API version `{provider.api_version}`" if provider.api_version else "")
            + f" · Call log: `{make_url(wb.settings.db_url).render_as_string(hide_password=True)}`")
 if st.session_state.get(OVERRIDE_KEY):
-    st.info("This browser session uses the provider set below, not the configured one.")
+    st.info("This browser uses the provider set below, not the configured one.")
 
 if st.button("🔌 Test connection", type="primary"):
     try:
@@ -43,8 +43,10 @@ if st.button("🔌 Test connection", type="primary"):
     except PromptLabError as err:
         st.error(err.message)
 
-st.subheader("Switch provider for this session")
-st.caption("Applies to this browser tab only; the configured provider (environment / secrets.toml) is untouched.")
+st.subheader("Switch provider for this browser")
+st.caption("Applies to this browser (kept across reloads, forgotten after a day unused or a server restart); the "
+           "configured provider (environment / secrets.toml) is untouched. A typed key stays in the server's memory "
+           "only.")
 with st.form("switch_provider", clear_on_submit=True):
     kind = st.selectbox("Provider", KINDS, index=KINDS.index(provider.kind) if provider.kind in KINDS else 0,
                         format_func=KIND_LABELS.get)
@@ -63,10 +65,10 @@ with st.form("switch_provider", clear_on_submit=True):
                         "azure_api_version": api_version.strip() or None}
         else:
             override = {"provider": kind, "openai_base_url": url, "openai_api_key": key}
-        st.session_state[OVERRIDE_KEY] = {**st.session_state.get(OVERRIDE_KEY, {}), **override}
+        remember_provider_choice(wb, {**st.session_state.get(OVERRIDE_KEY, {}), **override})
         st.rerun()
 if st.session_state.get(OVERRIDE_KEY) and st.button("Reset to configured provider"):
-    del st.session_state[OVERRIDE_KEY]
+    remember_provider_choice(wb, None)
     st.rerun()
 
 st.subheader("Monthly budget")

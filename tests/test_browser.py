@@ -568,3 +568,118 @@ def test_stop_while_the_model_has_not_answered_ends_the_request_within_two_secon
     assert "are you there?" in page.inner_text("body")
     records = [r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(5) if r.page == "chat"]
     assert [r.status for r in records] == ["cancelled"]
+
+
+def download_from(page, button, tmp_path):
+    """Click a download button and keep the file (a click swallowed by a redraw is tried once more)."""
+    for attempt in (1, 2):
+        page.wait_for_selector(IDLE, timeout=60_000)
+        try:
+            with page.expect_download(timeout=20_000) as info:
+                button.click()
+            break
+        except sync_api.TimeoutError:
+            if attempt == 2:
+                raise
+    target = tmp_path / info.value.suggested_filename
+    info.value.save_as(target)
+    return target
+
+
+def open_offline(browser, path):
+    """Open a file with every network request refused and recorded: a self-contained file makes none."""
+    context = browser.new_context(viewport={"width": 1300, "height": 900}, offline=True)
+    fetched: list[str] = []
+
+    def refuse(route):
+        fetched.append(route.request.url)
+        route.abort()
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else refuse(route))
+    page = context.new_page()
+    page.on("request", lambda r: None if r.url.startswith(("file:", "data:", "blob:")) else fetched.append(r.url))
+    page.goto(path.as_uri())
+    return context, page, fetched
+
+
+def test_a_shared_conversation_and_analytics_report_render_offline_with_the_numbers_of_the_app(
+        browser, page, app, app_env, server, tmp_path):
+    server.push(Script(reply='Your parcel ships today. <img src="https://tracker.example/p.png"> Ask ana@example.com',
+                       chunk_delay=0.01))
+    send(page, "Where is my parcel?")
+    page.wait_for_function(LAST_REPLY_DONE, timeout=30_000)
+    page.wait_for_selector(IDLE, timeout=30_000)
+    record = next(r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10) if r.page == "chat")
+    page.get_by_role("button", name="⬇ Export / share").click()
+    shared = download_from(page, page.get_by_role("button", name="🔗 Share as one HTML file"), tmp_path)
+    assert shared.name.startswith("where-is-my-parcel-") and shared.suffix == ".html"
+
+    context, report_page, fetched = open_offline(browser, shared)
+    text = report_page.inner_text("body")
+    assert "Where is my parcel?" in text and "Your parcel ships today." in text
+    assert f"{record.input_tokens:,} in / {record.output_tokens:,} out tokens" in text
+    assert "ana@example.com" not in text and "[EMAIL]" in text
+    assert fetched == [] and report_page.locator("img").count() == 0
+    context.close()
+
+    from core.synthetic import generate
+    generate(CallLog(app_env["PROMPTLAB_DB_URL"]), 1500, days=14, seed=3)
+    page.goto(f"{app.url}/analytics")
+    page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=60_000)
+    page.wait_for_selector(IDLE, timeout=60_000)
+    metrics = {m.locator("[data-testid='stMetricLabel']").inner_text().strip():
+               m.locator("[data-testid='stMetricValue']").inner_text().strip()
+               for m in page.locator("[data-testid='stMetric']").all()}
+    shared = download_from(page, page.get_by_role("button", name="🔗 Share report (HTML)"), tmp_path)
+    context, report_page, fetched = open_offline(browser, shared)
+    sync_api.expect(report_page.locator(".js-plotly-plot .main-svg").first).to_be_visible(timeout=30_000)
+    sync_api.expect(report_page.locator(".js-plotly-plot")).to_have_count(10, timeout=30_000)
+    cards = {c.locator(".label").inner_text().strip(): c.locator(".value").inner_text().strip()
+             for c in report_page.locator(".kpi").all()}
+    for label in ("Spend", "Calls", "Error rate", "p95 latency", "Tokens in"):
+        assert cards[label] == metrics[label], label  # the numbers the app showed for the same filters
+    assert "Period:" in report_page.inner_text("body") and fetched == []
+    report_page.locator(".js-plotly-plot").first.hover()  # interactive: Plotly answers the pointer
+    context.close()
+
+
+def test_reload_keeps_the_provider_chosen_in_settings_and_only_for_that_browser(browser, page, app, server):
+    from tests.loopback_server import LoopbackServer
+    other = LoopbackServer().start()
+    typed_key = "sk-typed-in-settings-0123456789abcdef"
+    try:
+        page.goto(f"{app.url}/settings")
+        page.wait_for_selector(IDLE, timeout=30_000)
+        page.get_by_label("Base URL / Azure endpoint").fill(other.base_url)
+        page.get_by_label("API key").fill(typed_key)
+        page.get_by_role("button", name="Apply", exact=True).click()
+        page.wait_for_selector(IDLE, timeout=30_000)
+        sync_api.expect(page.get_by_text("This browser uses the provider set below")).to_be_visible()
+        page.wait_for_timeout(300)  # the cookie is written by the run that follows the switch
+        page.reload()  # F5: a new Streamlit session
+        page.wait_for_selector(IDLE, timeout=30_000)
+        sync_api.expect(page.get_by_text("This browser uses the provider set below")).to_be_visible(timeout=10_000)
+        assert "…cdef" in page.inner_text("body") and typed_key not in page.content() and typed_key not in page.url
+        page.goto(app.url)
+        page.wait_for_selector("[data-testid='stChatInput'] textarea", timeout=30_000)
+        send(page, "Which server answers?")
+        page.wait_for_function(LAST_REPLY_DONE, timeout=30_000)
+        assert len(other.chat_requests()) == 1 and server.chat_requests() == []
+        assert "gpt-4o-mini" in assistant_messages(page).last.inner_text()  # which model answered the turn
+
+        stranger = browser.new_context()  # another browser: the configured provider, not this one's choice
+        elsewhere = stranger.new_page()
+        elsewhere.goto(f"{app.url}/settings")
+        elsewhere.wait_for_selector(IDLE, timeout=30_000)
+        assert "This browser uses the provider set below" not in elsewhere.inner_text("body")
+        stranger.close()
+
+        page.goto(f"{app.url}/settings")
+        page.wait_for_selector(IDLE, timeout=30_000)
+        page.get_by_role("button", name="Reset to configured provider").click()
+        page.wait_for_selector(IDLE, timeout=30_000)
+        page.wait_for_timeout(300)
+        page.reload()
+        page.wait_for_selector(IDLE, timeout=30_000)
+        assert "This browser uses the provider set below" not in page.inner_text("body")
+    finally:
+        other.stop()

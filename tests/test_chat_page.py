@@ -123,7 +123,7 @@ def test_html_in_reply_is_not_rendered_as_html(at, server):
 def test_clear_and_export_buttons(at, server):
     send(at, "keep me")
     labels = [d.proto.label for d in at.get("download_button")]
-    assert labels == ["⬇ Markdown", "⬇ JSON"]
+    assert labels == ["🔗 Share as one HTML file", "⬇ Markdown", "⬇ JSON"]
     button(at, "🧹 Clear").click().run()
     assert messages(at) == []
 

@@ -1,6 +1,6 @@
 """Key hygiene: a recognisable key is planted, every feature is driven in a real browser (chat, an error that
 echoes the key, playground, images, analytics export, a GDPR export, the CLI export), then the database files, every
-export, every page's HTML and the app's log are searched. The key must appear nowhere."""
+export and shared report, every page's HTML and the app's log are searched. The key must appear nowhere."""
 from __future__ import annotations
 
 import subprocess
@@ -68,6 +68,8 @@ def test_planted_key_appears_nowhere(server, tmp_path, monkeypatch):
             page.wait_for_selector("[data-testid='stAlert']", timeout=30_000)
             settle()
             pages_html["chat"] = page.content()
+            page.get_by_role("button", name="⬇ Export / share").click()
+            download(page.get_by_role("button", name="🔗 Share as one HTML file"))
 
             visit("playground")
             page.get_by_label("User message — use {{variables}}").fill("hi")
@@ -91,6 +93,7 @@ def test_planted_key_appears_nowhere(server, tmp_path, monkeypatch):
             page.wait_for_selector("[data-testid='stPlotlyChart']", timeout=30_000)
             settle()
             download(page.get_by_role("button", name="⬇ CSV"))
+            download(page.get_by_role("button", name="🔗 Share report (HTML)"))
             pages_html["analytics"] = page.content()
 
             visit("settings")
@@ -109,7 +112,7 @@ def test_planted_key_appears_nowhere(server, tmp_path, monkeypatch):
     exported = tmp_path / "log.jsonl"
     subprocess.run([sys.executable, "-m", "core.calllog", "export", str(exported)], cwd=ROOT, check=True,
                    env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True)
-    assert len(downloads) == 2 and exported.stat().st_size > 0
+    assert len(downloads) == 4 and exported.stat().st_size > 0
     haystacks = {f"page:{name}": html.encode() for name, html in pages_html.items()}
     for path in [*downloads, exported, app.log_path, *tmp_path.glob("hygiene.db*"), *(tmp_path / "data").rglob("*")]:
         if path.is_file():

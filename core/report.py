@@ -1,0 +1,272 @@
+"""Shareable reports: a conversation, a compare run, an eval run or an Analytics period as ONE self-contained HTML
+file, for "can you send me that?" after a demo.
+
+What the file promises, and how:
+- **Opens offline, loads nothing.** Styles are inline, Plotly's library is embedded once (charts stay interactive),
+  and a Content-Security-Policy forbids every fetch (`default-src 'none'`): a reply that holds `<img src=https://…>`
+  is escaped text anyway, and even a slip would be blocked by the browser rather than phone home.
+- **No key, nothing redaction would remove.** Every text that came from a person or a model (messages, outputs,
+  model ids, user names, tags) passes `safety.redact` and `errors.scrub_secrets` (with the configured key) before it
+  is escaped; numbers are formatted by us.
+- **Says how it was made.** A header lists the time range and filters (Analytics), the persona and model
+  (conversation), the configurations (runs), and when the file was made.
+
+`python -m core.report conversation|run|analytics …` writes the same files for scripts (see core/cli.py).
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from core.analytics import Dashboard, Filters
+from core.call_metrics import metrics_caption
+from core.charts import comparable, figures, kpi_cards
+from core.chat import STATUS_LABELS, Conversation, export_name, system_message, totals, totals_caption
+from core.clock import utc_now_iso
+from core.errors import scrub_secrets
+from core.eval_results import cases_failures_first, config_summaries, pass_matrix
+from core.eval_store import SavedEvalRun
+from core.personas import persona_by_id
+from core.playground import CellResult
+from core.pricing import format_cost
+from core.prompts import SavedRun
+from core.safety import redact, redact_value
+
+# Inline styles and scripts only; no fetch of any kind (images only as data: URLs, which Plotly's "download
+# as PNG" makes). The library is embedded, so 'unsafe-inline' is what lets it run.
+CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+       "img-src data: blob:; font-src data:")
+PLOTLY_SCRIPT_ID = "plotly-library"
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","PingFang SC","Microsoft YaHei",sans-serif;
+ margin:0 auto;max-width:1100px;padding:24px;color:#1f2430;background:#fff;line-height:1.5}
+h1{font-size:1.6rem;margin:0 0 4px} h2{font-size:1.2rem;margin:28px 0 8px;border-bottom:1px solid #e3e6ee}
+.meta{color:#5b6275;font-size:.9rem} .meta dt{font-weight:600;display:inline} .meta dd{display:inline;margin:0 12px 0 4px}
+.turn{border:1px solid #e3e6ee;border-radius:10px;padding:10px 14px;margin:10px 0}
+.turn.user{background:#f5f7fb} .role{font-weight:600;font-size:.85rem;color:#5b6275;margin-bottom:4px}
+.text{white-space:pre-wrap;word-wrap:break-word;margin:0;font-family:inherit}
+.caption{color:#5b6275;font-size:.82rem;margin-top:6px}
+table{border-collapse:collapse;width:100%;font-size:.9rem;margin:8px 0} th,td{border:1px solid #e3e6ee;padding:6px 8px;
+ text-align:left;vertical-align:top} th{background:#f5f7fb} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.kpis{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:10px}
+.kpi{border:1px solid #e3e6ee;border-radius:10px;padding:8px 12px} .kpi .label{font-size:.8rem;color:#5b6275}
+.kpi .value{font-size:1.35rem;font-weight:600} .kpi .delta{font-size:.8rem;color:#5b6275}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:12px}
+.pass{color:#13795b;font-weight:600} .fail{color:#b42318;font-weight:600}
+footer{margin-top:32px;color:#8a90a2;font-size:.8rem}
+"""
+
+
+@dataclass(frozen=True)
+class Report:
+    """A finished report: its suggested file name and the HTML."""
+
+    file_name: str
+    html: str
+
+
+class _Clean:
+    """Makes text from people and models safe to share: redacted, secrets removed, HTML-escaped."""
+
+    def __init__(self, secrets: Iterable[str | None] = ()):
+        self.secrets = [s for s in secrets if s]
+
+    def text(self, value: object) -> str:
+        """Redacted and scrubbed, not yet escaped (for chart data that Plotly escapes itself)."""
+        return scrub_secrets(redact(str(value)).text, self.secrets) if value is not None else ""
+
+    def __call__(self, value: object) -> str:
+        return html.escape(self.text(value))
+
+    def data(self, value: Any) -> Any:
+        """Every string inside JSON-like data."""
+        cleaned = redact_value(value)
+        if self.secrets:
+            cleaned = json.loads(scrub_secrets(json.dumps(cleaned), self.secrets))
+        return cleaned
+
+
+def _page(title: str, meta: list[tuple[str, str]], body: str, *, clean: _Clean, with_plotly: bool = False) -> str:
+    """The whole document: head with the CSP and styles, the title, the "how it was made" list, the body."""
+    made = [*meta, ("Made", utc_now_iso()[:19].replace("T", " ") + " UTC")]
+    meta_html = "".join(f"<dt>{html.escape(k)}:</dt><dd>{v}</dd>" for k, v in made)
+    library = (f'<script id="{PLOTLY_SCRIPT_ID}" type="text/javascript">{get_plotlyjs()}</script>'
+               if with_plotly else "")
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{clean(title)}</title><style>{_STYLE}</style>{library}</head><body>"
+            f"<h1>{clean(title)}</h1><dl class=\"meta\">{meta_html}</dl>{body}"
+            f"<footer>Made with PromptLab · a self-contained file: it loads nothing from the network.</footer>"
+            f"</body></html>")
+
+
+def _table(header: list[str], rows: list[list[str]], numeric: frozenset[int] = frozenset()) -> str:
+    """An HTML table; cells are already-escaped HTML."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^\w]+", "-", text.lower(), flags=re.UNICODE).strip("-")[:48] or "report"
+
+
+# ----- conversation --------------------------------------------------------------------------------------------------
+def conversation_report(conversation: Conversation, secrets: Iterable[str | None] = ()) -> Report:
+    """The conversation with its persona, system prompt, and each reply's model, tokens, cost and latency."""
+    clean = _Clean(secrets)
+    persona = persona_by_id(conversation.persona_id)
+    models = list(dict.fromkeys(m.model for m in conversation.messages if m.model))
+    meta = [("Persona", clean(persona.name if persona else "Custom system prompt")),
+            ("Models", clean(", ".join(models) or "none yet")),
+            ("Reply language", clean(conversation.language)),
+            ("Started", clean(conversation.created_at[:19].replace("T", " ") + " UTC")),
+            ("Totals", clean(totals_caption(totals(conversation))))]
+    parts = []
+    system = system_message(conversation)
+    if system:
+        parts.append(f'<h2>System prompt</h2><div class="turn"><pre class="text">{clean(system)}</pre></div>')
+    parts.append("<h2>Conversation</h2>")
+    for m in conversation.messages:
+        role = "You" if m.role == "user" else f"Assistant · {clean(m.model or 'unknown model')}"
+        caption = []
+        if m.metrics is not None:
+            caption.append(clean(metrics_caption(m.metrics)))
+        if m.status != "ok":
+            caption.append(f"<b>{clean(STATUS_LABELS.get(m.status, m.status))}</b>")
+        if m.note:
+            caption.append(clean(f"↪ {m.note}"))
+        caption_html = f'<div class="caption">{" · ".join(caption)}</div>' if caption else ""
+        parts.append(f'<div class="turn {m.role}"><div class="role">{role}</div>'
+                     f'<pre class="text">{clean(m.content)}</pre>{caption_html}</div>')
+    return Report(export_name(conversation, "html"), _page(conversation.title or "Conversation", meta, "".join(parts), clean=clean))
+
+
+# ----- compare run (Playground) ---------------------------------------------------------------------------------
+def _cell_row(result: CellResult, clean: _Clean) -> list[str]:
+    m = result.metrics
+    output = result.text or (f"[{result.error}]" if result.error else "")
+    if result.tool_calls:
+        output += ("\n" if output else "") + json.dumps(clean.data(result.tool_calls), ensure_ascii=False)
+    return [clean(result.spec.version), clean(result.spec.model),
+            clean("default" if result.spec.temperature is None else f"{result.spec.temperature:g}"),
+            clean(f"#{result.spec.repeat}"),
+            f'<pre class="text">{clean(output)}</pre>', clean(result.status),
+            clean(metrics_caption(m)) if m else ""]
+
+
+def compare_report(run: SavedRun, secrets: Iterable[str | None] = ()) -> Report:
+    """A Playground compare run: one row per cell (prompt version × model × temperature) with its output and
+    measurements."""
+    clean = _Clean(secrets)
+    costs = [r.metrics.cost_usd for r in run.results if r.metrics]
+    priced = [c for c in costs if c is not None]
+    meta = [("Run", clean(run.name)), ("Saved", clean(run.created_at[:19].replace("T", " ") + " UTC")),
+            ("Cells", str(len(run.results))),
+            ("Cost", clean(format_cost(sum(priced)) + (f" + {len(costs) - len(priced)} unpriced"
+                                                      if len(priced) < len(costs) else "")))]
+    rows = [_cell_row(r, clean) for r in run.results]
+    body = "<h2>Cells</h2>" + _table(["Prompt version", "Model", "Temperature", "Repeat", "Output", "Status", "Measured"], rows)
+    return Report(f"compare-{_slug(run.name)}-{run.created_at[:10]}.html",
+                  _page(f"Compare run: {run.name}", meta, body, clean=clean))
+
+
+# ----- eval run -----------------------------------------------------------------------------------------------------
+def eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Report:
+    """An eval run: the pass-rate matrix, each configuration's cost / tokens / latency, and every case with its
+    output and verdict (failures first)."""
+    clean = _Clean(secrets)
+    s = run.summary
+    meta = [("Run", clean(run.name)), ("Saved", clean(run.created_at[:19].replace("T", " ") + " UTC")),
+            ("Cells", str(s.get("cells", len(run.rows)))),
+            ("Passed", f"{s.get('passed', 0)} of {s.get('graded', len(run.rows))}"),
+            ("Cost", clean(format_cost(s.get("cost_usd"))))]
+    matrix = pass_matrix(run.rows)
+    matrix_html = _table(["Prompt", *[str(c) for c in matrix.columns]],
+                         [[clean(p), *[clean(v) for v in row]] for p, row in zip(matrix.index, matrix.values,
+                                                                                  strict=True)])
+    configs = _table(["Prompt", "Provider", "Passed", "Cost", "Tokens in / out", "Median latency"],
+                     [[clean(c.prompt), clean(c.provider), clean(f"{c.passed}/{c.total}"),
+                       clean(format_cost(c.cost_usd) + (f" + {c.unpriced} unpriced" if c.unpriced else "")),
+                       clean(f"{c.input_tokens:,} / {c.output_tokens:,}"),
+                       clean("–" if c.latency_median_ms is None else f"{c.latency_median_ms / 1000:.2f} s")]
+                      for c in config_summaries(run.rows)], numeric=frozenset({2, 3, 4, 5}))
+    case_rows = []
+    for r in cases_failures_first(run.rows):
+        verdict = ('<span class="fail">error</span>' if r.get("error") else
+                   '<span class="pass">pass</span>' if r.get("pass") else '<span class="fail">fail</span>')
+        vars_text = json.dumps(clean.data(r.get("vars") or {}), ensure_ascii=False)
+        case_rows.append([clean(r.get("test_index", "")), clean(r.get("prompt", "")), clean(r.get("provider", "")),
+                          f'<pre class="text">{clean(vars_text)}</pre>',
+                          f'<pre class="text">{clean(r.get("output") or r.get("error") or "")}</pre>',
+                          verdict, clean(r.get("reason") or "")])
+    body = ("<h2>Pass rate (95 % interval)</h2>" + matrix_html + "<h2>Configurations</h2>" + configs
+            + "<h2>Cases, failures first</h2>"
+            + _table(["Case", "Prompt", "Provider", "Variables", "Output", "Verdict", "Reason"], case_rows))
+    return Report(f"eval-{_slug(run.name)}-{run.created_at[:10]}.html",
+                  _page(f"Eval run: {run.name}", meta, body, clean=clean))
+
+
+# ----- analytics ----------------------------------------------------------------------------------------------------
+def describe_filters(filters: Filters) -> list[tuple[str, str]]:
+    """The period and every filter a report was made with, as (label, text) pairs."""
+    period = f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} (UTC)"
+    chosen = [("Period", period)]
+    for label, values in (("Providers", filters.providers), ("Models", filters.models), ("Pages", filters.pages),
+                          ("Users", filters.users), ("Statuses", filters.statuses), ("Tags", filters.tags)):
+        chosen.append((label, ", ".join(values) if values else "all"))
+    return chosen
+
+
+def _figure_html(fig: go.Figure, div_id: str, clean: _Clean) -> str:
+    """One interactive chart, its data and labels redacted; the library is embedded once in the page head."""
+    spec = clean.data(json.loads(pio.to_json(fig)))
+    return pio.to_html(spec, include_plotlyjs=False, full_html=False, div_id=div_id,
+                       config={"displaylogo": False, "responsive": True})
+
+
+def analytics_file_name(filters: Filters) -> str:
+    return f"promptlab-analytics-{filters.start:%Y-%m-%d}-to-{filters.end:%Y-%m-%d}.html"
+
+
+def analytics_report(dashboard: Dashboard, filters: Filters, secrets: Iterable[str | None] = ()) -> Report:
+    """An Analytics period: the KPI cards (with the change against the previous period, when comparable) and every
+    chart, interactive."""
+    clean = _Clean(secrets)
+    meta = [(label, clean(text)) for label, text in describe_filters(filters)]
+    if not comparable(dashboard.current, dashboard.previous):
+        meta.append(("Compared with", "no comparable previous period"))
+    else:
+        meta.append(("Compared with", clean(f"the {filters.days} days before")))
+    cards = "".join(f'<div class="kpi"><div class="label">{clean(c.label)}</div>'
+                    f'<div class="value">{clean(c.value)}</div>'
+                    f'<div class="delta">{clean(c.delta or "")}</div></div>'
+                    for c in kpi_cards(dashboard.current, dashboard.previous))
+    charts = ""
+    if dashboard.current.calls:
+        charts = "".join(f'<div class="chart">{_figure_html(fig, f"chart-{key}", clean)}</div>'
+                         for key, fig in figures(dashboard).items())
+        charts = f'<h2>Charts</h2><div class="charts">{charts}</div>'
+    else:
+        charts = "<p>No calls match these filters.</p>"
+    body = f'<h2>Key figures</h2><div class="kpis">{cards}</div>{charts}'
+    return Report(analytics_file_name(filters), _page("PromptLab analytics", meta, body, clean=clean, with_plotly=bool(dashboard.current.calls)))
+
+
+if __name__ == "__main__":  # the command line lives in core/cli.py
+    import sys
+
+    from core.cli import report_main
+
+    sys.exit(report_main())
