@@ -3,13 +3,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 import plotly.graph_objects as go
 
 from core.analytics import Dashboard, Kpis, change
 from core.pricing import format_cost
 from core.rendering import chart_label
 
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend_title_text="", height=320)
+_LAYOUT = dict(margin=dict(l=10, r=10, t=56, b=10), legend_title_text="", height=320)
+DAY_MS = 86_400_000
+_ONE_DAY = pd.Timedelta(days=1)
+# Plotly's toolbar, trimmed to what a reader of these charts uses, so that it no longer covers the titles (which
+# sit on the left, the toolbar on the right).
+CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d",
+                                                                  "zoomIn2d", "zoomOut2d"]}
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,41 @@ def kpi_cards(cur: Kpis, prev: Kpis) -> list[KpiCard]:
 
 
 def _layout(fig: go.Figure, title: str, **extra) -> go.Figure:
-    fig.update_layout(title=title, **_LAYOUT, **extra)
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left", y=0.97, yanchor="top", font=dict(size=15)),
+                      **_LAYOUT, **extra)
+    fig.update_yaxes(rangemode="tozero")
+    if not any(t.x is not None and len(t.x) for t in fig.data):
+        _note(fig, "No data for these filters")
+    return fig
+
+
+def _note(fig: go.Figure, text: str) -> None:
+    """A line in the middle of an empty chart instead of bare −1…1 axes."""
+    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+                       font=dict(size=13, color="#6b7280"))
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, range=[0, 1])
+
+
+def _daily(fig: go.Figure, days) -> go.Figure:
+    """Days on the x-axis read as days: one tick per day (or per few days over a long period), never the
+    sub-millisecond ticks Plotly picks around a single day; a lone day gets a day either side."""
+    stamps = sorted(pd.to_datetime(pd.Series(days)).dropna().unique())
+    if not stamps:
+        return fig
+    step = max(1, -(-len(stamps) // 10))
+    fig.update_xaxes(type="date", tickformat="%d %b", dtick=step * DAY_MS, tick0=stamps[0])
+    if len(stamps) == 1:
+        fig.update_xaxes(range=[stamps[0] - _ONE_DAY, stamps[0] + _ONE_DAY])
+    return fig
+
+
+def _money(fig: go.Figure, values) -> go.Figure:
+    """A spend chart whose every value is $0 (offline or unpriced calls only) says so instead of drawing an
+    empty −1…1 axis."""
+    if len(values) and not (values.fillna(0) != 0).any():
+        _note(fig, "No spend in this period: only free (offline) or unpriced calls")
+    fig.update_yaxes(tickprefix="$")
     return fig
 
 
@@ -103,17 +144,23 @@ def figures(d: Dashboard) -> dict[str, go.Figure]:
     tokens = d.tokens_by_model.melt(id_vars="model", value_vars=["input_tokens", "output_tokens"],
                                     var_name="direction", value_name="tokens")
     return {
-        "spend_by_day": _bars_by(d.spend_by_day_model, "day", "spend_usd", "model", "Spend per day by model (USD)"),
-        "calls_by_day": _lines(d.calls_by_day, "day", ["calls", "errors"], "Calls and errors per day"),
-        "latency": _lines(d.latency_by_day, "day", ["p50", "p95", "p99"],
-                          "Latency p50 / p95 / p99 (ms, successful calls)"),
+        "spend_by_day": _money(_daily(_bars_by(d.spend_by_day_model, "day", "spend_usd", "model",
+                                               "Spend per day by model (USD)"), d.spend_by_day_model["day"]),
+                               d.spend_by_day_model["spend_usd"]),
+        "calls_by_day": _daily(_lines(d.calls_by_day, "day", ["calls", "errors"], "Calls and errors per day"),
+                               d.calls_by_day["day"]),
+        "latency": _daily(_lines(d.latency_by_day, "day", ["p50", "p95", "p99"],
+                                 "Latency p50 / p95 / p99 (ms, successful calls)"), d.latency_by_day["day"]),
         "ttft": _bars(d.ttft_histogram, "ttft_ms", "calls", "Time to first token (ms, log scale)",
                       xaxis_type="log"),
         "tokens_by_model": _bars_by(tokens, "model", "tokens", "direction", "Tokens in / out by model",
                                     barmode="group"),
-        "spend_by_page": _bars(d.spend_by_page, "page", "spend_usd", "Spend by page (USD)"),
-        "spend_by_user": _bars(d.spend_by_user, "user", "spend_usd", "Spend by user (USD)"),
-        "spend_by_tag": _bars(d.spend_by_tag, "tag", "spend_usd", "Spend by tag (USD)"),
+        "spend_by_page": _money(_bars(d.spend_by_page, "page", "spend_usd", "Spend by page (USD)"),
+                                d.spend_by_page["spend_usd"]),
+        "spend_by_user": _money(_bars(d.spend_by_user, "user", "spend_usd", "Spend by user (USD)"),
+                                d.spend_by_user["spend_usd"]),
+        "spend_by_tag": _money(_bars(d.spend_by_tag, "tag", "spend_usd", "Spend by tag (USD)"),
+                               d.spend_by_tag["spend_usd"]),
         "speed": _bars(d.speed_by_model, "model", "tokens_per_s", "Output tokens / s by model (median)"),
         "errors": _bars(d.error_types, "error_type", "calls", "Errors by type"),
     }

@@ -28,7 +28,7 @@ from plotly.offline import get_plotlyjs
 
 from core.analytics import Dashboard, Filters
 from core.call_metrics import metrics_caption
-from core.charts import comparable, figures, kpi_cards
+from core.charts import CHART_CONFIG, comparable, figures, kpi_cards
 from core.chat import STATUS_LABELS, Conversation, export_name, system_message, totals, totals_caption
 from core.clock import utc_now_iso
 from core.errors import scrub_secrets
@@ -233,7 +233,7 @@ def _figure_html(fig: go.Figure, div_id: str, clean: _Clean) -> str:
     """One interactive chart, its data and labels redacted; the library is embedded once in the page head."""
     spec = clean.data(json.loads(pio.to_json(fig)))
     return pio.to_html(spec, include_plotlyjs=False, full_html=False, div_id=div_id,
-                       config={"displaylogo": False, "responsive": True})
+                       config={**CHART_CONFIG, "responsive": True})
 
 
 def analytics_file_name(filters: Filters) -> str:

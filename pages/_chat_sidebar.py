@@ -44,15 +44,27 @@ def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan,
 
         st.subheader("Conversations")
         st.button("➕ New chat", on_click=start_new_conversation, width="stretch")
+        undo = st.session_state.get("chat_deleted")
+        if undo:  # the last deleted conversation can come back (kept in this session only)
+            st.caption(f"Deleted “{plain(undo['title'])}”.")
+            if st.button("↩ Undo delete", key="undo_delete", width="stretch"):
+                restored = chat.Conversation.from_dict(st.session_state.pop("chat_deleted"))
+                wb.conversations.save(restored, wb.user)
+                open_conversation(restored)
+                st.rerun()
         for summary in wb.conversations.list(wb.user, limit=30):
-            open_col, delete_col = st.columns([5, 1])
+            row = st.container(horizontal=True, gap="small", vertical_alignment="center")
             current = summary.id == conv.id
-            if open_col.button(("▶ " if current else "") + plain(summary.title), key=f"open_{summary.id}",
-                               width="stretch", disabled=current):
+            if row.button(("▶ " if current else "") + plain(summary.title), key=f"open_{summary.id}",
+                          width="stretch", disabled=current):
                 open_conversation(wb.conversations.load(summary.id, wb.user, wb.admin) or conv)
                 st.rerun()
-            if delete_col.button("🗑", key=f"delete_{summary.id}", help="Delete this conversation"):
+            if row.button("🗑", key=f"delete_{summary.id}", help="Delete this conversation (Undo appears above)",
+                          width="content"):
+                gone = wb.conversations.load(summary.id, wb.user, wb.admin)
                 wb.conversations.delete(summary.id, wb.user, wb.admin)
+                if gone is not None:
+                    st.session_state.chat_deleted = gone.to_dict()
                 if current:
                     start_new_conversation()
                 st.rerun()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import analytics as an
 from core import report, whatif
-from core.charts import comparable, figures, kpi_cards
+from core.charts import CHART_CONFIG, comparable, figures, kpi_cards
 from core.exports import to_csv
 from core.playground import replay_draft
 from core.pricing import format_cost
@@ -106,7 +106,7 @@ else:
     keys = list(charts)
     for i in range(0, len(keys), 2):
         for col, key in zip(st.columns(2), keys[i:i + 2], strict=False):
-            col.plotly_chart(charts[key], width="stretch", key=f"chart_{key}")
+            col.plotly_chart(charts[key], width="stretch", key=f"chart_{key}", config=CHART_CONFIG)
 
 with st.expander("What if… (estimates)"):
     usage = engine.usage_by_model(filters)

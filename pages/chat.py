@@ -10,7 +10,7 @@ from core.local_model import queue_sentence
 from core.moderation import check, load_moderation
 from core.pending_writes import PENDING
 from core.personas import BUILT_IN, CUSTOM_ID, persona_by_id, starters
-from core.providers import request_params
+from core.providers import OFFLINE_NOTICE, request_params
 from core.rendering import model_markdown, plain
 from pages._chat_sidebar import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, draw_sidebar
 from pages._widgets import picked_model, stream_markdown
@@ -102,6 +102,11 @@ if plan.dropped_messages:
 wants_reply = False
 errors = notices  # the same plain dict: written in `finally` below, where st.session_state is off limits
 forced_model = None
+if state.get("chat_box") or any(state.get(f"starter_{i}") for i in range(4)):
+    # A new message was just sent: the last one's sentence (a moderation refusal, a failure) has done its job
+    # and must not sit above the new turn while it streams.
+    errors.pop("message", None)
+    errors.pop("next_model", None)
 if errors.get("message"):
     st.error(errors["message"])
     retry_col, other_col = st.columns([1, 3])
@@ -135,6 +140,8 @@ if conv.messages:
 
 starter = None
 if not conv.messages:  # an empty chat offers what to ask first, for its persona
+    if provider.kind == "local":  # what answers, and how to get more, in one line
+        st.info(OFFLINE_NOTICE, icon="💻")
     st.caption("Try one of these, or write your own below:")
     for i, (col, text) in enumerate(zip(st.columns(3), starters(conv.persona_id), strict=False)):
         if col.button(text, key=f"starter_{i}", width="stretch"):

@@ -163,3 +163,27 @@ def test_a_nearly_empty_previous_period_is_not_compared():
     assert not comparable(now, before) and all(card.delta is None for card in kpi_cards(now, before))
     assert comparable(now, Kpis(spend_usd=8.0, calls=900))
     assert any(card.delta for card in kpi_cards(now, Kpis(spend_usd=8.0, calls=900)))
+
+
+def test_daily_charts_tick_by_day_even_for_a_single_day(analytics):
+    one_day = figures(analytics.dashboard(Filters(date(2026, 11, 21), date(2026, 11, 21))))
+    for key in ("spend_by_day", "calls_by_day", "latency"):
+        axis = one_day[key].layout.xaxis
+        assert axis.dtick == 86_400_000 and axis.tickformat == "%d %b", key  # never "23:59:59.9995"
+        low, high = (str(v)[:10] for v in axis.range)
+        assert (low, high) == ("2026-11-20", "2026-11-22"), key  # the lone day with a day either side
+    month = figures(analytics.dashboard(Filters(date(2026, 10, 23), date(2026, 11, 21))))
+    assert month["calls_by_day"].layout.xaxis.dtick == 86_400_000  # three days of data: a tick each
+
+
+def test_charts_without_spend_or_data_say_so_instead_of_empty_axes(log):
+    insert_new(log, [call("f1", "2026-11-20T09:00:00.000+00:00", 0.0, 100, 10, model="local/smollm2",
+                          provider="local")])
+    engine = Analytics(log)
+    engine.refresh()
+    charts = figures(engine.dashboard(PERIOD))
+    spend = charts["spend_by_day"].layout
+    assert "No spend in this period" in spend.annotations[0].text and tuple(spend.yaxis.range) == (0, 1)
+    assert "No data for these filters" in charts["errors"].layout.annotations[0].text  # no errors at all
+    assert not charts["calls_by_day"].layout.annotations  # real data: no note
+    assert all(f.layout.title.x == 0 and f.layout.title.xanchor == "left" for f in charts.values())

@@ -683,3 +683,56 @@ def test_reload_keeps_the_provider_chosen_in_settings_and_only_for_that_browser(
         assert "This browser uses the provider set below" not in page.inner_text("body")
     finally:
         other.stop()
+
+
+def test_a_moderation_refusal_is_gone_while_the_next_message_streams(page, server, app_env):
+    from core.moderation import ModerationSettings, save_moderation
+    save_moderation(CallLog(app_env["PROMPTLAB_DB_URL"]).engine, ModerationSettings("input"))
+    send(page, "how to build a bomb")
+    page.wait_for_selector("[data-testid='stAlert']", timeout=30_000)
+    page.wait_for_selector(IDLE, timeout=30_000)
+    assert "flagged by moderation" in page.inner_text("[data-testid='stAlert']")
+    page.locator("[data-testid='stChatInput'] textarea").fill("")
+    server.push(Script(chunks=60, chunk_delay=0.05))
+    send(page, "fireworks safety, please")
+    page.wait_for_function(REPLY_STREAMING, timeout=30_000)
+    streaming = assistant_messages(page).last.inner_text()
+    flagged = page.locator("[data-testid='stAlert']").filter(has_text="flagged by moderation").count()
+    assert flagged == 0 and "Stop" in streaming  # no refusal above the turn while it streams
+    page.wait_for_function(LAST_REPLY_DONE, timeout=30_000)
+
+
+def test_on_a_phone_the_chat_actions_share_rows_and_a_delete_can_be_undone(browser, app, server):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    phone.goto(app.url)
+    phone.wait_for_selector("[data-testid='stChatInput'] textarea", timeout=30_000)
+    send(phone, "Hello from a phone")
+    phone.wait_for_function(LAST_REPLY_DONE, timeout=30_000)
+    phone.wait_for_selector(IDLE, timeout=30_000)
+    boxes = [phone.get_by_role("button", name=name).bounding_box()
+             for name in ("↻ Regenerate", "✏️ Edit last", "🧹 Clear", "⬇ Export / share")]
+    rows = {round(b["y"]) for b in boxes}
+    assert len(rows) <= 2, boxes  # not four (it was five) full-width buttons stacked
+    assert all(b["width"] < 390 * 0.6 for b in boxes)
+    screenshot(phone, "chat-phone")
+    context.close()
+
+    desktop = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = desktop.new_page()
+    page.goto(app.url)
+    page.wait_for_selector(IDLE, timeout=30_000)
+    trash = page.locator("[data-testid='stSidebar'] button").filter(has_text="🗑").first
+    sync_api.expect(trash).to_be_visible(timeout=20_000)
+    clipped = trash.evaluate("b => b.scrollWidth > b.clientWidth + 1 || b.getBoundingClientRect().right > "
+                             "b.closest('[data-testid=\"stSidebar\"]').getBoundingClientRect().right")
+    assert not clipped, "the trash icon is clipped"
+    trash.click()
+    page.wait_for_selector(IDLE, timeout=30_000)
+    sync_api.expect(page.get_by_text("Deleted “Hello from a phone”.")).to_be_visible(timeout=10_000)
+    assert page.locator("[data-testid='stSidebar'] button").filter(has_text="Hello from a phone").count() == 0
+    page.get_by_role("button", name="↩ Undo delete").click()
+    page.wait_for_selector(IDLE, timeout=30_000)
+    sync_api.expect(page.locator("[data-testid='stSidebar'] button").filter(has_text="Hello from a phone")).to_have_count(1)
+    assert "Echo: Hello from a phone" in assistant_messages(page).last.inner_text()  # reopened, whole
+    desktop.close()

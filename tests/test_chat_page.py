@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.calllog import CallLog
+from core.providers import OFFLINE_NOTICE
 from tests.conftest import TEST_KEY
 from tests.loopback_server import Script
 
@@ -186,6 +187,7 @@ def test_stop_mid_stream_keeps_partial_reply_marked_stopped(at, server, app_env)
 def test_with_no_key_the_chat_answers_from_the_local_model(offline_env):
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert "Offline model — small and fast, for demos." in " ".join(c.value for c in at.sidebar.caption)
+    assert [i.value for i in at.info] == [OFFLINE_NOTICE]  # the empty chat says what answers and how to get more
     at.number_input(key="chat_max_tokens").set_value(32).run()
     send(at, "Hello! Who are you?")
     role, text = messages(at)[-1]
