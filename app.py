@@ -1,21 +1,24 @@
-"""PromptLab: the router. Shared sidebar (provider badge), then the chosen page."""
+"""PromptLab: the router. The session's interface language, the shared sidebar (provider badge, language), then the
+chosen page."""
 import streamlit as st
 
-from core import metrics
+from core import i18n, metrics
 from core.db import database_problem
+from core.i18n import _
 from pages._access import require_access
-from pages._widgets import provider_badge
-from pages._workbench import base_settings, needs_login, offline_model_fetch, retention_worker, workbench, write_cookie
+from pages._widgets import language_menu, provider_badge, session_language
+from pages._workbench import base_settings, needs_login, offline_model_fetch, retention_worker, workbench, write_cookies
 
 st.set_page_config(page_title="PromptLab", page_icon="🧪", layout="wide")
+i18n.set_language(session_language(base_settings()))  # before any text: every string below is in it
 
 pages = [
-    st.Page("pages/chat.py", title="Chat", icon="💬", default=True),
-    st.Page("pages/playground.py", title="Playground", icon="🧪"),
-    st.Page("pages/evals.py", title="Evals", icon="✅"),
-    st.Page("pages/images.py", title="Images", icon="🖼️"),
-    st.Page("pages/analytics.py", title="Analytics", icon="📊"),
-    st.Page("pages/settings.py", title="Settings", icon="⚙️"),
+    st.Page("pages/chat.py", title=_("Chat"), icon="💬", default=True),
+    st.Page("pages/playground.py", title=_("Playground"), icon="🧪"),
+    st.Page("pages/evals.py", title=_("Evals"), icon="✅"),
+    st.Page("pages/images.py", title=_("Images"), icon="🖼️"),
+    st.Page("pages/analytics.py", title=_("Analytics"), icon="📊"),
+    st.Page("pages/settings.py", title=_("Settings"), icon="⚙️"),
 ]
 problem = database_problem(base_settings().db_url)
 if problem:  # one clear page (a router with just it: no bare listing of the pages/ folder), nothing else runs
@@ -34,5 +37,6 @@ if not wb.settings.local_model_path:
 if wb.settings.metrics_port:
     metrics.serve(wb.settings.metrics_port, wb.settings.metrics_addr)  # once per process; Prometheus scrapes it on its own port
 provider_badge(wb)
-write_cookie()  # a provider chosen in Settings is kept across reloads (core/provider_choice.py)
+language_menu()
+write_cookies()  # a provider chosen in Settings and the language are kept by the browser (pages/_workbench.py)
 page.run()

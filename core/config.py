@@ -43,6 +43,7 @@ class Settings:
     password_hash: str | None = field(default=None, repr=False)
     users: str | None = field(default=None, repr=False)  # name:hash,… (or a [users] table in secrets.toml)
     admins: str | None = None
+    ui_language: str | None = None  # en | zh_CN; unset: the browser's language
 
     @property
     def offline_models_dir(self) -> str:
@@ -87,6 +88,7 @@ _SOURCES: dict[str, tuple[str, type]] = {
     "password_hash": ("PROMPTLAB_PASSWORD_HASH", str),
     "users": ("PROMPTLAB_USERS", str),
     "admins": ("PROMPTLAB_ADMINS", str),
+    "ui_language": ("PROMPTLAB_UI_LANGUAGE", str),
 }
 
 # The README table is generated from this list, so documentation and code cannot drift apart.
@@ -127,6 +129,8 @@ SETTING_DOCS: dict[str, str] = {
                        "OpenID Connect instead: an `[auth]` section in secrets.toml",
     "PROMPTLAB_ADMINS": "Comma-separated user names (or OIDC e-mails) who may open, export and delete others' data "
                         "(every such action is in the audit log)",
+    "PROMPTLAB_UI_LANGUAGE": "Interface language when a browser has not chosen one: `en` or `zh_CN` (简体中文); "
+                             "unset: the browser's own language",
 }
 
 

@@ -77,13 +77,3 @@ class ProviderChoices:
 
 
 CHOICES = ProviderChoices()  # one per server process
-
-
-def cookie_script(token: str | None, max_age_s: int = int(TTL_S)) -> str:
-    """The few lines that store (or, with None, delete) the token in the browser. SameSite=Strict: no other site
-    can make the browser send it."""
-    value, age = (token, max_age_s) if token else ("", 0)
-    if token is not None and not all(c.isalnum() or c in "-_" for c in token):
-        raise ValueError("not a token")
-    return (f'<script>document.cookie = "{COOKIE_NAME}={value}; Max-Age={age}; Path=/; SameSite=Strict";'
-            f"</script>")

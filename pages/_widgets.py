@@ -6,12 +6,15 @@ from dataclasses import replace
 
 import streamlit as st
 
+from core import i18n
 from core.calls import CallContext, list_models
+from core.config import Settings
 from core.errors import PromptLabError
+from core.i18n import _
 from core.local_model import model_id_for
 from core.providers import OFFLINE_NOTICE, Provider, chat_models
 from core.rendering import model_markdown
-from pages._workbench import Workbench, stores
+from pages._workbench import Workbench, set_cookie, stores
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -86,3 +89,27 @@ def stream_markdown(deltas: Iterable[str], on_first: Callable[[], None] | None =
         parts.append(delta)
         slot.markdown(model_markdown("".join(parts)))
     return "".join(parts)
+
+
+LANGUAGE_KEY = "ui_language"
+
+
+def session_language(settings: Settings) -> str:
+    """This session's interface language: the menu's choice (kept by the browser in a cookie), else
+    PROMPTLAB_UI_LANGUAGE, else the browser's own language (core/i18n.py)."""
+    state = st.session_state
+    try:
+        remembered, browser = st.context.cookies.get(i18n.COOKIE_NAME), st.context.locale
+    except Exception:  # no browser behind this run (AppTest)
+        remembered, browser = None, None
+    remembered, browser = (v if isinstance(v, str) else None for v in (remembered, browser))  # AppTest: mocks
+    state[LANGUAGE_KEY] = i18n.pick_language(state.get(LANGUAGE_KEY) or remembered, settings.ui_language, browser)
+    return state[LANGUAGE_KEY]
+
+
+def language_menu() -> None:
+    """The language menu at the foot of the sidebar; a choice is remembered by this browser for a year."""
+    def remember() -> None:
+        set_cookie(i18n.COOKIE_NAME, st.session_state[LANGUAGE_KEY], 365 * 24 * 3600)
+    st.sidebar.selectbox("🌐 " + _("Interface language"), list(i18n.UI_LANGUAGES), key=LANGUAGE_KEY,
+                         format_func=i18n.UI_LANGUAGES.get, on_change=remember)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core import model_file, provider_choice
+from core import cookies, model_file, provider_choice
 from core.access import parse_users
 from core.cache import ResponseCache
 from core.calllog import CallLog
@@ -165,34 +165,41 @@ def _restore_provider_choice(user: str) -> None:
         token = st.context.cookies.get(provider_choice.COOKIE_NAME)
     except Exception:  # no browser behind this session (AppTest, a bare script run)
         token = None
-    if not token or state.get(OVERRIDE_KEY):
+    if not isinstance(token, str) or not token or state.get(OVERRIDE_KEY):  # (AppTest hands out mocks)
         return
     remembered = provider_choice.CHOICES.recall(token, user)
     if remembered is None:  # the server restarted, the choice expired, or the cookie is not this user's
-        state.provider_choice_lost, state.provider_cookie_pending = True, ""
+        state.provider_choice_lost = True
+        set_cookie(provider_choice.COOKIE_NAME, None, 0)
     else:
         state[OVERRIDE_KEY], state.provider_token = remembered, token
 
 
 def remember_provider_choice(wb: Workbench, override: dict | None) -> None:
-    """Keep (or, with None, drop) this browser's provider choice; the cookie is written by `write_cookie`."""
+    """Keep (or, with None, drop) this browser's provider choice (its token goes to a cookie)."""
     state = st.session_state
     state.pop("provider_choice_lost", None)
     if override is None:
         provider_choice.CHOICES.forget(state.pop("provider_token", "") or "")
         state.pop(OVERRIDE_KEY, None)
-        state.provider_cookie_pending = ""
+        set_cookie(provider_choice.COOKIE_NAME, None, 0)
     else:
         state[OVERRIDE_KEY] = override
         state.provider_token = provider_choice.CHOICES.remember(wb.user, override, state.get("provider_token"))
-        state.provider_cookie_pending = state.provider_token
+        set_cookie(provider_choice.COOKIE_NAME, state.provider_token, int(provider_choice.TTL_S))
 
 
-def write_cookie() -> None:
-    """Store or delete the provider-choice cookie in the browser, once per change (app.py calls it each run)."""
-    pending = st.session_state.pop("provider_cookie_pending", None)
-    if pending is not None:
-        st.html(provider_choice.cookie_script(pending or None), unsafe_allow_javascript=True, width="content")
+def set_cookie(name: str, value: str | None, max_age_s: int) -> None:
+    """Have the browser keep (or, with None, drop) a value; written by `write_cookies` in app.py's next step."""
+    st.session_state.setdefault("cookies_pending", {})[name] = (value, max_age_s)
+
+
+def write_cookies() -> None:
+    """Write the cookies asked for since the last run, once (app.py calls it on every run)."""
+    pending = st.session_state.pop("cookies_pending", None)
+    if pending:
+        st.html("".join(cookies.cookie_script(name, value, age) for name, (value, age) in pending.items()),
+                unsafe_allow_javascript=True, width="content")
 
 
 def _workbench() -> Workbench:

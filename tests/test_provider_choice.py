@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.provider_choice import COOKIE_NAME, ProviderChoices, cookie_script
+from core.cookies import cookie_script
+from core.provider_choice import COOKIE_NAME, TTL_S, ProviderChoices
 
 TYPED = {"provider": "compatible", "openai_base_url": "http://127.0.0.1:9/v1", "openai_api_key": "sk-typed-1234"}
 
@@ -65,8 +66,8 @@ def test_forget_and_the_returned_copy_cannot_change_the_store():
 
 
 def test_the_cookie_holds_only_the_token_and_refuses_anything_else():
-    script = cookie_script("abc_DEF-123")
+    script = cookie_script(COOKIE_NAME, "abc_DEF-123", int(TTL_S))
     assert f"{COOKIE_NAME}=abc_DEF-123" in script and "SameSite=Strict" in script and "sk-" not in script
-    assert "Max-Age=0" in cookie_script(None)
+    assert "Max-Age=0" in cookie_script(COOKIE_NAME, None, 0)
     with pytest.raises(ValueError):
-        cookie_script('x"; alert(1); "')
+        cookie_script(COOKIE_NAME, 'x"; alert(1); "', 60)
