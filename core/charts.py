@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.analytics import Dashboard, Kpis, change
+from core.i18n import _
 from core.pricing import format_cost
 from core.rendering import chart_label
 
@@ -60,19 +61,19 @@ def kpi_cards(cur: Kpis, prev: Kpis) -> list[KpiCard]:
     def delta(c: float | None, p: float | None) -> str | None:
         return None if _no else _delta(c, p)
     return [
-        KpiCard("Spend", format_cost(cur.spend_usd) if cur.calls else "$0", delta(cur.spend_usd, prev.spend_usd),
+        KpiCard(_("Spend"), format_cost(cur.spend_usd) if cur.calls else "$0", delta(cur.spend_usd, prev.spend_usd),
                 False),
-        KpiCard("Calls", f"{cur.calls:,}", delta(cur.calls, prev.calls), True),
-        KpiCard("Error rate", _pct(cur.error_rate), delta(cur.error_rate, prev.error_rate), False),
-        KpiCard("p50 latency", _fmt_ms(cur.p50_latency_ms), delta(cur.p50_latency_ms, prev.p50_latency_ms), False),
-        KpiCard("p95 latency", _fmt_ms(cur.p95_latency_ms), delta(cur.p95_latency_ms, prev.p95_latency_ms), False),
-        KpiCard("Median TTFT", _fmt_ms(cur.median_ttft_ms), delta(cur.median_ttft_ms, prev.median_ttft_ms), False),
-        KpiCard("Tokens in", f"{cur.input_tokens:,}", delta(cur.input_tokens, prev.input_tokens), True),
-        KpiCard("Tokens out", f"{cur.output_tokens:,}", delta(cur.output_tokens, prev.output_tokens), True),
-        KpiCard("Prompt-cache hit rate (tokens)", _pct(cur.cache_hit_rate), delta(cur.cache_hit_rate, prev.cache_hit_rate), True),
-        KpiCard("Reply cache hits", _pct(cur.response_cache_rate),
+        KpiCard(_("Calls"), f"{cur.calls:,}", delta(cur.calls, prev.calls), True),
+        KpiCard(_("Error rate"), _pct(cur.error_rate), delta(cur.error_rate, prev.error_rate), False),
+        KpiCard(_("p50 latency"), _fmt_ms(cur.p50_latency_ms), delta(cur.p50_latency_ms, prev.p50_latency_ms), False),
+        KpiCard(_("p95 latency"), _fmt_ms(cur.p95_latency_ms), delta(cur.p95_latency_ms, prev.p95_latency_ms), False),
+        KpiCard(_("Median TTFT"), _fmt_ms(cur.median_ttft_ms), delta(cur.median_ttft_ms, prev.median_ttft_ms), False),
+        KpiCard(_("Tokens in"), f"{cur.input_tokens:,}", delta(cur.input_tokens, prev.input_tokens), True),
+        KpiCard(_("Tokens out"), f"{cur.output_tokens:,}", delta(cur.output_tokens, prev.output_tokens), True),
+        KpiCard(_("Prompt-cache hit rate (tokens)"), _pct(cur.cache_hit_rate), delta(cur.cache_hit_rate, prev.cache_hit_rate), True),
+        KpiCard(_("Reply cache hits"), _pct(cur.response_cache_rate),
                 delta(cur.response_cache_rate, prev.response_cache_rate), True),
-        KpiCard("Spend / 1k calls", format_cost(cur.spend_per_1k_calls) if cur.calls else "–",
+        KpiCard(_("Spend / 1k calls"), format_cost(cur.spend_per_1k_calls) if cur.calls else "–",
                 delta(cur.spend_per_1k_calls, prev.spend_per_1k_calls), False),
     ]
 
@@ -82,7 +83,7 @@ def _layout(fig: go.Figure, title: str, **extra) -> go.Figure:
                       **_LAYOUT, **extra)
     fig.update_yaxes(rangemode="tozero")
     if not any(t.x is not None and len(t.x) for t in fig.data):
-        _note(fig, "No data for these filters")
+        _note(fig, _("No data for these filters"))
     return fig
 
 
@@ -111,7 +112,7 @@ def _money(fig: go.Figure, values) -> go.Figure:
     """A spend chart whose every value is $0 (offline or unpriced calls only) says so instead of drawing an
     empty −1…1 axis."""
     if len(values) and not (values.fillna(0) != 0).any():
-        _note(fig, "No spend in this period: only free (offline) or unpriced calls")
+        _note(fig, _("No spend in this period: only free (offline) or unpriced calls"))
     fig.update_yaxes(tickprefix="$")
     return fig
 
@@ -145,22 +146,22 @@ def figures(d: Dashboard) -> dict[str, go.Figure]:
                                     var_name="direction", value_name="tokens")
     return {
         "spend_by_day": _money(_daily(_bars_by(d.spend_by_day_model, "day", "spend_usd", "model",
-                                               "Spend per day by model (USD)"), d.spend_by_day_model["day"]),
+                                               _("Spend per day by model (USD)")), d.spend_by_day_model["day"]),
                                d.spend_by_day_model["spend_usd"]),
-        "calls_by_day": _daily(_lines(d.calls_by_day, "day", ["calls", "errors"], "Calls and errors per day"),
+        "calls_by_day": _daily(_lines(d.calls_by_day, "day", ["calls", "errors"], _("Calls and errors per day")),
                                d.calls_by_day["day"]),
         "latency": _daily(_lines(d.latency_by_day, "day", ["p50", "p95", "p99"],
-                                 "Latency p50 / p95 / p99 (ms, successful calls)"), d.latency_by_day["day"]),
-        "ttft": _bars(d.ttft_histogram, "ttft_ms", "calls", "Time to first token (ms, log scale)",
+                                 _("Latency p50 / p95 / p99 (ms, successful calls)")), d.latency_by_day["day"]),
+        "ttft": _bars(d.ttft_histogram, "ttft_ms", "calls", _("Time to first token (ms, log scale)"),
                       xaxis_type="log"),
-        "tokens_by_model": _bars_by(tokens, "model", "tokens", "direction", "Tokens in / out by model",
+        "tokens_by_model": _bars_by(tokens, "model", "tokens", "direction", _("Tokens in / out by model"),
                                     barmode="group"),
-        "spend_by_page": _money(_bars(d.spend_by_page, "page", "spend_usd", "Spend by page (USD)"),
+        "spend_by_page": _money(_bars(d.spend_by_page, "page", "spend_usd", _("Spend by page (USD)")),
                                 d.spend_by_page["spend_usd"]),
-        "spend_by_user": _money(_bars(d.spend_by_user, "user", "spend_usd", "Spend by user (USD)"),
+        "spend_by_user": _money(_bars(d.spend_by_user, "user", "spend_usd", _("Spend by user (USD)")),
                                 d.spend_by_user["spend_usd"]),
-        "spend_by_tag": _money(_bars(d.spend_by_tag, "tag", "spend_usd", "Spend by tag (USD)"),
+        "spend_by_tag": _money(_bars(d.spend_by_tag, "tag", "spend_usd", _("Spend by tag (USD)")),
                                d.spend_by_tag["spend_usd"]),
-        "speed": _bars(d.speed_by_model, "model", "tokens_per_s", "Output tokens / s by model (median)"),
-        "errors": _bars(d.error_types, "error_type", "calls", "Errors by type"),
+        "speed": _bars(d.speed_by_model, "model", "tokens_per_s", _("Output tokens / s by model (median)")),
+        "errors": _bars(d.error_types, "error_type", "calls", _("Errors by type")),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.access import LIMITER, authenticate, parse_admins, parse_users
+from core.i18n import _
 from pages._workbench import ADMIN_KEY, IDENTITY_KEY, Workbench, gate_configured, oidc_configured
 
 
@@ -12,26 +13,26 @@ def require_access(wb: Workbench) -> None:
     state = st.session_state
     if oidc_configured():
         if not st.user.get("is_logged_in", False):
-            st.title("🧪 PromptLab")
-            st.button("Log in", on_click=st.login, type="primary")
+            st.title(_("🧪 PromptLab"))
+            st.button(_("Log in"), on_click=st.login, type="primary")
             st.stop()
         state[IDENTITY_KEY] = st.user.get("email") or st.user.get("name") or "signed-in user"
         state[ADMIN_KEY] = state[IDENTITY_KEY] in parse_admins(wb.settings.admins)
         return
     if not gate_configured(wb.settings) or state.get(IDENTITY_KEY):
         return
-    st.title("🧪 PromptLab")
+    st.title(_("🧪 PromptLab"))
     users = parse_users(wb.settings.users)
     address = client_address()
     with st.form("login"):
         label = "User name" if users else "Your name (shown in the call log)"
         name = st.text_input(label, key="login_name")
-        password = st.text_input("Password", type="password", key="login_password")
-        submitted = st.form_submit_button("Sign in", type="primary")
+        password = st.text_input(_("Password"), type="password", key="login_password")
+        submitted = st.form_submit_button(_("Sign in"), type="primary")
     if submitted:
         wait = LIMITER.wait_s(name, address)
         if wait > 0:  # this name from this address (or this address) failed too often: only they wait
-            st.error(f"Too many failed attempts: try again in {wait:.0f} s.")
+            st.error(_('Too many failed attempts: try again in {wait:.0f} s.').format(wait=wait))
             st.stop()
         identity = authenticate(name, password, users, wb.settings.password_hash, parse_admins(wb.settings.admins))
         if identity is not None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from core import chat
+from core.i18n import _
 from core.personas import CUSTOM_ID, LANGUAGES
 from core.rendering import model_markdown, plain
 from pages._widgets import model_picker
@@ -23,31 +24,31 @@ def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan,
     this point, so the sidebar of the run before stays on screen until the next run redraws it."""
     with st.sidebar:
         model_picker(wb, key="chat_model")
-        st.slider("Temperature", 0.0, 2.0, DEFAULT_TEMPERATURE, 0.1, key="chat_temperature")
-        st.number_input("Max tokens (reply)", 16, 32_768, DEFAULT_MAX_TOKENS, 16, key="chat_max_tokens")
-        st.toggle("Reuse cached replies", key="chat_cache",
-                  help="At temperature 0 identical requests are answered from the cache anyway; turn "
-                       "this on to reuse replies at any temperature.")
-        st.selectbox("Persona", list(persona_names), format_func=persona_names.get, key="persona_id",
-                     on_change=start_new_conversation, help="Changing persona starts a new conversation.")
+        st.slider(_("Temperature"), 0.0, 2.0, DEFAULT_TEMPERATURE, 0.1, key="chat_temperature")
+        st.number_input(_("Max tokens (reply)"), 16, 32_768, DEFAULT_MAX_TOKENS, 16, key="chat_max_tokens")
+        st.toggle(_("Reuse cached replies"), key="chat_cache",
+                  help=_("At temperature 0 identical requests are answered from the cache anyway; turn "
+                       "this on to reuse replies at any temperature."))
+        st.selectbox(_("Persona"), list(persona_names), format_func=persona_names.get, key="persona_id",
+                     on_change=start_new_conversation, help=_("Changing persona starts a new conversation."))
         if st.session_state.persona_id == CUSTOM_ID:
-            st.text_area("System prompt", key="custom_prompt", height=120)
-            st.button("Start chat with this prompt", on_click=start_new_conversation)
+            st.text_area(_("System prompt"), key="custom_prompt", height=120)
+            st.button(_("Start chat with this prompt"), on_click=start_new_conversation)
         else:
-            with st.expander("System prompt"):
+            with st.expander(_("System prompt")):
                 st.markdown(model_markdown(conv.system_prompt))
-        st.selectbox("Reply language", list(LANGUAGES), key="reply_language")
+        st.selectbox(_("Reply language"), list(LANGUAGES), key="reply_language")
 
-        st.subheader("Counters")
+        st.subheader(_("Counters"))
         st.caption(chat.totals_caption(chat.totals(conv)))
         st.caption(chat.next_turn_caption(plan))
 
-        st.subheader("Conversations")
-        st.button("➕ New chat", on_click=start_new_conversation, width="stretch")
+        st.subheader(_("Conversations"))
+        st.button(_("➕ New chat"), on_click=start_new_conversation, width="stretch")
         undo = st.session_state.get("chat_deleted")
         if undo:  # the last deleted conversation can come back (kept in this session only)
-            st.caption(f"Deleted “{plain(undo['title'])}”.")
-            if st.button("↩ Undo delete", key="undo_delete", width="stretch"):
+            st.caption(_('Deleted “{v1}”.').format(v1=plain(undo['title'])))
+            if st.button(_("↩ Undo delete"), key="undo_delete", width="stretch"):
                 restored = chat.Conversation.from_dict(st.session_state.pop("chat_deleted"))
                 wb.conversations.save(restored, wb.user)
                 open_conversation(restored)
@@ -59,7 +60,7 @@ def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan,
                           width="stretch", disabled=current):
                 open_conversation(wb.conversations.load(summary.id, wb.user, wb.admin) or conv)
                 st.rerun()
-            if row.button("🗑", key=f"delete_{summary.id}", help="Delete this conversation (Undo appears above)",
+            if row.button("🗑", key=f"delete_{summary.id}", help=_("Delete this conversation (Undo appears above)"),
                           width="content"):
                 gone = wb.conversations.load(summary.id, wb.user, wb.admin)
                 wb.conversations.delete(summary.id, wb.user, wb.admin)

@@ -8,6 +8,7 @@ import streamlit as st
 from core import eval_results as er
 from core import report
 from core.eval_store import EvalStore
+from core.i18n import _
 from core.pricing import format_cost
 from core.rendering import plain
 
@@ -16,13 +17,13 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = ()) -> None:
     state = st.session_state
     runs = store.runs()
     if not runs:
-        st.info("Run an eval to see which prompt passes more cases.")
+        st.info(_("Run an eval to see which prompt passes more cases."))
     else:
         last = state.eval_box.get("last")
         ids = [r.id for r in runs]
         if last in ids and state.get("eval_last_shown") != last:  # a run just finished: show it
             state.eval_result_pick, state.eval_last_shown = last, last
-        pick = st.selectbox("Run", ids, key="eval_result_pick",
+        pick = st.selectbox(_("Run"), ids, key="eval_result_pick",
                             format_func=lambda i: next(f"{r.name} · {r.created_at[:16]}" + (" ⭐ baseline" if
                                                        r.baseline else "") for r in runs if r.id == i))
         shown = next(r for r in runs if r.id == pick)
@@ -31,7 +32,7 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = ()) -> None:
         st.markdown(f"**{s['passed']} passed · {s['failed']} failed · {s['errors']} errors** · "
                     f"{format_cost(s['cost_usd'])}" + (f" + {s['unpriced_calls']} unpriced calls"
                                                        if s.get("unpriced_calls") else ""))
-        st.subheader("Pass rate (95 % interval)")
+        st.subheader(_("Pass rate (95 % interval)"))
         st.dataframe(er.pass_matrix(rows), width="stretch")
         configs = er.config_summaries(rows)
         st.dataframe(pd.DataFrame([{
@@ -44,54 +45,53 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = ()) -> None:
         prompts = list(dict.fromkeys(c.prompt for c in configs))
         providers = list(dict.fromkeys(c.provider for c in configs))
         if len(prompts) > 1:
-            st.subheader("Compare two prompts on the same cases")
+            st.subheader(_("Compare two prompts on the same cases"))
             a, b, v = st.columns(3)
             prompt_a = a.selectbox("A", prompts, key="eval_cmp_a")
             prompt_b = b.selectbox("B", prompts, index=1, key="eval_cmp_b")
-            provider = v.selectbox("On", providers, key="eval_cmp_provider")
+            provider = v.selectbox(_("On"), providers, key="eval_cmp_provider")
             comparison = er.compare_prompts(rows, prompt_a, prompt_b, provider)
             st.info(plain(comparison.sentence()))
             for row in er.flipped(rows, comparison, prompt_b, provider):
-                st.caption(f"{'✅ B better' if row['flip'] == 'better' else '❌ B worse'} · case "
-                           f"{row['test_index'] + 1} #{row['repeat']} · {plain(row.get('description') or row['vars'])}")
+                st.caption(_('{v1} · case {v2} #{v3} · {v4}').format(
+                    v1='✅ B better' if row['flip'] == 'better' else '❌ B worse', v2=row['test_index'] + 1, v3=row['repeat'], v4=plain(row.get('description') or row['vars'])))
 
-        st.subheader("Baseline")
+        st.subheader(_("Baseline"))
         baseline = store.baseline()
-        if st.button("⭐ Make this run the baseline", key="eval_set_baseline", disabled=shown.baseline):
+        if st.button(_("⭐ Make this run the baseline"), key="eval_set_baseline", disabled=shown.baseline):
             store.set_baseline(shown.id)
             st.rerun()
         if baseline is None:
-            st.caption("No baseline yet: make a run the baseline, and later runs show what changed.")
+            st.caption(_("No baseline yet: make a run the baseline, and later runs show what changed."))
         elif baseline.id != shown.id:
             for label, comparison in er.compare_with_baseline(rows, baseline.rows):
                 st.markdown(f"**{plain(label)}** — {plain(comparison.sentence())}")
                 prompt, provider = label.split(" · ", 1)
                 for row in er.flipped(rows, comparison, prompt, provider):
-                    st.caption(f"{'✅ now passes' if row['flip'] == 'better' else '❌ now fails'} · case "
-                               f"{row['test_index'] + 1} #{row['repeat']} · "
-                               f"{plain(row.get('description') or row['vars'])}")
+                    st.caption(_('{v1} · case {v2} #{v3} · {v4}').format(
+                        v1='✅ now passes' if row['flip'] == 'better' else '❌ now fails', v2=row['test_index'] + 1, v3=row['repeat'], v4=plain(row.get('description') or row['vars'])))
         else:
-            st.caption("This run is the baseline.")
+            st.caption(_("This run is the baseline."))
 
-        st.subheader("Cases, failures first")
+        st.subheader(_("Cases, failures first"))
         for row in er.cases_failures_first(rows)[:200]:
             mark = "⚠️" if row.get("error") else "✅" if row["pass"] else "❌"
             title = (f"{mark} case {row['test_index'] + 1} #{row['repeat']} · {plain(row['prompt'][:40])} · "
                      f"{plain(row['provider'])} — {plain((row.get('description') or '')[:40])}")
             with st.expander(title):
-                st.caption(f"Reason: {plain(row['reason'])}")
+                st.caption(_('Reason: {v1}').format(v1=plain(row['reason'])))
                 st.json(row["vars"], expanded=False)
                 st.text(row["output"] or "(no output)")
                 if row["assertions"]:
                     st.dataframe(pd.DataFrame(row["assertions"]), hide_index=True, width="stretch")
                 for verdict in row.get("grading", []):
-                    st.caption(f"Grading prompt ({verdict['type']})")
+                    st.caption(_('Grading prompt ({v1})').format(v1=verdict['type']))
                     st.json(verdict["prompt"], expanded=False)
         if len(rows) > 200:
-            st.caption(f"First 200 of {len(rows)} cells; download the run for all of them.")
+            st.caption(_('First 200 of {v1} cells; download the run for all of them.').format(v1=len(rows)))
         d1, d2 = st.columns(2)
-        d1.download_button("⬇ results.json", shown.to_json(),
+        d1.download_button(_("⬇ results.json"), shown.to_json(),
                            f"{shown.name}.json", "application/json", key="eval_download")
-        d2.download_button("🔗 Share (HTML)", lambda: report.eval_report(shown, secrets).html,
+        d2.download_button(_("🔗 Share (HTML)"), lambda: report.eval_report(shown, secrets).html,
                            f"{shown.name}.html", "text/html", key="eval_share",
-                           help="The matrix, outputs and verdicts in one file that opens offline in any browser.")
+                           help=_("The matrix, outputs and verdicts in one file that opens offline in any browser."))

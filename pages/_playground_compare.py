@@ -11,6 +11,7 @@ from core import report
 from core.call_metrics import metrics_caption
 from core.clock import utc_now_iso
 from core.exports import to_csv
+from core.i18n import _
 from core.playground import (
     CellResult,
     Draft,
@@ -49,7 +50,8 @@ def show_cell(r: CellResult) -> None:
     if r.schema_valid is not None:
         st.caption("✅ valid JSON output" if r.schema_valid else f"❌ invalid output — {r.schema_error}")
     measured = f" · {metrics_caption(r.metrics)}" if r.metrics else ""
-    st.caption(f"{r.status} · finish {r.finish_reason or '–'}{measured}")
+    st.caption(_('{status} · finish {v2}{measured}').format(
+        status=r.status, v2=r.finish_reason or '–', measured=measured))
 
 
 def _versions(library: PromptLibrary, draft: Draft | None) -> dict[str, Draft]:
@@ -99,17 +101,17 @@ def render_compare(wb: Workbench, draft: Draft | None, library: PromptLibrary, p
     if box.pop("new_name", False) or "pg_run_name" not in st.session_state:  # a fresh default for every run
         st.session_state.pg_run_name = fresh_run_name(datetime.now(), used)
     versions = _versions(library, draft)
-    models, _ = available_models(wb)
+    models, _error = available_models(wb)
     c1, c2 = st.columns(2)
-    chosen_versions = c1.multiselect("Prompt versions", list(versions), default=[CURRENT] if draft else [],
+    chosen_versions = c1.multiselect(_("Prompt versions"), list(versions), default=[CURRENT] if draft else [],
                                      key="pg_cmp_versions")
-    chosen_models = c2.multiselect("Models", models, default=[draft.model] if draft and draft.model in models
+    chosen_models = c2.multiselect(_("Models"), models, default=[draft.model] if draft and draft.model in models
                                    else models[:1], key="pg_cmp_models")
     c3, c4, c5 = st.columns(3)
-    temps_text = c3.text_input("Temperatures", "0, 1", key="pg_cmp_temps")
-    repeats = c4.number_input("Repeats", 1, 10, 1, key="pg_cmp_repeats")
-    concurrency = c5.number_input("Concurrent calls", 1, 32, 8, key="pg_cmp_concurrency")
-    st.text_input("Run name (tags the calls in the log)", key="pg_run_name")
+    temps_text = c3.text_input(_("Temperatures"), "0, 1", key="pg_cmp_temps")
+    repeats = c4.number_input(_("Repeats"), 1, 10, 1, key="pg_cmp_repeats")
+    concurrency = c5.number_input(_("Concurrent calls"), 1, 32, 8, key="pg_cmp_concurrency")
+    st.text_input(_("Run name (tags the calls in the log)"), key="pg_run_name")
     try:
         specs = expand_matrix(chosen_versions, chosen_models, parse_temperatures(temps_text), int(repeats))
         cells = [prepare_cell(s, versions[s.version], wb.provider_for(s.model)) for s in specs]
@@ -126,17 +128,18 @@ def render_compare(wb: Workbench, draft: Draft | None, library: PromptLibrary, p
     else:
         unpriced = f" + {estimate.unpriced_cells} unpriced cells" if estimate.unpriced_cells else ""
         cost = f"at most {format_cost(estimate.max_cost_usd)}{unpriced}"
-    st.caption(f"{len(cells)} cells · {estimate.input_tokens:,} input tokens · at most "
-               f"{estimate.max_output_tokens:,} output tokens · {cost}")
+    st.caption(_('{v1} cells · {input_tokens:,} input tokens · at most {max_output_tokens:,} output '
+                 'tokens · {cost}').format(
+        v1=len(cells), input_tokens=estimate.input_tokens, max_output_tokens=estimate.max_output_tokens, cost=cost))
     limit = wb.settings.confirm_cost_usd
     confirmed = True
     if estimate.max_cost_usd > limit:
-        confirmed = st.checkbox(f"This run may cost up to {format_cost(estimate.max_cost_usd)} (over "
-                                f"{format_cost(limit)}): run it anyway", key="pg_cmp_confirm")
-    if st.button("▶ Run matrix", type="primary", disabled=not confirmed or problem is not None, key="pg_cmp_run"):
+        confirmed = st.checkbox(_('This run may cost up to {v1} (over {v2}): run it anyway').format(
+            v1=format_cost(estimate.max_cost_usd), v2=format_cost(limit)), key="pg_cmp_confirm")
+    if st.button(_("▶ Run matrix"), type="primary", disabled=not confirmed or problem is not None, key="pg_cmp_run"):
         tag = f"run:{st.session_state.pg_run_name}"
         run = MatrixRun(cells, wb.context("playground", [tag]), wb.log, int(concurrency)).start()
-        st.button("⏹ Cancel", key="pg_cmp_cancel")
+        st.button(_("⏹ Cancel"), key="pg_cmp_cancel")
         _live(run, min(len(cells), 3))
         st.rerun()
     if st.session_state.pg_matrix_box.get("last"):
@@ -144,8 +147,8 @@ def render_compare(wb: Workbench, draft: Draft | None, library: PromptLibrary, p
 
 
 def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[CellResult]) -> None:
-    st.subheader(f"Results — {name}")
-    grid, table, diff, stability, baseline = st.tabs(["Grid", "Table", "Diff", "Stability", "Baseline"])
+    st.subheader(_('Results — {name}').format(name=name))
+    grid, table, diff, stability, baseline = st.tabs([_("Grid"), _("Table"), _("Diff"), _("Stability"), _("Baseline")])
     with grid:
         cols = st.columns(min(len(results), 3))
         for i, r in enumerate(results):
@@ -156,18 +159,18 @@ def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[Cel
     with table:
         st.dataframe(frame, hide_index=True, width="stretch")
         e1, e2, e3, e4 = st.columns(4)
-        e1.download_button("⬇ CSV", to_csv(frame) or "", f"{name}.csv", "text/csv")
-        e2.download_button("⬇ JSON", results_to_json(results), f"{name}.json", "application/json")
-        e3.download_button("🔗 Share (HTML)", lambda: report.compare_report(
+        e1.download_button(_("⬇ CSV"), to_csv(frame) or "", f"{name}.csv", "text/csv")
+        e2.download_button(_("⬇ JSON"), results_to_json(results), f"{name}.json", "application/json")
+        e3.download_button(_("🔗 Share (HTML)"), lambda: report.compare_report(
             SavedRun("", name, utc_now_iso(), results), wb.secrets).html, f"{name}.html", "text/html",
-            key="pg_share", help="One file that opens offline in any browser; no keys, no personal data.")
-        if e4.button("💾 Save run", key="pg_save_run"):
+            key="pg_share", help=_("One file that opens offline in any browser; no keys, no personal data."))
+        if e4.button(_("💾 Save run"), key="pg_save_run"):
             library.save_run(name, results, wb.user)
-            st.success(f"Saved “{name}”.")
+            st.success(_('Saved “{name}”.').format(name=name))
     with diff:
         labels = [r.spec.label for r in results]
-        a = st.selectbox("Output A", range(len(results)), format_func=labels.__getitem__, key="pg_diff_a")
-        b = st.selectbox("Output B", range(len(results)), index=min(1, len(results) - 1),
+        a = st.selectbox(_("Output A"), range(len(results)), format_func=labels.__getitem__, key="pg_diff_a")
+        b = st.selectbox(_("Output B"), range(len(results)), index=min(1, len(results) - 1),
                          format_func=labels.__getitem__, key="pg_diff_b")
         st.html(diff_html(results[a].text, results[b].text))
     with stability:
@@ -175,9 +178,9 @@ def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[Cel
     with baseline:
         saved = library.runs()
         if not saved:
-            st.caption("Save a run to compare later runs against it.")
+            st.caption(_("Save a run to compare later runs against it."))
         else:
-            pick = st.selectbox("Baseline run", range(len(saved)), key="pg_baseline",
+            pick = st.selectbox(_("Baseline run"), range(len(saved)), key="pg_baseline",
                                 format_func=lambda i: f"{saved[i].name} · {saved[i].created_at[:16]}")
             rows = compare_runs(results, saved[pick].results)
             st.dataframe(pd.DataFrame([r.__dict__ for r in rows]), hide_index=True, width="stretch")

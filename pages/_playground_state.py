@@ -5,6 +5,7 @@ import json
 
 import streamlit as st
 
+from core.i18n import _
 from core.playground import (
     REASONING_EFFORTS,
     Draft,
@@ -41,44 +42,44 @@ def editor(model: str, provider_kind: str) -> None:
     off = unsupported_controls(provider_kind, model)
     left, right = st.columns([3, 2])
     with left:
-        st.text_area("System prompt", key="pg_system", height=120)
+        st.text_area(_("System prompt"), key="pg_system", height=120)
         if st.session_state.get("pg_history"):
-            st.caption(f"+ {len(st.session_state.pg_history)} earlier messages from the replayed call")
-        st.text_area("User message — use {{variables}}", key="pg_user", height=120)
+            st.caption(_('+ {v1} earlier messages from the replayed call').format(v1=len(st.session_state.pg_history)))
+        st.text_area(_("User message — use {{variables}}"), key="pg_user", height=120)
         names = template_variables(st.session_state.get("pg_system", "") + st.session_state.get("pg_user", ""))
         if names:
-            st.caption("Variables")
+            st.caption(_("Variables"))
             for name in names:
                 st.text_input(name, key=f"pg_var_{name}", label_visibility="visible")
     with right:
         c1, c2 = st.columns(2)
-        c1.slider("Temperature", 0.0, 2.0, 1.0, 0.1, key="pg_temperature", disabled="temperature" in off,
+        c1.slider(_("Temperature"), 0.0, 2.0, 1.0, 0.1, key="pg_temperature", disabled="temperature" in off,
                   help=off.get("temperature"))
-        c2.number_input("Max tokens", 1, 128_000, 512, key="pg_max_tokens")
-        c1.number_input("top_p", 0.0, 1.0, None, 0.05, key="pg_top_p", disabled="top_p" in off,
+        c2.number_input(_("Max tokens"), 1, 128_000, 512, key="pg_max_tokens")
+        c1.number_input(_("top_p"), 0.0, 1.0, None, 0.05, key="pg_top_p", disabled="top_p" in off,
                         help=off.get("top_p", "blank = the model's default"))
-        c2.number_input("Seed", 0, 2**31 - 1, None, key="pg_seed", help="blank = random")
-        c1.number_input("Presence penalty", -2.0, 2.0, None, 0.1, key="pg_presence",
+        c2.number_input(_("Seed"), 0, 2**31 - 1, None, key="pg_seed", help=_("blank = random"))
+        c1.number_input(_("Presence penalty"), -2.0, 2.0, None, 0.1, key="pg_presence",
                         disabled="presence_penalty" in off, help=off.get("presence_penalty"))
-        c2.number_input("Frequency penalty", -2.0, 2.0, None, 0.1, key="pg_frequency",
+        c2.number_input(_("Frequency penalty"), -2.0, 2.0, None, 0.1, key="pg_frequency",
                         disabled="frequency_penalty" in off, help=off.get("frequency_penalty"))
-        st.text_area("Stop sequences (one per line, up to 4)", key="pg_stop", height=68, disabled="stop" in off,
+        st.text_area(_("Stop sequences (one per line, up to 4)"), key="pg_stop", height=68, disabled="stop" in off,
                      help=off.get("stop"))
-        st.selectbox("Reasoning effort", [DEFAULT_EFFORT, *REASONING_EFFORTS], key="pg_effort",
+        st.selectbox(_("Reasoning effort"), [DEFAULT_EFFORT, *REASONING_EFFORTS], key="pg_effort",
                      disabled="reasoning_effort" in off, help=off.get("reasoning_effort"))
-        fmt = st.radio("Response format", FORMATS, key="pg_format", horizontal=True,
+        fmt = st.radio(_("Response format"), FORMATS, key="pg_format", horizontal=True,
                        format_func=lambda f: "JSON schema" if f == "json_schema" and "json_schema" in off
                        else f.replace("_", " "))
         if fmt == "json_schema":
             if "json_schema" in off:
                 st.caption(f"⚠️ {off['json_schema']}")
-            st.text_area("JSON schema", key="pg_schema", height=120, placeholder='{"type": "object", …}')
-        with st.expander("Tools (function definitions)", expanded=bool(st.session_state.get("pg_tools"))):
+            st.text_area(_("JSON schema"), key="pg_schema", height=120, placeholder='{"type": "object", …}')
+        with st.expander(_("Tools (function definitions)"), expanded=bool(st.session_state.get("pg_tools"))):
             if "tools" in off:
                 st.caption(f"⚠️ {off['tools']}")
-            st.text_area("Functions as JSON", key="pg_tools", height=120, disabled="tools" in off,
+            st.text_area(_("Functions as JSON"), key="pg_tools", height=120, disabled="tools" in off,
                          placeholder='[{"name": "lookup_order", "parameters": {"type": "object", …}}]')
-            st.text_input("Tool choice (auto, none, required or a function name)", "auto", key="pg_tool_choice",
+            st.text_input(_("Tool choice (auto, none, required or a function name)"), "auto", key="pg_tool_choice",
                           disabled="tools" in off)
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core import custom_prices
+from core.i18n import _
 from core.rendering import plain
 from pages._workbench import Workbench
 
@@ -21,10 +22,11 @@ def _unpriced(db_url: str) -> list[tuple[str, str, int]]:
 
 
 def render_prices(wb: Workbench) -> None:
-    st.subheader("Prices")
+    st.subheader(_("Prices"))
     engine = wb.log.engine
-    st.caption(f"List prices: genai-prices {importlib.metadata.version('genai-prices')} (bundled data, offline). "
-               "Custom prices below win over them, for self-hosted or resold models and contract prices.")
+    st.caption(_('List prices: genai-prices {v1} (bundled data, offline). Custom prices below win over '
+                 'them, for self-hosted or resold models and contract prices.').format(
+        v1=importlib.metadata.version('genai-prices')))
     unpriced = _unpriced(wb.settings.db_url)
     if unpriced:
         st.warning("Calls without a price: " + ", ".join(f"{plain(m)} on {plain(provider)} ({n:,})"
@@ -37,12 +39,12 @@ def render_prices(wb: Workbench) -> None:
         current = []
     table = pd.DataFrame([{c: getattr(p, c) for c in COLUMNS} for p in current], columns=COLUMNS)
     edited = st.data_editor(table, num_rows="dynamic", key="prices_editor", width="stretch", column_config={
-        "provider": st.column_config.SelectboxColumn("provider", options=list(custom_prices.PROVIDERS)),
-        "input_per_mtok": st.column_config.NumberColumn("input $/1M", min_value=0.0, format="%.4f"),
-        "cached_input_per_mtok": st.column_config.NumberColumn("cached input $/1M", min_value=0.0, format="%.4f"),
-        "output_per_mtok": st.column_config.NumberColumn("output $/1M", min_value=0.0, format="%.4f"),
-        "per_image": st.column_config.NumberColumn("$ per image", min_value=0.0, format="%.4f")})
-    if st.button("Save prices and re-price the log", key="prices_save"):
+        "provider": st.column_config.SelectboxColumn(_("provider"), options=list(custom_prices.PROVIDERS)),
+        "input_per_mtok": st.column_config.NumberColumn(_("input $/1M"), min_value=0.0, format="%.4f"),
+        "cached_input_per_mtok": st.column_config.NumberColumn(_("cached input $/1M"), min_value=0.0, format="%.4f"),
+        "output_per_mtok": st.column_config.NumberColumn(_("output $/1M"), min_value=0.0, format="%.4f"),
+        "per_image": st.column_config.NumberColumn(_("$ per image"), min_value=0.0, format="%.4f")})
+    if st.button(_("Save prices and re-price the log"), key="prices_save"):
         try:
             rows = [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in edited.to_dict("records")
                     if r.get("model")]
@@ -52,4 +54,5 @@ def render_prices(wb: Workbench) -> None:
         else:
             repriced = custom_prices.save(engine, prices, actor=wb.user)
             _unpriced.clear()
-            st.success(f"{len(prices)} custom prices in force; {repriced:,} logged calls priced again (audited).")
+            st.success(_('{v1} custom prices in force; {repriced:,} logged calls priced again (audited).').format(
+                v1=len(prices), repriced=repriced))

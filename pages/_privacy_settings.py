@@ -6,6 +6,7 @@ from datetime import datetime
 import streamlit as st
 
 from core import privacy
+from core.i18n import _
 from core.moderation import ModerationSettings, load_moderation, save_moderation
 from core.rendering import plain
 from core.safety import MODERATION_MODES, TEXT_POLICIES
@@ -17,65 +18,67 @@ POLICY_LABELS = {"full": "Full prompt and reply text", "redacted": "Text with PI
 
 def render_privacy(wb: Workbench) -> None:
     engine = wb.log.engine
-    st.subheader("What the log keeps")
+    st.subheader(_("What the log keeps"))
     current = privacy.text_policy(engine)
-    policy = st.radio("Prompts and replies", TEXT_POLICIES, index=TEXT_POLICIES.index(current),
+    policy = st.radio(_("Prompts and replies"), TEXT_POLICIES, index=TEXT_POLICIES.index(current),
                       format_func=POLICY_LABELS.get, key="text_policy", horizontal=True,
-                      help="Redaction removes e-mails, phone numbers, card numbers, IBANs, IP addresses and keys "
-                           "before anything is written.")
+                      help=_("Redaction removes e-mails, phone numbers, card numbers, IBANs, IP addresses and keys "
+                           "before anything is written."))
     if policy != current:
         privacy.set_text_policy(engine, policy)
-        st.success(f"From now on the log keeps: {POLICY_LABELS[policy][0].lower()}{POLICY_LABELS[policy][1:]}.")
+        st.success(_('From now on the log keeps: {v1}{v2}.').format(
+            v1=POLICY_LABELS[policy][0].lower(), v2=POLICY_LABELS[policy][1:]))
 
-    st.subheader("Retention")
+    st.subheader(_("Retention"))
     kept = privacy.retention(engine)
     r1, r2 = st.columns(2)
-    text_hours = r1.number_input("Keep texts (hours, 0 = forever)", 0.0, 1e6, float(kept.text_hours or 0), 1.0,
+    text_hours = r1.number_input(_("Keep texts (hours, 0 = forever)"), 0.0, 1e6, float(kept.text_hours or 0), 1.0,
                                  key="retention_text_hours")
-    metrics_days = r2.number_input("Keep metrics (days, 0 = forever)", 0.0, 1e5, float(kept.metrics_days or 0),
+    metrics_days = r2.number_input(_("Keep metrics (days, 0 = forever)"), 0.0, 1e5, float(kept.metrics_days or 0),
                                    1.0, key="retention_metrics_days")
     oldest = privacy.oldest_kept(engine)
-    st.caption(f"Oldest call kept: {(oldest['calls'] or '–')[:16]} · oldest text kept: {(oldest['texts'] or '–')[:16]}"
-               " · enforced at start-up and every hour (texts cover replies, conversations, images and cache).")
-    if st.button("Save and apply retention", key="save_retention"):
+    st.caption(_('Oldest call kept: {v1} · oldest text kept: {v2} · enforced at start-up and every hour '
+                 '(texts cover replies, conversations, images and cache).').format(
+        v1=(oldest['calls'] or '–')[:16], v2=(oldest['texts'] or '–')[:16]))
+    if st.button(_("Save and apply retention"), key="save_retention"):
         privacy.set_retention(engine, privacy.Retention(text_hours or None, metrics_days or None))
         removed = privacy.enforce_retention(engine, wb.settings.data_dir)
-        st.success(f"Retention saved; removed {sum(removed.values()):,} rows now.")
+        st.success(_('Retention saved; removed {v1:,} rows now.').format(v1=sum(removed.values())))
 
     state = st.session_state
-    st.subheader("Data-subject requests")
+    st.subheader(_("Data-subject requests"))
     if wb.admin:
-        subject = st.text_input("User id", key="dsr_user", placeholder="e.g. ana").strip()
+        subject = st.text_input(_("User id"), key="dsr_user", placeholder=_("e.g. ana")).strip()
     else:  # everyone may export or delete their own data, and only theirs
         subject = wb.user
-        st.caption(f"Your data, as {plain(wb.user)}: export it or delete it.")
+        st.caption(_('Your data, as {v1}: export it or delete it.').format(v1=plain(wb.user)))
     d1, d2 = st.columns(2)
     if subject:
-        if d1.button("🔒 Prepare an encrypted export", key="dsr_prepare"):
+        if d1.button(_("🔒 Prepare an encrypted export"), key="dsr_prepare"):
             passphrase = privacy.export_passphrase()
             state["dsr_prepared"] = (subject, privacy.export_user(engine, subject, actor=wb.user,
                                                                 actor_is_admin=wb.admin, passphrase=passphrase))
-            d1.info("The passphrase, shown only now — copy it before downloading:")
+            d1.info(_("The passphrase, shown only now — copy it before downloading:"))
             d1.code(passphrase, language=None)
         prepared = state.get("dsr_prepared")
         if prepared and prepared[0] == subject:
-            d1.download_button("⬇ Download the encrypted ZIP", prepared[1],
+            d1.download_button(_("⬇ Download the encrypted ZIP"), prepared[1],
                                f"promptlab-{subject}-{datetime.now():%Y%m%d}.zip", "application/zip",
                                key="dsr_export", on_click=lambda: state.pop("dsr_prepared", None))
-        confirm = d2.checkbox(f"I want to delete all data of {plain(subject)}", key="dsr_confirm")
-        if d2.button("Delete everything", key="dsr_delete", disabled=not confirm, type="primary"):
+        confirm = d2.checkbox(_('I want to delete all data of {v1}').format(v1=plain(subject)), key="dsr_confirm")
+        if d2.button(_("Delete everything"), key="dsr_delete", disabled=not confirm, type="primary"):
             counts = privacy.delete_user(engine, subject, actor=wb.user, actor_is_admin=wb.admin)
-            st.success(f"Deleted {sum(counts.values()):,} rows for {plain(subject)}.")
-    with st.expander("Audit log"):
+            st.success(_('Deleted {v1:,} rows for {v2}.').format(v1=sum(counts.values()), v2=plain(subject)))
+    with st.expander(_("Audit log")):
         st.dataframe(privacy.audit_log(engine), hide_index=True, width="stretch")
 
-    st.subheader("Moderation")
+    st.subheader(_("Moderation"))
     mod = load_moderation(engine)
     m1, m2 = st.columns(2)
-    mode = m1.selectbox("Check", MODERATION_MODES, index=MODERATION_MODES.index(mod.mode), key="moderation_mode",
+    mode = m1.selectbox(_("Check"), MODERATION_MODES, index=MODERATION_MODES.index(mod.mode), key="moderation_mode",
                         format_func={"off": "off", "input": "prompts", "input_and_output": "prompts and replies"}.get)
-    fail_open = m2.toggle("When the moderation endpoint is unreachable, send anyway (with a notice)",
+    fail_open = m2.toggle(_("When the moderation endpoint is unreachable, send anyway (with a notice)"),
                           mod.fail_open, key="moderation_fail_open")
     if (mode, fail_open) != (mod.mode, mod.fail_open):
         save_moderation(engine, ModerationSettings(mode, fail_open))
-        st.success("Moderation settings saved.")
+        st.success(_("Moderation settings saved."))

@@ -9,41 +9,44 @@ import streamlit as st
 from core import reconcile
 from core.errors import PromptLabError
 from core.exports import to_csv
+from core.i18n import _
 from core.pricing import format_cost
 from core.rendering import plain
 from pages._workbench import Workbench
 
 
 def render_reconcile(wb: Workbench, start: date, end: date) -> None:
-    st.subheader("Reconcile with the bill")
+    st.subheader(_("Reconcile with the bill"))
     if not wb.admin:
-        st.caption("The organisation's bill is for admins.")
+        st.caption(_("The organisation's bill is for admins."))
         return
     if not wb.settings.openai_admin_key:
-        st.caption("Set OPENAI_ADMIN_KEY (an OpenAI admin key) to compare this log with what OpenAI billed: requests, "
-                   "tokens and cost per day and model, and the share of the bill that went through PromptLab.")
+        st.caption(_("Set OPENAI_ADMIN_KEY (an OpenAI admin key) to compare this log with what OpenAI billed: requests, "
+                   "tokens and cost per day and model, and the share of the bill that went through PromptLab."))
         return
     engine = wb.log.engine
     result = reconcile.saved(engine, start, end)
-    if st.button(f"↻ Fetch usage and costs for {start:%d %b} – {end:%d %b}", key="rec_fetch"):
+    if st.button(_('↻ Fetch usage and costs for {start:%d %b} – {end:%d %b}').format(
+        start=start, end=end), key="rec_fetch"):
         try:
-            with st.spinner("Asking OpenAI's Usage and Costs APIs…"):
+            with st.spinner(_("Asking OpenAI's Usage and Costs APIs…")):
                 client = reconcile.admin_client(wb.settings.openai_admin_key, wb.settings.openai_base_url,
                                                 wb.settings.timeout_s)
                 result = reconcile.fetch(client, engine, start, end)
         except PromptLabError as err:
             st.error(plain(err.message))
     if result is None:
-        st.caption("Not fetched yet for this period.")
+        st.caption(_("Not fetched yet for this period."))
         return
     coverage = "–" if result.coverage is None else f"{result.coverage:.1%}"
     c1, c2, c3 = st.columns(3)
-    c1.metric("Coverage (tracked ÷ billed)", coverage)
-    c2.metric("Billed", format_cost(result.billed_cost_usd))
-    c3.metric("Tracked by PromptLab", format_cost(result.tracked_cost_usd))
+    c1.metric(_("Coverage (tracked ÷ billed)"), coverage)
+    c2.metric(_("Billed"), format_cost(result.billed_cost_usd))
+    c3.metric(_("Tracked by PromptLab"), format_cost(result.tracked_cost_usd))
     frame = pd.DataFrame(result.json_rows())
     differences = frame[frame["explanation"] != "matches"]
-    st.caption(f"{len(differences)} of {len(frame)} day × model rows differ · fetched {result.fetched_at[:16]} UTC")
+    st.caption(_('{v1} of {v2} day × model rows differ · fetched {v3} UTC').format(
+        v1=len(differences), v2=len(frame), v3=result.fetched_at[:16]))
     for row in differences.head(20).itertuples():
         st.markdown(f"- **{row.day} · {plain(row.model)}**: {plain(row.explanation)}")
     st.dataframe(pd.concat([differences, frame[frame["explanation"] == "matches"]]), hide_index=True,
@@ -52,5 +55,5 @@ def render_reconcile(wb: Workbench, start: date, end: date) -> None:
         st.dataframe(pd.DataFrame([{"line item": k, "billed (USD)": round(v, 6)}
                                    for k, v in sorted(result.billed_cost_by_line_item.items())]),
                      hide_index=True, width="stretch", key="rec_items")
-    st.download_button("⬇ Reconciliation CSV", to_csv(frame) or "", f"reconcile-{start}-{end}.csv", "text/csv",
+    st.download_button(_("⬇ Reconciliation CSV"), to_csv(frame) or "", f"reconcile-{start}-{end}.csv", "text/csv",
                        key="rec_csv")

@@ -21,7 +21,7 @@ from pages._workbench import Workbench, set_cookie, stores
 def _model_ids(provider: Provider, db_url: str, user: str) -> tuple[list[str], str | None]:
     """Model ids, or the error sentence; failures are cached too so a bad key or a dead server does not
     cost a failing request (and a log row) on every rerun. One attempt, short timeout: it only fills a list."""
-    wb_log, _ = stores(db_url)
+    wb_log, _conversations = stores(db_url)
     quick = replace(provider, max_retries=0, timeout_s=min(provider.timeout_s, 10.0))
     try:
         return list_models(quick, CallContext(page="other", user=user, tags=["list-models"]), wb_log), None
@@ -59,10 +59,10 @@ def model_picker(wb: Workbench, key: str) -> str:
     models, error = available_models(wb)
     default = default_model(wb)
     index = models.index(default) if default in models else 0
-    model = st.selectbox("Model", models, index=index, key=key, accept_new_options=True,
-                         help="From the provider's model list; type another id to use it.")
+    model = st.selectbox(_("Model"), models, index=index, key=key, accept_new_options=True,
+                         help=_("From the provider's model list; type another id to use it."))
     if error:
-        st.caption(f"⚠️ Model list unavailable: {error}")
+        st.caption(_('⚠️ Model list unavailable: {error}').format(error=error))
     return model or default
 
 
@@ -71,10 +71,11 @@ def provider_badge(wb: Workbench) -> None:
         if wb.provider.kind == "local":
             st.caption(f"**{wb.provider.label}**  \n{OFFLINE_NOTICE}")
         else:
-            st.caption(f"**{wb.provider.label}**  \nkey {wb.provider.masked_key}")
+            st.caption(_('**{label}**  \nkey {masked_key}').format(
+                label=wb.provider.label, masked_key=wb.provider.masked_key))
         if st.session_state.get("provider_choice_lost"):
-            st.caption("⚠️ The provider chosen earlier in this browser was forgotten (server restarted, or unused for "
-                       "a day): the configured one is in use. Choose again in Settings.")
+            st.caption(_("⚠️ The provider chosen earlier in this browser was forgotten (server restarted, or unused for "
+                       "a day): the configured one is in use. Choose again in Settings."))
 
 
 def stream_markdown(deltas: Iterable[str], on_first: Callable[[], None] | None = None) -> str:

@@ -8,6 +8,7 @@ from core import analytics as an
 from core import report, whatif
 from core.charts import CHART_CONFIG, comparable, figures, kpi_cards
 from core.exports import to_csv
+from core.i18n import _
 from core.playground import replay_draft
 from core.pricing import format_cost
 from core.rendering import code_text, plain
@@ -16,7 +17,7 @@ from pages._reconcile import render_reconcile
 from pages._workbench import workbench
 
 wb = workbench()
-st.title("📊 Analytics")
+st.title(_("📊 Analytics"))
 
 
 @st.cache_resource(show_spinner="Indexing the call log…")
@@ -35,36 +36,37 @@ def _options(db_url: str, version: tuple) -> dict:
 
 
 engine = _engine(wb.settings.db_url)
-with st.spinner("Reading new calls…"):
+with st.spinner(_("Reading new calls…")):
     engine.refresh()
 if engine.version[1] == 0:
-    st.info("The call log is empty. Chat, use the Playground, or fill it with realistic demo calls to explore.")
-    if st.button("Generate demo data (5,000 calls over 30 days)", type="primary"):
-        with st.spinner("Generating…"):
+    st.info(_("The call log is empty. Chat, use the Playground, or fill it with realistic demo calls to explore."))
+    if st.button(_("Generate demo data (5,000 calls over 30 days)"), type="primary"):
+        with st.spinner(_("Generating…")):
             made = generate(wb.log, 5_000, days=29, seed=int(datetime.now().timestamp()))  # all in "30 days"
         st.session_state.an_generated = made
         st.rerun()
     st.stop()
 if "an_generated" in st.session_state:
-    st.toast(f"Generated {st.session_state.pop('an_generated'):,} demo calls; model lists and connection tests "
-             "among them are counted apart (the sidebar's toggle includes them).")
+    st.toast(_("Generated {v1:,} demo calls; model lists and connection tests among them are counted "
+               "apart (the sidebar's toggle includes them).").format(
+        v1=st.session_state.pop('an_generated')))
 
 today = datetime.now(timezone.utc).date()
 options = _options(wb.settings.db_url, engine.version)
 with st.sidebar:
-    st.subheader("Filters")
-    preset = st.selectbox("Period", ["Today", "7 days", "30 days", "This month", "Custom"], index=2, key="an_period")
+    st.subheader(_("Filters"))
+    preset = st.selectbox(_("Period"), ["Today", "7 days", "30 days", "This month", "Custom"], index=2, key="an_period")
     if preset == "Custom":
         span = engine.date_span() or (today, today)
-        picked = st.date_input("Days (UTC)", value=(max(span[0], today.replace(day=1)), today), key="an_custom")
+        picked = st.date_input(_("Days (UTC)"), value=(max(span[0], today.replace(day=1)), today), key="an_custom")
         start, end = (picked[0], picked[-1]) if isinstance(picked, (tuple, list)) and picked else (today, today)
     else:
         start, end = an.preset_range(preset, today)
     chosen = {dim: tuple(st.multiselect(dim.capitalize(), options[dim], key=f"an_{dim}"))
               for dim in (*an.FILTER_DIMENSIONS, "tag")}
-    non_model = st.toggle("Include non-model calls", key="an_non_model",
-                          help="Model lists and connection tests (page “other”) are counted apart from calls to a "
-                               "model; turn this on to include them.")
+    non_model = st.toggle(_("Include non-model calls"), key="an_non_model",
+                          help=_("Model lists and connection tests (page “other”) are counted apart from calls to a "
+                               "model; turn this on to include them."))
 pages_filter = an.pages_shown(chosen["page"], options["page"], non_model)
 filters = an.Filters(start, end, chosen["provider"], chosen["model"], pages_filter, chosen["user"],
                      chosen["status"], chosen["tag"])
@@ -80,10 +82,10 @@ if budget:
     if warning:
         st.warning(warning)
     b1, b2, b3 = st.columns(3)
-    b1.metric("Month to date", format_cost(status.month_to_date_usd), f"{status.used_share:.0%} of budget",
+    b1.metric(_("Month to date"), format_cost(status.month_to_date_usd), f"{status.used_share:.0%} of budget",
               delta_color="off")
-    b2.metric("Burn rate", f"{format_cost(status.burn_rate_usd_per_day)} / day")
-    b3.metric("Month-end forecast", format_cost(status.forecast_usd), f"budget {format_cost(budget)}",
+    b2.metric(_("Burn rate"), f"{format_cost(status.burn_rate_usd_per_day)} / day")
+    b3.metric(_("Month-end forecast"), format_cost(status.forecast_usd), f"budget {format_cost(budget)}",
               delta_color="off")
 
 cards = kpi_cards(dash.current, dash.previous)
@@ -100,7 +102,7 @@ for badge in badges:
     st.markdown(badge)
 
 if dash.current.calls == 0:
-    st.info("No calls match these filters: widen the period or clear a filter.")
+    st.info(_("No calls match these filters: widen the period or clear a filter."))
 else:
     charts = figures(dash)
     keys = list(charts)
@@ -108,49 +110,50 @@ else:
         for col, key in zip(st.columns(2), keys[i:i + 2], strict=False):
             col.plotly_chart(charts[key], width="stretch", key=f"chart_{key}", config=CHART_CONFIG)
 
-with st.expander("What if… (estimates)"):
+with st.expander(_("What if… (estimates)")):
     usage = engine.usage_by_model(filters)
-    other = st.selectbox("The same tokens on", ["(no other model)", "gpt-4o-mini", "gpt-4.1-mini", "gpt-5-mini",
+    other = st.selectbox(_("The same tokens on"), ["(no other model)", "gpt-4o-mini", "gpt-4.1-mini", "gpt-5-mini",
                                                 "gpt-4o", "gpt-4.1", "gpt-5", "o4-mini"], key="an_whatif_model")
     table = whatif.scenarios(usage, None if other.startswith("(") else other)
     if table:
         st.dataframe(pd.DataFrame([{"scenario": w.scenario, "cost": format_cost(w.cost_usd), "how": w.note}
                                    for w in table]), hide_index=True, width="stretch", key="an_whatif")
-        st.caption("Estimates from list prices (genai-prices) for the OpenAI and Azure calls on screen — not a bill.")
+        st.caption(_("Estimates from list prices (genai-prices) for the OpenAI and Azure calls on screen — not a bill."))
     else:
-        st.caption("No OpenAI or Azure calls in these filters.")
+        st.caption(_("No OpenAI or Azure calls in these filters."))
 
 render_reconcile(wb, start, end)
 
-st.subheader("Calls")
+st.subheader(_("Calls"))
 page_size = 50
 frame, total = engine.calls_page(filters, st.session_state.get("an_calls_page", 1) - 1, page_size)
 pages = max(1, -(-total // page_size))
 top = st.columns([2, 1, 1, 1.4, 0.6])
-top[0].number_input(f"Page (of {pages:,}, {total:,} calls)", 1, pages, key="an_calls_page")
-top[1].download_button("⬇ CSV", lambda: (to_csv(engine.filtered_frame(filters)) or "").encode(),
+top[0].number_input(_('Page (of {pages:,}, {total:,} calls)').format(
+    pages=pages, total=total), 1, pages, key="an_calls_page")
+top[1].download_button(_("⬇ CSV"), lambda: (to_csv(engine.filtered_frame(filters)) or "").encode(),
                        "promptlab-calls.csv", "text/csv")
-top[2].download_button("⬇ Parquet", lambda: engine.filtered_frame(filters).to_parquet(index=False),
+top[2].download_button(_("⬇ Parquet"), lambda: engine.filtered_frame(filters).to_parquet(index=False),
                        "promptlab-calls.parquet", "application/octet-stream")
-top[3].download_button("🔗 Share report (HTML)", lambda: report.analytics_report(dash, filters, wb.secrets).html,
+top[3].download_button(_("🔗 Share report (HTML)"), lambda: report.analytics_report(dash, filters, wb.secrets).html,
                        report.analytics_file_name(filters), "text/html", key="an_share",
-                       help="KPIs and interactive charts for this period and these filters, in one file that "
-                            "opens offline in any browser.")
+                       help=_("KPIs and interactive charts for this period and these filters, in one file that "
+                            "opens offline in any browser."))
 event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
                      selection_mode="single-row", key="an_calls",
-                     column_config={"cost_usd": st.column_config.NumberColumn("cost_usd", format="$%.6f")})
-typed_id = st.text_input("…or open a call by its request id", key="an_request_id").strip()
+                     column_config={"cost_usd": st.column_config.NumberColumn(_("cost_usd"), format="$%.6f")})
+typed_id = st.text_input(_("…or open a call by its request id"), key="an_request_id").strip()
 request_id = frame.iloc[event.selection.rows[0]]["request_id"] if event.selection.rows else typed_id
 if request_id:
     record, texts = wb.log.get(request_id), wb.log.texts_for(request_id, wb.user, wb.admin)  # texts: own calls only
     with st.container(border=True):
-        st.markdown(f"**Call {code_text(request_id)}**")
+        st.markdown(_('**Call {v1}**').format(v1=code_text(request_id)))
         st.json(an.record_details(record) if record else {"request_id": request_id, "note": "not in the log"})
-        if texts and texts.request.get("messages") and st.button("🧪 Open in the Playground", key="an_replay"):
+        if texts and texts.request.get("messages") and st.button(_("🧪 Open in the Playground"), key="an_replay"):
             st.session_state.pg_load = replay_draft(texts.request)
             st.switch_page("pages/playground.py")
         if texts:
-            st.markdown("**Messages**")
+            st.markdown(_("**Messages**"))
             st.json(texts.request.get("messages", []), expanded=False)
-            st.markdown("**Reply**")
+            st.markdown(_("**Reply**"))
             st.text(texts.reply or "")

@@ -6,6 +6,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core import chat, report
 from core.fallback import fallback_chain, saved_chain
+from core.i18n import _
 from core.local_model import queue_sentence
 from core.moderation import check, load_moderation
 from core.pending_writes import PENDING
@@ -62,7 +63,7 @@ if "conversation" not in state:
     owner = wb.conversations.owner(saved.id) if saved else None
     if saved is not None and owner != wb.user:  # an admin reading someone's: replies go to a copy of their own
         saved = chat.copy_for(saved)
-        st.toast(f"Opened {plain(owner)}'s conversation as a copy of your own (admin).")
+        st.toast(_("Opened {v1}'s conversation as a copy of your own (admin).").format(v1=plain(owner)))
     if saved:
         state.persona_id, state.reply_language = saved.persona_id, saved.language
         open_conversation(saved)
@@ -84,7 +85,7 @@ plan = chat.plan_context(conv, model, context_window=wb.context_window(model), r
                          provider_id=provider.pricing_id, counter=provider.prompt_counter(model))
 
 
-st.title("💬 Chat")
+st.title(_("💬 Chat"))
 if state.get("chat_errors", {}).get("save"):  # a write that failed in the last run (retried in the background)
     st.warning(state["chat_errors"].pop("save"))
 for message in conv.messages:
@@ -97,7 +98,8 @@ for message in conv.messages:
             st.caption(chat.turn_caption(message))
 
 if plan.dropped_messages:
-    st.info(f"{plan.dropped_messages} older messages no longer fit the context window and are not sent.")
+    st.info(_('{dropped_messages} older messages no longer fit the context window and are not sent.').format(
+        dropped_messages=plan.dropped_messages))
 
 wants_reply = False
 errors = notices  # the same plain dict: written in `finally` below, where st.session_state is off limits
@@ -110,8 +112,9 @@ if state.get("chat_box") or any(state.get(f"starter_{i}") for i in range(4)):
 if errors.get("message"):
     st.error(errors["message"])
     retry_col, other_col = st.columns([1, 3])
-    wants_reply = retry_col.button("↻ Retry", key="retry", type="primary")
-    if errors.get("next_model") and other_col.button(f"↪ Answer with {errors['next_model']}", key="answer_other"):
+    wants_reply = retry_col.button(_("↻ Retry"), key="retry", type="primary")
+    if errors.get("next_model") and other_col.button(_('↪ Answer with {v1}').format(
+        v1=errors['next_model']), key="answer_other"):
         # A reply cut after text was shown is never restarted elsewhere silently: here the user chose to.
         chat.drop_last_reply(conv)
         forced_model, wants_reply = errors["next_model"], True
@@ -119,37 +122,37 @@ if errors.get("message"):
 if conv.messages:
     # One row that wraps on a phone (columns would stack five full-width buttons); the files in one menu.
     actions = st.container(horizontal=True, gap="small")
-    if actions.button("↻ Regenerate", disabled=not any(m.role == "user" for m in conv.messages)):
+    if actions.button(_("↻ Regenerate"), disabled=not any(m.role == "user" for m in conv.messages)):
         chat.drop_last_reply(conv)
         wants_reply = True
-    with actions.popover("✏️ Edit last"):
+    with actions.popover(_("✏️ Edit last")):
         last_user = next((m.content for m in reversed(conv.messages) if m.role == "user"), "")
-        edited = st.text_area("Last message", value=last_user, key=f"edit_{len(conv.messages)}")
-        if st.button("Resend", key="resend"):
+        edited = st.text_area(_("Last message"), value=last_user, key=f"edit_{len(conv.messages)}")
+        if st.button(_("Resend"), key="resend"):
             chat.edit_last_user_message(conv, edited)
             wants_reply = True
-    if actions.button("🧹 Clear"):
+    if actions.button(_("🧹 Clear")):
         start_new_conversation()
         st.rerun()
-    with actions.popover("⬇ Export / share"):
-        st.download_button("🔗 Share as one HTML file", lambda: report.conversation_report(conv, wb.secrets).html,
+    with actions.popover(_("⬇ Export / share")):
+        st.download_button(_("🔗 Share as one HTML file"), lambda: report.conversation_report(conv, wb.secrets).html,
                            chat.export_name(conv, "html"), "text/html", key="share_html",
-                           help="Opens offline in any browser; keys and personal data are left out.")
-        st.download_button("⬇ Markdown", chat.export_markdown(conv), chat.export_name(conv, "md"), "text/markdown")
-        st.download_button("⬇ JSON", chat.export_json(conv), chat.export_name(conv, "json"), "application/json")
+                           help=_("Opens offline in any browser; keys and personal data are left out."))
+        st.download_button(_("⬇ Markdown"), chat.export_markdown(conv), chat.export_name(conv, "md"), "text/markdown")
+        st.download_button(_("⬇ JSON"), chat.export_json(conv), chat.export_name(conv, "json"), "application/json")
 
 starter = None
 if not conv.messages:  # an empty chat offers what to ask first, for its persona
     if provider.kind == "local":  # what answers, and how to get more, in one line
         st.info(OFFLINE_NOTICE, icon="💻")
-    st.caption("Try one of these, or write your own below:")
+    st.caption(_("Try one of these, or write your own below:"))
     for i, (col, text) in enumerate(zip(st.columns(3), starters(conv.persona_id), strict=False)):
         if col.button(text, key=f"starter_{i}", width="stretch"):
             starter = text
 
 if "chat_restore" in state:  # a flagged prompt comes back into the box, editable
     state.chat_box = state.pop("chat_restore")
-prompt = st.chat_input("Message PromptLab…", key="chat_box") or starter
+prompt = st.chat_input(_("Message PromptLab…"), key="chat_box") or starter
 if prompt is not None:
     refusal = chat.refuse_message(prompt, model, context_window=wb.context_window(model), reply_budget=max_tokens,
                                   system=chat.system_message(conv), counter=provider.prompt_counter(model))
@@ -183,7 +186,7 @@ if wants_reply and chat.awaiting_reply(conv):
     def rate_limit_countdown(seconds: float) -> None:
         """A client-side rate limit holds the message back: count down instead of failing."""
         for left in range(int(seconds + 0.999), 0, -1):
-            countdown.info(f"⏳ Rate limit reached for this provider: sending in {left} s…")
+            countdown.info(_('⏳ Rate limit reached for this provider: sending in {left} s…').format(left=left))
             time.sleep(min(1.0, seconds))
         countdown.empty()
 
@@ -199,7 +202,7 @@ if wants_reply and chat.awaiting_reply(conv):
         """No first token yet: say so, once a second. Each update is also where a Stop click lands."""
         if int(seconds) > shown_second[0]:
             shown_second[0] = int(seconds)
-            countdown.info(f"⏳ Waiting for {plain(model)}… {int(seconds)} s — Stop ends it.")
+            countdown.info(_('⏳ Waiting for {v1}… {v2} s — Stop ends it.').format(v1=plain(model), v2=int(seconds)))
 
     stream = chat.start_reply(plan, chain, wb.provider_for, lambda p, m: request_params(
         p, m, temperature=temperature, max_tokens=max_tokens), wb.context("chat"), wb.log,
@@ -208,7 +211,7 @@ if wants_reply and chat.awaiting_reply(conv):
     with st.chat_message("assistant"):
         # Clicking Stop reruns the script, which interrupts the stream's drawing (or the wait for the offline model);
         # `finally` then closes the HTTP stream (cancelling the generation) and keeps the partial reply "stopped".
-        st.button("⏹ Stop", key="stop")
+        st.button(_("⏹ Stop"), key="stop")
         try:
             stream_markdown(stream, on_first=countdown.empty)  # the waiting notice goes when text arrives
         finally:

@@ -21,6 +21,7 @@ from core.eval_config import (
 )
 from core.eval_store import EvalStore
 from core.evals import EvalRun, ProviderResolver, key_notes
+from core.i18n import _
 from core.pricing import format_cost
 from core.rendering import plain
 from pages._eval_results import render_results
@@ -51,7 +52,7 @@ tests:
     assert:
       - {type: icontains-any, value: [no, not]}
 """
-st.title("✅ Evals")
+st.title(_("✅ Evals"))
 state.setdefault("eval_box", {})  # written in `finally`, where st.session_state is off limits
 
 
@@ -64,17 +65,17 @@ if "eval_yaml_next" in state:
     state.eval_yaml = state.pop("eval_yaml_next")
 state.setdefault("eval_yaml", EXAMPLE % wb.settings.default_model)
 
-setup, run_tab, results_tab = st.tabs(["📝 Config & cases", "▶ Run", "📊 Results"])
+setup, run_tab, results_tab = st.tabs([_("📝 Config & cases"), _("▶ Run"), _("📊 Results")])
 
 # ----- config ------------------------------------------------------------------------------------------------------
 with setup:
-    upload = st.file_uploader("Import a promptfoo config (YAML)", type=["yaml", "yml"], key="eval_upload")
+    upload = st.file_uploader(_("Import a promptfoo config (YAML)"), type=["yaml", "yml"], key="eval_upload")
     if upload is not None and state.get("eval_upload_seen") != upload.file_id:
         state.eval_upload_seen = upload.file_id
         set_config_text(upload.getvalue().decode("utf-8", errors="replace"))
         st.rerun()
-    st.text_area("Config (promptfoo YAML)", key="eval_yaml", height=260,
-                 help="prompts, providers (openai:chat:<model>), defaultTest, tests with vars and assert.")
+    st.text_area(_("Config (promptfoo YAML)"), key="eval_yaml", height=260,
+                 help=_("prompts, providers (openai:chat:<model>), defaultTest, tests with vars and assert."))
     config: EvalConfig | None = None
     try:
         config = parse_config_text(state.eval_yaml)
@@ -83,47 +84,49 @@ with setup:
     if config is not None:
         for note in config.notes + key_notes(config, resolver):
             st.warning(plain(note))
-        st.caption(f"{len(config.prompts)} prompts × {len(config.providers)} providers × {len(config.tests)} cases")
-        st.subheader("Test cases")
+        st.caption(_('{v1} prompts × {v2} providers × {v3} cases').format(
+            v1=len(config.prompts), v2=len(config.providers), v3=len(config.tests)))
+        st.subheader(_("Test cases"))
         try:
             table = pd.read_csv(io.StringIO(tests_to_csv(config.tests)), dtype=str, keep_default_na=False)
-            st.caption("One row per case: a column per variable, `__expected…` cells such as `icontains: days` "
-                       "(promptfoo's CSV).")
+            st.caption(_("One row per case: a column per variable, `__expected…` cells such as `icontains: days` "
+                       "(promptfoo's CSV)."))
             edited = st.data_editor(table, num_rows="dynamic", key=f"eval_cases_{hash(state.eval_yaml)}",
                                     width="stretch")
             if not edited.equals(table):
                 config.tests = tests_from_csv(edited.to_csv(index=False))
-                if st.button("Apply the table to the config", key="eval_apply"):
+                if st.button(_("Apply the table to the config"), key="eval_apply"):
                     set_config_text(to_yaml(config))
                     st.rerun()
         except EvalConfigError as err:
-            st.info(f"{err} The cases are shown as YAML above.")
+            st.info(_('{err} The cases are shown as YAML above.').format(err=err))
         c1, c2, c3, c4 = st.columns(4)
-        c1.download_button("⬇ Config YAML", to_yaml(config), "promptfooconfig.yaml", "application/x-yaml")
-        c2.download_button("⬇ Cases JSONL", tests_to_jsonl(config.tests), "cases.jsonl", "application/jsonl")
-        c3.download_button("⬇ Cases YAML", tests_to_yaml(config.tests), "cases.yaml", "application/x-yaml")
+        c1.download_button(_("⬇ Config YAML"), to_yaml(config), "promptfooconfig.yaml", "application/x-yaml")
+        c2.download_button(_("⬇ Cases JSONL"), tests_to_jsonl(config.tests), "cases.jsonl", "application/jsonl")
+        c3.download_button(_("⬇ Cases YAML"), tests_to_yaml(config.tests), "cases.yaml", "application/x-yaml")
         try:
-            c4.download_button("⬇ Cases CSV", tests_to_csv(config.tests), "cases.csv", "text/csv")
+            c4.download_button(_("⬇ Cases CSV"), tests_to_csv(config.tests), "cases.csv", "text/csv")
         except EvalConfigError:
-            c4.caption("CSV cannot hold these cases")
-        with st.expander("Test sets (saved, versioned)"):
-            name = st.text_input("Save the cases as", key="eval_set_name")
-            if st.button("💾 Save test set", key="eval_set_save", disabled=not name.strip()):
+            c4.caption(_("CSV cannot hold these cases"))
+        with st.expander(_("Test sets (saved, versioned)")):
+            name = st.text_input(_("Save the cases as"), key="eval_set_name")
+            if st.button(_("💾 Save test set"), key="eval_set_save", disabled=not name.strip()):
                 saved = store.save_set(name, config.tests, wb.user)
-                st.success(f"Saved “{plain(saved.name)}” v{saved.version} ({len(saved.tests)} cases).")
+                st.success(_('Saved “{v1}” v{version} ({v3} cases).').format(
+                    v1=plain(saved.name), version=saved.version, v3=len(saved.tests)))
             names = store.set_names()
             if names:
-                pick = st.selectbox("Load a test set", names, key="eval_set_pick")
+                pick = st.selectbox(_("Load a test set"), names, key="eval_set_pick")
                 history = store.set_history(pick)
-                version = st.selectbox("Version", history, key="eval_set_version",
+                version = st.selectbox(_("Version"), history, key="eval_set_version",
                                        format_func=lambda v: f"v{v.version} · {v.created_at[:16]} · {v.author or ''}")
-                if st.button("Use these cases", key="eval_set_load"):
+                if st.button(_("Use these cases"), key="eval_set_load"):
                     config.tests = version.tests
                     set_config_text(to_yaml(config))
                     st.rerun()
-            cases_file = st.file_uploader("Import cases (CSV, JSONL or YAML)", type=["csv", "jsonl", "yaml", "yml"],
+            cases_file = st.file_uploader(_("Import cases (CSV, JSONL or YAML)"), type=["csv", "jsonl", "yaml", "yml"],
                                           key="eval_cases_upload")
-            if cases_file is not None and st.button("Use the imported cases", key="eval_cases_use"):
+            if cases_file is not None and st.button(_("Use the imported cases"), key="eval_cases_use"):
                 text = cases_file.getvalue().decode("utf-8", errors="replace")
                 reader = {"csv": tests_from_csv, "jsonl": tests_from_jsonl}.get(cases_file.name.rsplit(".", 1)[-1],
                                                                                tests_from_yaml)
@@ -137,20 +140,20 @@ with setup:
 # ----- run -----------------------------------------------------------------------------------------------------------
 with run_tab:
     if config is None:
-        st.info("Fix the config first (📝 Config & cases).")
+        st.info(_("Fix the config first (📝 Config & cases)."))
     else:
         c1, c2, c3 = st.columns(3)
-        repeat = int(c1.number_input("Repeats", 1, 20, 1, key="eval_repeat"))
-        concurrency = int(c2.number_input("Concurrent calls", 1, 32, 8, key="eval_concurrency"))
-        allow_cache = c3.toggle("Reuse cached replies", key="eval_cache",
-                                help="Off: every cell asks the model. On: identical requests may be answered from "
-                                     "the response cache (cost 0), which hides latency and variance.")
+        repeat = int(c1.number_input(_("Repeats"), 1, 20, 1, key="eval_repeat"))
+        concurrency = int(c2.number_input(_("Concurrent calls"), 1, 32, 8, key="eval_concurrency"))
+        allow_cache = c3.toggle(_("Reuse cached replies"), key="eval_cache",
+                                help=_("Off: every cell asks the model. On: identical requests may be answered from "
+                                     "the response cache (cost 0), which hides latency and variance."))
         graded = any(a.base_type in MODEL_GRADED for t in config.cases() for a in t.assertions)
         if graded:
-            models, _ = available_models(wb)
+            models, _error = available_models(wb)
             choices = ["(the config's grader)" if config.grader else "(the first provider's model)", *models]
-            grader = st.selectbox("Grader model", choices, key="eval_grader",
-                                  help="Answers the model-graded assertions; its calls are logged and priced too.")
+            grader = st.selectbox(_("Grader model"), choices, key="eval_grader",
+                                  help=_("Answers the model-graded assertions; its calls are logged and priced too."))
             if grader != choices[0]:
                 config.grader = grader
         evaluation = EvalRun(config, resolver, wb.context("evals"), wb.log, repeat=repeat,
@@ -163,12 +166,12 @@ with run_tab:
                    + (" · plus the grader's calls" if graded else ""))
         confirmed = True
         if estimate.max_cost_usd > wb.settings.confirm_cost_usd:
-            confirmed = st.checkbox(f"This run may cost up to {format_cost(estimate.max_cost_usd)} (over "
-                                    f"{format_cost(wb.settings.confirm_cost_usd)}): run it anyway",
+            confirmed = st.checkbox(_('This run may cost up to {v1} (over {v2}): run it anyway').format(
+                v1=format_cost(estimate.max_cost_usd), v2=format_cost(wb.settings.confirm_cost_usd)),
                                     key="eval_confirm")
-        if st.button("▶ Run eval", type="primary", disabled=not confirmed or not evaluation.cells, key="eval_run"):
+        if st.button(_("▶ Run eval"), type="primary", disabled=not confirmed or not evaluation.cells, key="eval_run"):
             evaluation.start()
-            st.button("⏹ Cancel", key="eval_cancel")
+            st.button(_("⏹ Cancel"), key="eval_cancel")
             bar = st.progress(0.0, text="Starting…")
             box, user = state.eval_box, wb.user  # taken now: after a Cancel click st.session_state raises
             try:

@@ -3,6 +3,7 @@ import streamlit as st
 
 from core.errors import PromptLabError
 from core.gallery import Gallery
+from core.i18n import _
 from core.images import (
     BACKGROUNDS,
     MODERATION,
@@ -20,50 +21,50 @@ from pages._workbench import workbench
 wb = workbench()
 state = st.session_state
 gallery = Gallery(wb.settings.db_url, wb.settings.data_dir)
-st.title("🖼️ Images")
+st.title(_("🖼️ Images"))
 variation = False
 if "img_pending" in state:  # "generate variations": load the image's settings before the widgets are drawn
     state.update(state.pop("img_pending"))
     variation = True
 
 if wb.provider.kind == "local":
-    st.info("The offline model cannot make images. Add an OpenAI key in Settings (or set OPENAI_BASE_URL to a "
-            "server with an images endpoint) to generate; the gallery below still works.")
+    st.info(_("The offline model cannot make images. Add an OpenAI key in Settings (or set OPENAI_BASE_URL to a "
+            "server with an images endpoint) to generate; the gallery below still works."))
 else:
     models = image_models(available_model_ids(wb))
     left, right = st.columns([3, 2])
-    prompt = left.text_area("Prompt", key="img_prompt", height=150,
-                            placeholder="A watercolour lighthouse in a storm, seen from the sea")
+    prompt = left.text_area(_("Prompt"), key="img_prompt", height=150,
+                            placeholder=_("A watercolour lighthouse in a storm, seen from the sea"))
     with right:
-        model = st.selectbox("Model", models, key="img_model")
+        model = st.selectbox(_("Model"), models, key="img_model")
         spec = model_spec(model)
         c1, c2 = st.columns(2)
-        size = c1.selectbox("Size", spec.sizes, key="img_size",
+        size = c1.selectbox(_("Size"), spec.sizes, key="img_size",
                             format_func=lambda s: {"1536x1024": "1536×1024 landscape", "1024x1536":
                                                    "1024×1536 portrait", "1024x1024": "1024×1024 square"}.get(s, s))
-        quality = c2.selectbox("Quality", spec.qualities, key="img_quality")
-        n = c1.number_input("Images", 1, spec.max_n, 1, key="img_n")
-        background = c2.selectbox("Background", [b for b in BACKGROUNDS if b in spec.backgrounds], key="img_bg")
-        fmt = c1.selectbox("Format", spec.formats, key="img_format")
-        compression = c2.slider("Compression", 0, 100, 85, key="img_compression", disabled=fmt == "png",
-                                help="JPEG and WebP only")
-        moderation = st.selectbox("Moderation", MODERATION, key="img_moderation", disabled=not spec.moderation)
+        quality = c2.selectbox(_("Quality"), spec.qualities, key="img_quality")
+        n = c1.number_input(_("Images"), 1, spec.max_n, 1, key="img_n")
+        background = c2.selectbox(_("Background"), [b for b in BACKGROUNDS if b in spec.backgrounds], key="img_bg")
+        fmt = c1.selectbox(_("Format"), spec.formats, key="img_format")
+        compression = c2.slider(_("Compression"), 0, 100, 85, key="img_compression", disabled=fmt == "png",
+                                help=_("JPEG and WebP only"))
+        moderation = st.selectbox(_("Moderation"), MODERATION, key="img_moderation", disabled=not spec.moderation)
     request = ImageRequest(model, prompt, int(n), size, quality, background, fmt,
                            compression if fmt != "png" else None, moderation)
     problems = validate(request)
     estimate = estimate_cost(request, wb.provider.pricing_id)
-    st.caption(f"Estimated cost: {format_cost(estimate)} for {int(n)} image(s) — the actual cost comes from the "
-               "response's usage.")
+    st.caption(_("Estimated cost: {v1} for {v2} image(s) — the actual cost comes from the response's usage.").format(
+        v1=format_cost(estimate), v2=int(n)))
     for problem in problems[1 if not prompt.strip() else 0:]:
         st.warning(problem)
     # Never disabled for an empty prompt: the box commits its text on blur, so a click straight after typing would
     # meet a disabled button. The click itself re-checks (the value is current by then).
-    clicked = st.button("✨ Generate", type="primary", disabled=bool(problems[1 if not prompt.strip() else 0:]),
+    clicked = st.button(_("✨ Generate"), type="primary", disabled=bool(problems[1 if not prompt.strip() else 0:]),
                         key="img_generate")
     if clicked and problems:
         state.img_error, state.img_last = problems[0], []
     elif clicked or (variation and not problems):
-        with st.spinner("Generating…"):
+        with st.spinner(_("Generating…")):
             try:
                 result = generate(wb.provider, request, wb.context("images"), wb.log)
                 state.img_last = [img.id for img in gallery.add(request, result, wb.user)]
@@ -84,37 +85,38 @@ def show(image, key: str) -> None:
     st.caption(f"{image.model} · {image.params.get('size')} · {image.params.get('quality')} · {cost} · "
                f"{image.created_at[:16].replace('T', ' ')}")
     a, b, c = st.columns(3)
-    a.download_button("⬇", image.read(), image.file_name, image.mime, key=f"dl_{key}", help="Download")
-    if b.button("🔁", key=f"var_{key}", help="Generate variations: same prompt and settings, new sample",
+    a.download_button("⬇", image.read(), image.file_name, image.mime, key=f"dl_{key}", help=_("Download"))
+    if b.button("🔁", key=f"var_{key}", help=_("Generate variations: same prompt and settings, new sample"),
                 disabled=wb.provider.kind == "local"):
         state.img_pending = {"img_prompt": image.prompt, "img_model": image.model,
                              **{f"img_{k}": image.params[p] for k, p in (("size", "size"), ("quality", "quality"),
                                                                          ("n", "n"), ("bg", "background"),
                                                                          ("format", "output_format"))}}
         st.rerun()
-    if c.button("🗑", key=f"del_{key}", help="Delete"):
+    if c.button("🗑", key=f"del_{key}", help=_("Delete")):
         gallery.delete(image.id, wb.user, wb.admin)
         st.rerun()
-    with st.expander("Prompt"):
+    with st.expander(_("Prompt")):
         st.code(image.prompt, language=None, wrap_lines=True)  # the code block has a copy button
 
 
 last = [img for img in (gallery.get(i, wb.user, wb.admin) for i in state.get("img_last", [])) if img]
 if last:
-    st.subheader("Just generated")
+    st.subheader(_("Just generated"))
     st.caption(state.get("img_note", ""))
     new_cols = st.columns(4)  # same card size as the gallery, whatever the count
     for i, img in enumerate(last):
         with new_cols[i % 4]:
             show(img, f"new_{img.id}")
 
-st.subheader("Gallery")
-query = st.text_input("Search prompts", key="img_search")
+st.subheader(_("Gallery"))
+query = st.text_input(_("Search prompts"), key="img_search")
 page_size = 12
 page = st.session_state.get("img_page", 1)
 images, total = gallery.search(query, page_size, (page - 1) * page_size, user=wb.user, admin=wb.admin)
 if total > page_size:  # a page selector only when there is more than one page
-    st.number_input(f"Page (of {-(-total // page_size)}, {total} images)", 1, -(-total // page_size),
+    st.number_input(_('Page (of {v1}, {total} images)').format(
+        v1=-(-total // page_size), total=total), 1, -(-total // page_size),
                     key="img_page")
 just_shown = {img.id for img in last}
 images = [img for img in images if img.id not in just_shown]  # each image once: above, or here

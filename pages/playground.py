@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.calls import ChatRequest, ChatStream
 from core.codegen import curl_command, python_code
+from core.i18n import _
 from core.playground import (
     CellResult,
     CellSpec,
@@ -24,7 +25,7 @@ from pages._workbench import workbench
 wb = workbench()
 state = st.session_state
 library = PromptLibrary(wb.settings.db_url, wb.user, wb.admin)  # others' private versions stay out
-st.title("🧪 Playground")
+st.title(_("🧪 Playground"))
 
 if "pg_load" in state:  # a draft chosen in the library or replayed from the log
     load_draft(state.pop("pg_load"))
@@ -41,8 +42,8 @@ except PlaygroundError as err:
     problem = str(err)
 if messages:
     n_in = provider.prompt_counter(model)(messages)
-    st.caption(f"Input before sending: **{n_in:,} tokens** · "
-               f"{format_cost(cost_usd(TokenUsage(n_in), model, provider.pricing_id))}")
+    st.caption(_('Input before sending: **{n_in:,} tokens** · {v2}').format(
+        n_in=n_in, v2=format_cost(cost_usd(TokenUsage(n_in), model, provider.pricing_id))))
     window, budget = wb.context_window(model), (draft.settings.max_tokens or 0) if draft else 0
     if problem is None and n_in > window - budget:  # refused here, before any call (Run is disabled)
         problem = (f"This request is {n_in:,} tokens, more than the {window - budget:,} that {model} can take "
@@ -51,19 +52,19 @@ if messages:
 if problem:
     st.warning(problem)
 
-run_tab, compare_tab, library_tab = st.tabs(["▶ Run", "▦ Compare", "📚 Library & replay"])
+run_tab, compare_tab, library_tab = st.tabs([_("▶ Run"), _("▦ Compare"), _("📚 Library & replay")])
 with run_tab:
-    with st.expander("View code"):
+    with st.expander(_("View code")):
         if draft and messages:
             st.code(python_code(provider, model, messages, params), language="python")
             st.code(curl_command(provider, model, messages, params), language="bash")
     single = state.setdefault("pg_single_box", {})  # mutated in `finally`, where st.session_state is off limits
-    if st.button("▶ Run", type="primary", disabled=problem is not None, key="pg_run"):
+    if st.button(_("▶ Run"), type="primary", disabled=problem is not None, key="pg_run"):
         cell = prepare_cell(CellSpec("draft", model, draft.settings.temperature, 1), draft, provider)
         result = CellResult(spec=cell.spec)
         stream = ChatStream(provider, ChatRequest(model, cell.messages, cell.params),
                             wb.context("playground", ["run:single"]), wb.log)
-        st.button("⏹ Stop", key="pg_halt")
+        st.button(_("⏹ Stop"), key="pg_halt")
         try:
             stream_markdown(stream)  # no remote image loads from a reply
         finally:

@@ -7,6 +7,7 @@ from core import ratelimit
 from core.calls import list_models
 from core.errors import PromptLabError
 from core.fallback import save_chain, saved_chain
+from core.i18n import _
 from core.pending_writes import PENDING
 from core.pricing import format_cost
 from core.providers import KIND_LABELS, KINDS, chat_models
@@ -16,46 +17,47 @@ from pages._workbench import OVERRIDE_KEY, remember_provider_choice, response_ca
 
 wb = workbench()
 provider = wb.provider
-st.title("⚙️ Settings")
+st.title(_("⚙️ Settings"))
 if PENDING.count() or PENDING.given_up:  # writes a locked or full database refused, retried in the background
     st.warning(f"{PENDING.count()} rows wait to be written to the database (it was busy or full); they are retried "
                f"in the background." + (f" {PENDING.given_up} could not be written at all (see the server log)."
                                         if PENDING.given_up else ""))
 
-st.subheader("Active provider")
+st.subheader(_("Active provider"))
 cols = st.columns(3)
-cols[0].metric("Provider", KIND_LABELS.get(provider.kind, provider.kind))
-cols[1].metric("API key", provider.masked_key)
-cols[2].metric("Timeout / retries", f"{provider.timeout_s:g} s / {provider.max_retries}")
+cols[0].metric(_("Provider"), KIND_LABELS.get(provider.kind, provider.kind))
+cols[1].metric(_("API key"), provider.masked_key)
+cols[2].metric(_("Timeout / retries"), f"{provider.timeout_s:g} s / {provider.max_retries}")
 where = provider.local_runtime().file_description() if provider.kind == "local" else (
     provider.base_url or "https://api.openai.com/v1")
 st.caption(f"{'Model file' if provider.kind == 'local' else 'Endpoint'}: `{where}`"
            + (f" · API version `{provider.api_version}`" if provider.api_version else "")
            + f" · Call log: `{make_url(wb.settings.db_url).render_as_string(hide_password=True)}`")
 if st.session_state.get(OVERRIDE_KEY):
-    st.info("This browser uses the provider set below, not the configured one.")
+    st.info(_("This browser uses the provider set below, not the configured one."))
 
-if st.button("🔌 Test connection", type="primary"):
+if st.button(_("🔌 Test connection"), type="primary"):
     try:
         models = list_models(provider, wb.context("other", ["test-connection"]), wb.log)
-        st.success(f"Connected: {len(models)} models listed, {len(chat_models(models))} usable for chat.")
+        st.success(_('Connected: {v1} models listed, {v2} usable for chat.').format(
+            v1=len(models), v2=len(chat_models(models))))
         st.dataframe({"model": models}, hide_index=True, width="stretch")
     except PromptLabError as err:
         st.error(err.message)
 
-st.subheader("Switch provider for this browser")
-st.caption("Applies to this browser (kept across reloads, forgotten after a day unused or a server restart); the "
+st.subheader(_("Switch provider for this browser"))
+st.caption(_("Applies to this browser (kept across reloads, forgotten after a day unused or a server restart); the "
            "configured provider (environment / secrets.toml) is untouched. A typed key stays in the server's memory "
-           "only.")
+           "only."))
 with st.form("switch_provider", clear_on_submit=True):
-    kind = st.selectbox("Provider", KINDS, index=KINDS.index(provider.kind) if provider.kind in KINDS else 0,
+    kind = st.selectbox(_("Provider"), KINDS, index=KINDS.index(provider.kind) if provider.kind in KINDS else 0,
                         format_func=KIND_LABELS.get)
-    base_url = st.text_input("Base URL / Azure endpoint", value=provider.base_url or "",
-                             placeholder="https://api.openai.com/v1 · http://localhost:11434/v1")
+    base_url = st.text_input(_("Base URL / Azure endpoint"), value=provider.base_url or "",
+                             placeholder=_("https://api.openai.com/v1 · http://localhost:11434/v1"))
     # The key field always starts empty so a key never travels back to the browser.
-    api_key = st.text_input("API key", type="password", placeholder="leave empty to keep the current key")
-    api_version = st.text_input("Azure API version", value=wb.settings.azure_api_version)
-    if st.form_submit_button("Apply"):
+    api_key = st.text_input(_("API key"), type="password", placeholder=_("leave empty to keep the current key"))
+    api_version = st.text_input(_("Azure API version"), value=wb.settings.azure_api_version)
+    if st.form_submit_button(_("Apply")):
         key = api_key.strip() or None
         url = base_url.strip() or None
         if kind == "local":
@@ -67,52 +69,56 @@ with st.form("switch_provider", clear_on_submit=True):
             override = {"provider": kind, "openai_base_url": url, "openai_api_key": key}
         remember_provider_choice(wb, {**st.session_state.get(OVERRIDE_KEY, {}), **override})
         st.rerun()
-if st.session_state.get(OVERRIDE_KEY) and st.button("Reset to configured provider"):
+if st.session_state.get(OVERRIDE_KEY) and st.button(_("Reset to configured provider")):
     remember_provider_choice(wb, None)
     st.rerun()
 
-st.subheader("Monthly budget")
-st.caption("Stored in the database, shared by everyone using this call log; Analytics forecasts against it.")
+st.subheader(_("Monthly budget"))
+st.caption(_("Stored in the database, shared by everyone using this call log; Analytics forecasts against it."))
 current_budget = an.monthly_budget(wb.log)
-new_budget = st.number_input("Budget (USD per month, 0 = none)", 0.0, 1e9, float(current_budget or 0.0), 10.0,
+new_budget = st.number_input(_("Budget (USD per month, 0 = none)"), 0.0, 1e9, float(current_budget or 0.0), 10.0,
                              key="monthly_budget")
-if st.button("Save budget"):
+if st.button(_("Save budget")):
     an.set_monthly_budget(wb.log, new_budget or None)
-    st.success(f"Budget saved: {format_cost(new_budget) if new_budget else 'none'}.")
+    st.success(_('Budget saved: {v1}.').format(v1=format_cost(new_budget) if new_budget else 'none'))
 
 if wb.admin:  # prices change what everyone's calls cost
     render_prices(wb)
 
-st.subheader("Response cache")
+st.subheader(_("Response cache"))
 cache = response_cache(wb)
 if cache is None:
-    st.caption("Off (PROMPTLAB_CACHE_TTL_S = 0).")
+    st.caption(_("Off (PROMPTLAB_CACHE_TTL_S = 0)."))
 else:
     entries, hits = cache.stats()
-    st.caption(f"{entries:,} cached replies, served {hits:,} times; each is kept "
-               f"{wb.settings.cache_ttl_s / 3600:g} h. Used at temperature 0, or when a chat opts in.")
-    if st.button("Clear the response cache", key="clear_cache"):
-        st.success(f"Cleared {cache.clear():,} cached replies.")
+    st.caption(_('{entries:,} cached replies, served {hits:,} times; each is kept {v3:g} h. Used at '
+                 'temperature 0, or when a chat opts in.').format(
+        entries=entries, hits=hits, v3=wb.settings.cache_ttl_s / 3600))
+    if st.button(_("Clear the response cache"), key="clear_cache"):
+        st.success(_('Cleared {v1:,} cached replies.').format(v1=cache.clear()))
 
-st.subheader("Rate limits")
-st.caption(f"Client-side limits for {provider.label}, shared by every session of this app. A request over the "
-           "limit waits with a countdown instead of failing; a 429 from the server holds everyone back.")
+st.subheader(_("Rate limits"))
+st.caption(_('Client-side limits for {label}, shared by every session of this app. A request over the '
+             'limit waits with a countdown instead of failing; a 429 from the server holds everyone '
+             'back.').format(
+    label=provider.label))
 limits = ratelimit.load_limits(wb.log.engine, provider.kind, provider.base_url)
 r1, r2 = st.columns(2)
-rpm = r1.number_input("Requests per minute (0 = no limit)", 0, 1_000_000, limits.rpm, key="limit_rpm")
-tpm = r2.number_input("Tokens per minute (0 = no limit)", 0, 100_000_000, limits.tpm, key="limit_tpm")
-if st.button("Save rate limits", key="save_limits", disabled=provider.kind == "local"):
+rpm = r1.number_input(_("Requests per minute (0 = no limit)"), 0, 1_000_000, limits.rpm, key="limit_rpm")
+tpm = r2.number_input(_("Tokens per minute (0 = no limit)"), 0, 100_000_000, limits.tpm, key="limit_tpm")
+if st.button(_("Save rate limits"), key="save_limits", disabled=provider.kind == "local"):
     ratelimit.save_limits(wb.log.engine, provider.kind, provider.base_url, ratelimit.Limits(int(rpm), int(tpm)))
     st.success("Rate limits saved." if rpm or tpm else "Rate limits removed.")
 
-st.subheader("Fallback chain")
-st.caption("Models tried, in order, after the chosen one times out, fails with a 5xx or cannot be reached: `auto` "
-           "(a cheaper sibling, then the offline model), `off`, or a comma list (`local` = the offline model). "
-           f"Empty = PROMPTLAB_FALLBACK ({wb.settings.fallback}).")
-chain_text = st.text_input("Chain for this provider",
+st.subheader(_("Fallback chain"))
+st.caption(_('Models tried, in order, after the chosen one times out, fails with a 5xx or cannot be '
+             'reached: `auto` (a cheaper sibling, then the offline model), `off`, or a comma list '
+             '(`local` = the offline model). Empty = PROMPTLAB_FALLBACK ({fallback}).').format(
+    fallback=wb.settings.fallback))
+chain_text = st.text_input(_("Chain for this provider"),
                            saved_chain(wb.log.engine, provider.kind, provider.base_url) or "", key="fallback_chain")
-if st.button("Save fallback chain", key="save_chain"):
+if st.button(_("Save fallback chain"), key="save_chain"):
     save_chain(wb.log.engine, provider.kind, provider.base_url, chain_text)
-    st.success(f"Fallback chain saved: {chain_text.strip() or wb.settings.fallback}.")
+    st.success(_('Fallback chain saved: {v1}.').format(v1=chain_text.strip() or wb.settings.fallback))
 
 render_privacy(wb)
