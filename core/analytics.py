@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from core.calllog import CallLog, CallRecord, calls_table, record_values
 from core.db import insertion_order_column
+from core.i18n import _
 from core.pricing import LOCAL_FREE_LABEL, format_cost
 from core.workspace import Setting, Workspace
 
@@ -364,12 +365,13 @@ def budget_warning(status: BudgetStatus) -> str | None:
     """The banner: spend already past the budget says so first; otherwise a forecast that will pass it."""
     budget = format_cost(status.budget_usd)
     if status.month_to_date_usd > status.budget_usd:
-        return (f"This month's spend, {format_cost(status.month_to_date_usd)}, is {status.used_share:.0%} of the "
-                f"budget — {format_cost(status.month_to_date_usd - status.budget_usd)} over the {budget} budget "
-                f"already, heading for {format_cost(status.forecast_usd)}: look at the biggest models and users below.")
+        return _("This month's spend, {spent}, is {share:.0%} of the budget — {over} over the {budget} budget "
+                 "already, heading for {forecast}: look at the biggest models and users below.").format(
+            spent=format_cost(status.month_to_date_usd), share=status.used_share, budget=budget,
+            over=format_cost(status.month_to_date_usd - status.budget_usd), forecast=format_cost(status.forecast_usd))
     if status.over_budget_forecast:
-        return (f"At the current burn rate this month ends at {format_cost(status.forecast_usd)}, over the {budget} "
-                "budget: look at the biggest models and users below.")
+        return _("At the current burn rate this month ends at {forecast}, over the {budget} budget: look at the "
+                 "biggest models and users below.").format(forecast=format_cost(status.forecast_usd), budget=budget)
     return None
 
 

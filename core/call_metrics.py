@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+from core.i18n import _
 from core.local_model import is_local_model
 from core.pricing import LOCAL_FREE_LABEL, format_cost
 
@@ -55,17 +56,18 @@ def metrics_caption(metrics: CallMetrics) -> str:
     """Tokens in / out, cost, latency, time to first token and speed, as shown under a reply or a cell."""
     parts = []
     if metrics.input_tokens is not None:
-        est = " (est.)" if metrics.tokens_estimated else ""
-        parts.append(f"{metrics.input_tokens:,} in / {metrics.output_tokens or 0:,} out tokens{est}")
+        est = _(" (est.)") if metrics.tokens_estimated else ""
+        parts.append(_("{input:,} in / {output:,} out tokens").format(input=metrics.input_tokens,
+                                                                      output=metrics.output_tokens or 0) + est)
     if metrics.cached:
-        parts.append("⚡ cached · $0")
+        parts.append(_("⚡ cached · $0"))
     else:
-        parts.append(LOCAL_FREE_LABEL if is_local_model(metrics.model) else format_cost(metrics.cost_usd))
+        parts.append(_(LOCAL_FREE_LABEL) if is_local_model(metrics.model) else format_cost(metrics.cost_usd))
     if metrics.latency_ms is not None:
         parts.append(f"{metrics.latency_ms / 1000:.1f} s")
     if metrics.ttft_ms is not None:
-        parts.append(f"first token {metrics.ttft_ms / 1000:.2f} s")
+        parts.append(_("first token {seconds:.2f} s").format(seconds=metrics.ttft_ms / 1000))
     speed = metrics.tokens_per_second
     if speed is not None:
-        parts.append(f"{speed:.0f} tokens/s")
+        parts.append(_("{speed:.0f} tokens/s").format(speed=speed))
     return " · ".join(parts)

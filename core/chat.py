@@ -16,6 +16,7 @@ from core.calllog import CallLog
 from core.calls import CallContext, CallOutcome
 from core.clock import utc_now_iso
 from core.fallback import FallbackStream
+from core.i18n import N_, _, ngettext
 from core.local_model import QueueWait
 from core.personas import Persona, language_instruction
 from core.pricing import TokenUsage, cost_usd, format_cost
@@ -26,7 +27,7 @@ from core.tokens import TokenCounter, count_messages
 Role = Literal["user", "assistant"]
 TurnStatus = Literal["ok", "stopped", "cut", "withheld"]  # what the reader is told about a reply
 TURN_STATUSES: tuple[TurnStatus, ...] = ("ok", "stopped", "cut", "withheld")
-STATUS_LABELS = {"stopped": "stopped", "cut": "cut off", "withheld": "withheld by moderation"}
+STATUS_LABELS = {"stopped": N_("stopped"), "cut": N_("cut off"), "withheld": N_("withheld by moderation")}
 # A turn's status says what its call's did: Stop cancelled it, an error cut it, moderation withheld an ok reply.
 CALL_STATUS_OF_TURN: dict[str, CallStatus] = {"ok": "ok", "stopped": "cancelled", "cut": "error", "withheld": "ok"}
 
@@ -148,15 +149,16 @@ def refuse_message(text: str, model: str, *, context_window: int, reply_budget: 
     """Why a message must not be sent, in one sentence (None when it may): blank, or too long for the model's
     context window even alone (with the system message and the reply budget) — refused before any call is made."""
     if not text.strip():
-        return "The message is empty: type something to send."
+        return _("The message is empty: type something to send.")
     count = counter or (lambda msgs: count_messages(msgs, model))
     head = [{"role": "system", "content": system}] if system else []
     tokens = count([*head, {"role": "user", "content": text}])
     budget = context_window - reply_budget
     if tokens > budget:
-        return (f"This message is {tokens:,} tokens, more than the {budget:,} that {model} can take "
-                f"({context_window:,}-token window, {reply_budget:,} kept for the reply): shorten it, or choose a "
-                "model with a larger context window.")
+        return _("This message is {tokens:,} tokens, more than the {budget:,} that {model} can take "
+                 "({window:,}-token window, {reply:,} kept for the reply): shorten it, or choose a "
+                 "model with a larger context window.").format(tokens=tokens, budget=budget, model=model,
+                                                               window=context_window, reply=reply_budget)
     return None
 
 
@@ -241,7 +243,7 @@ def pending_notice(conversation: Conversation) -> str | None:
     if conversation.error:
         return conversation.error
     if conversation.reply_pending:
-        return "The reply to your last message was interrupted (the server stopped): Retry sends it again."
+        return _("The reply to your last message was interrupted (the server stopped): Retry sends it again.")
     return None
 
 
@@ -292,29 +294,37 @@ def export_markdown(conversation: Conversation) -> str:
     return "\n".join(lines)
 
 
+def status_label(status: str) -> str:
+    """How a turn ended, in the UI language ("stopped", "cut off", "withheld by moderation")."""
+    return _(STATUS_LABELS[status]) if status in STATUS_LABELS else status
+
+
 def turn_caption(message: Message) -> str:
     """The counters under a reply: model, then its measurements, then how it ended when not normally."""
-    parts = [plain(message.model) if message.model else "unknown model"]  # a typed model id shows as text
+    parts = [plain(message.model) if message.model else _("unknown model")]  # a typed model id shows as text
     if message.metrics is not None:
         parts.append(metrics_caption(message.metrics))
     if message.status != "ok":
-        parts.append(f"**{STATUS_LABELS.get(message.status, message.status)}**")
+        parts.append(f"**{status_label(message.status)}**")
     return " · ".join(parts)
 
 
 def totals_caption(conversation_totals: ConversationTotals) -> str:
     t = conversation_totals
-    est = " (some est.)" if t.usage.estimated else ""
+    est = _(" (some est.)") if t.usage.estimated else ""
     if t.unpriced and t.unpriced == t.replies:
         cost = format_cost(None)
     else:
-        cost = format_cost(t.cost_usd) + (f" + {t.unpriced} unpriced" if t.unpriced else "")
-    replies = "1 reply" if t.replies == 1 else f"{t.replies} replies"
-    return (f"{replies} · {t.usage.input_tokens:,} in / {t.usage.output_tokens:,} out tokens{est} · "
-            f"{cost}")
+        cost = format_cost(t.cost_usd) + (_(" + {n} unpriced").format(n=t.unpriced) if t.unpriced else "")
+    replies = ngettext("{n} reply", "{n} replies", t.replies).format(n=t.replies)
+    tokens = _("{input:,} in / {output:,} out tokens").format(input=t.usage.input_tokens,
+                                                               output=t.usage.output_tokens)
+    return f"{replies} · {tokens}{est} · {cost}"
 
 
 def next_turn_caption(plan: ContextPlan) -> str:
-    dropped = f" · {plan.dropped_messages} older messages left out" if plan.dropped_messages else ""
-    return (f"Next turn sends {plan.input_tokens:,} tokens ({format_cost(plan.input_cost_usd)}) of a "
-            f"{plan.context_window:,}-token window, {plan.reply_budget:,} kept for the reply{dropped}")
+    dropped = (_(" · {n} older messages left out").format(n=plan.dropped_messages) if plan.dropped_messages
+               else "")
+    return _("Next turn sends {tokens:,} tokens ({cost}) of a {window:,}-token window, {reply:,} kept for the "
+             "reply").format(tokens=plan.input_tokens, cost=format_cost(plan.input_cost_usd),
+                             window=plan.context_window, reply=plan.reply_budget) + dropped

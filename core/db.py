@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from core.i18n import _
+
 Migration = Callable[[Connection], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
 _engines: dict[str, Engine] = {}
@@ -303,11 +305,13 @@ def database_problem(url: str) -> str | None:
         with _lock:
             _engines.pop(url, None)  # try again from scratch next time
         if "readonly" in text or "read-only" in text or "read only" in text:
-            return f"The database at {shown} is read-only: PromptLab needs to write to it (check the file's " \
-                   "permissions, or set PROMPTLAB_DB_URL to a writable database)."
-        return f"The database at {shown} cannot be opened ({type(exc).__name__}): check PROMPTLAB_DB_URL."
+            return _("The database at {url} is read-only: PromptLab needs to write to it (check the file's "
+                     "permissions, or set PROMPTLAB_DB_URL to a writable database).").format(url=shown)
+        return _("The database at {url} cannot be opened ({why}): check PROMPTLAB_DB_URL.").format(
+            url=shown, why=type(exc).__name__)
     except OSError as exc:
-        return f"The database at {shown} cannot be opened ({exc.strerror or exc}): check PROMPTLAB_DB_URL."
+        return _("The database at {url} cannot be opened ({why}): check PROMPTLAB_DB_URL.").format(
+            url=shown, why=exc.strerror or exc)
     _writable.add(url)
     return None
 

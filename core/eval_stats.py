@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from core.i18n import _
+
 Z95 = 1.959963984540054
 
 
@@ -47,15 +49,13 @@ class PairedComparison:
 
     def sentence(self) -> str:
         if not self.pairs:
-            return f"{self.label_b} and {self.label_a} share no cases to compare."
-        verdict = ("better" if len(self.b_better) > len(self.b_worse) else
-                   "worse" if len(self.b_worse) > len(self.b_better) else "no different")
-        significant = "" if self.p_value < 0.05 else " — not a significant difference"
-        if verdict == "no different":
-            significant = ""
-        return (f"{self.label_b} passes {self.b_passed}/{self.pairs}, {self.label_a} {self.a_passed}/{self.pairs}; "
-                f"{self.label_b} better on {len(self.b_better)} cases, worse on {len(self.b_worse)}, "
-                f"p = {self.p_value:.2g}{significant}.")
+            return _("{b} and {a} share no cases to compare.").format(b=self.label_b, a=self.label_a)
+        differs = len(self.b_better) != len(self.b_worse)
+        significant = "" if self.p_value < 0.05 or not differs else _(" — not a significant difference")
+        return _("{b} passes {b_passed}/{pairs}, {a} {a_passed}/{pairs}; {b} better on {better} cases, worse on "
+                 "{worse}, p = {p:.2g}").format(b=self.label_b, a=self.label_a, b_passed=self.b_passed,
+                                                a_passed=self.a_passed, pairs=self.pairs, better=len(self.b_better),
+                                                worse=len(self.b_worse), p=self.p_value) + significant + "."
 
 
 def compare_paired(a: dict[tuple[int, int], bool], b: dict[tuple[int, int], bool], label_a: str = "A",

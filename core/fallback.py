@@ -14,6 +14,7 @@ from core import metrics
 from core.cache import ResponseCache, eligible
 from core.calllog import CallLog
 from core.calls import CallContext, CallOutcome, ChatRequest, ChatStream
+from core.i18n import _
 from core.local_model import LOCAL_PREFIX, QueueWait, is_local_model, model_id_for
 from core.ratelimit import provider_key
 from core.workspace import Setting, Workspace
@@ -60,11 +61,12 @@ def save_chain(engine: Engine, kind: str, base_url: str | None, chain: str | Non
 def reason(outcome: CallOutcome, model: str, timeout_s: float) -> str:
     """Why an attempt was passed over, in a few words."""
     kind = outcome.error.kind if outcome.error else "error"
-    return {"timeout": f"{model} timed out after {timeout_s:g} s",
-            "server_error": f"{model} had a server error",
-            "connection": f"{model} could not be reached",
-            "local_model_crashed": f"{model} stopped unexpectedly",
-            "local_model_unavailable": f"{model} could not be loaded"}.get(kind, f"{model} failed")
+    said = {"timeout": _("{model} timed out after {seconds:g} s"),
+            "server_error": _("{model} had a server error"),
+            "connection": _("{model} could not be reached"),
+            "local_model_crashed": _("{model} stopped unexpectedly"),
+            "local_model_unavailable": _("{model} could not be loaded")}.get(kind, _("{model} failed"))
+    return said.format(model=model, seconds=timeout_s)
 
 
 @dataclass
@@ -136,9 +138,11 @@ class FallbackStream:
         last = self.outcome
         if passed_over and last is not None and last.status == "ok":
             answered = self.attempts[-1].model
-            self.notice = f"{'; '.join(passed_over)} — answered by {answered}"
+            self.notice = _("{passed_over} — answered by {model}").format(passed_over="; ".join(passed_over),
+                                                                           model=answered)
             metrics.FALLBACKS.labels(self.attempts[-1].stream.provider.kind, self.chain[0], answered).inc()
         elif passed_over and last is not None and last.error is not None:
             final = self.attempts[-1]
             passed_over.append(reason(last, final.model, final.stream.provider.timeout_s))
-            self.notice = f"Tried {len(self.attempts)} models: {'; '.join(passed_over)}"
+            self.notice = _("Tried {n} models: {passed_over}").format(n=len(self.attempts),
+                                                                      passed_over="; ".join(passed_over))

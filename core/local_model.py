@@ -24,9 +24,10 @@ import openai
 
 from core import model_file
 from core.errors import PromptLabError
+from core.i18n import N_, _, ngettext
 
 LOCAL_PREFIX = "local/"
-CRASHED_SENTENCE = "The offline model stopped unexpectedly — try again."
+CRASHED_SENTENCE = N_("The offline model stopped unexpectedly — try again.")
 # Loading SmolLM2 takes about a second; a big GGUF on a slow disk much longer.
 START_TIMEOUT_S = 120.0
 COUNT_CACHE_SIZE = 4096  # remembered prompt counts per model file
@@ -46,7 +47,7 @@ def model_id_for(path: str | None) -> str:
 
 
 def crashed_error(detail: str) -> PromptLabError:
-    return PromptLabError("local_model_crashed", CRASHED_SENTENCE, detail=detail)
+    return PromptLabError("local_model_crashed", _(CRASHED_SENTENCE), detail=detail)
 
 
 def _exit_description(code: int) -> str:
@@ -60,8 +61,9 @@ def _exit_description(code: int) -> str:
 
 def queue_sentence(waited_s: float, ahead: int) -> str:
     """What a request waiting for the offline model shows."""
-    others = "1 other request" if ahead == 1 else f"{ahead} other requests"
-    return f"⏳ Waiting for the offline model (busy with {others})… {waited_s:.0f} s — Stop leaves the queue."
+    others = ngettext("{n} other request", "{n} other requests", ahead).format(n=ahead)
+    return _("⏳ Waiting for the offline model (busy with {others})… {seconds:.0f} s — Stop leaves the queue.").format(
+        others=others, seconds=waited_s)
 
 
 class GenerationQueue:
@@ -192,8 +194,8 @@ class LocalRuntime:
 
     def _load_error(self, why: str) -> PromptLabError:
         return PromptLabError("local_model_unavailable",
-                              f"The offline model could not be loaded ({why.rstrip('.')}): set PROMPTLAB_LOCAL_MODEL "
-                              "to another GGUF file, or add an OpenAI key in Settings.",
+                              _("The offline model could not be loaded ({why}): set PROMPTLAB_LOCAL_MODEL to another "
+                                "GGUF file, or add an OpenAI key in Settings.").format(why=why.rstrip('.')),
                               detail=f"{why}: {self.model_path or 'default model'}")
 
     def child(self) -> _Child:
@@ -249,8 +251,8 @@ class LocalRuntime:
                 f"{child.base_url}/{endpoint}", body=body, cast_to=dict)
             return reply
         except openai.APIError as exc:
-            raise self.crash(0.5) or PromptLabError("local_model_unavailable", "The offline model could not "
-                                                    "count tokens: try again.", detail=str(exc)) from None
+            raise self.crash(0.5) or PromptLabError("local_model_unavailable", _("The offline model could not "
+                                                                                  "count tokens: try again."), detail=str(exc)) from None
 
     def context_window(self) -> int:
         """Context length from the GGUF metadata (`n_ctx_train`), kept across restarts."""
@@ -260,8 +262,8 @@ class LocalRuntime:
                 listing: dict[str, Any] = child.client.with_options(timeout=10.0).get("/models", cast_to=dict)
                 self._context_window = int(listing["data"][0]["meta"]["n_ctx_train"])
             except (openai.APIError, KeyError, IndexError, TypeError, ValueError) as exc:
-                raise PromptLabError("local_model_unavailable", "The offline model did not report its context "
-                                     "window: try again.", detail=f"{type(exc).__name__}: {exc}") from None
+                raise PromptLabError("local_model_unavailable", _("The offline model did not report its context "
+                                                                "window: try again."), detail=f"{type(exc).__name__}: {exc}") from None
         return self._context_window
 
     def count_prompt_tokens(self, messages: list[dict[str, Any]]) -> int:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from core.calllog import CallLog, CallRecord, CallTexts
 from core.calls import CallContext, logged_call
 from core.errors import PromptLabError
+from core.i18n import _
 from core.providers import Provider
 from core.workspace import Setting, Workspace
 
@@ -56,8 +57,11 @@ class Verdict:
 
     def sentence(self, what: str = "message") -> str:
         if self.categories:
-            return (f"This {what} was flagged by moderation ({', '.join(self.categories)}) and was not sent: "
-                    "edit it and try again.")
+            text = (_("This message was flagged by moderation ({categories}) and was not sent: edit it and try "
+                      "again.") if what == "message" else
+                    _("This reply was flagged by moderation ({categories}).")).format(
+                categories=", ".join(self.categories))
+            return text
         return self.notice or ""
 
 

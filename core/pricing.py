@@ -12,9 +12,11 @@ from functools import lru_cache
 
 from genai_prices import Usage, calc_price
 
-UNPRICED = "unpriced"
+from core.i18n import N_, _
+
+UNPRICED = N_("unpriced")  # shown translated by format_cost
 FREE = "free"  # the pricing id of providers that cost nothing (the embedded local model)
-LOCAL_FREE_LABEL = "local (free)"
+LOCAL_FREE_LABEL = N_("local (free)")
 # Which genai-prices price list applies to each kind of provider (None: prices unknowable, e.g. a compatible
 # server whose models could be anything). The one home of this mapping.
 _PRICE_LISTS = {"openai": "openai", "azure": "azure", "local": FREE, "compatible": "compatible"}
@@ -120,7 +122,7 @@ def context_window(model: str, provider_id: str | None) -> int | None:
 def format_cost(cost: float | None) -> str:
     """`$0.0012`, `$1.23`, or `unpriced` — small costs keep significant digits instead of rounding to $0.00."""
     if cost is None:
-        return UNPRICED
+        return _(UNPRICED)
     if cost == 0:
         return "$0"
     if cost < 0.01:

@@ -16,14 +16,15 @@ from openai.types import CompletionUsage
 from core import local_model
 from core.config import Settings
 from core.errors import PromptLabError
+from core.i18n import N_, _
 from core.local_model import LOCAL_PREFIX, GenerationQueue, LocalRuntime, model_id_for
 from core.pricing import pricing_id_for
 from core.tokens import TokenCounter, count_messages
 
 KINDS = ("openai", "azure", "compatible", "local")
-KIND_LABELS = {"openai": "OpenAI", "azure": "Azure OpenAI", "compatible": "OpenAI-compatible server",
-               "local": "Offline model"}
-OFFLINE_NOTICE = "Offline model — small and fast, for demos. Add an OpenAI key in Settings for GPT models."
+KIND_LABELS = {"openai": "OpenAI", "azure": "Azure OpenAI", "compatible": N_("OpenAI-compatible server"),
+               "local": N_("Offline model")}  # shown through kind_label()
+OFFLINE_NOTICE = N_("Offline model — small and fast, for demos. Add an OpenAI key in Settings for GPT models.")
 OPENAI_HOST = "api.openai.com"
 # Compatible servers (Ollama, vLLM, llama.cpp) usually need no key, but the SDK insists on one.
 NO_KEY_PLACEHOLDER = "sk-no-key-required"
@@ -50,9 +51,9 @@ class Provider:
     @property
     def label(self) -> str:
         if self.kind == "local":
-            return f"{KIND_LABELS['local']} · {model_id_for(self.model_path).removeprefix(LOCAL_PREFIX)}"
+            return f"{kind_label('local')} · {model_id_for(self.model_path).removeprefix(LOCAL_PREFIX)}"
         host = urlparse(self.base_url).netloc if self.base_url else OPENAI_HOST
-        return f"{KIND_LABELS.get(self.kind, self.kind)} · {host}"
+        return f"{kind_label(self.kind)} · {host}"
 
     @property
     def pricing_id(self) -> str | None:
@@ -61,7 +62,7 @@ class Provider:
 
     @property
     def masked_key(self) -> str:
-        return "not needed" if self.kind == "local" else mask_key(self.api_key)
+        return _("not needed") if self.kind == "local" else mask_key(self.api_key)
 
     def client(self) -> openai.OpenAI:
         """The SDK client for this provider, shared by every call in the process so connections are reused (for
@@ -138,13 +139,22 @@ def _shared_client(provider: Provider) -> openai.OpenAI:
     return provider.new_client()
 
 
+def kind_label(kind: str) -> str:
+    """A provider kind as the UI names it, in the UI language."""
+    return _(KIND_LABELS[kind]) if kind in KIND_LABELS else kind
+
+
+def offline_notice() -> str:
+    return _(OFFLINE_NOTICE)
+
+
 def mask_key(key: str | None) -> str:
     """`sk-…abcd`: enough to recognise a key, never enough to use it."""
     if not key:
-        return "not set"
+        return _("not set")
     prefix = "sk-" if key.startswith("sk-") else ""
     # A short key would be half shown by its last 4: say it is set, and how long it is, instead.
-    return f"{prefix}…{key[-4:]}" if len(key) >= 12 else f"set ({len(key)} characters)"
+    return f"{prefix}…{key[-4:]}" if len(key) >= 12 else _("set ({n} characters)").format(n=len(key))
 
 
 def resolve_provider(settings: Settings) -> Provider:

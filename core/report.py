@@ -29,7 +29,7 @@ from plotly.offline import get_plotlyjs
 from core.analytics import Dashboard, Filters
 from core.call_metrics import metrics_caption
 from core.charts import CHART_CONFIG, comparable, figures, kpi_cards
-from core.chat import STATUS_LABELS, Conversation, export_name, system_message, totals, totals_caption
+from core.chat import Conversation, export_name, status_label, system_message, totals, totals_caption
 from core.clock import utc_now_iso
 from core.errors import scrub_secrets
 from core.eval_results import cases_failures_first, config_summaries, pass_matrix
@@ -144,7 +144,7 @@ def conversation_report(conversation: Conversation, secrets: Iterable[str | None
         if m.metrics is not None:
             caption.append(clean(metrics_caption(m.metrics)))
         if m.status != "ok":
-            caption.append(f"<b>{clean(STATUS_LABELS.get(m.status, m.status))}</b>")
+            caption.append(f"<b>{clean(status_label(m.status))}</b>")
         if m.note:
             caption.append(clean(f"↪ {m.note}"))
         caption_html = f'<div class="caption">{" · ".join(caption)}</div>' if caption else ""

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import chat
 from core.i18n import _
-from core.personas import CUSTOM_ID, LANGUAGES
+from core.personas import CUSTOM_ID, LANGUAGES, language_label
 from core.rendering import model_markdown, plain
 from pages._widgets import model_picker
 from pages._workbench import Workbench
@@ -37,7 +37,7 @@ def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan,
         else:
             with st.expander(_("System prompt")):
                 st.markdown(model_markdown(conv.system_prompt))
-        st.selectbox(_("Reply language"), list(LANGUAGES), key="reply_language")
+        st.selectbox(_("Reply language"), list(LANGUAGES), key="reply_language", format_func=language_label)
 
         st.subheader(_("Counters"))
         st.caption(chat.totals_caption(chat.totals(conv)))

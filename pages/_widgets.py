@@ -12,7 +12,7 @@ from core.config import Settings
 from core.errors import PromptLabError
 from core.i18n import _
 from core.local_model import model_id_for
-from core.providers import OFFLINE_NOTICE, Provider, chat_models
+from core.providers import Provider, chat_models, offline_notice
 from core.rendering import model_markdown
 from pages._workbench import Workbench, set_cookie, stores
 
@@ -69,7 +69,7 @@ def model_picker(wb: Workbench, key: str) -> str:
 def provider_badge(wb: Workbench) -> None:
     with st.sidebar:
         if wb.provider.kind == "local":
-            st.caption(f"**{wb.provider.label}**  \n{OFFLINE_NOTICE}")
+            st.caption(f"**{wb.provider.label}**  \n{offline_notice()}")
         else:
             st.caption(_('**{label}**  \nkey {masked_key}').format(
                 label=wb.provider.label, masked_key=wb.provider.masked_key))

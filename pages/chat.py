@@ -11,7 +11,7 @@ from core.local_model import queue_sentence
 from core.moderation import check, load_moderation
 from core.pending_writes import PENDING
 from core.personas import BUILT_IN, CUSTOM_ID, persona_by_id, starters
-from core.providers import OFFLINE_NOTICE, request_params
+from core.providers import offline_notice, request_params
 from core.rendering import model_markdown, plain
 from pages._chat_sidebar import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, draw_sidebar
 from pages._widgets import picked_model, stream_markdown
@@ -20,7 +20,7 @@ from pages._workbench import response_cache, workbench
 wb = workbench()
 state = st.session_state
 notices = state.setdefault("chat_errors", {})  # a plain dict: safe to write in `finally` (session state is not)
-PERSONA_NAMES = {p.id: p.name for p in BUILT_IN} | {CUSTOM_ID: "Custom system prompt…"}
+PERSONA_NAMES = {p.id: _(p.name) for p in BUILT_IN} | {CUSTOM_ID: _("Custom system prompt…")}
 
 
 def open_conversation(conversation: chat.Conversation) -> None:
@@ -144,7 +144,7 @@ if conv.messages:
 starter = None
 if not conv.messages:  # an empty chat offers what to ask first, for its persona
     if provider.kind == "local":  # what answers, and how to get more, in one line
-        st.info(OFFLINE_NOTICE, icon="💻")
+        st.info(offline_notice(), icon="💻")
     st.caption(_("Try one of these, or write your own below:"))
     for i, (col, text) in enumerate(zip(st.columns(3), starters(conv.persona_id), strict=False)):
         if col.button(text, key=f"starter_{i}", width="stretch"):

@@ -10,7 +10,7 @@ from core.fallback import save_chain, saved_chain
 from core.i18n import _
 from core.pending_writes import PENDING
 from core.pricing import format_cost
-from core.providers import KIND_LABELS, KINDS, chat_models
+from core.providers import KINDS, chat_models, kind_label
 from pages._prices_settings import render_prices
 from pages._privacy_settings import render_privacy
 from pages._workbench import OVERRIDE_KEY, remember_provider_choice, response_cache, workbench
@@ -25,7 +25,7 @@ if PENDING.count() or PENDING.given_up:  # writes a locked or full database refu
 
 st.subheader(_("Active provider"))
 cols = st.columns(3)
-cols[0].metric(_("Provider"), KIND_LABELS.get(provider.kind, provider.kind))
+cols[0].metric(_("Provider"), kind_label(provider.kind))
 cols[1].metric(_("API key"), provider.masked_key)
 cols[2].metric(_("Timeout / retries"), f"{provider.timeout_s:g} s / {provider.max_retries}")
 where = provider.local_runtime().file_description() if provider.kind == "local" else (
@@ -51,7 +51,7 @@ st.caption(_("Applies to this browser (kept across reloads, forgotten after a da
            "only."))
 with st.form("switch_provider", clear_on_submit=True):
     kind = st.selectbox(_("Provider"), KINDS, index=KINDS.index(provider.kind) if provider.kind in KINDS else 0,
-                        format_func=KIND_LABELS.get)
+                        format_func=kind_label)
     base_url = st.text_input(_("Base URL / Azure endpoint"), value=provider.base_url or "",
                              placeholder=_("https://api.openai.com/v1 · http://localhost:11434/v1"))
     # The key field always starts empty so a key never travels back to the browser.
