@@ -211,7 +211,7 @@ def eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Report
                           f'<pre class="text">{clean(vars_text)}</pre>',
                           f'<pre class="text">{clean(r.get("output") or r.get("error") or "")}</pre>',
                           verdict, clean(r.get("reason") or "")])
-    body = ("<h2>Pass rate (95 % interval)</h2>" + matrix_html + "<h2>Configurations</h2>" + configs
+    body = ("<h2>Pass rate (interval: 95%)</h2>" + matrix_html + "<h2>Configurations</h2>" + configs
             + "<h2>Cases, failures first</h2>"
             + _table(["Case", "Prompt", "Provider", "Variables", "Output", "Verdict", "Reason"], case_rows))
     return Report(f"eval-{_slug(run.name)}-{run.created_at[:10]}.html",

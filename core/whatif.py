@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from core.pricing import TokenUsage, cost_usd, pricing_id_for
+from core.i18n import _
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,18 +40,17 @@ def scenarios(usage: pd.DataFrame, other_model: str | None = None) -> list[WhatI
     inputs = int(rows["input_tokens"].sum())
     cached = int(rows["cached_input_tokens"].sum())
     reuse = cached / inputs if inputs else 0.0
-    out = [WhatIf(scenario="As logged", cost_usd=logged, note="what PromptLab priced for these calls"),
-           WhatIf(scenario="List price of these tokens", cost_usd=_priced(rows, lambda r: r.model),
-                  note="the baseline of the rows below")]
+    out = [WhatIf(scenario=_("As logged"), cost_usd=logged, note=_("what PromptLab priced for these calls")),
+           WhatIf(scenario=_("List price of these tokens"), cost_usd=_priced(rows, lambda r: r.model),
+                  note=_("the baseline of the rows below"))]
     if other_model:
-        out.append(WhatIf(scenario=f"All on {other_model}", cost_usd=_priced(rows, lambda r: other_model),
-                          note="same tokens, list price"))
-    out.append(WhatIf(scenario="Through Batch", cost_usd=_priced(rows, lambda r: r.model, {"processing": "batch"}),
-                      note="list price of Batch (results within 24 h)"))
-    out.append(WhatIf(scenario="On the Flex tier", cost_usd=_priced(rows, lambda r: r.model,
+        out.append(WhatIf(scenario=_("All on {model}").format(model=other_model), cost_usd=_priced(rows, lambda r: other_model),
+                          note=_("same tokens, list price")))
+    out.append(WhatIf(scenario=_("Through Batch"), cost_usd=_priced(rows, lambda r: r.model, {"processing": "batch"}),
+                      note=_("list price of Batch (results within 24 h)")))
+    out.append(WhatIf(scenario=_("On the Flex tier"), cost_usd=_priced(rows, lambda r: r.model,
                                                                    {"service_tier": "flex"}),
-                      note="models without a Flex price stay at their list price"))
-    out.append(WhatIf(scenario=f"Prompt caching at {reuse:.0%} reuse", cost_usd=_priced(
-        rows, lambda r: r.model, cached_share=reuse), note="the share of input the cached calls reused, applied to "
-                                                           "all"))
+                      note=_("models without a Flex price stay at their list price")))
+    out.append(WhatIf(scenario=_("Prompt caching at {reuse:.0%} reuse").format(reuse=reuse), cost_usd=_priced(
+        rows, lambda r: r.model, cached_share=reuse), note=_("the share of input the cached calls reused, applied to all")))
     return out

@@ -32,7 +32,7 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = ()) -> None:
         st.markdown(f"**{s['passed']} passed · {s['failed']} failed · {s['errors']} errors** · "
                     f"{format_cost(s['cost_usd'])}" + (f" + {s['unpriced_calls']} unpriced calls"
                                                        if s.get("unpriced_calls") else ""))
-        st.subheader(_("Pass rate (95 % interval)"))
+        st.subheader(_("Pass rate (interval: 95%)"))
         st.dataframe(er.pass_matrix(rows), width="stretch")
         configs = er.config_summaries(rows)
         st.dataframe(pd.DataFrame([{

@@ -6,14 +6,15 @@ from datetime import datetime
 import streamlit as st
 
 from core import privacy
-from core.i18n import _
+from core.i18n import N_, _
 from core.moderation import ModerationSettings, load_moderation, save_moderation
 from core.rendering import plain
 from core.safety import MODERATION_MODES, TEXT_POLICIES
 from pages._workbench import Workbench
 
-POLICY_LABELS = {"full": "Full prompt and reply text", "redacted": "Text with PII redacted",
-                 "metadata": "Metadata only (no text)"}
+POLICY_LABELS = {"full": N_("Full prompt and reply text"), "redacted": N_("Text with PII redacted"),
+                 "metadata": N_("Metadata only (no text)")}
+MODERATION_LABELS = {"off": N_("off"), "input": N_("prompts"), "input_and_output": N_("prompts and replies")}
 
 
 def render_privacy(wb: Workbench) -> None:
@@ -21,13 +22,12 @@ def render_privacy(wb: Workbench) -> None:
     st.subheader(_("What the log keeps"))
     current = privacy.text_policy(engine)
     policy = st.radio(_("Prompts and replies"), TEXT_POLICIES, index=TEXT_POLICIES.index(current),
-                      format_func=POLICY_LABELS.get, key="text_policy", horizontal=True,
+                      format_func=lambda p: _(POLICY_LABELS[p]), key="text_policy", horizontal=True,
                       help=_("Redaction removes e-mails, phone numbers, card numbers, IBANs, IP addresses and keys "
                            "before anything is written."))
     if policy != current:
         privacy.set_text_policy(engine, policy)
-        st.success(_('From now on the log keeps: {v1}{v2}.').format(
-            v1=POLICY_LABELS[policy][0].lower(), v2=POLICY_LABELS[policy][1:]))
+        st.success(_("From now on the log keeps: {policy}.").format(policy=_(POLICY_LABELS[policy])))
 
     st.subheader(_("Retention"))
     kept = privacy.retention(engine)
@@ -76,7 +76,7 @@ def render_privacy(wb: Workbench) -> None:
     mod = load_moderation(engine)
     m1, m2 = st.columns(2)
     mode = m1.selectbox(_("Check"), MODERATION_MODES, index=MODERATION_MODES.index(mod.mode), key="moderation_mode",
-                        format_func={"off": "off", "input": "prompts", "input_and_output": "prompts and replies"}.get)
+                        format_func=lambda m: _(MODERATION_LABELS[m]))
     fail_open = m2.toggle(_("When the moderation endpoint is unreachable, send anyway (with a notice)"),
                           mod.fail_open, key="moderation_fail_open")
     if (mode, fail_open) != (mod.mode, mod.fail_open):

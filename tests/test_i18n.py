@@ -1,0 +1,155 @@
+"""The interface language (core/i18n.py): every shown string is marked, extracted and translated; the compiled
+catalog matches its source; placeholders survive translation; the language belongs to one session; numbers and
+dates follow the language. The whole app in 中文 is driven in a real browser in tests/test_browser_i18n.py."""
+from __future__ import annotations
+
+import ast
+import contextvars
+import re
+import string
+import threading
+from datetime import date
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+
+from core import i18n
+from core.i18n import _, ngettext
+
+ROOT = Path(__file__).resolve().parent.parent
+PO = ROOT / "locales" / "zh_CN" / "LC_MESSAGES" / "messages.po"
+MO = PO.with_suffix(".mo")
+KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
+
+# Calls that put text on the screen, and the keyword arguments that are text too.
+UI_CALLS = {"title", "header", "subheader", "caption", "markdown", "info", "warning", "error", "success", "toast",
+            "button", "download_button", "form_submit_button", "text_input", "text_area", "number_input",
+            "selectbox", "multiselect", "slider", "toggle", "checkbox", "radio", "date_input", "popover", "expander",
+            "tabs", "metric", "spinner", "chat_input", "file_uploader", "link_button", "page_link", "Page",
+            "NumberColumn", "TextColumn", "SelectboxColumn", "CheckboxColumn"}
+UI_KEYWORDS = {"help", "placeholder", "label", "title"}
+WORDS = re.compile(r"[A-Za-z]{2,}")
+# Shown as they are in every language: the product's name, examples of JSON a user types.
+AS_IS = {"PromptLab", '{"type": "object", …}', '[{"name": "lookup_order", "parameters": {"type": "object", …}}]'}
+
+
+def extracted() -> dict:
+    """What Babel extracts from the app with the project's babel.cfg."""
+    method_map = [("app.py", "python"), ("pages/**.py", "python"), ("core/**.py", "python")]
+    found = {}
+    for _path, _line, message, _comments, _context in extract_from_dir(str(ROOT), method_map, keywords=KEYWORDS):
+        found[tuple(message) if isinstance(message, list) else message] = True
+    return found
+
+
+def catalog():
+    with PO.open("rb") as f:
+        return read_po(f, locale="zh_CN")
+
+
+def test_every_marked_string_is_translated_in_the_chinese_catalog():
+    messages = catalog()
+    missing = []
+    for msgid in extracted():
+        key = msgid[0] if isinstance(msgid, tuple) else msgid
+        entry = messages.get(key)
+        translated = entry is not None and not entry.fuzzy and (
+            all(entry.string) if isinstance(entry.string, tuple) else bool(entry.string))
+        if not translated:
+            missing.append(key)
+    assert missing == [], f"not translated in {PO.relative_to(ROOT)}: {missing}"
+
+
+def fields(text: str) -> set[str]:
+    return {name for _lit, name, _spec, _conv in string.Formatter().parse(text) if name is not None}
+
+
+def test_translations_keep_every_placeholder():
+    wrong = []
+    for entry in catalog():
+        if not entry.id:
+            continue
+        ids = entry.id if isinstance(entry.id, tuple) else (entry.id,)
+        strings = entry.string if isinstance(entry.string, tuple) else (entry.string,)
+        for text in strings:
+            if text and fields(text) != fields(ids[-1]):
+                wrong.append((ids[0], text))
+    assert wrong == []
+
+
+def test_the_compiled_catalog_is_the_source_catalog():
+    """`pybabel compile -d locales` was run after the last edit of the .po (the app reads the .mo)."""
+    with MO.open("rb") as f:
+        compiled = {tuple(m.id) if isinstance(m.id, list) else m.id: tuple(m.string) if isinstance(m.string, list)
+                    else m.string for m in read_mo(f) if m.id}
+    source = {m.id: tuple(m.string) if isinstance(m.string, list) else m.string for m in catalog()
+              if m.id and m.string}
+    assert compiled == source
+
+
+def test_every_string_a_page_shows_is_marked_for_translation():
+    """A literal with words handed straight to a Streamlit element (label, body, help, placeholder) is English
+    for everyone: it must go through _()."""
+    unmarked = []
+    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+            if name not in UI_CALLS:
+                continue
+            first = [] if name == "Page" else list(node.args[:1])  # st.Page's first argument is its file
+            shown = first + [k.value for k in node.keywords if k.arg in UI_KEYWORDS]
+            if name == "tabs" and node.args and isinstance(node.args[0], (ast.List, ast.Tuple)):
+                shown = list(node.args[0].elts)
+            for value in shown:
+                texts = [value.value] if isinstance(value, ast.Constant) and isinstance(value.value, str) else \
+                    [v.value for v in value.values if isinstance(v, ast.Constant)] if isinstance(value, ast.JoinedStr) \
+                    else []
+                if any(WORDS.search(t) and t not in AS_IS for t in texts):
+                    unmarked.append(f"{path.name}:{node.lineno} {texts[0][:50]!r}")
+    assert unmarked == []
+
+
+def test_the_language_is_per_session_and_travels_to_worker_threads():
+    seen = {}
+
+    def session(code: str) -> None:
+        i18n.set_language(code)
+        seen[code] = _("Chat")
+        context = contextvars.copy_context()
+        worker = threading.Thread(target=context.run, args=(lambda: seen.setdefault(f"{code}-worker", _("Chat")),))
+        worker.start()
+        worker.join()
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(session, code))
+               for code in ("zh_CN", "en")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"zh_CN": "对话", "zh_CN-worker": "对话", "en": "Chat", "en-worker": "Chat"}
+    assert i18n.language() == "en"  # this test's own context was never switched
+
+
+@pytest.mark.parametrize(("chosen", "configured", "browser", "expected"), [
+    (None, None, "zh-CN", "zh_CN"), (None, None, "zh", "zh_CN"), (None, None, "zh-TW", "en"),
+    (None, "zh_CN", "en-US", "zh_CN"), ("en", "zh_CN", "zh-CN", "en"), (None, None, None, "en"),
+    ("klingon", None, "fr-FR", "en")])
+def test_the_language_chosen_then_configured_then_the_browsers(chosen, configured, browser, expected):
+    assert i18n.pick_language(chosen, configured, browser) == expected
+
+
+def test_plural_numbers_and_dates_follow_the_language():
+    context = contextvars.copy_context()
+
+    def in_chinese():
+        i18n.set_language("zh_CN")
+        return (ngettext("{n} reply", "{n} replies", 1).format(n=1), i18n.day(date(2026, 11, 20)),
+                i18n.number(1234567.891, 2))
+    assert context.run(in_chinese) == ("1 条回复", "2026年11月20日", "1,234,567.89")
+    assert ngettext("{n} reply", "{n} replies", 1).format(n=1) == "1 reply"
+    assert i18n.day(date(2026, 11, 20)) == "20 Nov 2026"
