@@ -130,8 +130,10 @@ def _bars_by(frame, x: str, y: str, by: str, title: str, barmode: str = "stack")
     return _layout(fig, title, barmode=barmode)
 
 
-def _lines(frame, x: str, columns: list[str], title: str) -> go.Figure:
-    fig = go.Figure([go.Scatter(x=frame[x], y=frame[c], name=c, mode="lines+markers") for c in columns])
+def _lines(frame, x: str, columns: dict[str, str], title: str) -> go.Figure:
+    """One line per column, named as `columns` says (column → legend label)."""
+    fig = go.Figure([go.Scatter(x=frame[x], y=frame[c], name=name, mode="lines+markers")
+                     for c, name in columns.items()])
     return _layout(fig, title)
 
 
@@ -144,13 +146,15 @@ def figures(d: Dashboard) -> dict[str, go.Figure]:
     which alone would spend half of a filter change's one-second budget."""
     tokens = d.tokens_by_model.melt(id_vars="model", value_vars=["input_tokens", "output_tokens"],
                                     var_name="direction", value_name="tokens")
+    tokens["direction"] = tokens["direction"].map({"input_tokens": _("Tokens in"), "output_tokens": _("Tokens out")})
     return {
         "spend_by_day": _money(_daily(_bars_by(d.spend_by_day_model, "day", "spend_usd", "model",
                                                _("Spend per day by model (USD)")), d.spend_by_day_model["day"]),
                                d.spend_by_day_model["spend_usd"]),
-        "calls_by_day": _daily(_lines(d.calls_by_day, "day", ["calls", "errors"], _("Calls and errors per day")),
+        "calls_by_day": _daily(_lines(d.calls_by_day, "day", {"calls": _("Calls"), "errors": _("Errors")},
+                                      _("Calls and errors per day")),
                                d.calls_by_day["day"]),
-        "latency": _daily(_lines(d.latency_by_day, "day", ["p50", "p95", "p99"],
+        "latency": _daily(_lines(d.latency_by_day, "day", {"p50": "p50", "p95": "p95", "p99": "p99"},
                                  _("Latency p50 / p95 / p99 (ms, successful calls)")), d.latency_by_day["day"]),
         "ttft": _bars(d.ttft_histogram, "ttft_ms", "calls", _("Time to first token (ms, log scale)"),
                       xaxis_type="log"),

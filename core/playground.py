@@ -27,6 +27,7 @@ from core.cache import ResponseCache
 from core.call_metrics import CALL_STATUSES, CallMetrics
 from core.calllog import CallLog
 from core.calls import CallCancelled, CallContext, ChatRequest, ChatStream
+from core.i18n import _
 from core.local_model import is_local_model
 from core.pricing import TokenUsage, cost_usd
 from core.providers import Provider, is_reasoning_model, request_params
@@ -131,7 +132,8 @@ def fill_template(template: str, variables: dict[str, str]) -> str:
     """Replace {{name}} with its value; a variable without a value is an error, not a silent blank."""
     missing = [v for v in template_variables(template) if v not in variables]
     if missing:
-        raise PlaygroundError(f"Give a value for {', '.join('{{' + m + '}}' for m in missing)} in the variables table.")
+        raise PlaygroundError(_('Give a value for {variables} in the variables table.').format(
+            variables=', '.join('{{' + m + '}}' for m in missing)))
     return _VARIABLE.sub(lambda m: str(variables[m.group(1)]), template)
 
 
@@ -143,7 +145,7 @@ def messages_for(draft: Draft) -> list[dict[str, Any]]:
     if user.strip():
         messages.append({"role": "user", "content": user})
     if not any(m["role"] == "user" for m in messages):
-        raise PlaygroundError("Write a user message to send.")
+        raise PlaygroundError(_("Write a user message to send."))
     return messages
 
 
@@ -168,7 +170,8 @@ def validate_tools(text: str) -> list[dict[str, Any]]:
     try:
         data = json_guard.loads(text, "The tools JSON")
     except json.JSONDecodeError as exc:
-        raise PlaygroundError(f"The tools are not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+        raise PlaygroundError(_('The tools are not valid JSON (line {lineno}: {msg}).').format(
+            lineno=exc.lineno, msg=exc.msg)) from None
     except json_guard.JSONShapeError as exc:
         raise PlaygroundError(str(exc)) from None
     items = data if isinstance(data, list) else [data]
@@ -176,9 +179,10 @@ def validate_tools(text: str) -> list[dict[str, Any]]:
     for i, item in enumerate(items, start=1):
         fn = item.get("function", item) if isinstance(item, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
-            raise PlaygroundError(f"Tool {i} needs a function name.")
+            raise PlaygroundError(_('Tool {i} needs a function name.').format(i=i))
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", fn["name"]):
-            raise PlaygroundError(f"Tool {i}: a function name may only use letters, digits, _ and - (64 at most).")
+            raise PlaygroundError(_('Tool {i}: a function name may only use letters, digits, _ and - (64 at most).').format(
+                i=i))
         parameters = fn.get("parameters", {"type": "object", "properties": {}})
         try:
             json_guard.check_refs(parameters, f"Tool {fn['name']}'s parameters")
@@ -186,7 +190,8 @@ def validate_tools(text: str) -> list[dict[str, Any]]:
         except json_guard.JSONShapeError as exc:
             raise PlaygroundError(str(exc)) from None
         except jsonschema.SchemaError as exc:
-            raise PlaygroundError(f"Tool {fn['name']}: its parameters are not a valid JSON Schema ({exc.message}).") \
+            raise PlaygroundError(_('Tool {tool}: its parameters are not a valid JSON Schema ({message}).').format(
+                tool=fn['name'], message=exc.message)) \
                 from None
         tools.append({"type": "function", "function": {**fn, "parameters": parameters}})
     return tools
@@ -201,9 +206,10 @@ def validate_schema(text: str) -> dict[str, Any]:
     except json_guard.JSONShapeError as exc:
         raise PlaygroundError(str(exc)) from None
     except json.JSONDecodeError as exc:
-        raise PlaygroundError(f"The JSON schema is not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+        raise PlaygroundError(_('The JSON schema is not valid JSON (line {lineno}: {msg}).').format(
+            lineno=exc.lineno, msg=exc.msg)) from None
     except jsonschema.SchemaError as exc:
-        raise PlaygroundError(f"The JSON schema is not valid ({exc.message}).") from None
+        raise PlaygroundError(_('The JSON schema is not valid ({message}).').format(message=exc.message)) from None
     return schema
 
 
@@ -290,9 +296,9 @@ def expand_matrix(versions: list[str], models: list[str], temperatures: list[flo
                   repeats: int) -> list[CellSpec]:
     """Every combination, repeats innermost so a configuration's repeats sit side by side."""
     if not (versions and models and temperatures):
-        raise PlaygroundError("Choose at least one prompt version, one model and one temperature.")
+        raise PlaygroundError(_("Choose at least one prompt version, one model and one temperature."))
     if not 1 <= repeats <= 10:
-        raise PlaygroundError("Repeats go from 1 to 10.")
+        raise PlaygroundError(_("Repeats go from 1 to 10."))
     return [CellSpec(v, m, t, r) for v, m, t, r in product(versions, models, temperatures, range(1, repeats + 1))]
 
 
@@ -618,7 +624,7 @@ def parse_temperatures(text: str) -> list[float]:
     try:
         values = [float(t) for t in re.split(r"[,\s]+", text.strip()) if t]
     except ValueError:
-        raise PlaygroundError("Temperatures are numbers separated by commas, e.g. 0, 0.7, 1.2.") from None
+        raise PlaygroundError(_("Temperatures are numbers separated by commas, e.g. 0, 0.7, 1.2.")) from None
     if not values or any(not 0 <= v <= 2 for v in values):
-        raise PlaygroundError("Give one or more temperatures between 0 and 2.")
+        raise PlaygroundError(_("Give one or more temperatures between 0 and 2."))
     return list(dict.fromkeys(values))

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from core.pricing import TokenUsage, cost_usd, pricing_id_for
 from core.i18n import _
+from core.pricing import TokenUsage, cost_usd, pricing_id_for
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -40,7 +40,7 @@ def require_access(wb: Workbench) -> None:
             state[IDENTITY_KEY], state[ADMIN_KEY] = identity.name, identity.admin
             st.rerun()
         LIMITER.failed(name, address)
-        st.error("Wrong name or password: try again." if name.strip() else "Enter your name and the password.")
+        st.error(_("Wrong name or password: try again.") if name.strip() else _("Enter your name and the password."))
     st.stop()
 
 

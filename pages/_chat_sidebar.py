@@ -36,7 +36,8 @@ def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan,
             st.button(_("Start chat with this prompt"), on_click=start_new_conversation)
         else:
             with st.expander(_("System prompt")):
-                st.markdown(model_markdown(conv.system_prompt))
+                # The prompt is data sent to the model, in whatever language it was written ("data-" key).
+                st.container(key="data-system-prompt").markdown(model_markdown(conv.system_prompt))
         st.selectbox(_("Reply language"), list(LANGUAGES), key="reply_language", format_func=language_label)
 
         st.subheader(_("Counters"))

@@ -29,9 +29,9 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = ()) -> None:
         shown = next(r for r in runs if r.id == pick)
         rows = shown.rows
         s = shown.summary
-        st.markdown(f"**{s['passed']} passed · {s['failed']} failed · {s['errors']} errors** · "
-                    f"{format_cost(s['cost_usd'])}" + (f" + {s['unpriced_calls']} unpriced calls"
-                                                       if s.get("unpriced_calls") else ""))
+        st.markdown(_("**{passed} passed · {failed} failed · {errors} errors** · {cost}").format(
+            passed=s["passed"], failed=s["failed"], errors=s["errors"], cost=format_cost(s["cost_usd"]))
+            + (_(" + {n} unpriced calls").format(n=s["unpriced_calls"]) if s.get("unpriced_calls") else ""))
         st.subheader(_("Pass rate (interval: 95%)"))
         st.dataframe(er.pass_matrix(rows), width="stretch")
         configs = er.config_summaries(rows)

@@ -11,7 +11,7 @@ from core import report
 from core.call_metrics import metrics_caption
 from core.clock import utc_now_iso
 from core.exports import to_csv
-from core.i18n import _
+from core.i18n import N_, _
 from core.playground import (
     CellResult,
     Draft,
@@ -34,7 +34,7 @@ from core.rendering import model_markdown, plain
 from pages._widgets import available_models
 from pages._workbench import Workbench
 
-CURRENT = "Current draft"
+CURRENT = N_("Current draft")  # an option's value; shown translated
 
 
 def show_cell(r: CellResult) -> None:
@@ -46,9 +46,10 @@ def show_cell(r: CellResult) -> None:
     for call in r.tool_calls:
         st.markdown(f"🔧 **{plain(call['name'])}**")
         st.json(call.get("parsed") if call.get("parsed") is not None else call["arguments"])
-        st.caption("✅ arguments match the declared schema" if not call.get("error") else f"❌ {call['error']}")
+        st.caption(_("✅ arguments match the declared schema") if not call.get("error") else f"❌ {call['error']}")
     if r.schema_valid is not None:
-        st.caption("✅ valid JSON output" if r.schema_valid else f"❌ invalid output — {r.schema_error}")
+        st.caption(_("✅ valid JSON output") if r.schema_valid else
+                   _("❌ invalid output — {error}").format(error=r.schema_error))
     measured = f" · {metrics_caption(r.metrics)}" if r.metrics else ""
     st.caption(_('{status} · finish {v2}{measured}').format(
         status=r.status, v2=r.finish_reason or '–', measured=measured))
@@ -104,6 +105,7 @@ def render_compare(wb: Workbench, draft: Draft | None, library: PromptLibrary, p
     models, _error = available_models(wb)
     c1, c2 = st.columns(2)
     chosen_versions = c1.multiselect(_("Prompt versions"), list(versions), default=[CURRENT] if draft else [],
+                                     format_func=lambda v: _(v) if v == CURRENT else v,
                                      key="pg_cmp_versions")
     chosen_models = c2.multiselect(_("Models"), models, default=[draft.model] if draft and draft.model in models
                                    else models[:1], key="pg_cmp_models")

@@ -5,7 +5,7 @@ import json
 
 import streamlit as st
 
-from core.i18n import _
+from core.i18n import N_, _
 from core.playground import (
     REASONING_EFFORTS,
     Draft,
@@ -18,6 +18,7 @@ from core.playground import (
 )
 
 FORMATS = ("text", "json_object", "json_schema")
+FORMAT_LABELS = {"text": N_("Text"), "json_object": N_("JSON object"), "json_schema": N_("JSON schema")}
 DEFAULT_EFFORT = "model default"
 
 
@@ -68,8 +69,7 @@ def editor(model: str, provider_kind: str) -> None:
         st.selectbox(_("Reasoning effort"), [DEFAULT_EFFORT, *REASONING_EFFORTS], key="pg_effort",
                      disabled="reasoning_effort" in off, help=off.get("reasoning_effort"))
         fmt = st.radio(_("Response format"), FORMATS, key="pg_format", horizontal=True,
-                       format_func=lambda f: "JSON schema" if f == "json_schema" and "json_schema" in off
-                       else f.replace("_", " "))
+                       format_func=lambda f: _(FORMAT_LABELS[f]))
         if fmt == "json_schema":
             if "json_schema" in off:
                 st.caption(f"⚠️ {off['json_schema']}")

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core import custom_prices
 from core.i18n import _
+from core.providers import kind_label
 from core.rendering import plain
 from pages._workbench import Workbench
 
@@ -29,9 +30,9 @@ def render_prices(wb: Workbench) -> None:
         v1=importlib.metadata.version('genai-prices')))
     unpriced = _unpriced(wb.settings.db_url)
     if unpriced:
-        st.warning("Calls without a price: " + ", ".join(f"{plain(m)} on {plain(provider)} ({n:,})"
-                                                          for provider, m, n in unpriced)
-                   + " — add a custom price to cost them.")
+        st.warning(_("Calls without a price: {calls} — add a custom price to cost them.").format(
+            calls=", ".join(_("{model} on {provider} ({n:,})").format(model=plain(m), provider=kind_label(provider),
+                                                                       n=n) for provider, m, n in unpriced)))
     try:
         current = custom_prices.stored(engine)
     except ValueError as err:

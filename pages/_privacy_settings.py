@@ -37,9 +37,9 @@ def render_privacy(wb: Workbench) -> None:
     metrics_days = r2.number_input(_("Keep metrics (days, 0 = forever)"), 0.0, 1e5, float(kept.metrics_days or 0),
                                    1.0, key="retention_metrics_days")
     oldest = privacy.oldest_kept(engine)
-    st.caption(_('Oldest call kept: {v1} · oldest text kept: {v2} · enforced at start-up and every hour '
-                 '(texts cover replies, conversations, images and cache).').format(
-        v1=(oldest['calls'] or '–')[:16], v2=(oldest['texts'] or '–')[:16]))
+    st.caption(_("Oldest call kept: {calls} · oldest text kept: {texts} · enforced at start-up and every hour "
+                 "(texts cover replies, conversations, images and cache).").format(
+        calls=(oldest["calls"] or "–")[:16].replace("T", " "), texts=(oldest["texts"] or "–")[:16].replace("T", " ")))
     if st.button(_("Save and apply retention"), key="save_retention"):
         privacy.set_retention(engine, privacy.Retention(text_hours or None, metrics_days or None))
         removed = privacy.enforce_retention(engine, wb.settings.data_dir)

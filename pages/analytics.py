@@ -5,16 +5,21 @@ import pandas as pd
 import streamlit as st
 
 from core import analytics as an
-from core import report, whatif
+from core import i18n, report, whatif
 from core.charts import CHART_CONFIG, comparable, figures, kpi_cards
 from core.exports import to_csv
-from core.i18n import _
+from core.i18n import N_, _
 from core.playground import replay_draft
 from core.pricing import format_cost
 from core.rendering import code_text, plain
 from core.synthetic import generate
 from pages._reconcile import render_reconcile
 from pages._workbench import workbench
+
+PERIODS = {"Today": N_("Today"), "7 days": N_("7 days"), "30 days": N_("30 days"), "This month": N_("This month"),
+           "Custom": N_("Custom")}  # core.analytics.preset_range's names → what the menu shows
+DIMENSIONS = {"provider": N_("Provider"), "model": N_("Model"), "page": N_("Page"), "user": N_("User"),
+              "status": N_("Status"), "tag": N_("Tag")}
 
 wb = workbench()
 st.title(_("📊 Analytics"))
@@ -55,14 +60,14 @@ today = datetime.now(timezone.utc).date()
 options = _options(wb.settings.db_url, engine.version)
 with st.sidebar:
     st.subheader(_("Filters"))
-    preset = st.selectbox(_("Period"), ["Today", "7 days", "30 days", "This month", "Custom"], index=2, key="an_period")
+    preset = st.selectbox(_("Period"), list(PERIODS), index=2, key="an_period", format_func=lambda p: _(PERIODS[p]))
     if preset == "Custom":
         span = engine.date_span() or (today, today)
         picked = st.date_input(_("Days (UTC)"), value=(max(span[0], today.replace(day=1)), today), key="an_custom")
         start, end = (picked[0], picked[-1]) if isinstance(picked, (tuple, list)) and picked else (today, today)
     else:
         start, end = an.preset_range(preset, today)
-    chosen = {dim: tuple(st.multiselect(dim.capitalize(), options[dim], key=f"an_{dim}"))
+    chosen = {dim: tuple(st.multiselect(_(DIMENSIONS[dim]), options[dim], key=f"an_{dim}"))
               for dim in (*an.FILTER_DIMENSIONS, "tag")}
     non_model = st.toggle(_("Include non-model calls"), key="an_non_model",
                           help=_("Model lists and connection tests (page “other”) are counted apart from calls to a "
@@ -71,9 +76,10 @@ pages_filter = an.pages_shown(chosen["page"], options["page"], non_model)
 filters = an.Filters(start, end, chosen["provider"], chosen["model"], pages_filter, chosen["user"],
                      chosen["status"], chosen["tag"])
 dash = _dashboard(wb.settings.db_url, engine.version, filters)
-st.caption(f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} (UTC), "
-           + (f"compared with the {filters.days} days before." if comparable(dash.current, dash.previous)
-              else "no comparable previous period (it holds next to no calls)."))
+st.caption(f"{i18n.day(filters.start)} – {i18n.day(filters.end)} (UTC), "
+           + (_("compared with the {days} days before.").format(days=filters.days)
+              if comparable(dash.current, dash.previous)
+              else _("no comparable previous period (it holds next to no calls).")))
 
 budget = an.monthly_budget(wb.log)
 if budget:
@@ -82,10 +88,11 @@ if budget:
     if warning:
         st.warning(warning)
     b1, b2, b3 = st.columns(3)
-    b1.metric(_("Month to date"), format_cost(status.month_to_date_usd), f"{status.used_share:.0%} of budget",
+    b1.metric(_("Month to date"), format_cost(status.month_to_date_usd),
+              _("{share:.0%} of budget").format(share=status.used_share),
               delta_color="off")
-    b2.metric(_("Burn rate"), f"{format_cost(status.burn_rate_usd_per_day)} / day")
-    b3.metric(_("Month-end forecast"), format_cost(status.forecast_usd), f"budget {format_cost(budget)}",
+    b2.metric(_("Burn rate"), _("{cost} / day").format(cost=format_cost(status.burn_rate_usd_per_day)))
+    b3.metric(_("Month-end forecast"), format_cost(status.forecast_usd), _("budget {cost}").format(cost=format_cost(budget)),
               delta_color="off")
 
 cards = kpi_cards(dash.current, dash.previous)
@@ -94,10 +101,12 @@ for row in (cards[:6], cards[6:]):
         col.metric(card.label, card.value, card.delta, delta_color="normal" if card.up_is_good else "inverse")
 badges = []
 if dash.current.unpriced_calls:
-    models = ", ".join(plain(m) for m in dash.unpriced_models) or "unknown models"
-    badges.append(f":orange-badge[{dash.current.unpriced_calls:,} unpriced calls] ({models}) are not in the spend")
+    models = ", ".join(plain(m) for m in dash.unpriced_models) or _("unknown models")
+    badges.append(_(":orange-badge[{n:,} unpriced calls] ({models}) are not in the spend").format(
+        n=dash.current.unpriced_calls, models=models))
 if dash.current.estimated_calls:
-    badges.append(f":blue-badge[{dash.current.estimated_calls:,} estimated token counts] (server sent no usage)")
+    badges.append(_(":blue-badge[{n:,} estimated token counts] (server sent no usage)").format(
+        n=dash.current.estimated_calls))
 for badge in badges:
     st.markdown(badge)
 

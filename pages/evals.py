@@ -160,10 +160,11 @@ with run_tab:
                              concurrency=concurrency, cache=response_cache(wb) if allow_cache else None)
         estimate = evaluation.estimate(lambda m, model: wb.provider_for(model).prompt_counter(model)(m),
                                        lambda model: wb.provider_for(model).pricing_id)
-        cost = ("cost unknown (unpriced models)" if estimate.unpriced_cells == len(evaluation.cells) else
-                f"at most {format_cost(estimate.max_cost_usd)}")
-        st.caption(f"{len(evaluation.cells)} cells · {estimate.input_tokens:,} input tokens · {cost}"
-                   + (" · plus the grader's calls" if graded else ""))
+        cost = (_("cost unknown (unpriced models)") if estimate.unpriced_cells == len(evaluation.cells) else
+                _("at most {cost}").format(cost=format_cost(estimate.max_cost_usd)))
+        st.caption(_("{cells} cells · {tokens:,} input tokens · {cost}").format(
+            cells=len(evaluation.cells), tokens=estimate.input_tokens, cost=cost)
+            + (_(" · plus the grader's calls") if graded else ""))
         confirmed = True
         if estimate.max_cost_usd > wb.settings.confirm_cost_usd:
             confirmed = st.checkbox(_('This run may cost up to {v1} (over {v2}): run it anyway').format(

@@ -121,7 +121,7 @@ if total > page_size:  # a page selector only when there is more than one page
 just_shown = {img.id for img in last}
 images = [img for img in images if img.id not in just_shown]  # each image once: above, or here
 if not images and not just_shown:
-    st.caption("No images yet." if not query else "No image prompt matches that search.")
+    st.caption(_("No images yet.") if not query else _("No image prompt matches that search."))
 cols = st.columns(4)
 for i, img in enumerate(images):
     with cols[i % 4]:

@@ -19,9 +19,10 @@ wb = workbench()
 provider = wb.provider
 st.title(_("⚙️ Settings"))
 if PENDING.count() or PENDING.given_up:  # writes a locked or full database refused, retried in the background
-    st.warning(f"{PENDING.count()} rows wait to be written to the database (it was busy or full); they are retried "
-               f"in the background." + (f" {PENDING.given_up} could not be written at all (see the server log)."
-                                        if PENDING.given_up else ""))
+    st.warning(_("{n} rows wait to be written to the database (it was busy or full); they are retried in the "
+                 "background.").format(n=PENDING.count())
+               + (_(" {n} could not be written at all (see the server log).").format(n=PENDING.given_up)
+                  if PENDING.given_up else ""))
 
 st.subheader(_("Active provider"))
 cols = st.columns(3)
@@ -30,9 +31,9 @@ cols[1].metric(_("API key"), provider.masked_key)
 cols[2].metric(_("Timeout / retries"), f"{provider.timeout_s:g} s / {provider.max_retries}")
 where = provider.local_runtime().file_description() if provider.kind == "local" else (
     provider.base_url or "https://api.openai.com/v1")
-st.caption(f"{'Model file' if provider.kind == 'local' else 'Endpoint'}: `{where}`"
-           + (f" · API version `{provider.api_version}`" if provider.api_version else "")
-           + f" · Call log: `{make_url(wb.settings.db_url).render_as_string(hide_password=True)}`")
+st.caption((_("Model file") if provider.kind == "local" else _("Endpoint")) + f": `{where}`"
+           + (_(" · API version `{version}`").format(version=provider.api_version) if provider.api_version else "")
+           + _(" · Call log: `{url}`").format(url=make_url(wb.settings.db_url).render_as_string(hide_password=True)))
 if st.session_state.get(OVERRIDE_KEY):
     st.info(_("This browser uses the provider set below, not the configured one."))
 
@@ -108,7 +109,7 @@ rpm = r1.number_input(_("Requests per minute (0 = no limit)"), 0, 1_000_000, lim
 tpm = r2.number_input(_("Tokens per minute (0 = no limit)"), 0, 100_000_000, limits.tpm, key="limit_tpm")
 if st.button(_("Save rate limits"), key="save_limits", disabled=provider.kind == "local"):
     ratelimit.save_limits(wb.log.engine, provider.kind, provider.base_url, ratelimit.Limits(int(rpm), int(tpm)))
-    st.success("Rate limits saved." if rpm or tpm else "Rate limits removed.")
+    st.success(_("Rate limits saved.") if rpm or tpm else _("Rate limits removed."))
 
 st.subheader(_("Fallback chain"))
 st.caption(_('Models tried, in order, after the chosen one times out, fails with a 5xx or cannot be '
