@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from core.i18n import _
+from core.i18n import N_, _
 from core.local_model import is_local_model
 from core.pricing import LOCAL_FREE_LABEL, format_cost
 
@@ -50,6 +50,21 @@ class CallMetrics:
         """Read the fields back from a stored (flat) form; unknown keys are the holder's own."""
         names = {f.name for f in fields(cls)} - {"status"}
         return cls(status=status, **{k: v for k, v in data.items() if k in names})
+
+
+# How a call or cell ended, and why the model stopped, as the UI names them (the stored values stay the API's).
+STATUS_LABELS = {"ok": N_("done"), "error": N_("failed"), "cancelled": N_("cancelled"), "pending": N_("pending"),
+                 "running": N_("running")}
+FINISH_LABELS = {"stop": N_("complete"), "length": N_("hit the token limit"), "tool_calls": N_("tool call"),
+                 "content_filter": N_("content filter"), "function_call": N_("tool call")}
+
+
+def call_status_label(status: str) -> str:
+    return _(STATUS_LABELS[status]) if status in STATUS_LABELS else status
+
+
+def finish_label(reason: str | None) -> str:
+    return "–" if not reason else _(FINISH_LABELS[reason]) if reason in FINISH_LABELS else reason
 
 
 def metrics_caption(metrics: CallMetrics) -> str:

@@ -5,6 +5,7 @@ Pages never talk to the SDK directly; they iterate a `ChatStream` (text deltas) 
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
@@ -103,7 +104,9 @@ class _Opening:
         self._iterator: Any = iter(())
         self._abandoned = False
         self._lock = threading.Lock()
-        threading.Thread(target=self._run, args=(open_stream,), name="call-opening", daemon=True).start()
+        # The session's context (its UI language, for error sentences) goes along to the helper thread.
+        threading.Thread(target=contextvars.copy_context().run, args=(self._run, open_stream), name="call-opening",
+                         daemon=True).start()
 
     def _run(self, open_stream: Callable[[], Any]) -> None:
         try:

@@ -4,6 +4,7 @@ comparison with a baseline run.
 """
 from __future__ import annotations
 
+import contextvars
 import difflib
 import html
 import json
@@ -404,7 +405,9 @@ class MatrixRun:
 
     def start(self) -> MatrixRun:
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="matrix-cell")
-        self._futures = [self._pool.submit(self._run_cell, i) for i in range(len(self.cells))]
+        # Each cell runs in the starting session's context (its UI language, for error sentences).
+        self._futures = [self._pool.submit(contextvars.copy_context().run, self._run_cell, i)
+                         for i in range(len(self.cells))]
         self._pool.shutdown(wait=False)
         return self
 

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core import report
-from core.call_metrics import metrics_caption
+from core.call_metrics import call_status_label, finish_label, metrics_caption
 from core.clock import utc_now_iso
 from core.exports import to_csv
 from core.i18n import N_, _
@@ -42,7 +42,8 @@ def show_cell(r: CellResult) -> None:
     if r.error:
         st.error(r.error)
     if r.text:
-        st.markdown(model_markdown(r.text))  # no remote image loads from a reply
+        # no remote image loads from a reply; model output, not interface ("data-" key)
+        st.container(key=f"data-output-{id(r)}").markdown(model_markdown(r.text))
     for call in r.tool_calls:
         st.markdown(f"🔧 **{plain(call['name'])}**")
         st.json(call.get("parsed") if call.get("parsed") is not None else call["arguments"])
@@ -51,8 +52,8 @@ def show_cell(r: CellResult) -> None:
         st.caption(_("✅ valid JSON output") if r.schema_valid else
                    _("❌ invalid output — {error}").format(error=r.schema_error))
     measured = f" · {metrics_caption(r.metrics)}" if r.metrics else ""
-    st.caption(_('{status} · finish {v2}{measured}').format(
-        status=r.status, v2=r.finish_reason or '–', measured=measured))
+    st.caption(_("{status} · finish: {finish}").format(status=call_status_label(r.status),
+                                                       finish=finish_label(r.finish_reason)) + measured)
 
 
 def _versions(library: PromptLibrary, draft: Draft | None) -> dict[str, Draft]:
@@ -82,7 +83,7 @@ def _live(run: MatrixRun, columns: int) -> None:
             for i, r in enumerate(run.results):
                 view = (r.status, r.text)
                 if view != shown[i]:
-                    slots[i].markdown(model_markdown(r.text) if r.text else f"*{r.status}…*")
+                    slots[i].markdown(model_markdown(r.text) if r.text else f"*{call_status_label(r.status)}…*")
                     shown[i] = view
             if finished:
                 break
@@ -126,13 +127,13 @@ def render_compare(wb: Workbench, draft: Draft | None, library: PromptLibrary, p
     estimate = estimate_cost([(c.spec, c.messages, versions[c.spec.version].settings.max_tokens) for c in cells],
                              counter, lambda m: wb.provider_for(m).pricing_id)
     if estimate.unpriced_cells == len(cells):
-        cost = "cost unknown (unpriced models)"
+        cost = _("cost unknown (unpriced models)")
     else:
-        unpriced = f" + {estimate.unpriced_cells} unpriced cells" if estimate.unpriced_cells else ""
-        cost = f"at most {format_cost(estimate.max_cost_usd)}{unpriced}"
-    st.caption(_('{v1} cells · {input_tokens:,} input tokens · at most {max_output_tokens:,} output '
-                 'tokens · {cost}').format(
-        v1=len(cells), input_tokens=estimate.input_tokens, max_output_tokens=estimate.max_output_tokens, cost=cost))
+        unpriced = _(" + {n} unpriced cells").format(n=estimate.unpriced_cells) if estimate.unpriced_cells else ""
+        cost = _("at most {cost}").format(cost=format_cost(estimate.max_cost_usd)) + unpriced
+    st.caption(_("{cells} cells · {input_tokens:,} input tokens · at most {max_output_tokens:,} output tokens · "
+                 "{cost}").format(cells=len(cells), input_tokens=estimate.input_tokens,
+                                  max_output_tokens=estimate.max_output_tokens, cost=cost))
     limit = wb.settings.confirm_cost_usd
     confirmed = True
     if estimate.max_cost_usd > limit:

@@ -311,7 +311,7 @@ def test_playground_matrix_run_streams_every_cell(page, app, server):
     page.wait_for_selector(IDLE, timeout=30_000)
     text = page.inner_text("[data-testid='stMain']")
     assert text.count("cell answer streaming in pieces") >= 2  # both temperatures (0 and 1) answered
-    assert "T=0" in text and "T=1" in text and "finish stop" in text
+    assert "T=0" in text and "T=1" in text and "finish: complete" in text
     screenshot(page, "playground")
 
 

@@ -69,7 +69,13 @@ def test_every_page_in_chinese_shows_no_english_ui_words(browser_zh, chinese_app
     # Data, not interface: the model ids in the log and on the server's list (they are names in every language).
     log = CallLog(chinese_app.env["PROMPTLAB_DB_URL"])
     data_words = {r.model for r in log.recent(1000) if r.model} | set(MODELS) | {"SmolLM2-135M-Instruct"}
-    found = {}
+    found: dict[str, list[str]] = {}
+
+    def probe(name: str) -> None:
+        settle(page)
+        assert page.locator("[data-testid='stException']").count() == 0
+        found[name] = english_on(page, data_words)
+
     for path in ("", "playground", "evals", "images", "analytics", "settings"):
         page.goto(f"{chinese_app.url}/{path}")
         settle(page)
@@ -77,12 +83,25 @@ def test_every_page_in_chinese_shows_no_english_ui_words(browser_zh, chinese_app
             page.locator("[data-testid='stChatInput'] textarea").fill("你好")
             page.keyboard.press("Enter")
             page.wait_for_function("() => document.body.innerText.includes('Echo: 你好')", timeout=30_000)
+        elif path == "playground":
+            page.get_by_label("用户消息 —— 可使用 {{变量}}").fill("你好")
+            page.keyboard.press("Tab")
             settle(page)
-        if path == "analytics":
+            page.get_by_role("button", name="▶ 运行", exact=True).click()
+            page.wait_for_function("() => document.body.innerText.includes('Echo: 你好')", timeout=30_000)
+        elif path == "images":
+            page.get_by_label("提示词").first.fill("一只猫")
+            page.keyboard.press("Tab")
+            settle(page)
+            page.get_by_role("button", name="✨ 生成").click()
+            page.wait_for_selector("[data-testid='stImage'] img", timeout=30_000)
+        elif path == "analytics":
             sync_api.expect(page.locator("[data-testid='stPlotlyChart'] .main-svg").first).to_be_visible()
-        assert page.locator("[data-testid='stException']").count() == 0
-        found[path or "chat"] = english_on(page, data_words)
+        probe(path or "chat")
         screenshot(page, f"zh-{path or 'chat'}")
+        for tab in page.get_by_role("tab").all()[1:]:  # the other tabs of the page
+            tab.click()
+            probe(f"{path} · {tab.inner_text().strip()}")
     assert found == {name: [] for name in found}, json.dumps(found, ensure_ascii=False)
 
 

@@ -167,3 +167,23 @@ def test_plural_numbers_and_dates_follow_the_language():
     assert context.run(in_chinese) == ("1 条回复", "2026年11月20日", "1,234,567.89")
     assert ngettext("{n} reply", "{n} replies", 1).format(n=1) == "1 reply"
     assert i18n.day(date(2026, 11, 20)) == "20 Nov 2026"
+
+
+def test_a_compare_run_in_chinese_reports_its_cells_errors_in_chinese(server, log, ctx):
+    """Cells run in worker threads: the session's language goes with them."""
+    from core.playground import Draft, MatrixRun, expand_matrix, prepare_cell
+    from core.providers import Provider
+    from tests.conftest import TEST_KEY
+    from tests.loopback_server import Script
+
+    server.push(Script(status=401, error_message="bad key"))
+
+    def run() -> str | None:
+        i18n.set_language("zh_CN")
+        provider = Provider("compatible", server.base_url, TEST_KEY, max_retries=0)
+        draft = Draft(model="gpt-4o-mini", user_template="hi")
+        cells = [prepare_cell(spec, draft, provider) for spec in expand_matrix(["v1"], ["gpt-4o-mini"], [0.0], 1)]
+        matrix = MatrixRun(cells, ctx, log, concurrency=1).start()
+        matrix.wait(30)
+        return matrix.results[0].error
+    assert contextvars.copy_context().run(run) == "API 密钥被拒绝（401）：请在设置中检查或更换。"

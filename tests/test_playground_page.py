@@ -35,7 +35,7 @@ def test_single_run_with_variables_metrics_and_view_code(pg, server, app_env):
     assert body["messages"] == [{"role": "system", "content": "You are terse."},
                                 {"role": "user", "content": "Where is order A-17?"}]
     assert any(m.value == "Echo: Where is order A-17?" for m in pg.markdown)
-    assert any(c.startswith("ok · finish stop") and "out tokens" in c for c in captions(pg))
+    assert any(c.startswith("done · finish: complete") and "out tokens" in c for c in captions(pg))
     codes = [c.value for c in pg.code]
     assert any("client.chat.completions.create(" in c for c in codes) and any(c.startswith("curl ") for c in codes)
     rec = CallLog(app_env["PROMPTLAB_DB_URL"]).recent(5)
@@ -73,7 +73,7 @@ def test_two_by_two_matrix_with_per_cell_metrics(pg, server, app_env):
     assert not pg.exception
     cells = [c for c in captions(pg) if " · T=" in c]
     assert len(cells) == 4 and {c.split(" · ")[1] for c in cells} == {"gpt-4o-mini", "gpt-4o"}
-    metrics = [c for c in captions(pg) if c.startswith("ok · finish stop")]
+    metrics = [c for c in captions(pg) if c.startswith("done · finish: complete")]
     assert len(metrics) >= 4
     temps = sorted(r["temperature"] for r in server.chat_requests())
     assert temps == [0.0, 0.0, 0.8, 0.8]
