@@ -17,6 +17,28 @@ import yaml
 
 from core.eval_assertions import MODEL_GRADED, SUPPORTED, Assertion, split_values
 
+# The config a new Evals page starts with (%s: the default model).
+EXAMPLE_CONFIG = """description: Refund answers
+prompts:
+  - "Answer in one sentence: {{question}}"
+  - "You are a support agent. Reply briefly and politely: {{question}}"
+providers:
+  - openai:chat:%s
+defaultTest:
+  assert:
+    - type: not-icontains
+      value: sorry
+tests:
+  - description: refund window
+    vars: {question: "How long do I have to return shoes?"}
+    assert:
+      - {type: icontains, value: days}
+  - description: no refund for gift cards
+    vars: {question: "Can I return a gift card?"}
+    assert:
+      - {type: icontains-any, value: [no, not]}
+"""
+
 # promptfoo provider ids PromptLab runs: OpenAI's chat API (and any compatible server via apiBaseUrl).
 _PROVIDER_ID = re.compile(r"^openai:(?:chat:)?(?P<model>.+)$")
 CONFIG_KEYS = {"temperature", "max_tokens", "max_completion_tokens", "top_p", "seed", "stop", "presence_penalty",

@@ -26,6 +26,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from core import i18n
 from core.analytics import Dashboard, Filters
 from core.call_metrics import metrics_caption
 from core.charts import CHART_CONFIG, comparable, figures, kpi_cards
@@ -34,7 +35,8 @@ from core.clock import utc_now_iso
 from core.errors import scrub_secrets
 from core.eval_results import cases_failures_first, config_summaries, pass_matrix
 from core.eval_store import SavedEvalRun
-from core.personas import persona_by_id
+from core.i18n import _
+from core.personas import language_label, persona_by_id
 from core.playground import CellResult
 from core.pricing import format_cost
 from core.prompts import SavedRun
@@ -97,17 +99,18 @@ class _Clean:
 
 def _page(title: str, meta: list[tuple[str, str]], body: str, *, clean: _Clean, with_plotly: bool = False) -> str:
     """The whole document: head with the CSP and styles, the title, the "how it was made" list, the body."""
-    made = [*meta, ("Made", utc_now_iso()[:19].replace("T", " ") + " UTC")]
+    made = [*meta, (_("Made"), utc_now_iso()[:19].replace("T", " ") + " UTC")]
     meta_html = "".join(f"<dt>{html.escape(k)}:</dt><dd>{v}</dd>" for k, v in made)
     library = (f'<script id="{PLOTLY_SCRIPT_ID}" type="text/javascript">{get_plotlyjs()}</script>'
                if with_plotly else "")
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+    return (f'<!DOCTYPE html><html lang="{i18n.language().replace("_", "-")}"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{clean(title)}</title><style>{_STYLE}</style>{library}</head><body>"
             f"<h1>{clean(title)}</h1><dl class=\"meta\">{meta_html}</dl>{body}"
-            f"<footer>Made with PromptLab · a self-contained file: it loads nothing from the network.</footer>"
-            f"</body></html>")
+            + "<footer>" + html.escape(_("Made with PromptLab · a self-contained file: it loads nothing from the "
+                                         "network.")) + "</footer>"
+            "</body></html>")
 
 
 def _table(header: list[str], rows: list[list[str]], numeric: frozenset[int] = frozenset()) -> str:
@@ -116,6 +119,10 @@ def _table(header: list[str], rows: list[list[str]], numeric: frozenset[int] = f
     body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
                                     for i, c in enumerate(row)) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _h2(text: str) -> str:
+    return f"<h2>{html.escape(text)}</h2>"
 
 
 def _slug(text: str) -> str:
@@ -128,18 +135,18 @@ def conversation_report(conversation: Conversation, secrets: Iterable[str | None
     clean = _Clean(secrets)
     persona = persona_by_id(conversation.persona_id)
     models = list(dict.fromkeys(m.model for m in conversation.messages if m.model))
-    meta = [("Persona", clean(persona.name if persona else "Custom system prompt")),
-            ("Models", clean(", ".join(models) or "none yet")),
-            ("Reply language", clean(conversation.language)),
-            ("Started", clean(conversation.created_at[:19].replace("T", " ") + " UTC")),
-            ("Totals", clean(totals_caption(totals(conversation))))]
+    meta = [(_("Persona"), clean(_(persona.name) if persona else _("Custom system prompt"))),
+            (_("Models"), clean(", ".join(models) or _("none yet"))),
+            (_("Reply language"), clean(language_label(conversation.language))),
+            (_("Started"), clean(conversation.created_at[:19].replace("T", " ") + " UTC")),
+            (_("Totals"), clean(totals_caption(totals(conversation))))]
     parts = []
     system = system_message(conversation)
     if system:
-        parts.append(f'<h2>System prompt</h2><div class="turn"><pre class="text">{clean(system)}</pre></div>')
-    parts.append("<h2>Conversation</h2>")
+        parts.append(_h2(_("System prompt")) + f'<div class="turn"><pre class="text">{clean(system)}</pre></div>')
+    parts.append(_h2(_("Conversation")))
     for m in conversation.messages:
-        role = "You" if m.role == "user" else f"Assistant · {clean(m.model or 'unknown model')}"
+        role = _("You") if m.role == "user" else _("Assistant") + " · " + clean(m.model or _("unknown model"))
         caption = []
         if m.metrics is not None:
             caption.append(clean(metrics_caption(m.metrics)))
@@ -150,7 +157,7 @@ def conversation_report(conversation: Conversation, secrets: Iterable[str | None
         caption_html = f'<div class="caption">{" · ".join(caption)}</div>' if caption else ""
         parts.append(f'<div class="turn {m.role}"><div class="role">{role}</div>'
                      f'<pre class="text">{clean(m.content)}</pre>{caption_html}</div>')
-    return Report(export_name(conversation, "html"), _page(conversation.title or "Conversation", meta, "".join(parts), clean=clean))
+    return Report(export_name(conversation, "html"), _page(conversation.title or _("Conversation"), meta, "".join(parts), clean=clean))
 
 
 # ----- compare run (Playground) ---------------------------------------------------------------------------------
@@ -172,14 +179,15 @@ def compare_report(run: SavedRun, secrets: Iterable[str | None] = ()) -> Report:
     clean = _Clean(secrets)
     costs = [r.metrics.cost_usd for r in run.results if r.metrics]
     priced = [c for c in costs if c is not None]
-    meta = [("Run", clean(run.name)), ("Saved", clean(run.created_at[:19].replace("T", " ") + " UTC")),
-            ("Cells", str(len(run.results))),
-            ("Cost", clean(format_cost(sum(priced)) + (f" + {len(costs) - len(priced)} unpriced"
+    meta = [(_("Run"), clean(run.name)), (_("Saved"), clean(run.created_at[:19].replace("T", " ") + " UTC")),
+            (_("Cells"), str(len(run.results))),
+            (_("Cost"), clean(format_cost(sum(priced)) + (_(" + {n} unpriced").format(n=len(costs) - len(priced))
                                                       if len(priced) < len(costs) else "")))]
     rows = [_cell_row(r, clean) for r in run.results]
-    body = "<h2>Cells</h2>" + _table(["Prompt version", "Model", "Temperature", "Repeat", "Output", "Status", "Measured"], rows)
+    body = _h2(_("Cells")) + _table([_("Prompt version"), _("Model"), _("Temperature"), _("Repeat"), _("Output"),
+                                         _("Status"), _("Measured")], rows)
     return Report(f"compare-{_slug(run.name)}-{run.created_at[:10]}.html",
-                  _page(f"Compare run: {run.name}", meta, body, clean=clean))
+                  _page(_("Compare run: {name}").format(name=run.name), meta, body, clean=clean))
 
 
 # ----- eval run -----------------------------------------------------------------------------------------------------
@@ -188,15 +196,15 @@ def eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Report
     output and verdict (failures first)."""
     clean = _Clean(secrets)
     s = run.summary
-    meta = [("Run", clean(run.name)), ("Saved", clean(run.created_at[:19].replace("T", " ") + " UTC")),
-            ("Cells", str(s.get("cells", len(run.rows)))),
-            ("Passed", f"{s.get('passed', 0)} of {s.get('graded', len(run.rows))}"),
-            ("Cost", clean(format_cost(s.get("cost_usd"))))]
+    meta = [(_("Run"), clean(run.name)), (_("Saved"), clean(run.created_at[:19].replace("T", " ") + " UTC")),
+            (_("Cells"), str(s.get("cells", len(run.rows)))),
+            (_("Passed"), _("{passed} of {graded}").format(passed=s.get("passed", 0), graded=s.get("graded", len(run.rows)))),
+            (_("Cost"), clean(format_cost(s.get("cost_usd"))))]
     matrix = pass_matrix(run.rows)
-    matrix_html = _table(["Prompt", *[str(c) for c in matrix.columns]],
+    matrix_html = _table([_("Prompt"), *[str(c) for c in matrix.columns]],
                          [[clean(p), *[clean(v) for v in row]] for p, row in zip(matrix.index, matrix.values,
                                                                                   strict=True)])
-    configs = _table(["Prompt", "Provider", "Passed", "Cost", "Tokens in / out", "Median latency"],
+    configs = _table([_("Prompt"), _("Provider"), _("Passed"), _("Cost"), _("Tokens in / out"), _("Median latency")],
                      [[clean(c.prompt), clean(c.provider), clean(f"{c.passed}/{c.total}"),
                        clean(format_cost(c.cost_usd) + (f" + {c.unpriced} unpriced" if c.unpriced else "")),
                        clean(f"{c.input_tokens:,} / {c.output_tokens:,}"),
@@ -204,28 +212,29 @@ def eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Report
                       for c in config_summaries(run.rows)], numeric=frozenset({2, 3, 4, 5}))
     case_rows = []
     for r in cases_failures_first(run.rows):
-        verdict = ('<span class="fail">error</span>' if r.get("error") else
-                   '<span class="pass">pass</span>' if r.get("pass") else '<span class="fail">fail</span>')
+        verdict = ('<span class="fail">' + _("error") if r.get("error") else
+                   '<span class="pass">' + _("pass") if r.get("pass") else '<span class="fail">' + _("fail")) + "</span>"
         vars_text = json.dumps(clean.data(r.get("vars") or {}), ensure_ascii=False)
         case_rows.append([clean(r.get("test_index", "")), clean(r.get("prompt", "")), clean(r.get("provider", "")),
                           f'<pre class="text">{clean(vars_text)}</pre>',
                           f'<pre class="text">{clean(r.get("output") or r.get("error") or "")}</pre>',
                           verdict, clean(r.get("reason") or "")])
-    body = ("<h2>Pass rate (interval: 95%)</h2>" + matrix_html + "<h2>Configurations</h2>" + configs
-            + "<h2>Cases, failures first</h2>"
-            + _table(["Case", "Prompt", "Provider", "Variables", "Output", "Verdict", "Reason"], case_rows))
+    body = (_h2(_("Pass rate (interval: 95%)")) + matrix_html + _h2(_("Configurations")) + configs
+            + _h2(_("Cases, failures first"))
+            + _table([_("Case"), _("Prompt"), _("Provider"), _("Variables"), _("Output"), _("Verdict"), _("Reason")],
+                     case_rows))
     return Report(f"eval-{_slug(run.name)}-{run.created_at[:10]}.html",
-                  _page(f"Eval run: {run.name}", meta, body, clean=clean))
+                  _page(_("Eval run: {name}").format(name=run.name), meta, body, clean=clean))
 
 
 # ----- analytics ----------------------------------------------------------------------------------------------------
 def describe_filters(filters: Filters) -> list[tuple[str, str]]:
     """The period and every filter a report was made with, as (label, text) pairs."""
-    period = f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} (UTC)"
-    chosen = [("Period", period)]
-    for label, values in (("Providers", filters.providers), ("Models", filters.models), ("Pages", filters.pages),
-                          ("Users", filters.users), ("Statuses", filters.statuses), ("Tags", filters.tags)):
-        chosen.append((label, ", ".join(values) if values else "all"))
+    period = f"{i18n.day(filters.start)} – {i18n.day(filters.end)} (UTC)"
+    chosen = [(_("Period"), period)]
+    for label, values in ((_("Providers"), filters.providers), (_("Models"), filters.models), (_("Pages"), filters.pages),
+                          (_("Users"), filters.users), (_("Statuses"), filters.statuses), (_("Tags"), filters.tags)):
+        chosen.append((label, ", ".join(values) if values else _("all")))
     return chosen
 
 
@@ -246,9 +255,9 @@ def analytics_report(dashboard: Dashboard, filters: Filters, secrets: Iterable[s
     clean = _Clean(secrets)
     meta = [(label, clean(text)) for label, text in describe_filters(filters)]
     if not comparable(dashboard.current, dashboard.previous):
-        meta.append(("Compared with", "no comparable previous period"))
+        meta.append((_("Compared with"), _("no comparable previous period")))
     else:
-        meta.append(("Compared with", clean(f"the {filters.days} days before")))
+        meta.append((_("Compared with"), clean(_("the {days} days before").format(days=filters.days))))
     cards = "".join(f'<div class="kpi"><div class="label">{clean(c.label)}</div>'
                     f'<div class="value">{clean(c.value)}</div>'
                     f'<div class="delta">{clean(c.delta or "")}</div></div>'
@@ -257,11 +266,11 @@ def analytics_report(dashboard: Dashboard, filters: Filters, secrets: Iterable[s
     if dashboard.current.calls:
         charts = "".join(f'<div class="chart">{_figure_html(fig, f"chart-{key}", clean)}</div>'
                          for key, fig in figures(dashboard).items())
-        charts = f'<h2>Charts</h2><div class="charts">{charts}</div>'
+        charts = _h2(_("Charts")) + f'<div class="charts">{charts}</div>'
     else:
-        charts = "<p>No calls match these filters.</p>"
-    body = f'<h2>Key figures</h2><div class="kpis">{cards}</div>{charts}'
-    return Report(analytics_file_name(filters), _page("PromptLab analytics", meta, body, clean=clean, with_plotly=bool(dashboard.current.calls)))
+        charts = "<p>" + html.escape(_("No calls match these filters.")) + "</p>"
+    body = _h2(_("Key figures")) + f'<div class="kpis">{cards}</div>{charts}'
+    return Report(analytics_file_name(filters), _page(_("PromptLab analytics"), meta, body, clean=clean, with_plotly=bool(dashboard.current.calls)))
 
 
 if __name__ == "__main__":  # the command line lives in core/cli.py

@@ -36,10 +36,10 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = ()) -> None:
         st.dataframe(er.pass_matrix(rows), width="stretch")
         configs = er.config_summaries(rows)
         st.dataframe(pd.DataFrame([{
-            "configuration": c.label, "passed": c.passed, "cases": c.total, "errors": c.errors,
-            "cost": format_cost(c.cost_usd) + (f" + {c.unpriced} unpriced" if c.unpriced else ""),
-            "median latency (s)": None if c.latency_median_ms is None else round(c.latency_median_ms / 1000, 2),
-            "tokens in / out": f"{c.input_tokens:,} / {c.output_tokens:,}"} for c in configs]),
+            _("configuration"): c.label, _("passed"): c.passed, _("cases"): c.total, _("errors"): c.errors,
+            _("cost"): format_cost(c.cost_usd) + (_(" + {n} unpriced").format(n=c.unpriced) if c.unpriced else ""),
+            _("median latency (s)"): None if c.latency_median_ms is None else round(c.latency_median_ms / 1000, 2),
+            _("tokens in / out"): f"{c.input_tokens:,} / {c.output_tokens:,}"} for c in configs]),
             hide_index=True, width="stretch")
 
         prompts = list(dict.fromkeys(c.prompt for c in configs))
@@ -76,12 +76,13 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = ()) -> None:
         st.subheader(_("Cases, failures first"))
         for row in er.cases_failures_first(rows)[:200]:
             mark = "⚠️" if row.get("error") else "✅" if row["pass"] else "❌"
-            title = (f"{mark} case {row['test_index'] + 1} #{row['repeat']} · {plain(row['prompt'][:40])} · "
+            case = _("case {n} #{repeat}").format(n=row["test_index"] + 1, repeat=row["repeat"])
+            title = (f"{mark} {case} · {plain(row['prompt'][:40])} · "
                      f"{plain(row['provider'])} — {plain((row.get('description') or '')[:40])}")
             with st.expander(title):
                 st.caption(_('Reason: {v1}').format(v1=plain(row['reason'])))
                 st.json(row["vars"], expanded=False)
-                st.text(row["output"] or "(no output)")
+                st.text(row["output"] or _("(no output)"))
                 if row["assertions"]:
                     st.dataframe(pd.DataFrame(row["assertions"]), hide_index=True, width="stretch")
                 for verdict in row.get("grading", []):

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.eval_assertions import MODEL_GRADED
 from core.eval_config import (
+    EXAMPLE_CONFIG,
     EvalConfig,
     EvalConfigError,
     parse_config_text,
@@ -32,26 +33,6 @@ wb = workbench()
 state = st.session_state
 store = EvalStore(wb.settings.db_url, wb.user, wb.admin)  # runs hold outputs: each sees their own
 resolver = ProviderResolver(wb.settings, wb.provider)  # an imported file never gets the key for another URL
-EXAMPLE = """description: Refund answers
-prompts:
-  - "Answer in one sentence: {{question}}"
-  - "You are a support agent. Reply briefly and politely: {{question}}"
-providers:
-  - openai:chat:%s
-defaultTest:
-  assert:
-    - type: not-icontains
-      value: sorry
-tests:
-  - description: refund window
-    vars: {question: "How long do I have to return shoes?"}
-    assert:
-      - {type: icontains, value: days}
-  - description: no refund for gift cards
-    vars: {question: "Can I return a gift card?"}
-    assert:
-      - {type: icontains-any, value: [no, not]}
-"""
 st.title(_("✅ Evals"))
 state.setdefault("eval_box", {})  # written in `finally`, where st.session_state is off limits
 
@@ -63,7 +44,7 @@ def set_config_text(text: str) -> None:
 
 if "eval_yaml_next" in state:
     state.eval_yaml = state.pop("eval_yaml_next")
-state.setdefault("eval_yaml", EXAMPLE % wb.settings.default_model)
+state.setdefault("eval_yaml", EXAMPLE_CONFIG % wb.settings.default_model)
 
 setup, run_tab, results_tab = st.tabs([_("📝 Config & cases"), _("▶ Run"), _("📊 Results")])
 

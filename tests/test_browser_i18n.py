@@ -9,6 +9,7 @@ import time
 import pytest
 
 from core.calllog import CallLog
+from core.eval_config import EXAMPLE_CONFIG
 from core.synthetic import generate
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, StreamlitApp, screenshot
 from tests.conftest import TEST_KEY
@@ -74,7 +75,8 @@ def test_every_page_in_chinese_shows_no_english_ui_words(browser_zh, chinese_app
     def probe(name: str) -> None:
         settle(page)
         assert page.locator("[data-testid='stException']").count() == 0
-        found[name] = english_on(page, data_words)
+        # On the Evals page the example config's prompts and case names are data too: what a user typed.
+        found[name] = english_on(page, data_words | ({EXAMPLE_CONFIG} if name.startswith("evals") else set()))
 
     for path in ("", "playground", "evals", "images", "analytics", "settings"):
         page.goto(f"{chinese_app.url}/{path}")
@@ -95,6 +97,11 @@ def test_every_page_in_chinese_shows_no_english_ui_words(browser_zh, chinese_app
             settle(page)
             page.get_by_role("button", name="✨ 生成").click()
             page.wait_for_selector("[data-testid='stImage'] img", timeout=30_000)
+        elif path == "evals":
+            page.get_by_role("tab", name="▶ 运行").click()
+            settle(page)
+            page.get_by_role("button", name="▶ 运行评测").click()
+            page.wait_for_selector("text=通过率", state="attached", timeout=60_000)
         elif path == "analytics":
             sync_api.expect(page.locator("[data-testid='stPlotlyChart'] .main-svg").first).to_be_visible()
         probe(path or "chat")

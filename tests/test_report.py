@@ -186,3 +186,16 @@ def test_the_report_command_writes_each_kind_and_refuses_an_unknown_id(tmp_path,
     assert "Models:</dt><dd>gpt-4o</dd>" in text and "Plotly.newPlot(" in text
     missing = run("run", "no-such-run")
     assert missing.returncode == 1 and "no run with id no-such-run" in missing.stderr
+
+
+def test_a_report_made_in_chinese_is_in_chinese(conversation):
+    import contextvars
+
+    from core import i18n
+
+    def made() -> str:
+        i18n.set_language("zh_CN")
+        return report.conversation_report(conversation, [TEST_KEY]).html
+    doc = contextvars.copy_context().run(made)
+    assert 'lang="zh-CN"' in doc and "<h2>对话</h2>" in doc and "角色:" in doc and "电商退换货客服" in doc
+    assert "Echo: Where is my parcel?" in doc  # what was said stays as it was said
