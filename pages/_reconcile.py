@@ -6,7 +6,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from core import reconcile
+from core import i18n, reconcile
 from core.errors import PromptLabError
 from core.exports import to_csv
 from core.i18n import _
@@ -26,8 +26,8 @@ def render_reconcile(wb: Workbench, start: date, end: date) -> None:
         return
     engine = wb.log.engine
     result = reconcile.saved(engine, start, end)
-    if st.button(_('↻ Fetch usage and costs for {start:%d %b} – {end:%d %b}').format(
-        start=start, end=end), key="rec_fetch"):
+    if st.button(_("↻ Fetch usage and costs for {start} – {end}").format(
+            start=i18n.day(start), end=i18n.day(end)), key="rec_fetch"):
         try:
             with st.spinner(_("Asking OpenAI's Usage and Costs APIs…")):
                 client = reconcile.admin_client(wb.settings.openai_admin_key, wb.settings.openai_base_url,

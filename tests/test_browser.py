@@ -291,6 +291,13 @@ def test_analytics_deep_link_renders_charts(browser, app_env):
         assert "Analytics" in nav and "shared" not in nav  # the app's router, not a bare pages/ listing
         assert page.locator("[data-testid='stMetric']").count() >= 10
         assert page.locator("[data-testid='stException']").count() == 0
+        overlaps = page.evaluate("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")].filter(c => {
+            const bar = c.querySelector('.modebar'), title = c.querySelector('.gtitle');
+            if (!bar || !title) return false;
+            const a = bar.getBoundingClientRect(), b = title.getBoundingClientRect();
+            return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+        }).length""")
+        assert overlaps == 0, "the Plotly toolbar covers a chart title"
         screenshot(page, "analytics")
         context.close()
     finally:

@@ -41,18 +41,23 @@ def test_planted_key_appears_nowhere(server, tmp_path, monkeypatch):
 
             passphrase: list[str] = []
 
-            def download(button) -> None:
-                # A click that lands while the page is rerunning can be swallowed by the redraw (seen once on a
-                # loaded 2-core machine): wait until idle, and click again if no download started.
+            def download(button, reopen=None) -> None:
+                # A click that lands while the page is rerunning can be swallowed by the redraw, and once (a loaded
+                # 2-core machine, the whole suite running) a download button stayed disabled for 30 s: wait until
+                # idle, and if no download starts, reload the page (`reopen` opens the menu it is in) and try again.
                 for attempt in (1, 2):
                     page.wait_for_selector(IDLE, timeout=60_000)
                     try:
                         with page.expect_download(timeout=20_000) as info:
-                            button.click()
+                            button.click(timeout=20_000)
                         break
                     except sync_api.TimeoutError:
                         if attempt == 2:
                             raise
+                        page.reload()
+                        settle()
+                        if reopen:
+                            reopen()
                 target = tmp_path / info.value.suggested_filename
                 info.value.save_as(target)
                 downloads.append(target)
@@ -68,8 +73,10 @@ def test_planted_key_appears_nowhere(server, tmp_path, monkeypatch):
             page.wait_for_selector("[data-testid='stAlert']", timeout=30_000)
             settle()
             pages_html["chat"] = page.content()
-            page.get_by_role("button", name="⬇ Export / share").click()
-            download(page.get_by_role("button", name="🔗 Share as one HTML file"))
+            def open_export_menu() -> None:
+                page.get_by_role("button", name="⬇ Export / share").click()
+            open_export_menu()
+            download(page.get_by_role("button", name="🔗 Share as one HTML file"), open_export_menu)
 
             visit("playground")
             page.get_by_label("User message — use {{variables}}").fill("hi")
