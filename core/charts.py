@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.graph_objects as go
 
+from core import i18n
 from core.analytics import Dashboard, Kpis, change
 from core.i18n import _
 from core.pricing import format_cost
@@ -102,7 +103,7 @@ def _daily(fig: go.Figure, days) -> go.Figure:
     if not stamps:
         return fig
     step = max(1, -(-len(stamps) // 10))
-    fig.update_xaxes(type="date", tickformat="%d %b", dtick=step * DAY_MS, tick0=stamps[0])
+    fig.update_xaxes(type="date", tickformat=i18n.chart_day_format(), dtick=step * DAY_MS, tick0=stamps[0])
     if len(stamps) == 1:
         fig.update_xaxes(range=[stamps[0] - _ONE_DAY, stamps[0] + _ONE_DAY])
     return fig

@@ -94,6 +94,15 @@ def percent(value: float, digits: int = 1) -> str:
                           locale=_language.get())
 
 
+# Plotly's own month names are English: charts write days as the language does with numbers where it must.
+_CHART_DAY = {"en": "%d %b", "zh_CN": "%m月%d日"}
+
+
+def chart_day_format() -> str:
+    """The d3 time format of a chart's day ticks in the session's language."""
+    return _CHART_DAY.get(_language.get(), "%Y-%m-%d")
+
+
 def day(value: date) -> str:
     """A day as the language writes it: "20 Nov 2026" / "2026年11月20日"."""
     return format_date(value, "d MMM y" if _language.get() == "en" else "medium", locale=_language.get())

@@ -67,7 +67,7 @@ with st.sidebar:
         start, end = (picked[0], picked[-1]) if isinstance(picked, (tuple, list)) and picked else (today, today)
     else:
         start, end = an.preset_range(preset, today)
-    chosen = {dim: tuple(st.multiselect(_(DIMENSIONS[dim]), options[dim], key=f"an_{dim}"))
+    chosen = {dim: tuple(st.multiselect(_(DIMENSIONS[dim]), options[dim], key=f"an_{dim}", placeholder=_("All")))
               for dim in (*an.FILTER_DIMENSIONS, "tag")}
     non_model = st.toggle(_("Include non-model calls"), key="an_non_model",
                           help=_("Model lists and connection tests (page “other”) are counted apart from calls to a "

@@ -33,7 +33,12 @@ APP_TEXT = """() => {
     hidden.push([e, e.style.display]); e.style.display = "none"; });
   const text = document.querySelector("[data-testid='stApp']").innerText;
   for (const [e, display] of hidden) e.style.display = display;
-  return text;
+  // Placeholders a person sees: of empty boxes (a menu showing a value hides its own), not JSON examples.
+  const placeholders = [...document.querySelectorAll("[data-testid='stApp'] input[placeholder], textarea[placeholder]")]
+    .filter(e => e.offsetParent !== null && !e.value && !/^[\\[{]/.test(e.placeholder))
+    .filter(e => { const menu = e.closest("[data-baseweb='select']"); return !menu || !menu.innerText.trim(); })
+    .map(e => e.placeholder);
+  return text + "\\n" + placeholders.join("\\n");
 }"""
 CHART_TEXT = """() => [...document.querySelectorAll('.gtitle, .annotation-text, .legendtext')]
   .map(e => e.textContent).join('\\n')"""

@@ -201,3 +201,18 @@ def test_no_translation_call_hides_inside_an_f_string():
                 if token.type == tokenize.STRING and ("f" in prefix) and re.search(r"\b(N?_|ngettext)\(", token.string):
                     hidden.append(f"{path.name}:{token.start[0]}")
     assert hidden == []
+
+
+def test_chart_days_are_written_without_english_month_names_in_chinese(log):
+    from core.analytics import Analytics, Filters
+    from core.charts import figures
+    from core.interchange import insert_new
+    from tests.test_analytics import PERIOD, SMALL_LOG
+
+    def tick_format(log) -> str:
+        insert_new(log, SMALL_LOG)
+        engine = Analytics(log)
+        engine.refresh()
+        i18n.set_language("zh_CN")
+        return figures(engine.dashboard(Filters(PERIOD.start, PERIOD.end)))["calls_by_day"].layout.xaxis.tickformat
+    assert contextvars.copy_context().run(tick_format, log) == "%m月%d日"
