@@ -79,7 +79,7 @@ def metrics_caption(metrics: CallMetrics) -> str:
     else:
         parts.append(_(LOCAL_FREE_LABEL) if is_local_model(metrics.model) else format_cost(metrics.cost_usd))
     if metrics.latency_ms is not None:
-        parts.append(f"{metrics.latency_ms / 1000:.1f} s")
+        parts.append(_("{seconds:.1f} s").format(seconds=metrics.latency_ms / 1000))
     if metrics.ttft_ms is not None:
         parts.append(_("first token {seconds:.2f} s").format(seconds=metrics.ttft_ms / 1000))
     speed = metrics.tokens_per_second
