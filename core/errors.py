@@ -58,13 +58,13 @@ def _image_error(status: int, code: str, said: str, model: str | None) -> Prompt
     lowered = f"{code} {said}".lower()
     if status == 400 and ("moderation" in lowered or "content_policy" in lowered or "safety" in lowered):
         reason = said.rstrip(".") or _("no reason given")
-        return PromptLabError("content_policy", _("The provider's safety system refused this image ({reason}): rephrase the prompt "
-                                                  "and try again.").format(
-            reason=reason))
+        return PromptLabError("content_policy", _(
+            "The provider's safety system refused this image ({reason}): rephrase the prompt and try again."
+        ).format(reason=reason))
     if status == 400 and "size" in lowered:
-        return PromptLabError("unsupported_size", _('{model} does not support that size: pick one of the sizes offered for it.').format(
-            
-            model=model or _("This model")))
+        return PromptLabError("unsupported_size", _(
+            "{model} does not support that size: pick one of the sizes offered for it."
+        ).format(model=model or _("This model")))
     if status == 404 and "model" not in lowered:
         return PromptLabError("no_images", _("This provider has no image endpoint (404): configure OpenAI in "
                                            "Settings to generate images."))
@@ -87,31 +87,32 @@ def _status_error(exc: openai.APIStatusError, model: str | None, retries: int,
         return PromptLabError("no_access", _("This key has no access to that model or project (403): "
                                            "pick another model or check the key's permissions."))
     if status == 404:
-        return PromptLabError("unknown_model", _('The model “{model}” is not available on this provider (404): pick another model.').format(
-            model=model))
+        return PromptLabError("unknown_model", _(
+            "The model “{model}” is not available on this provider (404): pick another model."
+        ).format(model=model))
     if status == 429 and "quota" in lowered:
         return PromptLabError("quota", _("This account has run out of credit (429 insufficient quota): "
                                        "add billing or use another key."))
     if status == 429:
-        return PromptLabError("rate_limited", _('The provider is rate-limiting this key (429), still after {retries} retries: '
-                                                'wait a minute, then press Retry.').format(
-            retries=retries))
+        return PromptLabError("rate_limited", _(
+            "The provider is rate-limiting this key (429), still after {retries} retries: wait a minute, then "
+            "press Retry.").format(retries=retries))
     if status in (400, 413, 422) and ("context" in lowered and ("length" in lowered or "window" in lowered)
                                        or "too many tokens" in lowered or "maximum context" in lowered):
         return PromptLabError("context_too_long", _("The conversation is too long for this model's context window: "
                                                   "lower max tokens, clear the chat or pick a larger model."))
     if status in (400, 413, 422):
         sentence = said.rstrip(".") if said else _("no reason given")
-        return PromptLabError("bad_request", _('The provider rejected the request ({status}: {sentence}): adjust the settings '
-                                               'and press Retry.').format(
-            status=status, sentence=sentence))
+        return PromptLabError("bad_request", _(
+            "The provider rejected the request ({status}: {sentence}): adjust the settings and press Retry."
+        ).format(status=status, sentence=sentence))
     if status >= 500:
-        return PromptLabError("server_error", _('The provider had a server error ({status}), still after {retries} retries: try '
-                                                'again in a moment.').format(
-            status=status, retries=retries))
-    return PromptLabError("http_error", _('The provider answered with HTTP {status}: press Retry, or check Settings if it '
-                                          'persists.').format(
-        status=status))
+        return PromptLabError("server_error", _(
+            "The provider had a server error ({status}), still after {retries} retries: try again in a moment."
+        ).format(status=status, retries=retries))
+    return PromptLabError("http_error", _(
+        "The provider answered with HTTP {status}: press Retry, or check Settings if it persists."
+    ).format(status=status))
 
 
 def to_user_error(exc: BaseException, *, secrets: Iterable[str | None] = (), model: str | None = None,
@@ -128,13 +129,14 @@ def to_user_error(exc: BaseException, *, secrets: Iterable[str | None] = (), mod
         err.detail = f"HTTP {exc.status_code}: {_server_message(exc)}"
     elif isinstance(exc, openai.APITimeoutError):
         limit = f"{timeout_s:g} s" if timeout_s else _("the time limit")
-        err = PromptLabError("timeout", _('The model did not answer within {limit}: press Retry, or pick a faster model.').format(
-            limit=limit))
+        err = PromptLabError("timeout", _(
+            "The model did not answer within {limit}: press Retry, or pick a faster model."
+        ).format(limit=limit))
     elif isinstance(exc, openai.APIConnectionError):
         host = urlparse(str(exc.request.url)).netloc if getattr(exc, "request", None) else _("the provider")
-        err = PromptLabError("connection", _('Could not connect to {host}: check the base URL in Settings and that the server '
-                                             'is running.').format(
-            host=host))
+        err = PromptLabError("connection", _(
+            "Could not connect to {host}: check the base URL in Settings and that the server is running."
+        ).format(host=host))
     elif isinstance(exc, StreamCutError):
         err = PromptLabError("stream_cut", _("The reply was cut off before it finished (the connection dropped): "
                                            "the partial text is kept; press Retry for a complete one."))
@@ -145,10 +147,9 @@ def to_user_error(exc: BaseException, *, secrets: Iterable[str | None] = (), mod
         err = PromptLabError("server_error", _("The provider reported an error in the middle of the reply: "
                                              "press Retry."))
     else:
-        err = PromptLabError("unexpected", _('Something unexpected went wrong ({error_type}): press Retry; the details are in '
-                                             'the call log.').format(
-            
-            error_type=type(exc).__name__))
+        err = PromptLabError("unexpected", _(
+            "Something unexpected went wrong ({error_type}): press Retry; the details are in the call log."
+        ).format(error_type=type(exc).__name__))
     if err.detail == err.message:
         err.detail = f"{type(exc).__name__}: {exc}"
     err.detail = scrub_secrets(err.detail, secrets)

@@ -62,8 +62,8 @@ def _exit_description(code: int) -> str:
 def queue_sentence(waited_s: float, ahead: int) -> str:
     """What a request waiting for the offline model shows."""
     others = ngettext("{n} other request", "{n} other requests", ahead).format(n=ahead)
-    return _("⏳ Waiting for the offline model (busy with {others})… {seconds:.0f} s — Stop leaves the queue.").format(
-        others=others, seconds=waited_s)
+    return _("⏳ Waiting for the offline model (busy with {others})… {seconds:.0f} s — Stop leaves the "
+             "queue.").format(others=others, seconds=waited_s)
 
 
 class GenerationQueue:
@@ -251,8 +251,9 @@ class LocalRuntime:
                 f"{child.base_url}/{endpoint}", body=body, cast_to=dict)
             return reply
         except openai.APIError as exc:
-            raise self.crash(0.5) or PromptLabError("local_model_unavailable", _("The offline model could not "
-                                                                                  "count tokens: try again."), detail=str(exc)) from None
+            raise self.crash(0.5) or PromptLabError(
+                "local_model_unavailable", _("The offline model could not count tokens: try again."),
+                detail=str(exc)) from None
 
     def context_window(self) -> int:
         """Context length from the GGUF metadata (`n_ctx_train`), kept across restarts."""
@@ -262,8 +263,9 @@ class LocalRuntime:
                 listing: dict[str, Any] = child.client.with_options(timeout=10.0).get("/models", cast_to=dict)
                 self._context_window = int(listing["data"][0]["meta"]["n_ctx_train"])
             except (openai.APIError, KeyError, IndexError, TypeError, ValueError) as exc:
-                raise PromptLabError("local_model_unavailable", _("The offline model did not report its context "
-                                                                "window: try again."), detail=f"{type(exc).__name__}: {exc}") from None
+                raise PromptLabError("local_model_unavailable",
+                                     _("The offline model did not report its context window: try again."),
+                                     detail=f"{type(exc).__name__}: {exc}") from None
         return self._context_window
 
     def count_prompt_tokens(self, messages: list[dict[str, Any]]) -> int:

@@ -182,8 +182,8 @@ def validate_tools(text: str) -> list[dict[str, Any]]:
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
             raise PlaygroundError(_('Tool {i} needs a function name.').format(i=i))
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", fn["name"]):
-            raise PlaygroundError(_('Tool {i}: a function name may only use letters, digits, _ and - (64 at most).').format(
-                i=i))
+            raise PlaygroundError(_(
+                "Tool {i}: a function name may only use letters, digits, _ and - (64 at most).").format(i=i))
         parameters = fn.get("parameters", {"type": "object", "properties": {}})
         try:
             json_guard.check_refs(parameters, f"Tool {fn['name']}'s parameters")

@@ -157,7 +157,8 @@ def conversation_report(conversation: Conversation, secrets: Iterable[str | None
         caption_html = f'<div class="caption">{" · ".join(caption)}</div>' if caption else ""
         parts.append(f'<div class="turn {m.role}"><div class="role">{role}</div>'
                      f'<pre class="text">{clean(m.content)}</pre>{caption_html}</div>')
-    return Report(export_name(conversation, "html"), _page(conversation.title or _("Conversation"), meta, "".join(parts), clean=clean))
+    return Report(export_name(conversation, "html"),
+                  _page(conversation.title or _("Conversation"), meta, "".join(parts), clean=clean))
 
 
 # ----- compare run (Playground) ---------------------------------------------------------------------------------
@@ -198,7 +199,8 @@ def eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Report
     s = run.summary
     meta = [(_("Run"), clean(run.name)), (_("Saved"), clean(run.created_at[:19].replace("T", " ") + " UTC")),
             (_("Cells"), str(s.get("cells", len(run.rows)))),
-            (_("Passed"), _("{passed} of {graded}").format(passed=s.get("passed", 0), graded=s.get("graded", len(run.rows)))),
+            (_("Passed"), _("{passed} of {graded}").format(passed=s.get("passed", 0),
+                                                          graded=s.get("graded", len(run.rows)))),
             (_("Cost"), clean(format_cost(s.get("cost_usd"))))]
     matrix = pass_matrix(run.rows)
     matrix_html = _table([_("Prompt"), *[str(c) for c in matrix.columns]],
@@ -213,7 +215,8 @@ def eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Report
     case_rows = []
     for r in cases_failures_first(run.rows):
         verdict = ('<span class="fail">' + _("error") if r.get("error") else
-                   '<span class="pass">' + _("pass") if r.get("pass") else '<span class="fail">' + _("fail")) + "</span>"
+                   '<span class="pass">' + _("pass") if r.get("pass") else
+                   '<span class="fail">' + _("fail")) + "</span>"
         vars_text = json.dumps(clean.data(r.get("vars") or {}), ensure_ascii=False)
         case_rows.append([clean(r.get("test_index", "")), clean(r.get("prompt", "")), clean(r.get("provider", "")),
                           f'<pre class="text">{clean(vars_text)}</pre>',
@@ -232,8 +235,9 @@ def describe_filters(filters: Filters) -> list[tuple[str, str]]:
     """The period and every filter a report was made with, as (label, text) pairs."""
     period = f"{i18n.day(filters.start)} – {i18n.day(filters.end)} (UTC)"
     chosen = [(_("Period"), period)]
-    for label, values in ((_("Providers"), filters.providers), (_("Models"), filters.models), (_("Pages"), filters.pages),
-                          (_("Users"), filters.users), (_("Statuses"), filters.statuses), (_("Tags"), filters.tags)):
+    for label, values in ((_("Providers"), filters.providers), (_("Models"), filters.models),
+                          (_("Pages"), filters.pages), (_("Users"), filters.users),
+                          (_("Statuses"), filters.statuses), (_("Tags"), filters.tags)):
         chosen.append((label, ", ".join(values) if values else _("all")))
     return chosen
 
@@ -270,7 +274,8 @@ def analytics_report(dashboard: Dashboard, filters: Filters, secrets: Iterable[s
     else:
         charts = "<p>" + html.escape(_("No calls match these filters.")) + "</p>"
     body = _h2(_("Key figures")) + f'<div class="kpis">{cards}</div>{charts}'
-    return Report(analytics_file_name(filters), _page(_("PromptLab analytics"), meta, body, clean=clean, with_plotly=bool(dashboard.current.calls)))
+    return Report(analytics_file_name(filters), _page(_("PromptLab analytics"), meta, body, clean=clean,
+                                                      with_plotly=bool(dashboard.current.calls)))
 
 
 if __name__ == "__main__":  # the command line lives in core/cli.py

@@ -44,13 +44,14 @@ def scenarios(usage: pd.DataFrame, other_model: str | None = None) -> list[WhatI
            WhatIf(scenario=_("List price of these tokens"), cost_usd=_priced(rows, lambda r: r.model),
                   note=_("the baseline of the rows below"))]
     if other_model:
-        out.append(WhatIf(scenario=_("All on {model}").format(model=other_model), cost_usd=_priced(rows, lambda r: other_model),
-                          note=_("same tokens, list price")))
+        out.append(WhatIf(scenario=_("All on {model}").format(model=other_model),
+                          cost_usd=_priced(rows, lambda r: other_model), note=_("same tokens, list price")))
     out.append(WhatIf(scenario=_("Through Batch"), cost_usd=_priced(rows, lambda r: r.model, {"processing": "batch"}),
                       note=_("list price of Batch (results within 24 h)")))
     out.append(WhatIf(scenario=_("On the Flex tier"), cost_usd=_priced(rows, lambda r: r.model,
                                                                    {"service_tier": "flex"}),
                       note=_("models without a Flex price stay at their list price")))
-    out.append(WhatIf(scenario=_("Prompt caching at {reuse:.0%} reuse").format(reuse=reuse), cost_usd=_priced(
-        rows, lambda r: r.model, cached_share=reuse), note=_("the share of input the cached calls reused, applied to all")))
+    out.append(WhatIf(scenario=_("Prompt caching at {reuse:.0%} reuse").format(reuse=reuse),
+                      cost_usd=_priced(rows, lambda r: r.model, cached_share=reuse),
+                      note=_("the share of input the cached calls reused, applied to all")))
     return out

@@ -53,8 +53,9 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = ()) -> None:
             comparison = er.compare_prompts(rows, prompt_a, prompt_b, provider)
             st.info(plain(comparison.sentence()))
             for row in er.flipped(rows, comparison, prompt_b, provider):
-                st.caption(_('{v1} · case {v2} #{v3} · {v4}').format(
-                    v1='✅ B better' if row['flip'] == 'better' else '❌ B worse', v2=row['test_index'] + 1, v3=row['repeat'], v4=plain(row.get('description') or row['vars'])))
+                st.caption(_("{verdict} · case {n} #{repeat} · {case}").format(
+                    verdict=_("✅ B better") if row["flip"] == "better" else _("❌ B worse"), n=row["test_index"] + 1,
+                    repeat=row["repeat"], case=plain(row.get("description") or row["vars"])))
 
         st.subheader(_("Baseline"))
         baseline = store.baseline()
@@ -68,8 +69,10 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = ()) -> None:
                 st.markdown(f"**{plain(label)}** — {plain(comparison.sentence())}")
                 prompt, provider = label.split(" · ", 1)
                 for row in er.flipped(rows, comparison, prompt, provider):
-                    st.caption(_('{v1} · case {v2} #{v3} · {v4}').format(
-                        v1='✅ now passes' if row['flip'] == 'better' else '❌ now fails', v2=row['test_index'] + 1, v3=row['repeat'], v4=plain(row.get('description') or row['vars'])))
+                    st.caption(_("{verdict} · case {n} #{repeat} · {case}").format(
+                        verdict=_("✅ now passes") if row["flip"] == "better" else _("❌ now fails"),
+                        n=row["test_index"] + 1, repeat=row["repeat"],
+                        case=plain(row.get("description") or row["vars"])))
         else:
             st.caption(_("This run is the baseline."))
 

@@ -109,8 +109,9 @@ def render_compare(wb: Workbench, draft: Draft | None, library: PromptLibrary, p
                                      placeholder=_("Choose options"),
                                      format_func=lambda v: _(v) if v == CURRENT else v,
                                      key="pg_cmp_versions")
-    chosen_models = c2.multiselect(_("Models"), models, placeholder=_("Choose options"), default=[draft.model] if draft and draft.model in models
-                                   else models[:1], key="pg_cmp_models")
+    chosen_models = c2.multiselect(_("Models"), models, placeholder=_("Choose options"),
+                                   default=[draft.model] if draft and draft.model in models else models[:1],
+                                   key="pg_cmp_models")
     c3, c4, c5 = st.columns(3)
     temps_text = c3.text_input(_("Temperatures"), "0, 1", key="pg_cmp_temps")
     repeats = c4.number_input(_("Repeats"), 1, 10, 1, key="pg_cmp_repeats")

@@ -56,8 +56,8 @@ def render_library(wb: Workbench, draft: Draft | None, library: PromptLibrary) -
             st.caption(_('User message: {label} → {label2}').format(label=old.label, label2=new.label))
             st.html(diff_html(old.draft.user_template, new.draft.user_template))
     e1, e2 = st.columns(2)
-    e1.download_button(_("⬇ Export library (JSON)"), library.export_json, "promptlab-prompts.json", "application/json",
-                       disabled=not names)
+    e1.download_button(_("⬇ Export library (JSON)"), library.export_json, "promptlab-prompts.json",
+                       "application/json", disabled=not names)
     upload = e2.file_uploader(_("Import prompts (JSON)"), type=["json"], key="pg_lib_import")
     if upload is not None and st.session_state.get("pg_lib_imported") != upload.file_id:
         try:

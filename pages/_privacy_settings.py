@@ -39,7 +39,8 @@ def render_privacy(wb: Workbench) -> None:
     oldest = privacy.oldest_kept(engine)
     st.caption(_("Oldest call kept: {calls} · oldest text kept: {texts} · enforced at start-up and every hour "
                  "(texts cover replies, conversations, images and cache).").format(
-        calls=(oldest["calls"] or "–")[:16].replace("T", " "), texts=(oldest["texts"] or "–")[:16].replace("T", " ")))
+        calls=(oldest["calls"] or "–")[:16].replace("T", " "),
+        texts=(oldest["texts"] or "–")[:16].replace("T", " ")))
     if st.button(_("Save and apply retention"), key="save_retention"):
         privacy.set_retention(engine, privacy.Retention(text_hours or None, metrics_days or None))
         removed = privacy.enforce_retention(engine, wb.settings.data_dir)

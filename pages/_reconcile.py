@@ -21,8 +21,9 @@ def render_reconcile(wb: Workbench, start: date, end: date) -> None:
         st.caption(_("The organisation's bill is for admins."))
         return
     if not wb.settings.openai_admin_key:
-        st.caption(_("Set OPENAI_ADMIN_KEY (an OpenAI admin key) to compare this log with what OpenAI billed: requests, "
-                   "tokens and cost per day and model, and the share of the bill that went through PromptLab."))
+        st.caption(_("Set OPENAI_ADMIN_KEY (an OpenAI admin key) to compare this log with what OpenAI billed: "
+                     "requests, tokens and cost per day and model, and the share of the bill that went through "
+                     "PromptLab."))
         return
     engine = wb.log.engine
     result = reconcile.saved(engine, start, end)

@@ -74,8 +74,8 @@ def provider_badge(wb: Workbench) -> None:
             st.caption(_('**{label}**  \nkey {masked_key}').format(
                 label=wb.provider.label, masked_key=wb.provider.masked_key))
         if st.session_state.get("provider_choice_lost"):
-            st.caption(_("⚠️ The provider chosen earlier in this browser was forgotten (server restarted, or unused for "
-                       "a day): the configured one is in use. Choose again in Settings."))
+            st.caption(_("⚠️ The provider chosen earlier in this browser was forgotten (server restarted, or unused "
+                         "for a day): the configured one is in use. Choose again in Settings."))
 
 
 def stream_markdown(deltas: Iterable[str], on_first: Callable[[], None] | None = None) -> str:

@@ -70,8 +70,8 @@ with st.sidebar:
     chosen = {dim: tuple(st.multiselect(_(DIMENSIONS[dim]), options[dim], key=f"an_{dim}", placeholder=_("All")))
               for dim in (*an.FILTER_DIMENSIONS, "tag")}
     non_model = st.toggle(_("Include non-model calls"), key="an_non_model",
-                          help=_("Model lists and connection tests (page “other”) are counted apart from calls to a "
-                               "model; turn this on to include them."))
+                          help=_("Model lists and connection tests (page “other”) are counted apart from calls "
+                                 "to a model; turn this on to include them."))
 pages_filter = an.pages_shown(chosen["page"], options["page"], non_model)
 filters = an.Filters(start, end, chosen["provider"], chosen["model"], pages_filter, chosen["user"],
                      chosen["status"], chosen["tag"])
@@ -92,8 +92,8 @@ if budget:
               _("{share:.0%} of budget").format(share=status.used_share),
               delta_color="off")
     b2.metric(_("Burn rate"), _("{cost} / day").format(cost=format_cost(status.burn_rate_usd_per_day)))
-    b3.metric(_("Month-end forecast"), format_cost(status.forecast_usd), _("budget {cost}").format(cost=format_cost(budget)),
-              delta_color="off")
+    b3.metric(_("Month-end forecast"), format_cost(status.forecast_usd),
+              _("budget {cost}").format(cost=format_cost(budget)), delta_color="off")
 
 cards = kpi_cards(dash.current, dash.previous)
 for row in (cards[:6], cards[6:]):
@@ -127,7 +127,8 @@ with st.expander(_("What if… (estimates)")):
     if table:
         st.dataframe(pd.DataFrame([{"scenario": w.scenario, "cost": format_cost(w.cost_usd), "how": w.note}
                                    for w in table]), hide_index=True, width="stretch", key="an_whatif")
-        st.caption(_("Estimates from list prices (genai-prices) for the OpenAI and Azure calls on screen — not a bill."))
+        st.caption(_("Estimates from list prices (genai-prices) for the OpenAI and Azure calls on screen — not a "
+                     "bill."))
     else:
         st.caption(_("No OpenAI or Azure calls in these filters."))
 

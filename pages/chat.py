@@ -202,7 +202,8 @@ if wants_reply and chat.awaiting_reply(conv):
         """No first token yet: say so, once a second. Each update is also where a Stop click lands."""
         if int(seconds) > shown_second[0]:
             shown_second[0] = int(seconds)
-            countdown.info(_('⏳ Waiting for {v1}… {v2} s — Stop ends it.').format(v1=plain(model), v2=int(seconds)))
+            countdown.info(_("⏳ Waiting for {model}… {seconds} s — Stop ends it.").format(
+                model=plain(model), seconds=int(seconds)))
 
     stream = chat.start_reply(plan, chain, wb.provider_for, lambda p, m: request_params(
         p, m, temperature=temperature, max_tokens=max_tokens), wb.context("chat"), wb.log,
