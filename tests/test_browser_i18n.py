@@ -147,3 +147,16 @@ def app(app_env):
     running = StreamlitApp(app_env)
     yield running
     running.stop()
+
+
+def test_a_browser_set_to_chinese_gets_chinese_without_choosing(browser_zh, app):
+    page = browser_zh.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN").new_page()
+    page.goto(app.url)
+    settle(page)
+    sync_api.expect(page.locator("[data-testid='stChatInput'] textarea")).to_have_attribute(
+        "placeholder", "给 PromptLab 发消息…")
+    english = browser_zh.new_context(viewport={"width": 1400, "height": 900}, locale="en-GB").new_page()
+    english.goto(app.url)
+    settle(english)
+    sync_api.expect(english.locator("[data-testid='stChatInput'] textarea")).to_have_attribute(
+        "placeholder", "Message PromptLab…")
