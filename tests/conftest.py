@@ -137,6 +137,26 @@ def offline_env(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     return {"PROMPTLAB_DB_URL": sqlite_url}
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright, one per test module (tests/browser.py has the flags)."""
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def app(app_env):
+    """`streamlit run app.py` against the loopback server and a temporary database."""
+    from tests.browser import StreamlitApp
+    running = StreamlitApp(app_env)
+    yield running
+    running.stop()
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """Print the measured redaction quality at the end of every run (issue: report it in the test output)."""
     from tests.test_redaction import MEASURED

@@ -10,28 +10,13 @@ import pytest
 
 from core.calllog import CallLog
 from core.conversations import ConversationStore
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, StreamlitApp, child_pids, screenshot
+from tests.browser import CHROMIUM, IDLE, StreamlitApp, child_pids, screenshot
 from tests.loopback_server import Script
 
 if not os.path.exists(CHROMIUM) and os.environ.get("PROMPTLAB_SKIP_BROWSER") == "1":
     pytest.skip("PROMPTLAB_SKIP_BROWSER=1 and no Chromium", allow_module_level=True)
 
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def app(app_env):
-    running = StreamlitApp(app_env)
-    yield running
-    running.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from core.calllog import CallLog
 from core.eval_config import EXAMPLE_CONFIG
 from core.synthetic import generate
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, StreamlitApp, screenshot
+from tests.browser import CHROMIUM, IDLE, StreamlitApp, screenshot
 from tests.conftest import TEST_KEY
 from tests.loopback_server import MODELS
 from tests.zh_probe import english_words
@@ -70,8 +70,8 @@ def settle(page) -> None:
     page.wait_for_selector(IDLE, timeout=60_000)
 
 
-def test_every_page_in_chinese_shows_no_english_ui_words(browser_zh, chinese_app):
-    page = browser_zh.new_context(viewport={"width": 1400, "height": 1100}, locale="zh-CN").new_page()
+def test_every_page_in_chinese_shows_no_english_ui_words(browser, chinese_app):
+    page = browser.new_context(viewport={"width": 1400, "height": 1100}, locale="zh-CN").new_page()
     # Data, not interface: the model ids in the log and on the server's list (they are names in every language).
     log = CallLog(chinese_app.env["PROMPTLAB_DB_URL"])
     data_words = {r.model for r in log.recent(1000) if r.model} | set(MODELS) | {"SmolLM2-135M-Instruct"}
@@ -117,8 +117,8 @@ def test_every_page_in_chinese_shows_no_english_ui_words(browser_zh, chinese_app
     assert found == {name: [] for name in found}, json.dumps(found, ensure_ascii=False)
 
 
-def test_the_language_menu_switches_and_the_choice_survives_a_reload(browser_zh, app):
-    page = browser_zh.new_context(viewport={"width": 1400, "height": 900}, locale="en-US").new_page()
+def test_the_language_menu_switches_and_the_choice_survives_a_reload(browser, app):
+    page = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US").new_page()
     page.goto(app.url)
     settle(page)
     assert "Message PromptLab" in page.inner_html("body")
@@ -134,28 +134,14 @@ def test_the_language_menu_switches_and_the_choice_survives_a_reload(browser_zh,
     assert "对话" in page.inner_text("[data-testid='stSidebarNav']")
 
 
-@pytest.fixture(scope="module")
-def browser_zh():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
-
-@pytest.fixture
-def app(app_env):
-    running = StreamlitApp(app_env)
-    yield running
-    running.stop()
-
-
-def test_a_browser_set_to_chinese_gets_chinese_without_choosing(browser_zh, app):
-    page = browser_zh.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN").new_page()
+def test_a_browser_set_to_chinese_gets_chinese_without_choosing(browser, app):
+    page = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN").new_page()
     page.goto(app.url)
     settle(page)
     sync_api.expect(page.locator("[data-testid='stChatInput'] textarea")).to_have_attribute(
         "placeholder", "给 PromptLab 发消息…")
-    english = browser_zh.new_context(viewport={"width": 1400, "height": 900}, locale="en-GB").new_page()
+    english = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-GB").new_page()
     english.goto(app.url)
     settle(english)
     sync_api.expect(english.locator("[data-testid='stChatInput'] textarea")).to_have_attribute(
