@@ -14,7 +14,7 @@ from core.i18n import _
 from core.local_model import model_id_for
 from core.providers import Provider, chat_models, offline_notice
 from core.rendering import model_markdown
-from pages._workbench import Workbench, set_cookie, stores
+from pages._workbench import Workbench, browser_cookie, set_cookie, stores
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -100,10 +100,11 @@ def session_language(settings: Settings) -> str:
     PROMPTLAB_UI_LANGUAGE, else the browser's own language (core/i18n.py)."""
     state = st.session_state
     try:
-        remembered, browser = st.context.cookies.get(i18n.COOKIE_NAME), st.context.locale
-    except Exception:  # no browser behind this run (AppTest)
-        remembered, browser = None, None
-    remembered, browser = (v if isinstance(v, str) else None for v in (remembered, browser))  # AppTest: mocks
+        browser = st.context.locale
+    except Exception:  # no browser behind this run
+        browser = None
+    remembered = browser_cookie(i18n.COOKIE_NAME)
+    browser = browser if isinstance(browser, str) else None  # AppTest hands out mocks
     state[LANGUAGE_KEY] = i18n.pick_language(state.get(LANGUAGE_KEY) or remembered, settings.ui_language, browser)
     return state[LANGUAGE_KEY]
 

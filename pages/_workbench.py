@@ -161,11 +161,8 @@ def _restore_provider_choice(user: str) -> None:
     if state.get("provider_choice_checked") == user:
         return
     state.provider_choice_checked = user
-    try:
-        token = st.context.cookies.get(provider_choice.COOKIE_NAME)
-    except Exception:  # no browser behind this session (AppTest, a bare script run)
-        token = None
-    if not isinstance(token, str) or not token or state.get(OVERRIDE_KEY):  # (AppTest hands out mocks)
+    token = browser_cookie(provider_choice.COOKIE_NAME)
+    if not token or state.get(OVERRIDE_KEY):
         return
     remembered = provider_choice.CHOICES.recall(token, user)
     if remembered is None:  # the server restarted, the choice expired, or the cookie is not this user's
@@ -187,6 +184,15 @@ def remember_provider_choice(wb: Workbench, override: dict | None) -> None:
         state[OVERRIDE_KEY] = override
         state.provider_token = provider_choice.CHOICES.remember(wb.user, override, state.get("provider_token"))
         set_cookie(provider_choice.COOKIE_NAME, state.provider_token, int(provider_choice.TTL_S))
+
+
+def browser_cookie(name: str) -> str | None:
+    """A cookie the browser sent with this session, if any (none without a browser: AppTest hands out mocks)."""
+    try:
+        value = st.context.cookies.get(name)
+    except Exception:  # no browser behind this session (a bare script run)
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def set_cookie(name: str, value: str | None, max_age_s: int) -> None:
