@@ -48,7 +48,7 @@ def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan,
         st.button(_("➕ New chat"), on_click=start_new_conversation, width="stretch")
         undo = st.session_state.get("chat_deleted")
         if undo:  # the last deleted conversation can come back (kept in this session only)
-            st.caption(_('Deleted “{v1}”.').format(v1=plain(undo['title'])))
+            st.caption(_('Deleted “{title}”.').format(title=plain(undo['title'])))
             if st.button(_("↩ Undo delete"), key="undo_delete", width="stretch"):
                 restored = chat.Conversation.from_dict(st.session_state.pop("chat_deleted"))
                 wb.conversations.save(restored, wb.user)

@@ -83,16 +83,16 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = ()) -> None:
             title = (f"{mark} {case} · {plain(row['prompt'][:40])} · "
                      f"{plain(row['provider'])} — {plain((row.get('description') or '')[:40])}")
             with st.expander(title):
-                st.caption(_('Reason: {v1}').format(v1=plain(row['reason'])))
+                st.caption(_('Reason: {reason}').format(reason=plain(row['reason'])))
                 st.json(row["vars"], expanded=False)
                 st.text(row["output"] or _("(no output)"))
                 if row["assertions"]:
                     st.dataframe(pd.DataFrame(row["assertions"]), hide_index=True, width="stretch")
                 for verdict in row.get("grading", []):
-                    st.caption(_('Grading prompt ({v1})').format(v1=verdict['type']))
+                    st.caption(_('Grading prompt ({assertion})').format(assertion=verdict['type']))
                     st.json(verdict["prompt"], expanded=False)
         if len(rows) > 200:
-            st.caption(_('First 200 of {v1} cells; download the run for all of them.').format(v1=len(rows)))
+            st.caption(_('First 200 of {cells} cells; download the run for all of them.').format(cells=len(rows)))
         d1, d2 = st.columns(2)
         d1.download_button(_("⬇ results.json"), shown.to_json(),
                            f"{shown.name}.json", "application/json", key="eval_download")

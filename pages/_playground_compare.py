@@ -139,8 +139,8 @@ def render_compare(wb: Workbench, draft: Draft | None, library: PromptLibrary, p
     limit = wb.settings.confirm_cost_usd
     confirmed = True
     if estimate.max_cost_usd > limit:
-        confirmed = st.checkbox(_('This run may cost up to {v1} (over {v2}): run it anyway').format(
-            v1=format_cost(estimate.max_cost_usd), v2=format_cost(limit)), key="pg_cmp_confirm")
+        confirmed = st.checkbox(_('This run may cost up to {cost} (over {limit}): run it anyway').format(
+            cost=format_cost(estimate.max_cost_usd), limit=format_cost(limit)), key="pg_cmp_confirm")
     if st.button(_("▶ Run matrix"), type="primary", disabled=not confirmed or problem is not None, key="pg_cmp_run"):
         tag = f"run:{st.session_state.pg_run_name}"
         run = MatrixRun(cells, wb.context("playground", [tag]), wb.log, int(concurrency)).start()

@@ -17,7 +17,7 @@ def render_library(wb: Workbench, draft: Draft | None, library: PromptLibrary) -
     saved_now = st.session_state.pop("pg_lib_saved", None)
     if saved_now:  # saved in the run before: select it here (the Compare tab, drawn earlier, now lists it too)
         st.session_state.pg_lib_name, st.session_state.pg_lib_version = saved_now["name"], saved_now["id"]
-        st.success(_('Saved {v1}.').format(v1=plain(saved_now['label'])))
+        st.success(_('Saved {version}.').format(version=plain(saved_now['label'])))
     with st.form("pg_save_form", clear_on_submit=False):
         c1, c2 = st.columns([1, 2])
         name = c1.text_input(_("Prompt name"), key="pg_save_name")

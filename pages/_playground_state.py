@@ -45,7 +45,7 @@ def editor(model: str, provider_kind: str) -> None:
     with left:
         st.text_area(_("System prompt"), key="pg_system", height=120)
         if st.session_state.get("pg_history"):
-            st.caption(_('+ {v1} earlier messages from the replayed call').format(v1=len(st.session_state.pg_history)))
+            st.caption(_('+ {n} earlier messages from the replayed call').format(n=len(st.session_state.pg_history)))
         st.text_area(_("User message — use {{variables}}"), key="pg_user", height=120)
         names = template_variables(st.session_state.get("pg_system", "") + st.session_state.get("pg_user", ""))
         if names:

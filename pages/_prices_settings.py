@@ -25,9 +25,9 @@ def _unpriced(db_url: str) -> list[tuple[str, str, int]]:
 def render_prices(wb: Workbench) -> None:
     st.subheader(_("Prices"))
     engine = wb.log.engine
-    st.caption(_('List prices: genai-prices {v1} (bundled data, offline). Custom prices below win over '
+    st.caption(_('List prices: genai-prices {version} (bundled data, offline). Custom prices below win over '
                  'them, for self-hosted or resold models and contract prices.').format(
-        v1=importlib.metadata.version('genai-prices')))
+        version=importlib.metadata.version('genai-prices')))
     unpriced = _unpriced(wb.settings.db_url)
     if unpriced:
         st.warning(_("Calls without a price: {calls} — add a custom price to cost them.").format(
@@ -55,5 +55,5 @@ def render_prices(wb: Workbench) -> None:
         else:
             repriced = custom_prices.save(engine, prices, actor=wb.user)
             _unpriced.clear()
-            st.success(_('{v1} custom prices in force; {repriced:,} logged calls priced again (audited).').format(
-                v1=len(prices), repriced=repriced))
+            st.success(_('{prices} custom prices in force; {repriced:,} logged calls priced again (audited).').format(
+                prices=len(prices), repriced=repriced))

@@ -44,7 +44,7 @@ def render_privacy(wb: Workbench) -> None:
     if st.button(_("Save and apply retention"), key="save_retention"):
         privacy.set_retention(engine, privacy.Retention(text_hours or None, metrics_days or None))
         removed = privacy.enforce_retention(engine, wb.settings.data_dir)
-        st.success(_('Retention saved; removed {v1:,} rows now.').format(v1=sum(removed.values())))
+        st.success(_('Retention saved; removed {rows:,} rows now.').format(rows=sum(removed.values())))
 
     state = st.session_state
     st.subheader(_("Data-subject requests"))
@@ -52,7 +52,7 @@ def render_privacy(wb: Workbench) -> None:
         subject = st.text_input(_("User id"), key="dsr_user", placeholder=_("e.g. ana")).strip()
     else:  # everyone may export or delete their own data, and only theirs
         subject = wb.user
-        st.caption(_('Your data, as {v1}: export it or delete it.').format(v1=plain(wb.user)))
+        st.caption(_('Your data, as {user}: export it or delete it.').format(user=plain(wb.user)))
     d1, d2 = st.columns(2)
     if subject:
         if d1.button(_("🔒 Prepare an encrypted export"), key="dsr_prepare"):
@@ -66,10 +66,10 @@ def render_privacy(wb: Workbench) -> None:
             d1.download_button(_("⬇ Download the encrypted ZIP"), prepared[1],
                                f"promptlab-{subject}-{datetime.now():%Y%m%d}.zip", "application/zip",
                                key="dsr_export", on_click=lambda: state.pop("dsr_prepared", None))
-        confirm = d2.checkbox(_('I want to delete all data of {v1}').format(v1=plain(subject)), key="dsr_confirm")
+        confirm = d2.checkbox(_('I want to delete all data of {user}').format(user=plain(subject)), key="dsr_confirm")
         if d2.button(_("Delete everything"), key="dsr_delete", disabled=not confirm, type="primary"):
             counts = privacy.delete_user(engine, subject, actor=wb.user, actor_is_admin=wb.admin)
-            st.success(_('Deleted {v1:,} rows for {v2}.').format(v1=sum(counts.values()), v2=plain(subject)))
+            st.success(_('Deleted {rows:,} rows for {user}.').format(rows=sum(counts.values()), user=plain(subject)))
     with st.expander(_("Audit log")):
         st.dataframe(privacy.audit_log(engine), hide_index=True, width="stretch")
 

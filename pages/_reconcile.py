@@ -46,8 +46,8 @@ def render_reconcile(wb: Workbench, start: date, end: date) -> None:
     c3.metric(_("Tracked by PromptLab"), format_cost(result.tracked_cost_usd))
     frame = pd.DataFrame(result.json_rows())
     differences = frame[frame["explanation"] != "matches"]
-    st.caption(_('{v1} of {v2} day × model rows differ · fetched {v3} UTC').format(
-        v1=len(differences), v2=len(frame), v3=result.fetched_at[:16]))
+    st.caption(_('{differ} of {rows} day × model rows differ · fetched {fetched} UTC').format(
+        differ=len(differences), rows=len(frame), fetched=result.fetched_at[:16]))
     for row in differences.head(20).itertuples():
         st.markdown(f"- **{row.day} · {plain(row.model)}**: {plain(row.explanation)}")
     st.dataframe(pd.concat([differences, frame[frame["explanation"] == "matches"]]), hide_index=True,

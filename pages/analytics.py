@@ -52,9 +52,9 @@ if engine.version[1] == 0:
         st.rerun()
     st.stop()
 if "an_generated" in st.session_state:
-    st.toast(_("Generated {v1:,} demo calls; model lists and connection tests among them are counted "
+    st.toast(_("Generated {calls:,} demo calls; model lists and connection tests among them are counted "
                "apart (the sidebar's toggle includes them).").format(
-        v1=st.session_state.pop('an_generated')))
+        calls=st.session_state.pop('an_generated')))
 
 today = datetime.now(timezone.utc).date()
 options = _options(wb.settings.db_url, engine.version)
@@ -157,7 +157,7 @@ request_id = frame.iloc[event.selection.rows[0]]["request_id"] if event.selectio
 if request_id:
     record, texts = wb.log.get(request_id), wb.log.texts_for(request_id, wb.user, wb.admin)  # texts: own calls only
     with st.container(border=True):
-        st.markdown(_('**Call {v1}**').format(v1=code_text(request_id)))
+        st.markdown(_('**Call {request_id}**').format(request_id=code_text(request_id)))
         st.json(an.record_details(record) if record else {"request_id": request_id, "note": "not in the log"})
         if texts and texts.request.get("messages") and st.button(_("🧪 Open in the Playground"), key="an_replay"):
             st.session_state.pg_load = replay_draft(texts.request)

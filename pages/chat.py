@@ -63,7 +63,7 @@ if "conversation" not in state:
     owner = wb.conversations.owner(saved.id) if saved else None
     if saved is not None and owner != wb.user:  # an admin reading someone's: replies go to a copy of their own
         saved = chat.copy_for(saved)
-        st.toast(_("Opened {v1}'s conversation as a copy of your own (admin).").format(v1=plain(owner)))
+        st.toast(_("Opened {owner}'s conversation as a copy of your own (admin).").format(owner=plain(owner)))
     if saved:
         state.persona_id, state.reply_language = saved.persona_id, saved.language
         open_conversation(saved)
@@ -113,8 +113,8 @@ if errors.get("message"):
     st.error(errors["message"])
     retry_col, other_col = st.columns([1, 3])
     wants_reply = retry_col.button(_("↻ Retry"), key="retry", type="primary")
-    if errors.get("next_model") and other_col.button(_('↪ Answer with {v1}').format(
-        v1=errors['next_model']), key="answer_other"):
+    if errors.get("next_model") and other_col.button(_('↪ Answer with {model}').format(
+        model=errors['next_model']), key="answer_other"):
         # A reply cut after text was shown is never restarted elsewhere silently: here the user chose to.
         chat.drop_last_reply(conv)
         forced_model, wants_reply = errors["next_model"], True

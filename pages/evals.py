@@ -65,8 +65,8 @@ with setup:
     if config is not None:
         for note in config.notes + key_notes(config, resolver):
             st.warning(plain(note))
-        st.caption(_('{v1} prompts × {v2} providers × {v3} cases').format(
-            v1=len(config.prompts), v2=len(config.providers), v3=len(config.tests)))
+        st.caption(_('{prompts} prompts × {providers} providers × {cases} cases').format(
+            prompts=len(config.prompts), providers=len(config.providers), cases=len(config.tests)))
         st.subheader(_("Test cases"))
         try:
             table = pd.read_csv(io.StringIO(tests_to_csv(config.tests)), dtype=str, keep_default_na=False)
@@ -93,8 +93,8 @@ with setup:
             name = st.text_input(_("Save the cases as"), key="eval_set_name")
             if st.button(_("💾 Save test set"), key="eval_set_save", disabled=not name.strip()):
                 saved = store.save_set(name, config.tests, wb.user)
-                st.success(_('Saved “{v1}” v{version} ({v3} cases).').format(
-                    v1=plain(saved.name), version=saved.version, v3=len(saved.tests)))
+                st.success(_('Saved “{name}” v{version} ({cases} cases).').format(
+                    name=plain(saved.name), version=saved.version, cases=len(saved.tests)))
             names = store.set_names()
             if names:
                 pick = st.selectbox(_("Load a test set"), names, key="eval_set_pick")
@@ -148,8 +148,8 @@ with run_tab:
             + (_(" · plus the grader's calls") if graded else ""))
         confirmed = True
         if estimate.max_cost_usd > wb.settings.confirm_cost_usd:
-            confirmed = st.checkbox(_('This run may cost up to {v1} (over {v2}): run it anyway').format(
-                v1=format_cost(estimate.max_cost_usd), v2=format_cost(wb.settings.confirm_cost_usd)),
+            confirmed = st.checkbox(_('This run may cost up to {cost} (over {limit}): run it anyway').format(
+                cost=format_cost(estimate.max_cost_usd), limit=format_cost(wb.settings.confirm_cost_usd)),
                                     key="eval_confirm")
         if st.button(_("▶ Run eval"), type="primary", disabled=not confirmed or not evaluation.cells, key="eval_run"):
             evaluation.start()

@@ -53,8 +53,8 @@ else:
                            compression if fmt != "png" else None, moderation)
     problems = validate(request)
     estimate = estimate_cost(request, wb.provider.pricing_id)
-    st.caption(_("Estimated cost: {v1} for {v2} image(s) — the actual cost comes from the response's usage.").format(
-        v1=format_cost(estimate), v2=int(n)))
+    st.caption(_("Estimated cost: {cost} for {n} image(s) — the actual cost comes from the response's usage.").format(
+        cost=format_cost(estimate), n=int(n)))
     for problem in problems[1 if not prompt.strip() else 0:]:
         st.warning(problem)
     # Never disabled for an empty prompt: the box commits its text on blur, so a click straight after typing would
@@ -115,8 +115,8 @@ page_size = 12
 page = st.session_state.get("img_page", 1)
 images, total = gallery.search(query, page_size, (page - 1) * page_size, user=wb.user, admin=wb.admin)
 if total > page_size:  # a page selector only when there is more than one page
-    st.number_input(_('Page (of {v1}, {total} images)').format(
-        v1=-(-total // page_size), total=total), 1, -(-total // page_size),
+    st.number_input(_('Page (of {pages}, {total} images)').format(
+        pages=-(-total // page_size), total=total), 1, -(-total // page_size),
                     key="img_page")
 just_shown = {img.id for img in last}
 images = [img for img in images if img.id not in just_shown]  # each image once: above, or here

@@ -42,8 +42,8 @@ except PlaygroundError as err:
     problem = str(err)
 if messages:
     n_in = provider.prompt_counter(model)(messages)
-    st.caption(_('Input before sending: **{n_in:,} tokens** · {v2}').format(
-        n_in=n_in, v2=format_cost(cost_usd(TokenUsage(n_in), model, provider.pricing_id))))
+    st.caption(_('Input before sending: **{n_in:,} tokens** · {cost}').format(
+        n_in=n_in, cost=format_cost(cost_usd(TokenUsage(n_in), model, provider.pricing_id))))
     window, budget = wb.context_window(model), (draft.settings.max_tokens or 0) if draft else 0
     if problem is None and n_in > window - budget:  # refused here, before any call (Run is disabled)
         problem = (f"This request is {n_in:,} tokens, more than the {window - budget:,} that {model} can take "

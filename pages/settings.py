@@ -40,8 +40,8 @@ if st.session_state.get(OVERRIDE_KEY):
 if st.button(_("🔌 Test connection"), type="primary"):
     try:
         models = list_models(provider, wb.context("other", ["test-connection"]), wb.log)
-        st.success(_('Connected: {v1} models listed, {v2} usable for chat.').format(
-            v1=len(models), v2=len(chat_models(models))))
+        st.success(_('Connected: {models} models listed, {chat_models} usable for chat.').format(
+            models=len(models), chat_models=len(chat_models(models))))
         st.dataframe({"model": models}, hide_index=True, width="stretch")
     except PromptLabError as err:
         st.error(err.message)
@@ -81,7 +81,7 @@ new_budget = st.number_input(_("Budget (USD per month, 0 = none)"), 0.0, 1e9, fl
                              key="monthly_budget")
 if st.button(_("Save budget")):
     an.set_monthly_budget(wb.log, new_budget or None)
-    st.success(_('Budget saved: {v1}.').format(v1=format_cost(new_budget) if new_budget else 'none'))
+    st.success(_('Budget saved: {budget}.').format(budget=format_cost(new_budget) if new_budget else _("none")))
 
 if wb.admin:  # prices change what everyone's calls cost
     render_prices(wb)
@@ -92,11 +92,11 @@ if cache is None:
     st.caption(_("Off (PROMPTLAB_CACHE_TTL_S = 0)."))
 else:
     entries, hits = cache.stats()
-    st.caption(_('{entries:,} cached replies, served {hits:,} times; each is kept {v3:g} h. Used at '
+    st.caption(_('{entries:,} cached replies, served {hits:,} times; each is kept {hours:g} h. Used at '
                  'temperature 0, or when a chat opts in.').format(
-        entries=entries, hits=hits, v3=wb.settings.cache_ttl_s / 3600))
+        entries=entries, hits=hits, hours=wb.settings.cache_ttl_s / 3600))
     if st.button(_("Clear the response cache"), key="clear_cache"):
-        st.success(_('Cleared {v1:,} cached replies.').format(v1=cache.clear()))
+        st.success(_('Cleared {n:,} cached replies.').format(n=cache.clear()))
 
 st.subheader(_("Rate limits"))
 st.caption(_('Client-side limits for {label}, shared by every session of this app. A request over the '
@@ -120,6 +120,6 @@ chain_text = st.text_input(_("Chain for this provider"),
                            saved_chain(wb.log.engine, provider.kind, provider.base_url) or "", key="fallback_chain")
 if st.button(_("Save fallback chain"), key="save_chain"):
     save_chain(wb.log.engine, provider.kind, provider.base_url, chain_text)
-    st.success(_('Fallback chain saved: {v1}.').format(v1=chain_text.strip() or wb.settings.fallback))
+    st.success(_('Fallback chain saved: {chain}.').format(chain=chain_text.strip() or wb.settings.fallback))
 
 render_privacy(wb)
