@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from core.i18n import _
 from core.pricing import TokenUsage, install_custom_prices, pricing_id_for
 from core.workspace import Setting, Workspace
 
@@ -53,11 +54,11 @@ class CustomPrice:
     def checked(cls, data: Any, where: str = "A price") -> CustomPrice:
         """From untrusted data (a TOML file, a form): one sentence when something is wrong."""
         if not isinstance(data, dict):
-            raise ValueError(f"{where} must be a table with provider, model and prices.")
+            raise ValueError(_('{where} must be a table with provider, model and prices.').format(where=where))
         if data.get("provider") not in PROVIDERS:
-            raise ValueError(f"{where}: provider must be one of {', '.join(PROVIDERS)}.")
+            raise ValueError(_('{where}: provider must be one of {providers}.').format(where=where, providers=', '.join(PROVIDERS)))
         if not isinstance(data.get("model"), str) or not data["model"].strip():
-            raise ValueError(f"{where} needs a model id.")
+            raise ValueError(_('{where} needs a model id.').format(where=where))
         values: dict[str, float | None] = {}
         for key in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "per_image"):
             v = data.get(key)
@@ -66,7 +67,7 @@ class CustomPrice:
                 values[key] = None
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1e6:
-                raise ValueError(f"{where}: {key} must be a number of US dollars from 0.")
+                raise ValueError(_('{where}: {key} must be a number of US dollars from 0.').format(where=where, key=key))
             values[key] = float(v)
         return cls(provider=data["provider"], model=data["model"].strip(),
                    input_per_mtok=values["input_per_mtok"] or 0.0, output_per_mtok=values["output_per_mtok"] or 0.0,
@@ -88,9 +89,9 @@ def read_file(path: str) -> list[CustomPrice]:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except OSError as exc:
-        raise ValueError(f"The prices file {path} could not be read ({exc.strerror}).") from None
+        raise ValueError(_('The prices file {path} could not be read ({strerror}).').format(path=path, strerror=exc.strerror)) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"The prices file {path} is not valid TOML ({exc}).") from None
+        raise ValueError(_('The prices file {path} is not valid TOML ({exc}).').format(path=path, exc=exc)) from None
     return [CustomPrice.checked(p, f"Price {i + 1} in {path}") for i, p in enumerate(data.get("price", []))]
 
 

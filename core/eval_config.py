@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from core.eval_assertions import MODEL_GRADED, SUPPORTED, Assertion, split_values
+from core.i18n import _
 
 # The config a new Evals page starts with (%s: the default model).
 EXAMPLE_CONFIG = """description: Refund answers
@@ -171,7 +172,7 @@ def load_config(path: str | Path) -> EvalConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        raise EvalConfigError(f"{path.name} could not be read: {err.strerror or err}.") from None
+        raise EvalConfigError(_('{name} could not be read: {why}.').format(name=path.name, why=err.strerror or err)) from None
     return parse_config(_yaml(text, path.name), path.parent)
 
 
@@ -179,12 +180,12 @@ def _yaml(text: str, name: str = "The config") -> Any:
     try:
         return yaml.safe_load(text)
     except RecursionError:
-        raise EvalConfigError(f"{name} is nested too deeply to read.") from None
+        raise EvalConfigError(_('{name} is nested too deeply to read.').format(name=name)) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(err, "problem", None) or "it cannot be parsed"
-        raise EvalConfigError(f"{name} is not valid YAML{where}: {problem}.") from None
+        raise EvalConfigError(_('{name} is not valid YAML{where}: {problem}.').format(name=name, where=where, problem=problem)) from None
 
 
 def parse_config_text(text: str, base_dir: str | Path | None = None) -> EvalConfig:
@@ -193,10 +194,10 @@ def parse_config_text(text: str, base_dir: str | Path | None = None) -> EvalConf
 
 def parse_config(data: Any, base_dir: Path | None = None) -> EvalConfig:
     if not isinstance(data, dict):
-        raise EvalConfigError("The config must be a mapping with prompts, providers and tests.")
+        raise EvalConfigError(_("The config must be a mapping with prompts, providers and tests."))
     notes: list[str] = []
     for key in sorted(set(data) - TOP_KEYS):
-        notes.append(f"Top-level “{key}” is not supported by PromptLab and was ignored.")
+        notes.append(_('Top-level “{key}” is not supported by PromptLab and was ignored.').format(key=key))
     prompts = _prompts(data.get("prompts"), base_dir, notes)
     providers = _providers(data.get("providers"), notes)
     default_raw = data.get("defaultTest") or {}
@@ -209,12 +210,12 @@ def parse_config(data: Any, base_dir: Path | None = None) -> EvalConfig:
         provider = options.get("provider")
         grader = provider.get("id") if isinstance(provider, dict) else provider
         for key in sorted(set(options) - {"provider"}):
-            notes.append(f"defaultTest option “{key}” is not supported and was ignored.")
+            notes.append(_('defaultTest option “{key}” is not supported and was ignored.').format(key=key))
     tests = _tests(data.get("tests"), base_dir, notes)
     if not prompts:
-        raise EvalConfigError("The config has no prompts.")
+        raise EvalConfigError(_("The config has no prompts."))
     if not providers:
-        raise EvalConfigError("The config has no providers PromptLab can run.")
+        raise EvalConfigError(_("The config has no providers PromptLab can run."))
     return EvalConfig(description=str(data.get("description") or ""), prompts=prompts, providers=providers,
                       tests=tests, default_test=default, grader=grader, notes=notes)
 
@@ -229,7 +230,7 @@ def _load_file(ref: str, base_dir: Path | None) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        raise EvalConfigError(f"{ref} could not be read: {err.strerror or err}") from None
+        raise EvalConfigError(_('{ref} could not be read: {why}').format(ref=ref, why=err.strerror or err)) from None
     if path.suffix in (".yaml", ".yml"):
         return yaml.safe_load(text)
     if path.suffix == ".json":
@@ -259,16 +260,16 @@ def _prompts(raw: Any, base_dir: Path | None, notes: list[str]) -> list[PromptSp
             label = item.get("label")
             ref = item.get("raw") or item.get("id") or item.get("file")
             if ref is None:
-                notes.append("A prompt without raw text or a file was skipped.")
+                notes.append(_("A prompt without raw text or a file was skipped."))
                 continue
             item = ref
         if not isinstance(item, str):
-            notes.append("A prompt that is not text was skipped.")
+            notes.append(_("A prompt that is not text was skipped."))
             continue
         if item.startswith("file://"):
             path = _file_path(item, base_dir)
             if path.suffix in (".py", ".js", ".ts", ".mjs", ".cjs"):
-                notes.append(f"{item}: prompt functions are not supported; the prompt was skipped.")
+                notes.append(_('{item}: prompt functions are not supported; the prompt was skipped.').format(item=item))
                 continue
             content = _load_file(item, base_dir)
             if path.suffix == ".json" and isinstance(content, list):
@@ -280,10 +281,10 @@ def _prompts(raw: Any, base_dir: Path | None, notes: list[str]) -> list[PromptSp
                     name = label or (path.name if len(parts) == 1 else f"{path.name}#{i + 1}")
                     out.append(_prompt_from_text(part, name))
             else:
-                notes.append(f"{item}: not a prompt PromptLab can read; skipped.")
+                notes.append(_('{item}: not a prompt PromptLab can read; skipped.').format(item=item))
             continue
         if "{%" in item or re.search(r"\{\{[^}]*\|", item):
-            notes.append("Nunjucks tags and filters are not supported: only {{variable}} slots are filled.")
+            notes.append(_("Nunjucks tags and filters are not supported: only {{variable}} slots are filled."))
         out.append(_prompt_from_text(item, label or item))
     return out
 
@@ -295,21 +296,20 @@ def _providers(raw: Any, notes: list[str]) -> list[ProviderSpec]:
         if isinstance(item, str):
             item = {"id": item}
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-            notes.append("A provider without an id was skipped.")
+            notes.append(_("A provider without an id was skipped."))
             continue
         provider_id = item["id"]
         match = _PROVIDER_ID.match(provider_id)
         if not match or provider_id.startswith(("openai:embedding", "openai:image", "openai:responses",
                                                 "openai:assistant", "openai:realtime", "openai:completion")):
-            notes.append(f"Provider “{provider_id}” is not supported (PromptLab runs openai:chat:<model> and "
-                         "openai:<model>); it was skipped.")
+            notes.append(_('Provider “{provider_id}” is not supported (PromptLab runs openai:chat:<model> and openai:<model>); it was skipped.').format(provider_id=provider_id))
             continue
         config = dict(item.get("config") or {})
         for key in sorted(set(config) - PROVIDER_KEYS):
-            notes.append(f"Provider “{provider_id}”: config “{key}” is not supported and was ignored.")
+            notes.append(_('Provider “{provider_id}”: config “{key}” is not supported and was ignored.').format(provider_id=provider_id, key=key))
             config.pop(key)
         for key in sorted(set(item) - {"id", "label", "config"}):
-            notes.append(f"Provider “{provider_id}”: “{key}” is not supported and was ignored.")
+            notes.append(_('Provider “{provider_id}”: “{key}” is not supported and was ignored.').format(provider_id=provider_id, key=key))
         out.append(ProviderSpec(id=provider_id, model=match.group("model"), label=item.get("label"),
                                 config=config))
     return out
@@ -319,14 +319,14 @@ def _assertion(raw: Any, where: str, notes: list[str]) -> Assertion | None:
     if isinstance(raw, str):
         raw = assertion_from_string(raw).to_dict()
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
-        notes.append(f"{where}: an assertion without a type was skipped.")
+        notes.append(_('{where}: an assertion without a type was skipped.').format(where=where))
         return None
     kind = raw["type"]
     if kind.removeprefix("not-") not in SUPPORTED:
-        notes.append(f"{where}: assertion type “{kind}” is not supported; it was skipped.")
+        notes.append(_('{where}: assertion type “{kind}” is not supported; it was skipped.').format(where=where, kind=kind))
         return None
     for key in sorted(set(raw) - ASSERTION_KEYS):
-        notes.append(f"{where}: assertion option “{key}” ({kind}) is not supported and was ignored.")
+        notes.append(_('{where}: assertion option “{key}” ({kind}) is not supported and was ignored.').format(where=where, key=key, kind=kind))
     provider = raw.get("provider")
     return Assertion(type=kind, value=raw.get("value"),
                      threshold=float(raw["threshold"]) if raw.get("threshold") is not None else None,
@@ -336,9 +336,9 @@ def _assertion(raw: Any, where: str, notes: list[str]) -> Assertion | None:
 
 def _test(raw: Any, where: str, notes: list[str]) -> TestCase:
     if not isinstance(raw, dict):
-        raise EvalConfigError(f"{where} must be a mapping with vars and assert.")
+        raise EvalConfigError(_('{where} must be a mapping with vars and assert.').format(where=where))
     for key in sorted(set(raw) - TEST_KEYS):
-        notes.append(f"{where}: “{key}” is not supported and was ignored.")
+        notes.append(_('{where}: “{key}” is not supported and was ignored.').format(where=where, key=key))
     assertions = [a for a in (_assertion(r, where, notes) for r in raw.get("assert") or []) if a is not None]
     options = raw.get("options") or {}
     grader = options.get("provider") if isinstance(options, dict) else None
@@ -347,12 +347,12 @@ def _test(raw: Any, where: str, notes: list[str]) -> TestCase:
         assertions = [replace(a, provider=a.provider or grader) if a.base_type in MODEL_GRADED else a
                       for a in assertions]
     for key in sorted(set(options) - {"provider"}) if isinstance(options, dict) and where != "defaultTest" else []:
-        notes.append(f"{where}: option “{key}” is not supported and was ignored.")
+        notes.append(_('{where}: option “{key}” is not supported and was ignored.').format(where=where, key=key))
     if raw.get("metadata"):
-        notes.append(f"{where}: metadata is not used by PromptLab (kept out of the run).")
+        notes.append(_('{where}: metadata is not used by PromptLab (kept out of the run).').format(where=where))
     variables = raw.get("vars") or {}
     if not isinstance(variables, dict):
-        raise EvalConfigError(f"{where}: vars must be a mapping of names to values.")
+        raise EvalConfigError(_('{where}: vars must be a mapping of names to values.').format(where=where))
     threshold = raw.get("threshold")
     return TestCase(vars=dict(variables), assertions=assertions, description=str(raw.get("description") or ""),
                     threshold=float(threshold) if threshold is not None else None)
@@ -372,7 +372,7 @@ def _tests(raw: Any, base_dir: Path | None, notes: list[str]) -> list[TestCase]:
             elif isinstance(text, list):
                 out.extend(_test(t, f"{path.name} test {i + 1}", notes) for i, t in enumerate(text))
             else:
-                raise EvalConfigError(f"{item}: tests come from .csv, .jsonl, .yaml or .json files.")
+                raise EvalConfigError(_('{item}: tests come from .csv, .jsonl, .yaml or .json files.').format(item=item))
             continue
         out.append(_test(item, f"test {len(out) + 1}", notes))
     return out
@@ -438,14 +438,14 @@ def tests_from_csv(text: str, notes: list[str] | None = None) -> list[TestCase]:
             elif key == "__metric":
                 metric = value or None
             elif key.startswith("__"):
-                notes.append(f"CSV column “{key}” is not supported and was ignored.")
+                notes.append(_('CSV column “{key}” is not supported and was ignored.').format(key=key))
             else:
                 variables[key] = value
         if metric:
             assertions = [replace(a, metric=metric) for a in assertions]
         for a in assertions:
             if a.base_type not in SUPPORTED:
-                notes.append(f"CSV: assertion type “{a.type}” is not supported; it was skipped.")
+                notes.append(_('CSV: assertion type “{type}” is not supported; it was skipped.').format(type=a.type))
         out.append(TestCase(vars=variables, assertions=[a for a in assertions if a.base_type in SUPPORTED],
                             description=description, threshold=threshold))
     return out
@@ -465,8 +465,7 @@ def tests_to_csv(tests: list[TestCase]) -> str:
         for a in t.assertions:
             cell = _assertion_to_string(a)
             if cell is None:
-                raise EvalConfigError(f"Case {i + 1} has an assertion a CSV cell cannot hold ({a.type} with a "
-                                      "weight, grader or object value): export YAML or JSONL instead.")
+                raise EvalConfigError(_('Case {case} has an assertion a CSV cell cannot hold ({type} with a weight, grader or object value): export YAML or JSONL instead.').format(case=i + 1, type=a.type))
             cells.append(cell)
         writer.writerow([_cell(t.vars.get(n, "")) for n in names] + cells + [""] * (width - len(cells))
                         + [t.description, "" if t.threshold is None else f"{t.threshold:g}"])
@@ -486,7 +485,7 @@ def tests_from_jsonl(text: str, notes: list[str] | None = None) -> list[TestCase
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as err:
-            raise EvalConfigError(f"Line {n} is not JSON: {err.msg}.") from None
+            raise EvalConfigError(_('Line {n} is not JSON: {msg}.').format(n=n, msg=err.msg)) from None
         out.append(_test(raw, f"line {n}", notes))
     return out
 
@@ -500,7 +499,7 @@ def tests_from_yaml(text: str, notes: list[str] | None = None) -> list[TestCase]
     data = yaml.safe_load(text)
     items = data.get("tests") if isinstance(data, dict) else data
     if not isinstance(items, list):
-        raise EvalConfigError("A YAML test set is a list of tests (or a mapping with `tests`).")
+        raise EvalConfigError(_("A YAML test set is a list of tests (or a mapping with `tests`)."))
     return [_test(t, f"test {i + 1}", notes) for i, t in enumerate(items)]
 
 

@@ -14,6 +14,7 @@ from core.calls import CallContext, logged_call
 from core.custom_prices import ensure_loaded as custom_ensure_loaded
 from core.custom_prices import image_price
 from core.errors import PromptLabError
+from core.i18n import _
 from core.providers import Provider
 from core.tokens import count_text
 
@@ -87,17 +88,18 @@ def validate(request: ImageRequest) -> list[str]:
     spec = model_spec(request.model)
     problems = []
     if not request.prompt.strip():
-        problems.append("Write a prompt describing the image.")
+        problems.append(_("Write a prompt describing the image."))
     if not 1 <= request.n <= spec.max_n:
-        problems.append(f"Ask for 1 to {spec.max_n} images.")
+        problems.append(_('Ask for 1 to {max_n} images.').format(max_n=spec.max_n))
     for name, allowed in (("size", spec.sizes), ("quality", spec.qualities), ("background", spec.backgrounds),
                           ("output_format", spec.formats)):
         if getattr(request, name) not in allowed:
-            problems.append(f"{request.model} does not take {name} {getattr(request, name)!r}.")
+            problems.append(_("{model} does not take {name} {value!r}.").format(
+                model=request.model, name=name, value=getattr(request, name)))
     if request.background == "transparent" and request.output_format == "jpeg":
-        problems.append("A transparent background needs PNG or WebP output.")
+        problems.append(_("A transparent background needs PNG or WebP output."))
     if request.output_compression is not None and not 0 <= request.output_compression <= 100:
-        problems.append("Compression goes from 0 to 100.")
+        problems.append(_("Compression goes from 0 to 100."))
     return problems
 
 
@@ -135,8 +137,8 @@ class ImageResult:
 def generate(provider: Provider, request: ImageRequest, context: CallContext, log: CallLog) -> ImageResult:
     """Generate through the gate (page `images`, images = count, tokens, cost, latency); PromptLabError on failure."""
     if provider.kind == "local":
-        raise PromptLabError("no_images", "The offline model cannot make images: add an OpenAI key in Settings "
-                                          "(or point OPENAI_BASE_URL at a server with an images endpoint).")
+        raise PromptLabError("no_images", _("The offline model cannot make images: add an OpenAI key in Settings "
+                                          "(or point OPENAI_BASE_URL at a server with an images endpoint)."))
     problems = validate(request)
     if problems:
         raise PromptLabError("bad_request", problems[0])
@@ -168,7 +170,7 @@ def generate(provider: Provider, request: ImageRequest, context: CallContext, lo
                                    texts=CallTexts({"images": asdict(request)}))
     images = [base64.b64decode(item.b64_json) for item in response.data or [] if item.b64_json]
     if not images:
-        raise PromptLabError("malformed", "The provider answered without image data: try again.")
+        raise PromptLabError("malformed", _("The provider answered without image data: try again."))
     return ImageResult(images, MIME.get(request.output_format, "image/png"), record.cost_usd,
                        record.tokens_estimated, record.request_id,
                        [getattr(item, "revised_prompt", None) for item in response.data])

@@ -75,16 +75,21 @@ def check(provider: Provider, text: str, settings: ModerationSettings, context: 
 
     try:
         if provider.kind == "local":
-            raise PromptLabError("no_moderation", "The offline model has no moderation endpoint.")
-        response, _ = logged_call(provider, ctx, log, lambda c: c.moderations.create(model=MODEL, input=text),
-                                  model=MODEL, operation="moderation", describe=describe,
-                                  texts=CallTexts({"input": text}))
+            raise PromptLabError("no_moderation", _("The offline model has no moderation endpoint."))
+        response, _record = logged_call(provider, ctx, log, lambda c: c.moderations.create(model=MODEL, input=text),
+                                        model=MODEL, operation="moderation", describe=describe,
+                                        texts=CallTexts({"input": text}))
     except PromptLabError as err:
         if settings.fail_open:
-            return Verdict(True, notice=f"The moderation check could not run ({err.kind}); the {what} went "
-                                        "through unchecked.")
-        return Verdict(False, notice=f"The moderation check could not run ({err.kind}) and this workspace "
-                                     f"requires it: the {what} was held back; try again in a moment.")
+            notice = (_("The moderation check could not run ({kind}); the message went through unchecked.")
+                      if what == "message" else
+                      _("The moderation check could not run ({kind}); the reply went through unchecked."))
+            return Verdict(True, notice=notice.format(kind=err.kind))
+        notice = (_("The moderation check could not run ({kind}) and this workspace requires it: the message was "
+                    "held back; try again in a moment.") if what == "message" else
+                  _("The moderation check could not run ({kind}) and this workspace requires it: the reply was "
+                    "held back; try again in a moment."))
+        return Verdict(False, notice=notice.format(kind=err.kind))
     result = response.results[0]
     categories = sorted(k.replace("_", " ") for k, v in result.categories.model_dump().items() if v)
     return Verdict(not result.flagged, categories if result.flagged else [])

@@ -86,31 +86,31 @@ class Draft:
     def checked(cls, data: Any, where: str = "The draft") -> Draft:
         """A draft from untrusted data (an imported file): every field's type checked, one sentence if wrong."""
         if not isinstance(data, dict):
-            raise ValueError(f"{where} must be an object with model, system, user_template…")
+            raise ValueError(_('{where} must be an object with model, system, user_template…').format(where=where))
         for key in ("model", "system", "user_template"):
             if key in data and not isinstance(data[key], str):
-                raise ValueError(f"{where}: {key} must be text.")
+                raise ValueError(_('{where}: {key} must be text.').format(where=where, key=key))
         if not isinstance(data.get("model"), str) or not data["model"].strip():
-            raise ValueError(f"{where} needs a model (text).")
+            raise ValueError(_('{where} needs a model (text).').format(where=where))
         variables = data.get("variables") or {}
         if not isinstance(variables, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                       for k, v in variables.items()):
-            raise ValueError(f"{where}: variables must map names to text.")
+            raise ValueError(_('{where}: variables must map names to text.').format(where=where))
         history = data.get("history") or []
         if not isinstance(history, list) or not all(isinstance(m, dict) and isinstance(m.get("role"), str)
                                                     and isinstance(m.get("content"), str) for m in history):
-            raise ValueError(f"{where}: history must be a list of {{role, content}} messages with text.")
+            raise ValueError(_('{where}: history must be a list of {{role, content}} messages with text.').format(where=where))
         settings = data.get("settings") or {}
         if not isinstance(settings, dict):
-            raise ValueError(f"{where}: settings must be an object.")
+            raise ValueError(_('{where}: settings must be an object.').format(where=where))
         for name, expected in _SETTING_TYPES.items():
             value = settings.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, expected)):
-                raise ValueError(f"{where}: setting {name} has the wrong type.")
+                raise ValueError(_('{where}: setting {name} has the wrong type.').format(where=where, name=name))
         if not all(isinstance(s, str) for s in settings.get("stop") or []):
-            raise ValueError(f"{where}: stop sequences must be text.")
+            raise ValueError(_('{where}: stop sequences must be text.').format(where=where))
         if not all(isinstance(t, dict) for t in settings.get("tools") or []):
-            raise ValueError(f"{where}: tools must be objects.")
+            raise ValueError(_('{where}: tools must be objects.').format(where=where))
         if settings.get("json_schema") is not None:
             json_guard.check_refs(settings["json_schema"], f"{where}'s JSON schema")
         return cls.from_dict(data)

@@ -119,7 +119,7 @@ class Provider:
     def new_client(self) -> openai.OpenAI:
         if self.kind == "azure":
             if not (self.api_key and self.base_url):
-                raise PromptLabError("no_key", "Azure OpenAI needs both a key and an endpoint: add them in Settings.")
+                raise PromptLabError("no_key", _("Azure OpenAI needs both a key and an endpoint: add them in Settings."))
             return openai.AzureOpenAI(api_key=self.api_key, azure_endpoint=self.base_url,
                                       api_version=self.api_version, timeout=self.timeout_s,
                                       max_retries=self.max_retries)
@@ -127,8 +127,8 @@ class Provider:
             return openai.OpenAI(api_key=self.api_key or NO_KEY_PLACEHOLDER, base_url=self.base_url,
                                  timeout=self.timeout_s, max_retries=self.max_retries)
         if not self.api_key:
-            raise PromptLabError("no_key", "No OpenAI API key is configured: add one in Settings, "
-                                           "or point OPENAI_BASE_URL at a compatible server.")
+            raise PromptLabError("no_key", _("No OpenAI API key is configured: add one in Settings, "
+                                           "or point OPENAI_BASE_URL at a compatible server."))
         return openai.OpenAI(api_key=self.api_key, base_url=self.base_url, organization=self.organization,
                              timeout=self.timeout_s, max_retries=self.max_retries)
 

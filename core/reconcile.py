@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from core.clock import utc_now_iso
 from core.errors import PromptLabError, to_user_error
+from core.i18n import _
 
 # Calls that are model work on OpenAI's bill: the chat, playground, evals and moderation pages. Model lists and
 # connection tests ("other") are not requests to a model.
@@ -261,6 +262,6 @@ def saved(engine: Engine, since: date, until: date) -> Reconciliation | None:
 def admin_client(api_key: str, base_url: str | None, timeout_s: float = 30) -> openai.OpenAI:
     """A client for the Usage and Costs endpoints only (the admin key is sent there and nowhere else)."""
     if not api_key:
-        raise PromptLabError("no_key", "Reconciling needs an OpenAI admin key: set OPENAI_ADMIN_KEY.")
+        raise PromptLabError("no_key", _("Reconciling needs an OpenAI admin key: set OPENAI_ADMIN_KEY."))
     return openai.OpenAI(api_key="unused-for-admin-endpoints", admin_api_key=api_key, base_url=base_url,
                          timeout=timeout_s, max_retries=2)
