@@ -56,7 +56,8 @@ class CustomPrice:
         if not isinstance(data, dict):
             raise ValueError(_('{where} must be a table with provider, model and prices.').format(where=where))
         if data.get("provider") not in PROVIDERS:
-            raise ValueError(_('{where}: provider must be one of {providers}.').format(where=where, providers=', '.join(PROVIDERS)))
+            raise ValueError(_('{where}: provider must be one of {providers}.').format(
+                where=where, providers=', '.join(PROVIDERS)))
         if not isinstance(data.get("model"), str) or not data["model"].strip():
             raise ValueError(_('{where} needs a model id.').format(where=where))
         values: dict[str, float | None] = {}
@@ -67,7 +68,8 @@ class CustomPrice:
                 values[key] = None
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1e6:
-                raise ValueError(_('{where}: {key} must be a number of US dollars from 0.').format(where=where, key=key))
+                raise ValueError(_('{where}: {key} must be a number of US dollars from 0.').format(
+                    where=where, key=key))
             values[key] = float(v)
         return cls(provider=data["provider"], model=data["model"].strip(),
                    input_per_mtok=values["input_per_mtok"] or 0.0, output_per_mtok=values["output_per_mtok"] or 0.0,
@@ -89,7 +91,8 @@ def read_file(path: str) -> list[CustomPrice]:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except OSError as exc:
-        raise ValueError(_('The prices file {path} could not be read ({strerror}).').format(path=path, strerror=exc.strerror)) from None
+        raise ValueError(_('The prices file {path} could not be read ({strerror}).').format(
+            path=path, strerror=exc.strerror)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(_('The prices file {path} is not valid TOML ({exc}).').format(path=path, exc=exc)) from None
     return [CustomPrice.checked(p, f"Price {i + 1} in {path}") for i, p in enumerate(data.get("price", []))]

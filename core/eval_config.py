@@ -172,7 +172,8 @@ def load_config(path: str | Path) -> EvalConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        raise EvalConfigError(_('{name} could not be read: {why}.').format(name=path.name, why=err.strerror or err)) from None
+        raise EvalConfigError(_('{name} could not be read: {why}.').format(
+            name=path.name, why=err.strerror or err)) from None
     return parse_config(_yaml(text, path.name), path.parent)
 
 
@@ -185,7 +186,8 @@ def _yaml(text: str, name: str = "The config") -> Any:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(err, "problem", None) or "it cannot be parsed"
-        raise EvalConfigError(_('{name} is not valid YAML{where}: {problem}.').format(name=name, where=where, problem=problem)) from None
+        raise EvalConfigError(_('{name} is not valid YAML{where}: {problem}.').format(
+            name=name, where=where, problem=problem)) from None
 
 
 def parse_config_text(text: str, base_dir: str | Path | None = None) -> EvalConfig:
@@ -302,14 +304,18 @@ def _providers(raw: Any, notes: list[str]) -> list[ProviderSpec]:
         match = _PROVIDER_ID.match(provider_id)
         if not match or provider_id.startswith(("openai:embedding", "openai:image", "openai:responses",
                                                 "openai:assistant", "openai:realtime", "openai:completion")):
-            notes.append(_('Provider “{provider_id}” is not supported (PromptLab runs openai:chat:<model> and openai:<model>); it was skipped.').format(provider_id=provider_id))
+            notes.append(_('Provider “{provider_id}” is not supported (PromptLab runs openai:chat:<model> and '
+                           'openai:<model>); it was skipped.').format(
+                provider_id=provider_id))
             continue
         config = dict(item.get("config") or {})
         for key in sorted(set(config) - PROVIDER_KEYS):
-            notes.append(_('Provider “{provider_id}”: config “{key}” is not supported and was ignored.').format(provider_id=provider_id, key=key))
+            notes.append(_('Provider “{provider_id}”: config “{key}” is not supported and was ignored.').format(
+                provider_id=provider_id, key=key))
             config.pop(key)
         for key in sorted(set(item) - {"id", "label", "config"}):
-            notes.append(_('Provider “{provider_id}”: “{key}” is not supported and was ignored.').format(provider_id=provider_id, key=key))
+            notes.append(_('Provider “{provider_id}”: “{key}” is not supported and was ignored.').format(
+                provider_id=provider_id, key=key))
         out.append(ProviderSpec(id=provider_id, model=match.group("model"), label=item.get("label"),
                                 config=config))
     return out
@@ -323,10 +329,12 @@ def _assertion(raw: Any, where: str, notes: list[str]) -> Assertion | None:
         return None
     kind = raw["type"]
     if kind.removeprefix("not-") not in SUPPORTED:
-        notes.append(_('{where}: assertion type “{kind}” is not supported; it was skipped.').format(where=where, kind=kind))
+        notes.append(_('{where}: assertion type “{kind}” is not supported; it was skipped.').format(
+            where=where, kind=kind))
         return None
     for key in sorted(set(raw) - ASSERTION_KEYS):
-        notes.append(_('{where}: assertion option “{key}” ({kind}) is not supported and was ignored.').format(where=where, key=key, kind=kind))
+        notes.append(_('{where}: assertion option “{key}” ({kind}) is not supported and was ignored.').format(
+            where=where, key=key, kind=kind))
     provider = raw.get("provider")
     return Assertion(type=kind, value=raw.get("value"),
                      threshold=float(raw["threshold"]) if raw.get("threshold") is not None else None,
@@ -372,7 +380,8 @@ def _tests(raw: Any, base_dir: Path | None, notes: list[str]) -> list[TestCase]:
             elif isinstance(text, list):
                 out.extend(_test(t, f"{path.name} test {i + 1}", notes) for i, t in enumerate(text))
             else:
-                raise EvalConfigError(_('{item}: tests come from .csv, .jsonl, .yaml or .json files.').format(item=item))
+                raise EvalConfigError(_('{item}: tests come from .csv, .jsonl, .yaml or .json files.').format(
+                    item=item))
             continue
         out.append(_test(item, f"test {len(out) + 1}", notes))
     return out
@@ -465,7 +474,9 @@ def tests_to_csv(tests: list[TestCase]) -> str:
         for a in t.assertions:
             cell = _assertion_to_string(a)
             if cell is None:
-                raise EvalConfigError(_('Case {case} has an assertion a CSV cell cannot hold ({type} with a weight, grader or object value): export YAML or JSONL instead.').format(case=i + 1, type=a.type))
+                raise EvalConfigError(_('Case {case} has an assertion a CSV cell cannot hold ({type} with a '
+                                        'weight, grader or object value): export YAML or JSONL instead.').format(
+                    case=i + 1, type=a.type))
             cells.append(cell)
         writer.writerow([_cell(t.vars.get(n, "")) for n in names] + cells + [""] * (width - len(cells))
                         + [t.description, "" if t.threshold is None else f"{t.threshold:g}"])

@@ -99,7 +99,8 @@ class Draft:
         history = data.get("history") or []
         if not isinstance(history, list) or not all(isinstance(m, dict) and isinstance(m.get("role"), str)
                                                     and isinstance(m.get("content"), str) for m in history):
-            raise ValueError(_('{where}: history must be a list of {{role, content}} messages with text.').format(where=where))
+            raise ValueError(_('{where}: history must be a list of {{role, content}} messages with text.').format(
+                where=where))
         settings = data.get("settings") or {}
         if not isinstance(settings, dict):
             raise ValueError(_('{where}: settings must be an object.').format(where=where))
