@@ -270,10 +270,14 @@ def totals(conversation: Conversation) -> ConversationTotals:
                               sum(1 for m in replies if m.cost_usd is None), len(replies))
 
 
+def file_slug(text: str, fallback: str) -> str:
+    """Text as a file-name part: lower case, runs of non-word characters as one dash, 48 characters at most."""
+    return re.sub(r"[^\w]+", "-", text.lower(), flags=re.UNICODE).strip("-")[:48] or fallback
+
+
 def export_name(conversation: Conversation, extension: str) -> str:
     """A download's file name from the conversation's title and day ("refund-window-2026-11-27.md")."""
-    slug = re.sub(r"[^\w]+", "-", conversation.title.lower(), flags=re.UNICODE).strip("-")[:48] or "conversation"
-    return f"{slug}-{conversation.created_at[:10]}.{extension}"
+    return f"{file_slug(conversation.title, 'conversation')}-{conversation.created_at[:10]}.{extension}"
 
 
 def export_json(conversation: Conversation) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,7 @@ from core import i18n
 from core.analytics import Dashboard, Filters
 from core.call_metrics import metrics_caption
 from core.charts import CHART_CONFIG, comparable, figures, kpi_cards
-from core.chat import Conversation, export_name, status_label, system_message, totals, totals_caption
+from core.chat import Conversation, export_name, file_slug, status_label, system_message, totals, totals_caption
 from core.clock import utc_now_iso
 from core.errors import scrub_secrets
 from core.eval_results import cases_failures_first, config_summaries, pass_matrix
@@ -125,10 +124,6 @@ def _h2(text: str) -> str:
     return f"<h2>{html.escape(text)}</h2>"
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^\w]+", "-", text.lower(), flags=re.UNICODE).strip("-")[:48] or "report"
-
-
 # ----- conversation --------------------------------------------------------------------------------------------------
 def conversation_report(conversation: Conversation, secrets: Iterable[str | None] = ()) -> Report:
     """The conversation with its persona, system prompt, and each reply's model, tokens, cost and latency."""
@@ -187,7 +182,7 @@ def compare_report(run: SavedRun, secrets: Iterable[str | None] = ()) -> Report:
     rows = [_cell_row(r, clean) for r in run.results]
     body = _h2(_("Cells")) + _table([_("Prompt version"), _("Model"), _("Temperature"), _("Repeat"), _("Output"),
                                          _("Status"), _("Measured")], rows)
-    return Report(f"compare-{_slug(run.name)}-{run.created_at[:10]}.html",
+    return Report(f"compare-{file_slug(run.name, 'run')}-{run.created_at[:10]}.html",
                   _page(_("Compare run: {name}").format(name=run.name), meta, body, clean=clean))
 
 
@@ -226,7 +221,7 @@ def eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Report
             + _h2(_("Cases, failures first"))
             + _table([_("Case"), _("Prompt"), _("Provider"), _("Variables"), _("Output"), _("Verdict"), _("Reason")],
                      case_rows))
-    return Report(f"eval-{_slug(run.name)}-{run.created_at[:10]}.html",
+    return Report(f"eval-{file_slug(run.name, 'run')}-{run.created_at[:10]}.html",
                   _page(_("Eval run: {name}").format(name=run.name), meta, body, clean=clean))
 
 
