@@ -46,7 +46,7 @@ def generate(local, ctx, log, messages=QUESTION, **params) -> ChatStream:
 def child_metric(runtime: local_model.LocalRuntime, name: str) -> float:
     """A counter or gauge from the child's own Prometheus endpoint (e.g. tokens generated so far)."""
     child = runtime.child()
-    text = httpx2.get(f"{child.base_url}/metrics", headers={"Authorization": f"Bearer {child.client.api_key}"}).text
+    text = httpx2.get(f"{child.base_url}/metrics", headers={"Authorization": f"Bearer {child.token}"}).text
     return float(next(line.split()[1] for line in text.splitlines() if line.startswith(f"llamacpp:{name} ")))
 
 
@@ -73,6 +73,17 @@ def test_one_child_process_per_model_file_reached_over_loopback(local, runtime, 
     assert runtime.child().base_url.startswith("http://127.0.0.1:")
     # The child's port answers only with its per-child token: another local program (or web page) cannot use it.
     assert httpx2.get(f"{runtime.child().base_url}/v1/models").status_code == 401
+
+
+def test_the_childs_sdk_clients_validate_strictly_at_every_timeout_and_share_one_pool(runtime, local, ctx, log):
+    # Strict validation is what keeps this process's CPU per streamed token low (bench/local_model.py); the SDK's
+    # own with_options() would silently drop it, so every timeout must get a strict client.
+    short, long = runtime.client(5.0), runtime.client(local.timeout_s)
+    assert short._strict_response_validation and long._strict_response_validation
+    assert short.timeout == 5.0 and long.timeout == local.timeout_s and runtime.client(5.0) is short
+    assert short._client is long._client  # one connection pool per child
+    stream = generate(local, ctx, log, max_tokens=6)  # llama.cpp's chunks pass the strict check
+    assert stream.outcome.status == "ok" and stream.outcome.usage.output_tokens == 6
 
 
 def test_context_window_comes_from_gguf_metadata(runtime):
