@@ -31,6 +31,7 @@ LOCAL_PREFIX = "local/"
 CRASHED_SENTENCE = N_("The offline model stopped unexpectedly — try again.")
 # Loading SmolLM2 takes about a second; a big GGUF on a slow disk much longer.
 START_TIMEOUT_S = 120.0
+SERVICE_TIMEOUT_S = 10.0  # the server's own quick endpoints (models, template, tokenize)
 COUNT_CACHE_SIZE = 4096  # remembered prompt counts per model file
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -123,7 +124,7 @@ class _Child:
     http: httpx2.Client = field(default_factory=openai.DefaultHttpxClient)
     _clients: dict[float, openai.OpenAI] = field(default_factory=dict)
 
-    def client(self, timeout_s: float = 10.0) -> openai.OpenAI:
+    def client(self, timeout_s: float = SERVICE_TIMEOUT_S) -> openai.OpenAI:
         """The SDK client with this timeout. Strict response validation: each streamed chunk is checked by
         pydantic-core (~3 µs) instead of the SDK's lenient pure-Python builder (~60 µs). That CPU is taken from
         the model's own threads on a small machine, so it showed as ~3 % fewer tokens/s (bench/local_model.py).
