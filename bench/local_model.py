@@ -10,7 +10,7 @@ settings, from the same GGUF with the same server settings:
 Runs alternate, so each round's three runs share the machine's state of the moment; the outputs must be identical.
 Goal: `local_model_speed_ratio` = (b) / (a) >= 0.95, the median over rounds of each round's own ratio. (The ratio of
 the fastest runs, printed too, was used first: one lucky run of either side decides it, and on this 2-core machine
-it ranged 0.894–0.966 over five runs of one tree, where the paired median ranged 0.956–0.997 over three.)
+it ranged 0.894–0.966 over five runs of one tree, where the paired median ranged 0.953–0.997 over four.)
 `local_model_first_token_s` is a cold start through PromptLab's path: child process start + model load + first
 token.
 Last lines: `RESULT local_model_first_token_s <s>`, `RESULT local_model_gate_ratio <(b)/(c)>` and
