@@ -540,10 +540,13 @@ def test_analytics_reconciles_with_the_bill_and_shows_the_outside_calls(browser,
         page.wait_for_selector(IDLE, timeout=60_000)
         coverage = page.locator("[data-testid='stMetric']").filter(has_text="Coverage")
         sync_api.expect(coverage).to_contain_text("69.2%", timeout=30_000)  # 9 of 13 requests' cost
-        body = page.inner_text("body")
-        assert "1 of 3 day × model rows differ" in body
+        # The IDLE wait above can match before the click's rerun has begun, and the rerun's elements replace the
+        # previous run's one by one: every later check waits for its own text instead of reading the body once.
+        body = page.locator("body")
+        sync_api.expect(body).to_contain_text("1 of 3 day × model rows differ", use_inner_text=True, timeout=30_000)
         outside = (today - timedelta(days=2)).date().isoformat()
-        assert f"{outside} · gpt-4o-mini: 4 requests made outside PromptLab" in body
+        sync_api.expect(body).to_contain_text(f"{outside} · gpt-4o-mini: 4 requests made outside PromptLab",
+                                              use_inner_text=True, timeout=30_000)
         assert server.admin_key not in page.content()
         screenshot(page, "reconcile")
         context.close()
@@ -634,6 +637,12 @@ def test_a_shared_conversation_and_analytics_report_render_offline_with_the_numb
     context.close()
 
 
+def settled(settings_page) -> None:
+    """A check that something is absent waits for what the Settings page draws after it: IDLE alone can match
+    before the first run has drawn anything, and an empty page passes every "not in" check."""
+    sync_api.expect(settings_page.get_by_role("button", name="🔌 Test connection")).to_be_visible(timeout=30_000)
+
+
 def test_reload_keeps_the_provider_chosen_in_settings_and_only_for_that_browser(browser, page, app, server):
     from tests.loopback_server import LoopbackServer
     other = LoopbackServer().start()
@@ -662,6 +671,7 @@ def test_reload_keeps_the_provider_chosen_in_settings_and_only_for_that_browser(
         elsewhere = stranger.new_page()
         elsewhere.goto(f"{app.url}/settings")
         elsewhere.wait_for_selector(IDLE, timeout=30_000)
+        settled(elsewhere)
         assert "This browser uses the provider set below" not in elsewhere.inner_text("body")
         stranger.close()
 
@@ -672,6 +682,7 @@ def test_reload_keeps_the_provider_chosen_in_settings_and_only_for_that_browser(
         page.wait_for_timeout(300)
         page.reload()
         page.wait_for_selector(IDLE, timeout=30_000)
+        settled(page)
         assert "This browser uses the provider set below" not in page.inner_text("body")
     finally:
         other.stop()
