@@ -86,6 +86,60 @@ def test_the_childs_sdk_clients_validate_strictly_at_every_timeout_and_share_one
     assert stream.outcome.status == "ok" and stream.outcome.usage.output_tokens == 6
 
 
+def batched_client(server, sleeps: list[float], pause_s: float = 0.05):
+    """The SDK over the loopback server through the child's batching transport, its pauses recorded."""
+    import openai
+
+    from tests.conftest import TEST_KEY
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        time.sleep(seconds)
+
+    transport = local_model.BatchedReads(httpx2.HTTPTransport(), pause_s=pause_s, sleep=sleep)
+    return openai.OpenAI(base_url=server.base_url, api_key=TEST_KEY, max_retries=0,
+                         http_client=httpx2.Client(transport=transport))
+
+
+def test_a_streamed_reply_is_read_in_batches_with_every_chunk_in_order(server):
+    # One wake-up per token stole the model's cores (bench/local_model.py): the reader pauses after a read that
+    # waited, so tokens that arrive meanwhile are taken together, and nothing is lost or reordered.
+    from tests.loopback_server import Script
+
+    def texts(client) -> list[str]:
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION, stream=True,
+                                                stream_options={"include_usage": True})
+        return [c.choices[0].delta.content or "" if c.choices else f"usage {c.usage.total_tokens}" for c in stream]
+
+    server.push(Script(chunks=40, chunk_delay=0.01))
+    sleeps: list[float] = []
+    batched = texts(batched_client(server, sleeps))
+    server.push(Script(chunks=40, chunk_delay=0.01))
+    assert batched == texts(batched_client(server, [], pause_s=0))  # the same chunks, in the same order
+    assert len(batched) >= 42 and batched[-1].startswith("usage ")
+    # 40 chunks 10 ms apart, read after 50 ms pauses: about one pause per five chunks, not one wake-up per chunk.
+    assert 1 <= len(sleeps) <= 20 and set(sleeps) == {0.05}
+
+
+def test_a_json_reply_is_not_paused(server):
+    sleeps: list[float] = []
+    reply = batched_client(server, sleeps).chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
+    assert reply.choices[0].message.content and sleeps == []
+
+
+def test_the_offline_model_is_reached_when_a_proxy_is_configured(runtime, monkeypatch):
+    # A company proxy in HTTP_PROXY / ALL_PROXY (without 127.0.0.1 in NO_PROXY) must not swallow loopback calls:
+    # the SDK's default client would send them to the proxy, and the offline model would look dead.
+    child = runtime.child()
+    for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with local_model._child_http_client() as http:
+        models = http.get(f"{child.base_url}/v1/models", headers={"Authorization": f"Bearer {child.token}"})
+    assert models.status_code == 200 and MODEL_ID in models.text
+
+
 def test_context_window_comes_from_gguf_metadata(runtime):
     assert runtime.context_window() == 8192  # SmolLM2-135M's llama.context_length
 
