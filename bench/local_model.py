@@ -11,6 +11,9 @@ Runs alternate, so each round's three runs share the machine's state of the mome
 Goal: `local_model_speed_ratio` = (b) / (a) >= 0.95, the median over rounds of each round's own ratio. (The ratio of
 the fastest runs, printed too, was used first: one lucky run of either side decides it, and on this 2-core machine
 it ranged 0.894–0.966 over five runs of one tree, where the paired median ranged 0.953–0.997 over four.)
+The rounds come in blocks, each with a fresh child and a fresh raw server: one process's speed is a draw (five raw
+servers made one after another ran at 129–140 tok/s, steady within each), so a single pair of processes made the
+whole result a draw too.
 `local_model_first_token_s` is a cold start through PromptLab's path: child process start + model load + first
 token.
 Last lines: `RESULT local_model_first_token_s <s>`, `RESULT local_model_gate_ratio <(b)/(c)>` and
@@ -18,6 +21,7 @@ Last lines: `RESULT local_model_first_token_s <s>`, `RESULT local_model_gate_rat
 """
 from __future__ import annotations
 
+import gc
 import json
 import resource
 import statistics
@@ -38,7 +42,8 @@ from core.config import load_settings  # noqa: E402
 from core.providers import local_provider  # noqa: E402
 
 TOKENS = 256
-ROUNDS = 20
+BLOCKS = 4  # fresh processes on both sides per block
+ROUNDS = 5  # measured rounds per block, after one warm-up round
 SETTLE_S = 0.5
 EOS = "2"  # SmolLM2's <|im_end|>
 MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
@@ -51,6 +56,7 @@ def raw_server(path: str) -> xllamacpp.Server:
     params = xllamacpp.CommonParams()
     params.model.path = path
     params.n_parallel, params.n_ctx, params.cache_prompt, params.verbosity = 1, 0, False, 0
+    params.hostnames, params.port = ["127.0.0.1"], 0  # its (unused) HTTP listener must not clash with the last one
     return xllamacpp.Server(params)
 
 
@@ -97,30 +103,36 @@ def main() -> None:
         first_token_s = time.perf_counter() - started
         list(cold)
 
-        raw = raw_server(path)
         raw_rates, ours_rates, http_rates, ours_cpu_us = [], [], [], []
-        for round_no in range(ROUNDS + 1):  # round 0 warms up
-            # Each run starts on a quiet machine: llama.cpp's threads keep polling for a moment after a run.
-            raw_text, raw_time = raw_run(raw)
-            time.sleep(SETTLE_S)
-            http_text, http_time = http_run(provider.local_runtime())
-            time.sleep(SETTLE_S)
-            t0, cpu0 = time.perf_counter(), process_cpu_s()
-            stream = ChatStream(provider, ChatRequest(local_model.model_id_for(settings.local_model_path), MESSAGES,
-                                                      dict(SETTINGS)), context, log)
-            ours_text = "".join(stream)
-            ours_time, ours_cpu = time.perf_counter() - t0, process_cpu_s() - cpu0
-            out = stream.outcome
-            assert out is not None and out.status == "ok" and out.usage.output_tokens == TOKENS, out
-            time.sleep(SETTLE_S)
-            assert ours_text == raw_text == http_text, "the outputs differ"
-            if round_no:
-                raw_rates.append(TOKENS / raw_time)
-                ours_rates.append(TOKENS / ours_time)
-                http_rates.append(TOKENS / http_time)
-                ours_cpu_us.append(ours_cpu / TOKENS * 1e6)
-            print(f"round {round_no}: raw {TOKENS / raw_time:6.1f} tok/s · child over HTTP {TOKENS / http_time:6.1f} "
-                  f"tok/s · PromptLab {TOKENS / ours_time:6.1f} tok/s")
+        for block in range(BLOCKS):
+            local_model.stop_all()  # a fresh child (started by the first request) and a fresh raw server
+            raw = raw_server(path)
+            for round_no in range(ROUNDS + 1):  # round 0 warms up
+                # Each run starts on a quiet machine: llama.cpp's threads keep polling for a moment after a run.
+                raw_text, raw_time = raw_run(raw)
+                time.sleep(SETTLE_S)
+                http_text, http_time = http_run(provider.local_runtime())
+                time.sleep(SETTLE_S)
+                t0, cpu0 = time.perf_counter(), process_cpu_s()
+                stream = ChatStream(provider, ChatRequest(local_model.model_id_for(settings.local_model_path),
+                                                          MESSAGES, dict(SETTINGS)), context, log)
+                ours_text = "".join(stream)
+                ours_time, ours_cpu = time.perf_counter() - t0, process_cpu_s() - cpu0
+                out = stream.outcome
+                assert out is not None and out.status == "ok" and out.usage.output_tokens == TOKENS, out
+                time.sleep(SETTLE_S)
+                assert ours_text == raw_text == http_text, "the outputs differ"
+                if round_no:
+                    raw_rates.append(TOKENS / raw_time)
+                    ours_rates.append(TOKENS / ours_time)
+                    http_rates.append(TOKENS / http_time)
+                    ours_cpu_us.append(ours_cpu / TOKENS * 1e6)
+                print(f"block {block} round {round_no}: raw {TOKENS / raw_time:6.1f} tok/s · child over HTTP "
+                      f"{TOKENS / http_time:6.1f} tok/s · PromptLab {TOKENS / ours_time:6.1f} tok/s")
+            mine = slice(block * ROUNDS, (block + 1) * ROUNDS)
+            print(f"block {block}: PromptLab / raw {paired_median(ours_rates[mine], raw_rates[mine]):.3f}")
+            del raw
+            gc.collect()  # the raw server's threads and buffers go before the next one loads
         local_model.stop_all()
     print(f"medians: raw {statistics.median(raw_rates):.1f}, child over HTTP {statistics.median(http_rates):.1f}, "
           f"PromptLab {statistics.median(ours_rates):.1f} tok/s; same output: yes")
