@@ -13,7 +13,7 @@ from core.errors import PromptLabError
 from core.i18n import _
 from core.local_model import model_id_for
 from core.providers import Provider, chat_models, offline_notice
-from core.rendering import model_markdown
+from core.rendering import frames, model_markdown
 from pages._workbench import Workbench, browser_cookie, set_cookie, stores
 
 
@@ -83,13 +83,12 @@ def stream_markdown(deltas: Iterable[str], on_first: Callable[[], None] | None =
     (core.rendering): an injected image would otherwise be fetched the moment its closing parenthesis arrives.
     Returns the text shown."""
     slot = st.empty()
-    parts: list[str] = []
-    for i, delta in enumerate(deltas):
+    text = ""
+    for i, text in enumerate(frames(deltas)):  # a few redraws a second, not one per token
         if i == 0 and on_first is not None:
             on_first()
-        parts.append(delta)
-        slot.markdown(model_markdown("".join(parts)))
-    return "".join(parts)
+        slot.markdown(model_markdown(text))
+    return text
 
 
 LANGUAGE_KEY = "ui_language"

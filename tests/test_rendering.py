@@ -59,3 +59,31 @@ def test_a_typed_model_id_or_fallback_note_cannot_render_markup_under_a_reply():
         status="ok", model=f"![m]({EXFIL})", input_tokens=1, output_tokens=1))
     caption = chat.turn_caption(message)
     assert caption.startswith("`![m](") and caption.index("`", 1) > caption.index("attacker")
+
+
+def test_a_streaming_reply_is_redrawn_a_few_times_a_second_and_whole_at_the_end():
+    from core.rendering import frames
+
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    def deltas():
+        for i in range(100):  # 100 tokens, 5 ms apart: half a second
+            now[0] = i * 0.005
+            yield f"w{i} "
+
+    shown = list(frames(deltas(), interval_s=0.05, clock=clock))
+    whole = "".join(f"w{i} " for i in range(100))
+    assert shown[0] == "w0 " and shown[-1] == whole  # the first token at once, the whole reply last
+    assert 10 <= len(shown) <= 12  # one redraw per 50 ms, not one per token
+    assert all(whole.startswith(s) for s in shown) and shown == sorted(shown, key=len)
+
+
+def test_a_reply_whose_last_token_was_drawn_is_not_drawn_twice():
+    from core.rendering import frames
+
+    ticks = iter([0.0, 1.0, 2.0])
+    assert list(frames(["a", "b", "c"], interval_s=0.5, clock=lambda: next(ticks))) == ["a", "ab", "abc"]
+    assert list(frames([])) == []
