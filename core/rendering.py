@@ -93,8 +93,10 @@ FRAME_INTERVAL_S = 0.05  # a streaming reply is redrawn at most 20 times a secon
 def frames(deltas: Iterable[str], interval_s: float = FRAME_INTERVAL_S,
            clock: Callable[[], float] = time.monotonic) -> Iterator[str]:
     """The texts to draw while a reply streams in: the first piece at once, then at most one per `interval_s`,
-    and always the whole reply last. Each redraw sends (and the browser re-renders) the whole reply so far, so one
-    per token cost ~1 ms of server CPU per token — on a small machine taken from the offline model's own cores."""
+    and always the whole reply last (a piece that comes within `interval_s` of a redraw shows with the next piece).
+    Each redraw sends, and the browser re-renders, the whole reply so far: one per token cost ~2.5 ms of browser
+    and ~0.4 ms of server CPU per token more (a real browser with the offline model on a 2-core machine), CPU that
+    the model's own threads were waiting for."""
     parts: list[str] = []
     drawn, last = 0, 0.0
     for delta in deltas:
