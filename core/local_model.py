@@ -146,10 +146,9 @@ class BatchedReads(httpx2.BaseTransport):
     against ~15 µs for the SDK's parsing of the same chunks with warm caches; read in batches it is ~145 µs, and the
     model keeps its cores (bench/local_model.py). Other bodies (JSON) pass through untouched."""
 
-    def __init__(self, inner: httpx2.BaseTransport | None = None, pause_s: float = READ_BATCH_S,
+    def __init__(self, inner: httpx2.BaseTransport, pause_s: float = READ_BATCH_S,
                  sleep: Callable[[float], None] = time.sleep):
-        self._inner = inner or httpx2.HTTPTransport()
-        self._pause_s, self._sleep = pause_s, sleep
+        self._inner, self._pause_s, self._sleep = inner, pause_s, sleep
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         response = self._inner.handle_request(request)
