@@ -136,10 +136,13 @@ def model_file_main(argv: list[str] | None = None) -> int:
 def evals_main(argv: list[str] | None = None) -> int:
     """`python -m core.evals run CONFIG.yaml`: run a promptfoo-format eval through the gate; exit 0 when every case
     passes, 100 when some fail, 1 on an error (promptfoo's convention)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from core.calllog import CallLog
     from core.calls import CallContext
     from core.config import load_settings
     from core.eval_config import EvalConfigError, load_config
+    from core.eval_store import EvalStore
     from core.evals import EvalRun, ProviderResolver, exit_code, key_notes, summary_table
     from core.providers import resolve_provider
 
@@ -159,19 +162,36 @@ def evals_main(argv: list[str] | None = None) -> int:
             print(f"note: {note}", file=sys.stderr)
         evaluation = EvalRun(config, resolver,
                              CallContext("evals", settings.user, "cli"), CallLog(settings.db_url),
-                             repeat=args.repeat, concurrency=args.concurrency).start()
-        evaluation.wait()
+                             repeat=args.repeat, concurrency=args.concurrency)
+        # The same durable path as the page: the run is stored as its cells finish (and listed on the page).
+        store = EvalStore(settings.db_url)
+        evaluation.start(store.begin_run(evaluation.id, evaluation.name, config, evaluation.plan,
+                                         user=settings.user, secrets=(*settings.secret_values, *evaluation.keys())))
     except (EvalConfigError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except SQLAlchemyError as err:  # its text may hold the database URL's password: the kind is enough
+        print(f"error: the database at PROMPTLAB_DB_URL cannot be written ({type(err).__name__})", file=sys.stderr)
+        return 1
+    try:
+        evaluation.wait()
+    except KeyboardInterrupt:  # Ctrl-C: what finished stays stored, and the run can be resumed on the page
+        evaluation.cancel()
+        evaluation.wait(60)
+        evaluation.finish()
+        print(f"cancelled: run {evaluation.id} keeps its {evaluation.progress()[0]} finished cells",
+              file=sys.stderr)
+        return 130
+    evaluation.finish()
     print(summary_table(evaluation))
     summary = evaluation.summary()
     print(f"{summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors · "
           f"${summary['cost_usd']:.4f} · run {evaluation.id}")
     if args.output:
+        saved = store.run(evaluation.id)  # as stored: without the keys in play, under the text policy
         try:
             with open(args.output, "w", encoding="utf-8") as f:
-                f.write(evaluation.to_json())
+                f.write(saved.to_json() if saved else evaluation.to_json())
         except OSError as err:
             print(f"error: cannot write {args.output}: {err.strerror}", file=sys.stderr)
             return 1

@@ -215,6 +215,27 @@ def m012_reconciliations(conn: Connection) -> None:
                          "body TEXT NOT NULL)"))
 
 
+@migration
+def m013_durable_eval_runs(conn: Connection) -> None:
+    # An eval run is written as its cells finish, so a server killed mid-run leaves every finished cell behind:
+    # the run row exists from the start (status running, owned by pid@host like a started call) and each graded
+    # cell is one row keyed by run and cell. Runs saved before this keep their rows in `body` (status done).
+    conn.execute(sa.text("ALTER TABLE eval_runs ADD COLUMN status TEXT NOT NULL DEFAULT 'done'"))
+    conn.execute(sa.text("ALTER TABLE eval_runs ADD COLUMN owner TEXT"))
+    conn.execute(sa.text("ALTER TABLE eval_runs ADD COLUMN updated_at TEXT"))
+    conn.execute(sa.text("ALTER TABLE eval_runs ADD COLUMN planned_cells INTEGER"))
+    conn.execute(sa.text("ALTER TABLE eval_runs ADD COLUMN plan TEXT"))
+    conn.execute(sa.text("""
+        CREATE TABLE eval_run_cells (
+            run_id TEXT NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
+            cell_key TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            finished_at TEXT NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (run_id, cell_key)
+        )"""))
+
+
 def insertion_order_column(engine: Engine) -> str:
     """The column that grows with every inserted call (see m008)."""
     return "rowid" if engine.dialect.name == "sqlite" else "seq"

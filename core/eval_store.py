@@ -1,17 +1,29 @@
-"""Evals in the database: test sets versioned like the prompt library, and finished runs (their config and every
-graded cell) so a later run can be compared with a baseline."""
+"""Evals in the database: test sets versioned like the prompt library, and runs (their config and every graded
+cell) so a later run can be compared with a baseline.
+
+A run is written as it goes: its row first (status running, owned by pid@host like a started call), then each
+graded cell as it finishes, cleaned of the keys in play and under the call log's text policy. A run whose process
+died is read as interrupted, with every finished cell, and can be taken over to run the missing ones.
+"""
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
+from core import eval_results
+from core.calllog import TEXT_POLICY, owner_gone, process_owner
 from core.clock import utc_now_iso
 from core.db import engine_for
 from core.eval_config import EvalConfig, TestCase, parse_config, tests_from_jsonl, tests_to_jsonl
+from core.safety import redact_value
+from core.workspace import Workspace
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,9 +41,47 @@ class TestSetVersion:
     tests: list[TestCase]
 
 
+# ----- runs (records) ------------------------------------------------------------------------------------------------
+RUNNING, DONE, CANCELLED, INTERRUPTED = "running", "done", "cancelled", "interrupted"
+RESUMABLE = (INTERRUPTED, CANCELLED)
+STALE_AFTER_S = 3600  # a running run that wrote nothing for this long is another machine's dead process's
+KEY_REMOVED = "[key removed]"
+# The cell fields that hold texts (from the cases, the model or a grader): what the text policy acts on.
+CELL_TEXT_FIELDS = ("vars", "output", "reason", "error", "assertions", "grading", "description")
+
+_meta = sa.MetaData()
+eval_run_cells_table = sa.Table(  # m013: one graded cell of a run, written as it finishes
+    "eval_run_cells", _meta,
+    sa.Column("run_id", sa.Text, primary_key=True), sa.Column("cell_key", sa.Text, primary_key=True),
+    sa.Column("position", sa.Integer), sa.Column("finished_at", sa.Text), sa.Column("body", sa.Text),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunPlan:
+    """How a run was asked for besides its config (how many cells, repeats, concurrency, cache): what a resume
+    needs to run the missing cells the same way."""
+
+    cells: int
+    repeat: int = 1
+    concurrency: int = 8
+    cache: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps({"cells": self.cells, "repeat": self.repeat, "concurrency": self.concurrency,
+                           "cache": self.cache})
+
+    @staticmethod
+    def from_json(text: str | None, cells: int) -> RunPlan:
+        data = json.loads(text) if text else {}
+        return RunPlan(cells=int(data.get("cells", cells)), repeat=int(data.get("repeat", 1)),
+                       concurrency=int(data.get("concurrency", 8)), cache=bool(data.get("cache", False)))
+
+
 @dataclass(frozen=True, kw_only=True)
 class SavedEvalRun:
-    """A finished run as stored: its config, the graded cells (results.json's `results`) and its summary."""
+    """A run as stored: its config, the graded cells (results.json's `results`), its summary, and its state —
+    running, done, cancelled, or interrupted (its process is gone); `cell_keys` say which cells finished."""
 
     id: str
     name: str
@@ -41,11 +91,119 @@ class SavedEvalRun:
     rows: list[dict[str, Any]]
     summary: dict[str, Any]
     baseline: bool = False
+    status: str = DONE
+    plan: RunPlan | None = None
+    cell_keys: frozenset[str] = frozenset()
+
+    @property
+    def missing_cells(self) -> int:
+        """Cells not run yet (0 for a run saved whole)."""
+        return max(0, self.plan.cells - len(self.cell_keys)) if self.plan else 0
+
+    @property
+    def resumable(self) -> bool:
+        """An interrupted or cancelled run with cells still to run."""
+        return self.status in RESUMABLE and self.missing_cells > 0
 
     def to_json(self) -> str:
         """The run as results.json (what `python -m core.evals run --output` writes)."""
         return json.dumps({"summary": self.summary, "results": self.rows, "notes": self.config.notes},
                           ensure_ascii=False, indent=2, default=str)
+
+
+def without_keys(value: Any, secrets: Iterable[str]) -> Any:
+    """Every string inside JSON-like data with the given secret values replaced (keys of mappings too)."""
+    secrets = [s for s in secrets if s and len(s) >= 6]
+    if not secrets:
+        return value
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, str):
+            for secret in secrets:
+                v = v.replace(secret, KEY_REMOVED)
+            return v
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        if isinstance(v, dict):
+            return {clean(k): clean(x) for k, x in v.items()}
+        return v
+    return clean(value)
+
+
+def clean_cell(row: dict[str, Any], secrets: Iterable[str], policy: str) -> dict[str, Any]:
+    """A cell as it may be stored: the keys in play removed from every field, and the call log's text policy on its
+    texts — "redacted": PII and key-shaped strings replaced by typed placeholders; "metadata": the model's output
+    and the grading prompts not kept at all (verdicts, scores and the rest, redacted)."""
+    row = dict(row)
+    if policy in ("redacted", "metadata"):
+        for name in CELL_TEXT_FIELDS:
+            if name in row:
+                row[name] = redact_value(row[name])
+    if policy == "metadata":
+        row["output"], row["grading"] = "", []
+    return without_keys(row, secrets)
+
+
+class RunJournal:
+    """A run being written as its cells finish, by the process that runs them (the run row names it as owner).
+    `record` runs in the cells' worker threads; `finish` once, when the run ends or is cancelled."""
+
+    def __init__(self, engine: Engine, run_id: str, planned: int, secrets: Iterable[str], policy: str):
+        self.engine, self.run_id, self.planned = engine, run_id, planned
+        self.secrets = frozenset(s for s in secrets if s)
+        self.policy = policy
+        self.owner = process_owner()
+
+    def record(self, key: str, position: int, row: dict[str, Any], secrets: Iterable[str] = ()) -> None:
+        """Store one graded cell (cleaned first: see `clean_cell`); writing the same key again replaces it."""
+        body = json.dumps(clean_cell(row, self.secrets | set(secrets), self.policy), ensure_ascii=False,
+                          default=str)
+        now = utc_now_iso()
+        cells = eval_run_cells_table
+        with self.engine.begin() as conn:
+            conn.execute(cells.delete().where((cells.c.run_id == self.run_id) & (cells.c.cell_key == key)))
+            conn.execute(cells.insert(), {"run_id": self.run_id, "cell_key": key, "position": position,
+                                          "finished_at": now, "body": body})
+            conn.execute(sa.text("UPDATE eval_runs SET updated_at = :t WHERE id = :id"),
+                         {"t": now, "id": self.run_id})
+
+    def finish(self, status: str) -> str:
+        """Mark the run done / cancelled / interrupted and release it; "done" with cells missing (a write that
+        failed, a worker that died) is stored as interrupted, so a resume can run them. Returns the state kept."""
+        with self.engine.begin() as conn:
+            stored = conn.execute(sa.select(sa.func.count()).select_from(eval_run_cells_table)
+                                  .where(eval_run_cells_table.c.run_id == self.run_id)).scalar_one()
+            if status == DONE and stored < self.planned:
+                status = INTERRUPTED
+            conn.execute(sa.text("UPDATE eval_runs SET status = :s, owner = NULL, updated_at = :t "
+                                 "WHERE id = :id AND owner = :me"),
+                         {"s": status, "t": utc_now_iso(), "id": self.run_id, "me": self.owner})
+        return status
+
+
+def run_state(status: str, owner: str | None, updated_at: str | None, now: datetime | None = None) -> str:
+    """A stored run's state as it is: a run still marked running whose process is gone (this machine's), or that
+    wrote nothing for an hour (any machine's), is interrupted."""
+    if status != RUNNING:
+        return status
+    if owner_gone(owner or ""):
+        return INTERRUPTED
+    cutoff = ((now or datetime.now(timezone.utc)) - timedelta(seconds=STALE_AFTER_S)).isoformat(
+        timespec="milliseconds")
+    return INTERRUPTED if (updated_at or "") < cutoff else RUNNING
+
+
+def mark_interrupted_runs(engine: Engine) -> int:
+    """Store the state of runs whose process is gone as interrupted (run at start-up and hourly by
+    core.privacy.RetentionWorker, next to the call log's own); returns how many."""
+    with engine.begin() as conn:
+        rows = conn.execute(sa.text("SELECT id, status, owner, updated_at FROM eval_runs WHERE status = :s"),
+                            {"s": RUNNING}).all()
+        dead = [r.id for r in rows if run_state(r.status, r.owner, r.updated_at) == INTERRUPTED]
+        for run_id in dead:
+            conn.execute(sa.text("UPDATE eval_runs SET status = :i, owner = NULL WHERE id = :id AND status = :s"),
+                         {"i": INTERRUPTED, "id": run_id, "s": RUNNING})
+    return len(dead)
 
 
 class EvalStore:
@@ -94,36 +252,100 @@ class EvalStore:
         return history[0] if history else None
 
     # ----- runs ------------------------------------------------------------------------------------------------
-    def save_run(self, run_id: str, name: str, config: EvalConfig, rows: list[dict[str, Any]],
-                 summary: dict[str, Any], user: str | None = None) -> SavedEvalRun:
-        saved = SavedEvalRun(id=run_id, name=name, user=user, created_at=utc_now_iso(), config=config, rows=rows,
-                             summary=summary)
+    def begin_run(self, run_id: str, name: str, config: EvalConfig, plan: RunPlan, *, user: str | None = None,
+                  secrets: Iterable[str | None] = ()) -> RunJournal:
+        """Create the run's row before its first cell (status running, owned by this process) and return the
+        journal its cells are written through. `secrets`: the keys in play, removed from everything stored."""
+        keys = tuple(s for s in secrets if s)
+        now = utc_now_iso()
         with self.engine.begin() as conn:
-            conn.execute(sa.text("INSERT INTO eval_runs (id, name, user_id, created_at, config, body) "
-                                 "VALUES (:id, :n, :u, :t, :c, :b)"),
-                         {"id": run_id, "n": name, "u": user, "t": saved.created_at,
-                          "c": json.dumps(config.to_dict(), ensure_ascii=False),
-                          "b": json.dumps({"results": rows, "summary": summary}, ensure_ascii=False, default=str)})
-        return saved
+            conn.execute(sa.text(
+                "INSERT INTO eval_runs (id, name, user_id, created_at, config, body, status, owner, updated_at, "
+                "planned_cells, plan) VALUES (:id, :n, :u, :t, :c, '{}', :s, :o, :t, :cells, :plan)"),
+                {"id": run_id, "n": without_keys(name, keys), "u": user, "t": now,
+                 "c": json.dumps(without_keys(config.to_dict(), keys), ensure_ascii=False), "s": RUNNING,
+                 "o": process_owner(), "cells": plan.cells, "plan": plan.to_json()})
+        return RunJournal(self.engine, run_id, plan.cells, keys, Workspace(self.engine).load(TEXT_POLICY))
 
-    @staticmethod
-    def _run(row: Any) -> SavedEvalRun:
-        body = json.loads(row.body)
-        return SavedEvalRun(id=row.id, name=row.name, user=row.user_id, created_at=row.created_at,
-                            config=parse_config(json.loads(row.config)), rows=body["results"],
-                            summary=body["summary"], baseline=bool(row.baseline))
-
-    def runs(self, limit: int = 50) -> list[SavedEvalRun]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.text(f"SELECT * FROM eval_runs{self._mine()} ORDER BY created_at DESC LIMIT :l"),
-                                {"l": limit, "viewer": self.viewer}).all()
-        return [self._run(r) for r in rows]
-
-    def run(self, run_id: str) -> SavedEvalRun | None:
+    def take_over(self, run_id: str, secrets: Iterable[str | None] = ()) -> RunJournal | None:
+        """Claim an interrupted (or cancelled) run of the viewer's to resume it: it is running again, owned by this
+        process. None when it is not resumable, not the viewer's, or another process claimed it first."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.text(f"SELECT * FROM eval_runs WHERE id = :id{self._mine('AND')}"),
                                {"id": run_id, "viewer": self.viewer}).first()
-        return self._run(row) if row else None
+        if row is None or row.planned_cells is None or run_state(row.status, row.owner, row.updated_at) \
+                not in RESUMABLE:
+            return None
+        with self.engine.begin() as conn:  # the row as read, or nothing: two resumes cannot both win
+            claimed = conn.execute(sa.text(
+                "UPDATE eval_runs SET status = :s, owner = :o, updated_at = :t WHERE id = :id AND status = :was "
+                "AND coalesce(owner, '') = :owner"),
+                {"s": RUNNING, "o": process_owner(), "t": utc_now_iso(), "id": run_id, "was": row.status,
+                 "owner": row.owner or ""}).rowcount
+        if claimed != 1:
+            return None
+        keys = tuple(s for s in secrets if s)
+        return RunJournal(self.engine, run_id, row.planned_cells, keys, Workspace(self.engine).load(TEXT_POLICY))
+
+    def save_run(self, run_id: str, name: str, config: EvalConfig, rows: list[dict[str, Any]],
+                 summary: dict[str, Any], user: str | None = None,
+                 secrets: Iterable[str | None] = ()) -> SavedEvalRun | None:
+        """Store a finished run whole (rows and summary in the run's row, as before runs were written as they go),
+        cleaned like a journal's cells."""
+        keys = tuple(s for s in secrets if s)
+        policy = Workspace(self.engine).load(TEXT_POLICY)
+        body = {"results": [clean_cell(r, keys, policy) for r in rows], "summary": without_keys(summary, keys)}
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO eval_runs (id, name, user_id, created_at, config, body, updated_at) "
+                                 "VALUES (:id, :n, :u, :t, :c, :b, :t)"),
+                         {"id": run_id, "n": without_keys(name, keys), "u": user, "t": utc_now_iso(),
+                          "c": json.dumps(without_keys(config.to_dict(), keys), ensure_ascii=False),
+                          "b": json.dumps(body, ensure_ascii=False, default=str)})
+        return self.run(run_id)
+
+    def _cells(self, run_ids: list[str]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        """The stored cells of these runs, in run order: run id -> [(cell key, row)]."""
+        out: dict[str, list[tuple[str, dict[str, Any]]]] = {run_id: [] for run_id in run_ids}
+        cells = eval_run_cells_table
+        with self.engine.connect() as conn:
+            for start in range(0, len(run_ids), 500):
+                for r in conn.execute(sa.select(cells.c.run_id, cells.c.cell_key, cells.c.body)
+                                      .where(cells.c.run_id.in_(run_ids[start:start + 500]))
+                                      .order_by(cells.c.run_id, cells.c.position)):
+                    out[r.run_id].append((r.cell_key, json.loads(r.body)))
+        return out
+
+    @staticmethod
+    def _run(row: Any, cells: list[tuple[str, dict[str, Any]]]) -> SavedEvalRun:
+        body = json.loads(row.body)
+        config = parse_config(json.loads(row.config))
+        if row.planned_cells is None:  # saved whole (`save_run`, and every run before m013)
+            return SavedEvalRun(id=row.id, name=row.name, user=row.user_id, created_at=row.created_at, config=config,
+                                rows=body["results"], summary=body["summary"], baseline=bool(row.baseline))
+        rows = [r for _, r in cells]
+        summary = {"run_id": row.id, "name": row.name, **eval_results.summary(rows), "cells": row.planned_cells}
+        return SavedEvalRun(id=row.id, name=row.name, user=row.user_id, created_at=row.created_at, config=config,
+                            rows=rows, summary=summary, baseline=bool(row.baseline),
+                            status=run_state(row.status, row.owner, row.updated_at),
+                            plan=RunPlan.from_json(row.plan, row.planned_cells),
+                            cell_keys=frozenset(k for k, _ in cells))
+
+    def _read(self, where: str, params: dict[str, Any], limit: int | None = None) -> list[SavedEvalRun]:
+        query = f"SELECT * FROM eval_runs {where}{self._mine('AND' if where else 'WHERE')} ORDER BY created_at DESC"
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text(query + (" LIMIT :l" if limit else "")),
+                                {**params, "l": limit, "viewer": self.viewer}).all()
+        cells = self._cells([r.id for r in rows if r.planned_cells is not None])
+        return [self._run(r, cells.get(r.id, [])) for r in rows]
+
+    def runs(self, limit: int = 50) -> list[SavedEvalRun]:
+        """The viewer's runs, newest first, whatever their state (a running or interrupted run shows the cells
+        that finished)."""
+        return self._read("", {}, limit)
+
+    def run(self, run_id: str) -> SavedEvalRun | None:
+        found = self._read("WHERE id = :id", {"id": run_id})
+        return found[0] if found else None
 
     def set_baseline(self, run_id: str) -> None:
         """Make this run the viewer's baseline (one each)."""
@@ -134,7 +356,5 @@ class EvalStore:
                          {"id": run_id, "viewer": self.viewer})
 
     def baseline(self) -> SavedEvalRun | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.text(f"SELECT * FROM eval_runs WHERE baseline{self._mine('AND')}"),
-                               {"viewer": self.viewer}).first()
-        return self._run(row) if row else None
+        found = self._read("WHERE baseline", {})
+        return found[0] if found else None

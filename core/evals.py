@@ -3,15 +3,19 @@ Playground's `MatrixRun`, page `evals`, tagged `run:<id>`), graded by its case's
 model-graded ones by a grader whose calls go through the gate too and count in the run's cost. Results say which
 prompt is better: pass rates with Wilson intervals per configuration, paired comparisons, failures first.
 
+A run is durable: given a `RunJournal` (core/eval_store.py), every graded cell is stored as it finishes, so a server
+killed mid-run leaves an interrupted run that `EvalRun.resuming()` completes by running only the missing cells.
+
 Headless: `python -m core.evals run CONFIG.yaml [--output results.json] [--repeat N] [--concurrency N]` (see
 core/cli.py) exits 0 when every case passes, 100 when some fail, 1 on an error — promptfoo's convention.
 """
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +23,14 @@ from core import eval_results
 from core.cache import ResponseCache
 from core.calllog import CallLog
 from core.calls import CallContext, ChatRequest, ChatStream, logged_call
-from core.errors import PromptLabError
+from core.errors import PromptLabError, scrub_secrets
 from core.eval_assertions import MODEL_GRADED, Output, Verdict, aggregate, evaluate, render
 from core.eval_config import EvalConfig, PromptSpec, ProviderSpec, TestCase
+from core.eval_store import CANCELLED, DONE, INTERRUPTED, RunJournal, RunPlan, SavedEvalRun
 from core.playground import CellResult, CellSpec, CostEstimate, MatrixRun, PreparedCell, estimate_cost
 from core.providers import Provider, request_params
+
+logger = logging.getLogger(__name__)
 
 PAGE = "evals"
 EMBEDDING_MODEL = "text-embedding-3-small"
@@ -54,7 +61,8 @@ def provider_spec(ref: str) -> ProviderSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class EvalCell:
-    """Where a cell sits in the run: indices into the config (prompts, providers, cases as run) and the repeat."""
+    """Where a cell sits in the run: indices into the config (prompts, providers, cases as run) and the repeat;
+    `position` is its place among all the run's cells (a resumed run holds only the missing ones)."""
 
     prompt_index: int
     provider_index: int
@@ -62,6 +70,16 @@ class EvalCell:
     repeat: int
     vars: dict[str, Any]
     messages: list[dict[str, Any]]
+    position: int = 0
+
+    @property
+    def key(self) -> str:
+        """The cell's name in the stored run: the same config and repeat give the same keys."""
+        return cell_key(self.prompt_index, self.provider_index, self.test_index, self.repeat)
+
+
+def cell_key(prompt_index: int, provider_index: int, test_index: int, repeat: int) -> str:
+    return f"p{prompt_index}.v{provider_index}.t{test_index}.r{repeat}"
 
 
 @dataclass(kw_only=True)
@@ -77,13 +95,15 @@ class CellGrade:
 
 
 class EvalRun:
-    """A running (or finished) eval. Start it, poll `progress()`, `cancel()` keeps what finished."""
+    """A running (or finished) eval. Start it, poll `progress()`, `cancel()` keeps what finished. `skip`: keys of
+    cells already stored (a resumed run runs the others)."""
 
     def __init__(self, config: EvalConfig, resolve: Resolve, context: CallContext, log: CallLog, *,
                  repeat: int = 1, concurrency: int = 8, cache: ResponseCache | None = None,
-                 run_id: str | None = None, name: str | None = None):
+                 run_id: str | None = None, name: str | None = None, skip: Collection[str] = ()):
         if not 1 <= repeat <= 20:
             raise ValueError("Repeats go from 1 to 20.")
+        self.concurrency, self.cached = concurrency, cache is not None
         self.config = config
         self.cases: list[TestCase] = config.cases()
         self.resolve = resolve
@@ -95,8 +115,11 @@ class EvalRun:
                                           [*context.tags, f"run:{self.id}", "grader"])
         self.repeat = repeat
         self.cells: list[EvalCell] = []
+        self.planned = 0  # every cell of the run, the skipped ones included
         prepared: list[PreparedCell] = []
         providers = [resolve(p) for p in config.providers]
+        # The keys in play (the providers' and graders'): never in a stored cell, whatever the model said.
+        self._keys: set[str] = {p.api_key for p in providers if p.api_key}
         for pi, prompt in enumerate(config.prompts):
             for vi, spec in enumerate(config.providers):
                 provider = providers[vi]
@@ -104,8 +127,11 @@ class EvalRun:
                 for ti, case in enumerate(self.cases):
                     messages = messages_for(prompt, case.vars)
                     for r in range(1, repeat + 1):
+                        position, self.planned = self.planned, self.planned + 1
+                        if cell_key(pi, vi, ti, r) in skip:
+                            continue
                         self.cells.append(EvalCell(prompt_index=pi, provider_index=vi, test_index=ti, repeat=r,
-                                                   vars=case.vars, messages=messages))
+                                                   vars=case.vars, messages=messages, position=position))
                         prepared.append(PreparedCell(
                             CellSpec(prompt.label, spec.model, params.get("temperature"), r), provider, messages,
                             params, tools=list(params.get("tools") or [])))
@@ -113,11 +139,37 @@ class EvalRun:
         self._lock = threading.Lock()
         self.matrix = MatrixRun(prepared, self.context, log, concurrency, on_done=self._grade, cache=cache)
         self._embeddings_missing: set[str] = set()
+        self.journal: RunJournal | None = None
+
+    @classmethod
+    def resuming(cls, saved: SavedEvalRun, resolve: Resolve, context: CallContext, log: CallLog, *,
+                 cache: ResponseCache | None = None) -> EvalRun:
+        """The cells a stored run is missing, with its config, repeats and concurrency, under its id (its calls are
+        tagged with the same run). `cache` only if the run allowed it."""
+        plan = saved.plan or RunPlan(cells=len(saved.rows))
+        return cls(saved.config, resolve, context, log, repeat=plan.repeat, concurrency=plan.concurrency,
+                   cache=cache if plan.cache else None, run_id=saved.id, name=saved.name, skip=saved.cell_keys)
+
+    @property
+    def plan(self) -> RunPlan:
+        return RunPlan(cells=self.planned, repeat=self.repeat, concurrency=self.concurrency, cache=self.cached)
 
     # ----- running ---------------------------------------------------------------------------------------------
-    def start(self) -> EvalRun:
+    def start(self, journal: RunJournal | None = None) -> EvalRun:
+        """Run the cells; with a journal each graded cell is stored as it finishes (`finish()` closes it)."""
+        self.journal = journal
         self.matrix.start()
         return self
+
+    def outcome(self) -> str:
+        """How the run ended: done (every cell graded), cancelled, or interrupted (a cell's worker died)."""
+        if self.matrix.cancelled():
+            return CANCELLED
+        return DONE if all(g is not None for g in self.grades) else INTERRUPTED
+
+    def finish(self) -> str:
+        """Close the journal with the run's outcome (after `wait()`); returns the state stored."""
+        return self.journal.finish(self.outcome()) if self.journal is not None else self.outcome()
 
     def cancel(self) -> None:
         self.matrix.cancel()
@@ -143,12 +195,31 @@ class EvalRun:
         return sum(g is not None for g in self.grades), len(self.cells)
 
     def _grade(self, i: int, result: CellResult) -> None:
-        """Runs in the cell's worker once its call has ended."""
+        """Runs in the cell's worker once its call has ended: grade it, then store it (with a journal)."""
+        self.grades[i] = self._verdict(i, result)
+        if self.journal is None:
+            return
+        try:
+            self.journal.record(self.cells[i].key, self.cells[i].position, self._row(i), self.keys())
+        except Exception as exc:  # the database is busy or gone: the run ends interrupted and a resume redoes it
+            logger.warning("eval run %s: cell %s not stored: %s", self.id, self.cells[i].key,
+                           scrub_secrets(repr(exc), self.keys()))
+
+    def keys(self) -> frozenset[str]:
+        """The keys in play so far (the providers' and the graders' the run has used)."""
+        with self._lock:
+            return frozenset(self._keys)
+
+    def _note_key(self, key: str | None) -> None:
+        if key:
+            with self._lock:  # graders resolve in the cells' worker threads
+                self._keys.add(key)
+
+    def _verdict(self, i: int, result: CellResult) -> CellGrade:
         cell, case = self.cells[i], self.cases[self.cells[i].test_index]
         if result.status != "ok":
             reason = result.error or ("cancelled" if result.status == "cancelled" else "the call failed")
-            self.grades[i] = CellGrade(passed=False, score=0.0, reason=reason, verdicts=[], error=reason)
-            return
+            return CellGrade(passed=False, score=0.0, reason=reason, verdicts=[], error=reason)
         metrics = result.metrics
         output = Output(text=result.text if not result.tool_calls else json.dumps(
             [{"id": c.get("id"), "type": "function", "function": {"name": c.get("name"),
@@ -166,8 +237,8 @@ class EvalRun:
                     for a in case.assertions]
         verdict = aggregate(verdicts, case.threshold)
         cost = None if any(c is None for c in spent) else sum(c or 0.0 for c in spent)
-        self.grades[i] = CellGrade(passed=verdict.passed, score=verdict.score, reason=verdict.reason,
-                                   verdicts=verdicts, grader_cost_usd=cost)
+        return CellGrade(passed=verdict.passed, score=verdict.score, reason=verdict.reason, verdicts=verdicts,
+                         grader_cost_usd=cost)
 
     def _default_grader(self) -> str:
         """The config's grader, else the first provider's model (promptfoo would default to an OpenAI model)."""
@@ -177,6 +248,7 @@ class EvalRun:
         def ask(messages: list[dict[str, str]], which: str | None) -> str:
             spec = provider_spec(which or self._default_grader())
             provider = self.resolve(spec)
+            self._note_key(provider.api_key)
             params = request_params(provider, spec.model, temperature=0.0)
             stream = ChatStream(provider, ChatRequest(spec.model, messages, params), self.grader_context, self.log)
             text = "".join(stream)
@@ -191,6 +263,7 @@ class EvalRun:
         def embed(texts: list[str], which: str | None) -> list[list[float]] | None:
             spec = provider_spec(which or self._default_grader())
             provider = self.resolve(spec)
+            self._note_key(provider.api_key)
             if provider.kind == "local" or provider.base_url in self._embeddings_missing:
                 return None
             try:
@@ -207,28 +280,29 @@ class EvalRun:
     # ----- results ---------------------------------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
         """One object per cell (results.json's `results`): where it sits, what it said, its verdicts."""
-        rows = []
-        for cell, result, grade in zip(self.cells, self.results, self.grades, strict=True):
-            metrics = result.metrics
-            rows.append({
-                "prompt_index": cell.prompt_index, "prompt": self.config.prompts[cell.prompt_index].label,
-                "provider": self.config.providers[cell.provider_index].id, "test_index": cell.test_index,
-                "description": self.cases[cell.test_index].description, "repeat": cell.repeat,
-                "vars": cell.vars, "output": result.text, "status": result.status, "graded": grade is not None,
-                "pass": bool(grade and grade.passed), "score": grade.score if grade else 0.0,
-                "reason": grade.reason if grade else "not run",
-                "error": (grade.error if grade else None) or result.error,
-                "latency_ms": metrics.latency_ms if metrics else None,
-                "cost_usd": metrics.cost_usd if metrics else None,
-                "grader_cost_usd": grade.grader_cost_usd if grade else None,
-                "input_tokens": metrics.input_tokens if metrics else None,
-                "output_tokens": metrics.output_tokens if metrics else None,
-                "request_id": metrics.request_id if metrics else None,
-                "assertions": [v.to_dict() for v in grade.verdicts] if grade else [],
-                "grading": [{"type": v.type, "prompt": v.grading_prompt} for v in grade.verdicts
-                            if v.grading_prompt] if grade else [],
-            })
-        return rows
+        return [self._row(i) for i in range(len(self.cells))]
+
+    def _row(self, i: int) -> dict[str, Any]:
+        cell, result, grade = self.cells[i], self.results[i], self.grades[i]
+        metrics = result.metrics
+        return {
+            "prompt_index": cell.prompt_index, "prompt": self.config.prompts[cell.prompt_index].label,
+            "provider": self.config.providers[cell.provider_index].id, "test_index": cell.test_index,
+            "description": self.cases[cell.test_index].description, "repeat": cell.repeat,
+            "vars": cell.vars, "output": result.text, "status": result.status, "graded": grade is not None,
+            "pass": bool(grade and grade.passed), "score": grade.score if grade else 0.0,
+            "reason": grade.reason if grade else "not run",
+            "error": (grade.error if grade else None) or result.error,
+            "latency_ms": metrics.latency_ms if metrics else None,
+            "cost_usd": metrics.cost_usd if metrics else None,
+            "grader_cost_usd": grade.grader_cost_usd if grade else None,
+            "input_tokens": metrics.input_tokens if metrics else None,
+            "output_tokens": metrics.output_tokens if metrics else None,
+            "request_id": metrics.request_id if metrics else None,
+            "assertions": [v.to_dict() for v in grade.verdicts] if grade else [],
+            "grading": [{"type": v.type, "prompt": v.grading_prompt} for v in grade.verdicts
+                        if v.grading_prompt] if grade else [],
+        }
 
     def summary(self) -> dict[str, Any]:
         return {"run_id": self.id, "name": self.name, **eval_results.summary(self.rows())}

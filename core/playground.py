@@ -415,6 +415,9 @@ class MatrixRun:
     def cancel(self) -> None:
         self._cancel.set()
 
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
     def done(self) -> bool:
         return all(f.done() for f in self._futures)
 

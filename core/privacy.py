@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from core.calllog import TEXT_POLICY, mark_interrupted
 from core.clock import utc_now_iso
+from core.eval_store import mark_interrupted_runs
 from core.safety import TEXT_POLICIES
 from core.workspace import Setting, Workspace
 
@@ -88,9 +89,10 @@ def enforce_retention(engine: Engine, data_dir: str | Path, now: datetime | None
                 {"c": cutoff}).rowcount
             removed["conversations"] = conn.execute(sa.text("DELETE FROM conversations WHERE updated_at < :c"),
                                                     {"c": cutoff}).rowcount
-            # An eval run keeps every output it graded: texts, under the same limit.
-            removed["eval_runs"] = conn.execute(sa.text("DELETE FROM eval_runs WHERE created_at < :c"),
-                                                {"c": cutoff}).rowcount
+            # An eval run keeps every output it graded: texts, under the same limit (its cells go with it); not
+            # while it runs (a run whose process died is marked interrupted first, above).
+            removed["eval_runs"] = conn.execute(sa.text("DELETE FROM eval_runs WHERE created_at < :c "
+                                                        "AND status <> 'running'"), {"c": cutoff}).rowcount
             removed["cache"] = conn.execute(sa.text("DELETE FROM response_cache WHERE created_at < :c"),
                                             {"c": cutoff}).rowcount
             old_images = conn.execute(sa.text("SELECT id, path FROM images WHERE created_at < :c"),
@@ -119,8 +121,8 @@ def oldest_kept(engine: Engine) -> dict[str, str | None]:
 
 
 class RetentionWorker:
-    """Runs retention (and marks calls a dead server left "started" as interrupted) at start and then every hour,
-    in a daemon thread (one per database per process)."""
+    """Runs retention (and marks calls and eval runs a dead server left "started" / running as interrupted) at start
+    and then every hour, in a daemon thread (one per database per process)."""
 
     def __init__(self, engine: Engine, data_dir: str | Path, every_s: float = 3600):
         self.engine, self.data_dir, self.every_s = engine, data_dir, every_s
@@ -133,6 +135,7 @@ class RetentionWorker:
         while not self._stop.is_set():
             try:
                 mark_interrupted(self.engine)  # calls a dead server left "started"
+                mark_interrupted_runs(self.engine)  # and its eval runs (their finished cells stay, resumable)
                 enforce_retention(self.engine, self.data_dir)
             except Exception as exc:  # a busy database now is retried next hour; retention must never take the app down
                 logger.warning("retention run failed, retried next hour: %s", repr(exc))
@@ -197,6 +200,13 @@ def export_user(engine: Engine, user: str, actor: str | None = None, *, actor_is
                 sa.text("SELECT * FROM call_texts WHERE request_id IN :ids").bindparams(
                     sa.bindparam("ids", expanding=True)), {"ids": chunk})]
         data["call_texts"] = texts
+        run_ids = [r["id"] for r in data["eval_runs"]]
+        cells = []  # an eval run's graded cells (outputs included) live in their own table since m013
+        for start in range(0, len(run_ids), 500):
+            cells += [dict(r._mapping) for r in conn.execute(
+                sa.text("SELECT * FROM eval_run_cells WHERE run_id IN :ids ORDER BY run_id, position").bindparams(
+                    sa.bindparam("ids", expanding=True)), {"ids": run_ids[start:start + 500]})]
+        data["eval_run_cells"] = cells
         for name, rows in data.items():
             counts[name] = len(rows)
             zf.writestr(f"{name}.json", json.dumps(rows, indent=2, ensure_ascii=False, default=str))

@@ -1,19 +1,39 @@
-"""The Evals page's results: pass-rate matrix, configurations, A/B on the same cases, the baseline, cases
-failures first."""
+"""The Evals page's results: a run's state (interrupted runs offer Resume), pass-rate matrix, configurations, A/B on
+the same cases, the baseline, cases failures first."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
 
 from core import eval_results as er
 from core import report
-from core.eval_store import EvalStore
+from core.eval_store import CANCELLED, INTERRUPTED, RUNNING, EvalStore, SavedEvalRun
 from core.i18n import _
 from core.pricing import format_cost
 from core.rendering import plain
 
+STATE_MARKS = {RUNNING: " · ⏳", INTERRUPTED: " · ⏸", CANCELLED: " · ⏹"}
 
-def render_results(store: EvalStore, secrets: tuple[str, ...] = ()) -> None:
+
+def render_state(run: SavedEvalRun, resume: Callable[[SavedEvalRun], None] | None) -> None:
+    """What a run that is not done holds, and Resume for one whose cells can still be run."""
+    done, cells = len(run.cell_keys), run.plan.cells if run.plan else len(run.rows)
+    if run.status == RUNNING:
+        st.info(_("Running: {done} of {cells} cells graded so far.").format(done=done, cells=cells))
+    elif run.status == INTERRUPTED:
+        st.warning(_("Interrupted: the server stopped after {done} of {cells} cells; the finished cells are kept "
+                     "below.").format(done=done, cells=cells))
+    elif run.status == CANCELLED and run.missing_cells:
+        st.info(_("Cancelled after {done} of {cells} cells.").format(done=done, cells=cells))
+    if resume is not None and run.resumable and st.button(
+            _("▶ Resume: run the {n} missing cells").format(n=run.missing_cells), key="eval_resume", type="primary"):
+        resume(run)
+
+
+def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
+                   resume: Callable[[SavedEvalRun], None] | None = None) -> None:
     state = st.session_state
     runs = store.runs()
     if not runs:
@@ -25,8 +45,10 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = ()) -> None:
             state.eval_result_pick, state.eval_last_shown = last, last
         pick = st.selectbox(_("Run"), ids, key="eval_result_pick",
                             format_func=lambda i: next(f"{r.name} · {r.created_at[:16]}" + (" ⭐ baseline" if
-                                                       r.baseline else "") for r in runs if r.id == i))
+                                                       r.baseline else "") + STATE_MARKS.get(r.status, "")
+                                                       for r in runs if r.id == i))
         shown = next(r for r in runs if r.id == pick)
+        render_state(shown, resume)
         rows = shown.rows
         s = shown.summary
         st.markdown(_("**{passed} passed · {failed} failed · {errors} errors** · {cost}").format(

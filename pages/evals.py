@@ -1,5 +1,6 @@
 """Evals: a promptfoo config (imported or edited), its test cases in a table, a run through the gate with live
-progress and Cancel, and results that decide — pass rates with intervals, failures first, paired comparisons."""
+progress and Cancel (stored as its cells finish; an interrupted run resumes), and results that decide — pass rates
+with intervals, failures first, paired comparisons."""
 import io
 import time
 
@@ -20,7 +21,7 @@ from core.eval_config import (
     tests_to_yaml,
     to_yaml,
 )
-from core.eval_store import EvalStore
+from core.eval_store import EvalStore, SavedEvalRun
 from core.evals import EvalRun, ProviderResolver, key_notes
 from core.i18n import _
 from core.pricing import format_cost
@@ -45,6 +46,39 @@ def set_config_text(text: str) -> None:
 if "eval_yaml_next" in state:
     state.eval_yaml = state.pop("eval_yaml_next")
 state.setdefault("eval_yaml", EXAMPLE_CONFIG % wb.settings.default_model)
+
+
+def follow(evaluation: EvalRun) -> None:
+    """Draw a started run's progress until it ends. Cancel is a click (it reruns the page, which interrupts the
+    loop): the `finally` stops the cells and stores the run as cancelled with what finished."""
+    st.button(_("⏹ Cancel"), key="eval_cancel")
+    stored = evaluation.planned - len(evaluation.cells)  # a resumed run's cells from before
+    bar = st.progress(0.0, text=_("Starting…"))
+    box = state.eval_box  # taken now: after a Cancel click st.session_state raises
+    try:
+        while not evaluation.done():
+            done, _total = evaluation.progress()
+            bar.progress((stored + done) / evaluation.planned, text=_("{done} of {total} cells graded").format(
+                done=stored + done, total=evaluation.planned))
+            time.sleep(0.2)
+    finally:
+        if not evaluation.done():
+            evaluation.cancel()
+            evaluation.wait(60)
+        evaluation.finish()
+        box["last"] = evaluation.id
+    st.rerun()
+
+
+def resume(saved: SavedEvalRun) -> None:
+    """Run the cells an interrupted (or cancelled) run is missing, with its config, and complete it."""
+    evaluation = EvalRun.resuming(saved, resolver, wb.context("evals"), wb.log, cache=response_cache(wb))
+    journal = store.take_over(saved.id, secrets=(*wb.secrets, *evaluation.keys()))
+    if journal is None:
+        st.warning(_("This run is no longer interrupted (another session may have resumed it): reload the page."))
+        return
+    follow(evaluation.start(journal))
+
 
 setup, run_tab, results_tab = st.tabs([_("📝 Config & cases"), _("▶ Run"), _("📊 Results")])
 
@@ -152,24 +186,13 @@ with run_tab:
                 cost=format_cost(estimate.max_cost_usd), limit=format_cost(wb.settings.confirm_cost_usd)),
                                     key="eval_confirm")
         if st.button(_("▶ Run eval"), type="primary", disabled=not confirmed or not evaluation.cells, key="eval_run"):
-            evaluation.start()
-            st.button(_("⏹ Cancel"), key="eval_cancel")
-            bar = st.progress(0.0, text="Starting…")
-            box, user = state.eval_box, wb.user  # taken now: after a Cancel click st.session_state raises
-            try:
-                while not evaluation.done():
-                    done, total = evaluation.progress()
-                    bar.progress(done / total, text=f"{done} of {total} cells graded")
-                    time.sleep(0.2)
-            finally:
-                if not evaluation.done():
-                    evaluation.cancel()
-                    evaluation.wait(60)
-                store.save_run(evaluation.id, evaluation.name, evaluation.config, evaluation.rows(),
-                               evaluation.summary(), user)
-                box["last"] = evaluation.id
-            st.rerun()
+            # The run's row exists before its first cell, and each graded cell is stored as it finishes: a server
+            # killed mid-run leaves an interrupted run with every finished cell (Resume, in 📊 Results).
+            journal = store.begin_run(evaluation.id, evaluation.name, evaluation.config, evaluation.plan,
+                                      user=wb.user, secrets=(*wb.secrets, *evaluation.keys()))
+            follow(evaluation.start(journal))
+
 
 # ----- results -------------------------------------------------------------------------------------------------------
 with results_tab:
-    render_results(store, wb.secrets)
+    render_results(store, wb.secrets, resume)
