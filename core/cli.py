@@ -165,8 +165,7 @@ def evals_main(argv: list[str] | None = None) -> int:
                              repeat=args.repeat, concurrency=args.concurrency)
         # The same durable path as the page: the run is stored as its cells finish (and listed on the page).
         store = EvalStore(settings.db_url)
-        evaluation.start(store.begin_run(evaluation.id, evaluation.name, config, evaluation.plan,
-                                         user=settings.user, secrets=(*settings.secret_values, *evaluation.keys())))
+        evaluation.start_stored(store, user=settings.user, secrets=settings.secret_values)
     except (EvalConfigError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

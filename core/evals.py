@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from core.calls import CallContext, ChatRequest, ChatStream, logged_call
 from core.errors import PromptLabError, scrub_secrets
 from core.eval_assertions import MODEL_GRADED, Output, Verdict, aggregate, evaluate, render
 from core.eval_config import EvalConfig, PromptSpec, ProviderSpec, TestCase
-from core.eval_store import CANCELLED, DONE, INTERRUPTED, RunJournal, RunPlan, SavedEvalRun
+from core.eval_store import CANCELLED, DONE, INTERRUPTED, EvalStore, RunJournal, RunPlan, SavedEvalRun
 from core.playground import CellResult, CellSpec, CostEstimate, MatrixRun, PreparedCell, estimate_cost
 from core.providers import Provider, request_params
 
@@ -160,6 +160,22 @@ class EvalRun:
         self.journal = journal
         self.matrix.start()
         return self
+
+    def start_stored(self, store: EvalStore, *, user: str | None = None,
+                     secrets: Iterable[str | None] = ()) -> EvalRun:
+        """Create the run's row in the store (before the first cell), then start: each graded cell is stored as it
+        finishes. The keys in play (`secrets` and the run's providers' own) are never stored."""
+        return self.start(store.begin_run(self.id, self.name, self.config, self.plan, user=user,
+                                          secrets=(*secrets, *self.keys())))
+
+    def resume_stored(self, store: EvalStore, *, secrets: Iterable[str | None] = ()) -> bool:
+        """Claim the stored run this one resumes (see `resuming`) and start its missing cells; False when it is no
+        longer interrupted (another session resumed it first)."""
+        journal = store.take_over(self.id, secrets=(*secrets, *self.keys()))
+        if journal is None:
+            return False
+        self.start(journal)
+        return True
 
     def outcome(self) -> str:
         """How the run ended: done (every cell graded), cancelled, or interrupted (a cell's worker died)."""

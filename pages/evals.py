@@ -73,11 +73,10 @@ def follow(evaluation: EvalRun) -> None:
 def resume(saved: SavedEvalRun) -> None:
     """Run the cells an interrupted (or cancelled) run is missing, with its config, and complete it."""
     evaluation = EvalRun.resuming(saved, resolver, wb.context("evals"), wb.log, cache=response_cache(wb))
-    journal = store.take_over(saved.id, secrets=(*wb.secrets, *evaluation.keys()))
-    if journal is None:
+    if not evaluation.resume_stored(store, secrets=wb.secrets):
         st.warning(_("This run is no longer interrupted (another session may have resumed it): reload the page."))
         return
-    follow(evaluation.start(journal))
+    follow(evaluation)
 
 
 setup, run_tab, results_tab = st.tabs([_("📝 Config & cases"), _("▶ Run"), _("📊 Results")])
@@ -188,9 +187,7 @@ with run_tab:
         if st.button(_("▶ Run eval"), type="primary", disabled=not confirmed or not evaluation.cells, key="eval_run"):
             # The run's row exists before its first cell, and each graded cell is stored as it finishes: a server
             # killed mid-run leaves an interrupted run with every finished cell (Resume, in 📊 Results).
-            journal = store.begin_run(evaluation.id, evaluation.name, evaluation.config, evaluation.plan,
-                                      user=wb.user, secrets=(*wb.secrets, *evaluation.keys()))
-            follow(evaluation.start(journal))
+            follow(evaluation.start_stored(store, user=wb.user, secrets=wb.secrets))
 
 
 # ----- results -------------------------------------------------------------------------------------------------------

@@ -1,0 +1,181 @@
+"""Eval runs survive a crash: `python -m core.evals run` running a 12-cell eval against the loopback server is
+killed with SIGKILL mid-run; the store then holds an interrupted run with exactly the cells that finished, a resume runs only
+the missing ones (counted at the server) and the run ends done. The Evals page lists such a run with its finished
+cells and a Resume button. Cancel keeps a run's finished cells, resumable too."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.calllog import CallLog
+from core.calls import CallContext
+from core.eval_config import parse_config
+from core.eval_store import EvalStore
+from core.evals import EvalRun
+from core.providers import Provider
+from tests.conftest import TEST_KEY
+from tests.loopback_server import Script
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+CELLS = 12
+CONFIG = {"description": "nightly", "prompts": ["Answer: {{q}}"], "providers": ["openai:chat:gpt-4o-mini"],
+          "tests": [{"vars": {"q": f"q{i}"}, "assert": [{"type": "contains", "value": f"q{i}"}]}
+                    for i in range(CELLS)]}
+
+
+def killed_run(server, db_url: str, tmp_path: Path) -> tuple[str, int]:
+    """`python -m core.evals run` (the command line: the same path as the page) as a child, one call at a time, each
+    held 0.4 s at the server; SIGKILL once its 4th call has ended (the worker stores a cell before it sends the next
+    call, so 3 cells are stored by then). Returns the stored run's id and how many cells it holds."""
+    EvalStore(db_url)  # migrated before the child starts (two first migrations at once would collide)
+    config = tmp_path / "nightly.yaml"
+    config.write_text(json.dumps(CONFIG))
+    server.push(*[Script(first_byte_delay=0.4) for _ in range(CELLS)])
+    child = subprocess.Popen([sys.executable, "-m", "core.evals", "run", str(config), "--concurrency", "1"], cwd=ROOT,
+                             env={**os.environ, "PROMPTLAB_DB_URL": db_url, "OPENAI_API_KEY": TEST_KEY,
+                                  "OPENAI_BASE_URL": server.base_url, "PROMPTLAB_PROVIDER": "auto",
+                                  "PROMPTLAB_MAX_RETRIES": "0"},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = CallLog(db_url)
+    deadline = time.monotonic() + 90
+    try:
+        while sum(r.page == "evals" and r.status == "ok" for r in log.recent(50)) < 4:
+            assert child.poll() is None, child.communicate()  # the child must still be running
+            assert time.monotonic() < deadline, "no calls ended"
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    assert child.returncode == -signal.SIGKILL
+    server.reset()  # the unused delays go; the request count starts again at 0
+    runs = EvalStore(db_url).runs()
+    assert len(runs) == 1, "the killed run was not stored"
+    return runs[0].id, len(runs[0].rows)
+
+
+def test_a_run_killed_with_sigkill_is_interrupted_with_its_finished_cells_and_resumes_only_the_missing(
+        server, db_url, tmp_path):
+    from core.eval_store import mark_interrupted_runs
+    from core.evals import cell_key
+
+    run_id, finished = killed_run(server, db_url, tmp_path)
+    assert 3 <= finished < CELLS
+    store = EvalStore(db_url)
+    saved = store.run(run_id)
+    assert saved.status == "interrupted" and saved.resumable and saved.missing_cells == CELLS - finished
+    # Exactly the cells that finished: each stored cell is a call the log saw end, graded; at most the one call that
+    # ended in the instant before the kill (answered, not yet stored) is missing.
+    assert len(saved.rows) == finished and all(r["graded"] and r["pass"] for r in saved.rows)
+    ended = {r.request_id for r in CallLog(db_url).recent(100) if f"run:{run_id}" in r.tags and r.status == "ok"}
+    stored = {r["request_id"] for r in saved.rows}
+    assert stored <= ended and len(ended - stored) <= 1
+    assert saved.summary["cells"] == CELLS and saved.summary["graded"] == finished
+    assert mark_interrupted_runs(CallLog(db_url).engine) == 1  # the start-up sweep stores the state
+
+    evaluation = EvalRun.resuming(saved, lambda spec: Provider("compatible", server.base_url, TEST_KEY,
+                                                               max_retries=0), CallContext("evals", "local"),
+                                  CallLog(db_url))
+    assert evaluation.resume_stored(store)
+    assert store.take_over(run_id) is None  # two resumes cannot both run it
+    assert store.run(run_id).status == "running"
+    assert evaluation.wait(60) and evaluation.finish() == "done"
+    sent = [b["messages"][-1]["content"] for b in server.chat_requests()]
+    assert len(sent) == CELLS - finished  # only the missing cells were asked again
+    done_before = {r["test_index"] for r in saved.rows}
+    assert set(sent) == {f"Answer: q{i}" for i in range(CELLS) if i not in done_before}
+    done = store.run(run_id)
+    assert done.status == "done" and not done.resumable
+    assert done.cell_keys == {cell_key(0, 0, i, 1) for i in range(CELLS)}
+    assert [r["test_index"] for r in done.rows] == list(range(CELLS))  # in the run's order, not finishing order
+    assert done.summary["passed"] == CELLS and all(f"run:{run_id}" in r.tags for r in CallLog(db_url).recent(100)
+                                                   if r.page == "evals")
+
+
+def test_the_evals_page_lists_the_interrupted_run_and_resumes_it(server, sqlite_url, app_env, tmp_path):
+    run_id, finished = killed_run(server, sqlite_url, tmp_path)
+    at = AppTest.from_file(APP, default_timeout=90).run()
+    at.switch_page("pages/evals.py").run()
+    assert not at.exception, at.exception
+    pick = at.selectbox(key="eval_result_pick")
+    assert pick.value == run_id and "⏸" in pick.options[pick.index]  # listed, marked interrupted
+    assert any("Interrupted" in w.value and f"after {finished} of {CELLS} cells" in w.value for w in at.warning)
+    cases = [e.label for e in at.expander if e.label.startswith(("⚠️", "❌", "✅"))]
+    assert len(cases) == finished and all(label.startswith("✅") for label in cases)
+    resume = at.button(key="eval_resume")
+    assert resume.label == f"▶ Resume: run the {CELLS - finished} missing cells"
+
+    resume.click().run()
+    assert not at.exception, at.exception
+    assert len(server.chat_requests()) == CELLS - finished
+    assert EvalStore(sqlite_url).run(run_id).status == "done"
+    assert len([e for e in at.expander if e.label.startswith("✅")]) == CELLS
+    assert not [b for b in at.button if b.key == "eval_resume"] and not at.warning
+
+
+def test_cancel_stores_the_finished_cells_and_the_run_can_be_resumed(server, db_url):
+    server.push(*[Script(chunk_delay=0.2) for _ in range(6)])
+    config = parse_config({"prompts": ["{{q}}"], "providers": ["openai:chat:gpt-4o-mini"],
+                           "tests": [{"vars": {"q": f"q{i}"}} for i in range(6)]})
+    resolve = lambda spec: Provider("compatible", server.base_url, TEST_KEY, max_retries=0)  # noqa: E731
+    store = EvalStore(db_url, "ana")
+    run = EvalRun(config, resolve, CallContext("evals", "ana"), CallLog(db_url), concurrency=1)
+    run.start_stored(store, user="ana")
+    assert store.run(run.id).status == "running" and not store.run(run.id).rows  # the row is there first
+    while run.progress()[0] < 2:
+        time.sleep(0.01)
+    run.cancel()
+    assert run.wait(30) and run.finish() == "cancelled"
+    saved = store.run(run.id)
+    graded = run.progress()[0]
+    assert saved.status == "cancelled" and len(saved.rows) == graded and saved.resumable
+    assert EvalStore(db_url, "bob").take_over(run.id) is None  # not bob's run
+    server.reset()
+    again = EvalRun.resuming(saved, resolve, CallContext("evals", "ana"), CallLog(db_url))
+    assert again.resume_stored(store) and again.wait(30) and again.finish() == "done"
+    assert len(server.chat_requests()) == 6 - graded and len(store.run(run.id).rows) == 6
+
+
+def test_a_run_whose_cells_were_not_all_stored_is_not_done(server, db_url):
+    """A cell whose write failed (database busy) leaves the run interrupted, never done with a hole."""
+    from core.eval_store import eval_run_cells_table
+    from core.evals import cell_key
+
+    config = parse_config({"prompts": ["{{q}}"], "providers": ["openai:chat:gpt-4o-mini"],
+                           "tests": [{"vars": {"q": "a"}}, {"vars": {"q": "b"}}]})
+    run = EvalRun(config, lambda spec: Provider("compatible", server.base_url, TEST_KEY, max_retries=0),
+                  CallContext("evals"), CallLog(db_url), concurrency=1)
+    store = EvalStore(db_url)
+    assert run.start_stored(store).wait(30) and run.outcome() == "done"
+    with store.engine.begin() as conn:  # as if the second cell's write had failed
+        conn.execute(eval_run_cells_table.delete().where(eval_run_cells_table.c.cell_key == cell_key(0, 0, 1, 1)))
+    assert run.finish() == "interrupted" and store.run(run.id).missing_cells == 1
+
+
+@pytest.mark.parametrize("policy", ["redacted", "metadata"])
+def test_stored_cells_follow_the_text_policy(server, db_url, policy):
+    from core.privacy import set_text_policy
+
+    set_text_policy(CallLog(db_url).engine, policy)
+    server.push(Script(reply="Write to ana.lopez@example.com"))
+    config = parse_config({"prompts": ["{{q}}"], "providers": ["openai:chat:gpt-4o-mini"],
+                           "tests": [{"vars": {"q": "mail bob@example.org"},
+                                      "assert": [{"type": "contains", "value": "example"}]}]})
+    run = EvalRun(config, lambda spec: Provider("compatible", server.base_url, TEST_KEY, max_retries=0),
+                  CallContext("evals"), CallLog(db_url))
+    store = EvalStore(db_url)
+    run.start_stored(store).wait(30)
+    run.finish()
+    (row,) = store.run(run.id).rows
+    assert row["vars"] == {"q": "mail [EMAIL]"} and row["pass"]
+    assert row["output"] == ("Write to [EMAIL]" if policy == "redacted" else "")
