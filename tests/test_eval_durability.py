@@ -66,11 +66,11 @@ def killed_run(server, db_url: str, tmp_path: Path) -> tuple[str, int]:
 
 def test_a_run_killed_with_sigkill_is_interrupted_with_its_finished_cells_and_resumes_only_the_missing(
         server, db_url, tmp_path):
-    from core.eval_store import mark_interrupted_runs
-    from core.evals import cell_key
-
     run_id, finished = killed_run(server, db_url, tmp_path)
     assert 3 <= finished < CELLS
+    from core.eval_store import mark_interrupted_runs  # (after the replay: the old code fails it, not an import)
+    from core.evals import cell_key
+
     store = EvalStore(db_url)
     saved = store.run(run_id)
     assert saved.status == "interrupted" and saved.resumable and saved.missing_cells == CELLS - finished
