@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from core.calllog import CallLog
@@ -179,3 +180,22 @@ def test_stored_cells_follow_the_text_policy(server, db_url, policy):
     (row,) = store.run(run.id).rows
     assert row["vars"] == {"q": "mail [EMAIL]"} and row["pass"]
     assert row["output"] == ("Write to [EMAIL]" if policy == "redacted" else "")
+
+
+def test_a_users_export_holds_their_runs_cells_and_deleting_them_removes_the_cells(server, db_url):
+    from core.privacy import delete_user, export_user
+    from tests.test_privacy import unzip
+
+    config = parse_config({"prompts": ["{{q}}"], "providers": ["openai:chat:gpt-4o-mini"],
+                           "tests": [{"vars": {"q": "ana's question"}}]})
+    run = EvalRun(config, lambda spec: Provider("compatible", server.base_url, TEST_KEY, max_retries=0),
+                  CallContext("evals", "ana"), CallLog(db_url))
+    store = EvalStore(db_url)
+    run.start_stored(store, user="ana").wait(30)
+    run.finish()
+    engine = CallLog(db_url).engine
+    (cell,) = unzip(export_user(engine, "ana"))["eval_run_cells"]
+    assert cell["run_id"] == run.id and "Echo: ana's question" in cell["body"]
+    assert delete_user(engine, "ana")["eval_runs"] == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM eval_run_cells")).scalar_one() == 0

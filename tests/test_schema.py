@@ -23,6 +23,13 @@ def test_migrations_build_exactly_the_defined_tables(db_url):
     assert migrated_columns(db_url, "call_texts") == {c.name for c in call_texts_table.columns}
 
 
+def test_migrations_build_exactly_the_eval_run_cells_table(db_url):
+    from core.eval_store import eval_run_cells_table
+
+    assert migrated_columns(db_url, "eval_run_cells") == {c.name for c in eval_run_cells_table.columns}
+    assert {"status", "owner", "updated_at", "planned_cells", "plan"} <= migrated_columns(db_url, "eval_runs")
+
+
 def test_the_record_and_the_table_match_one_to_one():
     assert [field_for_column(c) for c in CALL_COLUMNS] == [f.name for f in fields(CallRecord)]
 
