@@ -8,6 +8,7 @@ died is read as interrupted, with every finished cell, and can be taken over to 
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -181,15 +182,16 @@ class RunJournal:
         return status
 
 
-def run_state(status: str, owner: str | None, updated_at: str | None, now: datetime | None = None) -> str:
+def run_state(status: str, owner: str | None, updated_at: str | None) -> str:
     """A stored run's state as it is: a run still marked running whose process is gone (this machine's), or that
-    wrote nothing for an hour (any machine's), is interrupted."""
+    wrote nothing for an hour (another machine's, whose processes cannot be asked), is interrupted."""
     if status != RUNNING:
         return status
     if owner_gone(owner or ""):
         return INTERRUPTED
-    cutoff = ((now or datetime.now(timezone.utc)) - timedelta(seconds=STALE_AFTER_S)).isoformat(
-        timespec="milliseconds")
+    if (owner or "").endswith(f"@{socket.gethostname()}"):
+        return RUNNING  # this machine's, and its process runs: however slow a cell, it is not to be taken over
+    cutoff = (datetime.now(timezone.utc) - timedelta(seconds=STALE_AFTER_S)).isoformat(timespec="milliseconds")
     return INTERRUPTED if (updated_at or "") < cutoff else RUNNING
 
 

@@ -199,3 +199,31 @@ def test_a_users_export_holds_their_runs_cells_and_deleting_them_removes_the_cel
     assert delete_user(engine, "ana")["eval_runs"] == 1
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM eval_run_cells")).scalar_one() == 0
+
+
+def test_which_running_runs_are_interrupted(db_url):
+    """Like a started call: this machine's run whose process is gone, or another machine's run silent for an hour;
+    never a run of a live process of this machine's, however long its cell takes."""
+    import socket
+
+    from core.calllog import process_owner
+    from core.eval_store import RunPlan, mark_interrupted_runs
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store = EvalStore(db_url)
+    config = parse_config({"prompts": ["x"], "providers": ["openai:gpt-4o"]})
+    rows = {"dead": (f"in progress: {dead.pid}@{socket.gethostname()}", "2099-01-01T00:00:00.000+00:00"),
+            "live-but-slow": (process_owner(), "2000-01-01T00:00:00.000+00:00"),
+            "elsewhere-silent": ("in progress: 1@another-host", "2000-01-01T00:00:00.000+00:00"),
+            "elsewhere-busy": ("in progress: 1@another-host", "2099-01-01T00:00:00.000+00:00")}
+    for run_id, (owner, updated) in rows.items():
+        store.begin_run(run_id, run_id, config, RunPlan(cells=1))
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE eval_runs SET owner = :o, updated_at = :u WHERE id = :id"),
+                         {"o": owner, "u": updated, "id": run_id})
+    states = {r.id: r.status for r in store.runs()}
+    assert states == {"dead": "interrupted", "live-but-slow": "running", "elsewhere-silent": "interrupted",
+                      "elsewhere-busy": "running"}
+    assert mark_interrupted_runs(store.engine) == 2 and {r.id: r.status for r in store.runs()} == states
+    assert store.take_over("live-but-slow") is None and store.take_over("elsewhere-busy") is None
