@@ -326,9 +326,11 @@ class EvalStore:
                                 rows=body["results"], summary=body["summary"], baseline=bool(row.baseline))
         rows = [r for _, r in cells]
         summary = {"run_id": row.id, "name": row.name, **eval_results.summary(rows), "cells": row.planned_cells}
+        status = run_state(row.status, row.owner, row.updated_at)
+        if status == INTERRUPTED and len(cells) >= row.planned_cells:
+            status = DONE  # every cell is there (its process died just before saying so, or a late write landed)
         return SavedEvalRun(id=row.id, name=row.name, user=row.user_id, created_at=row.created_at, config=config,
-                            rows=rows, summary=summary, baseline=bool(row.baseline),
-                            status=run_state(row.status, row.owner, row.updated_at),
+                            rows=rows, summary=summary, baseline=bool(row.baseline), status=status,
                             plan=RunPlan.from_json(row.plan, row.planned_cells),
                             cell_keys=frozenset(k for k, _ in cells))
 

@@ -27,6 +27,7 @@ from core.errors import PromptLabError, scrub_secrets
 from core.eval_assertions import MODEL_GRADED, Output, Verdict, aggregate, evaluate, render
 from core.eval_config import EvalConfig, PromptSpec, ProviderSpec, TestCase
 from core.eval_store import CANCELLED, DONE, INTERRUPTED, EvalStore, RunJournal, RunPlan, SavedEvalRun
+from core.pending_writes import PENDING
 from core.playground import CellResult, CellSpec, CostEstimate, MatrixRun, PreparedCell, estimate_cost
 from core.providers import Provider, request_params
 
@@ -184,8 +185,21 @@ class EvalRun:
         return DONE if all(g is not None for g in self.grades) else INTERRUPTED
 
     def finish(self) -> str:
-        """Close the journal with the run's outcome (after `wait()`); returns the state stored."""
-        return self.journal.finish(self.outcome()) if self.journal is not None else self.outcome()
+        """Close the journal with the run's outcome (after `wait()`); returns the state stored. A database that
+        refuses the write now gets it again later (core/pending_writes.py), as a call's record would."""
+        outcome, journal = self.outcome(), self.journal
+        if journal is None:
+            return outcome
+        try:
+            return journal.finish(outcome)
+        except Exception as exc:  # busy past its timeout, full disk: retried in the background
+            logger.warning("eval run %s: state not stored, retried: %s", self.id,
+                           scrub_secrets(repr(exc), self.keys()))
+
+            def retry() -> None:
+                journal.finish(outcome)
+            PENDING.add(f"eval run {self.id}", retry)
+            return outcome
 
     def cancel(self) -> None:
         self.matrix.cancel()
@@ -215,11 +229,14 @@ class EvalRun:
         self.grades[i] = self._verdict(i, result)
         if self.journal is None:
             return
+        journal, cell, row, keys = self.journal, self.cells[i], self._row(i), self.keys()
         try:
-            self.journal.record(self.cells[i].key, self.cells[i].position, self._row(i), self.keys())
-        except Exception as exc:  # the database is busy or gone: the run ends interrupted and a resume redoes it
-            logger.warning("eval run %s: cell %s not stored: %s", self.id, self.cells[i].key,
-                           scrub_secrets(repr(exc), self.keys()))
+            journal.record(cell.key, cell.position, row, keys)
+        except Exception as exc:  # busy past its timeout, full disk: retried in the background (and until it is
+            # stored the run reads as missing this cell, which a resume would run again)
+            logger.warning("eval run %s: cell %s not stored, retried: %s", self.id, cell.key,
+                           scrub_secrets(repr(exc), keys))
+            PENDING.add(f"eval cell {self.id}/{cell.key}", lambda: journal.record(cell.key, cell.position, row, keys))
 
     def keys(self) -> frozenset[str]:
         """The keys in play so far (the providers' and the graders' the run has used)."""

@@ -6,6 +6,7 @@ import time
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.eval_assertions import MODEL_GRADED
 from core.eval_config import (
@@ -73,7 +74,13 @@ def follow(evaluation: EvalRun) -> None:
 def resume(saved: SavedEvalRun) -> None:
     """Run the cells an interrupted (or cancelled) run is missing, with its config, and complete it."""
     evaluation = EvalRun.resuming(saved, resolver, wb.context("evals"), wb.log, cache=response_cache(wb))
-    if not evaluation.resume_stored(store, secrets=wb.secrets):
+    try:
+        claimed = evaluation.resume_stored(store, secrets=wb.secrets)
+    except SQLAlchemyError:
+        st.error(_("The run could not be stored (the database is busy or read-only), so it was not "
+                   "started: try again in a moment."))
+        return
+    if not claimed:
         st.warning(_("This run is no longer interrupted (another session may have resumed it): reload the page."))
         return
     follow(evaluation)
@@ -187,7 +194,13 @@ with run_tab:
         if st.button(_("▶ Run eval"), type="primary", disabled=not confirmed or not evaluation.cells, key="eval_run"):
             # The run's row exists before its first cell, and each graded cell is stored as it finishes: a server
             # killed mid-run leaves an interrupted run with every finished cell (Resume, in 📊 Results).
-            follow(evaluation.start_stored(store, user=wb.user, secrets=wb.secrets))
+            try:
+                evaluation.start_stored(store, user=wb.user, secrets=wb.secrets)
+            except SQLAlchemyError:  # nothing was sent: the run needs its row before its first cell
+                st.error(_("The run could not be stored (the database is busy or read-only), so it was not "
+                           "started: try again in a moment."))
+            else:
+                follow(evaluation)
 
 
 # ----- results -------------------------------------------------------------------------------------------------------

@@ -227,3 +227,10 @@ def test_which_running_runs_are_interrupted(db_url):
                       "elsewhere-busy": "running"}
     assert mark_interrupted_runs(store.engine) == 2 and {r.id: r.status for r in store.runs()} == states
     assert store.take_over("live-but-slow") is None and store.take_over("elsewhere-busy") is None
+    # A run whose process died after its last cell was stored, before it said so, is complete: done.
+    journal = store.take_over("dead")
+    journal.record("only", 0, {"prompt_index": 0, "prompt": "x", "provider": "openai:gpt-4o", "test_index": 0,
+                               "repeat": 1, "pass": True, "graded": True})
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE eval_runs SET status = 'interrupted', owner = NULL WHERE id = 'dead'"))
+    assert store.run("dead").status == "done" and not store.run("dead").resumable
