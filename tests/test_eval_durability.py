@@ -234,3 +234,25 @@ def test_which_running_runs_are_interrupted(db_url):
     with store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE eval_runs SET status = 'interrupted', owner = NULL WHERE id = 'dead'"))
     assert store.run("dead").status == "done" and not store.run("dead").resumable
+
+
+def test_ctrl_c_on_the_command_line_keeps_the_finished_cells_as_a_cancelled_run(server, sqlite_url, tmp_path):
+    EvalStore(sqlite_url)
+    config = tmp_path / "nightly.yaml"
+    config.write_text(json.dumps(CONFIG))
+    server.push(*[Script(first_byte_delay=0.4) for _ in range(CELLS)])
+    child = subprocess.Popen([sys.executable, "-m", "core.evals", "run", str(config), "--concurrency", "1"], cwd=ROOT,
+                             env={**os.environ, "PROMPTLAB_DB_URL": sqlite_url, "OPENAI_API_KEY": TEST_KEY,
+                                  "OPENAI_BASE_URL": server.base_url, "PROMPTLAB_PROVIDER": "auto",
+                                  "PROMPTLAB_MAX_RETRIES": "0"},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not (EvalStore(sqlite_url).runs() and len(EvalStore(sqlite_url).runs()[0].rows) >= 2):
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    _out, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and "Traceback" not in err
+    (saved,) = EvalStore(sqlite_url).runs()
+    assert saved.status == "cancelled" and 2 <= len(saved.rows) < CELLS and saved.resumable
+    assert f"keeps its {len(saved.rows)} finished cells" in err
