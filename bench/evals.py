@@ -1,7 +1,8 @@
 """Benchmark: an eval's fan-out and its results view.
 
 200 cases × 2 prompts × 2 models = 800 cells against the loopback server (its own process) answering every request
-after 1 s, at concurrency 16; each cell is graded by two deterministic assertions. The ideal wall time is
+after 1 s, at concurrency 16; each cell is graded by two deterministic assertions and stored as it finishes (the
+page's durable path: one database write per cell, from the cells' worker threads). The ideal wall time is
 cells × 1 s / 16 = 50 s: `RESULT evals_fanout_ratio` = measured / ideal (goal ≤ 1.3).
 
 Then the results view for that run, with the first run as its baseline: (a) loading it from the database and every
