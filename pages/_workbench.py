@@ -21,6 +21,7 @@ from core.local_model import is_local_model
 from core.pricing import context_window
 from core.privacy import RetentionWorker
 from core.providers import Provider, local_provider, resolve_provider
+from pages import _media
 
 OVERRIDE_KEY = "provider_override"
 
@@ -40,6 +41,7 @@ def _route_through_app() -> None:
         st.rerun()
 
 
+_media.install()  # /media URLs (images, downloads) from a keyed hash, never one anyone can compute from the bytes
 _route_through_app()
 
 
