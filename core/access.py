@@ -20,12 +20,25 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from core.i18n import _
+
 ITERATIONS = 600_000  # OWASP's 2023 figure for PBKDF2-HMAC-SHA256
 PER_USER_AT_ADDRESS = (5, 300.0)  # at most 5 failures in 5 minutes for one name from one client address
 PER_ADDRESS = (20, 300.0)  # and 20 in 5 minutes from one address, whatever the names (guessing many accounts)
 
 
+class BlankPasswordError(ValueError):
+    """A blank password asked to be hashed: it would let anyone in who leaves the field empty."""
+
+
+def is_blank(password: str) -> bool:
+    """Empty or only whitespace: no password at all, whatever a hash of it would say."""
+    return not password.strip()
+
+
 def hash_password(password: str, iterations: int = ITERATIONS, salt: bytes | None = None) -> str:
+    if is_blank(password):
+        raise BlankPasswordError(_("An empty password protects nothing: type a password that is not blank."))
     salt = salt or os.urandom(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
     return f"pbkdf2_sha256${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
@@ -67,9 +80,10 @@ def parse_admins(text: str | None) -> set[str]:
 
 def authenticate(name: str, password: str, users: dict[str, str], shared_hash: str | None,
                  admins: set[str]) -> Identity | None:
-    """The identity a name and password prove, or None. With named users only their own password counts."""
+    """The identity a name and password prove, or None. With named users only their own password counts. A blank
+    password proves nothing, even against a hash of a blank password (one made before `hash` refused them)."""
     name = name.strip()
-    if not name:
+    if not name or is_blank(password):
         return None
     if users:
         stored = users.get(name)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -356,9 +355,10 @@ def cacheable(outcome: CallOutcome) -> bool:
 
 
 def _custom_prices_in_force(log: CallLog) -> None:
-    """Custom prices (Settings, PROMPTLAB_PRICES_FILE), reloaded every 30 s; a broken file never fails a call."""
+    """Custom prices (Settings page, the prices file of the app's Settings), reloaded every 30 s; a broken file
+    never fails a call."""
     try:
-        custom_prices.ensure_loaded(log.engine, os.environ.get("PROMPTLAB_PRICES_FILE"))
+        custom_prices.ensure_loaded(log.engine)
     except Exception as exc:
         logger.warning("custom prices not loaded, list prices used: %s", scrub_secrets(repr(exc)))
 

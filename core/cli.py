@@ -93,14 +93,18 @@ def _reconcile(args: argparse.Namespace) -> int:
 
 def access_main(argv: list[str] | None = None) -> int:
     """`python -m core.access hash`: the hash for PROMPTLAB_PASSWORD_HASH (the password from the terminal or stdin)."""
-    from core.access import hash_password
+    from core.access import BlankPasswordError, hash_password
 
     parser = argparse.ArgumentParser(prog="python -m core.access", description="PromptLab's access gate")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("hash", help="read a password and print its hash for PROMPTLAB_PASSWORD_HASH")
     parser.parse_args(argv)
-    password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
-    print(hash_password(password))
+    password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
+    try:
+        print(hash_password(password))
+    except BlankPasswordError as err:
+        print(err, file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,6 +1,7 @@
 """Custom prices per provider + model — for a compatible server (self-hosted or resold models genai-prices cannot
 know) or to override a list price with a contract one. Set in Settings (stored in the database) or in a TOML file
-(`PROMPTLAB_PRICES_FILE`, `[[price]]` tables); the database's entry wins for the same provider and model.
+(`PROMPTLAB_PRICES_FILE`, in the environment or secrets.toml; `[[price]]` tables); the database's entry wins for
+the same provider and model.
 
 When prices change, calls already in the log are priced again — never a silent $0 — and the change is in the audit
 log. The gate reloads them from the database every RELOAD_S, so every server process uses the same prices.
@@ -17,16 +18,17 @@ per_image = 0.04             # optional, image models
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from core.config import load_settings
 from core.i18n import _
 from core.pricing import TokenUsage, install_custom_prices, pricing_id_for
 from core.workspace import Setting, Workspace
@@ -110,14 +112,17 @@ def in_force(engine: Engine, file: str | None = None) -> list[CustomPrice]:
 
 
 def install(prices: list[CustomPrice]) -> None:
+    """Put these prices in force. Calls are priced in other threads meanwhile, so each table is built apart and
+    swapped in by one assignment (never emptied and refilled in place)."""
+    global _per_image
     install_custom_prices({(pricing_id_for(p.provider) or p.provider, p.model): p.cost for p in prices})
-    _per_image.clear()
-    _per_image.update({(pricing_id_for(p.provider) or p.provider, p.model): p.per_image for p in prices
-                       if p.per_image is not None})
+    _per_image = {(pricing_id_for(p.provider) or p.provider, p.model): p.per_image for p in prices
+                  if p.per_image is not None}
 
 
-_per_image: dict[tuple[str, str], float] = {}
+_per_image: Mapping[tuple[str, str], float] = {}
 _loaded: dict[int, float] = {}
+_files: dict[int, str | None] = {}  # per database: the prices file of the app's Settings (see use_file)
 _lock = threading.Lock()
 
 
@@ -126,15 +131,24 @@ def image_price(provider_id: str | None, model: str) -> float | None:
     return _per_image.get((provider_id or "", model))
 
 
-def ensure_loaded(engine: Engine, file: str | None = None) -> None:
+def use_file(engine: Engine, file: str | None) -> None:
+    """The prices file the gate reads with this database: `Settings.prices_file` (environment, then secrets.toml),
+    handed in by the app, which alone sees st.secrets. A different file is loaded on the next call."""
+    with _lock:
+        if id(engine) not in _files or _files[id(engine)] != file:
+            _files[id(engine)] = file
+            _loaded.pop(id(engine), None)
+
+
+def ensure_loaded(engine: Engine) -> None:
     """Install the prices in force, at most every RELOAD_S per database (the gate calls this before pricing).
-    `file`: PROMPTLAB_PRICES_FILE when not given."""
-    file = file or os.environ.get("PROMPTLAB_PRICES_FILE")
+    The file: the one the app's Settings named (`use_file`); else, as on the command line, the environment's."""
     key = id(engine)
     with _lock:
         if time.monotonic() - _loaded.get(key, -RELOAD_S) < RELOAD_S:
             return
         _loaded[key] = time.monotonic()
+        file = _files.get(key) or load_settings().prices_file
     install(in_force(engine, file))
 
 

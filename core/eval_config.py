@@ -461,14 +461,16 @@ def tests_from_csv(text: str, notes: list[str] | None = None) -> list[TestCase]:
 
 
 def tests_to_csv(tests: list[TestCase]) -> str:
-    """The test set as promptfoo's CSV. A case whose assertions a cell cannot hold raises: use YAML or JSONL."""
+    """The test set as promptfoo's CSV, every cell through the one spreadsheet-formula neutraliser (a case's text
+    is whoever wrote it: `=HYPERLINK(…)` must not run in the spreadsheet of whoever downloads it). A case whose
+    assertions a cell cannot hold raises: use YAML or JSONL."""
+    from core.exports import rows_to_csv
+
     names = list(dict.fromkeys(k for t in tests for k in t.vars))
     width = max((len(t.assertions) for t in tests), default=0)
     header = [*names, *(["__expected"] if width else []), *[f"__expected{i}" for i in range(2, width + 1)],
               "__description", "__threshold"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
+    rows = [header]
     for i, t in enumerate(tests):
         cells = []
         for a in t.assertions:
@@ -478,9 +480,9 @@ def tests_to_csv(tests: list[TestCase]) -> str:
                                         'weight, grader or object value): export YAML or JSONL instead.').format(
                     case=i + 1, type=a.type))
             cells.append(cell)
-        writer.writerow([_cell(t.vars.get(n, "")) for n in names] + cells + [""] * (width - len(cells))
-                        + [t.description, "" if t.threshold is None else f"{t.threshold:g}"])
-    return buffer.getvalue()
+        rows.append([_cell(t.vars.get(n, "")) for n in names] + cells + [""] * (width - len(cells))
+                    + [t.description, "" if t.threshold is None else f"{t.threshold:g}"])
+    return rows_to_csv(rows)
 
 
 def _cell(value: Any) -> str:

@@ -24,13 +24,18 @@ NO_PRICE_DATA = ("compatible",)  # price lists genai-prices does not have: only 
 
 # Custom prices (core/custom_prices.py installs them): (price list, model) -> cost of a usage. They win over
 # genai-prices, so a resold or self-hosted model can be priced, and a contract price can override the list price.
-_CUSTOM: dict[tuple[str, str], Callable[[TokenUsage], float]] = {}
+# Never changed in place: a new table replaces the old one in one assignment (see install_custom_prices).
+_CUSTOM: Mapping[tuple[str, str], Callable[[TokenUsage], float]] = {}
 
 
-def install_custom_prices(prices: dict[tuple[str, str], Callable[[TokenUsage], float]]) -> None:
-    """Replace the custom prices in force (the keys are (price list id, model))."""
-    _CUSTOM.clear()
-    _CUSTOM.update(prices)
+def install_custom_prices(prices: Mapping[tuple[str, str], Callable[[TokenUsage], float]]) -> None:
+    """Replace the custom prices in force (the keys are (price list id, model)).
+
+    Other threads price calls meanwhile: the new table is built apart and swapped in by one assignment, so a
+    reader sees the old prices or the new ones, never an emptied table (a custom-priced call priced at the list
+    price, or unpriced)."""
+    global _CUSTOM
+    _CUSTOM = dict(prices)
 
 
 def pricing_id_for(provider_kind: str) -> str | None:

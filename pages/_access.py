@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.access import LIMITER, authenticate, parse_admins, parse_users
+from core.access import LIMITER, authenticate, is_blank, parse_admins, parse_users
 from core.i18n import _
 from pages._workbench import ADMIN_KEY, IDENTITY_KEY, Workbench, gate_configured, oidc_configured
 
@@ -29,7 +29,10 @@ def require_access(wb: Workbench) -> None:
         name = st.text_input(label, key="login_name")
         password = st.text_input(_("Password"), type="password", key="login_password")
         submitted = st.form_submit_button(_("Sign in"), type="primary")
-    if submitted:
+    if submitted and (not name.strip() or is_blank(password)):
+        # Nothing to check: a blank password never signs anyone in (and is no failed guess either).
+        st.error(_("Enter your name and the password."))
+    elif submitted:
         wait = LIMITER.wait_s(name, address)
         if wait > 0:  # this name from this address (or this address) failed too often: only they wait
             st.error(_('Too many failed attempts: try again in {wait:.0f} s.').format(wait=wait))
@@ -40,7 +43,7 @@ def require_access(wb: Workbench) -> None:
             state[IDENTITY_KEY], state[ADMIN_KEY] = identity.name, identity.admin
             st.rerun()
         LIMITER.failed(name, address)
-        st.error(_("Wrong name or password: try again.") if name.strip() else _("Enter your name and the password."))
+        st.error(_("Wrong name or password: try again."))
     st.stop()
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core import cookies, model_file, provider_choice
+from core import cookies, custom_prices, model_file, provider_choice
 from core.access import parse_users
 from core.cache import ResponseCache
 from core.calllog import CallLog
@@ -21,6 +21,7 @@ from core.local_model import is_local_model
 from core.pricing import context_window
 from core.privacy import RetentionWorker
 from core.providers import Provider, local_provider, resolve_provider
+from pages import _media
 
 OVERRIDE_KEY = "provider_override"
 
@@ -40,6 +41,7 @@ def _route_through_app() -> None:
         st.rerun()
 
 
+_media.install()  # /media URLs (images, downloads) from a keyed hash, never one anyone can compute from the bytes
 _route_through_app()
 
 
@@ -217,6 +219,7 @@ def _workbench() -> Workbench:
     if "session_id" not in st.session_state:
         st.session_state.session_id = uuid.uuid4().hex
     log, conversations = stores(settings.db_url)
+    custom_prices.use_file(log.engine, settings.prices_file)  # the gate cannot see st.secrets: hand it the file
     # Behind the access gate the signed-in identity is the user in the log and in every ownership check. Without a
     # gate there is one user (PROMPTLAB_USER), who owns everything.
     user = st.session_state.get(IDENTITY_KEY) or settings.user

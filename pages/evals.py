@@ -1,10 +1,8 @@
 """Evals: a promptfoo config (imported or edited), its test cases in a table, a run through the gate with live
 progress and Cancel (stored as its cells finish; an interrupted run resumes), and results that decide — pass rates
 with intervals, failures first, paired comparisons."""
-import io
 import time
 
-import pandas as pd
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,6 +22,7 @@ from core.eval_config import (
 )
 from core.eval_store import EvalStore, SavedEvalRun
 from core.evals import EvalRun, ProviderResolver, key_notes
+from core.exports import table_from_csv
 from core.i18n import _
 from core.pricing import format_cost
 from core.rendering import plain
@@ -109,7 +108,7 @@ with setup:
             prompts=len(config.prompts), providers=len(config.providers), cases=len(config.tests)))
         st.subheader(_("Test cases"))
         try:
-            table = pd.read_csv(io.StringIO(tests_to_csv(config.tests)), dtype=str, keep_default_na=False)
+            table = table_from_csv(tests_to_csv(config.tests))  # the cases as written, without the CSV's quotes
             st.caption(_("One row per case: a column per variable, `__expected…` cells such as `icontains: days` "
                        "(promptfoo's CSV)."))
             edited = st.data_editor(table, num_rows="dynamic", key=f"eval_cases_{hash(state.eval_yaml)}",

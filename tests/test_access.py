@@ -165,3 +165,59 @@ def test_private_prompt_versions_and_saved_runs_are_their_owners(db_url):
     EvalStore(db_url, "bob").set_baseline("a1")  # not bob's to mark
     assert EvalStore(db_url, "alice").baseline() is None
     assert [r.id for r in EvalStore(db_url, "root", admin=True).runs()] == ["a1"]
+
+
+def _hash_made_before_blanks_were_refused(password: str) -> str:
+    """A `pbkdf2_sha256$…` hash of `password` built by hand, as `python -m core.access hash` printed for an empty
+    line before it refused one: such hashes may still sit in a deployment's PROMPTLAB_USERS."""
+    import base64
+    import hashlib
+
+    salt = b"0123456789abcdef"
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 1000)
+    return f"pbkdf2_sha256$1000${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+@pytest.mark.parametrize("typed", ["", "   ", "\t"])
+def test_the_hash_command_refuses_a_blank_password(typed):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "core.access", "hash"], input=typed + "\n", cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and done.stdout == ""  # no hash to paste into PROMPTLAB_USERS
+    assert done.stderr.strip() == "An empty password protects nothing: type a password that is not blank."
+    with pytest.raises(ValueError):
+        hash_password(typed)
+
+
+def test_the_hash_command_still_hashes_a_real_password():
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "core.access", "hash"], input="correct horse\n", cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and verify_password("correct horse", done.stdout.strip())
+
+
+@pytest.mark.parametrize("typed", ["", "  "])
+def test_sign_in_refuses_a_blank_password_even_against_a_hash_of_it(typed):
+    from core.access import authenticate
+
+    blank = _hash_made_before_blanks_were_refused(typed)
+    assert verify_password(typed, blank)  # the stored hash does match: only the refusal keeps bob out
+    assert authenticate("bob", typed, {"bob": blank}, None, set()) is None  # named users
+    assert authenticate("bob", typed, {}, blank, set()) is None  # one shared password
+
+
+def test_the_sign_in_form_refuses_a_blank_password(app_env, monkeypatch):
+    monkeypatch.setenv("PROMPTLAB_USERS", f"bob:{_hash_made_before_blanks_were_refused('')}")
+    import core.access
+    monkeypatch.setattr(core.access, "LIMITER", AttemptLimiter())
+    import pages._access
+    monkeypatch.setattr(pages._access, "LIMITER", core.access.LIMITER)
+    at = sign_in(AppTest.from_file(APP, default_timeout=60).run(), "bob", "")
+    assert [e.value for e in at.error] == ["Enter your name and the password."]
+    assert not at.chat_input and at.text_input(key="login_password")  # still the gate, no page behind it

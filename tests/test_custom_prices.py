@@ -92,3 +92,74 @@ def test_the_models_without_a_price_are_listed_until_one_is_set(server, log):
     custom_prices.save(log.engine, [custom_prices.CustomPrice(provider="compatible", model="echo-1",
                                                               input_per_mtok=1.0, output_per_mtok=1.0)])
     assert custom_prices.unpriced_models(log.engine) == []
+
+
+def test_prices_reloaded_while_calls_are_priced_are_never_missing():
+    """The gate reloads the prices every 30 s while other threads price calls: a reader must see the old table or
+    the new one, never an emptied one (a custom-priced model unpriced, a contract price back at the list price)."""
+    import sys
+    import threading
+
+    from core.pricing import TokenUsage, cost_usd
+
+    usage = TokenUsage(1_000_000, 1_000_000)
+    list_price = cost_usd(usage, "gpt-4o-mini", "openai")
+    # Many prices: a reload has real work to do, as a table of a few hundred models would.
+    prices = [custom_prices.CustomPrice(provider="compatible", model=f"m{i}", input_per_mtok=1.0,
+                                        output_per_mtok=1.0) for i in range(2_000)]
+    prices += [custom_prices.CustomPrice(provider="compatible", model="llama3.1:8b", input_per_mtok=0.2,
+                                         output_per_mtok=0.6),
+               custom_prices.CustomPrice(provider="openai", model="gpt-4o-mini", input_per_mtok=0.01,
+                                         output_per_mtok=0.01, per_image=0.5)]
+    custom_prices.install(prices)
+    expected = (pytest.approx(0.8), pytest.approx(0.02), 0.5)
+    reads, wrong = [0], []  # (appends and += from two readers: list operations, safe under the GIL)
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            priced = (cost_usd(usage, "llama3.1:8b", "compatible"), cost_usd(usage, "gpt-4o-mini", "openai"),
+                      custom_prices.image_price("openai", "gpt-4o-mini"))
+            reads[0] += 1
+            if priced != expected and len(wrong) < 5:
+                wrong.append(priced)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over as often as the interpreter can: every window is tried
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    try:
+        for t in readers:
+            t.start()
+        for _ in range(300):  # the writer: reload after reload (on the old code ~1 read in 6 was wrong)
+            custom_prices.install(prices)
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+        sys.setswitchinterval(interval)
+    assert reads[0] > 1_000  # the readers did price calls during the reloads
+    assert not wrong, f"prices read mid-reload: {wrong} (list price {list_price})"
+
+
+def test_a_prices_file_named_in_secrets_toml_reaches_the_gate(app_env, tmp_path, monkeypatch):
+    """`PROMPTLAB_PRICES_FILE` in secrets.toml only (not in the environment): the chat's call is priced by it."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from core.calllog import CallLog
+    from core.config import load_settings
+
+    path = tmp_path / "prices.toml"
+    path.write_text('[[price]]\nprovider = "compatible"\nmodel = "gpt-4o-mini"\ninput_per_mtok = 5.0\n'
+                    'output_per_mtok = 7.0\n')
+    monkeypatch.delenv("PROMPTLAB_PRICES_FILE", raising=False)
+    assert load_settings({"PROMPTLAB_PRICES_FILE": str(path)}).prices_file == str(path)  # the one home
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60)
+    at.secrets["PROMPTLAB_PRICES_FILE"] = str(path)
+    at.run()
+    at.chat_input[0].set_value("price me").run()
+    assert not at.exception
+    record = [r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(5) if r.page == "chat"][0]
+    assert record.status == "ok" and record.input_tokens and record.output_tokens
+    assert record.cost_usd == pytest.approx((record.input_tokens * 5.0 + record.output_tokens * 7.0) / 1e6)

@@ -1,4 +1,5 @@
 """Images: parameter validation, cost, generation through the gate, the gallery, and the page (AppTest)."""
+import hashlib
 import io
 from pathlib import Path
 
@@ -15,6 +16,20 @@ from tests.conftest import TEST_KEY
 from tests.loopback_server import Script
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def content_id(data: bytes, mimetype: str, filename: str | None = None) -> str:
+    """A media id as Streamlit computes it from a file alone (blake2b-128 of the length, the bytes, the type and
+    the file name; files up to 1 MiB): what anyone holding the image could compute."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{len(data)}:".encode())
+    digest.update(data)
+    digest.update(mimetype.encode())
+    if filename is not None:
+        digest.update(filename.encode())
+    return digest.hexdigest()
+
+
 REFUSAL = Script(path="/v1/images/generations", status=400, error_code="moderation_blocked",
                  error_message="Your request was rejected by the safety system. safety_violations=[violence].")
 
@@ -149,3 +164,34 @@ def test_the_first_click_after_typing_generates_and_an_empty_prompt_says_why(ima
     images_page.button(key="img_generate").click().run()
     assert "safety system refused" in images_page.error[0].value
     assert not [s for s in images_page.subheader if s.value == "Just generated"]  # no stale images after a refusal
+
+
+def test_the_pages_images_and_downloads_are_served_under_ids_no_one_can_compute(images_page, app_env, monkeypatch):
+    """Row 7: Streamlit named media files by a hash of their bytes, so whoever had an image had its /media URL.
+    Every file the Images page hands Streamlit (the picture, its download) gets an id that is no such hash, and
+    on disk the gallery keeps random ids, not content hashes."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    served: list[tuple[bytes, str, str | None, str]] = []
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def spy(self, data, mimetype, kind, filename=None):  # records what Streamlit stores, changes nothing
+        file_id = original(self, data, mimetype, kind, filename)
+        served.append((data, mimetype, filename, file_id))
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
+    at = images_page
+    at.text_area(key="img_prompt").set_value("A private lighthouse").run()
+    at.button(key="img_generate").click().run()
+    assert not at.exception and len(at.get("image")) == 1
+    kinds = {mimetype for _, mimetype, _, _ in served}
+    assert any(m.startswith("image/") for m in kinds) and any(f for _, _, f, _ in served)  # picture and download
+    for data, mimetype, filename, file_id in served:
+        assert file_id != content_id(data, mimetype, filename), (mimetype, filename)
+    first = {(d, m, f): i for d, m, f, i in served}
+    served.clear()
+    at.run()  # a rerun of the same session: the same files keep their ids (the browser does not reload them)
+    assert {(d, m, f): i for d, m, f, i in served} == first
+    image = Gallery(app_env["PROMPTLAB_DB_URL"], "unused").search()[0][0]
+    assert Path(image.path).stem == image.id and Path(image.path).stem != hashlib.sha256(image.read()).hexdigest()
