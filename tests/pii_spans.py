@@ -141,7 +141,7 @@ def _digits(rng: random.Random, n: int) -> str:
 
 def phones(rng: random.Random) -> list[tuple[str, str]]:
     d = lambda n: _digits(rng, n)  # noqa: E731
-    fr_mobile = f"{rng.choice('67')}{d(8)}"
+    fr_mobile = rng.choice([f"6{d(8)}", f"7{rng.randint(3, 9)}{d(7)}"])  # 07 0x-07 2x are not allocated
     fr_fixed = f"{rng.choice('12345')}{d(8)}"
     pairs = lambda s: " ".join(s[i:i + 2] for i in range(0, len(s), 2))  # noqa: E731
     br_area = rng.choice(["11", "21", "31", "41", "51", "61", "71", "81", "85", "19"])
@@ -153,15 +153,15 @@ def phones(rng: random.Random) -> list[tuple[str, str]]:
     us_ex = f"{rng.randint(2, 9)}{d(2)}"
     cn_mob = f"1{rng.choice(['38', '39', '50', '58', '86', '88', '77', '35', '37', '52'])}{d(8)}"
     cn_area = rng.choice([("10", 8), ("21", 8), ("20", 8), ("755", 8), ("571", 8), ("28", 8)])
-    jp_mob = f"{rng.choice(['90', '80', '70'])}-{d(4)}-{d(4)}"
+    jp_mob = f"{rng.choice(['90', '80', '70'])}-{rng.randint(1, 9)}{d(3)}-{d(4)}"
     in_mob = f"{rng.choice('6789')}{d(4)} {d(5)}"
     es_mob = f"6{d(2)} {d(3)} {d(3)}"
     it_mob = f"3{rng.choice(['20', '33', '35', '39', '47', '48'])} {d(3)} {d(4)}"
     uk_fixed = f"{uk_area[0]} {d(4)} {d(uk_area[1] - 4)}" if uk_area[0] == "20" else f"{uk_area[0]} {d(3)} {d(4)}"
     return [
-        ("FR", f"0{pairs(fr_mobile)}"), ("FR", f"0{fr_mobile[0]}.{'.'.join(pairs(fr_mobile[1:]).split())}"),
+        ("FR", f"0{fr_mobile[0]} {pairs(fr_mobile[1:])}"), ("FR", f"0{fr_mobile[0]}.{'.'.join(pairs(fr_mobile[1:]).split())}"),
         ("FR", f"+33 {fr_mobile[0]} {pairs(fr_mobile[1:])}"), ("FR", f"+33 (0){fr_fixed[0]} {pairs(fr_fixed[1:])}"),
-        ("FR", f"0{pairs(fr_fixed)}"),
+        ("FR", f"0{fr_fixed[0]} {pairs(fr_fixed[1:])}"),
         ("BR", f"({br_area}) {br_mob}"), ("BR", f"+55 {br_area} {br_mob}"), ("BR", f"({br_area}) 3{d(3)}-{d(4)}"),
         ("BR", f"+55 ({br_area}) {br_mob.replace('-', ' ')}"),
         ("DE", f"0{de_area} {d(7 if len(de_area) == 3 else 8)}"), ("DE", f"+49 {de_area} {d(7 if len(de_area) == 3 else 8)}"),
@@ -317,8 +317,8 @@ def emails(rng: random.Random) -> list[tuple[str, str]]:
 
 def ips(rng: random.Random) -> list[tuple[str, str]]:
     return [("v4", f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"),
-            ("v4_private", f"{rng.choice(['10', '192.168', '172.16'])}." + ".".join(
-                str(rng.randint(0, 254)) for _ in range(2 if rng.random() < .5 else 3))),
+            ("v4_private", rng.choice([f"10.{rng.randint(0, 255)}", "192.168", f"172.{rng.randint(16, 31)}"]) +
+             f".{rng.randint(0, 255)}.{rng.randint(1, 254)}"),
             ("v6", rng.choice(["2001:db8::1", "fe80::1ff:fe23:4567:890a", "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
                                f"2a03:2880:f12f:{rng.randint(0, 0xffff):x}:face:b00c:0:25de", "::ffff:192.0.2.128"]))]
 

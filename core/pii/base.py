@@ -2,10 +2,13 @@
 `Finding` it reports and the `Recogniser` record the README's table is generated from."""
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
 class Text:
@@ -20,11 +23,28 @@ class Text:
             return
         pieces: list[str] = []
         origin: list[int] = []
-        for i, ch in enumerate(original):
-            n = unicodedata.normalize("NFKC", ch) if ord(ch) > 127 else ch
-            pieces.append(n)
-            origin.extend([i] * len(n))
+        pos = 0
+        # Only the non-ASCII runs that NFKC changes are walked character by character.
+        for run in _NON_ASCII.finditer(original):
+            if unicodedata.is_normalized("NFKC", run.group()):
+                continue
+            pieces.append(original[pos:run.start()])
+            origin.extend(range(pos, run.start()))
+            for i, ch in enumerate(run.group(), run.start()):
+                n = unicodedata.normalize("NFKC", ch)
+                pieces.append(n)
+                origin.extend([i] * len(n))
+            pos = run.end()
+        if not pieces:
+            self.norm, self._origin = original, None
+            return
+        pieces.append(original[pos:])
+        origin.extend(range(pos, len(original)))
         self.norm, self._origin = "".join(pieces), origin
+
+    @functools.cached_property
+    def lower(self) -> str:
+        return self.norm.lower()
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         if self._origin is None:
@@ -65,10 +85,14 @@ class Recogniser:
 
 
 def pattern(regex: re.Pattern[str], check: Callable[[re.Match[str], Text], bool] | None = None,
-            group: int = 0) -> Callable[[Text], Spans]:
+            group: int = 0, needles: tuple[str, ...] = ()) -> Callable[[Text], Spans]:
     """A finder from a regular expression, an optional check of each match (checksum, context) and the group that is
-    the secret part (an `Authorization:` header keeps its name, loses its value)."""
+    the secret part (an `Authorization:` header keeps its name, loses its value). `needles`: strings one of which
+    every match contains (looked for in the lower-cased text); without any, the regex is not run at all — a
+    substring test is far cheaper than a scan, and most texts hold no key."""
     def find(text: Text) -> Spans:
+        if needles and not any(n in text.lower for n in needles):
+            return
         for m in regex.finditer(text.norm):
             if m.group(group) and (check is None or check(m, text)):
                 yield m.span(group)

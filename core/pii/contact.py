@@ -6,6 +6,7 @@ import ipaddress
 import re
 
 import phonenumbers
+from phonenumbers import PhoneNumberType
 
 from core.pii.base import Recogniser, Spans, Text, pattern
 
@@ -40,15 +41,30 @@ def _isbn(digits: str) -> bool:
     return False
 
 
-def _valid_phone(candidate: str) -> bool:
-    regions: tuple[str | None, ...] = (None,) if candidate.startswith("+") else \
-        ("GB",) if candidate.startswith("00") else REGIONS
+def _valid_phone(candidate: str, digits: str) -> bool:
+    """Valid (libphonenumber) as written: a +CC number in its country; a national number in one of REGIONS with its
+    trunk prefix where that country writes one ("01234 567890" in the UK, not "1234 567890"; a mobile may drop it,
+    as Indian mobiles usually do)."""
+    if candidate.startswith(("+", "00")):
+        regions: tuple[str | None, ...] = (None,) if candidate.startswith("+") else ("GB",)
+    else:
+        regions = REGIONS
     for region in regions:
         try:
-            if phonenumbers.is_valid_number(phonenumbers.parse(candidate, region)):
-                return True
+            number = phonenumbers.parse(candidate, region)
         except phonenumbers.NumberParseException:
             continue
+        if not phonenumbers.is_valid_number(number):
+            continue
+        if region is None or region == "GB" and candidate.startswith("00"):
+            return True
+        national = re.sub(r"\D", "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
+        prefix = phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix or ""
+        if digits in (national, prefix + national):
+            return True
+        if prefix and national.startswith(prefix) and digits == national[len(prefix):] and \
+                phonenumbers.number_type(number) in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE):
+            return True
     return False
 
 
@@ -68,7 +84,13 @@ def find_phones(text: Text) -> Spans:
         # (written unformatted as a rule); otherwise ids, timestamps and amounts would be taken for phones.
         if not (international or formatted or cued or re.fullmatch(r"1[3-9]\d{9}", digits)):
             continue
-        if _valid_phone(cand):
+        groups = [len(g) for g in re.findall(r"\d+", cand)]
+        if not international and (min(groups[1:], default=2) < 2 or len(groups) >= 4 and set(groups) == {2}
+                                  and not digits.startswith("0")):
+            # 120.0.6099.109 is a version; pairs ("06 12 34 56 78") are how France, Belgium or Morocco write a
+            # number, always with its leading 0 — "12 34 56 78 90" is a row of scores
+            continue
+        if _valid_phone(cand, digits):
             yield m.span()
 
 
@@ -77,7 +99,7 @@ _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")
 _IPV6 = re.compile(r"(?<![:0-9A-Za-z])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?"
                    r"(?![:0-9A-Za-z])")
 _VERSION_CUE = re.compile(r"(?i)(?:version|ver\.?|release|releases|build|upgrade[ds]?(?: to)?|update[ds]?(?: to)?"
-                          r"|downgrade[ds]?(?: to)?|install(?:ed)?|patch|firmware|driver|sdk|\bv|==|>=|<=|~=|@|-"
+                          r"|downgrade[ds]?(?: to)?|install(?:ed)?|patch|firmware|driver|sdk|\bv|==|>=|<=|~=|-"
                           r"|section|chapter|§|clause|step|figure|table|rule|版本号?|升级到?|更新到?|versión|versão)"
                           r"[\s:=：]*$")
 _IP_CUE = re.compile(r"(?i)(?:\bip\b|address|host|server|subnet|network|route|gateway|dns|from|ssh|ping|connect|"

@@ -8,6 +8,7 @@ import re
 from stdnum.br import cpf
 from stdnum.cn import ric
 from stdnum.es import dni, nie
+from stdnum.exceptions import ValidationError
 from stdnum.in_ import aadhaar, pan
 from stdnum.us import ssn
 
@@ -72,11 +73,28 @@ def _passport(m: re.Match[str], text: Text) -> bool:
     return digits >= 2 and value == value.upper() and (not value.isdigit() or digits >= 7)
 
 
+_PROVINCES = {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53, 54,
+              61, 62, 63, 64, 65, 71, 81, 82, 83, 91}
+
+
+def _ric(m: re.Match[str], text: Text) -> bool:
+    """Province, birth date and check digit. Not python-stdnum's full check, which also wants the county code in
+    its table for the birth year: an id is personal data whatever the county's history."""
+    value = m.group(0).upper()
+    if int(value[:2]) not in _PROVINCES or value[-1] != ric.calc_check_digit(value):
+        return False
+    try:
+        ric.get_birth_date(value)
+        return True
+    except ValidationError:
+        return False
+
+
 RECOGNISERS = [
-    Recogniser("id", "Chinese resident id numbers", "18 characters: region, a real birth date, sequence, ISO 7064 "
-               "check digit (0–9 or X)", "11010519491231002X",
+    Recogniser("id", "Chinese resident id numbers", "18 characters: a province code, a real birth date, sequence, "
+               "ISO 7064 check digit (0–9 or X)", "11010519491231002X",
                pattern(re.compile(_B + r"[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]"
-                                  + _E), _valid(ric))),
+                                  + _E), _ric)),
     Recogniser("id", "US Social Security numbers", "123-45-6789 with valid area / group / serial (not 000, 666, 9xx, "
                "advertised numbers); nine bare digits only after “SSN”", "536-22-8726",
                pattern(re.compile(_B + r"\d{3}([\- ]?)\d{2}\1\d{4}" + _E), _ssn)),
@@ -97,5 +115,7 @@ RECOGNISERS = [
     Recogniser("passport", "Passport numbers", "6–10 capitals and digits (at least two digits) right after a word for "
                "passport (passport no., passeport, Reisepass, pasaporte, passaporte, 护照, 旅券 …); without that word a "
                "passport number cannot be told from an order number, so it is not found",
-               "passport no. PAA123456, 护照号码：E12345678", pattern(_PASSPORT, _passport, 1)),
+               "passport no. PAA123456, 护照号码：E12345678",
+               pattern(_PASSPORT, _passport, 1, needles=("pass", "pasap", "paspo", "паспорт", "护照", "護照", "旅券",
+                                                         "パスポート", "여권"))),
 ]

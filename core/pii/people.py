@@ -14,13 +14,18 @@ _PARTICLE = r"(?:(?:van|von|de|da|di|du|del|der|den|la|le|bin|al|dos|das)\s+)"
 _FULL = rf"{_CAP}(?:\s+{_PARTICLE}?{_CAP}){{1,2}}"
 _TITLE = re.compile(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Professor|Sir|Dame|Lady|Lord|Rev|Herr|Frau|Mme|Mlle|Sr|Sra|Srta"
                     rf"|Señor|Señora|Madame|Monsieur)\.?\s+({_CAP}(?:\s+{_PARTICLE}?{_CAP}){{0,2}})")
-# An introducing phrase, then a capitalised first and last name.
-_INTRO = re.compile(
-    rf"(?i:\b(?:my name is|my name's|name\s*:|full name\s*:|i am|i'm|this is|customer\s*:|client\s*:|patient\s*:"
-    rf"|contact\s*:|attn\.?:?|attention\s*:|passenger\s*:|traveller\s*:|traveler\s*:|employee\s*:|from\s*:|to\s*:|cc\s*:"
-    rf"|signed\s*:?|dear|hi|hello|hey|regards,?|best,|thanks,|thank you,|cheers,|sincerely,?|yours,?|spoke with"
-    rf"|spoke to|talked to|talk to|ask|tell|met|meet|called|named|ship to\s*:?|deliver to\s*:?|recipient\s*:"
-    rf"|holder\s*:|by)\s+)({_FULL})")
+# An introducing phrase, then a capitalised first and last name. The phrases are looked for only before a run of
+# capitalised words (cheaper than trying every phrase at every character); a run may begin with one ("Dear …").
+_RUN = re.compile(rf"(?<![A-Za-zà-ÿ'’\-]){_CAP}(?:[ \t]+{_PARTICLE}?{_CAP}){{1,4}}")
+_WORDS = re.compile(r"\S+")
+_CUE_BEFORE = re.compile(
+    r"(?i:\b(?:my name is|my name's|name\s*:|full name\s*:|i am|i'm|this is|customer\s*:|client\s*:|patient\s*:"
+    r"|contact\s*:|attn\.?:?|attention\s*:|passenger\s*:|traveller\s*:|traveler\s*:|employee\s*:|from\s*:|to\s*:"
+    r"|cc\s*:|signed\s*:?|dear|hi|hello|hey|regards,?|best,|thanks,|thank you,|cheers,|sincerely,?|yours,?"
+    r"|spoke with|spoke to|talked to|talk to|ask|tell|met|meet|called|named|ship to\s*:?|deliver to\s*:?"
+    r"|recipient\s*:|holder\s*:|by))\s+$")
+_CUE_FIRST = {"dear", "hi", "hello", "hey", "regards", "thanks", "cheers", "sincerely", "signed", "attn", "ask", "tell",
+              "meet", "met", "contact", "customer", "client", "patient", "passenger", "traveller", "traveler", "recipient"}
 _KNOWN = re.compile(rf"\b([A-Z][a-zà-ÿ]+)(?:\s+[A-Z]\.)?\s+({_PARTICLE}?{_CAP})\b")
 
 
@@ -28,22 +33,29 @@ def _surname_ok(words: list[str]) -> bool:
     return all(w not in NOT_SURNAMES for w in words)
 
 
+def _introduced(t: str, run: re.Match[str]) -> tuple[int, int] | None:
+    words = [(w.group(), run.start() + w.start(), run.start() + w.end()) for w in _WORDS.finditer(run.group())]
+    if words[0][0].lower().rstrip(",:") in _CUE_FIRST:
+        words = words[1:]
+    elif not _CUE_BEFORE.search(t, max(0, run.start() - 30), run.start()):
+        return None
+    words = words[:3]
+    # a trailing capitalised word that is not part of the name ("… Holloway From accounts") is left out
+    while len(words) > 2 and words[-1][0] in NOT_SURNAMES:
+        words.pop()
+    if len(words) < 2 or not _surname_ok([w for w, _, _ in words[:2]]):
+        return None
+    return words[0][1], words[-1][2]
+
+
 def find_en_names(text: Text) -> Spans:
     t = text.norm
     for m in _TITLE.finditer(t):
         if _surname_ok(m.group(1).split()):
             yield m.span(1)
-    for m in _INTRO.finditer(t):
-        words = m.group(1).split()
-        # a trailing capitalised word that is not part of the name ("… Holloway From accounts") is left out
-        while len(words) > 2 and words[-1] in NOT_SURNAMES:
-            words.pop()
-        if words[0] in NOT_SURNAMES or not _surname_ok(words[1:2]):
-            continue
-        end = m.start(1)
-        for w in words:
-            end = t.index(w, end) + len(w)
-        yield m.start(1), end
+    for m in _RUN.finditer(t):
+        if span := _introduced(t, m):
+            yield span
     for m in _KNOWN.finditer(t):
         if m.group(1) in FIRST_NAMES and _surname_ok(m.group(2).split()):
             yield m.span()
@@ -53,20 +65,40 @@ def find_en_names(text: Text) -> Spans:
 _HAN = "\u4e00-\u9fff"
 _SURNAME = "(?:" + "|".join(ZH_COMPOUND_SURNAMES) + "|[" + "".join(sorted(ZH_SURNAMES)) + "])"
 _GIVEN = "[" + "".join(sorted(ZH_GIVEN)) + "]"
-_ZH_BEFORE = (r"(?:我叫|我是|名叫|叫做|姓名[:：]?\s*|联系人[:：]?\s*|收件人[:：]?\s*|寄件人[:：]?\s*|收货人[:：]?\s*|发件人[:：]?\s*"
-              r"|客户|乘客|患者|病人|学生|员工|同事|经理|主管|老师|转告|告诉|通知|找|联系|致|尊敬的|亲爱的|这是|是|和|与|跟|给|由"
-              r"|请|让|问|@)")
-_ZH_AFTER = (r"(?:先生|女士|小姐|老师|经理|总监|总|医生|大夫|同学|师傅|教授|主任|阿姨|叔叔|律师|工程师|院长|校长|的|说|明天|今天"
-             r"|昨天|会|已经|反映|表示|来|去|发|把|负责|打电话|电话|手机|邮箱|您好|你好|[，,。！!？?：:、；;\s]|$)")
-_ZH_NAME = re.compile(rf"{_ZH_BEFORE}({_SURNAME}{_GIVEN}{{1,2}})(?={_ZH_AFTER})"
-                      rf"|(?:^|(?<=[。！？!?\n，,：:；;\s]))({_SURNAME}{_GIVEN}{{1,2}})(?=(?:先生|女士|小姐|老师|经理|总|医生|同学"
-                      rf"|师傅|教授|主任|明天|今天|昨天|会|已经|反映|表示|说|负责))")
+# A strong cue (我叫, 联系人：, 先生 …) says a name is there: the given name may be any one or two Han characters.
+# A weak cue (是, 和, 请, 客户, 明天 …) needs the given name to be made of characters common in given names.
+_ZH_STRONG_BEFORE = r"(?:我叫|名叫|叫做|姓名[:：]?\s*|联系人[:：]?\s*|收件人[:：]?\s*|寄件人[:：]?\s*|收货人[:：]?\s*|发件人[:：]?\s*|尊敬的|亲爱的)"
+_ZH_WEAK_BEFORE = (r"(?:我是|客户|乘客|患者|病人|学生|员工|同事|经理|主管|老师|转告|告诉|通知|找|联系|致|这是|是|和|与|跟|给|由|请|让|问"
+                   r"|@)")
+_ZH_STRONG_AFTER = r"(?:先生|女士|小姐|老师|经理|总监|医生|大夫|同学|师傅|教授|主任|阿姨|叔叔|律师|工程师|院长|校长)"
+_ZH_WEAK_AFTER = r"(?:总|的|说|明天|今天|昨天|会|已经|反映|表示|来|去|发|把|负责|打电话|电话|手机|邮箱|您好|你好)"
+_ZH_END = r"(?:[，,。！!？?：:、；;\s]|$)"
+_ANY = rf"(?:(?![的了在是和与说会把要去来到给也都就还很这那们吗呢吧啊个对从被让向为已你我他她它])[{_HAN}])"
+_SURNAME_RE = re.compile(_SURNAME)
+_HAS_HAN = re.compile(f"[{_HAN}]")
+_AFTER = rf"(?={_ZH_STRONG_AFTER}|{_ZH_WEAK_AFTER}|{_ZH_END})"
+# (cue that ends just before the surname, what the given name may be and what must follow it)
+_ZH_RULES = (
+    (re.compile(_ZH_STRONG_BEFORE + "$"), re.compile(rf"{_ANY}{{1,2}}?{_AFTER}")),
+    (re.compile(_ZH_WEAK_BEFORE + "$"), re.compile(rf"{_GIVEN}{{1,2}}{_AFTER}")),
+    (re.compile(""), re.compile(rf"{_ANY}{{1,2}}?(?={_ZH_STRONG_AFTER})")),
+    (re.compile(r"(?:^|[。！？!?\n，,：:；;\s])$"), re.compile(rf"{_GIVEN}{{1,2}}(?={_ZH_WEAK_AFTER})")),
+)
 
 
 def find_zh_names(text: Text) -> Spans:
-    for m in _ZH_NAME.finditer(text.norm):
-        group = 1 if m.group(1) else 2
-        yield m.span(group)
+    t = text.norm
+    if not _HAS_HAN.search(t):
+        return
+    taken = 0
+    for m in _SURNAME_RE.finditer(t):
+        if m.start() < taken:
+            continue
+        for cue, given in _ZH_RULES:
+            if cue.search(t, max(0, m.start() - 6), m.start()) and (g := given.match(t, m.end())):
+                yield m.start(), g.end()
+                taken = g.end()
+                break
 
 
 # ---------------------------------------------------------------- addresses
@@ -99,14 +131,20 @@ _ZH_ADDRESS = re.compile(
     rf"(?:[{_HAN}A-Za-z\d\-]{{0,12}}?(?:楼|层|室|座|栋|幢|单元|号楼|大厦|中心|广场|园)[A-Za-z\d\-]{{0,6}})*")
 
 
+_ZH_ROAD_NUMBER = re.compile(r"(?:路|街|大道|巷|弄|胡同|道)(?:[一二三四五六七八九十\d]+段)?\d{1,5}(?:-\d{1,4})?[号號]")
+
+
 def find_addresses(text: Text) -> Spans:
     t = text.norm
     for m in _EN_ADDRESS.finditer(t):
         yield m.span()
     for m in _POSTCODE_ALONE.finditer(t):
         yield m.span()
-    for m in _ZH_ADDRESS.finditer(t):
-        yield m.span()
+    # The full pattern is tried only around a road and house number (路 … 号), the one part every address has.
+    for anchor in _ZH_ROAD_NUMBER.finditer(t):
+        for m in _ZH_ADDRESS.finditer(t, max(0, anchor.start() - 40), anchor.end() + 40):
+            if m.start() < anchor.end() and anchor.start() < m.end():
+                yield m.span()
 
 
 RECOGNISERS = [
