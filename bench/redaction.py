@@ -21,10 +21,9 @@ sys.path.insert(0, str(ROOT))
 
 from core.pii import find_pii  # noqa: E402
 from core.safety import redact  # noqa: E402
-from tests.pii_spans import KINDS, Score, corpus, score  # noqa: E402
+from tests.pii_spans import KINDS, Score, corpus, is_claimed, score  # noqa: E402
 
 BASELINE = "e284fb9"  # the last commit with the regular-expression redaction (issue 23 measured it)
-CLAIMED = set(KINDS)  # the README claims every kind the corpus labels; tests/test_redaction_corpus.py holds it to it
 
 MESSAGE = (
     "Hi! I'm trying to get the evaluation harness working again after upgrading to version 2.10.1.0 of our internal "
@@ -44,6 +43,27 @@ MESSAGE = (
     "9fceb02d0ae598e95dc970b74767f19372d61af8.\n\n另外，中文的测试用例也有同样的问题：大约每五个请求就有一个超时，"
     "平均延迟从 800 毫秒涨到了 2.3 秒。麻烦帮忙看看是不是重试策略的问题，谢谢！"
 )
+
+
+STDLIB = ("email.message", "json", "http.client", "asyncio.tasks", "argparse", "datetime", "ipaddress", "logging",
+          "subprocess", "urllib.parse", "collections", "decimal", "string", "textwrap", "unittest.mock", "pathlib",
+          "zipfile", "tarfile", "csv", "sqlite3", "smtplib", "ssl", "socket", "uuid", "hashlib", "base64", "random",
+          "statistics", "calendar", "locale")
+
+
+def ordinary_text_detections() -> tuple[int, list[tuple[str, str, str]]]:
+    import importlib
+    import inspect
+    import re
+    po = (ROOT / "locales" / "zh_CN" / "LC_MESSAGES" / "messages.po").read_text(encoding="utf-8")
+    texts = [m.group(1) for m in re.finditer(r'^(?:msgid|msgstr) "(.+)"', po, re.M)]
+    for name in STDLIB:
+        texts += [d for _, obj in inspect.getmembers(importlib.import_module(name)) if (d := inspect.getdoc(obj))]
+    seen: dict[tuple[str, str], str] = {}
+    for text in texts:
+        for f in find_pii(text):
+            seen.setdefault((f.kind, f.text), text[max(0, f.start - 30):f.end + 15].replace("\n", " "))
+    return sum(map(len, texts)), [(k, v, c) for (k, v), c in seen.items()]
 
 
 def baseline_module(rev: str) -> types.ModuleType:
@@ -111,10 +131,14 @@ def main() -> None:
     n_spans = sum(len(c.spans) for c in cases)
     print(f"corpus: {len(cases)} snippets, {n_spans} labelled spans, {sum(not c.spans for c in cases)} negatives")
     print(table(before, after))
-    print("\nrecall per format (before → after):")
+    cb, ca = before.claimed(), after.claimed()
+    print(f"claimed formats ({ca.gold} spans): recall {cb.recall:.3f} → {ca.recall:.3f}, "
+          f"precision {cb.precision:.3f} → {ca.precision:.3f}")
+    print("\nrecall per format (before → after; * = not claimed):")
     for fmt in sorted(after.formats):
         b, a = before.formats.get(fmt), after.formats[fmt]
-        print(f"  {fmt:<24}{a.gold:>4}  {(b.recall if b else 0):.2f} → {a.recall:.2f}")
+        mark = " " if is_claimed(fmt) else "*"
+        print(f"  {fmt:<24}{mark}{a.gold:>4}  {(b.recall if b else 0):.2f} → {a.recall:.2f}")
     print(f"\nmisses after ({len(after.misses)}):")
     for fmt, value, snippet in after.misses[:args.show]:
         print(f"  {fmt}: {value!r} in {snippet[:90]!r}")
@@ -127,8 +151,13 @@ def main() -> None:
         print(f"  {label:<6} fastest {fastest:.2f} ms ({len(MESSAGE) / fastest * 1000:,.0f} chars/s), "
               f"median {median:.2f} ms ({len(MESSAGE) / median * 1000:,.0f} chars/s)")
     t_new = min(per_message_ms(redact, MESSAGE)[0] for _ in range(2))
-    claimed = after.total(CLAIMED)
-    print(f"RESULT redaction_recall_claimed {claimed.recall:.3f} precision {claimed.precision:.3f} "
+    unseen_chars, unseen = ordinary_text_detections()
+    print(f"\ndetections in {unseen_chars:,} characters of ordinary text nobody tuned against (the zh_CN catalogue's "
+          f"English and Chinese sentences, docstrings of {len(STDLIB)} stdlib modules): {len(unseen)}, each listed "
+          f"once (example addresses, IPs and authors' names in docstrings are real finds):")
+    for kind, value, context in unseen:
+        print(f"  {kind}: {value!r}  …{context}…")
+    print(f"RESULT redaction_recall_claimed {ca.recall:.3f} precision {ca.precision:.3f} "
           f"ms_per_2kb_message {t_new:.2f}")
 
 

@@ -14,6 +14,7 @@ import random
 import re
 import string
 from dataclasses import dataclass
+from pathlib import Path
 
 KINDS = ("email", "phone", "card", "iban", "ip", "secret", "id", "passport", "name", "address")
 _MARK = re.compile(r"\[\[([a-z_]+)/([A-Za-z0-9_.+-]+):(.+?)\]\]", re.S)
@@ -336,7 +337,7 @@ ZH_NAMES = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "黄敏"
             "杜鹃", "戴军", "夏雨", "钟汉良", "汪洋", "田甜", "任静", "姜涛", "范晓萱", "方圆", "石磊", "姚晨", "谭咏",
             "廖凡", "邹市明", "熊黛", "金晨", "陆毅", "郝蕾", "孔令辉", "白鹿", "崔健", "康辉", "毛毛", "邱淑", "秦岚",
             "江涛", "史航", "顾长卫", "侯亮", "邵兵", "孟飞", "龙飞", "万茜", "段奕宏", "雷佳", "钱学森", "汤唯", "尹航",
-            "黎明", "易烊", "常远", "武艺", "乔振宇", "贺涵", "赖文峰", "龚俊", "文章"]
+            "黎明", "易烊", "常远", "武艺", "乔振宇", "贺涵", "赖文峰", "龚俊"]
 UK_ADDRESSES = ["221B Baker Street, London NW1 6XE", "10 Downing Street, London SW1A 2AA",
                 "Flat 3, 45 Queen's Road, Brighton BN1 3XE", "12 High Street, Oxford OX1 4AP",
                 "7 Castle Lane, Leeds LS1 4HR", "48 Victoria Road, Cambridge CB4 3DZ",
@@ -405,11 +406,15 @@ TEMPLATES = {
                  "zh": ["护照号码：{v}", "我的护照号是{v}。"], "fr": ["Numéro de passeport : {v}"],
                  "de": ["Reisepassnummer: {v}"], "es": ["Número de pasaporte: {v}"], "pt": ["Passaporte nº {v}"],
                  "ja": ["旅券番号：{v}"]},
+    # A name introduced by a title or a phrase ("cued") is claimed; one alone in a sentence ("uncued") is found
+    # only when its given name is on the recogniser's list (English) or from common given-name characters
+    # (Chinese), so it is measured but not claimed.
     "name": {"en": ["My name is {v} and I need help with my order.", "Dear {v},\nthank you for your message.",
                     "Please ask {v} to call me back.", "Best regards,\n{v}", "Customer: {v}",
-                    "I spoke with {v} yesterday about the refund.", "{v} will join the call tomorrow."],
-             "zh": ["我叫{v}，想咨询一下退款。", "联系人：{v}", "请转告{v}明天开会。", "收件人：{v}", "{v}先生您好，",
-                    "客户{v}反映快递没到。", "{v}明天会把合同发给你。", "这是{v}的工位。"]},
+                    "I spoke with {v} yesterday about the refund."],
+             "zh": ["我叫{v}，想咨询一下退款。", "联系人：{v}", "收件人：{v}", "{v}先生您好，", "寄件人：{v}，电话见附件。"]},
+    "name_uncued": {"en": ["{v} will join the call tomorrow.", "Can {v} review the draft?"],
+                    "zh": ["请转告{v}明天开会。", "客户{v}反映快递没到。", "{v}明天会把合同发给你。", "这是{v}的工位。"]},
     "address": {"en": ["Please ship it to {v}.", "Address: {v}", "I live at {v} since last year.",
                        "Send the documents to {v}, thanks."],
                 "zh": ["请寄到{v}，谢谢。", "收货地址：{v}", "我住在{v}。", "公司地址是{v}"]},
@@ -451,10 +456,14 @@ def generated(seed: int = 23) -> list[Case]:
     for _ in range(rounds["secret"]):
         for fmt, v in secrets(rng):
             add("secret", fmt, v, TEMPLATES["secret"])
-    for n in EN_NAMES:
-        add("name", "en", n, {"en": TEMPLATES["name"]["en"]})
-    for n in ZH_NAMES[:60]:
-        add("name", "zh", n, {"zh": TEMPLATES["name"]["zh"]})
+    # Names the recogniser's word lists were not written from: drawn with Faker (tests/fixtures/heldout_names.json)
+    held_out = json.loads((Path(__file__).parent / "fixtures" / "heldout_names.json").read_text(encoding="utf-8"))
+    for lang, names, source in (("en", EN_NAMES, ""), ("zh", ZH_NAMES, ""), ("en", held_out["en"], "_heldout"),
+                                ("zh", held_out["zh"], "_heldout")):
+        for n in names:
+            uncued = rng.random() < 0.3
+            add("name", f"{lang}{source}{'_uncued' if uncued else ''}", n,
+                {lang: TEMPLATES["name_uncued" if uncued else "name"][lang]})
     for a in UK_ADDRESSES:
         add("address", "uk", a, {"en": TEMPLATES["address"]["en"]})
     for a in US_ADDRESSES:
@@ -686,6 +695,17 @@ class Score:
     misses: list[tuple[str, str, str]]          # (format, span text, snippet)
     false_alarms: list[tuple[str, str, str]]    # (kind, detected text, snippet)
 
+    def claimed(self) -> KindScore:
+        """Recall over the claimed formats (every labelled span but the uncued names), precision over everything
+        detected."""
+        t = KindScore()
+        for fmt, s in self.formats.items():
+            if is_claimed(fmt):
+                t.gold, t.found = t.gold + s.gold, t.found + s.found
+        everything = self.total()
+        t.detections, t.correct = everything.detections, everything.correct
+        return t
+
     def total(self, kinds: set[str] | None = None) -> KindScore:
         t = KindScore()
         for k, s in self.kinds.items():
@@ -693,6 +713,12 @@ class Score:
                 t.gold, t.found = t.gold + s.gold, t.found + s.found
                 t.detections, t.correct = t.detections + s.detections, t.correct + s.correct
         return t
+
+
+def is_claimed(fmt: str) -> bool:
+    """What the README claims: every format in the corpus except names with no introducing cue (measured, listed
+    under "not redacted" when their given name is not on the list)."""
+    return not fmt.endswith("_uncued")
 
 
 def _covered(text: str, span: Span, detections: list[Detected]) -> bool:

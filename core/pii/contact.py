@@ -123,6 +123,8 @@ def _ipv4(m: re.Match[str], text: Text) -> bool:
 
 
 def _ipv6(m: re.Match[str], text: Text) -> bool:
+    if not re.search(r"[0-9A-Fa-f]", m.group(0)):
+        return False  # "::" alone
     if m.group(0).count(":") < 2 or re.fullmatch(r"[\d:]+", m.group(0)) and "::" not in m.group(0):
         return False  # 10:45:30 is a time
     try:

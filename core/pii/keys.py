@@ -53,8 +53,13 @@ def _basic(m: re.Match[str], text: Text) -> bool:
 
 
 def _not_placeholder(m: re.Match[str], text: Text) -> bool:
+    """A value that is a credential: printable ASCII, not a placeholder, and not a word of prose ("密钥：请在设置中
+    添加", "password: Required") — a word is letters only, in one case."""
     value = m.group(1).strip("\"'")
-    return len(value) >= 6 and not PLACEHOLDER.match(value) and len(set(value)) > 2
+    if len(value) < 6 or not value.isascii() or not value.isprintable() or PLACEHOLDER.match(value) \
+            or len(set(value)) <= 2:
+        return False
+    return not value.isalpha() or not (value.islower() or value.isupper() or value.istitle())
 
 
 _ASSIGNED = re.compile(

@@ -49,17 +49,23 @@ Amina Salma Youssef Mustafa Karima Nour Rania Samira Yasmine Hiroko Haruto Yuto 
 Naoko Keiko Yoko Emi Mai Takumi Kenta Daiki Shota Minho Jisoo Jiwoo Seojun Minseo Hyun Jiho Eunji Sooyoung
 """.split())
 
-# Capitalised words that follow a given name without being a surname: places, products, days, teams.
-NOT_SURNAMES = frozenset("""
-Street St Road Rd Avenue Ave Lane Park Station Garden Gardens Day Days Pay Wallet Web Services Service Bank Bridge
-Square Hall House Tower Center Centre University College School Hospital Airport Times Post Journal Team Support
-Group Inc Ltd LLC Corp Company Studio Studios Labs Cloud Mobile AI Monday Tuesday Wednesday Thursday Friday Saturday
-Sunday January February March April May June July August September October November December Edition Series Version
-Release Beach River Lake Mountain Island City County State Valley Hills Heights Tokens Mode Plan Account Award Prize
-Foundation Institute Museum Library Church Cathedral Stadium Arena Hotel Restaurant Cafe Bar Club Festival Show
-Award Cup League Trophy Street Channel Network News Press Review Magazine Records Music Films Pictures Games Store
-Shop Market Mall Plaza Court Castle Palace Road Way Drive Terrace Close Crescent Grove Place Row Hill Walk Parkway
-The And Or Of In On At To For With From By Is Are Was Were Will Would Can Could Should Must May Might Has Have Had
+# Capitalised words that are never part of a person's name here: streets, institutions, days, function words.
+NOT_NAME_WORDS = frozenset("""
+Street St Road Rd Avenue Ave Lane Station Garden Gardens Day Days Pay Wallet Web Services Service Bank Square Tower
+Center Centre University College School Hospital Airport Times Post Journal Team Support Group Inc Ltd LLC Corp
+Company Studio Studios Labs Cloud Mobile AI Monday Tuesday Wednesday Thursday Friday Saturday Sunday Edition Series
+Version Release Beach County State Valley Heights Tokens Mode Plan Account Award Prize Foundation Institute Museum
+Library Church Cathedral Stadium Arena Hotel Restaurant Cafe Bar Club Festival Show Cup League Trophy Channel Network
+News Press Review Magazine Records Music Films Pictures Games Store Shop Market Mall Plaza Court Castle Palace Way
+Drive Terrace Close Crescent Grove Place Row Walk Parkway The And Or Of In On At To For With From By Is Are Was Were
+Will Would Can Could Should Must Might Has Have Had Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Mon Tue Wed Thu
+Fri Sat Sun
+""".split())
+# Words that are surnames too (Amanda Park, Mohammed Hill) or given names too (April, June): a name after a title
+# or an introducing phrase may hold them; a known given name followed by one of them is not taken as a name.
+PLACE_OR_MONTH_WORDS = frozenset("""
+Park Hill Hall House Bridge Green Lake River Rivers Mountain Island City Field Fields Wood Woods Brook Ford Street
+January February March April May June July August September October November December
 """.split())
 
 ZH_SURNAMES = frozenset("""

@@ -6,10 +6,17 @@ from __future__ import annotations
 import re
 
 from core.pii.base import Recogniser, Spans, Text
-from core.pii.name_lists import FIRST_NAMES, NOT_SURNAMES, ZH_COMPOUND_SURNAMES, ZH_GIVEN, ZH_SURNAMES
+from core.pii.name_lists import (
+    FIRST_NAMES,
+    NOT_NAME_WORDS,
+    PLACE_OR_MONTH_WORDS,
+    ZH_COMPOUND_SURNAMES,
+    ZH_GIVEN,
+    ZH_SURNAMES,
+)
 
 # ---------------------------------------------------------------- English names
-_CAP = r"(?:(?:O'|O’|Mc|Mac|D'|Al-|El-)?[A-Z][a-zà-ÿ]+(?:[-'’][A-Z]?[a-zà-ÿ]+)?)"
+_CAP = r"(?:(?:O'|O’|Mc|Mac|D'|Al-|El-)?[A-Z][a-zà-ÿ]+(?:-[A-Z]?[a-zà-ÿ]+|['’][A-Z][a-zà-ÿ]+)?)"
 _PARTICLE = r"(?:(?:van|von|de|da|di|du|del|der|den|la|le|bin|al|dos|das)\s+)"
 _FULL = rf"{_CAP}(?:\s+{_PARTICLE}?{_CAP}){{1,2}}"
 _TITLE = re.compile(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Professor|Sir|Dame|Lady|Lord|Rev|Herr|Frau|Mme|Mlle|Sr|Sra|Srta"
@@ -26,11 +33,12 @@ _CUE_BEFORE = re.compile(
     r"|recipient\s*:|holder\s*:|by))\s+$")
 _CUE_FIRST = {"dear", "hi", "hello", "hey", "regards", "thanks", "cheers", "sincerely", "signed", "attn", "ask", "tell",
               "meet", "met", "contact", "customer", "client", "patient", "passenger", "traveller", "traveler", "recipient"}
-_KNOWN = re.compile(rf"\b([A-Z][a-zà-ÿ]+)(?:\s+[A-Z]\.)?\s+({_PARTICLE}?{_CAP})\b")
+# Overlapping (a lookahead), so that "Can Michael Brown" is tried at "Michael" too.
+_KNOWN = re.compile(rf"\b(?=([A-Z][a-zà-ÿ]+)((?:\s+[A-Z]\.)?\s+{_PARTICLE}?{_CAP})\b)")
 
 
-def _surname_ok(words: list[str]) -> bool:
-    return all(w not in NOT_SURNAMES for w in words)
+def _surname_ok(words: list[str], strict: bool = False) -> bool:
+    return all(w not in NOT_NAME_WORDS and not (strict and w in PLACE_OR_MONTH_WORDS) for w in words)
 
 
 def _introduced(t: str, run: re.Match[str]) -> tuple[int, int] | None:
@@ -41,7 +49,7 @@ def _introduced(t: str, run: re.Match[str]) -> tuple[int, int] | None:
         return None
     words = words[:3]
     # a trailing capitalised word that is not part of the name ("… Holloway From accounts") is left out
-    while len(words) > 2 and words[-1][0] in NOT_SURNAMES:
+    while len(words) > 2 and words[-1][0] in NOT_NAME_WORDS:
         words.pop()
     if len(words) < 2 or not _surname_ok([w for w, _, _ in words[:2]]):
         return None
@@ -57,8 +65,8 @@ def find_en_names(text: Text) -> Spans:
         if span := _introduced(t, m):
             yield span
     for m in _KNOWN.finditer(t):
-        if m.group(1) in FIRST_NAMES and _surname_ok(m.group(2).split()):
-            yield m.span()
+        if m.group(1) in FIRST_NAMES and _surname_ok(m.group(2).split(), strict=True):
+            yield m.start(1), m.end(2)
 
 
 # ---------------------------------------------------------------- Chinese names
@@ -82,7 +90,8 @@ _ZH_RULES = (
     (re.compile(_ZH_STRONG_BEFORE + "$"), re.compile(rf"{_ANY}{{1,2}}?{_AFTER}")),
     (re.compile(_ZH_WEAK_BEFORE + "$"), re.compile(rf"{_GIVEN}{{1,2}}{_AFTER}")),
     (re.compile(""), re.compile(rf"{_ANY}{{1,2}}?(?={_ZH_STRONG_AFTER})")),
-    (re.compile(r"(?:^|[。！？!?\n，,：:；;\s])$"), re.compile(rf"{_GIVEN}{{1,2}}(?={_ZH_WEAK_AFTER})")),
+    # at the start of a sentence only before a verb of saying or a day ("成功的调用" is "successful calls")
+    (re.compile(r"(?:^|[。！？!?\n，,：:；;\s])$"), re.compile(rf"{_GIVEN}{{1,2}}(?=明天|今天|昨天|已经|反映|表示|负责|说)")),
 )
 
 
@@ -124,7 +133,7 @@ _PROVINCE = (r"(?:(?:北京|天津|上海|重庆)市?|(?:河北|山西|辽宁|�
              r"|云南|陕西|甘肃|青海|台湾)省|(?:内蒙古|广西|西藏|宁夏|新疆)(?:自治区|壮族自治区|回族自治区|维吾尔自治区)?|香港|澳门)")
 # The characters a place name is made of: Han characters, minus the ones that begin or end a sentence around an
 # address ("我住在", "请寄到", "地址是") so that they are not taken into it.
-_PLACE = rf"(?:(?![在到是我你他她请寄住址为于从的了和与送发给往])[{_HAN}])"
+_PLACE = rf"(?:(?![在到是我你他她请寄住址为于从的了给往])[{_HAN}])"
 _ZH_ADDRESS = re.compile(
     rf"{_PROVINCE}?(?:{_PLACE}{{1,6}}?(?:市|州|盟))?(?:{_PLACE}{{1,6}}?(?:区|县|旗))?(?:{_PLACE}{{1,8}}?(?:镇|乡|街道))?"
     rf"{_PLACE}{{1,10}}?(?:路|街|大道|大街|巷|弄|胡同|道)(?:[一二三四五六七八九十\d]+段)?\d{{1,5}}(?:-\d{{1,4}})?[号號]"
