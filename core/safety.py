@@ -23,8 +23,9 @@ assert set(PLACEHOLDERS) == set(KINDS)
 
 # What the redaction leaves on purpose, and why: the README prints this beside what it removes.
 NOT_REDACTED = (
-    ("Names with no cue", "a name alone in a sentence whose first name is not on the list (“Okonkwo will call”), "
-     "names in other scripts than Latin and Chinese, nicknames (小王)"),
+    ("Names that nothing introduces", "a name alone in a sentence (“Okonkwo will call”) is found only when its given "
+     "name is on the list of ~700 (English), or, in Chinese, when it is made of common given-name characters next to "
+     "a weak cue (客户, 请转告, 明天 …); measured but not claimed. Names in other scripts, nicknames (小王)"),
     ("Passport numbers without the word", "a bare `PAA123456` cannot be told from an order or booking code"),
     ("Other countries' ids", "only the national ids listed above are checked; e.g. a French NIR or a German tax id "
      "is not (a phone-shaped one may still be caught as a phone)"),

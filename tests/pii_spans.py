@@ -652,6 +652,7 @@ def negatives(seed: int = 5) -> list[Case]:
                    f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}")
         gen.append(f"ISBN {isbn13('978' + _digits(rng, 9))}")
         gen.append(f"colour #{''.join(rng.choice('0123456789abcdef') for _ in range(6))}")
+        gen.append(f"colorway ['#{''.join(rng.choice('0123456789ABCDEF') for _ in range(6))}', '#AB63FA', '#19D3F3']")
         gen.append(f"model gpt-4o-{rng.randint(2024, 2026)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}")
         gen.append(f"Invoice {rng.randint(2020, 2026)}-{rng.randint(10000, 99999)} for {rng.randint(2, 40)} seats")
     out += [parse(t, "zh" if re.search(r"[\u4e00-\u9fff]", t) else "en", "negative") for t in gen]

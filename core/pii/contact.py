@@ -59,7 +59,8 @@ def _valid_phone(candidate: str, digits: str) -> bool:
         if region is None or region == "GB" and candidate.startswith("00"):
             return True
         national = re.sub(r"\D", "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
-        prefix = phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix or ""
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        prefix = (metadata.national_prefix if metadata else None) or ""
         if digits in (national, prefix + national):
             return True
         if prefix and national.startswith(prefix) and digits == national[len(prefix):] and \

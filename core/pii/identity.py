@@ -4,6 +4,8 @@ have no check and are recognised only next to a word for passport."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from types import ModuleType
 
 from stdnum.br import cpf
 from stdnum.cn import ric
@@ -17,8 +19,9 @@ from core.pii.base import Recogniser, Text, pattern
 _B, _E = r"(?<![A-Za-z0-9])", r"(?![A-Za-z0-9])"
 
 
-def _valid(module) -> object:  # type: ignore[no-untyped-def]
-    return lambda m, t: module.is_valid(m.group(0))
+def _valid(module: ModuleType) -> Callable[[re.Match[str], Text], bool]:
+    """The match passes a python-stdnum module's own check."""
+    return lambda m, t: bool(module.is_valid(m.group(0)))
 
 
 # Bare nine digits are an SSN only after the word; written 123-45-6789 the format says it.

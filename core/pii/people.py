@@ -127,7 +127,8 @@ _EN_ADDRESS = re.compile(
     rf"|{_UNIT}?\d{{1,5}}[A-Za-z]?\s+{_WORD}(?:\s+{_WORD}){{0,3}}(?:,\s*{_WORD}(?:\s+{_WORD}){{0,2}}){{1,3}},?\s+(?:{_UK_POSTCODE}|{_US_ZIP}))"
     rf"(?![A-Za-z0-9])")
 # A postcode on its own narrows a person down to a few houses; "M3 8GB" is a laptop, not Manchester.
-_POSTCODE_ALONE = re.compile(rf"(?<![A-Za-z0-9])(?:{_UK_POSTCODE})(?<![GMKT]B)(?![A-Za-z0-9])")
+# "#AB63FA" is a colour.
+_POSTCODE_ALONE = re.compile(rf"(?<![A-Za-z0-9#])(?:{_UK_POSTCODE})(?<![GMKT]B)(?![A-Za-z0-9])")
 
 _PROVINCE = (r"(?:(?:北京|天津|上海|重庆)市?|(?:河北|山西|辽宁|吉林|黑龙江|江苏|浙江|安徽|福建|江西|山东|河南|湖北|湖南|广东|海南|四川|贵州"
              r"|云南|陕西|甘肃|青海|台湾)省|(?:内蒙古|广西|西藏|宁夏|新疆)(?:自治区|壮族自治区|回族自治区|维吾尔自治区)?|香港|澳门)")
