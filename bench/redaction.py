@@ -3,7 +3,7 @@
 Quality: the labelled span corpus of tests/pii_spans.py (hand-written cases including issue 23's, generated
 formats of several countries and vendors, hard negatives), scored by span and kind: a labelled span counts as found
 when detections of its kind cover all of it; a detection is correct when it overlaps a labelled span of its kind.
-Speed: a typical 2 KB chat message (prose, a code block, numbers, one e-mail), median of many runs, chars/s.
+Speed: a typical 2 KB chat message (about 2,000 characters) (prose, a code block, numbers, one e-mail), median of many runs, chars/s.
 `python bench/redaction.py [--baseline REV]`. Last line: `RESULT redaction_recall_claimed <r> precision <p>`.
 """
 from __future__ import annotations
@@ -40,7 +40,10 @@ MESSAGE = (
     "you directly, or you can reach the on-call engineer at ops-team@example.com. Thanks a lot for looking into "
     "this, and sorry for the long message! One more thing: the package sk-transformers-utils-extended is pinned "
     "to 1.4.2 in requirements.txt; could that conflict with the new tokenizer? The commit that changed it is "
-    "9fceb02d0ae598e95dc970b74767f19372d61af8.\n\n另外，中文的测试用例也有同样的问题：大约每五个请求就有一个超时，"
+    "9fceb02d0ae598e95dc970b74767f19372d61af8. For context, the same suite ran fine on the staging cluster last "
+    "Tuesday (build 10.0.19045.3803, Python 3.11.7), and the dashboard showed p95 latency around 1.8 s with 0.4% "
+    "errors, so something between then and now changed; I'd rather not roll back the whole release if we can avoid "
+    "it, because the new prompt templates fixed two customer complaints about truncated summaries.\n\n另外，中文的测试用例也有同样的问题：大约每五个请求就有一个超时，"
     "平均延迟从 800 毫秒涨到了 2.3 秒。麻烦帮忙看看是不是重试策略的问题，谢谢！"
 )
 

@@ -22,6 +22,7 @@ _PHONE = re.compile(r"""
     (?:\(\d{1,5}\)[ \-.]?)?
     \d{1,6}(?:(?:[ \-./]|\x20-\x20)?\d{1,6}){1,6}
     (?![A-Za-z0-9_]|[.\-/:,]\d)""", re.X)
+_DATED_ID = re.compile(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\D")
 _DATE = re.compile(r"\d{4}([\-./])\d{1,2}\1\d{1,2}|\d{1,2}([\-./])\d{1,2}\2\d{2,4}")
 # Regions a national number (no +CC) is tried in: the countries PromptLab's users write from, and the biggest
 # numbering plans. A number valid in none of them is not a phone number for this purpose.
@@ -32,7 +33,7 @@ _PHONE_CUE = re.compile(r"(?i)(?:phone|tel\b|tel\.|telephone|mobile|cell|call|ri
                         r"|appel|telefon|handy|móvil|movil|teléfono|llam|celular|telefone|liga|電話|携帯|☎|📞)")
 _NOT_PHONE_CUE = re.compile(r"(?i)(?:order|invoice|ticket|ref\b|reference|tracking|sku|batch|lot\b|build|version"
                             r"|isbn|issn|account|acct|id\b|no\.|#|订单|单号|编号|批次|版本|账号|page|pp?\.|chapter|serial"
-                            r"|case|item|model|part)[\s:：#.]*$")
+                            r"|case|item|model|part|lote|pedido|factura|referencia|commande|facture|bestellung|rechnung)[\s:：#.]*$")
 
 
 def _isbn(digits: str) -> bool:
@@ -86,6 +87,9 @@ def find_phones(text: Text) -> Spans:
         if not (international or formatted or cued or re.fullmatch(r"1[3-9]\d{9}", digits)):
             continue
         groups = [len(g) for g in re.findall(r"\d+", cand)]
+        if _DATED_ID.match(cand):
+            continue  # 20261126-07: a batch or order number that starts with a date
+
         if not international and (min(groups[1:], default=2) < 2 or len(groups) >= 4 and set(groups) == {2}
                                   and not digits.startswith("0")):
             # 120.0.6099.109 is a version; pairs ("06 12 34 56 78") are how France, Belgium or Morocco write a
@@ -97,7 +101,7 @@ def find_phones(text: Text) -> Spans:
 
 # ---------------------------------------------------------------- IP addresses
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")
-_IPV6 = re.compile(r"(?<![:0-9A-Za-z])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?"
+_IPV6_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(?<![0-9A-Za-z]:)(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?"
                    r"(?![:0-9A-Za-z])")
 _VERSION_CUE = re.compile(r"(?i)(?:version|ver\.?|release|releases|build|upgrade[ds]?(?: to)?|update[ds]?(?: to)?"
                           r"|downgrade[ds]?(?: to)?|install(?:ed)?|patch|firmware|driver|sdk|\bv|==|>=|<=|~=|-"
@@ -123,13 +127,22 @@ def _ipv4(m: re.Match[str], text: Text) -> bool:
     return True
 
 
-def _ipv6(m: re.Match[str], text: Text) -> bool:
-    if not re.search(r"[0-9A-Fa-f]", m.group(0)):
+def _find_ipv6(text: Text) -> Spans:
+    for m in _IPV6_CANDIDATE.finditer(text.norm):
+        start, value = m.start(), m.group(0)
+        if value.startswith(":") and not value.startswith("::"):
+            start, value = start + 1, value[1:]  # "地址：fe80::1" — the full-width colon became ":" in NFKC
+        if _ipv6(value):
+            yield start, m.end()
+
+
+def _ipv6(value: str) -> bool:
+    if not re.search(r"[0-9A-Fa-f]", value):
         return False  # "::" alone
-    if m.group(0).count(":") < 2 or re.fullmatch(r"[\d:]+", m.group(0)) and "::" not in m.group(0):
+    if value.count(":") < 2 or re.fullmatch(r"[\d:]+", value) and "::" not in value:
         return False  # 10:45:30 is a time
     try:
-        ipaddress.IPv6Address(m.group(0))
+        ipaddress.IPv6Address(value)
         return True
     except ValueError:
         return False
@@ -145,6 +158,5 @@ RECOGNISERS = [
                "06 12 34 56 78, (11) 91234-5678, +49 (0)30 901820, 03-3456-7890", find_phones),
     Recogniser("ip", "IP addresses", "IPv4 and IPv6, validated; not after a version word (version, v, release, "
                "==, 版本 …), and `x.y.z.0` only with an IP word (ip, host, server, from …)",
-               "203.0.113.45, 2001:db8::1", lambda t: (s for r in (pattern(_IPV4, _ipv4), pattern(_IPV6, _ipv6))
-                                                       for s in r(t))),
+               "203.0.113.45, 2001:db8::1", lambda t: (s for r in (pattern(_IPV4, _ipv4), _find_ipv6) for s in r(t))),
 ]

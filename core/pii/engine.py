@@ -2,16 +2,32 @@
 first (a key that contains digits is a secret, not a phone number), covering everything any recogniser matched."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from core.pii import accounts, contact, identity, keys, people
 from core.pii.base import Finding, Recogniser, Text
 
-# Order = rank when two findings overlap, and the order of the README's table.
-RECOGNISERS: tuple[Recogniser, ...] = (*keys.RECOGNISERS, *contact.RECOGNISERS[:1], *accounts.RECOGNISERS,
-                                       *identity.RECOGNISERS, *contact.RECOGNISERS[2:], *contact.RECOGNISERS[1:2],
-                                       *people.RECOGNISERS)
+# Rank when two findings overlap, and the order of the README's table.
 KINDS = ("secret", "email", "iban", "card", "id", "passport", "ip", "phone", "address", "name")
 _RANK = {kind: i for i, kind in enumerate(KINDS)}
+RECOGNISERS: tuple[Recogniser, ...] = tuple(sorted(
+    (*keys.RECOGNISERS, *contact.RECOGNISERS, *accounts.RECOGNISERS, *identity.RECOGNISERS, *people.RECOGNISERS),
+    key=lambda r: _RANK[r.kind]))
 assert {r.kind for r in RECOGNISERS} == set(KINDS)
+
+
+@dataclass
+class _Claim:
+    """A stretch of the original text held by one kind while overlaps are settled."""
+
+    start: int
+    end: int
+    kind: str
+    recogniser: str
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self.kind]
 
 
 def find_pii(original: str) -> list[Finding]:
@@ -19,36 +35,30 @@ def find_pii(original: str) -> list[Finding]:
     if not original:
         return []
     text = Text(original)
-    raw: list[tuple[int, int, int, str, str]] = []  # (rank, start, end, kind, recogniser)
+    raw: list[_Claim] = []
     for rec in RECOGNISERS:
         for start, end in rec.find(text):
             if end > start:
-                a, b = text.original_span(start, end)
-                raw.append((_RANK[rec.kind], a, b, rec.kind, rec.name))
-    # Higher rank first, then longer first; a later finding that overlaps a kept one widens it (nothing matched
-    # may stay visible) but keeps the kept one's kind.
-    raw.sort(key=lambda f: (f[0], f[1] - f[2], f[1]))
-    kept: list[list] = []
-    for rank, a, b, kind, rec_name in raw:
+                raw.append(_Claim(*text.original_span(start, end), rec.kind, rec.name))
+    # Higher rank first, then longer first. A later finding that overlaps a kept one widens it (nothing any
+    # recogniser matched may stay visible) but takes the kept one's kind.
+    raw.sort(key=lambda c: (c.rank, c.start - c.end, c.start))
+    kept: list[_Claim] = []
+    for claim in raw:
         for k in kept:
-            if a < k[1] and k[0] < b:
-                k[0], k[1] = min(k[0], a), max(k[1], b)
+            if claim.start < k.end and k.start < claim.end:
+                k.start, k.end = min(k.start, claim.start), max(k.end, claim.end)
                 break
         else:
-            kept.append([a, b, kind, rec_name, rank])
-    kept = _merge_chains(kept)
-    return sorted((Finding(kind, a, b, original[a:b], rec) for a, b, kind, rec, _ in kept), key=lambda f: f.start)
-
-
-def _merge_chains(kept: list[list]) -> list[list]:
-    """Widening can make two kept findings overlap; fold them until none do."""
-    kept.sort(key=lambda k: k[0])
-    out: list[list] = []
-    for k in kept:
-        if out and k[0] < out[-1][1]:
-            prev = out[-1]
-            winner = prev if prev[4] <= k[4] else k
-            out[-1] = [prev[0], max(prev[1], k[1]), winner[2], winner[3], winner[4]]
+            kept.append(claim)
+    # Widening can make two kept claims overlap: fold them, the higher rank's kind wins.
+    kept.sort(key=lambda c: c.start)
+    merged: list[_Claim] = []
+    for claim in kept:
+        if merged and claim.start < merged[-1].end:
+            prev = merged[-1]
+            winner = prev if prev.rank <= claim.rank else claim
+            merged[-1] = _Claim(prev.start, max(prev.end, claim.end), winner.kind, winner.recogniser)
         else:
-            out.append(k)
-    return out
+            merged.append(claim)
+    return [Finding(c.kind, c.start, c.end, original[c.start:c.end], c.recogniser) for c in merged]
