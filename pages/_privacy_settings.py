@@ -23,8 +23,9 @@ def render_privacy(wb: Workbench) -> None:
     current = privacy.text_policy(engine)
     policy = st.radio(_("Prompts and replies"), TEXT_POLICIES, index=TEXT_POLICIES.index(current),
                       format_func=lambda p: _(POLICY_LABELS[p]), key="text_policy", horizontal=True,
-                      help=_("Redaction removes e-mails, phone numbers, card numbers, IBANs, IP addresses and keys "
-                           "before anything is written."))
+                      help=_("Redaction removes e-mails, phone numbers, card and IBAN numbers, national id and "
+                             "passport numbers, IP addresses, keys and tokens, introduced names and street addresses "
+                             "before anything is written; the README lists exactly what."))
     if policy != current:
         privacy.set_text_policy(engine, policy)
         st.success(_("From now on the log keeps: {policy}.").format(policy=_(POLICY_LABELS[policy])))

@@ -164,3 +164,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line(
             f"redaction: recall {MEASURED['recall']:.1%}, precision {MEASURED['precision']:.1%} "
             f"on {MEASURED['positives']} positive / {MEASURED['negatives']} negative snippets (en, zh, es)")
+    from tests.test_redaction_corpus import MEASURED as PER_KIND
+    if PER_KIND:
+        terminalreporter.write_line("redaction on the span corpus, claimed formats (kind: spans, recall, precision): " +
+                                    ", ".join(f"{k} {n} {r:.2f}/{p:.2f}" for k, (n, r, p) in PER_KIND.items()))
