@@ -28,10 +28,22 @@ OPENAI_ENDPOINT = "https://api.openai.com/v1"
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
-def system_resolve(host: str, port: int) -> list[str]:
-    """Every address the system's resolver gives for a host (an IP literal gives itself)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+class SystemResolver:
+    """Every address the system's resolver gives for a host (an IP literal gives itself). An object, not a function,
+    so a Provider holding a policy stays hashable for Streamlit's caches."""
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SystemResolver)
+
+    def __hash__(self) -> int:
+        return hash(SystemResolver)
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:  # what Streamlit's cache hashes (and pickle rebuilds it from)
+        return SystemResolver, ()
 
 
 def is_public(address: str) -> bool:
@@ -93,7 +105,7 @@ class UrlPolicy:
     """The rule for the URLs one non-admin session chooses: public addresses, plus what the admins allow."""
 
     allowed: tuple[str, ...] = ()  # URL prefixes, host[:port] names and networks (PROMPTLAB_ALLOWED_BASE_URLS)
-    resolve: Resolver = field(default=system_resolve, compare=False)
+    resolve: Resolver = field(default_factory=SystemResolver, compare=False)
 
     @classmethod
     def from_settings(cls, allowed_base_urls: str | None, configured: Iterable[str | None] = ()) -> UrlPolicy:
