@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx2
 import openai
 from openai.types import CompletionUsage
 
@@ -120,22 +121,24 @@ class Provider:
         return CompletionUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
     def new_client(self) -> openai.OpenAI:
-        # A user-chosen URL gets an HTTP client that checks (and pins) the address of every request it sends.
-        http = {"http_client": self.url_policy.http_client()} if self.url_policy is not None else {}
         if self.kind == "azure":
             if not (self.api_key and self.base_url):
                 raise PromptLabError("no_key", _("Azure OpenAI needs both a key and an endpoint: add them in Settings."))
             return openai.AzureOpenAI(api_key=self.api_key, azure_endpoint=self.base_url,
                                       api_version=self.api_version, timeout=self.timeout_s,
-                                      max_retries=self.max_retries, **http)
+                                      max_retries=self.max_retries, http_client=self._http_client())
         if self.kind == "compatible":
             return openai.OpenAI(api_key=self.api_key or NO_KEY_PLACEHOLDER, base_url=self.base_url,
-                                 timeout=self.timeout_s, max_retries=self.max_retries, **http)
+                                 timeout=self.timeout_s, max_retries=self.max_retries, http_client=self._http_client())
         if not self.api_key:
             raise PromptLabError("no_key", _("No OpenAI API key is configured: add one in Settings, "
                                            "or point OPENAI_BASE_URL at a compatible server."))
         return openai.OpenAI(api_key=self.api_key, base_url=self.base_url, organization=self.organization,
-                             timeout=self.timeout_s, max_retries=self.max_retries, **http)
+                             timeout=self.timeout_s, max_retries=self.max_retries, http_client=self._http_client())
+
+    def _http_client(self) -> httpx2.Client | None:
+        """A user-chosen URL's HTTP client checks (and pins) the address of every request it sends; None: the SDK's."""
+        return self.url_policy.http_client() if self.url_policy is not None else None
 
     @property
     def endpoint(self) -> str:
