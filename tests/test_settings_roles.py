@@ -252,3 +252,17 @@ tests:
     assert bobs_server.requests == []
     calls = [r for r in CallLog(named["PROMPTLAB_DB_URL"]).recent(10) if r.page == "evals"]
     assert [r.error_type for r in calls] == ["url_refused"]
+
+
+def test_the_admin_key_goes_to_the_configured_endpoint_even_after_a_switch(app_env, server, bobs_server, monkeypatch):
+    """An admin who points their browser at another server (Ollama, say) and then reconciles the bill: the
+    organisation's admin key still goes to the configured endpoint only."""
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-key-000000000000")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/settings.py").run()
+    switch_provider(at, bobs_server.base_url)  # no gate: the single user is an admin, and may
+    at.switch_page("pages/analytics.py").run()
+    at.button(key="rec_fetch").click().run()
+    assert not at.exception
+    assert all("sk-admin-key" not in str(r["headers"]) for r in bobs_server.requests)
+    assert any(r["path"].startswith("/v1/organization/") for r in server.requests)
