@@ -79,13 +79,22 @@ def override_for(form: ProviderForm, configured: Settings, actor: Identity,
     configured_endpoints = (configured.openai_base_url or OPENAI_ENDPOINT, configured.azure_endpoint)
     if not any(same_endpoint(chosen.endpoint, c) for c in configured_endpoints if c):
         (policy or url_policy_for(configured, actor) or UrlPolicy()).check(chosen.endpoint)
-    if key is None and chosen.api_key and not _configured_for(chosen, configured):
+    if server_key_elsewhere(override, configured) is not None:
         if chosen.kind != "compatible":
             raise PromptLabError("key_required", _(
                 "Type a key for this endpoint: the server's key is sent only to the endpoint it is configured "
                 "for."))
         override["openai_api_key"] = ""  # not None: None would keep the configured key
     return override
+
+
+def server_key_elsewhere(override: dict[str, Any], configured: Settings) -> str | None:
+    """The endpoint a configured key would be sent to under this override when that is not the endpoint the key is
+    configured for (allowed to an admin, and audited); None when no server key leaves."""
+    chosen = resolve_provider(configured.with_overrides(**override))
+    if chosen.kind == "local" or not chosen.api_key or chosen.api_key not in configured.secret_values:
+        return None  # no key, or one the user typed
+    return None if _configured_for(chosen, configured) else chosen.endpoint
 
 
 def _configured_for(chosen: Provider, configured: Settings) -> bool:

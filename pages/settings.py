@@ -4,13 +4,14 @@ from sqlalchemy.engine import make_url
 
 from core import analytics as an
 from core import ratelimit
+from core.audit import audit
 from core.calls import list_models
 from core.errors import PromptLabError
 from core.fallback import save_chain, saved_chain
 from core.i18n import _
 from core.pending_writes import PENDING
 from core.pricing import format_cost
-from core.provider_choice import ProviderForm, override_for
+from core.provider_choice import ProviderForm, override_for, server_key_elsewhere
 from core.providers import KINDS, chat_models, kind_label
 from pages._prices_settings import render_prices
 from pages._privacy_settings import render_privacy
@@ -63,12 +64,16 @@ with st.form("switch_provider", clear_on_submit=True):
     api_key = st.text_input(_("API key"), type="password", placeholder=_("leave empty to keep the current key"))
     api_version = st.text_input(_("Azure API version"), value=wb.settings.azure_api_version)
     if st.form_submit_button(_("Apply")):
+        configured = base_settings()
         try:  # core decides what this user may choose: the server's key never goes to a URL they picked
-            override = override_for(ProviderForm(kind, base_url, api_key, api_version), base_settings(),
-                                    wb.identity, wb.url_policy)
+            override = override_for(ProviderForm(kind, base_url, api_key, api_version), configured, wb.identity,
+                                    wb.url_policy)
         except PromptLabError as err:
             st.error(err.message)
         else:
+            elsewhere = server_key_elsewhere(override, configured)
+            if elsewhere is not None:  # an admin sent the server's key to another endpoint: on the record
+                audit(wb.log.engine, wb.user, "provider_switch", None, {"endpoint": elsewhere, "kind": kind})
             remember_provider_choice(wb, override)
             st.rerun()
 if st.session_state.get(OVERRIDE_KEY) and st.button(_("Reset to configured provider")):

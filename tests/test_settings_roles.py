@@ -5,6 +5,7 @@ drawn disabled, and the tests click them anyway, as a hand-crafted browser messa
 such a value, and the core setters refuse a plain user whatever reaches them (tests/test_admin_settings.py)."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -117,9 +118,15 @@ def test_bob_switching_to_openai_elsewhere_must_type_his_own_key(named, server, 
 
 def test_root_may_switch_with_the_servers_key(named, server):
     root = settings_as("root")
-    switch_provider(root, server.base_url + "/")  # another spelling: still his (and the key's) choice to make
+    switch_provider(root, "http://127.0.0.1:9/v1")  # anywhere, with the server's key: an admin's choice ...
+    assert not errors(root) and "uses the provider set below" in root.info[0].value
+    line = privacy.audit_log(CallLog(named["PROMPTLAB_DB_URL"]).engine)[0]  # ... on the record
+    assert (line["actor"], line["action"], json.loads(line["detail"])["endpoint"]) == (
+        "root", "provider_switch", "http://127.0.0.1:9/v1")
+    switch_provider(root, server.base_url + "/")  # the configured endpoint, spelled differently: not audited
     press_test_connection(root)
     assert "8 models listed" in root.success[0].value
+    assert len(privacy.audit_log(CallLog(named["PROMPTLAB_DB_URL"]).engine)) == 1
 
 
 # ----- row 6: no requests to loopback, link-local or private addresses; odd answers are one sentence -------------
