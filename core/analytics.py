@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 import sqlalchemy as sa
 
+from core.access import Identity
 from core.calllog import CallLog, CallRecord, calls_table, record_values
 from core.db import insertion_order_column
 from core.i18n import _
@@ -402,8 +403,9 @@ def monthly_budget(log: CallLog) -> float | None:
     return Workspace(log.engine).load(BUDGET)
 
 
-def set_monthly_budget(log: CallLog, budget_usd: float | None) -> None:
-    Workspace(log.engine).save(BUDGET, budget_usd)
+def set_monthly_budget(log: CallLog, budget_usd: float | None, *, actor: Identity) -> None:
+    """The workspace's monthly budget: an admin's choice (AdminOnly otherwise), audited."""
+    Workspace(log.engine).save(BUDGET, budget_usd, actor=actor)
 
 
 def record_details(record: CallRecord) -> dict[str, Any]:

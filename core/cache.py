@@ -13,8 +13,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.access import Identity
+from core.audit import audit
 from core.db import engine_for
 from core.errors import scrub_secrets
+from core.workspace import require_admin
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +78,19 @@ class ResponseCache:
                  "p": provider, "m": model, "u": user, "r": reply.reply, "f": reply.finish_reason,
                  "i": reply.input_tokens, "o": reply.output_tokens})
 
-    def clear(self, expired_only: bool = False) -> int:
-        """Delete entries (all, or only expired ones); returns how many."""
+    def clear(self, *, actor: Identity) -> int:
+        """Delete every entry (everyone's): an admin's action (AdminOnly otherwise), audited; returns how many."""
+        require_admin(actor)
         with self.engine.begin() as conn:
-            if expired_only:
-                return conn.execute(sa.text("DELETE FROM response_cache WHERE expires_at <= :now"),
-                                    {"now": _now().isoformat()}).rowcount
-            return conn.execute(sa.text("DELETE FROM response_cache")).rowcount
+            removed = conn.execute(sa.text("DELETE FROM response_cache")).rowcount
+        audit(self.engine, actor.name, "cache_clear", None, {"entries": removed})
+        return removed
+
+    def clear_expired(self) -> int:
+        """Delete the entries past their TTL (maintenance: nothing a user sees changes); returns how many."""
+        with self.engine.begin() as conn:
+            return conn.execute(sa.text("DELETE FROM response_cache WHERE expires_at <= :now"),
+                                {"now": _now().isoformat()}).rowcount
 
     def stats(self) -> tuple[int, int]:
         """(entries, total hits)."""

@@ -24,7 +24,7 @@ from core.call_metrics import CallMetrics, CallStatus
 from core.calllog import CallLog, CallRecord, CallTexts
 from core.chunks import ChunkAccumulator
 from core.clock import utc_now_iso
-from core.errors import PromptLabError, StreamCutError, scrub_secrets, to_user_error
+from core.errors import MalformedResponse, PromptLabError, StreamCutError, scrub_secrets, to_user_error
 from core.local_model import QueueWait
 from core.pending_writes import PENDING
 from core.pricing import TokenUsage, cost_usd
@@ -406,4 +406,19 @@ def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Call
 
 def list_models(provider: Provider, context: CallContext, log: CallLog) -> list[str]:
     """Every model id the provider lists (a logged call); raises PromptLabError on failure."""
-    return logged_call(provider, context, log, lambda client: sorted(m.id for m in client.models.list()))[0]
+    return logged_call(provider, context, log, model_ids)[0]
+
+
+def model_ids(client: Any) -> list[str]:
+    """The ids of `GET /models`, sorted. Read from the raw body: the SDK hands back whatever a 200 carried (metrics
+    text, an HTML page, `{"data": 5}`), and reading ids off that raised AttributeError in the page; any shape but
+    `{"data": [{"id": "…"}, …]}` is a MalformedResponse (one sentence)."""
+    raw = client.models.with_raw_response.list()
+    try:
+        body = json.loads(raw.http_response.text)
+    except ValueError:
+        raise MalformedResponse("GET /models: the body is not JSON") from None
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list) or not all(isinstance(m, dict) and isinstance(m.get("id"), str) for m in data):
+        raise MalformedResponse("GET /models: no list of models with ids in `data`")
+    return sorted(m["id"] for m in data)

@@ -43,6 +43,7 @@ class Settings:
     password_hash: str | None = field(default=None, repr=False)
     users: str | None = field(default=None, repr=False)  # name:hash,… (or a [users] table in secrets.toml)
     admins: str | None = None
+    allowed_base_urls: str | None = None  # URLs, hosts, networks a non-admin may point a provider at beyond the internet
     ui_language: str | None = None  # en | zh_CN; unset: the browser's language
 
     @property
@@ -88,6 +89,7 @@ _SOURCES: dict[str, tuple[str, type]] = {
     "password_hash": ("PROMPTLAB_PASSWORD_HASH", str),
     "users": ("PROMPTLAB_USERS", str),
     "admins": ("PROMPTLAB_ADMINS", str),
+    "allowed_base_urls": ("PROMPTLAB_ALLOWED_BASE_URLS", str),
     "ui_language": ("PROMPTLAB_UI_LANGUAGE", str),
 }
 
@@ -127,8 +129,15 @@ SETTING_DOCS: dict[str, str] = {
     "PROMPTLAB_USERS": "Named users, each with their own password: `name:hash,name:hash` (hashes from `python -m "
                        "core.access hash`), or a `[users]` table in secrets.toml; each sees only their own data. "
                        "OpenID Connect instead: an `[auth]` section in secrets.toml",
-    "PROMPTLAB_ADMINS": "Comma-separated user names (or OIDC e-mails) who may open, export and delete others' data "
-                        "(every such action is in the audit log)",
+    "PROMPTLAB_ADMINS": "Comma-separated user names (or OIDC e-mails) who may open, export and delete others' data, "
+                        "change the workspace's settings (text policy, retention, cache, budget, rate limits, "
+                        "fallback chains, moderation, prices) and point a provider at another URL with the server's "
+                        "key (every such action is in the audit log)",
+    "PROMPTLAB_ALLOWED_BASE_URLS": "Comma-separated URL prefixes (`http://ollama.internal:11434/v1`), hosts "
+                                   "(`vllm.lan`, `vllm.lan:8000`) or networks (`10.20.0.0/16`) that users who are not "
+                                   "admins may point a provider at (Settings, an eval's `apiBaseUrl`) although they "
+                                   "are loopback, private or link-local; the configured endpoints are always allowed, "
+                                   "and admins may choose any URL",
     "PROMPTLAB_UI_LANGUAGE": "Interface language when a browser has not chosen one: `en` or `zh_CN` (简体中文); "
                              "unset: the browser's own language",
 }

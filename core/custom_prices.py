@@ -28,6 +28,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from core.access import Identity
+from core.audit import audit
 from core.config import load_settings
 from core.i18n import _
 from core.pricing import TokenUsage, install_custom_prices, pricing_id_for
@@ -152,16 +154,15 @@ def ensure_loaded(engine: Engine) -> None:
     install(in_force(engine, file))
 
 
-def save(engine: Engine, prices: list[CustomPrice], actor: str | None = None) -> int:
-    """Store the prices, put them in force, price the logged calls they cover again; returns how many were."""
-    from core.privacy import audit
-
-    Workspace(engine).save(CUSTOM_PRICES, PriceBook([asdict(p) for p in prices]))
+def save(engine: Engine, prices: list[CustomPrice], *, actor: Identity) -> int:
+    """Store the prices, put them in force, price the logged calls they cover again; returns how many were.
+    Prices change what everyone's calls cost: an admin's change (AdminOnly otherwise), audited."""
+    Workspace(engine).save(CUSTOM_PRICES, PriceBook([asdict(p) for p in prices]), actor=actor)
     install(prices)
     with _lock:
         _loaded[id(engine)] = time.monotonic()
     repriced = reprice(engine, prices)
-    audit(engine, actor, "prices", None, {"prices": len(prices), "calls_repriced": repriced})
+    audit(engine, actor.name, "prices", None, {"prices": len(prices), "calls_repriced": repriced})
     return repriced
 
 

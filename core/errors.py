@@ -35,6 +35,20 @@ class StreamCutError(Exception):
     """The stream ended without a finish_reason: the connection dropped before the reply was complete."""
 
 
+class MalformedResponse(Exception):
+    """The server answered, but not with the JSON an OpenAI-compatible API sends (an HTML page, metrics text,
+    `{"data": 5}`, a chunk whose text is a number)."""
+
+
+class RefusedRequest(openai.OpenAIError):
+    """A request PromptLab's own HTTP transport refused to send (an address the URL policy forbids). An OpenAIError,
+    so the SDK passes it on at once instead of retrying it as a connection failure; it carries the sentence."""
+
+    def __init__(self, error: PromptLabError):
+        super().__init__(error.message)
+        self.error = error
+
+
 def scrub_secrets(text: str, secrets: Iterable[str | None] = ()) -> str:
     """Remove known secrets and anything shaped like an API key or bearer token."""
     for secret in secrets:
@@ -123,6 +137,8 @@ def to_user_error(exc: BaseException, *, secrets: Iterable[str | None] = (), mod
     """
     if isinstance(exc, PromptLabError):
         return exc
+    if isinstance(exc, RefusedRequest):
+        return exc.error
     if isinstance(exc, openai.APIStatusError):
         err = _status_error(exc, model, retries, operation)
         err.status_code = exc.status_code
@@ -140,7 +156,8 @@ def to_user_error(exc: BaseException, *, secrets: Iterable[str | None] = (), mod
     elif isinstance(exc, StreamCutError):
         err = PromptLabError("stream_cut", _("The reply was cut off before it finished (the connection dropped): "
                                            "the partial text is kept; press Retry for a complete one."))
-    elif isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, pydantic.ValidationError)):
+    elif isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, pydantic.ValidationError,
+                          MalformedResponse)):
         err = PromptLabError("malformed", _("The server sent a response that is not valid OpenAI JSON: "
                                           "check that the base URL points at an OpenAI-compatible API."))
     elif isinstance(exc, openai.APIError):

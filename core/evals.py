@@ -30,6 +30,7 @@ from core.eval_store import CANCELLED, DONE, INTERRUPTED, EvalStore, RunJournal,
 from core.pending_writes import PENDING
 from core.playground import CellResult, CellSpec, CostEstimate, MatrixRun, PreparedCell, estimate_cost
 from core.providers import Provider, request_params
+from core.url_policy import UrlPolicy, same_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -375,11 +376,14 @@ class ProviderResolver:
     """Which provider serves a config's provider spec: `local/…` models the offline model; a spec without
     `apiBaseUrl`, or with the configured endpoint's, the configured provider (its key); another `apiBaseUrl` a
     compatible server that gets no key — an imported file must not be able to send the configured key elsewhere —
-    unless `apiKeyEnvar` names one and `environ` is given (the command line, the user's own environment)."""
+    unless `apiKeyEnvar` names one and `environ` is given (the command line, the user's own environment). Such a URL
+    chosen by someone who is not an admin passes `url_policy` on every request (public addresses or what the admins
+    allow-listed: core/url_policy.py); a refused one fails its cells with that sentence, and nothing is sent."""
 
     settings: Any
     configured: Provider
     environ: dict[str, str] | None = None
+    url_policy: UrlPolicy | None = None  # None: an admin's run, or the command line (the user's own machine)
 
     def __call__(self, spec: ProviderSpec) -> Provider:
         from core.local_model import is_local_model
@@ -388,16 +392,12 @@ class ProviderResolver:
         if is_local_model(spec.model):
             return local_provider(self.settings)
         url = spec.api_base_url
-        if not url or _same_endpoint(url, self.configured.base_url):
+        if not url or (self.configured.kind != "local" and same_endpoint(url, self.configured.base_url)):
             return self.configured
         named = spec.config.get("apiKeyEnvar")
         key = self.environ.get(named) if self.environ is not None and named else None
         return Provider("compatible", url, key, timeout_s=self.settings.timeout_s,
-                        max_retries=self.settings.max_retries)
-
-
-def _same_endpoint(a: str, b: str | None) -> bool:
-    return b is not None and a.rstrip("/") == b.rstrip("/")
+                        max_retries=self.settings.max_retries, url_policy=self.url_policy)
 
 
 def key_notes(config: EvalConfig, resolver: ProviderResolver) -> list[str]:

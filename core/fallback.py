@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from core import metrics
+from core.access import Identity
 from core.cache import ResponseCache, eligible
 from core.calllog import CallLog
 from core.calls import CallContext, CallOutcome, ChatRequest, ChatStream
@@ -54,8 +55,10 @@ def saved_chain(engine: Engine, kind: str, base_url: str | None) -> str | None:
     return Workspace(engine).load(FALLBACK_CHAIN, scope=provider_key(kind, base_url))
 
 
-def save_chain(engine: Engine, kind: str, base_url: str | None, chain: str | None) -> None:
-    Workspace(engine).save(FALLBACK_CHAIN, (chain or "").strip() or None, scope=provider_key(kind, base_url))
+def save_chain(engine: Engine, kind: str, base_url: str | None, chain: str | None, *, actor: Identity) -> None:
+    """A provider's fallback chain, for everyone: an admin's choice (AdminOnly otherwise), audited."""
+    Workspace(engine).save(FALLBACK_CHAIN, (chain or "").strip() or None, scope=provider_key(kind, base_url),
+                           actor=actor)
 
 
 def reason(outcome: CallOutcome, model: str, timeout_s: float) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from core.access import Identity
 from core.calllog import CallLog, CallRecord, CallTexts
 from core.calls import CallContext, logged_call
 from core.errors import PromptLabError
@@ -43,8 +44,9 @@ def load_moderation(engine: Engine) -> ModerationSettings:
     return Workspace(engine).load(MODERATION)
 
 
-def save_moderation(engine: Engine, value: ModerationSettings) -> None:
-    Workspace(engine).save(MODERATION, value)
+def save_moderation(engine: Engine, value: ModerationSettings, *, actor: Identity) -> None:
+    """Moderation for everyone: an admin's choice (AdminOnly otherwise), audited."""
+    Workspace(engine).save(MODERATION, value, actor=actor)
 
 
 @dataclass

@@ -8,7 +8,6 @@ import json
 import logging
 import secrets
 import threading
-import uuid
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -18,6 +17,9 @@ import pyzipper
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from core.access import Identity
+from core.audit import audit
+from core.audit import audit_log as audit_log  # re-exported: pages read the log through privacy
 from core.calllog import TEXT_POLICY, mark_interrupted
 from core.clock import utc_now_iso
 from core.eval_store import mark_interrupted_runs
@@ -29,10 +31,11 @@ logger = logging.getLogger(__name__)
 RETENTION_KEY = "retention"
 
 
-def set_text_policy(engine: Engine, policy: str) -> None:
+def set_text_policy(engine: Engine, policy: str, *, actor: Identity) -> None:
+    """What the log keeps from now on, for everyone: an admin's choice (AdminOnly otherwise), audited."""
     if policy not in TEXT_POLICIES:
         raise ValueError(f"text policy must be one of {TEXT_POLICIES}")
-    Workspace(engine).save(TEXT_POLICY, policy)
+    Workspace(engine).save(TEXT_POLICY, policy, actor=actor)
 
 
 def text_policy(engine: Engine) -> str:
@@ -54,22 +57,9 @@ def retention(engine: Engine) -> Retention:
     return Workspace(engine).load(RETENTION)
 
 
-def set_retention(engine: Engine, value: Retention) -> None:
-    Workspace(engine).save(RETENTION, value)
-
-
-def audit(engine: Engine, actor: str | None, action: str, subject: str | None, detail: dict) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO privacy_audit (id, ts, actor, action, subject, detail) "
-                             "VALUES (:id, :ts, :actor, :action, :subject, :detail)"),
-                     {"id": uuid.uuid4().hex, "ts": utc_now_iso(), "actor": actor, "action": action,
-                      "subject": subject, "detail": json.dumps(detail)})
-
-
-def audit_log(engine: Engine, limit: int = 50) -> list[dict]:
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT * FROM privacy_audit ORDER BY ts DESC LIMIT :l"), {"l": limit})
-        return [dict(r._mapping) for r in rows]
+def set_retention(engine: Engine, value: Retention, *, actor: Identity) -> None:
+    """How long everyone's texts and calls are kept: an admin's choice (AdminOnly otherwise), audited."""
+    Workspace(engine).save(RETENTION, value, actor=actor)
 
 
 def _iso(dt: datetime) -> str:

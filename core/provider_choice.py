@@ -6,6 +6,11 @@ typed, so it must not go into the URL (links get shared) or the database (keys n
 this server's memory, under a random token the browser keeps in a cookie (a cookie does not travel with a copied
 link). The token is bound to the user who made the choice, expires after a day unused, and the store is bounded;
 a server restart forgets every choice, and the page then says so once and uses the configured provider.
+
+What a browser may choose (`override_for`): the server's key goes only to the endpoint it is configured for. A user
+who points a provider elsewhere brings their own key (a compatible server with no key typed is called without one);
+only an admin may switch with the server's key. Someone who is not an admin may reach only public addresses, or
+what PROMPTLAB_ALLOWED_BASE_URLS allows (core/url_policy.py).
 """
 from __future__ import annotations
 
@@ -17,9 +22,86 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.access import Identity
+from core.config import Settings
+from core.errors import PromptLabError
+from core.i18n import _
+from core.providers import KINDS, Provider, resolve_provider
+from core.url_policy import OPENAI_ENDPOINT, UrlPolicy, same_endpoint
+
 COOKIE_NAME = "promptlab_provider"
 TTL_S = 24 * 3600.0
 MAX_CHOICES = 10_000
+
+
+@dataclass(frozen=True)
+class ProviderForm:
+    """What the Settings form asks for: a kind, a base URL (Azure: the endpoint), a typed key, an API version;
+    empty fields keep the configured values."""
+
+    kind: str
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    api_version: str | None = None
+
+
+def url_policy_for(settings: Settings, actor: Identity) -> UrlPolicy | None:
+    """The rule for URLs this actor chooses: None (any URL) for an admin — and without an access gate the single
+    user is one, so Ollama on localhost keeps working; otherwise public addresses, the admins' allow-list and the
+    endpoints configured in `settings` (the configured ones, never a session's switch)."""
+    if actor.admin:
+        return None
+    return UrlPolicy.from_settings(settings.allowed_base_urls, (settings.openai_base_url, settings.azure_endpoint))
+
+
+def override_for(form: ProviderForm, configured: Settings, actor: Identity,
+                 policy: UrlPolicy | None = None) -> dict[str, Any]:
+    """The settings override for a browser's choice, or PromptLabError (one sentence) when it may not have it.
+
+    The server's key may go only to the endpoint it is configured for; a choice that points elsewhere with no key
+    typed would carry it there, so for anyone but an admin it is dropped (a compatible server is then called with no
+    key) or, where the API needs one (OpenAI, Azure), refused. A URL is checked against `policy` (None: the actor's,
+    from `url_policy_for`)."""
+    if form.kind not in KINDS:
+        raise ValueError(f"unknown provider kind {form.kind!r}")
+    url, key = (form.base_url or "").strip() or None, (form.api_key or "").strip() or None
+    if form.kind == "local":
+        return {"provider": "local"}
+    override: dict[str, Any]
+    if form.kind == "azure":
+        override = {"provider": "azure", "azure_endpoint": url, "azure_api_key": key,
+                    "azure_api_version": (form.api_version or "").strip() or None}
+    else:
+        override = {"provider": form.kind, "openai_base_url": url, "openai_api_key": key}
+    if actor.admin:  # admins may switch with the server's key, to any URL: they hold the key anyway
+        return override
+    chosen = resolve_provider(configured.with_overrides(**override))
+    configured_endpoints = (configured.openai_base_url or OPENAI_ENDPOINT, configured.azure_endpoint)
+    if not any(same_endpoint(chosen.endpoint, c) for c in configured_endpoints if c):
+        (policy or url_policy_for(configured, actor) or UrlPolicy()).check(chosen.endpoint)
+    if server_key_elsewhere(override, configured) is not None:
+        if chosen.kind != "compatible":
+            raise PromptLabError("key_required", _(
+                "Type a key for this endpoint: the server's key is sent only to the endpoint it is configured "
+                "for."))
+        override["openai_api_key"] = ""  # not None: None would keep the configured key
+    return override
+
+
+def server_key_elsewhere(override: dict[str, Any], configured: Settings) -> str | None:
+    """The endpoint a configured key would be sent to under this override when that is not the endpoint the key is
+    configured for (allowed to an admin, and audited); None when no server key leaves."""
+    chosen = resolve_provider(configured.with_overrides(**override))
+    if chosen.kind == "local" or not chosen.api_key or chosen.api_key not in configured.secret_values:
+        return None  # no key, or one the user typed
+    return None if _configured_for(chosen, configured) else chosen.endpoint
+
+
+def _configured_for(chosen: Provider, configured: Settings) -> bool:
+    """Whether the configured key the chosen provider would send goes to the endpoint it is configured for."""
+    if chosen.kind == "azure":
+        return configured.azure_endpoint is not None and same_endpoint(chosen.base_url, configured.azure_endpoint)
+    return same_endpoint(chosen.base_url, configured.openai_base_url)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx2
 import openai
 from openai.types import CompletionUsage
 
@@ -20,6 +21,7 @@ from core.i18n import N_, _
 from core.local_model import LOCAL_PREFIX, GenerationQueue, LocalRuntime, model_id_for
 from core.pricing import pricing_id_for
 from core.tokens import TokenCounter, count_messages
+from core.url_policy import OPENAI_ENDPOINT, UrlPolicy
 
 KINDS = ("openai", "azure", "compatible", "local")
 KIND_LABELS = {"openai": "OpenAI", "azure": "Azure OpenAI", "compatible": N_("OpenAI-compatible server"),
@@ -47,6 +49,8 @@ class Provider:
     max_retries: int = 2
     model_path: str | None = None  # local: the GGUF file (None = the default SmolLM2, fetched into models_dir)
     models_dir: str = "data/models"  # local: where the default model and the model process's log live
+    # A URL a non-admin chose: every request passes this policy (public addresses or allow-listed; core/url_policy).
+    url_policy: UrlPolicy | None = None
 
     @property
     def label(self) -> str:
@@ -122,15 +126,24 @@ class Provider:
                 raise PromptLabError("no_key", _("Azure OpenAI needs both a key and an endpoint: add them in Settings."))
             return openai.AzureOpenAI(api_key=self.api_key, azure_endpoint=self.base_url,
                                       api_version=self.api_version, timeout=self.timeout_s,
-                                      max_retries=self.max_retries)
+                                      max_retries=self.max_retries, http_client=self._http_client())
         if self.kind == "compatible":
             return openai.OpenAI(api_key=self.api_key or NO_KEY_PLACEHOLDER, base_url=self.base_url,
-                                 timeout=self.timeout_s, max_retries=self.max_retries)
+                                 timeout=self.timeout_s, max_retries=self.max_retries, http_client=self._http_client())
         if not self.api_key:
             raise PromptLabError("no_key", _("No OpenAI API key is configured: add one in Settings, "
                                            "or point OPENAI_BASE_URL at a compatible server."))
         return openai.OpenAI(api_key=self.api_key, base_url=self.base_url, organization=self.organization,
-                             timeout=self.timeout_s, max_retries=self.max_retries)
+                             timeout=self.timeout_s, max_retries=self.max_retries, http_client=self._http_client())
+
+    def _http_client(self) -> httpx2.Client | None:
+        """A user-chosen URL's HTTP client checks (and pins) the address of every request it sends; None: the SDK's."""
+        return self.url_policy.http_client() if self.url_policy is not None else None
+
+    @property
+    def endpoint(self) -> str:
+        """Where requests (and the key) go: the base URL, or OpenAI's own API."""
+        return self.base_url or OPENAI_ENDPOINT
 
 
 @lru_cache(maxsize=64)

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from sqlalchemy.engine import Engine
 
+from core.access import Identity
 from core.errors import scrub_secrets
 from core.workspace import Setting, Workspace
 
@@ -102,8 +103,9 @@ def load_limits(engine: Engine, kind: str, base_url: str | None) -> Limits:
     return Workspace(engine).load(RATE_LIMITS, scope=provider_key(kind, base_url))
 
 
-def save_limits(engine: Engine, kind: str, base_url: str | None, limits: Limits) -> None:
-    Workspace(engine).save(RATE_LIMITS, limits, scope=provider_key(kind, base_url))
+def save_limits(engine: Engine, kind: str, base_url: str | None, limits: Limits, *, actor: Identity) -> None:
+    """A provider's limits, shared by every session: an admin's choice (AdminOnly otherwise), audited."""
+    Workspace(engine).save(RATE_LIMITS, limits, scope=provider_key(kind, base_url), actor=actor)
     with _lock:
         _limiters.pop(provider_key(kind, base_url), None)  # new limits, fresh buckets
 

@@ -2,7 +2,8 @@
 moderation, privacy, fallback chains), kept in the database's `app_settings` table and shared by every session.
 
 Each module declares its setting once (`Setting`: key, default, how it is stored); every read and write goes through
-`Workspace.load` / `Workspace.save`, so the storage format has one home.
+`Workspace.load` / `Workspace.save`, so the storage format has one home. They apply to everyone, so only an admin may
+change them: `save` takes the actor, refuses anyone else (`AdminOnly`) and writes the change to the audit log.
 """
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy.engine import Engine
 
+from core.access import Identity
+from core.audit import audit
 from core.db import get_value, set_value
+from core.errors import PromptLabError
+from core.i18n import _
 
 T = TypeVar("T")
 
@@ -43,6 +48,20 @@ class Setting(Generic[T]):
         return cast(T, self.stored_as(raw))
 
 
+class AdminOnly(PromptLabError):
+    """A non-admin asked to change something that applies to everyone (refused in core, whatever the page shows)."""
+
+    def __init__(self) -> None:
+        super().__init__("admin_only", _("Only an admin can change this: it applies to everyone using this "
+                                         "workspace."))
+
+
+def require_admin(actor: Identity) -> None:
+    """Raise AdminOnly unless the actor is an admin (without an access gate the single user is one)."""
+    if not actor.admin:
+        raise AdminOnly()
+
+
 class Workspace:
     """The workspace settings of one database."""
 
@@ -58,5 +77,11 @@ class Workspace:
         raw = get_value(self.engine, self._key(setting, scope))
         return setting.decode(raw) if raw else setting.default
 
-    def save(self, setting: Setting[T], value: T, scope: str | None = None) -> None:
-        set_value(self.engine, self._key(setting, scope), setting.encode(value))
+    def save(self, setting: Setting[T], value: T, scope: str | None = None, *, actor: Identity) -> None:
+        """Store a value for everyone: an admin's change, audited with its actor and the values before and after;
+        anyone else is refused (AdminOnly) and nothing changes."""
+        require_admin(actor)
+        key = self._key(setting, scope)
+        before, after = get_value(self.engine, key), setting.encode(value)
+        set_value(self.engine, key, after)
+        audit(self.engine, actor.name, "setting", key, {"from": before, "to": after})

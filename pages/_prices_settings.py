@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core import custom_prices
+from core.errors import PromptLabError
 from core.i18n import _
 from core.providers import kind_label
 from core.rendering import plain
@@ -53,7 +54,11 @@ def render_prices(wb: Workbench) -> None:
         except ValueError as err:
             st.error(plain(str(err)))
         else:
-            repriced = custom_prices.save(engine, prices, actor=wb.user)
+            try:
+                repriced = custom_prices.save(engine, prices, actor=wb.identity)
+            except PromptLabError as err:  # not an admin (the section is drawn for admins only)
+                st.error(err.message)
+                return
             _unpriced.clear()
             st.success(_('{prices} custom prices in force; {repriced:,} logged calls priced again (audited).').format(
                 prices=len(prices), repriced=repriced))

@@ -12,7 +12,7 @@ from core.exports import to_csv
 from core.i18n import _
 from core.pricing import format_cost
 from core.rendering import plain
-from pages._workbench import Workbench
+from pages._workbench import Workbench, base_settings
 
 
 def render_reconcile(wb: Workbench, start: date, end: date) -> None:
@@ -31,7 +31,8 @@ def render_reconcile(wb: Workbench, start: date, end: date) -> None:
             start=i18n.day(start), end=i18n.day(end)), key="rec_fetch"):
         try:
             with st.spinner(_("Asking OpenAI's Usage and Costs APIs…")):
-                client = reconcile.admin_client(wb.settings.openai_admin_key, wb.settings.openai_base_url,
+                # The configured endpoint, never this browser's provider switch: the admin key goes nowhere else.
+                client = reconcile.admin_client(wb.settings.openai_admin_key, base_settings().openai_base_url,
                                                 wb.settings.timeout_s)
                 result = reconcile.fetch(client, engine, start, end)
         except PromptLabError as err:
@@ -45,6 +46,9 @@ def render_reconcile(wb: Workbench, start: date, end: date) -> None:
     c2.metric(_("Billed"), format_cost(result.billed_cost_usd))
     c3.metric(_("Tracked by PromptLab"), format_cost(result.tracked_cost_usd))
     frame = pd.DataFrame(result.json_rows())
+    if frame.empty:  # no columns to compare: the table below would raise KeyError
+        st.caption(_("Nothing billed and nothing logged in this period."))
+        return
     differences = frame[frame["explanation"] != "matches"]
     st.caption(_('{differ} of {rows} day × model rows differ · fetched {fetched} UTC').format(
         differ=len(differences), rows=len(frame), fetched=result.fetched_at[:16]))

@@ -114,3 +114,10 @@ def language_menu() -> None:
         set_cookie(i18n.COOKIE_NAME, st.session_state[LANGUAGE_KEY], 365 * 24 * 3600)
     st.sidebar.selectbox("🌐 " + _("Interface language"), list(i18n.UI_LANGUAGES), key=LANGUAGE_KEY,
                          format_func=i18n.UI_LANGUAGES.get, on_change=remember)
+
+
+def admin_only_note(wb: Workbench) -> bool:
+    """For someone who is not an admin, say why a workspace setting is read-only; True when they may change it."""
+    if not wb.admin:
+        st.caption(_("🔒 Only an admin can change the settings below: they apply to everyone using this workspace."))
+    return wb.admin

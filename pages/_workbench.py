@@ -5,12 +5,12 @@ Logic lives in core/; this file only binds it to st.session_state and Streamlit'
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
 from core import cookies, custom_prices, model_file, provider_choice
-from core.access import parse_users
+from core.access import Identity, parse_users
 from core.cache import ResponseCache
 from core.calllog import CallLog
 from core.calls import CallContext
@@ -21,6 +21,7 @@ from core.local_model import is_local_model
 from core.pricing import context_window
 from core.privacy import RetentionWorker
 from core.providers import Provider, local_provider, resolve_provider
+from core.url_policy import UrlPolicy
 from pages import _media
 
 OVERRIDE_KEY = "provider_override"
@@ -56,6 +57,12 @@ class Workbench:
     user: str
     session: str
     admin: bool = False  # may open, export and delete others' data (PROMPTLAB_ADMINS; everyone without a gate)
+    url_policy: UrlPolicy | None = None  # the rule for URLs this user chooses (None: an admin's, any URL)
+
+    @property
+    def identity(self) -> Identity:
+        """Who is acting, for core functions that decide what they may do."""
+        return Identity(self.user, self.admin)
 
     def context(self, page: str, tags: list[str] | None = None) -> CallContext:
         return CallContext(page=page, user=self.user, session=self.session, tags=tags or [])
@@ -211,7 +218,7 @@ def write_cookies() -> None:
 
 
 def _workbench() -> Workbench:
-    settings = base_settings()
+    configured = settings = base_settings()
     _restore_provider_choice(st.session_state.get(IDENTITY_KEY) or settings.user)
     override = st.session_state.get(OVERRIDE_KEY)
     if override:
@@ -225,8 +232,11 @@ def _workbench() -> Workbench:
     user = st.session_state.get(IDENTITY_KEY) or settings.user
     gated = oidc_configured() or gate_configured(settings)
     admin = bool(st.session_state.get(ADMIN_KEY)) if gated else True
-    return Workbench(settings, resolve_provider(settings), log, conversations, user, st.session_state.session_id,
-                     admin)
+    policy = provider_choice.url_policy_for(configured, Identity(user, admin))
+    provider = resolve_provider(settings)
+    if override and policy is not None:  # a URL this (non-admin) user chose: every request is checked
+        provider = replace(provider, url_policy=policy)
+    return Workbench(settings, provider, log, conversations, user, st.session_state.session_id, admin, policy)
 
 
 def oidc_configured() -> bool:

@@ -33,7 +33,8 @@ from pages._workbench import response_cache, workbench
 wb = workbench()
 state = st.session_state
 store = EvalStore(wb.settings.db_url, wb.user, wb.admin)  # runs hold outputs: each sees their own
-resolver = ProviderResolver(wb.settings, wb.provider)  # an imported file never gets the key for another URL
+# An imported file never gets the key for another URL; a non-admin's `apiBaseUrl` reaches public addresses only.
+resolver = ProviderResolver(wb.settings, wb.provider, url_policy=wb.url_policy)
 st.title(_("✅ Evals"))
 state.setdefault("eval_box", {})  # written in `finally`, where st.session_state is off limits
 

@@ -4,16 +4,19 @@ from sqlalchemy.engine import make_url
 
 from core import analytics as an
 from core import ratelimit
+from core.audit import audit
 from core.calls import list_models
 from core.errors import PromptLabError
 from core.fallback import save_chain, saved_chain
 from core.i18n import _
 from core.pending_writes import PENDING
 from core.pricing import format_cost
+from core.provider_choice import ProviderForm, override_for, server_key_elsewhere
 from core.providers import KINDS, chat_models, kind_label
 from pages._prices_settings import render_prices
 from pages._privacy_settings import render_privacy
-from pages._workbench import OVERRIDE_KEY, remember_provider_choice, response_cache, workbench
+from pages._widgets import admin_only_note
+from pages._workbench import OVERRIDE_KEY, base_settings, remember_provider_choice, response_cache, workbench
 
 wb = workbench()
 provider = wb.provider
@@ -50,6 +53,8 @@ st.subheader(_("Switch provider for this browser"))
 st.caption(_("Applies to this browser (kept across reloads, forgotten after a day unused or a server restart); the "
            "configured provider (environment / secrets.toml) is untouched. A typed key stays in the server's memory "
            "only."))
+if not wb.admin:
+    st.caption(_("The server's key goes only to the configured endpoint: for another one, type your own key."))
 with st.form("switch_provider", clear_on_submit=True):
     kind = st.selectbox(_("Provider"), KINDS, index=KINDS.index(provider.kind) if provider.kind in KINDS else 0,
                         format_func=kind_label)
@@ -59,29 +64,34 @@ with st.form("switch_provider", clear_on_submit=True):
     api_key = st.text_input(_("API key"), type="password", placeholder=_("leave empty to keep the current key"))
     api_version = st.text_input(_("Azure API version"), value=wb.settings.azure_api_version)
     if st.form_submit_button(_("Apply")):
-        key = api_key.strip() or None
-        url = base_url.strip() or None
-        if kind == "local":
-            override = {"provider": "local"}
-        elif kind == "azure":
-            override = {"provider": kind, "azure_endpoint": url, "azure_api_key": key,
-                        "azure_api_version": api_version.strip() or None}
+        configured = base_settings()
+        try:  # core decides what this user may choose: the server's key never goes to a URL they picked
+            override = override_for(ProviderForm(kind, base_url, api_key, api_version), configured, wb.identity,
+                                    wb.url_policy)
+        except PromptLabError as err:
+            st.error(err.message)
         else:
-            override = {"provider": kind, "openai_base_url": url, "openai_api_key": key}
-        remember_provider_choice(wb, {**st.session_state.get(OVERRIDE_KEY, {}), **override})
-        st.rerun()
+            elsewhere = server_key_elsewhere(override, configured)
+            if elsewhere is not None:  # an admin sent the server's key to another endpoint: on the record
+                audit(wb.log.engine, wb.user, "provider_switch", None, {"endpoint": elsewhere, "kind": kind})
+            remember_provider_choice(wb, override)
+            st.rerun()
 if st.session_state.get(OVERRIDE_KEY) and st.button(_("Reset to configured provider")):
     remember_provider_choice(wb, None)
     st.rerun()
 
+may_change = admin_only_note(wb)  # workspace settings below: an admin's (read-only to others, refused in core)
 st.subheader(_("Monthly budget"))
 st.caption(_("Stored in the database, shared by everyone using this call log; Analytics forecasts against it."))
 current_budget = an.monthly_budget(wb.log)
 new_budget = st.number_input(_("Budget (USD per month, 0 = none)"), 0.0, 1e9, float(current_budget or 0.0), 10.0,
-                             key="monthly_budget")
-if st.button(_("Save budget")):
-    an.set_monthly_budget(wb.log, new_budget or None)
-    st.success(_('Budget saved: {budget}.').format(budget=format_cost(new_budget) if new_budget else _("none")))
+                             key="monthly_budget", disabled=not may_change)
+if st.button(_("Save budget"), key="save_budget", disabled=not may_change):
+    try:
+        an.set_monthly_budget(wb.log, new_budget or None, actor=wb.identity)
+        st.success(_('Budget saved: {budget}.').format(budget=format_cost(new_budget) if new_budget else _("none")))
+    except PromptLabError as err:
+        st.error(err.message)
 
 if wb.admin:  # prices change what everyone's calls cost
     render_prices(wb)
@@ -95,8 +105,11 @@ else:
     st.caption(_('{entries:,} cached replies, served {hits:,} times; each is kept {hours:g} h. Used at '
                  'temperature 0, or when a chat opts in.').format(
         entries=entries, hits=hits, hours=wb.settings.cache_ttl_s / 3600))
-    if st.button(_("Clear the response cache"), key="clear_cache"):
-        st.success(_('Cleared {n:,} cached replies.').format(n=cache.clear()))
+    if st.button(_("Clear the response cache"), key="clear_cache", disabled=not may_change):
+        try:
+            st.success(_('Cleared {n:,} cached replies.').format(n=cache.clear(actor=wb.identity)))
+        except PromptLabError as err:
+            st.error(err.message)
 
 st.subheader(_("Rate limits"))
 st.caption(_('Client-side limits for {label}, shared by every session of this app. A request over the '
@@ -105,11 +118,17 @@ st.caption(_('Client-side limits for {label}, shared by every session of this ap
     label=provider.label))
 limits = ratelimit.load_limits(wb.log.engine, provider.kind, provider.base_url)
 r1, r2 = st.columns(2)
-rpm = r1.number_input(_("Requests per minute (0 = no limit)"), 0, 1_000_000, limits.rpm, key="limit_rpm")
-tpm = r2.number_input(_("Tokens per minute (0 = no limit)"), 0, 100_000_000, limits.tpm, key="limit_tpm")
-if st.button(_("Save rate limits"), key="save_limits", disabled=provider.kind == "local"):
-    ratelimit.save_limits(wb.log.engine, provider.kind, provider.base_url, ratelimit.Limits(int(rpm), int(tpm)))
-    st.success(_("Rate limits saved.") if rpm or tpm else _("Rate limits removed."))
+rpm = r1.number_input(_("Requests per minute (0 = no limit)"), 0, 1_000_000, limits.rpm, key="limit_rpm",
+                      disabled=not may_change)
+tpm = r2.number_input(_("Tokens per minute (0 = no limit)"), 0, 100_000_000, limits.tpm, key="limit_tpm",
+                      disabled=not may_change)
+if st.button(_("Save rate limits"), key="save_limits", disabled=provider.kind == "local" or not may_change):
+    try:
+        ratelimit.save_limits(wb.log.engine, provider.kind, provider.base_url, ratelimit.Limits(int(rpm), int(tpm)),
+                              actor=wb.identity)
+        st.success(_("Rate limits saved.") if rpm or tpm else _("Rate limits removed."))
+    except PromptLabError as err:
+        st.error(err.message)
 
 st.subheader(_("Fallback chain"))
 st.caption(_('Models tried, in order, after the chosen one times out, fails with a 5xx or cannot be '
@@ -117,9 +136,13 @@ st.caption(_('Models tried, in order, after the chosen one times out, fails with
              '(`local` = the offline model). Empty = PROMPTLAB_FALLBACK ({fallback}).').format(
     fallback=wb.settings.fallback))
 chain_text = st.text_input(_("Chain for this provider"),
-                           saved_chain(wb.log.engine, provider.kind, provider.base_url) or "", key="fallback_chain")
-if st.button(_("Save fallback chain"), key="save_chain"):
-    save_chain(wb.log.engine, provider.kind, provider.base_url, chain_text)
-    st.success(_('Fallback chain saved: {chain}.').format(chain=chain_text.strip() or wb.settings.fallback))
+                           saved_chain(wb.log.engine, provider.kind, provider.base_url) or "", key="fallback_chain",
+                           disabled=not may_change)
+if st.button(_("Save fallback chain"), key="save_chain", disabled=not may_change):
+    try:
+        save_chain(wb.log.engine, provider.kind, provider.base_url, chain_text, actor=wb.identity)
+        st.success(_('Fallback chain saved: {chain}.').format(chain=chain_text.strip() or wb.settings.fallback))
+    except PromptLabError as err:
+        st.error(err.message)
 
 render_privacy(wb)

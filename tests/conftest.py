@@ -7,12 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.access import Identity
 from core.calllog import CallLog
 from core.calls import CallContext
 from core.providers import Provider
 from tests.loopback_server import LoopbackServer
 
 TEST_KEY = "sk-test-PROMPTLAB-5ecret-key-0123456789"
+ADMIN = Identity("admin", admin=True)  # who changes workspace settings in tests that are not about who may
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Every test, and every app a browser test starts, shares one copy of the offline model (fetched once, ~93 MB),
 # whatever data directory it uses.

@@ -49,6 +49,9 @@ class Script:
     finish_reason: str = "stop"
     tool_call: dict[str, str] | None = None  # answer with this tool call ({"name": …, "arguments": "<json>"})
     when: str | None = None              # only for a request whose messages contain this text (e.g. a grader's)
+    raw_body: bytes | None = None        # answer 200 with exactly these bytes (metrics text, an HTML page, odd JSON)
+    content_type: str = "application/json"  # ... under this Content-Type
+    redirect_to: str | None = None       # answer 307 with this Location
 
 
 def tiny_png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (30, 144, 255)) -> bytes:
@@ -203,6 +206,10 @@ class LoopbackServer:
                     return self._error(401, f"Incorrect API key provided: {given}.", "invalid_api_key")
                 if script.status:
                     return self._error(script.status, script.error_message, script.error_code, script.retry_after)
+                if script.redirect_to is not None:
+                    return self._raw(307, b"", "text/plain", {"Location": script.redirect_to})
+                if script.raw_body is not None:
+                    return self._raw(200, script.raw_body, script.content_type)
                 if script.malformed and not body.get("stream"):
                     return self._raw(200, b"<html>Bad gateway page, not JSON</html>", "application/json")
                 routes = {"/v1/models": self._models, "/v1/chat/completions": self._chat,

@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 from core.analytics import set_monthly_budget
 from core.calllog import CallLog
 from core.synthetic import generate
+from tests.conftest import ADMIN
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -53,7 +54,7 @@ def test_kpis_charts_and_filters(seeded):
 
 
 def test_budget_warning_when_forecast_exceeds(seeded):
-    set_monthly_budget(seeded, 1.0)
+    set_monthly_budget(seeded, 1.0, actor=ADMIN)
     at = open_analytics()
     assert "over the $1.00 budget" in at.warning[0].value
     assert "Month-end forecast" in metrics(at)

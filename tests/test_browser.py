@@ -690,7 +690,8 @@ def test_reload_keeps_the_provider_chosen_in_settings_and_only_for_that_browser(
 
 def test_a_moderation_refusal_is_gone_while_the_next_message_streams(page, server, app_env):
     from core.moderation import ModerationSettings, save_moderation
-    save_moderation(CallLog(app_env["PROMPTLAB_DB_URL"]).engine, ModerationSettings("input"))
+    from tests.conftest import ADMIN
+    save_moderation(CallLog(app_env["PROMPTLAB_DB_URL"]).engine, ModerationSettings("input"), actor=ADMIN)
     send(page, "how to build a bomb")
     page.wait_for_selector("[data-testid='stAlert']", timeout=30_000)
     page.wait_for_selector(IDLE, timeout=30_000)

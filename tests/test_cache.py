@@ -8,6 +8,7 @@ from core.cache import CachedReply, CacheStep, ResponseCache, cache_key
 from core.calls import CallContext
 from core.fallback import FallbackStream
 from core.providers import request_params
+from tests.conftest import ADMIN
 from tests.loopback_server import Script
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -67,10 +68,10 @@ def test_ttl_and_clear(provider, log, db_url, server):
     ask(provider, log, expired)
     _, out = ask(provider, log, expired)
     assert not out.cached and len(server.chat_requests()) == 2
-    assert expired.clear(expired_only=True) == 1
+    assert expired.clear_expired() == 1
     cache = ResponseCache(db_url)
     ask(provider, log, cache)
-    assert cache.clear() == 1 and cache.stats() == (0, 0)
+    assert cache.clear(actor=ADMIN) == 1 and cache.stats() == (0, 0)
 
 
 def test_hit_rate_shows_in_analytics(provider, log, db_url):

@@ -8,7 +8,7 @@ from core import custom_prices
 from core.calls import CallContext, ChatRequest, ChatStream
 from core.privacy import audit_log
 from core.providers import Provider
-from tests.conftest import TEST_KEY
+from tests.conftest import ADMIN, TEST_KEY
 from tests.loopback_server import Script
 
 
@@ -34,7 +34,7 @@ def test_a_compatible_servers_model_is_unpriced_until_a_price_is_set_then_every_
     assert log.get(before).cost_usd is None  # unpriced, not $0
     price = custom_prices.CustomPrice(provider="compatible", model="echo-1", input_per_mtok=0.20,
                                       output_per_mtok=0.60)
-    assert custom_prices.save(log.engine, [price], actor="admin") == 1
+    assert custom_prices.save(log.engine, [price], actor=ADMIN) == 1
     old = log.get(before)
     assert old.cost_usd == pytest.approx((old.input_tokens * 0.20 + old.output_tokens * 0.60) / 1e6)
     server.push(Script(cached_tokens=4))
@@ -48,7 +48,7 @@ def test_a_compatible_servers_model_is_unpriced_until_a_price_is_set_then_every_
 def test_cached_input_price_and_an_override_of_a_list_price(server, log):
     price = custom_prices.CustomPrice(provider="compatible", model="echo-1", input_per_mtok=1.0,
                                       cached_input_per_mtok=0.1, output_per_mtok=2.0)
-    custom_prices.save(log.engine, [price])
+    custom_prices.save(log.engine, [price], actor=ADMIN)
     server.push(Script(reply="one two three", cached_tokens=6))
     record = log.get(chat(server, log))
     fresh = record.input_tokens - 6
@@ -64,7 +64,7 @@ def test_a_prices_file_the_database_wins_and_a_broken_file_never_fails_a_call(se
     record = log.get(chat(server, log))
     assert record.cost_usd == pytest.approx((record.input_tokens + record.output_tokens) * 3.0 / 1e6)
     custom_prices.save(log.engine, [custom_prices.CustomPrice(provider="compatible", model="echo-1",
-                                                              input_per_mtok=0.0, output_per_mtok=0.0)])
+                                                              input_per_mtok=0.0, output_per_mtok=0.0)], actor=ADMIN)
     custom_prices._loaded.clear()
     assert log.get(chat(server, log)).cost_usd == 0.0  # the database's price wins over the file's
     path.write_text("[[price]\nbroken")
@@ -90,7 +90,7 @@ def test_the_models_without_a_price_are_listed_until_one_is_set(server, log):
     chat(server, log)
     assert custom_prices.unpriced_models(log.engine) == [("compatible", "echo-1", 2)]
     custom_prices.save(log.engine, [custom_prices.CustomPrice(provider="compatible", model="echo-1",
-                                                              input_per_mtok=1.0, output_per_mtok=1.0)])
+                                                              input_per_mtok=1.0, output_per_mtok=1.0)], actor=ADMIN)
     assert custom_prices.unpriced_models(log.engine) == []
 
 

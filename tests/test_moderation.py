@@ -7,6 +7,7 @@ from core.calllog import CallLog
 from core.calls import CallContext
 from core.moderation import ModerationSettings, check, save_moderation
 from core.providers import Provider
+from tests.conftest import ADMIN
 from tests.loopback_server import Script
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -34,7 +35,7 @@ def test_unreachable_endpoint_fails_open_or_closed(provider, log, server):
 
 
 def test_chat_flagged_prompt_is_not_sent_and_stays_editable(app_env, server):
-    save_moderation(CallLog(app_env["PROMPTLAB_DB_URL"]).engine, ModerationSettings("input"))
+    save_moderation(CallLog(app_env["PROMPTLAB_DB_URL"]).engine, ModerationSettings("input"), actor=ADMIN)
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.chat_input[0].set_value("tell me how to build a bomb").run()
     assert "flagged by moderation (violence)" in at.error[0].value
@@ -45,7 +46,7 @@ def test_chat_flagged_prompt_is_not_sent_and_stays_editable(app_env, server):
 
 
 def test_chat_reply_flagged_by_output_moderation_is_withheld(app_env, server):
-    save_moderation(CallLog(app_env["PROMPTLAB_DB_URL"]).engine, ModerationSettings("input_and_output"))
+    save_moderation(CallLog(app_env["PROMPTLAB_DB_URL"]).engine, ModerationSettings("input_and_output"), actor=ADMIN)
     server.push(Script(reply="here is how to build a bomb"))
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.chat_input[0].set_value("question").run()

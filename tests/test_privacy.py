@@ -29,6 +29,7 @@ from core.privacy import (
     set_text_policy,
 )
 from core.prompts import PromptLibrary
+from tests.conftest import ADMIN
 from tests.loopback_server import tiny_png
 
 PII = "I am ana@example.com, card 4111 1111 1111 1111"
@@ -49,7 +50,7 @@ def test_text_policies(db_url):
     log = CallLog(db_url)
     now = datetime.now(timezone.utc)
     for policy, rid in (("full", "a"), ("redacted", "b"), ("metadata", "c")):
-        set_text_policy(log.engine, policy)
+        set_text_policy(log.engine, policy, actor=ADMIN)
         log = fresh_log(db_url)
         log.write(call(rid, "ana", now), CallTexts({"messages": [{"role": "user", "content": PII}]}, f"ok {PII}"))
     assert PII in log.texts("a").reply
@@ -109,13 +110,13 @@ def test_retention_keeps_metrics_longer_than_texts(db_url, tmp_path):
         for table, column in (("conversations", "updated_at"), ("images", "created_at"),
                               ("response_cache", "created_at"), ("eval_runs", "created_at")):
             conn.execute(sa.text(f"UPDATE {table} SET {column} = :t WHERE user_id = 'old'"), {"t": stamp})
-    set_retention(log.engine, Retention(text_hours=72, metrics_days=400))
+    set_retention(log.engine, Retention(text_hours=72, metrics_days=400), actor=ADMIN)
     removed = enforce_retention(log.engine, tmp_path)
     assert removed == {"texts": 1, "conversations": 1, "eval_runs": 1, "images": 1, "cache": 1, "calls": 0}
     assert log.get("old-1") is not None and log.texts("old-1") is None and log.texts("recent") is not None
     assert not list(tmp_path.glob("images/*"))
     assert oldest_kept(log.engine)["texts"][:10] == now.isoformat()[:10]
-    set_retention(log.engine, Retention(text_hours=72, metrics_days=2))
+    set_retention(log.engine, Retention(text_hours=72, metrics_days=2), actor=ADMIN)
     assert enforce_retention(log.engine, tmp_path)["calls"] == 1 and log.get("old-1") is None
     assert any(a["action"] == "retention" for a in audit_log(log.engine))
 
@@ -123,7 +124,7 @@ def test_retention_keeps_metrics_longer_than_texts(db_url, tmp_path):
 def test_retention_runs_at_start(db_url, tmp_path):
     log = CallLog(db_url)
     log.write(call("ancient", "x", datetime.now(timezone.utc) - timedelta(days=30)))
-    set_retention(log.engine, Retention(metrics_days=7))
+    set_retention(log.engine, Retention(metrics_days=7), actor=ADMIN)
     worker = RetentionWorker(log.engine, tmp_path, every_s=3600)
     deadline = time.monotonic() + 10
     while worker.runs == 0 and time.monotonic() < deadline:

@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 from core import ratelimit
 from core.calls import ChatRequest, ChatStream
 from core.ratelimit import Limits, RateLimiter, TokenBucket
+from tests.conftest import ADMIN
 from tests.loopback_server import Script
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -57,22 +58,22 @@ def chat(provider, ctx, log, waits):
 
 
 def test_gate_waits_instead_of_failing(provider, ctx, log, server):
-    ratelimit.save_limits(log.engine, provider.kind, provider.base_url, Limits(rpm=120))
+    ratelimit.save_limits(log.engine, provider.kind, provider.base_url, Limits(rpm=120), actor=ADMIN)
     ratelimit.limiter_for(log.engine, provider.kind, provider.base_url).rate_limited(0.4)  # the bucket is empty
     waits: list[float] = []
     assert chat(provider, ctx, log, waits).status == "ok"  # held back, then sent: not failed
     assert len(waits) == 1 and 0.3 < waits[0] <= 0.95  # the 0.4 s hold plus this request's own half second
-    ratelimit.save_limits(log.engine, provider.kind, provider.base_url, Limits())
+    ratelimit.save_limits(log.engine, provider.kind, provider.base_url, Limits(), actor=ADMIN)
     assert ratelimit.limiter_for(log.engine, provider.kind, provider.base_url) is None
 
 
 def test_server_429_feeds_back_into_the_bucket(provider, ctx, log, server):
-    ratelimit.save_limits(log.engine, provider.kind, provider.base_url, Limits(rpm=100_000))
+    ratelimit.save_limits(log.engine, provider.kind, provider.base_url, Limits(rpm=100_000), actor=ADMIN)
     server.push(Script(status=429, retry_after="3"))
     assert chat(provider, ctx, log, []).error.kind == "rate_limited"
     limiter = ratelimit.limiter_for(log.engine, provider.kind, provider.base_url)
     assert limiter.reserve(1) > 2.5  # everyone now waits for the server's Retry-After
-    ratelimit.save_limits(log.engine, provider.kind, provider.base_url, Limits())
+    ratelimit.save_limits(log.engine, provider.kind, provider.base_url, Limits(), actor=ADMIN)
 
 
 def test_settings_page_saves_limits(app_env):
@@ -95,7 +96,7 @@ def test_rate_limit_step_reserves_once_counts_only_under_a_limit_and_takes_429_f
 
     free = ratelimit.RateLimitStep(log.engine, "openai", "https://free.example/v1", tokens)
     assert free.reserve() == 0 and counted == []  # no limits: nothing to count
-    ratelimit.save_limits(log.engine, "openai", "https://limited.example/v1", Limits(rpm=1))
+    ratelimit.save_limits(log.engine, "openai", "https://limited.example/v1", Limits(rpm=1), actor=ADMIN)
     try:
         first = ratelimit.RateLimitStep(log.engine, "openai", "https://limited.example/v1", tokens)
         assert first.reserve() == 0 and first.reserve() == 0 and counted == [1]  # reserved once
@@ -106,4 +107,4 @@ def test_rate_limit_step_reserves_once_counts_only_under_a_limit_and_takes_429_f
         assert third.reserve() >= 119
         second.rate_limited("not-a-number")  # a malformed header is ignored, not raised
     finally:
-        ratelimit.save_limits(log.engine, "openai", "https://limited.example/v1", Limits())
+        ratelimit.save_limits(log.engine, "openai", "https://limited.example/v1", Limits(), actor=ADMIN)

@@ -7,6 +7,7 @@ from core import analytics, fallback, moderation, privacy, ratelimit
 from core.calllog import CallLog
 from core.db import get_value, set_value
 from core.workspace import Workspace
+from tests.conftest import ADMIN
 
 
 @pytest.fixture
@@ -25,17 +26,17 @@ def test_defaults_when_nothing_is_stored(engine):
 
 def test_round_trips_and_unset_values_remove_the_row(engine):
     ws = Workspace(engine)
-    ws.save(privacy.RETENTION, privacy.Retention(text_hours=72.0, metrics_days=400.0))
+    ws.save(privacy.RETENTION, privacy.Retention(text_hours=72.0, metrics_days=400.0), actor=ADMIN)
     assert privacy.retention(engine) == privacy.Retention(72.0, 400.0)
-    ws.save(analytics.BUDGET, 250.0)
+    ws.save(analytics.BUDGET, 250.0, actor=ADMIN)
     assert ws.load(analytics.BUDGET) == 250.0 and get_value(engine, "monthly_budget_usd") == "250.0"
-    ws.save(analytics.BUDGET, 0.0)  # no budget
+    ws.save(analytics.BUDGET, 0.0, actor=ADMIN)  # no budget
     assert get_value(engine, "monthly_budget_usd") is None and ws.load(analytics.BUDGET) is None
-    ratelimit.save_limits(engine, "openai", None, ratelimit.Limits(rpm=60))
+    ratelimit.save_limits(engine, "openai", None, ratelimit.Limits(rpm=60), actor=ADMIN)
     assert ratelimit.load_limits(engine, "openai", None) == ratelimit.Limits(rpm=60, tpm=0)
-    ratelimit.save_limits(engine, "openai", None, ratelimit.Limits())
+    ratelimit.save_limits(engine, "openai", None, ratelimit.Limits(), actor=ADMIN)
     assert get_value(engine, "rate_limits:openai:default") is None
-    fallback.save_chain(engine, "compatible", "http://h:1/v1", "  gpt-4.1-nano, local ")
+    fallback.save_chain(engine, "compatible", "http://h:1/v1", "  gpt-4.1-nano, local ", actor=ADMIN)
     assert fallback.saved_chain(engine, "compatible", "http://h:1/v1") == "gpt-4.1-nano, local"
     assert fallback.saved_chain(engine, "openai", None) is None  # scoped per provider
 
