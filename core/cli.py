@@ -139,7 +139,7 @@ def evals_main(argv: list[str] | None = None) -> int:
     from core.calllog import CallLog
     from core.calls import CallContext
     from core.config import load_settings
-    from core.eval_config import EvalConfigError, load_config
+    from core.eval_config import OPERATOR, EvalConfigError, load_config
     from core.evals import EvalRun, ProviderResolver, exit_code, key_notes, summary_table
     from core.providers import resolve_provider
 
@@ -159,7 +159,7 @@ def evals_main(argv: list[str] | None = None) -> int:
             print(f"note: {note}", file=sys.stderr)
         evaluation = EvalRun(config, resolver,
                              CallContext("evals", settings.user, "cli"), CallLog(settings.db_url),
-                             repeat=args.repeat, concurrency=args.concurrency).start()
+                             repeat=args.repeat, concurrency=args.concurrency, actor=OPERATOR).start()
         evaluation.wait()
     except (EvalConfigError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
