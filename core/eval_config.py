@@ -213,6 +213,18 @@ class ConfigFiles:
 
 
 NO_FILES = ConfigFiles()
+
+
+def uploaded_config(files: Mapping[str, bytes]) -> str:
+    """Which of the files uploaded together is the config: the only YAML file, or the one with a top-level
+    `prompts:` (the others are its cases)."""
+    names = [n for n in files if PurePosixPath(n).suffix in (".yaml", ".yml")]
+    if len(names) > 1:
+        names = [n for n in names if re.search(rb"^prompts\s*:", files[n], re.M)]
+    if len(names) != 1:
+        raise EvalConfigError(_("Upload one config (the YAML file with prompts and providers) together with the "
+                                "files it names."))
+    return names[0]
 # The operator at the command line: it is their machine, so their configs may run code.
 OPERATOR = Identity("operator", admin=True)
 
