@@ -16,7 +16,7 @@ from core import eval_config as ec
 from core.access import Identity
 from core.calls import CallContext
 from core.eval_assertions import Output, evaluate, run_python
-from core.eval_config import ConfigFiles, EvalConfigError, TestCase, load_config, parse_config, parse_config_text
+from core.eval_config import EvalConfigError, TestCase, load_config, parse_config, parse_config_text
 from core.evals import EvalRun
 from core.providers import Provider
 from tests.conftest import TEST_KEY
@@ -77,13 +77,13 @@ return {"env": sorted(os.environ), "cwd": os.getcwd()}""", "out", {})
     assert run.wait(30) and run.grades[0] is not None and run.grades[0].passed, run.grades[0]
 
 
-def _user_namespaces() -> bool:
+def user_namespaces() -> bool:
     probe = subprocess.run([sys.executable, "-c", "import ctypes,sys; sys.exit(ctypes.CDLL(None).unshare("
                             "0x10000000 | 0x40000000) != 0)"], capture_output=True)
     return probe.returncode == 0
 
 
-@pytest.mark.skipif(not _user_namespaces(), reason="the kernel (or container) forbids user namespaces here")
+@pytest.mark.skipif(not user_namespaces(), reason="the kernel (or container) forbids user namespaces here")
 def test_an_admins_python_cannot_read_the_parents_environment_or_reach_the_network(server):
     seen = run_python(f"""import os, socket
 try:
@@ -135,7 +135,7 @@ def test_a_pasted_config_reads_no_files(tmp_path):
 
 def test_an_uploaded_config_reads_only_the_files_uploaded_with_it_by_name(tmp_path):
     (tmp_path / "cases.csv").write_text("q,__expected\nserver,contains:x\n")  # on disk, not uploaded
-    uploaded = ConfigFiles(uploaded={"cases.csv": b"q,__expected\nuploaded,contains:y\n",
+    uploaded = ec.ConfigFiles(uploaded={"cases.csv": b"q,__expected\nuploaded,contains:y\n",
                                      "chat.txt": b"Hello {{q}}"})
     config = parse_config_text("prompts: ['file://prompts/chat.txt']\nproviders: [openai:gpt-4o]\n"
                                "tests: ['file://cases.csv', 'file://../../../cases.csv']", uploaded)

@@ -7,10 +7,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from core import eval_store
 from core.db import MIGRATIONS, dispose_engine, engine_for
 from core.eval_assertions import Assertion
 from core.eval_config import TestCase
-from core.eval_store import EvalStore, TestSetRefused
+from core.eval_store import EvalStore
 
 CASES = [TestCase(vars={"q": "refund window?"}, assertions=[Assertion(type="icontains", value="days")])]
 PLANTED = [TestCase(vars={"q": "x"}, assertions=[Assertion(type="python", value="__import__('os').system('id')")])]
@@ -21,9 +22,9 @@ def test_another_users_set_cannot_be_changed_and_is_private_until_shared(db_url)
     alice.save_set("refunds", CASES, "alice")
     assert bob.set_names() == [] and bob.set_history("refunds") == [] and bob.latest_set("refunds") is None
     for tests in (PLANTED, CASES):  # the attack: a newer version of alice's set, with a python assertion or not
-        with pytest.raises(TestSetRefused, match="not yours to change|Only an admin"):
+        with pytest.raises(eval_store.TestSetRefused, match="not yours to change|Only an admin"):
             bob.save_set("refunds", tests, "bob")
-        with pytest.raises(TestSetRefused):
+        with pytest.raises(eval_store.TestSetRefused):
             bob.share_set("refunds", True)
     assert [v.version for v in alice.set_history("refunds")] == [1]
     assert alice.latest_set("refunds").tests == CASES and alice.latest_set("refunds").owner == "alice"
@@ -31,7 +32,7 @@ def test_another_users_set_cannot_be_changed_and_is_private_until_shared(db_url)
     alice.share_set("refunds", True)  # her explicit choice
     assert bob.set_names() == ["refunds"] and bob.latest_set("refunds").tests == CASES
     assert not bob.may_change(bob.latest_set("refunds")) and alice.may_change(alice.latest_set("refunds"))
-    with pytest.raises(TestSetRefused, match="not yours to change"):
+    with pytest.raises(eval_store.TestSetRefused, match="not yours to change"):
         bob.save_set("refunds", CASES, "bob")  # shared is readable, not writable
 
     saved = root.save_set("refunds", PLANTED, "root")  # an admin may (code included)
@@ -44,7 +45,7 @@ def test_another_users_set_cannot_be_changed_and_is_private_until_shared(db_url)
 
 def test_a_non_admin_may_not_plant_code_even_in_a_set_of_their_own(db_url):
     bob = EvalStore(db_url, "bob")
-    with pytest.raises(TestSetRefused, match="Only an admin may save test cases with python"):
+    with pytest.raises(eval_store.TestSetRefused, match="Only an admin may save test cases with python"):
         bob.save_set("bobs", PLANTED, "bob", shared=True)
     assert EvalStore(db_url, "root", admin=True).set_names() == []
     assert bob.save_set("bobs", CASES, "bob", shared=True).shared  # without code, and shared by choice
@@ -68,7 +69,7 @@ def test_sets_saved_before_owners_are_readable_by_all_and_changed_by_admins(db_u
     bob, root = EvalStore(db_url, "bob"), EvalStore(db_url, "root", admin=True)
     old = bob.latest_set("legacy")
     assert old is not None and old.owner is None and old.shared and old.tests == CASES
-    with pytest.raises(TestSetRefused):
+    with pytest.raises(eval_store.TestSetRefused):
         bob.save_set("legacy", CASES, "bob")
     assert root.save_set("legacy", CASES, "root").version == 2
 
