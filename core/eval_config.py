@@ -234,7 +234,7 @@ def load_config(path: str | Path) -> EvalConfig:
     path = Path(path)
     files = ConfigFiles(folder=path.parent)
     name, text = files.read(path.name)
-    return parse_config(_yaml(text, name, parse_limits.UPLOADED_BYTES), files, actor=OPERATOR)
+    return _counted(parse_config(_yaml(text, name, parse_limits.UPLOADED_BYTES), files, actor=OPERATOR))
 
 
 def _yaml(text: str, name: str | None = None, max_bytes: int = parse_limits.PASTED_BYTES) -> Any:
@@ -257,7 +257,14 @@ def parse_config_text(text: str, files: ConfigFiles = NO_FILES, *, actor: Identi
                       max_bytes: int = parse_limits.PASTED_BYTES) -> EvalConfig:
     """A config from the page's text box (`files`: what its `file://` references may read — the files uploaded
     with it, else none; `actor`: who will run it, see `parse_config`)."""
-    return parse_config(_yaml(text, max_bytes=max_bytes), files, actor=actor)
+    return _counted(parse_config(_yaml(text, max_bytes=max_bytes), files, actor=actor))
+
+
+def _counted(config: EvalConfig) -> EvalConfig:
+    """A config from text or files holds at most MAX_CASES cases, inline and from its files together. (A stored
+    run's config, read back from the database, is not counted again.)"""
+    _cases_limit(len(config.tests), _("The config"))
+    return config
 
 
 def parse_config(data: Any, files: ConfigFiles = NO_FILES, *, actor: Identity | None = None) -> EvalConfig:
@@ -474,7 +481,6 @@ def _test(raw: Any, where: str, notes: list[str]) -> TestCase:
 
 def _tests(raw: Any, files: ConfigFiles, notes: list[str]) -> list[TestCase]:
     items = raw if isinstance(raw, list) else [raw] if raw else []
-    _cases_limit(len(items), _("The config"))
     out: list[TestCase] = []
     for item in items:
         if isinstance(item, str):
@@ -494,13 +500,12 @@ def _tests(raw: Any, files: ConfigFiles, notes: list[str]) -> list[TestCase]:
                 raise EvalConfigError(_('{item}: a YAML or JSON test file holds a list of tests.').format(item=item))
         else:
             out.append(_test(item, f"test {len(out) + 1}", notes))
-        _cases_limit(len(out), _("The config"))
     return out
 
 
-def _cases_limit(count: int, what: str) -> None:
+def _cases_limit(count: int, what: str, max_cases: int = parse_limits.MAX_CASES) -> None:
     try:
-        parse_limits.check_cases(count, what)
+        parse_limits.check_cases(count, what, max_cases)
     except parse_limits.LimitExceeded as err:
         raise EvalConfigError(str(err)) from None
 
@@ -625,7 +630,8 @@ def _cell(value: Any) -> str:
 
 
 def tests_from_jsonl(text: str, notes: list[str] | None = None, *, what: str | None = None,
-                     max_bytes: int = parse_limits.UPLOADED_BYTES) -> list[TestCase]:
+                     max_bytes: int = parse_limits.UPLOADED_BYTES,
+                     max_cases: int = parse_limits.MAX_CASES) -> list[TestCase]:
     notes = notes if notes is not None else []
     what = what or _("The JSONL file")
     _bounded_text(text, what, max_bytes)
@@ -633,7 +639,7 @@ def tests_from_jsonl(text: str, notes: list[str] | None = None, *, what: str | N
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        _cases_limit(len(out) + 1, what)
+        _cases_limit(len(out) + 1, what, max_cases)
         try:
             raw = json_guard.loads(line, _("Line {n}").format(n=n))
         except json_guard.JSONShapeError as err:

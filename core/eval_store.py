@@ -4,6 +4,7 @@ a later run can be compared with a baseline."""
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,11 @@ class SavedEvalRun:
         """The run as results.json (what `python -m core.evals run --output` writes)."""
         return json.dumps({"summary": self.summary, "results": self.rows, "notes": self.config.notes},
                           ensure_ascii=False, indent=2, default=str)
+
+
+def _stored_tests(body: str) -> list[TestCase]:
+    """A stored set's cases: bounded when they came in, and a set saved before the limits may be larger."""
+    return tests_from_jsonl(body, max_bytes=sys.maxsize, max_cases=sys.maxsize)
 
 
 class EvalStore:
@@ -138,7 +144,7 @@ class EvalStore:
             rows = conn.execute(sa.text(f"SELECT * FROM eval_sets WHERE name = :n{self._readable()} "
                                         "ORDER BY version DESC"), {"n": name, "viewer": self.viewer}).all()
         return [TestSetVersion(id=r.id, name=r.name, version=r.version, author=r.author, note=r.note,
-                               created_at=r.created_at, tests=tests_from_jsonl(r.body), owner=r.owner,
+                               created_at=r.created_at, tests=_stored_tests(r.body), owner=r.owner,
                                shared=bool(r.shared)) for r in rows]
 
     def latest_set(self, name: str) -> TestSetVersion | None:

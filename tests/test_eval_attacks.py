@@ -212,6 +212,10 @@ def test_more_than_10000_cases_are_refused_and_one_huge_cell_is_a_sentence():
     with pytest.raises(EvalConfigError, match="more than 10,000 test cases"):
         ec.tests_from_yaml("".join(f"- vars: {{q: '{i}'}}\n" for i in range(10_001)))
     assert len(ec.tests_from_csv("q,__expected\n" + rows.split("case 10000")[0])) == 10_000
+    with pytest.raises(EvalConfigError, match="The config holds more than 10,000"):  # inline and files together
+        parse_config_text("prompts: [x]\nproviders: [openai:gpt-4o]\ntests:\n"
+                          + "".join(f"  - vars: {{q: '{i}'}}\n" for i in range(5_001)) + "  - file://a.csv\n",
+                          ec.ConfigFiles(uploaded={"a.csv": ("q\n" + "x\n" * 5_000).encode()}))
     with pytest.raises(EvalConfigError, match="cannot be read"):  # past the csv module's cell limit
         ec.tests_from_csv("q\n" + "y" * 200_000 + "\n")
 
