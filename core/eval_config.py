@@ -213,6 +213,8 @@ class ConfigFiles:
 
 
 NO_FILES = ConfigFiles()
+# The operator at the command line: it is their machine, so their configs may run code.
+OPERATOR = Identity("operator", admin=True)
 
 
 def uploaded_config(files: Mapping[str, bytes]) -> str:
@@ -225,8 +227,6 @@ def uploaded_config(files: Mapping[str, bytes]) -> str:
         raise EvalConfigError(_("Upload one config (the YAML file with prompts and providers) together with the "
                                 "files it names."))
     return names[0]
-# The operator at the command line: it is their machine, so their configs may run code.
-OPERATOR = Identity("operator", admin=True)
 
 
 def load_config(path: str | Path) -> EvalConfig:

@@ -151,8 +151,8 @@ with setup:
                                           what=cases_file.name)
                     set_config_text(to_yaml(config))
                     st.rerun()
-                except (EvalConfigError, ValueError) as err:
-                    st.error(plain(err))
+                except (EvalConfigError, ValueError) as err:  # the limits' sentences name the file already
+                    st.error(plain(err if cases_file.name in str(err) else f"{cases_file.name}: {err}"))
 
 # ----- run -----------------------------------------------------------------------------------------------------------
 with run_tab:
