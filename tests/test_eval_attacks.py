@@ -22,6 +22,7 @@ from core.providers import Provider
 from tests.conftest import TEST_KEY
 
 BOB, ROOT = Identity("bob"), Identity("root", admin=True)
+ROOT_DIR = Path(__file__).resolve().parent.parent
 
 
 def python_config(marker: Path, server_url: str = "http://127.0.0.1:9/v1") -> str:
@@ -155,6 +156,17 @@ def test_the_command_line_still_reads_files_next_to_its_config(tmp_path):
         "defaultTest: {assert: ['python: True']}\n")  # the operator's own config may hold code
     config = load_config(tmp_path / "promptfooconfig.yaml")
     assert config.prompts[0].text == "Answer {{q}}" and config.tests[0].vars == {"q": "from the folder"}
+
+
+def test_the_command_line_runs_its_operators_python_with_files_from_its_folder(server, tmp_path, sqlite_url):
+    (tmp_path / "cases.csv").write_text("q,__expected\nfrom the folder,python: 'from the folder' in output\n")
+    config = tmp_path / "promptfooconfig.yaml"
+    config.write_text(f"prompts: ['Echo {{{{q}}}}']\nproviders: [{{id: 'openai:chat:gpt-4o-mini', config: "
+                      f"{{apiBaseUrl: '{server.base_url}'}}}}]\ntests: file://cases.csv\n")
+    done = subprocess.run([sys.executable, "-m", "core.evals", "run", str(config)], cwd=ROOT_DIR, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PROMPTLAB_DB_URL": sqlite_url,
+                                                       "OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": server.base_url})
+    assert done.returncode == 0, done.stdout + done.stderr  # the python assertion ran, and passed
 
 
 # ----- rows 9, 10, 11: bounded parsers ---------------------------------------------------------------------------
