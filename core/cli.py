@@ -145,7 +145,7 @@ def evals_main(argv: list[str] | None = None) -> int:
     from core.calllog import CallLog
     from core.calls import CallContext
     from core.config import load_settings
-    from core.eval_config import EvalConfigError, load_config
+    from core.eval_config import OPERATOR, EvalConfigError, load_config
     from core.eval_store import EvalStore
     from core.evals import EvalRun, ProviderResolver, exit_code, key_notes, summary_table
     from core.providers import resolve_provider
@@ -166,7 +166,7 @@ def evals_main(argv: list[str] | None = None) -> int:
             print(f"note: {note}", file=sys.stderr)
         evaluation = EvalRun(config, resolver,
                              CallContext("evals", settings.user, "cli"), CallLog(settings.db_url),
-                             repeat=args.repeat, concurrency=args.concurrency)
+                             repeat=args.repeat, concurrency=args.concurrency, actor=OPERATOR)
         # The same durable path as the page: the run is stored as its cells finish (and listed on the page).
         store = EvalStore(settings.db_url)
         evaluation.start_stored(store, user=settings.user, secrets=settings.secret_values)

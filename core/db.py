@@ -236,6 +236,15 @@ def m013_durable_eval_runs(conn: Connection) -> None:
         )"""))
 
 
+def m014_eval_set_owners(conn: Connection) -> None:
+    # A test set has an owner, who alone (with admins) adds versions, and is readable by others only when its
+    # owner shares it. Sets saved before owners existed belong to nobody (only admins may change them) and stay
+    # readable by everyone, as they were.
+    conn.execute(sa.text("ALTER TABLE eval_sets ADD COLUMN owner TEXT"))
+    conn.execute(sa.text("ALTER TABLE eval_sets ADD COLUMN shared BOOLEAN NOT NULL DEFAULT FALSE"))
+    conn.execute(sa.text("UPDATE eval_sets SET shared = TRUE"))
+
+
 def insertion_order_column(engine: Engine) -> str:
     """The column that grows with every inserted call (see m008)."""
     return "rowid" if engine.dialect.name == "sqlite" else "seq"

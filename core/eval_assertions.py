@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,13 +23,14 @@ from typing import Any
 import jsonschema
 import yaml
 
-from core import json_guard
+from core import json_guard, parse_limits
 
 DETERMINISTIC = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any",
                  "icontains-all", "starts-with", "regex", "is-json", "contains-json", "is-valid-openai-tools-call",
                  "levenshtein", "latency", "cost", "python")
 MODEL_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance")
 SUPPORTED = DETERMINISTIC + MODEL_GRADED
+CODE_TYPES = ("python",)  # types that run code from the config on the server: admins' only (core/eval_config.py)
 PYTHON_TIMEOUT_S = 10
 
 
@@ -197,7 +199,10 @@ def _schema(value: Any) -> dict[str, Any] | None:
             raise AssertionConfigError(str(err)) from None
         return value
     if isinstance(value, str):
-        loaded = yaml.safe_load(value)  # promptfoo reads an inline schema as YAML (JSON is YAML)
+        try:  # promptfoo reads an inline schema as YAML (JSON is YAML); aliases and nesting bounded
+            loaded = parse_limits.load_yaml(value, "The JSON schema", parse_limits.PASTED_BYTES)
+        except (parse_limits.LimitExceeded, yaml.YAMLError) as err:
+            raise AssertionConfigError(f"The JSON schema cannot be read: {err}") from None
         if isinstance(loaded, dict):
             return _schema(loaded)
     raise AssertionConfigError("A JSON schema must be an object (inline YAML or JSON).")
@@ -221,7 +226,7 @@ def _verdict(assertion: Assertion, value: Any, passed: bool, reason_if_failed: s
                    metric=assertion.metric)
 
 
-def _deterministic(assertion: Assertion, output: Output) -> Verdict:
+def _deterministic(assertion: Assertion, output: Output, allow_code: bool = False) -> Verdict:
     kind, inverse, text = assertion.base_type, assertion.inverse, output.text
     value = _rendered(assertion, output.vars)
     neg = "not " if inverse else ""
@@ -324,6 +329,8 @@ def _deterministic(assertion: Assertion, output: Output) -> Verdict:
                         f"Cost {output.cost_usd:.2g} is {'less than or equal to' if inverse else 'greater than'} "
                         f"threshold {assertion.threshold:g}")
     if kind == "python":
+        if not allow_code:  # the last check before code runs: EvalRun allows it for admins only
+            raise AssertionConfigError("Python assertions run code on the server; only an admin may run them here.")
         return _python(assertion, value, output)
     raise AssertionConfigError(f'Unknown assertion type "{assertion.type}".')
 
@@ -353,20 +360,38 @@ def _tools_call_problem(output: Output) -> str | None:
 
 
 # ----- python ------------------------------------------------------------------------------------------------
+PYTHON_MEMORY_BYTES = 1 << 30
+PYTHON_OUTPUT_BYTES = 8 << 20  # what the code may write to any file, its answer (stdout) included
+# The interpreter's first lines, before it reads the assertion's code. Limits are set here rather than in a
+# `preexec_fn`: the eval's cells run in worker threads, and Python documents preexec_fn as unsafe with threads
+# (the forked child may deadlock); here the child is a fresh single-threaded interpreter and no code of the
+# config's has run yet. Soft = hard, so the code cannot raise them again.
 _PYTHON_RUNNER = """
 import json, sys
-try:  # limits first, before any user code (POSIX only)
+try:
     import resource
-    resource.setrlimit(resource.RLIMIT_CPU, (%d, %d))
-    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-except (ImportError, ValueError, OSError):
-    pass
+except ImportError:  # not POSIX: the parent's time limit only
+    resource = None
+if resource is not None:
+    for which, value in ((resource.RLIMIT_CPU, %(cpu)d), (resource.RLIMIT_AS, %(memory)d),
+                         (resource.RLIMIT_FSIZE, %(output)d), (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_CORE, 0)):
+        hard = resource.getrlimit(which)[1]
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(which, (value, value))
+    # Where the kernel allows it, a user and a network namespace of its own: no network, and the parent's
+    # /proc/<pid>/environ and memory are out of reach (ptrace checks fail across user namespaces). Best effort:
+    # containers often forbid unshare, and then the code runs without them.
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).unshare(0x10000000 | 0x40000000)  # CLONE_NEWUSER | CLONE_NEWNET
+    except (OSError, AttributeError):
+        pass
 payload = json.load(sys.stdin)
 namespace = {}
 exec(compile(payload["code"], "<assertion>", "exec"), namespace)
 result = namespace["main"](payload["output"], payload["context"])
 json.dump({"result": result}, sys.stdout)
-""" % (PYTHON_TIMEOUT_S, PYTHON_TIMEOUT_S)
+""" % {"cpu": PYTHON_TIMEOUT_S, "memory": PYTHON_MEMORY_BYTES, "output": PYTHON_OUTPUT_BYTES}
 
 
 def python_script(code: str) -> str:
@@ -380,24 +405,47 @@ def python_script(code: str) -> str:
 
 
 def run_python(code: str, output: str, context: dict[str, Any]) -> Any:
-    """Run an assertion's Python in a separate interpreter: isolated mode (no user site, no PYTHON* variables),
-    a scratch working directory, an environment without the API keys, a 10 s limit and (on POSIX) memory and CPU
-    limits. It contains mistakes and runaway code; it is not a sandbox against a hostile config (the code runs
-    as the user, like promptfoo's) — only run configs you trust."""
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")}
-
+    """Run an assertion's Python in a separate interpreter: isolated mode (no user site, no PYTHON* variables), an
+    empty environment (no key, no password hash, no database URL), a scratch working directory that is removed
+    afterwards, limits on CPU (10 s), memory (1 GiB), files written (8 MiB) and open files, its own process group
+    (killed whole after 10 s) and, where the kernel allows, no network and no view of the parent process. Only
+    admins' configs get here (`refuse_code`): this contains mistakes and runaway code, and keeps the server's
+    secrets out of its environment; it still runs as the server's user, who can read the server's files."""
+    payload = json.dumps({"code": python_script(code), "output": output, "context": context}, default=str)
     with tempfile.TemporaryDirectory(prefix="promptlab-assert-") as scratch:
-        try:
-            done = subprocess.run(
-                [sys.executable, "-I", "-c", _PYTHON_RUNNER], input=json.dumps(
-                    {"code": python_script(code), "output": output, "context": context}, default=str),
-                capture_output=True, text=True, timeout=PYTHON_TIMEOUT_S, cwd=scratch, env=env)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"it ran longer than {PYTHON_TIMEOUT_S} s") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["exited with an error"])[-1]
+        answer_path, errors_path = os.path.join(scratch, ".answer"), os.path.join(scratch, ".errors")
+        with open(answer_path, "wb") as answer, open(errors_path, "wb") as errors:
+            process = subprocess.Popen([sys.executable, "-I", "-X", "utf8", "-c", _PYTHON_RUNNER],
+                                       stdin=subprocess.PIPE, stdout=answer, stderr=errors, cwd=scratch, env={},
+                                       start_new_session=True)
+            try:
+                process.communicate(payload.encode("utf-8"), timeout=PYTHON_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(f"it ran longer than {PYTHON_TIMEOUT_S} s") from None
+            finally:
+                _kill_group(process)
+        with open(answer_path, "rb") as answer:
+            stdout = answer.read(PYTHON_OUTPUT_BYTES + 1).decode("utf-8", errors="replace")
+        with open(errors_path, "rb") as errors:
+            stderr = errors.read(PYTHON_OUTPUT_BYTES + 1).decode("utf-8", errors="replace")
+    if process.returncode != 0:
+        if process.returncode == -getattr(signal, "SIGXFSZ", 25):
+            raise RuntimeError(f"it wrote more than {PYTHON_OUTPUT_BYTES >> 20} MiB")
+        last = (stderr.strip().splitlines() or ["exited with an error"])[-1]
         raise RuntimeError(last)
-    return json.loads(done.stdout)["result"]
+    return json.loads(stdout)["result"]
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """End the interpreter and anything it started (its own process group), whatever happened."""
+    if hasattr(os, "killpg"):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    else:
+        process.kill()
+    process.wait()
 
 
 def _python(assertion: Assertion, value: Any, output: Output) -> Verdict:
@@ -586,15 +634,16 @@ def word_cosine(a: str, b: str) -> float:
 
 
 def evaluate(assertion: Assertion, output: Output, grader: Grader | None = None, embedder: Embedder | None = None,
-             default_grader: str | None = None) -> Verdict:
+             default_grader: str | None = None, *, allow_code: bool = False) -> Verdict:
     """One assertion's verdict. A config mistake (a missing threshold, an unknown type) is a failed verdict whose
-    reason says what to fix; a grader call that fails is a failed verdict with the call's sentence."""
+    reason says what to fix; a grader call that fails is a failed verdict with the call's sentence. Code (python
+    assertions) runs only with `allow_code`, else it is a failed verdict saying why."""
     from core.errors import PromptLabError
 
     try:
         if assertion.base_type in MODEL_GRADED:
             return _model_graded(assertion, output, grader, embedder, default_grader)
-        return _deterministic(assertion, output)
+        return _deterministic(assertion, output, allow_code)
     except AssertionConfigError as err:
         return _verdict(assertion, assertion.value, False, str(err))
     except RecursionError:  # a reply (or schema) nested thousands deep: a failed verdict, not a crashed run

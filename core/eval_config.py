@@ -2,6 +2,10 @@
 CSV / YAML / JSONL files) and the grader (`defaultTest.options.provider`). What PromptLab does not support is named
 in `EvalConfig.notes`, one sentence each, never dropped silently. Test sets also travel alone as CSV (promptfoo's
 `__expected` columns), JSONL or YAML.
+
+What a config may reach is decided here: its `file://` references read only through `ConfigFiles` (nothing for a
+pasted config, the files uploaded with it, or the command line's own folder), every document is read within
+`core.parse_limits`, and code in it (python assertions) is refused unless whoever runs it is an admin.
 """
 from __future__ import annotations
 
@@ -9,13 +13,16 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
-from core.eval_assertions import MODEL_GRADED, SUPPORTED, Assertion, split_values
+from core import json_guard, parse_limits
+from core.access import Identity
+from core.eval_assertions import CODE_TYPES, MODEL_GRADED, SUPPORTED, Assertion, split_values
 from core.i18n import _
 
 # The config a new Evals page starts with (%s: the default model).
@@ -166,20 +173,76 @@ def to_yaml(config: EvalConfig) -> str:
 
 
 # ----- reading ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConfigFiles:
+    """What a config's `file://` references may read. Nothing, by default: a config typed or pasted into the page
+    must not reach the server's files. A config uploaded with other files reads those, found by their name alone,
+    so no path leads anywhere else. The command line (run by the server's operator, on their own machine) reads
+    the config's folder, as promptfoo does."""
+
+    uploaded: Mapping[str, bytes] = field(default_factory=dict)
+    folder: Path | None = None
+
+    def read(self, ref: str) -> tuple[str, str]:
+        """(file name, text) for a `file://` reference, or EvalConfigError saying why this config may not read it."""
+        where = ref.removeprefix("file://")
+        name = PurePosixPath(where.replace("\\", "/")).name
+        if self.folder is not None:
+            path = Path(where)
+            path = path if path.is_absolute() else self.folder / path
+            try:
+                parse_limits.check_size(path.stat().st_size, parse_limits.UPLOADED_BYTES, path.name)  # unread
+                return path.name, path.read_text(encoding="utf-8")
+            except OSError as err:
+                raise EvalConfigError(_('{ref} could not be read: {why}').format(
+                    ref=ref, why=err.strerror or err)) from None
+            except parse_limits.LimitExceeded as err:
+                raise EvalConfigError(str(err)) from None
+        if not self.uploaded:
+            raise EvalConfigError(_('{ref}: a config typed or pasted here reads no files — upload the config '
+                                    'together with the files it names.').format(ref=ref))
+        if name not in self.uploaded:
+            raise EvalConfigError(_('{ref}: no file named “{name}” was uploaded with the config (uploaded: '
+                                    '{names}).').format(ref=ref, name=name, names=", ".join(sorted(self.uploaded))))
+        data = self.uploaded[name]
+        try:
+            parse_limits.check_size(data, parse_limits.UPLOADED_BYTES, name)
+        except parse_limits.LimitExceeded as err:
+            raise EvalConfigError(str(err)) from None
+        return name, data.decode("utf-8", errors="replace")
+
+
+NO_FILES = ConfigFiles()
+# The operator at the command line: it is their machine, so their configs may run code.
+OPERATOR = Identity("operator", admin=True)
+
+
+def uploaded_config(files: Mapping[str, bytes]) -> str:
+    """Which of the files uploaded together is the config: the only YAML file, or the one with a top-level
+    `prompts:` (the others are its cases)."""
+    names = [n for n in files if PurePosixPath(n).suffix in (".yaml", ".yml")]
+    if len(names) > 1:
+        names = [n for n in names if re.search(rb"^prompts\s*:", files[n], re.M)]
+    if len(names) != 1:
+        raise EvalConfigError(_("Upload one config (the YAML file with prompts and providers) together with the "
+                                "files it names."))
+    return names[0]
+
+
 def load_config(path: str | Path) -> EvalConfig:
-    """Read a promptfoo config file; `file://` references are relative to its folder."""
+    """Read a promptfoo config file (the command line); `file://` references are relative to its folder."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise EvalConfigError(_('{name} could not be read: {why}.').format(
-            name=path.name, why=err.strerror or err)) from None
-    return parse_config(_yaml(text, path.name), path.parent)
+    files = ConfigFiles(folder=path.parent)
+    name, text = files.read(path.name)
+    return _counted(parse_config(_yaml(text, name, parse_limits.UPLOADED_BYTES), files, actor=OPERATOR))
 
 
-def _yaml(text: str, name: str = "The config") -> Any:
+def _yaml(text: str, name: str | None = None, max_bytes: int = parse_limits.PASTED_BYTES) -> Any:
+    name = name or _("The config")
     try:
-        return yaml.safe_load(text)
+        return parse_limits.load_yaml(text, name, max_bytes)
+    except parse_limits.LimitExceeded as err:
+        raise EvalConfigError(str(err)) from None
     except RecursionError:
         raise EvalConfigError(_('{name} is nested too deeply to read.').format(name=name)) from None
     except yaml.YAMLError as err:
@@ -190,30 +253,67 @@ def _yaml(text: str, name: str = "The config") -> Any:
             name=name, where=where, problem=problem)) from None
 
 
-def parse_config_text(text: str, base_dir: str | Path | None = None) -> EvalConfig:
-    return parse_config(_yaml(text), Path(base_dir) if base_dir else None)
+def parse_config_text(text: str, files: ConfigFiles = NO_FILES, *, actor: Identity | None = None,
+                      max_bytes: int = parse_limits.PASTED_BYTES) -> EvalConfig:
+    """A config from the page's text box (`files`: what its `file://` references may read — the files uploaded
+    with it, else none; `actor`: who will run it, see `parse_config`)."""
+    return _counted(parse_config(_yaml(text, max_bytes=max_bytes), files, actor=actor))
 
 
-def parse_config(data: Any, base_dir: Path | None = None) -> EvalConfig:
+def _counted(config: EvalConfig) -> EvalConfig:
+    """A config from text or files holds at most MAX_CASES cases, inline and from its files together. (A stored
+    run's config, read back from the database, is not counted again.)"""
+    _cases_limit(len(config.tests), _("The config"))
+    return config
+
+
+def parse_config(data: Any, files: ConfigFiles = NO_FILES, *, actor: Identity | None = None) -> EvalConfig:
+    """A config from its parsed YAML. `actor`: who will run it — a config with code in it (python assertions) is
+    refused here unless they are an admin, and `EvalRun` refuses it again before anything runs. None: the config
+    is only read (a stored run's)."""
+    try:
+        config = _parse_config(data, files)
+    except (TypeError, AttributeError) as err:  # a value of the wrong kind somewhere deep in the mapping
+        raise EvalConfigError(_('The config has an entry of the wrong kind ({why}).').format(why=err)) from None
+    if actor is not None:
+        refuse_code([config.default_test], actor, "defaultTest")
+        refuse_code(config.tests, actor)
+    return config
+
+
+def refuse_code(tests: Iterable[TestCase], actor: Identity | None, where: str | None = None) -> None:
+    """Python assertions run code on the server: only an admin's may (without an access gate everyone is one).
+    None is nobody in particular, and is refused too."""
+    if actor is not None and actor.admin:
+        return
+    for i, test in enumerate(tests, 1):
+        for a in test.assertions:
+            if a.base_type in CODE_TYPES:
+                raise EvalConfigError(_('{where}: “{type}” assertions run code on the server, and only an admin may '
+                                        'run code here.').format(where=where or test.description or f"test {i}",
+                                                                 type=a.type))
+
+
+def _parse_config(data: Any, files: ConfigFiles) -> EvalConfig:
     if not isinstance(data, dict):
         raise EvalConfigError(_("The config must be a mapping with prompts, providers and tests."))
     notes: list[str] = []
-    for key in sorted(set(data) - TOP_KEYS):
+    for key in sorted(set(data) - TOP_KEYS, key=str):
         notes.append(_('Top-level “{key}” is not supported by PromptLab and was ignored.').format(key=key))
-    prompts = _prompts(data.get("prompts"), base_dir, notes)
+    prompts = _prompts(data.get("prompts"), files, notes)
     providers = _providers(data.get("providers"), notes)
     default_raw = data.get("defaultTest") or {}
     if isinstance(default_raw, str):
-        default_raw = _load_file(default_raw, base_dir)
+        default_raw = _load_file(default_raw, files)[1]
     default = _test(default_raw, "defaultTest", notes) if default_raw else TestCase()
     grader = None
     options = default_raw.get("options") if isinstance(default_raw, dict) else None
     if isinstance(options, dict):
         provider = options.get("provider")
         grader = provider.get("id") if isinstance(provider, dict) else provider
-        for key in sorted(set(options) - {"provider"}):
+        for key in sorted(set(options) - {"provider"}, key=str):
             notes.append(_('defaultTest option “{key}” is not supported and was ignored.').format(key=key))
-    tests = _tests(data.get("tests"), base_dir, notes)
+    tests = _tests(data.get("tests"), files, notes)
     if not prompts:
         raise EvalConfigError(_("The config has no prompts."))
     if not providers:
@@ -222,30 +322,29 @@ def parse_config(data: Any, base_dir: Path | None = None) -> EvalConfig:
                       tests=tests, default_test=default, grader=grader, notes=notes)
 
 
-def _file_path(ref: str, base_dir: Path | None) -> Path:
-    path = Path(ref.removeprefix("file://"))
-    return path if path.is_absolute() or base_dir is None else base_dir / path
-
-
-def _load_file(ref: str, base_dir: Path | None) -> Any:
-    path = _file_path(ref, base_dir)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise EvalConfigError(_('{ref} could not be read: {why}').format(ref=ref, why=err.strerror or err)) from None
-    if path.suffix in (".yaml", ".yml"):
-        return yaml.safe_load(text)
-    if path.suffix == ".json":
-        return json.loads(text)
-    return text
+def _load_file(ref: str, files: ConfigFiles) -> tuple[str, Any]:
+    """(file name, content): YAML and JSON files parsed (within the limits), others as text."""
+    name, text = files.read(ref)
+    suffix = PurePosixPath(name).suffix
+    if suffix in (".yaml", ".yml"):
+        return name, _yaml(text, name, parse_limits.UPLOADED_BYTES)
+    if suffix == ".json":
+        try:
+            return name, json_guard.loads(text, name)
+        except json_guard.JSONShapeError as err:
+            raise EvalConfigError(str(err)) from None
+        except json.JSONDecodeError as err:
+            raise EvalConfigError(_('{name} is not valid JSON (line {line}): {msg}.').format(
+                name=name, line=err.lineno, msg=err.msg)) from None
+    return name, text
 
 
 def _prompt_from_text(text: str, label: str) -> PromptSpec:
     stripped = text.strip()
     if stripped.startswith("["):
         try:
-            messages = json.loads(stripped)
-        except json.JSONDecodeError:
+            messages = json_guard.loads(stripped)
+        except (json.JSONDecodeError, json_guard.JSONShapeError):  # not chat messages: the prompt is the text
             messages = None
         if isinstance(messages, list) and all(isinstance(m, dict) and "role" in m for m in messages):
             return PromptSpec(label=label, messages=[{"role": m["role"], "content": str(m.get("content", ""))}
@@ -253,7 +352,7 @@ def _prompt_from_text(text: str, label: str) -> PromptSpec:
     return PromptSpec(label=label, text=text)
 
 
-def _prompts(raw: Any, base_dir: Path | None, notes: list[str]) -> list[PromptSpec]:
+def _prompts(raw: Any, files: ConfigFiles, notes: list[str]) -> list[PromptSpec]:
     items = raw if isinstance(raw, list) else [raw] if raw else []
     out: list[PromptSpec] = []
     for item in items:
@@ -269,19 +368,17 @@ def _prompts(raw: Any, base_dir: Path | None, notes: list[str]) -> list[PromptSp
             notes.append(_("A prompt that is not text was skipped."))
             continue
         if item.startswith("file://"):
-            path = _file_path(item, base_dir)
-            if path.suffix in (".py", ".js", ".ts", ".mjs", ".cjs"):
+            if PurePosixPath(item).suffix in (".py", ".js", ".ts", ".mjs", ".cjs"):
                 notes.append(_('{item}: prompt functions are not supported; the prompt was skipped.').format(item=item))
                 continue
-            content = _load_file(item, base_dir)
-            if path.suffix == ".json" and isinstance(content, list):
-                out.append(_prompt_from_text(json.dumps(content), label or path.name))
+            name, content = _load_file(item, files)
+            if PurePosixPath(name).suffix == ".json" and isinstance(content, list):
+                out.append(_prompt_from_text(json.dumps(content), label or name))
             elif isinstance(content, str):
                 # promptfoo: a text file may hold several prompts separated by a line of three dashes.
                 parts = [p.strip() for p in re.split(r"^---\s*$", content, flags=re.M) if p.strip()]
                 for i, part in enumerate(parts):
-                    name = label or (path.name if len(parts) == 1 else f"{path.name}#{i + 1}")
-                    out.append(_prompt_from_text(part, name))
+                    out.append(_prompt_from_text(part, label or (name if len(parts) == 1 else f"{name}#{i + 1}")))
             else:
                 notes.append(_('{item}: not a prompt PromptLab can read; skipped.').format(item=item))
             continue
@@ -336,18 +433,31 @@ def _assertion(raw: Any, where: str, notes: list[str]) -> Assertion | None:
         notes.append(_('{where}: assertion option “{key}” ({kind}) is not supported and was ignored.').format(
             where=where, key=key, kind=kind))
     provider = raw.get("provider")
-    return Assertion(type=kind, value=raw.get("value"),
-                     threshold=float(raw["threshold"]) if raw.get("threshold") is not None else None,
-                     weight=float(raw.get("weight", 1.0)), metric=raw.get("metric"),
+    return Assertion(type=kind, value=raw.get("value"), threshold=_number(raw.get("threshold"), where, "threshold"),
+                     weight=_number(raw.get("weight", 1.0), where, "weight"), metric=raw.get("metric"),
                      provider=provider.get("id") if isinstance(provider, dict) else provider)
+
+
+def _number(value: Any, where: str, key: str) -> Any:
+    """A threshold or weight as a number (None stays None), or one sentence."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise EvalConfigError(_('{where}: {key} must be a number, not “{value}”.').format(
+            where=where, key=key, value=str(value)[:40])) from None
 
 
 def _test(raw: Any, where: str, notes: list[str]) -> TestCase:
     if not isinstance(raw, dict):
         raise EvalConfigError(_('{where} must be a mapping with vars and assert.').format(where=where))
-    for key in sorted(set(raw) - TEST_KEYS):
+    for key in sorted(set(raw) - TEST_KEYS, key=str):
         notes.append(_('{where}: “{key}” is not supported and was ignored.').format(where=where, key=key))
-    assertions = [a for a in (_assertion(r, where, notes) for r in raw.get("assert") or []) if a is not None]
+    listed = raw.get("assert") or []
+    if not isinstance(listed, list):
+        raise EvalConfigError(_('{where}: assert must be a list of assertions.').format(where=where))
+    assertions = [a for a in (_assertion(r, where, notes) for r in listed) if a is not None]
     options = raw.get("options") or {}
     grader = options.get("provider") if isinstance(options, dict) else None
     grader = grader.get("id") if isinstance(grader, dict) else grader
@@ -361,30 +471,43 @@ def _test(raw: Any, where: str, notes: list[str]) -> TestCase:
     variables = raw.get("vars") or {}
     if not isinstance(variables, dict):
         raise EvalConfigError(_('{where}: vars must be a mapping of names to values.').format(where=where))
-    threshold = raw.get("threshold")
+    for name, value in variables.items():
+        if isinstance(value, str) and value.startswith("file://"):  # promptfoo would load it
+            notes.append(_('{where}: variable “{name}” names a file ({value}); PromptLab does not load files into '
+                           'variables, so it is sent as written.').format(where=where, name=name, value=value))
     return TestCase(vars=dict(variables), assertions=assertions, description=str(raw.get("description") or ""),
-                    threshold=float(threshold) if threshold is not None else None)
+                    threshold=_number(raw.get("threshold"), where, "threshold"))
 
 
-def _tests(raw: Any, base_dir: Path | None, notes: list[str]) -> list[TestCase]:
+def _tests(raw: Any, files: ConfigFiles, notes: list[str]) -> list[TestCase]:
     items = raw if isinstance(raw, list) else [raw] if raw else []
     out: list[TestCase] = []
     for item in items:
         if isinstance(item, str):
-            path = _file_path(item, base_dir)
-            text = _load_file(item, base_dir)
-            if path.suffix == ".csv":
-                out.extend(tests_from_csv(text, notes))
-            elif path.suffix == ".jsonl":
-                out.extend(tests_from_jsonl(text, notes))
-            elif isinstance(text, list):
-                out.extend(_test(t, f"{path.name} test {i + 1}", notes) for i, t in enumerate(text))
-            else:
+            if PurePosixPath(item).suffix not in (".csv", ".jsonl", ".yaml", ".yml", ".json"):
                 raise EvalConfigError(_('{item}: tests come from .csv, .jsonl, .yaml or .json files.').format(
                     item=item))
-            continue
-        out.append(_test(item, f"test {len(out) + 1}", notes))
+            name, content = _load_file(item, files)
+            suffix = PurePosixPath(name).suffix
+            if suffix == ".csv":
+                out.extend(tests_from_csv(content, notes, what=name))
+            elif suffix == ".jsonl":
+                out.extend(tests_from_jsonl(content, notes, what=name))
+            elif isinstance(content, list):
+                _cases_limit(len(content), name)
+                out.extend(_test(t, f"{name} test {i + 1}", notes) for i, t in enumerate(content))
+            else:
+                raise EvalConfigError(_('{item}: a YAML or JSON test file holds a list of tests.').format(item=item))
+        else:
+            out.append(_test(item, f"test {len(out) + 1}", notes))
     return out
+
+
+def _cases_limit(count: int, what: str, max_cases: int = parse_limits.MAX_CASES) -> None:
+    try:
+        parse_limits.check_cases(count, what, max_cases)
+    except parse_limits.LimitExceeded as err:
+        raise EvalConfigError(str(err)) from None
 
 
 def assertion_from_string(expected: str) -> Assertion:
@@ -426,38 +549,57 @@ def _assertion_to_string(a: Assertion) -> str | None:
 
 
 # ----- test sets alone ---------------------------------------------------------------------------------------
-def tests_from_csv(text: str, notes: list[str] | None = None) -> list[TestCase]:
+def _bounded_text(text: str, what: str, max_bytes: int) -> None:
+    try:
+        parse_limits.check_size(text, max_bytes, what)
+    except parse_limits.LimitExceeded as err:
+        raise EvalConfigError(str(err)) from None
+
+
+def tests_from_csv(text: str, notes: list[str] | None = None, *, what: str | None = None,
+                   max_bytes: int = parse_limits.UPLOADED_BYTES) -> list[TestCase]:
     """promptfoo's CSV: one column per variable; `__expected`, `__expected1`… assertion cells; `__description`,
-    `__threshold`, `__metric`."""
+    `__threshold`, `__metric`. Refused whole beyond the size or case limits (parse_limits)."""
     notes = notes if notes is not None else []
+    what = what or _("The CSV")
+    _bounded_text(text, what, max_bytes)
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    out = []
-    for row in reader:
-        variables: dict[str, Any] = {}
-        assertions, description, threshold, metric = [], "", None, None
-        for key, value in row.items():
-            key, value = (key or "").strip(), value or ""
-            if key.startswith("__expected"):
-                if value.strip():
-                    assertions.append(assertion_from_string(value))
-            elif key == "__description":
-                description = value
-            elif key == "__threshold":
-                threshold = float(value) if value.strip() else None
-            elif key == "__metric":
-                metric = value or None
-            elif key.startswith("__"):
-                notes.append(_('CSV column “{key}” is not supported and was ignored.').format(key=key))
-            else:
-                variables[key] = value
-        if metric:
-            assertions = [replace(a, metric=metric) for a in assertions]
-        for a in assertions:
-            if a.base_type not in SUPPORTED:
-                notes.append(_('CSV: assertion type “{type}” is not supported; it was skipped.').format(type=a.type))
-        out.append(TestCase(vars=variables, assertions=[a for a in assertions if a.base_type in SUPPORTED],
-                            description=description, threshold=threshold))
+    out: list[TestCase] = []
+    try:
+        for row in reader:
+            _cases_limit(len(out) + 1, what)
+            out.append(_csv_case(row, _("{what} row {n}").format(what=what, n=len(out) + 1), notes))
+    except csv.Error as err:  # e.g. a cell longer than the csv module's field limit (128 KiB)
+        raise EvalConfigError(_('{what} cannot be read (line {line}): {why}.').format(
+            what=what, line=reader.line_num, why=err)) from None
     return out
+
+
+def _csv_case(row: dict[str | Any, Any], where: str, notes: list[str]) -> TestCase:
+    variables: dict[str, Any] = {}
+    assertions, description, threshold, metric = [], "", None, None
+    for key, value in row.items():
+        key, value = (key or "").strip(), value or ""
+        if key.startswith("__expected"):
+            if value.strip():
+                assertions.append(assertion_from_string(value))
+        elif key == "__description":
+            description = value
+        elif key == "__threshold":
+            threshold = _number(value, where, "__threshold") if value.strip() else None
+        elif key == "__metric":
+            metric = value or None
+        elif key.startswith("__"):
+            notes.append(_('CSV column “{key}” is not supported and was ignored.').format(key=key))
+        else:
+            variables[key] = value
+    if metric:
+        assertions = [replace(a, metric=metric) for a in assertions]
+    for a in assertions:
+        if a.base_type not in SUPPORTED:
+            notes.append(_('CSV: assertion type “{type}” is not supported; it was skipped.').format(type=a.type))
+    return TestCase(vars=variables, assertions=[a for a in assertions if a.base_type in SUPPORTED],
+                    description=description, threshold=threshold)
 
 
 def tests_to_csv(tests: list[TestCase]) -> str:
@@ -489,14 +631,21 @@ def _cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def tests_from_jsonl(text: str, notes: list[str] | None = None) -> list[TestCase]:
+def tests_from_jsonl(text: str, notes: list[str] | None = None, *, what: str | None = None,
+                     max_bytes: int = parse_limits.UPLOADED_BYTES,
+                     max_cases: int = parse_limits.MAX_CASES) -> list[TestCase]:
     notes = notes if notes is not None else []
-    out = []
+    what = what or _("The JSONL file")
+    _bounded_text(text, what, max_bytes)
+    out: list[TestCase] = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
+        _cases_limit(len(out) + 1, what, max_cases)
         try:
-            raw = json.loads(line)
+            raw = json_guard.loads(line, _("Line {n}").format(n=n))
+        except json_guard.JSONShapeError as err:
+            raise EvalConfigError(str(err)) from None
         except json.JSONDecodeError as err:
             raise EvalConfigError(_('Line {n} is not JSON: {msg}.').format(n=n, msg=err.msg)) from None
         out.append(_test(raw, f"line {n}", notes))
@@ -507,13 +656,19 @@ def tests_to_jsonl(tests: list[TestCase]) -> str:
     return "".join(json.dumps(t.to_config(), ensure_ascii=False) + "\n" for t in tests)
 
 
-def tests_from_yaml(text: str, notes: list[str] | None = None) -> list[TestCase]:
+def tests_from_yaml(text: str, notes: list[str] | None = None, *, what: str | None = None,
+                    max_bytes: int = parse_limits.UPLOADED_BYTES) -> list[TestCase]:
     notes = notes if notes is not None else []
-    data = yaml.safe_load(text)
+    what = what or _("The YAML file")
+    data = _yaml(text, what, max_bytes)
     items = data.get("tests") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise EvalConfigError(_("A YAML test set is a list of tests (or a mapping with `tests`)."))
-    return [_test(t, f"test {i + 1}", notes) for i, t in enumerate(items)]
+    _cases_limit(len(items), what)
+    try:
+        return [_test(t, f"test {i + 1}", notes) for i, t in enumerate(items)]
+    except (TypeError, AttributeError) as err:
+        raise EvalConfigError(_('{what} has an entry of the wrong kind ({why}).').format(what=what, why=err)) from None
 
 
 def tests_to_yaml(tests: list[TestCase]) -> str:

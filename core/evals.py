@@ -20,13 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import eval_results
+from core.access import Identity
 from core.cache import ResponseCache
 from core.calllog import CallLog
 from core.calls import CallContext, ChatRequest, ChatStream, logged_call
 from core.errors import PromptLabError, scrub_secrets
 from core.eval_assertions import MODEL_GRADED, Output, Verdict, aggregate, evaluate, render
-from core.eval_config import EvalConfig, PromptSpec, ProviderSpec, TestCase
+from core.eval_config import EvalConfig, EvalConfigError, PromptSpec, ProviderSpec, TestCase, refuse_code
 from core.eval_store import CANCELLED, DONE, INTERRUPTED, EvalStore, RunJournal, RunPlan, SavedEvalRun
+from core.i18n import _
 from core.pending_writes import PENDING
 from core.playground import CellResult, CellSpec, CostEstimate, MatrixRun, PreparedCell, estimate_cost
 from core.providers import Provider, request_params
@@ -36,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 PAGE = "evals"
 EMBEDDING_MODEL = "text-embedding-3-small"
+MAX_CELLS = 100_000  # one run's calls: the cells are built (and estimated) before it starts
 
 # Which PromptLab provider serves a provider spec of the config (see `ProviderResolver`; tests pass a function).
 Resolve = Callable[[ProviderSpec], Provider]
@@ -102,12 +105,21 @@ class EvalRun:
 
     def __init__(self, config: EvalConfig, resolve: Resolve, context: CallContext, log: CallLog, *,
                  repeat: int = 1, concurrency: int = 8, cache: ResponseCache | None = None,
-                 run_id: str | None = None, name: str | None = None, skip: Collection[str] = ()):
+                 run_id: str | None = None, name: str | None = None, skip: Collection[str] = (),
+                 actor: Identity | None = None):
+        """`actor`: who runs it. Code in the cases (python assertions) runs only for an admin; for anyone else,
+        or nobody in particular (None), such a config raises EvalConfigError here, whatever path it came by."""
         if not 1 <= repeat <= 20:
             raise ValueError("Repeats go from 1 to 20.")
         self.concurrency, self.cached = concurrency, cache is not None
         self.config = config
         self.cases: list[TestCase] = config.cases()
+        refuse_code(self.cases, actor)
+        self.allow_code = actor is not None and actor.admin
+        cells = len(config.prompts) * len(config.providers) * len(self.cases) * repeat
+        if cells > MAX_CELLS:
+            raise EvalConfigError(_('This eval has {cells:,} cells (prompts × providers × cases × repeats): at most '
+                                    '{limit:,} run at once.').format(cells=cells, limit=MAX_CELLS))
         self.resolve = resolve
         self.log = log
         self.id = run_id or uuid.uuid4().hex[:12]
@@ -145,12 +157,13 @@ class EvalRun:
 
     @classmethod
     def resuming(cls, saved: SavedEvalRun, resolve: Resolve, context: CallContext, log: CallLog, *,
-                 cache: ResponseCache | None = None) -> EvalRun:
+                 cache: ResponseCache | None = None, actor: Identity | None = None) -> EvalRun:
         """The cells a stored run is missing, with its config, repeats and concurrency, under its id (its calls are
-        tagged with the same run). `cache` only if the run allowed it."""
+        tagged with the same run). `cache` only if the run allowed it; `actor` as for a new run (code in the cases
+        runs only for an admin)."""
         plan = saved.plan or RunPlan(cells=len(saved.rows))
         return cls(saved.config, resolve, context, log, repeat=plan.repeat, concurrency=plan.concurrency,
-                   cache=cache if plan.cache else None, run_id=saved.id, name=saved.name, skip=saved.cell_keys)
+                   cache=cache if plan.cache else None, run_id=saved.id, name=saved.name, skip=saved.cell_keys, actor=actor)
 
     @property
     def plan(self) -> RunPlan:
@@ -267,7 +280,7 @@ class EvalRun:
         needs_grader = any(a.base_type in MODEL_GRADED for a in case.assertions)
         grader = self._grader(spent) if needs_grader else None
         embedder = self._embedder() if needs_grader else None
-        verdicts = [evaluate(a, output, grader, embedder, self._default_grader())
+        verdicts = [evaluate(a, output, grader, embedder, self._default_grader(), allow_code=self.allow_code)
                     for a in case.assertions]
         verdict = aggregate(verdicts, case.threshold)
         cost = None if any(c is None for c in spent) else sum(c or 0.0 for c in spent)

@@ -6,9 +6,12 @@ import time
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.access import Identity
 from core.eval_assertions import MODEL_GRADED
 from core.eval_config import (
     EXAMPLE_CONFIG,
+    NO_FILES,
+    ConfigFiles,
     EvalConfig,
     EvalConfigError,
     parse_config_text,
@@ -19,11 +22,13 @@ from core.eval_config import (
     tests_to_jsonl,
     tests_to_yaml,
     to_yaml,
+    uploaded_config,
 )
-from core.eval_store import EvalStore, SavedEvalRun
+from core.eval_store import EvalStore, SavedEvalRun, TestSetRefused
 from core.evals import EvalRun, ProviderResolver, key_notes
 from core.exports import table_from_csv
 from core.i18n import _
+from core.parse_limits import PASTED_BYTES, UPLOADED_BYTES, LimitExceeded, check_size
 from core.pricing import format_cost
 from core.rendering import plain
 from pages._eval_results import render_results
@@ -31,6 +36,7 @@ from pages._widgets import available_models
 from pages._workbench import response_cache, workbench
 
 wb = workbench()
+actor = Identity(wb.user, wb.admin)  # code in a config (python assertions) runs only for an admin
 state = st.session_state
 store = EvalStore(wb.settings.db_url, wb.user, wb.admin)  # runs hold outputs: each sees their own
 # An imported file never gets the key for another URL; a non-admin's `apiBaseUrl` reaches public addresses only.
@@ -73,7 +79,12 @@ def follow(evaluation: EvalRun) -> None:
 
 def resume(saved: SavedEvalRun) -> None:
     """Run the cells an interrupted (or cancelled) run is missing, with its config, and complete it."""
-    evaluation = EvalRun.resuming(saved, resolver, wb.context("evals"), wb.log, cache=response_cache(wb))
+    try:
+        evaluation = EvalRun.resuming(saved, resolver, wb.context("evals"), wb.log, cache=response_cache(wb),
+                                      actor=actor)
+    except EvalConfigError as err:  # e.g. a run with python assertions, resumed by a non-admin
+        st.error(str(err))
+        return
     try:
         claimed = evaluation.resume_stored(store, secrets=wb.secrets)
     except SQLAlchemyError:
@@ -90,17 +101,30 @@ setup, run_tab, results_tab = st.tabs([_("📝 Config & cases"), _("▶ Run"), _
 
 # ----- config ------------------------------------------------------------------------------------------------------
 with setup:
-    upload = st.file_uploader(_("Import a promptfoo config (YAML)"), type=["yaml", "yml"], key="eval_upload")
-    if upload is not None and state.get("eval_upload_seen") != upload.file_id:
-        state.eval_upload_seen = upload.file_id
-        set_config_text(upload.getvalue().decode("utf-8", errors="replace"))
-        st.rerun()
+    uploads = st.file_uploader(
+        _("Import a promptfoo config (YAML), with the files it names"), key="eval_upload",
+        type=["yaml", "yml", "csv", "jsonl", "json", "txt", "md"], accept_multiple_files=True,
+        max_upload_size=UPLOADED_BYTES >> 20,
+        help=_("Its file:// references read only these files, by name. A config typed or pasted below reads none."))
+    # The files uploaded with the config are all its file:// references may read (core/eval_config.ConfigFiles).
+    uploaded = {f.name: f.getvalue() for f in uploads or []}
+    files = ConfigFiles(uploaded=uploaded) if uploaded else NO_FILES
+    seen = tuple(sorted(f.file_id for f in uploads or []))
+    if uploaded and state.get("eval_upload_seen") != seen:
+        state.eval_upload_seen = seen
+        try:
+            config_name = uploaded_config(uploaded)
+            check_size(uploaded[config_name], PASTED_BYTES, config_name)
+            set_config_text(uploaded[config_name].decode("utf-8", errors="replace"))
+            st.rerun()
+        except (EvalConfigError, LimitExceeded) as err:
+            st.error(plain(err))
     st.text_area(_("Config (promptfoo YAML)"), key="eval_yaml", height=260,
                  help=_("prompts, providers (openai:chat:<model>), defaultTest, tests with vars and assert."))
     config: EvalConfig | None = None
     try:
-        config = parse_config_text(state.eval_yaml)
-    except EvalConfigError as err:
+        config = parse_config_text(state.eval_yaml, files, actor=actor)
+    except EvalConfigError as err:  # the text stays in the box to be fixed
         st.error(plain(err))
     if config is not None:
         for note in config.notes + key_notes(config, resolver):
@@ -131,14 +155,30 @@ with setup:
             c4.caption(_("CSV cannot hold these cases"))
         with st.expander(_("Test sets (saved, versioned)")):
             name = st.text_input(_("Save the cases as"), key="eval_set_name")
+            share = st.checkbox(_("Share it: everyone may read it (only you and admins may change it)"),
+                                key="eval_set_share")
             if st.button(_("💾 Save test set"), key="eval_set_save", disabled=not name.strip()):
-                saved = store.save_set(name, config.tests, wb.user)
-                st.success(_('Saved “{name}” v{version} ({cases} cases).').format(
-                    name=plain(saved.name), version=saved.version, cases=len(saved.tests)))
+                try:  # a new set is private unless shared; saving again never unshares (the toggle below does)
+                    saved = store.save_set(name, config.tests, wb.user, shared=True if share else None)
+                    st.success(_('Saved “{name}” v{version} ({cases} cases).').format(
+                        name=plain(saved.name), version=saved.version, cases=len(saved.tests)))
+                except TestSetRefused as err:
+                    st.error(plain(err))
             names = store.set_names()
             if names:
                 pick = st.selectbox(_("Load a test set"), names, key="eval_set_pick")
                 history = store.set_history(pick)
+                latest = history[0]
+                st.caption(_("Owner: {owner} · {shared}").format(
+                    owner=plain(latest.owner) if latest.owner else _("none (saved before sets had owners: only "
+                                                                     "admins may change it)"),
+                    shared=_("shared with everyone") if latest.shared else _("private")))
+                if store.may_change(latest):
+                    shared_now = st.toggle(_("Shared with everyone"), value=latest.shared,
+                                           key=f"eval_set_shared_{pick}")
+                    if shared_now != latest.shared:
+                        store.share_set(pick, shared_now)
+                        st.rerun()
                 version = st.selectbox(_("Version"), history, key="eval_set_version",
                                        format_func=lambda v: f"v{v.version} · {v.created_at[:16]} · {v.author or ''}")
                 if st.button(_("Use these cases"), key="eval_set_load"):
@@ -146,17 +186,18 @@ with setup:
                     set_config_text(to_yaml(config))
                     st.rerun()
             cases_file = st.file_uploader(_("Import cases (CSV, JSONL or YAML)"), type=["csv", "jsonl", "yaml", "yml"],
-                                          key="eval_cases_upload")
+                                          key="eval_cases_upload", max_upload_size=UPLOADED_BYTES >> 20)
             if cases_file is not None and st.button(_("Use the imported cases"), key="eval_cases_use"):
-                text = cases_file.getvalue().decode("utf-8", errors="replace")
                 reader = {"csv": tests_from_csv, "jsonl": tests_from_jsonl}.get(cases_file.name.rsplit(".", 1)[-1],
                                                                                tests_from_yaml)
                 try:
-                    config.tests = reader(text)
+                    check_size(cases_file.size, UPLOADED_BYTES, cases_file.name)  # before reading it
+                    config.tests = reader(cases_file.getvalue().decode("utf-8", errors="replace"),
+                                          what=cases_file.name)
                     set_config_text(to_yaml(config))
                     st.rerun()
-                except (EvalConfigError, ValueError) as err:
-                    st.error(plain(f"{cases_file.name}: {err}"))
+                except (EvalConfigError, ValueError) as err:  # the limits' sentences name the file already
+                    st.error(plain(err if cases_file.name in str(err) else f"{cases_file.name}: {err}"))
 
 # ----- run -----------------------------------------------------------------------------------------------------------
 with run_tab:
@@ -177,8 +218,12 @@ with run_tab:
                                   help=_("Answers the model-graded assertions; its calls are logged and priced too."))
             if grader != choices[0]:
                 config.grader = grader
-        evaluation = EvalRun(config, resolver, wb.context("evals"), wb.log, repeat=repeat,
-                             concurrency=concurrency, cache=response_cache(wb) if allow_cache else None)
+        try:
+            evaluation = EvalRun(config, resolver, wb.context("evals"), wb.log, repeat=repeat, actor=actor,
+                                 concurrency=concurrency, cache=response_cache(wb) if allow_cache else None)
+        except EvalConfigError as err:  # e.g. code typed into the case table, or too many cells
+            st.error(plain(err))
+            st.stop()
         estimate = evaluation.estimate(lambda m, model: wb.provider_for(model).prompt_counter(model)(m),
                                        lambda model: wb.provider_for(model).pricing_id)
         cost = (_("cost unknown (unpriced models)") if estimate.unpriced_cells == len(evaluation.cells) else

@@ -43,7 +43,8 @@ def test_deterministic_verdicts_equal_promptfoos_on_the_same_outputs():
     mismatches = []
     for v in fixture["verdicts"]:
         case, text = cases[v["test"]], fixture["outputs"][v["prompt"]]
-        verdict = aggregate([evaluate(a, Output(text=text)) for a in case.assertions], case.threshold)
+        verdict = aggregate([evaluate(a, Output(text=text), allow_code=True) for a in case.assertions],
+                            case.threshold)
         if verdict.passed != v["pass"] or verdict.score != pytest.approx(v["score"], abs=1e-6):
             mismatches.append((v["test"], v["prompt"], case.assertions[0].type, v, verdict.passed, verdict.score))
     assert mismatches == []
@@ -97,14 +98,15 @@ def test_tools_call_validity():
 def test_python_is_contained_and_gets_output_and_context():
     out = Output(text="hello", vars={"name": "Ada"})
     assert evaluate(Assertion(type="python", value="context['vars']['name'] == 'Ada' and output == 'hello'"),
-                    out).passed
+                    out, allow_code=True).passed
     body = "if 'hell' in output:\n    return {'pass': True, 'score': 0.8, 'reason': 'greets'}\nreturn False"
-    v = evaluate(Assertion(type="python", value=body), out)
+    v = evaluate(Assertion(type="python", value=body), out, allow_code=True)
     assert v.passed and v.score == 0.8 and v.reason == "greets"
     # No API key reaches the code, it cannot run forever, and a crash is a failed verdict with its error.
-    leak = evaluate(Assertion(type="python", value="__import__('os').environ.get('OPENAI_API_KEY') is None"), out)
+    leak = evaluate(Assertion(type="python", value="__import__('os').environ.get('OPENAI_API_KEY') is None"), out,
+                    allow_code=True)
     assert leak.passed
-    boom = evaluate(Assertion(type="python", value="1/0"), out)
+    boom = evaluate(Assertion(type="python", value="1/0"), out, allow_code=True)
     assert not boom.passed and "ZeroDivisionError" in boom.reason
     assert python_script("output == 'x'").endswith("    return output == 'x'\n")
 

@@ -126,7 +126,7 @@ def test_csv_expected_cells_read_as_promptfoo_reads_them():
 ])
 def test_a_broken_config_is_one_sentence(text, message, tmp_path):
     with pytest.raises(EvalConfigError, match=message):
-        parse_config_text(text, tmp_path)
+        parse_config_text(text, ec.ConfigFiles(folder=tmp_path))
 
 
 def test_a_tests_own_grader_applies_to_its_model_graded_assertions_and_unused_keys_are_named():

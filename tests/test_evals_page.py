@@ -2,13 +2,17 @@
 decide (pass-rate matrix, failures first, A/B on the same cases, baseline)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.access import AttemptLimiter, hash_password
 from core.calllog import CallLog
 from core.eval_store import EvalStore
+from tests.conftest import TEST_KEY
+from tests.test_eval_attacks import BILLION_LAUGHS, DEEP_YAML, python_config, user_namespaces
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -71,3 +75,135 @@ def test_config_run_results_and_baseline(ev, server, app_env):
 def test_a_broken_config_is_one_sentence(ev):
     ev.text_area(key="eval_yaml").set_value("prompts: [\n").run()
     assert "not valid YAML" in ev.error[0].value and not ev.exception
+
+
+# ----- issue 23: a hostile teammate on the Evals page (PROMPTLAB_USERS=alice,bob,root, PROMPTLAB_ADMINS=root) -------
+USERS = {name: hash_password(f"{name} pw", iterations=1000) for name in ("alice", "bob", "root")}
+
+
+@pytest.fixture
+def team(app_env, monkeypatch):
+    import core.access
+    import pages._access
+
+    monkeypatch.setenv("PROMPTLAB_USERS", ",".join(f"{n}:{h}" for n, h in USERS.items()))
+    monkeypatch.setenv("PROMPTLAB_ADMINS", "root")
+    monkeypatch.setattr(core.access, "LIMITER", AttemptLimiter())
+    monkeypatch.setattr(pages._access, "LIMITER", core.access.LIMITER)
+    return app_env
+
+
+def signed_in(name: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.text_input(key="login_name").set_value(name)
+    at.text_input(key="login_password").set_value(f"{name} pw")
+    next(b for b in at.button if b.label == "Sign in").click().run()
+    at.switch_page("pages/evals.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def page_text(at: AppTest) -> str:
+    """Everything the page sent to the browser: each element's message (texts, captions, tables, widget values)."""
+    parts: list[str] = []
+
+    def walk(node) -> None:
+        parts.append(str(getattr(node, "proto", "")))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+    walk(at._tree)
+    return "\n".join(parts)
+
+
+def paste(at: AppTest, text: str) -> AppTest:
+    at.text_area(key="eval_yaml").set_value(text).run()
+    runs = [b for b in at.button if b.key == "eval_run"]
+    if runs:  # the old page offered to run anything that parsed
+        runs[0].click().run()
+    return at
+
+
+def test_bobs_python_assertion_is_one_sentence_and_never_runs_roots_does(team, server, tmp_path):
+    marker = tmp_path / "ran"
+    config = python_config(marker, server.base_url)
+    bob = paste(signed_in("bob"), config)
+    assert not bob.exception and len(bob.error) == 1 and "only an admin may run code" in bob.error[0].value
+    assert bob.text_area(key="eval_yaml").value == config  # what he typed is kept
+    assert not marker.exists() and server.chat_requests() == []
+    root = paste(signed_in("root"), config)  # an admin may: the same config runs, and the code with it
+    assert not root.exception and not root.error and marker.exists()
+    if user_namespaces():  # and even then the parent's environment is out of its reach, where the kernel allows
+        assert TEST_KEY not in marker.read_text()
+
+
+def test_bobs_file_references_read_nothing_on_the_server(team, server, tmp_path):
+    secret = tmp_path / "server-secret.txt"
+    secret.write_text("TOP-SECRET-SERVER-FILE")
+    relative = os.path.relpath(secret, os.getcwd())
+    for ref in ("file:///etc/passwd", f"file://{relative}", f"file://{secret}"):
+        bob = paste(signed_in("bob"), f"prompts: ['{ref}']\nproviders: [openai:chat:gpt-4o-mini]\n"
+                                      "tests: [{vars: {q: x}}]\n")
+        assert not bob.exception and len(bob.error) == 1 and "reads no files" in bob.error[0].value
+        text = page_text(bob)
+        assert "TOP-SECRET" not in text and "root:x:0:0" not in text
+    assert server.chat_requests() == []  # nothing was sent to a model either
+
+
+def test_an_uploaded_config_reads_the_files_uploaded_with_it(team, server):
+    alice = signed_in("alice")
+    alice.file_uploader(key="eval_upload").set_value([
+        ("promptfooconfig.yaml", b"prompts: ['Q: {{q}}']\nproviders: [openai:chat:gpt-4o-mini]\n"
+                                 b"tests: [file://cases/refunds.csv]\n", "application/x-yaml"),
+        ("refunds.csv", b"q,__expected\nreturn window?,icontains:q\n", "text/csv")]).run()
+    alice.run()
+    assert not alice.exception and not alice.error, [e.value for e in alice.error]
+    assert "file://cases/refunds.csv" in alice.text_area(key="eval_yaml").value
+    assert "1 prompts × 1 providers × 1 cases" in page_text(alice)
+    alice.file_uploader(key="eval_upload").set_value([
+        ("promptfooconfig.yaml", b"prompts: ['file:///etc/passwd']\nproviders: [openai:chat:gpt-4o-mini]\n",
+         "application/x-yaml")]).run()
+    alice.run()
+    assert "no file named “passwd” was uploaded" in alice.error[0].value and "root:x:0:0" not in page_text(alice)
+
+
+def test_bobs_billion_laughs_config_is_one_sentence(team):
+    bob = paste(signed_in("bob"), BILLION_LAUGHS)
+    assert not bob.exception and len(bob.error) == 1 and "expands to more than" in bob.error[0].value
+    assert bob.text_area(key="eval_yaml").value == BILLION_LAUGHS
+
+
+def test_a_prompt_nested_100000_deep_is_text_not_a_crash(team):
+    deep = "prompts: ['" + "[" * 100_000 + "']\nproviders: [openai:chat:gpt-4o-mini]\ntests: [{vars: {q: x}}]\n"
+    bob = signed_in("bob")
+    bob.text_area(key="eval_yaml").set_value(deep).run()
+    assert not bob.exception and not bob.error and "1 prompts × 1 providers × 1 cases" in page_text(bob)
+
+
+def test_bobs_deep_or_huge_cases_files_are_one_sentence(team):
+    bob = signed_in("bob")
+    big = b"q,__expected\n" + (b"x" * 1000 + b",contains:x\n") * (21 * 1024)
+    for name, data, sentence in (("deep.yaml", DEEP_YAML.encode(), "nested more than 64 levels"),
+                                 ("big.csv", big, "larger than 20 MB")):
+        bob.file_uploader(key="eval_cases_upload").set_value((name, data, "application/octet-stream")).run()
+        bob.button(key="eval_cases_use").click().run()
+        assert not bob.exception, bob.exception
+        assert len(bob.error) == 1 and sentence in bob.error[0].value and name in bob.error[0].value
+
+
+def test_bob_cannot_change_alices_test_set_or_see_it_until_she_shares_it(team, server):
+    alice = signed_in("alice")
+    alice.text_input(key="eval_set_name").set_value("refunds").run()
+    alice.button(key="eval_set_save").click().run()
+    assert "Saved “refunds” v1" in alice.success[0].value
+    bob = signed_in("bob")
+    assert not [s for s in bob.selectbox if s.key == "eval_set_pick"]  # private: not listed
+    bob.text_input(key="eval_set_name").set_value("refunds").run()
+    bob.button(key="eval_set_save").click().run()
+    assert not bob.exception and "not yours to change" in bob.error[0].value
+    store = EvalStore(team["PROMPTLAB_DB_URL"], "alice")
+    assert [v.author for v in store.set_history("refunds")] == ["alice"]
+    alice.toggle(key="eval_set_shared_refunds").set_value(True).run()
+    bob.run()
+    assert bob.selectbox(key="eval_set_pick").value == "refunds"
+    assert "Owner: alice · shared with everyone" in page_text(bob)
+    assert not [t for t in bob.toggle if t.key == "eval_set_shared_refunds"]  # the owner's choice, not his
