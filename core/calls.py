@@ -12,7 +12,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -24,7 +24,14 @@ from core.call_metrics import CallMetrics, CallStatus
 from core.calllog import CallLog, CallRecord, CallTexts
 from core.chunks import ChunkAccumulator
 from core.clock import utc_now_iso
-from core.errors import MalformedResponse, PromptLabError, StreamCutError, scrub_secrets, to_user_error
+from core.errors import (
+    MalformedResponse,
+    PromptLabError,
+    StreamCutError,
+    scrub_secrets,
+    to_user_error,
+    without_keys,
+)
 from core.local_model import QueueWait
 from core.pending_writes import PENDING
 from core.pricing import TokenUsage, cost_usd
@@ -341,7 +348,8 @@ class ChatStream:
         text = outcome.text or (json.dumps({"tool_calls": outcome.tool_calls}) if outcome.tool_calls else "")
         texts = CallTexts({"model": self.request.model, "messages": self.request.messages, **self.request.params},
                           text)
-        outcome.log_error = book(record, texts, self.log)  # a full disk must not take the reply away
+        # a full disk must not take the reply away
+        outcome.log_error = book(record, texts, self.log, secrets=(self.provider.api_key,))
         if cached is None and self._cache is not None and cacheable(outcome):
             self._cache.store(CachedReply(outcome.text, outcome.finish_reason, usage.input_tokens,
                                           usage.output_tokens))
@@ -363,9 +371,13 @@ def _custom_prices_in_force(log: CallLog) -> None:
         logger.warning("custom prices not loaded, list prices used: %s", scrub_secrets(repr(exc)))
 
 
-def book(record: CallRecord, texts: CallTexts | None, log: CallLog) -> str | None:
+def book(record: CallRecord, texts: CallTexts | None, log: CallLog,
+         secrets: Iterable[str | None] = ()) -> str | None:
     """The bookkeeping every call ends with: its record (and texts) into the call log, then the metrics.
-    Returns the sentence to show when the log could not be written (a full disk), None when it was."""
+    `secrets`: the keys in play, never stored whatever the text policy (a server or a prompt-injected reply may
+    echo one). Returns the sentence to show when the log could not be written (a full disk), None when it was."""
+    if texts is not None:
+        texts = CallTexts(without_keys(texts.request, secrets), without_keys(texts.reply, secrets))
     failure = None
     try:
         log.write(record, texts)
@@ -401,7 +413,7 @@ def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Call
         raise error from None
     finally:
         record.latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        book(record, texts, log)  # the caller gets its result or its error either way
+        book(record, texts, log, secrets=(provider.api_key,))  # the caller gets its result or its error either way
 
 
 def list_models(provider: Provider, context: CallContext, log: CallLog) -> list[str]:

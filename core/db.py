@@ -236,6 +236,7 @@ def m013_durable_eval_runs(conn: Connection) -> None:
         )"""))
 
 
+@migration
 def m014_eval_set_owners(conn: Connection) -> None:
     # A test set has an owner, who alone (with admins) adds versions, and is readable by others only when its
     # owner shares it. Sets saved before owners existed belong to nobody (only admins may change them) and stay

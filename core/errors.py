@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlparse
 
 import openai
@@ -47,6 +48,29 @@ class RefusedRequest(openai.OpenAIError):
     def __init__(self, error: PromptLabError):
         super().__init__(error.message)
         self.error = error
+
+
+KEY_REMOVED = "[key removed]"
+
+
+def without_keys(value: Any, secrets: Iterable[str | None]) -> Any:
+    """Every string inside JSON-like data with the given secret values replaced (keys of mappings too): what a
+    store keeps of texts a model or a user wrote, whatever the text policy."""
+    known = [s for s in secrets if s and len(s) >= 6]
+    if not known:
+        return value
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, str):
+            for secret in known:
+                v = v.replace(secret, KEY_REMOVED)
+            return v
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        if isinstance(v, dict):
+            return {clean(k): clean(x) for k, x in v.items()}
+        return v
+    return clean(value)
 
 
 def scrub_secrets(text: str, secrets: Iterable[str | None] = ()) -> str:

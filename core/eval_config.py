@@ -579,7 +579,10 @@ def _csv_case(row: dict[str | Any, Any], where: str, notes: list[str]) -> TestCa
     variables: dict[str, Any] = {}
     assertions, description, threshold, metric = [], "", None, None
     for key, value in row.items():
-        key, value = (key or "").strip(), value or ""
+        # A cell our own Cases CSV quoted against spreadsheet formulas reads back as it was written.
+        from core.exports import restore  # here, as in tests_to_csv: reading a config needs no pandas
+
+        key, value = restore((key or "").strip()), restore(value or "")
         if key.startswith("__expected"):
             if value.strip():
                 assertions.append(assertion_from_string(value))

@@ -24,6 +24,7 @@ from core import eval_results
 from core.calllog import TEXT_POLICY, owner_gone, process_owner
 from core.clock import utc_now_iso
 from core.db import engine_for
+from core.errors import without_keys
 from core.eval_assertions import CODE_TYPES
 from core.eval_config import EvalConfig, TestCase, parse_config, tests_from_jsonl, tests_to_jsonl
 from core.i18n import _
@@ -58,7 +59,6 @@ class TestSetRefused(PermissionError):
 RUNNING, DONE, CANCELLED, INTERRUPTED = "running", "done", "cancelled", "interrupted"
 RESUMABLE = (INTERRUPTED, CANCELLED)
 STALE_AFTER_S = 3600  # a running run that wrote nothing for this long is another machine's dead process's
-KEY_REMOVED = "[key removed]"
 # The cell fields that hold texts (from the cases, the model or a grader): what the text policy acts on.
 CELL_TEXT_FIELDS = ("vars", "output", "reason", "error", "assertions", "grading", "description")
 
@@ -122,25 +122,6 @@ class SavedEvalRun:
         """The run as results.json (what `python -m core.evals run --output` writes)."""
         return json.dumps({"summary": self.summary, "results": self.rows, "notes": self.config.notes},
                           ensure_ascii=False, indent=2, default=str)
-
-
-def without_keys(value: Any, secrets: Iterable[str]) -> Any:
-    """Every string inside JSON-like data with the given secret values replaced (keys of mappings too)."""
-    secrets = [s for s in secrets if s and len(s) >= 6]
-    if not secrets:
-        return value
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, str):
-            for secret in secrets:
-                v = v.replace(secret, KEY_REMOVED)
-            return v
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        if isinstance(v, dict):
-            return {clean(k): clean(x) for k, x in v.items()}
-        return v
-    return clean(value)
 
 
 def clean_cell(row: dict[str, Any], secrets: Iterable[str], policy: str) -> dict[str, Any]:

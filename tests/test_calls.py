@@ -262,3 +262,14 @@ def test_stop_ends_a_request_that_never_answers_while_it_waits(server, log):
     stream.close()
     assert waited and max(waited) < 5  # given up while waiting, not after the server's 30 s
     assert stream.outcome.status == "cancelled" and log.get(stream.request_id).status == "cancelled"
+
+
+def test_a_reply_that_echoes_the_key_is_logged_without_it(provider, ctx, log, server):
+    # A server (or a prompt-injected reply) that prints the key in play: the call log keeps every text but the key,
+    # whatever the text policy ("full" here). The echo server repeats the message, so the reply holds it too.
+    leak = [{"role": "user", "content": f"my token is {TEST_KEY} ok"}]
+    stream, deltas = run(provider, ctx, log, messages=leak)
+    assert TEST_KEY in "".join(deltas)  # the reply on screen is what the server sent
+    texts = log.texts(only_record(log).request_id)
+    stored = str(texts.request) + texts.reply
+    assert TEST_KEY not in stored and "[key removed]" in texts.reply and "[key removed]" in str(texts.request)

@@ -22,7 +22,7 @@ from core.eval_config import parse_config
 from core.eval_store import EvalStore
 from core.evals import EvalRun
 from core.providers import Provider
-from tests.conftest import TEST_KEY
+from tests.conftest import ADMIN, TEST_KEY
 from tests.loopback_server import Script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +167,7 @@ def test_a_run_whose_cells_were_not_all_stored_is_not_done(server, db_url):
 def test_stored_cells_follow_the_text_policy(server, db_url, policy):
     from core.privacy import set_text_policy
 
-    set_text_policy(CallLog(db_url).engine, policy)
+    set_text_policy(CallLog(db_url).engine, policy, actor=ADMIN)
     server.push(Script(reply="Write to ana.lopez@example.com"))
     config = parse_config({"prompts": ["{{q}}"], "providers": ["openai:chat:gpt-4o-mini"],
                            "tests": [{"vars": {"q": "mail bob@example.org"},

