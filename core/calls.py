@@ -326,8 +326,10 @@ class ChatStream:
         else:
             _custom_prices_in_force(self.log)
             usage = self._token_usage(reported_usage, billed)
-            # Priced by the tier that served it (flex, priority), as the invoice does.
-            tier = {"service_tier": reply.service_tier} if reply.service_tier else None
+            # Priced by the tier that served it (flex, priority), as the invoice does; when the response does not
+            # say, by the tier the request asked for (a proxy may drop the field; "auto" prices as default).
+            served = reply.service_tier or self.request.params.get("service_tier")
+            tier = {"service_tier": str(served)} if served else None
             cost = cost_usd(usage, reply.model or self.request.model, self.provider.pricing_id, tier)
             if cost is None and reply.model:
                 cost = cost_usd(usage, self.request.model, self.provider.pricing_id, tier)

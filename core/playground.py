@@ -59,13 +59,16 @@ class Settings:
     tools: list[dict[str, Any]] = field(default_factory=list)
     tool_choice: str = "auto"  # auto | none | required | <function name>
     reasoning_effort: str | None = None
+    service_tier: str | None = None  # auto | default | flex | priority (None = not sent)
 
 
+SERVICE_TIERS = ("auto", "default", "flex", "priority")
 _NUMBER = (int, float)
 _SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "temperature": _NUMBER, "top_p": _NUMBER, "max_tokens": (int,), "stop": (list,), "presence_penalty": _NUMBER,
     "frequency_penalty": _NUMBER, "seed": (int,), "response_format": (str,), "json_schema": (dict,),
-    "tools": (list,), "tool_choice": (str,), "reasoning_effort": (str,)}
+    "tools": (list,), "tool_choice": (str,), "reasoning_effort": (str,),
+    "service_tier": (str,)}
 
 
 @dataclass
@@ -98,7 +101,7 @@ class Draft:
             raise ValueError(_('{where}: variables must map names to text.').format(where=where))
         history = data.get("history") or []
         if not isinstance(history, list) or not all(isinstance(m, dict) and isinstance(m.get("role"), str)
-                                                    and isinstance(m.get("content"), str) for m in history):
+                                                    and _history_content_ok(m) for m in history):
             raise ValueError(_('{where}: history must be a list of {{role, content}} messages with text.').format(
                 where=where))
         settings = data.get("settings") or {}
@@ -123,6 +126,13 @@ class Draft:
         return cls(model=data["model"], system=data.get("system", ""), user_template=data.get("user_template", ""),
                    variables=dict(data.get("variables") or {}), settings=settings,
                    history=list(data.get("history") or []))
+
+
+def _history_content_ok(message: dict[str, Any]) -> bool:
+    """Text content; an assistant turn that only calls tools may have none (its `tool_calls` must be a list)."""
+    if isinstance(message.get("content"), str):
+        return True
+    return message.get("content") is None and isinstance(message.get("tool_calls"), list)
 
 
 def template_variables(template: str) -> list[str]:
@@ -162,7 +172,29 @@ def unsupported_controls(provider_kind: str, model: str) -> dict[str, str]:
     if provider_kind == "local" or is_local_model(model):
         reasons["tools"] = "the offline model cannot call tools"
         reasons["reasoning_effort"] = "the offline model has no reasoning effort"
+        reasons["service_tier"] = "the offline model has no service tier"
     return reasons
+
+
+def continue_with_tool_results(draft: Draft, text: str, tool_calls: list[dict[str, Any]],
+                               results: list[str]) -> Draft:
+    """The draft that sends the conversation on after the model called tools: the message just sent, the
+    assistant turn with its `tool_calls`, then one `role: "tool"` message per call (its result, matched by
+    `tool_call_id`) join the history, and the user box empties, so the next run lets the model go on."""
+    if not tool_calls:
+        raise PlaygroundError(_("The last run called no tool: there is nothing to answer."))
+    if len(results) != len(tool_calls) or any(not r.strip() for r in results):
+        raise PlaygroundError(_("Give a result for every tool call before continuing."))
+    sent = messages_for(draft)
+    if sent and sent[0]["role"] == "system" and draft.system.strip():
+        sent = sent[1:]  # the system prompt stays in its own box
+    calls = [{"id": call.get("id") or f"call_{i}", "type": "function",
+              "function": {"name": call["name"], "arguments": call.get("arguments") or "{}"}}
+             for i, call in enumerate(tool_calls, start=1)]
+    answers = [{"role": "tool", "tool_call_id": call["id"], "content": result}
+               for call, result in zip(calls, results, strict=True)]
+    assistant = {"role": "assistant", "content": text or None, "tool_calls": calls}
+    return replace(draft, user_template="", history=[*sent, assistant, *answers])
 
 
 def validate_tools(text: str) -> list[dict[str, Any]]:
@@ -269,6 +301,8 @@ def build_params(provider: Provider, model: str, s: Settings) -> dict[str, Any]:
             "type": "function", "function": {"name": s.tool_choice}}
     if s.reasoning_effort and "reasoning_effort" not in skip:
         extra["reasoning_effort"] = s.reasoning_effort
+    if s.service_tier in SERVICE_TIERS and "service_tier" not in skip:
+        extra["service_tier"] = s.service_tier
     temperature = None if "temperature" in skip else s.temperature
     return request_params(provider, model, temperature=temperature, max_tokens=s.max_tokens, **extra)
 
@@ -590,7 +624,7 @@ def replay_draft(request: dict[str, Any]) -> Draft:
         seed=request.get("seed"), response_format=fmt.get("type", "text"),
         json_schema=(fmt.get("json_schema") or {}).get("schema"), tools=list(request.get("tools") or []),
         tool_choice=tool_choice if isinstance(tool_choice, str) else tool_choice["function"]["name"],
-        reasoning_effort=request.get("reasoning_effort"))
+        reasoning_effort=request.get("reasoning_effort"), service_tier=request.get("service_tier"))
     # {{name}} in a replayed message is literal text: each such variable is given itself as its value.
     literal = {name: "{{" + name + "}}" for name in template_variables(str(user))}
     return Draft(model=request.get("model", ""), system=system, user_template=str(user), variables=literal,

@@ -8,6 +8,7 @@ import streamlit as st
 from core.i18n import N_, _
 from core.playground import (
     REASONING_EFFORTS,
+    SERVICE_TIERS,
     Draft,
     PlaygroundError,
     Settings,
@@ -20,6 +21,7 @@ from core.playground import (
 FORMATS = ("text", "json_object", "json_schema")
 FORMAT_LABELS = {"text": N_("Text"), "json_object": N_("JSON object"), "json_schema": N_("JSON schema")}
 DEFAULT_EFFORT = "model default"
+NO_TIER = "not sent"
 
 
 def load_draft(draft: Draft) -> None:
@@ -33,7 +35,7 @@ def load_draft(draft: Draft) -> None:
                  pg_format=s.response_format, pg_schema=json.dumps(s.json_schema, indent=2) if s.json_schema else "",
                  pg_tools=json.dumps([t["function"] for t in s.tools], indent=2) if s.tools else "",
                  pg_tool_choice=s.tool_choice, pg_effort=s.reasoning_effort or DEFAULT_EFFORT,
-                 pg_history=draft.history)
+                 pg_tier=s.service_tier or NO_TIER, pg_history=draft.history)
     for name, value in draft.variables.items():
         state[f"pg_var_{name}"] = value
 
@@ -68,6 +70,10 @@ def editor(model: str, provider_kind: str) -> None:
                      help=off.get("stop"))
         st.selectbox(_("Reasoning effort"), [DEFAULT_EFFORT, *REASONING_EFFORTS], key="pg_effort",
                      disabled="reasoning_effort" in off, help=off.get("reasoning_effort"))
+        st.selectbox(_("Service tier"), [NO_TIER, *SERVICE_TIERS], key="pg_tier", disabled="service_tier" in off,
+                     format_func=lambda t: _("not sent") if t == NO_TIER else t,
+                     help=off.get("service_tier", _("OpenAI's processing tier: flex is cheaper and slower, priority "
+                                                    "faster and dearer; the call is priced at the tier that served it")))
         fmt = st.radio(_("Response format"), FORMATS, key="pg_format", horizontal=True,
                        format_func=lambda f: _(FORMAT_LABELS[f]))
         if fmt == "json_schema":
@@ -97,7 +103,8 @@ def current_draft(model: str) -> Draft:
         presence_penalty=state.get("pg_presence"), frequency_penalty=state.get("pg_frequency"),
         seed=state.get("pg_seed"), response_format=state.get("pg_format", "text"), json_schema=schema,
         tools=validate_tools(state.get("pg_tools") or ""), tool_choice=(state.get("pg_tool_choice") or "auto").strip(),
-        reasoning_effort=None if state.get("pg_effort") in (None, DEFAULT_EFFORT) else state.get("pg_effort"))
+        reasoning_effort=None if state.get("pg_effort") in (None, DEFAULT_EFFORT) else state.get("pg_effort"),
+        service_tier=None if state.get("pg_tier") in (None, NO_TIER) else state.get("pg_tier"))
     text = state.get("pg_system", "") + state.get("pg_user", "")
     variables = {n: state.get(f"pg_var_{n}", "") for n in template_variables(text)}
     return Draft(model, state.get("pg_system", ""), state.get("pg_user", ""), variables, settings,

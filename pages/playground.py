@@ -10,6 +10,7 @@ from core.playground import (
     CellSpec,
     PlaygroundError,
     build_params,
+    continue_with_tool_results,
     messages_for,
     prepare_cell,
     record_result,
@@ -59,8 +60,10 @@ with run_tab:
             st.code(python_code(provider, model, messages, params), language="python")
             st.code(curl_command(provider, model, messages, params), language="bash")
     single = state.setdefault("pg_single_box", {})  # mutated in `finally`, where st.session_state is off limits
-    if st.button(_("▶ Run"), type="primary", disabled=problem is not None, key="pg_run"):
-        cell = prepare_cell(CellSpec("draft", model, draft.settings.temperature, 1), draft, provider)
+
+    def run_single(sending) -> None:
+        """Send a draft once, streamed, through the gate; its result is what the Run tab shows next."""
+        cell = prepare_cell(CellSpec("draft", model, sending.settings.temperature, 1), sending, provider)
         result = CellResult(spec=cell.spec)
         stream = ChatStream(provider, ChatRequest(model, cell.messages, cell.params),
                             wb.context("playground", ["run:single"]), wb.log)
@@ -72,8 +75,28 @@ with run_tab:
             record_result(cell, result, stream)
             single["last"] = result
         st.rerun()
-    if single.get("last"):
-        show_cell(single["last"])
+
+    if st.button(_("▶ Run"), type="primary", disabled=problem is not None, key="pg_run"):
+        run_single(draft)
+    last = single.get("last")
+    if last:
+        show_cell(last)
+    if last and last.status == "ok" and last.tool_calls and draft is not None:
+        # The model asked for tools: the user plays each tool, and the conversation goes on with the answers.
+        st.markdown(_("**Answer the tool calls** — each result goes back as a `tool` message"))
+        turn = len(draft.history)  # fresh boxes for each round
+        results = [st.text_area(_("Result of {name}({arguments})").format(
+            name=call["name"], arguments=call.get("arguments") or ""), key=f"pg_tool_result_{turn}_{i}",
+            height=68, placeholder='{"status": "shipped"}') for i, call in enumerate(last.tool_calls)]
+        if st.button(_("↪ Continue with these results"), key="pg_continue"):
+            try:
+                going_on = continue_with_tool_results(draft, last.text, last.tool_calls, results)
+                build_params(provider, model, going_on.settings)
+            except PlaygroundError as err:
+                st.error(str(err))  # the typed results stay in their boxes
+            else:
+                state["pg_load"] = going_on  # the editor shows the continued conversation after the rerun
+                run_single(going_on)
 
 with compare_tab:
     render_compare(wb, draft, library, problem)

@@ -183,3 +183,26 @@ def test_an_oversized_request_is_refused_before_sending(pg, server):
     assert any("more than the" in w.value and "echo-1" in w.value for w in pg.warning)
     assert pg.button(key="pg_run").disabled
     assert server.chat_requests() == []
+
+
+def test_a_tool_call_is_answered_and_continued_on_the_page(pg, server, app_env):
+    pg.text_area(key="pg_tools").set_value(
+        '[{"name": "lookup_order", "parameters": {"type": "object", "properties": {"order": {"type": "string"}}}}]'
+    ).run()
+    pg.selectbox(key="pg_tier").set_value("flex").run()
+    server.push(Script(tool_call={"name": "lookup_order", "arguments": '{"order": "A-17"}'}))
+    pg.button(key="pg_run").click().run()
+    assert server.chat_requests()[-1]["service_tier"] == "flex"
+    box = next(t for t in pg.text_area if (t.key or "").startswith("pg_tool_result_"))
+    box.set_value('{"status": "shipped"}').run()
+    server.push(Script(reply="Order A-17 has shipped."))
+    pg.button(key="pg_continue").click().run()
+    assert not pg.exception, pg.exception
+    sent = server.chat_requests()[-1]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
+    assert sent[3] == {"role": "tool", "tool_call_id": "call_loopback", "content": '{"status": "shipped"}'}
+    assert any(m.value == "Order A-17 has shipped." for m in pg.markdown)
+    assert pg.text_area(key="pg_user").value == ""  # the conversation goes on from the tool turn
+    assert any("'role': 'tool'" in c.value for c in pg.code)  # View code shows the continued conversation
+    # nothing left to answer: the reply was text
+    assert not any((t.key or "").startswith("pg_tool_result_") for t in pg.text_area)
