@@ -1,10 +1,13 @@
-"""Image generation with the gpt-image models: which parameters each model takes, validation, cost (estimated
-before, from the response's usage after, via genai-prices) and the generation call through the gate.
+"""Image generation and editing with the gpt-image models: which parameters each model takes, validation, cost
+(estimated before, from the response's usage after, via genai-prices), the checks an uploaded image passes and the
+generation and edit calls through the gate.
 """
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict, dataclass, field
+import io
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from genai_prices import Usage, calc_price
@@ -24,6 +27,12 @@ BACKGROUNDS = ("auto", "opaque", "transparent")
 FORMATS = ("png", "jpeg", "webp")
 MODERATION = ("auto", "low")
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+# An uploaded image to edit is attacker-controlled bytes: bounded in size and in pixels, and only these formats,
+# recognised by their content (never by the file name).
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_PIXELS = 40_000_000
+UPLOAD_KINDS = ("png", "jpeg", "webp")
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"))
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class ImageRequest:
     output_format: str = "png"
     output_compression: int | None = None
     moderation: str = "auto"
+    edit: bool = False  # an edit of an uploaded image (images.edit), not a generation
 
     def api_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"model": self.model, "prompt": self.prompt, "n": self.n, "size": self.size,
@@ -69,6 +79,8 @@ class ImageRequest:
                                   "output_format": self.output_format, "moderation": self.moderation}
         if self.output_format in ("jpeg", "webp") and self.output_compression is not None:
             params["output_compression"] = self.output_compression
+        if self.edit:
+            del params["moderation"]  # the edits endpoint has no moderation parameter
         return params
 
 
@@ -136,6 +148,74 @@ class ImageResult:
 
 def generate(provider: Provider, request: ImageRequest, context: CallContext, log: CallLog) -> ImageResult:
     """Generate through the gate (page `images`, images = count, tokens, cost, latency); PromptLabError on failure."""
+    request = replace(request, edit=False)
+    return _through_gate(provider, request, context, log, lambda c: c.images.generate(**request.api_params()),
+                         {"images": asdict(request)})
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded image that passed the checks: its bytes, kind (png | jpeg | webp) and pixel size."""
+
+    data: bytes
+    kind: str
+    width: int | None = None
+    height: int | None = None
+
+
+def _sniff(data: bytes) -> str | None:
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    return "webp" if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else None
+
+
+def check_upload(data: bytes, what: str = "image") -> Upload:
+    """The uploaded bytes as an image to edit, or PromptLabError with one sentence: at most 20 MB, PNG, JPEG or
+    WebP by content (Pillow parses the header and verifies the file), at most 40 million pixels."""
+    refused = _("The {what} must be a PNG, JPEG or WebP image of at most 20 MB and 40 million pixels.").format(
+        what=what)
+    if not data or len(data) > MAX_UPLOAD_BYTES:
+        raise PromptLabError("bad_request", refused)
+    try:
+        from PIL import Image
+    except ImportError:  # without Pillow the magic bytes decide
+        kind = _sniff(data)
+        if kind is None:
+            raise PromptLabError("bad_request", refused) from None
+        return Upload(data, kind)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            kind = (img.format or "").lower()
+            width, height = img.size
+            if kind not in UPLOAD_KINDS or width * height > MAX_UPLOAD_PIXELS:
+                raise PromptLabError("bad_request", refused)
+            img.verify()  # a truncated or corrupt file is refused here, not by the provider
+    except PromptLabError:
+        raise
+    except Exception:  # any Pillow failure (not an image, decompression bomb, corrupt) is the same refusal
+        raise PromptLabError("bad_request", refused) from None
+    return Upload(data, kind, width, height)
+
+
+def edit(provider: Provider, request: ImageRequest, image: Upload, mask: Upload | None, context: CallContext,
+         log: CallLog) -> ImageResult:
+    """Edit an uploaded image (with an optional mask: a PNG of the same size whose transparent pixels mark
+    what to change) through the gate, costed like a generation; PromptLabError on failure."""
+    request = replace(request, edit=True)
+    if mask is not None and (mask.kind != "png" or (mask.width, mask.height) != (image.width, image.height)):
+        raise PromptLabError("bad_request", _("The mask must be a PNG of the same size as the image."))
+    files: dict[str, Any] = {"image": (f"image.{image.kind}", image.data, MIME[image.kind])}
+    if mask is not None:
+        files["mask"] = ("mask.png", mask.data, "image/png")
+    texts = {"images": asdict(request), "edit": {"image_bytes": len(image.data), "image_kind": image.kind,
+                                                 "mask": mask is not None}}  # never the bytes themselves
+    return _through_gate(provider, request, context, log, lambda c: c.images.edit(**files, **request.api_params()),
+                         texts)
+
+
+def _through_gate(provider: Provider, request: ImageRequest, context: CallContext, log: CallLog,
+                  call: Callable[[Any], Any], logged: dict[str, Any]) -> ImageResult:
     if provider.kind == "local":
         raise PromptLabError("no_images", _("The offline model cannot make images: add an OpenAI key in Settings "
                                           "(or point OPENAI_BASE_URL at a server with an images endpoint)."))
@@ -165,9 +245,8 @@ def generate(provider: Provider, request: ImageRequest, context: CallContext, lo
         else:
             record.cost_usd, record.tokens_estimated = estimate, True
 
-    response, record = logged_call(provider, context, log, lambda c: c.images.generate(**request.api_params()),
-                                   model=request.model, operation="images", describe=describe,
-                                   texts=CallTexts({"images": asdict(request)}))
+    response, record = logged_call(provider, context, log, call, model=request.model, operation="images",
+                                   describe=describe, texts=CallTexts(logged))
     images = [base64.b64decode(item.b64_json) for item in response.data or [] if item.b64_json]
     if not images:
         raise PromptLabError("malformed", _("The provider answered without image data: try again."))

@@ -1,4 +1,7 @@
-"""Images: generate with the gpt-image models (every parameter they take), see the cost, keep a gallery."""
+"""Images: generate with the gpt-image models (every parameter they take), edit an uploaded image (with an optional
+mask), see the cost, keep a gallery."""
+from dataclasses import replace
+
 import streamlit as st
 
 from core.errors import PromptLabError
@@ -8,6 +11,8 @@ from core.images import (
     BACKGROUNDS,
     MODERATION,
     ImageRequest,
+    check_upload,
+    edit,
     estimate_cost,
     generate,
     image_models,
@@ -32,9 +37,16 @@ if wb.provider.kind == "local":
             "server with an images endpoint) to generate; the gallery below still works."))
 else:
     models = image_models(available_model_ids(wb))
+    editing = st.radio(_("Mode"), ["generate", "edit"], key="img_mode", horizontal=True,
+                       format_func=lambda m: _("Generate") if m == "generate" else _("Edit an image")) == "edit"
     left, right = st.columns([3, 2])
     prompt = left.text_area(_("Prompt"), key="img_prompt", height=150,
                             placeholder=_("A watercolour lighthouse in a storm, seen from the sea"))
+    if editing:
+        source = left.file_uploader(_("Image to edit (PNG, JPEG or WebP, up to 20 MB)"),
+                                    type=["png", "jpg", "jpeg", "webp"], key="img_edit_image")
+        mask_file = left.file_uploader(_("Mask (optional: a PNG of the same size; transparent where to edit)"),
+                                       type=["png"], key="img_edit_mask")
     with right:
         model = st.selectbox(_("Model"), models, key="img_model")
         spec = model_spec(model)
@@ -48,7 +60,8 @@ else:
         fmt = c1.selectbox(_("Format"), spec.formats, key="img_format")
         compression = c2.slider(_("Compression"), 0, 100, 85, key="img_compression", disabled=fmt == "png",
                                 help=_("JPEG and WebP only"))
-        moderation = st.selectbox(_("Moderation"), MODERATION, key="img_moderation", disabled=not spec.moderation)
+        moderation = st.selectbox(_("Moderation"), MODERATION, key="img_moderation",
+                                  disabled=not spec.moderation or editing)
     request = ImageRequest(model, prompt, int(n), size, quality, background, fmt,
                            compression if fmt != "png" else None, moderation)
     problems = validate(request)
@@ -59,14 +72,23 @@ else:
         st.warning(problem)
     # Never disabled for an empty prompt: the box commits its text on blur, so a click straight after typing would
     # meet a disabled button. The click itself re-checks (the value is current by then).
-    clicked = st.button(_("✨ Generate"), type="primary", disabled=bool(problems[1 if not prompt.strip() else 0:]),
-                        key="img_generate")
+    label, key = (_("✏️ Edit image"), "img_edit") if editing else (_("✨ Generate"), "img_generate")
+    clicked = st.button(label, type="primary", disabled=bool(problems[1 if not prompt.strip() else 0:]), key=key)
     if clicked and problems:
         state.img_error, state.img_last = problems[0], []
+    elif clicked and editing and source is None:
+        state.img_error, state.img_last = _("Upload the image to edit."), []
     elif clicked or (variation and not problems):
-        with st.spinner(_("Generating…")):
+        with st.spinner(_("Editing…") if editing else _("Generating…")):
             try:
-                result = generate(wb.provider, request, wb.context("images"), wb.log)
+                if editing:
+                    # Checked by content here, before any bytes leave: size, format, pixels; one sentence if not.
+                    image = check_upload(source.getvalue(), _("image"))
+                    mask = check_upload(mask_file.getvalue(), _("mask")) if mask_file is not None else None
+                    result = edit(wb.provider, request, image, mask, wb.context("images", ["edit"]), wb.log)
+                    request = replace(request, edit=True)
+                else:
+                    result = generate(wb.provider, request, wb.context("images"), wb.log)
                 state.img_last = [img.id for img in gallery.add(request, result, wb.user)]
                 state.img_error = None
                 cost = format_cost(result.cost_usd) + (" (estimated)" if result.cost_estimated else "")
@@ -82,13 +104,14 @@ def show(image, key: str) -> None:
     """One image card: picture, download, copy prompt, variations, delete."""
     st.image(image.read(), width="stretch")
     cost = format_cost(image.cost_usd) + (" est." if image.cost_estimated else "")
-    st.caption(f"{image.model} · {image.params.get('size')} · {image.params.get('quality')} · {cost} · "
+    edited = (_("edit") + " · ") if image.params.get("edit") else ""
+    st.caption(f"{edited}{image.model} · {image.params.get('size')} · {image.params.get('quality')} · {cost} · "
                f"{image.created_at[:16].replace('T', ' ')}")
     a, b, c = st.columns(3)
     a.download_button("⬇", image.read(), image.file_name, image.mime, key=f"dl_{key}", help=_("Download"))
     if b.button("🔁", key=f"var_{key}", help=_("Generate variations: same prompt and settings, new sample"),
                 disabled=wb.provider.kind == "local"):
-        state.img_pending = {"img_prompt": image.prompt, "img_model": image.model,
+        state.img_pending = {"img_prompt": image.prompt, "img_model": image.model, "img_mode": "generate",
                              **{f"img_{k}": image.params[p] for k, p in (("size", "size"), ("quality", "quality"),
                                                                          ("n", "n"), ("bg", "background"),
                                                                          ("format", "output_format"))}}

@@ -1,8 +1,8 @@
 """A loopback OpenAI-compatible HTTP server that the tests (and bench/) own.
 
 It speaks /v1/models, /v1/chat/completions (plain and SSE, with `usage` when `stream_options` asks),
-/v1/images/generations (real PNG bytes) and /v1/moderations, and replays scripted faults: any status with
-`Retry-After`, a slow first byte, slow chunks, a stream cut mid-reply, malformed JSON. The app reaches it through
+/v1/images/generations and /v1/images/edits (multipart; real PNG bytes) and /v1/moderations, and replays scripted
+faults: any status with `Retry-After`, a slow first byte, slow chunks, a stream cut mid-reply, malformed JSON. The app reaches it through
 OPENAI_BASE_URL and the real `openai` SDK.
 """
 from __future__ import annotations
@@ -83,6 +83,25 @@ def _words(text: str) -> list[str]:
 def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     """The server's own (deliberately simple) token count: words plus framing."""
     return sum(len(str(m.get("content", "")).split()) + 4 for m in messages) + 3
+
+
+def _multipart(raw: bytes, content_type: str) -> dict[str, Any]:
+    """A multipart/form-data body as a dict: text fields by name, files under `_files` (name -> list of
+    {filename, content_type, size, head}), so tests can see what an upload sent without keeping its bytes."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+    body: dict[str, Any] = {"_files": {}}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        if part.get_filename() is not None:
+            body["_files"].setdefault(name, []).append({"filename": part.get_filename(), "size": len(data),
+                                                        "content_type": part.get_content_type(), "head": data[:12]})
+        else:
+            body[name] = data.decode()
+    return body
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -177,7 +196,9 @@ class LoopbackServer:
             def _dispatch(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else {}
+                content_type = self.headers.get("Content-Type") or ""
+                body = _multipart(raw, content_type) if content_type.startswith("multipart/form-data") else (
+                    json.loads(raw) if raw else {})
                 path = self.path.split("?")[0]
                 # Azure OpenAI shape: /openai/deployments/{deployment}/chat/completions?api-version=…, `api-key`.
                 azure = re.match(r"^/openai/deployments/([^/]+)(/.*)$", path)
@@ -213,7 +234,8 @@ class LoopbackServer:
                 if script.malformed and not body.get("stream"):
                     return self._raw(200, b"<html>Bad gateway page, not JSON</html>", "application/json")
                 routes = {"/v1/models": self._models, "/v1/chat/completions": self._chat,
-                          "/v1/images/generations": self._images, "/v1/moderations": self._moderations,
+                          "/v1/images/generations": self._images, "/v1/images/edits": self._edits,
+                          "/v1/moderations": self._moderations,
                           "/v1/embeddings": self._embeddings}
                 handler = routes.get(path)
                 if handler is None:
@@ -347,6 +369,17 @@ class LoopbackServer:
                 self._json(200, {"created": int(time.time()), "data": [{"b64_json": png} for _ in range(n)],
                                  "usage": {"input_tokens": 10, "output_tokens": 272 * n, "total_tokens": 10 + 272 * n,
                                            "input_tokens_details": {"text_tokens": 10, "image_tokens": 0}}})
+
+            def _edits(self, body: dict[str, Any], script: Script) -> None:
+                """An image edit (multipart): needs an image file; answers like a generation, the input image's
+                tokens counted as image input."""
+                if not body.get("_files", {}).get("image") and not body.get("_files", {}).get("image[]"):
+                    return self._error(400, "image is required", "missing_image")
+                n = int(body.get("n", 1))
+                png = base64.b64encode(encode_image(tiny_png(rgb=(200, 40, 40)), body.get("output_format", "png")))
+                self._json(200, {"created": int(time.time()), "data": [{"b64_json": png.decode()} for _ in range(n)],
+                                 "usage": {"input_tokens": 75, "output_tokens": 272 * n, "total_tokens": 75 + 272 * n,
+                                           "input_tokens_details": {"text_tokens": 10, "image_tokens": 65}}})
 
             def _moderations(self, body: dict[str, Any], script: Script) -> None:
                 inputs = body.get("input", "")

@@ -195,3 +195,93 @@ def test_the_pages_images_and_downloads_are_served_under_ids_no_one_can_compute(
     assert {(d, m, f): i for d, m, f, i in served} == first
     image = Gallery(app_env["PROMPTLAB_DB_URL"], "unused").search()[0][0]
     assert Path(image.path).stem == image.id and Path(image.path).stem != hashlib.sha256(image.read()).hexdigest()
+
+
+# ----- image edits -------------------------------------------------------------------------------------------
+
+def encoded(fmt: str, size: tuple[int, int] = (8, 8), mode: str = "RGB") -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, (10, 20, 30) if mode == "RGB" else (10, 20, 30, 0)).save(out, format=fmt)
+    return out.getvalue()
+
+
+def test_an_edit_goes_through_the_gate_costed_and_into_the_gallery(server, log, db_url, tmp_path):
+    from core.images import check_upload, edit
+
+    openai_provider = Provider("openai", server.base_url, TEST_KEY, timeout_s=5, max_retries=0)
+    request = ImageRequest("gpt-image-1", "make the sky red")
+    image, mask = check_upload(encoded("PNG")), check_upload(encoded("PNG", mode="RGBA"))
+    result = edit(openai_provider, request, image, mask, CallContext("images"), log)
+    sent = [r for r in server.requests if r["path"] == "/v1/images/edits"][-1]["body"]
+    assert sent["prompt"] == "make the sky red" and sent["model"] == "gpt-image-1" and "moderation" not in sent
+    assert sent["_files"]["image"][0]["head"].startswith(b"\x89PNG") and sent["_files"]["mask"][0]["size"] > 0
+    rec = log.get(result.request_id)
+    assert rec.page == "images" and rec.images == 1 and rec.input_tokens == 75 and rec.output_tokens == 272
+    assert rec.cost_usd == pytest.approx(result.cost_usd) and result.cost_usd > 0 and not result.cost_estimated
+    logged = log.texts(result.request_id).request
+    assert logged["edit"] == {"image_bytes": len(image.data), "image_kind": "png", "mask": True}
+    kept = Gallery(db_url, tmp_path).add(ImageRequest("gpt-image-1", "make the sky red", edit=True), result, None)
+    assert kept[0].params["edit"] is True and Path(kept[0].path).read_bytes() == result.images[0]
+
+
+@pytest.mark.parametrize("data", [
+    b"",  # nothing
+    b"GIF89a" + b"\0" * 64,  # a format the edits endpoint does not take
+    b"<svg xmlns='http://www.w3.org/2000/svg'/>",  # script-bearing text posing as an image
+    b"\x89PNG\r\n\x1a\n" + b"\0" * 64,  # PNG magic, corrupt body
+    b"\x89PNG\r\n\x1a\n" + b"\0" * (20 * 1024 * 1024),  # over 20 MB
+])
+def test_an_upload_that_is_not_a_bounded_png_jpeg_or_webp_is_refused_in_one_sentence(data):
+    from core.images import check_upload
+
+    with pytest.raises(PromptLabError, match="must be a PNG, JPEG or WebP image of at most 20 MB"):
+        check_upload(data)
+
+
+def test_a_decompression_bomb_and_a_mismatched_mask_are_refused(server, log):
+    from core.images import check_upload, edit
+
+    with pytest.raises(PromptLabError, match="40 million pixels"):
+        check_upload(_huge_png())
+    openai_provider = Provider("openai", server.base_url, TEST_KEY, timeout_s=5, max_retries=0)
+    with pytest.raises(PromptLabError, match="mask must be a PNG of the same size"):
+        edit(openai_provider, ImageRequest("gpt-image-1", "x"), check_upload(encoded("JPEG")),
+             check_upload(encoded("PNG", size=(4, 4))), CallContext("images"), log)
+    assert not [r for r in server.requests if r["path"] == "/v1/images/edits"]  # nothing was sent
+
+
+def _huge_png() -> bytes:
+    """A tiny file that claims 7000×7000 pixels: under Pillow's own bomb limit, over ours."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    header = struct.pack(">IIBBBBB", 7000, 7000, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_page_edits_an_uploaded_image_into_the_gallery(images_page, server, app_env):
+    at = images_page
+    at.radio(key="img_mode").set_value("edit").run()
+    at.text_area(key="img_prompt").set_value("Make the sky red").run()
+    at.file_uploader(key="img_edit_image").set_value(("photo.png", encoded("PNG"), "image/png")).run()
+    at.button(key="img_edit").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [r for r in server.requests if r["path"] == "/v1/images/edits"]
+    assert len(at.get("image")) == 1
+    kept = Gallery(app_env["PROMPTLAB_DB_URL"], "unused").search()[0]
+    assert len(kept) == 1 and kept[0].params["edit"] is True and kept[0].prompt == "Make the sky red"
+    assert any(c.value.startswith("edit · gpt-image") for c in at.caption)
+
+
+def test_page_refuses_a_disguised_upload_in_one_sentence_and_keeps_the_prompt(images_page, server):
+    at = images_page
+    at.radio(key="img_mode").set_value("edit").run()
+    at.text_area(key="img_prompt").set_value("Make the sky red").run()
+    at.file_uploader(key="img_edit_image").set_value(("photo.png", b"<svg onload='x'/>", "image/png")).run()
+    at.button(key="img_edit").click().run()
+    assert not at.exception
+    assert "must be a PNG, JPEG or WebP image" in at.error[0].value
+    assert at.text_area(key="img_prompt").value == "Make the sky red"
+    assert not [r for r in server.requests if r["path"] == "/v1/images/edits"]
