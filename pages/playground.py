@@ -87,7 +87,7 @@ with run_tab:
         turn = len(draft.history)  # fresh boxes for each round
         results = [st.text_area(_("Result of {name}({arguments})").format(
             name=call["name"], arguments=call.get("arguments") or ""), key=f"pg_tool_result_{turn}_{i}",
-            height=68, placeholder='{"status": "shipped"}') for i, call in enumerate(last.tool_calls)]
+            height=68) for i, call in enumerate(last.tool_calls)]
         if st.button(_("↪ Continue with these results"), key="pg_continue"):
             try:
                 going_on = continue_with_tool_results(draft, last.text, last.tool_calls, results)

@@ -230,7 +230,7 @@ def test_an_edit_goes_through_the_gate_costed_and_into_the_gallery(server, log, 
     b"<svg xmlns='http://www.w3.org/2000/svg'/>",  # script-bearing text posing as an image
     b"\x89PNG\r\n\x1a\n" + b"\0" * 64,  # PNG magic, corrupt body
     b"\x89PNG\r\n\x1a\n" + b"\0" * (20 * 1024 * 1024),  # over 20 MB
-])
+], ids=["empty", "gif", "svg", "corrupt-png", "over-20-MB"])
 def test_an_upload_that_is_not_a_bounded_png_jpeg_or_webp_is_refused_in_one_sentence(data):
     from core.images import check_upload
 
