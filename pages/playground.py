@@ -43,8 +43,9 @@ except PlaygroundError as err:
     problem = str(err)
 if messages:
     n_in = provider.prompt_counter(model)(messages)
+    tier = {"service_tier": draft.settings.service_tier} if draft and draft.settings.service_tier else None
     st.caption(_('Input before sending: **{n_in:,} tokens** · {cost}').format(
-        n_in=n_in, cost=format_cost(cost_usd(TokenUsage(n_in), model, provider.pricing_id))))
+        n_in=n_in, cost=format_cost(cost_usd(TokenUsage(n_in), model, provider.pricing_id, tier))))
     window, budget = wb.context_window(model), (draft.settings.max_tokens or 0) if draft else 0
     if problem is None and n_in > window - budget:  # refused here, before any call (Run is disabled)
         problem = (f"This request is {n_in:,} tokens, more than the {window - budget:,} that {model} can take "
@@ -65,8 +66,10 @@ with run_tab:
         """Send a draft once, streamed, through the gate; its result is what the Run tab shows next."""
         cell = prepare_cell(CellSpec("draft", model, sending.settings.temperature, 1), sending, provider)
         result = CellResult(spec=cell.spec)
+        # The requested tier as a tag too: kept with the call's metadata whatever the text policy stores.
+        tags = ["run:single"] + ([f"tier:{sending.settings.service_tier}"] if sending.settings.service_tier else [])
         stream = ChatStream(provider, ChatRequest(model, cell.messages, cell.params),
-                            wb.context("playground", ["run:single"]), wb.log)
+                            wb.context("playground", tags), wb.log)
         st.button(_("⏹ Stop"), key="pg_halt")
         try:
             stream_markdown(stream)  # no remote image loads from a reply

@@ -193,6 +193,7 @@ def test_a_tool_call_is_answered_and_continued_on_the_page(pg, server, app_env):
     server.push(Script(tool_call={"name": "lookup_order", "arguments": '{"order": "A-17"}'}))
     pg.button(key="pg_run").click().run()
     assert server.chat_requests()[-1]["service_tier"] == "flex"
+    assert "tier:flex" in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(1)[0].tags  # logged with the call
     box = next(t for t in pg.text_area if (t.key or "").startswith("pg_tool_result_"))
     box.set_value('{"status": "shipped"}').run()
     server.push(Script(reply="Order A-17 has shipped."))

@@ -14,6 +14,7 @@ from core.playground import (
     Settings,
     build_params,
     continue_with_tool_results,
+    messages_for,
     prepare_cell,
     record_result,
     replay_draft,
@@ -68,8 +69,15 @@ def test_a_tool_call_is_answered_and_the_model_goes_on_for_two_rounds(server, lo
     # "View code" shows the conversation as it goes on, tool turns included
     code = python_code(provider, "gpt-4o-mini", sent, build_params(provider, "gpt-4o-mini", final.settings))
     assert "'tool_call_id': 'call_loopback'" in code and "'role': 'tool'" in code
+    # a replayed continued call sends the same conversation, in its order
+    replayed = replay_draft(log.texts(third_id(log)).request)
+    assert messages_for(replayed) == sent
     # the continued draft survives the library's checks (saved and reloaded)
     assert Draft.checked(final.to_dict()).history == final.history
+
+
+def third_id(log) -> str:
+    return log.recent(1)[0].request_id
 
 
 def test_every_tool_call_needs_a_result(provider):
