@@ -616,7 +616,7 @@ def replay_draft(request: dict[str, Any]) -> Draft:
     # The user box takes the last user message only when it ends the request: a call that went on after tool
     # calls ends with `tool` turns, and its messages replay in their order.
     ends_with_user = last_user is not None and last_user == len(messages) - 1
-    user = messages.pop(last_user)["content"] if ends_with_user else ""
+    user = messages.pop()["content"] if ends_with_user else ""
     fmt = request.get("response_format") or {}
     tool_choice = request.get("tool_choice", "auto")
     settings = Settings(
