@@ -36,21 +36,12 @@ def _dashboard(db_url: str, version: tuple, filters: an.Filters) -> an.Dashboard
 
 
 @st.cache_resource(ttl=600, show_spinner=False, max_entries=32)
-def _charts(db_url: str, version: tuple, filters: an.Filters, language: str) -> tuple[dict, dict[str, str]]:
+def _charts(db_url: str, version: tuple, filters: an.Filters, language: str,
+            _dash: an.Dashboard) -> tuple[dict, dict[str, str]]:
     """The figures and their notes for one filter, built once: building ten Plotly figures costs more than the
     queries, and a filter switched back and forth redraws what it drew before. Shared read-only (Streamlit copies a
     figure into its message; nothing changes these objects)."""
-    return without_notes(figures(_dashboard(db_url, version, filters)))
-
-
-@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
-def _calls_page(db_url: str, version: tuple, filters: an.Filters, page: int, page_size: int) -> tuple:
-    return _engine(db_url).calls_page(filters, page, page_size)
-
-
-@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
-def _usage(db_url: str, version: tuple, filters: an.Filters) -> pd.DataFrame:
-    return _engine(db_url).usage_by_model(filters)
+    return without_notes(figures(_dash))  # _dash: the dashboard of these arguments (not hashed again)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=8)
@@ -131,7 +122,7 @@ for badge in badges:
 if dash.current.calls == 0:
     st.info(_("No calls match these filters: widen the period or clear a filter."))
 else:
-    charts, notes = _charts(wb.settings.db_url, engine.version, filters, i18n.language())
+    charts, notes = _charts(wb.settings.db_url, engine.version, filters, i18n.language(), dash)
     keys = list(charts)
     for i in range(0, len(keys), 2):
         for col, key in zip(st.columns(2, gap="medium"), keys[i:i + 2], strict=False):
@@ -142,7 +133,7 @@ else:
                 box.caption(notes[key])
 
 with st.expander(_("What if… (estimates)")):
-    usage = _usage(wb.settings.db_url, engine.version, filters)
+    usage = engine.usage_by_model(filters)
     other = st.selectbox(_("The same tokens on"), ["(no other model)", "gpt-4o-mini", "gpt-4.1-mini", "gpt-5-mini",
                                                 "gpt-4o", "gpt-4.1", "gpt-5", "o4-mini"], key="an_whatif_model")
     table = whatif.scenarios(usage, None if other.startswith("(") else other)
@@ -158,8 +149,7 @@ render_reconcile(wb, start, end)
 
 st.subheader(_("Calls"))
 page_size = 50
-frame, total = _calls_page(wb.settings.db_url, engine.version, filters, st.session_state.get("an_calls_page", 1) - 1,
-                           page_size)
+frame, total = engine.calls_page(filters, st.session_state.get("an_calls_page", 1) - 1, page_size)
 pages = max(1, -(-total // page_size))
 top = st.columns([2, 1, 1, 1.4, 0.6])
 top[0].number_input(_('Page (of {pages:,}, {total:,} calls)').format(
