@@ -77,6 +77,8 @@ def pages_shown(chosen: tuple[str, ...], available: list[str], include_non_model
 
 
 FILTER_DIMENSIONS = ("provider", "model", "page", "user", "status")
+HOURLY_UP_TO_DAYS = 2  # periods this short get hourly series
+BUCKETS = {"day": "day", "hour": "date_trunc('hour', ts)"}  # a series' time step → its SQL over the mirror
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,12 @@ class Filters:
     @property
     def days(self) -> int:
         return (self.end - self.start).days + 1
+
+    @property
+    def bucket(self) -> str:
+        """The time series' step: "hour" over a short period (a day or two in 24 one-day bars says nothing),
+        else "day"."""
+        return "hour" if self.days <= HOURLY_UP_TO_DAYS else "day"
 
     def previous(self) -> Filters:
         """The period of the same length just before this one, same other filters."""
@@ -199,17 +207,19 @@ class Dashboard:
     speed_by_model: pd.DataFrame
     error_types: pd.DataFrame
     unpriced_models: list[str] = field(default_factory=list)
+    bucket: str = "day"  # the step of the time series: their "day" column holds each day, or each hour's start
+    period: tuple[date, date] | None = None  # the days shown (inclusive): an hourly axis spans all of them
 
 
-# Series of the dashboard, each over the filtered temporary table `f`.
+# Series of the dashboard, each over the filtered temporary table `f`; {bucket} is the time step (BUCKETS).
 _SERIES_SQL = {
-    "spend_by_day_model": "SELECT day, model, sum(cost_usd) AS spend_usd, count(*) AS calls FROM f "
-                          "GROUP BY ALL ORDER BY day, model",
-    "calls_by_day": "SELECT day, count(*) AS calls, count(*) FILTER (status = 'error') AS errors FROM f "
-                    "GROUP BY day ORDER BY day",
-    "latency_by_day": "SELECT day, quantile_cont(latency_ms, 0.5) AS p50, quantile_cont(latency_ms, 0.95) AS p95, "
-                      "quantile_cont(latency_ms, 0.99) AS p99 FROM f WHERE status = 'ok' AND latency_ms IS NOT NULL "
-                      "GROUP BY day ORDER BY day",
+    "spend_by_day_model": "SELECT {bucket} AS day, model, sum(cost_usd) AS spend_usd, count(*) AS calls FROM f "
+                          "GROUP BY ALL ORDER BY 1, model",
+    "calls_by_day": "SELECT {bucket} AS day, count(*) AS calls, count(*) FILTER (status = 'error') AS errors FROM f "
+                    "GROUP BY 1 ORDER BY 1",
+    "latency_by_day": "SELECT {bucket} AS day, quantile_cont(latency_ms, 0.5) AS p50, "
+                      "quantile_cont(latency_ms, 0.95) AS p95, quantile_cont(latency_ms, 0.99) AS p99 FROM f "
+                      "WHERE status = 'ok' AND latency_ms IS NOT NULL GROUP BY 1 ORDER BY 1",
     # Log-spaced TTFT buckets: 8 per decade from 10 ms, so long tails stay readable.
     "ttft_histogram": "SELECT power(10, floor(log10(greatest(ttft_ms, 10)) * 8) / 8) AS ttft_ms, count(*) AS calls "
                       "FROM f WHERE ttft_ms IS NOT NULL GROUP BY 1 ORDER BY 1",
@@ -296,18 +306,22 @@ class Analytics:
         row = _one(cur.execute(_KPI_SQL.format(source=f"calls WHERE {condition}"), params))
         return Kpis(float(row[0]), *(int(v) for v in row[1:3]), *row[3:6], *(int(v) for v in row[6:]))
 
-    def dashboard(self, filters: Filters) -> Dashboard:
-        """Every KPI (this period and the previous one) and every series for one filter."""
+    def dashboard(self, filters: Filters, bucket: str | None = None) -> Dashboard:
+        """Every KPI (this period and the previous one) and every series for one filter; the time series step by
+        `bucket` ("day" or "hour"; by default the filters' own: hourly for a short period)."""
+        bucket = bucket or filters.bucket
         cur = self._cursor()
         condition, params = where(filters)
         cur.execute(f"CREATE OR REPLACE TEMP TABLE f AS SELECT * FROM calls WHERE {condition}", params)
         row = _one(cur.execute(_KPI_SQL.format(source="f")))
         current = Kpis(float(row[0]), *(int(v) for v in row[1:3]), *row[3:6], *(int(v) for v in row[6:]))
-        series = {name: cur.execute(sql).df() for name, sql in _SERIES_SQL.items()}
+        series = {name: cur.execute(sql.replace("{bucket}", BUCKETS[bucket])).df()
+                  for name, sql in _SERIES_SQL.items()}
         unpriced = [r[0] for r in cur.execute(
             "SELECT DISTINCT model FROM f WHERE cost_usd IS NULL AND status <> 'error' ORDER BY 1").fetchall()]
         cur.execute("DROP TABLE f")
-        return Dashboard(current, self.kpis(filters.previous(), cur), unpriced_models=unpriced, **series)
+        return Dashboard(current, self.kpis(filters.previous(), cur), unpriced_models=unpriced, bucket=bucket,
+                         period=(filters.start, filters.end), **series)
 
     def calls_page(self, filters: Filters, page: int = 0, page_size: int = 50) -> tuple[pd.DataFrame, int]:
         """One page of the filtered calls, newest first, and the total count."""

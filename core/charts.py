@@ -14,6 +14,8 @@ from core.rendering import chart_label
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=56, b=10), legend_title_text="", height=320)
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+BAR_SHARE = 0.8  # a time bar fills this share of its day or hour: a lone day is a bar, never a hairline
 _ONE_DAY = pd.Timedelta(days=1)
 # Plotly's toolbar, trimmed to what a reader of these charts uses, so that it no longer covers the titles (which
 # sit on the left, the toolbar on the right).
@@ -97,12 +99,34 @@ def _note(fig: go.Figure, text: str) -> None:
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, range=[0, 1])
 
 
-def _daily(fig: go.Figure, days) -> go.Figure:
-    """Days on the x-axis read as days: one tick per day (or per few days over a long period), never the
-    sub-millisecond ticks Plotly picks around a single day; a lone day gets a day either side."""
-    stamps = sorted(pd.to_datetime(pd.Series(days)).dropna().unique())
+def _timeline(fig: go.Figure, d: Dashboard, stamps) -> go.Figure:
+    """A time axis in the dashboard's step: days (one tick per day or per few days) or, over a short period,
+    hours across the whole period. Bars fill most of their step, so a single day or hour is a visible bar."""
+    stamps = sorted(pd.to_datetime(pd.Series(stamps)).dropna().unique())
     if not stamps:
         return fig
+    step_ms = HOUR_MS if d.bucket == "hour" else DAY_MS
+    fig.update_traces(width=BAR_SHARE * step_ms, selector=dict(type="bar"))
+    if d.bucket == "hour":
+        return _hourly(fig, d, stamps)
+    return _daily(fig, stamps)
+
+
+def _hourly(fig: go.Figure, d: Dashboard, stamps) -> go.Figure:
+    """Hours on the x-axis over the whole period shown (a quiet morning stays visible as a gap), a tick every
+    two hours for one day, every four for two; bars sit inside their hour."""
+    start, end = d.period or (stamps[0].date(), stamps[-1].date())
+    low, high = pd.Timestamp(start), pd.Timestamp(end) + _ONE_DAY
+    days = max(1, (high - low) // _ONE_DAY)
+    hour_format = "%H:%M" if days == 1 else i18n.chart_day_format() + "<br>%H:%M"
+    fig.update_traces(offset=(1 - BAR_SHARE) / 2 * HOUR_MS, selector=dict(type="bar"))
+    fig.update_xaxes(type="date", range=[low, high], dtick=2 * days * HOUR_MS, tick0=low, tickformat=hour_format)
+    return fig
+
+
+def _daily(fig: go.Figure, stamps) -> go.Figure:
+    """Days on the x-axis read as days: one tick per day (or per few days over a long period), never the
+    sub-millisecond ticks Plotly picks around a single day; a lone day gets a day either side."""
     step = max(1, -(-len(stamps) // 10))
     fig.update_xaxes(type="date", tickformat=i18n.chart_day_format(), dtick=step * DAY_MS, tick0=stamps[0])
     if len(stamps) == 1:
@@ -149,15 +173,18 @@ def figures(d: Dashboard) -> dict[str, go.Figure]:
     tokens = d.tokens_by_model.melt(id_vars="model", value_vars=["input_tokens", "output_tokens"],
                                     var_name="direction", value_name="tokens")
     tokens["direction"] = tokens["direction"].map({"input_tokens": _("Tokens in"), "output_tokens": _("Tokens out")})
+    hourly = d.bucket == "hour"
     return {
-        "spend_by_day": _money(_daily(_bars_by(d.spend_by_day_model, "day", "spend_usd", "model",
-                                               _("Spend per day by model (USD)")), d.spend_by_day_model["day"]),
+        "spend_by_day": _money(_timeline(_bars_by(d.spend_by_day_model, "day", "spend_usd", "model",
+                                                  _("Spend per hour by model (USD)") if hourly
+                                                  else _("Spend per day by model (USD)")),
+                                         d, d.spend_by_day_model["day"]),
                                d.spend_by_day_model["spend_usd"]),
-        "calls_by_day": _daily(_lines(d.calls_by_day, "day", {"calls": _("Calls"), "errors": _("Errors")},
-                                      _("Calls and errors per day")),
-                               d.calls_by_day["day"]),
-        "latency": _daily(_lines(d.latency_by_day, "day", {"p50": "p50", "p95": "p95", "p99": "p99"},
-                                 _("Latency p50 / p95 / p99 (ms, successful calls)")), d.latency_by_day["day"]),
+        "calls_by_day": _timeline(_lines(d.calls_by_day, "day", {"calls": _("Calls"), "errors": _("Errors")},
+                                         _("Calls and errors per hour") if hourly else _("Calls and errors per day")),
+                                  d, d.calls_by_day["day"]),
+        "latency": _timeline(_lines(d.latency_by_day, "day", {"p50": "p50", "p95": "p95", "p99": "p99"},
+                                    _("Latency p50 / p95 / p99 (ms, successful calls)")), d, d.latency_by_day["day"]),
         "ttft": _bars(d.ttft_histogram, "ttft_ms", "calls", _("Time to first token (ms, log scale)"),
                       xaxis_type="log"),
         "tokens_by_model": _bars_by(tokens, "model", "tokens", "direction", _("Tokens in / out by model"),
@@ -171,3 +198,14 @@ def figures(d: Dashboard) -> dict[str, go.Figure]:
         "speed": _bars(d.speed_by_model, "model", "tokens_per_s", _("Output tokens / s by model (median)")),
         "errors": _bars(d.error_types, "error_type", "calls", _("Errors by type")),
     }
+
+
+def without_notes(charts: dict[str, go.Figure]) -> tuple[dict[str, go.Figure], dict[str, str]]:
+    """The charts with their notes ("No data…", "No spend…") taken out, and the notes by chart key: a page prints
+    them as text under the chart, where a narrow column wraps them instead of clipping a line drawn in the plot."""
+    notes: dict[str, str] = {}
+    for key, fig in charts.items():
+        if fig.layout.annotations:
+            notes[key] = " ".join(a.text for a in fig.layout.annotations)
+            fig.layout.annotations = ()
+    return charts, notes

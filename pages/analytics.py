@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import analytics as an
 from core import i18n, report, whatif
-from core.charts import CHART_CONFIG, comparable, figures, kpi_cards
+from core.charts import CHART_CONFIG, comparable, figures, kpi_cards, without_notes
 from core.exports import to_csv
 from core.i18n import N_, _
 from core.playground import replay_draft
@@ -33,6 +33,15 @@ def _engine(db_url: str) -> an.Analytics:
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def _dashboard(db_url: str, version: tuple, filters: an.Filters) -> an.Dashboard:
     return _engine(db_url).dashboard(filters)
+
+
+@st.cache_resource(ttl=600, show_spinner=False, max_entries=32)
+def _charts(db_url: str, version: tuple, filters: an.Filters, language: str,
+            _dash: an.Dashboard) -> tuple[dict, dict[str, str]]:
+    """The figures and their notes for one filter, built once: building ten Plotly figures costs more than the
+    queries, and a filter switched back and forth redraws what it drew before. Shared read-only (Streamlit copies a
+    figure into its message; nothing changes these objects)."""
+    return without_notes(figures(_dash))  # _dash: the dashboard of these arguments (not hashed again)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=8)
@@ -113,11 +122,15 @@ for badge in badges:
 if dash.current.calls == 0:
     st.info(_("No calls match these filters: widen the period or clear a filter."))
 else:
-    charts = figures(dash)
+    charts, notes = _charts(wb.settings.db_url, engine.version, filters, i18n.language(), dash)
     keys = list(charts)
     for i in range(0, len(keys), 2):
-        for col, key in zip(st.columns(2), keys[i:i + 2], strict=False):
-            col.plotly_chart(charts[key], width="stretch", key=f"chart_{key}", config=CHART_CONFIG)
+        for col, key in zip(st.columns(2, gap="medium"), keys[i:i + 2], strict=False):
+            # A bordered box of its own per chart: the figure and the note under it stay inside their column.
+            box = col.container(border=True, key=f"chart_box_{key}")
+            box.plotly_chart(charts[key], width="stretch", key=f"chart_{key}", config=CHART_CONFIG)
+            if key in notes:
+                box.caption(notes[key])
 
 with st.expander(_("What if… (estimates)")):
     usage = engine.usage_by_model(filters)

@@ -5,7 +5,7 @@ import pytest
 
 from core.analytics import Analytics, Filters, budget_status, change, preset_range, record_details
 from core.calllog import CallRecord
-from core.charts import figures, kpi_cards
+from core.charts import figures, kpi_cards, without_notes
 from core.interchange import insert_new
 
 
@@ -64,7 +64,7 @@ def test_previous_period_of_the_same_length(analytics):
 
 
 def test_series(analytics):
-    d = analytics.dashboard(PERIOD)
+    d = analytics.dashboard(PERIOD, bucket="day")  # two days would be hourly by default
     spend = {(str(r.day)[:10], r.model): r.spend_usd for r in d.spend_by_day_model.itertuples()}
     assert spend[("2026-11-20", "gpt-4o")] == pytest.approx(2.0)
     assert spend[("2026-11-21", "gpt-4o-mini")] == pytest.approx(3.0)
@@ -165,15 +165,42 @@ def test_a_nearly_empty_previous_period_is_not_compared():
     assert any(card.delta for card in kpi_cards(now, Kpis(spend_usd=8.0, calls=900)))
 
 
-def test_daily_charts_tick_by_day_even_for_a_single_day(analytics):
-    one_day = figures(analytics.dashboard(Filters(date(2026, 11, 21), date(2026, 11, 21))))
+def test_a_one_or_two_day_period_is_shown_by_the_hour(analytics):
+    one_day = analytics.dashboard(Filters(date(2026, 11, 20), date(2026, 11, 20)))
+    assert one_day.bucket == "hour"
+    hours = [str(h)[:16] for h in one_day.calls_by_day["day"]]
+    assert hours == ["2026-11-20 09:00", "2026-11-20 10:00", "2026-11-20 11:00"]  # one bucket per hour with calls
+    spend = {str(r.day)[:16]: r.spend_usd for r in one_day.spend_by_day_model.itertuples()}
+    assert spend["2026-11-20 10:00"] == pytest.approx(2.0)
+    assert analytics.dashboard(PERIOD).bucket == "hour"  # two days: still hourly
+    assert analytics.dashboard(Filters(date(2026, 11, 19), date(2026, 11, 21))).bucket == "day"
+
+
+def test_hourly_charts_span_the_whole_day_with_bars_an_hour_wide(analytics):
+    charts = figures(analytics.dashboard(Filters(date(2026, 11, 21), date(2026, 11, 21))))
+    assert charts["spend_by_day"].layout.title.text == "Spend per hour by model (USD)"
+    for key in ("spend_by_day", "calls_by_day", "latency"):
+        axis = charts[key].layout.xaxis
+        assert axis.dtick == 2 * 3_600_000 and axis.tickformat == "%H:%M", key
+        low, high = (str(v)[:16] for v in axis.range)
+        assert (low, high) == ("2026-11-21 00:00", "2026-11-22 00:00"), key  # the whole day, not just its calls
+    for bar in charts["spend_by_day"].data:  # a lone call is a bar 48 minutes wide on a 24-hour axis
+        assert bar.width == pytest.approx(0.8 * 3_600_000)
+        assert 0 <= bar.offset and bar.offset + bar.width <= 3_600_000  # inside its hour
+
+
+def test_a_single_day_bar_is_a_bar_not_a_hairline(analytics):
+    one_day = figures(analytics.dashboard(Filters(date(2026, 11, 21), date(2026, 11, 21)), bucket="day"))
     for key in ("spend_by_day", "calls_by_day", "latency"):
         axis = one_day[key].layout.xaxis
         assert axis.dtick == 86_400_000 and axis.tickformat == "%d %b", key  # never "23:59:59.9995"
         low, high = (str(v)[:10] for v in axis.range)
         assert (low, high) == ("2026-11-20", "2026-11-22"), key  # the lone day with a day either side
+    bars = one_day["spend_by_day"].data
+    assert bars and all(bar.width == pytest.approx(0.8 * 86_400_000) for bar in bars)  # 40 % of the axis
     month = figures(analytics.dashboard(Filters(date(2026, 10, 23), date(2026, 11, 21))))
     assert month["calls_by_day"].layout.xaxis.dtick == 86_400_000  # three days of data: a tick each
+    assert all(bar.width == pytest.approx(0.8 * 86_400_000) for bar in month["spend_by_day"].data)
 
 
 def test_charts_without_spend_or_data_say_so_instead_of_empty_axes(log):
@@ -187,3 +214,6 @@ def test_charts_without_spend_or_data_say_so_instead_of_empty_axes(log):
     assert "No data for these filters" in charts["errors"].layout.annotations[0].text  # no errors at all
     assert not charts["calls_by_day"].layout.annotations  # real data: no note
     assert all(f.layout.title.x == 0 and f.layout.title.xanchor == "left" for f in charts.values())
+    shown, notes = without_notes(charts)  # the page prints the notes as text under the charts
+    assert "No spend in this period" in notes["spend_by_day"] and "No data" in notes["errors"]
+    assert "calls_by_day" not in notes and not any(f.layout.annotations for f in shown.values())

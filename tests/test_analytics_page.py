@@ -135,3 +135,27 @@ def test_a_budget_already_spent_is_said_before_the_forecast():
     heading = BudgetStatus(100.0, 50.0, 10.0, 170.0, 5.0, 30)
     assert budget_warning(heading).startswith("At the current burn rate this month ends at $170.00")
     assert budget_warning(BudgetStatus(100.0, 10.0, 1.0, 40.0, 10.0, 30)) is None
+
+
+def test_a_day_of_offline_calls_reads_by_the_hour_with_the_spend_note_as_text(app_env):
+    """Row 12: "Today" is drawn by the hour, and "no spend" is a line of text under the chart, not a Plotly note
+    that a narrow column clips."""
+    import json
+    from datetime import datetime, timezone
+
+    from core.calllog import CallRecord
+    from core.interchange import insert_new
+    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    insert_new(CallLog(app_env["PROMPTLAB_DB_URL"]), [
+        CallRecord(request_id=f"l{i}", ts=now.replace(hour=h).isoformat(timespec="milliseconds"), page="chat",
+                   provider="local", model_requested="local/smollm2", model="local/smollm2", status="ok",
+                   input_tokens=80, output_tokens=40, cost_usd=0.0, latency_ms=900, ttft_ms=150, user="ana")
+        for i, h in enumerate((0, 0, now.hour))])
+    at = open_analytics()
+    at.selectbox(key="an_period").set_value("Today").run()
+    assert not at.exception
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    spend = next(s for s in specs if "Spend per hour" in s["layout"]["title"]["text"])
+    assert not spend["layout"].get("annotations")  # no note drawn inside the figure
+    assert [b["width"] for b in spend["data"]] == [0.8 * 3_600_000]  # an hour-wide bar, not a hairline
+    assert any("No spend in this period" in c.value for c in at.caption)

@@ -289,6 +289,58 @@ def test_analytics_deep_link_renders_charts(browser, app_env):
         running.stop()
 
 
+CHART_LAYOUT = """(note) => {
+    const boxes = [...document.querySelectorAll("[data-testid='stPlotlyChart']")].map(c => c.getBoundingClientRect());
+    const overlaps = [];
+    boxes.forEach((a, i) => boxes.slice(i + 1).forEach((b, j) => {
+        if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1)
+            overlaps.push([i, i + 1 + j]);
+    }));
+    const cut = [], seen = [];
+    for (const el of document.querySelectorAll("[data-testid='stMain'] *")) {
+        if (el.children.length || !el.textContent.includes(note)) continue;
+        const r = el.getBoundingClientRect(), column = el.closest("[data-testid='stColumn']");
+        const c = column ? column.getBoundingClientRect() : {left: 0, right: window.innerWidth};
+        seen.push(el.textContent);
+        const clipped = el.scrollWidth > el.clientWidth + 1 || r.left < c.left - 1 || r.right > c.right + 1;
+        if (clipped || !el.checkVisibility()) cut.push([el.textContent, r.left, r.right, c.left, c.right]);
+    }
+    return {charts: boxes.length, overlaps, seen, cut};
+}"""
+
+
+def test_analytics_charts_never_overlap_and_their_notes_are_read_in_full(browser, app_env):
+    """Row 12: offline calls only ($0 spend) in a narrow window: the spend chart's note stays inside its column."""
+    from datetime import datetime, timezone
+
+    from core.calllog import CallRecord
+    from core.interchange import insert_new
+    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    insert_new(CallLog(app_env["PROMPTLAB_DB_URL"]), [
+        CallRecord(request_id=f"l{i}", ts=now.replace(hour=h).isoformat(timespec="milliseconds"), page="chat",
+                   provider="local", model_requested="local/smollm2", model="local/smollm2", status="ok",
+                   input_tokens=80, output_tokens=40, cost_usd=0.0, latency_ms=900, ttft_ms=150, user="ana")
+        for i, h in enumerate((0, 0, 1, now.hour))])
+    running = StreamlitApp(app_env)
+    try:
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        page = context.new_page()
+        page.goto(f"{running.url}/analytics")
+        page.wait_for_selector(IDLE, timeout=60_000)
+        sync_api.expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(10, timeout=30_000)
+        page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stPlotlyChart']\")]"
+                               ".every(c => c.querySelector('.main-svg'))", timeout=30_000)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        layout = page.evaluate(CHART_LAYOUT, "No spend in this period")
+        assert layout["charts"] == 10 and layout["overlaps"] == [], layout
+        assert layout["seen"] and layout["cut"] == [], layout  # the note is there, whole, inside its column
+        assert page.locator("[data-testid='stException']").count() == 0
+        screenshot(page, "analytics-offline-notes")
+        context.close()
+    finally:
+        running.stop()
+
+
 def test_playground_matrix_run_streams_every_cell(page, app, server):
     page.goto(f"{app.url}/playground")
     page.wait_for_selector(IDLE, timeout=30_000)

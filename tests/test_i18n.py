@@ -214,5 +214,5 @@ def test_chart_days_are_written_without_english_month_names_in_chinese(log):
         engine = Analytics(log)
         engine.refresh()
         i18n.set_language("zh_CN")
-        return figures(engine.dashboard(Filters(PERIOD.start, PERIOD.end)))["calls_by_day"].layout.xaxis.tickformat
+        return figures(engine.dashboard(Filters(PERIOD.start, PERIOD.end), bucket="day"))["calls_by_day"].layout.xaxis.tickformat
     assert contextvars.copy_context().run(tick_format, log) == "%m月%d日"
