@@ -213,11 +213,16 @@ def report_main(argv: list[str] | None = None) -> int:
     from core.prompts import PromptLibrary
 
     parser = argparse.ArgumentParser(prog="python -m core.report", description="Shareable HTML reports")
+    # Options are accepted before and after the subcommand (the README prints `conversation ID -o FILE`): the
+    # subcommands' copy has no default, so it only overrides the main parser's when it is given.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--output", "-o", default=argparse.SUPPRESS,
+                        help="file to write (default: the report's own name, here)")
     parser.add_argument("--output", "-o", help="file to write (default: the report's own name, here)")
     sub = parser.add_subparsers(dest="kind", required=True)
-    sub.add_parser("conversation", help="a saved chat conversation").add_argument("id")
-    sub.add_parser("run", help="a saved eval run or Playground compare run").add_argument("id")
-    ana = sub.add_parser("analytics", help="an Analytics period: KPIs and charts")
+    sub.add_parser("conversation", help="a saved chat conversation", parents=[common]).add_argument("id")
+    sub.add_parser("run", help="a saved eval run or Playground compare run", parents=[common]).add_argument("id")
+    ana = sub.add_parser("analytics", help="an Analytics period: KPIs and charts", parents=[common])
     ana.add_argument("--since", type=date.fromisoformat, help="first day (UTC), YYYY-MM-DD (default: 29 days ago)")
     ana.add_argument("--until", type=date.fromisoformat, help="last day (UTC, inclusive; default: today)")
     for dim in ("provider", "model", "page", "user", "status", "tag"):
