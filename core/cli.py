@@ -148,6 +148,7 @@ def evals_main(argv: list[str] | None = None) -> int:
     from core.eval_config import OPERATOR, EvalConfigError, load_config
     from core.eval_store import EvalStore
     from core.evals import EvalRun, ProviderResolver, exit_code, key_notes, summary_table
+    from core.pricing import format_cost_total
     from core.providers import resolve_provider
 
     parser = argparse.ArgumentParser(prog="python -m core.evals", description="PromptLab evals (promptfoo configs)")
@@ -189,7 +190,7 @@ def evals_main(argv: list[str] | None = None) -> int:
     print(summary_table(evaluation))
     summary = evaluation.summary()
     print(f"{summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors · "
-          f"${summary['cost_usd']:.4f} · run {evaluation.id}")
+          f"{format_cost_total(summary['cost_usd'], summary['unpriced_calls'])} · run {evaluation.id}")
     if args.output:
         saved = store.run(evaluation.id)  # as stored: without the keys in play, under the text policy
         try:

@@ -133,3 +133,15 @@ def format_cost(cost: float | None) -> str:
     if cost < 0.01:
         return f"${Decimal(str(cost)):.2g}" if cost >= 1e-6 else "<$0.000001"
     return f"${cost:,.2f}" if cost >= 1 else f"${cost:.4f}".rstrip("0")
+
+
+def format_cost_total(cost: float | None, unpriced: int = 0) -> str:
+    """A sum over calls, some of which may be unpriced: `$0.12`, `$0.12 + 3 unpriced`, or `unpriced (3 calls)` when
+    nothing was priced — never "$0" for work whose price is unknown (the priced part of a sum is not its total)."""
+    if cost is None:
+        return _(UNPRICED)
+    if not unpriced:
+        return format_cost(cost)
+    if not cost:
+        return _("unpriced ({n} calls)").format(n=unpriced)
+    return format_cost(cost) + _(" + {n} unpriced").format(n=unpriced)
