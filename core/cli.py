@@ -67,6 +67,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     from core.calllog import CallLog
     from core.config import load_settings
     from core.errors import PromptLabError
+    from core.pricing import format_cost_total
 
     settings = load_settings()
     try:
@@ -80,14 +81,21 @@ def _reconcile(args: argparse.Namespace) -> int:
         print(json.dumps(result.json_rows(), indent=2))
         return 0
     print(f"{'day':10s} {'model':28s} {'requests':>17s} {'input tokens':>23s} {'output tokens':>23s} "
-          f"{'tracked $':>10s}  explanation")
-    for r in result.rows:
-        cost = "unpriced" if r.tracked_cost_usd is None else f"{r.tracked_cost_usd:.4f}"
-        print(f"{r.day:10s} {r.model[:28]:28s} {r.tracked_requests:>8,}/{r.billed_requests:<8,} "
-              f"{r.tracked_input_tokens:>11,}/{r.billed_input_tokens:<11,} "
-              f"{r.tracked_output_tokens:>11,}/{r.billed_output_tokens:<11,} {cost:>10s}  {r.explanation}")
+          f"{'tracked $':>10s} {'billed $':>10s}  explanation")
+    for r in result.json_rows():  # each row's own billed dollars; a day's unattributed rest on its own row
+        cost = "unpriced" if r["tracked_cost_usd"] is None else f"{r['tracked_cost_usd']:.4f}"
+        billed = "–" if r["billed_cost_usd"] is None else f"{r['billed_cost_usd']:.4f}"
+        print(f"{r['day']:10s} {r['model'][:28]:28s} {r['tracked_requests']:>8,}/{r['billed_requests']:<8,} "
+              f"{r['tracked_input_tokens']:>11,}/{r['billed_input_tokens']:<11,} "
+              f"{r['tracked_output_tokens']:>11,}/{r['billed_output_tokens']:<11,} {cost:>10s} {billed:>10s}  "
+              f"{r['explanation']}")
+    print()
+    for d in result.day_totals():
+        tracked = format_cost_total(d["tracked_cost_usd"], d["unpriced_rows"])
+        print(f"{d['day']:10s} tracked {tracked} of billed ${d['billed_cost_usd']:.4f}")
     coverage = "–" if result.coverage is None else f"{result.coverage:.1%}"
-    print(f"tracked ${result.tracked_cost_usd:.4f} of billed ${result.billed_cost_usd:.4f}: coverage {coverage}")
+    print(f"tracked {format_cost_total(result.tracked_cost_usd, result.unpriced_rows)} of billed "
+          f"${result.billed_cost_usd:.4f}: coverage {coverage}")
     return 0
 
 
