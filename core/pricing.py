@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from genai_prices import Usage, calc_price
 
-from core.i18n import N_, _
+from core.i18n import N_, _, ngettext
 
 UNPRICED = N_("unpriced")  # shown translated by format_cost
 FREE = "free"  # the pricing id of providers that cost nothing (the embedded local model)
@@ -182,5 +182,5 @@ def format_cost_total(cost: float | None, unpriced: int = 0) -> str:
     if not unpriced:
         return format_cost(cost)
     if not cost:
-        return _("unpriced ({n} calls)").format(n=unpriced)
+        return ngettext("unpriced ({n} call)", "unpriced ({n} calls)", unpriced).format(n=unpriced)
     return format_cost(cost) + _(" + {n} unpriced").format(n=unpriced)
