@@ -181,9 +181,14 @@ def billed_usage(client: openai.OpenAI, since: date, until: date) -> list[Usage]
 
 def billed_costs(client: openai.OpenAI, since: date, until: date) -> tuple[dict[str, float], dict[str, float]]:
     """The Costs API: billed USD per day, and per line item over the period."""
+    return _totals(billed_costs_by_day_item(client, since, until))
+
+
+def _totals(by_day_item: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Day → line item → USD summed per day, and per line item over the period."""
     by_day: dict[str, float] = {}
     by_item: dict[str, float] = {}
-    for day, items in billed_costs_by_day_item(client, since, until).items():
+    for day, items in by_day_item.items():
         for item, value in items.items():
             by_day[day] = by_day.get(day, 0.0) + value
             by_item[item] = by_item.get(item, 0.0) + value
@@ -296,10 +301,14 @@ def reconcile(tracked: list[Usage], billed: list[Usage], billed_by_day: dict[str
             if model is not None:
                 dollars[(day, model)] = dollars.get((day, model), 0.0) + value
     rows = []
-    for key in sorted(set(mine) | set(theirs)):
+    for key in sorted(set(mine) | set(theirs) | set(dollars)):
         t, b = mine.get(key), theirs.get(key)
         explanation = _explain(t, b)
-        if t is not None and t.endpoint != "completions" and b is None:
+        if t is None and b is None:  # only on the Costs API: e.g. images made elsewhere (not in the Usage API's
+            # completions), so there are no requests to compare
+            explanation = _("billed, not tracked: made outside PromptLab, on an endpoint whose requests are not "
+                            "compared (images, audio, embeddings)")
+        elif t is not None and t.endpoint != "completions" and b is None:
             # Not "tracked requests the provider did not bill": the completions Usage API never counts images.
             explanation = _("image generation: not in the Usage API's completions, compared in dollars")
             if t.cost_usd is None:  # _explain's last note is the unpriced one
@@ -325,11 +334,7 @@ def fetch(client: openai.OpenAI, engine: Engine, since: date, until: date) -> Re
     except openai.OpenAIError as exc:
         raise to_user_error(exc, secrets=(getattr(client, "admin_api_key", None), client.api_key),
                             operation="usage") from None
-    by_day = {day: sum(items.values()) for day, items in by_day_item.items()}
-    by_item: dict[str, float] = {}
-    for items in by_day_item.values():
-        for item, value in items.items():
-            by_item[item] = by_item.get(item, 0.0) + value
+    by_day, by_item = _totals(by_day_item)
     result = reconcile(tracked_usage(engine, since, until), usage, by_day, by_item, since, until, by_day_item)
     save(engine, result)
     return result
