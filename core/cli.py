@@ -67,6 +67,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     from core.calllog import CallLog
     from core.config import load_settings
     from core.errors import PromptLabError
+    from core.pricing import format_cost_total
 
     settings = load_settings()
     try:
@@ -80,14 +81,21 @@ def _reconcile(args: argparse.Namespace) -> int:
         print(json.dumps(result.json_rows(), indent=2))
         return 0
     print(f"{'day':10s} {'model':28s} {'requests':>17s} {'input tokens':>23s} {'output tokens':>23s} "
-          f"{'tracked $':>10s}  explanation")
-    for r in result.rows:
-        cost = "unpriced" if r.tracked_cost_usd is None else f"{r.tracked_cost_usd:.4f}"
-        print(f"{r.day:10s} {r.model[:28]:28s} {r.tracked_requests:>8,}/{r.billed_requests:<8,} "
-              f"{r.tracked_input_tokens:>11,}/{r.billed_input_tokens:<11,} "
-              f"{r.tracked_output_tokens:>11,}/{r.billed_output_tokens:<11,} {cost:>10s}  {r.explanation}")
+          f"{'tracked $':>10s} {'billed $':>10s}  explanation")
+    for r in result.json_rows():  # each row's own billed dollars; a day's unattributed rest on its own row
+        cost = "unpriced" if r["tracked_cost_usd"] is None else f"{r['tracked_cost_usd']:.4f}"
+        billed = "–" if r["billed_cost_usd"] is None else f"{r['billed_cost_usd']:.4f}"
+        print(f"{r['day']:10s} {r['model'][:28]:28s} {r['tracked_requests']:>8,}/{r['billed_requests']:<8,} "
+              f"{r['tracked_input_tokens']:>11,}/{r['billed_input_tokens']:<11,} "
+              f"{r['tracked_output_tokens']:>11,}/{r['billed_output_tokens']:<11,} {cost:>10s} {billed:>10s}  "
+              f"{r['explanation']}")
+    print()
+    for d in result.day_totals():
+        tracked = format_cost_total(d["tracked_cost_usd"], d["unpriced_rows"])
+        print(f"{d['day']:10s} tracked {tracked} of billed ${d['billed_cost_usd']:.4f}")
     coverage = "–" if result.coverage is None else f"{result.coverage:.1%}"
-    print(f"tracked ${result.tracked_cost_usd:.4f} of billed ${result.billed_cost_usd:.4f}: coverage {coverage}")
+    print(f"tracked {format_cost_total(result.tracked_cost_usd, result.unpriced_rows)} of billed "
+          f"${result.billed_cost_usd:.4f}: coverage {coverage}")
     return 0
 
 
@@ -148,6 +156,7 @@ def evals_main(argv: list[str] | None = None) -> int:
     from core.eval_config import OPERATOR, EvalConfigError, load_config
     from core.eval_store import EvalStore
     from core.evals import EvalRun, ProviderResolver, exit_code, key_notes, summary_table
+    from core.pricing import format_cost_total
     from core.providers import resolve_provider
 
     parser = argparse.ArgumentParser(prog="python -m core.evals", description="PromptLab evals (promptfoo configs)")
@@ -189,7 +198,7 @@ def evals_main(argv: list[str] | None = None) -> int:
     print(summary_table(evaluation))
     summary = evaluation.summary()
     print(f"{summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors · "
-          f"${summary['cost_usd']:.4f} · run {evaluation.id}")
+          f"{format_cost_total(summary['cost_usd'], summary['unpriced_calls'])} · run {evaluation.id}")
     if args.output:
         saved = store.run(evaluation.id)  # as stored: without the keys in play, under the text policy
         try:
@@ -213,11 +222,16 @@ def report_main(argv: list[str] | None = None) -> int:
     from core.prompts import PromptLibrary
 
     parser = argparse.ArgumentParser(prog="python -m core.report", description="Shareable HTML reports")
+    # Options are accepted before and after the subcommand (the README prints `conversation ID -o FILE`): the
+    # subcommands' copy has no default, so it only overrides the main parser's when it is given.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--output", "-o", default=argparse.SUPPRESS,
+                        help="file to write (default: the report's own name, here)")
     parser.add_argument("--output", "-o", help="file to write (default: the report's own name, here)")
     sub = parser.add_subparsers(dest="kind", required=True)
-    sub.add_parser("conversation", help="a saved chat conversation").add_argument("id")
-    sub.add_parser("run", help="a saved eval run or Playground compare run").add_argument("id")
-    ana = sub.add_parser("analytics", help="an Analytics period: KPIs and charts")
+    sub.add_parser("conversation", help="a saved chat conversation", parents=[common]).add_argument("id")
+    sub.add_parser("run", help="a saved eval run or Playground compare run", parents=[common]).add_argument("id")
+    ana = sub.add_parser("analytics", help="an Analytics period: KPIs and charts", parents=[common])
     ana.add_argument("--since", type=date.fromisoformat, help="first day (UTC), YYYY-MM-DD (default: 29 days ago)")
     ana.add_argument("--until", type=date.fromisoformat, help="last day (UTC, inclusive; default: today)")
     for dim in ("provider", "model", "page", "user", "status", "tag"):

@@ -76,7 +76,8 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "failed": sum(not r["pass"] and not r.get("error") for r in graded),
             "errors": sum(bool(r.get("error")) for r in graded),
             "cost_usd": sum(c.cost_usd for c in configs), "unpriced_calls": sum(c.unpriced for c in configs),
-            "configs": [c.to_dict() for c in configs]}
+            "configs": [c.to_dict() for c in configs],
+            "comparisons": [comparison_dict(c) for c in paired_comparisons(rows)]}
 
 
 def pass_matrix(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -118,6 +119,29 @@ def compare_with_baseline(rows: list[dict[str, Any]], baseline_rows: list[dict[s
     theirs = {(r["prompt"], r["provider"]) for r in baseline_rows}
     return [(f"{p} · {v}", compare_paired(outcomes(baseline_rows, p, v), outcomes(rows, p, v), "baseline",
                                           "this run")) for p, v in mine if (p, v) in theirs]
+
+
+def paired_comparisons(rows: list[dict[str, Any]]) -> list[PairedComparison]:
+    """McNemar for every two configurations run on the same cases: two prompts on one provider, or two providers
+    with one prompt (the CLI table, results.json's `summary.comparisons` and the HTML report). A is the one listed
+    first in the config."""
+    configs = [(c.prompt, c.provider) for c in config_summaries(rows)]
+    out = []
+    for i, (prompt_a, provider_a) in enumerate(configs):
+        for prompt_b, provider_b in configs[i + 1:]:
+            if prompt_a != prompt_b and provider_a != provider_b:
+                continue  # two things changed at once: not a paired comparison of either
+            comparison = compare_paired(outcomes(rows, prompt_a, provider_a), outcomes(rows, prompt_b, provider_b),
+                                        f"{prompt_a} · {provider_a}", f"{prompt_b} · {provider_b}")
+            if comparison.pairs:
+                out.append(comparison)
+    return out
+
+
+def comparison_dict(c: PairedComparison) -> dict[str, Any]:
+    """One paired comparison as results.json holds it."""
+    return {"a": c.label_a, "b": c.label_b, "pairs": c.pairs, "a_passed": c.a_passed, "b_passed": c.b_passed,
+            "b_better": len(c.b_better), "b_worse": len(c.b_worse), "p_value": c.p_value}
 
 
 def flipped(rows: list[dict[str, Any]], comparison: PairedComparison, prompt: str, provider: str

@@ -31,6 +31,7 @@ from core.eval_store import CANCELLED, DONE, INTERRUPTED, EvalStore, RunJournal,
 from core.i18n import _
 from core.pending_writes import PENDING
 from core.playground import CellResult, CellSpec, CostEstimate, MatrixRun, PreparedCell, estimate_cost
+from core.pricing import format_cost_total
 from core.providers import Provider, request_params
 from core.url_policy import UrlPolicy, same_endpoint
 
@@ -378,9 +379,14 @@ def summary_table(run: EvalRun) -> str:
     for c in eval_results.config_summaries(run.rows()):
         rate = "–" if c.rate is None else f"{c.rate:.0%}"
         low, high = c.interval
-        cost = f"${c.cost_usd:.4f}" + ("+?" if c.unpriced else "")
+        cost = format_cost_total(c.cost_usd, c.unpriced)
         lines.append(f"{c.label[:48]:48s} {c.passed:>4d}/{c.total:<4d} {rate:>6s} {low:>6.0%} – {high:<6.0%} "
                      f"{c.errors:>6d} {cost:>10s}")
+    comparisons = eval_results.paired_comparisons(run.rows())
+    if comparisons:  # the same cases under two prompts or two providers: is the difference more than chance?
+        lines.append("")
+        lines.append("paired comparisons (exact McNemar on the cases that flipped):")
+        lines.extend(f"  {c.sentence()}" for c in comparisons)
     return "\n".join(lines)
 
 

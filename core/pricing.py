@@ -5,6 +5,7 @@ tokens include reasoning ones, as OpenAI reports them; genai-prices applies the 
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -12,7 +13,7 @@ from functools import lru_cache
 
 from genai_prices import Usage, calc_price
 
-from core.i18n import N_, _
+from core.i18n import N_, _, ngettext
 
 UNPRICED = N_("unpriced")  # shown translated by format_cost
 FREE = "free"  # the pricing id of providers that cost nothing (the embedded local model)
@@ -21,6 +22,12 @@ LOCAL_FREE_LABEL = N_("local (free)")
 # server whose models could be anything). The one home of this mapping.
 _PRICE_LISTS = {"openai": "openai", "azure": "azure", "local": FREE, "compatible": "compatible"}
 NO_PRICE_DATA = ("compatible",)  # price lists genai-prices does not have: only custom prices apply there
+# …except a reply whose model is one of OpenAI's dated snapshots (`gpt-4o-mini-2024-07-18`): that is what OpenAI's
+# own API answers with, so a compatible server that reports it is a proxy in front of OpenAI and the call costs
+# OpenAI's list price. A requested alias (`gpt-4o-mini`) proves nothing — LocalAI and friends serve local models
+# under OpenAI's names — so it stays unpriced, with a hint (proxy_hint). Open-weight ids run anywhere, for free.
+_SNAPSHOT = re.compile(r"^(?P<base>.+)-\d{4}-\d{2}-\d{2}$")
+_OPEN_WEIGHTS = ("gpt-oss",)
 
 # Custom prices (core/custom_prices.py installs them): (price list, model) -> cost of a usage. They win over
 # genai-prices, so a resold or self-hosted model can be priced, and a contract price can override the list price.
@@ -95,6 +102,8 @@ def cost_usd(usage: TokenUsage, model: str, provider_id: str | None,
         return custom(usage)
     if provider_id == FREE:
         return 0.0
+    if provider_id in NO_PRICE_DATA and is_openai_snapshot(model):
+        provider_id = "openai"
     if provider_id is None or provider_id in NO_PRICE_DATA:
         return None
     rates = _flat_rates(model, provider_id)
@@ -116,12 +125,42 @@ def cost_usd(usage: TokenUsage, model: str, provider_id: str | None,
 @lru_cache(maxsize=256)
 def context_window(model: str, provider_id: str | None) -> int | None:
     """The model's context window in tokens, when genai-prices knows it."""
+    if provider_id in NO_PRICE_DATA and is_openai_snapshot(model):
+        provider_id = "openai"
     if provider_id in (None, FREE, *NO_PRICE_DATA):
         return None
     try:
         return calc_price(Usage(input_tokens=0), model, provider_id=provider_id).model.context_window
     except LookupError:
         return None
+
+
+@lru_cache(maxsize=1024)
+def openai_model(model: str) -> str | None:
+    """The OpenAI model genai-prices knows under exactly this id (or this id without its date), else None."""
+    if model.lower().startswith(_OPEN_WEIGHTS):
+        return None
+    try:
+        known = calc_price(Usage(input_tokens=1), model, provider_id="openai").model.id
+    except LookupError:
+        return None
+    snapshot = _SNAPSHOT.match(model)
+    return known if known in (model, snapshot and snapshot["base"]) else None
+
+
+def is_openai_snapshot(model: str) -> bool:
+    """A dated OpenAI snapshot id, as only OpenAI's API reports a reply's model (see _SNAPSHOT)."""
+    return _SNAPSHOT.match(model) is not None and openai_model(model) is not None
+
+
+def proxy_hint(unpriced: list[tuple[str, str, int]]) -> str | None:
+    """One sentence when unpriced calls of a compatible server carry OpenAI model names: PromptLab cannot tell a
+    proxy to OpenAI from a local model under an OpenAI name, the person who set it up can."""
+    models = sorted({m for provider, m, _n in unpriced if provider == "compatible" and m and openai_model(m)})
+    if not models:
+        return None
+    return _("{models} look like OpenAI models behind a proxy: if your OPENAI_BASE_URL forwards to OpenAI, set "
+             "PROMPTLAB_PROVIDER=openai to price them at OpenAI's list prices.").format(models=", ".join(models))
 
 
 def format_cost(cost: float | None) -> str:
@@ -133,3 +172,15 @@ def format_cost(cost: float | None) -> str:
     if cost < 0.01:
         return f"${Decimal(str(cost)):.2g}" if cost >= 1e-6 else "<$0.000001"
     return f"${cost:,.2f}" if cost >= 1 else f"${cost:.4f}".rstrip("0")
+
+
+def format_cost_total(cost: float | None, unpriced: int = 0) -> str:
+    """A sum over calls, some of which may be unpriced: `$0.12`, `$0.12 + 3 unpriced`, or `unpriced (3 calls)` when
+    nothing was priced — never "$0" for work whose price is unknown (the priced part of a sum is not its total)."""
+    if cost is None:
+        return _(UNPRICED)
+    if not unpriced:
+        return format_cost(cost)
+    if not cost:
+        return ngettext("unpriced ({n} call)", "unpriced ({n} calls)", unpriced).format(n=unpriced)
+    return format_cost(cost) + _(" + {n} unpriced").format(n=unpriced)

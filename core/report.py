@@ -32,12 +32,12 @@ from core.charts import CHART_CONFIG, comparable, figures, kpi_cards
 from core.chat import Conversation, export_name, file_slug, status_label, system_message, totals, totals_caption
 from core.clock import utc_now_iso
 from core.errors import scrub_secrets
-from core.eval_results import cases_failures_first, config_summaries, pass_matrix
+from core.eval_results import cases_failures_first, config_summaries, paired_comparisons, pass_matrix
 from core.eval_store import SavedEvalRun
 from core.i18n import _
 from core.personas import language_label, persona_by_id
 from core.playground import CellResult
-from core.pricing import format_cost
+from core.pricing import format_cost_total
 from core.prompts import SavedRun
 from core.safety import redact, redact_value
 
@@ -177,8 +177,7 @@ def compare_report(run: SavedRun, secrets: Iterable[str | None] = ()) -> Report:
     priced = [c for c in costs if c is not None]
     meta = [(_("Run"), clean(run.name)), (_("Saved"), clean(run.created_at[:19].replace("T", " ") + " UTC")),
             (_("Cells"), str(len(run.results))),
-            (_("Cost"), clean(format_cost(sum(priced)) + (_(" + {n} unpriced").format(n=len(costs) - len(priced))
-                                                      if len(priced) < len(costs) else "")))]
+            (_("Cost"), clean(format_cost_total(sum(priced), len(costs) - len(priced))))]
     rows = [_cell_row(r, clean) for r in run.results]
     body = _h2(_("Cells")) + _table([_("Prompt version"), _("Model"), _("Temperature"), _("Repeat"), _("Output"),
                                          _("Status"), _("Measured")], rows)
@@ -196,14 +195,14 @@ def eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Report
             (_("Cells"), str(s.get("cells", len(run.rows)))),
             (_("Passed"), _("{passed} of {graded}").format(passed=s.get("passed", 0),
                                                           graded=s.get("graded", len(run.rows)))),
-            (_("Cost"), clean(format_cost(s.get("cost_usd"))))]
+            (_("Cost"), clean(format_cost_total(s.get("cost_usd"), s.get("unpriced_calls") or 0)))]
     matrix = pass_matrix(run.rows)
     matrix_html = _table([_("Prompt"), *[str(c) for c in matrix.columns]],
                          [[clean(p), *[clean(v) for v in row]] for p, row in zip(matrix.index, matrix.values,
                                                                                   strict=True)])
     configs = _table([_("Prompt"), _("Provider"), _("Passed"), _("Cost"), _("Tokens in / out"), _("Median latency")],
                      [[clean(c.prompt), clean(c.provider), clean(f"{c.passed}/{c.total}"),
-                       clean(format_cost(c.cost_usd) + (f" + {c.unpriced} unpriced" if c.unpriced else "")),
+                       clean(format_cost_total(c.cost_usd, c.unpriced)),
                        clean(f"{c.input_tokens:,} / {c.output_tokens:,}"),
                        clean("–" if c.latency_median_ms is None else f"{c.latency_median_ms / 1000:.2f} s")]
                       for c in config_summaries(run.rows)], numeric=frozenset({2, 3, 4, 5}))
@@ -217,7 +216,13 @@ def eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Report
                           f'<pre class="text">{clean(vars_text)}</pre>',
                           f'<pre class="text">{clean(r.get("output") or r.get("error") or "")}</pre>',
                           verdict, clean(r.get("reason") or "")])
-    body = (_h2(_("Pass rate (interval: 95%)")) + matrix_html + _h2(_("Configurations")) + configs
+    comparisons = paired_comparisons(run.rows)
+    paired = (_h2(_("Paired comparisons (McNemar)"))
+              + _table([_("A"), _("B"), _("Cases"), _("B better"), _("B worse"), _("p-value"), _("Reading")],
+                       [[clean(c.label_a), clean(c.label_b), str(c.pairs), str(len(c.b_better)), str(len(c.b_worse)),
+                         f"{c.p_value:.2g}", clean(c.sentence())] for c in comparisons],
+                       numeric=frozenset({2, 3, 4, 5})) if comparisons else "")
+    body = (_h2(_("Pass rate (interval: 95%)")) + matrix_html + _h2(_("Configurations")) + configs + paired
             + _h2(_("Cases, failures first"))
             + _table([_("Case"), _("Prompt"), _("Provider"), _("Variables"), _("Output"), _("Verdict"), _("Reason")],
                      case_rows))

@@ -11,7 +11,7 @@ from core import eval_results as er
 from core import report
 from core.eval_store import CANCELLED, INTERRUPTED, RUNNING, EvalStore, SavedEvalRun
 from core.i18n import _
-from core.pricing import format_cost
+from core.pricing import format_cost_total
 from core.rendering import plain
 
 STATE_MARKS = {RUNNING: " · ⏳", INTERRUPTED: " · ⏸", CANCELLED: " · ⏹"}
@@ -52,14 +52,14 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
         rows = shown.rows
         s = shown.summary
         st.markdown(_("**{passed} passed · {failed} failed · {errors} errors** · {cost}").format(
-            passed=s["passed"], failed=s["failed"], errors=s["errors"], cost=format_cost(s["cost_usd"]))
-            + (_(" + {n} unpriced calls").format(n=s["unpriced_calls"]) if s.get("unpriced_calls") else ""))
+            passed=s["passed"], failed=s["failed"], errors=s["errors"],
+            cost=format_cost_total(s["cost_usd"], s.get("unpriced_calls") or 0)))
         st.subheader(_("Pass rate (interval: 95%)"))
         st.dataframe(er.pass_matrix(rows), width="stretch")
         configs = er.config_summaries(rows)
         st.dataframe(pd.DataFrame([{
             _("configuration"): c.label, _("passed"): c.passed, _("cases"): c.total, _("errors"): c.errors,
-            _("cost"): format_cost(c.cost_usd) + (_(" + {n} unpriced").format(n=c.unpriced) if c.unpriced else ""),
+            _("cost"): format_cost_total(c.cost_usd, c.unpriced),
             _("median latency (s)"): None if c.latency_median_ms is None else round(c.latency_median_ms / 1000, 2),
             _("tokens in / out"): f"{c.input_tokens:,} / {c.output_tokens:,}"} for c in configs]),
             hide_index=True, width="stretch")

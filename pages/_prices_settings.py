@@ -9,6 +9,7 @@ import streamlit as st
 from core import custom_prices
 from core.errors import PromptLabError
 from core.i18n import _
+from core.pricing import proxy_hint
 from core.providers import kind_label
 from core.rendering import plain
 from pages._workbench import Workbench
@@ -34,6 +35,9 @@ def render_prices(wb: Workbench) -> None:
         st.warning(_("Calls without a price: {calls} — add a custom price to cost them.").format(
             calls=", ".join(_("{model} on {provider} ({n:,})").format(model=plain(m), provider=kind_label(provider),
                                                                        n=n) for provider, m, n in unpriced)))
+        hint = proxy_hint(unpriced)
+        if hint:
+            st.info(hint)
     try:
         current = custom_prices.stored(engine)
     except ValueError as err:

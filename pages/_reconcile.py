@@ -10,7 +10,7 @@ from core import i18n, reconcile
 from core.errors import PromptLabError
 from core.exports import to_csv
 from core.i18n import _
-from core.pricing import format_cost
+from core.pricing import format_cost, format_cost_total
 from core.rendering import plain
 from pages._workbench import Workbench, base_settings
 
@@ -44,7 +44,7 @@ def render_reconcile(wb: Workbench, start: date, end: date) -> None:
     c1, c2, c3 = st.columns(3)
     c1.metric(_("Coverage (tracked ÷ billed)"), coverage)
     c2.metric(_("Billed"), format_cost(result.billed_cost_usd))
-    c3.metric(_("Tracked by PromptLab"), format_cost(result.tracked_cost_usd))
+    c3.metric(_("Tracked by PromptLab"), format_cost_total(result.tracked_cost_usd, result.unpriced_rows))
     frame = pd.DataFrame(result.json_rows())
     if frame.empty:  # no columns to compare: the table below would raise KeyError
         st.caption(_("Nothing billed and nothing logged in this period."))

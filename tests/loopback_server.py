@@ -52,6 +52,7 @@ class Script:
     raw_body: bytes | None = None        # answer 200 with exactly these bytes (metrics text, an HTML page, odd JSON)
     content_type: str = "application/json"  # ... under this Content-Type
     redirect_to: str | None = None       # answer 307 with this Location
+    reply_model: str | None = None       # the model the reply reports (OpenAI's: the dated snapshot that served it)
 
 
 def tiny_png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (30, 144, 255)) -> bytes:
@@ -281,7 +282,7 @@ class LoopbackServer:
                          "prompt_tokens_details": {"cached_tokens": script.cached_tokens,
                                                    "cache_write_tokens": script.cache_write_tokens},
                          "completion_tokens_details": {"reasoning_tokens": script.reasoning_tokens}}
-                base = {"id": "chatcmpl-loopback", "created": int(time.time()), "model": model,
+                base = {"id": "chatcmpl-loopback", "created": int(time.time()), "model": script.reply_model or model,
                         "system_fingerprint": "fp_loopback",
                         **({"service_tier": script.service_tier} if script.service_tier else {})}
                 if not body.get("stream"):

@@ -43,6 +43,33 @@ def test_streams_deltas_and_logs_reported_usage(provider, ctx, log, server):
     assert server.chat_requests()[0]["stream_options"] == {"include_usage": True}
 
 
+def test_openai_models_behind_a_proxy_are_priced_when_openai_answered_else_hinted(server, ctx, log, monkeypatch):
+    """Issue 28 row 8: a custom OPENAI_BASE_URL (a proxy) made every OpenAI model "unpriced". A reply that reports
+    an OpenAI dated snapshot was answered by OpenAI, so it costs OpenAI's list price; a bare alias could be a local
+    model under an OpenAI name, so it stays unpriced and Settings says, in one sentence, how to price it."""
+    from core import custom_prices
+    from core.config import load_settings
+    from core.pricing import TokenUsage, cost_usd, proxy_hint
+    from core.providers import resolve_provider
+
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)  # a proxy: not api.openai.com
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    monkeypatch.setenv("PROMPTLAB_PROVIDER", "auto")
+    proxy = resolve_provider(load_settings())
+    assert proxy.kind == "compatible"
+    server.push(Script(reply_model="gpt-4o-mini-2024-07-18"))
+    stream, _ = run(proxy, ctx, log)
+    expected = cost_usd(TokenUsage(stream.outcome.usage.input_tokens, stream.outcome.usage.output_tokens),
+                        "gpt-4o-mini", "openai")
+    assert stream.outcome.cost_usd == pytest.approx(expected) and expected > 0
+    run(proxy, ctx, log)  # the server reports the alias it was asked for
+    unpriced = custom_prices.unpriced_models(log.engine)
+    assert unpriced == [("compatible", "gpt-4o-mini", 1)]
+    assert "PROMPTLAB_PROVIDER=openai" in (proxy_hint(unpriced) or "")
+    assert proxy_hint([("compatible", "llama3.2", 4), ("compatible", "gpt-oss-20b", 1)]) is None
+    assert cost_usd(TokenUsage(100, 10), "gpt-oss-20b-2025-08-05", "compatible") is None  # open weights
+
+
 def test_openai_provider_prices_the_call(server, ctx, log):
     provider = Provider("openai", server.base_url, TEST_KEY, timeout_s=5, max_retries=0)
     stream, _ = run(provider, ctx, log, max_completion_tokens=50)

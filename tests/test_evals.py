@@ -188,3 +188,33 @@ def test_test_sets_are_versioned_and_runs_keep_a_single_baseline(db_url):
     store.set_baseline("r2")
     assert store.baseline().id == "r2" and sum(r.baseline for r in store.runs()) == 1
     assert store.run("r1").config.prompts == config.prompts and json.loads(store.run("r1").to_json())["summary"]
+
+
+def test_a_command_line_run_is_stored_reportable_compared_and_never_reads_unpriced_as_zero(server, tmp_path,
+                                                                                         sqlite_url):
+    """Issue 28 rows 9 and 10: `python -m core.evals run` is stored (listed on the Evals page, `core.report run ID`
+    finds it), compares its two prompts with McNemar in the table, results.json and the HTML report, and a run on
+    a server whose prices are unknown reads "unpriced", never "$0.0000" / "Cost: $0"."""
+    from core.eval_store import EvalStore
+
+    config = tmp_path / "eval.yaml"
+    config.write_text(json.dumps(config_dict(server, [  # echo server: prompt 1 says "Answer", prompt 2 does not
+        {"vars": {"q": f"case {i}"}, "assert": [{"type": "contains", "value": "Answer"}]} for i in range(6)])))
+    out = tmp_path / "results.json"
+    done = run_cli(["run", str(config), "--output", str(out)], sqlite_url, server.base_url)
+    assert done.returncode == 100, done.stderr
+    assert "$0.0000" not in done.stdout and "$0 " not in done.stdout
+    assert "unpriced (12 calls)" in done.stdout  # the compatible server's model has no known price
+    assert "McNemar" in done.stdout and "better on 0 cases, worse on 6, p = 0.031" in done.stdout
+    run_id = done.stdout.split(" · run ")[-1].split()[0]
+    (comparison,) = json.loads(out.read_text())["summary"]["comparisons"]
+    assert (comparison["pairs"], comparison["b_worse"], round(comparison["p_value"], 4)) == (6, 6, 0.0312)
+    assert run_id in [r.id for r in EvalStore(sqlite_url).runs()]  # what the Evals page lists
+    html = tmp_path / "run.html"
+    made = subprocess.run([sys.executable, "-m", "core.report", "run", run_id, "-o", str(html)], cwd=ROOT,
+                          capture_output=True, text=True, env={**os.environ, "PROMPTLAB_DB_URL": sqlite_url},
+                          timeout=120)
+    assert made.returncode == 0, made.stderr
+    doc = html.read_text()
+    assert "Cost:</dt><dd>unpriced (12 calls)</dd>" in doc and "<dd>$0</dd>" not in doc
+    assert "Paired comparisons (McNemar)" in doc and "p = 0.031" in doc

@@ -9,6 +9,8 @@ import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import pytest
+
 from core import reconcile
 from core.calllog import CallLog, CallRecord
 
@@ -120,3 +122,69 @@ def test_batch_and_service_tier_requests_are_explained(server, log):
     assert (row.tracked_requests, row.billed_requests) == (2, 15)
     assert "10 Batch API requests" in row.explanation and "3 requests on the flex tier" in row.explanation
     assert "3 requests made outside PromptLab" in row.explanation  # the flex ones were not PromptLab's either
+
+
+def images_and_outside_spend(server, log: CallLog) -> None:
+    """Nov 3 and 4: 3 gpt-4o-mini chat calls ($0.001 each) and 2 images ($0.04 each) a day through PromptLab; the
+    bill also has gpt-4o and dall-e-3 used elsewhere and web-search tool calls that name no model."""
+    server.admin_key = ADMIN
+    for day in (3, 4):
+        logged(log, day, "gpt-4o-mini", 3)
+        logged(log, day, "gpt-image-1", 2, cost=0.04, page="images")
+        server.usage_buckets.append({"start_time": epoch(day), "results": [
+            {"model": "gpt-4o-mini-2024-07-18", "num_model_requests": 3, "input_tokens": 300, "output_tokens": 60},
+            {"model": "gpt-4o-2024-08-06", "num_model_requests": 2, "input_tokens": 200, "output_tokens": 40}]})
+        server.cost_buckets.append({"start_time": epoch(day), "results": [
+            {"line_item": "gpt-4o-mini-2024-07-18, input", "amount": {"value": 0.002, "currency": "usd"}},
+            {"line_item": "gpt-4o-mini-2024-07-18, output", "amount": {"value": 0.001, "currency": "usd"}},
+            {"line_item": "gpt-image-1, output image", "amount": {"value": 0.08, "currency": "usd"}},
+            {"line_item": "gpt-4o-2024-08-06, input", "amount": {"value": 0.01, "currency": "usd"}},
+            {"line_item": "web search tool calls", "amount": {"value": 0.005, "currency": "usd"}},
+            {"line_item": "dall-e-3, image", "amount": {"value": 0.04, "currency": "usd"}}]})
+
+
+def test_coverage_counts_image_spend_and_dollars_are_never_counted_twice(server, log):
+    """Issue 28 rows 6 and 7: coverage left image spend out (20 % where 81 % was tracked), and `--json` repeated the
+    day's whole bill on every model row, so summing the rows overcounted."""
+    images_and_outside_spend(server, log)
+    result = reconcile.fetch(reconcile.admin_client(ADMIN, server.base_url), log.engine, date(2026, 11, 3),
+                             date(2026, 11, 4))
+    assert result.billed_cost_usd == pytest.approx(2 * 0.138)
+    assert result.tracked_cost_usd == pytest.approx(2 * 0.083)  # the images are tracked spend
+    assert result.coverage == pytest.approx(0.083 / 0.138)
+    rows = result.json_rows()
+    assert sum(r["billed_cost_usd"] for r in rows) == pytest.approx(result.billed_cost_usd)  # no double counting
+    for day in ("2026-11-03", "2026-11-04"):
+        mine = {r["model"]: r for r in rows if r["day"] == day}
+        assert sum(r["billed_cost_usd"] for r in mine.values()) == pytest.approx(result.billed_cost_by_day[day])
+        assert mine["gpt-4o-mini"]["billed_cost_usd"] == pytest.approx(0.003)
+        assert mine["gpt-4o-mini"]["tracked_cost_usd"] == pytest.approx(0.003)
+        image = mine["gpt-image-1"]
+        assert (image["tracked_cost_usd"], image["billed_cost_usd"]) == (pytest.approx(0.08), pytest.approx(0.08))
+        assert "did not bill" not in image["explanation"] and "image" in image["explanation"]
+        assert (mine["gpt-4o"]["tracked_cost_usd"], mine["gpt-4o"]["billed_cost_usd"]) == (0.0, pytest.approx(0.01))
+        assert (mine["dall-e-3"]["tracked_cost_usd"], mine["dall-e-3"]["billed_cost_usd"]) == (0.0,
+                                                                                         pytest.approx(0.04))
+        assert "outside PromptLab" in mine["dall-e-3"]["explanation"]
+        assert mine["unattributed"]["billed_cost_usd"] == pytest.approx(0.005)
+        assert "web search tool calls" in mine["unattributed"]["explanation"]
+    assert [(d["day"], round(d["tracked_cost_usd"], 6), round(d["billed_cost_usd"], 6))
+            for d in result.day_totals()] == [("2026-11-03", 0.083, 0.138), ("2026-11-04", 0.083, 0.138)]
+    again = reconcile.saved(log.engine, date(2026, 11, 3), date(2026, 11, 4))
+    assert again is not None and again.json_rows() == rows  # the page opens on the same numbers
+
+
+def test_the_command_line_shows_billed_dollars_per_row_and_day_and_never_zero_for_unpriced(server, sqlite_url):
+    log = CallLog(sqlite_url)
+    images_and_outside_spend(server, log)
+    logged(log, 3, "my-finetune", 2, cost=None)
+    env = {**os.environ, "PROMPTLAB_DB_URL": sqlite_url, "OPENAI_ADMIN_KEY": ADMIN,
+           "OPENAI_BASE_URL": server.base_url}
+    args = [sys.executable, "-m", "core.calllog", "reconcile", "--since", "2026-11-03", "--until", "2026-11-04"]
+    rows = json.loads(subprocess.run([*args, "--json"], cwd=ROOT, env=env, capture_output=True, text=True).stdout)
+    assert sum(r["billed_cost_usd"] for r in rows) == pytest.approx(2 * 0.138)
+    table = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert table.returncode == 0, table.stderr
+    assert "2026-11-03 tracked $0.083 + 1 unpriced of billed $0.1380" in table.stdout
+    assert "2026-11-04 tracked $0.083 of billed $0.1380" in table.stdout
+    assert "tracked $0.166 + 1 unpriced of billed $0.2760: coverage 60.1%" in table.stdout

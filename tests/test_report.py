@@ -188,6 +188,20 @@ def test_the_report_command_writes_each_kind_and_refuses_an_unknown_id(tmp_path,
     assert missing.returncode == 1 and "no run with id no-such-run" in missing.stderr
 
 
+def test_options_work_after_the_subcommand_as_the_readme_prints_them(tmp_path, sqlite_url, conversation,
+                                                                     monkeypatch):
+    """Issue 28 row 5: `python -m core.report conversation ID -o FILE` was "unrecognized arguments: -o"."""
+    from core.cli import report_main
+
+    ConversationStore(sqlite_url).save(conversation, "ana")
+    monkeypatch.setenv("PROMPTLAB_DB_URL", sqlite_url)
+    after, before = tmp_path / "after.html", tmp_path / "before.html"
+    assert report_main(["conversation", conversation.id, "-o", str(after)]) == 0
+    assert "Echo: Where is my parcel?" in after.read_text()
+    assert report_main(["--output", str(before), "conversation", conversation.id]) == 0  # still works before
+    assert before.read_text() == after.read_text()
+
+
 def test_a_report_made_in_chinese_is_in_chinese(conversation):
     import contextvars
 

@@ -91,3 +91,24 @@ def test_monthly_budget_is_saved_in_the_database(settings_page, app_env):
     next(b for b in settings_page.button if b.label == "Save budget").click().run()
     assert "Budget saved: $250.00" in settings_page.success[0].value
     assert monthly_budget(CallLog(app_env["PROMPTLAB_DB_URL"])) == 250.0
+
+
+def test_openai_models_on_a_proxy_without_a_price_get_the_one_sentence_hint(server, app_env):
+    """Issue 28 row 8: behind a custom OPENAI_BASE_URL, OpenAI models were "unpriced" with nothing suggesting
+    PROMPTLAB_PROVIDER=openai. A real call through the proxy (the loopback server reports the alias it was asked
+    for, so PromptLab cannot tell it is OpenAI) leaves it unpriced, and Settings says how to price it."""
+    from core.calls import CallContext, ChatRequest, ChatStream
+    from core.config import load_settings
+    from core.providers import resolve_provider
+
+    provider = resolve_provider(load_settings())
+    assert provider.kind == "compatible"
+    log = CallLog(app_env["PROMPTLAB_DB_URL"])
+    list(ChatStream(provider, ChatRequest("gpt-4o-mini", [{"role": "user", "content": "hi"}], {}),
+                    CallContext("chat", "local"), log))
+    assert log.recent(1)[0].cost_usd is None
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.switch_page("pages/settings.py").run()
+    assert not at.exception
+    hints = [i.value for i in at.info if "PROMPTLAB_PROVIDER=openai" in i.value]
+    assert len(hints) == 1 and "gpt-4o-mini" in hints[0]
