@@ -212,12 +212,20 @@ def report_main(argv: list[str] | None = None) -> int:
     from core.eval_store import EvalStore
     from core.prompts import PromptLibrary
 
-    parser = argparse.ArgumentParser(prog="python -m core.report", description="Shareable HTML reports")
+    from core import i18n
+
+    # --lang is read before or after the subcommand (a parent parser on both; SUPPRESS keeps a later default from
+    # overwriting an earlier choice).
+    lang = argparse.ArgumentParser(add_help=False)
+    lang.add_argument("--lang", choices=list(i18n.UI_LANGUAGES), default=argparse.SUPPRESS,
+                      help="the report's language (default: PROMPTLAB_UI_LANGUAGE, else en)")
+    parser = argparse.ArgumentParser(prog="python -m core.report", description="Shareable HTML reports",
+                                     parents=[lang])
     parser.add_argument("--output", "-o", help="file to write (default: the report's own name, here)")
     sub = parser.add_subparsers(dest="kind", required=True)
-    sub.add_parser("conversation", help="a saved chat conversation").add_argument("id")
-    sub.add_parser("run", help="a saved eval run or Playground compare run").add_argument("id")
-    ana = sub.add_parser("analytics", help="an Analytics period: KPIs and charts")
+    sub.add_parser("conversation", help="a saved chat conversation", parents=[lang]).add_argument("id")
+    sub.add_parser("run", help="a saved eval run or Playground compare run", parents=[lang]).add_argument("id")
+    ana = sub.add_parser("analytics", help="an Analytics period: KPIs and charts", parents=[lang])
     ana.add_argument("--since", type=date.fromisoformat, help="first day (UTC), YYYY-MM-DD (default: 29 days ago)")
     ana.add_argument("--until", type=date.fromisoformat, help="last day (UTC, inclusive; default: today)")
     for dim in ("provider", "model", "page", "user", "status", "tag"):
@@ -225,15 +233,16 @@ def report_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings()
     secrets = settings.secret_values
+    language = i18n.pick_language(getattr(args, "lang", None), settings.ui_language, None)
     made: report.Report | None
     if args.kind == "conversation":
         conversation = ConversationStore(settings.db_url).load(args.id, admin=True)
-        made = report.conversation_report(conversation, secrets) if conversation else None
+        made = report.conversation_report(conversation, secrets, language=language) if conversation else None
     elif args.kind == "run":
         eval_run = EvalStore(settings.db_url).run(args.id)
         compare = None if eval_run else PromptLibrary(settings.db_url).run(args.id)
-        made = (report.eval_report(eval_run, secrets) if eval_run
-                else report.compare_report(compare, secrets) if compare else None)
+        made = (report.eval_report(eval_run, secrets, language=language) if eval_run
+                else report.compare_report(compare, secrets, language=language) if compare else None)
     else:
         from datetime import datetime, timedelta, timezone
         until = args.until or datetime.now(timezone.utc).date()
@@ -241,7 +250,8 @@ def report_main(argv: list[str] | None = None) -> int:
                           tuple(args.page), tuple(args.user), tuple(args.status), tuple(args.tag))
         analytics = Analytics(CallLog(settings.db_url))
         analytics.refresh()
-        made = report.analytics_report(analytics.dashboard(filters), filters, secrets)
+        made = report.analytics_report(analytics.dashboard(filters), filters, secrets,
+                                       language=language)
     if made is None:
         print(f"error: no {args.kind} with id {args.id}", file=sys.stderr)
         return 1

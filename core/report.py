@@ -11,7 +11,9 @@ What the file promises, and how:
 - **Says how it was made.** A header lists the time range and filters (Analytics), the persona and model
   (conversation), the configurations (runs), and when the file was made.
 
-`python -m core.report conversation|run|analytics …` writes the same files for scripts (see core/cli.py).
+`python -m core.report conversation|run|analytics …` writes the same files for scripts (see core/cli.py); every
+report is written in the UI language it is given (`language=`, `--lang zh_CN`), never in whatever language happens
+to be current where the file is finally built (a download runs outside the page's run).
 """
 from __future__ import annotations
 
@@ -125,7 +127,13 @@ def _h2(text: str) -> str:
 
 
 # ----- conversation --------------------------------------------------------------------------------------------------
-def conversation_report(conversation: Conversation, secrets: Iterable[str | None] = ()) -> Report:
+def conversation_report(conversation: Conversation, secrets: Iterable[str | None] = (), *, language: str | None = None) -> Report:
+    """See `_conversation_report`; written in `language` (a UI language code), else in the current one."""
+    with i18n.speaking(language):
+        return _conversation_report(conversation, secrets)
+
+
+def _conversation_report(conversation: Conversation, secrets: Iterable[str | None] = ()) -> Report:
     """The conversation with its persona, system prompt, and each reply's model, tokens, cost and latency."""
     clean = _Clean(secrets)
     persona = persona_by_id(conversation.persona_id)
@@ -163,13 +171,19 @@ def _cell_row(result: CellResult, clean: _Clean) -> list[str]:
     if result.tool_calls:
         output += ("\n" if output else "") + json.dumps(clean.data(result.tool_calls), ensure_ascii=False)
     return [clean(result.spec.version), clean(result.spec.model),
-            clean("default" if result.spec.temperature is None else f"{result.spec.temperature:g}"),
+            clean(_("default") if result.spec.temperature is None else f"{result.spec.temperature:g}"),
             clean(f"#{result.spec.repeat}"),
             f'<pre class="text">{clean(output)}</pre>', clean(result.status),
             clean(metrics_caption(m)) if m else ""]
 
 
-def compare_report(run: SavedRun, secrets: Iterable[str | None] = ()) -> Report:
+def compare_report(run: SavedRun, secrets: Iterable[str | None] = (), *, language: str | None = None) -> Report:
+    """See `_compare_report`; written in `language` (a UI language code), else in the current one."""
+    with i18n.speaking(language):
+        return _compare_report(run, secrets)
+
+
+def _compare_report(run: SavedRun, secrets: Iterable[str | None] = ()) -> Report:
     """A Playground compare run: one row per cell (prompt version × model × temperature) with its output and
     measurements."""
     clean = _Clean(secrets)
@@ -187,7 +201,13 @@ def compare_report(run: SavedRun, secrets: Iterable[str | None] = ()) -> Report:
 
 
 # ----- eval run -----------------------------------------------------------------------------------------------------
-def eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Report:
+def eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = (), *, language: str | None = None) -> Report:
+    """See `_eval_report`; written in `language` (a UI language code), else in the current one."""
+    with i18n.speaking(language):
+        return _eval_report(run, secrets)
+
+
+def _eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Report:
     """An eval run: the pass-rate matrix, each configuration's cost / tokens / latency, and every case with its
     output and verdict (failures first)."""
     clean = _Clean(secrets)
@@ -203,7 +223,7 @@ def eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Report
                                                                                   strict=True)])
     configs = _table([_("Prompt"), _("Provider"), _("Passed"), _("Cost"), _("Tokens in / out"), _("Median latency")],
                      [[clean(c.prompt), clean(c.provider), clean(f"{c.passed}/{c.total}"),
-                       clean(format_cost(c.cost_usd) + (f" + {c.unpriced} unpriced" if c.unpriced else "")),
+                       clean(format_cost(c.cost_usd) + (_(" + {n} unpriced").format(n=c.unpriced) if c.unpriced else "")),
                        clean(f"{c.input_tokens:,} / {c.output_tokens:,}"),
                        clean("–" if c.latency_median_ms is None else f"{c.latency_median_ms / 1000:.2f} s")]
                       for c in config_summaries(run.rows)], numeric=frozenset({2, 3, 4, 5}))
@@ -248,7 +268,13 @@ def analytics_file_name(filters: Filters) -> str:
     return f"promptlab-analytics-{filters.start:%Y-%m-%d}-to-{filters.end:%Y-%m-%d}.html"
 
 
-def analytics_report(dashboard: Dashboard, filters: Filters, secrets: Iterable[str | None] = ()) -> Report:
+def analytics_report(dashboard: Dashboard, filters: Filters, secrets: Iterable[str | None] = (), *, language: str | None = None) -> Report:
+    """See `_analytics_report`; written in `language` (a UI language code), else in the current one."""
+    with i18n.speaking(language):
+        return _analytics_report(dashboard, filters, secrets)
+
+
+def _analytics_report(dashboard: Dashboard, filters: Filters, secrets: Iterable[str | None] = ()) -> Report:
     """An Analytics period: the KPI cards (with the change against the previous period, when comparable) and every
     chart, interactive."""
     clean = _Clean(secrets)

@@ -145,7 +145,8 @@ top[1].download_button(_("⬇ CSV"), lambda: (to_csv(engine.filtered_frame(filte
                        "promptlab-calls.csv", "text/csv")
 top[2].download_button(_("⬇ Parquet"), lambda: engine.filtered_frame(filters).to_parquet(index=False),
                        "promptlab-calls.parquet", "application/octet-stream")
-top[3].download_button(_("🔗 Share report (HTML)"), lambda: report.analytics_report(dash, filters, wb.secrets).html,
+top[3].download_button(_("🔗 Share report (HTML)"), i18n.deferred(
+    lambda: report.analytics_report(dash, filters, wb.secrets).html),
                        report.analytics_file_name(filters), "text/html", key="an_share",
                        help=_("KPIs and interactive charts for this period and these filters, in one file that "
                             "opens offline in any browser."))

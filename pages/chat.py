@@ -4,7 +4,7 @@ import time
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import chat, report
+from core import chat, i18n, report
 from core.fallback import fallback_chain, saved_chain
 from core.i18n import _
 from core.local_model import queue_sentence
@@ -135,7 +135,7 @@ if conv.messages:
         start_new_conversation()
         st.rerun()
     with actions.popover(_("⬇ Export / share")):
-        st.download_button(_("🔗 Share as one HTML file"), lambda: report.conversation_report(conv, wb.secrets).html,
+        st.download_button(_("🔗 Share as one HTML file"), i18n.deferred(lambda: report.conversation_report(conv, wb.secrets).html),
                            chat.export_name(conv, "html"), "text/html", key="share_html",
                            help=_("Opens offline in any browser; keys and personal data are left out."))
         st.download_button(_("⬇ Markdown"), chat.export_markdown(conv), chat.export_name(conv, "md"), "text/markdown")
