@@ -204,15 +204,13 @@ def evals_main(argv: list[str] | None = None) -> int:
 def report_main(argv: list[str] | None = None) -> int:
     """`python -m core.report conversation ID | run ID | analytics [--since --until --model …]`: one
     self-contained HTML file (see core/report.py), written to --output or to the report's own file name."""
-    from core import report
+    from core import i18n, report
     from core.analytics import Analytics, Filters
     from core.calllog import CallLog
     from core.config import load_settings
     from core.conversations import ConversationStore
     from core.eval_store import EvalStore
     from core.prompts import PromptLibrary
-
-    from core import i18n
 
     # --lang is read before or after the subcommand (a parent parser on both; SUPPRESS keeps a later default from
     # overwriting an earlier choice).
