@@ -156,12 +156,12 @@ def unsupported_controls(provider_kind: str, model: str) -> dict[str, str]:
     reasons: dict[str, str] = {}
     if is_reasoning_model(model):
         for control in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "stop"):
-            reasons[control] = "reasoning models fix sampling and do not take this"
+            reasons[control] = _("reasoning models fix sampling and do not take this")
     else:
-        reasons["reasoning_effort"] = "only reasoning models (o-series, gpt-5) take a reasoning effort"
+        reasons["reasoning_effort"] = _("only reasoning models (o-series, gpt-5) take a reasoning effort")
     if provider_kind == "local" or is_local_model(model):
-        reasons["tools"] = "the offline model cannot call tools"
-        reasons["reasoning_effort"] = "the offline model has no reasoning effort"
+        reasons["tools"] = _("the offline model cannot call tools")
+        reasons["reasoning_effort"] = _("the offline model has no reasoning effort")
     return reasons
 
 
