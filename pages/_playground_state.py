@@ -19,7 +19,7 @@ from core.playground import (
 
 FORMATS = ("text", "json_object", "json_schema")
 FORMAT_LABELS = {"text": N_("Text"), "json_object": N_("JSON object"), "json_schema": N_("JSON schema")}
-DEFAULT_EFFORT = "model default"
+DEFAULT_EFFORT = N_("model default")  # a value in drafts; shown translated
 
 
 def load_draft(draft: Draft) -> None:
@@ -58,7 +58,7 @@ def editor(model: str, provider_kind: str) -> None:
                   help=off.get("temperature"))
         c2.number_input(_("Max tokens"), 1, 128_000, 512, key="pg_max_tokens")
         c1.number_input(_("top_p"), 0.0, 1.0, None, 0.05, key="pg_top_p", disabled="top_p" in off,
-                        help=off.get("top_p", "blank = the model's default"))
+                        help=off.get("top_p", _("blank = the model's default")))
         c2.number_input(_("Seed"), 0, 2**31 - 1, None, key="pg_seed", help=_("blank = random"))
         c1.number_input(_("Presence penalty"), -2.0, 2.0, None, 0.1, key="pg_presence",
                         disabled="presence_penalty" in off, help=off.get("presence_penalty"))
@@ -67,6 +67,7 @@ def editor(model: str, provider_kind: str) -> None:
         st.text_area(_("Stop sequences (one per line, up to 4)"), key="pg_stop", height=68, disabled="stop" in off,
                      help=off.get("stop"))
         st.selectbox(_("Reasoning effort"), [DEFAULT_EFFORT, *REASONING_EFFORTS], key="pg_effort",
+                     format_func=lambda e: _(e) if e == DEFAULT_EFFORT else e,
                      disabled="reasoning_effort" in off, help=off.get("reasoning_effort"))
         fmt = st.radio(_("Response format"), FORMATS, key="pg_format", horizontal=True,
                        format_func=lambda f: _(FORMAT_LABELS[f]))
