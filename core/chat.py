@@ -287,7 +287,8 @@ def export_json(conversation: Conversation) -> str:
 
 def export_markdown(conversation: Conversation) -> str:
     """The conversation as Markdown; its headings in the UI language (the messages as they were written)."""
-    lines = [f"# {conversation.title}", "", "*" + _("Exported from PromptLab · {time}").format(time=utc_now_iso())
+    lines = [f"# {conversation.title}", "", "*" + _("Exported from PromptLab · {time}").format(
+        time=utc_now_iso()[:19].replace("T", " ") + " UTC")
              + "*", ""]
     system = system_message(conversation)
     if system:

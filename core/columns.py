@@ -32,6 +32,16 @@ LABELS = {
     "tool_calls": N_("Tool calls"),
 }
 
+# The call log's page ids as the navigation names them; "other" is model lists and connection tests.
+PAGE_NAMES = {"chat": N_("Chat"), "playground": N_("Playground"), "evals": N_("Evals"), "images": N_("Images"),
+              "moderation": N_("Moderation"), "analytics": N_("Analytics"), "settings": N_("Settings"),
+              "other": N_("other (model lists, connection tests)")}
+
+
+def page_name(page: str) -> str:
+    """A page id from the call log in the UI language (an unknown id stays as it is)."""
+    return _(PAGE_NAMES[page]) if page in PAGE_NAMES else page
+
 
 def label(column: str) -> str:
     """A column id's header in the UI language (an id without a label stays as it is)."""

@@ -33,6 +33,7 @@ from core.call_metrics import metrics_caption
 from core.charts import CHART_CONFIG, comparable, figures, kpi_cards
 from core.chat import Conversation, export_name, file_slug, status_label, system_message, totals, totals_caption
 from core.clock import utc_now_iso
+from core.columns import page_name
 from core.errors import scrub_secrets
 from core.eval_results import cases_failures_first, config_summaries, pass_matrix
 from core.eval_store import SavedEvalRun
@@ -251,7 +252,7 @@ def describe_filters(filters: Filters) -> list[tuple[str, str]]:
     period = f"{i18n.day(filters.start)} – {i18n.day(filters.end)} (UTC)"
     chosen = [(_("Period"), period)]
     for label, values in ((_("Providers"), filters.providers), (_("Models"), filters.models),
-                          (_("Pages"), filters.pages), (_("Users"), filters.users),
+                          (_("Pages"), tuple(page_name(p) for p in filters.pages)), (_("Users"), filters.users),
                           (_("Statuses"), filters.statuses), (_("Tags"), filters.tags)):
         chosen.append((label, ", ".join(values) if values else _("all")))
     return chosen

@@ -7,7 +7,7 @@ import streamlit as st
 from core import analytics as an
 from core import i18n, report, whatif
 from core.charts import CHART_CONFIG, comparable, figures, kpi_cards
-from core.columns import for_people, label
+from core.columns import for_people, label, page_name
 from core.exports import to_csv
 from core.i18n import N_, _
 from core.playground import replay_draft
@@ -70,7 +70,8 @@ with st.sidebar:
         start, end = (picked[0], picked[-1]) if isinstance(picked, (tuple, list)) and picked else (today, today)
     else:
         start, end = an.preset_range(preset, today)
-    chosen = {dim: tuple(st.multiselect(_(DIMENSIONS[dim]), options[dim], key=f"an_{dim}", placeholder=_("All")))
+    chosen = {dim: tuple(st.multiselect(_(DIMENSIONS[dim]), options[dim], key=f"an_{dim}", placeholder=_("All"),
+                                        format_func=page_name if dim == "page" else str))
               for dim in (*an.FILTER_DIMENSIONS, "tag")}
     non_model = st.toggle(_("Include non-model calls"), key="an_non_model",
                           help=_("Model lists and connection tests (page “other”) are counted apart from calls "
