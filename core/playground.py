@@ -28,7 +28,7 @@ from core.cache import ResponseCache
 from core.call_metrics import CALL_STATUSES, CallMetrics
 from core.calllog import CallLog
 from core.calls import CallCancelled, CallContext, ChatRequest, ChatStream
-from core.i18n import _
+from core.i18n import N_, _
 from core.local_model import is_local_model
 from core.pricing import TokenUsage, cost_usd
 from core.providers import Provider, is_reasoning_model, request_params
@@ -371,6 +371,10 @@ class CellResult:
         spec, served = data.pop("spec"), data.pop("model")
         return {**spec, **data, "served_model": served,
                 "tool_calls": json.dumps(self.tool_calls) if self.tool_calls else None}
+
+
+# The version name of a compare cell made from the unsaved draft: stored as is, shown translated.
+CURRENT_DRAFT = N_("Current draft")
 
 
 @dataclass

@@ -192,7 +192,7 @@ _NOTES = (MATCHES, BATCH, TIER, OUTSIDE, NOT_BILLED, TOKENS_DIFFER, UNPRICED)
 def _pattern(template: str) -> re.Pattern[str]:
     """A note's template as a regular expression whose groups are its placeholders."""
     parts = re.split(r"\{(\w+)\}", template)
-    return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts)) + "$")
+    return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^;]+?)" for i, p in enumerate(parts)) + "$")
 
 
 _PATTERNS = [(t, _pattern(t)) for t in _NOTES]
@@ -201,14 +201,19 @@ _PATTERNS = [(t, _pattern(t)) for t in _NOTES]
 def explanation_text(explanation: str) -> str:
     """A row's stored (English) explanation in the UI language; a note this version does not know stays as it is."""
     shown = []
-    for note in explanation.split("; "):
-        for template, pattern in _PATTERNS:
-            found = pattern.match(note)
+    pieces = explanation.split("; ")  # a note may hold "; " itself: the shortest run of pieces that is a note
+    start = 0
+    while start < len(pieces):
+        for end in range(start + 1, len(pieces) + 1):
+            note = "; ".join(pieces[start:end])
+            found = next(((t, m) for t, p in _PATTERNS if (m := p.match(note))), None)
             if found:
-                shown.append(_(template).format(**found.groupdict()))
+                shown.append(_(found[0]).format(**found[1].groupdict()))
+                start = end
                 break
         else:
-            shown.append(note)
+            shown.append(pieces[start])
+            start += 1
     return _("; ").join(shown)
 
 

@@ -39,7 +39,7 @@ from core.eval_results import cases_failures_first, config_summaries, pass_matri
 from core.eval_store import SavedEvalRun
 from core.i18n import _
 from core.personas import language_label, persona_by_id
-from core.playground import CellResult
+from core.playground import CURRENT_DRAFT, CellResult
 from core.pricing import format_cost
 from core.prompts import SavedRun
 from core.safety import redact, redact_value
@@ -171,7 +171,8 @@ def _cell_row(result: CellResult, clean: _Clean) -> list[str]:
     output = result.text or (f"[{result.error}]" if result.error else "")
     if result.tool_calls:
         output += ("\n" if output else "") + json.dumps(clean.data(result.tool_calls), ensure_ascii=False)
-    return [clean(result.spec.version), clean(result.spec.model),
+    version = _(CURRENT_DRAFT) if result.spec.version == CURRENT_DRAFT else result.spec.version
+    return [clean(version), clean(result.spec.model),
             clean(_("default") if result.spec.temperature is None else f"{result.spec.temperature:g}"),
             clean(f"#{result.spec.repeat}"),
             f'<pre class="text">{clean(output)}</pre>', clean(result.status),

@@ -11,8 +11,9 @@ from core import i18n, report
 from core.call_metrics import call_status_label, finish_label, metrics_caption
 from core.clock import utc_now_iso
 from core.exports import to_csv
-from core.i18n import N_, _
+from core.i18n import _
 from core.playground import (
+    CURRENT_DRAFT,
     CellResult,
     Draft,
     MatrixRun,
@@ -34,7 +35,7 @@ from core.rendering import model_markdown, plain
 from pages._widgets import available_models
 from pages._workbench import Workbench
 
-CURRENT = N_("Current draft")  # an option's value; shown translated
+CURRENT = CURRENT_DRAFT  # an option's value; shown translated
 
 
 def show_cell(r: CellResult) -> None:
