@@ -10,7 +10,8 @@ import csv
 import html
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,17 @@ from tests.zh_probe import english_words
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 DATA = {*MODELS, "gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", "gpt-5-mini", "gpt-5", "o4-mini", "Echo"}
+
+
+@contextmanager
+def reading_in(code: str) -> Iterator[None]:
+    """This test's thread reads (and AppTest formats the menus it sends back) in `code`, as a browser in it does."""
+    before = i18n.language()
+    i18n.set_language(code)
+    try:
+        yield
+    finally:
+        i18n.set_language(before)
 
 
 def english(text: str, data: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
@@ -100,7 +112,7 @@ def test_chat_in_chinese_mid_session_menus_markdown_and_shared_html(app_env, ser
     at.chat_input[0].set_value("Where is my parcel?").run()
     assert not at.exception, at.exception
     before = switch_to_chinese(at)
-    with i18n.speaking("zh_CN"):  # the browser now reads the page in 中文
+    with reading_in("zh_CN"):  # the browser now reads the page in 中文
         assert stale_menus(at, before) == []  # "General assistant", "Auto" no longer shown after the switch
         assert menu_words(at, {"Where is my parcel?"}) == []  # the conversation's title is what was typed
         assert at.selectbox(key="persona_id").proto.options[0] == "通用助手"
@@ -110,7 +122,7 @@ def test_chat_in_chinese_mid_session_menus_markdown_and_shared_html(app_env, ser
     assert 'lang="zh-CN"' in page and "<h2>对话</h2>" in page
     assert english(visible_text(page), data) == []
     conversation = at.session_state["conversation"]
-    with i18n.speaking("zh_CN"):
+    with reading_in("zh_CN"):
         markdown = chat.export_markdown(conversation)
     assert "## 你" in markdown and "## 系统提示词" in markdown
     sent = chat.system_message(conversation) or ""  # the system prompt is data sent to the model
@@ -124,7 +136,7 @@ def test_analytics_in_chinese_mid_session(app_env, downloads):
     at.switch_page("pages/analytics.py").run()
     assert not at.exception, at.exception
     before = switch_to_chinese(at)
-    with i18n.speaking("zh_CN"):
+    with reading_in("zh_CN"):
         assert stale_menus(at, before) == []  # "30 days" became "30 天" at once
         assert menu_words(at) == []
         calls = at.dataframe(key="an_calls").value
@@ -145,7 +157,7 @@ def test_analytics_in_chinese_mid_session(app_env, downloads):
 def test_eval_results_share_in_chinese(app_env, server, downloads):
     at = AppTest.from_file(APP, default_timeout=60).run()
     switch_to_chinese(at)
-    with i18n.speaking("zh_CN"):  # the browser, in 中文, sends back the menus' labels it shows
+    with reading_in("zh_CN"):  # the browser, in 中文, sends back the menus' labels it shows
         at.switch_page("pages/evals.py").run()
         at.text_area(key="eval_yaml").set_value(EVAL_CONFIG).run()
         at.button(key="eval_run").click().run()
@@ -164,7 +176,7 @@ def test_eval_results_share_in_chinese(app_env, server, downloads):
 def test_playground_compare_share_and_csv_in_chinese(app_env, server, downloads):
     at = AppTest.from_file(APP, default_timeout=60).run()
     switch_to_chinese(at)
-    with i18n.speaking("zh_CN"):
+    with reading_in("zh_CN"):
         at.switch_page("pages/playground.py").run()
         at.text_area(key="pg_user").set_value("Where is my parcel?").run()
         at.multiselect(key="pg_cmp_models").set_value(["gpt-4o-mini", "gpt-4o"]).run()
@@ -184,7 +196,7 @@ def test_reconcile_explanations_in_chinese():
               reconcile._explain(tracked, Usage(day="d", model="m", requests=3)),
               reconcile._explain(Usage(day="d", model="m", requests=3), Usage(day="d", model="m", requests=3))]
     assert stored[-1] == reconcile.MATCHES and "Batch API requests" in stored[0]  # stored and --json: English
-    with i18n.speaking("zh_CN"):
+    with reading_in("zh_CN"):
         shown = [reconcile.explanation_text(s) for s in stored]
     assert shown[-1] == "一致" and "2 个 Batch API 请求" in shown[0] and "flex" in shown[0]
     assert english(" ".join(shown), {"flex"}) == [], shown
