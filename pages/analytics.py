@@ -146,8 +146,7 @@ pages = max(1, -(-total // page_size))
 top = st.columns([2, 1, 1, 1.4, 0.6])
 top[0].number_input(_('Page (of {pages:,}, {total:,} calls)').format(
     pages=pages, total=total), 1, pages, key="an_calls_page")
-top[1].download_button(_("⬇ CSV"), i18n.deferred(
-    lambda: (to_csv(for_people(engine.filtered_frame(filters))) or "").encode()),
+top[1].download_button(_("⬇ CSV"), i18n.deferred(lambda: to_csv(for_people(engine.filtered_frame(filters))) or ""),
                        "promptlab-calls.csv", "text/csv")
 top[2].download_button(_("⬇ Parquet"), lambda: engine.filtered_frame(filters).to_parquet(index=False),
                        "promptlab-calls.parquet", "application/octet-stream")
