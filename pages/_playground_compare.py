@@ -10,6 +10,7 @@ import streamlit as st
 from core import i18n, report
 from core.call_metrics import call_status_label, finish_label, metrics_caption
 from core.clock import utc_now_iso
+from core.columns import for_people
 from core.exports import to_csv
 from core.i18n import _
 from core.playground import (
@@ -165,7 +166,7 @@ def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[Cel
     with table:
         st.dataframe(frame, hide_index=True, width="stretch")
         e1, e2, e3, e4 = st.columns(4)
-        e1.download_button(_("⬇ CSV"), to_csv(frame) or "", f"{name}.csv", "text/csv")
+        e1.download_button(_("⬇ CSV"), to_csv(for_people(frame)) or "", f"{name}.csv", "text/csv")
         e2.download_button(_("⬇ JSON"), results_to_json(results), f"{name}.json", "application/json")
         e3.download_button(_("🔗 Share (HTML)"), i18n.deferred(lambda: report.compare_report(
             SavedRun("", name, utc_now_iso(), results), wb.secrets).html), f"{name}.html", "text/html",

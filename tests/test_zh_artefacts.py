@@ -14,12 +14,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from core import chat, i18n, reconcile
 from core.calllog import CallLog
+from core.exports import to_csv
 from core.reconcile import Usage
 from core.synthetic import generate
 from tests.loopback_server import MODELS
@@ -186,6 +188,13 @@ def test_playground_compare_share_and_csv_in_chinese(app_env, server, downloads)
     assert 'lang="zh-CN"' in page
     name = next(n for n in downloads if n.endswith(".html"))[:-5]
     assert english(visible_text(page), {name, "v1", "ok"}) == []
+    # The CSV download beside it (built at render time, in the session's language) has human headers.
+    from core.columns import for_people  # (new in issue 28: imported here so the rest of the file runs on older code)
+
+    name, results = at.session_state["pg_matrix_box"]["last"]
+    with reading_in("zh_CN"):
+        header = next(csv.reader(io.StringIO(to_csv(for_people(pd.DataFrame([r.row() for r in results]))) or "")))
+    assert "实际作答模型" in header and english(" ".join(header)) == [], header
 
 
 # ----- core: reconcile notes and the report command ----------------------------------------------------------------
