@@ -44,7 +44,7 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
         if last in ids and state.get("eval_last_shown") != last:  # a run just finished: show it
             state.eval_result_pick, state.eval_last_shown = last, last
         pick = st.selectbox(_("Run"), ids, key="eval_result_pick",
-                            format_func=lambda i: next(f"{r.name} · {r.created_at[:16]}" + (" ⭐ baseline" if
+                            format_func=lambda i: next(f"{r.name} · {r.created_at[:16]}" + (_(" ⭐ baseline") if
                                                        r.baseline else "") + STATE_MARKS.get(r.status, "")
                                                        for r in runs if r.id == i))
         shown = next(r for r in runs if r.id == pick)

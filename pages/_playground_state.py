@@ -20,6 +20,8 @@ from core.playground import (
 FORMATS = ("text", "json_object", "json_schema")
 FORMAT_LABELS = {"text": N_("Text"), "json_object": N_("JSON object"), "json_schema": N_("JSON schema")}
 DEFAULT_EFFORT = N_("model default")  # a value in drafts; shown translated
+EFFORT_LABELS = {DEFAULT_EFFORT: DEFAULT_EFFORT, "minimal": N_("minimal"), "low": N_("low"),
+                 "medium": N_("medium"), "high": N_("high")}  # the API's values, shown translated
 
 
 def load_draft(draft: Draft) -> None:
@@ -67,7 +69,7 @@ def editor(model: str, provider_kind: str) -> None:
         st.text_area(_("Stop sequences (one per line, up to 4)"), key="pg_stop", height=68, disabled="stop" in off,
                      help=off.get("stop"))
         st.selectbox(_("Reasoning effort"), [DEFAULT_EFFORT, *REASONING_EFFORTS], key="pg_effort",
-                     format_func=lambda e: _(e) if e == DEFAULT_EFFORT else e,
+                     format_func=lambda e: _(EFFORT_LABELS.get(e, e)) if e in EFFORT_LABELS else e,
                      disabled="reasoning_effort" in off, help=off.get("reasoning_effort"))
         fmt = st.radio(_("Response format"), FORMATS, key="pg_format", horizontal=True,
                        format_func=lambda f: _(FORMAT_LABELS[f]))

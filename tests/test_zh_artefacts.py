@@ -225,3 +225,14 @@ def test_the_report_command_writes_chinese_with_lang(tmp_path, sqlite_url, monke
     assert 'lang="zh-CN"' in out.read_text() and "电商退换货客服" in out.read_text()
     assert report_main(["-o", str(out), "--lang", "en", "conversation", conversation.id]) == 0
     assert 'lang="en"' in out.read_text()
+
+
+@pytest.mark.parametrize("page", ["pages/playground.py", "pages/images.py", "pages/evals.py", "pages/settings.py"])
+def test_every_menu_switches_at_once(app_env, page):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    before = switch_to_chinese(at)
+    with reading_in("zh_CN"):
+        assert stale_menus(at, before) == []
+        assert menu_words(at) == []
