@@ -50,9 +50,8 @@ def save(conversation: chat.Conversation) -> None:
         store.save(snapshot, user)
     except (SQLAlchemyError, OSError) as exc:
         PENDING.add(f"conversation {snapshot.id}", lambda: store.save(snapshot, user))
-        notices["save"] = (
-            f"This conversation could not be saved yet ({type(exc).__name__}: the database is busy or full). "
-            "It stays on this page and is saved in the background.")
+        notices["save"] = _("This conversation could not be saved yet ({error}: the database is busy or full). It "
+                            "stays on this page and is saved in the background.").format(error=type(exc).__name__)
 
 
 # A reload keeps the conversation: its id is in the URL.
