@@ -128,7 +128,8 @@ def _h2(text: str) -> str:
 
 
 # ----- conversation --------------------------------------------------------------------------------------------------
-def conversation_report(conversation: Conversation, secrets: Iterable[str | None] = (), *, language: str | None = None) -> Report:
+def conversation_report(conversation: Conversation, secrets: Iterable[str | None] = (), *,
+                        language: str | None = None) -> Report:
     """See `_conversation_report`; written in `language` (a UI language code), else in the current one."""
     with i18n.speaking(language):
         return _conversation_report(conversation, secrets)
@@ -270,7 +271,8 @@ def analytics_file_name(filters: Filters) -> str:
     return f"promptlab-analytics-{filters.start:%Y-%m-%d}-to-{filters.end:%Y-%m-%d}.html"
 
 
-def analytics_report(dashboard: Dashboard, filters: Filters, secrets: Iterable[str | None] = (), *, language: str | None = None) -> Report:
+def analytics_report(dashboard: Dashboard, filters: Filters, secrets: Iterable[str | None] = (), *,
+                     language: str | None = None) -> Report:
     """See `_analytics_report`; written in `language` (a UI language code), else in the current one."""
     with i18n.speaking(language):
         return _analytics_report(dashboard, filters, secrets)

@@ -94,10 +94,10 @@ def stream_markdown(deltas: Iterable[str], on_first: Callable[[], None] | None =
 LANGUAGE_KEY = "ui_language"
 DRAWN_LANGUAGE_KEY = "ui_language_drawn"  # the language the last run drew the page in
 # Every keyed menu whose shown labels are translated (format_func with _()): its choice is relabelled when the
-# language changes (relabel_menus). tests/test_zh_artefacts.py fails when a menu on a page is left out.
-TRANSLATED_MENUS = ("persona_id", "reply_language", "an_period", "an_page", "an_whatif_model", "pg_format", "pg_effort",
-                    "pg_cmp_versions", "text_policy", "moderation_mode", "img_size", "img_quality", "img_bg",
-                    "img_moderation")
+# language changes (relabel_menus). tests/test_zh_artefacts.py fails when a menu of a page it opens is left out.
+TRANSLATED_MENUS = ("persona_id", "reply_language", "an_period", "an_page", "an_whatif_model", "pg_format",
+                    "pg_effort", "pg_cmp_versions", "text_policy", "moderation_mode", "img_size", "img_quality",
+                    "img_bg", "img_moderation")
 
 
 def session_language(settings: Settings) -> str:
