@@ -232,7 +232,8 @@ if wants_reply and chat.awaiting_reply(conv):
     if reply is not None and moderation.checks_output and reply.status == "ok":
         verdict = check(wb.provider, reply.content, moderation, wb.context("chat"), wb.log, what="reply")
         if verdict.categories:
-            reply.content = f"*Reply withheld: moderation flagged it ({', '.join(verdict.categories)}).*"
+            reply.content = "*" + _("Reply withheld: moderation flagged it ({categories}).").format(
+                categories=", ".join(verdict.categories)) + "*"
             reply.status = "withheld"
             save(conv)
         elif verdict.notice:
