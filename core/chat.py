@@ -286,14 +286,17 @@ def export_json(conversation: Conversation) -> str:
 
 
 def export_markdown(conversation: Conversation) -> str:
-    lines = [f"# {conversation.title}", "", f"*Exported from PromptLab · {utc_now_iso()}*", ""]
+    """The conversation as Markdown; its headings in the UI language (the messages as they were written)."""
+    lines = [f"# {conversation.title}", "", "*" + _("Exported from PromptLab · {time}").format(
+        time=utc_now_iso()[:19].replace("T", " ") + " UTC")
+             + "*", ""]
     system = system_message(conversation)
     if system:
-        lines += ["## System", "", system, ""]
+        lines += ["## " + _("System prompt"), "", system, ""]
     for m in conversation.messages:
-        heading = "User" if m.role == "user" else f"Assistant ({m.model or 'unknown model'})"
+        heading = _("You") if m.role == "user" else _("Assistant ({model})").format(model=m.model or _("unknown model"))
         if m.status != "ok":
-            heading += f" — {STATUS_LABELS.get(m.status, m.status)}"
+            heading += f" — {status_label(m.status)}"
         lines += [f"## {heading}", "", m.content, ""]
     return "\n".join(lines)
 

@@ -213,7 +213,7 @@ def evals_main(argv: list[str] | None = None) -> int:
 def report_main(argv: list[str] | None = None) -> int:
     """`python -m core.report conversation ID | run ID | analytics [--since --until --model …]`: one
     self-contained HTML file (see core/report.py), written to --output or to the report's own file name."""
-    from core import report
+    from core import i18n, report
     from core.analytics import Analytics, Filters
     from core.calllog import CallLog
     from core.config import load_settings
@@ -223,11 +223,15 @@ def report_main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m core.report", description="Shareable HTML reports")
     # Options are accepted before and after the subcommand (the README prints `conversation ID -o FILE`): the
-    # subcommands' copy has no default, so it only overrides the main parser's when it is given.
+    # subcommands' copies have no default (SUPPRESS), so they only override the main parser's when given.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--output", "-o", default=argparse.SUPPRESS,
                         help="file to write (default: the report's own name, here)")
+    common.add_argument("--lang", choices=list(i18n.UI_LANGUAGES), default=argparse.SUPPRESS,
+                        help="the report's language (default: PROMPTLAB_UI_LANGUAGE, else en)")
     parser.add_argument("--output", "-o", help="file to write (default: the report's own name, here)")
+    parser.add_argument("--lang", choices=list(i18n.UI_LANGUAGES), default=argparse.SUPPRESS,
+                        help="the report's language (default: PROMPTLAB_UI_LANGUAGE, else en)")
     sub = parser.add_subparsers(dest="kind", required=True)
     sub.add_parser("conversation", help="a saved chat conversation", parents=[common]).add_argument("id")
     sub.add_parser("run", help="a saved eval run or Playground compare run", parents=[common]).add_argument("id")
@@ -239,15 +243,16 @@ def report_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings()
     secrets = settings.secret_values
+    language = i18n.pick_language(getattr(args, "lang", None), settings.ui_language, None)
     made: report.Report | None
     if args.kind == "conversation":
         conversation = ConversationStore(settings.db_url).load(args.id, admin=True)
-        made = report.conversation_report(conversation, secrets) if conversation else None
+        made = report.conversation_report(conversation, secrets, language=language) if conversation else None
     elif args.kind == "run":
         eval_run = EvalStore(settings.db_url).run(args.id)
         compare = None if eval_run else PromptLibrary(settings.db_url).run(args.id)
-        made = (report.eval_report(eval_run, secrets) if eval_run
-                else report.compare_report(compare, secrets) if compare else None)
+        made = (report.eval_report(eval_run, secrets, language=language) if eval_run
+                else report.compare_report(compare, secrets, language=language) if compare else None)
     else:
         from datetime import datetime, timedelta, timezone
         until = args.until or datetime.now(timezone.utc).date()
@@ -255,7 +260,8 @@ def report_main(argv: list[str] | None = None) -> int:
                           tuple(args.page), tuple(args.user), tuple(args.status), tuple(args.tag))
         analytics = Analytics(CallLog(settings.db_url))
         analytics.refresh()
-        made = report.analytics_report(analytics.dashboard(filters), filters, secrets)
+        made = report.analytics_report(analytics.dashboard(filters), filters, secrets,
+                                       language=language)
     if made is None:
         print(f"error: no {args.kind} with id {args.id}", file=sys.stderr)
         return 1

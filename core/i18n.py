@@ -12,10 +12,13 @@
 from __future__ import annotations
 
 import gettext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
@@ -67,6 +70,32 @@ def set_language(code: str) -> None:
 
 def language() -> str:
     return _language.get()
+
+
+T = TypeVar("T")
+
+
+@contextmanager
+def speaking(code: str | None) -> Iterator[None]:
+    """Everything inside is in `code` (None: the current language), and the language before comes back after —
+    for a report written in a language other than the session's (`core.report --lang`)."""
+    token = _language.set(code if code in UI_LANGUAGES else _language.get())
+    try:
+        yield
+    finally:
+        _language.reset(token)
+
+
+def deferred(build: Callable[[], T]) -> Callable[[], T]:
+    """`build`, to run later in the language that is current NOW. A download button's data callable runs when the
+    file is clicked, in the server's request thread where the session's language is not set: without this, a file
+    shared from the 中文 UI would come out in English."""
+    code = _language.get()
+
+    def run() -> T:
+        with speaking(code):
+            return build()
+    return run
 
 
 def _(message: str) -> str:

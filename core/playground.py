@@ -28,7 +28,7 @@ from core.cache import ResponseCache
 from core.call_metrics import CALL_STATUSES, CallMetrics
 from core.calllog import CallLog
 from core.calls import CallCancelled, CallContext, ChatRequest, ChatStream
-from core.i18n import _
+from core.i18n import N_, _
 from core.local_model import is_local_model
 from core.pricing import TokenUsage, cost_usd
 from core.providers import Provider, is_reasoning_model, request_params
@@ -166,13 +166,13 @@ def unsupported_controls(provider_kind: str, model: str) -> dict[str, str]:
     reasons: dict[str, str] = {}
     if is_reasoning_model(model):
         for control in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "stop"):
-            reasons[control] = "reasoning models fix sampling and do not take this"
+            reasons[control] = _("reasoning models fix sampling and do not take this")
     else:
-        reasons["reasoning_effort"] = "only reasoning models (o-series, gpt-5) take a reasoning effort"
+        reasons["reasoning_effort"] = _("only reasoning models (o-series, gpt-5) take a reasoning effort")
     if provider_kind == "local" or is_local_model(model):
-        reasons["tools"] = "the offline model cannot call tools"
-        reasons["reasoning_effort"] = "the offline model has no reasoning effort"
-        reasons["service_tier"] = "the offline model has no service tier"
+        reasons["tools"] = _("the offline model cannot call tools")
+        reasons["reasoning_effort"] = _("the offline model has no reasoning effort")
+        reasons["service_tier"] = _("the offline model has no service tier")
     return reasons
 
 
@@ -405,6 +405,10 @@ class CellResult:
         spec, served = data.pop("spec"), data.pop("model")
         return {**spec, **data, "served_model": served,
                 "tool_calls": json.dumps(self.tool_calls) if self.tool_calls else None}
+
+
+# The version name of a compare cell made from the unsaved draft: stored as is, shown translated.
+CURRENT_DRAFT = N_("Current draft")
 
 
 @dataclass

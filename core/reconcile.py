@@ -8,6 +8,7 @@ logged or shown. A fetched reconciliation is kept in the database, so the page o
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from core.clock import utc_now_iso
 from core.errors import PromptLabError, to_user_error
-from core.i18n import _
+from core.i18n import N_, _
 
 # Calls that are model work on OpenAI's bill: the chat, playground, evals and moderation pages. Model lists and
 # connection tests ("other") are not requests to a model.
@@ -241,25 +242,65 @@ def tracked_usage(engine: Engine, since: date, until: date, providers: tuple[str
                   endpoint=OTHER_ENDPOINTS.get(r.endpoint, "completions")) for r in rows]
 
 
+# Each difference is one of these sentences. A row stores them in English (the `--json` output and the saved
+# comparison stay stable, whoever fetched it); `explanation_text` shows them in the viewer's language.
+MATCHES = N_("matches")
+BATCH = N_("{n} Batch API requests (not made through PromptLab; billed at Batch prices)")
+TIER = N_("{n} requests on the {tier} tier (priced at that tier's rates)")
+OUTSIDE = N_("{n} requests made outside PromptLab (another app, key or project)")
+NOT_BILLED = N_("{n} tracked requests the provider did not bill (another organisation or project, or the bill is "
+                "not final yet)")
+TOKENS_DIFFER = N_("same requests, different token counts (estimated counts, or usage the stream did not report)")
+UNPRICED = N_("the model is missing from the price data: its calls are unpriced in PromptLab")
+_NOTES = (MATCHES, BATCH, TIER, OUTSIDE, NOT_BILLED, TOKENS_DIFFER, UNPRICED)
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """A note's template as a regular expression whose groups are its placeholders."""
+    parts = re.split(r"\{(\w+)\}", template)
+    return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^;]+?)" for i, p in enumerate(parts)) + "$")
+
+
+_PATTERNS = [(t, _pattern(t)) for t in _NOTES]
+
+
+def explanation_text(explanation: str) -> str:
+    """A row's stored (English) explanation in the UI language; a note this version does not know stays as it is."""
+    shown = []
+    pieces = explanation.split("; ")  # a note may hold "; " itself: the shortest run of pieces that is a note
+    start = 0
+    while start < len(pieces):
+        for end in range(start + 1, len(pieces) + 1):
+            note = "; ".join(pieces[start:end])
+            found = next(((t, m) for t, p in _PATTERNS if (m := p.match(note))), None)
+            if found:
+                shown.append(_(found[0]).format(**found[1].groupdict()))
+                start = end
+                break
+        else:
+            shown.append(pieces[start])
+            start += 1
+    return _("; ").join(shown)
+
+
 def _explain(tracked: Usage | None, billed: Usage | None) -> str:
     t_req, b_req = (tracked.requests if tracked else 0), (billed.requests if billed else 0)
     notes = []
     batch = billed.batch_requests if billed else 0
     if batch:  # PromptLab never uses the Batch API: those requests came from elsewhere, at Batch prices
-        notes.append(f"{batch} Batch API requests (not made through PromptLab; billed at Batch prices)")
+        notes.append(BATCH.format(n=batch))
     for tier, n in sorted((billed.tier_requests if billed else {}).items()):
-        notes.append(f"{n} requests on the {tier} tier (priced at that tier's rates)")
+        notes.append(TIER.format(n=n, tier=tier))
     if b_req - batch > t_req:
-        notes.append(f"{b_req - batch - t_req} requests made outside PromptLab (another app, key or project)")
+        notes.append(OUTSIDE.format(n=b_req - batch - t_req))
     elif t_req > b_req:
-        notes.append(f"{t_req - b_req} tracked requests the provider did not bill (another organisation or project, "
-                     "or the bill is not final yet)")
+        notes.append(NOT_BILLED.format(n=t_req - b_req))
     elif tracked and billed and (tracked.input_tokens != billed.input_tokens
                                  or tracked.output_tokens != billed.output_tokens):
-        notes.append("same requests, different token counts (estimated counts, or usage the stream did not report)")
+        notes.append(TOKENS_DIFFER)
     if tracked is not None and tracked.cost_usd is None:
-        notes.append("the model is missing from the price data: its calls are unpriced in PromptLab")
-    return "; ".join(notes) or "matches"
+        notes.append(UNPRICED)
+    return "; ".join(notes) or MATCHES
 
 
 def _base(model: str) -> str:

@@ -11,7 +11,9 @@ What the file promises, and how:
 - **Says how it was made.** A header lists the time range and filters (Analytics), the persona and model
   (conversation), the configurations (runs), and when the file was made.
 
-`python -m core.report conversation|run|analytics …` writes the same files for scripts (see core/cli.py).
+`python -m core.report conversation|run|analytics …` writes the same files for scripts (see core/cli.py); every
+report is written in the UI language it is given (`language=`, `--lang zh_CN`), never in whatever language happens
+to be current where the file is finally built (a download runs outside the page's run).
 """
 from __future__ import annotations
 
@@ -31,12 +33,13 @@ from core.call_metrics import metrics_caption
 from core.charts import CHART_CONFIG, comparable, figures, kpi_cards
 from core.chat import Conversation, export_name, file_slug, status_label, system_message, totals, totals_caption
 from core.clock import utc_now_iso
+from core.columns import page_name
 from core.errors import scrub_secrets
 from core.eval_results import cases_failures_first, config_summaries, paired_comparisons, pass_matrix
 from core.eval_store import SavedEvalRun
 from core.i18n import _
 from core.personas import language_label, persona_by_id
-from core.playground import CellResult
+from core.playground import CURRENT_DRAFT, CellResult
 from core.pricing import format_cost_total
 from core.prompts import SavedRun
 from core.safety import redact, redact_value
@@ -125,7 +128,14 @@ def _h2(text: str) -> str:
 
 
 # ----- conversation --------------------------------------------------------------------------------------------------
-def conversation_report(conversation: Conversation, secrets: Iterable[str | None] = ()) -> Report:
+def conversation_report(conversation: Conversation, secrets: Iterable[str | None] = (), *,
+                        language: str | None = None) -> Report:
+    """See `_conversation_report`; written in `language` (a UI language code), else in the current one."""
+    with i18n.speaking(language):
+        return _conversation_report(conversation, secrets)
+
+
+def _conversation_report(conversation: Conversation, secrets: Iterable[str | None] = ()) -> Report:
     """The conversation with its persona, system prompt, and each reply's model, tokens, cost and latency."""
     clean = _Clean(secrets)
     persona = persona_by_id(conversation.persona_id)
@@ -162,14 +172,21 @@ def _cell_row(result: CellResult, clean: _Clean) -> list[str]:
     output = result.text or (f"[{result.error}]" if result.error else "")
     if result.tool_calls:
         output += ("\n" if output else "") + json.dumps(clean.data(result.tool_calls), ensure_ascii=False)
-    return [clean(result.spec.version), clean(result.spec.model),
-            clean("default" if result.spec.temperature is None else f"{result.spec.temperature:g}"),
+    version = _(CURRENT_DRAFT) if result.spec.version == CURRENT_DRAFT else result.spec.version
+    return [clean(version), clean(result.spec.model),
+            clean(_("default") if result.spec.temperature is None else f"{result.spec.temperature:g}"),
             clean(f"#{result.spec.repeat}"),
             f'<pre class="text">{clean(output)}</pre>', clean(result.status),
             clean(metrics_caption(m)) if m else ""]
 
 
-def compare_report(run: SavedRun, secrets: Iterable[str | None] = ()) -> Report:
+def compare_report(run: SavedRun, secrets: Iterable[str | None] = (), *, language: str | None = None) -> Report:
+    """See `_compare_report`; written in `language` (a UI language code), else in the current one."""
+    with i18n.speaking(language):
+        return _compare_report(run, secrets)
+
+
+def _compare_report(run: SavedRun, secrets: Iterable[str | None] = ()) -> Report:
     """A Playground compare run: one row per cell (prompt version × model × temperature) with its output and
     measurements."""
     clean = _Clean(secrets)
@@ -186,7 +203,13 @@ def compare_report(run: SavedRun, secrets: Iterable[str | None] = ()) -> Report:
 
 
 # ----- eval run -----------------------------------------------------------------------------------------------------
-def eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Report:
+def eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = (), *, language: str | None = None) -> Report:
+    """See `_eval_report`; written in `language` (a UI language code), else in the current one."""
+    with i18n.speaking(language):
+        return _eval_report(run, secrets)
+
+
+def _eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Report:
     """An eval run: the pass-rate matrix, each configuration's cost / tokens / latency, and every case with its
     output and verdict (failures first)."""
     clean = _Clean(secrets)
@@ -236,7 +259,7 @@ def describe_filters(filters: Filters) -> list[tuple[str, str]]:
     period = f"{i18n.day(filters.start)} – {i18n.day(filters.end)} (UTC)"
     chosen = [(_("Period"), period)]
     for label, values in ((_("Providers"), filters.providers), (_("Models"), filters.models),
-                          (_("Pages"), filters.pages), (_("Users"), filters.users),
+                          (_("Pages"), tuple(page_name(p) for p in filters.pages)), (_("Users"), filters.users),
                           (_("Statuses"), filters.statuses), (_("Tags"), filters.tags)):
         chosen.append((label, ", ".join(values) if values else _("all")))
     return chosen
@@ -253,7 +276,14 @@ def analytics_file_name(filters: Filters) -> str:
     return f"promptlab-analytics-{filters.start:%Y-%m-%d}-to-{filters.end:%Y-%m-%d}.html"
 
 
-def analytics_report(dashboard: Dashboard, filters: Filters, secrets: Iterable[str | None] = ()) -> Report:
+def analytics_report(dashboard: Dashboard, filters: Filters, secrets: Iterable[str | None] = (), *,
+                     language: str | None = None) -> Report:
+    """See `_analytics_report`; written in `language` (a UI language code), else in the current one."""
+    with i18n.speaking(language):
+        return _analytics_report(dashboard, filters, secrets)
+
+
+def _analytics_report(dashboard: Dashboard, filters: Filters, secrets: Iterable[str | None] = ()) -> Report:
     """An Analytics period: the KPI cards (with the change against the previous period, when comparable) and every
     chart, interactive."""
     clean = _Clean(secrets)

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core import eval_results as er
-from core import report
+from core import i18n, report
 from core.eval_store import CANCELLED, INTERRUPTED, RUNNING, EvalStore, SavedEvalRun
 from core.i18n import _
 from core.pricing import format_cost_total
@@ -44,7 +44,7 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
         if last in ids and state.get("eval_last_shown") != last:  # a run just finished: show it
             state.eval_result_pick, state.eval_last_shown = last, last
         pick = st.selectbox(_("Run"), ids, key="eval_result_pick",
-                            format_func=lambda i: next(f"{r.name} · {r.created_at[:16]}" + (" ⭐ baseline" if
+                            format_func=lambda i: next(f"{r.name} · {r.created_at[:16]}" + (_(" ⭐ baseline") if
                                                        r.baseline else "") + STATE_MARKS.get(r.status, "")
                                                        for r in runs if r.id == i))
         shown = next(r for r in runs if r.id == pick)
@@ -118,6 +118,6 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
         d1, d2 = st.columns(2)
         d1.download_button(_("⬇ results.json"), shown.to_json(),
                            f"{shown.name}.json", "application/json", key="eval_download")
-        d2.download_button(_("🔗 Share (HTML)"), lambda: report.eval_report(shown, secrets).html,
+        d2.download_button(_("🔗 Share (HTML)"), i18n.deferred(lambda: report.eval_report(shown, secrets).html),
                            f"{shown.name}.html", "text/html", key="eval_share",
                            help=_("The matrix, outputs and verdicts in one file that opens offline in any browser."))

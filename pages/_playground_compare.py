@@ -7,12 +7,14 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from core import report
+from core import i18n, report
 from core.call_metrics import call_status_label, finish_label, metrics_caption
 from core.clock import utc_now_iso
+from core.columns import for_people
 from core.exports import to_csv
-from core.i18n import N_, _
+from core.i18n import _
 from core.playground import (
+    CURRENT_DRAFT,
     CellResult,
     Draft,
     MatrixRun,
@@ -34,7 +36,7 @@ from core.rendering import model_markdown, plain
 from pages._widgets import available_models
 from pages._workbench import Workbench
 
-CURRENT = N_("Current draft")  # an option's value; shown translated
+CURRENT = CURRENT_DRAFT  # an option's value; shown translated
 
 
 def show_cell(r: CellResult) -> None:
@@ -164,10 +166,10 @@ def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[Cel
     with table:
         st.dataframe(frame, hide_index=True, width="stretch")
         e1, e2, e3, e4 = st.columns(4)
-        e1.download_button(_("⬇ CSV"), to_csv(frame) or "", f"{name}.csv", "text/csv")
+        e1.download_button(_("⬇ CSV"), to_csv(for_people(frame)) or "", f"{name}.csv", "text/csv")
         e2.download_button(_("⬇ JSON"), results_to_json(results), f"{name}.json", "application/json")
-        e3.download_button(_("🔗 Share (HTML)"), lambda: report.compare_report(
-            SavedRun("", name, utc_now_iso(), results), wb.secrets).html, f"{name}.html", "text/html",
+        e3.download_button(_("🔗 Share (HTML)"), i18n.deferred(lambda: report.compare_report(
+            SavedRun("", name, utc_now_iso(), results), wb.secrets).html), f"{name}.html", "text/html",
             key="pg_share", help=_("One file that opens offline in any browser; no keys, no personal data."))
         if e4.button(_("💾 Save run"), key="pg_save_run"):
             library.save_run(name, results, wb.user)

@@ -20,8 +20,10 @@ from core.playground import (
 
 FORMATS = ("text", "json_object", "json_schema")
 FORMAT_LABELS = {"text": N_("Text"), "json_object": N_("JSON object"), "json_schema": N_("JSON schema")}
-DEFAULT_EFFORT = "model default"
-NO_TIER = "not sent"
+DEFAULT_EFFORT = N_("model default")  # a value in drafts; shown translated
+EFFORT_LABELS = {DEFAULT_EFFORT: DEFAULT_EFFORT, "minimal": N_("minimal"), "low": N_("low"),
+                 "medium": N_("medium"), "high": N_("high")}  # the API's values, shown translated
+NO_TIER = N_("not sent")  # a value in drafts; shown translated
 
 
 def load_draft(draft: Draft) -> None:
@@ -60,7 +62,7 @@ def editor(model: str, provider_kind: str) -> None:
                   help=off.get("temperature"))
         c2.number_input(_("Max tokens"), 1, 128_000, 512, key="pg_max_tokens")
         c1.number_input(_("top_p"), 0.0, 1.0, None, 0.05, key="pg_top_p", disabled="top_p" in off,
-                        help=off.get("top_p", "blank = the model's default"))
+                        help=off.get("top_p", _("blank = the model's default")))
         c2.number_input(_("Seed"), 0, 2**31 - 1, None, key="pg_seed", help=_("blank = random"))
         c1.number_input(_("Presence penalty"), -2.0, 2.0, None, 0.1, key="pg_presence",
                         disabled="presence_penalty" in off, help=off.get("presence_penalty"))
@@ -69,6 +71,7 @@ def editor(model: str, provider_kind: str) -> None:
         st.text_area(_("Stop sequences (one per line, up to 4)"), key="pg_stop", height=68, disabled="stop" in off,
                      help=off.get("stop"))
         st.selectbox(_("Reasoning effort"), [DEFAULT_EFFORT, *REASONING_EFFORTS], key="pg_effort",
+                     format_func=lambda e: _(EFFORT_LABELS.get(e, e)) if e in EFFORT_LABELS else e,
                      disabled="reasoning_effort" in off, help=off.get("reasoning_effort"))
         st.selectbox(_("Service tier"), [NO_TIER, *SERVICE_TIERS], key="pg_tier", disabled="service_tier" in off,
                      format_func=lambda t: _("not sent") if t == NO_TIER else t,

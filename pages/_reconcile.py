@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core import i18n, reconcile
+from core.columns import for_people
 from core.errors import PromptLabError
 from core.exports import to_csv
 from core.i18n import _
@@ -49,16 +50,18 @@ def render_reconcile(wb: Workbench, start: date, end: date) -> None:
     if frame.empty:  # no columns to compare: the table below would raise KeyError
         st.caption(_("Nothing billed and nothing logged in this period."))
         return
-    differences = frame[frame["explanation"] != "matches"]
+    differences = frame[frame["explanation"] != reconcile.MATCHES]  # stored in English; shown translated
     st.caption(_('{differ} of {rows} day × model rows differ · fetched {fetched} UTC').format(
         differ=len(differences), rows=len(frame), fetched=result.fetched_at[:16]))
     for row in differences.head(20).itertuples():
-        st.markdown(f"- **{row.day} · {plain(row.model)}**: {plain(row.explanation)}")
-    st.dataframe(pd.concat([differences, frame[frame["explanation"] == "matches"]]), hide_index=True,
+        st.markdown(f"- **{row.day} · {plain(row.model)}**: {plain(reconcile.explanation_text(row.explanation))}")
+    shown = frame.assign(explanation=frame["explanation"].map(reconcile.explanation_text))
+    st.dataframe(for_people(pd.concat([shown[frame["explanation"] != reconcile.MATCHES],
+                                       shown[frame["explanation"] == reconcile.MATCHES]])), hide_index=True,
                  width="stretch", key="rec_rows")
     if result.billed_cost_by_line_item:
-        st.dataframe(pd.DataFrame([{"line item": k, "billed (USD)": round(v, 6)}
+        st.dataframe(pd.DataFrame([{_("Line item"): k, _("Billed (USD)"): round(v, 6)}
                                    for k, v in sorted(result.billed_cost_by_line_item.items())]),
                      hide_index=True, width="stretch", key="rec_items")
-    st.download_button(_("⬇ Reconciliation CSV"), to_csv(frame) or "", f"reconcile-{start}-{end}.csv", "text/csv",
+    st.download_button(_("⬇ Reconciliation CSV"), to_csv(for_people(shown)) or "", f"reconcile-{start}-{end}.csv", "text/csv",
                        key="rec_csv")

@@ -92,6 +92,12 @@ def stream_markdown(deltas: Iterable[str], on_first: Callable[[], None] | None =
 
 
 LANGUAGE_KEY = "ui_language"
+DRAWN_LANGUAGE_KEY = "ui_language_drawn"  # the language the last run drew the page in
+# Every keyed menu whose shown labels are translated (format_func with _()): its choice is relabelled when the
+# language changes (relabel_menus). tests/test_zh_artefacts.py fails when a menu of a page it opens is left out.
+TRANSLATED_MENUS = ("persona_id", "reply_language", "an_period", "an_page", "an_whatif_model", "pg_format",
+                    "pg_effort", "pg_cmp_versions", "text_policy", "moderation_mode", "img_size", "img_quality",
+                    "img_bg", "img_moderation")
 
 
 def session_language(settings: Settings) -> str:
@@ -105,7 +111,21 @@ def session_language(settings: Settings) -> str:
     remembered = browser_cookie(i18n.COOKIE_NAME)
     browser = browser if isinstance(browser, str) else None  # AppTest hands out mocks
     state[LANGUAGE_KEY] = i18n.pick_language(state.get(LANGUAGE_KEY) or remembered, settings.ui_language, browser)
+    if state.get(DRAWN_LANGUAGE_KEY, state[LANGUAGE_KEY]) != state[LANGUAGE_KEY]:
+        relabel_menus()
+    state[DRAWN_LANGUAGE_KEY] = state[LANGUAGE_KEY]
     return state[LANGUAGE_KEY]
+
+
+def relabel_menus() -> None:
+    """After a language switch, make the browser show each translated menu's choice in the new language at once.
+    A menu's choice travels as its shown label: without this the browser keeps showing the old label ("General
+    assistant", "30 days") until a reload. Setting a value through the session state makes Streamlit send it again,
+    labelled by this run. Runs before any widget is drawn, where such a write is allowed."""
+    state = st.session_state
+    for key in TRANSLATED_MENUS:
+        if key in state:
+            state[key] = state[key]
 
 
 def language_menu() -> None:

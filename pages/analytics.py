@@ -7,6 +7,7 @@ import streamlit as st
 from core import analytics as an
 from core import i18n, report, whatif
 from core.charts import CHART_CONFIG, comparable, figures, kpi_cards, without_notes
+from core.columns import for_people, label, page_name
 from core.exports import to_csv
 from core.i18n import N_, _
 from core.playground import replay_draft
@@ -18,6 +19,7 @@ from pages._workbench import workbench
 
 PERIODS = {"Today": N_("Today"), "7 days": N_("7 days"), "30 days": N_("30 days"), "This month": N_("This month"),
            "Custom": N_("Custom")}  # core.analytics.preset_range's names → what the menu shows
+NO_OTHER_MODEL = N_("(no other model)")
 DIMENSIONS = {"provider": N_("Provider"), "model": N_("Model"), "page": N_("Page"), "user": N_("User"),
               "status": N_("Status"), "tag": N_("Tag")}
 
@@ -25,7 +27,7 @@ wb = workbench()
 st.title(_("📊 Analytics"))
 
 
-@st.cache_resource(show_spinner="Indexing the call log…")
+@st.cache_resource(show_spinner=False)  # the spinner is drawn below, in the session's language
 def _engine(db_url: str) -> an.Analytics:
     return an.Analytics(wb.log)
 
@@ -49,7 +51,8 @@ def _options(db_url: str, version: tuple) -> dict:
     return _engine(db_url).options()
 
 
-engine = _engine(wb.settings.db_url)
+with st.spinner(_("Indexing the call log…")):
+    engine = _engine(wb.settings.db_url)
 with st.spinner(_("Reading new calls…")):
     engine.refresh()
 if engine.version[1] == 0:
@@ -76,7 +79,8 @@ with st.sidebar:
         start, end = (picked[0], picked[-1]) if isinstance(picked, (tuple, list)) and picked else (today, today)
     else:
         start, end = an.preset_range(preset, today)
-    chosen = {dim: tuple(st.multiselect(_(DIMENSIONS[dim]), options[dim], key=f"an_{dim}", placeholder=_("All")))
+    chosen = {dim: tuple(st.multiselect(_(DIMENSIONS[dim]), options[dim], key=f"an_{dim}", placeholder=_("All"),
+                                        format_func=page_name if dim == "page" else str))
               for dim in (*an.FILTER_DIMENSIONS, "tag")}
     non_model = st.toggle(_("Include non-model calls"), key="an_non_model",
                           help=_("Model lists and connection tests (page “other”) are counted apart from calls "
@@ -134,11 +138,12 @@ else:
 
 with st.expander(_("What if… (estimates)")):
     usage = engine.usage_by_model(filters)
-    other = st.selectbox(_("The same tokens on"), ["(no other model)", "gpt-4o-mini", "gpt-4.1-mini", "gpt-5-mini",
-                                                "gpt-4o", "gpt-4.1", "gpt-5", "o4-mini"], key="an_whatif_model")
-    table = whatif.scenarios(usage, None if other.startswith("(") else other)
+    other = st.selectbox(_("The same tokens on"), [NO_OTHER_MODEL, "gpt-4o-mini", "gpt-4.1-mini", "gpt-5-mini",
+                                                "gpt-4o", "gpt-4.1", "gpt-5", "o4-mini"], key="an_whatif_model",
+                         format_func=lambda m: _(m) if m == NO_OTHER_MODEL else m)
+    table = whatif.scenarios(usage, None if other == NO_OTHER_MODEL else other)
     if table:
-        st.dataframe(pd.DataFrame([{"scenario": w.scenario, "cost": format_cost(w.cost_usd), "how": w.note}
+        st.dataframe(pd.DataFrame([{_("Scenario"): w.scenario, _("Cost"): format_cost(w.cost_usd), _("How"): w.note}
                                    for w in table]), hide_index=True, width="stretch", key="an_whatif")
         st.caption(_("Estimates from list prices (genai-prices) for the OpenAI and Azure calls on screen — not a "
                      "bill."))
@@ -154,24 +159,25 @@ pages = max(1, -(-total // page_size))
 top = st.columns([2, 1, 1, 1.4, 0.6])
 top[0].number_input(_('Page (of {pages:,}, {total:,} calls)').format(
     pages=pages, total=total), 1, pages, key="an_calls_page")
-top[1].download_button(_("⬇ CSV"), lambda: (to_csv(engine.filtered_frame(filters)) or "").encode(),
+top[1].download_button(_("⬇ CSV"), i18n.deferred(lambda: to_csv(for_people(engine.filtered_frame(filters))) or ""),
                        "promptlab-calls.csv", "text/csv")
 top[2].download_button(_("⬇ Parquet"), lambda: engine.filtered_frame(filters).to_parquet(index=False),
                        "promptlab-calls.parquet", "application/octet-stream")
-top[3].download_button(_("🔗 Share report (HTML)"), lambda: report.analytics_report(dash, filters, wb.secrets).html,
+top[3].download_button(_("🔗 Share report (HTML)"), i18n.deferred(
+    lambda: report.analytics_report(dash, filters, wb.secrets).html),
                        report.analytics_file_name(filters), "text/html", key="an_share",
                        help=_("KPIs and interactive charts for this period and these filters, in one file that "
                             "opens offline in any browser."))
-event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
+event = st.dataframe(for_people(frame), hide_index=True, width="stretch", on_select="rerun",
                      selection_mode="single-row", key="an_calls",
-                     column_config={"cost_usd": st.column_config.NumberColumn(_("cost_usd"), format="$%.6f")})
+                     column_config={label("cost_usd"): st.column_config.NumberColumn(format="$%.6f")})
 typed_id = st.text_input(_("…or open a call by its request id"), key="an_request_id").strip()
 request_id = frame.iloc[event.selection.rows[0]]["request_id"] if event.selection.rows else typed_id
 if request_id:
     record, texts = wb.log.get(request_id), wb.log.texts_for(request_id, wb.user, wb.admin)  # texts: own calls only
     with st.container(border=True):
         st.markdown(_('**Call {request_id}**').format(request_id=code_text(request_id)))
-        st.json(an.record_details(record) if record else {"request_id": request_id, "note": "not in the log"})
+        st.json(an.record_details(record) if record else {"request_id": request_id, "note": _("not in the log")})
         if texts and texts.request.get("messages") and st.button(_("🧪 Open in the Playground"), key="an_replay"):
             st.session_state.pg_load = replay_draft(texts.request)
             st.switch_page("pages/playground.py")

@@ -4,7 +4,7 @@ import time
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import chat, report
+from core import chat, i18n, report
 from core.fallback import fallback_chain, saved_chain
 from core.i18n import _
 from core.local_model import queue_sentence
@@ -50,9 +50,8 @@ def save(conversation: chat.Conversation) -> None:
         store.save(snapshot, user)
     except (SQLAlchemyError, OSError) as exc:
         PENDING.add(f"conversation {snapshot.id}", lambda: store.save(snapshot, user))
-        notices["save"] = (
-            f"This conversation could not be saved yet ({type(exc).__name__}: the database is busy or full). "
-            "It stays on this page and is saved in the background.")
+        notices["save"] = _("This conversation could not be saved yet ({error}: the database is busy or full). It "
+                            "stays on this page and is saved in the background.").format(error=type(exc).__name__)
 
 
 # A reload keeps the conversation: its id is in the URL.
@@ -135,7 +134,7 @@ if conv.messages:
         start_new_conversation()
         st.rerun()
     with actions.popover(_("⬇ Export / share")):
-        st.download_button(_("🔗 Share as one HTML file"), lambda: report.conversation_report(conv, wb.secrets).html,
+        st.download_button(_("🔗 Share as one HTML file"), i18n.deferred(lambda: report.conversation_report(conv, wb.secrets).html),
                            chat.export_name(conv, "html"), "text/html", key="share_html",
                            help=_("Opens offline in any browser; keys and personal data are left out."))
         st.download_button(_("⬇ Markdown"), chat.export_markdown(conv), chat.export_name(conv, "md"), "text/markdown")
@@ -233,7 +232,8 @@ if wants_reply and chat.awaiting_reply(conv):
     if reply is not None and moderation.checks_output and reply.status == "ok":
         verdict = check(wb.provider, reply.content, moderation, wb.context("chat"), wb.log, what="reply")
         if verdict.categories:
-            reply.content = f"*Reply withheld: moderation flagged it ({', '.join(verdict.categories)}).*"
+            reply.content = "*" + _("Reply withheld: moderation flagged it ({categories}).").format(
+                categories=", ".join(verdict.categories)) + "*"
             reply.status = "withheld"
             save(conv)
         elif verdict.notice:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.errors import PromptLabError
 from core.gallery import Gallery
-from core.i18n import _
+from core.i18n import N_, _, ngettext
 from core.images import (
     BACKGROUNDS,
     MODERATION,
@@ -22,6 +22,11 @@ from core.images import (
 from core.pricing import format_cost
 from pages._widgets import available_model_ids
 from pages._workbench import workbench
+
+# The API's option values as a person reads them (the values themselves are sent as they are).
+OPTION_LABELS = {"1536x1024": N_("1536×1024 landscape"), "1024x1536": N_("1024×1536 portrait"),
+                 "1024x1024": N_("1024×1024 square"), "auto": N_("auto"), "low": N_("low"), "medium": N_("medium"),
+                 "high": N_("high"), "opaque": N_("opaque"), "transparent": N_("transparent")}
 
 wb = workbench()
 state = st.session_state
@@ -52,16 +57,18 @@ else:
         spec = model_spec(model)
         c1, c2 = st.columns(2)
         size = c1.selectbox(_("Size"), spec.sizes, key="img_size",
-                            format_func=lambda s: {"1536x1024": "1536×1024 landscape", "1024x1536":
-                                                   "1024×1536 portrait", "1024x1024": "1024×1024 square"}.get(s, s))
-        quality = c2.selectbox(_("Quality"), spec.qualities, key="img_quality")
+                            format_func=lambda s: _(OPTION_LABELS[s]) if s in OPTION_LABELS else s)
+        quality = c2.selectbox(_("Quality"), spec.qualities, key="img_quality",
+                               format_func=lambda q: _(OPTION_LABELS[q]) if q in OPTION_LABELS else q)
         n = c1.number_input(_("Images"), 1, spec.max_n, 1, key="img_n")
-        background = c2.selectbox(_("Background"), [b for b in BACKGROUNDS if b in spec.backgrounds], key="img_bg")
+        background = c2.selectbox(_("Background"), [b for b in BACKGROUNDS if b in spec.backgrounds], key="img_bg",
+                                  format_func=lambda b: _(OPTION_LABELS[b]) if b in OPTION_LABELS else b)
         fmt = c1.selectbox(_("Format"), spec.formats, key="img_format")
         compression = c2.slider(_("Compression"), 0, 100, 85, key="img_compression", disabled=fmt == "png",
                                 help=_("JPEG and WebP only"))
         moderation = st.selectbox(_("Moderation"), MODERATION, key="img_moderation",
-                                  disabled=not spec.moderation or editing)
+                                  disabled=not spec.moderation or editing,
+                                  format_func=lambda m: _(OPTION_LABELS[m]) if m in OPTION_LABELS else m)
     request = ImageRequest(model, prompt, int(n), size, quality, background, fmt,
                            compression if fmt != "png" else None, moderation)
     problems = validate(request)
@@ -91,8 +98,8 @@ else:
                     result = generate(wb.provider, request, wb.context("images"), wb.log)
                 state.img_last = [img.id for img in gallery.add(request, result, wb.user)]
                 state.img_error = None
-                cost = format_cost(result.cost_usd) + (" (estimated)" if result.cost_estimated else "")
-                state.img_note = f"{len(result.images)} image(s) · {cost}"
+                # The numbers are kept, the sentence is written when shown: a language switch rewrites it.
+                state.img_note = (len(result.images), result.cost_usd, result.cost_estimated)
             except PromptLabError as err:
                 state.img_error = err.message  # the prompt stays in its box
                 state.img_last = []  # a refusal leaves no stale "Just generated"
@@ -126,7 +133,10 @@ def show(image, key: str) -> None:
 last = [img for img in (gallery.get(i, wb.user, wb.admin) for i in state.get("img_last", [])) if img]
 if last:
     st.subheader(_("Just generated"))
-    st.caption(state.get("img_note", ""))
+    if state.get("img_note"):
+        count, cost, estimated = state.img_note
+        st.caption(ngettext("{n} image · {cost}", "{n} images · {cost}", count).format(
+            n=count, cost=format_cost(cost) + (_(" (estimated)") if estimated else "")))
     new_cols = st.columns(4)  # same card size as the gallery, whatever the count
     for i, img in enumerate(last):
         with new_cols[i % 4]:

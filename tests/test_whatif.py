@@ -31,6 +31,6 @@ def test_the_analytics_page_shows_the_what_if_table(app_env):
     generate(CallLog(app_env["PROMPTLAB_DB_URL"]), 500, days=10, seed=2)
     at = open_analytics()
     at.selectbox(key="an_whatif_model").set_value("gpt-4o-mini").run()
-    table = next(d.value for d in at.dataframe if "scenario" in d.value.columns)
+    table = next(d.value for d in at.dataframe if "Scenario" in d.value.columns)  # a human header
     assert {"As logged", "List price of these tokens", "All on gpt-4o-mini", "Through Batch"} <= set(
-        table["scenario"])
+        table["Scenario"])
