@@ -24,6 +24,8 @@ DEFAULT_EFFORT = N_("model default")  # a value in drafts; shown translated
 EFFORT_LABELS = {DEFAULT_EFFORT: DEFAULT_EFFORT, "minimal": N_("minimal"), "low": N_("low"),
                  "medium": N_("medium"), "high": N_("high")}  # the API's values, shown translated
 NO_TIER = N_("not sent")  # a value in drafts; shown translated
+TIER_LABELS = {NO_TIER: NO_TIER, "auto": N_("auto (the project's default)"), "default": N_("default (standard)"),
+               "flex": N_("flex (slower, cheaper)"), "priority": N_("priority (faster, dearer)")}  # the API's values
 
 
 def load_draft(draft: Draft) -> None:
@@ -74,7 +76,7 @@ def editor(model: str, provider_kind: str) -> None:
                      format_func=lambda e: _(EFFORT_LABELS.get(e, e)) if e in EFFORT_LABELS else e,
                      disabled="reasoning_effort" in off, help=off.get("reasoning_effort"))
         st.selectbox(_("Service tier"), [NO_TIER, *SERVICE_TIERS], key="pg_tier", disabled="service_tier" in off,
-                     format_func=lambda t: _("not sent") if t == NO_TIER else t,
+                     format_func=lambda t: _(TIER_LABELS.get(t, t)),
                      help=off.get("service_tier", _("OpenAI's processing tier: flex is cheaper and slower, priority "
                                                     "faster and dearer; the call is priced at the tier that served it")))
         fmt = st.radio(_("Response format"), FORMATS, key="pg_format", horizontal=True,

@@ -97,7 +97,7 @@ DRAWN_LANGUAGE_KEY = "ui_language_drawn"  # the language the last run drew the p
 # language changes (relabel_menus). tests/test_zh_artefacts.py fails when a menu of a page it opens is left out.
 TRANSLATED_MENUS = ("persona_id", "reply_language", "an_period", "an_page", "an_whatif_model", "pg_format",
                     "pg_effort", "pg_cmp_versions", "text_policy", "moderation_mode", "img_size", "img_quality",
-                    "img_bg", "img_moderation")
+                    "img_bg", "img_moderation", "pg_tier")
 
 
 def session_language(settings: Settings) -> str:

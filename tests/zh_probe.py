@@ -14,7 +14,7 @@ AS_IS = {
     "secrets", "toml", "python", "core", "calllog", "tail", "PROMPTLAB", "OPENAI", "ADMIN", "KEY", "CACHE", "TTL",
     "BASE", "LOCAL", "MODEL", "FALLBACK", "DB", "WebP", "JPEG", "PNG", "png", "jpeg", "webp", "p50", "p95", "p99",
     "ms", "sk", "ana", "pull", "request", "def", "avg", "xs", "return", "sum", "len", "f-string", "string",
-    "Pro", "mini", "nano", "gpt", "smollm", "SmolLM", "Instruct", "ok", "error", "cancelled",
+    "Pro", "mini", "nano", "gpt", "smollm", "SmolLM", "Instruct", "ok", "error", "cancelled", "McNemar",
 }
 
 
