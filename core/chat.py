@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from core import repetition
 from core.cache import ResponseCache
 from core.call_metrics import CallMetrics, CallStatus, metrics_caption
 from core.calllog import CallLog
@@ -214,6 +215,8 @@ def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: 
     status: TurnStatus = "stopped" if outcome.status == "cancelled" else "cut" if outcome.error else "ok"
     if status != "ok" and not outcome.text:
         return None
+    if outcome.finish_reason == repetition.FINISH_REASON:  # the loop was cut: say so beside the reply
+        note = "; ".join(n for n in (note, _(repetition.NOTE)) if n)
     message = Message(role="assistant", content=outcome.text, status=status, metrics=outcome.metrics, note=note)
     conversation.messages.append(message)
     return message

@@ -1,0 +1,40 @@
+"""Row 1 of issue 28: a looping reply (what the 135M offline model does in Chinese) is ended by the gate with a
+note, logged as finish_reason "repetition", instead of running to the token limit."""
+from __future__ import annotations
+
+from core import chat
+from core.calls import ChatRequest, ChatStream
+from core.repetition import FINISH_REASON, RepetitionGuard
+from tests.loopback_server import Script
+
+LOOP = "I can help you with that. "
+CJK_LOOP = "您好，请问有什么可以帮您？"
+
+
+def test_guard_finds_loops_in_both_languages_and_leaves_answers_alone():
+    guard = RepetitionGuard()
+    text = "Sure. " + LOOP * 6
+    assert text[:guard.loop_start(text)] == "Sure. " + LOOP  # one copy kept
+    cjk = "退货政策如下：" + CJK_LOOP * 6
+    assert cjk[:guard.loop_start(cjk)] == "退货政策如下：" + CJK_LOOP
+    for answer in ("Items can be returned within 30 days. Exchanges are free; refunds take 5-7 days.",
+                   "| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |\n", "-" * 80 + "\n", "ok ok ok",
+                   "您好！可以退货。请提供订单号，我们会在收到退货后5到7个工作日内退款。"):
+        assert guard.loop_start(answer) is None, answer
+
+
+def test_a_looping_stream_is_stopped_with_a_note(provider, ctx, log, server):
+    server.push(Script(reply="Sure. " + LOOP * 60, chunk_delay=0.0))
+    stream = ChatStream(provider, ChatRequest("gpt-4o-mini", [{"role": "user", "content": "hi"}],
+                                              {"max_tokens": 1024}), ctx, log)
+    deltas = list(stream)
+    out = stream.outcome
+    assert out.status == "ok" and out.finish_reason == FINISH_REASON
+    assert out.text == "Sure. " + LOOP  # what is kept: the text before the loop and one copy
+    assert len(deltas) < 60  # it did not run to the end of the reply
+    rec = log.recent(1)[0]
+    assert rec.finish_reason == FINISH_REASON and rec.status == "ok"
+    conv = chat.new_conversation()
+    chat.add_user_message(conv, "hi")
+    message = chat.record_reply(conv, out)
+    assert message is not None and message.note == "The reply kept repeating itself and was stopped."
