@@ -47,6 +47,15 @@ def fallback_chain(model: str, setting: str, local_model_path: str | None = None
     return chain
 
 
+def offline_fallback_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the offline model gets when it stands in for another: the system message and the newest user turn.
+    The history was planned for the chosen model's window (128k tokens for a GPT) and, given it, a 135M model
+    copies the previous answer instead of replying to the question (issue 28, row 11)."""
+    system = [m for m in messages if m.get("role") in ("system", "developer")]
+    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+    return system + ([last_user] if last_user is not None else [])
+
+
 # A provider's own chain, set in Settings, overriding PROMPTLAB_FALLBACK (None: the environment's applies).
 FALLBACK_CHAIN: Setting[str | None] = Setting("fallback", None, unset_when=lambda text: not text)
 
@@ -122,8 +131,10 @@ class FallbackStream:
         for i, model in enumerate(self.chain):
             provider = self.provider_for(model)
             params = self.params_for(provider, model)
+            messages = self.messages if i == 0 or provider.kind != "local" else offline_fallback_messages(
+                self.messages)
             cache = self.cache if self.cache is not None and eligible(params, self.cache_opt_in) else None
-            stream = ChatStream(provider, ChatRequest(model, self.messages, params), self.context, self.log,
+            stream = ChatStream(provider, ChatRequest(model, messages, params), self.context, self.log,
                                 chain_id=self.request_id, attempt=i + 1, cache=cache, on_wait=self.on_wait,
                                 on_queue=self.on_queue, on_waiting=self.on_waiting)
             if i == 0:
