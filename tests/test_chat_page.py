@@ -303,3 +303,33 @@ def test_an_empty_chat_offers_starters_for_its_persona_and_one_click_sends(at, s
     assert messages(at)[0] == ("user", starters("returns_agent")[1])
     assert server.chat_requests()[-1]["messages"][-1]["content"] == starters("returns_agent")[1]
     assert not [b for b in at.button if b.key and b.key.startswith("starter_")]  # gone once the chat has begun
+
+
+def test_personas_speak_the_interface_language(app_env, server, monkeypatch):
+    """Issue 28 row 1: in the 中文 interface the model gets the persona's Chinese system prompt."""
+    monkeypatch.setenv("PROMPTLAB_UI_LANGUAGE", "zh_CN")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    # (set before the first run: AppTest cannot re-submit the translated "Auto" of the reply-language menu)
+    at.session_state["persona_id"], at.session_state["reply_language"] = "returns_agent", "中文"
+    at.run()
+    send(at, "我20天前买的跑鞋穿着脚疼，可以退货吗？")
+    system = server.chat_requests()[-1]["messages"][0]["content"]
+    assert "退货" in system and "订单号" in system and "30 天" in system
+    assert "customer-service" not in system
+
+
+def test_the_offline_model_says_what_it_can_do_and_answers_short(offline_env, monkeypatch):
+    """Issue 28 row 1: beside the box, one line on what the tiny offline model can do, in the user's language; a
+    short reply budget and llama.cpp's repetition penalty in the request."""
+    monkeypatch.setenv("PROMPTLAB_UI_LANGUAGE", "zh_CN")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["reply_language"] = "English"  # (AppTest cannot re-submit the translated "Auto")
+    at.run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "离线演示模型很小：只能给出简短的英文回答" in captions
+    assert at.number_input(key="chat_max_tokens").value == 256
+    at.number_input(key="chat_max_tokens").set_value(16).run()
+    send(at, "Hello!")
+    call = chat_calls(offline_env["PROMPTLAB_DB_URL"])[-1]
+    sent = CallLog(offline_env["PROMPTLAB_DB_URL"]).texts(call.request_id).request
+    assert sent["extra_body"]["repeat_penalty"] > 1.0 and sent["max_tokens"] == 16
