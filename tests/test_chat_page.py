@@ -1,6 +1,7 @@
 """AppTest of the Chat page against the loopback server (real SDK, real SQLite)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -333,3 +334,24 @@ def test_the_offline_model_says_what_it_can_do_and_answers_short(offline_env, mo
     call = chat_calls(offline_env["PROMPTLAB_DB_URL"])[-1]
     sent = CallLog(offline_env["PROMPTLAB_DB_URL"]).texts(call.request_id).request
     assert sent["extra_body"]["repeat_penalty"] > 1.0 and sent["max_tokens"] == 16
+
+
+def test_the_offline_model_is_warmed_up_when_the_app_starts(offline_env):
+    """Issue 28 row 2: the first message of a session waited for the model to start. With no key the app starts
+    it, and has it generate a token, in the background before anyone sends anything."""
+    from core import local_model
+    from core.config import load_settings
+    from pages import _workbench
+    from tests.test_local_model import child_metric
+    settings = load_settings()
+    runtime = local_model.runtime(settings.local_model_path, settings.offline_models_dir)
+    runtime.stop()  # a fresh child: its counters start at zero
+    if hasattr(_workbench, "offline_model_warm_up"):
+        _workbench.offline_model_warm_up.clear()  # once per process: this test's app is a new start
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception
+    deadline = time.monotonic() + 60
+    while not (runtime.running() and child_metric(runtime, "tokens_predicted_total")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert child_metric(runtime, "tokens_predicted_total") >= 1  # warmed up: nobody sent a message
+    assert chat_calls(offline_env["PROMPTLAB_DB_URL"]) == []  # and the warm-up is not a call of the user's
