@@ -49,8 +49,8 @@ def fallback_chain(model: str, setting: str, local_model_path: str | None = None
 
 def offline_fallback_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What the offline model gets when it stands in for another: the system message and the newest user turn.
-    The history was planned for the chosen model's window (128k tokens for a GPT) and, given it, a 135M model
-    copies the previous answer instead of replying to the question (issue 28, row 11)."""
+    The history was planned for the chosen model's window (128k tokens for a GPT): it handed a 135M model the
+    previous answer to copy (issue 28, row 11), and minutes of prompt processing on a long conversation."""
     system = [m for m in messages if m.get("role") in ("system", "developer")]
     last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
     return system + ([last_user] if last_user is not None else [])
