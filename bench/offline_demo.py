@@ -58,7 +58,7 @@ def main() -> None:
             for i in range(RUNS):
                 time.sleep(0.5)
                 stream = ChatStream(provider, ChatRequest(model, messages, {**params, "seed": i}),
-                                    CallContext("bench"), log)
+                                    CallContext("bench"), log, stop_loops=True)
                 text = "".join(stream)
                 out = stream.outcome
                 assert out is not None and out.status == "ok", out

@@ -155,7 +155,8 @@ class ChatStream:
     def __init__(self, provider: Provider, request: ChatRequest, context: CallContext, log: CallLog,
                  chain_id: str | None = None, attempt: int | None = None,
                  cache: ResponseCache | None = None, on_wait: Callable[[float], None] | None = None,
-                 on_queue: QueueWait | None = None, on_waiting: Callable[[float], None] | None = None):
+                 on_queue: QueueWait | None = None, on_waiting: Callable[[float], None] | None = None,
+                 stop_loops: bool = False):
         self.provider = provider
         self.request = request
         self.context = context
@@ -172,7 +173,8 @@ class ChatStream:
         self.on_waiting = on_waiting  # shows the wait for the first chunk (seconds); where a Stop click lands
         self.outcome: CallOutcome | None = None
         self.reply = ChunkAccumulator()
-        self._guard = RepetitionGuard()
+        # A conversation's reply that loops is cut (Chat); the Playground and evals measure the raw output.
+        self._guard = RepetitionGuard() if stop_loops else None
         self._gen = self._run()
 
     def __iter__(self) -> ChatStream:
@@ -289,6 +291,8 @@ class ChatStream:
     def _looping(self) -> bool:
         """A reply caught in a loop ends here: the text is kept up to its first repeat, the finish reason says
         why (a small model otherwise repeats itself to its token limit, minutes on a busy machine)."""
+        if self._guard is None:
+            return False
         cut = self._guard.loop_start(self.reply.text)
         if cut is None:
             return False

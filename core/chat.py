@@ -226,9 +226,9 @@ def start_reply(plan: ContextPlan, chain: list[str], provider_for: Callable[[str
                 on_queue: QueueWait | None = None,
                 on_waiting: Callable[[float], None] | None = None) -> FallbackStream:
     """A stream of the assistant's reply as planned, from the first model of the chain that answers (or from the
-    response cache, at temperature 0 or when opted in)."""
+    response cache, at temperature 0 or when opted in). A reply that loops is cut, with a note."""
     return FallbackStream(chain, plan.messages, provider_for, params_for, context, log, cache, cache_opt_in, on_wait,
-                          on_queue, on_waiting)
+                          on_queue, on_waiting, stop_loops=True)  # a looping reply ends with a note
 
 
 def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: str | None = None) -> Message | None:

@@ -97,8 +97,8 @@ class FallbackStream:
                  params_for: Callable[[Any, str], dict[str, Any]], context: CallContext, log: CallLog,
                  cache: ResponseCache | None = None, cache_opt_in: bool = False,
                  on_wait: Callable[[float], None] | None = None, on_queue: QueueWait | None = None,
-                 on_waiting: Callable[[float], None] | None = None):
-        self.chain, self.messages = chain, messages
+                 on_waiting: Callable[[float], None] | None = None, stop_loops: bool = False):
+        self.chain, self.messages, self.stop_loops = chain, messages, stop_loops
         self.on_wait, self.on_queue, self.on_waiting = on_wait, on_queue, on_waiting
         self.cache, self.cache_opt_in = cache, cache_opt_in
         self.provider_for, self.params_for = provider_for, params_for
@@ -136,7 +136,7 @@ class FallbackStream:
             cache = self.cache if self.cache is not None and eligible(params, self.cache_opt_in) else None
             stream = ChatStream(provider, ChatRequest(model, messages, params), self.context, self.log,
                                 chain_id=self.request_id, attempt=i + 1, cache=cache, on_wait=self.on_wait,
-                                on_queue=self.on_queue, on_waiting=self.on_waiting)
+                                on_queue=self.on_queue, on_waiting=self.on_waiting, stop_loops=self.stop_loops)
             if i == 0:
                 stream.chain_id = stream.request_id
             self.attempts.append(Attempt(model, stream))

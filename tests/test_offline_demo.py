@@ -34,7 +34,8 @@ def zh_reply(tmp_path_factory):
     assert persona is not None
     messages = [{"role": "system", "content": persona.prompt("zh_CN")}, {"role": "user", "content": QUESTION}]
     params = chat.reply_params(provider, model, temperature=0.7, max_tokens=chat.OFFLINE_REPLY_TOKENS, chosen=model)
-    stream = ChatStream(provider, ChatRequest(model, messages, {**params, "seed": 3}), CallContext("test"), log)
+    stream = ChatStream(provider, ChatRequest(model, messages, {**params, "seed": 3}), CallContext("test"), log,
+                        stop_loops=True)
     "".join(stream)
     assert stream.outcome is not None
     return stream.outcome

@@ -26,7 +26,7 @@ def test_guard_finds_loops_in_both_languages_and_leaves_answers_alone():
 def test_a_looping_stream_is_stopped_with_a_note(provider, ctx, log, server):
     server.push(Script(reply="Sure. " + LOOP * 60, chunk_delay=0.0))
     stream = ChatStream(provider, ChatRequest("gpt-4o-mini", [{"role": "user", "content": "hi"}],
-                                              {"max_tokens": 1024}), ctx, log)
+                                              {"max_tokens": 1024}), ctx, log, stop_loops=True)
     deltas = list(stream)
     out = stream.outcome
     assert out.status == "ok" and out.finish_reason == FINISH_REASON
@@ -38,3 +38,23 @@ def test_a_looping_stream_is_stopped_with_a_note(provider, ctx, log, server):
     chat.add_user_message(conv, "hi")
     message = chat.record_reply(conv, out)
     assert message is not None and message.note == "The reply kept repeating itself and was stopped."
+
+
+def test_the_playground_and_evals_see_the_raw_reply(provider, ctx, log, server):
+    """Only a conversation's reply is cut: a measurement (Playground, evals) keeps what the model said."""
+    server.push(Script(reply=LOOP * 8))
+    stream = ChatStream(provider, ChatRequest("gpt-4o-mini", [{"role": "user", "content": "hi"}], {}), ctx, log)
+    assert "".join(stream) == LOOP * 8 and stream.outcome.finish_reason == "stop"
+
+
+def test_chat_replies_are_guarded(provider, ctx, log, server):
+    server.push(Script(reply=LOOP * 30))
+    plan = chat.plan_context(_conversation(), "gpt-4o-mini", context_window=8000, reply_budget=100)
+    stream = chat.start_reply(plan, ["gpt-4o-mini"], lambda m: provider, lambda p, m: {}, ctx, log)
+    assert "".join(stream) and stream.outcome.finish_reason == FINISH_REASON and stream.outcome.text == LOOP
+
+
+def _conversation() -> chat.Conversation:
+    conv = chat.new_conversation()
+    chat.add_user_message(conv, "hi")
+    return conv
