@@ -7,7 +7,15 @@ from core.db import database_problem
 from core.i18n import _
 from pages._access import require_access
 from pages._widgets import language_menu, provider_badge, session_language
-from pages._workbench import base_settings, needs_login, offline_model_fetch, retention_worker, workbench, write_cookies
+from pages._workbench import (
+    base_settings,
+    needs_login,
+    offline_model_fetch,
+    offline_model_warm_up,
+    retention_worker,
+    workbench,
+    write_cookies,
+)
 
 st.set_page_config(page_title="PromptLab", page_icon="🧪", layout="wide")
 i18n.set_language(session_language(base_settings()))  # before any text: every string below is in it
@@ -34,6 +42,8 @@ wb = workbench(gate=False)  # again: signing in sets who the user is
 retention_worker(wb.settings.db_url, wb.settings.data_dir)  # retention at start-up, then hourly
 if not wb.settings.local_model_path:
     offline_model_fetch(wb.settings.offline_models_dir)  # first start, still online: the offline model is ready later
+if wb.provider.kind == "local":  # no key: the offline model answers, so it starts now, not on the first message
+    offline_model_warm_up(wb.settings.local_model_path, wb.settings.offline_models_dir)
 if wb.settings.metrics_port:
     metrics.serve(wb.settings.metrics_port, wb.settings.metrics_addr)  # once per process; Prometheus scrapes it on its own port
 provider_badge(wb)

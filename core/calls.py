@@ -37,6 +37,8 @@ from core.pending_writes import PENDING
 from core.pricing import TokenUsage, cost_usd
 from core.providers import Provider
 from core.ratelimit import RateLimitStep
+from core.repetition import FINISH_REASON as REPETITION
+from core.repetition import RepetitionGuard
 from core.tokens import count_messages, count_text
 
 T = TypeVar("T")
@@ -153,7 +155,8 @@ class ChatStream:
     def __init__(self, provider: Provider, request: ChatRequest, context: CallContext, log: CallLog,
                  chain_id: str | None = None, attempt: int | None = None,
                  cache: ResponseCache | None = None, on_wait: Callable[[float], None] | None = None,
-                 on_queue: QueueWait | None = None, on_waiting: Callable[[float], None] | None = None):
+                 on_queue: QueueWait | None = None, on_waiting: Callable[[float], None] | None = None,
+                 stop_loops: bool = False):
         self.provider = provider
         self.request = request
         self.context = context
@@ -170,6 +173,8 @@ class ChatStream:
         self.on_waiting = on_waiting  # shows the wait for the first chunk (seconds); where a Stop click lands
         self.outcome: CallOutcome | None = None
         self.reply = ChunkAccumulator()
+        # A conversation's reply that loops is cut (Chat); the Playground and evals measure the raw output.
+        self._guard = RepetitionGuard() if stop_loops else None
         self._gen = self._run()
 
     def __iter__(self) -> ChatStream:
@@ -253,6 +258,8 @@ class ChatStream:
                 text = self.reply.add(chunk)
                 if text:
                     yield text
+                    if self._looping():
+                        break  # `finally` closes the stream, which cancels the generation
             if self.reply.chunks == 0:  # a 200 whose body is not an event stream at all
                 raise json.JSONDecodeError("no server-sent events in the response body", "", 0)
             if self.reply.finish_reason is None:
@@ -280,6 +287,18 @@ class ChatStream:
             if usage is None and sdk_stream is not None:
                 usage = self.provider.counted_usage(self.request.messages, self.text)
             self.outcome = self._finish(ts, status, usage, error, billed=response_started)
+
+    def _looping(self) -> bool:
+        """A reply caught in a loop ends here: the text is kept up to its first repeat, the finish reason says
+        why (a small model otherwise repeats itself to its token limit, minutes on a busy machine)."""
+        if self._guard is None:
+            return False
+        cut = self._guard.loop_start(self.reply.text)
+        if cut is None:
+            return False
+        self.reply.parts = [self.reply.text[:cut]]
+        self.reply.finish_reason = REPETITION
+        return True
 
     def _mark_started(self, ts: str) -> None:
         record = CallRecord(request_id=self.request_id, ts=ts, page=self.context.page, provider=self.provider.kind,

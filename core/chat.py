@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from core import repetition
 from core.cache import ResponseCache
 from core.call_metrics import CallMetrics, CallStatus, metrics_caption
 from core.calllog import CallLog
@@ -20,7 +21,7 @@ from core.i18n import N_, _, ngettext
 from core.local_model import QueueWait
 from core.personas import Persona, language_instruction
 from core.pricing import TokenUsage, cost_usd, format_cost
-from core.providers import Provider
+from core.providers import Provider, request_params
 from core.rendering import plain
 from core.tokens import TokenCounter, count_messages
 
@@ -30,6 +31,11 @@ TURN_STATUSES: tuple[TurnStatus, ...] = ("ok", "stopped", "cut", "withheld")
 STATUS_LABELS = {"stopped": N_("stopped"), "cut": N_("cut off"), "withheld": N_("withheld by moderation")}
 # A turn's status says what its call's did: Stop cancelled it, an error cut it, moderation withheld an ok reply.
 CALL_STATUS_OF_TURN: dict[str, CallStatus] = {"ok": "ok", "stopped": "cancelled", "cut": "error", "withheld": "ok"}
+DEFAULT_REPLY_TOKENS = 1024
+OFFLINE_REPLY_TOKENS = 256  # the offline model's reply budget: an answer's length, not a runaway's
+# llama.cpp's own penalty on tokens repeated in the last `repeat_last_n` (its default 1.0 is off); the guard in
+# core/repetition.py ends what still loops.
+OFFLINE_SAMPLING: dict[str, float | int] = {"repeat_penalty": 1.15, "repeat_last_n": 128}
 
 
 @dataclass(kw_only=True)
@@ -117,7 +123,7 @@ def new_conversation(persona: Persona | None = None, system_prompt: str | None =
     """An empty conversation with a persona (or a custom system prompt)."""
     return Conversation(id=uuid.uuid4().hex, title="New chat", persona_id=persona.id if persona else "custom",
                         system_prompt=system_prompt if system_prompt is not None else
-                        (persona.system_prompt if persona else ""), language=language)
+                        (persona.prompt() if persona else ""), language=language)
 
 
 def copy_for(conversation: Conversation) -> Conversation:
@@ -194,6 +200,25 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
                        cost_usd(TokenUsage(input_tokens=input_tokens), model, provider_id))
 
 
+def default_reply_tokens(provider_kind: str) -> int:
+    """The reply budget a chat starts with: short on the offline model, whose long replies wander and loop (1,024
+    tokens took 240 s on a busy machine in issue 28)."""
+    return OFFLINE_REPLY_TOKENS if provider_kind == "local" else DEFAULT_REPLY_TOKENS
+
+
+def reply_params(provider: Provider, model: str, *, temperature: float, max_tokens: int,
+                 chosen: str) -> dict[str, Any]:
+    """A chat reply's request parameters. The offline model also gets llama.cpp's repetition penalty (its server
+    takes it beside the OpenAI fields), and, when it answers as a fallback, the short budget: the user's was set
+    for the model they chose."""
+    extra: dict[str, Any] = {}
+    if provider.kind == "local":
+        extra["extra_body"] = dict(OFFLINE_SAMPLING)
+        if model != chosen:
+            max_tokens = min(max_tokens, OFFLINE_REPLY_TOKENS)
+    return request_params(provider, model, temperature=temperature, max_tokens=max_tokens, **extra)
+
+
 def start_reply(plan: ContextPlan, chain: list[str], provider_for: Callable[[str], Provider],
                 params_for: Callable[[Provider, str], dict[str, Any]], context: CallContext,
                 log: CallLog, cache: ResponseCache | None = None, cache_opt_in: bool = False,
@@ -201,9 +226,9 @@ def start_reply(plan: ContextPlan, chain: list[str], provider_for: Callable[[str
                 on_queue: QueueWait | None = None,
                 on_waiting: Callable[[float], None] | None = None) -> FallbackStream:
     """A stream of the assistant's reply as planned, from the first model of the chain that answers (or from the
-    response cache, at temperature 0 or when opted in)."""
+    response cache, at temperature 0 or when opted in). A reply that loops is cut, with a note."""
     return FallbackStream(chain, plan.messages, provider_for, params_for, context, log, cache, cache_opt_in, on_wait,
-                          on_queue, on_waiting)
+                          on_queue, on_waiting, stop_loops=True)  # a looping reply ends with a note
 
 
 def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: str | None = None) -> Message | None:
@@ -214,6 +239,8 @@ def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: 
     status: TurnStatus = "stopped" if outcome.status == "cancelled" else "cut" if outcome.error else "ok"
     if status != "ok" and not outcome.text:
         return None
+    if outcome.finish_reason == repetition.FINISH_REASON:  # the loop was cut: say so beside the reply
+        note = "; ".join(n for n in (note, _(repetition.NOTE)) if n)
     message = Message(role="assistant", content=outcome.text, status=status, metrics=outcome.metrics, note=note)
     conversation.messages.append(message)
     return message

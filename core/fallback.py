@@ -47,6 +47,15 @@ def fallback_chain(model: str, setting: str, local_model_path: str | None = None
     return chain
 
 
+def offline_fallback_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the offline model gets when it stands in for another: the system message and the newest user turn.
+    The history was planned for the chosen model's window (128k tokens for a GPT): it handed a 135M model the
+    previous answer to copy (issue 28, row 11), and minutes of prompt processing on a long conversation."""
+    system = [m for m in messages if m.get("role") in ("system", "developer")]
+    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+    return system + ([last_user] if last_user is not None else [])
+
+
 # A provider's own chain, set in Settings, overriding PROMPTLAB_FALLBACK (None: the environment's applies).
 FALLBACK_CHAIN: Setting[str | None] = Setting("fallback", None, unset_when=lambda text: not text)
 
@@ -88,8 +97,8 @@ class FallbackStream:
                  params_for: Callable[[Any, str], dict[str, Any]], context: CallContext, log: CallLog,
                  cache: ResponseCache | None = None, cache_opt_in: bool = False,
                  on_wait: Callable[[float], None] | None = None, on_queue: QueueWait | None = None,
-                 on_waiting: Callable[[float], None] | None = None):
-        self.chain, self.messages = chain, messages
+                 on_waiting: Callable[[float], None] | None = None, stop_loops: bool = False):
+        self.chain, self.messages, self.stop_loops = chain, messages, stop_loops
         self.on_wait, self.on_queue, self.on_waiting = on_wait, on_queue, on_waiting
         self.cache, self.cache_opt_in = cache, cache_opt_in
         self.provider_for, self.params_for = provider_for, params_for
@@ -122,10 +131,12 @@ class FallbackStream:
         for i, model in enumerate(self.chain):
             provider = self.provider_for(model)
             params = self.params_for(provider, model)
+            messages = self.messages if i == 0 or provider.kind != "local" else offline_fallback_messages(
+                self.messages)
             cache = self.cache if self.cache is not None and eligible(params, self.cache_opt_in) else None
-            stream = ChatStream(provider, ChatRequest(model, self.messages, params), self.context, self.log,
+            stream = ChatStream(provider, ChatRequest(model, messages, params), self.context, self.log,
                                 chain_id=self.request_id, attempt=i + 1, cache=cache, on_wait=self.on_wait,
-                                on_queue=self.on_queue, on_waiting=self.on_waiting)
+                                on_queue=self.on_queue, on_waiting=self.on_waiting, stop_loops=self.stop_loops)
             if i == 0:
                 stream.chain_id = stream.request_id
             self.attempts.append(Attempt(model, stream))

@@ -278,6 +278,24 @@ class LocalRuntime:
                 self._child = self._start()
             return self._child
 
+    def warm_up(self) -> None:
+        """Start the child and have it generate one token, so that the first reply of a session is as fast as the
+        next (issue 28: the first message waited 4–8 s for the model to start). Silent on failure: the first real
+        request tries again and says why."""
+        try:
+            self.client(START_TIMEOUT_S).chat.completions.create(
+                model=self.model_id, messages=[{"role": "user", "content": "Hi"}], max_tokens=1, temperature=0)
+        except (PromptLabError, openai.APIError):
+            pass
+
+    def warm_up_in_background(self) -> threading.Thread | None:
+        """`warm_up()` on a daemon thread, when the model file is here (a page render never waits on a download)."""
+        if not self.file_on_disk():
+            return None
+        thread = threading.Thread(target=self.warm_up, name="offline-model-warm-up", daemon=True)
+        thread.start()
+        return thread
+
     def running(self) -> bool:
         with self._lock:
             return self._child is not None and self._child.process.poll() is None

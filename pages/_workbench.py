@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 import streamlit as st
 
-from core import cookies, custom_prices, model_file, provider_choice
+from core import cookies, custom_prices, local_model, model_file, provider_choice
 from core.access import Identity, parse_users
 from core.cache import ResponseCache
 from core.calllog import CallLog
@@ -114,6 +114,13 @@ def retention_worker(db_url: str, data_dir: str) -> RetentionWorker:
 def offline_model_fetch(models_dir: str) -> None:
     """Once per process: fetch the default offline model in the background if it is not here yet."""
     model_file.fetch_in_background(models_dir)
+
+
+@st.cache_resource
+def offline_model_warm_up(model_path: str | None, models_dir: str) -> None:
+    """Once per process, when the offline model is the one that answers: start it (and generate a token) in the
+    background while the user reads the page, so the first reply is as fast as the next."""
+    local_model.runtime(model_path, models_dir).warm_up_in_background()
 
 
 def response_cache(wb: Workbench) -> ResponseCache | None:

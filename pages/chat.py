@@ -11,9 +11,9 @@ from core.local_model import queue_sentence
 from core.moderation import check, load_moderation
 from core.pending_writes import PENDING
 from core.personas import BUILT_IN, CUSTOM_ID, persona_by_id, starters
-from core.providers import offline_notice, request_params
+from core.providers import offline_limits, offline_notice
 from core.rendering import model_markdown, plain
-from pages._chat_sidebar import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, draw_sidebar
+from pages._chat_sidebar import DEFAULT_TEMPERATURE, draw_sidebar
 from pages._widgets import picked_model, stream_markdown
 from pages._workbench import response_cache, workbench
 
@@ -69,12 +69,15 @@ if "conversation" not in state:
     else:
         start_new_conversation()
 conv: chat.Conversation = state.conversation
+persona_now = persona_by_id(conv.persona_id)
+if persona_now is not None and not conv.messages and conv.system_prompt != persona_now.prompt():
+    conv.system_prompt = persona_now.prompt()  # the interface language changed before the first message
 
 # The sidebar is drawn last (see `draw_sidebar`); its widgets' values are read here from the session state, where
 # Streamlit keeps them between runs. On the first run of a session they are not there yet: the defaults apply.
 model = picked_model(wb, key="chat_model")
 temperature = float(state.get("chat_temperature", DEFAULT_TEMPERATURE))
-max_tokens = int(state.get("chat_max_tokens", DEFAULT_MAX_TOKENS))
+max_tokens = int(state.get("chat_max_tokens", chat.default_reply_tokens(wb.provider_for(model).kind)))
 cache_opt_in = bool(state.get("chat_cache", False))
 state.setdefault("persona_id", conv.persona_id)
 state.setdefault("reply_language", conv.language)
@@ -151,6 +154,8 @@ if not conv.messages:  # an empty chat offers what to ask first, for its persona
 
 if "chat_restore" in state:  # a flagged prompt comes back into the box, editable
     state.chat_box = state.pop("chat_restore")
+if provider.kind == "local":  # what the tiny offline model can do, beside the box the user writes in
+    st.caption(offline_limits(), help=offline_notice())
 prompt = st.chat_input(_("Message PromptLab…"), key="chat_box") or starter
 if prompt is not None:
     refusal = chat.refuse_message(prompt, model, context_window=wb.context_window(model), reply_budget=max_tokens,
@@ -204,8 +209,8 @@ if wants_reply and chat.awaiting_reply(conv):
             countdown.info(_("⏳ Waiting for {model}… {seconds} s — Stop ends it.").format(
                 model=plain(model), seconds=int(seconds)))
 
-    stream = chat.start_reply(plan, chain, wb.provider_for, lambda p, m: request_params(
-        p, m, temperature=temperature, max_tokens=max_tokens), wb.context("chat"), wb.log,
+    stream = chat.start_reply(plan, chain, wb.provider_for, lambda p, m: chat.reply_params(
+        p, m, temperature=temperature, max_tokens=max_tokens, chosen=chain[0]), wb.context("chat"), wb.log,
         response_cache(wb), cache_opt_in, on_wait=rate_limit_countdown, on_queue=offline_model_queue,
         on_waiting=waiting_for_reply)
     with st.chat_message("assistant"):

@@ -1,6 +1,7 @@
 """AppTest of the Chat page against the loopback server (real SDK, real SQLite)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -303,3 +304,54 @@ def test_an_empty_chat_offers_starters_for_its_persona_and_one_click_sends(at, s
     assert messages(at)[0] == ("user", starters("returns_agent")[1])
     assert server.chat_requests()[-1]["messages"][-1]["content"] == starters("returns_agent")[1]
     assert not [b for b in at.button if b.key and b.key.startswith("starter_")]  # gone once the chat has begun
+
+
+def test_personas_speak_the_interface_language(app_env, server, monkeypatch):
+    """Issue 28 row 1: in the 中文 interface the model gets the persona's Chinese system prompt."""
+    monkeypatch.setenv("PROMPTLAB_UI_LANGUAGE", "zh_CN")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    # (set before the first run: AppTest cannot re-submit the translated "Auto" of the reply-language menu)
+    at.session_state["persona_id"], at.session_state["reply_language"] = "returns_agent", "中文"
+    at.run()
+    send(at, "我20天前买的跑鞋穿着脚疼，可以退货吗？")
+    system = server.chat_requests()[-1]["messages"][0]["content"]
+    assert "退货" in system and "订单号" in system and "30 天" in system
+    assert "customer-service" not in system
+
+
+def test_the_offline_model_says_what_it_can_do_and_answers_short(offline_env, monkeypatch):
+    """Issue 28 row 1: beside the box, one line on what the tiny offline model can do, in the user's language; a
+    short reply budget and llama.cpp's repetition penalty in the request."""
+    monkeypatch.setenv("PROMPTLAB_UI_LANGUAGE", "zh_CN")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["reply_language"] = "English"  # (AppTest cannot re-submit the translated "Auto")
+    at.run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "离线演示模型很小：只能给出简短的英文回答" in captions
+    assert at.number_input(key="chat_max_tokens").value == 256
+    at.number_input(key="chat_max_tokens").set_value(16).run()
+    send(at, "Hello!")
+    call = chat_calls(offline_env["PROMPTLAB_DB_URL"])[-1]
+    sent = CallLog(offline_env["PROMPTLAB_DB_URL"]).texts(call.request_id).request
+    assert sent["extra_body"]["repeat_penalty"] > 1.0 and sent["max_tokens"] == 16
+
+
+def test_the_offline_model_is_warmed_up_when_the_app_starts(offline_env):
+    """Issue 28 row 2: the first message of a session waited for the model to start. With no key the app starts
+    it, and has it generate a token, in the background before anyone sends anything."""
+    from core import local_model
+    from core.config import load_settings
+    from pages import _workbench
+    from tests.test_local_model import child_metric
+    settings = load_settings()
+    runtime = local_model.runtime(settings.local_model_path, settings.offline_models_dir)
+    runtime.stop()  # a fresh child: its counters start at zero
+    if hasattr(_workbench, "offline_model_warm_up"):
+        _workbench.offline_model_warm_up.clear()  # once per process: this test's app is a new start
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception
+    deadline = time.monotonic() + 60
+    while not (runtime.running() and child_metric(runtime, "tokens_predicted_total")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert child_metric(runtime, "tokens_predicted_total") >= 1  # warmed up: nobody sent a message
+    assert chat_calls(offline_env["PROMPTLAB_DB_URL"]) == []  # and the warm-up is not a call of the user's

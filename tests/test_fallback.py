@@ -123,3 +123,24 @@ def test_settings_chain_overrides_the_environment(app_env, server):
     at.switch_page("pages/chat.py").run()
     at.chat_input[0].set_value("hello?").run()
     assert "answered by gpt-4.1-nano" in [m for m in at.chat_message if m.name == "assistant"][0].caption[0].value
+
+
+def test_the_offline_fallback_answers_the_question_not_the_history(server, log):
+    """Issue 28 row 11: the offline model standing in for a GPT got the whole history planned for a 128k window
+    and repeated the previous answer. It gets the system message and the newest question."""
+    previous = "Your parcel left the warehouse on Monday and arrives on Thursday."
+    history = [{"role": "system", "content": "You are a courier's assistant."},
+               {"role": "user", "content": "Where is my parcel?"}, {"role": "assistant", "content": previous},
+               {"role": "user", "content": "Can I change the delivery address?"}]
+    server.push(Script(status=500))
+    provider = Provider("compatible", server.base_url, TEST_KEY, timeout_s=5.0, max_retries=0)
+    local = local_provider(Settings())
+    stream = FallbackStream(["gpt-4o", "local/SmolLM2-135M-Instruct"], history,
+                            lambda m: local if m.startswith("local/") else provider,
+                            lambda p, m: request_params(p, m, max_tokens=16, temperature=0), CallContext("chat"), log)
+    "".join(stream)
+    assert stream.outcome.status == "ok" and stream.attempts[-1].model.startswith("local/")
+    assert server.chat_requests()[0]["messages"] == history  # the chosen model had the whole conversation
+    sent = log.texts(stream.attempts[-1].stream.request_id).request["messages"]
+    assert sent == [history[0], history[-1]]
+    assert previous not in str(sent)
