@@ -30,6 +30,18 @@ LABELS = {
     "text": N_("Output"), "finish_reason": N_("Finish reason"), "error": N_("Error"),
     "schema_valid": N_("Matches the schema"), "schema_error": N_("Schema error"), "served_model": N_("Answered by"),
     "tool_calls": N_("Tool calls"),
+    # its stability summary and the comparison with a baseline run (core/playground.Stability, CellComparison)
+    "runs": N_("Runs"), "distinct_outputs": N_("Distinct outputs"), "schema_valid_rate": N_("Share matching the schema"),
+    "latency_min_ms": N_("Fastest (ms)"), "latency_median_ms": N_("Median (ms)"), "latency_max_ms": N_("Slowest (ms)"),
+    "label": N_("Cell"), "output_changed": N_("Output changed"), "latency_delta_ms": N_("Latency change (ms)"),
+    "cost_delta_usd": N_("Cost change (USD)"),
+    # a prompt's saved versions (Playground library)
+    "author": N_("Author"), "note": N_("Note"), "saved": N_("Saved (UTC)"),
+    # an eval case's assertion verdicts (core/eval_assertions.AssertionResult)
+    "type": N_("Assertion"), "value": N_("Expected"), "pass": N_("Passed"), "score": N_("Score"),
+    "reason": N_("Reason"),
+    # the privacy audit log (core/audit.py)
+    "id": N_("ID"), "actor": N_("Who"), "action": N_("Action"), "subject": N_("About whom"), "detail": N_("Details"),
 }
 
 # The call log's page ids as the navigation names them; "other" is model lists and connection tests.

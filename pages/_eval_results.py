@@ -9,6 +9,7 @@ import streamlit as st
 
 from core import eval_results as er
 from core import i18n, report
+from core.columns import for_people
 from core.eval_store import CANCELLED, INTERRUPTED, RUNNING, EvalStore, SavedEvalRun
 from core.i18n import _
 from core.pricing import format_cost_total
@@ -109,7 +110,7 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
                 st.json(row["vars"], expanded=False)
                 st.text(row["output"] or _("(no output)"))
                 if row["assertions"]:
-                    st.dataframe(pd.DataFrame(row["assertions"]), hide_index=True, width="stretch")
+                    st.dataframe(for_people(pd.DataFrame(row["assertions"])), hide_index=True, width="stretch")
                 for verdict in row.get("grading", []):
                     st.caption(_('Grading prompt ({assertion})').format(assertion=verdict['type']))
                     st.json(verdict["prompt"], expanded=False)

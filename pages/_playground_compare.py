@@ -164,7 +164,7 @@ def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[Cel
                 show_cell(r)
     frame = pd.DataFrame([r.row() for r in results])
     with table:
-        st.dataframe(frame, hide_index=True, width="stretch")
+        st.dataframe(for_people(frame), hide_index=True, width="stretch")
         e1, e2, e3, e4 = st.columns(4)
         e1.download_button(_("⬇ CSV"), to_csv(for_people(frame)) or "", f"{name}.csv", "text/csv")
         e2.download_button(_("⬇ JSON"), results_to_json(results), f"{name}.json", "application/json")
@@ -181,7 +181,8 @@ def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[Cel
                          format_func=labels.__getitem__, key="pg_diff_b")
         st.html(diff_html(results[a].text, results[b].text))
     with stability:
-        st.dataframe(pd.DataFrame([s.__dict__ for s in stability_summary(results)]), hide_index=True, width="stretch")
+        st.dataframe(for_people(pd.DataFrame([s.__dict__ for s in stability_summary(results)])), hide_index=True,
+                     width="stretch")
     with baseline:
         saved = library.runs()
         if not saved:
@@ -190,4 +191,4 @@ def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[Cel
             pick = st.selectbox(_("Baseline run"), range(len(saved)), key="pg_baseline",
                                 format_func=lambda i: f"{saved[i].name} · {saved[i].created_at[:16]}")
             rows = compare_runs(results, saved[pick].results)
-            st.dataframe(pd.DataFrame([r.__dict__ for r in rows]), hide_index=True, width="stretch")
+            st.dataframe(for_people(pd.DataFrame([r.__dict__ for r in rows])), hide_index=True, width="stretch")

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core import chat
+from core.columns import for_people
 from core.i18n import _
 from core.personas import CUSTOM_ID
 from core.playground import Draft, diff_html, older_first, replay_draft
@@ -34,8 +35,9 @@ def render_library(wb: Workbench, draft: Draft | None, library: PromptLibrary) -
     if names:
         picked = st.selectbox(_("Prompt"), names, key="pg_lib_name")
         history = library.history(picked)
-        st.dataframe(pd.DataFrame([{"version": v.version, "author": v.author, "note": v.note, "model": v.draft.model,
-                                    "saved": v.created_at[:16]} for v in history]), hide_index=True, width="stretch")
+        st.dataframe(for_people(pd.DataFrame([{"version": v.version, "author": v.author, "note": v.note,
+                                               "model": v.draft.model, "saved": v.created_at[:16]}
+                                              for v in history])), hide_index=True, width="stretch")
         labels = {v.id: v.label for v in history}
         chosen = st.selectbox(_("Version"), list(labels), format_func=labels.get, key="pg_lib_version")
         version = next(v for v in history if v.id == chosen)

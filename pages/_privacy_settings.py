@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pandas as pd
 import streamlit as st
 
 from core import privacy
+from core.columns import for_people
 from core.errors import PromptLabError
 from core.i18n import N_, _
 from core.moderation import ModerationSettings, load_moderation, save_moderation
@@ -85,8 +87,9 @@ def render_privacy(wb: Workbench) -> None:
             counts = privacy.delete_user(engine, subject, actor=wb.user, actor_is_admin=wb.admin)
             st.success(_('Deleted {rows:,} rows for {user}.').format(rows=sum(counts.values()), user=plain(subject)))
     with st.expander(_("Audit log")):  # an admin reads every line; anyone else the lines about themselves
-        st.dataframe(privacy.audit_log(engine, viewer=None if wb.admin else wb.user), hide_index=True,
-                     width="stretch")
+        st.dataframe(for_people(pd.DataFrame(privacy.audit_log(engine, viewer=None if wb.admin else wb.user),
+                                             columns=["ts", "actor", "action", "subject", "detail"])),
+                     hide_index=True, width="stretch")
 
     st.subheader(_("Moderation"))
     mod = load_moderation(engine)

@@ -6,6 +6,7 @@ from core import analytics as an
 from core import ratelimit
 from core.audit import audit
 from core.calls import list_models
+from core.columns import label
 from core.errors import PromptLabError
 from core.fallback import save_chain, saved_chain
 from core.i18n import _
@@ -45,7 +46,7 @@ if st.button(_("🔌 Test connection"), type="primary"):
         models = list_models(provider, wb.context("other", ["test-connection"]), wb.log)
         st.success(_('Connected: {models} models listed, {chat_models} usable for chat.').format(
             models=len(models), chat_models=len(chat_models(models))))
-        st.dataframe({"model": models}, hide_index=True, width="stretch")
+        st.dataframe({label("model"): models}, hide_index=True, width="stretch")
     except PromptLabError as err:
         st.error(err.message)
 

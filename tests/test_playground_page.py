@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.calllog import CallLog
+from core.columns import label  # tables show human headers
 from core.playground import Draft
 from core.prompts import PromptLibrary
 from tests.loopback_server import Script
@@ -80,7 +81,7 @@ def test_two_by_two_matrix_with_per_cell_metrics(pg, server, app_env):
     tagged = [r for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(20) if r.tags == ["run:exp-1"]]
     assert len(tagged) == 4 and all(r.page == "playground" for r in tagged)
     table = pg.dataframe[0].value
-    assert len(table) == 4 and {"latency_ms", "ttft_ms", "cost_usd", "output_tokens"} <= set(table.columns)
+    assert len(table) == 4 and {label(c) for c in ("latency_ms", "ttft_ms", "cost_usd", "output_tokens")} <= set(table.columns)
 
 
 def test_cancel_stops_the_matrix(pg, server, app_env):
@@ -95,7 +96,7 @@ def test_cancel_stops_the_matrix(pg, server, app_env):
     pg.run()
     statuses = [r.status for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10) if r.page == "playground"]
     assert statuses == ["cancelled", "cancelled"]
-    assert pg.dataframe[0].value["status"].tolist() == ["cancelled", "cancelled"]
+    assert pg.dataframe[0].value[label("status")].tolist() == ["cancelled", "cancelled"]
 
 
 def test_saved_version_is_reloaded(pg, app_env):

@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.calllog import CallLog
+from core.columns import label  # tables show human headers
 from tests.conftest import TEST_KEY
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -38,7 +39,7 @@ def test_shows_active_provider_with_masked_key(settings_page):
 def test_connection_test_lists_models_and_is_logged(settings_page, app_env):
     next(b for b in settings_page.button if "Test connection" in b.label).click().run()
     assert "8 models listed" in settings_page.success[0].value
-    assert "gpt-4o-mini" in settings_page.dataframe[0].value["model"].tolist()
+    assert "gpt-4o-mini" in settings_page.dataframe[0].value[label("model")].tolist()
     tags = [r.tags for r in CallLog(app_env["PROMPTLAB_DB_URL"]).recent(10)]
     assert ["test-connection"] in tags
 
@@ -69,7 +70,7 @@ def test_switch_to_offline_model_for_the_session(settings_page):
     assert metrics["Provider"] == "Offline model" and metrics["API key"] == "not needed"
     next(b for b in settings_page.button if "Test connection" in b.label).click().run()
     assert "1 models listed" in settings_page.success[0].value
-    assert settings_page.dataframe[0].value["model"].tolist() == ["local/SmolLM2-135M-Instruct"]
+    assert settings_page.dataframe[0].value[label("model")].tolist() == ["local/SmolLM2-135M-Instruct"]
 
 
 def test_local_model_stays_selectable_beside_a_keyed_provider(app_env):

@@ -9,6 +9,7 @@ import contextvars
 import csv
 import html
 import io
+import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -195,6 +196,45 @@ def test_playground_compare_share_and_csv_in_chinese(app_env, server, downloads)
     with reading_in("zh_CN"):
         header = next(csv.reader(io.StringIO(to_csv(for_people(pd.DataFrame([r.row() for r in results]))) or "")))
     assert "实际作答模型" in header and english(" ".join(header)) == [], header
+    # And the tables on screen (results, stability) have the same human headers, not snake_case ids.
+    assert tables_english(at) == []
+
+
+def tables_english(at) -> list[str]:
+    """English words in the column headers of every table the page shows: a column's configured label where it has
+    one (what the browser draws, e.g. the prices editor's), else its name."""
+    headers = []
+    for frame in at.dataframe:
+        config = json.loads(frame.proto.columns or "{}")
+        headers += [str((config.get(str(c)) or {}).get("label") or c) for c in frame.value.columns]
+    with reading_in("zh_CN"):
+        return english(" ".join(headers))
+
+
+@pytest.mark.parametrize("page", ["pages/settings.py", "pages/playground.py"])
+def test_tables_on_screen_have_chinese_headers(app_env, page):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    switch_to_chinese(at)
+    with reading_in("zh_CN"):
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    if page.endswith("playground.py"):  # the library's version table, once a prompt is saved
+        from core.playground import Draft
+        from core.prompts import PromptLibrary
+
+        PromptLibrary(app_env["PROMPTLAB_DB_URL"]).save("returns", Draft(model="gpt-4o-mini", user_template="hi"),
+                                                         "tester")
+        with reading_in("zh_CN"):
+            at.run()
+    else:  # the audit log's table, once a line is in it
+        from core.audit import audit
+        from core.calllog import CallLog
+
+        audit(CallLog(app_env["PROMPTLAB_DB_URL"]).engine, "tester", "export", "tester", {"calls": 1})
+        with reading_in("zh_CN"):
+            at.run()
+    assert len(at.dataframe) >= 1
+    assert tables_english(at) == []
 
 
 # ----- core: reconcile notes and the report command ----------------------------------------------------------------
