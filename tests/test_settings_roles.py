@@ -17,6 +17,7 @@ from core import privacy, ratelimit
 from core.analytics import monthly_budget
 from core.cache import CachedReply, ResponseCache
 from core.calllog import CallLog
+from core.columns import label
 from core.conversations import ConversationStore
 from core.fallback import saved_chain
 from core.moderation import load_moderation
@@ -240,7 +241,7 @@ def test_root_changes_every_workspace_setting_and_each_is_audited_with_his_name(
     # Bob's audit view holds only the lines about him: root's changes are not his to read.
     bob = settings_as("bob")
     shown = bob.dataframe[-1].value
-    assert shown.empty or set(shown["actor"]) <= {"bob"}
+    assert shown.empty or set(shown[label("actor")]) <= {"bob"}
 
 
 def test_bobs_eval_config_cannot_point_at_an_internal_address(named, server, bobs_server):
