@@ -576,12 +576,12 @@ def tests_from_csv(text: str, notes: list[str] | None = None, *, what: str | Non
 
 
 def _csv_case(row: dict[str | Any, Any], where: str, notes: list[str]) -> TestCase:
+    from core.exports import restore  # here, as in tests_to_csv: reading a config needs no pandas
+
     variables: dict[str, Any] = {}
     assertions, description, threshold, metric = [], "", None, None
     for key, value in row.items():
         # A cell our own Cases CSV quoted against spreadsheet formulas reads back as it was written.
-        from core.exports import restore  # here, as in tests_to_csv: reading a config needs no pandas
-
         key, value = restore((key or "").strip()), restore(value or "")
         if key.startswith("__expected"):
             if value.strip():

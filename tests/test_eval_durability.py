@@ -33,19 +33,24 @@ CONFIG = {"description": "nightly", "prompts": ["Answer: {{q}}"], "providers": [
                     for i in range(CELLS)]}
 
 
-def killed_run(server, db_url: str, tmp_path: Path) -> tuple[str, int]:
-    """`python -m core.evals run` (the command line: the same path as the page) as a child, one call at a time, each
-    held 0.4 s at the server; SIGKILL once its 4th call has ended (the worker stores a cell before it sends the next
-    call, so 3 cells are stored by then). Returns the stored run's id and how many cells it holds."""
+def start_command_line_run(server, db_url: str, tmp_path: Path) -> subprocess.Popen:
+    """`python -m core.evals run` of CONFIG as a child, one call at a time, each held 0.4 s at the server."""
     EvalStore(db_url)  # migrated before the child starts (two first migrations at once would collide)
     config = tmp_path / "nightly.yaml"
     config.write_text(json.dumps(CONFIG))
     server.push(*[Script(first_byte_delay=0.4) for _ in range(CELLS)])
-    child = subprocess.Popen([sys.executable, "-m", "core.evals", "run", str(config), "--concurrency", "1"], cwd=ROOT,
-                             env={**os.environ, "PROMPTLAB_DB_URL": db_url, "OPENAI_API_KEY": TEST_KEY,
-                                  "OPENAI_BASE_URL": server.base_url, "PROMPTLAB_PROVIDER": "auto",
-                                  "PROMPTLAB_MAX_RETRIES": "0"},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "core.evals", "run", str(config), "--concurrency", "1"], cwd=ROOT,
+                            env={**os.environ, "PROMPTLAB_DB_URL": db_url, "OPENAI_API_KEY": TEST_KEY,
+                                 "OPENAI_BASE_URL": server.base_url, "PROMPTLAB_PROVIDER": "auto",
+                                 "PROMPTLAB_MAX_RETRIES": "0"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def killed_run(server, db_url: str, tmp_path: Path) -> tuple[str, int]:
+    """`python -m core.evals run` (the command line: the same path as the page) as a child, one call at a time, each
+    held 0.4 s at the server; SIGKILL once its 4th call has ended (the worker stores a cell before it sends the next
+    call, so 3 cells are stored by then). Returns the stored run's id and how many cells it holds."""
+    child = start_command_line_run(server, db_url, tmp_path)
     log = CallLog(db_url)
     deadline = time.monotonic() + 90
     try:
@@ -237,15 +242,7 @@ def test_which_running_runs_are_interrupted(db_url):
 
 
 def test_ctrl_c_on_the_command_line_keeps_the_finished_cells_as_a_cancelled_run(server, sqlite_url, tmp_path):
-    EvalStore(sqlite_url)
-    config = tmp_path / "nightly.yaml"
-    config.write_text(json.dumps(CONFIG))
-    server.push(*[Script(first_byte_delay=0.4) for _ in range(CELLS)])
-    child = subprocess.Popen([sys.executable, "-m", "core.evals", "run", str(config), "--concurrency", "1"], cwd=ROOT,
-                             env={**os.environ, "PROMPTLAB_DB_URL": sqlite_url, "OPENAI_API_KEY": TEST_KEY,
-                                  "OPENAI_BASE_URL": server.base_url, "PROMPTLAB_PROVIDER": "auto",
-                                  "PROMPTLAB_MAX_RETRIES": "0"},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = start_command_line_run(server, sqlite_url, tmp_path)
     deadline = time.monotonic() + 90
     while not (EvalStore(sqlite_url).runs() and len(EvalStore(sqlite_url).runs()[0].rows) >= 2):
         assert child.poll() is None and time.monotonic() < deadline
