@@ -59,6 +59,20 @@ class CallContext:
     tags: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, kw_only=True)
+class CallHooks:
+    """What the caller shows while a call waits, handed down as one value (chat → fallback → gate). Each is called
+    from the caller's own thread, so a page's update there is also where a Stop click lands; any may raise (e.g.
+    `CallCancelled`) to give the request up."""
+
+    on_rate_limit: Callable[[float], None] | None = None  # a client-side rate limit holds it back (seconds)
+    on_queue: QueueWait | None = None  # the offline model is answering others (seconds waited, requests ahead)
+    on_waiting: Callable[[float], None] | None = None  # sent, no first chunk yet (seconds)
+
+
+NO_HOOKS = CallHooks()
+
+
 @dataclass
 class ChatRequest:
     """One chat completion request: model, messages and provider-ready parameters."""
@@ -154,9 +168,7 @@ class ChatStream:
 
     def __init__(self, provider: Provider, request: ChatRequest, context: CallContext, log: CallLog,
                  chain_id: str | None = None, attempt: int | None = None,
-                 cache: ResponseCache | None = None, on_wait: Callable[[float], None] | None = None,
-                 on_queue: QueueWait | None = None, on_waiting: Callable[[float], None] | None = None,
-                 stop_loops: bool = False):
+                 cache: ResponseCache | None = None, hooks: CallHooks = NO_HOOKS, stop_loops: bool = False):
         self.provider = provider
         self.request = request
         self.context = context
@@ -168,9 +180,7 @@ class ChatStream:
         self._cache = CacheStep(cache, provider.kind, provider.base_url, request.model, request.messages,
                                 request.params, context.user) if cache is not None else None
         self.limits = RateLimitStep(log.engine, provider.kind, provider.base_url, self._tokens_to_reserve)
-        self.on_wait = on_wait  # shows a countdown while a client-side rate limit holds the request back
-        self.on_queue = on_queue  # shows the wait for the offline model's turn; may raise to leave the queue
-        self.on_waiting = on_waiting  # shows the wait for the first chunk (seconds); where a Stop click lands
+        self.hooks = hooks  # what the caller shows while the request waits (rate limit, queue, first chunk)
         self.outcome: CallOutcome | None = None
         self.reply = ChunkAccumulator()
         # A conversation's reply that loops is cut (Chat); the Playground and evals measure the raw output.
@@ -226,7 +236,7 @@ class ChatStream:
             self.outcome = self._finish(ts, status, None, None, billed=False, cached=usage)
 
     def _run_upstream(self) -> Generator[str, None, None]:
-        self.limits.wait(self.on_wait)
+        self.limits.wait(self.hooks.on_rate_limit)
         ts = utc_now_iso()
         status: CallStatus = "error"
         error = None
@@ -237,7 +247,7 @@ class ChatStream:
         queued = False
         try:
             if queue is not None:  # the offline model answers one request at a time
-                queue.acquire(self.on_queue)
+                queue.acquire(self.hooks.on_queue)
                 queued = True
             self.reply = ChunkAccumulator()  # latency is the model's, not the queue's
             self._mark_started(ts)  # if this process dies mid-call, the row is there to say so
@@ -248,8 +258,8 @@ class ChatStream:
                 stream_options={"include_usage": True}, **self.request.params))
             waited_from = time.monotonic()
             while not opening.done.wait(0.25):  # each call back is where a Stop click can land
-                if self.on_waiting is not None:
-                    self.on_waiting(time.monotonic() - waited_from)
+                if self.hooks.on_waiting is not None:
+                    self.hooks.on_waiting(time.monotonic() - waited_from)
             sdk_stream = opening.stream
             response_started = sdk_stream is not None
             if opening.error is not None:

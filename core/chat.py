@@ -10,22 +10,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from core import repetition
+from core import repetition, tools
 from core.cache import ResponseCache
 from core.call_metrics import CallMetrics, CallStatus, metrics_caption
 from core.calllog import CallLog
-from core.calls import CallContext, CallOutcome
+from core.calls import NO_HOOKS, CallContext, CallHooks, CallOutcome
 from core.clock import utc_now_iso
 from core.fallback import FallbackStream
 from core.i18n import N_, _, ngettext
-from core.local_model import QueueWait
 from core.personas import Persona, language_instruction
 from core.pricing import TokenUsage, cost_usd, format_cost
 from core.providers import Provider, request_params
 from core.rendering import plain
 from core.tokens import TokenCounter, count_messages
 
-Role = Literal["user", "assistant"]
+Role = Literal["user", "assistant", "tool"]  # "tool": the user's answer to one of the model's tool calls
 TurnStatus = Literal["ok", "stopped", "cut", "withheld"]  # what the reader is told about a reply
 TURN_STATUSES: tuple[TurnStatus, ...] = ("ok", "stopped", "cut", "withheld")
 STATUS_LABELS = {"stopped": N_("stopped"), "cut": N_("cut off"), "withheld": N_("withheld by moderation")}
@@ -40,15 +39,24 @@ OFFLINE_SAMPLING: dict[str, float | int] = {"repeat_penalty": 1.15, "repeat_last
 
 @dataclass(kw_only=True)
 class Message:
-    """One chat turn as shown and stored; an assistant turn carries its call's measurements."""
+    """One chat turn as shown and stored; an assistant turn carries its call's measurements (and the tool calls it
+    made, each {"id", "name", "arguments"}); a tool turn answers one of them by `tool_call_id`."""
 
     role: Role
     content: str
     status: TurnStatus = "ok"
     metrics: CallMetrics | None = None  # None for the user's turns
     note: str | None = None  # e.g. "gpt-4o timed out after 30 s — answered by gpt-4o-mini"
+    tool_calls: list[dict[str, str]] = field(default_factory=list)
+    tool_call_id: str | None = None  # a tool turn: the call it answers
+    tool_name: str | None = None  # ... and that call's function name (shown and exported)
 
-    def api(self) -> dict[str, str]:
+    def api(self) -> dict[str, Any]:
+        if self.role == "tool":
+            return {"role": "tool", "tool_call_id": self.tool_call_id or "", "content": self.content}
+        if self.tool_calls:
+            return {"role": "assistant", "content": self.content or None,
+                    "tool_calls": tools.api_tool_calls(self.tool_calls)}
         return {"role": self.role, "content": self.content}
 
     @property
@@ -56,10 +64,16 @@ class Message:
         return self.metrics.model if self.metrics else None
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored and exported form: the measurements flat beside the turn's own fields, as always."""
+        """The stored and exported form: the measurements flat beside the turn's own fields, as always; tool fields
+        only on the turns that have them."""
         empty = CallMetrics(status="ok")
-        return {"role": self.role, "content": self.content, "status": self.status,
+        data = {"role": self.role, "content": self.content, "status": self.status,
                 **(self.metrics or empty).flat(), "note": self.note}
+        if self.tool_calls:
+            data["tool_calls"] = [dict(c) for c in self.tool_calls]
+        if self.role == "tool":
+            data["tool_call_id"], data["tool_name"] = self.tool_call_id, self.tool_name
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Message:
@@ -70,7 +84,20 @@ class Message:
         metrics = measured if data.get("role") == "assistant" and measured != CallMetrics(status=measured.status) \
             else None
         return cls(role=data["role"], content=data.get("content") or "", status=status, metrics=metrics,
-                   note=data.get("note"))
+                   note=data.get("note"), tool_calls=_stored_tool_calls(data.get("tool_calls")),
+                   tool_call_id=_text(data.get("tool_call_id")), tool_name=_text(data.get("tool_name")))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _stored_tool_calls(value: Any) -> list[dict[str, str]]:
+    """Tool calls as stored or imported: only text fields are kept (a file can hold anything)."""
+    if not isinstance(value, list):
+        return []
+    return [{"id": _text(c.get("id")) or "", "name": _text(c.get("name")) or "",
+             "arguments": _text(c.get("arguments")) or ""} for c in value if isinstance(c, dict)]
 
 
 @dataclass(kw_only=True)
@@ -106,7 +133,7 @@ class Conversation:
 class ContextPlan:
     """What the next request will send, within the model's context window minus the reply budget."""
 
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     input_tokens: int
     dropped_messages: int
     context_window: int
@@ -183,7 +210,7 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
     budget = context_window - reply_budget
     empty = count([])
     used = count(head)
-    kept: list[dict[str, str]] = []
+    kept: list[dict[str, Any]] = []
     history = [m.api() for m in conversation.messages]
     for i, message in enumerate(reversed(history)):
         cost = count([message]) - empty
@@ -192,8 +219,8 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
         kept.append(message)
         used += cost
     kept.reverse()
-    while len(kept) > 1 and kept[0]["role"] == "assistant":
-        kept.pop(0)  # a reply without its question
+    while len(kept) > 1 and kept[0]["role"] in ("assistant", "tool"):
+        kept.pop(0)  # a reply without its question, a tool result without its call
     messages = head + kept
     input_tokens = count(messages)
     return ContextPlan(messages, input_tokens, len(history) - len(kept), context_window, reply_budget,
@@ -207,11 +234,13 @@ def default_reply_tokens(provider_kind: str) -> int:
 
 
 def reply_params(provider: Provider, model: str, *, temperature: float, max_tokens: int,
-                 chosen: str) -> dict[str, Any]:
+                 chosen: str, tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A chat reply's request parameters. The offline model also gets llama.cpp's repetition penalty (its server
     takes it beside the OpenAI fields), and, when it answers as a fallback, the short budget: the user's was set
-    for the model they chose."""
+    for the model they chose. Tools go to every other model (the model chooses whether to call one)."""
     extra: dict[str, Any] = {}
+    if tools and provider.kind != "local":
+        extra["tools"], extra["tool_choice"] = tools, "auto"
     if provider.kind == "local":
         extra["extra_body"] = dict(OFFLINE_SAMPLING)
         if model != chosen:
@@ -221,14 +250,12 @@ def reply_params(provider: Provider, model: str, *, temperature: float, max_toke
 
 def start_reply(plan: ContextPlan, chain: list[str], provider_for: Callable[[str], Provider],
                 params_for: Callable[[Provider, str], dict[str, Any]], context: CallContext,
-                log: CallLog, cache: ResponseCache | None = None, cache_opt_in: bool = False,
-                on_wait: Callable[[float], None] | None = None,
-                on_queue: QueueWait | None = None,
-                on_waiting: Callable[[float], None] | None = None) -> FallbackStream:
+                log: CallLog, cache: ResponseCache | None = None, cache_opt_in: bool = False, *,
+                hooks: CallHooks = NO_HOOKS) -> FallbackStream:
     """A stream of the assistant's reply as planned, from the first model of the chain that answers (or from the
     response cache, at temperature 0 or when opted in). A reply that loops is cut, with a note."""
-    return FallbackStream(chain, plan.messages, provider_for, params_for, context, log, cache, cache_opt_in, on_wait,
-                          on_queue, on_waiting, stop_loops=True)  # a looping reply ends with a note
+    return FallbackStream(chain, plan.messages, provider_for, params_for, context, log, cache, cache_opt_in,
+                          hooks=hooks, stop_loops=True)  # a looping reply ends with a note
 
 
 def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: str | None = None) -> Message | None:
@@ -241,13 +268,18 @@ def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: 
         return None
     if outcome.finish_reason == repetition.FINISH_REASON:  # the loop was cut: say so beside the reply
         note = "; ".join(n for n in (note, _(repetition.NOTE)) if n)
-    message = Message(role="assistant", content=outcome.text, status=status, metrics=outcome.metrics, note=note)
+    # Only a reply that ended normally has calls whole enough to answer.
+    calls = [{"id": c.get("id") or "", "name": c.get("name") or "", "arguments": c.get("arguments") or ""}
+             for c in outcome.tool_calls] if status == "ok" else []
+    message = Message(role="assistant", content=outcome.text, status=status, metrics=outcome.metrics, note=note,
+                      tool_calls=calls)
     conversation.messages.append(message)
     return message
 
 
 def drop_last_reply(conversation: Conversation) -> None:
-    """Remove the assistant messages after the last user message (before regenerating)."""
+    """Remove the assistant's last reply (before regenerating); tool results the user gave stay and are answered
+    again."""
     while conversation.messages and conversation.messages[-1].role == "assistant":
         conversation.messages.pop()
 
@@ -275,8 +307,25 @@ def pending_notice(conversation: Conversation) -> str | None:
 
 
 def awaiting_reply(conversation: Conversation) -> bool:
-    """True when the last message is the user's: a reply is owed (after an error, Retry sends it)."""
-    return bool(conversation.messages) and conversation.messages[-1].role == "user"
+    """True when the last message is the user's (or the user's answer to a tool call): a reply is owed (after an
+    error, Retry sends it)."""
+    return bool(conversation.messages) and conversation.messages[-1].role in ("user", "tool")
+
+
+def pending_tool_calls(conversation: Conversation) -> list[dict[str, str]]:
+    """The tool calls of the last reply when it is the last turn: what the user is asked to answer."""
+    last = conversation.messages[-1] if conversation.messages else None
+    return list(last.tool_calls) if last is not None and last.role == "assistant" and last.status == "ok" else []
+
+
+def answer_tool_calls(conversation: Conversation, results: list[str]) -> None:
+    """The user's result for each pending tool call, as one `role: "tool"` turn per call (ToolError, with its
+    sentence, when one is missing): the next reply lets the model go on."""
+    calls = pending_tool_calls(conversation)
+    tools.check_results(calls, results)
+    for call, api_call, result in zip(calls, tools.api_tool_calls(calls), results, strict=True):
+        conversation.messages.append(Message(role="tool", content=result, tool_call_id=api_call["id"],
+                                             tool_name=call.get("name") or None))
 
 
 @dataclass(frozen=True)
@@ -321,11 +370,23 @@ def export_markdown(conversation: Conversation) -> str:
     if system:
         lines += ["## " + _("System prompt"), "", system, ""]
     for m in conversation.messages:
-        heading = _("You") if m.role == "user" else _("Assistant ({model})").format(model=m.model or _("unknown model"))
+        heading = turn_heading(m)
         if m.status != "ok":
             heading += f" — {status_label(m.status)}"
         lines += [f"## {heading}", "", m.content, ""]
+        for call in m.tool_calls:  # the arguments as an indented code block: the model's text, never markup
+            lines += [_("Tool call: {name}").format(name=call.get("name") or "?"), "",
+                      *("    " + line for line in (call.get("arguments") or "").splitlines() or [""]), ""]
     return "\n".join(lines)
+
+
+def turn_heading(message: Message) -> str:
+    """Who wrote a turn, in the UI language: You, Assistant (model), or the result of a named tool."""
+    if message.role == "user":
+        return _("You")
+    if message.role == "tool":
+        return _("Tool result ({name})").format(name=message.tool_name or "?")
+    return _("Assistant ({model})").format(model=message.model or _("unknown model"))
 
 
 def status_label(status: str) -> str:

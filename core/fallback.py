@@ -14,9 +14,9 @@ from core import metrics
 from core.access import Identity
 from core.cache import ResponseCache, eligible
 from core.calllog import CallLog
-from core.calls import CallContext, CallOutcome, ChatRequest, ChatStream
+from core.calls import NO_HOOKS, CallContext, CallHooks, CallOutcome, ChatRequest, ChatStream
 from core.i18n import _
-from core.local_model import LOCAL_PREFIX, QueueWait, is_local_model, model_id_for
+from core.local_model import LOCAL_PREFIX, is_local_model, model_id_for
 from core.ratelimit import provider_key
 from core.workspace import Setting, Workspace
 
@@ -95,11 +95,10 @@ class FallbackStream:
 
     def __init__(self, chain: list[str], messages: list[dict[str, Any]], provider_for: Callable[[str], Any],
                  params_for: Callable[[Any, str], dict[str, Any]], context: CallContext, log: CallLog,
-                 cache: ResponseCache | None = None, cache_opt_in: bool = False,
-                 on_wait: Callable[[float], None] | None = None, on_queue: QueueWait | None = None,
-                 on_waiting: Callable[[float], None] | None = None, stop_loops: bool = False):
+                 cache: ResponseCache | None = None, cache_opt_in: bool = False, *, hooks: CallHooks = NO_HOOKS,
+                 stop_loops: bool = False):
         self.chain, self.messages, self.stop_loops = chain, messages, stop_loops
-        self.on_wait, self.on_queue, self.on_waiting = on_wait, on_queue, on_waiting
+        self.hooks = hooks
         self.cache, self.cache_opt_in = cache, cache_opt_in
         self.provider_for, self.params_for = provider_for, params_for
         self.context, self.log = context, log
@@ -135,8 +134,8 @@ class FallbackStream:
                 self.messages)
             cache = self.cache if self.cache is not None and eligible(params, self.cache_opt_in) else None
             stream = ChatStream(provider, ChatRequest(model, messages, params), self.context, self.log,
-                                chain_id=self.request_id, attempt=i + 1, cache=cache, on_wait=self.on_wait,
-                                on_queue=self.on_queue, on_waiting=self.on_waiting, stop_loops=self.stop_loops)
+                                chain_id=self.request_id, attempt=i + 1, cache=cache, hooks=self.hooks,
+                                stop_loops=self.stop_loops)
             if i == 0:
                 stream.chain_id = stream.request_id
             self.attempts.append(Attempt(model, stream))

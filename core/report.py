@@ -31,7 +31,16 @@ from core import i18n
 from core.analytics import Dashboard, Filters
 from core.call_metrics import metrics_caption
 from core.charts import CHART_CONFIG, comparable, figures, kpi_cards
-from core.chat import Conversation, export_name, file_slug, status_label, system_message, totals, totals_caption
+from core.chat import (
+    Conversation,
+    export_name,
+    file_slug,
+    status_label,
+    system_message,
+    totals,
+    totals_caption,
+    turn_heading,
+)
 from core.clock import utc_now_iso
 from core.columns import page_name
 from core.errors import scrub_secrets
@@ -151,7 +160,8 @@ def _conversation_report(conversation: Conversation, secrets: Iterable[str | Non
         parts.append(_h2(_("System prompt")) + f'<div class="turn"><pre class="text">{clean(system)}</pre></div>')
     parts.append(_h2(_("Conversation")))
     for m in conversation.messages:
-        role = _("You") if m.role == "user" else _("Assistant") + " · " + clean(m.model or _("unknown model"))
+        role = _("You") if m.role == "user" else clean(turn_heading(m)) if m.role == "tool" else \
+            _("Assistant") + " · " + clean(m.model or _("unknown model"))
         caption = []
         if m.metrics is not None:
             caption.append(clean(metrics_caption(m.metrics)))
@@ -160,8 +170,10 @@ def _conversation_report(conversation: Conversation, secrets: Iterable[str | Non
         if m.note:
             caption.append(clean(f"↪ {m.note}"))
         caption_html = f'<div class="caption">{" · ".join(caption)}</div>' if caption else ""
+        calls = "".join(f'<pre class="text">{clean(_("Tool call: {name}").format(name=c.get("name") or "?"))}\n'
+                        f'{clean(c.get("arguments") or "")}</pre>' for c in m.tool_calls)  # text, never markup
         parts.append(f'<div class="turn {m.role}"><div class="role">{role}</div>'
-                     f'<pre class="text">{clean(m.content)}</pre>{caption_html}</div>')
+                     f'<pre class="text">{clean(m.content)}</pre>{calls}{caption_html}</div>')
     return Report(export_name(conversation, "html"),
                   _page(conversation.title or _("Conversation"), meta, "".join(parts), clean=clean))
 

@@ -2,14 +2,11 @@
 import time
 
 import streamlit as st
-from sqlalchemy.exc import SQLAlchemyError
 
-from core import chat, i18n, report
-from core.fallback import fallback_chain, saved_chain
+from core import chat, chat_turn, i18n, report
+from core.calls import CallHooks
 from core.i18n import _
 from core.local_model import queue_sentence
-from core.moderation import check, load_moderation
-from core.pending_writes import PENDING
 from core.personas import BUILT_IN, CUSTOM_ID, persona_by_id, starters
 from core.providers import offline_limits, offline_notice
 from core.rendering import model_markdown, plain
@@ -37,21 +34,6 @@ def start_new_conversation() -> None:
     persona = persona_by_id(state.get("persona_id", "assistant"))
     custom = state.get("custom_prompt", "") if persona is None else None
     open_conversation(chat.new_conversation(persona, custom, state.get("reply_language", "Auto")))
-
-
-def save(conversation: chat.Conversation) -> None:
-    """Store the conversation; if the database is locked or full, the page keeps it, says so once, and a copy is
-    saved in the background (core.pending_writes). No st.* here: this also runs in a `finally`."""
-    if not conversation.messages:
-        return
-    snapshot = chat.Conversation.from_dict(conversation.to_dict())
-    store, user = wb.conversations, wb.user
-    try:
-        store.save(snapshot, user)
-    except (SQLAlchemyError, OSError) as exc:
-        PENDING.add(f"conversation {snapshot.id}", lambda: store.save(snapshot, user))
-        notices["save"] = _("This conversation could not be saved yet ({error}: the database is busy or full). It "
-                            "stays on this page and is saved in the background.").format(error=type(exc).__name__)
 
 
 # A reload keeps the conversation: its id is in the URL.
@@ -83,8 +65,13 @@ state.setdefault("persona_id", conv.persona_id)
 state.setdefault("reply_language", conv.language)
 conv.language = state.reply_language
 provider = wb.provider_for(model)
-plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=max_tokens,
-                         provider_id=provider.pricing_id, counter=provider.prompt_counter(model))
+turn_settings = chat_turn.TurnSettings(model=model, temperature=temperature, max_tokens=max_tokens,
+                                       cache_opt_in=cache_opt_in, tools_json=state.get("chat_tools", ""))
+services = chat_turn.ChatServices(provider=wb.provider, provider_for=wb.provider_for,
+                                  context_window=wb.context_window, log=wb.log, context=wb.context("chat"),
+                                  store=wb.conversations, user=wb.user, cache=response_cache(wb),
+                                  fallback=wb.settings.fallback, local_model_path=wb.settings.local_model_path)
+plan = chat_turn.plan(conv, turn_settings, services)
 
 
 st.title(_("💬 Chat"))
@@ -158,21 +145,12 @@ if provider.kind == "local":  # what the tiny offline model can do, beside the b
     st.caption(offline_limits(), help=offline_notice())
 prompt = st.chat_input(_("Message PromptLab…"), key="chat_box") or starter
 if prompt is not None:
-    refusal = chat.refuse_message(prompt, model, context_window=wb.context_window(model), reply_budget=max_tokens,
-                                  system=chat.system_message(conv), counter=provider.prompt_counter(model))
-    if refusal:  # nothing is sent; the text goes back into the box
-        errors["message"], state.chat_restore = refusal, prompt
+    submission = chat_turn.submit(conv, prompt, turn_settings, services)
+    if submission.refusal:  # nothing is sent; the text goes back into the box
+        errors["message"], state.chat_restore = submission.refusal, prompt
         st.rerun()
-moderation = load_moderation(wb.log.engine)
-if prompt and moderation.checks_input:
-    verdict = check(wb.provider, prompt, moderation, wb.context("chat"), wb.log)
-    if not verdict.allowed:
-        errors["message"], state.chat_restore = verdict.sentence(), prompt
-        st.rerun()
-    if verdict.notice:
-        st.toast(verdict.notice)
-if prompt:
-    chat.add_user_message(conv, prompt)
+    if submission.notice:
+        st.toast(submission.notice)
     with st.chat_message("user"):
         st.markdown(model_markdown(prompt))
     wants_reply = True
@@ -180,11 +158,6 @@ if prompt:
 if wants_reply and chat.awaiting_reply(conv):
     errors.pop("message", None)
     errors.pop("next_model", None)
-    plan = chat.plan_context(conv, model, context_window=wb.context_window(model), reply_budget=max_tokens,
-                             provider_id=provider.pricing_id, counter=provider.prompt_counter(model))
-    chain_setting = saved_chain(wb.log.engine, wb.provider.kind, wb.provider.base_url)
-    chain = [forced_model] if forced_model else fallback_chain(model, chain_setting or wb.settings.fallback,
-                                                              wb.settings.local_model_path)
     countdown = st.empty()
 
     def rate_limit_countdown(seconds: float) -> None:
@@ -198,8 +171,6 @@ if wants_reply and chat.awaiting_reply(conv):
         """The offline model is answering someone else: say so. Each update is also where a Stop click lands."""
         countdown.info(queue_sentence(waited_s, ahead))
 
-    conv.reply_pending, conv.error = True, None
-    save(conv)  # the user's turn is stored before the call: a crash mid-reply cannot lose it
     shown_second = [0]
 
     def waiting_for_reply(seconds: float) -> None:
@@ -209,40 +180,25 @@ if wants_reply and chat.awaiting_reply(conv):
             countdown.info(_("⏳ Waiting for {model}… {seconds} s — Stop ends it.").format(
                 model=plain(model), seconds=int(seconds)))
 
-    stream = chat.start_reply(plan, chain, wb.provider_for, lambda p, m: chat.reply_params(
-        p, m, temperature=temperature, max_tokens=max_tokens, chosen=chain[0]), wb.context("chat"), wb.log,
-        response_cache(wb), cache_opt_in, on_wait=rate_limit_countdown, on_queue=offline_model_queue,
-        on_waiting=waiting_for_reply)
+    # One call into core: the user's turn is saved now, the reply streams, and `close()` records, moderates and
+    # saves it whatever happens.
+    turn = chat_turn.ChatTurn(conv, turn_settings, services, forced_model=forced_model, hooks=CallHooks(
+        on_rate_limit=rate_limit_countdown, on_queue=offline_model_queue, on_waiting=waiting_for_reply))
     with st.chat_message("assistant"):
         # Clicking Stop reruns the script, which interrupts the stream's drawing (or the wait for the offline model);
         # `finally` then closes the HTTP stream (cancelling the generation) and keeps the partial reply "stopped".
         st.button(_("⏹ Stop"), key="stop")
         try:
-            stream_markdown(stream, on_first=countdown.empty)  # the waiting notice goes when text arrives
+            stream_markdown(turn, on_first=countdown.empty)  # the waiting notice goes when text arrives
         finally:
             # No st.* here: once a click has interrupted the run, touching Streamlit raises again.
-            stream.close()
-            chat.record_reply(conv, stream.outcome, stream.notice)
-            conv.reply_pending, conv.error = False, None
-            if stream.outcome and stream.outcome.log_error:
-                errors["save"] = stream.outcome.log_error
-            if stream.outcome and stream.outcome.error:
-                errors["message"] = stream.outcome.error.message + (f" {stream.notice}." if stream.notice else "")
-                conv.error = errors["message"] if chat.awaiting_reply(conv) else None
-                tried = [a.model for a in stream.attempts]
-                untried = [m for m in chain if m not in tried]
-                errors["next_model"] = untried[0] if stream.outcome.text and untried else None
-            save(conv)
-    reply = conv.messages[-1] if conv.messages and conv.messages[-1].role == "assistant" else None
-    if reply is not None and moderation.checks_output and reply.status == "ok":
-        verdict = check(wb.provider, reply.content, moderation, wb.context("chat"), wb.log, what="reply")
-        if verdict.categories:
-            reply.content = "*" + _("Reply withheld: moderation flagged it ({categories}).").format(
-                categories=", ".join(verdict.categories)) + "*"
-            reply.status = "withheld"
-            save(conv)
-        elif verdict.notice:
-            st.toast(verdict.notice)
+            result = turn.close()
+            if result.save_error:
+                errors["save"] = result.save_error
+            if result.error:
+                errors["message"], errors["next_model"] = result.error, result.next_model
+    if result.notice:
+        st.toast(result.notice)
     st.rerun()
 
 draw_sidebar(wb, conv, plan, PERSONA_NAMES, start_new_conversation, open_conversation)

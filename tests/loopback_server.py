@@ -48,6 +48,7 @@ class Script:
     service_tier: str | None = None      # the tier the response says served it (flex, priority, default)
     finish_reason: str = "stop"
     tool_call: dict[str, str] | None = None  # answer with this tool call ({"name": …, "arguments": "<json>"})
+    tool_calls: list[dict[str, str]] | None = None  # ... or with several, streamed one after the other
     when: str | None = None              # only for a request whose messages contain this text (e.g. a grader's)
     raw_body: bytes | None = None        # answer 200 with exactly these bytes (metrics text, an HTML page, odd JSON)
     content_type: str = "application/json"  # ... under this Content-Type
@@ -289,18 +290,21 @@ class LoopbackServer:
                     return self._json(200, {**base, "object": "chat.completion", "usage": usage, "choices": [{
                         "index": 0, "finish_reason": script.finish_reason, "logprobs": None,
                         "message": {"role": "assistant", "content": "".join(pieces)}}]})
-                if script.tool_call:
+                if script.tool_call or script.tool_calls:
                     return self._stream_tool_call(base, usage, body, script)
                 self._stream(base, pieces, usage, body, script)
 
             def _stream_tool_call(self, base: dict[str, Any], usage: dict[str, Any], body: dict[str, Any],
                                   script: Script) -> None:
-                """A tool call streamed the way OpenAI does: the name first, the arguments in fragments."""
-                args = script.tool_call["arguments"]
-                fragments = [args[i:i + 7] for i in range(0, len(args), 7)] or [""]
-                deltas = [{"index": 0, "id": "call_loopback", "type": "function",
-                           "function": {"name": script.tool_call["name"], "arguments": ""}}]
-                deltas += [{"index": 0, "function": {"arguments": f}} for f in fragments]
+                """Tool calls streamed the way OpenAI does: per call (by index) the id and name first, then the
+                arguments in fragments; the first call's id is `call_loopback`, the next `call_loopback_2`…"""
+                deltas: list[dict[str, Any]] = []
+                for n, call in enumerate(script.tool_calls or [script.tool_call or {}]):
+                    args = call["arguments"]
+                    fragments = [args[i:i + 7] for i in range(0, len(args), 7)] or [""]
+                    deltas.append({"index": n, "id": "call_loopback" + (f"_{n + 1}" if n else ""), "type": "function",
+                                   "function": {"name": call["name"], "arguments": ""}})
+                    deltas += [{"index": n, "function": {"arguments": f}} for f in fragments]
                 events = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": None,
                                                               "tool_calls": [d]}, "finish_reason": None}]}
                           for d in deltas]

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from core.calls import CallContext, ChatRequest, ChatStream, list_models
+from core.calls import CallContext, CallHooks, ChatRequest, ChatStream, list_models
 from core.errors import PromptLabError
 from core.providers import Provider
 from core.tokens import count_text
@@ -283,7 +283,7 @@ def test_stop_ends_a_request_that_never_answers_while_it_waits(server, log):
             raise StopClicked()
 
     stream = ChatStream(provider, ChatRequest("gpt-4o-mini", [{"role": "user", "content": "hello?"}]),
-                        CallContext("chat"), log, on_waiting=waiting)
+                        CallContext("chat"), log, hooks=CallHooks(on_waiting=waiting))
     with pytest.raises(StopClicked):
         next(stream)
     stream.close()

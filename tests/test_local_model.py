@@ -14,7 +14,7 @@ import httpx2
 import pytest
 
 from core import chat, local_model, model_file
-from core.calls import CallCancelled, ChatRequest, ChatStream
+from core.calls import CallCancelled, CallHooks, ChatRequest, ChatStream
 from core.config import Settings, load_settings
 from core.errors import PromptLabError
 from core.personas import persona_by_id
@@ -230,7 +230,7 @@ def test_a_second_request_queues_says_so_and_can_leave_the_queue(runtime, local,
 
     before = predicted_tokens(runtime)
     queued = ChatStream(local, ChatRequest(MODEL_ID, QUESTION, {"max_tokens": 50}), ctx, log,
-                        on_queue=leave_after_two_updates)
+                        hooks=CallHooks(on_queue=leave_after_two_updates))
     assert list(queued) == []
     assert queued.outcome.status == "cancelled" and queued.outcome.usage.output_tokens == 0
     assert [ahead for _, ahead in waits] == [1, 1]

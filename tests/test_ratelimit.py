@@ -5,7 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import ratelimit
-from core.calls import ChatRequest, ChatStream
+from core.calls import CallHooks, ChatRequest, ChatStream
 from core.ratelimit import Limits, RateLimiter, TokenBucket
 from tests.conftest import ADMIN
 from tests.loopback_server import Script
@@ -52,7 +52,7 @@ def test_429_drains_the_buckets():
 
 def chat(provider, ctx, log, waits):
     stream = ChatStream(provider, ChatRequest("gpt-4o-mini", [{"role": "user", "content": "hi"}],
-                                              {"max_tokens": 10}), ctx, log, on_wait=waits.append)
+                                              {"max_tokens": 10}), ctx, log, hooks=CallHooks(on_rate_limit=waits.append))
     list(stream)
     return stream.outcome
 
