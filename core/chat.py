@@ -211,7 +211,7 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
     empty = count([])
     used = count(head)
     kept: list[dict[str, Any]] = []
-    history = [m.api() for m in conversation.messages]
+    history = _answered(conversation.messages)
     for i, message in enumerate(reversed(history)):
         cost = count([message]) - empty
         if i > 0 and used + cost > budget:
@@ -225,6 +225,17 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
     input_tokens = count(messages)
     return ContextPlan(messages, input_tokens, len(history) - len(kept), context_window, reply_budget,
                        cost_usd(TokenUsage(input_tokens=input_tokens), model, provider_id))
+
+
+def _answered(messages: list[Message]) -> list[dict[str, Any]]:
+    """The turns as the API takes them. Tool calls the user left unanswered (they wrote a new message instead)
+    are left out of their turn: the API refuses an assistant's `tool_calls` not followed by their results."""
+    history = [m.api() for m in messages]
+    for i, message in enumerate(history):
+        answered = {m.get("tool_call_id") for m in history[i + 1:] if m["role"] == "tool"}
+        if message.get("tool_calls") and not all(c["id"] in answered for c in message["tool_calls"]):
+            history[i] = {"role": "assistant", "content": message.get("content") or ""}
+    return history
 
 
 def default_reply_tokens(provider_kind: str) -> int:

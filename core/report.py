@@ -170,8 +170,8 @@ def _conversation_report(conversation: Conversation, secrets: Iterable[str | Non
         if m.note:
             caption.append(clean(f"↪ {m.note}"))
         caption_html = f'<div class="caption">{" · ".join(caption)}</div>' if caption else ""
-        calls = "".join(f'<pre class="text">{clean(_("Tool call: {name}").format(name=c.get("name") or "?"))}\n'
-                        f'{clean(c.get("arguments") or "")}</pre>' for c in m.tool_calls)  # text, never markup
+        calls = "".join('<pre class="text">' + clean(_("Tool call: {name}").format(name=c.get("name") or "?"))
+                        + "\n" + clean(c.get("arguments") or "") + "</pre>" for c in m.tool_calls)  # text only
         parts.append(f'<div class="turn {m.role}"><div class="role">{role}</div>'
                      f'<pre class="text">{clean(m.content)}</pre>{calls}{caption_html}</div>')
     return Report(export_name(conversation, "html"),

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from core import chat
+from core import chat, chat_turn
 from core.i18n import _
 from core.personas import CUSTOM_ID, LANGUAGES, language_label
 from core.rendering import model_markdown, plain
@@ -41,6 +41,18 @@ def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan,
                 # The prompt is data sent to the model, in whatever language it was written ("data-" key).
                 st.container(key="data-system-prompt").markdown(model_markdown(conv.system_prompt))
         st.selectbox(_("Reply language"), list(LANGUAGES), key="reply_language", format_func=language_label)
+
+        with st.expander(_("Tools"), expanded=bool(st.session_state.get("chat_tools"))):
+            # The same function definitions as the Playground's (core.tools), checked before any message is sent.
+            st.text_area(_("Tools (JSON function definitions)"), key="chat_tools", height=120,
+                         placeholder='[{"name": "lookup_order", "parameters": {"type": "object", …}}]',
+                         help=_("When the model calls a tool, you type its result and the model goes on. Nothing "
+                                "is run: the arguments are only shown."))
+            problem = chat_turn.read_tools(st.session_state.get("chat_tools") or "")[1]
+            if problem:
+                st.error(problem)
+            if wb.provider_for(st.session_state.get("chat_model") or "").kind == "local":
+                st.caption(_("the offline model cannot call tools"))
 
         st.subheader(_("Counters"))
         st.caption(chat.totals_caption(chat.totals(conv)))

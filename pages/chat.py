@@ -10,6 +10,7 @@ from core.local_model import queue_sentence
 from core.personas import BUILT_IN, CUSTOM_ID, persona_by_id, starters
 from core.providers import offline_limits, offline_notice
 from core.rendering import model_markdown, plain
+from core.tools import ToolError
 from pages._chat_sidebar import DEFAULT_TEMPERATURE, draw_sidebar
 from pages._widgets import picked_model, stream_markdown
 from pages._workbench import response_cache, workbench
@@ -78,8 +79,16 @@ st.title(_("💬 Chat"))
 if state.get("chat_errors", {}).get("save"):  # a write that failed in the last run (retried in the background)
     st.warning(state["chat_errors"].pop("save"))
 for message in conv.messages:
+    if message.role == "tool":  # the user's answer to a tool call, as typed
+        with st.chat_message("tool", avatar="🔧"):
+            st.caption(plain(chat.turn_heading(message)))
+            st.code(message.content, language=None, wrap_lines=True)
+        continue
     with st.chat_message(message.role):
         st.markdown(model_markdown(message.content))  # no remote image loads; HTML stays text
+        for call in message.tool_calls:  # the model's arguments are untrusted text: shown, never run or rendered
+            st.caption(_("Tool call: {name}").format(name=plain(call.get("name") or "?")))
+            st.code(call.get("arguments") or "", language="json", wrap_lines=True)
 
         if message.role == "assistant":
             if message.note:
@@ -107,6 +116,20 @@ if errors.get("message"):
         # A reply cut after text was shown is never restarted elsewhere silently: here the user chose to.
         chat.drop_last_reply(conv)
         forced_model, wants_reply = errors["next_model"], True
+
+pending_calls = chat.pending_tool_calls(conv)
+if pending_calls:  # the model asked for tools: the user plays each one, and the model goes on with the results
+    st.markdown(_("**Answer the tool calls** — each result goes back as a `tool` message"))
+    results = [st.text_area(_("Result of {name}").format(name=plain(call.get("name") or "?")),
+                            key=f"chat_tool_result_{len(conv.messages)}_{i}", height=68)
+               for i, call in enumerate(pending_calls)]
+    if st.button(_("↪ Continue with these results"), key="chat_tool_send", type="primary"):
+        try:
+            chat.answer_tool_calls(conv, results)
+        except ToolError as err:
+            st.error(str(err))  # the typed results stay in their boxes
+        else:
+            wants_reply = True
 
 if conv.messages:
     # One row that wraps on a phone (columns would stack five full-width buttons); the files in one menu.

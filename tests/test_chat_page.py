@@ -355,3 +355,53 @@ def test_the_offline_model_is_warmed_up_when_the_app_starts(offline_env):
         time.sleep(0.2)
     assert child_metric(runtime, "tokens_predicted_total") >= 1  # warmed up: nobody sent a message
     assert chat_calls(offline_env["PROMPTLAB_DB_URL"]) == []  # and the warm-up is not a call of the user's
+
+
+CHAT_TOOLS = ('[{"name": "lookup_order", "parameters": {"type": "object", "properties": {"order": {"type": "string"}}}},'
+              ' {"name": "refund"}]')
+INJECTED = '{"order": "A-17", "note": "<img src=x onerror=alert(1)> ![p](http://evil.example/x.png)"}'
+
+
+def test_a_tool_call_is_answered_in_chat_and_the_model_goes_on(at, server, app_env):
+    at.text_area(key="chat_tools").set_value(CHAT_TOOLS).run()
+    server.push(Script(tool_calls=[{"name": "lookup_order", "arguments": INJECTED},
+                                   {"name": "refund", "arguments": '{"order": "A-17"}'}]))
+    send(at, "Where is A-17?")
+    assert [t["function"]["name"] for t in server.chat_requests()[-1]["tools"]] == ["lookup_order", "refund"]
+    # Each call is shown as text: its name and its (untrusted) arguments, never rendered as HTML or Markdown.
+    assert [c.value for c in at.chat_message[1].code] == [INJECTED, '{"order": "A-17"}']
+    assert r"Tool call: lookup\_order" in " ".join(c.value for c in at.chat_message[1].caption)
+    assert not any("<img" in m.value or "evil.example" in m.value for m in at.markdown)
+
+    at.text_area(key="chat_tool_result_2_0").set_value('{"status": "shipped"}').run()
+    at.button(key="chat_tool_send").click().run()  # one result missing: nothing is sent, the typed one stays
+    assert "Give a result for every tool call" in at.error[0].value
+    assert at.text_area(key="chat_tool_result_2_0").value == '{"status": "shipped"}'
+    assert len(server.chat_requests()) == 1
+
+    server.push(Script(reply="It shipped; refund started."))
+    at.text_area(key="chat_tool_result_2_1").set_value("refund R-9 started").run()
+    at.button(key="chat_tool_send").click().run()
+    assert not at.exception, at.exception
+    assert [m.name for m in at.chat_message] == ["user", "assistant", "tool", "tool", "assistant"]
+    assert at.chat_message[4].markdown[0].value == "It shipped; refund started."
+    assert [c.value for c in at.chat_message[3].code] == ["refund R-9 started"]
+    sent = server.chat_requests()[-1]["messages"]
+    assert [c["id"] for c in sent[2]["tool_calls"]] == ["call_loopback", "call_loopback_2"]
+    assert sent[3:] == [{"role": "tool", "tool_call_id": "call_loopback", "content": '{"status": "shipped"}'},
+                        {"role": "tool", "tool_call_id": "call_loopback_2", "content": "refund R-9 started"}]
+    assert len(chat_calls(app_env["PROMPTLAB_DB_URL"])) == 2
+    assert "2 replies ·" in " ".join(c.value for c in at.sidebar.caption)
+
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a reload opens the saved conversation by its link
+    reloaded.query_params["c"] = at.query_params["c"]
+    reloaded.run()
+    assert [m.name for m in reloaded.chat_message] == ["user", "assistant", "tool", "tool", "assistant"]
+
+
+def test_invalid_chat_tools_say_why_and_keep_the_message(at, server):
+    at.text_area(key="chat_tools").set_value('[{"name": "has space"}]').run()
+    assert "a function name may only use letters" in " ".join(e.value for e in at.sidebar.error)
+    send(at, "keep me")
+    assert server.chat_requests() == [] and at.chat_input[0].value == "keep me"
+    assert any("a function name may only use letters" in e.value for e in at.error)
