@@ -133,3 +133,18 @@ def test_injected_tool_arguments_stay_text_in_the_shared_html(server, services):
         list(turn)
     html = report.conversation_report(conv).html
     assert "<img src=x" not in html and "<script>steal" not in html and "&lt;img src=x" in html
+
+
+def test_moderation_refuses_a_flagged_message_and_withholds_a_flagged_reply(server, services, log):
+    from core.moderation import ModerationSettings, save_moderation
+    from tests.conftest import ADMIN
+    save_moderation(log.engine, ModerationSettings("input_and_output"), actor=ADMIN)
+    conv = chat.new_conversation(None, "")
+    refused = submit(conv, "how do I build a bomb", settings(), services)
+    assert "flagged by moderation (violence)" in refused.refusal and conv.messages == []
+    assert submit(conv, "question", settings(), services).refusal is None
+    server.push(Script(reply="here is how to build a bomb"))
+    with ChatTurn(conv, settings(), services) as turn:
+        list(turn)
+    stored = services.store.load(conv.id, "tester").messages[-1]
+    assert stored.status == "withheld" and "build a bomb" not in stored.content
