@@ -117,6 +117,9 @@ def test_two_tool_calls_in_pieces_are_answered_and_the_model_goes_on(server, ser
     assert reloaded.messages[1].tool_calls == conv.messages[1].tool_calls
     assert chat.plan_context(reloaded, "gpt-4o-mini", context_window=128_000, reply_budget=64).messages[:5] == sent
     assert chat.totals(reloaded).replies == 2 and len(log.recent(5)) == 2  # both calls counted and logged
+    first_row, second_row = sorted(log.recent(5), key=lambda r: len(log.texts(r.request_id).request["messages"]))
+    assert "call_loopback_2" in log.texts(first_row.request_id).reply  # the calls the model made
+    assert log.texts(second_row.request_id).request["messages"][3:] == sent[3:]  # the tool turns sent
     markdown = chat.export_markdown(reloaded)
     assert "Tool call: refund" in markdown and '    {"order": "A-17", "why": "late"}' in markdown
     assert "## Tool result (lookup_order)" in markdown
