@@ -21,14 +21,15 @@ FORMULA_START = ("=", "+", "-", "@", "＝", "＋", "－", "＠")
 CONTROL_START = ("\t", "\r")  # OWASP: a cell starting with either is unsafe whatever follows
 # A plain number ("-5", "+3.2", "1e-3") is data, not a formula: no spreadsheet runs it, so it stays as it is.
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_SKIPPED = "\ufeff\u200b"  # a byte-order mark and a zero-width space, skipped like whitespace before a formula
+# Whitespace, byte-order marks and zero-width spaces, in any mix: a spreadsheet skips them all before a formula.
+_SKIPPED = re.compile(r"^[\s\ufeff\u200b]+")
 
 
 def _runs(text: str) -> bool:
     """True when a spreadsheet could read this text cell as a formula (or a quote-prefixed one: see neutralise)."""
     if text.startswith(CONTROL_START):
         return True
-    head = text.lstrip().lstrip(_SKIPPED).lstrip()
+    head = _SKIPPED.sub("", text)
     if head.startswith(FORMULA_START):
         return not _NUMBER.fullmatch(head.rstrip())
     # A cell that already starts with the quote before a formula is quoted again, so `restore` can tell the
