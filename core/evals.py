@@ -30,7 +30,7 @@ from core.eval_config import EvalConfig, EvalConfigError, PromptSpec, ProviderSp
 from core.eval_store import CANCELLED, DONE, INTERRUPTED, EvalStore, RunJournal, RunPlan, SavedEvalRun
 from core.i18n import _
 from core.pending_writes import PENDING
-from core.playground import CellResult, CellSpec, CostEstimate, MatrixRun, PreparedCell, estimate_cost
+from core.playground_matrix import CellResult, CellSpec, CostEstimate, MatrixRun, PreparedCell, estimate_cost
 from core.pricing import format_cost_total
 from core.providers import Provider, request_params
 from core.url_policy import UrlPolicy, same_endpoint

@@ -147,7 +147,7 @@ def test_openid_connect_gate_when_auth_is_configured(app_env):
 def test_private_prompt_versions_and_saved_runs_are_their_owners(db_url):
     from core.eval_config import parse_config
     from core.eval_store import EvalStore
-    from core.playground import Draft
+    from core.playground_draft import Draft
     from core.prompts import PromptLibrary
 
     PromptLibrary(db_url).save("support", Draft("gpt-4o", "shared"), author="alice")

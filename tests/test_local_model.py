@@ -348,11 +348,12 @@ def test_request_params_for_local():
 
 def test_playground_matrix_on_the_local_model_with_a_json_schema(local, ctx, log):
     from core.calls import CallContext
-    from core.playground import CellSpec, Draft, MatrixRun, Settings, prepare_cell
+    from core.playground_draft import Draft, RunSettings
+    from core.playground_matrix import CellSpec, MatrixRun, prepare_cell
     schema = {"type": "object", "properties": {"fruit": {"type": "string"}}, "required": ["fruit"],
               "additionalProperties": False}
     draft = Draft(MODEL_ID, "Be brief.", "Name a fruit.",
-                  settings=Settings(max_tokens=40, seed=5, response_format="json_schema", json_schema=schema))
+                  settings=RunSettings(max_tokens=40, seed=5, response_format="json_schema", json_schema=schema))
     cells = [prepare_cell(CellSpec("v1", draft.model, t, 1), draft, local) for t in (0.0, 0.9)]
     run = MatrixRun(cells, CallContext("playground", tags=["run:local"]), log, concurrency=2).start()
     assert run.wait(120)
