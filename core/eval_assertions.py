@@ -414,9 +414,11 @@ def _tools_call_problem(output: Output) -> str | None:
         return "Expected the output to be tool calls"
     declared = {t.get("function", {}).get("name"): t.get("function", {}) for t in output.tools}
     for call in calls:
-        function = call.get("function", call)
+        function = call.get("function", call) if isinstance(call, dict) else None
+        if not isinstance(function, dict):  # a reply such as `[1, 2]`: JSON, but no tool call
+            return "Expected the output to be tool calls"
         name = function.get("name")
-        if name not in declared:
+        if not isinstance(name, str) or name not in declared:
             return f"Called {name!r}, which is not among the declared tools"
         try:
             arguments = json.loads(function.get("arguments") or "{}")
@@ -535,12 +537,15 @@ def script_verdict(assertion: Assertion, value: Any, result: Any) -> Verdict:
     """promptfoo's reading of what custom code returned: a bool, a number (a score: passes above 0, or at the
     threshold), or {pass, score, reason}."""
     inverse = assertion.inverse
-    failed = f"Python code returned {{}}\n{value}"
+
+    def failed(returned: str) -> str:  # not str.format: the quoted code may hold braces
+        return f"Python code returned {returned}\n{value}"
+
     if isinstance(result, str) and result.strip().lower() in ("true", "false"):
         result = result.strip().lower() == "true"
     if isinstance(result, bool):
         passed = result != inverse
-        return _verdict(assertion, value, passed, failed.format("true" if result else "false"))
+        return _verdict(assertion, value, passed, failed("true" if result else "false"))
     if isinstance(result, dict):
         raw_pass, score = bool(result.get("pass")), float(result.get("score", 1.0 if result.get("pass") else 0.0))
         reason = str(result.get("reason") or "")
@@ -551,9 +556,9 @@ def script_verdict(assertion: Assertion, value: Any, result: Any) -> Verdict:
         passed = raw_pass != inverse
         if passed == raw_pass:
             return Verdict(type=assertion.type, value=value, passed=passed, score=score,
-                           reason=reason or ("Assertion passed" if passed else failed.format("false")),
+                           reason=reason or ("Assertion passed" if passed else failed("false")),
                            weight=assertion.weight, metric=assertion.metric)
-        return _verdict(assertion, value, passed, failed.format("true" if raw_pass else "false"),
+        return _verdict(assertion, value, passed, failed("true" if raw_pass else "false"),
                         score=1.0 if passed else 0.0)
     try:
         score = float(result)
@@ -562,7 +567,7 @@ def script_verdict(assertion: Assertion, value: Any, result: Any) -> Verdict:
                                                  f"{{pass, score, reason}} object. Instead got: {result!r}")
     raw_pass = score > 0 if assertion.threshold is None else score >= assertion.threshold
     passed = raw_pass != inverse
-    return _verdict(assertion, value, passed, failed.format("true" if raw_pass else "false"), score=score)
+    return _verdict(assertion, value, passed, failed("true" if raw_pass else "false"), score=score)
 
 
 # ----- model-graded ------------------------------------------------------------------------------------------

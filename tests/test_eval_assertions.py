@@ -226,3 +226,30 @@ def test_grader_reference_forms():
     assert provider_spec("openai:chat:gpt-4o").model == "gpt-4o"
     assert provider_spec("openai:gpt-4o-mini").model == "gpt-4o-mini"
     assert provider_spec("local/SmolLM2-135M-Instruct").model == "local/SmolLM2-135M-Instruct"
+
+
+# ----- replies and code that used to crash the check instead of failing it ------------------------------------
+@pytest.mark.parametrize("reply", ["[1, 2]", '[{"function": 3}]', '[{"name": ["x"]}]'])
+def test_a_reply_that_only_looks_like_tool_calls_fails_the_check_and_the_run_completes(server, log, reply):
+    """A model answering `[1, 2]` to an is-valid-openai-tools-call assertion: before, the check raised
+    AttributeError / TypeError in the cell's worker and the run never completed; now a failed verdict."""
+    verdict = evaluate(Assertion(type="is-valid-openai-tools-call"), Output(text=reply))
+    assert not verdict.passed and "tool" in verdict.reason
+    assert evaluate(Assertion(type="not-is-valid-openai-tools-call"), Output(text=reply)).passed
+    run = graded_run(server, log, {"type": "is-valid-openai-tools-call"}, reply, "Answer:")
+    assert run.grades[0] is not None and run.grades[0].passed is False
+
+
+@pytest.mark.parametrize("code, passed", [
+    ("json.loads(output) == {'a': 1}", True),  # braces in the code, a bool back
+    ("json.loads(output) == {'a': 2}", False),
+    ("{'pass': output == 'x'}", False),  # a dict without a reason, failing
+    ("{'pass': True, 'score': 0.5}", True),
+])
+def test_python_code_with_braces_gives_a_verdict(code, passed):
+    """The failure reason quotes the code: before, it went through str.format, so `{` in the code raised
+    KeyError / ValueError out of evaluate (a crashed cell) instead of giving a verdict."""
+    verdict = evaluate(Assertion(type="python", value=code), Output(text='{"a": 1}'), allow_code=True)
+    assert verdict.passed is passed
+    if not passed:
+        assert verdict.reason == f"Python code returned false\n{code}"
