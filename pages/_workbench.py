@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 
 import streamlit as st
 
-from core import cookies, custom_prices, local_model, model_file, provider_choice
-from core.access import Identity, parse_users
+from core import access, cookies, custom_prices, local_model, model_file, provider_choice
+from core.access import Identity, users_setting
 from core.cache import ResponseCache
 from core.calllog import CallLog
 from core.calls import CallContext
@@ -132,7 +132,7 @@ def base_settings() -> Settings:
     secrets = _secrets()
     table = _secret_table("users")  # [users] name = "pbkdf2_sha256$…"
     if table and "PROMPTLAB_USERS" not in secrets:
-        secrets["PROMPTLAB_USERS"] = ",".join(f"{name}:{hashed}" for name, hashed in table.items())
+        secrets["PROMPTLAB_USERS"] = users_setting(table)
     return load_settings(secrets)
 
 
@@ -149,7 +149,7 @@ ADMIN_KEY = "identity_admin"
 
 
 def gate_configured(settings: Settings) -> bool:
-    return bool(settings.password_hash or parse_users(settings.users))
+    return access.gate_configured(settings.password_hash, settings.users)
 
 
 def needs_login(wb: Workbench) -> bool:
@@ -236,14 +236,14 @@ def _workbench() -> Workbench:
     custom_prices.use_file(log.engine, settings.prices_file)  # the gate cannot see st.secrets: hand it the file
     # Behind the access gate the signed-in identity is the user in the log and in every ownership check. Without a
     # gate there is one user (PROMPTLAB_USER), who owns everything.
-    user = st.session_state.get(IDENTITY_KEY) or settings.user
-    gated = oidc_configured() or gate_configured(settings)
-    admin = bool(st.session_state.get(ADMIN_KEY)) if gated else True
-    policy = provider_choice.url_policy_for(configured, Identity(user, admin))
+    actor = access.acting_identity(st.session_state.get(IDENTITY_KEY), bool(st.session_state.get(ADMIN_KEY)),
+                                   gated=oidc_configured() or gate_configured(settings), default_user=settings.user)
+    policy = provider_choice.url_policy_for(configured, actor)
     provider = resolve_provider(settings)
     if override and policy is not None:  # a URL this (non-admin) user chose: every request is checked
         provider = replace(provider, url_policy=policy)
-    return Workbench(settings, provider, log, conversations, user, st.session_state.session_id, admin, policy)
+    return Workbench(settings, provider, log, conversations, actor.name, st.session_state.session_id, actor.admin,
+                     policy)
 
 
 def oidc_configured() -> bool:
