@@ -16,9 +16,7 @@ from core.calllog import CallLog
 from core.calls import CallContext
 from core.config import Settings, load_settings
 from core.conversations import ConversationStore
-from core.errors import PromptLabError
 from core.local_model import is_local_model
-from core.pricing import context_window
 from core.privacy import RetentionWorker
 from core.providers import Provider, local_provider, resolve_provider
 from core.url_policy import UrlPolicy
@@ -79,15 +77,7 @@ class Workbench:
         return self.provider
 
     def context_window(self, model: str) -> int:
-        if is_local_model(model):
-            runtime = self.provider_for(model).local_runtime()
-            try:  # from the GGUF metadata (starts the offline model on first use, once its file is here)
-                if runtime.file_on_disk():
-                    return runtime.context_window()
-            except PromptLabError:
-                pass  # the failure is shown, and logged, on send
-            return self.settings.fallback_context_tokens
-        return context_window(model, self.provider.pricing_id) or self.settings.fallback_context_tokens
+        return self.provider_for(model).context_window(model, self.settings.fallback_context_tokens)
 
 
 
