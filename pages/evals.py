@@ -4,7 +4,6 @@ with intervals, failures first, paired comparisons."""
 import time
 
 import streamlit as st
-from sqlalchemy.exc import SQLAlchemyError
 
 from core.access import Identity
 from core.eval_config import (
@@ -23,7 +22,7 @@ from core.eval_config import (
     to_yaml,
 )
 from core.eval_store import EvalStore, SavedEvalRun, TestSetRefused
-from core.evals import EvalRun, ProviderResolver, key_notes
+from core.evals import EvalRun, ProviderResolver, RunNotStarted, key_notes
 from core.exports import table_from_csv
 from core.i18n import _
 from core.parse_limits import UPLOADED_BYTES
@@ -78,19 +77,13 @@ def follow(evaluation: EvalRun) -> None:
 def resume(saved: SavedEvalRun) -> None:
     """Run the cells an interrupted (or cancelled) run is missing, with its config, and complete it."""
     try:
-        evaluation = EvalRun.resuming(saved, resolver, wb.context("evals"), wb.log, cache=response_cache(wb),
-                                      actor=actor)
+        evaluation = EvalRun.resume(saved, resolver, wb.context("evals"), wb.log, store, cache=response_cache(wb),
+                                    actor=actor, secrets=wb.secrets)
+    except RunNotStarted as err:  # the database refused, or another session resumed it first
+        (st.warning if err.elsewhere else st.error)(str(err))
+        return
     except EvalConfigError as err:  # e.g. a run with python assertions, resumed by a non-admin
         st.error(str(err))
-        return
-    try:
-        claimed = evaluation.resume_stored(store, secrets=wb.secrets)
-    except SQLAlchemyError:
-        st.error(_("The run could not be stored (the database is busy or read-only), so it was not "
-                   "started: try again in a moment."))
-        return
-    if not claimed:
-        st.warning(_("This run is no longer interrupted (another session may have resumed it): reload the page."))
         return
     follow(evaluation)
 
@@ -232,10 +225,9 @@ with run_tab:
             # The run's row exists before its first cell, and each graded cell is stored as it finishes: a server
             # killed mid-run leaves an interrupted run with every finished cell (Resume, in 📊 Results).
             try:
-                evaluation.start_stored(store, user=wb.user, secrets=wb.secrets)
-            except SQLAlchemyError:  # nothing was sent: the run needs its row before its first cell
-                st.error(_("The run could not be stored (the database is busy or read-only), so it was not "
-                           "started: try again in a moment."))
+                evaluation.launch(store, user=wb.user, secrets=wb.secrets)
+            except RunNotStarted as err:
+                st.error(str(err))
             else:
                 follow(evaluation)
 
