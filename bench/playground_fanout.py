@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from core.calllog import CallLog  # noqa: E402
 from core.calls import CallContext  # noqa: E402
-from core.playground import CellSpec, Draft, MatrixRun, prepare_cell  # noqa: E402
+from core.playground_draft import Draft  # noqa: E402
+from core.playground_matrix import CellSpec, MatrixRun, prepare_cell  # noqa: E402
 from core.providers import Provider  # noqa: E402
 from tests.browser import free_port  # noqa: E402
 

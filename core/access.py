@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from core.i18n import _
@@ -76,6 +77,22 @@ def parse_users(text: str | None) -> dict[str, str]:
 
 def parse_admins(text: str | None) -> set[str]:
     return {a.strip() for a in (text or "").split(",") if a.strip()}
+
+
+def users_setting(table: Mapping[str, str]) -> str:
+    """secrets.toml's `[users]` table (name = hash) as PROMPTLAB_USERS' text, which `parse_users` reads back."""
+    return ",".join(f"{name}:{hashed}" for name, hashed in table.items())
+
+
+def gate_configured(password_hash: str | None, users: str | None) -> bool:
+    """Whether the password gate is on: a shared password or named users (OIDC is the page's to tell)."""
+    return bool(password_hash or parse_users(users))
+
+
+def acting_identity(signed_in: str | None, signed_in_admin: bool, *, gated: bool, default_user: str) -> Identity:
+    """Who acts in a session. Behind a gate, the signed-in name with the admin flag its sign-in gave (not signed
+    in yet: the configured user, no admin); without a gate, the one configured user, who is an admin."""
+    return Identity(signed_in or default_user, bool(signed_in_admin) if gated else True)
 
 
 def authenticate(name: str, password: str, users: dict[str, str], shared_hash: str | None,

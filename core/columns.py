@@ -25,12 +25,12 @@ LABELS = {
     "tracked_output_tokens": N_("Tokens out, tracked"), "billed_output_tokens": N_("Tokens out, billed"),
     "tracked_cost_usd": N_("Tracked cost (USD)"), "billed_cost_usd": N_("Billed that day (USD)"),
     "explanation": N_("Explanation"),
-    # a Playground compare cell (core/playground.CellResult.row)
+    # a Playground compare cell (core/playground_matrix.CellResult.row)
     "version": N_("Prompt version"), "temperature": N_("Temperature"), "repeat": N_("Repeat"),
     "text": N_("Output"), "finish_reason": N_("Finish reason"), "error": N_("Error"),
     "schema_valid": N_("Matches the schema"), "schema_error": N_("Schema error"), "served_model": N_("Answered by"),
     "tool_calls": N_("Tool calls"),
-    # its stability summary and the comparison with a baseline run (core/playground.Stability, CellComparison)
+    # its stability summary and the comparison with a baseline run (core/playground_compare.Stability, CellComparison)
     "runs": N_("Runs"), "distinct_outputs": N_("Distinct outputs"), "schema_valid_rate": N_("Share matching the schema"),
     "latency_min_ms": N_("Fastest (ms)"), "latency_median_ms": N_("Median (ms)"), "latency_max_ms": N_("Slowest (ms)"),
     "label": N_("Cell"), "output_changed": N_("Output changed"), "latency_delta_ms": N_("Latency change (ms)"),

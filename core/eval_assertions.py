@@ -18,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import jsonschema
@@ -226,113 +227,181 @@ def _verdict(assertion: Assertion, value: Any, passed: bool, reason_if_failed: s
                    metric=assertion.metric)
 
 
-def _deterministic(assertion: Assertion, output: Output, allow_code: bool = False) -> Verdict:
-    kind, inverse, text = assertion.base_type, assertion.inverse, output.text
-    value = _rendered(assertion, output.vars)
-    neg = "not " if inverse else ""
-    if kind in ("contains", "icontains"):
-        if value is None or value == "" or isinstance(value, (list, dict, bool)):
-            raise AssertionConfigError(f'"{kind}" needs a string or number value.')
-        needle = str(value)
-        hit = needle.lower() in text.lower() if kind == "icontains" else needle in text
-        return _verdict(assertion, value, hit != inverse, f'Expected output to {neg}contain "{value}"')
-    if kind in ("contains-any", "icontains-any", "contains-all", "icontains-all"):
-        values = split_values(value)
-        fold = kind.startswith("i")
-        haystack = text.lower() if fold else text
-        present = [v for v in values if (v.lower() if fold else v) in haystack]
-        if kind.endswith("any"):
-            return _verdict(assertion, value, bool(present) != inverse,
-                            f'Expected output to {neg}contain one of "{", ".join(values)}"')
-        missing = [v for v in values if v not in present]
-        return _verdict(assertion, value, (not missing) != inverse,
-                        f"Expected output to {neg}contain all of [{', '.join(values)}]. "
-                        f"Missing: [{', '.join(missing)}]")
-    if kind == "equals":
-        if isinstance(value, (dict, list)):
-            try:
-                same = json.loads(text) == value
-            except json.JSONDecodeError:
-                same = False
-            shown = json.dumps(value)
-        else:
-            same, shown = str(value) == text, value
-        return _verdict(assertion, value, same != inverse, f'Expected output "{text}" to {neg}equal "{shown}"')
-    if kind == "starts-with":
-        if not isinstance(value, str) or not value:
-            raise AssertionConfigError('"starts-with" needs a string value.')
-        return _verdict(assertion, value, text.startswith(value) != inverse,
-                        f'Expected output to {neg}start with "{value}"')
-    if kind == "regex":
-        if not isinstance(value, str) or not value:
-            raise AssertionConfigError('"regex" needs a string value.')
+@dataclass(frozen=True, kw_only=True)
+class Check:
+    """One assertion about to be judged, as its handler sees it: the `not-` prefix is split off once, here, and
+    `judge` turns a handler's positive answer round for a `not-` type (with promptfoo's "not " in the reason)."""
+
+    assertion: Assertion
+    output: Output
+    value: Any  # the assertion's value, rendered with the test's vars
+    allow_code: bool = False
+    grader: Grader | None = None
+    embedder: Embedder | None = None
+    default_grader: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.assertion.base_type
+
+    @property
+    def inverse(self) -> bool:
+        return self.assertion.inverse
+
+    @property
+    def text(self) -> str:
+        return self.output.text
+
+    @property
+    def neg(self) -> str:
+        """The word a `not-` type's failure reason carries ("Expected output to not contain …")."""
+        return "not " if self.inverse else ""
+
+    def judge(self, hit: bool, reason_if_failed: str, score: float | None = None) -> Verdict:
+        """The verdict on the positive type's answer `hit`, inverted for a `not-` type."""
+        return _verdict(self.assertion, self.value, hit != self.inverse, reason_if_failed, score)
+
+    def verdict(self, passed: bool, reason_if_failed: str, score: float | None = None) -> Verdict:
+        """A verdict whose `passed` the handler has already decided, `not-` included (promptfoo's special cases)."""
+        return _verdict(self.assertion, self.value, passed, reason_if_failed, score)
+
+
+# A handler: one assertion type's check. Looked up by the type's name (without `not-`) in HANDLERS, below.
+Handler = Callable[[Check], Verdict]
+
+
+def _equals(check: Check) -> Verdict:
+    value, text = check.value, check.text
+    if isinstance(value, (dict, list)):
         try:
-            pattern = re.compile(value)
-        except re.error as err:
-            return _verdict(assertion, value, False, f"Invalid regex pattern: {err}")
-        return _verdict(assertion, value, (pattern.search(text) is not None) != inverse,
-                        f'Expected output to {neg}match regex "{value}"')
-    if kind == "is-json":
-        try:
-            parsed, ok = json.loads(text), True
+            same = json.loads(text) == value
         except json.JSONDecodeError:
-            parsed, ok = None, False
-        schema = _schema(value)
-        if ok and schema is not None:
-            problem = _schema_error(parsed, schema)
-            passed = (problem is None) != inverse
-            if not passed:
-                return _verdict(assertion, value, False, "Output is JSON that conforms to the provided schema"
-                                if inverse else f"JSON does not conform to the provided schema. Errors: {problem}")
-            return _verdict(assertion, value, True, "")
-        return _verdict(assertion, value, ok != inverse, "Expected output to be valid JSON")
-    if kind == "contains-json":
-        objects = extract_json_objects(text)
-        passed = (not objects) if inverse else bool(objects)
-        reason = "Expected output to contain valid JSON"
-        schema = _schema(value)
-        for obj in objects if schema is not None else []:
-            problem = _schema_error(obj, schema or {})
-            passed = (problem is not None) if inverse else problem is None
-            if problem is None:
-                if inverse:
-                    reason = "Output contains JSON conforming to the provided schema"
-                break
-            reason = f"JSON does not conform to the provided schema. Errors: {problem}"
-        return _verdict(assertion, value, passed, reason)
-    if kind == "is-valid-openai-tools-call":
-        problem = _tools_call_problem(output)
-        return _verdict(assertion, value, (problem is None) != inverse,
-                        problem or "Expected output not to be a valid tools call")
-    if kind == "levenshtein":
-        if not isinstance(value, str):
-            raise AssertionConfigError('"levenshtein" needs a string value.')
-        threshold = assertion.threshold if assertion.threshold is not None else 5
-        d = levenshtein(text, value)
-        return _verdict(assertion, value, (d <= threshold) != inverse,
-                        f"Levenshtein distance {d} is {'less than or equal to' if inverse else 'greater than'} "
-                        f"threshold {threshold:g}")
-    if kind == "latency":
-        if assertion.threshold is None:
-            raise AssertionConfigError("A latency assertion needs a threshold in milliseconds.")
-        if output.cached or output.latency_ms is None:
-            raise AssertionConfigError("A latency assertion cannot judge a cached reply: run without the cache.")
-        return _verdict(assertion, value, (output.latency_ms <= assertion.threshold) != inverse,
-                        f"Latency {output.latency_ms:.0f}ms is "
-                        f"{'less than or equal to' if inverse else 'greater than'} threshold {assertion.threshold:g}ms")
-    if kind == "cost":
-        if assertion.threshold is None:
-            raise AssertionConfigError("A cost assertion needs a threshold in US dollars.")
-        if output.cost_usd is None:
-            raise AssertionConfigError("A cost assertion cannot judge an unpriced model.")
-        return _verdict(assertion, value, (output.cost_usd <= assertion.threshold) != inverse,
-                        f"Cost {output.cost_usd:.2g} is {'less than or equal to' if inverse else 'greater than'} "
-                        f"threshold {assertion.threshold:g}")
-    if kind == "python":
-        if not allow_code:  # the last check before code runs: EvalRun allows it for admins only
-            raise AssertionConfigError("Python assertions run code on the server; only an admin may run them here.")
-        return _python(assertion, value, output)
-    raise AssertionConfigError(f'Unknown assertion type "{assertion.type}".')
+            same = False
+        shown = json.dumps(value)
+    else:
+        same, shown = str(value) == text, value
+    return check.judge(same, f'Expected output "{text}" to {check.neg}equal "{shown}"')
+
+
+def _needle(check: Check) -> str:
+    if check.value is None or check.value == "" or isinstance(check.value, (list, dict, bool)):
+        raise AssertionConfigError(f'"{check.kind}" needs a string or number value.')
+    return str(check.value)
+
+
+def _contains(check: Check) -> Verdict:
+    return check.judge(_needle(check) in check.text, f'Expected output to {check.neg}contain "{check.value}"')
+
+
+def _icontains(check: Check) -> Verdict:
+    return check.judge(_needle(check).lower() in check.text.lower(),
+                       f'Expected output to {check.neg}contain "{check.value}"')
+
+
+def _present(check: Check, fold: bool) -> tuple[list[str], list[str]]:
+    """The listed values, and those the output contains (case-folded for the `i` types)."""
+    values = split_values(check.value)
+    haystack = check.text.lower() if fold else check.text
+    return values, [v for v in values if (v.lower() if fold else v) in haystack]
+
+
+def _contains_any_of(check: Check, fold: bool) -> Verdict:
+    values, present = _present(check, fold)
+    return check.judge(bool(present), f'Expected output to {check.neg}contain one of "{", ".join(values)}"')
+
+
+def _contains_all_of(check: Check, fold: bool) -> Verdict:
+    values, present = _present(check, fold)
+    missing = [v for v in values if v not in present]
+    return check.judge(not missing, f"Expected output to {check.neg}contain all of [{', '.join(values)}]. "
+                                    f"Missing: [{', '.join(missing)}]")
+
+
+def _starts_with(check: Check) -> Verdict:
+    if not isinstance(check.value, str) or not check.value:
+        raise AssertionConfigError('"starts-with" needs a string value.')
+    return check.judge(check.text.startswith(check.value), f'Expected output to {check.neg}start with "{check.value}"')
+
+
+def _regex(check: Check) -> Verdict:
+    if not isinstance(check.value, str) or not check.value:
+        raise AssertionConfigError('"regex" needs a string value.')
+    try:
+        pattern = re.compile(check.value)
+    except re.error as err:
+        return check.verdict(False, f"Invalid regex pattern: {err}")  # fails whether negated or not
+    return check.judge(pattern.search(check.text) is not None, f'Expected output to {check.neg}match regex '
+                                                               f'"{check.value}"')
+
+
+def _is_json(check: Check) -> Verdict:
+    try:
+        parsed, ok = json.loads(check.text), True
+    except json.JSONDecodeError:
+        parsed, ok = None, False
+    schema = _schema(check.value)
+    if ok and schema is not None:
+        problem = _schema_error(parsed, schema)
+        if (problem is None) == check.inverse:  # promptfoo words a negated schema failure its own way
+            return check.verdict(False, "Output is JSON that conforms to the provided schema" if check.inverse
+                                 else f"JSON does not conform to the provided schema. Errors: {problem}")
+        return check.verdict(True, "")
+    return check.judge(ok, "Expected output to be valid JSON")
+
+
+def _contains_json(check: Check) -> Verdict:
+    inverse = check.inverse
+    objects = extract_json_objects(check.text)
+    passed = (not objects) if inverse else bool(objects)
+    reason = "Expected output to contain valid JSON"
+    schema = _schema(check.value)
+    # promptfoo's loop: the first object that conforms decides; else the last one checked does.
+    for obj in objects if schema is not None else []:
+        problem = _schema_error(obj, schema or {})
+        passed = (problem is not None) if inverse else problem is None
+        if problem is None:
+            if inverse:
+                reason = "Output contains JSON conforming to the provided schema"
+            break
+        reason = f"JSON does not conform to the provided schema. Errors: {problem}"
+    return check.verdict(passed, reason)
+
+
+def _is_valid_openai_tools_call(check: Check) -> Verdict:
+    problem = _tools_call_problem(check.output)
+    return check.judge(problem is None, problem or "Expected output not to be a valid tools call")
+
+
+def _than(check: Check) -> str:
+    """How a failed distance / latency / cost verdict compares with its threshold."""
+    return "less than or equal to" if check.inverse else "greater than"
+
+
+def _levenshtein(check: Check) -> Verdict:
+    if not isinstance(check.value, str):
+        raise AssertionConfigError('"levenshtein" needs a string value.')
+    threshold = check.assertion.threshold if check.assertion.threshold is not None else 5
+    d = levenshtein(check.text, check.value)
+    return check.judge(d <= threshold, f"Levenshtein distance {d} is {_than(check)} threshold {threshold:g}")
+
+
+def _latency(check: Check) -> Verdict:
+    threshold, latency_ms = check.assertion.threshold, check.output.latency_ms
+    if threshold is None:
+        raise AssertionConfigError("A latency assertion needs a threshold in milliseconds.")
+    if check.output.cached or latency_ms is None:
+        raise AssertionConfigError("A latency assertion cannot judge a cached reply: run without the cache.")
+    return check.judge(latency_ms <= threshold,
+                       f"Latency {latency_ms:.0f}ms is {_than(check)} threshold {threshold:g}ms")
+
+
+def _cost(check: Check) -> Verdict:
+    threshold, cost = check.assertion.threshold, check.output.cost_usd
+    if threshold is None:
+        raise AssertionConfigError("A cost assertion needs a threshold in US dollars.")
+    if cost is None:
+        raise AssertionConfigError("A cost assertion cannot judge an unpriced model.")
+    return check.judge(cost <= threshold, f"Cost {cost:.2g} is {_than(check)} threshold {threshold:g}")
 
 
 def _tools_call_problem(output: Output) -> str | None:
@@ -345,9 +414,11 @@ def _tools_call_problem(output: Output) -> str | None:
         return "Expected the output to be tool calls"
     declared = {t.get("function", {}).get("name"): t.get("function", {}) for t in output.tools}
     for call in calls:
-        function = call.get("function", call)
+        function = call.get("function", call) if isinstance(call, dict) else None
+        if not isinstance(function, dict):  # a reply such as `[1, 2]`: JSON, but no tool call
+            return "Expected the output to be tool calls"
         name = function.get("name")
-        if name not in declared:
+        if not isinstance(name, str) or name not in declared:
             return f"Called {name!r}, which is not among the declared tools"
         try:
             arguments = json.loads(function.get("arguments") or "{}")
@@ -448,27 +519,33 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def _python(assertion: Assertion, value: Any, output: Output) -> Verdict:
+def _python(check: Check) -> Verdict:
+    if not check.allow_code:  # the last check before code runs: EvalRun allows it for admins only
+        raise AssertionConfigError("Python assertions run code on the server; only an admin may run them here.")
+    value, output = check.value, check.output
     if not isinstance(value, str) or not value.strip():
         raise AssertionConfigError("A python assertion needs code as its value.")
     context = {"vars": output.vars, "prompt": output.prompt, "test": {"vars": output.vars}}
     try:
         result = run_python(value, output.text, context)
     except (RuntimeError, ValueError) as err:
-        return _verdict(assertion, value, False, f"Python code execution failed: {err}")
-    return script_verdict(assertion, value, result)
+        return check.verdict(False, f"Python code execution failed: {err}")
+    return script_verdict(check.assertion, value, result)
 
 
 def script_verdict(assertion: Assertion, value: Any, result: Any) -> Verdict:
     """promptfoo's reading of what custom code returned: a bool, a number (a score: passes above 0, or at the
     threshold), or {pass, score, reason}."""
     inverse = assertion.inverse
-    failed = f"Python code returned {{}}\n{value}"
+
+    def failed(returned: str) -> str:  # not str.format: the quoted code may hold braces
+        return f"Python code returned {returned}\n{value}"
+
     if isinstance(result, str) and result.strip().lower() in ("true", "false"):
         result = result.strip().lower() == "true"
     if isinstance(result, bool):
         passed = result != inverse
-        return _verdict(assertion, value, passed, failed.format("true" if result else "false"))
+        return _verdict(assertion, value, passed, failed("true" if result else "false"))
     if isinstance(result, dict):
         raw_pass, score = bool(result.get("pass")), float(result.get("score", 1.0 if result.get("pass") else 0.0))
         reason = str(result.get("reason") or "")
@@ -479,9 +556,9 @@ def script_verdict(assertion: Assertion, value: Any, result: Any) -> Verdict:
         passed = raw_pass != inverse
         if passed == raw_pass:
             return Verdict(type=assertion.type, value=value, passed=passed, score=score,
-                           reason=reason or ("Assertion passed" if passed else failed.format("false")),
+                           reason=reason or ("Assertion passed" if passed else failed("false")),
                            weight=assertion.weight, metric=assertion.metric)
-        return _verdict(assertion, value, passed, failed.format("true" if raw_pass else "false"),
+        return _verdict(assertion, value, passed, failed("true" if raw_pass else "false"),
                         score=1.0 if passed else 0.0)
     try:
         score = float(result)
@@ -490,7 +567,7 @@ def script_verdict(assertion: Assertion, value: Any, result: Any) -> Verdict:
                                                  f"{{pass, score, reason}} object. Instead got: {result!r}")
     raw_pass = score > 0 if assertion.threshold is None else score >= assertion.threshold
     passed = raw_pass != inverse
-    return _verdict(assertion, value, passed, failed.format("true" if raw_pass else "false"), score=score)
+    return _verdict(assertion, value, passed, failed("true" if raw_pass else "false"), score=score)
 
 
 # ----- model-graded ------------------------------------------------------------------------------------------
@@ -537,78 +614,89 @@ def _grader_json(reply: str) -> dict[str, Any] | None:
     return objects[0] if objects else None
 
 
-def _model_graded(assertion: Assertion, output: Output, grader: Grader | None, embedder: Embedder | None,
-                  default_grader: str | None) -> Verdict:
+def _ask(check: Check) -> Callable[[list[dict[str, str]]], str]:
+    """The grader of this assertion (its own provider, else the run's default), or why there is none."""
+    grader = check.grader
     if grader is None:
-        raise AssertionConfigError(f'"{assertion.base_type}" needs a grader model: set one for the run.')
-    which = assertion.provider or default_grader
-    value = _rendered(assertion, output.vars)
-    kind, inverse = assertion.base_type, assertion.inverse
-    prompt_text = str(output.vars.get("query") or output.prompt)
-    if kind == "llm-rubric":
-        messages = grading_messages(RUBRIC_PROMPT, {"output": output.text, "rubric": str(value or "")})
-        data = _grader_json(grader(messages, which))
-        if data is None or "pass" not in data:
-            return _graded(assertion, value, False, 0.0, "The grader's reply held no {pass, score, reason} JSON",
-                           messages)
-        raw_pass = data.get("pass") in (True, "true", "True")
-        try:
-            score = float(data.get("score", 1.0 if raw_pass else 0.0))
-        except (TypeError, ValueError):
-            score = 1.0 if raw_pass else 0.0
-        if assertion.threshold is not None and score < assertion.threshold:
-            raw_pass = False
-        if inverse:
-            score = min(1.0, max(0.0, 1.0 - score))
-        return _graded(assertion, value, raw_pass != inverse, score, str(data.get("reason") or ""), messages)
-    if kind == "factuality":
-        messages = grading_messages(FACTUALITY_PROMPT, {"input": output.prompt, "ideal": str(value or ""),
-                                                        "completion": output.text})
-        reply = grader(messages, which)
-        data = _grader_json(reply) or {}
-        category = str(data.get("category") or "").strip("() ").upper()[:1]
-        if category not in FACTUALITY_PASSING:
-            match = re.search(r"\(([A-E])\)", reply)
-            category = match.group(1) if match else ""
-        if category not in FACTUALITY_PASSING:
-            return _graded(assertion, value, False, 0.0, "The grader's reply named no category A to E", messages)
-        raw_pass = FACTUALITY_PASSING[category]
-        reason = f"Category {category}: {data.get('reason') or reply.strip()[:300]}"
-        return _graded(assertion, value, raw_pass != inverse, 1.0 if raw_pass != inverse else 0.0, reason, messages)
-    if kind == "model-graded-closedqa":
-        messages = grading_messages(CLOSEDQA_PROMPT, {"input": output.prompt, "completion": output.text,
-                                                      "criteria": str(value or "")})
-        reply = grader(messages, which).rstrip()
-        raw_pass = reply.endswith("Y")
-        if not raw_pass and not reply.endswith("N"):
-            return _graded(assertion, value, False, 0.0, "The grader's reply did not end in Y or N", messages)
-        reason = ("The submission meets the criterion" if raw_pass else
-                  "The submission does not meet the criterion") + f": {reply[-300:]}"
-        return _graded(assertion, value, raw_pass != inverse, 1.0 if raw_pass != inverse else 0.0, reason,
-                       messages)
-    if kind == "answer-relevance":
-        messages = grading_messages(RELEVANCE_PROMPT, {"answer": output.text})
-        questions = [grader(messages, which).strip() for _ in range(RELEVANCE_QUESTIONS)]
-        threshold = assertion.threshold if assertion.threshold is not None else 0.0
-        vectors = embedder([prompt_text, *questions], which) if embedder is not None else None
-        if vectors is None:
-            similarity = statistics_mean([word_cosine(prompt_text, q) for q in questions])
-            how = "word overlap (the grader has no embeddings)"
-        else:
-            similarity = statistics_mean([cosine(vectors[0], v) for v in vectors[1:]])
-            how = "embedding similarity"
-        raw_pass = similarity >= threshold
-        reason = (f"Relevance {similarity:.2f} by {how} is {'≥' if raw_pass else '<'} threshold {threshold:g}; "
-                  f"questions the answer suggests: {' | '.join(questions)}")
-        return _graded(assertion, value, raw_pass != inverse, similarity, reason, messages)
-    raise AssertionConfigError(f'Unknown assertion type "{assertion.type}".')
+        raise AssertionConfigError(f'"{check.kind}" needs a grader model: set one for the run.')
+    which = check.assertion.provider or check.default_grader
+    return lambda messages: grader(messages, which)
 
 
-def _graded(assertion: Assertion, value: Any, passed: bool, score: float, reason: str,
-            messages: list[dict[str, str]]) -> Verdict:
-    return Verdict(type=assertion.type, value=value, passed=passed, score=score, reason=reason or (
+def _graded(check: Check, passed: bool, score: float, reason: str, messages: list[dict[str, str]]) -> Verdict:
+    assertion = check.assertion
+    return Verdict(type=assertion.type, value=check.value, passed=passed, score=score, reason=reason or (
         "Assertion passed" if passed else "The grader said no"), weight=assertion.weight, metric=assertion.metric,
         grading_prompt=messages)
+
+
+def _llm_rubric(check: Check) -> Verdict:
+    ask = _ask(check)
+    messages = grading_messages(RUBRIC_PROMPT, {"output": check.text, "rubric": str(check.value or "")})
+    data = _grader_json(ask(messages))
+    if data is None or "pass" not in data:
+        return _graded(check, False, 0.0, "The grader's reply held no {pass, score, reason} JSON", messages)
+    raw_pass = data.get("pass") in (True, "true", "True")
+    try:
+        score = float(data.get("score", 1.0 if raw_pass else 0.0))
+    except (TypeError, ValueError):
+        score = 1.0 if raw_pass else 0.0
+    if check.assertion.threshold is not None and score < check.assertion.threshold:
+        raw_pass = False
+    if check.inverse:  # promptfoo turns the score round too
+        score = min(1.0, max(0.0, 1.0 - score))
+    return _graded(check, raw_pass != check.inverse, score, str(data.get("reason") or ""), messages)
+
+
+def _factuality(check: Check) -> Verdict:
+    ask = _ask(check)
+    messages = grading_messages(FACTUALITY_PROMPT, {"input": check.output.prompt, "ideal": str(check.value or ""),
+                                                    "completion": check.text})
+    reply = ask(messages)
+    data = _grader_json(reply) or {}
+    category = str(data.get("category") or "").strip("() ").upper()[:1]
+    if category not in FACTUALITY_PASSING:
+        match = re.search(r"\(([A-E])\)", reply)
+        category = match.group(1) if match else ""
+    if category not in FACTUALITY_PASSING:
+        return _graded(check, False, 0.0, "The grader's reply named no category A to E", messages)
+    passed = FACTUALITY_PASSING[category] != check.inverse
+    reason = f"Category {category}: {data.get('reason') or reply.strip()[:300]}"
+    return _graded(check, passed, 1.0 if passed else 0.0, reason, messages)
+
+
+def _model_graded_closedqa(check: Check) -> Verdict:
+    ask = _ask(check)
+    messages = grading_messages(CLOSEDQA_PROMPT, {"input": check.output.prompt, "completion": check.text,
+                                                  "criteria": str(check.value or "")})
+    reply = ask(messages).rstrip()
+    raw_pass = reply.endswith("Y")
+    if not raw_pass and not reply.endswith("N"):
+        return _graded(check, False, 0.0, "The grader's reply did not end in Y or N", messages)
+    reason = ("The submission meets the criterion" if raw_pass else
+              "The submission does not meet the criterion") + f": {reply[-300:]}"
+    passed = raw_pass != check.inverse
+    return _graded(check, passed, 1.0 if passed else 0.0, reason, messages)
+
+
+def _answer_relevance(check: Check) -> Verdict:
+    ask = _ask(check)
+    which = check.assertion.provider or check.default_grader
+    prompt_text = str(check.output.vars.get("query") or check.output.prompt)
+    messages = grading_messages(RELEVANCE_PROMPT, {"answer": check.text})
+    questions = [ask(messages).strip() for _ in range(RELEVANCE_QUESTIONS)]
+    threshold = check.assertion.threshold if check.assertion.threshold is not None else 0.0
+    vectors = check.embedder([prompt_text, *questions], which) if check.embedder is not None else None
+    if vectors is None:
+        similarity = statistics_mean([word_cosine(prompt_text, q) for q in questions])
+        how = "word overlap (the grader has no embeddings)"
+    else:
+        similarity = statistics_mean([cosine(vectors[0], v) for v in vectors[1:]])
+        how = "embedding similarity"
+    raw_pass = similarity >= threshold
+    reason = (f"Relevance {similarity:.2f} by {how} is {'≥' if raw_pass else '<'} threshold {threshold:g}; "
+              f"questions the answer suggests: {' | '.join(questions)}")
+    return _graded(check, raw_pass != check.inverse, similarity, reason, messages)
 
 
 def statistics_mean(values: list[float]) -> float:
@@ -633,6 +721,34 @@ def word_cosine(a: str, b: str) -> float:
     return cosine([ca.get(w, 0) for w in words], [cb.get(w, 0) for w in words])
 
 
+# ----- the table -----------------------------------------------------------------------------------------------
+# One handler per type, by name (promptfoo keeps the same table). A new type adds its handler here and its name to
+# DETERMINISTIC or MODEL_GRADED (what the config accepts); tests/test_eval_assertions.py checks the two agree.
+HANDLERS: dict[str, Handler] = {
+    "equals": _equals,
+    "contains": _contains,
+    "icontains": _icontains,
+    "contains-any": partial(_contains_any_of, fold=False),
+    "contains-all": partial(_contains_all_of, fold=False),
+    "icontains-any": partial(_contains_any_of, fold=True),
+    "icontains-all": partial(_contains_all_of, fold=True),
+    "starts-with": _starts_with,
+    "regex": _regex,
+    "is-json": _is_json,
+    "contains-json": _contains_json,
+    "is-valid-openai-tools-call": _is_valid_openai_tools_call,
+    "levenshtein": _levenshtein,
+    "latency": _latency,
+    "cost": _cost,
+    "python": _python,
+    # model-graded: each asks the grader through `_ask`
+    "llm-rubric": _llm_rubric,
+    "factuality": _factuality,
+    "model-graded-closedqa": _model_graded_closedqa,
+    "answer-relevance": _answer_relevance,
+}
+
+
 def evaluate(assertion: Assertion, output: Output, grader: Grader | None = None, embedder: Embedder | None = None,
              default_grader: str | None = None, *, allow_code: bool = False) -> Verdict:
     """One assertion's verdict. A config mistake (a missing threshold, an unknown type) is a failed verdict whose
@@ -641,9 +757,11 @@ def evaluate(assertion: Assertion, output: Output, grader: Grader | None = None,
     from core.errors import PromptLabError
 
     try:
-        if assertion.base_type in MODEL_GRADED:
-            return _model_graded(assertion, output, grader, embedder, default_grader)
-        return _deterministic(assertion, output, allow_code)
+        handler = HANDLERS.get(assertion.base_type)
+        if handler is None:
+            raise AssertionConfigError(f'Unknown assertion type "{assertion.type}".')
+        return handler(Check(assertion=assertion, output=output, value=_rendered(assertion, output.vars),
+                             allow_code=allow_code, grader=grader, embedder=embedder, default_grader=default_grader))
     except AssertionConfigError as err:
         return _verdict(assertion, assertion.value, False, str(err))
     except RecursionError:  # a reply (or schema) nested thousands deep: a failed verdict, not a crashed run

@@ -150,6 +150,11 @@ class EvalConfig:
                          description=t.description,
                          threshold=t.threshold if t.threshold is not None else d.threshold) for t in self.tests]
 
+    @property
+    def needs_grader(self) -> bool:
+        """Whether any case has a model-graded assertion (the run then asks a grader model)."""
+        return any(a.base_type in MODEL_GRADED for t in self.cases() for a in t.assertions)
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.description:
@@ -227,6 +232,16 @@ def uploaded_config(files: Mapping[str, bytes]) -> str:
         raise EvalConfigError(_("Upload one config (the YAML file with prompts and providers) together with the "
                                 "files it names."))
     return names[0]
+
+
+def config_text_from_uploads(files: Mapping[str, bytes]) -> str:
+    """The text of the config among files uploaded together (`uploaded_config`), once its size is allowed."""
+    name = uploaded_config(files)
+    try:
+        parse_limits.check_size(files[name], parse_limits.PASTED_BYTES, name)
+    except parse_limits.LimitExceeded as err:
+        raise EvalConfigError(str(err)) from None
+    return files[name].decode("utf-8", errors="replace")
 
 
 def load_config(path: str | Path) -> EvalConfig:
@@ -676,3 +691,14 @@ def tests_from_yaml(text: str, notes: list[str] | None = None, *, what: str | No
 
 def tests_to_yaml(tests: list[TestCase]) -> str:
     return yaml.safe_dump([t.to_config() for t in tests], sort_keys=False, allow_unicode=True, width=120)
+
+
+def tests_from_file(name: str, data: bytes) -> list[TestCase]:
+    """Cases from an imported file, read by its extension (CSV, JSONL, else YAML) once its size is allowed. Any
+    problem is one EvalConfigError whose sentence names the file."""
+    reader = {"csv": tests_from_csv, "jsonl": tests_from_jsonl}.get(name.rsplit(".", 1)[-1], tests_from_yaml)
+    try:
+        parse_limits.check_size(len(data), parse_limits.UPLOADED_BYTES, name)  # before decoding it
+        return reader(data.decode("utf-8", errors="replace"), what=name)
+    except ValueError as err:  # EvalConfigError and the limits' LimitExceeded; their sentences may name it already
+        raise EvalConfigError(str(err) if name in str(err) else f"{name}: {err}") from None

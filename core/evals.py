@@ -19,6 +19,8 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from core import eval_results
 from core.access import Identity
 from core.cache import ResponseCache
@@ -30,7 +32,7 @@ from core.eval_config import EvalConfig, EvalConfigError, PromptSpec, ProviderSp
 from core.eval_store import CANCELLED, DONE, INTERRUPTED, EvalStore, RunJournal, RunPlan, SavedEvalRun
 from core.i18n import _
 from core.pending_writes import PENDING
-from core.playground import CellResult, CellSpec, CostEstimate, MatrixRun, PreparedCell, estimate_cost
+from core.playground_matrix import CellResult, CellSpec, CostEstimate, MatrixRun, PreparedCell, estimate_cost
 from core.pricing import format_cost_total
 from core.providers import Provider, request_params
 from core.url_policy import UrlPolicy, same_endpoint
@@ -98,6 +100,20 @@ class CellGrade:
     verdicts: list[Verdict]
     grader_cost_usd: float | None = 0.0
     error: str | None = None  # the call failed: no output to grade
+
+
+class RunNotStarted(ValueError):
+    """A stored run that did not start, with the sentence shown; nothing was sent. `elsewhere`: another session
+    resumed it first (a notice to reload, not a failure)."""
+
+    def __init__(self, message: str, *, elsewhere: bool = False) -> None:
+        super().__init__(message)
+        self.elsewhere = elsewhere
+
+
+def _not_stored() -> RunNotStarted:
+    return RunNotStarted(_("The run could not be stored (the database is busy or read-only), so it was not "
+                           "started: try again in a moment."))
 
 
 class EvalRun:
@@ -192,6 +208,31 @@ class EvalRun:
             return False
         self.start(journal)
         return True
+
+    def launch(self, store: EvalStore, *, user: str | None = None, secrets: Iterable[str | None] = ()) -> EvalRun:
+        """The Run button: `start_stored`, with a database that refuses the run's row as a RunNotStarted sentence
+        (the run needs its row before its first cell, so nothing was sent)."""
+        try:
+            return self.start_stored(store, user=user, secrets=secrets)
+        except SQLAlchemyError:
+            raise _not_stored() from None
+
+    @classmethod
+    def resume(cls, saved: SavedEvalRun, resolve: Resolve, context: CallContext, log: CallLog, store: EvalStore, *,
+               cache: ResponseCache | None = None, actor: Identity | None = None,
+               secrets: Iterable[str | None] = ()) -> EvalRun:
+        """The Resume button: the missing cells of an interrupted (or cancelled) run, claimed and started. Raises
+        EvalConfigError when the actor may not run its cases (python, for a non-admin) and RunNotStarted when the
+        database refuses the claim or another session resumed it first."""
+        evaluation = cls.resuming(saved, resolve, context, log, cache=cache, actor=actor)
+        try:
+            claimed = evaluation.resume_stored(store, secrets=secrets)
+        except SQLAlchemyError:
+            raise _not_stored() from None
+        if not claimed:
+            raise RunNotStarted(_("This run is no longer interrupted (another session may have resumed it): reload "
+                                  "the page."), elsewhere=True)
+        return evaluation
 
     def outcome(self) -> str:
         """How the run ended: done (every cell graded), cancelled, or interrupted (a cell's worker died)."""

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from core import json_guard
 from core.clock import utc_now_iso
 from core.db import engine_for
-from core.playground import CellResult, Draft, results_from_json, results_to_json
+from core.playground_draft import Draft
+from core.playground_matrix import CellResult, results_from_json, results_to_json
 
 logger = logging.getLogger(__name__)
 

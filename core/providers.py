@@ -19,7 +19,7 @@ from core.config import Settings
 from core.errors import PromptLabError
 from core.i18n import N_, _
 from core.local_model import LOCAL_PREFIX, GenerationQueue, LocalRuntime, model_id_for
-from core.pricing import pricing_id_for
+from core.pricing import context_window, pricing_id_for
 from core.tokens import TokenCounter, count_messages
 from core.url_policy import OPENAI_ENDPOINT, UrlPolicy
 
@@ -79,6 +79,20 @@ class Provider:
     def local_runtime(self) -> LocalRuntime:
         """The offline model's process supervisor (one per GGUF file per server process)."""
         return local_model.runtime(self.model_path, self.models_dir)
+
+    def context_window(self, model: str, fallback: int) -> int:
+        """The model's context window in tokens: the offline model's from its GGUF file (starting it on first use,
+        once the file is here), another model's from genai-prices; `fallback` when unknown, or when the offline model
+        cannot tell (its failure is shown, and logged, on send). Call it on the provider that serves `model`."""
+        if local_model.is_local_model(model):
+            runtime = self.local_runtime()
+            try:
+                if runtime.file_on_disk():
+                    return runtime.context_window()
+            except PromptLabError:
+                pass
+            return fallback
+        return context_window(model, self.pricing_id) or fallback
 
     def generation_queue(self) -> GenerationQueue | None:
         """Where a request waits for its turn: the offline model generates one reply at a time."""

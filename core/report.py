@@ -48,7 +48,7 @@ from core.eval_results import cases_failures_first, config_summaries, paired_com
 from core.eval_store import SavedEvalRun
 from core.i18n import _
 from core.personas import language_label, persona_by_id
-from core.playground import CURRENT_DRAFT, CellResult
+from core.playground_matrix import CURRENT_DRAFT, CellResult
 from core.pricing import format_cost_total
 from core.prompts import SavedRun
 from core.safety import redact, redact_value

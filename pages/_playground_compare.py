@@ -13,21 +13,18 @@ from core.clock import utc_now_iso
 from core.columns import for_people
 from core.exports import to_csv
 from core.i18n import _
-from core.playground import (
+from core.playground_compare import compare_runs, diff_html, stability_summary
+from core.playground_draft import Draft, PlaygroundError
+from core.playground_matrix import (
     CURRENT_DRAFT,
     CellResult,
-    Draft,
     MatrixRun,
-    PlaygroundError,
-    compare_runs,
-    diff_html,
     estimate_cost,
     expand_matrix,
     fresh_run_name,
     parse_temperatures,
     prepare_cell,
     results_to_json,
-    stability_summary,
     with_screen_inputs,
 )
 from core.pricing import format_cost

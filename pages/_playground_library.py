@@ -8,7 +8,8 @@ from core import chat
 from core.columns import for_people
 from core.i18n import _
 from core.personas import CUSTOM_ID
-from core.playground import Draft, diff_html, older_first, replay_draft
+from core.playground_compare import diff_html, older_first
+from core.playground_draft import Draft, replay_draft
 from core.prompts import PromptLibrary
 from core.rendering import plain
 from pages._workbench import Workbench

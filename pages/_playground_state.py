@@ -6,17 +6,17 @@ import json
 import streamlit as st
 
 from core.i18n import N_, _
-from core.playground import (
+from core.playground_draft import (
     REASONING_EFFORTS,
     SERVICE_TIERS,
     Draft,
     PlaygroundError,
-    Settings,
+    RunSettings,
     template_variables,
     unsupported_controls,
     validate_schema,
-    validate_tools,
 )
+from core.playground_tools import validate_tools
 
 FORMATS = ("text", "json_object", "json_schema")
 FORMAT_LABELS = {"text": N_("Text"), "json_object": N_("JSON object"), "json_schema": N_("JSON schema")}
@@ -101,7 +101,7 @@ def current_draft(model: str) -> Draft:
         (state.get("pg_schema") or "").strip() else None
     if state.get("pg_format") == "json_schema" and schema is None:
         raise PlaygroundError("Write the JSON schema the output must follow, or pick another response format.")
-    settings = Settings(
+    settings = RunSettings(
         temperature=state.get("pg_temperature", 1.0), top_p=state.get("pg_top_p"),
         max_tokens=state.get("pg_max_tokens", 512),
         stop=[s for s in (state.get("pg_stop") or "").splitlines() if s][:4],

@@ -9,16 +9,14 @@ from dataclasses import dataclass, replace
 
 import streamlit as st
 
-from core import cookies, custom_prices, local_model, model_file, provider_choice
-from core.access import Identity, parse_users
+from core import access, cookies, custom_prices, local_model, model_file, provider_choice
+from core.access import Identity, users_setting
 from core.cache import ResponseCache
 from core.calllog import CallLog
 from core.calls import CallContext
 from core.config import Settings, load_settings
 from core.conversations import ConversationStore
-from core.errors import PromptLabError
 from core.local_model import is_local_model
-from core.pricing import context_window
 from core.privacy import RetentionWorker
 from core.providers import Provider, local_provider, resolve_provider
 from core.url_policy import UrlPolicy
@@ -79,15 +77,7 @@ class Workbench:
         return self.provider
 
     def context_window(self, model: str) -> int:
-        if is_local_model(model):
-            runtime = self.provider_for(model).local_runtime()
-            try:  # from the GGUF metadata (starts the offline model on first use, once its file is here)
-                if runtime.file_on_disk():
-                    return runtime.context_window()
-            except PromptLabError:
-                pass  # the failure is shown, and logged, on send
-            return self.settings.fallback_context_tokens
-        return context_window(model, self.provider.pricing_id) or self.settings.fallback_context_tokens
+        return self.provider_for(model).context_window(model, self.settings.fallback_context_tokens)
 
 
 
@@ -132,7 +122,7 @@ def base_settings() -> Settings:
     secrets = _secrets()
     table = _secret_table("users")  # [users] name = "pbkdf2_sha256$…"
     if table and "PROMPTLAB_USERS" not in secrets:
-        secrets["PROMPTLAB_USERS"] = ",".join(f"{name}:{hashed}" for name, hashed in table.items())
+        secrets["PROMPTLAB_USERS"] = users_setting(table)
     return load_settings(secrets)
 
 
@@ -149,7 +139,7 @@ ADMIN_KEY = "identity_admin"
 
 
 def gate_configured(settings: Settings) -> bool:
-    return bool(settings.password_hash or parse_users(settings.users))
+    return access.gate_configured(settings.password_hash, settings.users)
 
 
 def needs_login(wb: Workbench) -> bool:
@@ -236,14 +226,14 @@ def _workbench() -> Workbench:
     custom_prices.use_file(log.engine, settings.prices_file)  # the gate cannot see st.secrets: hand it the file
     # Behind the access gate the signed-in identity is the user in the log and in every ownership check. Without a
     # gate there is one user (PROMPTLAB_USER), who owns everything.
-    user = st.session_state.get(IDENTITY_KEY) or settings.user
-    gated = oidc_configured() or gate_configured(settings)
-    admin = bool(st.session_state.get(ADMIN_KEY)) if gated else True
-    policy = provider_choice.url_policy_for(configured, Identity(user, admin))
+    actor = access.acting_identity(st.session_state.get(IDENTITY_KEY), bool(st.session_state.get(ADMIN_KEY)),
+                                   gated=oidc_configured() or gate_configured(settings), default_user=settings.user)
+    policy = provider_choice.url_policy_for(configured, actor)
     provider = resolve_provider(settings)
     if override and policy is not None:  # a URL this (non-admin) user chose: every request is checked
         provider = replace(provider, url_policy=policy)
-    return Workbench(settings, provider, log, conversations, user, st.session_state.session_id, admin, policy)
+    return Workbench(settings, provider, log, conversations, actor.name, st.session_state.session_id, actor.admin,
+                     policy)
 
 
 def oidc_configured() -> bool:

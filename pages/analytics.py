@@ -10,7 +10,7 @@ from core.charts import CHART_CONFIG, comparable, figures, kpi_cards, without_no
 from core.columns import for_people, label, page_name
 from core.exports import to_csv
 from core.i18n import N_, _
-from core.playground import replay_draft
+from core.playground_draft import replay_draft
 from core.pricing import format_cost
 from core.rendering import code_text, plain
 from core.synthetic import generate

@@ -4,31 +4,28 @@ with intervals, failures first, paired comparisons."""
 import time
 
 import streamlit as st
-from sqlalchemy.exc import SQLAlchemyError
 
 from core.access import Identity
-from core.eval_assertions import MODEL_GRADED
 from core.eval_config import (
     EXAMPLE_CONFIG,
     NO_FILES,
     ConfigFiles,
     EvalConfig,
     EvalConfigError,
+    config_text_from_uploads,
     parse_config_text,
     tests_from_csv,
-    tests_from_jsonl,
-    tests_from_yaml,
+    tests_from_file,
     tests_to_csv,
     tests_to_jsonl,
     tests_to_yaml,
     to_yaml,
-    uploaded_config,
 )
 from core.eval_store import EvalStore, SavedEvalRun, TestSetRefused
-from core.evals import EvalRun, ProviderResolver, key_notes
+from core.evals import EvalRun, ProviderResolver, RunNotStarted, key_notes
 from core.exports import table_from_csv
 from core.i18n import _
-from core.parse_limits import PASTED_BYTES, UPLOADED_BYTES, LimitExceeded, check_size
+from core.parse_limits import UPLOADED_BYTES
 from core.pricing import format_cost
 from core.rendering import plain
 from pages._eval_results import render_results
@@ -80,19 +77,13 @@ def follow(evaluation: EvalRun) -> None:
 def resume(saved: SavedEvalRun) -> None:
     """Run the cells an interrupted (or cancelled) run is missing, with its config, and complete it."""
     try:
-        evaluation = EvalRun.resuming(saved, resolver, wb.context("evals"), wb.log, cache=response_cache(wb),
-                                      actor=actor)
+        evaluation = EvalRun.resume(saved, resolver, wb.context("evals"), wb.log, store, cache=response_cache(wb),
+                                    actor=actor, secrets=wb.secrets)
+    except RunNotStarted as err:  # the database refused, or another session resumed it first
+        (st.warning if err.elsewhere else st.error)(str(err))
+        return
     except EvalConfigError as err:  # e.g. a run with python assertions, resumed by a non-admin
         st.error(str(err))
-        return
-    try:
-        claimed = evaluation.resume_stored(store, secrets=wb.secrets)
-    except SQLAlchemyError:
-        st.error(_("The run could not be stored (the database is busy or read-only), so it was not "
-                   "started: try again in a moment."))
-        return
-    if not claimed:
-        st.warning(_("This run is no longer interrupted (another session may have resumed it): reload the page."))
         return
     follow(evaluation)
 
@@ -113,11 +104,9 @@ with setup:
     if uploaded and state.get("eval_upload_seen") != seen:
         state.eval_upload_seen = seen
         try:
-            config_name = uploaded_config(uploaded)
-            check_size(uploaded[config_name], PASTED_BYTES, config_name)
-            set_config_text(uploaded[config_name].decode("utf-8", errors="replace"))
+            set_config_text(config_text_from_uploads(uploaded))
             st.rerun()
-        except (EvalConfigError, LimitExceeded) as err:
+        except EvalConfigError as err:
             st.error(plain(err))
     st.text_area(_("Config (promptfoo YAML)"), key="eval_yaml", height=260,
                  help=_("prompts, providers (openai:chat:<model>), defaultTest, tests with vars and assert."))
@@ -188,16 +177,12 @@ with setup:
             cases_file = st.file_uploader(_("Import cases (CSV, JSONL or YAML)"), type=["csv", "jsonl", "yaml", "yml"],
                                           key="eval_cases_upload", max_upload_size=UPLOADED_BYTES >> 20)
             if cases_file is not None and st.button(_("Use the imported cases"), key="eval_cases_use"):
-                reader = {"csv": tests_from_csv, "jsonl": tests_from_jsonl}.get(cases_file.name.rsplit(".", 1)[-1],
-                                                                               tests_from_yaml)
                 try:
-                    check_size(cases_file.size, UPLOADED_BYTES, cases_file.name)  # before reading it
-                    config.tests = reader(cases_file.getvalue().decode("utf-8", errors="replace"),
-                                          what=cases_file.name)
+                    config.tests = tests_from_file(cases_file.name, cases_file.getvalue())
                     set_config_text(to_yaml(config))
                     st.rerun()
-                except (EvalConfigError, ValueError) as err:  # the limits' sentences name the file already
-                    st.error(plain(err if cases_file.name in str(err) else f"{cases_file.name}: {err}"))
+                except EvalConfigError as err:  # its sentence names the file
+                    st.error(plain(err))
 
 # ----- run -----------------------------------------------------------------------------------------------------------
 with run_tab:
@@ -210,7 +195,7 @@ with run_tab:
         allow_cache = c3.toggle(_("Reuse cached replies"), key="eval_cache",
                                 help=_("Off: every cell asks the model. On: identical requests may be answered from "
                                      "the response cache (cost 0), which hides latency and variance."))
-        graded = any(a.base_type in MODEL_GRADED for t in config.cases() for a in t.assertions)
+        graded = config.needs_grader
         if graded:
             models, _error = available_models(wb)
             choices = ["(the config's grader)" if config.grader else "(the first provider's model)", *models]
@@ -240,10 +225,9 @@ with run_tab:
             # The run's row exists before its first cell, and each graded cell is stored as it finishes: a server
             # killed mid-run leaves an interrupted run with every finished cell (Resume, in 📊 Results).
             try:
-                evaluation.start_stored(store, user=wb.user, secrets=wb.secrets)
-            except SQLAlchemyError:  # nothing was sent: the run needs its row before its first cell
-                st.error(_("The run could not be stored (the database is busy or read-only), so it was not "
-                           "started: try again in a moment."))
+                evaluation.launch(store, user=wb.user, secrets=wb.secrets)
+            except RunNotStarted as err:
+                st.error(str(err))
             else:
                 follow(evaluation)
 

@@ -5,16 +5,9 @@ import streamlit as st
 from core.calls import ChatRequest, ChatStream
 from core.codegen import curl_command, python_code
 from core.i18n import _
-from core.playground import (
-    CellResult,
-    CellSpec,
-    PlaygroundError,
-    build_params,
-    continue_with_tool_results,
-    messages_for,
-    prepare_cell,
-    record_result,
-)
+from core.playground_draft import PlaygroundError, build_params, messages_for
+from core.playground_matrix import CellResult, CellSpec, prepare_cell, record_result
+from core.playground_tools import continue_with_tool_results
 from core.pricing import TokenUsage, cost_usd, format_cost
 from core.prompts import PromptLibrary
 from pages._playground_compare import render_compare, show_cell

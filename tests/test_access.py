@@ -147,7 +147,7 @@ def test_openid_connect_gate_when_auth_is_configured(app_env):
 def test_private_prompt_versions_and_saved_runs_are_their_owners(db_url):
     from core.eval_config import parse_config
     from core.eval_store import EvalStore
-    from core.playground import Draft
+    from core.playground_draft import Draft
     from core.prompts import PromptLibrary
 
     PromptLibrary(db_url).save("support", Draft("gpt-4o", "shared"), author="alice")
@@ -221,3 +221,18 @@ def test_the_sign_in_form_refuses_a_blank_password(app_env, monkeypatch):
     at = sign_in(AppTest.from_file(APP, default_timeout=60).run(), "bob", "")
     assert [e.value for e in at.error] == ["Enter your name and the password."]
     assert not at.chat_input and at.text_input(key="login_password")  # still the gate, no page behind it
+
+
+def test_who_acts_in_a_session_is_decided_in_core():
+    from core.access import acting_identity, gate_configured, parse_users, users_setting
+
+    # Without a gate the one configured user owns everything: an admin, whatever the session holds.
+    assert acting_identity(None, False, gated=False, default_user="me") == Identity("me", admin=True)
+    # Behind a gate: the signed-in name with the flag its sign-in gave; before sign-in, no admin.
+    assert acting_identity("bob", False, gated=True, default_user="me") == Identity("bob", admin=False)
+    assert acting_identity("root", True, gated=True, default_user="me") == Identity("root", admin=True)
+    assert acting_identity(None, False, gated=True, default_user="me") == Identity("me", admin=False)
+    assert not gate_configured(None, None) and not gate_configured("", " , ")
+    assert gate_configured("pbkdf2_sha256$x", None) and gate_configured(None, "alice:pbkdf2_sha256$y")
+    table = {"alice": "pbkdf2_sha256$a", "bob": "pbkdf2_sha256$b"}
+    assert parse_users(users_setting(table)) == table

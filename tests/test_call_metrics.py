@@ -13,7 +13,7 @@ from core import chat
 from core.call_metrics import CallMetrics, metrics_caption
 from core.calls import CallContext, ChatRequest, ChatStream
 from core.conversations import ConversationStore
-from core.playground import results_from_json, results_to_json
+from core.playground_matrix import results_from_json, results_to_json
 from core.prompts import PromptLibrary
 from tests.loopback_server import Script
 

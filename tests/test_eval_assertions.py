@@ -11,6 +11,9 @@ import yaml
 
 from core.calls import CallContext
 from core.eval_assertions import (
+    HANDLERS,
+    MODEL_GRADED,
+    SUPPORTED,
     Assertion,
     Output,
     aggregate,
@@ -20,7 +23,7 @@ from core.eval_assertions import (
     python_script,
     split_values,
 )
-from core.eval_config import parse_config
+from core.eval_config import assertion_from_string, parse_config
 from core.evals import EvalRun, provider_spec
 from tests.conftest import TEST_KEY
 from tests.loopback_server import Script
@@ -109,6 +112,28 @@ def test_python_is_contained_and_gets_output_and_context():
     boom = evaluate(Assertion(type="python", value="1/0"), out, allow_code=True)
     assert not boom.passed and "ZeroDivisionError" in boom.reason
     assert python_script("output == 'x'").endswith("    return output == 'x'\n")
+
+
+def test_every_type_the_config_accepts_has_a_handler_and_every_handler_a_type():
+    """The config's vocabulary (SUPPORTED) and the table of handlers name the same types: adding one without the
+    other fails here. Each type is read by the config parser (YAML and CSV shorthand) and reaches its handler."""
+    assert sorted(SUPPORTED) == sorted(HANDLERS) and len(SUPPORTED) == len(set(SUPPORTED))
+    for kind in HANDLERS:
+        config = parse_config({"prompts": ["{{q}}"], "providers": ["openai:chat:gpt-4o-mini"],
+                               "tests": [{"vars": {"q": "x"}, "assert": [{"type": kind, "value": "x"},
+                                                                         {"type": f"not-{kind}", "value": "x"}]}]})
+        assert [a.type for a in config.cases()[0].assertions] == [kind, f"not-{kind}"], config.notes
+        assert assertion_from_string(f"{kind}:x").type == kind
+        # Reached through the table: never "unknown"; only the model-graded ones ask for a grader.
+        verdict = evaluate(Assertion(type=kind, value="x", threshold=1), Output(text="x", latency_ms=1, cost_usd=0))
+        assert "Unknown assertion type" not in verdict.reason
+        assert ("needs a grader model" in verdict.reason) is (kind in MODEL_GRADED)
+    unknown = parse_config({"prompts": ["{{q}}"], "providers": ["openai:chat:gpt-4o-mini"],
+                            "tests": [{"vars": {"q": "x"}, "assert": [{"type": "rouge-n", "value": "x"}]}]})
+    assert unknown.cases()[0].assertions == [] and "rouge-n" in " ".join(unknown.notes)
+    assert evaluate(Assertion(type="rouge-n"), Output(text="x")).reason == 'Unknown assertion type "rouge-n".'
+    assert evaluate(Assertion(type="not-not-equals", value="x"), Output(text="x")).reason == (
+        'Unknown assertion type "not-not-equals".')
 
 
 def test_helpers():
@@ -201,3 +226,30 @@ def test_grader_reference_forms():
     assert provider_spec("openai:chat:gpt-4o").model == "gpt-4o"
     assert provider_spec("openai:gpt-4o-mini").model == "gpt-4o-mini"
     assert provider_spec("local/SmolLM2-135M-Instruct").model == "local/SmolLM2-135M-Instruct"
+
+
+# ----- replies and code that used to crash the check instead of failing it ------------------------------------
+@pytest.mark.parametrize("reply", ["[1, 2]", '[{"function": 3}]', '[{"name": ["x"]}]'])
+def test_a_reply_that_only_looks_like_tool_calls_fails_the_check_and_the_run_completes(server, log, reply):
+    """A model answering `[1, 2]` to an is-valid-openai-tools-call assertion: before, the check raised
+    AttributeError / TypeError in the cell's worker and the run never completed; now a failed verdict."""
+    verdict = evaluate(Assertion(type="is-valid-openai-tools-call"), Output(text=reply))
+    assert not verdict.passed and "tool" in verdict.reason
+    assert evaluate(Assertion(type="not-is-valid-openai-tools-call"), Output(text=reply)).passed
+    run = graded_run(server, log, {"type": "is-valid-openai-tools-call"}, reply, "Answer:")
+    assert run.grades[0] is not None and run.grades[0].passed is False
+
+
+@pytest.mark.parametrize("code, passed", [
+    ("json.loads(output) == {'a': 1}", True),  # braces in the code, a bool back
+    ("json.loads(output) == {'a': 2}", False),
+    ("{'pass': output == 'x'}", False),  # a dict without a reason, failing
+    ("{'pass': True, 'score': 0.5}", True),
+])
+def test_python_code_with_braces_gives_a_verdict(code, passed):
+    """The failure reason quotes the code: before, it went through str.format, so `{` in the code raised
+    KeyError / ValueError out of evaluate (a crashed cell) instead of giving a verdict."""
+    verdict = evaluate(Assertion(type="python", value=code), Output(text='{"a": 1}'), allow_code=True)
+    assert verdict.passed is passed
+    if not passed:
+        assert verdict.reason == f"Python code returned false\n{code}"

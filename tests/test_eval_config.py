@@ -141,3 +141,34 @@ tests:
 """)
     assert [a.provider for a in config.tests[0].assertions] == ["openai:gpt-4o-mini", "openai:o4-mini", None]
     assert any("rubricPrompt" in n for n in config.notes) and any("metadata" in n for n in config.notes)
+
+
+# ----- what the Evals page calls for one user action (the page only shows the result or the sentence) ---------------
+def test_imported_cases_are_read_by_their_extension_and_a_problem_names_the_file():
+    csv_cases = ec.tests_from_file("cases.csv", b"question,__expected\nRefund window?,icontains: days\n")
+    jsonl_cases = ec.tests_from_file("cases.jsonl", b'{"vars": {"question": "Refund window?"}}\n')
+    yaml_cases = ec.tests_from_file("cases.yml", b"- vars: {question: Refund window?}\n")
+    assert [c.vars for c in csv_cases + jsonl_cases + yaml_cases] == [{"question": "Refund window?"}] * 3
+    assert csv_cases[0].assertions == [Assertion(type="icontains", value="days")]
+    with pytest.raises(EvalConfigError, match=r"^cases\.yaml: A YAML test set is a list"):
+        ec.tests_from_file("cases.yaml", b"just text")
+    with pytest.raises(EvalConfigError, match=r"^big\.csv is larger than"):  # refused by its size, named once
+        ec.tests_from_file("big.csv", b"x" * (ec.parse_limits.UPLOADED_BYTES + 1))
+
+
+def test_the_config_among_uploaded_files_is_read_within_the_pasted_limit():
+    files = {"promptfooconfig.yaml": b"prompts: ['{{q}}']\nproviders: [openai:gpt-4o-mini]\n", "cases.csv": b"q\nx\n"}
+    assert ec.config_text_from_uploads(files).startswith("prompts:")
+    with pytest.raises(EvalConfigError, match="Upload one config"):
+        ec.config_text_from_uploads({"cases.csv": b"q\nx\n"})
+    huge = {"c.yaml": b"prompts: [x]\n" + b"#" * ec.parse_limits.PASTED_BYTES}
+    with pytest.raises(EvalConfigError, match=r"^c\.yaml is larger than"):
+        ec.config_text_from_uploads(huge)
+
+
+def test_a_config_needs_a_grader_only_with_a_model_graded_assertion():
+    plain_config = parse_config_text("prompts: ['{{q}}']\nproviders: [openai:gpt-4o-mini]\n"
+                                     "tests: [{vars: {q: x}, assert: [{type: contains, value: x}]}]\n")
+    graded = parse_config_text("prompts: ['{{q}}']\nproviders: [openai:gpt-4o-mini]\n"
+                               "defaultTest: {assert: [{type: llm-rubric, value: polite}]}\ntests: [{vars: {q: x}}]\n")
+    assert not plain_config.needs_grader and graded.needs_grader

@@ -253,3 +253,33 @@ def test_ctrl_c_on_the_command_line_keeps_the_finished_cells_as_a_cancelled_run(
     (saved,) = EvalStore(sqlite_url).runs()
     assert saved.status == "cancelled" and 2 <= len(saved.rows) < CELLS and saved.resumable
     assert f"keeps its {len(saved.rows)} finished cells" in err
+
+
+def test_run_and_resume_are_one_core_call_each_and_a_refusing_database_is_a_sentence(server, tmp_path):
+    """What the Evals page's Run and Resume buttons call: a database that refuses the run's row (read-only here)
+    is a RunNotStarted sentence with nothing sent; a run another session already resumed is a notice to reload."""
+    from core.evals import RunNotStarted
+
+    path = tmp_path / "evals.db"
+    url, read_only = f"sqlite:///{path}", f"sqlite:///file:{path}?mode=ro&uri=true"
+    config = parse_config({"prompts": ["{{q}}"], "providers": ["openai:chat:gpt-4o-mini"],
+                           "tests": [{"vars": {"q": f"q{i}"}} for i in range(2)]})
+    resolve = lambda spec: Provider("compatible", server.base_url, TEST_KEY, max_retries=0)  # noqa: E731
+    store, log = EvalStore(url, "ana"), CallLog(url)
+    with pytest.raises(RunNotStarted, match="could not be stored") as refused:
+        EvalRun(config, resolve, CallContext("evals", "ana"), log).launch(EvalStore(read_only, "ana"), user="ana")
+    assert not refused.value.elsewhere and server.chat_requests() == []  # nothing was sent
+    server.push(*[Script(chunk_delay=0.2) for _ in range(2)])
+    run = EvalRun(config, resolve, CallContext("evals", "ana"), log, concurrency=1).launch(store, user="ana")
+    while run.progress()[0] < 1:
+        time.sleep(0.01)
+    run.cancel()
+    assert run.wait(30) and run.finish() == "cancelled"
+    saved = store.run(run.id)
+    with pytest.raises(RunNotStarted, match="could not be stored"):  # the claim is a write: refused, not claimed
+        EvalRun.resume(saved, resolve, CallContext("evals", "ana"), log, EvalStore(read_only, "ana"))
+    again = EvalRun.resume(saved, resolve, CallContext("evals", "ana"), log, store)
+    assert again.wait(30) and again.finish() == "done"
+    with pytest.raises(RunNotStarted, match="no longer interrupted") as stale:  # a second Resume of the same run
+        EvalRun.resume(saved, resolve, CallContext("evals", "ana"), log, store)
+    assert stale.value.elsewhere

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from core.eval_assertions import Assertion, Output, evaluate
 from core.eval_config import EvalConfigError, parse_config_text
-from core.playground import Draft, PlaygroundError, check_json_output, validate_schema, validate_tools
+from core.playground_draft import Draft, PlaygroundError, check_json_output, validate_schema
+from core.playground_tools import validate_tools
 from core.prompts import PromptLibrary
 
 DEEP = "[" * 5000 + "]" * 5000

@@ -171,7 +171,8 @@ def test_plural_numbers_and_dates_follow_the_language():
 
 def test_a_compare_run_in_chinese_reports_its_cells_errors_in_chinese(server, log, ctx):
     """Cells run in worker threads: the session's language goes with them."""
-    from core.playground import Draft, MatrixRun, expand_matrix, prepare_cell
+    from core.playground_draft import Draft
+    from core.playground_matrix import MatrixRun, expand_matrix, prepare_cell
     from core.providers import Provider
     from tests.conftest import TEST_KEY
     from tests.loopback_server import Script

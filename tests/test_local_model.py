@@ -144,6 +144,16 @@ def test_context_window_comes_from_gguf_metadata(runtime):
     assert runtime.context_window() == 8192  # SmolLM2-135M's llama.context_length
 
 
+def test_a_models_context_window_is_one_provider_call(local, tmp_path):
+    """What the pages size a conversation by: the offline model's from its file, another's from genai-prices,
+    else the fallback (also while the offline model's file is not here yet)."""
+    assert local.context_window(MODEL_ID, 4096) == 8192
+    assert Provider("local", models_dir=str(tmp_path)).context_window(MODEL_ID, 4096) == 4096  # not downloaded
+    assert Provider("openai", api_key="sk-x").context_window("gpt-4o", 4096) == 128_000
+    assert Provider("openai", api_key="sk-x").context_window("no-such-model", 4096) == 4096
+    assert Provider("compatible", "http://127.0.0.1:9/v1").context_window("gpt-4o", 4096) == 4096  # no price list
+
+
 def test_stream_is_logged_with_the_models_own_token_counts(runtime, local, ctx, log):
     stream = generate(local, ctx, log)
     out = stream.outcome
@@ -348,11 +358,12 @@ def test_request_params_for_local():
 
 def test_playground_matrix_on_the_local_model_with_a_json_schema(local, ctx, log):
     from core.calls import CallContext
-    from core.playground import CellSpec, Draft, MatrixRun, Settings, prepare_cell
+    from core.playground_draft import Draft, RunSettings
+    from core.playground_matrix import CellSpec, MatrixRun, prepare_cell
     schema = {"type": "object", "properties": {"fruit": {"type": "string"}}, "required": ["fruit"],
               "additionalProperties": False}
     draft = Draft(MODEL_ID, "Be brief.", "Name a fruit.",
-                  settings=Settings(max_tokens=40, seed=5, response_format="json_schema", json_schema=schema))
+                  settings=RunSettings(max_tokens=40, seed=5, response_format="json_schema", json_schema=schema))
     cells = [prepare_cell(CellSpec("v1", draft.model, t, 1), draft, local) for t in (0.0, 0.9)]
     run = MatrixRun(cells, CallContext("playground", tags=["run:local"]), log, concurrency=2).start()
     assert run.wait(120)

@@ -1,4 +1,4 @@
-"""core.playground, core.prompts, core.codegen: unit tests and matrix runs against the loopback server."""
+"""core.playground_draft / _tools / _matrix / _compare, core.prompts, core.codegen: unit tests and matrix runs against the loopback server."""
 import json
 import time
 
@@ -7,31 +7,22 @@ import pytest
 from core.call_metrics import CallMetrics
 from core.calls import CallContext
 from core.codegen import curl_command, python_code
-from core.playground import (
-    CellResult,
-    CellSpec,
+from core.playground_compare import compare_runs, diff_html, stability_summary, word_diff
+from core.playground_draft import (
     Draft,
-    MatrixRun,
     PlaygroundError,
-    PreparedCell,
-    Settings,
+    RunSettings,
     build_params,
     check_json_output,
-    check_tool_call,
-    compare_runs,
-    diff_html,
-    estimate_cost,
-    expand_matrix,
     fill_template,
     messages_for,
     replay_draft,
-    stability_summary,
     template_variables,
     unsupported_controls,
     validate_schema,
-    validate_tools,
-    word_diff,
 )
+from core.playground_matrix import CellResult, CellSpec, MatrixRun, PreparedCell, estimate_cost, expand_matrix
+from core.playground_tools import check_tool_call, validate_tools
 from core.prompts import PromptLibrary
 from core.providers import Provider
 from core.tokens import count_messages
@@ -104,7 +95,7 @@ def test_controls_follow_the_model():
     assert "reasoning_effort" not in unsupported_controls("openai", "gpt-5")
     assert "reasoning_effort" in unsupported_controls("openai", "gpt-4o")
     assert "tools" in unsupported_controls("local", "local/SmolLM2-135M-Instruct")
-    s = Settings(temperature=0.3, top_p=0.9, seed=7, stop=["END"], reasoning_effort="low",
+    s = RunSettings(temperature=0.3, top_p=0.9, seed=7, stop=["END"], reasoning_effort="low",
                  tools=validate_tools(TOOLS_JSON), tool_choice="lookup_order", response_format="json_object")
     openai_p = Provider("openai", api_key="k")
     p = build_params(openai_p, "gpt-4o", s)
@@ -249,9 +240,11 @@ def test_cjk_text_is_diffed_by_character():
 def test_saved_versions_take_the_screens_variables_and_max_tokens_and_runs_get_fresh_names():
     from datetime import datetime
 
-    from core.playground import Settings, fresh_run_name, with_screen_inputs
-    saved = Draft("gpt-4o", "sys v1", "Where is {{order}}?", {"order": "A-17", "lang": "en"}, Settings(max_tokens=512))
-    screen = Draft("gpt-4o-mini", "sys now", "x", {"order": "B-99"}, Settings(max_tokens=99))
+    from core.playground_draft import RunSettings
+    from core.playground_matrix import fresh_run_name, with_screen_inputs
+    saved = Draft("gpt-4o", "sys v1", "Where is {{order}}?", {"order": "A-17", "lang": "en"},
+                  RunSettings(max_tokens=512))
+    screen = Draft("gpt-4o-mini", "sys now", "x", {"order": "B-99"}, RunSettings(max_tokens=99))
     sent = with_screen_inputs(saved, screen)
     assert (sent.system, sent.user_template, sent.model) == ("sys v1", "Where is {{order}}?", "gpt-4o")
     assert sent.variables == {"order": "B-99", "lang": "en"} and sent.settings.max_tokens == 99

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.calllog import CallLog
 from core.columns import label  # tables show human headers
-from core.playground import Draft
+from core.playground_draft import Draft
 from core.prompts import PromptLibrary
 from tests.loopback_server import Script
 

@@ -16,7 +16,7 @@ from core.eval_config import TestCase, parse_config
 from core.eval_store import EvalStore
 from core.gallery import Gallery
 from core.images import ImageRequest, ImageResult
-from core.playground import Draft
+from core.playground_draft import Draft
 from core.privacy import (
     Retention,
     RetentionWorker,

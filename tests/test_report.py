@@ -22,7 +22,7 @@ from core.charts import figures, kpi_cards
 from core.conversations import ConversationStore
 from core.interchange import insert_new
 from core.personas import persona_by_id
-from core.playground import CellResult, CellSpec
+from core.playground_matrix import CellResult, CellSpec
 from core.prompts import PromptLibrary, SavedRun
 from core.providers import Provider
 from core.safety import redact

@@ -6,20 +6,9 @@ import pytest
 
 from core.calls import CallContext, ChatRequest, ChatStream
 from core.codegen import python_code
-from core.playground import (
-    CellResult,
-    CellSpec,
-    Draft,
-    PlaygroundError,
-    Settings,
-    build_params,
-    continue_with_tool_results,
-    messages_for,
-    prepare_cell,
-    record_result,
-    replay_draft,
-    validate_tools,
-)
+from core.playground_draft import Draft, PlaygroundError, RunSettings, build_params, messages_for, replay_draft
+from core.playground_matrix import CellResult, CellSpec, prepare_cell, record_result
+from core.playground_tools import continue_with_tool_results, validate_tools
 from core.pricing import cost_usd
 from core.providers import Provider
 from tests.conftest import TEST_KEY
@@ -41,7 +30,7 @@ def run(provider: Provider, draft: Draft, log) -> CellResult:
 
 def test_a_tool_call_is_answered_and_the_model_goes_on_for_two_rounds(server, log, provider):
     draft = Draft("gpt-4o-mini", "You are terse.", "Where is order {{order}}?", {"order": "A-17"},
-                  Settings(tools=TOOLS))
+                  RunSettings(tools=TOOLS))
     server.push(Script(tool_call={"name": "lookup_order", "arguments": '{"order": "A-17"}'}))
     first = run(provider, draft, log)
     assert first.status == "ok" and first.finish_reason == "tool_calls"
@@ -81,7 +70,7 @@ def third_id(log) -> str:
 
 
 def test_every_tool_call_needs_a_result(provider):
-    draft = Draft("gpt-4o-mini", "", "hi", settings=Settings(tools=TOOLS))
+    draft = Draft("gpt-4o-mini", "", "hi", settings=RunSettings(tools=TOOLS))
     calls = [{"id": "c1", "name": "lookup_order", "arguments": "{}"}]
     with pytest.raises(PlaygroundError, match="result for every tool call"):
         continue_with_tool_results(draft, "", calls, ["  "])
@@ -89,7 +78,7 @@ def test_every_tool_call_needs_a_result(provider):
 
 def test_service_tier_is_sent_logged_and_priced_at_its_rate(server, log):
     provider = Provider("openai", server.base_url, TEST_KEY, max_retries=0)  # OpenAI's price list
-    draft = Draft("gpt-5-mini", "", "hello there", settings=Settings(service_tier="flex", max_tokens=100))
+    draft = Draft("gpt-5-mini", "", "hello there", settings=RunSettings(service_tier="flex", max_tokens=100))
     server.push(Script(reply="four words of reply"))  # a response that does not say which tier served it
     cell = prepare_cell(CellSpec("draft", draft.model, None, 1), draft, provider)
     stream = ChatStream(provider, ChatRequest(draft.model, cell.messages, cell.params), CallContext("playground"),

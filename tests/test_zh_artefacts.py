@@ -219,7 +219,7 @@ def test_tables_on_screen_have_chinese_headers(app_env, page):
         at.switch_page(page).run()
     assert not at.exception, at.exception
     if page.endswith("playground.py"):  # the library's version table, once a prompt is saved
-        from core.playground import Draft
+        from core.playground_draft import Draft
         from core.prompts import PromptLibrary
 
         PromptLibrary(app_env["PROMPTLAB_DB_URL"]).save("returns", Draft(model="gpt-4o-mini", user_template="hi"),
