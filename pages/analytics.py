@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import analytics as an
 from core import i18n, report, whatif
-from core.charts import CHART_CONFIG, comparable, figures, kpi_cards, without_notes
+from core.charts import CHART_CONFIG, CHART_GROUPS, comparable, figures, kpi_cards, without_notes
 from core.columns import for_people, label, page_name
 from core.exports import to_csv
 from core.i18n import N_, _
@@ -38,12 +38,12 @@ def _dashboard(db_url: str, version: tuple, filters: an.Filters) -> an.Dashboard
 
 
 @st.cache_resource(ttl=600, show_spinner=False, max_entries=32)
-def _charts(db_url: str, version: tuple, filters: an.Filters, language: str,
+def _charts(db_url: str, version: tuple, filters: an.Filters, language: str, group: str,
             _dash: an.Dashboard) -> tuple[dict, dict[str, str]]:
-    """The figures and their notes for one filter, built once: building ten Plotly figures costs more than the
-    queries, and a filter switched back and forth redraws what it drew before. Shared read-only (Streamlit copies a
-    figure into its message; nothing changes these objects)."""
-    return without_notes(figures(_dash))  # _dash: the dashboard of these arguments (not hashed again)
+    """The figures of one chart group and their notes for one filter, built once: a filter switched back and
+    forth redraws what it drew before. Shared read-only (Streamlit copies a figure into its message; nothing
+    changes these objects)."""
+    return without_notes(figures(_dash, CHART_GROUPS[group].keys))  # _dash: the dashboard of these arguments
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=8)
@@ -126,7 +126,11 @@ for badge in badges:
 if dash.current.calls == 0:
     st.info(_("No calls match these filters: widen the period or clear a filter."))
 else:
-    charts, notes = _charts(wb.settings.db_url, engine.version, filters, i18n.language(), dash)
+    # One group of charts at a time: the browser spends most of a filter change drawing Plotly charts, so drawing
+    # all ten took ~2 s in Chromium; the charts of the other groups are one click away (core/charts.py).
+    group = st.segmented_control(_("Charts"), list(CHART_GROUPS), default="overview", required=True,
+                                 key="an_charts", format_func=lambda g: _(CHART_GROUPS[g].label)) or "overview"
+    charts, notes = _charts(wb.settings.db_url, engine.version, filters, i18n.language(), group, dash)
     keys = list(charts)
     for i in range(0, len(keys), 2):
         for col, key in zip(st.columns(2, gap="medium"), keys[i:i + 2], strict=False):

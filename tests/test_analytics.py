@@ -5,7 +5,7 @@ import pytest
 
 from core.analytics import Analytics, Filters, budget_status, change, preset_range, record_details
 from core.calllog import CallRecord
-from core.charts import figures, kpi_cards, without_notes
+from core.charts import CHART_GROUPS, figures, kpi_cards, without_notes
 from core.interchange import insert_new
 
 
@@ -79,6 +79,10 @@ def test_series(analytics):
     assert d.unpriced_models == ["llama3.1:8b"]
     assert set(figures(d)) >= {"spend_by_day", "calls_by_day", "latency", "ttft", "tokens_by_model", "spend_by_page",
                                "spend_by_user", "spend_by_tag", "speed", "errors"}
+    # The page draws one group at a time: every chart is in exactly one group, and a group builds only its own.
+    grouped = [key for group in CHART_GROUPS.values() for key in group.keys]
+    assert sorted(grouped) == sorted(figures(d)) and len(grouped) == len(set(grouped))
+    assert list(figures(d, CHART_GROUPS["speed"].keys)) == ["latency", "ttft", "speed"]
 
 
 @pytest.mark.parametrize("filters, calls, spend", [

@@ -1,11 +1,15 @@
 """AppTest of the Analytics page over a seeded call log."""
+import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import analytics as an
 from core.analytics import set_monthly_budget
 from core.calllog import CallLog
+from core.charts import CHART_GROUPS, figures
 from core.synthetic import generate
 from tests.conftest import ADMIN
 
@@ -35,7 +39,7 @@ def test_empty_log_offers_demo_data(offline_env):
     assert "call log is empty" in at.info[0].value
     next(b for b in at.button if b.label.startswith("Generate demo data")).click().run()
     assert not at.exception and metrics(at)["Calls"] != "0"
-    assert len(at.get("plotly_chart")) == 10
+    assert len(at.get("plotly_chart")) == len(CHART_GROUPS["overview"].keys)  # the first group of charts
 
 
 def test_kpis_charts_and_filters(seeded):
@@ -43,7 +47,7 @@ def test_kpis_charts_and_filters(seeded):
     shown = metrics(at)
     assert {"Spend", "Calls", "Error rate", "p50 latency", "p95 latency", "Median TTFT", "Tokens in", "Tokens out",
             "Prompt-cache hit rate (tokens)", "Reply cache hits", "Spend / 1k calls"} <= set(shown)
-    assert len(at.get("plotly_chart")) == 10
+    assert len(at.get("plotly_chart")) == len(CHART_GROUPS["overview"].keys)
     assert any("unpriced calls" in m.value for m in at.markdown)
     all_calls = int(shown["Calls"].replace(",", ""))
     at.multiselect(key="an_model").set_value(["gpt-4o"]).run()
@@ -160,3 +164,35 @@ def test_a_day_of_offline_calls_reads_by_the_hour_with_the_spend_note_as_text(ap
     assert not spend["layout"].get("annotations")  # no note drawn inside the figure
     assert [b["width"] for b in spend["data"]] == [0.8 * 3_600_000]  # an hour-wide bar, not a hairline
     assert any("No spend in this period" in c.value for c in at.caption)
+
+
+def drawn(at: AppTest) -> dict[str, dict]:
+    """The Plotly charts the run sent to the browser, by title: what a browser would have to draw."""
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return {s["layout"]["title"]["text"]: s for s in specs}
+
+
+def test_a_filter_change_draws_only_the_chosen_chart_group_and_every_chart_is_one_click_away(seeded):
+    """Row 12: a filter change took 2 s in Chromium, most of it drawing ten Plotly charts. The page draws the one
+    group of charts in view — after a filter change too — and each chart of the other groups is one choice away,
+    with the same figure core.charts builds for these filters."""
+    at = open_analytics()
+    assert len(drawn(at)) == len(CHART_GROUPS["overview"].keys)
+    start, end = an.preset_range("30 days", datetime.now(timezone.utc).date())
+    engine = an.Analytics(seeded)
+    engine.refresh()
+    dash = engine.dashboard(an.Filters(start, end, pages=an.pages_shown((), engine.options()["page"], False)))
+    expected = {fig.layout.title.text: json.loads(fig.to_json()) for fig in figures(dash).values()}
+    seen: dict[str, dict] = {}
+    for name, group in CHART_GROUPS.items():
+        at.button_group(key="an_charts").set_value(name).run()
+        charts = drawn(at)
+        assert len(charts) == len(group.keys), (name, list(charts))
+        seen.update(charts)
+    assert set(seen) == set(expected) and len(seen) == 10  # every chart reachable, each in one group
+    for title, spec in seen.items():
+        assert spec["data"] == expected[title]["data"], title
+    at.multiselect(key="an_model").set_value(["gpt-4o"]).run()  # a filter change draws the group in view only
+    assert not at.exception
+    assert len(drawn(at)) == len(CHART_GROUPS["tokens"].keys)
+    assert at.button_group(key="an_charts").value == "tokens"

@@ -260,7 +260,26 @@ def test_a_provider_failing_with_500_falls_back_to_the_offline_model_and_the_ser
         running.stop()
 
 
+def show_chart_group(page, index: int, charts: int) -> None:
+    """Click the index-th button of the Analytics chart-group control and wait for its charts to be drawn."""
+    page.locator(".st-key-an_charts button").nth(index).click()
+    page.wait_for_selector(IDLE, timeout=60_000)
+    sync_api.expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(charts, timeout=30_000)
+    page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stPlotlyChart']\")]"
+                           ".every(c => c.querySelector('.main-svg'))", timeout=30_000)
+    page.wait_for_selector(IDLE, timeout=60_000)
+
+
+TOOLBAR_ON_TITLE = """() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")].filter(c => {
+    const bar = c.querySelector('.modebar'), title = c.querySelector('.gtitle');
+    if (!bar || !title) return false;
+    const a = bar.getBoundingClientRect(), b = title.getBoundingClientRect();
+    return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+}).length"""
+
+
 def test_analytics_deep_link_renders_charts(browser, app_env):
+    from core.charts import CHART_GROUPS
     from core.synthetic import generate
     generate(CallLog(app_env["PROMPTLAB_DB_URL"]), 2000, days=14, seed=8)
     running = StreamlitApp(app_env)  # a fresh server, first request straight to /analytics
@@ -271,19 +290,22 @@ def test_analytics_deep_link_renders_charts(browser, app_env):
         page.wait_for_selector(IDLE, timeout=60_000)
         page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=30_000)
         page.wait_for_selector(IDLE, timeout=60_000)
-        sync_api.expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(10, timeout=30_000)
+        sync_api.expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(
+            len(CHART_GROUPS["overview"].keys), timeout=30_000)  # one group of charts drawn at a time
         nav = page.inner_text("[data-testid='stSidebarNav']")
         assert "Analytics" in nav and "shared" not in nav  # the app's router, not a bare pages/ listing
         assert page.locator("[data-testid='stMetric']").count() >= 10
         assert page.locator("[data-testid='stException']").count() == 0
-        overlaps = page.evaluate("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")].filter(c => {
-            const bar = c.querySelector('.modebar'), title = c.querySelector('.gtitle');
-            if (!bar || !title) return false;
-            const a = bar.getBoundingClientRect(), b = title.getBoundingClientRect();
-            return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
-        }).length""")
-        assert overlaps == 0, "the Plotly toolbar covers a chart title"
+        assert page.evaluate(TOOLBAR_ON_TITLE) == 0, "the Plotly toolbar covers a chart title"
         screenshot(page, "analytics")
+        titles: set[str] = set()
+        for index, group in enumerate(CHART_GROUPS.values()):  # every chart is one click away
+            show_chart_group(page, index, len(group.keys))
+            assert page.evaluate(TOOLBAR_ON_TITLE) == 0, "the Plotly toolbar covers a chart title"
+            titles |= set(page.eval_on_selector_all("[data-testid='stPlotlyChart'] .gtitle",
+                                                    "titles => titles.map(t => t.textContent)"))
+        assert len(titles) == 10, titles
+        assert page.locator("[data-testid='stException']").count() == 0
         context.close()
     finally:
         running.stop()
@@ -309,11 +331,14 @@ CHART_LAYOUT = """(note) => {
 }"""
 
 
-def test_analytics_charts_never_overlap_and_their_notes_are_read_in_full(browser, app_env):
-    """Row 12: offline calls only ($0 spend) in a narrow window: the spend chart's note stays inside its column."""
+@pytest.mark.parametrize("width", [1100, 1400])
+def test_analytics_charts_never_overlap_and_their_notes_are_read_in_full(browser, app_env, width):
+    """Row 12: offline calls only ($0 spend) in a narrow and a wide window: in every chart group no chart box
+    overlaps another, and the spend charts' notes stay inside their column."""
     from datetime import datetime, timezone
 
     from core.calllog import CallRecord
+    from core.charts import CHART_GROUPS
     from core.interchange import insert_new
     now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     insert_new(CallLog(app_env["PROMPTLAB_DB_URL"]), [
@@ -323,19 +348,20 @@ def test_analytics_charts_never_overlap_and_their_notes_are_read_in_full(browser
         for i, h in enumerate((0, 0, 1, now.hour))])
     running = StreamlitApp(app_env)
     try:
-        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        context = browser.new_context(viewport={"width": width, "height": 900})
         page = context.new_page()
         page.goto(f"{running.url}/analytics")
         page.wait_for_selector(IDLE, timeout=60_000)
-        sync_api.expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(10, timeout=30_000)
-        page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stPlotlyChart']\")]"
-                               ".every(c => c.querySelector('.main-svg'))", timeout=30_000)
-        page.wait_for_selector(IDLE, timeout=60_000)
-        layout = page.evaluate(CHART_LAYOUT, "No spend in this period")
-        assert layout["charts"] == 10 and layout["overlaps"] == [], layout
-        assert layout["seen"] and layout["cut"] == [], layout  # the note is there, whole, inside its column
+        for index, (name, group) in enumerate(CHART_GROUPS.items()):
+            show_chart_group(page, index, len(group.keys))
+            layout = page.evaluate(CHART_LAYOUT, "No spend in this period")
+            assert layout["charts"] == len(group.keys) and layout["overlaps"] == [], (name, layout)
+            assert layout["cut"] == [], (name, layout)  # every note there is whole, inside its column
+            if any(key.startswith("spend") for key in group.keys):
+                assert layout["seen"], (name, layout)  # the $0 spend charts say so in a note
+            if name == "overview":
+                screenshot(page, f"analytics-offline-notes-{width}")
         assert page.locator("[data-testid='stException']").count() == 0
-        screenshot(page, "analytics-offline-notes")
         context.close()
     finally:
         running.stop()

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from core.calllog import CallLog
+from core.charts import CHART_GROUPS
 from core.eval_config import EXAMPLE_CONFIG
 from core.synthetic import generate
 from tests.browser import CHROMIUM, IDLE, StreamlitApp, screenshot
@@ -111,6 +112,12 @@ def test_every_page_in_chinese_shows_no_english_ui_words(browser, chinese_app):
             sync_api.expect(page.locator("[data-testid='stPlotlyChart'] .main-svg").first).to_be_visible()
         probe(path or "chat")
         screenshot(page, f"zh-{path or 'chat'}")
+        if path == "analytics":  # the other chart groups: their titles and notes are checked too
+            for index in range(1, len(CHART_GROUPS)):
+                page.locator(".st-key-an_charts button").nth(index).click()
+                settle(page)
+                sync_api.expect(page.locator("[data-testid='stPlotlyChart'] .main-svg").first).to_be_visible()
+                probe(f"analytics · {page.locator('.st-key-an_charts button').nth(index).inner_text().strip()}")
         for tab in page.get_by_role("tab").all()[1:]:  # the other tabs of the page
             tab.click()
             probe(f"{path} · {tab.inner_text().strip()}")

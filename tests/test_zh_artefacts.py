@@ -80,7 +80,12 @@ def clicked(downloads: dict[str, Callable[[], object]], suffix: str) -> str:
 
 def shown_choices(at: AppTest) -> dict[str, str]:
     """What the browser shows in each menu: its choice travels as the label, kept until the server sends a new one."""
-    return {sb.id: sb.options[sb.index] for sb in at.selectbox if sb.value is not None and sb.options}
+    shown = {sb.id: sb.options[sb.index] for sb in at.selectbox if sb.value is not None and sb.options}
+    for bg in at.get("button_group"):  # a segmented control: its choice travels as its label too
+        labels = [o.content for o in bg.proto.options]
+        if bg.indices:
+            shown[bg.proto.id] = labels[bg.indices[0]]
+    return shown
 
 
 def stale_menus(at: AppTest, before: dict[str, str]) -> list[str]:
@@ -90,6 +95,11 @@ def stale_menus(at: AppTest, before: dict[str, str]) -> list[str]:
         shown = sb.proto.raw_value if sb.proto.set_value else before.get(sb.id)
         if shown is not None and shown not in sb.proto.options:
             stale.append(f"{sb.key or sb.label}: {shown!r}")
+    for bg in at.get("button_group"):
+        labels = [o.content for o in bg.proto.options]
+        for label in bg.proto.raw_values if bg.proto.set_value else [before.get(bg.proto.id)]:
+            if label is not None and label not in labels:
+                stale.append(f"{bg.proto.label}: {label!r}")
     return stale
 
 
@@ -103,7 +113,8 @@ def switch_to_chinese(at: AppTest) -> dict[str, str]:
 def menu_words(at: AppTest, data: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     """English in the labels and options of the page's menus (read as the browser in 中文 reads them)."""
     text = "\n".join([sb.label for sb in at.selectbox] + [o for sb in at.selectbox for o in sb.proto.options]
-                     + [ms.label for ms in at.multiselect] + [b.label for b in at.button])
+                     + [ms.label for ms in at.multiselect] + [b.label for b in at.button]
+                     + [o.content for bg in at.get("button_group") for o in bg.proto.options])
     languages = {"English", "Español", "Français", "Deutsch", "Português", "Italiano"}  # each in its own name
     return english(text, languages | {o for sb in at.selectbox if "odel" in (sb.key or "") for o in sb.proto.options}
                    | set(data))
@@ -137,10 +148,11 @@ def test_analytics_in_chinese_mid_session(app_env, downloads):
     generate(CallLog(app_env["PROMPTLAB_DB_URL"]), 300, days=20, seed=4)
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.switch_page("pages/analytics.py").run()
+    at.button_group(key="an_charts").set_value("speed").run()  # a chart group chosen: its label travels too
     assert not at.exception, at.exception
     before = switch_to_chinese(at)
     with reading_in("zh_CN"):
-        assert stale_menus(at, before) == []  # "30 days" became "30 天" at once
+        assert stale_menus(at, before) == []  # "30 days" became "30 天" at once, "Latency and speed" "延迟与速度"
         assert menu_words(at) == []
         calls = at.dataframe(key="an_calls").value
         whatif = at.dataframe[0].value  # the what-if table, drawn before the calls
