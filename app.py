@@ -2,9 +2,10 @@
 chosen page."""
 import streamlit as st
 
-from core import i18n, metrics
-from core.db import database_problem
-from core.i18n import _
+from core.base import i18n
+from core.base.db import database_problem
+from core.base.i18n import _
+from core.calls import prometheus as metrics
 from pages._access import require_access
 from pages._widgets import language_menu, provider_badge, session_language
 from pages._workbench import (

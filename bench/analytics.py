@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pandas as pd  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from core.analytics import Analytics, Filters, budget_status  # noqa: E402
-from core.calllog import CallLog  # noqa: E402
-from core.charts import figures  # noqa: E402
-from core.interchange import export, import_jsonl  # noqa: E402
-from core.synthetic import generate  # noqa: E402
+from core.analytics.charts import figures  # noqa: E402
+from core.analytics.dashboard import Analytics, Filters, budget_status  # noqa: E402
+from core.calls.interchange import export, import_jsonl  # noqa: E402
+from core.calls.log import CallLog  # noqa: E402
+from core.calls.synthetic import generate  # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_CALLS", 1_000_000))
 

@@ -31,8 +31,8 @@ from google.protobuf.message import DecodeError  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
-from core.calllog import CallLog  # noqa: E402
-from core.synthetic import generate  # noqa: E402
+from core.calls.log import CallLog  # noqa: E402
+from core.calls.synthetic import generate  # noqa: E402
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, StreamlitApp  # noqa: E402
 from tests.conftest import TEST_KEY  # noqa: E402
 from tests.loopback_server import LoopbackServer  # noqa: E402

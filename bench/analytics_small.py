@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from core.calllog import CallLog  # noqa: E402
-from core.synthetic import generate  # noqa: E402
+from core.calls.log import CallLog  # noqa: E402
+from core.calls.synthetic import generate  # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_CALLS", 100))
 

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa  # noqa: E402
 
-from core.calllog import CallLog, CallTexts  # noqa: E402
-from core.synthetic import generate_records  # noqa: E402
+from core.calls.log import CallLog, CallTexts  # noqa: E402
+from core.calls.synthetic import generate_records  # noqa: E402
 
 PROCESSES = 8
 CALLS = int(os.environ.get("BENCH_CALLS_PER_PROCESS", 2000))

@@ -25,13 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core import eval_results as er  # noqa: E402
-from core.calllog import CallLog  # noqa: E402
-from core.calls import CallContext  # noqa: E402
-from core.eval_config import parse_config  # noqa: E402
-from core.eval_store import EvalStore  # noqa: E402
-from core.evals import EvalRun  # noqa: E402
-from core.providers import Provider  # noqa: E402
+from core.calls.gate import CallContext  # noqa: E402
+from core.calls.log import CallLog  # noqa: E402
+from core.evals import results as er  # noqa: E402
+from core.evals.config import parse_config  # noqa: E402
+from core.evals.run import EvalRun  # noqa: E402
+from core.evals.store import EvalStore  # noqa: E402
+from core.llm.providers import Provider  # noqa: E402
 from tests.browser import free_port  # noqa: E402
 
 CASES, LATENCY_S, CONCURRENCY = 200, 1.0, 16

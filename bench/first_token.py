@@ -82,9 +82,9 @@ def one_message(page, base_url: str, tag: str) -> tuple[float, float]:
 
 def seed_conversations(db_url: str, user: str) -> None:
     """Earlier conversations, which the chat page lists in its sidebar."""
-    from core import chat
-    from core.conversations import ConversationStore
-    from core.personas import BUILT_IN
+    from core.chat import conversation as chat
+    from core.chat.personas import BUILT_IN
+    from core.chat.store import ConversationStore
 
     store = ConversationStore(db_url)
     for i in range(SAVED_CONVERSATIONS):

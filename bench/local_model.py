@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx2  # noqa: E402
 import xllamacpp  # noqa: E402
 
-from core import local_model, model_file  # noqa: E402
-from core.calllog import CallLog  # noqa: E402
-from core.calls import CallContext, ChatRequest, ChatStream  # noqa: E402
-from core.config import load_settings  # noqa: E402
-from core.providers import local_provider  # noqa: E402
+from core.base.config import load_settings  # noqa: E402
+from core.calls.gate import CallContext, ChatRequest, ChatStream  # noqa: E402
+from core.calls.log import CallLog  # noqa: E402
+from core.llm import local_model, model_file  # noqa: E402
+from core.llm.providers import local_provider  # noqa: E402
 
 TOKENS = 256
 BLOCKS = 4  # fresh processes on both sides per block
@@ -52,7 +52,7 @@ SETTINGS = {"max_tokens": TOKENS, "temperature": 0.7, "top_p": 0.95, "seed": 42,
 
 
 def raw_server(path: str) -> xllamacpp.Server:
-    """The runtime on its own, configured as core/local_server.py configures the child."""
+    """The runtime on its own, configured as core/llm/local_server.py configures the child."""
     params = xllamacpp.CommonParams()
     params.model.path = path
     params.n_parallel, params.n_ctx, params.cache_prompt, params.verbosity = 1, 0, False, 0

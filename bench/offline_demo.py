@@ -1,7 +1,7 @@
 """Benchmark: the offline model as a demo sees it, in English and in Chinese (issue 28).
 
 Through PromptLab's own path (the local provider, the child process, the SDK, the gate with its repetition guard)
-with the chat page's parameters for the offline model (`core.chat.reply_params`: 256 tokens, llama.cpp's repeat
+with the chat page's parameters for the offline model (`core.chat.conversation.reply_params`: 256 tokens, llama.cpp's repeat
 penalty), the returns persona in each language (`Persona.prompt`) and one fixed question per language. The child
 is warmed up first (as the app does at start-up), so the figures are a session's first reply, not a process start.
 For each language: the median first token (s) and decode speed (tokens/s after the first token) over `BENCH_RUNS`
@@ -21,12 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import chat, local_model  # noqa: E402
-from core.calllog import CallLog  # noqa: E402
-from core.calls import CallContext, ChatRequest, ChatStream  # noqa: E402
-from core.config import load_settings  # noqa: E402
-from core.personas import persona_by_id  # noqa: E402
-from core.providers import local_provider  # noqa: E402
+from core.base.config import load_settings  # noqa: E402
+from core.calls.gate import CallContext, ChatRequest, ChatStream  # noqa: E402
+from core.calls.log import CallLog  # noqa: E402
+from core.chat import conversation as chat
+from core.chat.personas import persona_by_id  # noqa: E402
+from core.llm import local_model  # noqa: E402
+from core.llm.providers import local_provider  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 QUESTIONS = {"en": "I bought running shoes 20 days ago and they hurt. Can I return them?",

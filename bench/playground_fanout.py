@@ -19,11 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.calllog import CallLog  # noqa: E402
-from core.calls import CallContext  # noqa: E402
-from core.playground_draft import Draft  # noqa: E402
-from core.playground_matrix import CellSpec, MatrixRun, prepare_cell  # noqa: E402
-from core.providers import Provider  # noqa: E402
+from core.calls.gate import CallContext  # noqa: E402
+from core.calls.log import CallLog  # noqa: E402
+from core.llm.providers import Provider  # noqa: E402
+from core.playground.draft import Draft  # noqa: E402
+from core.playground.matrix import CellSpec, MatrixRun, prepare_cell  # noqa: E402
 from tests.browser import free_port  # noqa: E402
 
 LATENCY_S = 1.0

@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import reconcile  # noqa: E402
-from core.calllog import CallLog  # noqa: E402
-from core.synthetic import generate  # noqa: E402
+from core.analytics import reconcile  # noqa: E402
+from core.calls.log import CallLog  # noqa: E402
+from core.calls.synthetic import generate  # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_CALLS", 1_000_000))
 DAYS, MODELS = 90, 20

@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.pii import find_pii  # noqa: E402
-from core.safety import redact  # noqa: E402
+from core.policy.pii import find_pii  # noqa: E402
+from core.policy.redaction import redact  # noqa: E402
 from tests.pii_spans import KINDS, Score, corpus, is_claimed, score  # noqa: E402
 
 BASELINE = "e284fb9"  # the last commit with the regular-expression redaction (issue 23 measured it)
@@ -70,11 +70,11 @@ def ordinary_text_detections() -> tuple[int, list[tuple[str, str, str]]]:
 
 
 def baseline_module(rev: str) -> types.ModuleType:
-    source = subprocess.run(["git", "show", f"{rev}:core/safety.py"], cwd=ROOT, capture_output=True, text=True,
+    source = subprocess.run(["git", "show", f"{rev}:core/policy/redaction.py"], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout
     module = types.ModuleType("safety_baseline")
     sys.modules[module.__name__] = module  # dataclasses look their module up
-    exec(compile(source, f"{rev}:core/safety.py", "exec"), module.__dict__)  # noqa: S102 - our own earlier source
+    exec(compile(source, f"{rev}:core/policy/redaction.py", "exec"), module.__dict__)  # noqa: S102 - our own earlier source
     return module
 
 
@@ -125,7 +125,7 @@ def table(before: Score, after: Score) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", default=BASELINE, help="git revision whose core/safety.py is 'before'")
+    parser.add_argument("--baseline", default=BASELINE, help="git revision whose core/policy/redaction.py is 'before'")
     parser.add_argument("--show", type=int, default=15, help="misses and false alarms to list")
     args = parser.parse_args()
     cases = corpus()

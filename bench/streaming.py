@@ -24,12 +24,12 @@ sys.path.insert(0, str(ROOT))
 
 import openai  # noqa: E402
 
-from core import chat  # noqa: E402
-from core.calllog import CallLog  # noqa: E402
-from core.calls import CallContext  # noqa: E402
-from core.conversations import ConversationStore  # noqa: E402
-from core.personas import BUILT_IN  # noqa: E402
-from core.providers import Provider, request_params  # noqa: E402
+from core.calls.gate import CallContext  # noqa: E402
+from core.calls.log import CallLog  # noqa: E402
+from core.chat import conversation as chat  # noqa: E402
+from core.chat.personas import BUILT_IN  # noqa: E402
+from core.chat.store import ConversationStore  # noqa: E402
+from core.llm.providers import Provider, request_params  # noqa: E402
 from tests.browser import free_port  # noqa: E402
 
 CHUNKS = 2000

@@ -1,6 +1,6 @@
 """Every command line of PromptLab, in one place and one style (argparse). The documented commands keep their
 names: `python -m core.calllog …`, `python -m core.access hash`, `python -m core.config`, `python -m
-core.model_file` each hand over to a function here, so the library modules below never import this one back.
+core.llm.model_file` each hand over to a function here, so the library modules below never import this one back.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from datetime import date
 
 def calllog_main(argv: list[str] | None = None) -> int:
     """`python -m core.calllog import|export|generate|tail` on the log at PROMPTLAB_DB_URL."""
-    from core import interchange, synthetic
-    from core.calllog import CallLog, record_values
-    from core.config import load_settings
+    from core.base.config import load_settings
+    from core.calls import interchange, synthetic
+    from core.calls.log import CallLog, record_values
 
     parser = argparse.ArgumentParser(prog="python -m core.calllog", description="PromptLab's call log")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,11 +63,11 @@ def calllog_main(argv: list[str] | None = None) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    from core import reconcile
-    from core.calllog import CallLog
-    from core.config import load_settings
-    from core.errors import PromptLabError
-    from core.pricing import format_cost_total
+    from core.analytics import reconcile
+    from core.base.config import load_settings
+    from core.base.errors import PromptLabError
+    from core.calls.log import CallLog
+    from core.llm.pricing import format_cost_total
 
     settings = load_settings()
     try:
@@ -101,7 +101,7 @@ def _reconcile(args: argparse.Namespace) -> int:
 
 def access_main(argv: list[str] | None = None) -> int:
     """`python -m core.access hash`: the hash for PROMPTLAB_PASSWORD_HASH (the password from the terminal or stdin)."""
-    from core.access import BlankPasswordError, hash_password
+    from core.policy.access import BlankPasswordError, hash_password
 
     parser = argparse.ArgumentParser(prog="python -m core.access", description="PromptLab's access gate")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,7 +118,7 @@ def access_main(argv: list[str] | None = None) -> int:
 
 def config_main(argv: list[str] | None = None) -> int:
     """`python -m core.config`: the README's configuration table."""
-    from core.config import settings_table_markdown
+    from core.base.config import settings_table_markdown
 
     argparse.ArgumentParser(prog="python -m core.config", description="print the README's settings table") \
         .parse_args(argv)
@@ -128,8 +128,8 @@ def config_main(argv: list[str] | None = None) -> int:
 
 def model_file_main(argv: list[str] | None = None) -> int:
     """`python -m core.model_file [MODELS_DIR]`: fetch the default offline model now (e.g. in an image build)."""
-    from core.errors import PromptLabError
-    from core.model_file import ensure_default_model
+    from core.base.errors import PromptLabError
+    from core.llm.model_file import ensure_default_model
 
     parser = argparse.ArgumentParser(prog="python -m core.model_file",
                                      description="fetch the default offline model (SmolLM2-135M-Instruct)")
@@ -150,14 +150,14 @@ def evals_main(argv: list[str] | None = None) -> int:
     passes, 100 when some fail, 1 on an error (promptfoo's convention)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from core.calllog import CallLog
-    from core.calls import CallContext
-    from core.config import load_settings
-    from core.eval_config import OPERATOR, EvalConfigError, load_config
-    from core.eval_store import EvalStore
-    from core.evals import EvalRun, ProviderResolver, exit_code, key_notes, summary_table
-    from core.pricing import format_cost_total
-    from core.providers import resolve_provider
+    from core.base.config import load_settings
+    from core.calls.gate import CallContext
+    from core.calls.log import CallLog
+    from core.evals.config import OPERATOR, EvalConfigError, load_config
+    from core.evals.run import EvalRun, ProviderResolver, exit_code, key_notes, summary_table
+    from core.evals.store import EvalStore
+    from core.llm.pricing import format_cost_total
+    from core.llm.providers import resolve_provider
 
     parser = argparse.ArgumentParser(prog="python -m core.evals", description="PromptLab evals (promptfoo configs)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -212,14 +212,15 @@ def evals_main(argv: list[str] | None = None) -> int:
 
 def report_main(argv: list[str] | None = None) -> int:
     """`python -m core.report conversation ID | run ID | analytics [--since --until --model …]`: one
-    self-contained HTML file (see core/report.py), written to --output or to the report's own file name."""
-    from core import i18n, report
-    from core.analytics import Analytics, Filters
-    from core.calllog import CallLog
-    from core.config import load_settings
-    from core.conversations import ConversationStore
-    from core.eval_store import EvalStore
-    from core.prompts import PromptLibrary
+    self-contained HTML file (see core/records/report.py), written to --output or to the report's own file name."""
+    from core.analytics.dashboard import Analytics, Filters
+    from core.base import i18n
+    from core.base.config import load_settings
+    from core.calls.log import CallLog
+    from core.chat.store import ConversationStore
+    from core.evals.store import EvalStore
+    from core.playground.library import PromptLibrary
+    from core.records import report
 
     parser = argparse.ArgumentParser(prog="python -m core.report", description="Shareable HTML reports")
     # Options are accepted before and after the subcommand (the README prints `conversation ID -o FILE`): the

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.access import LIMITER, authenticate, is_blank, parse_admins, parse_users
-from core.i18n import _
+from core.base.i18n import _
+from core.policy.access import LIMITER, authenticate, is_blank, parse_admins, parse_users
 from pages._workbench import ADMIN_KEY, IDENTITY_KEY, Workbench, gate_configured, oidc_configured
 
 

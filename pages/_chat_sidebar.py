@@ -5,10 +5,11 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from core import chat, chat_turn
-from core.i18n import _
-from core.personas import CUSTOM_ID, LANGUAGES, language_label
-from core.rendering import model_markdown, plain
+from core.base.i18n import _
+from core.chat import conversation as chat
+from core.chat import turn as chat_turn
+from core.chat.personas import CUSTOM_ID, LANGUAGES, language_label
+from core.formats.rendering import model_markdown, plain
 from pages._widgets import model_picker
 from pages._workbench import Workbench
 
@@ -43,7 +44,7 @@ def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan,
         st.selectbox(_("Reply language"), list(LANGUAGES), key="reply_language", format_func=language_label)
 
         with st.expander(_("Tools"), expanded=bool(st.session_state.get("chat_tools"))):
-            # The same function definitions as the Playground's (core.tools), checked before any message is sent.
+            # The same function definitions as the Playground's (core.llm.tools), checked before any message is sent.
             st.text_area(_("Tools (JSON function definitions)"), key="chat_tools", height=120,
                          placeholder='[{"name": "lookup_order", "parameters": {"type": "object", …}}]',
                          help=_("When the model calls a tool, you type its result and the model goes on. Nothing "

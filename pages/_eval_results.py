@@ -7,13 +7,14 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from core import eval_results as er
-from core import i18n, report
-from core.columns import for_people
-from core.eval_store import CANCELLED, INTERRUPTED, RUNNING, EvalStore, SavedEvalRun
-from core.i18n import _
-from core.pricing import format_cost_total
-from core.rendering import plain
+from core.base import i18n
+from core.base.i18n import _
+from core.evals import results as er
+from core.evals.store import CANCELLED, INTERRUPTED, RUNNING, EvalStore, SavedEvalRun
+from core.formats.columns import for_people
+from core.formats.rendering import plain
+from core.llm.pricing import format_cost_total
+from core.records import report
 
 STATE_MARKS = {RUNNING: " · ⏳", INTERRUPTED: " · ⏸", CANCELLED: " · ⏹"}
 

@@ -35,7 +35,7 @@ def private_file_id(data: bytes, mimetype: str, filename: str | None = None) -> 
 def install() -> None:
     """Name every media file of this process by `private_file_id` (idempotent; before the first file is added)."""
     if not hasattr(memory_media_file_storage, "_calculate_file_id"):
-        # A Streamlit that names files elsewhere: say so loudly (tests/test_images.py fails on it too).
+        # A Streamlit that names files elsewhere: say so loudly (tests/images/test_images.py fails on it too).
         logger.critical("Streamlit's media ids could not be made private: _calculate_file_id is gone")
         return
     memory_media_file_storage._calculate_file_id = private_file_id

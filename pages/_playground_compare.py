@@ -7,15 +7,18 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from core import i18n, report
-from core.call_metrics import call_status_label, finish_label, metrics_caption
-from core.clock import utc_now_iso
-from core.columns import for_people
-from core.exports import to_csv
-from core.i18n import _
-from core.playground_compare import compare_runs, diff_html, stability_summary
-from core.playground_draft import Draft, PlaygroundError
-from core.playground_matrix import (
+from core.base import i18n
+from core.base.clock import utc_now_iso
+from core.base.i18n import _
+from core.calls.metrics import call_status_label, finish_label, metrics_caption
+from core.formats.columns import for_people
+from core.formats.exports import to_csv
+from core.formats.rendering import model_markdown, plain
+from core.llm.pricing import format_cost
+from core.playground.compare import compare_runs, diff_html, stability_summary
+from core.playground.draft import Draft, PlaygroundError
+from core.playground.library import PromptLibrary, SavedRun
+from core.playground.matrix import (
     CURRENT_DRAFT,
     CellResult,
     MatrixRun,
@@ -27,9 +30,7 @@ from core.playground_matrix import (
     results_to_json,
     with_screen_inputs,
 )
-from core.pricing import format_cost
-from core.prompts import PromptLibrary, SavedRun
-from core.rendering import model_markdown, plain
+from core.records import report
 from pages._widgets import available_models
 from pages._workbench import Workbench
 

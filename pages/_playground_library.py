@@ -4,14 +4,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import chat
-from core.columns import for_people
-from core.i18n import _
-from core.personas import CUSTOM_ID
-from core.playground_compare import diff_html, older_first
-from core.playground_draft import Draft, replay_draft
-from core.prompts import PromptLibrary
-from core.rendering import plain
+from core.base.i18n import _
+from core.chat import conversation as chat
+from core.chat.personas import CUSTOM_ID
+from core.formats.columns import for_people
+from core.formats.rendering import plain
+from core.playground.compare import diff_html, older_first
+from core.playground.draft import Draft, replay_draft
+from core.playground.library import PromptLibrary
 from pages._workbench import Workbench
 
 

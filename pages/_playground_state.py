@@ -5,8 +5,8 @@ import json
 
 import streamlit as st
 
-from core.i18n import N_, _
-from core.playground_draft import (
+from core.base.i18n import N_, _
+from core.playground.draft import (
     REASONING_EFFORTS,
     SERVICE_TIERS,
     Draft,
@@ -16,7 +16,7 @@ from core.playground_draft import (
     unsupported_controls,
     validate_schema,
 )
-from core.playground_tools import validate_tools
+from core.playground.tools import validate_tools
 
 FORMATS = ("text", "json_object", "json_schema")
 FORMAT_LABELS = {"text": N_("Text"), "json_object": N_("JSON object"), "json_schema": N_("JSON schema")}

@@ -6,12 +6,12 @@ import importlib.metadata
 import pandas as pd
 import streamlit as st
 
-from core import custom_prices
-from core.errors import PromptLabError
-from core.i18n import _
-from core.pricing import proxy_hint
-from core.providers import kind_label
-from core.rendering import plain
+from core.base.errors import PromptLabError
+from core.base.i18n import _
+from core.formats.rendering import plain
+from core.llm import custom_prices
+from core.llm.pricing import proxy_hint
+from core.llm.providers import kind_label
 from pages._workbench import Workbench
 
 COLUMNS = ["provider", "model", "input_per_mtok", "cached_input_per_mtok", "output_per_mtok", "per_image"]
@@ -20,7 +20,7 @@ COLUMNS = ["provider", "model", "input_per_mtok", "cached_input_per_mtok", "outp
 @st.cache_data(ttl=120, show_spinner=False)
 def _unpriced(db_url: str) -> list[tuple[str, str, int]]:
     """A pass over the whole log: not on every rerun of Settings (a million calls take a second)."""
-    from core.calllog import CallLog
+    from core.calls.log import CallLog
     return custom_prices.unpriced_models(CallLog(db_url).engine)
 
 

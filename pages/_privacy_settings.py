@@ -6,13 +6,13 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from core import privacy
-from core.columns import for_people
-from core.errors import PromptLabError
-from core.i18n import N_, _
-from core.moderation import ModerationSettings, load_moderation, save_moderation
-from core.rendering import plain
-from core.safety import MODERATION_MODES, TEXT_POLICIES
+from core.base.errors import PromptLabError
+from core.base.i18n import N_, _
+from core.calls.moderation import ModerationSettings, load_moderation, save_moderation
+from core.formats.columns import for_people
+from core.formats.rendering import plain
+from core.policy.redaction import MODERATION_MODES, TEXT_POLICIES
+from core.records import privacy
 from pages._widgets import admin_only_note
 from pages._workbench import Workbench
 

@@ -6,13 +6,14 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from core import i18n, reconcile
-from core.columns import for_people
-from core.errors import PromptLabError
-from core.exports import to_csv
-from core.i18n import _
-from core.pricing import format_cost, format_cost_total
-from core.rendering import plain
+from core.analytics import reconcile
+from core.base import i18n
+from core.base.errors import PromptLabError
+from core.base.i18n import _
+from core.formats.columns import for_people
+from core.formats.exports import to_csv
+from core.formats.rendering import plain
+from core.llm.pricing import format_cost, format_cost_total
 from pages._workbench import Workbench, base_settings
 
 

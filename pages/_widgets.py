@@ -6,14 +6,14 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core import i18n
-from core.calls import CallContext, list_models
-from core.config import Settings
-from core.errors import PromptLabError
-from core.i18n import _
-from core.local_model import model_id_for
-from core.providers import Provider, chat_models, offline_notice
-from core.rendering import frames, model_markdown
+from core.base import i18n
+from core.base.config import Settings
+from core.base.errors import PromptLabError
+from core.base.i18n import _
+from core.calls.gate import CallContext, list_models
+from core.formats.rendering import frames, model_markdown
+from core.llm.local_model import model_id_for
+from core.llm.providers import Provider, chat_models, offline_notice
 from pages._workbench import Workbench, browser_cookie, set_cookie, stores
 
 
@@ -80,7 +80,7 @@ def provider_badge(wb: Workbench) -> None:
 
 def stream_markdown(deltas: Iterable[str], on_first: Callable[[], None] | None = None) -> str:
     """Show a streamed reply as it grows (as st.write_stream does), with remote images held back
-    (core.rendering): an injected image would otherwise be fetched the moment its closing parenthesis arrives.
+    (core.formats.rendering): an injected image would otherwise be fetched the moment its closing parenthesis arrives.
     Returns the text shown."""
     slot = st.empty()
     text = ""
@@ -102,7 +102,7 @@ TRANSLATED_MENUS = ("persona_id", "reply_language", "an_period", "an_page", "an_
 
 def session_language(settings: Settings) -> str:
     """This session's interface language: the menu's choice (kept by the browser in a cookie), else
-    PROMPTLAB_UI_LANGUAGE, else the browser's own language (core/i18n.py)."""
+    PROMPTLAB_UI_LANGUAGE, else the browser's own language (core/base/i18n.py)."""
     state = st.session_state
     try:
         browser = st.context.locale

@@ -9,17 +9,19 @@ from dataclasses import dataclass, replace
 
 import streamlit as st
 
-from core import access, cookies, custom_prices, local_model, model_file, provider_choice
-from core.access import Identity, users_setting
-from core.cache import ResponseCache
-from core.calllog import CallLog
-from core.calls import CallContext
-from core.config import Settings, load_settings
-from core.conversations import ConversationStore
-from core.local_model import is_local_model
-from core.privacy import RetentionWorker
-from core.providers import Provider, local_provider, resolve_provider
-from core.url_policy import UrlPolicy
+from core.base.config import Settings, load_settings
+from core.calls.cache import ResponseCache
+from core.calls.gate import CallContext
+from core.calls.log import CallLog
+from core.chat.store import ConversationStore
+from core.formats import cookies
+from core.llm import custom_prices, local_model, model_file, provider_choice
+from core.llm.local_model import is_local_model
+from core.llm.providers import Provider, local_provider, resolve_provider
+from core.policy import access
+from core.policy.access import Identity, users_setting
+from core.policy.url_policy import UrlPolicy
+from core.records.privacy import RetentionWorker
 from pages import _media
 
 OVERRIDE_KEY = "provider_override"
@@ -162,7 +164,7 @@ def workbench(gate: bool = True) -> Workbench:
 
 def _restore_provider_choice(user: str) -> None:
     """After a reload (a new session), the provider this browser chose in Settings comes back from the server's
-    memory, by the token in its cookie; once per session and user (core/provider_choice.py)."""
+    memory, by the token in its cookie; once per session and user (core/llm/provider_choice.py)."""
     state = st.session_state
     if state.get("provider_choice_checked") == user:
         return

@@ -4,21 +4,23 @@ from datetime import datetime, timezone
 import pandas as pd
 import streamlit as st
 
-from core import analytics as an
-from core import i18n, report, whatif
-from core.charts import CHART_CONFIG, CHART_GROUPS, comparable, figures, kpi_cards, without_notes
-from core.columns import for_people, label, page_name
-from core.exports import to_csv
-from core.i18n import N_, _
-from core.playground_draft import replay_draft
-from core.pricing import format_cost
-from core.rendering import code_text, plain
-from core.synthetic import generate
+from core.analytics import dashboard as an
+from core.analytics import whatif
+from core.analytics.charts import CHART_CONFIG, CHART_GROUPS, comparable, figures, kpi_cards, without_notes
+from core.base import i18n
+from core.base.i18n import N_, _
+from core.calls.synthetic import generate
+from core.formats.columns import for_people, label, page_name
+from core.formats.exports import to_csv
+from core.formats.rendering import code_text, plain
+from core.llm.pricing import format_cost
+from core.playground.draft import replay_draft
+from core.records import report
 from pages._reconcile import render_reconcile
 from pages._workbench import workbench
 
 PERIODS = {"Today": N_("Today"), "7 days": N_("7 days"), "30 days": N_("30 days"), "This month": N_("This month"),
-           "Custom": N_("Custom")}  # core.analytics.preset_range's names → what the menu shows
+           "Custom": N_("Custom")}  # core.analytics.dashboard.preset_range's names → what the menu shows
 NO_OTHER_MODEL = N_("(no other model)")
 DIMENSIONS = {"provider": N_("Provider"), "model": N_("Model"), "page": N_("Page"), "user": N_("User"),
               "status": N_("Status"), "tag": N_("Tag")}
@@ -127,7 +129,7 @@ if dash.current.calls == 0:
     st.info(_("No calls match these filters: widen the period or clear a filter."))
 else:
     # One group of charts at a time: the browser spends most of a filter change drawing Plotly charts, so drawing
-    # all ten took ~2 s in Chromium; the charts of the other groups are one click away (core/charts.py).
+    # all ten took ~2 s in Chromium; the charts of the other groups are one click away (core/analytics/charts.py).
     group = st.segmented_control(_("Charts"), list(CHART_GROUPS), default="overview", required=True,
                                  key="an_charts", format_func=lambda g: _(CHART_GROUPS[g].label)) or "overview"
     charts, notes = _charts(wb.settings.db_url, engine.version, filters, i18n.language(), group, dash)

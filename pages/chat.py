@@ -3,14 +3,17 @@ import time
 
 import streamlit as st
 
-from core import chat, chat_turn, i18n, report
-from core.calls import CallHooks
-from core.i18n import _
-from core.local_model import queue_sentence
-from core.personas import BUILT_IN, CUSTOM_ID, persona_by_id, starters
-from core.providers import offline_limits, offline_notice
-from core.rendering import model_markdown, plain
-from core.tools import ToolError
+from core.base import i18n
+from core.base.i18n import _
+from core.calls.gate import CallHooks
+from core.chat import conversation as chat
+from core.chat import turn as chat_turn
+from core.chat.personas import BUILT_IN, CUSTOM_ID, persona_by_id, starters
+from core.formats.rendering import model_markdown, plain
+from core.llm.local_model import queue_sentence
+from core.llm.providers import offline_limits, offline_notice
+from core.llm.tools import ToolError
+from core.records import report
 from pages._chat_sidebar import DEFAULT_TEMPERATURE, draw_sidebar
 from pages._widgets import picked_model, stream_markdown
 from pages._workbench import response_cache, workbench

@@ -5,8 +5,8 @@ import time
 
 import streamlit as st
 
-from core.access import Identity
-from core.eval_config import (
+from core.base.i18n import _
+from core.evals.config import (
     EXAMPLE_CONFIG,
     NO_FILES,
     ConfigFiles,
@@ -21,13 +21,13 @@ from core.eval_config import (
     tests_to_yaml,
     to_yaml,
 )
-from core.eval_store import EvalStore, SavedEvalRun, TestSetRefused
-from core.evals import EvalRun, ProviderResolver, RunNotStarted, key_notes
-from core.exports import table_from_csv
-from core.i18n import _
-from core.parse_limits import UPLOADED_BYTES
-from core.pricing import format_cost
-from core.rendering import plain
+from core.evals.run import EvalRun, ProviderResolver, RunNotStarted, key_notes
+from core.evals.store import EvalStore, SavedEvalRun, TestSetRefused
+from core.formats.exports import table_from_csv
+from core.formats.parse_limits import UPLOADED_BYTES
+from core.formats.rendering import plain
+from core.llm.pricing import format_cost
+from core.policy.access import Identity
 from pages._eval_results import render_results
 from pages._widgets import available_models
 from pages._workbench import response_cache, workbench

@@ -4,10 +4,10 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core.errors import PromptLabError
-from core.gallery import Gallery
-from core.i18n import N_, _, ngettext
-from core.images import (
+from core.base.errors import PromptLabError
+from core.base.i18n import N_, _, ngettext
+from core.images.gallery import Gallery
+from core.images.generation import (
     BACKGROUNDS,
     MODERATION,
     ImageRequest,
@@ -19,7 +19,7 @@ from core.images import (
     model_spec,
     validate,
 )
-from core.pricing import format_cost
+from core.llm.pricing import format_cost
 from pages._widgets import available_model_ids
 from pages._workbench import workbench
 

@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from core.calls import ChatRequest, ChatStream
-from core.codegen import curl_command, python_code
-from core.i18n import _
-from core.playground_draft import PlaygroundError, build_params, messages_for
-from core.playground_matrix import CellResult, CellSpec, prepare_cell, record_result
-from core.playground_tools import continue_with_tool_results
-from core.pricing import TokenUsage, cost_usd, format_cost
-from core.prompts import PromptLibrary
+from core.base.i18n import _
+from core.calls.gate import ChatRequest, ChatStream
+from core.llm.pricing import TokenUsage, cost_usd, format_cost
+from core.playground.codegen import curl_command, python_code
+from core.playground.draft import PlaygroundError, build_params, messages_for
+from core.playground.library import PromptLibrary
+from core.playground.matrix import CellResult, CellSpec, prepare_cell, record_result
+from core.playground.tools import continue_with_tool_results
 from pages._playground_compare import render_compare, show_cell
 from pages._playground_library import render_library
 from pages._playground_state import current_draft, editor, load_draft

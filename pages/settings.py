@@ -2,18 +2,18 @@
 import streamlit as st
 from sqlalchemy.engine import make_url
 
-from core import analytics as an
-from core import ratelimit
-from core.audit import audit
-from core.calls import list_models
-from core.columns import label
-from core.errors import PromptLabError
-from core.fallback import save_chain, saved_chain
-from core.i18n import _
-from core.pending_writes import PENDING
-from core.pricing import format_cost
-from core.provider_choice import ProviderForm, override_for, server_key_elsewhere
-from core.providers import KINDS, chat_models, kind_label
+from core.analytics import dashboard as an
+from core.base.errors import PromptLabError
+from core.base.i18n import _
+from core.calls import ratelimit
+from core.calls.fallback import save_chain, saved_chain
+from core.calls.gate import list_models
+from core.calls.pending_writes import PENDING
+from core.formats.columns import label
+from core.llm.pricing import format_cost
+from core.llm.provider_choice import ProviderForm, override_for, server_key_elsewhere
+from core.llm.providers import KINDS, chat_models, kind_label
+from core.policy.audit import audit
 from pages._prices_settings import render_prices
 from pages._privacy_settings import render_privacy
 from pages._widgets import admin_only_note

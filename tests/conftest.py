@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.access import Identity
-from core.calllog import CallLog
-from core.calls import CallContext
-from core.providers import Provider
+from core.calls.gate import CallContext
+from core.calls.log import CallLog
+from core.llm.providers import Provider
+from core.policy.access import Identity
 from tests.loopback_server import LoopbackServer
 
 TEST_KEY = "sk-test-PROMPTLAB-5ecret-key-0123456789"
@@ -42,7 +42,7 @@ def apptest_runs_like_a_server():
 @pytest.fixture(autouse=True, scope="session")
 def offline_model_children():
     """The offline model's child processes started in this run end with it."""
-    from core import local_model
+    from core.llm import local_model
 
     yield
     local_model.stop_all()
@@ -87,7 +87,7 @@ def db_url(request, tmp_path) -> Iterator[str]:
     """A fresh, empty database: SQLite, and PostgreSQL too when PROMPTLAB_TEST_PG_URL is set. Its pooled
     connections are closed afterwards: one engine per test schema would otherwise exhaust the server's
     max_connections over the suite."""
-    from core.db import dispose_engine
+    from core.base.db import dispose_engine
 
     url = _fresh_pg_schema() if request.param == "postgresql" else f"sqlite:///{tmp_path}/promptlab.db"
     yield url
@@ -161,12 +161,12 @@ def app(app_env):
 
 def pytest_terminal_summary(terminalreporter) -> None:
     """Print the measured redaction quality at the end of every run (issue: report it in the test output)."""
-    from tests.test_redaction import MEASURED
+    from tests.policy.test_redaction import MEASURED
     if MEASURED:
         terminalreporter.write_line(
             f"redaction: recall {MEASURED['recall']:.1%}, precision {MEASURED['precision']:.1%} "
             f"on {MEASURED['positives']} positive / {MEASURED['negatives']} negative snippets (en, zh, es)")
-    from tests.test_redaction_corpus import MEASURED as PER_KIND
+    from tests.policy.test_redaction_corpus import MEASURED as PER_KIND
     if PER_KIND:
         terminalreporter.write_line("redaction on the span corpus, claimed formats (kind: spans, recall, precision): " +
                                     ", ".join(f"{k} {n} {r:.2f}/{p:.2f}" for k, (n, r, p) in PER_KIND.items()))

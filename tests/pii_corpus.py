@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import string
 
-from core.safety import luhn_ok
+from core.policy.redaction import luhn_ok
 
 POSITIVE_TEMPLATES = {
     "en": ["Please contact me at {v} as soon as possible.", "My details: {v}", "You can reach our office on {v}.",

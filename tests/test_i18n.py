@@ -1,6 +1,6 @@
-"""The interface language (core/i18n.py): every shown string is marked, extracted and translated; the compiled
+"""The interface language (core/base/i18n.py): every shown string is marked, extracted and translated; the compiled
 catalog matches its source; placeholders survive translation; the language belongs to one session; numbers and
-dates follow the language. The whole app in 中文 is driven in a real browser in tests/test_browser_i18n.py."""
+dates follow the language. The whole app in 中文 is driven in a real browser in tests/e2e/test_browser_i18n.py."""
 from __future__ import annotations
 
 import ast
@@ -16,8 +16,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from core import i18n
-from core.i18n import _, ngettext
+from core.base import i18n
+from core.base.i18n import _, ngettext
 
 ROOT = Path(__file__).resolve().parent.parent
 PO = ROOT / "locales" / "zh_CN" / "LC_MESSAGES" / "messages.po"
@@ -171,9 +171,9 @@ def test_plural_numbers_and_dates_follow_the_language():
 
 def test_a_compare_run_in_chinese_reports_its_cells_errors_in_chinese(server, log, ctx):
     """Cells run in worker threads: the session's language goes with them."""
-    from core.playground_draft import Draft
-    from core.playground_matrix import MatrixRun, expand_matrix, prepare_cell
-    from core.providers import Provider
+    from core.llm.providers import Provider
+    from core.playground.draft import Draft
+    from core.playground.matrix import MatrixRun, expand_matrix, prepare_cell
     from tests.conftest import TEST_KEY
     from tests.loopback_server import Script
 
@@ -205,10 +205,10 @@ def test_no_translation_call_hides_inside_an_f_string():
 
 
 def test_chart_days_are_written_without_english_month_names_in_chinese(log):
-    from core.analytics import Analytics, Filters
-    from core.charts import figures
-    from core.interchange import insert_new
-    from tests.test_analytics import PERIOD, SMALL_LOG
+    from core.analytics.charts import figures
+    from core.analytics.dashboard import Analytics, Filters
+    from core.calls.interchange import insert_new
+    from tests.analytics.test_analytics import PERIOD, SMALL_LOG
 
     def tick_format(log) -> str:
         insert_new(log, SMALL_LOG)

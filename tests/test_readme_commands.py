@@ -72,8 +72,8 @@ class Placeholders:
 
 
 def test_every_command_the_readme_prints_runs_as_printed(server, tmp_path):
-    from core.chat import new_conversation
-    from core.conversations import ConversationStore
+    from core.chat.conversation import new_conversation
+    from core.chat.store import ConversationStore
 
     server.admin_key = ADMIN
     db_url = f"sqlite:///{tmp_path / 'promptlab.db'}"

@@ -20,13 +20,15 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from core import chat, i18n, reconcile
-from core.calllog import CallLog
-from core.exports import to_csv
-from core.reconcile import Usage
-from core.synthetic import generate
+from core.analytics import reconcile
+from core.analytics.reconcile import Usage
+from core.base import i18n
+from core.calls.log import CallLog
+from core.calls.synthetic import generate
+from core.chat import conversation as chat
+from core.formats.exports import to_csv
 from tests.loopback_server import MODELS
-from tests.test_evals_page import CONFIG as EVAL_CONFIG
+from tests.pages.test_evals_page import CONFIG as EVAL_CONFIG
 from tests.zh_probe import english_words
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -202,7 +204,9 @@ def test_playground_compare_share_and_csv_in_chinese(app_env, server, downloads)
     name = next(n for n in downloads if n.endswith(".html"))[:-5]
     assert english(visible_text(page), {name, "v1", "ok"}) == []
     # The CSV download beside it (built at render time, in the session's language) has human headers.
-    from core.columns import for_people  # (new in issue 28: imported here so the rest of the file runs on older code)
+    from core.formats.columns import (
+        for_people,  # (new in issue 28: imported here so the rest of the file runs on older code)
+    )
 
     name, results = at.session_state["pg_matrix_box"]["last"]
     with reading_in("zh_CN"):
@@ -231,16 +235,16 @@ def test_tables_on_screen_have_chinese_headers(app_env, page):
         at.switch_page(page).run()
     assert not at.exception, at.exception
     if page.endswith("playground.py"):  # the library's version table, once a prompt is saved
-        from core.playground_draft import Draft
-        from core.prompts import PromptLibrary
+        from core.playground.draft import Draft
+        from core.playground.library import PromptLibrary
 
         PromptLibrary(app_env["PROMPTLAB_DB_URL"]).save("returns", Draft(model="gpt-4o-mini", user_template="hi"),
                                                          "tester")
         with reading_in("zh_CN"):
             at.run()
     else:  # the audit log's table, once a line is in it
-        from core.audit import audit
-        from core.calllog import CallLog
+        from core.calls.log import CallLog
+        from core.policy.audit import audit
 
         audit(CallLog(app_env["PROMPTLAB_DB_URL"]).engine, "tester", "export", "tester", {"calls": 1})
         with reading_in("zh_CN"):
@@ -264,9 +268,9 @@ def test_reconcile_explanations_in_chinese():
 
 
 def test_the_report_command_writes_chinese_with_lang(tmp_path, sqlite_url, monkeypatch):
+    from core.chat.personas import persona_by_id
+    from core.chat.store import ConversationStore
     from core.cli import report_main
-    from core.conversations import ConversationStore
-    from core.personas import persona_by_id
 
     conversation = chat.new_conversation(persona_by_id("returns_agent"))
     chat.add_user_message(conversation, "Where is my parcel?")

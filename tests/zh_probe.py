@@ -1,4 +1,4 @@
-"""English words left on each page with the UI in 中文 (used by tests/test_browser_i18n.py)."""
+"""English words left on each page with the UI in 中文 (used by tests/e2e/test_browser_i18n.py)."""
 from __future__ import annotations
 
 import re

@@ -1,0 +1,245 @@
+"""The call log: one `CallRecord` row per model call, its texts in a separate table, and queries over them.
+
+`python -m core.calllog tail` prints the newest calls of the log at PROMPTLAB_DB_URL.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+import time
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core.base.db import engine_for
+from core.policy.redaction import redact_value
+from core.policy.workspace import Setting, Workspace
+
+TEXT_POLICY_KEY = "text_policy"
+TEXT_POLICY = Setting(TEXT_POLICY_KEY, "full")  # what the log keeps of texts (core/records/privacy.py sets it)
+POLICY_TTL_S = 5.0
+
+_meta = sa.MetaData()
+calls_table = sa.Table(
+    "calls", _meta,
+    sa.Column("request_id", sa.Text, primary_key=True), sa.Column("ts", sa.Text), sa.Column("page", sa.Text),
+    sa.Column("provider", sa.Text), sa.Column("model_requested", sa.Text), sa.Column("model", sa.Text),
+    sa.Column("status", sa.Text), sa.Column("error_type", sa.Text), sa.Column("error_message", sa.Text),
+    sa.Column("finish_reason", sa.Text), sa.Column("input_tokens", sa.Integer),
+    sa.Column("cached_input_tokens", sa.Integer), sa.Column("output_tokens", sa.Integer),
+    sa.Column("reasoning_tokens", sa.Integer), sa.Column("images", sa.Integer),
+    sa.Column("tokens_estimated", sa.Boolean), sa.Column("cost_usd", sa.Float), sa.Column("latency_ms", sa.Float),
+    sa.Column("ttft_ms", sa.Float), sa.Column("user_id", sa.Text), sa.Column("session_id", sa.Text),
+    sa.Column("tags", sa.Text), sa.Column("chain_id", sa.Text), sa.Column("attempt", sa.Integer),
+    sa.Column("cached", sa.Boolean),
+)
+call_texts_table = sa.Table(
+    "call_texts", _meta,
+    sa.Column("request_id", sa.Text, primary_key=True), sa.Column("request_json", sa.Text),
+    sa.Column("reply", sa.Text),
+)
+
+
+@dataclass
+class CallRecord:
+    """One model call as the log keeps it (status ok | error | cancelled; cost None = unpriced)."""
+
+    request_id: str
+    ts: str
+    page: str
+    provider: str
+    model_requested: str | None
+    model: str | None = None
+    status: str = "ok"
+    error_type: str | None = None
+    error_message: str | None = None
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    images: int | None = None
+    tokens_estimated: bool = False
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    user: str | None = None
+    session: str | None = None
+    tags: list[str] = field(default_factory=list)
+    chain_id: str | None = None  # fallback attempts share the first attempt's request id
+    attempt: int | None = None
+    cached: bool = False  # answered from the response cache (cost 0)
+
+
+@dataclass
+class CallTexts:
+    """What was sent (messages and parameters) and what came back."""
+
+    request: dict[str, Any]
+    reply: str | None = None
+
+
+_FIELDS = tuple(f.name for f in fields(CallRecord))
+# CallRecord field -> calls column where the names differ (SQL keywords avoided); every other field is its column.
+_COLUMN = {"user": "user_id", "session": "session_id"}
+STARTED = "started"  # a call whose request was sent and whose end is not written yet
+CALL_COLUMNS = tuple(c.name for c in calls_table.columns)  # the insert order of every bulk path
+
+
+def field_for_column(column: str) -> str:
+    """The CallRecord field a calls column holds."""
+    return next((f for f, c in _COLUMN.items() if c == column), column)
+
+
+def record_values(record: CallRecord) -> dict[str, Any]:
+    """The record's fields as a flat dict (dataclasses.asdict deep-copies and is ~10x slower on bulk paths)."""
+    return {name: getattr(record, name) for name in _FIELDS}
+
+
+def _to_row(record: CallRecord) -> dict[str, Any]:
+    row = {_COLUMN.get(name, name): getattr(record, name) for name in _FIELDS}
+    row["tags"] = json.dumps(record.tags)
+    return row
+
+
+def _from_row(row: sa.Row) -> CallRecord:
+    data = dict(row._mapping)
+    data = {field_for_column(column): value for column, value in data.items()}
+    data["tags"] = json.loads(data["tags"] or "[]")
+    data["tokens_estimated"] = bool(data["tokens_estimated"])
+    data["cached"] = bool(data["cached"])
+    return CallRecord(**{name: data[name] for name in _FIELDS})
+
+
+class CallLog:
+    """Reads and writes call records in the database at a SQLAlchemy URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine: Engine = engine_for(url)
+        self._policy, self._policy_read_at = "full", -POLICY_TTL_S
+
+    row = staticmethod(_to_row)
+    record = staticmethod(_from_row)
+
+    def text_policy(self) -> str:
+        """What to keep of prompts and replies: full | redacted | metadata (Settings; re-read every few seconds)."""
+        now = time.monotonic()
+        if now - self._policy_read_at > POLICY_TTL_S:
+            self._policy = Workspace(self.engine).load(TEXT_POLICY)
+            self._policy_read_at = now
+        return self._policy
+
+    def write(self, record: CallRecord, texts: CallTexts | None = None) -> None:
+        """Store one call (and its texts, as the text policy allows) in one transaction; redaction happens here,
+        before anything is written."""
+        policy = self.text_policy()
+        if policy == "metadata":
+            texts = None
+        elif policy == "redacted":
+            if texts is not None:
+                texts = CallTexts(redact_value(texts.request), redact_value(texts.reply))
+            if record.error_message:
+                record.error_message = redact_value(record.error_message)
+        with self.engine.begin() as conn:
+            # The row written when the request was sent (status "started") gives way to the finished call.
+            conn.execute(calls_table.delete().where((calls_table.c.request_id == record.request_id)
+                                                    & (calls_table.c.status == STARTED)))
+            conn.execute(calls_table.insert(), _to_row(record))
+            if texts is not None:
+                conn.execute(call_texts_table.insert(), {
+                    "request_id": record.request_id, "request_json": json.dumps(texts.request, default=str),
+                    "reply": texts.reply})
+
+    def start(self, record: CallRecord) -> None:
+        """The row of a call whose request is being sent: status "started", owned by this process. `write()`
+        replaces it when the call ends; if the process dies first, `mark_interrupted()` turns it into an error."""
+        row = _to_row(replace(record, status=STARTED, error_type=None, error_message=process_owner()))
+        with self.engine.begin() as conn:
+            conn.execute(calls_table.insert(), row)
+
+    def mark_interrupted(self, older_than_s: float = 3600) -> int:
+        return mark_interrupted(self.engine, older_than_s)
+
+    def get(self, request_id: str) -> CallRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(calls_table.select().where(calls_table.c.request_id == request_id)).first()
+        return _from_row(row) if row else None
+
+    def texts_for(self, request_id: str, user: str, admin: bool = False) -> CallTexts | None:
+        """A call's texts if `user` made the call (or is an admin): replays and drill-downs show nobody else's
+        prompts and replies."""
+        record = self.get(request_id)
+        if record is None or (not admin and record.user != user):
+            return None
+        return self.texts(request_id)
+
+    def texts(self, request_id: str) -> CallTexts | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(call_texts_table.select()
+                               .where(call_texts_table.c.request_id == request_id)).first()
+        return CallTexts(json.loads(row.request_json), row.reply) if row else None
+
+    def recent(self, limit: int = 50) -> list[CallRecord]:
+        """The newest calls first."""
+        query = calls_table.select().order_by(calls_table.c.ts.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [_from_row(row) for row in conn.execute(query)]
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(calls_table)).scalar_one()
+
+
+if __name__ == "__main__":  # the command line lives in core/cli.py
+    from core.cli import calllog_main
+
+    sys.exit(calllog_main())
+
+
+def mark_interrupted(engine: Engine, older_than_s: float = 3600) -> int:
+    """Calls left "started" by a process that is gone (one of this machine's that no longer runs), or by any process
+    more than `older_than_s` ago (another machine's, or a reused PID), become errors of type "interrupted"; returns
+    how many. Run at start-up and hourly (core.records.privacy.RetentionWorker)."""
+    cutoff = (datetime.now(timezone.utc) - timedelta(seconds=older_than_s)).isoformat(timespec="milliseconds")
+    with engine.begin() as conn:
+        rows = conn.execute(sa.select(calls_table.c.request_id, calls_table.c.ts, calls_table.c.error_message)
+                            .where(calls_table.c.status == STARTED)).all()
+        dead = [r.request_id for r in rows if r.ts < cutoff or owner_gone(r.error_message or "")]
+        for start in range(0, len(dead), 500):
+            conn.execute(calls_table.update().where(calls_table.c.request_id.in_(dead[start:start + 500]))
+                         .values(status="error", error_type="interrupted",
+                                 error_message="The server stopped before this call ended."))
+    return len(dead)
+
+
+_BOOT = f"{os.getpid()}@{socket.gethostname()}"
+
+
+def process_owner() -> str:
+    """Who is making a call: this process on this machine (kept in a started row until it ends)."""
+    return f"in progress: {_BOOT}"
+
+
+def owner_gone(marker: str) -> bool:
+    """True when the marker names a process of this machine that no longer runs (or is this machine's PID reused
+    by another program: then its command line is not ours — treated as gone too)."""
+    match = re.match(r"^in progress: (\d+)@(.+)$", marker)
+    if not match or match.group(2) != socket.gethostname():
+        return False
+    pid = int(match.group(1))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -1,0 +1,86 @@
+"""Writes that failed (a database locked past its busy timeout, a full disk) and are retried in the background, so a
+reply that reached the page is not lost from the log or the conversation list: bounded attempts with back-off, one
+daemon thread per process, and a count the Settings page shows."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.base.errors import scrub_secrets
+
+logger = logging.getLogger(__name__)
+ATTEMPTS = 6          # then the write is given up (logged)
+FIRST_DELAY_S = 2.0   # doubled after each failure: 2, 4, 8, 16, 32 s
+
+
+@dataclass
+class _Write:
+    what: str
+    write: Callable[[], None]
+    attempts: int = 0
+    due: float = 0.0
+
+
+class PendingWrites:
+    """The process's failed writes, retried until they succeed or their attempts run out."""
+
+    def __init__(self, attempts: int = ATTEMPTS, first_delay_s: float = FIRST_DELAY_S, clock=time.monotonic):
+        self.attempts, self.first_delay_s, self.clock = attempts, first_delay_s, clock
+        self._items: list[_Write] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.given_up = 0
+
+    def add(self, what: str, write: Callable[[], None]) -> None:
+        """Keep a write that just failed; it is retried after FIRST_DELAY_S, then with back-off."""
+        with self._lock:
+            self._items.append(_Write(what, write, 1, self.clock() + self.first_delay_s))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="pending-writes", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def retry_due(self) -> int:
+        """Try every write that is due now; returns how many succeeded."""
+        with self._lock:
+            due = [w for w in self._items if w.due <= self.clock()]
+        done = 0
+        for item in due:
+            try:
+                item.write()
+            except Exception as exc:  # still locked or full: later, or never after the last attempt
+                item.attempts += 1
+                item.due = self.clock() + self.first_delay_s * 2 ** (item.attempts - 1)
+                if item.attempts >= self.attempts:
+                    logger.error("gave up writing %s after %d attempts: %s", item.what, item.attempts,
+                                 scrub_secrets(repr(exc)))
+                    with self._lock:
+                        self._items.remove(item)
+                        self.given_up += 1
+                continue
+            with self._lock:
+                self._items.remove(item)
+            done += 1
+        return done
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            self.retry_due()
+            if not self.count():
+                with self._lock:
+                    if not self._items:
+                        self._thread = None
+                        return
+
+
+PENDING = PendingWrites()

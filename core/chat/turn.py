@@ -1,0 +1,207 @@
+"""One chat turn as one call from the page: the message checked (blank, too long, tools, moderation) and added,
+the context planned, the user's turn saved before the call, the reply streamed through the fallback chain and the
+gate, then recorded, moderated and saved whatever happened (end, error, Stop). The page only draws.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.base.i18n import _
+from core.calls.cache import ResponseCache
+from core.calls.fallback import FallbackStream, fallback_chain, saved_chain
+from core.calls.gate import NO_HOOKS, CallContext, CallHooks
+from core.calls.log import CallLog
+from core.calls.moderation import ModerationSettings, check, load_moderation
+from core.calls.pending_writes import PENDING
+from core.chat import conversation as chat
+from core.chat.conversation import ContextPlan, Conversation
+from core.chat.store import ConversationStore
+from core.llm import tools
+from core.llm.providers import Provider
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnSettings:
+    """What the user chose for the next reply: model, sampling, the cache opt-in and the tools (JSON as typed)."""
+
+    model: str
+    temperature: float
+    max_tokens: int
+    cache_opt_in: bool = False
+    tools_json: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatServices:
+    """What a turn calls on: the session's provider (moderation, its saved fallback chain), a provider per model,
+    the call log, the response cache and the conversation store, and who is asking."""
+
+    provider: Provider
+    provider_for: Callable[[str], Provider]
+    context_window: Callable[[str], int]
+    log: CallLog
+    context: CallContext
+    store: ConversationStore
+    user: str
+    cache: ResponseCache | None = None
+    fallback: str = "off"  # the configured chain (PROMPTLAB_FALLBACK) when the provider has none saved
+    local_model_path: str | None = None
+
+
+@dataclass
+class TurnResult:
+    """What the page says after a turn: the failure (with Retry and, when a reply was cut after text, another model
+    to answer), a save that waits in the background, and a passing notice (a toast)."""
+
+    error: str | None = None
+    next_model: str | None = None
+    save_error: str | None = None
+    notice: str | None = None
+
+
+@dataclass
+class Submission:
+    """A message offered for sending: refused (the sentence, the text goes back into the box) or added."""
+
+    refusal: str | None = None
+    notice: str | None = None  # moderation could not run, say so in passing
+
+
+def read_tools(text: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The tools the user defined, or none and the one sentence saying what is wrong with them."""
+    try:
+        return tools.validate_tools(text), None
+    except tools.ToolError as exc:
+        return [], str(exc)
+
+
+def plan(conversation: Conversation, settings: TurnSettings, services: ChatServices) -> ContextPlan:
+    """What the next request sends (the newest turns that fit the model's window)."""
+    provider = services.provider_for(settings.model)
+    return chat.plan_context(conversation, settings.model, context_window=services.context_window(settings.model),
+                             reply_budget=settings.max_tokens, provider_id=provider.pricing_id,
+                             counter=provider.prompt_counter(settings.model))
+
+
+def submit(conversation: Conversation, text: str, settings: TurnSettings, services: ChatServices,
+           moderation: ModerationSettings | None = None) -> Submission:
+    """Check a message and add it as the user's turn: nothing is sent when it is blank, too long for the model
+    even alone, the tools are invalid, or moderation flags it."""
+    provider = services.provider_for(settings.model)
+    refusal = chat.refuse_message(text, settings.model, context_window=services.context_window(settings.model),
+                                  reply_budget=settings.max_tokens, system=chat.system_message(conversation),
+                                  counter=provider.prompt_counter(settings.model))
+    if refusal is None:
+        refusal = read_tools(settings.tools_json)[1]
+    if refusal is not None:
+        return Submission(refusal=refusal)
+    moderation = moderation or load_moderation(services.log.engine)
+    notice = None
+    if moderation.checks_input:
+        verdict = check(services.provider, text, moderation, services.context, services.log)
+        if not verdict.allowed:
+            return Submission(refusal=verdict.sentence())
+        notice = verdict.notice
+    chat.add_user_message(conversation, text)
+    return Submission(notice=notice)
+
+
+def save(conversation: Conversation, services: ChatServices) -> str | None:
+    """Store the conversation; if the database is locked or full, a copy is saved in the background
+    (core.calls.pending_writes) and the sentence saying so is returned. Safe in a page's `finally`."""
+    if not conversation.messages:
+        return None
+    snapshot = Conversation.from_dict(conversation.to_dict())
+    store, user = services.store, services.user
+    try:
+        store.save(snapshot, user)
+    except (SQLAlchemyError, OSError) as exc:
+        PENDING.add(f"conversation {snapshot.id}", lambda: store.save(snapshot, user))
+        return _("This conversation could not be saved yet ({error}: the database is busy or full). It "
+                 "stays on this page and is saved in the background.").format(error=type(exc).__name__)
+    return None
+
+
+@dataclass
+class ChatTurn:
+    """The assistant's reply to the conversation's last turn. Iterate it for text deltas; `close()` (also on
+    Stop, from a `finally`) ends the call and records, moderates and saves the reply, then `result` says what
+    to show. The user's turn is saved when it starts: a crash mid-reply cannot lose it."""
+
+    conversation: Conversation
+    settings: TurnSettings
+    services: ChatServices
+    hooks: CallHooks = NO_HOOKS
+    forced_model: str | None = None  # the user chose another model for a reply cut after text
+    result: TurnResult = field(default_factory=TurnResult)
+
+    def __post_init__(self) -> None:
+        s, services = self.settings, self.services
+        self.plan = plan(self.conversation, s, services)
+        chosen = services.provider_for(s.model)
+        configured = saved_chain(services.log.engine, services.provider.kind, services.provider.base_url)
+        self.chain = [self.forced_model] if self.forced_model else fallback_chain(
+            s.model, configured or services.fallback, services.local_model_path)
+        self.tools = read_tools(s.tools_json)[0] if chosen.kind != "local" else []
+        self.conversation.reply_pending, self.conversation.error = True, None
+        self.result.save_error = save(self.conversation, services)
+        self.stream: FallbackStream = chat.start_reply(
+            self.plan, self.chain, services.provider_for, self._params, services.context, services.log,
+            services.cache, s.cache_opt_in, hooks=self.hooks)
+        self._closed = False
+
+    def _params(self, provider: Provider, model: str) -> dict[str, Any]:
+        return chat.reply_params(provider, model, temperature=self.settings.temperature,
+                                 max_tokens=self.settings.max_tokens, chosen=self.chain[0],
+                                 tools=self.tools if provider.kind != "local" else None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.stream)
+
+    def __enter__(self) -> ChatTurn:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> TurnResult:
+        """End the call (Stop cancels it upstream) and keep what came: the reply recorded, the failure's sentence
+        kept on the conversation for Retry, an ok reply moderated, the conversation saved. Touches no UI."""
+        if self._closed:
+            return self.result
+        self._closed = True
+        conv, stream, result = self.conversation, self.stream, self.result
+        stream.close()
+        reply = chat.record_reply(conv, stream.outcome, stream.notice)
+        conv.reply_pending, conv.error = False, None
+        outcome = stream.outcome
+        if outcome is not None and outcome.log_error:
+            result.save_error = outcome.log_error
+        if outcome is not None and outcome.error:
+            result.error = outcome.error.message + (f" {stream.notice}." if stream.notice else "")
+            conv.error = result.error if chat.awaiting_reply(conv) else None
+            tried = [a.model for a in stream.attempts]
+            untried = [m for m in self.chain if m not in tried]
+            result.next_model = untried[0] if outcome.text and untried else None
+        if reply is not None and reply.status == "ok" and reply.content:
+            self._moderate(reply)
+        result.save_error = save(conv, self.services) or result.save_error
+        return result
+
+    def _moderate(self, reply: chat.Message) -> None:
+        """A flagged reply is withheld (its text replaced by the sentence), when output checks are on."""
+        services = self.services
+        moderation = load_moderation(services.log.engine)
+        if not moderation.checks_output:
+            return
+        verdict = check(services.provider, reply.content, moderation, services.context, services.log, what="reply")
+        if verdict.categories:
+            reply.content = "*" + _("Reply withheld: moderation flagged it ({categories}).").format(
+                categories=", ".join(verdict.categories)) + "*"
+            reply.status = "withheld"
+        elif verdict.notice:
+            self.result.notice = verdict.notice

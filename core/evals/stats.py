@@ -1,0 +1,68 @@
+"""The statistics that make an eval decide: a pass rate's 95 % interval (Wilson) and a paired comparison of two
+prompts, models or runs on the same cases (exact McNemar on the cases that flipped)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from core.base.i18n import _
+
+Z95 = 1.959963984540054
+
+
+def wilson(passed: int, total: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a pass rate (sound at 0 %, 100 % and small n, unlike p ± 1.96·se)."""
+    if total <= 0:
+        return 0.0, 1.0
+    p = passed / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return (0.0 if passed == 0 else max(0.0, centre - half)), (1.0 if passed == total else min(1.0, centre + half))
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: b cases only A passed, c cases only B passed (binomial, p = ½)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PairedComparison:
+    """A against B on the cases both ran (paired by case and repeat)."""
+
+    label_a: str
+    label_b: str
+    a_passed: int
+    b_passed: int
+    pairs: int
+    b_better: list[tuple[int, int]]  # (case, repeat) where B passed and A failed
+    b_worse: list[tuple[int, int]]   # (case, repeat) where A passed and B failed
+
+    @property
+    def p_value(self) -> float:
+        return mcnemar_exact(len(self.b_worse), len(self.b_better))
+
+    def sentence(self) -> str:
+        if not self.pairs:
+            return _("{b} and {a} share no cases to compare.").format(b=self.label_b, a=self.label_a)
+        differs = len(self.b_better) != len(self.b_worse)
+        significant = "" if self.p_value < 0.05 or not differs else _(" — not a significant difference")
+        return _("{b} passes {b_passed}/{pairs}, {a} {a_passed}/{pairs}; {b} better on {better} cases, worse on "
+                 "{worse}, p = {p:.2g}").format(b=self.label_b, a=self.label_a, b_passed=self.b_passed,
+                                                a_passed=self.a_passed, pairs=self.pairs, better=len(self.b_better),
+                                                worse=len(self.b_worse), p=self.p_value) + significant + "."
+
+
+def compare_paired(a: dict[tuple[int, int], bool], b: dict[tuple[int, int], bool], label_a: str = "A",
+                   label_b: str = "B") -> PairedComparison:
+    """Pass/fail of A and B keyed by (case, repeat); only keys both have count."""
+    keys = sorted(set(a) & set(b))
+    return PairedComparison(label_a=label_a, label_b=label_b, a_passed=sum(a[k] for k in keys),
+                            b_passed=sum(b[k] for k in keys), pairs=len(keys),
+                            b_better=[k for k in keys if b[k] and not a[k]],
+                            b_worse=[k for k in keys if a[k] and not b[k]])

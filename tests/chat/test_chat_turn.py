@@ -1,0 +1,154 @@
+"""A chat turn as one call into core (core/chat/turn.py), against the loopback server through the real SDK, with a
+real call log and conversation store: saved before the call, streamed, recorded, saved after; Stop, errors, the
+waiting hooks, and tool calls answered with `role: "tool"` turns so the model goes on."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.calls.gate import CallHooks
+from core.chat import conversation as chat
+from core.chat.store import ConversationStore
+from core.chat.turn import ChatServices, ChatTurn, TurnSettings, submit
+from core.llm.providers import Provider
+from core.records import report
+from tests.conftest import TEST_KEY
+from tests.loopback_server import Script
+
+TOOLS = json.dumps([{"name": "lookup_order", "parameters": {"type": "object", "properties": {
+    "order": {"type": "string"}}, "required": ["order"]}}, {"name": "refund", "parameters": {"type": "object"}}])
+
+
+@pytest.fixture
+def services(server, log, db_url, ctx) -> ChatServices:
+    provider = Provider("compatible", server.base_url, TEST_KEY, timeout_s=5, max_retries=0)
+    return ChatServices(provider=provider, provider_for=lambda m: provider, context_window=lambda m: 128_000,
+                        log=log, context=ctx, store=ConversationStore(db_url), user="tester")
+
+
+def settings(**kw) -> TurnSettings:
+    return TurnSettings(**{"model": "gpt-4o-mini", "temperature": 0.0, "max_tokens": 64, **kw})
+
+
+def asked(text: str, services: ChatServices, **kw) -> chat.Conversation:
+    conv = chat.new_conversation(None, "You are terse.")
+    assert submit(conv, text, settings(**kw), services).refusal is None
+    return conv
+
+
+def test_a_turn_saves_the_question_first_then_streams_records_and_saves_the_reply(server, services, log):
+    conv = asked("Hello there", services)
+    turn = ChatTurn(conv, settings(), services)
+    stored = services.store.load(conv.id, "tester")
+    assert stored.reply_pending and stored.messages[-1].content == "Hello there"  # before any token
+    assert "".join(turn) == "Echo: Hello there"
+    result = turn.close()
+    assert result.error is None and not conv.reply_pending
+    reply = services.store.load(conv.id, "tester").messages[-1]
+    assert reply.role == "assistant" and reply.content == "Echo: Hello there" and reply.metrics.input_tokens
+    assert [r.status for r in log.recent(5)] == ["ok"]
+
+
+def test_stop_keeps_the_partial_reply_marked_stopped(server, services, log):
+    server.push(Script(chunks=50, chunk_delay=0.05))
+    conv = asked("count", services)
+    with ChatTurn(conv, settings(), services) as turn:
+        next(iter(turn))
+    assert conv.messages[-1].status == "stopped" and conv.messages[-1].content.startswith("w0")
+    assert services.store.load(conv.id, "tester").messages[-1].status == "stopped"
+    assert log.recent(1)[0].status == "cancelled"
+
+
+def test_a_failure_keeps_the_question_with_its_sentence_for_retry(server, services):
+    server.push(Script(status=400, error_message="bad request"))
+    conv = asked("hello", services)
+    with ChatTurn(conv, settings(), services) as turn:
+        assert list(turn) == []
+    assert turn.result.error and chat.awaiting_reply(conv)
+    stored = services.store.load(conv.id, "tester")
+    assert stored.error == turn.result.error and chat.pending_notice(stored) == turn.result.error
+
+
+def test_the_waiting_hooks_travel_as_one_value_to_the_gate(server, services):
+    server.push(Script(first_byte_delay=1.2))
+    waited: list[float] = []
+    conv = asked("slow?", services)
+    with ChatTurn(conv, settings(), services, hooks=CallHooks(on_waiting=waited.append)) as turn:
+        assert "".join(turn) == "Echo: slow?"
+    assert waited and max(waited) >= 0.5
+
+
+def test_refusals_add_nothing(services):
+    conv = chat.new_conversation(None, "")
+    assert submit(conv, "   ", settings(), services).refusal == "The message is empty: type something to send."
+    refused = submit(conv, "hi", settings(tools_json="[{"), services).refusal
+    assert refused.startswith("The tools are not valid JSON") and conv.messages == []
+
+
+def test_two_tool_calls_in_pieces_are_answered_and_the_model_goes_on(server, services, log):
+    server.push(Script(tool_calls=[{"name": "lookup_order", "arguments": '{"order": "A-17"}'},
+                                   {"name": "refund", "arguments": '{"order": "A-17", "why": "late"}'}]))
+    conv = asked("Where is A-17?", services, tools_json=TOOLS)
+    with ChatTurn(conv, settings(tools_json=TOOLS), services) as turn:
+        assert "".join(turn) == ""
+    first = server.chat_requests()[-1]
+    assert [t["function"]["name"] for t in first["tools"]] == ["lookup_order", "refund"]
+    calls = chat.pending_tool_calls(conv)
+    assert [(c["id"], c["name"], c["arguments"]) for c in calls] == [
+        ("call_loopback", "lookup_order", '{"order": "A-17"}'),
+        ("call_loopback_2", "refund", '{"order": "A-17", "why": "late"}')]
+
+    with pytest.raises(ValueError, match="result for every tool call"):
+        chat.answer_tool_calls(conv, ['{"status": "shipped"}', " "])
+    chat.answer_tool_calls(conv, ['{"status": "shipped"}', "refunded"])
+    server.push(Script(reply="It shipped and was refunded."))
+    with ChatTurn(conv, settings(tools_json=TOOLS), services) as turn:
+        assert "".join(turn) == "It shipped and was refunded."
+    sent = server.chat_requests()[-1]["messages"]
+    assert sent[1] == {"role": "user", "content": "Where is A-17?"}
+    assert sent[2]["role"] == "assistant" and sent[2]["content"] is None
+    assert [c["id"] for c in sent[2]["tool_calls"]] == ["call_loopback", "call_loopback_2"]
+    assert sent[2]["tool_calls"][1]["function"] == {"name": "refund", "arguments": '{"order": "A-17", "why": "late"}'}
+    assert sent[3:] == [{"role": "tool", "tool_call_id": "call_loopback", "content": '{"status": "shipped"}'},
+                        {"role": "tool", "tool_call_id": "call_loopback_2", "content": "refunded"}]
+
+    reloaded = services.store.load(conv.id, "tester")
+    assert [m.role for m in reloaded.messages] == ["user", "assistant", "tool", "tool", "assistant"]
+    assert reloaded.messages[1].tool_calls == conv.messages[1].tool_calls
+    assert chat.plan_context(reloaded, "gpt-4o-mini", context_window=128_000, reply_budget=64).messages[:5] == sent
+    assert chat.totals(reloaded).replies == 2 and len(log.recent(5)) == 2  # both calls counted and logged
+    first_row, second_row = sorted(log.recent(5), key=lambda r: len(log.texts(r.request_id).request["messages"]))
+    assert "call_loopback_2" in log.texts(first_row.request_id).reply  # the calls the model made
+    assert log.texts(second_row.request_id).request["messages"][3:] == sent[3:]  # the tool turns sent
+    markdown = chat.export_markdown(reloaded)
+    assert "Tool call: refund" in markdown and '    {"order": "A-17", "why": "late"}' in markdown
+    assert "## Tool result (lookup_order)" in markdown
+    exported = json.loads(chat.export_json(reloaded))["messages"]
+    assert exported[2] == {**exported[2], "role": "tool", "tool_call_id": "call_loopback", "tool_name": "lookup_order"}
+    assert "Tool result (refund)" in report.conversation_report(reloaded).html
+
+
+def test_injected_tool_arguments_stay_text_in_the_shared_html(server, services):
+    attack = '{"order": "</pre><img src=x onerror=alert(1)><script>steal()</script>"}'
+    server.push(Script(tool_call={"name": "lookup_order", "arguments": attack}))
+    conv = asked("Where?", services, tools_json=TOOLS)
+    with ChatTurn(conv, settings(tools_json=TOOLS), services) as turn:
+        list(turn)
+    html = report.conversation_report(conv).html
+    assert "<img src=x" not in html and "<script>steal" not in html and "&lt;img src=x" in html
+
+
+def test_moderation_refuses_a_flagged_message_and_withholds_a_flagged_reply(server, services, log):
+    from core.calls.moderation import ModerationSettings, save_moderation
+    from tests.conftest import ADMIN
+    save_moderation(log.engine, ModerationSettings("input_and_output"), actor=ADMIN)
+    conv = chat.new_conversation(None, "")
+    refused = submit(conv, "how do I build a bomb", settings(), services)
+    assert "flagged by moderation (violence)" in refused.refusal and conv.messages == []
+    assert submit(conv, "question", settings(), services).refusal is None
+    server.push(Script(reply="here is how to build a bomb"))
+    with ChatTurn(conv, settings(), services) as turn:
+        list(turn)
+    stored = services.store.load(conv.id, "tester").messages[-1]
+    assert stored.status == "withheld" and "build a bomb" not in stored.content
