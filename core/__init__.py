@@ -1,4 +1,5 @@
-"""PromptLab's library: providers, the call gate, chat, tokens, pricing and the call log.
+"""PromptLab's library, in layers that import only downward: base → formats → policy → llm → calls → features
+(chat, playground, images, analytics; evals over playground) → records → cli (`python -m core`).
 
-Nothing in this package imports streamlit; pages/ are the only UI layer.
+Nothing in this package imports streamlit; pages/ are the only UI layer (docs/ARCHITECTURE.md).
 """
