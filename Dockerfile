@@ -11,7 +11,7 @@ RUN useradd --create-home --uid 10001 promptlab
 COPY --chown=promptlab:promptlab . .
 USER promptlab
 # The offline model's weights (SmolLM2-135M, 93 MB) go into the image, so a container needs no network for them.
-RUN python -m core.model_file /app/models
+RUN python -m core model-file /app/models
 
 ENV PROMPTLAB_DB_URL=sqlite:////app/data/promptlab.db \
     PROMPTLAB_DATA_DIR=/app/data \

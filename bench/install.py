@@ -1,6 +1,6 @@
 """Benchmark: the README's set-up command on a fresh machine — `pip install -r requirements.txt` into a new virtual
 environment with pip's cache disabled (every wheel comes from the package index), then the first start's fetch of
-the offline model (`python -m core.model_file`, also without cache) into an empty models directory.
+the offline model (`python -m core model-file`, also without cache) into an empty models directory.
 
 That nothing is built from source is checked by tests/test_install.py (`--only-binary=:all: --dry-run`).
 Target: install_seconds <= 120 where the registry answers at normal speed (it was 540 s with llama-cpp-python).
@@ -33,7 +33,7 @@ def main() -> None:
         subprocess.run([str(python), "-c", "import streamlit, openai, tiktoken, genai_prices, xllamacpp, duckdb"],
                        env=quiet, check=True)
         started = time.perf_counter()
-        subprocess.run([str(python), "-m", "core.model_file", str(Path(tmp) / "models")], env=quiet, cwd=ROOT,
+        subprocess.run([str(python), "-m", "core", "model-file", str(Path(tmp) / "models")], env=quiet, cwd=ROOT,
                        check=True, stdout=subprocess.DEVNULL)
         fetch_s = time.perf_counter() - started
         size_mb = sum(f.stat().st_size for f in env_dir.rglob("*") if f.is_file()) / 1e6

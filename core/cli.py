@@ -1,6 +1,6 @@
-"""Every command line of PromptLab, in one place and one style (argparse). The documented commands keep their
-names: `python -m core.calllog …`, `python -m core.access hash`, `python -m core.config`, `python -m
-core.llm.model_file` each hand over to a function here, so the library modules below never import this one back.
+"""Every command line of PromptLab, in one place and one style (argparse): `python -m core COMMAND …` (core/__main__.py)
+with the commands in `COMMANDS`. It sits above every package and nothing in core/ imports it; the old spellings
+(`python -m core.calllog …`) are tiny shims that only call `old_spelling()` when run (tests/test_architecture.py).
 """
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import date
 
 
 def calllog_main(argv: list[str] | None = None) -> int:
-    """`python -m core.calllog import|export|generate|tail` on the log at PROMPTLAB_DB_URL."""
+    """`python -m core calls import|export|generate|tail|reconcile` on the log at PROMPTLAB_DB_URL."""
     from core.base.config import load_settings
     from core.calls import interchange, synthetic
     from core.calls.log import CallLog, record_values
 
-    parser = argparse.ArgumentParser(prog="python -m core.calllog", description="PromptLab's call log")
+    parser = argparse.ArgumentParser(prog="python -m core calls", description="PromptLab's call log")
     sub = parser.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="append the calls of a JSONL file")
     imp.add_argument("file")
@@ -100,10 +101,10 @@ def _reconcile(args: argparse.Namespace) -> int:
 
 
 def access_main(argv: list[str] | None = None) -> int:
-    """`python -m core.access hash`: the hash for PROMPTLAB_PASSWORD_HASH (the password from the terminal or stdin)."""
+    """`python -m core access hash`: the hash for PROMPTLAB_PASSWORD_HASH (the password from the terminal or stdin)."""
     from core.policy.access import BlankPasswordError, hash_password
 
-    parser = argparse.ArgumentParser(prog="python -m core.access", description="PromptLab's access gate")
+    parser = argparse.ArgumentParser(prog="python -m core access", description="PromptLab's access gate")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("hash", help="read a password and print its hash for PROMPTLAB_PASSWORD_HASH")
     parser.parse_args(argv)
@@ -117,21 +118,21 @@ def access_main(argv: list[str] | None = None) -> int:
 
 
 def config_main(argv: list[str] | None = None) -> int:
-    """`python -m core.config`: the README's configuration table."""
+    """`python -m core config`: the README's configuration table."""
     from core.base.config import settings_table_markdown
 
-    argparse.ArgumentParser(prog="python -m core.config", description="print the README's settings table") \
+    argparse.ArgumentParser(prog="python -m core config", description="print the README's settings table") \
         .parse_args(argv)
     print(settings_table_markdown())
     return 0
 
 
 def model_file_main(argv: list[str] | None = None) -> int:
-    """`python -m core.model_file [MODELS_DIR]`: fetch the default offline model now (e.g. in an image build)."""
+    """`python -m core model-file [MODELS_DIR]`: fetch the default offline model now (e.g. in an image build)."""
     from core.base.errors import PromptLabError
     from core.llm.model_file import ensure_default_model
 
-    parser = argparse.ArgumentParser(prog="python -m core.model_file",
+    parser = argparse.ArgumentParser(prog="python -m core model-file",
                                      description="fetch the default offline model (SmolLM2-135M-Instruct)")
     parser.add_argument("models_dir", nargs="?", help="default: PROMPTLAB_MODELS_DIR, else <data dir>/models")
     args = parser.parse_args(argv)
@@ -146,7 +147,7 @@ def model_file_main(argv: list[str] | None = None) -> int:
 
 
 def evals_main(argv: list[str] | None = None) -> int:
-    """`python -m core.evals run CONFIG.yaml`: run a promptfoo-format eval through the gate; exit 0 when every case
+    """`python -m core evals run CONFIG.yaml`: run a promptfoo-format eval through the gate; exit 0 when every case
     passes, 100 when some fail, 1 on an error (promptfoo's convention)."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -159,7 +160,7 @@ def evals_main(argv: list[str] | None = None) -> int:
     from core.llm.pricing import format_cost_total
     from core.llm.providers import resolve_provider
 
-    parser = argparse.ArgumentParser(prog="python -m core.evals", description="PromptLab evals (promptfoo configs)")
+    parser = argparse.ArgumentParser(prog="python -m core evals", description="PromptLab evals (promptfoo configs)")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run CONFIG (promptfoo YAML) and print a summary table")
     run.add_argument("config")
@@ -211,7 +212,7 @@ def evals_main(argv: list[str] | None = None) -> int:
 
 
 def report_main(argv: list[str] | None = None) -> int:
-    """`python -m core.report conversation ID | run ID | analytics [--since --until --model …]`: one
+    """`python -m core report conversation ID | run ID | analytics [--since --until --model …]`: one
     self-contained HTML file (see core/records/report.py), written to --output or to the report's own file name."""
     from core.analytics.dashboard import Analytics, Filters
     from core.base import i18n
@@ -222,7 +223,7 @@ def report_main(argv: list[str] | None = None) -> int:
     from core.playground.library import PromptLibrary
     from core.records import report
 
-    parser = argparse.ArgumentParser(prog="python -m core.report", description="Shareable HTML reports")
+    parser = argparse.ArgumentParser(prog="python -m core report", description="Shareable HTML reports")
     # Options are accepted before and after the subcommand (the README prints `conversation ID -o FILE`): the
     # subcommands' copies have no default (SUPPRESS), so they only override the main parser's when given.
     common = argparse.ArgumentParser(add_help=False)
@@ -275,3 +276,49 @@ def report_main(argv: list[str] | None = None) -> int:
         return 1
     print(f"wrote {path} ({len(made.html.encode()) / 1024:,.0f} KiB)")
     return 0
+
+
+def redaction_table_main(argv: list[str] | None = None) -> int:
+    """`python -m core redaction-table`: the README's table of what is (and is not) redacted."""
+    from core.policy.redaction import redaction_table_markdown
+
+    argparse.ArgumentParser(prog="python -m core redaction-table",
+                            description="print the README's redaction table").parse_args(argv)
+    print(redaction_table_markdown())
+    return 0
+
+
+# command -> (its function, one line of help); `python -m core` with no command lists them
+COMMANDS: dict[str, tuple[Callable[[list[str] | None], int], str]] = {
+    "calls": (calllog_main, "the call log: import, export, generate, tail, reconcile"),
+    "evals": (evals_main, "run a promptfoo-format eval config through the gate"),
+    "report": (report_main, "a conversation, a run or an Analytics period as one HTML file"),
+    "access": (access_main, "hash a password for PROMPTLAB_PASSWORD_HASH / PROMPTLAB_USERS"),
+    "config": (config_main, "print the README's configuration table"),
+    "model-file": (model_file_main, "fetch the default offline model now"),
+    "redaction-table": (redaction_table_main, "print the README's redaction table"),
+}
+# the old spellings, `python -m core.<module>`, kept for one release (shims at core/<module>.py, core/evals/__main__.py)
+OLD_SPELLINGS = {"core.calllog": "calls", "core.evals": "evals", "core.report": "report", "core.access": "access",
+                 "core.config": "config", "core.model_file": "model-file", "core.safety": "redaction-table"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m core COMMAND [ARGS…]`: hands ARGS to the command's own parser (each has its own --help)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in COMMANDS:
+        return COMMANDS[argv[0]][0](argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="python -m core", description="PromptLab's command line", formatter_class=argparse.RawTextHelpFormatter,
+        epilog="commands:\n" + "\n".join(f"  {name:<16} {text}" for name, (_, text) in COMMANDS.items()))
+    parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND")
+    parser.parse_args(argv[:1])  # prints the usage (exit 2), or the help for -h (exit 0)
+    return 2
+
+
+def old_spelling(module: str) -> int:
+    """`python -m core.calllog …` and the like: say the new spelling on stderr, then run it."""
+    command = OLD_SPELLINGS[module]
+    print(f"note: `python -m {module}` is now `python -m core {command}`; the old spelling goes in the next release.",
+          file=sys.stderr)
+    return main([command, *sys.argv[1:]])

@@ -72,7 +72,7 @@ def render_library(wb: Workbench, draft: Draft | None, library: PromptLibrary) -
 
     st.divider()
     st.markdown(_("**Replay a logged call**"))
-    request_id = st.text_input(_("Request id (from Analytics or `python -m core.calllog tail`)"), key="pg_replay_id")
+    request_id = st.text_input(_("Request id (from Analytics or `python -m core calls tail`)"), key="pg_replay_id")
     if st.button(_("↩ Open in the playground"), key="pg_replay", disabled=not request_id.strip()):
         texts = wb.log.texts_for(request_id.strip(), wb.user, wb.admin)
         if texts is None:

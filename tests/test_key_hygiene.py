@@ -117,7 +117,7 @@ def test_planted_key_appears_nowhere(server, tmp_path, monkeypatch):
         app.stop()
 
     exported = tmp_path / "log.jsonl"
-    subprocess.run([sys.executable, "-m", "core.calllog", "export", str(exported)], cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "core", "calls", "export", str(exported)], cwd=ROOT, check=True,
                    env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True)
     assert len(downloads) == 4 and exported.stat().st_size > 0
     haystacks = {f"page:{name}": html.encode() for name, html in pages_html.items()}

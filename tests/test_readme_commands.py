@@ -1,7 +1,7 @@
 """The README's commands work exactly as printed (issue 28, deliverable 7): every `python -m core…` command line in
 the README is found, its optional parts included, its placeholders filled with real things (a temporary database
-filled by the documented `python -m core.calllog generate`, a saved conversation, the eval run the documented
-`python -m core.evals run` stored), and run as a subprocess that must exit 0. `streamlit run` is smoke-tested with
+filled by the documented `python -m core calls generate`, a saved conversation, the eval run the documented
+`python -m core evals run` stored), and run as a subprocess that must exit 0. `streamlit run` is smoke-tested with
 --help; `pip install` and `pytest` are left to .ci/run."""
 from __future__ import annotations
 
@@ -85,9 +85,9 @@ def test_every_command_the_readme_prints_runs_as_printed(server, tmp_path):
         "prompts": ["Answer: {{q}}"], "providers": ["openai:chat:gpt-4o-mini"],
         "tests": [{"vars": {"q": "refund"}, "assert": [{"type": "contains", "value": "refund"}]}]}))
     commands = documented_commands((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert any("core.report conversation ID" in c and "-o FILE" in c for c in commands)  # issue 28 row 5
+    assert any("core report conversation ID" in c and "-o FILE" in c for c in commands)  # issue 28 row 5
     # Data first (generate, an eval run, an export), then everything that reads it.
-    order = ("core.calllog generate", "core.evals run", "core.calllog export")
+    order = ("core calls generate", "core evals run", "core calls export")
     commands.sort(key=lambda c: next((i for i, k in enumerate(order) if k in c), len(order)))
     places = Placeholders(tmp_path, conversation.id)
     ran = []
@@ -103,8 +103,8 @@ def test_every_command_the_readme_prints_runs_as_printed(server, tmp_path):
                                   input="a long enough password\n")
             assert done.returncode == 0, f"{command!r} ran as {argv[1:]} → {done.returncode}: {done.stderr[-800:]}"
             assert "Traceback" not in done.stderr
-            if "core.evals" in argv:
+            if argv[2:4] == ["core", "evals"]:
                 places.run_id = done.stdout.split(" · run ")[-1].split()[0]
             ran.append(" ".join(argv[1:]))
     assert len(ran) >= 15 and (tmp_path / "report.html").exists()
-    assert any("core.report run" in r for r in ran) and any("core.calllog import" in r for r in ran)
+    assert any("core report run" in r for r in ran) and any("core calls import" in r for r in ran)

@@ -124,10 +124,10 @@ SETTING_DOCS: dict[str, str] = {
     "PROMPTLAB_FALLBACK": "Models tried after the chosen one fails (timeout, 5xx, no connection): auto "
                           "(a cheaper sibling, then the offline model), off, or a comma list (`local` = offline)",
     "PROMPTLAB_CACHE_TTL_S": "How long a cached reply is served (temperature 0, or when opted in); 0 = no cache",
-    "PROMPTLAB_PASSWORD_HASH": "One shared password for a trusted team (the hash from `python -m core.access "
+    "PROMPTLAB_PASSWORD_HASH": "One shared password for a trusted team (the hash from `python -m core access "
                                "hash`, never the password); names typed at sign-in are labels, nobody is isolated",
     "PROMPTLAB_USERS": "Named users, each with their own password: `name:hash,name:hash` (hashes from `python -m "
-                       "core.access hash`), or a `[users]` table in secrets.toml; each sees only their own data. "
+                       "core access hash`), or a `[users]` table in secrets.toml; each sees only their own data. "
                        "OpenID Connect instead: an `[auth]` section in secrets.toml",
     "PROMPTLAB_ADMINS": "Comma-separated user names (or OIDC e-mails) who may open, export and delete others' data, "
                         "change the workspace's settings (text policy, retention, cache, budget, rate limits, "
@@ -175,11 +175,3 @@ def settings_table_markdown() -> str:
         shown = "" if default is None else f"`{default}`"
         rows.append(f"| `{env_name}` | {SETTING_DOCS[env_name]} | {shown} |")
     return "\n".join(rows)
-
-
-if __name__ == "__main__":  # `python -m core.config` prints the README's configuration table (core/cli.py)
-    import sys
-
-    from core.cli import config_main
-
-    sys.exit(config_main())

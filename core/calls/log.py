@@ -1,6 +1,6 @@
 """The call log: one `CallRecord` row per model call, its texts in a separate table, and queries over them.
 
-`python -m core.calllog tail` prints the newest calls of the log at PROMPTLAB_DB_URL.
+`python -m core calls tail` prints the newest calls of the log at PROMPTLAB_DB_URL.
 """
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import os
 import re
 import socket
-import sys
 import time
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta, timezone
@@ -195,12 +194,6 @@ class CallLog:
     def count(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(calls_table)).scalar_one()
-
-
-if __name__ == "__main__":  # the command line lives in core/cli.py
-    from core.cli import calllog_main
-
-    sys.exit(calllog_main())
 
 
 def mark_interrupted(engine: Engine, older_than_s: float = 3600) -> int:

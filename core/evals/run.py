@@ -6,7 +6,7 @@ prompt is better: pass rates with Wilson intervals per configuration, paired com
 A run is durable: given a `RunJournal` (core/evals/store.py), every graded cell is stored as it finishes, so a server
 killed mid-run leaves an interrupted run that `EvalRun.resuming()` completes by running only the missing cells.
 
-Headless: `python -m core.evals run CONFIG.yaml [--output results.json] [--repeat N] [--concurrency N]` (see
+Headless: `python -m core evals run CONFIG.yaml [--output results.json] [--repeat N] [--concurrency N]` (see
 core/cli.py) exits 0 when every case passes, 100 when some fail, 1 on an error — promptfoo's convention.
 """
 from __future__ import annotations
@@ -469,11 +469,3 @@ def key_notes(config: EvalConfig, resolver: ProviderResolver) -> list[str]:
             notes.append(f"“{spec.id}” points at {spec.api_base_url}, not the configured endpoint: it is called "
                          "without your key.")
     return notes
-
-
-if __name__ == "__main__":  # the command line lives in core/cli.py
-    import sys
-
-    from core.cli import evals_main
-
-    sys.exit(evals_main())

@@ -119,7 +119,7 @@ class SavedEvalRun:
         return self.status in RESUMABLE and self.missing_cells > 0
 
     def to_json(self) -> str:
-        """The run as results.json (what `python -m core.evals run --output` writes)."""
+        """The run as results.json (what `python -m core evals run --output` writes)."""
         return json.dumps({"summary": self.summary, "results": self.rows, "notes": self.config.notes},
                           ensure_ascii=False, indent=2, default=str)
 

@@ -178,9 +178,3 @@ def model_name_for(path: str | None) -> str:
     if path is None or os.path.basename(path) == SMOLLM2.file_name:
         return DEFAULT_MODEL_NAME
     return os.path.splitext(os.path.basename(path))[0]
-
-
-if __name__ == "__main__":  # the command line lives in core/cli.py
-    from core.cli import model_file_main
-
-    sys.exit(model_file_main())

@@ -5,7 +5,7 @@
 nobody is isolated from anybody. Failed attempts are limited per user name at one client address and per address —
 never one lock for everyone, which the right password could not pass.
 
-`python -m core.access hash` prints the hash to put in PROMPTLAB_PASSWORD_HASH.
+`python -m core access hash` prints the hash to put in PROMPTLAB_PASSWORD_HASH.
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import functools
 import hashlib
 import hmac
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -154,9 +153,3 @@ class AttemptLimiter:
 
 
 LIMITER = AttemptLimiter()
-
-
-if __name__ == "__main__":  # the command line lives in core/cli.py
-    from core.cli import access_main
-
-    sys.exit(access_main())

@@ -2,7 +2,7 @@
 
 What is redacted is decided in `core.policy.pii` (recognisers with real checks: libphonenumber, python-stdnum, vendor key
 formats, context words); this module turns its findings into typed placeholders and keeps the API the log, the
-reports and the settings use. `python -m core.safety` prints the README's table of what is (and is not) redacted.
+reports and the settings use. `python -m core redaction-table` prints the README's table of what is (and is not) redacted.
 """
 from __future__ import annotations
 
@@ -89,7 +89,3 @@ def redaction_table_markdown() -> str:
     rows += ["", "Not redacted:", ""]
     rows += [f"- **{what}**: {why}." for what, why in NOT_REDACTED]
     return "\n".join(rows)
-
-
-if __name__ == "__main__":  # `python -m core.safety` prints the README's redaction table
-    print(redaction_table_markdown())

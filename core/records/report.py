@@ -11,7 +11,7 @@ What the file promises, and how:
 - **Says how it was made.** A header lists the time range and filters (Analytics), the persona and model
   (conversation), the configurations (runs), and when the file was made.
 
-`python -m core.report conversation|run|analytics …` writes the same files for scripts (see core/cli.py); every
+`python -m core report conversation|run|analytics …` writes the same files for scripts (see core/cli.py); every
 report is written in the UI language it is given (`language=`, `--lang zh_CN`), never in whatever language happens
 to be current where the file is finally built (a download runs outside the page's run).
 """
@@ -318,11 +318,3 @@ def _analytics_report(dashboard: Dashboard, filters: Filters, secrets: Iterable[
     body = _h2(_("Key figures")) + f'<div class="kpis">{cards}</div>{charts}'
     return Report(analytics_file_name(filters), _page(_("PromptLab analytics"), meta, body, clean=clean,
                                                       with_plotly=bool(dashboard.current.calls)))
-
-
-if __name__ == "__main__":  # the command line lives in core/cli.py
-    import sys
-
-    from core.cli import report_main
-
-    sys.exit(report_main())

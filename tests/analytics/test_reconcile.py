@@ -88,7 +88,7 @@ def test_the_command_line_prints_the_table_or_json_and_never_the_key(server, sql
     scenario(server, log)
     env = {**os.environ, "PROMPTLAB_DB_URL": sqlite_url, "OPENAI_ADMIN_KEY": ADMIN,
            "OPENAI_BASE_URL": server.base_url}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "core.calllog", "reconcile", "--since", "2026-11-01",  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "core", "calls", "reconcile", "--since", "2026-11-01",  # noqa: E731
                                      "--until", "2026-11-10", *a], cwd=ROOT, env=env, capture_output=True, text=True)
     table = run()
     assert table.returncode == 0 and "coverage" in table.stdout and "outside PromptLab" in table.stdout
@@ -100,7 +100,7 @@ def test_the_command_line_prints_the_table_or_json_and_never_the_key(server, sql
     server.admin_key = "sk-admin-other-0000000000"  # a wrong key: one sentence, exit 1, the key not echoed
     wrong = run()
     assert wrong.returncode == 1 and "Traceback" not in wrong.stderr and ADMIN not in wrong.stderr
-    missing = subprocess.run([sys.executable, "-m", "core.calllog", "reconcile", "--since", "2026-11-01", "--until",
+    missing = subprocess.run([sys.executable, "-m", "core", "calls", "reconcile", "--since", "2026-11-01", "--until",
                               "2026-11-10"], cwd=ROOT, capture_output=True, text=True,
                              env={k: v for k, v in env.items() if k != "OPENAI_ADMIN_KEY"})
     assert missing.returncode == 1 and "OPENAI_ADMIN_KEY" in missing.stderr
@@ -180,7 +180,7 @@ def test_the_command_line_shows_billed_dollars_per_row_and_day_and_never_zero_fo
     logged(log, 3, "my-finetune", 2, cost=None)
     env = {**os.environ, "PROMPTLAB_DB_URL": sqlite_url, "OPENAI_ADMIN_KEY": ADMIN,
            "OPENAI_BASE_URL": server.base_url}
-    args = [sys.executable, "-m", "core.calllog", "reconcile", "--since", "2026-11-03", "--until", "2026-11-04"]
+    args = [sys.executable, "-m", "core", "calls", "reconcile", "--since", "2026-11-03", "--until", "2026-11-04"]
     rows = json.loads(subprocess.run([*args, "--json"], cwd=ROOT, env=env, capture_output=True, text=True).stdout)
     assert sum(r["billed_cost_usd"] for r in rows) == pytest.approx(2 * 0.138)
     table = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""JSONL import / export and the `python -m core.calllog` commands, on a real SQLite file."""
+"""JSONL import / export and the `python -m core calls` commands, on a real SQLite file."""
 import json
 import os
 import subprocess
@@ -119,7 +119,7 @@ def test_synthetic_calls_are_realistic():
 
 
 def run_cli(*args, db_url):
-    return subprocess.run([sys.executable, "-m", "core.calllog", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "core", "calls", *args], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PROMPTLAB_DB_URL": db_url}, timeout=120)
 
 

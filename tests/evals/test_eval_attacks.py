@@ -163,7 +163,7 @@ def test_the_command_line_runs_its_operators_python_with_files_from_its_folder(s
     config = tmp_path / "promptfooconfig.yaml"
     config.write_text(f"prompts: ['Echo {{{{q}}}}']\nproviders: [{{id: 'openai:chat:gpt-4o-mini', config: "
                       f"{{apiBaseUrl: '{server.base_url}'}}}}]\ntests: file://cases.csv\n")
-    done = subprocess.run([sys.executable, "-m", "core.evals", "run", str(config)], cwd=ROOT_DIR, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "core", "evals", "run", str(config)], cwd=ROOT_DIR, capture_output=True,
                           text=True, timeout=120, env={**os.environ, "PROMPTLAB_DB_URL": sqlite_url,
                                                        "OPENAI_API_KEY": TEST_KEY, "OPENAI_BASE_URL": server.base_url})
     assert done.returncode == 0, done.stdout + done.stderr  # the python assertion ran, and passed

@@ -1,4 +1,4 @@
-"""Eval runs survive a crash: `python -m core.evals run` running a 12-cell eval against the loopback server is
+"""Eval runs survive a crash: `python -m core evals run` running a 12-cell eval against the loopback server is
 killed with SIGKILL mid-run; the store then holds an interrupted run with exactly the cells that finished, a resume runs only
 the missing ones (counted at the server) and the run ends done. The Evals page lists such a run with its finished
 cells and a Resume button. Cancel keeps a run's finished cells, resumable too."""
@@ -34,12 +34,12 @@ CONFIG = {"description": "nightly", "prompts": ["Answer: {{q}}"], "providers": [
 
 
 def start_command_line_run(server, db_url: str, tmp_path: Path) -> subprocess.Popen:
-    """`python -m core.evals run` of CONFIG as a child, one call at a time, each held 0.4 s at the server."""
+    """`python -m core evals run` of CONFIG as a child, one call at a time, each held 0.4 s at the server."""
     EvalStore(db_url)  # migrated before the child starts (two first migrations at once would collide)
     config = tmp_path / "nightly.yaml"
     config.write_text(json.dumps(CONFIG))
     server.push(*[Script(first_byte_delay=0.4) for _ in range(CELLS)])
-    return subprocess.Popen([sys.executable, "-m", "core.evals", "run", str(config), "--concurrency", "1"], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "core", "evals", "run", str(config), "--concurrency", "1"], cwd=ROOT,
                             env={**os.environ, "PROMPTLAB_DB_URL": db_url, "OPENAI_API_KEY": TEST_KEY,
                                  "OPENAI_BASE_URL": server.base_url, "PROMPTLAB_PROVIDER": "auto",
                                  "PROMPTLAB_MAX_RETRIES": "0"},
@@ -47,7 +47,7 @@ def start_command_line_run(server, db_url: str, tmp_path: Path) -> subprocess.Po
 
 
 def killed_run(server, db_url: str, tmp_path: Path) -> tuple[str, int]:
-    """`python -m core.evals run` (the command line: the same path as the page) as a child, one call at a time, each
+    """`python -m core evals run` (the command line: the same path as the page) as a child, one call at a time, each
     held 0.4 s at the server; SIGKILL once its 4th call has ended (the worker stores a cell before it sends the next
     call, so 3 cells are stored by then). Returns the stored run's id and how many cells it holds."""
     child = start_command_line_run(server, db_url, tmp_path)

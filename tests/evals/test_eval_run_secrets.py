@@ -71,7 +71,7 @@ def test_the_command_line_stores_and_writes_results_without_the_key(server, sqli
     script_the_leak(server)
     config, out = tmp_path / "leaky.yaml", tmp_path / "results.json"
     config.write_text(json.dumps(CONFIG))
-    done = subprocess.run([sys.executable, "-m", "core.evals", "run", str(config), "--output", str(out)], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "core", "evals", "run", str(config), "--output", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PROMPTLAB_DB_URL": sqlite_url, "OPENAI_API_KEY": SERVER_KEY,
                                "OPENAI_BASE_URL": server.base_url, "PROMPTLAB_PROVIDER": "auto"})

@@ -77,7 +77,7 @@ def test_results_json_fields_and_default_assertions_first(server, tmp_path, sqli
 
 
 def run_cli(args, db_url, base_url, **env):
-    return subprocess.run([sys.executable, "-m", "core.evals", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "core", "evals", *args], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PROMPTLAB_DB_URL": db_url, "OPENAI_API_KEY": TEST_KEY,
                                "OPENAI_BASE_URL": base_url, "PROMPTLAB_PROVIDER": "auto", **env},
                           timeout=120)
@@ -192,7 +192,7 @@ def test_test_sets_are_versioned_and_runs_keep_a_single_baseline(db_url):
 
 def test_a_command_line_run_is_stored_reportable_compared_and_never_reads_unpriced_as_zero(server, tmp_path,
                                                                                          sqlite_url):
-    """Issue 28 rows 9 and 10: `python -m core.evals run` is stored (listed on the Evals page, `core.records.report run ID`
+    """Issue 28 rows 9 and 10: `python -m core evals run` is stored (listed on the Evals page, `core.records.report run ID`
     finds it), compares its two prompts with McNemar in the table, results.json and the HTML report, and a run on
     a server whose prices are unknown reads "unpriced", never "$0.0000" / "Cost: $0"."""
     from core.evals.store import EvalStore
@@ -211,7 +211,7 @@ def test_a_command_line_run_is_stored_reportable_compared_and_never_reads_unpric
     assert (comparison["pairs"], comparison["b_worse"], round(comparison["p_value"], 4)) == (6, 6, 0.0312)
     assert run_id in [r.id for r in EvalStore(sqlite_url).runs()]  # what the Evals page lists
     html = tmp_path / "run.html"
-    made = subprocess.run([sys.executable, "-m", "core.report", "run", run_id, "-o", str(html)], cwd=ROOT,
+    made = subprocess.run([sys.executable, "-m", "core", "report", "run", run_id, "-o", str(html)], cwd=ROOT,
                           capture_output=True, text=True, env={**os.environ, "PROMPTLAB_DB_URL": sqlite_url},
                           timeout=120)
     assert made.returncode == 0, made.stderr

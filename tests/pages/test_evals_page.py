@@ -211,7 +211,7 @@ def test_bob_cannot_change_alices_test_set_or_see_it_until_she_shares_it(team, s
 
 def test_a_command_line_run_is_listed_on_the_page_and_its_unpriced_cost_never_reads_zero(ev, server, app_env,
                                                                                        tmp_path):
-    """Issue 28 rows 9 and 10: the run `python -m core.evals run` prints is on the Evals page, and a run on a
+    """Issue 28 rows 9 and 10: the run `python -m core evals run` prints is on the Evals page, and a run on a
     server whose prices are unknown says "unpriced", not "$0"."""
     import json
     import subprocess
@@ -220,7 +220,7 @@ def test_a_command_line_run_is_listed_on_the_page_and_its_unpriced_cost_never_re
     config = tmp_path / "eval.yaml"
     config.write_text(json.dumps({"prompts": ["Q: {{q}}"], "providers": ["openai:chat:gpt-4o-mini"],
                                   "tests": [{"vars": {"q": "hi"}, "assert": [{"type": "contains", "value": "Q:"}]}]}))
-    done = subprocess.run([sys.executable, "-m", "core.evals", "run", str(config)], cwd=Path(APP).parent,
+    done = subprocess.run([sys.executable, "-m", "core", "evals", "run", str(config)], cwd=Path(APP).parent,
                           env={**os.environ, **app_env}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.split(" · run ")[-1].split()[0]

@@ -168,7 +168,7 @@ def test_private_prompt_versions_and_saved_runs_are_their_owners(db_url):
 
 
 def _hash_made_before_blanks_were_refused(password: str) -> str:
-    """A `pbkdf2_sha256$…` hash of `password` built by hand, as `python -m core.access hash` printed for an empty
+    """A `pbkdf2_sha256$…` hash of `password` built by hand, as `python -m core access hash` printed for an empty
     line before it refused one: such hashes may still sit in a deployment's PROMPTLAB_USERS."""
     import base64
     import hashlib
@@ -184,7 +184,7 @@ def test_the_hash_command_refuses_a_blank_password(typed):
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-m", "core.access", "hash"], input=typed + "\n", cwd=root,
+    done = subprocess.run([sys.executable, "-m", "core", "access", "hash"], input=typed + "\n", cwd=root,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and done.stdout == ""  # no hash to paste into PROMPTLAB_USERS
     assert done.stderr.strip() == "An empty password protects nothing: type a password that is not blank."
@@ -197,7 +197,7 @@ def test_the_hash_command_still_hashes_a_real_password():
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-m", "core.access", "hash"], input="correct horse\n", cwd=root,
+    done = subprocess.run([sys.executable, "-m", "core", "access", "hash"], input="correct horse\n", cwd=root,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and verify_password("correct horse", done.stdout.strip())
 

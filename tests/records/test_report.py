@@ -174,7 +174,7 @@ def test_the_report_command_writes_each_kind_and_refuses_an_unknown_id(tmp_path,
     env = {**os.environ, "PROMPTLAB_DB_URL": sqlite_url, "OPENAI_API_KEY": TEST_KEY}
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "core.report", *args], cwd=ROOT, env=env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "core", "report", *args], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=120)
     out = tmp_path / "c.html"
     done = run("--output", str(out), "conversation", conversation.id)
@@ -191,7 +191,7 @@ def test_the_report_command_writes_each_kind_and_refuses_an_unknown_id(tmp_path,
 
 def test_options_work_after_the_subcommand_as_the_readme_prints_them(tmp_path, sqlite_url, conversation,
                                                                      monkeypatch):
-    """Issue 28 row 5: `python -m core.report conversation ID -o FILE` was "unrecognized arguments: -o"."""
+    """Issue 28 row 5: `python -m core report conversation ID -o FILE` was "unrecognized arguments: -o"."""
     from core.cli import report_main
 
     ConversationStore(sqlite_url).save(conversation, "ana")

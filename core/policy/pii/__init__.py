@@ -1,7 +1,7 @@
 """PII and secret detection: which spans of a text are personal data or credentials, and of what kind.
 
 `find_pii(text)` returns `Finding`s (kind, start, end, text, recogniser); `RECOGNISERS` says what is looked for, and
-the README's table of what is redacted is generated from it (`python -m core.safety`). Recognisers are
+the README's table of what is redacted is generated from it (`python -m core redaction-table`). Recognisers are
 regular expressions with real checks: libphonenumber (`phonenumbers`) for phone numbers, `python-stdnum` for
 IBANs, cards and national ids, context words where a format alone is ambiguous.
 """
