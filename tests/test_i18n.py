@@ -195,7 +195,7 @@ def test_no_translation_call_hides_inside_an_f_string():
     never reach the catalog."""
     import tokenize
     hidden = []
-    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "core").glob("*.py"))]:
+    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "core").rglob("*.py"))]:
         with path.open("rb") as f:
             for token in tokenize.tokenize(f.readline):
                 prefix = token.string[:2].lower()

@@ -11,7 +11,7 @@ AS_IS = {
     "token", "tokens", "promptfoo", "genai", "prices", "results", "json", "yaml", "csv", "jsonl", "https", "http",
     "localhost", "api", "openai", "com", "v1", "chat", "model", "id", "auto", "off", "local", "none", "required",
     "top_p", "vars", "assert", "prompts", "providers", "defaultTest", "tests", "expected", "icontains", "days",
-    "secrets", "toml", "python", "core", "calllog", "tail", "PROMPTLAB", "OPENAI", "ADMIN", "KEY", "CACHE", "TTL",
+    "secrets", "toml", "python", "core", "calllog", "calls", "tail", "PROMPTLAB", "OPENAI", "ADMIN", "KEY", "CACHE", "TTL",
     "BASE", "LOCAL", "MODEL", "FALLBACK", "DB", "PROVIDER", "WebP", "JPEG", "PNG", "png", "jpeg", "webp", "p50", "p95", "p99",
     "ms", "sk", "ana", "pull", "request", "def", "avg", "xs", "return", "sum", "len", "f-string", "string",
     "Pro", "mini", "nano", "gpt", "smollm", "SmolLM", "Instruct", "ok", "error", "cancelled", "McNemar",
