@@ -2,8 +2,10 @@
 moving core/ into packages must not make the app slower to start).
 
 Each measurement is a fresh interpreter that runs the file's own top-level imports (what Python loads before the
-page's first line of UI; the page body needs a Streamlit session and is not run). The runs are interleaved
-(baseline, app, page, page, ..., then again) so a busy machine slows every column alike; the median is reported.
+page's first line of UI; the page body needs a Streamlit session and is not run). What is measured is the child's
+CPU time (user + system): on a shared 2-core machine wall-clock time mostly measures the neighbours (the same
+baseline read 3.0 s and 3.5 s in one interleaved run); wall-clock medians are printed too. The runs are interleaved
+(baseline, app, page, page, ..., then again) so a busy machine weighs on every column alike; medians are reported.
 
     python bench/import_time.py [--root REPO ...] [--runs 7]
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,12 +37,16 @@ def top_level_imports(path: Path) -> str:
     return "\n".join(lines)
 
 
-def timed(program: str, root: Path) -> float:
+def timed(program: str, root: Path) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one fresh interpreter running `program` in `root`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", program], cwd=root, check=True, capture_output=True,
                    env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "HOME": str(Path.home()),
                         "PROMPTLAB_DATA_DIR": "/tmp/promptlab-import-time"})
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, wall
 
 
 def targets(root: Path) -> dict[str, str]:
@@ -50,18 +57,19 @@ def targets(root: Path) -> dict[str, str]:
     return found
 
 
-def measure(roots: list[Path], runs: int) -> list[dict[str, float]]:
+def measure(roots: list[Path], runs: int) -> list[dict[str, tuple[float, float]]]:
     programs = [targets(root) for root in roots]
     for root, found in zip(roots, programs, strict=True):  # warm the file cache and .pyc files once, untimed
         for program in found.values():
             timed(program, root)
-    samples: list[dict[str, list[float]]] = [{name: [] for name in found} for found in programs]
+    samples: list[dict[str, list[tuple[float, float]]]] = [{name: [] for name in found} for found in programs]
     for _ in range(runs):
         for name in programs[0]:
             for root, found, got in zip(roots, programs, samples, strict=True):
                 if name in found:
                     got[name].append(timed(found[name], root))
-    return [{name: statistics.median(values) for name, values in got.items()} for got in samples]
+    return [{name: (statistics.median(v[0] for v in values), statistics.median(v[1] for v in values))
+             for name, values in got.items()} for got in samples]
 
 
 def main() -> int:
@@ -71,11 +79,13 @@ def main() -> int:
     args = parser.parse_args()
     roots = [r.resolve() for r in args.root or [Path(__file__).resolve().parent.parent]]
     results = measure(roots, args.runs)
-    print(f"median of {args.runs} fresh interpreters each; ratio = seconds / `python -c \"{BASELINE}\"`")
-    print(f"{'what':24s}" + "".join(f" {str(r)[-22:]:>22s}" for r in roots))
+    print(f"median of {args.runs} fresh interpreters each; ratio = CPU seconds / those of "
+          f"`python -c \"{BASELINE}\"` (wall-clock seconds in brackets)")
+    print(f"{'what':24s}" + "".join(f" {str(r)[-30:]:>30s}" for r in roots))
     for name in results[0]:
-        cells = [f"{m[name]:7.2f} s  ×{m[name] / m['baseline']:5.2f}" if name in m else "—" for m in results]
-        print(f"{name:24s}" + "".join(f" {c:>22s}" for c in cells))
+        cells = [f"{m[name][0]:5.2f} s ×{m[name][0] / m['baseline'][0]:5.2f} ({m[name][1]:5.2f} s)" if name in m
+                 else "—" for m in results]
+        print(f"{name:24s}" + "".join(f" {c:>30s}" for c in cells))
     return 0
 
 
