@@ -1,7 +1,8 @@
 """A loopback OpenAI-compatible HTTP server that the tests (and bench/) own.
 
 It speaks /v1/models, /v1/chat/completions (plain and SSE, with `usage` when `stream_options` asks),
-/v1/images/generations and /v1/images/edits (multipart; real PNG bytes) and /v1/moderations, and replays scripted
+/v1/images/generations and /v1/images/edits (multipart; real PNG bytes), /v1/moderations and /v1/responses
+(tests/loopback_responses.py), and replays scripted
 faults: any status with `Retry-After`, a slow first byte, slow chunks, a stream cut mid-reply, malformed JSON. The app reaches it through
 OPENAI_BASE_URL and the real `openai` SDK.
 """
@@ -54,6 +55,7 @@ class Script:
     content_type: str = "application/json"  # ... under this Content-Type
     redirect_to: str | None = None       # answer 307 with this Location
     reply_model: str | None = None       # the model the reply reports (OpenAI's: the dated snapshot that served it)
+    reasoning_summary: str | None = None  # /v1/responses: stream this reasoning summary before the answer
 
 
 def tiny_png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (30, 144, 255)) -> bytes:
@@ -238,7 +240,7 @@ class LoopbackServer:
                 routes = {"/v1/models": self._models, "/v1/chat/completions": self._chat,
                           "/v1/images/generations": self._images, "/v1/images/edits": self._edits,
                           "/v1/moderations": self._moderations,
-                          "/v1/embeddings": self._embeddings}
+                          "/v1/embeddings": self._embeddings, "/v1/responses": self._responses}
                 handler = routes.get(path)
                 if handler is None:
                     return self._error(404, f"Unknown path {path}", "not_found")
@@ -417,6 +419,10 @@ class LoopbackServer:
                 more = offset + limit < len(chosen)
                 self._json(200, {"object": "page", "data": data, "has_more": more,
                                  "next_page": str(offset + limit) if more else None})
+
+            def _responses(self, body: dict[str, Any], script: Script) -> None:
+                from tests.loopback_responses import answer  # the Responses API's wire shapes live there
+                answer(self, body, script, MODELS, self._error, self._json)
 
             def _embeddings(self, body: dict[str, Any], script: Script) -> None:
                 """Deterministic bag-of-words vectors: texts sharing words are similar, as with real embeddings."""

@@ -1,0 +1,174 @@
+"""The loopback server's /v1/responses route: the Responses API's event sequence, streamed and not.
+
+Kept beside tests/loopback_server.py (which only routes here) so the wire shapes of one endpoint live in one file:
+response.created → in_progress → per output item (reasoning summary, message text, function calls) its added /
+delta / done events → response.completed with usage (cached and reasoning tokens), each with its sequence_number.
+Faults come from the same `Script` as the chat route: cut stream, malformed events, slow chunks.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+
+def input_text(body: dict[str, Any]) -> str:
+    """The newest user text of a Responses request (`input` a string or a list of items)."""
+    given = body.get("input", "")
+    if isinstance(given, str):
+        return given
+    for item in reversed(given or []):
+        if item.get("role") == "user" and item.get("type", "message") == "message":
+            content = item.get("content", "")
+            if isinstance(content, str):
+                return content
+            return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def count_input_tokens(body: dict[str, Any]) -> int:
+    """Words of the instructions and every input item, like the chat route's count."""
+    return len(json.dumps([body.get("instructions") or "", body.get("input") or ""]).split()) + 3
+
+
+def _response(body: dict[str, Any], model: str, status: str, output: list[dict[str, Any]],
+              usage: dict[str, Any] | None) -> dict[str, Any]:
+    return {"id": "resp_loopback", "object": "response", "created_at": int(time.time()), "status": status,
+            "model": model, "output": output, "parallel_tool_calls": True, "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools", []), "instructions": body.get("instructions"), "error": None,
+            "incomplete_details": None, "metadata": {}, "temperature": body.get("temperature", 1.0),
+            "top_p": body.get("top_p", 1.0), "max_output_tokens": body.get("max_output_tokens"),
+            "previous_response_id": body.get("previous_response_id"), "reasoning": body.get("reasoning"),
+            "text": body.get("text") or {"format": {"type": "text"}}, "truncation": "disabled",
+            "usage": usage, "user": None, "store": body.get("store", True)}
+
+
+def plan(body: dict[str, Any], script: Any, model: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                                    dict[str, Any]]:
+    """(events between in_progress and completed, the final output items, usage)."""
+    if script.chunks is not None:
+        pieces = [f"w{i} " for i in range(script.chunks)]
+    else:
+        text = script.reply if script.reply is not None else f"Echo: {input_text(body)}"
+        pieces = [w + " " for w in text.split(" ")]
+        pieces[-1] = pieces[-1][:-1]
+    events: list[dict[str, Any]] = []
+    output: list[dict[str, Any]] = []
+    summary = getattr(script, "reasoning_summary", None)
+    if summary is not None:
+        index = len(output)
+        item = {"type": "reasoning", "id": "rs_loopback", "summary": []}
+        events.append({"type": "response.output_item.added", "output_index": index, "item": item})
+        ids = {"item_id": item["id"], "output_index": index, "summary_index": 0}
+        events.append({"type": "response.reasoning_summary_part.added", **ids,
+                       "part": {"type": "summary_text", "text": ""}})
+        for word in [w + " " for w in summary.split(" ")][:-1] + [summary.split(" ")[-1]]:
+            events.append({"type": "response.reasoning_summary_text.delta", **ids, "delta": word})
+        events.append({"type": "response.reasoning_summary_text.done", **ids, "text": summary})
+        events.append({"type": "response.reasoning_summary_part.done", **ids,
+                       "part": {"type": "summary_text", "text": summary}})
+        done = {**item, "summary": [{"type": "summary_text", "text": summary}]}
+        events.append({"type": "response.output_item.done", "output_index": index, "item": done})
+        output.append(done)
+    calls = script.tool_calls or ([script.tool_call] if script.tool_call else [])
+    if not calls:
+        index = len(output)
+        item = {"type": "message", "id": "msg_loopback", "status": "in_progress", "role": "assistant", "content": []}
+        ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        events.append({"type": "response.output_item.added", "output_index": index, "item": item})
+        events.append({"type": "response.content_part.added", **ids,
+                       "part": {"type": "output_text", "text": "", "annotations": []}})
+        for piece in pieces:
+            events.append({"type": "response.output_text.delta", **ids, "delta": piece, "logprobs": [],
+                           "_content": True})
+        text = "".join(pieces)
+        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        events.append({"type": "response.output_text.done", **ids, "text": text, "logprobs": []})
+        events.append({"type": "response.content_part.done", **ids, "part": part})
+        done = {**item, "status": "completed", "content": [part]}
+        events.append({"type": "response.output_item.done", "output_index": index, "item": done})
+        output.append(done)
+    for n, call in enumerate(calls):
+        index = len(output)
+        suffix = f"_{n + 1}" if n else ""
+        item = {"type": "function_call", "id": "fc_loopback" + suffix, "call_id": "call_loopback" + suffix,
+                "name": call["name"], "arguments": "", "status": "in_progress"}
+        events.append({"type": "response.output_item.added", "output_index": index, "item": item})
+        args = call["arguments"]
+        for i in range(0, len(args), 7):
+            events.append({"type": "response.function_call_arguments.delta", "item_id": item["id"],
+                           "output_index": index, "delta": args[i:i + 7], "_content": True})
+        events.append({"type": "response.function_call_arguments.done", "item_id": item["id"],
+                       "output_index": index, "arguments": args, "name": call["name"]})
+        done = {**item, "arguments": args, "status": "completed"}
+        events.append({"type": "response.output_item.done", "output_index": index, "item": done})
+        output.append(done)
+    prompt = count_input_tokens(body)
+    completion = len(pieces) + script.reasoning_tokens
+    usage = {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": script.cached_tokens,
+                                                             "cache_write_tokens": script.cache_write_tokens},
+             "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": script.reasoning_tokens},
+             "total_tokens": prompt + completion}
+    return events, output, usage
+
+
+def answer(handler: Any, body: dict[str, Any], script: Any, models: list[str],
+           error: Callable[..., None], reply_json: Callable[..., None]) -> None:
+    """Answer one POST /v1/responses on `handler` (the loopback server's request handler)."""
+    model = body.get("model", "echo-1")
+    if model not in models:
+        return error(404, f"The model `{model}` does not exist.", "model_not_found")
+    events, output, usage = plan(body, script, script.reply_model or model)
+    if not body.get("stream"):
+        return reply_json(200, _response(body, script.reply_model or model, "completed", output, usage))
+    _stream(handler, body, script, script.reply_model or model, events, output, usage)
+
+
+def _stream(handler: Any, body: dict[str, Any], script: Any, model: str, events: list[dict[str, Any]],
+            output: list[dict[str, Any]], usage: dict[str, Any]) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    sequence = 0
+
+    def send(payload: dict[str, Any] | bytes) -> None:
+        nonlocal sequence
+        if isinstance(payload, bytes):
+            data = payload
+        else:
+            payload = {k: v for k, v in payload.items() if not k.startswith("_")}
+            data = f"event: {payload['type']}\ndata: {json.dumps({**payload, 'sequence_number': sequence})}\n\n"
+            data = data.encode()  # type: ignore[assignment]
+            sequence += 1
+        handler.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        handler.wfile.flush()
+
+    try:
+        send({"type": "response.created", "response": _response(body, model, "in_progress", [], None)})
+        send({"type": "response.in_progress", "response": _response(body, model, "in_progress", [], None)})
+        content = 0
+        for event in events:
+            if event.get("_content"):
+                if script.cut_after is not None and content >= script.cut_after:
+                    if script.cut_mode == "drop":
+                        handler.wfile.write(b"ff\r\nevent: response.output_text.delta\ndata: {\"trunc")
+                        handler.wfile.flush()
+                        handler.close_connection = True
+                        return
+                    handler.wfile.write(b"0\r\n\r\n")  # the body ends cleanly, with no response.completed
+                    return
+                if script.chunk_delay:
+                    time.sleep(script.chunk_delay)
+                if script.malformed:
+                    send(b"event: response.output_text.delta\ndata: {not json\n\n")
+                    continue
+                content += 1
+                handler.record["chunks_sent"] += 1
+            send(event)
+        send({"type": "response.completed",
+              "response": _response(body, model, "completed", output, usage if script.usage else None)})
+        handler.wfile.write(b"0\r\n\r\n")
+        handler.record["stream_state"] = "completed"
+    except (BrokenPipeError, ConnectionResetError):
+        handler.record["stream_state"] = "aborted_by_client"
