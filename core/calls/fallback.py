@@ -17,6 +17,7 @@ from core.calls.gate import NO_HOOKS, CallContext, CallHooks, CallOutcome, ChatR
 from core.calls.log import CallLog
 from core.calls.ratelimit import provider_key
 from core.llm.local_model import LOCAL_PREFIX, is_local_model, model_id_for
+from core.llm.responses_api import choose_api
 from core.policy.access import Identity
 from core.policy.workspace import Setting, Workspace
 
@@ -96,8 +97,11 @@ class FallbackStream:
     def __init__(self, chain: list[str], messages: list[dict[str, Any]], provider_for: Callable[[str], Any],
                  params_for: Callable[[Any, str], dict[str, Any]], context: CallContext, log: CallLog,
                  cache: ResponseCache | None = None, cache_opt_in: bool = False, *, hooks: CallHooks = NO_HOOKS,
-                 stop_loops: bool = False):
+                 stop_loops: bool = False, api: str = "chat"):
         self.chain, self.messages, self.stop_loops = chain, messages, stop_loops
+        # The API choice (auto / responses / chat) is settled per attempt: a fallback to a compatible server or
+        # the offline model under "auto" speaks Chat Completions.
+        self.api = api
         self.hooks = hooks
         self.cache, self.cache_opt_in = cache, cache_opt_in
         self.provider_for, self.params_for = provider_for, params_for
@@ -133,7 +137,8 @@ class FallbackStream:
             messages = self.messages if i == 0 or provider.kind != "local" else offline_fallback_messages(
                 self.messages)
             cache = self.cache if self.cache is not None and eligible(params, self.cache_opt_in) else None
-            stream = ChatStream(provider, ChatRequest(model, messages, params), self.context, self.log,
+            request = ChatRequest(model, messages, params, api=choose_api(provider.kind, self.api))
+            stream = ChatStream(provider, request, self.context, self.log,
                                 chain_id=self.request_id, attempt=i + 1, cache=cache, hooks=self.hooks,
                                 stop_loops=self.stop_loops)
             if i == 0:

@@ -36,10 +36,12 @@ from core.calls.pending_writes import PENDING
 from core.calls.ratelimit import RateLimitStep
 from core.calls.repetition import FINISH_REASON as REPETITION
 from core.calls.repetition import RepetitionGuard
+from core.calls.response_events import ResponseEventAccumulator, ResponseUsage
 from core.llm import custom_prices
 from core.llm.local_model import QueueWait
 from core.llm.pricing import TokenUsage, cost_usd
 from core.llm.providers import Provider
+from core.llm.responses_api import Api, responses_request
 from core.llm.tokens import count_messages, count_text
 
 T = TypeVar("T")
@@ -81,6 +83,7 @@ class ChatRequest:
     model: str
     messages: list[dict[str, Any]]
     params: dict[str, Any] = field(default_factory=dict)
+    api: Api = "chat"  # which OpenAI API serves it: "chat" (Chat Completions) or "responses" (core.llm.responses_api)
 
 
 @dataclass(kw_only=True)
@@ -178,12 +181,16 @@ class ChatStream:
         self.chain_id, self.attempt = chain_id, attempt
         # Steps around the stream: the cache (given only when the request may be answered from and stored in it)
         # and the provider's client-side rate limits.
+        # A Responses reply is cached apart from a Chat Completions one (chat keys stay as they were).
+        keyed = request.params if request.api == "chat" else {**request.params, "api": request.api}
         self._cache = CacheStep(cache, provider.kind, provider.base_url, request.model, request.messages,
-                                request.params, context.user) if cache is not None else None
+                                keyed, context.user) if cache is not None else None
         self.limits = RateLimitStep(log.engine, provider.kind, provider.base_url, self._tokens_to_reserve)
         self.hooks = hooks  # what the caller shows while the request waits (rate limit, queue, first chunk)
         self.outcome: CallOutcome | None = None
-        self.reply = ChunkAccumulator()
+        self.reply: ChunkAccumulator | ResponseEventAccumulator = ChunkAccumulator()
+        # The call log tells the APIs apart by a tag until it has an endpoint column.
+        self._tags = list(context.tags) + ([f"endpoint:{request.api}"] if request.api != "chat" else [])
         # A conversation's reply that loops is cut (Chat); the Playground and evals measure the raw output.
         self._guard = RepetitionGuard() if stop_loops else None
         self._gen = self._run()
@@ -204,6 +211,11 @@ class ChatStream:
     def text(self) -> str:
         """The reply so far."""
         return self.reply.text
+
+    @property
+    def thinking(self) -> str:
+        """The reasoning summary so far (Responses API; empty for Chat Completions)."""
+        return getattr(self.reply, "thinking", "")
 
     def close(self) -> None:
         """Stop the stream (cancels the upstream generation if it is still running)."""
@@ -250,13 +262,10 @@ class ChatStream:
             if queue is not None:  # the offline model answers one request at a time
                 queue.acquire(self.hooks.on_queue)
                 queued = True
-            self.reply = ChunkAccumulator()  # latency is the model's, not the queue's
+            # latency is the model's, not the queue's
+            self.reply = ResponseEventAccumulator() if self.request.api == "responses" else ChunkAccumulator()
             self._mark_started(ts)  # if this process dies mid-call, the row is there to say so
-            # Messages and parameters are plain dicts built at run time: the SDK's TypedDict overloads cannot type them.
-            completions: Any = self.provider.client().chat.completions
-            opening = _Opening(lambda: completions.create(
-                model=self.request.model, messages=self.request.messages, stream=True,
-                stream_options={"include_usage": True}, **self.request.params))
+            opening = _Opening(self._open_stream)
             waited_from = time.monotonic()
             while not opening.done.wait(0.25):  # each call back is where a Stop click can land
                 if self.hooks.on_waiting is not None:
@@ -299,6 +308,17 @@ class ChatStream:
                 usage = self.provider.counted_usage(self.request.messages, self.text)
             self.outcome = self._finish(ts, status, usage, error, billed=response_started)
 
+    def _open_stream(self) -> Any:
+        """The SDK stream of this request, from the API it names."""
+        # Messages and parameters are plain dicts built at run time: the SDK's TypedDict overloads cannot type them.
+        client: Any = self.provider.client()
+        if self.request.api == "responses":
+            return client.responses.create(
+                stream=True, **responses_request(self.request.model, self.request.messages, self.request.params))
+        return client.chat.completions.create(
+            model=self.request.model, messages=self.request.messages, stream=True,
+            stream_options={"include_usage": True}, **self.request.params)
+
     def _looping(self) -> bool:
         """A reply caught in a loop ends here: the text is kept up to its first repeat, the finish reason says
         why (a small model otherwise repeats itself to its token limit, minutes on a busy machine)."""
@@ -314,7 +334,7 @@ class ChatStream:
     def _mark_started(self, ts: str) -> None:
         record = CallRecord(request_id=self.request_id, ts=ts, page=self.context.page, provider=self.provider.kind,
                             model_requested=self.request.model, status="started", user=self.context.user,
-                            session=self.context.session, tags=list(self.context.tags), chain_id=self.chain_id,
+                            session=self.context.session, tags=list(self._tags), chain_id=self.chain_id,
                             attempt=self.attempt)
         try:
             self.log.start(record)
@@ -335,6 +355,9 @@ class ChatStream:
                              timeout_s=self.provider.timeout_s, retries=self.provider.max_retries)
 
     def _token_usage(self, reported: Any, billed: bool) -> TokenUsage:
+        if isinstance(reported, ResponseUsage):
+            return TokenUsage(reported.prompt_tokens, reported.completion_tokens, reported.cached_tokens,
+                              reported.reasoning_tokens)
         if reported is not None:
             prompt_details = getattr(reported, "prompt_tokens_details", None)
             completion_details = getattr(reported, "completion_tokens_details", None)
@@ -375,7 +398,7 @@ class ChatStream:
             cached_input_tokens=usage.cached_input_tokens, output_tokens=usage.output_tokens,
             reasoning_tokens=usage.reasoning_tokens, tokens_estimated=usage.estimated, cost_usd=cost,
             latency_ms=round(latency_ms, 2), ttft_ms=round(reply.ttft_ms, 2) if reply.ttft_ms is not None else None,
-            user=self.context.user, session=self.context.session, tags=list(self.context.tags),
+            user=self.context.user, session=self.context.session, tags=list(self._tags),
             chain_id=self.chain_id, attempt=self.attempt, cached=cached is not None)
         text = outcome.text or (json.dumps({"tool_calls": outcome.tool_calls}) if outcome.tool_calls else "")
         texts = CallTexts({"model": self.request.model, "messages": self.request.messages, **self.request.params},
