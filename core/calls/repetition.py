@@ -28,12 +28,23 @@ class RepetitionGuard:
     def loop_start(self, text: str) -> int | None:
         """The index where the first repeated copy starts (text before it is the reply worth keeping)."""
         n = len(text)
-        for period in range(1, min(self.max_period, n // self.min_repeats) + 1):
+        top = min(self.max_period, n // self.min_repeats)
+        if top < 1:
+            return None
+        # A tail that repeats with period p has the last character again p places back: only those p are tried
+        # (found with rfind, in C), shortest first as before; a guard run per streamed delta stays cheap.
+        last, low = text[-1], n - 1 - top
+        at = text.rfind(last, low, n - 1)
+        while at >= 0:
+            period = n - 1 - at
+            at = text.rfind(last, low, at)
             repeats = max(self.min_repeats, -(-self.min_span // period))
             span = period * repeats
             if span > n:
                 continue
             unit = text[n - period:]
+            if text[n - 2 * period:n - period] != unit:
+                continue  # not even two copies back to back
             if not any(c.isalnum() for c in unit):
                 continue  # a rule of dashes or a run of blank lines is layout, not a loop
             if text[n - span:] == unit * repeats:

@@ -263,11 +263,12 @@ def reply_params(provider: Provider, model: str, *, temperature: float, max_toke
 def start_reply(plan: ContextPlan, chain: list[str], provider_for: Callable[[str], Provider],
                 params_for: Callable[[Provider, str], dict[str, Any]], context: CallContext,
                 log: CallLog, cache: ResponseCache | None = None, cache_opt_in: bool = False, *,
-                hooks: CallHooks = NO_HOOKS) -> FallbackStream:
+                hooks: CallHooks = NO_HOOKS, api: str = "chat") -> FallbackStream:
     """A stream of the assistant's reply as planned, from the first model of the chain that answers (or from the
-    response cache, at temperature 0 or when opted in). A reply that loops is cut, with a note."""
+    response cache, at temperature 0 or when opted in). A reply that loops is cut, with a note. `api`: auto /
+    responses / chat (`core.llm.responses_api.choose_api`, settled per model of the chain)."""
     return FallbackStream(chain, plan.messages, provider_for, params_for, context, log, cache, cache_opt_in,
-                          hooks=hooks, stop_loops=True)  # a looping reply ends with a note
+                          hooks=hooks, stop_loops=True, api=api)  # a looping reply ends with a note
 
 
 def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: str | None = None) -> Message | None:

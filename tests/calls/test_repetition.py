@@ -58,3 +58,34 @@ def _conversation() -> chat.Conversation:
     conv = chat.new_conversation()
     chat.add_user_message(conv, "hi")
     return conv
+
+
+def _loop_start_by_every_period(guard, text):
+    """The guard's rule tried for every period in turn (the reference the faster search must agree with)."""
+    n = len(text)
+    for period in range(1, min(guard.max_period, n // guard.min_repeats) + 1):
+        repeats = max(guard.min_repeats, -(-guard.min_span // period))
+        span = period * repeats
+        unit = text[n - period:]
+        if span > n or not any(c.isalnum() for c in unit) or text[n - span:] != unit * repeats:
+            continue
+        start = n - span
+        while start >= period and text[start - period:start] == unit:
+            start -= period
+        return start + period
+    return None
+
+
+def test_the_fast_period_search_agrees_with_trying_every_period():
+    import random
+
+    from core.calls.repetition import RepetitionGuard
+
+    guard, rng = RepetitionGuard(), random.Random(7)
+    texts = ["", "a", "ok " * 40, "Intro. " + "The same sentence again. " * 5, "w0 w1 w2 " * 3]
+    for _ in range(400):
+        unit = "".join(rng.choice("ab c.\n") for _ in range(rng.randint(1, 30)))
+        texts.append("".join(rng.choice("xyz ") for _ in range(rng.randint(0, 50))) + unit * rng.randint(1, 12))
+    for text in texts:
+        for end in range(0, len(text) + 1, 7):
+            assert guard.loop_start(text[:end]) == _loop_start_by_every_period(guard, text[:end]), text[:end]
