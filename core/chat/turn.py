@@ -33,6 +33,7 @@ class TurnSettings:
     max_tokens: int
     cache_opt_in: bool = False
     tools_json: str = ""
+    api: str = "auto"  # auto / responses / chat: which OpenAI API answers (core.llm.responses_api.choose_api)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,7 +152,7 @@ class ChatTurn:
         self.result.save_error = save(self.conversation, services)
         self.stream: FallbackStream = chat.start_reply(
             self.plan, self.chain, services.provider_for, self._params, services.context, services.log,
-            services.cache, s.cache_opt_in, hooks=self.hooks)
+            services.cache, s.cache_opt_in, hooks=self.hooks, api=s.api)
         self._closed = False
 
     def _params(self, provider: Provider, model: str) -> dict[str, Any]:
@@ -161,6 +162,16 @@ class ChatTurn:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.stream)
+
+    @property
+    def thinking(self) -> str:
+        """The reasoning summary the answering model streamed so far (Responses API), kept apart from the text."""
+        return self.stream.attempts[-1].stream.thinking if self.stream.attempts else ""
+
+    @property
+    def api(self) -> str | None:
+        """The API that answered ("responses" or "chat"), once a request has been made."""
+        return self.stream.attempts[-1].stream.request.api if self.stream.attempts else None
 
     def __enter__(self) -> ChatTurn:
         return self

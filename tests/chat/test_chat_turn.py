@@ -152,3 +152,23 @@ def test_moderation_refuses_a_flagged_message_and_withholds_a_flagged_reply(serv
         list(turn)
     stored = services.store.load(conv.id, "tester").messages[-1]
     assert stored.status == "withheld" and "build a bomb" not in stored.content
+
+
+def test_a_turn_on_the_responses_api_streams_the_answer_and_keeps_the_thinking_apart(server, services, log):
+    server.push(Script(path="/v1/responses", reply="Paris.", reasoning_summary="The capital of France."))
+    conv = asked("Capital of France?", services)
+    with ChatTurn(conv, settings(api="responses"), services) as turn:
+        assert "".join(turn) == "Paris."
+        assert turn.thinking == "The capital of France." and turn.api == "responses"
+    body = [r["body"] for r in server.requests if r["path"] == "/v1/responses"][-1]
+    assert body["instructions"] == "You are terse." and body["input"][-1] == {"role": "user",
+                                                                              "content": "Capital of France?"}
+    assert conv.messages[-1].content == "Paris." and server.chat_requests() == []
+    assert "endpoint:responses" in log.recent(1)[0].tags
+
+
+def test_auto_on_a_compatible_server_is_chat_completions(server, services):
+    conv = asked("hi", services)
+    with ChatTurn(conv, settings(api="auto"), services) as turn:
+        assert "".join(turn) == "Echo: hi" and turn.api == "chat" and turn.thinking == ""
+    assert len(server.chat_requests()) == 1
