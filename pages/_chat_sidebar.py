@@ -26,6 +26,10 @@ def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan,
     with st.sidebar:
         model_picker(wb, key="chat_model")
         st.slider(_("Temperature"), 0.0, 2.0, DEFAULT_TEMPERATURE, 0.1, key="chat_temperature")
+        api_labels = {"auto": _("Auto"), "responses": _("Responses"), "chat": _("Chat Completions")}
+        st.selectbox(_("API"), list(api_labels), format_func=api_labels.get, key="chat_api",
+                     help=_("Auto: the Responses API for OpenAI and Azure, Chat Completions for compatible servers "
+                            "and the offline model."))
         # The offline model's default is short: a tiny model's long replies wander and loop.
         default_tokens = chat.default_reply_tokens(wb.provider_for(st.session_state.get("chat_model") or "").kind)
         st.number_input(_("Max tokens (reply)"), 16, 32_768, default_tokens, 16, key="chat_max_tokens")

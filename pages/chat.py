@@ -1,5 +1,6 @@
 """Chat: multi-turn, streamed, with personas, reply language, live counters, stop / regenerate / edit / export."""
 import time
+from collections.abc import Iterator
 
 import streamlit as st
 
@@ -70,7 +71,8 @@ state.setdefault("reply_language", conv.language)
 conv.language = state.reply_language
 provider = wb.provider_for(model)
 turn_settings = chat_turn.TurnSettings(model=model, temperature=temperature, max_tokens=max_tokens,
-                                       cache_opt_in=cache_opt_in, tools_json=state.get("chat_tools", ""))
+                                       cache_opt_in=cache_opt_in, tools_json=state.get("chat_tools", ""),
+                                       api=str(state.get("chat_api", "auto")))
 services = chat_turn.ChatServices(provider=wb.provider, provider_for=wb.provider_for,
                                   context_window=wb.context_window, log=wb.log, context=wb.context("chat"),
                                   store=wb.conversations, user=wb.user, cache=response_cache(wb),
@@ -215,7 +217,18 @@ if wants_reply and chat.awaiting_reply(conv):
         # `finally` then closes the HTTP stream (cancelling the generation) and keeps the partial reply "stopped".
         st.button(_("⏹ Stop"), key="stop")
         try:
-            stream_markdown(turn, on_first=countdown.empty)  # the waiting notice goes when text arrives
+            thinking_slot = st.empty()  # the reasoning summary (Responses API), collapsed above the answer
+
+            def with_thinking(deltas: Iterator[str]) -> Iterator[str]:
+                shown = ""
+                for delta in deltas:
+                    if turn.thinking != shown:
+                        shown = turn.thinking
+                        with thinking_slot.container(), st.expander(_("Thinking"), expanded=False):
+                            st.markdown(plain(shown))
+                    yield delta
+
+            stream_markdown(with_thinking(iter(turn)), on_first=countdown.empty)  # the waiting notice goes on text
         finally:
             # No st.* here: once a click has interrupted the run, touching Streamlit raises again.
             result = turn.close()

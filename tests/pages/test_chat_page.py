@@ -405,3 +405,18 @@ def test_invalid_chat_tools_say_why_and_keep_the_message(at, server):
     send(at, "keep me")
     assert server.chat_requests() == [] and at.chat_input[0].value == "keep me"
     assert any("a function name may only use letters" in e.value for e in at.error)
+
+
+def test_the_api_choice_in_the_sidebar_sends_the_turn_through_the_responses_api(at, server, app_env):
+    assert at.selectbox(key="chat_api").value == "auto"  # a compatible server: auto is Chat Completions
+    send(at, "first")
+    assert len(server.chat_requests()) == 1
+    at.selectbox(key="chat_api").set_value("responses").run()
+    server.push(Script(path="/v1/responses", reply="Paris.", reasoning_summary="Recall the capital."))
+    send(at, "Capital of France?")
+    assert messages(at)[-1] == ("assistant", "Paris.")
+    body = [r["body"] for r in server.requests if r["path"] == "/v1/responses"][-1]
+    assert body["input"][-1] == {"role": "user", "content": "Capital of France?"} and body["stream"] is True
+    assert len(server.chat_requests()) == 1
+    calls = chat_calls(app_env["PROMPTLAB_DB_URL"])
+    assert len(calls) == 2 and sorted("endpoint:responses" in c.tags for c in calls) == [False, True]
