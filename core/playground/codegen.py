@@ -8,11 +8,14 @@ import pprint
 from typing import Any
 
 from core.llm.providers import Provider
+from core.llm.responses_api import responses_request
 
 OPENAI_URL = "https://api.openai.com/v1"
 
 
-def python_code(provider: Provider, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+def python_code(provider: Provider, model: str, messages: list[dict[str, Any]], params: dict[str, Any],
+                api: str = "chat") -> str:
+    """The request as Python; `api` "responses" writes `client.responses.create` with the Responses shapes."""
     lines = ["import os", ""]
     if provider.kind == "azure":
         lines += ["from openai import AzureOpenAI", "",
@@ -24,12 +27,17 @@ def python_code(provider: Provider, model: str, messages: list[dict[str, Any]], 
         if provider.base_url:
             lines.append(f"    base_url={provider.base_url!r},")
         lines.append(")")
-    lines += ["", "response = client.chat.completions.create(", f"    model={model!r},"]
-    body = {"messages": messages, **params}
+    if api == "responses":
+        body = responses_request(model, messages, params)
+        del body["model"]
+        lines += ["", "response = client.responses.create(", f"    model={model!r},"]
+    else:
+        body = {"messages": messages, **params}
+        lines += ["", "response = client.chat.completions.create(", f"    model={model!r},"]
     for key, value in body.items():
         rendered = pprint.pformat(value, indent=4, width=100, sort_dicts=False).replace("\n", "\n    ")
         lines.append(f"    {key}={rendered},")
-    lines += [")", "", "print(response.choices[0].message)"]
+    lines += [")", "", "print(response.output_text)" if api == "responses" else "print(response.choices[0].message)"]
     code = "\n".join(lines)
     if provider.kind == "local":
         code = ("# The offline model is PromptLab's own llama.cpp server (a child process on a private port);\n"
@@ -38,14 +46,22 @@ def python_code(provider: Provider, model: str, messages: list[dict[str, Any]], 
     return code
 
 
-def curl_command(provider: Provider, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-    body = json.dumps({"model": model, "messages": messages, **params}, indent=2, ensure_ascii=False)
+def curl_command(provider: Provider, model: str, messages: list[dict[str, Any]], params: dict[str, Any],
+                 api: str = "chat") -> str:
+    """The request as curl, to /responses when `api` is "responses" (Azure: its v1 path)."""
+    request = responses_request(model, messages, params) if api == "responses" else {
+        "model": model, "messages": messages, **params}
+    body = json.dumps(request, indent=2, ensure_ascii=False)
     body = body.replace("'", "'\\''")  # inside single quotes for the shell
-    if provider.kind == "azure":
+    if provider.kind == "azure" and api == "responses":
+        url = f"{(provider.base_url or '').rstrip('/')}/openai/v1/responses"
+        auth = '-H "api-key: $AZURE_OPENAI_API_KEY"'
+    elif provider.kind == "azure":
         url = (f"{(provider.base_url or '').rstrip('/')}/openai/deployments/{model}/chat/completions"
                f"?api-version={provider.api_version}")
         auth = '-H "api-key: $AZURE_OPENAI_API_KEY"'
     else:
-        url = f"{(provider.base_url or OPENAI_URL).rstrip('/')}/chat/completions"
+        path = "responses" if api == "responses" else "chat/completions"
+        url = f"{(provider.base_url or OPENAI_URL).rstrip('/')}/{path}"
         auth = '-H "Authorization: Bearer $OPENAI_API_KEY"'
     return f"curl {url} \\\n  -H \"Content-Type: application/json\" \\\n  {auth} \\\n  -d '{body}'"

@@ -217,6 +217,24 @@ def test_view_code_never_inlines_the_key():
     assert "/openai/deployments/dep/chat/completions?api-version=2024-10-21" in azure and "api-key:" in azure
 
 
+def test_view_code_for_the_responses_api_runs_against_the_server(server, monkeypatch, capsys):
+    provider = Provider("openai", server.base_url, TEST_KEY)
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}]
+    params = {"temperature": 0.2, "max_completion_tokens": 50, "seed": 1}
+    py = python_code(provider, "gpt-4o-mini", msgs, params, api="responses")
+    sh = curl_command(provider, "gpt-4o-mini", msgs, params, api="responses")
+    assert "client.responses.create(" in py and "print(response.output_text)" in py and TEST_KEY not in py + sh
+    assert f"{server.base_url}/responses" in sh and '"instructions": "Be brief."' in sh
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    exec(compile(py, "<view-code>", "exec"), {})  # the printed code is a working request
+    assert capsys.readouterr().out.strip() == "Echo: Hi there"
+    body = [r["body"] for r in server.requests if r["path"] == "/v1/responses"][-1]
+    assert body["max_output_tokens"] == 50 and "seed" not in body
+    azure = curl_command(Provider("azure", "https://x.openai.azure.com", "k", api_version="2024-10-21"), "dep",
+                         msgs, {}, api="responses")
+    assert "https://x.openai.azure.com/openai/v1/responses" in azure and "api-key:" in azure
+
+
 def test_replay_draft_rebuilds_the_request():
     request = {"model": "gpt-4o", "messages": [
         {"role": "system", "content": "S"}, {"role": "user", "content": "u1"}, {"role": "assistant", "content": "a1"},
