@@ -95,7 +95,7 @@ LANGUAGE_KEY = "ui_language"
 DRAWN_LANGUAGE_KEY = "ui_language_drawn"  # the language the last run drew the page in
 # Every keyed menu whose shown labels are translated (format_func with _()): its choice is relabelled when the
 # language changes (relabel_menus). tests/test_zh_artefacts.py fails when a menu of a page it opens is left out.
-TRANSLATED_MENUS = ("persona_id", "reply_language", "chat_api", "an_period", "an_page", "an_charts", "an_whatif_model",
+TRANSLATED_MENUS = ("persona_id", "reply_language", "chat_api", "pg_api", "an_period", "an_page", "an_charts", "an_whatif_model",
                     "pg_format", "pg_effort", "pg_cmp_versions", "text_policy", "moderation_mode", "img_size", "img_quality",
                     "img_bg", "img_moderation", "pg_tier")
 

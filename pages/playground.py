@@ -5,6 +5,7 @@ import streamlit as st
 from core.base.i18n import _
 from core.calls.gate import ChatRequest, ChatStream
 from core.llm.pricing import TokenUsage, cost_usd, format_cost
+from core.llm.responses_api import choose_api
 from core.playground.codegen import curl_command, python_code
 from core.playground.draft import PlaygroundError, build_params, messages_for
 from core.playground.library import PromptLibrary
@@ -49,10 +50,13 @@ if problem:
 
 run_tab, compare_tab, library_tab = st.tabs([_("▶ Run"), _("▦ Compare"), _("📚 Library & replay")])
 with run_tab:
+    api_labels = {"auto": _("Auto"), "responses": _("Responses"), "chat": _("Chat Completions")}
+    api = choose_api(provider.kind, st.selectbox(_("API"), list(api_labels), format_func=api_labels.get,
+                                                 key="pg_api"))
     with st.expander(_("View code")):
         if draft and messages:
-            st.code(python_code(provider, model, messages, params), language="python")
-            st.code(curl_command(provider, model, messages, params), language="bash")
+            st.code(python_code(provider, model, messages, params, api=api), language="python")
+            st.code(curl_command(provider, model, messages, params, api=api), language="bash")
     single = state.setdefault("pg_single_box", {})  # mutated in `finally`, where st.session_state is off limits
 
     def run_single(sending) -> None:
@@ -61,7 +65,7 @@ with run_tab:
         result = CellResult(spec=cell.spec)
         # The requested tier as a tag too: kept with the call's metadata whatever the text policy stores.
         tags = ["run:single"] + ([f"tier:{sending.settings.service_tier}"] if sending.settings.service_tier else [])
-        stream = ChatStream(provider, ChatRequest(model, cell.messages, cell.params),
+        stream = ChatStream(provider, ChatRequest(model, cell.messages, cell.params, api=api),
                             wb.context("playground", tags), wb.log)
         st.button(_("⏹ Stop"), key="pg_halt")
         try:
@@ -69,7 +73,7 @@ with run_tab:
         finally:
             stream.close()  # Stop reruns the script; this keeps what arrived and cancels the upstream stream
             record_result(cell, result, stream)
-            single["last"] = result
+            single["last"], single["api"] = result, api
         st.rerun()
 
     if st.button(_("▶ Run"), type="primary", disabled=problem is not None, key="pg_run"):
@@ -77,6 +81,7 @@ with run_tab:
     last = single.get("last")
     if last:
         show_cell(last)
+        st.caption(_("Served through: {api}").format(api=api_labels[single.get("api", "chat")]))
     if last and last.status == "ok" and last.tool_calls and draft is not None:
         # The model asked for tools: the user plays each tool, and the conversation goes on with the answers.
         st.markdown(_("**Answer the tool calls** — each result goes back as a `tool` message"))

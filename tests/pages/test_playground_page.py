@@ -208,3 +208,19 @@ def test_a_tool_call_is_answered_and_continued_on_the_page(pg, server, app_env):
     assert any("'role': 'tool'" in c.value for c in pg.code)  # View code shows the continued conversation
     # nothing left to answer: the reply was text
     assert not any((t.key or "").startswith("pg_tool_result_") for t in pg.text_area)
+
+
+def test_a_single_run_through_the_responses_api_shows_it_and_its_code(pg, server, app_env):
+    pg.selectbox(key="pg_api").set_value("responses").run()
+    codes = [c.value for c in pg.code]
+    assert any("client.responses.create(" in c for c in codes) and any("/responses" in c for c in codes)
+    pg.button(key="pg_run").click().run()
+    assert not pg.exception, pg.exception
+    body = [r["body"] for r in server.requests if r["path"] == "/v1/responses"][-1]
+    assert body["instructions"] == "You are terse." and body["input"] == [
+        {"role": "user", "content": "Where is order A-17?"}]
+    assert server.chat_requests() == []
+    assert any(m.value == "Echo: Where is order A-17?" for m in pg.markdown)
+    assert "Served through: Responses" in captions(pg)
+    rec = CallLog(app_env["PROMPTLAB_DB_URL"]).recent(5)
+    assert any(r.page == "playground" and "endpoint:responses" in r.tags for r in rec)
