@@ -48,7 +48,7 @@ tests:
 """
 
 # promptfoo provider ids PromptLab runs: OpenAI's chat API (and any compatible server via apiBaseUrl).
-_PROVIDER_ID = re.compile(r"^openai:(?:chat:)?(?P<model>.+)$")
+_PROVIDER_ID = re.compile(r"^openai:(?:chat:|responses:)?(?P<model>.+)$")
 CONFIG_KEYS = {"temperature", "max_tokens", "max_completion_tokens", "top_p", "seed", "stop", "presence_penalty",
                "frequency_penalty", "response_format", "tools", "tool_choice", "reasoning_effort"}
 PROVIDER_KEYS = CONFIG_KEYS | {"apiBaseUrl", "apiKeyEnvar"}
@@ -89,6 +89,11 @@ class ProviderSpec:
     @property
     def name(self) -> str:
         return self.label or self.id
+
+    @property
+    def api(self) -> str:
+        """The API its cells use: promptfoo's `openai:responses:<model>` is the Responses API, the rest chat."""
+        return "responses" if self.id.startswith("openai:responses:") else "chat"
 
     @property
     def api_base_url(self) -> str | None:
@@ -414,7 +419,7 @@ def _providers(raw: Any, notes: list[str]) -> list[ProviderSpec]:
             continue
         provider_id = item["id"]
         match = _PROVIDER_ID.match(provider_id)
-        if not match or provider_id.startswith(("openai:embedding", "openai:image", "openai:responses",
+        if not match or provider_id.startswith(("openai:embedding", "openai:image",
                                                 "openai:assistant", "openai:realtime", "openai:completion")):
             notes.append(_('Provider “{provider_id}” is not supported (PromptLab runs openai:chat:<model> and '
                            'openai:<model>); it was skipped.').format(

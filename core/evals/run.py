@@ -165,7 +165,7 @@ class EvalRun:
                                                    vars=case.vars, messages=messages, position=position))
                         prepared.append(PreparedCell(
                             CellSpec(prompt.label, spec.model, params.get("temperature"), r), provider, messages,
-                            params, tools=list(params.get("tools") or [])))
+                            params, tools=list(params.get("tools") or []), api=spec.api))
         self.grades: list[CellGrade | None] = [None] * len(self.cells)
         self._lock = threading.Lock()
         self.matrix = MatrixRun(prepared, self.context, log, concurrency, on_done=self._grade, cache=cache)

@@ -144,6 +144,7 @@ class PreparedCell:
     json_schema: dict[str, Any] | None = None
     check_json: bool = False
     tools: list[dict[str, Any]] = field(default_factory=list)
+    api: str = "chat"  # "responses": sent through the Responses API (evals' openai:responses:<model>)
 
 
 class MatrixRun:
@@ -209,7 +210,8 @@ class MatrixRun:
                 raise CallCancelled()
             result.status = f"queued ({ahead} ahead, offline model)"
 
-        stream = ChatStream(cell.provider, ChatRequest(cell.spec.model, cell.messages, cell.params), self.context,
+        stream = ChatStream(cell.provider, ChatRequest(cell.spec.model, cell.messages, cell.params,
+                                                      api="responses" if cell.api == "responses" else "chat"), self.context,
                             self.log, cache=self.cache, hooks=CallHooks(on_rate_limit=waiting, on_queue=queued))
         parts: list[str] = []
         for delta in stream:

@@ -218,3 +218,17 @@ def test_a_command_line_run_is_stored_reportable_compared_and_never_reads_unpric
     doc = html.read_text()
     assert "Cost:</dt><dd>unpriced (12 calls)</dd>" in doc and "<dd>$0</dd>" not in doc
     assert "Paired comparisons (McNemar)" in doc and "p = 0.031" in doc
+
+
+def test_openai_responses_providers_run_their_cells_through_the_responses_api(server, log):
+    config = parse_config(config_dict(server, [{"vars": {"q": "refund"}, "assert": [
+        {"type": "contains", "value": "refund"}]}], prompts=["Answer: {{q}}"], providers=[
+        {"id": "openai:responses:gpt-4o-mini", "config": {"apiBaseUrl": server.base_url}},
+        {"id": "openai:chat:gpt-4o-mini", "config": {"apiBaseUrl": server.base_url}}]))
+    assert not config.notes and [p.api for p in config.providers] == ["responses", "chat"]
+    run = EvalRun(config, resolver(server), CallContext("evals"), log).start()
+    assert run.wait(30) and run.progress() == (2, 2)
+    responses = [r["body"] for r in server.requests if r["path"] == "/v1/responses"]
+    assert len(responses) == 1 and responses[0]["input"] == [{"role": "user", "content": "Answer: refund"}]
+    assert len(server.chat_requests()) == 1 and all(r["pass"] for r in run.rows())
+    assert sum("endpoint:responses" in r.tags for r in log.recent(10)) == 1
