@@ -119,6 +119,10 @@ def _status_error(exc: openai.APIStatusError, model: str | None, retries: int,
         image_error = _image_error(status, code, said, model)
         if image_error is not None:
             return image_error
+    if operation == "responses" and status == 404 and "model" not in lowered:
+        # A server without /responses (most compatible servers) answers 404 with no word about the model.
+        return PromptLabError("no_responses", _("This server has no Responses API (404 on /responses): choose "
+                                              "Chat Completions as the API."))
     if status == 401:
         return PromptLabError("bad_key", _("The API key was rejected (401): check or replace it in Settings."))
     if status == 403:

@@ -352,7 +352,8 @@ class ChatStream:
         if dropped:
             exc = self.provider.crash_error() or exc  # a dropped connection may be a dead model process
         return to_user_error(exc, secrets=(self.provider.api_key,), model=self.request.model,
-                             timeout_s=self.provider.timeout_s, retries=self.provider.max_retries)
+                             timeout_s=self.provider.timeout_s, retries=self.provider.max_retries,
+                             operation="responses" if self.request.api == "responses" else "chat")
 
     def _token_usage(self, reported: Any, billed: bool) -> TokenUsage:
         if isinstance(reported, ResponseUsage):

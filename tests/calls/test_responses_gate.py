@@ -154,3 +154,13 @@ def test_auto_on_a_compatible_server_falls_back_over_chat_completions(provider, 
     fallback = FallbackStream(["gpt-4o-mini"], USER, lambda m: provider, lambda p, m: {}, ctx, log, api="auto")
     assert "".join(fallback) == "Echo: Where is my parcel?"
     assert len(server.chat_requests()) == 1 and responses_requests(server) == []
+
+
+def test_a_server_without_responses_says_so_in_one_sentence(provider, ctx, log, server):
+    server.push(Script(path=PATH, status=404, error_message="Not Found"))
+    stream, deltas = run(provider, ctx, log)
+    err = stream.outcome.error
+    assert deltas == [] and err.kind == "no_responses" and "Chat Completions" in err.message
+    assert only_record(log).error_type == "no_responses"
+    stream, _ = run(provider, ctx, log, model="gpt-9-imaginary")  # a missing model is still that
+    assert stream.outcome.error.kind == "unknown_model"
