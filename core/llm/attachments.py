@@ -113,13 +113,14 @@ def image_patches(width: int, height: int) -> int:
 
 def image_tiles(width: int, height: int) -> int:
     """512-px tiles of an image after fitting 2048×2048 and scaling its shortest side to 768."""
-    if max(width, height) > 2048:
-        scale = 2048 / max(width, height)
-        width, height = width * scale, height * scale
-    scale = 768 / min(width, height)
+    w, h = float(width), float(height)
+    if max(w, h) > 2048:
+        scale = 2048 / max(w, h)
+        w, h = w * scale, h * scale
+    scale = 768 / min(w, h)
     if scale < 1:
-        width, height = width * scale, height * scale
-    return math.ceil(width / 512) * math.ceil(height / 512)
+        w, h = w * scale, h * scale
+    return math.ceil(w / 512) * math.ceil(h / 512)
 
 
 def image_tokens(model: str, width: int, height: int, detail: str = "auto") -> int | None:
