@@ -165,3 +165,32 @@ def from_stored(stored: dict) -> Attachment:
         raise ValueError("stored attachment does not match its SHA-256")
     return Attachment(stored["name"], stored["media_type"], data, stored["sha256"],
                       stored.get("width"), stored.get("height"))
+
+
+# OpenAI models that take no image input (prefixes). Compatible servers are allowed: a server that refuses images
+# answers with an error, which `no_vision_error` turns into one sentence.
+_NO_VISION_PREFIXES = ("gpt-3.5", "o1-mini", "o3-mini", "gpt-4-0613", "gpt-4-0314", "babbage", "davinci")
+
+
+def takes_images(provider_kind: str, model: str) -> bool:
+    """Whether an image or PDF may be sent to `model` on this kind of provider (the offline model takes none)."""
+    if provider_kind == "local":
+        return False
+    if provider_kind in ("openai", "azure"):
+        bare = model.rsplit("/", 1)[-1].lower()
+        return not (bare == "gpt-4" or bare.startswith(_NO_VISION_PREFIXES))
+    return True
+
+
+def no_vision_error(model: str) -> PromptLabError:
+    """The one sentence for an attachment sent (or about to be sent) to a model without image input."""
+    return PromptLabError("no_vision", _(
+        "{model} does not take images or PDFs; remove the attachments or choose a model with vision."
+    ).format(model=model))
+
+
+def looks_like_no_vision(server_message: str) -> bool:
+    """Whether a server's error text says it cannot take image / file input (compatible servers word it freely)."""
+    said = server_message.lower()
+    return any(word in said for word in ("image", "vision", "multimodal", "image_url", "file input")) and any(
+        word in said for word in ("not support", "unsupported", "does not", "cannot", "can't", "invalid"))

@@ -87,3 +87,31 @@ def test_both_wire_shapes_and_store_round_trip():
     tampered = dict(att.to_stored(image), sha256="0" * 64)
     with pytest.raises(ValueError):
         att.from_stored(tampered)
+
+
+def test_which_models_take_images():
+    assert att.takes_images("openai", "gpt-4o-mini") and att.takes_images("openai", "o4-mini")
+    assert not att.takes_images("openai", "gpt-3.5-turbo") and not att.takes_images("openai", "o3-mini")
+    assert not att.takes_images("local", "smollm2")  # the offline model takes none
+    assert att.takes_images("compatible", "anything")  # a compatible server answers for itself
+    err = att.no_vision_error("gpt-3.5-turbo")
+    assert err.kind == "no_vision" and "gpt-3.5-turbo" in err.message
+
+
+def test_a_no_vision_server_error_is_recognised():
+    from openai import BadRequestError, OpenAI
+
+    from tests.loopback_server import LoopbackServer, no_vision_script
+    server = LoopbackServer().start()
+    try:
+        server.push(no_vision_script())
+        client = OpenAI(base_url=server.base_url, api_key="sk-test")
+        image = att.check_attachment("a.png", _image("PNG"))
+        with pytest.raises(BadRequestError) as err:
+            client.chat.completions.create(model="echo-1", messages=[{"role": "user", "content": [
+                {"type": "text", "text": "what is this?"}, att.chat_part(image)]}])
+        assert att.looks_like_no_vision(str(err.value))
+        assert not att.looks_like_no_vision("rate limit reached")
+        assert server.content_parts()[0][1]["image_url"]["url"] == image.data_uri()
+    finally:
+        server.stop()
