@@ -67,6 +67,12 @@ def tiny_png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (30, 1
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
+def no_vision_script() -> Script:
+    """A chat request refused the way a text-only server refuses image input (HTTP 400)."""
+    return Script(status=400, error_code="invalid_request_error",
+                  error_message="Invalid content type. image_url is not supported by this model.")
+
+
 def encode_image(png: bytes, fmt: str) -> bytes:
     """The image in the requested format (real JPEG / WebP bytes via Pillow, which Streamlit brings)."""
     if fmt not in ("jpeg", "webp"):
@@ -162,6 +168,15 @@ class LoopbackServer:
 
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r["body"] for r in self.requests if r["path"] == "/v1/chat/completions"]
+
+    def content_parts(self) -> list[list[dict[str, Any]]]:
+        """The content parts of the last user message of each chat request (a plain string as one text part)."""
+        out = []
+        for body in self.chat_requests():
+            users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+            content = users[-1]["content"] if users else ""
+            out.append(content if isinstance(content, list) else [{"type": "text", "text": content}])
+        return out
 
     def _next_script(self, path: str, body: dict[str, Any] | None = None) -> Script:
         text = json.dumps((body or {}).get("messages") or (body or {}).get("input") or "", ensure_ascii=False)

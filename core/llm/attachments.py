@@ -1,0 +1,196 @@
+"""Images and PDFs a user attaches to a turn: checked by content, their image-token forecast, and their wire shapes.
+
+One `Attachment` record serves both APIs: Chat Completions content parts and Responses input parts.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import math
+import re
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from core.base.errors import PromptLabError
+from core.base.i18n import _
+
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+# Pillow's format name → the media type OpenAI accepts; anything else is refused whatever its file name says.
+IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+PDF_MEDIA_TYPE = "application/pdf"
+# What the upload widget offers; the content check below is what decides.
+UPLOAD_EXTENSIONS = ["png", "jpg", "jpeg", "webp", "gif", "pdf"]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One attached file: name, media type, bytes (and their SHA-256), pixel size for an image."""
+
+    name: str
+    media_type: str
+    data: bytes
+    sha256: str
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def is_image(self) -> bool:
+        return self.media_type.startswith("image/")
+
+    def data_uri(self) -> str:
+        return f"data:{self.media_type};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+def check_attachment(name: str, data: bytes) -> Attachment:
+    """The upload as an `Attachment`, or a `PromptLabError` with one sentence (size, type, corrupt or locked PDF)."""
+    if len(data) > MAX_ATTACHMENT_BYTES:
+        raise PromptLabError("attachment_too_large", _(
+            "{name} is {size} MB; attachments can be at most 20 MB each."
+        ).format(name=name, size=f"{len(data) / 1024 / 1024:.1f}"))
+    digest = hashlib.sha256(data).hexdigest()
+    if data[:5] == b"%PDF-":
+        _check_pdf(name, data)
+        return Attachment(name, PDF_MEDIA_TYPE, data, digest)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = image.format or ""
+            width, height = image.size
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        fmt = ""
+    if fmt not in IMAGE_FORMATS:
+        raise PromptLabError("attachment_type", _(
+            "{name} is not a PNG, JPEG, WebP or GIF image or a PDF, so it cannot be attached."
+        ).format(name=name))
+    return Attachment(name, IMAGE_FORMATS[fmt], data, digest, width, height)
+
+
+def _check_pdf(name: str, data: bytes) -> None:
+    # No PDF library is installed: a readable PDF ends with its trailer's %%EOF (within the last KB, as readers
+    # search), and an encrypted one names an /Encrypt dictionary in its trailer, which the model cannot open.
+    if b"%%EOF" not in data[-1024:] or b"trailer" not in data and b"/XRef" not in data:
+        raise PromptLabError("attachment_pdf_corrupt", _(
+            "{name} is not a readable PDF (the file is damaged or incomplete)."
+        ).format(name=name))
+    if re.search(rb"/Encrypt\s*(\d+\s+\d+\s+R|<<)", data):
+        raise PromptLabError("attachment_pdf_locked", _(
+            "{name} is password-protected; remove the password and attach it again."
+        ).format(name=name))
+
+
+# Image tokens (OpenAI's vision guide). Tile rule: base + per 512-px tile after the image is scaled to fit
+# 2048×2048 and then its shortest side to 768. Patch rule: 32-px patches, at most 1536, times a per-model factor.
+_TILE_COSTS = {"gpt-4o-mini": (2833, 5667), "gpt-4o": (85, 170), "gpt-4.1": (85, 170), "gpt-4.5": (85, 170),
+               "o1": (75, 150), "o3": (75, 150), "computer-use": (65, 129)}
+_PATCH_FACTORS = {"gpt-4.1-mini": 1.62, "gpt-4.1-nano": 2.46, "o4-mini": 1.72, "gpt-5-mini": 1.62,
+                  "gpt-5-nano": 2.46}
+MAX_PATCHES = 1536
+
+
+def _family(model: str, table: dict) -> str | None:
+    # Longest prefix first: "gpt-4o-mini" before "gpt-4o", "gpt-4.1-mini" before "gpt-4.1".
+    bare = model.rsplit("/", 1)[-1].lower()
+    for key in sorted(table, key=len, reverse=True):
+        if bare.startswith(key):
+            return key
+    return None
+
+
+def image_patches(width: int, height: int) -> int:
+    """32-px patches of an image after OpenAI's downscale to at most 1536 patches."""
+    patches = math.ceil(width / 32) * math.ceil(height / 32)
+    if patches <= MAX_PATCHES:
+        return patches
+    shrink = math.sqrt(32 * 32 * MAX_PATCHES / (width * height))
+    scaled_w, scaled_h = width * shrink, height * shrink
+    # Scale again so the width is a whole number of patches.
+    shrink = math.floor(scaled_w / 32) / (scaled_w / 32)
+    scaled_w, scaled_h = scaled_w * shrink, scaled_h * shrink
+    return min(MAX_PATCHES, math.ceil(scaled_w / 32) * math.ceil(scaled_h / 32))
+
+
+def image_tiles(width: int, height: int) -> int:
+    """512-px tiles of an image after fitting 2048×2048 and scaling its shortest side to 768."""
+    w, h = float(width), float(height)
+    if max(w, h) > 2048:
+        scale = 2048 / max(w, h)
+        w, h = w * scale, h * scale
+    scale = 768 / min(w, h)
+    if scale < 1:
+        w, h = w * scale, h * scale
+    return math.ceil(w / 512) * math.ceil(h / 512)
+
+
+def image_tokens(model: str, width: int, height: int, detail: str = "auto") -> int | None:
+    """Input tokens one image costs on `model`, or None when its rule is not known."""
+    patch = _family(model, _PATCH_FACTORS)
+    if patch is not None:
+        return math.ceil(image_patches(width, height) * _PATCH_FACTORS[patch])
+    tile = _family(model, _TILE_COSTS)
+    if tile is None:
+        return None
+    base, per_tile = _TILE_COSTS[tile]
+    if detail == "low":
+        return base
+    return base + per_tile * image_tiles(width, height)
+
+
+def chat_part(attachment: Attachment) -> dict:
+    """The Chat Completions content part for an attachment."""
+    if attachment.is_image:
+        return {"type": "image_url", "image_url": {"url": attachment.data_uri()}}
+    return {"type": "file", "file": {"filename": attachment.name, "file_data": attachment.data_uri()}}
+
+
+def responses_part(attachment: Attachment) -> dict:
+    """The Responses API input part for an attachment."""
+    if attachment.is_image:
+        return {"type": "input_image", "image_url": attachment.data_uri(), "detail": "auto"}
+    return {"type": "input_file", "filename": attachment.name, "file_data": attachment.data_uri()}
+
+
+def to_stored(attachment: Attachment) -> dict:
+    """The attachment as JSON for the conversation store: the bytes themselves, never a remote URL."""
+    return {"name": attachment.name, "media_type": attachment.media_type,
+            "data": base64.b64encode(attachment.data).decode("ascii"), "sha256": attachment.sha256,
+            "width": attachment.width, "height": attachment.height}
+
+
+def from_stored(stored: dict) -> Attachment:
+    """An attachment read back from the store, its bytes checked against the stored SHA-256."""
+    data = base64.b64decode(stored["data"], validate=True)
+    if hashlib.sha256(data).hexdigest() != stored["sha256"]:
+        raise ValueError("stored attachment does not match its SHA-256")
+    return Attachment(stored["name"], stored["media_type"], data, stored["sha256"],
+                      stored.get("width"), stored.get("height"))
+
+
+# OpenAI models that take no image input (prefixes). Compatible servers are allowed: a server that refuses images
+# answers with an error, which `no_vision_error` turns into one sentence.
+_NO_VISION_PREFIXES = ("gpt-3.5", "o1-mini", "o3-mini", "gpt-4-0613", "gpt-4-0314", "babbage", "davinci")
+
+
+def takes_images(provider_kind: str, model: str) -> bool:
+    """Whether an image or PDF may be sent to `model` on this kind of provider (the offline model takes none)."""
+    if provider_kind == "local":
+        return False
+    if provider_kind in ("openai", "azure"):
+        bare = model.rsplit("/", 1)[-1].lower()
+        return not (bare == "gpt-4" or bare.startswith(_NO_VISION_PREFIXES))
+    return True
+
+
+def no_vision_error(model: str) -> PromptLabError:
+    """The one sentence for an attachment sent (or about to be sent) to a model without image input."""
+    return PromptLabError("no_vision", _(
+        "{model} does not take images or PDFs; remove the attachments or choose a model with vision."
+    ).format(model=model))
+
+
+def looks_like_no_vision(server_message: str) -> bool:
+    """Whether a server's error text says it cannot take image / file input (compatible servers word it freely)."""
+    said = server_message.lower()
+    return any(word in said for word in ("image", "vision", "multimodal", "image_url", "file input")) and any(
+        word in said for word in ("not support", "unsupported", "does not", "cannot", "can't", "invalid"))
