@@ -98,3 +98,62 @@ def transcribe(provider: Provider, recording: Recording, context: CallContext, l
         texts=CallTexts({"audio.transcriptions": {"model": model, "bytes": len(recording.data),
                                                   "seconds": recording.seconds}}))
     return Transcript(str(getattr(result, "text", "") or ""), record.request_id, record.cost_usd)
+
+
+SPEECH_ENDPOINT = "audio.speech"
+DEFAULT_SPEECH_MODEL = "tts-1"
+VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer")
+_SPEECH_MIME = {"mp3": "audio/mpeg", "wav": "audio/wav", "opus": "audio/ogg", "aac": "audio/aac",
+                "flac": "audio/flac", "pcm": "audio/pcm"}
+
+
+@dataclass(frozen=True)
+class Speech:
+    """A reply read aloud: the audio, its MIME type, and the call that made it."""
+
+    audio: bytes
+    mime: str
+    request_id: str
+    cost_usd: float | None
+
+
+def speech_cost(model: str, text: str, pricing_id: str | None) -> float | None:
+    """USD for speech priced per character (tts-1, tts-1-hd: genai-prices' `input_mchars`); None (unpriced) for
+    a model priced by audio tokens the API does not report back (gpt-4o-mini-tts) or one genai-prices does not
+    know — an estimate of the text alone would read cheaper than the bill."""
+    if pricing_id is None:
+        return None
+    try:
+        price = calc_price(Usage(input_tokens=1), model, provider_id=pricing_id).model_price
+    except LookupError:
+        return None
+    per_million = getattr(price, "input_mchars", None)
+    return float(per_million) * len(text) / 1_000_000 if per_million is not None else None
+
+
+def speak(provider: Provider, text: str, context: CallContext, log: CallLog, voice: str = "alloy",
+          model: str = DEFAULT_SPEECH_MODEL, response_format: str = "mp3") -> Speech:
+    """The text as audio through the gate: one CallRecord tagged with the endpoint; PromptLabError on failure."""
+    if provider.kind == "local":
+        raise PromptLabError("no_audio", _("The offline model cannot read replies aloud: add an OpenAI key in "
+                                           "Settings (or point OPENAI_BASE_URL at a server with /audio/speech)."))
+    if not text.strip():
+        raise PromptLabError("bad_request", _("There is no text to read aloud."))
+    context = replace(context, tags=[*context.tags, f"endpoint:{SPEECH_ENDPOINT}"])
+
+    def call(client: Any) -> bytes:
+        with client.audio.speech.with_streaming_response.create(
+                model=model, voice=voice, input=text, response_format=response_format) as response:
+            return bytes(response.read())
+
+    def describe(audio: bytes, record: CallRecord) -> None:
+        record.model = model
+        record.cost_usd = speech_cost(model, text, provider.pricing_id)
+
+    audio, record = logged_call(provider, context, log, call, model=model, operation="audio", describe=describe,
+                                texts=CallTexts({"audio.speech": {"model": model, "voice": voice,
+                                                                  "format": response_format, "input": text}}))
+    if not audio:
+        raise PromptLabError("malformed", _("The provider answered without audio: try again."))
+    return Speech(audio, _SPEECH_MIME.get(response_format, "application/octet-stream"), record.request_id,
+                  record.cost_usd)

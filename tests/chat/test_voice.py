@@ -6,7 +6,7 @@ import pytest
 
 from core.base.errors import PromptLabError
 from core.calls.gate import CallContext
-from core.chat.voice import check_recording, transcribe
+from core.chat.voice import check_recording, speak, transcribe
 from core.llm.providers import Provider
 from tests.conftest import TEST_KEY
 from tests.loopback_server import Script, tiny_wav
@@ -71,3 +71,33 @@ def test_offline_model_has_no_audio(log):
         transcribe(Provider("local"), check_recording(tiny_wav(1.0)), CallContext("chat"), log)
     assert info.value.kind == "no_audio" and "offline model" in info.value.message
     assert log.recent(5) == []
+
+
+def test_speech_leaves_one_call_row_priced_per_character(server, log):
+    text = "Paris is the capital of France."
+    speech = speak(_openai(server), text, CallContext("chat"), log, voice="coral", response_format="wav")
+    assert speech.mime == "audio/wav" and speech.audio.startswith(b"RIFF")
+    sent = server.requests[-1]["body"]
+    assert (sent["voice"], sent["model"], sent["input"]) == ("coral", "tts-1", text)
+    row = log.recent(5)
+    assert len(row) == 1 and "endpoint:audio.speech" in row[0].tags and row[0].model == "tts-1"
+    assert row[0].cost_usd == pytest.approx(15 * len(text) / 1_000_000)  # tts-1: $15 per million characters
+
+
+def test_speech_by_audio_tokens_is_unpriced_not_free(server, log):
+    speak(_openai(server), "Hello", CallContext("chat"), log, model="gpt-4o-mini-tts")
+    assert log.recent(1)[0].cost_usd is None
+
+
+def test_speech_failure_is_one_sentence_and_logged(server, log):
+    server.push(Script(path="/v1/audio/speech", status=500))
+    with pytest.raises(PromptLabError) as info:
+        speak(_openai(server), "Hello", CallContext("chat"), log)
+    assert info.value.kind == "server_error" and "\n" not in info.value.message
+    assert log.recent(1)[0].status == "error" and "endpoint:audio.speech" in log.recent(1)[0].tags
+
+
+def test_offline_model_cannot_speak(log):
+    with pytest.raises(PromptLabError) as info:
+        speak(Provider("local"), "Hello", CallContext("chat"), log)
+    assert info.value.kind == "no_audio" and log.recent(5) == []
