@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 import struct
 import threading
@@ -85,6 +86,32 @@ def encode_image(png: bytes, fmt: str) -> bytes:
     return out.getvalue()
 
 
+def tiny_wav(seconds: float = 0.25, rate: int = 8000) -> bytes:
+    """A real, valid 16-bit mono PCM WAV of silence lasting `seconds` (0 gives a header-only, zero-length file)."""
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\x00\x00" * int(seconds * rate))
+    return out.getvalue()
+
+
+def _wav_seconds(data: bytes) -> float:
+    """The length of a WAV upload by its header (0.0 for anything else): the server's own measure."""
+    import io
+    import wave
+
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            return w.getnframes() / float(w.getframerate())
+    except (wave.Error, EOFError, ZeroDivisionError):
+        return 0.0
+
+
 def _words(text: str) -> list[str]:
     pieces = text.split(" ")
     return [p + (" " if i < len(pieces) - 1 else "") for i, p in enumerate(pieces)]
@@ -107,6 +134,8 @@ def _multipart(raw: bytes, content_type: str) -> dict[str, Any]:
         name = part.get_param("name", header="content-disposition")
         data = part.get_payload(decode=True) or b""
         if part.get_filename() is not None:
+            if name == "file":
+                body["_audio_seconds"] = _wav_seconds(data)
             body["_files"].setdefault(name, []).append({"filename": part.get_filename(), "size": len(data),
                                                         "content_type": part.get_content_type(), "head": data[:12]})
         else:
@@ -255,7 +284,8 @@ class LoopbackServer:
                 routes = {"/v1/models": self._models, "/v1/chat/completions": self._chat,
                           "/v1/images/generations": self._images, "/v1/images/edits": self._edits,
                           "/v1/moderations": self._moderations,
-                          "/v1/embeddings": self._embeddings, "/v1/responses": self._responses}
+                          "/v1/embeddings": self._embeddings, "/v1/responses": self._responses,
+                          "/v1/audio/transcriptions": self._transcriptions, "/v1/audio/speech": self._speech}
                 handler = routes.get(path)
                 if handler is None:
                     return self._error(404, f"Unknown path {path}", "not_found")
@@ -402,6 +432,36 @@ class LoopbackServer:
                 self._json(200, {"created": int(time.time()), "data": [{"b64_json": png.decode()} for _ in range(n)],
                                  "usage": {"input_tokens": 75, "output_tokens": 272 * n, "total_tokens": 75 + 272 * n,
                                            "input_tokens_details": {"text_tokens": 10, "image_tokens": 65}}})
+
+            def _transcriptions(self, body: dict[str, Any], script: Script) -> None:
+                """A transcription (multipart, a `file` part): the scripted text; `response_format=text` answers
+                plain text, otherwise JSON with usage as OpenAI gives it (tokens for gpt-4o*-transcribe, seconds
+                for whisper-1, measured here from the WAV's header)."""
+                files = body.get("_files", {}).get("file") or []
+                if not files or not files[0]["size"]:
+                    return self._error(400, "Audio file is empty or missing.", "invalid_value")
+                text = script.reply if script.reply is not None else "Transcribed loopback audio"
+                if body.get("response_format") == "text":
+                    return self._raw(200, (text + "\n").encode(), "text/plain")
+                if str(body.get("model", "")).startswith("whisper"):
+                    usage: dict[str, Any] = {"type": "duration", "seconds": math.ceil(body.get("_audio_seconds", 0.0))}
+                else:
+                    audio_tokens = max(1, int(body.get("_audio_seconds", 0.0) * 10))
+                    output_tokens = len(text.split())
+                    usage = {"type": "tokens", "input_tokens": audio_tokens, "output_tokens": output_tokens,
+                             "total_tokens": audio_tokens + output_tokens,
+                             "input_token_details": {"text_tokens": 0, "audio_tokens": audio_tokens}}
+                self._json(200, {"text": text, "usage": usage})
+
+            def _speech(self, body: dict[str, Any], script: Script) -> None:
+                """Speech: audio bytes for the requested voice and format (a real, short WAV whatever is asked:
+                players and tests only need valid audio; the Content-Type follows the format)."""
+                if not str(body.get("input", "")).strip():
+                    return self._error(400, "input is required", "invalid_value")
+                fmt = body.get("response_format", "mp3")
+                types = {"mp3": "audio/mpeg", "wav": "audio/wav", "opus": "audio/ogg", "aac": "audio/aac",
+                         "flac": "audio/flac", "pcm": "audio/pcm"}
+                self._raw(200, tiny_wav(0.25), types.get(fmt, "application/octet-stream"))
 
             def _moderations(self, body: dict[str, Any], script: Script) -> None:
                 inputs = body.get("input", "")
