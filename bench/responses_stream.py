@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import openai  # noqa: E402
 
+from bench.streaming import CHUNKS, KEY, MODEL, ROUNDS, start_server  # noqa: E402  (same stream, same server)
 from core.calls.gate import CallContext  # noqa: E402
 from core.calls.log import CallLog  # noqa: E402
 from core.chat import conversation as chat  # noqa: E402
@@ -34,20 +34,6 @@ from core.chat.personas import BUILT_IN  # noqa: E402
 from core.chat.store import ConversationStore  # noqa: E402
 from core.llm.providers import Provider, request_params  # noqa: E402
 from core.llm.responses_api import responses_request  # noqa: E402
-from tests.browser import free_port  # noqa: E402
-
-CHUNKS = 2000
-ROUNDS = 15
-MODEL = "gpt-4o-mini"
-KEY = "sk-bench-key-000000000000"
-
-
-def start_server() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.loopback_server", str(port)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
-    proc.stdout.readline()  # "loopback OpenAI-compatible server on …"
-    return proc, f"http://127.0.0.1:{port}/v1"
 
 
 def script_next(base_url: str) -> None:
