@@ -1,6 +1,7 @@
 """Every command line of PromptLab, in one place and one style (argparse): `python -m core COMMAND …` (core/__main__.py)
 with the commands in `COMMANDS`. It sits above every package and nothing in core/ imports it; the old spellings
-(`python -m core.calllog …`) are tiny shims that only call `old_spelling()` when run (tests/test_architecture.py).
+(`python -m core.calllog …`) are tiny shims that run `python -m core` by module name (runpy), importing nothing of
+core (tests/test_architecture.py).
 """
 from __future__ import annotations
 
@@ -314,11 +315,3 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND")
     parser.parse_args(argv[:1])  # prints the usage (exit 2), or the help for -h (exit 0)
     return 2
-
-
-def old_spelling(module: str) -> int:
-    """`python -m core.calllog …` and the like: say the new spelling on stderr, then run it."""
-    command = OLD_SPELLINGS[module]
-    print(f"note: `python -m {module}` is now `python -m core {command}`; the old spelling goes in the next release.",
-          file=sys.stderr)
-    return main([command, *sys.argv[1:]])

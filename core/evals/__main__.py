@@ -1,10 +1,13 @@
 """The old spelling `python -m core.evals …`, kept for one release: says the new one, then runs it (promptlab: old-spelling shim).
 
-Nothing imports this module (tests/test_architecture.py); the command line is core/cli.py.
+Nothing imports this module (tests/test_architecture.py); the command line is core/cli.py, reached by module name
+(runpy) so that no library path imports it.
 """
 if __name__ == "__main__":
+    import runpy
     import sys
 
-    from core.cli import old_spelling
-
-    sys.exit(old_spelling("core.evals"))
+    print("note: `python -m core.evals` is now `python -m core evals`; the old spelling goes in the next release.",
+          file=sys.stderr)
+    sys.argv[1:1] = ["evals"]
+    runpy.run_module("core", run_name="__main__", alter_sys=True)
