@@ -155,6 +155,7 @@ def evals_main(argv: list[str] | None = None) -> int:
     from core.base.config import load_settings
     from core.calls.gate import CallContext
     from core.calls.log import CallLog
+    from core.evals import ci
     from core.evals.config import OPERATOR, EvalConfigError, load_config
     from core.evals.run import EvalRun, ProviderResolver, exit_code, key_notes, summary_table
     from core.evals.store import EvalStore
@@ -166,6 +167,9 @@ def evals_main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run CONFIG (promptfoo YAML) and print a summary table")
     run.add_argument("config")
     run.add_argument("--output", help="write every cell's result and a summary to this JSON file")
+    run.add_argument("--junit-xml", metavar="PATH", help="write JUnit XML (a test case per cell) for a CI's test view")
+    run.add_argument("--promptfoo-json", metavar="PATH",
+                     help="write the results in promptfoo's results.json shape (version 3)")
     run.add_argument("--repeat", type=int, default=1, help="run each cell N times (1-20)")
     run.add_argument("--concurrency", type=int, default=8, help="calls at once (default 8)")
     args = parser.parse_args(argv)
@@ -201,13 +205,20 @@ def evals_main(argv: list[str] | None = None) -> int:
     summary = evaluation.summary()
     print(f"{summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors · "
           f"{format_cost_total(summary['cost_usd'], summary['unpriced_calls'])} · run {evaluation.id}")
-    if args.output:
-        saved = store.run(evaluation.id)  # as stored: without the keys in play, under the text policy
+    saved = store.run(evaluation.id)  # as stored: without the keys in play, under the text policy
+    rows = saved.rows if saved else evaluation.rows()
+    outputs = {args.output: lambda: saved.to_json() if saved else evaluation.to_json(),
+               args.junit_xml: lambda: ci.junit_xml(rows, f"PromptLab eval {evaluation.name or evaluation.id}"),
+               args.promptfoo_json: lambda: ci.promptfoo_json(
+                   rows, run_id=evaluation.id, timestamp=saved.created_at if saved else "", notes=config.notes)}
+    for path, build in outputs.items():
+        if not path:
+            continue
         try:
-            with open(args.output, "w", encoding="utf-8") as f:
-                f.write(saved.to_json() if saved else evaluation.to_json())
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(build())
         except OSError as err:
-            print(f"error: cannot write {args.output}: {err.strerror}", file=sys.stderr)
+            print(f"error: cannot write {path}: {err.strerror}", file=sys.stderr)
             return 1
     return exit_code(evaluation)
 
