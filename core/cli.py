@@ -172,9 +172,15 @@ def evals_main(argv: list[str] | None = None) -> int:
                      help="write the results in promptfoo's results.json shape (version 3)")
     run.add_argument("--repeat", type=int, default=1, help="run each cell N times (1-20)")
     run.add_argument("--concurrency", type=int, default=8, help="calls at once (default 8)")
+    run.add_argument("--compare", nargs=2, type=int, action="append", metavar=("A", "B"),
+                     help="McNemar between configurations A and B (row numbers of the table; repeatable); "
+                          "default: every two that differ in their prompt or their provider only")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
+        configs = len(config.prompts) * len(config.providers)
+        if any(not 1 <= n <= configs for pair in args.compare or [] for n in pair):  # before any call is paid
+            raise ValueError(f"--compare takes row numbers of the table, 1 to {configs}")
         settings = load_settings()
         resolver = ProviderResolver(settings, resolve_provider(settings), dict(os.environ))
         for note in config.notes + key_notes(config, resolver):
@@ -201,7 +207,7 @@ def evals_main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     evaluation.finish()
-    print(summary_table(evaluation))
+    print(summary_table(evaluation, args.compare))
     summary = evaluation.summary()
     print(f"{summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors · "
           f"{format_cost_total(summary['cost_usd'], summary['unpriced_calls'])} · run {evaluation.id}")

@@ -66,17 +66,20 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
             _("tokens in / out"): f"{c.input_tokens:,} / {c.output_tokens:,}"} for c in configs]),
             hide_index=True, width="stretch")
 
-        prompts = list(dict.fromkeys(c.prompt for c in configs))
-        providers = list(dict.fromkeys(c.provider for c in configs))
-        if len(prompts) > 1:
-            st.subheader(_("Compare two prompts on the same cases"))
-            a, b, v = st.columns(3)
-            prompt_a = a.selectbox("A", prompts, key="eval_cmp_a")
-            prompt_b = b.selectbox("B", prompts, index=1, key="eval_cmp_b")
-            provider = v.selectbox(_("On"), providers, key="eval_cmp_provider")
-            comparison = er.compare_prompts(rows, prompt_a, prompt_b, provider)
+        if len(configs) > 1:  # any two configurations: two prompts, two providers, or both
+            st.subheader(_("Compare two configurations on the same cases"))
+            labels = [c.label for c in configs]
+            first_a, first_b = er.first_pair(rows, configs)
+            a, b = st.columns(2)
+            pick_a = a.selectbox("A", range(len(configs)), index=first_a, format_func=lambda i: labels[i],
+                                 key="eval_cmp_a")
+            pick_b = b.selectbox("B", range(len(configs)), index=first_b, format_func=lambda i: labels[i],
+                                 key="eval_cmp_b")
+            config_a, config_b = configs[pick_a], configs[pick_b]
+            comparison = er.compare_configs(rows, (config_a.prompt, config_a.provider),
+                                            (config_b.prompt, config_b.provider))
             st.info(plain(comparison.sentence()))
-            for row in er.flipped(rows, comparison, prompt_b, provider):
+            for row in er.flipped(rows, comparison, config_b.prompt, config_b.provider):
                 st.caption(_("{verdict} · case {n} #{repeat} · {case}").format(
                     verdict=_("✅ B better") if row["flip"] == "better" else _("❌ B worse"), n=row["test_index"] + 1,
                     repeat=row["repeat"], case=plain(row.get("description") or row["vars"])))

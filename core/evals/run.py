@@ -414,17 +414,28 @@ def exit_code(run: EvalRun) -> int:
     return 0 if all(g is not None and g.passed for g in run.grades) else 100
 
 
-def summary_table(run: EvalRun) -> str:
-    """The plain-text table the command line prints."""
-    lines = [f"{'configuration':48s} {'pass':>9s} {'rate':>6s} {'95% interval':>15s} {'errors':>6s} {'cost':>10s}"]
-    for c in eval_results.config_summaries(run.rows()):
+def summary_table(run: EvalRun, pairs: list[tuple[int, int]] | None = None) -> str:
+    """The plain-text table the command line prints: one numbered row per configuration (labels cut but never
+    alike), then McNemar for the `pairs` of row numbers the user picked (`--compare 1 3`), or by default for every
+    two configurations that differ in one thing (two prompts on one provider, two providers with one prompt)."""
+    rows = run.rows()
+    configs = eval_results.config_summaries(rows)
+    labels = eval_results.distinct_labels([c.label for c in configs], 44)
+    lines = [f"{'#':>3s} {'configuration':44s} {'pass':>9s} {'rate':>6s} {'95% interval':>15s} {'errors':>6s} "
+             f"{'cost':>10s}"]
+    for n, (c, label) in enumerate(zip(configs, labels), 1):
         rate = "–" if c.rate is None else f"{c.rate:.0%}"
         low, high = c.interval
         cost = format_cost_total(c.cost_usd, c.unpriced)
-        lines.append(f"{c.label[:48]:48s} {c.passed:>4d}/{c.total:<4d} {rate:>6s} {low:>6.0%} – {high:<6.0%} "
+        lines.append(f"{n:>3d} {label:44s} {c.passed:>4d}/{c.total:<4d} {rate:>6s} {low:>6.0%} – {high:<6.0%} "
                      f"{c.errors:>6d} {cost:>10s}")
-    comparisons = eval_results.paired_comparisons(run.rows())
-    if comparisons:  # the same cases under two prompts or two providers: is the difference more than chance?
+    if pairs:
+        comparisons = [eval_results.compare_configs(rows, (configs[a - 1].prompt, configs[a - 1].provider),
+                                                    (configs[b - 1].prompt, configs[b - 1].provider))
+                       for a, b in pairs]
+    else:
+        comparisons = eval_results.paired_comparisons(rows)
+    if comparisons:  # the same cases under two configurations: is the difference more than chance?
         lines.append("")
         lines.append("paired comparisons (exact McNemar on the cases that flipped):")
         lines.extend(f"  {c.sentence()}" for c in comparisons)

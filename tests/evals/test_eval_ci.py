@@ -73,3 +73,36 @@ def test_the_example_ci_workflow_parses_and_uses_only_flags_the_command_has():
     assert flags and all(flag in out.getvalue() for flag in flags)
     junit = [s for s in steps if "junit" in str(s.get("uses"))]
     assert junit and junit[0]["with"]["report_paths"] in argv
+
+
+def test_mcnemar_between_two_providers_the_user_picks_and_labels_that_stay_distinct(server, tmp_path, sqlite_url):
+    """Issue 26 point 9: `--compare A B` takes any two rows of the table (here two providers with one prompt);
+    two long labels that differ only at the end stay told apart in the table."""
+    config = tmp_path / "eval.yaml"
+    long_prompt = "You are a very careful support assistant for a shoe shop; answer briefly: {{q}}"
+    providers = [{"id": "openai:chat:gpt-4o-mini", "config": {"apiBaseUrl": server.base_url}},
+                 {"id": "openai:chat:gpt-4o", "config": {"apiBaseUrl": server.base_url}}]
+    config.write_text(json.dumps(config_dict(server, [
+        {"vars": {"q": f"case {i}"}, "assert": [{"type": "contains", "value": f"case {i}"}]} for i in range(6)],
+        prompts=[long_prompt], providers=providers)))
+    for i in range(6):  # one call at a time: the first provider's calls come first and take these failing replies
+        server.push(Script(reply="I cannot help with that.", when=f"case {i}"))
+    done = run_cli(["run", str(config), "--concurrency", "1", "--compare", "1", "2"], sqlite_url, server.base_url)
+    assert done.returncode == 100, done.stderr
+    table = done.stdout.splitlines()
+    rows = [line for line in table if line.startswith(("  1 ", "  2 "))]
+    assert len(rows) == 2 and rows[0][4:48] != rows[1][4:48]  # cut to 44 characters, still different
+    assert "openai:chat:gpt-4o passes 6/6, openai:chat:gpt-4o-mini 0/6; openai:chat:gpt-4o better on 6 cases, " \
+           "worse on 0, p = 0.031" in done.stdout
+    bad = run_cli(["run", str(config), "--compare", "1", "3"], sqlite_url, server.base_url)
+    assert bad.returncode == 1 and "1 to 2" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_distinct_labels_keep_head_and_tail_and_number_what_still_collides():
+    from core.evals.results import distinct_labels
+
+    long_a, long_b = "x" * 60 + " · openai:gpt-4o", "x" * 60 + " · openai:gpt-4o-mini"
+    cut = distinct_labels([long_a, long_b, "short", "short"], 30)
+    assert all(len(label) <= 30 for label in cut) and len(set(cut)) == 4
+    assert cut[0].endswith("openai:gpt-4o") and cut[1].endswith("gpt-4o-mini") and "…" in cut[0]
+    assert cut[2:] == ["short #3", "short #4"]

@@ -59,6 +59,12 @@ def test_config_run_results_and_baseline(ev, server, app_env):
     assert matrix.loc["Please answer {{question}}", "openai:chat:gpt-4o-mini"].startswith("1/2")
     infos = " ".join(i.value for i in ev.info)
     assert "passes 1/2" in infos and "better on 0 cases, worse on 1" in infos
+    b_options = ev.selectbox(key="eval_cmp_b").options  # any two configurations: here two providers, one prompt
+    assert len(b_options) == 4
+    ev.selectbox(key="eval_cmp_b").set_value(next(i for i, o in enumerate(b_options)
+                                                  if o == "Q: {{question}} · openai:chat:gpt-4o")).run()
+    infos = " ".join(i.value for i in ev.info).replace("\\", "")
+    assert "openai:chat:gpt-4o and openai:chat:gpt-4o-mini share no cases" in infos  # its calls all failed
     expanders = [e.label for e in ev.expander]
     failure_first = [label for label in expanders if label.startswith(("⚠️", "❌", "✅"))]
     assert failure_first[0].startswith(("⚠️", "❌")) and failure_first[-1].startswith("✅")
