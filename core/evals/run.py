@@ -423,7 +423,7 @@ def summary_table(run: EvalRun, pairs: list[tuple[int, int]] | None = None) -> s
     labels = eval_results.distinct_labels([c.label for c in configs], 44)
     lines = [f"{'#':>3s} {'configuration':44s} {'pass':>9s} {'rate':>6s} {'95% interval':>15s} {'errors':>6s} "
              f"{'cost':>10s}"]
-    for n, (c, label) in enumerate(zip(configs, labels), 1):
+    for n, (c, label) in enumerate(zip(configs, labels, strict=True), 1):
         rate = "–" if c.rate is None else f"{c.rate:.0%}"
         low, high = c.interval
         cost = format_cost_total(c.cost_usd, c.unpriced)
