@@ -123,6 +123,9 @@ class TestCase:
     assertions: list[Assertion] = field(default_factory=list)
     description: str = ""
     threshold: float | None = None
+    # promptfoo's filterable `metadata`; PromptLab keeps where a case came from here (`source`: the call or the
+    # conversation turn, `rating`, `note`, `model`): it travels with the case and never reaches the prompt.
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_config(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -133,6 +136,8 @@ class TestCase:
             out["assert"] = [a.to_dict() for a in self.assertions]
         if self.threshold is not None:
             out["threshold"] = self.threshold
+        if self.metadata:
+            out["metadata"] = dict(self.metadata)
         return out
 
 
@@ -486,8 +491,9 @@ def _test(raw: Any, where: str, notes: list[str]) -> TestCase:
                       for a in assertions]
     for key in sorted(set(options) - {"provider"}) if isinstance(options, dict) and where != "defaultTest" else []:
         notes.append(_('{where}: option “{key}” is not supported and was ignored.').format(where=where, key=key))
-    if raw.get("metadata"):
-        notes.append(_('{where}: metadata is not used by PromptLab (kept out of the run).').format(where=where))
+    metadata = raw.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise EvalConfigError(_('{where}: metadata must be a mapping of names to values.').format(where=where))
     variables = raw.get("vars") or {}
     if not isinstance(variables, dict):
         raise EvalConfigError(_('{where}: vars must be a mapping of names to values.').format(where=where))
@@ -496,7 +502,7 @@ def _test(raw: Any, where: str, notes: list[str]) -> TestCase:
             notes.append(_('{where}: variable “{name}” names a file ({value}); PromptLab does not load files into '
                            'variables, so it is sent as written.').format(where=where, name=name, value=value))
     return TestCase(vars=dict(variables), assertions=assertions, description=str(raw.get("description") or ""),
-                    threshold=_number(raw.get("threshold"), where, "threshold"))
+                    threshold=_number(raw.get("threshold"), where, "threshold"), metadata=dict(metadata))
 
 
 def _tests(raw: Any, files: ConfigFiles, notes: list[str]) -> list[TestCase]:
@@ -599,6 +605,7 @@ def _csv_case(row: dict[str | Any, Any], where: str, notes: list[str]) -> TestCa
     from core.formats.exports import restore  # here, as in tests_to_csv: reading a config needs no pandas
 
     variables: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
     assertions, description, threshold, metric = [], "", None, None
     for key, value in row.items():
         # A cell our own Cases CSV quoted against spreadsheet formulas reads back as it was written.
@@ -612,6 +619,9 @@ def _csv_case(row: dict[str | Any, Any], where: str, notes: list[str]) -> TestCa
             threshold = _number(value, where, "__threshold") if value.strip() else None
         elif key == "__metric":
             metric = value or None
+        elif key.startswith("__metadata:"):  # promptfoo's `__metadata:<name>` columns
+            if value:
+                metadata[key.split(":", 1)[1]] = value
         elif key.startswith("__"):
             notes.append(_('CSV column “{key}” is not supported and was ignored.').format(key=key))
         else:
@@ -622,7 +632,7 @@ def _csv_case(row: dict[str | Any, Any], where: str, notes: list[str]) -> TestCa
         if a.base_type not in SUPPORTED:
             notes.append(_('CSV: assertion type “{type}” is not supported; it was skipped.').format(type=a.type))
     return TestCase(vars=variables, assertions=[a for a in assertions if a.base_type in SUPPORTED],
-                    description=description, threshold=threshold)
+                    description=description, threshold=threshold, metadata=metadata)
 
 
 def tests_to_csv(tests: list[TestCase]) -> str:
@@ -633,8 +643,9 @@ def tests_to_csv(tests: list[TestCase]) -> str:
 
     names = list(dict.fromkeys(k for t in tests for k in t.vars))
     width = max((len(t.assertions) for t in tests), default=0)
+    meta = list(dict.fromkeys(k for t in tests for k in t.metadata))
     header = [*names, *(["__expected"] if width else []), *[f"__expected{i}" for i in range(2, width + 1)],
-              "__description", "__threshold"]
+              "__description", "__threshold", *[f"__metadata:{k}" for k in meta]]
     rows = [header]
     for i, t in enumerate(tests):
         cells = []
@@ -646,7 +657,8 @@ def tests_to_csv(tests: list[TestCase]) -> str:
                     case=i + 1, type=a.type))
             cells.append(cell)
         rows.append([_cell(t.vars.get(n, "")) for n in names] + cells + [""] * (width - len(cells))
-                    + [t.description, "" if t.threshold is None else f"{t.threshold:g}"])
+                    + [t.description, "" if t.threshold is None else f"{t.threshold:g}"]
+                    + [_cell(t.metadata.get(k, "")) for k in meta])
     return rows_to_csv(rows)
 
 
