@@ -22,13 +22,14 @@ from core.evals.config import (
     to_yaml,
 )
 from core.evals.run import EvalRun, ProviderResolver, RunNotStarted, key_notes
-from core.evals.store import EvalStore, SavedEvalRun, TestSetRefused
+from core.evals.store import EvalStore, SavedEvalRun
 from core.formats.exports import table_from_csv
 from core.formats.parse_limits import UPLOADED_BYTES
 from core.formats.rendering import plain
 from core.llm.pricing import format_cost
 from core.policy.access import Identity
 from pages._eval_results import render_results
+from pages._eval_sets import draw_test_sets
 from pages._widgets import available_models
 from pages._workbench import response_cache, workbench
 
@@ -143,37 +144,11 @@ with setup:
         except EvalConfigError:
             c4.caption(_("CSV cannot hold these cases"))
         with st.expander(_("Test sets (saved, versioned)")):
-            name = st.text_input(_("Save the cases as"), key="eval_set_name")
-            share = st.checkbox(_("Share it: everyone may read it (only you and admins may change it)"),
-                                key="eval_set_share")
-            if st.button(_("💾 Save test set"), key="eval_set_save", disabled=not name.strip()):
-                try:  # a new set is private unless shared; saving again never unshares (the toggle below does)
-                    saved = store.save_set(name, config.tests, wb.user, shared=True if share else None)
-                    st.success(_('Saved “{name}” v{version} ({cases} cases).').format(
-                        name=plain(saved.name), version=saved.version, cases=len(saved.tests)))
-                except TestSetRefused as err:
-                    st.error(plain(err))
-            names = store.set_names()
-            if names:
-                pick = st.selectbox(_("Load a test set"), names, key="eval_set_pick")
-                history = store.set_history(pick)
-                latest = history[0]
-                st.caption(_("Owner: {owner} · {shared}").format(
-                    owner=plain(latest.owner) if latest.owner else _("none (saved before sets had owners: only "
-                                                                     "admins may change it)"),
-                    shared=_("shared with everyone") if latest.shared else _("private")))
-                if store.may_change(latest):
-                    shared_now = st.toggle(_("Shared with everyone"), value=latest.shared,
-                                           key=f"eval_set_shared_{pick}")
-                    if shared_now != latest.shared:
-                        store.share_set(pick, shared_now)
-                        st.rerun()
-                version = st.selectbox(_("Version"), history, key="eval_set_version",
-                                       format_func=lambda v: f"v{v.version} · {v.created_at[:16]} · {v.author or ''}")
-                if st.button(_("Use these cases"), key="eval_set_load"):
-                    config.tests = version.tests
-                    set_config_text(to_yaml(config))
-                    st.rerun()
+            picked = draw_test_sets(store, config, wb.user)
+            if picked is not None:
+                config.tests = picked
+                set_config_text(to_yaml(config))
+                st.rerun()
             cases_file = st.file_uploader(_("Import cases (CSV, JSONL or YAML)"), type=["csv", "jsonl", "yaml", "yml"],
                                           key="eval_cases_upload", max_upload_size=UPLOADED_BYTES >> 20)
             if cases_file is not None and st.button(_("Use the imported cases"), key="eval_cases_use"):

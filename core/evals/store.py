@@ -49,6 +49,35 @@ class TestSetVersion:
     shared: bool = False  # readable by everyone: the owner's choice
 
 
+@dataclass(frozen=True)
+class SetDiff:
+    """What changed between two versions of a test set: cases added, removed, and changed (old, new)."""
+
+    added: list[TestCase]
+    removed: list[TestCase]
+    changed: list[tuple[TestCase, TestCase]]
+
+    @property
+    def unchanged(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def _case_key(case: TestCase) -> str:
+    # A case from traffic is the same case while its source is; a typed one is known by its variables.
+    source = case.metadata.get("source")
+    return f"source:{source}" if source else "vars:" + json.dumps(case.vars, sort_keys=True, default=str)
+
+
+def diff_sets(old: list[TestCase], new: list[TestCase]) -> SetDiff:
+    """Cases matched by their source (traffic) or their variables; a matched case whose assertions, description,
+    threshold, variables or metadata differ is changed."""
+    before = {_case_key(c): c for c in old}
+    after = {_case_key(c): c for c in new}
+    return SetDiff(added=[c for k, c in after.items() if k not in before],
+                   removed=[c for k, c in before.items() if k not in after],
+                   changed=[(before[k], c) for k, c in after.items() if k in before and before[k] != c])
+
+
 class TestSetRefused(PermissionError):
     """A change to a test set that the viewer may not make: the one sentence to show."""
 
@@ -263,6 +292,16 @@ class EvalStore:
             raise TestSetRefused(_("The test set “{name}” was saved by someone else at the same moment: try "
                                    "again.").format(name=name)) from None
         return saved
+
+    def add_to_set(self, name: str, cases: list[TestCase], author: str | None = None,
+                   note: str | None = None) -> tuple[TestSetVersion, int]:
+        """"Add to a test set": the set's latest cases plus those not in it yet (a call or turn added twice is one
+        case), saved as its next version — or a new private set. Returns the version and how many were new."""
+        latest = self.latest_set(name.strip())
+        have = {_case_key(c) for c in latest.tests} if latest else set()
+        new = [c for c in dict((_case_key(c), c) for c in cases).values() if _case_key(c) not in have]
+        tests = (latest.tests if latest else []) + new
+        return self.save_set(name, tests, author, note), len(new)
 
     def share_set(self, name: str, shared: bool) -> None:
         """Let everyone read the set (or only its owner and admins again): its owner's choice, or an admin's."""

@@ -16,6 +16,7 @@ from core.base.i18n import _
 from core.calls.log import CallLog, CallRecord, CallTexts
 from core.evals.assertions import Assertion
 from core.evals.config import TestCase
+from core.evals.store import EvalStore, TestSetVersion
 from core.policy.redaction import redact_value
 
 PAGE = 500            # calls read per query
@@ -155,3 +156,30 @@ def cases_from_conversation(messages: list[dict[str, Any]], conversation_id: str
         if case is not None:
             out.append(case)
     return out
+
+
+@dataclass(frozen=True)
+class Added:
+    """What "Add to a test set" did: the set's new version, the cases new to it, the calls that gave no case."""
+
+    version: TestSetVersion
+    added: int
+    skipped: int
+
+
+def add_calls_to_set(store: EvalStore, log: CallLog, set_name: str, request_ids: Iterable[str], *, user: str,
+                     admin: bool = False) -> Added:
+    """The Analytics drill-down's "Add to a test set" (one call for the page): the chosen calls as cases, added to
+    the set as its next version (`EvalStore.add_to_set`: the set's owner or an admin; TestSetRefused otherwise)."""
+    found = import_calls(log, request_ids, user=user, admin=admin)
+    version, added = store.add_to_set(set_name, found.cases, author=user, note=_("added from the call log"))
+    return Added(version, added, found.skipped)
+
+
+def add_turns_to_set(store: EvalStore, set_name: str, messages: list[dict[str, Any]], conversation_id: str, *,
+                     user: str, model: str | None = None, text_policy: str = "full",
+                     turns: Iterable[int] | None = None) -> Added:
+    """Chat's "Add to a test set" for a conversation's replies (or the `turns` chosen), as its next version."""
+    cases = cases_from_conversation(messages, conversation_id, model=model, text_policy=text_policy, turns=turns)
+    version, added = store.add_to_set(set_name, cases, author=user, note=_("added from a conversation"))
+    return Added(version, added, 0)

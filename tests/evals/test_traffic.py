@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from core.calls.gate import CallContext, ChatRequest, ChatStream
 from core.calls.log import TEXT_POLICY, CallLog, CallRecord, CallTexts
 from core.evals import config as cases_io  # its tests_* names would be collected as tests if imported bare
@@ -100,3 +102,34 @@ def test_ten_thousand_calls_are_read_a_page_at_a_time(log):
     result = import_calls(log, ids, user="alice")
     assert len(result.cases) == 10_000 and result.cases[-1].vars["input"] == "question 9999"
     assert len(queries) == 20 and max(queries) == 500
+
+
+def test_two_versions_of_a_test_set_diff_by_source_or_variables():
+    from core.evals.assertions import Assertion
+    from core.evals.config import TestCase
+    from core.evals.store import diff_sets
+
+    typed = TestCase(vars={"q": "refund?"}, assertions=[Assertion(type="contains", value="30")])
+    traffic = TestCase(vars={"input": "hi"}, metadata={"source": "call:req_1"})
+    edited = TestCase(vars={"input": "hi (edited)"}, metadata={"source": "call:req_1"})  # same source, new text
+    stricter = TestCase(vars={"q": "refund?"}, assertions=[Assertion(type="contains", value="30 days")])
+    new = TestCase(vars={"q": "gift cards?"})
+    diff = diff_sets([typed, traffic], [stricter, edited, new])
+    assert diff.added == [new] and diff.removed == [] and diff.changed == [(typed, stricter), (traffic, edited)]
+    assert diff_sets([typed], [typed]).unchanged and diff_sets([typed], []).removed == [typed]
+
+
+def test_adding_traffic_to_a_set_makes_its_next_version_once_per_source_and_respects_owners(server, log, db_url):
+    from core.evals.store import EvalStore, TestSetRefused, diff_sets
+
+    first = call(server, log, [{"role": "user", "content": "first"}])
+    second = call(server, log, [{"role": "user", "content": "second"}])
+    alice = EvalStore(db_url, viewer="alice")
+    v1, added = alice.add_to_set("from traffic", import_calls(log, [first], user="alice").cases, "alice")
+    assert (v1.version, added, v1.shared) == (1, 1, False)
+    v2, added = alice.add_to_set("from traffic", import_calls(log, [first, second], user="alice").cases, "alice")
+    assert (v2.version, added, [c.vars["input"] for c in v2.tests]) == (2, 1, ["first", "second"])
+    assert [c.vars["input"] for c in diff_sets(v1.tests, v2.tests).added] == ["second"]
+    bob = EvalStore(db_url, viewer="bob")
+    with pytest.raises(TestSetRefused):  # not his set (and he cannot read it while it is private)
+        bob.add_to_set("from traffic", import_calls(log, [second], user="alice", admin=True).cases, "bob")

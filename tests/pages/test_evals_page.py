@@ -235,3 +235,18 @@ def test_a_command_line_run_is_listed_on_the_page_and_its_unpriced_cost_never_re
     assert ev.selectbox(key="eval_result_pick").value == run_id  # listed, and shown (the newest)
     summary = " ".join(m.value for m in ev.markdown)
     assert "unpriced (1 call)" in summary and "· $0" not in summary
+
+
+def test_a_test_sets_versions_show_what_changed_against_the_one_before(ev):
+    ev.text_area(key="eval_yaml").set_value(CONFIG).run()
+    ev.text_input(key="eval_set_name").set_value("shoes").run()
+    ev.button(key="eval_set_save").click().run()
+    more = CONFIG + '  - description: laces\n    vars: {question: "laces?"}\n'
+    ev.text_area(key="eval_yaml").set_value(more).run()
+    ev.button(key="eval_set_save").click().run()
+    assert not ev.exception, ev.exception
+    captions = " ".join(c.value for c in ev.caption)
+    assert "Against v1: 1 added, 0 removed, 0 changed." in captions  # the newest version is picked first
+    assert "laces" in " ".join(m.value for m in ev.markdown)
+    ev.selectbox(key="eval_set_version_shoes_2").set_value(1).run()
+    assert "The first version: 2 cases." in " ".join(c.value for c in ev.caption)
