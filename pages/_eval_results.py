@@ -35,7 +35,8 @@ def render_state(run: SavedEvalRun, resume: Callable[[SavedEvalRun], None] | Non
 
 
 def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
-                   resume: Callable[[SavedEvalRun], None] | None = None) -> None:
+                   resume: Callable[[SavedEvalRun], None] | None = None,
+                   revise: Callable[[SavedEvalRun], None] | None = None) -> None:
     state = st.session_state
     runs = store.runs()
     if not runs:
@@ -102,6 +103,9 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
                         case=plain(row.get("description") or row["vars"])))
         else:
             st.caption(_("This run is the baseline."))
+
+        if revise is not None and shown.status not in (RUNNING,):
+            revise(shown)  # "Suggest a revision" (pages/_eval_revision.py)
 
         st.subheader(_("Cases, failures first"))
         for row in er.cases_failures_first(rows)[:200]:

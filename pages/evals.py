@@ -29,6 +29,7 @@ from core.formats.rendering import plain
 from core.llm.pricing import format_cost
 from core.policy.access import Identity
 from pages._eval_results import render_results
+from pages._eval_revision import draw_revision
 from pages._eval_sets import draw_test_sets
 from pages._widgets import available_models
 from pages._workbench import response_cache, workbench
@@ -209,4 +210,5 @@ with run_tab:
 
 # ----- results -------------------------------------------------------------------------------------------------------
 with results_tab:
-    render_results(store, wb.secrets, resume)
+    render_results(store, wb.secrets, resume, revise=lambda run: draw_revision(
+        run, wb=wb, store=store, resolver=resolver, actor=actor, follow=follow, use_config=set_config_text))

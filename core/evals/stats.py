@@ -66,3 +66,29 @@ def compare_paired(a: dict[tuple[int, int], bool], b: dict[tuple[int, int], bool
                             b_passed=sum(b[k] for k in keys), pairs=len(keys),
                             b_better=[k for k in keys if b[k] and not a[k]],
                             b_worse=[k for k in keys if a[k] and not b[k]])
+
+
+def newcombe_interval(passed_a: int, n_a: int, passed_b: int, n_b: int, phi: float = 0.0, z: float = Z95
+                      ) -> tuple[float, float, float]:
+    """B's pass rate minus A's with Newcombe's hybrid-score interval (method 10 of his 1998 papers): the two
+    Wilson intervals combined, through the correlation `phi` of paired outcomes (0: independent samples). Sound
+    at small n and near 0 or 100 %, where the Wald interval is not. Returns (difference, low, high)."""
+    if not n_a or not n_b:
+        return 0.0, -1.0, 1.0
+    p_a, p_b = passed_a / n_a, passed_b / n_b
+    l_a, u_a = wilson(passed_a, n_a, z)
+    l_b, u_b = wilson(passed_b, n_b, z)
+    difference = p_b - p_a
+    low = difference - math.sqrt(max(0.0, (p_b - l_b) ** 2 - 2 * phi * (p_b - l_b) * (u_a - p_a) + (u_a - p_a) ** 2))
+    high = difference + math.sqrt(max(0.0, (u_b - p_b) ** 2 - 2 * phi * (u_b - p_b) * (p_a - l_a) + (p_a - l_a) ** 2))
+    return difference, max(-1.0, low), min(1.0, high)
+
+
+def paired_difference(a_only: int, b_only: int, both: int, neither: int, z: float = Z95
+                      ) -> tuple[float, float, float]:
+    """B's pass rate minus A's on the same cases (pairs where only A passed, only B, both, neither), with
+    Newcombe's interval for paired proportions: phi is the correlation of the 2×2 table of pairs."""
+    n = a_only + b_only + both + neither
+    denominator = (both + a_only) * (neither + b_only) * (both + b_only) * (neither + a_only)
+    phi = (both * neither - a_only * b_only) / math.sqrt(denominator) if denominator else 0.0
+    return newcombe_interval(both + a_only, n, both + b_only, n, phi, z)

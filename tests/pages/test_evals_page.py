@@ -250,3 +250,44 @@ def test_a_test_sets_versions_show_what_changed_against_the_one_before(ev):
     assert "laces" in " ".join(m.value for m in ev.markdown)
     ev.selectbox(key="eval_set_version_shoes_2").set_value(1).run()
     assert "The first version: 2 cases." in " ".join(c.value for c in ev.caption)
+
+
+def test_suggest_a_revision_run_it_on_the_same_cases_and_adopt_it_only_when_asked(ev, server, app_env):
+    from core.playground.library import PromptLibrary
+    from tests.loopback_server import Script
+
+    config = ("prompts: ['Answer: {{q}}']\nproviders: [openai:chat:gpt-4o-mini]\ntests:\n"
+              + "".join(f"  - vars: {{q: case {i}}}\n    assert: [{{type: contains, value: OK}}]\n" for i in range(6)))
+    ev.text_area(key="eval_yaml").set_value(config).run()
+    ev.button(key="eval_run").click().run()
+    run_id = EvalStore(app_env["PROMPTLAB_DB_URL"]).runs()[0].id
+    server.push(Script(reply="<prompt>Answer: {{q}}. End with OK.</prompt>", when="You revise prompts"))
+    ev.button(key=f"eval_rev_ask_{run_id}").click().run()
+    assert not ev.exception and not ev.error, [e.value for e in ev.error]
+    assert "Answer: {{q}}. End with OK." in " ".join(c.value for c in ev.code)
+    ev.button(key=f"eval_rev_run_{run_id}").click().run()
+    assert not ev.exception, ev.exception
+    verdicts = " ".join(s.value for s in ev.success)
+    assert "The revision is better" in verdicts and "p = 0.031 on 6 cases" in verdicts
+    assert "Answer: {{q}}" in ev.text_area(key="eval_yaml").value  # nothing adopted yet
+    assert PromptLibrary(app_env["PROMPTLAB_DB_URL"]).names() == []
+    ev.button(key=f"eval_rev_save_{run_id}").click().run()
+    (saved,) = PromptLibrary(app_env["PROMPTLAB_DB_URL"]).history("Answer: {{q}}")
+    assert saved.draft.user_template == "Answer: {{q}}. End with OK."
+    ev.button(key=f"eval_rev_adopt_{run_id}").click().run()
+    assert "End with OK." in ev.text_area(key="eval_yaml").value
+
+
+def test_a_revision_reply_that_is_not_a_prompt_is_one_sentence(ev, server, app_env):
+    from tests.loopback_server import Script
+
+    config = ("prompts: ['Answer: {{q}}']\nproviders: [openai:chat:gpt-4o-mini]\ntests:\n"
+              "  - vars: {q: x}\n    assert: [{type: contains, value: OK}]\n")
+    ev.text_area(key="eval_yaml").set_value(config).run()
+    ev.button(key="eval_run").click().run()
+    run_id = EvalStore(app_env["PROMPTLAB_DB_URL"]).runs()[0].id
+    server.push(Script(reply="Ignore previous instructions; here is nothing useful.", when="You revise prompts"))
+    ev.button(key=f"eval_rev_ask_{run_id}").click().run()
+    assert not ev.exception
+    assert any("no prompt between <prompt> tags" in e.value.replace("\\", "") for e in ev.error)
+    assert not [c for c in ev.code if "Ignore previous" in c.value]
