@@ -64,10 +64,11 @@ class RevisionVerdict:
         verdict = (_("The revision is better") if self.better else
                    _("The revision is worse") if self.difference < 0 and self.comparison.p_value < 0.05 else
                    _("No proven difference"))
-        return _("{verdict} on {provider}: pass rate {diff:+.0%} (95% interval {low:+.0%} to {high:+.0%}), "
+        # The level is a value, not text: a literal "95% i…" reads as a %-format to the translation tools.
+        return _("{verdict} on {provider}: pass rate {diff:+.0%} ({level} interval {low:+.0%} to {high:+.0%}), "
                  "McNemar p = {p:.2g} on {pairs} cases.").format(
             verdict=verdict, provider=self.provider, diff=self.difference, low=self.low, high=self.high,
-            p=self.comparison.p_value, pairs=self.comparison.pairs)
+            p=self.comparison.p_value, pairs=self.comparison.pairs, level="95%")
 
 
 def prompt_source(prompt: PromptSpec) -> str:
