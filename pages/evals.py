@@ -28,6 +28,7 @@ from core.formats.parse_limits import UPLOADED_BYTES
 from core.formats.rendering import plain
 from core.llm.pricing import format_cost
 from core.policy.access import Identity
+from pages._eval_generate import draw_generate
 from pages._eval_results import render_results
 from pages._eval_revision import draw_revision
 from pages._eval_sets import draw_test_sets
@@ -144,6 +145,12 @@ with setup:
             c4.download_button(_("⬇ Cases CSV"), tests_to_csv(config.tests), "cases.csv", "text/csv")
         except EvalConfigError:
             c4.caption(_("CSV cannot hold these cases"))
+        with st.expander(_("Generate more cases")):
+            generated = draw_generate(config, wb)
+            if generated:
+                config.tests = [*config.tests, *generated]
+                set_config_text(to_yaml(config))
+                st.rerun()
         with st.expander(_("Test sets (saved, versioned)")):
             picked = draw_test_sets(store, config, wb.user)
             if picked is not None:

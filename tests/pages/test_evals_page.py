@@ -291,3 +291,21 @@ def test_a_revision_reply_that_is_not_a_prompt_is_one_sentence(ev, server, app_e
     assert not ev.exception
     assert any("no prompt between <prompt> tags" in e.value.replace("\\", "") for e in ev.error)
     assert not [c for c in ev.code if "Ignore previous" in c.value]
+
+
+def test_generate_more_cases_preview_edit_and_add(ev, server):
+    import json
+
+    from tests.loopback_server import Script
+
+    ev.text_area(key="eval_yaml").set_value(CONFIG).run()
+    server.push(Script(reply=json.dumps({"cases": [{"vars": {"question": "Do you sell socks?"}},
+                                                   {"vars": {"question": "return window?"}}]}),
+                       when="You write test inputs"))
+    ev.number_input(key="eval_gen_n").set_value(2).run()
+    ev.button(key="eval_gen_go").click().run()
+    assert not ev.exception and "1 new cases · 1 near-duplicates dropped" in " ".join(c.value for c in ev.caption)
+    ev.button(key="eval_gen_add").click().run()
+    assert not ev.exception
+    text = ev.text_area(key="eval_yaml").value
+    assert "Do you sell socks?" in text and "generated:" in text  # added, marked as generated
