@@ -269,9 +269,9 @@ def set_value(engine: Engine, key: str, value: str | None) -> None:
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets the Analytics page read while chats write; busy_timeout rides out short write locks.
+    cur.execute("PRAGMA busy_timeout=10000")  # first: switching a new file to WAL waits for a lock too
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
@@ -287,10 +287,37 @@ def _make_engine(url: str) -> Engine:
     return engine
 
 
+# Every replica migrates at first use; replicas that start together (a rolling deploy) must not race on the same
+# ALTER TABLE. PostgreSQL: a transaction-level advisory lock per schema (released at commit, or when the holder's
+# connection dies mid-migration — its DDL rolls back with it and the next replica does the work). SQLite: BEGIN
+# IMMEDIATE takes the file's write lock before anything is read.
+MIGRATION_LOCK = "promptlab-migrations"
+
+
+def _lock_for_migrations(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || :k))"),
+                     {"k": ":" + MIGRATION_LOCK})
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # pysqlite would otherwise begin only at the first INSERT
+
+
+def _pending(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("_migrations"):
+            return True
+        done = {row[0] for row in conn.execute(sa.text("SELECT name FROM _migrations"))}
+    return any(name not in done for name, _fn in MIGRATIONS)
+
+
 def migrate(engine: Engine) -> list[str]:
-    """Apply the migrations not yet applied; returns their names."""
+    """Apply the migrations not yet applied, under the database's lock (one replica at a time; the others wait,
+    then find them applied); returns the names this call applied."""
     applied_now: list[str] = []
-    with engine.begin() as conn:
+    if not _pending(engine):  # the usual start: nothing to do, and no write lock taken (a read-only copy opens)
+        return applied_now
+    with engine.connect() as conn:
+        _lock_for_migrations(conn)
         conn.execute(sa.text("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)"))
         done = {row[0] for row in conn.execute(sa.text("SELECT name FROM _migrations"))}
         for name, fn in MIGRATIONS:
@@ -300,6 +327,7 @@ def migrate(engine: Engine) -> list[str]:
             conn.execute(sa.text("INSERT INTO _migrations (name, applied_at) VALUES (:n, :t)"),
                          {"n": name, "t": datetime.now(timezone.utc).isoformat()})
             applied_now.append(name)
+        conn.commit()
     return applied_now
 
 
