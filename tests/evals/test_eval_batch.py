@@ -1,0 +1,139 @@
+"""Eval runs through the Batch API against the loopback server (real openai SDK): submitted, polled, ingested into
+the same eval tables and graded by the same assertions, one CallRecord per line at the batch rate; polling survives
+a restart (a fresh engine and store find the batch); an expired batch's missing lines and failed lines run live (or
+are reported); cancel keeps what finished; a server without /batches runs live with one sentence."""
+from __future__ import annotations
+
+import pytest
+
+from core.base.db import dispose_engine
+from core.calls.gate import CallContext
+from core.calls.log import CallLog
+from core.evals.batch import BATCH, REPORT, Poller, progress, submit, waiting_runs
+from core.evals.config import parse_config
+from core.evals.run import EvalRun
+from core.evals.store import CANCELLED, DONE, EvalStore
+from core.llm.providers import Provider
+from tests.conftest import TEST_KEY
+
+CASES = 4
+
+
+def config():
+    return parse_config({"description": "batched", "prompts": ["Answer: {{q}}"],
+                         "providers": ["openai:chat:gpt-4o-mini"],
+                         "tests": [{"vars": {"q": f"q{i}"}, "assert": [{"type": "contains", "value": f"q{i}"}]}
+                                   for i in range(CASES)]})
+
+
+def openai_at(server) -> Provider:
+    return Provider("openai", server.base_url, TEST_KEY, timeout_s=5, max_retries=0)
+
+
+def new_run(server, log) -> EvalRun:
+    return EvalRun(config(), lambda spec: openai_at(server), CallContext("evals", "alice"), log)
+
+
+def poller(server, db_url) -> Poller:
+    return Poller(EvalStore(db_url), lambda spec: openai_at(server), CallContext("evals", "alice"), CallLog(db_url))
+
+
+def live_calls(server) -> int:
+    return len(server.chat_requests())
+
+
+def test_a_batch_run_is_submitted_polled_ingested_graded_and_logged_at_the_batch_rate(server, db_url):
+    server.batch.polls = 2
+    log = CallLog(db_url)
+    store = EvalStore(db_url)
+    sent = submit(new_run(server, log), store, user="alice")
+    assert sent.live is None
+    shown = progress(store, sent.run_id)
+    assert shown is not None and shown.run_status == BATCH and shown.parts[0].batch_id
+    assert store.run(sent.run_id).status == BATCH and not store.run(sent.run_id).rows
+    first = poller(server, db_url).poll(sent.run_id)
+    assert first.status == "in_progress" and not first.finished and first.polled_at
+    done = poller(server, db_url).poll(sent.run_id)
+    assert done.finished and done.status == "completed" and done.completed == CASES
+    run = store.run(sent.run_id)
+    assert run.status == DONE and len(run.rows) == CASES and all(r["pass"] for r in run.rows)
+    assert live_calls(server) == 0  # nothing went through the live endpoint
+    records = [r for r in log.recent(50) if f"run:{sent.run_id}" in r.tags]
+    batch_id = shown.parts[0].batch_id
+    assert len(records) == CASES
+    assert all(r.page == "evals" and f"batch:{batch_id}" in r.tags and "endpoint:batch" in r.tags
+               and r.status == "ok" and r.input_tokens for r in records)
+
+
+def test_a_batch_line_costs_half_of_the_same_call_made_live(server, db_url):
+    server.batch.polls = 1
+    log = CallLog(db_url)
+    live = new_run(server, log).start()
+    live.wait(30)
+    sent = submit(new_run(server, log), EvalStore(db_url))
+    poller(server, db_url).poll(sent.run_id)
+    by_tag = {True: {}, False: {}}
+    for r in log.recent(50):
+        by_tag["endpoint:batch" in r.tags][(r.input_tokens, r.output_tokens)] = r.cost_usd
+    assert by_tag[True] and by_tag[True].keys() == by_tag[False].keys()
+    for usage, cost in by_tag[True].items():
+        assert cost == pytest.approx(by_tag[False][usage] / 2) and cost > 0
+
+
+def test_polling_survives_a_restart_a_fresh_store_finds_the_batch_and_completes_it(server, db_url):
+    server.batch.polls = 2
+    sent = submit(new_run(server, CallLog(db_url)), EvalStore(db_url, "alice"), user="alice")
+    dispose_engine(db_url)  # the app restarts: no engine, no session, only the database
+    fresh = EvalStore(db_url, "alice")
+    assert waiting_runs(fresh) == [sent.run_id]
+    while not (shown := poller(server, db_url).poll(sent.run_id)).finished:
+        pass
+    assert shown.completed == CASES and fresh.run(sent.run_id).status == DONE
+    assert waiting_runs(EvalStore(db_url, "alice")) == []
+
+
+def test_an_expired_batch_keeps_its_output_and_runs_the_missing_lines_live(server, db_url):
+    server.batch.polls, server.batch.expire_after = 1, 1
+    server.batch.fail_ids = {"p0.v0.t1.r1"}  # one line fails outright as well
+    sent = submit(new_run(server, CallLog(db_url)), EvalStore(db_url))
+    shown = poller(server, db_url).poll(sent.run_id)
+    assert shown.finished and shown.status == "expired"
+    run = EvalStore(db_url).run(sent.run_id)
+    assert run.status == DONE and len(run.rows) == CASES and all(r["pass"] for r in run.rows)
+    assert live_calls(server) == CASES - 1  # the one line that ran came from the batch; the rest went live
+    assert any("retried live" in n and str(CASES - 1) in n for n in shown.notes)
+    tags = [r.tags for r in CallLog(db_url).recent(50)]
+    assert sum("endpoint:batch" in t for t in tags) == 1 and len(tags) == CASES
+
+
+def test_failed_lines_are_reported_as_failed_cells_when_the_user_chose_so(server, db_url):
+    server.batch.polls, server.batch.fail_ids = 1, {"p0.v0.t2.r1"}
+    sent = submit(new_run(server, CallLog(db_url)), EvalStore(db_url), on_failure=REPORT)
+    shown = poller(server, db_url).poll(sent.run_id)
+    run = EvalStore(db_url).run(sent.run_id)
+    assert run.status == DONE and len(run.rows) == CASES and live_calls(server) == 0
+    failed = [r for r in run.rows if not r["pass"]]
+    assert len(failed) == 1 and "scripted line failure" in failed[0]["error"]
+    assert any("reported as failed" in n for n in shown.notes)
+
+
+def test_cancel_keeps_the_lines_that_finished_and_the_run_can_resume_the_rest(server, db_url):
+    server.batch.polls, server.batch.done_before_cancel = 10, 1
+    sent = submit(new_run(server, CallLog(db_url)), EvalStore(db_url))
+    assert poller(server, db_url).cancel(sent.run_id).status == "cancelling"
+    shown = poller(server, db_url).poll(sent.run_id)
+    assert shown.finished and shown.status == "cancelled"
+    run = EvalStore(db_url).run(sent.run_id)
+    assert run.status == CANCELLED and len(run.rows) == 1 and run.resumable and run.missing_cells == CASES - 1
+    assert live_calls(server) == 0
+    assert any("Cancelled" in n for n in shown.notes)
+
+
+def test_a_server_without_the_batch_api_says_so_in_one_sentence_and_runs_live(server, db_url):
+    server.batch.supported = False
+    sent = submit(new_run(server, CallLog(db_url)), EvalStore(db_url))
+    assert sent.live is not None and sent.note and "no Batch API" in sent.note and sent.note.count(".") <= 2
+    sent.live.wait(30)
+    sent.live.finish()
+    run = EvalStore(db_url).run(sent.run_id)
+    assert run.status == DONE and len(run.rows) == CASES and live_calls(server) == CASES
