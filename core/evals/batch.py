@@ -24,7 +24,7 @@ import openai
 import sqlalchemy as sa
 
 from core.base.clock import utc_now_iso
-from core.base.errors import PromptLabError, to_user_error
+from core.base.errors import to_user_error
 from core.base.i18n import _
 from core.calls.gate import CallContext, book
 from core.calls.log import TEXT_POLICY, CallLog, CallRecord, CallTexts, owner_gone, process_owner
