@@ -45,6 +45,11 @@ TERMINAL = ("completed", "failed", "expired", "cancelled")  # the Batch API's en
 UNSUPPORTED = "unsupported"  # a part the server could not take (no Batch API, the Responses API): it runs live
 LIVE, REPORT = "live", "report"  # what becomes of lines that failed or never ran
 ENDPOINT = "/v1/chat/completions"
+AZURE_ENDPOINT = "/chat/completions"  # Azure OpenAI's batch samples name the endpoint without the version
+
+
+def _endpoint(provider: Provider) -> str:
+    return AZURE_ENDPOINT if provider.kind == "azure" else ENDPOINT
 BATCH_KINDS = ("openai", "azure")
 _table = sa.table("eval_batches", *(sa.column(c) for c in (
     "run_id", "part", "provider_index", "model", "batch_id", "input_file_id", "output_file_id", "error_file_id",
@@ -180,11 +185,12 @@ def _journal(store: EvalStore, run_id: str, planned: int, secrets: Iterable[str 
 
 
 # ----- submitting ---------------------------------------------------------------------------------------------------
-def _jsonl(evaluation: EvalRun, indices: list[int]) -> bytes:
+def _jsonl(evaluation: EvalRun, indices: list[int], endpoint: str) -> bytes:
+    """The batch's input file: one request per cell, its `custom_id` the cell's key."""
     lines = []
     for i in indices:
         cell, prepared = evaluation.cells[i], evaluation.matrix.cells[i]
-        lines.append(json.dumps({"custom_id": cell.key, "method": "POST", "url": ENDPOINT,
+        lines.append(json.dumps({"custom_id": cell.key, "method": "POST", "url": endpoint,
                                  "body": {"model": prepared.spec.model, "messages": prepared.messages,
                                           **prepared.params}}, ensure_ascii=False))
     return ("\n".join(lines) + "\n").encode()
@@ -227,10 +233,11 @@ def submit(evaluation: EvalRun, store: EvalStore, *, user: str | None = None, se
         else:
             try:
                 client: Any = provider.client()
-                uploaded = client.files.create(file=(f"{evaluation.id}-{part}.jsonl", _jsonl(evaluation, indices)),
-                                               purpose="batch")
+                endpoint = _endpoint(provider)
+                uploaded = client.files.create(
+                    file=(f"{evaluation.id}-{part}.jsonl", _jsonl(evaluation, indices, endpoint)), purpose="batch")
                 row["input_file_id"] = uploaded.id
-                batch = client.batches.create(input_file_id=uploaded.id, endpoint=ENDPOINT, completion_window="24h",
+                batch = client.batches.create(input_file_id=uploaded.id, endpoint=endpoint, completion_window="24h",
                                               metadata={"promptlab_run": evaluation.id})
                 row.update(batch_id=batch.id, status=batch.status)
                 submitted += 1

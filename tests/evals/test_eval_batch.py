@@ -137,3 +137,19 @@ def test_a_server_without_the_batch_api_says_so_in_one_sentence_and_runs_live(se
     sent.live.finish()
     run = EvalStore(db_url).run(sent.run_id)
     assert run.status == DONE and len(run.rows) == CASES and live_calls(server) == CASES
+
+
+def test_an_azure_batch_goes_to_its_files_and_batches_and_costs_half_by_the_documented_rule(server, db_url):
+    # genai-prices has no Azure batch variant: the one 50% rule (core/llm/pricing.py) prices these lines
+    server.batch.polls = 1
+    azure = Provider("azure", server.base_url.removesuffix("/v1"), TEST_KEY, api_version="2024-10-21", timeout_s=5,
+                     max_retries=0)
+    log = CallLog(db_url)
+    sent = submit(EvalRun(config(), lambda spec: azure, CallContext("evals"), log), EvalStore(db_url))
+    Poller(EvalStore(db_url), lambda spec: azure, CallContext("evals"), log).poll(sent.run_id)
+    assert EvalStore(db_url).run(sent.run_id).status == DONE
+    assert any(r["path"] == "/v1/batches" and r["headers"].get("api-key") == TEST_KEY for r in server.requests)
+    from core.llm.pricing import TokenUsage, cost_usd
+    for r in log.recent(10):
+        live = cost_usd(TokenUsage(r.input_tokens, r.output_tokens), "gpt-4o-mini", "azure")
+        assert r.provider == "azure" and r.cost_usd == pytest.approx(live / 2) and live > 0
