@@ -153,3 +153,22 @@ def test_an_azure_batch_goes_to_its_files_and_batches_and_costs_half_by_the_docu
     for r in log.recent(10):
         live = cost_usd(TokenUsage(r.input_tokens, r.output_tokens), "gpt-4o-mini", "azure")
         assert r.provider == "azure" and r.cost_usd == pytest.approx(live / 2) and live > 0
+
+
+def test_retention_never_deletes_a_run_whose_batch_is_still_out(server, db_url, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    import sqlalchemy as sa
+
+    from core.policy.access import Identity
+    from core.records.privacy import Retention, enforce_retention, set_retention
+
+    server.batch.polls = 5
+    store = EvalStore(db_url)
+    sent = submit(new_run(server, CallLog(db_url)), store)
+    old = (datetime.now(timezone.utc) - timedelta(days=5)).isoformat()
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE eval_runs SET created_at = :t"), {"t": old})
+    set_retention(store.engine, Retention(text_hours=72, metrics_days=400), actor=Identity("admin", admin=True))
+    assert enforce_retention(store.engine, tmp_path)["eval_runs"] == 0
+    assert progress(store, sent.run_id) is not None and store.run(sent.run_id).status == BATCH
