@@ -108,6 +108,5 @@ def render_batches(store: EvalStore, poller: Poller) -> None:
                 if shown.finished:
                     st.session_state[_LAST] = run_id
                     st.rerun()  # the whole page: the results tab lists the finished run
-            saved = store.run(run_id)
-            _show(shown, poller, saved.name if saved else run_id)
+            _show(shown, poller, shown.name)
     view()

@@ -29,6 +29,7 @@ class BatchKnobs:
     fail_ids: set[str] = field(default_factory=set)  # custom_ids whose line fails (400 in the error file)
     expire_after: int | None = None   # expire once this many lines ran: partial output, the rest batch_expired
     done_before_cancel: int = 1       # lines that finish before a cancel takes effect
+    refuse: str | None = None         # fail every batch at validation with this message (line 1)
 
 
 @dataclass
@@ -182,6 +183,8 @@ def answer(handler: Any, server: Any, path: str, body: dict[str, Any], raw: byte
                 "expired_at": None, "cancelling_at": None, "cancelled_at": None,
                 "request_counts": {"total": 0, "completed": 0, "failed": 0}, "metadata": body.get("metadata")}
             problems = _validate(source["data"], str(body.get("endpoint")))
+            if knobs.refuse:
+                problems.append({"code": "invalid_request", "line": 1, "message": knobs.refuse, "param": None})
             if problems:
                 batch.update(status="failed", failed_at=now, errors={"object": "list", "data": problems})
             state.batches[batch["id"]] = batch

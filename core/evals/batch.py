@@ -97,6 +97,7 @@ class BatchProgress:
     notes (what went live, what was reported, a server without the Batch API)."""
 
     run_id: str
+    name: str
     run_status: str
     parts: list[BatchPart]
 
@@ -164,19 +165,33 @@ def _run_status(store: EvalStore, run_id: str) -> str | None:
         return conn.execute(sa.text("SELECT status FROM eval_runs WHERE id = :id"), {"id": run_id}).scalar()
 
 
+def _viewer_sql(store: EvalStore) -> str:
+    """The store's viewer sees their own runs (an admin, or maintenance code with no viewer, every run)."""
+    return " AND user_id = :viewer" if store.viewer is not None and not store.admin else ""
+
+
+def _runs(store: EvalStore, where: str, params: dict[str, Any]) -> list[Any]:
+    """(id, name, status) of the viewer's runs matching `where`, newest first: the run rows only, never their
+    cells (the Evals page asks on every render)."""
+    with store.engine.connect() as conn:
+        return list(conn.execute(sa.text(f"SELECT id, name, status FROM eval_runs WHERE {where}{_viewer_sql(store)} "
+                                          "ORDER BY created_at DESC"), {**params, "viewer": store.viewer}).all())
+
+
 def progress(store: EvalStore, run_id: str) -> BatchProgress | None:
     """A run's batches as stored (no call): None when the run was not a batch run, or is not the viewer's."""
-    if store.run(run_id) is None:
+    found = _runs(store, "id = :id", {"id": run_id})
+    if not found:
         return None
     parts = _parts(store, run_id)
     if not parts:
         return None
-    return BatchProgress(run_id=run_id, run_status=_run_status(store, run_id) or DONE, parts=parts)
+    return BatchProgress(run_id=run_id, name=found[0].name, run_status=found[0].status, parts=parts)
 
 
 def waiting_runs(store: EvalStore) -> list[str]:
     """The viewer's runs whose batches are still out, newest first (what the page shows after a restart)."""
-    return [r.id for r in store.runs(200) if r.status == BATCH]
+    return [r.id for r in _runs(store, "status = :b", {"b": BATCH})]
 
 
 def _journal(store: EvalStore, run_id: str, planned: int, secrets: Iterable[str | None]) -> RunJournal:
@@ -299,7 +314,7 @@ class Poller:
     def poll(self, run_id: str) -> BatchProgress | None:
         """One look at each of the run's batches: ended ones are ingested; when all have ended, the lines that
         failed or never ran are run live (or reported) and the run ends. Returns where the run is now."""
-        if self.store.run(run_id) is None:
+        if progress(self.store, run_id) is None:
             return None
         for part in _parts(self.store, run_id):
             if part.phase == INGESTING and owner_gone(part_owner(self.store, run_id, part.part) or ""):
@@ -364,6 +379,10 @@ class Poller:
             raise to_user_error(exc, secrets=(provider.api_key, *self.secrets), operation="batch") from None
         stored = self.store.run(run_id)
         done = stored.cell_keys if stored else frozenset()
+        errors = getattr(getattr(batch, "errors", None), "data", None) or []
+        if batch.status == "failed" and errors:  # the input was refused as a whole: say why, once
+            self._note(run_id, part.part, _("The batch failed validation: {why}").format(
+                why="; ".join(f"line {e.line}: {e.message}" if e.line else str(e.message) for e in errors[:3])))
         for key in part.keys:  # lines with no output at all (a failed batch, a server that dropped them)
             if key not in done and key not in failed:
                 failed[key] = _("the batch ended ({status}) before this line ran").format(status=batch.status)

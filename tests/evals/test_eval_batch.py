@@ -86,6 +86,8 @@ def test_polling_survives_a_restart_a_fresh_store_finds_the_batch_and_completes_
     dispose_engine(db_url)  # the app restarts: no engine, no session, only the database
     fresh = EvalStore(db_url, "alice")
     assert waiting_runs(fresh) == [sent.run_id]
+    bob = EvalStore(db_url, "bob")  # runs hold outputs: another user neither sees nor polls this one
+    assert waiting_runs(bob) == [] and progress(bob, sent.run_id) is None
     while not (shown := poller(server, db_url).poll(sent.run_id)).finished:
         pass
     assert shown.completed == CASES and fresh.run(sent.run_id).status == DONE
@@ -172,3 +174,12 @@ def test_retention_never_deletes_a_run_whose_batch_is_still_out(server, db_url, 
     set_retention(store.engine, Retention(text_hours=72, metrics_days=400), actor=Identity("admin", admin=True))
     assert enforce_retention(store.engine, tmp_path)["eval_runs"] == 0
     assert progress(store, sent.run_id) is not None and store.run(sent.run_id).status == BATCH
+
+
+def test_a_batch_that_fails_validation_says_why_and_its_lines_run_live(server, db_url):
+    server.batch.refuse = "gpt-4o-mini is not enabled for batch on this project"
+    sent = submit(new_run(server, CallLog(db_url)), EvalStore(db_url))
+    shown = poller(server, db_url).poll(sent.run_id)
+    assert shown.finished and shown.status == "failed"
+    assert any("failed validation" in n and "not enabled for batch" in n for n in shown.notes)
+    assert EvalStore(db_url).run(sent.run_id).status == DONE and live_calls(server) == CASES
