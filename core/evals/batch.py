@@ -231,7 +231,7 @@ def submit(evaluation: EvalRun, store: EvalStore, *, user: str | None = None, se
     for i, cell in enumerate(evaluation.cells):
         groups.setdefault(cell.provider_index, []).append(i)
     now = utc_now_iso()
-    submitted = 0
+    out: list[tuple[Provider, str]] = []  # the batches created so far
     for part, (vi, indices) in enumerate(sorted(groups.items())):
         prepared = evaluation.matrix.cells[indices[0]]
         provider = prepared.provider
@@ -255,9 +255,10 @@ def submit(evaluation: EvalRun, store: EvalStore, *, user: str | None = None, se
                 batch = client.batches.create(input_file_id=uploaded.id, endpoint=endpoint, completion_window="24h",
                                               metadata={"promptlab_run": evaluation.id})
                 row.update(batch_id=batch.id, status=batch.status)
-                submitted += 1
+                out.append((provider, batch.id))
             except Exception as exc:
                 if not _no_batch_api(exc):
+                    _cancel_quietly(out)  # no batch of a run that did not start stays out
                     journal.finish(INTERRUPTED)
                     raise to_user_error(exc, secrets=(provider.api_key, *secrets), model=prepared.spec.model,
                                         operation="batch") from None
@@ -268,7 +269,7 @@ def submit(evaluation: EvalRun, store: EvalStore, *, user: str | None = None, se
                        ended_at=now)
         with store.engine.begin() as conn:
             conn.execute(_table.insert().values(**row))
-    if not submitted:  # nothing went out as a batch: the run is a live run, started now
+    if not out:  # nothing went out as a batch: the run is a live run, started now
         notes = [n for p in _parts(store, evaluation.id) for n in p.notes]
         evaluation.start(journal)
         return Submitted(evaluation.id, live=evaluation, note=notes[0] if notes else None)
@@ -276,6 +277,15 @@ def submit(evaluation: EvalRun, store: EvalStore, *, user: str | None = None, se
         conn.execute(sa.text("UPDATE eval_runs SET status = :b, owner = NULL, updated_at = :t WHERE id = :id"),
                      {"b": BATCH, "t": utc_now_iso(), "id": evaluation.id})
     return Submitted(evaluation.id)
+
+
+def _cancel_quietly(out: list[tuple[Provider, str]]) -> None:
+    """Cancel the batches a failed submission already created (best effort: a batch left out costs money)."""
+    for provider, batch_id in out:
+        try:
+            provider.client().batches.cancel(batch_id)
+        except Exception as exc:  # nothing more to do: the sentence the caller shows is the submission's
+            logger.warning("batch %s not cancelled: %s", batch_id, type(exc).__name__)
 
 
 # ----- polling ------------------------------------------------------------------------------------------------------

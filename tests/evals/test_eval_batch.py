@@ -183,3 +183,19 @@ def test_a_batch_that_fails_validation_says_why_and_its_lines_run_live(server, d
     assert shown.finished and shown.status == "failed"
     assert any("failed validation" in n and "not enabled for batch" in n for n in shown.notes)
     assert EvalStore(db_url).run(sent.run_id).status == DONE and live_calls(server) == CASES
+
+
+def test_a_refused_submission_cancels_the_batches_already_out_and_says_why(server, db_url):
+    from core.base.errors import PromptLabError
+
+    two = parse_config({"prompts": ["Answer: {{q}}"], "providers": ["openai:chat:gpt-4o-mini", "openai:chat:gpt-4o"],
+                        "tests": [{"vars": {"q": "q0"}}]})
+    wrong_key = Provider("openai", server.base_url, "sk-wrong-wrong-wrong-0000", timeout_s=5, max_retries=0)
+    run = EvalRun(two, lambda spec: openai_at(server) if spec.model == "gpt-4o-mini" else wrong_key,
+                  CallContext("evals"), CallLog(db_url))
+    with pytest.raises(PromptLabError) as info:
+        submit(run, EvalStore(db_url))
+    assert "sk-wrong" not in str(info.value)
+    [batch] = server.batch_state.batches.values()
+    assert batch["status"] == "cancelling"  # the first provider's batch was called back
+    assert EvalStore(db_url).run(run.id).status == "interrupted"
