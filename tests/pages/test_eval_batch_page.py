@@ -58,6 +58,7 @@ def test_a_batch_run_started_in_one_session_is_found_and_finished_by_a_new_one(s
     run = store.runs()[0]
     assert run.status == BATCH and server.chat_requests() == []
     assert metric(at, "Batch status") == "in_progress" and metric(at, "Lines done") == "0/3"
+    assert any("Sent as a batch" in i.value for i in at.info)  # the Results tab says where the run is
 
     fresh = evals_page()  # the app restarted: a new session knows nothing but the database
     assert any(s.value == "Batch runs" for s in fresh.subheader)
