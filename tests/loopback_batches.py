@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
+FAIL_MESSAGE = "scripted line failure"  # the error of a line in BatchKnobs.fail_ids
 
 
 @dataclass
@@ -97,7 +98,7 @@ def _finish(state: BatchState, knobs: BatchKnobs, batch: dict[str, Any], models:
             failed += 1
             continue
         if line.get("custom_id") in knobs.fail_ids:
-            code, body = 400, {"error": {"message": "scripted line failure", "type": "invalid_request_error",
+            code, body = 400, {"error": {"message": FAIL_MESSAGE, "type": "invalid_request_error",
                                          "param": None, "code": "scripted"}}
         else:
             code, body = _line_result(line, models)

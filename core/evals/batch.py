@@ -24,7 +24,7 @@ import openai
 import sqlalchemy as sa
 
 from core.base.clock import utc_now_iso
-from core.base.errors import to_user_error
+from core.base.errors import scrub_secrets, to_user_error
 from core.base.i18n import _
 from core.calls.gate import CallContext, book
 from core.calls.log import TEXT_POLICY, CallLog, CallRecord, CallTexts, owner_gone, process_owner
@@ -383,7 +383,7 @@ class Poller:
                         if key in index:
                             self._line(evaluation, index[key], line, provider, batch.id)
                     else:
-                        failed[key] = _line_error(line)
+                        failed[key] = scrub_secrets(_line_error(line), (provider.api_key, *self.secrets))
         except Exception as exc:
             _update(self.store, run_id, part.part, phase=WAITING, owner=None)  # the next poll tries again
             raise to_user_error(exc, secrets=(provider.api_key, *self.secrets), operation="batch") from None

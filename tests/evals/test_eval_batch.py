@@ -199,3 +199,22 @@ def test_a_refused_submission_cancels_the_batches_already_out_and_says_why(serve
     [batch] = server.batch_state.batches.values()
     assert batch["status"] == "cancelling"  # the first provider's batch was called back
     assert EvalStore(db_url).run(run.id).status == "interrupted"
+
+
+def test_a_failed_line_whose_error_echoes_the_key_is_stored_without_it(server, db_url):
+    import tests.loopback_batches as lb
+
+    server.batch.polls, server.batch.fail_ids = 1, {"p0.v0.t0.r1"}
+    original = lb.FAIL_MESSAGE
+    lb.FAIL_MESSAGE = f"Incorrect API key provided: {TEST_KEY}."
+    try:
+        sent = submit(new_run(server, CallLog(db_url)), EvalStore(db_url), on_failure=REPORT)
+        poller(server, db_url).poll(sent.run_id)
+    finally:
+        lb.FAIL_MESSAGE = original
+    store = EvalStore(db_url)
+    with store.engine.connect() as conn:
+        import sqlalchemy as sa
+        stored = " ".join(str(v) for row in conn.execute(sa.text("SELECT * FROM eval_batches")) for v in row)
+        cells = " ".join(r.body for r in conn.execute(sa.text("SELECT body FROM eval_run_cells")))
+    assert "Incorrect API key" in stored and TEST_KEY not in stored and TEST_KEY not in cells
