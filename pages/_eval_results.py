@@ -16,7 +16,7 @@ from core.formats.rendering import plain
 from core.llm.pricing import format_cost_total
 from core.records import report
 
-STATE_MARKS = {RUNNING: " · ⏳", INTERRUPTED: " · ⏸", CANCELLED: " · ⏹"}
+STATE_MARKS = {RUNNING: " · ⏳", INTERRUPTED: " · ⏸", CANCELLED: " · ⏹", "batch": " · 📦"}
 
 
 def render_state(run: SavedEvalRun, resume: Callable[[SavedEvalRun], None] | None) -> None:
@@ -27,6 +27,8 @@ def render_state(run: SavedEvalRun, resume: Callable[[SavedEvalRun], None] | Non
     elif run.status == INTERRUPTED:
         st.warning(_("Interrupted: the server stopped after {done} of {cells} cells; the finished cells are kept "
                      "below.").format(done=done, cells=cells))
+    elif run.status == "batch":  # core/evals/batch.py: out at OpenAI's Batch API
+        st.info(_("Sent as a batch: its results come within 24 hours (progress and Cancel in ▶ Run)."))
     elif run.status == CANCELLED and run.missing_cells:
         st.info(_("Cancelled after {done} of {cells} cells.").format(done=done, cells=cells))
     if resume is not None and run.resumable and st.button(

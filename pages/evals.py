@@ -28,6 +28,7 @@ from core.formats.parse_limits import UPLOADED_BYTES
 from core.formats.rendering import plain
 from core.llm.pricing import format_cost
 from core.policy.access import Identity
+from pages._eval_batch import Poller, batch_choice, render_batches, submit_batch
 from pages._eval_generate import draw_generate
 from pages._eval_results import render_results
 from pages._eval_revision import draw_revision
@@ -169,6 +170,7 @@ with setup:
 
 # ----- run -----------------------------------------------------------------------------------------------------------
 with run_tab:
+    render_batches(store, Poller(store, resolver, wb.context("evals"), wb.log, actor=actor, secrets=wb.secrets))
     if config is None:
         st.info(_("Fix the config first (📝 Config & cases)."))
     else:
@@ -204,15 +206,19 @@ with run_tab:
             confirmed = st.checkbox(_('This run may cost up to {cost} (over {limit}): run it anyway').format(
                 cost=format_cost(estimate.max_cost_usd), limit=format_cost(wb.settings.confirm_cost_usd)),
                                     key="eval_confirm")
+        as_batch, on_failure = batch_choice(wb)  # OpenAI's Batch API: half the price, polled by pages/_eval_batch
         if st.button(_("▶ Run eval"), type="primary", disabled=not confirmed or not evaluation.cells, key="eval_run"):
             # The run's row exists before its first cell, and each graded cell is stored as it finishes: a server
             # killed mid-run leaves an interrupted run with every finished cell (Resume, in 📊 Results).
             try:
-                evaluation.launch(store, user=wb.user, secrets=wb.secrets)
+                started = (submit_batch(evaluation, store, wb, on_failure) if as_batch
+                           else evaluation.launch(store, user=wb.user, secrets=wb.secrets))
             except RunNotStarted as err:
                 st.error(str(err))
             else:
-                follow(evaluation)
+                if started is not None:
+                    follow(started)
+                st.rerun()  # a batch is out: its progress view (above) takes over
 
 
 # ----- results -------------------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """A loopback OpenAI-compatible HTTP server that the tests (and bench/) own.
 
 It speaks /v1/models, /v1/chat/completions (plain and SSE, with `usage` when `stream_options` asks),
-/v1/images/generations and /v1/images/edits (multipart; real PNG bytes), /v1/moderations and /v1/responses
-(tests/loopback_responses.py), and replays scripted
+/v1/images/generations and /v1/images/edits (multipart; real PNG bytes), /v1/moderations, /v1/responses
+(tests/loopback_responses.py), /v1/files and /v1/batches (tests/loopback_batches.py), and replays scripted
 faults: any status with `Retry-After`, a slow first byte, slow chunks, a stream cut mid-reply, malformed JSON. The app reaches it through
 OPENAI_BASE_URL and the real `openai` SDK.
 """
@@ -143,6 +143,37 @@ def _multipart(raw: bytes, content_type: str) -> dict[str, Any]:
     return body
 
 
+def chat_parts(body: dict[str, Any], script: Script) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """A chat request's reply as the server answers it: (pieces of the text, usage, the fields every frame has).
+    The echo ("Echo: <last user message>") unless the script says otherwise; one home for the chat route and the
+    Batch API's lines (tests/loopback_batches.py)."""
+    model = body.get("model", "echo-1")
+    messages = body.get("messages", [])
+    if script.chunks is not None:
+        pieces = [f"w{i} " for i in range(script.chunks)]
+    else:
+        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        pieces = _words(script.reply if script.reply is not None else f"Echo: {last_user.get('content', '')}")
+    completion = len(pieces) + script.reasoning_tokens
+    usage = {"prompt_tokens": count_prompt_tokens(messages), "completion_tokens": completion,
+             "total_tokens": count_prompt_tokens(messages) + completion,
+             "prompt_tokens_details": {"cached_tokens": script.cached_tokens,
+                                       "cache_write_tokens": script.cache_write_tokens},
+             "completion_tokens_details": {"reasoning_tokens": script.reasoning_tokens}}
+    base = {"id": "chatcmpl-loopback", "created": int(time.time()), "model": script.reply_model or model,
+            "system_fingerprint": "fp_loopback", **({"service_tier": script.service_tier} if script.service_tier else {})}
+    return pieces, usage, base
+
+
+def chat_completion(body: dict[str, Any], script: Script | None = None) -> dict[str, Any]:
+    """The non-streamed chat completion for a request (its model assumed known)."""
+    script = script or Script()
+    pieces, usage, base = chat_parts(body, script)
+    return {**base, "object": "chat.completion", "usage": usage, "choices": [{
+        "index": 0, "finish_reason": script.finish_reason, "logprobs": None,
+        "message": {"role": "assistant", "content": "".join(pieces)}}]}
+
+
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -167,6 +198,8 @@ class LoopbackServer:
         self.max_in_flight = 0  # the most requests the server was answering at once
         self._scripts: deque[Script] = deque()
         self._lock = threading.Lock()
+        from tests.loopback_batches import BatchKnobs, BatchState  # the Files and Batch APIs live there
+        self.batch, self.batch_state = BatchKnobs(), BatchState()
         self.httpd = _QuietServer((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
@@ -194,6 +227,8 @@ class LoopbackServer:
             self.requests.clear()
             self.max_in_flight = 0
             self.admin_key, self.usage_buckets, self.cost_buckets = None, [], []
+        from tests.loopback_batches import BatchKnobs, BatchState
+        self.batch, self.batch_state = BatchKnobs(), BatchState()
 
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r["body"] for r in self.requests if r["path"] == "/v1/chat/completions"]
@@ -287,6 +322,9 @@ class LoopbackServer:
                           "/v1/embeddings": self._embeddings, "/v1/responses": self._responses,
                           "/v1/audio/transcriptions": self._transcriptions, "/v1/audio/speech": self._speech}
                 handler = routes.get(path)
+                if path.startswith(("/v1/files", "/v1/batches")):
+                    from tests.loopback_batches import answer as batches
+                    return batches(self, server, path, body, raw, content_type)
                 if handler is None:
                     return self._error(404, f"Unknown path {path}", "not_found")
                 handler(body, script)
@@ -317,26 +355,9 @@ class LoopbackServer:
                 model = body.get("model", "echo-1")
                 if model not in MODELS:
                     return self._error(404, f"The model `{model}` does not exist.", "model_not_found")
-                messages = body.get("messages", [])
-                if script.chunks is not None:
-                    pieces = [f"w{i} " for i in range(script.chunks)]
-                else:
-                    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
-                    pieces = _words(script.reply if script.reply is not None
-                                    else f"Echo: {last_user.get('content', '')}")
-                completion = len(pieces) + script.reasoning_tokens
-                usage = {"prompt_tokens": count_prompt_tokens(messages), "completion_tokens": completion,
-                         "total_tokens": count_prompt_tokens(messages) + completion,
-                         "prompt_tokens_details": {"cached_tokens": script.cached_tokens,
-                                                   "cache_write_tokens": script.cache_write_tokens},
-                         "completion_tokens_details": {"reasoning_tokens": script.reasoning_tokens}}
-                base = {"id": "chatcmpl-loopback", "created": int(time.time()), "model": script.reply_model or model,
-                        "system_fingerprint": "fp_loopback",
-                        **({"service_tier": script.service_tier} if script.service_tier else {})}
+                pieces, usage, base = chat_parts(body, script)
                 if not body.get("stream"):
-                    return self._json(200, {**base, "object": "chat.completion", "usage": usage, "choices": [{
-                        "index": 0, "finish_reason": script.finish_reason, "logprobs": None,
-                        "message": {"role": "assistant", "content": "".join(pieces)}}]})
+                    return self._json(200, chat_completion(body, script))
                 if script.tool_call or script.tool_calls:
                     return self._stream_tool_call(base, usage, body, script)
                 self._stream(base, pieces, usage, body, script)

@@ -246,6 +246,42 @@ def m014_eval_set_owners(conn: Connection) -> None:
     conn.execute(sa.text("UPDATE eval_sets SET shared = TRUE"))
 
 
+@migration
+def m016_eval_batches(conn: Connection) -> None:
+    # An eval run sent through OpenAI's Batch API: one row per batch (a run's cells are split by endpoint and
+    # model, one batch each), so polling survives a restart of the app — any process picks the batch up from here.
+    # `phase` is PromptLab's own step (waiting for the batch, ingesting its output, ingested); `owner` the process
+    # ingesting it; `keys` the run's cells in this batch (JSON); `failed` the lines that failed or never ran, with
+    # why (JSON); `on_failure` whether those run live ("live") or are stored as failed cells ("report").
+    conn.execute(sa.text("""
+        CREATE TABLE eval_batches (
+            run_id TEXT NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
+            part INTEGER NOT NULL,
+            provider_index INTEGER NOT NULL,
+            model TEXT NOT NULL,
+            batch_id TEXT,
+            input_file_id TEXT,
+            output_file_id TEXT,
+            error_file_id TEXT,
+            status TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            owner TEXT,
+            total INTEGER NOT NULL DEFAULT 0,
+            completed INTEGER NOT NULL DEFAULT 0,
+            failed_count INTEGER NOT NULL DEFAULT 0,
+            keys TEXT NOT NULL,
+            failed TEXT,
+            on_failure TEXT NOT NULL,
+            cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
+            notes TEXT,
+            created_at TEXT NOT NULL,
+            polled_at TEXT,
+            ended_at TEXT,
+            PRIMARY KEY (run_id, part)
+        )"""))
+    conn.execute(sa.text("CREATE INDEX eval_batches_batch ON eval_batches (batch_id)"))
+
+
 def insertion_order_column(engine: Engine) -> str:
     """The column that grows with every inserted call (see m008)."""
     return "rowid" if engine.dialect.name == "sqlite" else "seq"

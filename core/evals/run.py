@@ -418,7 +418,11 @@ def summary_table(run: EvalRun, pairs: list[tuple[int, int]] | None = None) -> s
     """The plain-text table the command line prints: one numbered row per configuration (labels cut but never
     alike), then McNemar for the `pairs` of row numbers the user picked (`--compare 1 3`), or by default for every
     two configurations that differ in one thing (two prompts on one provider, two providers with one prompt)."""
-    rows = run.rows()
+    return rows_table(run.rows(), pairs)
+
+
+def rows_table(rows: list[dict[str, Any]], pairs: list[tuple[int, int]] | None = None) -> str:
+    """`summary_table` of result rows (a stored run's, e.g. a batch run finished by another process)."""
     configs = eval_results.config_summaries(rows)
     labels = eval_results.distinct_labels([c.label for c in configs], 44)
     lines = [f"{'#':>3s} {'configuration':44s} {'pass':>9s} {'rate':>6s} {'95% interval':>15s} {'errors':>6s} "
