@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.base import i18n
 from core.base.i18n import _
+from core.evals import rating
 from core.evals import results as er
 from core.evals.store import CANCELLED, INTERRUPTED, RUNNING, EvalStore, SavedEvalRun
 from core.formats.columns import for_people
@@ -121,6 +122,7 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
         if len(rows) > 200:
             st.caption(_('First 200 of {cells} cells; download the run for all of them.').format(cells=len(rows)))
         d1, d2 = st.columns(2)
+        shown = rating.with_ratings(store.engine, shown)  # people's votes: summary.ratings, like any verdict
         d1.download_button(_("⬇ results.json"), shown.to_json(),
                            f"{shown.name}.json", "application/json", key="eval_download")
         d2.download_button(_("🔗 Share (HTML)"), i18n.deferred(lambda: report.eval_report(shown, secrets).html),

@@ -21,6 +21,7 @@ from core.evals.config import (
     tests_to_yaml,
     to_yaml,
 )
+from core.evals.rating import Ratings
 from core.evals.run import EvalRun, ProviderResolver, RunNotStarted, key_notes
 from core.evals.store import EvalStore, SavedEvalRun, TestSetRefused
 from core.formats.exports import table_from_csv
@@ -28,6 +29,7 @@ from core.formats.parse_limits import UPLOADED_BYTES
 from core.formats.rendering import plain
 from core.llm.pricing import format_cost
 from core.policy.access import Identity
+from pages._eval_rating import render_rating
 from pages._eval_results import render_results
 from pages._widgets import available_models
 from pages._workbench import response_cache, workbench
@@ -88,7 +90,8 @@ def resume(saved: SavedEvalRun) -> None:
     follow(evaluation)
 
 
-setup, run_tab, results_tab = st.tabs([_("📝 Config & cases"), _("▶ Run"), _("📊 Results")])
+setup, run_tab, results_tab, rate_tab = st.tabs([_("📝 Config & cases"), _("▶ Run"), _("📊 Results"),
+                                                 _("🧑‍⚖️ Rate")])
 
 # ----- config ------------------------------------------------------------------------------------------------------
 with setup:
@@ -235,3 +238,5 @@ with run_tab:
 # ----- results -------------------------------------------------------------------------------------------------------
 with results_tab:
     render_results(store, wb.secrets, resume)
+with rate_tab:  # blind side-by-side votes, each stored as it is cast, by the signed-in user
+    render_rating(store, Ratings(wb.settings.db_url, wb.identity))

@@ -17,6 +17,7 @@ from itertools import combinations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from core.base.clock import utc_now_iso
 from core.base.db import engine_for
@@ -247,10 +248,10 @@ def pair_summary(a: Config, b: Config, cases: int, votes: list[Vote]) -> dict[st
             "sign_test_p": win.p_value, "ties_rule": "excluded", "agreement": agreement(votes)}
 
 
-def summary(url: str, run: SavedEvalRun) -> list[dict[str, Any]]:
+def summary(engine: Engine, run: SavedEvalRun) -> list[dict[str, Any]]:
     """Every rated pair of a run (read by its caller under the store's rules): results.json's `summary.ratings`."""
     t = eval_ratings_table
-    with engine_for(url).connect() as conn:
+    with engine.connect() as conn:
         rows = conn.execute(sa.select(t).where(t.c.run_id == run.id).order_by(t.c.pair_key, t.c.rater)).all()
     grouped: dict[str, list[Any]] = {}
     for r in rows:
@@ -264,9 +265,9 @@ def summary(url: str, run: SavedEvalRun) -> list[dict[str, Any]]:
     return out
 
 
-def with_ratings(url: str, run: SavedEvalRun) -> SavedEvalRun:
+def with_ratings(engine: Engine, run: SavedEvalRun) -> SavedEvalRun:
     """The run with `summary.ratings` (for results.json and the HTML report) when anyone has rated it."""
-    rated = summary(url, run)
+    rated = summary(engine, run)
     return replace(run, summary={**run.summary, "ratings": rated}) if rated else run
 
 

@@ -13,6 +13,7 @@ import pytest
 from core.base.db import engine_for
 from core.evals import rating
 from core.evals.config import parse_config
+from core.evals.results import summary
 from core.evals.rating import LEFT, RIGHT, SKIP, TIE, Ratings, RatingRefused, Vote, shown_order
 from core.evals.stats import WinRate, cohen_kappa, sign_test, wilson
 from core.evals.store import EvalStore
@@ -82,7 +83,7 @@ def _rows() -> list[dict]:
 def saved_run(db_url: str, user: str = "alice") -> str:
     config = parse_config({"prompts": [A[0], B[0]], "providers": [A[1]], "tests": [{"vars": {"q": "x"}}]})
     run_id = f"run-{user}"
-    EvalStore(db_url, user).save_run(run_id, "rating", config, _rows(), {}, user=user)
+    EvalStore(db_url, user).save_run(run_id, "rating", config, _rows(), summary(_rows()), user=user)
     return run_id
 
 
@@ -124,7 +125,7 @@ def test_a_run_the_rater_may_not_read_cannot_be_rated(db_url):
                     lambda: bob.votes(run_id, A, B)):
         with pytest.raises(RatingRefused, match="not yours to rate"):
             attempt()
-    assert rating.summary(db_url, EvalStore(db_url, "alice").run(run_id)) == []  # bob wrote nothing
+    assert rating.summary(engine_for(db_url), EvalStore(db_url, "alice").run(run_id)) == []  # bob wrote nothing
 
 
 def test_the_summary_gives_the_win_rate_sign_test_and_kappa_of_two_raters(db_url):
@@ -140,7 +141,7 @@ def test_the_summary_gives_the_win_rate_sign_test_and_kappa_of_two_raters(db_url
     for name, ratings in (("alice", alice), ("root", root)):
         for i, winner in enumerate(plan[name]):
             ratings.cast(run_id, A, B, f"{i}:0", side(name, f"{i}:0", winner))
-    [pair] = rating.summary(db_url, EvalStore(db_url, "alice").run(run_id))
+    [pair] = rating.summary(engine_for(db_url), EvalStore(db_url, "alice").run(run_id))
     # Per case, the side more raters chose: b, b, tie (one each), a, tie → B 2, A 1, ties 2.
     assert (pair["b_wins"], pair["a_wins"], pair["ties"]) == (2, 1, 2)
     assert pair["b_win_rate"] == pytest.approx(2 / 3) and pair["interval_95"] == list(wilson(2, 3))
@@ -151,7 +152,7 @@ def test_the_summary_gives_the_win_rate_sign_test_and_kappa_of_two_raters(db_url
     [agree] = pair["agreement"]
     assert agree["raters"] == ["alice", "root"] and agree["shared_cases"] == 5
     assert agree["kappa"] == pytest.approx((0.8 - 0.36) / (1 - 0.36))
-    shown = rating.with_ratings(db_url, EvalStore(db_url, "alice").run(run_id))
+    shown = rating.with_ratings(engine_for(db_url), EvalStore(db_url, "alice").run(run_id))
     assert '"sign_test_p"' in shown.to_json() and shown.summary["ratings"][0]["b_wins"] == 2
 
 

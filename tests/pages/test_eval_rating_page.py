@@ -1,0 +1,116 @@
+"""AppTest of the Evals page's rating tab (issue 26 point 3): blind votes with keyboard shortcuts and progress, kept
+when the tab closes mid-queue, each signed-in rater's votes their own, the verdict and Cohen's kappa when done."""
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from core.evals.config import parse_config
+from core.evals.results import summary
+from core.evals.rating import Ratings, pair_key, shown_order
+from core.evals.stats import cohen_kappa
+from core.evals.store import EvalStore
+from core.policy.access import Identity
+from tests.pages.test_evals_page import page_text, signed_in, team  # noqa: F401  (team: a fixture)
+
+A = ("Q: {{q}}", "openai:chat:gpt-4o-mini")
+B = ("Please answer {{q}}", "openai:chat:gpt-4o-mini")
+CASES = 5
+RUN = "run-rating"
+
+
+def seed(url: str, owner: str = "alice") -> None:
+    """A finished run of two prompts on five cases, owned by `owner`."""
+    rows = [{"prompt": p, "provider": v, "prompt_index": n, "test_index": i, "repeat": 0, "vars": {"q": f"q{i}"},
+             "description": f"case-{i}", "output": f"{'alpha' if n == 0 else 'beta'} reply {i}", "pass": True,
+             "graded": True, "error": None, "reason": "", "assertions": []}
+            for n, (p, v) in enumerate((A, B)) for i in range(CASES)]
+    config = parse_config({"prompts": [A[0], B[0]], "providers": [A[1]], "tests": [{"vars": {"q": "x"}}]})
+    EvalStore(url, owner).save_run(RUN, "two prompts", config, rows, summary(rows), user=owner)
+
+
+def rate_text(at: AppTest) -> str:
+    """What the rating tab (the fourth) sent to the browser: texts as written, other elements' messages."""
+    parts: list[str] = []
+
+    def walk(node) -> None:
+        value = getattr(node, "value", None)
+        parts.append(value if isinstance(value, str) else str(getattr(node, "proto", "")))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+    walk(at.tabs[3])
+    return "\n".join(parts)
+
+
+def progress(at: AppTest) -> str:
+    return next(p.proto.text for p in at.get("progress"))
+
+
+def vote(at: AppTest, key: str) -> AppTest:
+    at.button(key=key).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_votes_survive_a_closed_tab_and_the_queue_resumes_at_the_fourth_case(team):
+    seed(team["PROMPTLAB_DB_URL"])
+    alice = signed_in("alice")
+    assert progress(alice) == "0 of 5 rated (0 skipped)"
+    assert "case-0" in rate_text(alice)
+    shortcuts = {b.key: b.proto.shortcut for b in alice.button if b.key and b.key.startswith("eval_rate_")}
+    assert shortcuts == {"eval_rate_left": "left", "eval_rate_right": "right", "eval_rate_tie": "t",
+                         "eval_rate_skip": "s"}  # Streamlit's key bindings (it sends them lower case)
+    for key in ("eval_rate_left", "eval_rate_tie", "eval_rate_right"):
+        vote(alice, key)
+    assert progress(alice) == "3 of 5 rated (0 skipped)"
+    del alice  # the tab closes mid-queue
+
+    again = signed_in("alice")  # a new session as the same user
+    assert progress(again) == "3 of 5 rated (0 skipped)"
+    text = rate_text(again)
+    assert "Case 4" in text and "case-3" in text and "Case 3" not in text
+    votes = Ratings(team["PROMPTLAB_DB_URL"], Identity("alice")).votes(RUN, A, B)
+    assert [v.vote for v in votes] == ["left", "tie", "right"]
+    assert [v.shown for v in votes] == [shown_order(RUN, pair_key(A, B), "alice", f"{i}:0") for i in range(3)]
+
+
+def test_the_outputs_are_drawn_on_the_sides_the_hash_says(team):
+    seed(team["PROMPTLAB_DB_URL"])
+    alice = signed_in("alice")
+    for i in range(CASES):
+        text = rate_text(alice)
+        a_left = shown_order(RUN, pair_key(A, B), "alice", f"{i}:0") == "AB"
+        first, second = (f"alpha reply {i}", f"beta reply {i}") if a_left else (f"beta reply {i}", f"alpha reply {i}")
+        assert text.index(first) < text.index(second)  # left is drawn before right
+        assert "left was" not in text  # nothing revealed before the queue is done
+        vote(alice, "eval_rate_skip")
+    assert "All 5 cases rated" in rate_text(alice)
+
+
+def test_two_raters_are_kept_apart_and_kappa_is_shown_when_both_are_done(team):
+    url = team["PROMPTLAB_DB_URL"]
+    seed(url)
+    alice, root = signed_in("alice"), signed_in("root")
+    for _ in range(CASES):
+        vote(alice, "eval_rate_left")
+    assert progress(root) == "0 of 5 rated (0 skipped)"  # alice's votes are not root's
+    for _ in range(CASES):
+        vote(root, "eval_rate_left")
+    alice.run()
+    text = rate_text(alice)
+    assert "All 5 cases rated" in text and "Agreement of alice and root: Cohen" in text and "on 5 shared cases" in text
+    assert "Every rater" not in text  # only an admin sees everyone's votes
+    root_text = rate_text(root)
+    assert "Every rater" in root_text and "alice" in root_text
+    # Both pressed "left" every time, but each saw their own sides: the kappa is of what they chose, A or B.
+    meant = {r: ["a" if shown_order(RUN, pair_key(A, B), r, f"{i}:0") == "AB" else "b" for i in range(CASES)]
+             for r in ("alice", "root")}
+    kappa = cohen_kappa(list(zip(meant["alice"], meant["root"], strict=True)))
+    assert f"Cohen's kappa {'–' if kappa is None else f'{kappa:.2f}'} on 5 shared cases" in text
+    assert [v.rater for v in Ratings(url, Identity("alice")).votes(RUN, A, B)] == ["alice"] * CASES
+
+
+def test_a_run_bob_may_not_read_is_not_offered_to_him_to_rate(team):
+    seed(team["PROMPTLAB_DB_URL"])
+    bob = signed_in("bob")
+    assert not [s for s in bob.selectbox if s.key == "eval_rate_run"]
+    assert "Finish a run with two prompts" in rate_text(bob) and "alpha reply" not in page_text(bob)
