@@ -18,6 +18,7 @@ from core.evals.rating import LEFT, RIGHT, SKIP, TIE, Ratings, RatingRefused, Vo
 from core.evals.stats import WinRate, cohen_kappa, sign_test, wilson
 from core.evals.store import EvalStore
 from core.policy.access import Identity
+from core.records.report import eval_report
 from core.records.privacy import delete_user, export_user
 
 A = ("Q: {{q}}", "openai:chat:gpt-4o-mini")
@@ -154,6 +155,10 @@ def test_the_summary_gives_the_win_rate_sign_test_and_kappa_of_two_raters(db_url
     assert agree["kappa"] == pytest.approx((0.8 - 0.36) / (1 - 0.36))
     shown = rating.with_ratings(engine_for(db_url), EvalStore(db_url, "alice").run(run_id))
     assert '"sign_test_p"' in shown.to_json() and shown.summary["ratings"][0]["b_wins"] == 2
+    page = eval_report(shown).html  # the shared HTML report carries them too
+    assert "Human ratings (blind, side by side)" in page and "67% (21%–94%)" in page
+    assert f"alice / root: {agree['kappa']:.2f} (5)" in page
+    assert "Human ratings" not in eval_report(EvalStore(db_url, "alice").run(run_id)).html  # the run as stored, without its votes
 
 
 def test_erasing_a_rater_removes_their_votes_and_only_theirs(db_url):
