@@ -31,13 +31,22 @@ def _labels() -> dict[str, str]:
 
 
 def render_rating(store: EvalStore, ratings: Ratings) -> None:
-    runs = [r for r in store.runs() if r.status != RUNNING and rating.rateable_pairs(r)]
+    mine = store.runs()
+    known = {r.id for r in mine}
+    runs = [r for r in mine + [r for r in ratings.open_runs() if r.id not in known]
+            if r.status != RUNNING and rating.rateable_pairs(r)]
     if not runs:
         st.info(_("Finish a run with two prompts (or two providers) to rate their outputs side by side."))
         return
     run = next(r for r in runs if r.id == st.selectbox(
         _("Run to rate"), [r.id for r in runs], key="eval_rate_run",
-        format_func=lambda i: next(f"{r.name} · {r.created_at[:16]}" for r in runs if r.id == i)))
+        format_func=lambda i: next(f"{r.name} · {r.created_at[:16]} · {r.user or ''}" for r in runs if r.id == i)))
+    if run.id in known:  # the owner's choice (or an admin's): teammates rate its cases, and see nothing else of it
+        is_open = ratings.is_open(run.id)
+        if st.toggle(_("Open for rating by every signed-in user"), value=is_open,
+                     key=f"eval_rate_open_{run.id}") != is_open:
+            ratings.open_for_rating(run.id, not is_open)
+            st.rerun()
     pairs = rating.rateable_pairs(run)
     pick = st.selectbox(_("Compare"), range(len(pairs)), key="eval_rate_pair",
                         format_func=lambda i: " ⟷ ".join(rating.pair_labels(*pairs[i])))

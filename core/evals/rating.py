@@ -4,7 +4,8 @@ shows the same sides and the rater cannot tell which prompt is which until the q
 
 Each vote is written the moment it is cast (a tab closed mid-queue keeps every vote; the queue resumes at the first
 case the rater has not voted on). The rater is the signed-in identity, never a field; a rater reads and changes only
-their own votes (an admin reads all), and may rate only a run the store lets them read. The votes of a pair are a
+their own votes (an admin reads all), and may rate only a run the store lets them read (its owner's, an admin) or
+one its owner opened for rating (then every signed-in user rates its cases, and sees nothing else of it). The votes of a pair are a
 verdict like an assertion's: B's win rate over A with its Wilson interval, the sign test, and Cohen's kappa between
 every two raters who rated the same cases (`summary`, results.json's `summary.ratings`).
 """
@@ -154,21 +155,49 @@ def _vote(row: Any) -> Vote:
 
 
 class Ratings:
-    """One identity's ratings in the database at a SQLAlchemy URL: only runs the store lets them read, only their own
-    votes (an admin reads everyone's)."""
+    """One identity's ratings in the database at a SQLAlchemy URL: only runs the store lets them read or that were
+    opened for rating, only their own votes (an admin reads everyone's)."""
 
     def __init__(self, url: str, identity: Identity):
         self.url, self.identity = url, identity
         self.engine = engine_for(url)
 
+    def _open_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.text("SELECT id FROM eval_runs WHERE rating_open ORDER BY created_at DESC "
+                                             "LIMIT 50")).scalars())
+
+    def is_open(self, run_id: str) -> bool:
+        """Whether every signed-in user may rate the run (its owner's choice, or an admin's)."""
+        with self.engine.connect() as conn:
+            return bool(conn.execute(sa.text("SELECT rating_open FROM eval_runs WHERE id = :id"),
+                                     {"id": run_id}).scalar())
+
     def run(self, run_id: str) -> SavedEvalRun:
-        """The run to rate, read under the store's rules (its owner, or an admin); a running run is not ready."""
+        """The run to rate: one the store lets the identity read (its owner, or an admin), or one opened for rating;
+        a running run is not ready."""
         run = EvalStore(self.url, self.identity.name, self.identity.admin).run(run_id)
+        if run is None and self.is_open(run_id):
+            run = EvalStore(self.url).run(run_id)
         if run is None:
-            raise RatingRefused(_("This run is not yours to rate: only its owner and admins may read it."))
+            raise RatingRefused(_("This run is not yours to rate: its owner has not opened it for rating."))
         if run.status == RUNNING:
             raise RatingRefused(_("This run is still running: rate it when it has finished."))
         return run
+
+    def open_runs(self) -> list[SavedEvalRun]:
+        """Other people's runs opened for rating (the newest 50), besides the runs the identity may read anyway."""
+        store = EvalStore(self.url)
+        return [run for run in (store.run(i) for i in self._open_ids()) if run is not None]
+
+    def open_for_rating(self, run_id: str, is_open: bool) -> None:
+        """Let every signed-in user rate the run (its cases and the two outputs, never the rest of it), or only its
+        owner and admins again: the owner's choice, or an admin's."""
+        if EvalStore(self.url, self.identity.name, self.identity.admin).run(run_id) is None:
+            raise RatingRefused(_("Only the run's owner or an admin may open it for rating."))
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE eval_runs SET rating_open = :o WHERE id = :id"),
+                         {"o": is_open, "id": run_id})
 
     def _votes(self, run_id: str, pair: str, rater: str | None) -> list[Vote]:
         t = eval_ratings_table

@@ -13,13 +13,13 @@ import pytest
 from core.base.db import engine_for
 from core.evals import rating
 from core.evals.config import parse_config
+from core.evals.rating import LEFT, RIGHT, SKIP, TIE, RatingRefused, Ratings, Vote, shown_order
 from core.evals.results import summary
-from core.evals.rating import LEFT, RIGHT, SKIP, TIE, Ratings, RatingRefused, Vote, shown_order
 from core.evals.stats import WinRate, cohen_kappa, sign_test, wilson
 from core.evals.store import EvalStore
 from core.policy.access import Identity
-from core.records.report import eval_report
 from core.records.privacy import delete_user, export_user
+from core.records.report import eval_report
 
 A = ("Q: {{q}}", "openai:chat:gpt-4o-mini")
 B = ("Please answer {{q}}", "openai:chat:gpt-4o-mini")
@@ -127,6 +127,24 @@ def test_a_run_the_rater_may_not_read_cannot_be_rated(db_url):
         with pytest.raises(RatingRefused, match="not yours to rate"):
             attempt()
     assert rating.summary(engine_for(db_url), EvalStore(db_url, "alice").run(run_id)) == []  # bob wrote nothing
+    assert bob.open_runs() == []
+    with pytest.raises(RatingRefused, match="Only the run's owner or an admin"):
+        bob.open_for_rating(run_id, True)  # not his to open
+
+
+def test_a_run_opened_for_rating_is_rated_by_teammates_each_on_their_own(db_url):
+    run_id = saved_run(db_url, "alice")
+    alice, bob = Ratings(db_url, Identity("alice")), Ratings(db_url, Identity("bob"))
+    alice.open_for_rating(run_id, True)
+    assert [r.id for r in bob.open_runs()] == [run_id] and EvalStore(db_url, "bob").runs() == []  # rate, not read
+    bob.cast(run_id, A, B, "0:0", LEFT)
+    alice.cast(run_id, A, B, "0:0", RIGHT)
+    assert [(v.rater, v.vote) for v in bob.votes(run_id, A, B)] == [("bob", LEFT)]
+    assert [(v.rater, v.vote) for v in alice.votes(run_id, A, B)] == [("alice", RIGHT)]  # the owner sees hers only
+    alice.open_for_rating(run_id, False)
+    with pytest.raises(RatingRefused):
+        bob.cast(run_id, A, B, "1:0", LEFT)  # closed again
+    assert len(rating.summary(engine_for(db_url), EvalStore(db_url, "alice").run(run_id))[0]["agreement"]) == 1
 
 
 def test_the_summary_gives_the_win_rate_sign_test_and_kappa_of_two_raters(db_url):

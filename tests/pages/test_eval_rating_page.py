@@ -5,17 +5,19 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from core.evals.config import parse_config
-from core.evals.results import summary
 from core.evals.rating import Ratings, pair_key, shown_order
+from core.evals.results import summary
 from core.evals.stats import cohen_kappa
 from core.evals.store import EvalStore
 from core.policy.access import Identity
-from tests.pages.test_evals_page import page_text, signed_in, team  # noqa: F401  (team: a fixture)
+from tests.pages import test_evals_page
+from tests.pages.test_evals_page import page_text, signed_in
 
 A = ("Q: {{q}}", "openai:chat:gpt-4o-mini")
 B = ("Please answer {{q}}", "openai:chat:gpt-4o-mini")
 CASES = 5
 RUN = "run-rating"
+team = test_evals_page.team  # the fixture: alice and bob, and root the admin, behind the sign-in gate
 
 
 def seed(url: str, owner: str = "alice") -> None:
@@ -109,8 +111,18 @@ def test_two_raters_are_kept_apart_and_kappa_is_shown_when_both_are_done(team):
     assert [v.rater for v in Ratings(url, Identity("alice")).votes(RUN, A, B)] == ["alice"] * CASES
 
 
-def test_a_run_bob_may_not_read_is_not_offered_to_him_to_rate(team):
+def test_bob_rates_alices_run_only_once_she_opens_it_for_rating(team):
     seed(team["PROMPTLAB_DB_URL"])
     bob = signed_in("bob")
     assert not [s for s in bob.selectbox if s.key == "eval_rate_run"]
     assert "Finish a run with two prompts" in rate_text(bob) and "alpha reply" not in page_text(bob)
+    alice = signed_in("alice")
+    alice.toggle(key=f"eval_rate_open_{RUN}").set_value(True).run()
+    bob.run()
+    assert bob.selectbox(key="eval_rate_run").value == RUN and progress(bob) == "0 of 5 rated (0 skipped)"
+    assert not [t for t in bob.toggle if t.key == f"eval_rate_open_{RUN}"]  # her choice, not his
+    assert not [s for s in bob.selectbox if s.key == "eval_result_pick"]  # rating it is not reading her run
+    vote(bob, "eval_rate_tie")
+    assert progress(bob) == "1 of 5 rated (0 skipped)"
+    alice.run()
+    assert progress(alice) == "0 of 5 rated (0 skipped)"  # bob's vote is his
