@@ -306,7 +306,7 @@ def sentence(pair: dict[str, Any]) -> str:
         return _("{b} and {a}: no case decided yet ({ties} ties).").format(b=pair["b"], a=pair["a"],
                                                                          ties=pair["ties"])
     low, high = pair["interval_95"]
-    text = _("{b} preferred over {a} in {wins} of {decisive} decided cases ({rate:.0%}, 95% interval {low:.0%}–"
+    text = _("{b} preferred over {a} in {wins} of {decisive} decided cases ({rate:.0%}, interval (95%) {low:.0%}–"
              "{high:.0%}; {ties} ties left out), sign test p = {p:.2g}").format(
         b=pair["b"], a=pair["a"], wins=pair["b_wins"], decisive=pair["b_wins"] + pair["a_wins"],
         rate=pair["b_win_rate"], low=low, high=high, ties=pair["ties"], p=pair["sign_test_p"])
