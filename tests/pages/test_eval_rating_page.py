@@ -126,3 +126,39 @@ def test_bob_rates_alices_run_only_once_she_opens_it_for_rating(team):
     assert progress(bob) == "1 of 5 rated (0 skipped)"
     alice.run()
     assert progress(alice) == "0 of 5 rated (0 skipped)"  # bob's vote is his
+
+
+def test_a_run_made_on_the_page_against_the_loopback_server_is_rated_blind_and_gets_a_verdict(team, server):
+    """The loop on the loopback server: two prompts run through the gate, stored as they finish, rated blind, and the
+    verdict in results.json's `summary.ratings`."""
+    alice = signed_in("alice")
+    alice.text_area(key="eval_yaml").set_value(
+        "prompts: ['Q: {{q}}', 'Please answer {{q}}']\nproviders: [openai:chat:gpt-4o-mini]\n"
+        "tests: [{vars: {q: one}}, {vars: {q: two}}, {vars: {q: three}}]\n").run()
+    alice.button(key="eval_run").click().run()
+    assert not alice.exception and len(server.chat_requests()) == 6
+    [run] = EvalStore(team["PROMPTLAB_DB_URL"], "alice").runs()
+    assert progress(alice) == "0 of 3 rated (0 skipped)"
+    sent = {b["messages"][-1]["content"] for b in server.chat_requests()}
+    assert any(text in rate_text(alice) for text in sent)  # the loopback server's replies echo what was sent
+    pair_of = rating_pair(run)
+    for _ in range(3):  # B (the second prompt) every time, whichever side it was drawn on
+        case = Ratings(team["PROMPTLAB_DB_URL"], Identity("alice")).queue(run.id, *pair_of).next_case
+        b_left = shown_order(run.id, pair_key(*pair_of), "alice", case.key) == "BA"
+        vote(alice, "eval_rate_left" if b_left else "eval_rate_right")
+    text = rate_text(alice).replace("\\", "")  # shown as literal text: markdown's characters escaped
+    assert "All 3 cases rated" in text and "Please answer {{q}} preferred over Q: {{q}} in 3 of 3 decided" in text
+    ratings = rating_summary(team["PROMPTLAB_DB_URL"], run)
+    assert ratings[0]["b_wins"] == 3 and ratings[0]["sign_test_p"] == 0.25  # 3 of 3: p = 2/8, not significant
+
+
+def rating_pair(run):
+    from core.evals.rating import rateable_pairs
+    [pair] = rateable_pairs(run)
+    return pair
+
+
+def rating_summary(url, run):
+    from core.base.db import engine_for
+    from core.evals.rating import with_ratings
+    return with_ratings(engine_for(url), run).summary["ratings"]
