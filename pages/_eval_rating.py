@@ -75,7 +75,8 @@ def render_rating(store: EvalStore, ratings: Ratings) -> None:
             box.markdown(f"**{title}**")
             box.markdown(model_markdown(text) if text else _("*(no output stored)*"))
         for column, (vote, key, shortcut) in zip(st.columns(4), BUTTONS, strict=True):
-            column.button(_labels()[vote], key=key, shortcut=shortcut, width="stretch",
+            # Keyed by the case too: a key pressed while the next case is being drawn votes on the one on screen.
+            column.button(_labels()[vote], key=f"{key}:{case.key}", shortcut=shortcut, width="stretch",
                           on_click=_cast, args=(ratings, run.id, pair, case.key, vote))
     else:
         _reveal(store, ratings, run, pair, queue)
