@@ -58,6 +58,9 @@ def render_rating(store: EvalStore, ratings: Ratings) -> None:
         return
     if error := st.session_state.pop("eval_rate_error", None):
         st.error(plain(error))
+    if not any(c.output_a or c.output_b for c in queue.cases):
+        st.info(_("This run kept no outputs (the workspace's text policy is metadata only): there is nothing to rate."))
+        return
     total = len(queue.cases)
     st.progress(queue.rated / total if total else 1.0, text=_("{rated} of {total} rated ({skipped} skipped)").format(
         rated=queue.rated, total=total, skipped=queue.skipped))

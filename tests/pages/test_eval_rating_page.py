@@ -20,10 +20,11 @@ RUN = "run-rating"
 team = test_evals_page.team  # the fixture: alice and bob, and root the admin, behind the sign-in gate
 
 
-def seed(url: str, owner: str = "alice") -> None:
-    """A finished run of two prompts on five cases, owned by `owner`."""
+def seed(url: str, owner: str = "alice", outputs: bool = True) -> None:
+    """A finished run of two prompts on five cases, owned by `owner` (without outputs: as the text policy
+    "metadata" stores them)."""
     rows = [{"prompt": p, "provider": v, "prompt_index": n, "test_index": i, "repeat": 0, "vars": {"q": f"q{i}"},
-             "description": f"case-{i}", "output": f"{'alpha' if n == 0 else 'beta'} reply {i}", "pass": True,
+             "description": f"case-{i}", "output": f"{'alpha' if n == 0 else 'beta'} reply {i}" if outputs else "", "pass": True,
              "graded": True, "error": None, "reason": "", "assertions": []}
             for n, (p, v) in enumerate((A, B)) for i in range(CASES)]
     config = parse_config({"prompts": [A[0], B[0]], "providers": [A[1]], "tests": [{"vars": {"q": "x"}}]})
@@ -153,6 +154,13 @@ def test_a_run_made_on_the_page_against_the_loopback_server_is_rated_blind_and_g
     assert "All 3 cases rated" in text and "Please answer {{q}} preferred over Q: {{q}} in 3 of 3 decided" in text
     ratings = rating_summary(team["PROMPTLAB_DB_URL"], run)
     assert ratings[0]["b_wins"] == 3 and ratings[0]["sign_test_p"] == 0.25  # 3 of 3: p = 2/8, not significant
+
+
+def test_a_run_that_kept_no_outputs_says_there_is_nothing_to_rate(team):
+    seed(team["PROMPTLAB_DB_URL"], outputs=False)
+    alice = signed_in("alice")
+    assert "kept no outputs" in rate_text(alice)
+    assert not [b for b in alice.button if (b.key or "").startswith("eval_rate_")]
 
 
 def rating_pair(run):
