@@ -193,3 +193,14 @@ def test_erasing_a_rater_removes_their_votes_and_only_theirs(db_url):
     delete_user(engine, "alice", actor="alice")  # her run goes, and everyone's votes on it with it
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM eval_ratings").scalar() == 0
+
+
+def test_the_command_line_report_of_a_rated_run_carries_the_ratings(db_url, tmp_path, monkeypatch):
+    from core.cli import report_main
+
+    run_id = saved_run(db_url)
+    Ratings(db_url, Identity("alice")).cast(run_id, A, B, "0:0", TIE)
+    monkeypatch.setenv("PROMPTLAB_DB_URL", db_url)
+    out = tmp_path / "run.html"
+    assert report_main(["run", run_id, "-o", str(out)]) == 0
+    assert "Human ratings (blind, side by side)" in out.read_text()
