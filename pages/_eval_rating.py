@@ -103,8 +103,13 @@ def _reveal(store: EvalStore, ratings: Ratings, run: SavedEvalRun, pair: tuple[r
              _("left was"): label_a if v.shown == "AB" else label_b, _("verdict"): names[v.winner]}
             for v in queue.votes.values()]
     st.dataframe(pd.DataFrame(mine), hide_index=True, width="stretch")
-    for pair_summary in rating.summary(store.engine, run):
-        if (tuple(pair_summary["config_a"]), tuple(pair_summary["config_b"])) != pair:
+    render_verdicts(rating.summary(store.engine, run), only=pair)
+
+
+def render_verdicts(pairs: list[dict], only: tuple[rating.Config, rating.Config] | None = None) -> None:
+    """The verdict of everyone's votes on each rated pair (or on one): win rate, interval, sign test, kappa."""
+    for pair_summary in pairs:
+        if only is not None and (tuple(pair_summary["config_a"]), tuple(pair_summary["config_b"])) != only:
             continue
         st.info(plain(rating.sentence(pair_summary)))
         for agree in pair_summary["agreement"]:

@@ -16,6 +16,7 @@ from core.formats.columns import for_people
 from core.formats.rendering import plain
 from core.llm.pricing import format_cost_total
 from core.records import report
+from pages._eval_rating import render_verdicts
 
 STATE_MARKS = {RUNNING: " · ⏳", INTERRUPTED: " · ⏸", CANCELLED: " · ⏹"}
 
@@ -85,6 +86,10 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
                     verdict=_("✅ B better") if row["flip"] == "better" else _("❌ B worse"), n=row["test_index"] + 1,
                     repeat=row["repeat"], case=plain(row.get("description") or row["vars"])))
 
+        shown = rating.with_ratings(store.engine, shown)  # people's votes: summary.ratings, like any verdict
+        if shown.summary.get("ratings"):
+            st.subheader(_("Human ratings (blind, side by side)"))
+            render_verdicts(shown.summary["ratings"])
         st.subheader(_("Baseline"))
         baseline = store.baseline()
         if st.button(_("⭐ Make this run the baseline"), key="eval_set_baseline", disabled=shown.baseline):
@@ -122,7 +127,6 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
         if len(rows) > 200:
             st.caption(_('First 200 of {cells} cells; download the run for all of them.').format(cells=len(rows)))
         d1, d2 = st.columns(2)
-        shown = rating.with_ratings(store.engine, shown)  # people's votes: summary.ratings, like any verdict
         d1.download_button(_("⬇ results.json"), shown.to_json(),
                            f"{shown.name}.json", "application/json", key="eval_download")
         d2.download_button(_("🔗 Share (HTML)"), i18n.deferred(lambda: report.eval_report(shown, secrets).html),

@@ -105,6 +105,8 @@ def test_two_raters_are_kept_apart_and_kappa_is_shown_when_both_are_done(team):
     text = rate_text(alice)
     assert "All 5 cases rated" in text and "Agreement of alice and root: Cohen" in text and "on 5 shared cases" in text
     assert "Every rater" not in text  # only an admin sees everyone's votes
+    results = "\n".join(i.value for i in alice.tabs[2].info).replace("\\", "")  # the verdict in 📊 Results too
+    assert "preferred over" in results or "no case decided yet" in results
     root_text = rate_text(root)
     assert "Every rater" in root_text and "alice" in root_text
     # Both pressed "left" every time, but each saw their own sides: the kappa is of what they chose, A or B.
