@@ -87,7 +87,7 @@ def render_rating(store: EvalStore, ratings: Ratings) -> None:
         label_a, label_b = rating.pair_labels(*pair)
         names = {"a": label_a, "b": label_b, TIE: _("tie"), SKIP: _("skipped")}
         with st.expander(_("Every rater's votes (admins only)")):
-            st.dataframe(pd.DataFrame([{_("rater"): v.rater, _("case"): v.case_key, _("vote"): v.vote,
+            st.dataframe(pd.DataFrame([{_("rater"): v.rater, _("case"): v.case_key, _("vote"): _labels()[v.vote],
                                         _("verdict"): names[v.winner]} for v in ratings.votes(run.id, *pair)]),
                          hide_index=True, width="stretch")
 
