@@ -56,6 +56,7 @@ def test_the_arrow_keys_vote_and_a_reloaded_tab_resumes_at_the_next_case(browser
 
     rate = open_rating(page, app.url)
     sync_api.expect(rate.get_by_text("0 of 3 rated", exact=False)).to_be_visible(timeout=30_000)
+    page.wait_for_selector(IDLE, timeout=60_000)  # the buttons (and their keys) drawn
     page.locator("h1").first.click()  # focus on the page, not on a widget that takes keys itself
     page.keyboard.press("ArrowLeft")
     sync_api.expect(rate.get_by_text("1 of 3 rated", exact=False)).to_be_visible(timeout=30_000)
@@ -64,8 +65,9 @@ def test_the_arrow_keys_vote_and_a_reloaded_tab_resumes_at_the_next_case(browser
     page.keyboard.press("t")
     sync_api.expect(rate.get_by_text("2 of 3 rated", exact=False)).to_be_visible(timeout=30_000)
     page.wait_for_selector(IDLE, timeout=60_000)
-    sync_api.expect(rate.locator(".st-key-data-rate-left")).to_contain_text("Norway")  # the third case's outputs
-    sync_api.expect(rate.locator(".st-key-data-rate-right")).to_contain_text("Norway")
+    # the third case's outputs, on both sides
+    sync_api.expect(rate.locator(".st-key-data-rate-left")).to_contain_text("Norway", timeout=30_000)
+    sync_api.expect(rate.locator(".st-key-data-rate-right")).to_contain_text("Norway", timeout=30_000)
     screenshot(page, "rating")
     context.close()  # the tab closes mid-queue
 
@@ -79,6 +81,6 @@ def test_the_arrow_keys_vote_and_a_reloaded_tab_resumes_at_the_next_case(browser
     page = context.new_page()
     rate = open_rating(page, app.url)  # a new session
     sync_api.expect(rate.get_by_text("2 of 3 rated", exact=False)).to_be_visible(timeout=30_000)
-    sync_api.expect(rate.get_by_text("Case 3", exact=False)).to_be_visible()
+    sync_api.expect(rate.get_by_text("Case 3", exact=False)).to_be_visible(timeout=30_000)
     assert page.locator("[data-testid='stException']").count() == 0
     context.close()
