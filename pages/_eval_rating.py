@@ -31,6 +31,7 @@ def _labels() -> dict[str, str]:
 
 
 def render_rating(store: EvalStore, ratings: Ratings) -> None:
+    """The rating tab: the viewer's runs and those opened for rating, a pair, and the viewer's queue on it."""
     mine = store.runs()
     known = {r.id for r in mine}
     runs = [r for r in mine + [r for r in ratings.open_runs() if r.id not in known]
