@@ -367,6 +367,10 @@ def report_main(argv: list[str] | None = None) -> int:
         made = report.conversation_report(conversation, secrets, language=language) if conversation else None
     elif args.kind == "run":
         eval_run = EvalStore(settings.db_url).run(args.id)
+        if eval_run is not None:  # people's blind votes on it, a verdict like its assertions'
+            from core.base.db import engine_for
+            from core.evals.rating import with_ratings
+            eval_run = with_ratings(engine_for(settings.db_url), eval_run)
         compare = None if eval_run else PromptLibrary(settings.db_url).run(args.id)
         made = (report.eval_report(eval_run, secrets, language=language) if eval_run
                 else report.compare_report(compare, secrets, language=language) if compare else None)

@@ -9,12 +9,14 @@ import streamlit as st
 
 from core.base import i18n
 from core.base.i18n import _
+from core.evals import rating
 from core.evals import results as er
 from core.evals.store import CANCELLED, INTERRUPTED, RUNNING, EvalStore, SavedEvalRun
 from core.formats.columns import for_people
 from core.formats.rendering import plain
 from core.llm.pricing import format_cost_total
 from core.records import report
+from pages._eval_rating import render_verdicts
 
 STATE_MARKS = {RUNNING: " · ⏳", INTERRUPTED: " · ⏸", CANCELLED: " · ⏹", "batch": " · 📦"}
 
@@ -87,6 +89,10 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
                     verdict=_("✅ B better") if row["flip"] == "better" else _("❌ B worse"), n=row["test_index"] + 1,
                     repeat=row["repeat"], case=plain(row.get("description") or row["vars"])))
 
+        shown = rating.with_ratings(store.engine, shown)  # people's votes: summary.ratings, like any verdict
+        if shown.summary.get("ratings"):
+            st.subheader(_("Human ratings (blind, side by side)"))
+            render_verdicts(shown.summary["ratings"])
         st.subheader(_("Baseline"))
         baseline = store.baseline()
         if st.button(_("⭐ Make this run the baseline"), key="eval_set_baseline", disabled=shown.baseline):

@@ -21,6 +21,7 @@ from core.evals.config import (
     tests_to_yaml,
     to_yaml,
 )
+from core.evals.rating import Ratings
 from core.evals.run import EvalRun, ProviderResolver, RunNotStarted, key_notes
 from core.evals.store import EvalStore, SavedEvalRun
 from core.formats.exports import table_from_csv
@@ -30,6 +31,7 @@ from core.llm.pricing import format_cost
 from core.policy.access import Identity
 from pages._eval_batch import Poller, batch_choice, render_batches, submit_batch
 from pages._eval_generate import draw_generate
+from pages._eval_rating import render_rating
 from pages._eval_results import render_results
 from pages._eval_revision import draw_revision
 from pages._eval_sets import draw_test_sets
@@ -92,7 +94,8 @@ def resume(saved: SavedEvalRun) -> None:
     follow(evaluation)
 
 
-setup, run_tab, results_tab = st.tabs([_("📝 Config & cases"), _("▶ Run"), _("📊 Results")])
+setup, run_tab, results_tab, rate_tab = st.tabs([_("📝 Config & cases"), _("▶ Run"), _("📊 Results"),
+                                                 _("🧑‍⚖️ Rate")])
 
 # ----- config ------------------------------------------------------------------------------------------------------
 with setup:
@@ -225,3 +228,5 @@ with run_tab:
 with results_tab:
     render_results(store, wb.secrets, resume, revise=lambda run: draw_revision(
         run, wb=wb, store=store, resolver=resolver, actor=actor, follow=follow, use_config=set_config_text))
+with rate_tab:  # blind side-by-side votes, each stored as it is cast, by the signed-in user
+    render_rating(store, Ratings(wb.settings.db_url, wb.identity))

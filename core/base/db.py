@@ -282,6 +282,30 @@ def m016_eval_batches(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX eval_batches_batch ON eval_batches (batch_id)"))
 
 
+@migration
+def m017_eval_ratings(conn: Connection) -> None:
+    # A person's blind vote between two configurations' outputs for one case of a run, written the moment it is
+    # cast (a tab closed mid-queue keeps every vote). One vote per rater, run, pair and case: a rater changes only
+    # their own. The pair is keyed by a hash (prompts can be longer than an index entry may be); `shown` is the
+    # side A was drawn on, so a vote for "left" reads back as A or B. Ratings go with their run. A run is rated by
+    # its owner and admins, and by every signed-in user once its owner (or an admin) opens it for rating.
+    conn.execute(sa.text("""
+        CREATE TABLE eval_ratings (
+            run_id TEXT NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
+            pair_key TEXT NOT NULL,
+            case_key TEXT NOT NULL,
+            rater TEXT NOT NULL,
+            config_a TEXT NOT NULL,
+            config_b TEXT NOT NULL,
+            vote TEXT NOT NULL,
+            shown TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, pair_key, case_key, rater)
+        )"""))
+    conn.execute(sa.text("CREATE INDEX eval_ratings_rater ON eval_ratings (rater)"))
+    conn.execute(sa.text("ALTER TABLE eval_runs ADD COLUMN rating_open BOOLEAN NOT NULL DEFAULT FALSE"))
+
+
 def insertion_order_column(engine: Engine) -> str:
     """The column that grows with every inserted call (see m008)."""
     return "rowid" if engine.dialect.name == "sqlite" else "seq"

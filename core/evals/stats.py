@@ -92,3 +92,47 @@ def paired_difference(a_only: int, b_only: int, both: int, neither: int, z: floa
     denominator = (both + a_only) * (neither + b_only) * (both + b_only) * (neither + a_only)
     phi = (both * neither - a_only * b_only) / math.sqrt(denominator) if denominator else 0.0
     return newcombe_interval(both + a_only, n, both + b_only, n, phi, z)
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test (ties already left out): B won `wins` cases, A `losses`, against p = ½. The same
+    binomial as exact McNemar on the discordant cases — a side-by-side vote is a discordant pair or a tie."""
+    return mcnemar_exact(losses, wins)
+
+
+def cohen_kappa(pairs: list[tuple[str, str]]) -> float | None:
+    """Cohen's kappa of two raters' labels on the same items: (observed − chance agreement) / (1 − chance), chance
+    from each rater's own label frequencies. None when undefined (no items, or both always gave one same label)."""
+    n = len(pairs)
+    if not n:
+        return None
+    observed = sum(x == y for x, y in pairs) / n
+    labels = {x for x, _ in pairs} | {y for _, y in pairs}
+    chance = sum((sum(x == label for x, _ in pairs) / n) * (sum(y == label for _, y in pairs) / n)
+                 for label in labels)
+    return None if chance >= 1 else (observed - chance) / (1 - chance)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WinRate:
+    """B against A by people's side-by-side votes, one verdict per case. LMSYS's convention (Chatbot Arena's "win
+    fraction of non-tied battles"): ties are left out of the rate, its Wilson interval and the sign test, and are
+    counted beside them."""
+
+    b_wins: int
+    a_wins: int
+    ties: int
+
+    @property
+    def decisive(self) -> int:
+        return self.b_wins + self.a_wins
+
+    @property
+    def rate(self) -> float | None:
+        return self.b_wins / self.decisive if self.decisive else None
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson(self.b_wins, self.decisive)
+
+    @property
+    def p_value(self) -> float:
+        return sign_test(self.b_wins, self.a_wins)

@@ -147,6 +147,7 @@ _USER_TABLES = {  # table -> (column naming the user, order column)
     "playground_runs": ("user_id", "created_at"),
     "eval_sets": ("author", "created_at"),
     "eval_runs": ("user_id", "created_at"),
+    "eval_ratings": ("rater", "created_at"),  # a rater's votes on anyone's runs (m017)
     "images": ("user_id", "created_at"),
     "response_cache": ("user_id", "created_at"),
 }

@@ -258,11 +258,30 @@ def _eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Repor
                          f"{c.p_value:.2g}", clean(c.sentence())] for c in comparisons],
                        numeric=frozenset({2, 3, 4, 5})) if comparisons else "")
     body = (_h2(_("Pass rate (interval: 95%)")) + matrix_html + _h2(_("Configurations")) + configs + paired
-            + _h2(_("Cases, failures first"))
+            + _ratings_html(s.get("ratings") or [], clean) + _h2(_("Cases, failures first"))
             + _table([_("Case"), _("Prompt"), _("Provider"), _("Variables"), _("Output"), _("Verdict"), _("Reason")],
                      case_rows))
     return Report(f"eval-{file_slug(run.name, 'run')}-{run.created_at[:10]}.html",
                   _page(_("Eval run: {name}").format(name=run.name), meta, body, clean=clean))
+
+
+def _ratings_html(pairs: list[dict[str, Any]], clean: _Clean) -> str:
+    """People's blind side-by-side votes (results.json's `summary.ratings`): B's win rate with ties left out, its
+    interval, the sign test, and Cohen's kappa of every two raters."""
+    if not pairs:
+        return ""
+    rows = []
+    for p in pairs:
+        low, high = p["interval_95"]
+        rate = "–" if p["b_win_rate"] is None else f"{p['b_win_rate']:.0%} ({low:.0%}–{high:.0%})"
+        kappas = "; ".join(f"{' / '.join(a['raters'])}: {'–' if a['kappa'] is None else format(a['kappa'], '.2f')} "
+                           f"({a['shared_cases']})" for a in p["agreement"])
+        rows.append([clean(p["a"]), clean(p["b"]), str(p["rated_cases"]), str(p["b_wins"]), str(p["a_wins"]),
+                     str(p["ties"]), clean(rate), f"{p['sign_test_p']:.2g}", clean(kappas or "–")])
+    return _h2(_("Human ratings (blind, side by side)")) + _table(
+        [_("A"), _("B"), _("Cases rated"), _("B preferred"), _("A preferred"), _("Ties"),
+         _("B win rate (95%, ties left out)"), _("Sign test p"), _("Cohen's kappa (shared cases)")],
+        rows, numeric=frozenset({2, 3, 4, 5, 7}))
 
 
 # ----- analytics ----------------------------------------------------------------------------------------------------
