@@ -7,11 +7,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import logging
 import math
-import re
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
+from pypdf import PdfReader
+from pypdf.errors import PyPdfError
 
 from core.base.errors import PromptLabError
 from core.base.i18n import _
@@ -34,6 +36,7 @@ class Attachment:
     sha256: str
     width: int | None = None
     height: int | None = None
+    pages: int | None = None  # a PDF's page count, as pypdf read it
 
     @property
     def is_image(self) -> bool:
@@ -51,8 +54,7 @@ def check_attachment(name: str, data: bytes) -> Attachment:
         ).format(name=name, size=f"{len(data) / 1024 / 1024:.1f}"))
     digest = hashlib.sha256(data).hexdigest()
     if data[:5] == b"%PDF-":
-        _check_pdf(name, data)
-        return Attachment(name, PDF_MEDIA_TYPE, data, digest)
+        return Attachment(name, PDF_MEDIA_TYPE, data, digest, pages=_pdf_pages(name, data))
     try:
         with Image.open(io.BytesIO(data)) as image:
             fmt = image.format or ""
@@ -67,23 +69,41 @@ def check_attachment(name: str, data: bytes) -> Attachment:
     return Attachment(name, IMAGE_FORMATS[fmt], data, digest, width, height)
 
 
-def _check_pdf(name: str, data: bytes) -> None:
-    # No PDF library is installed: a readable PDF ends with its trailer's %%EOF (within the last KB, as readers
-    # search), and an encrypted one names an /Encrypt dictionary in its trailer, which the model cannot open.
-    if b"%%EOF" not in data[-1024:] or b"trailer" not in data and b"/XRef" not in data:
+# What pypdf raises on a damaged file besides its own errors (it parses whatever the bytes say).
+_PDF_FAULTS = (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OSError)
+
+
+def _pdf_pages(name: str, data: bytes) -> int:
+    """The PDF's page count, read by pypdf: a damaged or truncated file, or one that needs a password to open,
+    is refused here with one sentence rather than by the model after a paid call."""
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its "EOF marker not found" warnings say what we say
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        # Encrypted with an empty user password (only printing or copying restricted) opens like any PDF.
+        locked = reader.is_encrypted and not reader.decrypt("")
+        pages = 0 if locked else len(reader.pages)
+    except _PDF_FAULTS:
         raise PromptLabError("attachment_pdf_corrupt", _(
             "{name} is not a readable PDF (the file is damaged or incomplete)."
-        ).format(name=name))
-    if re.search(rb"/Encrypt\s*(\d+\s+\d+\s+R|<<)", data):
+        ).format(name=name)) from None
+    if locked:
         raise PromptLabError("attachment_pdf_locked", _(
             "{name} is password-protected; remove the password and attach it again."
         ).format(name=name))
+    if pages == 0:
+        raise PromptLabError("attachment_pdf_corrupt", _(
+            "{name} is not a readable PDF (the file is damaged or incomplete)."
+        ).format(name=name))
+    return pages
 
 
-# Image tokens (OpenAI's vision guide). Tile rule: base + per 512-px tile after the image is scaled to fit
-# 2048×2048 and then its shortest side to 768. Patch rule: 32-px patches, at most 1536, times a per-model factor.
+# Image tokens (OpenAI's vision guide, "Calculating costs"). Tile rule: base + per 512-px tile after the image is
+# scaled to fit 2048×2048 and then its shortest side to 768 (never up); detail "low" is the base alone. Patch rule:
+# 32-px patches, at most 1536, times a per-model factor. gpt-5 is on the tile rule at 70 / 140 (its mini and nano
+# on patches); gpt-4.1 bills tiles like gpt-4o (its mini and nano bill patches) — measured in the community's
+# 128×64 table (gpt-4.1: 85 low / 255 high, plus the text).
 _TILE_COSTS = {"gpt-4o-mini": (2833, 5667), "gpt-4o": (85, 170), "gpt-4.1": (85, 170), "gpt-4.5": (85, 170),
-               "o1": (75, 150), "o3": (75, 150), "computer-use": (65, 129)}
+               "gpt-5": (70, 140), "o1": (75, 150), "o3": (75, 150), "computer-use": (65, 129)}
 _PATCH_FACTORS = {"gpt-4.1-mini": 1.62, "gpt-4.1-nano": 2.46, "o4-mini": 1.72, "gpt-5-mini": 1.62,
                   "gpt-5-nano": 2.46}
 MAX_PATCHES = 1536
@@ -155,7 +175,7 @@ def to_stored(attachment: Attachment) -> dict:
     """The attachment as JSON for the conversation store: the bytes themselves, never a remote URL."""
     return {"name": attachment.name, "media_type": attachment.media_type,
             "data": base64.b64encode(attachment.data).decode("ascii"), "sha256": attachment.sha256,
-            "width": attachment.width, "height": attachment.height}
+            "width": attachment.width, "height": attachment.height, "pages": attachment.pages}
 
 
 def from_stored(stored: dict) -> Attachment:
@@ -164,7 +184,7 @@ def from_stored(stored: dict) -> Attachment:
     if hashlib.sha256(data).hexdigest() != stored["sha256"]:
         raise ValueError("stored attachment does not match its SHA-256")
     return Attachment(stored["name"], stored["media_type"], data, stored["sha256"],
-                      stored.get("width"), stored.get("height"))
+                      stored.get("width"), stored.get("height"), stored.get("pages"))
 
 
 # OpenAI models that take no image input (prefixes). Compatible servers are allowed: a server that refuses images
