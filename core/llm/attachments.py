@@ -9,7 +9,9 @@ import hashlib
 import io
 import logging
 import math
+import re
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from pypdf import PdfReader
@@ -71,6 +73,38 @@ def check_attachment(name: str, data: bytes) -> Attachment:
 
 # What pypdf raises on a damaged file besides its own errors (it parses whatever the bytes say).
 _PDF_FAULTS = (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OSError)
+
+
+def check_uploads(uploads: list[tuple[str, bytes]]) -> tuple[list[Attachment], list[str]]:
+    """Several uploads at once: the ones that pass, and one sentence for each that does not (the page keeps the
+    good ones for the next message)."""
+    good: list[Attachment] = []
+    problems: list[str] = []
+    for name, data in uploads:
+        try:
+            good.append(check_attachment(name, data))
+        except PromptLabError as err:
+            problems.append(err.message)
+    return good, problems
+
+
+_DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,[A-Za-z0-9+/=]{64,}")
+
+
+def without_inline_data(value: Any) -> Any:
+    """JSON-like data (a request as logged) with every base64 data URI cut to its type, size and digest: the call
+    log keeps what was sent without holding each image's bytes again (the conversation store has them)."""
+    def short(match: re.Match[str]) -> str:
+        payload = match.group(0).split(",", 1)[1]
+        digest = hashlib.sha256(base64.b64decode(payload + "=" * (-len(payload) % 4))).hexdigest()[:12]
+        return f"data:{match.group(1)};base64,…[{len(payload) * 3 // 4:,} bytes, sha256 {digest}]"
+    if isinstance(value, str):
+        return _DATA_URI.sub(short, value) if "base64," in value else value
+    if isinstance(value, list):
+        return [without_inline_data(v) for v in value]
+    if isinstance(value, dict):
+        return {k: without_inline_data(v) for k, v in value.items()}
+    return value
 
 
 def _pdf_pages(name: str, data: bytes) -> int:
