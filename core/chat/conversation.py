@@ -267,7 +267,7 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
     empty = count([])
     used = count(head)
     history = _answered(conversation.messages, vision)
-    images = [_image_forecast(m, model) if vision else (0, 0) for m in conversation.messages]
+    images = [files.forecast(model, m.attachments) if vision else (0, 0) for m in conversation.messages]
     kept: list[int] = []
     for i in range(len(history) - 1, -1, -1):
         cost = count([_text_only(history[i])]) - empty + images[i][0]
@@ -284,18 +284,6 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
     return ContextPlan(messages, input_tokens, len(history) - len(kept), context_window, reply_budget,
                        cost_usd(TokenUsage(input_tokens=input_tokens), model, provider_id), image_tokens,
                        sum(images[i][1] for i in kept))
-
-
-def _image_forecast(message: Message, model: str) -> tuple[int, int]:
-    """(tokens forecast for the turn's images, attachments no rule forecasts: PDFs, images on unknown models)."""
-    tokens = uncounted = 0
-    for a in message.attachments:
-        forecast = files.image_tokens(model, a.width, a.height) if a.is_image and a.width and a.height else None
-        if forecast is None:
-            uncounted += 1
-        else:
-            tokens += forecast
-    return tokens, uncounted
 
 
 def _text_only(message: dict[str, Any]) -> dict[str, Any]:

@@ -191,6 +191,19 @@ def image_tokens(model: str, width: int, height: int, detail: str = "auto") -> i
     return base + per_tile * image_tiles(width, height)
 
 
+def forecast(model: str, attachments: list[Attachment]) -> tuple[int, int]:
+    """(input tokens the images will cost on `model`, how many attachments no rule forecasts: PDFs — the server
+    reads their text and a picture of each page — and images on models whose rule is not known)."""
+    tokens = uncounted = 0
+    for a in attachments:
+        cost = image_tokens(model, a.width, a.height) if a.is_image and a.width and a.height else None
+        if cost is None:
+            uncounted += 1
+        else:
+            tokens += cost
+    return tokens, uncounted
+
+
 def chat_part(attachment: Attachment) -> dict:
     """The Chat Completions content part for an attachment."""
     if attachment.is_image:
