@@ -61,7 +61,7 @@ class Message:
         gets each as a line naming it instead: the conversation goes on, and the reader is told what it missed."""
         if self.attachments:
             if not vision:
-                named = "\n".join(f"[{_('attachment not sent: {name}').format(name=a.name)}]"
+                named = "\n".join("[" + _("attachment not sent: {name}").format(name=a.name) + "]"
                                    for a in self.attachments)
                 return {"role": self.role, "content": "\n".join(t for t in (self.content, named) if t)}
             text = [{"type": "text", "text": self.content}] if self.content else []
