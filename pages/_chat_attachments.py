@@ -59,7 +59,7 @@ def draw_tray(model: str, provider_kind: str) -> None:
     if not files.takes_images(provider_kind, model):
         st.caption(files.no_vision_error(model).message)
         return
-    tokens, uncounted = files.forecast(model, waiting)
+    tokens, uncounted = files.forecast(model, waiting, provider_kind)
     parts = [ngettext("{n} attachment goes with your next message", "{n} attachments go with your next message",
                       len(waiting)).format(n=len(waiting))]
     if tokens:

@@ -251,14 +251,15 @@ def refuse_message(text: str, model: str, *, context_window: int, reply_budget: 
 
 def plan_context(conversation: Conversation, model: str, *, context_window: int, reply_budget: int,
                  provider_id: str | None = None, counter: TokenCounter | None = None,
-                 vision: bool = True) -> ContextPlan:
+                 vision: bool = True, image_rule: bool = True) -> ContextPlan:
     """Keep the system message and the newest turns that fit in `context_window - reply_budget` tokens.
 
     Older messages are dropped first; the newest user message is always sent (if even it does not fit, the
     provider will say so). `counter` counts a request's input tokens (default: tiktoken by OpenAI's rule; the
     local model passes its own tokenizer and chat template). Messages are measured one by one while choosing,
     then the chosen request is counted once, exactly. Images are counted by OpenAI's tile / patch rule for
-    `model` (the counter sees their turns' text only); a model without `vision` gets their names instead.
+    `model` (the counter sees their turns' text only) when `image_rule` (OpenAI and Azure: a compatible server
+    counts its own way, so its attachments are left to it); a model without `vision` gets their names instead.
     """
     count = counter or (lambda msgs: count_messages(msgs, model))
     system = system_message(conversation)
@@ -267,7 +268,8 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
     empty = count([])
     used = count(head)
     history = _answered(conversation.messages, vision)
-    images = [files.forecast(model, m.attachments) if vision else (0, 0) for m in conversation.messages]
+    images = [(0, 0) if not vision else files.forecast(model, m.attachments) if image_rule
+              else (0, len(m.attachments)) for m in conversation.messages]
     kept: list[int] = []
     for i in range(len(history) - 1, -1, -1):
         cost = count([_text_only(history[i])]) - empty + images[i][0]

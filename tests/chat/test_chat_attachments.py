@@ -98,6 +98,12 @@ def test_the_image_tokens_are_forecast_before_sending(services):
     # A model with no known rule forecasts nothing, and says so.
     unknown = chat.plan_context(conv, "some-local-model", context_window=128_000, reply_budget=64)
     assert unknown.image_tokens == 0 and unknown.uncounted_files == 2
+    # A compatible server counts its own way (OpenAI's gpt-4o-mini rule says 8,500 here): nothing is forecast, so
+    # an old image turn is never dropped from an 8,192-token window by OpenAI's arithmetic.
+    compatible = chat.plan_context(conv, "gpt-4o-mini", context_window=8_192, reply_budget=1_024, image_rule=False)
+    assert (compatible.image_tokens, compatible.uncounted_files, compatible.dropped_messages) == (0, 2, 0)
+    assert att.forecast("gpt-4o-mini", conv.messages[0].attachments, "compatible") == (0, 2)
+    assert att.forecast("gpt-4o-mini", conv.messages[0].attachments[:1], "azure") == (2833 + 4 * 5667, 0)
 
 
 def test_an_image_to_the_offline_model_or_a_text_only_openai_model_is_refused_before_any_call(server, services, log):
