@@ -46,7 +46,13 @@ def attach_and_send(page, text: str, *uploads: tuple[str, str, bytes]) -> None:
 
 
 def reply_reads(page, text: str) -> None:
+    """The reply has streamed and the page has been redrawn from the conversation (its counters, no Stop)."""
     page.wait_for_function(f"() => document.body.innerText.includes({text!r})", timeout=30_000)
+    page.wait_for_function("""() => {
+        const m = [...document.querySelectorAll("[data-testid='stChatMessage']")];
+        const last = m[m.length - 1];
+        return !!last && last.innerText.includes("out tokens") && !last.innerText.includes("Stop");
+    }""", timeout=30_000)
     page.wait_for_selector(IDLE, timeout=30_000)
 
 
@@ -60,6 +66,7 @@ def test_an_image_turn_and_a_pdf_turn_leave_their_call_rows_and_thumbnails_survi
     rows = chat_rows(app_env)
     assert [r.status for r in rows] == ["ok"] and rows[0].input_tokens > IMAGE_PART_TOKENS  # the server's usage
     user_turn = page.locator("[data-testid='stChatMessage']").first
+    user_turn.locator("[data-testid='stImage'] img").wait_for(timeout=30_000)
     assert user_turn.locator("[data-testid='stImage'] img").count() == 1
     src = user_turn.locator("[data-testid='stImage'] img").get_attribute("src") or ""
     assert not src.startswith(("http://", "https://")) or src.startswith(page.url.split("/?")[0].rstrip("/"))
@@ -69,16 +76,15 @@ def test_an_image_turn_and_a_pdf_turn_leave_their_call_rows_and_thumbnails_survi
     rows = chat_rows(app_env)
     assert [r.status for r in rows] == ["ok", "ok"] and rows[0].input_tokens > FILE_PART_TOKENS
     assert [p["type"] for p in server.content_parts()[-1]] == ["text", "file"]
-    page.wait_for_function("() => !document.body.innerText.includes('Stop')", timeout=30_000)
-    page.wait_for_selector(IDLE, timeout=30_000)
     # The first turn, image and all, is still sent with the second (an 8,192-token window on this server).
-    assert "no longer fit" not in page.inner_text("[data-testid='stMain']")
+    assert "no longer fit" not in page.inner_text("body")
     assert [m["role"] for m in server.chat_requests()[-1]["messages"]][-3:] == ["user", "assistant", "user"]
     screenshot(page, "chat-attachments")
 
     page.reload()  # the conversation's id is in the URL: thumbnails and the PDF chip come back from the store
     page.wait_for_selector(IDLE, timeout=30_000)
     page.get_by_text("invoice.pdf · PDF · 2 pages").wait_for(timeout=30_000)
+    page.locator("[data-testid='stChatMessage'] [data-testid='stImage'] img").first.wait_for(timeout=30_000)
     assert page.locator("[data-testid='stChatMessage'] [data-testid='stImage'] img").count() == 1
     assert len(chat_rows(app_env)) == 2
 
