@@ -122,7 +122,7 @@ def _with_bytes(turn: Any, blobs: dict[str, Any]) -> Any:
     if not isinstance(turn, dict) or not isinstance(turn.get("attachments"), list):
         return turn
     return {**turn, "attachments": [
-        {**a, "data": a.get("data") or blobs.get(a.get("sha256"), "")} if isinstance(a, dict) else a
+        {**a, "data": a.get("data") or blobs.get(str(a.get("sha256")), "")} if isinstance(a, dict) else a
         for a in turn["attachments"]]}
 
 
@@ -158,7 +158,8 @@ class Conversation:
     def from_dict(cls, data: dict[str, Any]) -> Conversation:
         known = {f.name for f in fields(cls)}
         conv = cls(**{k: v for k, v in data.items() if k in known and k != "messages"})
-        blobs = data.get("files") if isinstance(data.get("files"), dict) else {}
+        given = data.get("files")
+        blobs: dict[str, Any] = given if isinstance(given, dict) else {}
         conv.messages = [Message.from_dict(_with_bytes(m, blobs)) for m in data.get("messages", [])]
         return conv
 
