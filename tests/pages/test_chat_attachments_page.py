@@ -67,6 +67,8 @@ def test_a_bad_file_is_one_sentence_the_text_is_kept_and_the_good_file_waits(at,
     assert len(at.error) == 1 and "notes.png is not a PNG, JPEG, WebP or GIF image or a PDF" in at.error[0].value
     assert box_text(at) == "Compare these two"  # back in the box, to send again
     assert [b.label for b in at.button if b.label.startswith("📎")] == ["📎 ok.png ✕"]
+    # A compatible server counts images its own way: the tray says so rather than guess with OpenAI's rule.
+    assert "1 attachment goes with your next message · 1 counted by the server only" in [c.value for c in at.caption]
     assert chat_calls(app_env["PROMPTLAB_DB_URL"]) == [] and server.chat_requests() == []
     assert not at.chat_message  # nothing was added to the conversation
     at.chat_input[0].set_value("Compare these two").run()  # Enter again: the waiting file goes with it
@@ -90,3 +92,18 @@ def test_a_server_that_refuses_images_gets_the_no_vision_sentence_and_an_error_r
     assert at.error[0].value == no_vision_error("gpt-4o-mini").message
     assert at.chat_message[0].markdown[0].value == "What is this?"  # the turn is kept, with Retry
     assert [r.status for r in chat_calls(app_env["PROMPTLAB_DB_URL"])] == ["error"]
+
+
+def test_an_image_to_the_offline_model_is_one_sentence_no_call_and_the_text_and_file_wait(offline_env):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    model = at.session_state.chat_model
+    at.chat_input[0].upload("red.png", png((16, 16)), "image/png").set_value("What is this?").run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [no_vision_error(model).message]
+    assert box_text(at) == "What is this?" and not at.chat_message
+    assert chat_calls(offline_env["PROMPTLAB_DB_URL"]) == []
+    tray = [b for b in at.button if b.label.startswith("📎")]
+    assert [b.label for b in tray] == ["📎 red.png ✕"]
+    assert no_vision_error(model).message in [c.value for c in at.caption]  # said beside the tray too
+    tray[0].click().run()  # ✕: the file leaves the tray
+    assert not [b for b in at.button if b.label.startswith("📎")]
