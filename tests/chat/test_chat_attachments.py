@@ -187,3 +187,22 @@ def test_an_upload_batch_keeps_the_good_files_and_says_what_is_wrong_with_each_b
     assert [a.name for a in good] == ["ok.png"]
     assert len(problems) == 3 and "notes.png" in problems[0] and "20 MB" in problems[1]
     assert "password" in problems[2]
+
+
+def test_a_fallback_that_takes_no_images_is_left_out_of_the_chain(server, services, log):
+    from tests.loopback_server import Script
+    local = Provider("local", server.base_url, "", timeout_s=5, max_retries=0)
+    chained = ChatServices(**{**services.__dict__, "fallback": "gpt-4o, local",
+                              "provider_for": lambda m: local if m.startswith("local/") else services.provider})
+    server.push(Script(status=500, error_message="upstream down"), Script(status=500, error_message="down too"))
+    conv = chat.new_conversation(None, "")
+    assert submit(conv, "look", settings(), chained, attachments=files(("red.png", png((8, 8))),)).refusal is None
+    with ChatTurn(conv, settings(), chained) as turn:
+        assert list(turn) == []
+    assert turn.chain[0] == "gpt-4o-mini" and "gpt-4o" in turn.chain
+    assert not any(m.startswith("local/") for m in turn.chain)  # the offline model would only fail on the image
+    text = chat.new_conversation(None, "")
+    assert submit(text, "plain", settings(), chained).refusal is None
+    with ChatTurn(text, settings(), chained) as plain_turn:
+        assert any(m.startswith("local/") for m in plain_turn.chain)  # text alone keeps the whole chain
+        plain_turn.stream.close()
