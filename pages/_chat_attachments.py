@@ -78,7 +78,7 @@ def draw_attachments(attachments: list[Attachment]) -> None:
     row = st.container(horizontal=True, gap="small")
     for attachment in attachments:
         if attachment.is_image:
-            row.image(attachment.data, width=160, caption=attachment.name)
+            row.image(files.thumbnail(attachment), width=160, caption=attachment.name)
         else:
             row.caption(f"📄 {plain(attachment_label(attachment))}")
 

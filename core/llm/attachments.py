@@ -5,6 +5,7 @@ One `Attachment` record serves both APIs: Chat Completions content parts and Res
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import logging
@@ -193,6 +194,26 @@ def image_tokens(model: str, width: int, height: int, detail: str = "auto") -> i
 
 # Providers whose image tokens follow OpenAI's rule; a compatible server (or a proxy) counts its own way.
 RULE_KINDS = ("openai", "azure")
+
+
+THUMBNAIL_PX = 320
+
+
+@functools.lru_cache(maxsize=256)
+def _thumbnail(data: bytes, px: int) -> bytes:
+    with Image.open(io.BytesIO(data)) as image:
+        image.seek(0)  # a GIF's first frame
+        small = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
+        small.thumbnail((px, px))
+        buf = io.BytesIO()
+        small.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def thumbnail(attachment: Attachment, px: int = THUMBNAIL_PX) -> bytes:
+    """A small PNG of an image attachment (at most `px` on its longer side) for the history: a 20 MB photo is not
+    sent to the browser again on every rerun. Cached by the bytes (the same image is shrunk once)."""
+    return _thumbnail(attachment.data, px)
 
 
 def forecast(model: str, attachments: list[Attachment], provider_kind: str = "openai") -> tuple[int, int]:

@@ -140,3 +140,11 @@ def test_a_no_vision_server_error_is_recognised():
         assert server.content_parts()[0][1]["image_url"]["url"] == image.data_uri()
     finally:
         server.stop()
+
+
+def test_a_thumbnail_is_small_whatever_the_upload():
+    big = att.check_attachment("photo.jpg", _image("JPEG", (4000, 3000)))
+    small = Image.open(io.BytesIO(att.thumbnail(big)))
+    assert small.size == (320, 240) and small.format == "PNG"
+    gif = att.check_attachment("anim.gif", _image("GIF", (64, 32)))
+    assert Image.open(io.BytesIO(att.thumbnail(gif))).size == (64, 32)  # never enlarged
