@@ -107,3 +107,14 @@ def test_an_image_to_the_offline_model_is_one_sentence_no_call_and_the_text_and_
     assert no_vision_error(model).message in [c.value for c in at.caption]  # said beside the tray too
     tray[0].click().run()  # ✕: the file leaves the tray
     assert not [b for b in at.button if b.label.startswith("📎")]
+
+
+def test_with_the_responses_api_chosen_the_files_go_as_input_image_and_input_file(at, server, app_env):
+    at.selectbox(key="chat_api").set_value("responses").run()
+    at.chat_input[0].upload("red.png", png((16, 16)), "image/png").upload(
+        "invoice.pdf", pdf_bytes(1), "application/pdf").set_value("Read these").run()
+    assert not at.exception, at.exception
+    assert [p["type"] for p in server.response_parts()[-1]] == ["input_text", "input_image", "input_file"]
+    assert server.chat_requests() == []
+    assert at.chat_message[1].markdown[-1].value == "Echo: Read these [1 image, 1 file]"
+    assert [r.status for r in chat_calls(app_env["PROMPTLAB_DB_URL"])] == ["ok"]
