@@ -24,6 +24,8 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from core.base.errors import PromptLabError
+from core.base.i18n import _
 from core.llm import attachments as files
 from core.llm.attachments import Attachment
 
@@ -222,3 +224,11 @@ def digested(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: digested(v) for k, v in value.items()}
     return value
+
+
+def too_large(name: str, size: int) -> PromptLabError:
+    """The sentence for a file over the attachment limit, said before its bytes are read (`check_attachment`
+    says the same of bytes in hand)."""
+    return PromptLabError("attachment_too_large", _(
+        "{name} is {size} MB; attachments can be at most 20 MB each."
+    ).format(name=name, size=f"{size / 1024 / 1024:.1f}"))
