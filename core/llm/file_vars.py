@@ -232,3 +232,18 @@ def too_large(name: str, size: int) -> PromptLabError:
     return PromptLabError("attachment_too_large", _(
         "{name} is {size} MB; attachments can be at most 20 MB each."
     ).format(name=name, size=f"{size / 1024 / 1024:.1f}"))
+
+
+def var_names(file_names: list[str]) -> list[str]:
+    """The {{variable}} each uploaded file is known by: its name without the extension, as an identifier
+    ("invoice.pdf" → invoice, "scan 2.png" → scan_2, "2024.png" → file_2024); a repeated name gets _2, _3 …"""
+    out: list[str] = []
+    for file_name in file_names:
+        stem = file_name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        name = re.sub(r"\W+", "_", stem, flags=re.ASCII).strip("_") or "file"
+        name = f"file_{name}" if name[0].isdigit() else name
+        base, n = name, 2
+        while name in out:
+            name, n = f"{base}_{n}", n + 1
+        out.append(name)
+    return out

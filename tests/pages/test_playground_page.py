@@ -224,3 +224,43 @@ def test_a_single_run_through_the_responses_api_shows_it_and_its_code(pg, server
     assert "Served through: Responses" in captions(pg)
     rec = CallLog(app_env["PROMPTLAB_DB_URL"]).recent(5)
     assert any(r.page == "playground" and "endpoint:responses" in r.tags for r in rec)
+
+
+def test_an_uploaded_image_is_a_variable_sent_as_a_part_and_shown_short_in_the_code(pg, server, app_env):
+    from tests.loopback_server import tiny_png
+    pg.selectbox(key="pg_model").set_value("gpt-4o").run()
+    pg.text_area(key="pg_user").set_value("What colour is {{swatch}}?").run()
+    pg.file_uploader(key="pg_files").set_value([("swatch.png", tiny_png(64, 64), "image/png"),
+                                                ("notes.png", b"plain text, not an image", "image/png")]).run()
+    assert not pg.exception, pg.exception
+    assert "notes.png is not a PNG, JPEG, WebP or GIF image or a PDF, so it cannot be attached." in [
+        w.value for w in pg.warning]
+    assert "pg_var_swatch" not in [t.key for t in pg.text_input]  # its value is the upload
+    assert any(c.startswith("{{swatch}} · 64×64") for c in captions(pg))
+    assert len(pg.get("image")) == 1  # the thumbnail
+    codes = "\n".join(c.value for c in pg.code)
+    assert "data:image/png;base64,…[" in codes and "iVBORw0KGgo" not in codes
+    # the forecast is in the input count (gpt-4o: 85 + 170 per tile; gpt-4o-mini's 8,500 would not fit here)
+    assert any("Input before sending" in c and "tokens" in c for c in captions(pg))
+    pg.button(key="pg_run").click().run()
+    assert not pg.exception, pg.exception
+    (user,) = [m for m in server.chat_requests()[-1]["messages"] if m["role"] == "user"]
+    assert [p["type"] for p in user["content"]] == ["text", "image_url"]
+    assert user["content"][0]["text"] == "What colour is [swatch.png]?"
+    assert any(m.value == "Echo: What colour is [swatch.png]? [1 image]" for m in pg.markdown)
+    rec = CallLog(app_env["PROMPTLAB_DB_URL"]).recent(1)[0]
+    assert rec.status == "ok" and rec.tags == ["run:single"]
+
+
+def test_an_image_to_a_model_without_vision_is_refused_before_any_call(pg, server, monkeypatch):
+    from core.llm import attachments
+    from tests.loopback_server import tiny_png
+    # gpt-4o-mini as a text-only model for this test (the picker offers the loopback's models only)
+    monkeypatch.setattr(attachments, "takes_images", lambda kind, model: model != "gpt-4o-mini")
+    pg.text_area(key="pg_user").set_value("Describe {{photo}}").run()
+    pg.file_uploader(key="pg_files").set_value([("photo.png", tiny_png(), "image/png")]).run()
+    assert not pg.exception, pg.exception
+    assert "gpt-4o-mini does not take images or PDFs; remove the attachments or choose a model with vision." in [
+        w.value for w in pg.warning]
+    assert pg.button(key="pg_run").disabled and pg.text_area(key="pg_user").value == "Describe {{photo}}"
+    assert server.chat_requests() == []
