@@ -21,7 +21,7 @@ def files_editor(template_names: list[str]) -> dict[str, Attachment]:
     checked = state.setdefault("pg_files_checked", {})  # upload id → Attachment, or the sentence refusing it
     files: dict[str, Attachment] = {}
     uploads = list(uploads or [])
-    for name, upload in zip(var_names([u.name for u in uploads]), uploads):
+    for name, upload in zip(var_names([u.name for u in uploads]), uploads, strict=True):
         if upload.file_id not in checked:
             try:
                 checked[upload.file_id] = check_attachment(upload.name, upload.getvalue())

@@ -26,6 +26,7 @@ from core.evals.store import EvalStore, SavedEvalRun, TestSetRefused
 from core.formats.exports import table_from_csv
 from core.formats.parse_limits import UPLOADED_BYTES
 from core.formats.rendering import plain
+from core.llm.attachments import UPLOAD_EXTENSIONS
 from core.llm.pricing import format_cost
 from core.policy.access import Identity
 from pages._eval_results import render_results
@@ -94,7 +95,7 @@ setup, run_tab, results_tab = st.tabs([_("📝 Config & cases"), _("▶ Run"), _
 with setup:
     uploads = st.file_uploader(
         _("Import a promptfoo config (YAML), with the files it names"), key="eval_upload",
-        type=["yaml", "yml", "csv", "jsonl", "json", "txt", "md"], accept_multiple_files=True,
+        type=["yaml", "yml", "csv", "jsonl", "json", "txt", "md", *UPLOAD_EXTENSIONS], accept_multiple_files=True,
         max_upload_size=UPLOADED_BYTES >> 20,
         help=_("Its file:// references read only these files, by name. A config typed or pasted below reads none."))
     # The files uploaded with the config are all its file:// references may read (core/eval_config.ConfigFiles).

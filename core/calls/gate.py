@@ -38,11 +38,11 @@ from core.calls.repetition import FINISH_REASON as REPETITION
 from core.calls.repetition import RepetitionGuard
 from core.calls.response_events import ResponseEventAccumulator, ResponseUsage
 from core.llm import custom_prices
+from core.llm.attachments import without_inline_data
 from core.llm.local_model import QueueWait
 from core.llm.pricing import TokenUsage, cost_usd
 from core.llm.providers import Provider
 from core.llm.responses_api import Api, responses_request
-from core.llm.attachments import without_inline_data
 from core.llm.tokens import count_messages, count_text
 
 T = TypeVar("T")

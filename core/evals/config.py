@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from core.base.i18n import _
 from core.base.errors import PromptLabError
+from core.base.i18n import _
 from core.evals.assertions import CODE_TYPES, MODEL_GRADED, SUPPORTED, Assertion, split_values
 from core.formats import json_guard, parse_limits
 from core.llm import file_vars
@@ -706,6 +706,8 @@ def tests_to_csv(tests: list[TestCase]) -> str:
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, Attachment):  # an image or PDF variable as the reference it came from
+        return f"file://{value.name}"
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 

@@ -121,7 +121,8 @@ def place_files(messages: list[dict[str, Any]], variables: dict[str, Any],
     out: list[dict[str, Any]] = []
     carried: list[str] = []  # attachments named outside a user message: they go with the last user message
     for message in messages:
-        content, named = message.get("content"), []
+        content = message.get("content")
+        named: list[str] = []
         if isinstance(content, list):
             parts = []
             for part in content:
@@ -149,10 +150,9 @@ def _with_parts(content: Any, names: list[str], variables: dict[str, Any]) -> An
     """Content with the named attachments' parts after its text (each attachment once per message)."""
     if not names:
         return content
-    parts = [{"type": "text", "text": content}] if isinstance(content, str) and content else \
+    parts: list[Any] = [{"type": "text", "text": content}] if isinstance(content, str) and content else \
         list(content) if isinstance(content, list) else []
-    present = {p.get("image_url", {}).get("url") if p.get("type") == "image_url" else
-               (p.get("file") or {}).get("file_data") for p in parts if isinstance(p, dict)}
+    present = {_uri_of(p) for p in parts if isinstance(p, dict)}
     for name in names:
         part = files.chat_part(variables[name])
         uri = part["image_url"]["url"] if "image_url" in part else part["file"]["file_data"]
@@ -247,3 +247,17 @@ def var_names(file_names: list[str]) -> list[str]:
             name, n = f"{base}_{n}", n + 1
         out.append(name)
     return out
+
+
+def chip(stored: dict[str, Any]) -> str:
+    """A stored image / PDF variable in one line for tables and lists: kind, name, pixels, size, digest."""
+    kind = "🖼️" if str(stored.get("media_type", "")).startswith("image/") else "📄"
+    pixels = f" · {stored['width']}×{stored['height']}" if stored.get("width") and stored.get("height") else ""
+    size = stored.get("size") or 0
+    amount = f"{size / 1024 / 1024:.1f} MB" if size >= 1024 * 1024 else f"{max(1, round(size / 1024))} KB"
+    return f"{kind} {stored.get('file')}{pixels} · {amount} · sha256 {str(stored.get('sha256'))[:12]}"
+
+
+def chipped(variables: dict[str, Any]) -> dict[str, Any]:
+    """Variables for display: each stored image / PDF as its `chip`."""
+    return {k: chip(v) if is_ref(v) else v for k, v in variables.items()}

@@ -169,3 +169,21 @@ def test_a_stored_config_names_the_file_and_a_resume_refuses_it(tmp_path, server
         EvalRun(again, resolver(server), CallContext("evals", "alice"), log)
     assert "were not stored with it" in str(err.value)
     assert server.chat_requests() == []
+
+
+def test_a_stored_run_and_its_report_hold_the_file_by_name_size_and_digest(server, log, tmp_path, sqlite_url):
+    from core.evals.store import EvalStore
+    from core.records import report
+    image = tiny_png(300, 200)
+    (tmp_path / "cat.png").write_bytes(image)
+    config = load_config(write_config(tmp_path, [{"vars": {"image": "file://cat.png", "q": "hi"}}]))
+    run = EvalRun(config, resolver(server), CallContext("evals", "alice"), log).start()
+    assert run.wait(30)
+    store = EvalStore(sqlite_url)
+    store.save_run(run.id, "vision", config, run.rows(), run.summary(), "alice")
+    saved = store.run(run.id)
+    assert saved.rows[0]["vars"]["image"]["sha256"] == run.rows()[0]["vars"]["image"]["sha256"]
+    assert saved.config.tests[0].vars["image"] == "file://cat.png"
+    doc = report.eval_report(saved).html
+    assert "cat.png · 300×200 · 1 KB · sha256 " in doc and "iVBORw0KGgo" not in doc
+    assert "base64" not in saved.to_json()
