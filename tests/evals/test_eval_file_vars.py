@@ -187,3 +187,16 @@ def test_a_stored_run_and_its_report_hold_the_file_by_name_size_and_digest(serve
     doc = report.eval_report(saved).html
     assert "cat.png · 300×200 · 1 KB · sha256 " in doc and "iVBORw0KGgo" not in doc
     assert "base64" not in saved.to_json()
+
+
+def test_the_json_prompt_renders_as_promptfoo_renders_it(tmp_path):
+    """tests/fixtures/promptfoo_image_var.json: promptfoo 0.121.20's echo provider on this config (tiny_png()
+    as cat.png) — the image var is the whole data URI in the image_url part; PromptLab sends the same message."""
+    from pathlib import Path
+
+    from core.evals.run import messages_for
+    recorded = json.loads((Path(__file__).parents[1] / "fixtures" / "promptfoo_image_var.json").read_text())
+    (tmp_path / "eval.yaml").write_text(recorded["config"].replace("[echo]", "[openai:chat:gpt-4o-mini]"))
+    (tmp_path / "cat.png").write_bytes(tiny_png())
+    config = load_config(tmp_path / "eval.yaml")
+    assert messages_for(config.prompts[1], config.cases()[0].vars) == recorded["rendered"]
