@@ -238,6 +238,9 @@ def replay_draft(request: dict[str, Any]) -> Draft:
     # calls ends with `tool` turns, and its messages replay in their order.
     ends_with_user = last_user is not None and last_user == len(messages) - 1
     user = messages.pop()["content"] if ends_with_user else ""
+    if isinstance(user, list):  # text and image / file parts: the log keeps a file's digest, not its bytes, so
+        # the text is replayed and the files are uploaded again
+        user = "\n".join(p.get("text", "") for p in user if isinstance(p, dict) and p.get("type") == "text")
     fmt = request.get("response_format") or {}
     tool_choice = request.get("tool_choice", "auto")
     settings = RunSettings(

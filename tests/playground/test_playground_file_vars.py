@@ -133,3 +133,14 @@ def test_saved_versions_keep_the_prompt_not_the_files(db_url):
     loaded = library.get(version.id).draft
     assert loaded.user_template == "Total of {{invoice}}? {{note}}" and loaded.files == {}
     assert "base64" not in library.export_json()
+
+
+def test_a_logged_request_with_an_image_replays_its_text(server, log):
+    from core.playground.draft import replay_draft
+    provider = Provider("compatible", server.base_url, TEST_KEY, max_retries=0)
+    cell = prepare_cell(CellSpec("d", "gpt-4o-mini", 0.0, 1), draft(invoice=png()), provider)
+    "".join(ChatStream(provider, ChatRequest("gpt-4o-mini", cell.messages, cell.params), CallContext("p"), log))
+    texts = log.texts(log.recent(1)[0].request_id)
+    assert texts is not None and "iVBORw0KGgo" not in str(texts.request)  # logged by digest, not bytes
+    replayed = replay_draft(texts.request)
+    assert replayed.user_template == "Total of [photo.png]? thanks" and replayed.files == {}
