@@ -61,7 +61,7 @@ class Message:
         gets each as a line naming it instead: the conversation goes on, and the reader is told what it missed."""
         if self.attachments:
             if not vision:
-                named = "\n".join(f"[{_('attachment not sent: {name}').format(name=a.name)}]"
+                named = "\n".join("[" + _("attachment not sent: {name}").format(name=a.name) + "]"
                                    for a in self.attachments)
                 return {"role": self.role, "content": "\n".join(t for t in (self.content, named) if t)}
             text = [{"type": "text", "text": self.content}] if self.content else []
@@ -122,7 +122,7 @@ def _with_bytes(turn: Any, blobs: dict[str, Any]) -> Any:
     if not isinstance(turn, dict) or not isinstance(turn.get("attachments"), list):
         return turn
     return {**turn, "attachments": [
-        {**a, "data": a.get("data") or blobs.get(a.get("sha256"), "")} if isinstance(a, dict) else a
+        {**a, "data": a.get("data") or blobs.get(str(a.get("sha256")), "")} if isinstance(a, dict) else a
         for a in turn["attachments"]]}
 
 
@@ -158,7 +158,8 @@ class Conversation:
     def from_dict(cls, data: dict[str, Any]) -> Conversation:
         known = {f.name for f in fields(cls)}
         conv = cls(**{k: v for k, v in data.items() if k in known and k != "messages"})
-        blobs = data.get("files") if isinstance(data.get("files"), dict) else {}
+        given = data.get("files")
+        blobs: dict[str, Any] = given if isinstance(given, dict) else {}
         conv.messages = [Message.from_dict(_with_bytes(m, blobs)) for m in data.get("messages", [])]
         return conv
 
@@ -251,14 +252,15 @@ def refuse_message(text: str, model: str, *, context_window: int, reply_budget: 
 
 def plan_context(conversation: Conversation, model: str, *, context_window: int, reply_budget: int,
                  provider_id: str | None = None, counter: TokenCounter | None = None,
-                 vision: bool = True) -> ContextPlan:
+                 vision: bool = True, image_rule: bool = True) -> ContextPlan:
     """Keep the system message and the newest turns that fit in `context_window - reply_budget` tokens.
 
     Older messages are dropped first; the newest user message is always sent (if even it does not fit, the
     provider will say so). `counter` counts a request's input tokens (default: tiktoken by OpenAI's rule; the
     local model passes its own tokenizer and chat template). Messages are measured one by one while choosing,
     then the chosen request is counted once, exactly. Images are counted by OpenAI's tile / patch rule for
-    `model` (the counter sees their turns' text only); a model without `vision` gets their names instead.
+    `model` (the counter sees their turns' text only) when `image_rule` (OpenAI and Azure: a compatible server
+    counts its own way, so its attachments are left to it); a model without `vision` gets their names instead.
     """
     count = counter or (lambda msgs: count_messages(msgs, model))
     system = system_message(conversation)
@@ -267,7 +269,8 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
     empty = count([])
     used = count(head)
     history = _answered(conversation.messages, vision)
-    images = [_image_forecast(m, model) if vision else (0, 0) for m in conversation.messages]
+    images = [(0, 0) if not vision else files.forecast(model, m.attachments) if image_rule
+              else (0, len(m.attachments)) for m in conversation.messages]
     kept: list[int] = []
     for i in range(len(history) - 1, -1, -1):
         cost = count([_text_only(history[i])]) - empty + images[i][0]
@@ -284,18 +287,6 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
     return ContextPlan(messages, input_tokens, len(history) - len(kept), context_window, reply_budget,
                        cost_usd(TokenUsage(input_tokens=input_tokens), model, provider_id), image_tokens,
                        sum(images[i][1] for i in kept))
-
-
-def _image_forecast(message: Message, model: str) -> tuple[int, int]:
-    """(tokens forecast for the turn's images, attachments no rule forecasts: PDFs, images on unknown models)."""
-    tokens = uncounted = 0
-    for a in message.attachments:
-        forecast = files.image_tokens(model, a.width, a.height) if a.is_image and a.width and a.height else None
-        if forecast is None:
-            uncounted += 1
-        else:
-            tokens += forecast
-    return tokens, uncounted
 
 
 def _text_only(message: dict[str, Any]) -> dict[str, Any]:

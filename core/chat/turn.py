@@ -88,7 +88,8 @@ def plan(conversation: Conversation, settings: TurnSettings, services: ChatServi
     return chat.plan_context(conversation, settings.model, context_window=services.context_window(settings.model),
                              reply_budget=settings.max_tokens, provider_id=provider.pricing_id,
                              counter=provider.prompt_counter(settings.model),
-                             vision=files.takes_images(provider.kind, settings.model))
+                             vision=files.takes_images(provider.kind, settings.model),
+                             image_rule=provider.kind in files.RULE_KINDS)
 
 
 def submit(conversation: Conversation, text: str, settings: TurnSettings, services: ChatServices,

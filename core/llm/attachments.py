@@ -191,6 +191,26 @@ def image_tokens(model: str, width: int, height: int, detail: str = "auto") -> i
     return base + per_tile * image_tiles(width, height)
 
 
+# Providers whose image tokens follow OpenAI's rule; a compatible server (or a proxy) counts its own way.
+RULE_KINDS = ("openai", "azure")
+
+
+def forecast(model: str, attachments: list[Attachment], provider_kind: str = "openai") -> tuple[int, int]:
+    """(input tokens the images will cost on `model`, how many attachments no rule forecasts: PDFs — the server
+    reads their text and a picture of each page — images on models whose rule is not known, and every attachment
+    on a provider that does not count by OpenAI's rule)."""
+    if provider_kind not in RULE_KINDS:
+        return 0, len(attachments)
+    tokens = uncounted = 0
+    for a in attachments:
+        cost = image_tokens(model, a.width, a.height) if a.is_image and a.width and a.height else None
+        if cost is None:
+            uncounted += 1
+        else:
+            tokens += cost
+    return tokens, uncounted
+
+
 def chat_part(attachment: Attachment) -> dict:
     """The Chat Completions content part for an attachment."""
     if attachment.is_image:

@@ -36,6 +36,8 @@ from core.base.i18n import _
 from core.calls.metrics import metrics_caption
 from core.chat.conversation import (
     Conversation,
+    Message,
+    attachment_label,
     export_name,
     file_slug,
     status_label,
@@ -77,6 +79,10 @@ table{border-collapse:collapse;width:100%;font-size:.9rem;margin:8px 0} th,td{bo
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:12px}
 .pass{color:#13795b;font-weight:600} .fail{color:#b42318;font-weight:600}
 footer{margin-top:32px;color:#8a90a2;font-size:.8rem}
+.attachments{display:flex;flex-wrap:wrap;gap:8px;margin-top:6px} .attachment{margin:0}
+.attachment img{max-width:240px;max-height:240px;border:1px solid #e3e6ee;border-radius:6px}
+.attachment figcaption,.chip{font-size:.8rem;color:#5b6275}
+.chip{border:1px solid #e3e6ee;border-radius:12px;padding:2px 10px;align-self:flex-start}
 """
 
 
@@ -174,9 +180,24 @@ def _conversation_report(conversation: Conversation, secrets: Iterable[str | Non
         calls = "".join('<pre class="text">' + clean(_("Tool call: {name}").format(name=c.get("name") or "?"))
                         + "\n" + clean(c.get("arguments") or "") + "</pre>" for c in m.tool_calls)  # text only
         parts.append(f'<div class="turn {m.role}"><div class="role">{role}</div>'
-                     f'<pre class="text">{clean(m.content)}</pre>{calls}{caption_html}</div>')
+                     f'<pre class="text">{clean(m.content)}</pre>{_attachments_html(m, clean)}{calls}'
+                     f'{caption_html}</div>')
     return Report(export_name(conversation, "html"),
                   _page(conversation.title or _("Conversation"), meta, "".join(parts), clean=clean))
+
+
+def _attachments_html(message: Message, clean: _Clean) -> str:
+    """A turn's images embedded as data: URIs (the CSP allows nothing else: the reader's browser fetches nothing),
+    each PDF as a chip with its name and pages. The pixels are the user's own upload and cannot be redacted."""
+    items = []
+    for a in message.attachments:
+        label = clean(attachment_label(a))
+        if a.is_image:
+            items.append(f'<figure class="attachment"><img src="{html.escape(a.data_uri())}" alt="{label}">'
+                         f'<figcaption>{label}</figcaption></figure>')
+        else:
+            items.append(f'<span class="chip">📄 {label}</span>')
+    return f'<div class="attachments">{"".join(items)}</div>' if items else ""
 
 
 # ----- compare run (Playground) ---------------------------------------------------------------------------------
