@@ -264,3 +264,20 @@ def test_an_image_to_a_model_without_vision_is_refused_before_any_call(pg, serve
         w.value for w in pg.warning]
     assert pg.button(key="pg_run").disabled and pg.text_area(key="pg_user").value == "Describe {{photo}}"
     assert server.chat_requests() == []
+
+
+def test_compare_cells_send_the_uploaded_file_with_a_saved_version(pg, server):
+    from tests.loopback_server import tiny_png
+    pg.selectbox(key="pg_model").set_value("gpt-4o").run()  # gpt-4o-mini's 8,500 image tokens would not fit here
+    pg.text_area(key="pg_user").set_value("Read {{receipt}}").run()
+    save_version(pg, "receipts")  # saved without the file
+    pg.file_uploader(key="pg_files").set_value([("receipt.png", tiny_png(), "image/png")]).run()
+    pg.multiselect(key="pg_cmp_models").set_value(["gpt-4o"]).run()
+    pg.multiselect(key="pg_cmp_versions").set_value(["receipts v1"]).run()
+    pg.text_input(key="pg_cmp_temps").set_value("0").run()
+    pg.button(key="pg_cmp_run").click().run()
+    assert not pg.exception, pg.exception
+    sent = server.chat_requests()
+    assert len(sent) == 1  # the saved version, which has no file of its own, sent with the screen's file
+    assert all([p["type"] for p in b["messages"][-1]["content"]] == ["text", "image_url"] for b in sent)
+    assert {b["messages"][-1]["content"][0]["text"] for b in sent} == {"Read [receipt.png]"}
