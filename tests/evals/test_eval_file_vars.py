@@ -200,3 +200,23 @@ def test_the_json_prompt_renders_as_promptfoo_renders_it(tmp_path):
     (tmp_path / "cat.png").write_bytes(tiny_png())
     config = load_config(tmp_path / "eval.yaml")
     assert messages_for(config.prompts[1], config.cases()[0].vars) == recorded["rendered"]
+
+
+def test_the_command_line_reads_image_vars_from_the_config_folder(server, tmp_path, sqlite_url):
+    from tests.evals.test_evals import run_cli
+    (tmp_path / "shots").mkdir()
+    image = tiny_png(400, 400)
+    (tmp_path / "shots" / "cat.png").write_bytes(image)
+    config = write_config(tmp_path, [{"vars": {"image": "file://shots/cat.png"},
+                                      "assert": [{"type": "icontains", "value": "[1 image]"}]}],
+                          providers=[{"id": "openai:chat:gpt-4o-mini", "config": {"apiBaseUrl": server.base_url}}])
+    out = tmp_path / "results.json"
+    done = run_cli(["run", config, "--output", str(out)], sqlite_url, server.base_url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (cell,) = json.loads(out.read_text())["results"]
+    assert cell["vars"]["image"]["file"] == "cat.png" and cell["vars"]["image"]["size"] == len(image)
+    assert out.stat().st_size < 20_000 and "base64" not in out.read_text()
+    bad = write_config(tmp_path, [{"vars": {"image": "file://missing.png"}}])
+    failed = run_cli(["run", bad], sqlite_url, server.base_url)
+    assert failed.returncode == 1 and "missing.png could not be read" in failed.stdout + failed.stderr
+    assert "Traceback" not in failed.stderr
