@@ -20,6 +20,7 @@ from core.evals.config import (
     tests_to_jsonl,
     tests_to_yaml,
     to_yaml,
+    with_files,
 )
 from core.evals.run import EvalRun, ProviderResolver, RunNotStarted, key_notes
 from core.evals.store import EvalStore, SavedEvalRun, TestSetRefused
@@ -129,7 +130,7 @@ with setup:
             edited = st.data_editor(table, num_rows="dynamic", key=f"eval_cases_{hash(state.eval_yaml)}",
                                     width="stretch")
             if not edited.equals(table):
-                config.tests = tests_from_csv(edited.to_csv(index=False))
+                config.tests = with_files(tests_from_csv(edited.to_csv(index=False)), files)  # file:// vars read
                 if st.button(_("Apply the table to the config"), key="eval_apply"):
                     set_config_text(to_yaml(config))
                     st.rerun()

@@ -366,13 +366,19 @@ def _parse_config(data: Any, files: ConfigFiles) -> EvalConfig:
             notes.append(_('defaultTest option “{key}” is not supported and was ignored.').format(key=key))
     tests = _tests(data.get("tests"), files, notes)
     default = _with_files(default, "defaultTest", files)
-    tests = [_with_files(t, t.description or f"test {i}", files) for i, t in enumerate(tests, 1)]
+    tests = with_files(tests, files)
     if not prompts:
         raise EvalConfigError(_("The config has no prompts."))
     if not providers:
         raise EvalConfigError(_("The config has no providers PromptLab can run."))
     return EvalConfig(description=str(data.get("description") or ""), prompts=prompts, providers=providers,
                       tests=tests, default_test=default, grader=grader, notes=notes)
+
+
+def with_files(tests: list[TestCase], files: ConfigFiles) -> list[TestCase]:
+    """Cases read apart from their config (the page's edited case table) with their image and PDF variables read
+    by the config's file rules."""
+    return [_with_files(t, t.description or f"test {i}", files) for i, t in enumerate(tests, 1)]
 
 
 def _with_files(test: TestCase, where: str, files: ConfigFiles) -> TestCase:

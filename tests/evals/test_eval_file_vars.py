@@ -220,3 +220,16 @@ def test_the_command_line_reads_image_vars_from_the_config_folder(server, tmp_pa
     failed = run_cli(["run", bad], sqlite_url, server.base_url)
     assert failed.returncode == 1 and "missing.png could not be read" in failed.stdout + failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_an_edited_case_table_reads_its_file_vars_by_the_same_rules():
+    from core.evals.config import tests_from_csv, tests_to_csv, with_files
+    config = parse_config({"prompts": ["{{image}}"], "providers": ["openai:chat:gpt-4o-mini"],
+                           "tests": [{"vars": {"image": "file://cat.png"}}]},
+                          ConfigFiles(uploaded={"cat.png": tiny_png()}))
+    table = tests_to_csv(config.tests)
+    assert "file://cat.png" in table and "iVBOR" not in table
+    (case,) = with_files(tests_from_csv(table), ConfigFiles(uploaded={"cat.png": tiny_png()}))
+    assert case.vars["image"].sha256 == config.tests[0].vars["image"].sha256
+    with pytest.raises(EvalConfigError, match="reads no files"):
+        with_files(tests_from_csv(table), ConfigFiles())
