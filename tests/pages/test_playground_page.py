@@ -281,3 +281,23 @@ def test_compare_cells_send_the_uploaded_file_with_a_saved_version(pg, server):
     assert len(sent) == 1  # the saved version, which has no file of its own, sent with the screen's file
     assert all([p["type"] for p in b["messages"][-1]["content"]] == ["text", "image_url"] for b in sent)
     assert {b["messages"][-1]["content"][0]["text"] for b in sent} == {"Read [receipt.png]"}
+
+
+def test_an_uploaded_pdf_goes_as_an_input_file_through_the_responses_api(pg, server):
+    import io
+
+    from pypdf import PdfWriter
+    writer = PdfWriter()
+    writer.add_blank_page(200, 200)
+    pdf = io.BytesIO()
+    writer.write(pdf)
+    pg.text_area(key="pg_user").set_value("Sum up {{invoice}}").run()
+    pg.file_uploader(key="pg_files").set_value([("invoice.pdf", pdf.getvalue(), "application/pdf")]).run()
+    assert "📄 {{invoice}} · invoice.pdf" in captions(pg)
+    pg.selectbox(key="pg_api").set_value("responses").run()
+    pg.button(key="pg_run").click().run()
+    assert not pg.exception, pg.exception
+    (parts,) = server.response_parts()
+    assert [p["type"] for p in parts] == ["input_text", "input_file"] and parts[1]["filename"] == "invoice.pdf"
+    assert parts[1]["file_data"].startswith("data:application/pdf;base64,JVBERi")
+    assert any(m.value == "Echo: Sum up [invoice.pdf] [1 file]" for m in pg.markdown)
