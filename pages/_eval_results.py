@@ -14,6 +14,7 @@ from core.evals import results as er
 from core.evals.store import CANCELLED, INTERRUPTED, RUNNING, EvalStore, SavedEvalRun
 from core.formats.columns import for_people
 from core.formats.rendering import plain
+from core.llm import file_vars
 from core.llm.pricing import format_cost_total
 from core.records import report
 from pages._eval_rating import render_verdicts
@@ -87,7 +88,7 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
             for row in er.flipped(rows, comparison, config_b.prompt, config_b.provider):
                 st.caption(_("{verdict} · case {n} #{repeat} · {case}").format(
                     verdict=_("✅ B better") if row["flip"] == "better" else _("❌ B worse"), n=row["test_index"] + 1,
-                    repeat=row["repeat"], case=plain(row.get("description") or row["vars"])))
+                    repeat=row["repeat"], case=plain(row.get("description") or file_vars.chipped(row["vars"]))))
 
         shown = rating.with_ratings(store.engine, shown)  # people's votes: summary.ratings, like any verdict
         if shown.summary.get("ratings"):
@@ -108,7 +109,7 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
                     st.caption(_("{verdict} · case {n} #{repeat} · {case}").format(
                         verdict=_("✅ now passes") if row["flip"] == "better" else _("❌ now fails"),
                         n=row["test_index"] + 1, repeat=row["repeat"],
-                        case=plain(row.get("description") or row["vars"])))
+                        case=plain(row.get("description") or file_vars.chipped(row["vars"]))))
         else:
             st.caption(_("This run is the baseline."))
 
@@ -123,7 +124,7 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
                      f"{plain(row['provider'])} — {plain((row.get('description') or '')[:40])}")
             with st.expander(title):
                 st.caption(_('Reason: {reason}').format(reason=plain(row['reason'])))
-                st.json(row["vars"], expanded=False)
+                st.json(file_vars.chipped(row["vars"]), expanded=False)  # an image or PDF as a file chip
                 st.text(row["output"] or _("(no output)"))
                 if row["assertions"]:
                     st.dataframe(for_people(pd.DataFrame(row["assertions"])), hide_index=True, width="stretch")

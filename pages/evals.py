@@ -20,6 +20,7 @@ from core.evals.config import (
     tests_to_jsonl,
     tests_to_yaml,
     to_yaml,
+    with_files,
 )
 from core.evals.rating import Ratings
 from core.evals.run import EvalRun, ProviderResolver, RunNotStarted, key_notes
@@ -27,6 +28,7 @@ from core.evals.store import EvalStore, SavedEvalRun
 from core.formats.exports import table_from_csv
 from core.formats.parse_limits import UPLOADED_BYTES
 from core.formats.rendering import plain
+from core.llm.attachments import UPLOAD_EXTENSIONS
 from core.llm.pricing import format_cost
 from core.policy.access import Identity
 from pages._eval_batch import Poller, batch_choice, render_batches, submit_batch
@@ -101,7 +103,7 @@ setup, run_tab, results_tab, rate_tab = st.tabs([_("ðŸ“ Config & cases"), _("â–
 with setup:
     uploads = st.file_uploader(
         _("Import a promptfoo config (YAML), with the files it names"), key="eval_upload",
-        type=["yaml", "yml", "csv", "jsonl", "json", "txt", "md"], accept_multiple_files=True,
+        type=["yaml", "yml", "csv", "jsonl", "json", "txt", "md", *UPLOAD_EXTENSIONS], accept_multiple_files=True,
         max_upload_size=UPLOADED_BYTES >> 20,
         help=_("Its file:// references read only these files, by name. A config typed or pasted below reads none."))
     # The files uploaded with the config are all its file:// references may read (core/eval_config.ConfigFiles).
@@ -135,7 +137,7 @@ with setup:
             edited = st.data_editor(table, num_rows="dynamic", key=f"eval_cases_{hash(state.eval_yaml)}",
                                     width="stretch")
             if not edited.equals(table):
-                config.tests = tests_from_csv(edited.to_csv(index=False))
+                config.tests = with_files(tests_from_csv(edited.to_csv(index=False)), files)  # file:// vars read
                 if st.button(_("Apply the table to the config"), key="eval_apply"):
                     set_config_text(to_yaml(config))
                     st.rerun()

@@ -27,7 +27,7 @@ from core.base.i18n import _
 from core.calls.log import TEXT_POLICY, owner_gone, process_owner
 from core.evals import results as eval_results
 from core.evals.assertions import CODE_TYPES
-from core.evals.config import EvalConfig, TestCase, parse_config, tests_from_jsonl, tests_to_jsonl
+from core.evals.config import STORED, EvalConfig, TestCase, parse_config, tests_from_jsonl, tests_to_jsonl
 from core.policy.redaction import redact_value
 from core.policy.workspace import Workspace
 
@@ -398,7 +398,7 @@ class EvalStore:
     @staticmethod
     def _run(row: Any, cells: list[tuple[str, dict[str, Any]]]) -> SavedEvalRun:
         body = json.loads(row.body)
-        config = parse_config(json.loads(row.config))
+        config = parse_config(json.loads(row.config), STORED)
         if row.planned_cells is None:  # saved whole (`save_run`, and every run before m013)
             return SavedEvalRun(id=row.id, name=row.name, user=row.user_id, created_at=row.created_at, config=config,
                                 rows=body["results"], summary=body["summary"], baseline=bool(row.baseline))

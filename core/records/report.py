@@ -50,6 +50,7 @@ from core.chat.personas import language_label, persona_by_id
 from core.evals.results import cases_failures_first, config_summaries, paired_comparisons, pass_matrix
 from core.evals.store import SavedEvalRun
 from core.formats.columns import page_name
+from core.llm import file_vars
 from core.llm.pricing import format_cost_total
 from core.playground.library import SavedRun
 from core.playground.matrix import CURRENT_DRAFT, CellResult
@@ -267,7 +268,8 @@ def _eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Repor
         verdict = ('<span class="fail">' + _("error") if r.get("error") else
                    '<span class="pass">' + _("pass") if r.get("pass") else
                    '<span class="fail">' + _("fail")) + "</span>"
-        vars_text = json.dumps(clean.data(r.get("vars") or {}), ensure_ascii=False)
+        # an image or PDF variable as its file chip (name, size, digest): results never carry the bytes
+        vars_text = json.dumps(clean.data(file_vars.chipped(r.get("vars") or {})), ensure_ascii=False)
         case_rows.append([clean(r.get("test_index", "")), clean(r.get("prompt", "")), clean(r.get("provider", "")),
                           f'<pre class="text">{clean(vars_text)}</pre>',
                           f'<pre class="text">{clean(r.get("output") or r.get("error") or "")}</pre>',

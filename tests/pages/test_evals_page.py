@@ -2,6 +2,7 @@
 decide (pass-rate matrix, failures first, A/B on the same cases, baseline)."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -309,3 +310,22 @@ def test_generate_more_cases_preview_edit_and_add(ev, server):
     assert not ev.exception
     text = ev.text_area(key="eval_yaml").value
     assert "Do you sell socks?" in text and "generated:" in text  # added, marked as generated
+def test_an_uploaded_config_with_an_image_var_runs_and_shows_a_file_chip(ev, server, app_env):
+    from tests.loopback_server import tiny_png
+    image = tiny_png(16, 16)
+    ev.file_uploader(key="eval_upload").set_value([
+        ("promptfooconfig.yaml", b"prompts: ['What is in {{photo}}?']\nproviders: [openai:chat:gpt-4o-mini]\n"
+                                 b"tests:\n  - vars: {photo: 'file://cat.png'}\n"
+                                 b"    assert: [{type: contains, value: '[1 image]'}]\n", "application/x-yaml"),
+        ("cat.png", image, "image/png")]).run()
+    ev.run()
+    assert not ev.exception and not ev.error, [e.value for e in ev.error]
+    ev.button(key="eval_run").click().run()
+    assert not ev.exception, ev.exception
+    (body,) = server.chat_requests()
+    assert [p["type"] for p in body["messages"][-1]["content"]] == ["text", "image_url"]
+    matrix = next(d.value for d in ev.dataframe if d.value.index.name == "prompt")
+    assert matrix.iloc[0, 0].startswith("1/1")
+    chips = [j.value for j in ev.json if "cat.png" in j.value]
+    assert chips and "🖼️ cat.png · 16×16 · 1 KB · sha256 " in json.loads(chips[0])["photo"]
+    assert "iVBORw0KGgo" not in page_text(ev)
