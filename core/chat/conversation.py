@@ -37,6 +37,7 @@ DEFAULT_REPLY_TOKENS = 1024
 OFFLINE_REPLY_TOKENS = 256  # the offline model's reply budget: an answer's length, not a runaway's
 # llama.cpp's own penalty on tokens repeated in the last `repeat_last_n` (its default 1.0 is off); the guard in
 # core/calls/repetition.py ends what still loops.
+RATINGS = ("up", "down")
 OFFLINE_SAMPLING: dict[str, float | int] = {"repeat_penalty": 1.15, "repeat_last_n": 128}
 
 
@@ -54,6 +55,8 @@ class Message:
     tool_call_id: str | None = None  # a tool turn: the call it answers
     tool_name: str | None = None  # ... and that call's function name (shown and exported)
     attachments: list[Attachment] = field(default_factory=list)  # a user's images and PDFs, checked (core.llm)
+    rating: str | None = None  # the user's thumbs on a reply: "up" / "down" (a test case's metadata later)
+    rating_note: str | None = None  # … and why, in their words
 
     def api(self, vision: bool = True) -> dict[str, Any]:
         """The turn as the Chat Completions API takes it; attachments as content parts after the text (`image_url`
@@ -89,6 +92,8 @@ class Message:
             data["tool_call_id"], data["tool_name"] = self.tool_call_id, self.tool_name
         if self.attachments:
             data["attachments"] = [files.to_stored(a) for a in self.attachments]
+        if self.rating:
+            data["rating"], data["rating_note"] = self.rating, self.rating_note
         return data
 
     @classmethod
@@ -102,7 +107,9 @@ class Message:
         return cls(role=data["role"], content=data.get("content") or "", status=status, metrics=metrics,
                    note=data.get("note"), tool_calls=_stored_tool_calls(data.get("tool_calls")),
                    tool_call_id=_text(data.get("tool_call_id")), tool_name=_text(data.get("tool_name")),
-                   attachments=_stored_attachments(data.get("attachments")))
+                   attachments=_stored_attachments(data.get("attachments")),
+                   rating=data.get("rating") if data.get("rating") in RATINGS else None,
+                   rating_note=_text(data.get("rating_note")))
 
 
 def _stored_attachments(value: Any) -> list[Attachment]:
@@ -358,6 +365,17 @@ def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: 
                       tool_calls=calls)
     conversation.messages.append(message)
     return message
+
+
+def rate_reply(conversation: Conversation, index: int, rating: str | None, note: str | None = None) -> None:
+    """The user's thumbs (and why) on the reply at `index`; None takes them back."""
+    message = conversation.messages[index]
+    if message.role != "assistant":
+        raise ValueError("Only a reply can be rated.")
+    if rating is not None and rating not in RATINGS:
+        raise ValueError(f"A rating is one of {RATINGS}.")
+    message.rating = rating
+    message.rating_note = (note or "").strip() or None if rating else None
 
 
 def drop_last_reply(conversation: Conversation) -> None:

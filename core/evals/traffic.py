@@ -140,18 +140,20 @@ def import_calls(log: CallLog, request_ids: Iterable[str], *, user: str, admin: 
 
 
 def cases_from_conversation(messages: list[dict[str, Any]], conversation_id: str, *, model: str | None = None,
-                            text_policy: str = "full", turns: Iterable[int] | None = None) -> list[TestCase]:
+                            text_policy: str = "full", turns: Iterable[int] | None = None,
+                            system_prompt: str = "") -> list[TestCase]:
     """A saved conversation's assistant turns as cases (or only the `turns` given, by message index): each with
-    the messages before it, its reply, and the thumbs / note stored on the reply (`rating`, `note`)."""
+    the messages before it, its reply, and the thumbs / note stored on the reply (`rating`, `rating_note`)."""
     wanted = set(turns) if turns is not None else None
     out = []
     for i, message in enumerate(messages):
         if message.get("role") != "assistant" or (wanted is not None and i not in wanted):
             continue
         rating = message.get("rating") if message.get("rating") in RATINGS else None
-        exchange = Exchange(messages=messages[:i], reply=_text(message.get("content")) or None,
+        before = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + messages[:i]
+        exchange = Exchange(messages=before, reply=_text(message.get("content")) or None,
                             source=f"conversation:{conversation_id}#{i}", model=message.get("model") or model,
-                            rating=rating, note=message.get("note"))
+                            rating=rating, note=message.get("rating_note"))
         case = case_from_exchange(exchange, text_policy=text_policy)
         if case is not None:
             out.append(case)
@@ -178,8 +180,9 @@ def add_calls_to_set(store: EvalStore, log: CallLog, set_name: str, request_ids:
 
 def add_turns_to_set(store: EvalStore, set_name: str, messages: list[dict[str, Any]], conversation_id: str, *,
                      user: str, model: str | None = None, text_policy: str = "full",
-                     turns: Iterable[int] | None = None) -> Added:
+                     turns: Iterable[int] | None = None, system_prompt: str = "") -> Added:
     """Chat's "Add to a test set" for a conversation's replies (or the `turns` chosen), as its next version."""
-    cases = cases_from_conversation(messages, conversation_id, model=model, text_policy=text_policy, turns=turns)
+    cases = cases_from_conversation(messages, conversation_id, model=model, text_policy=text_policy, turns=turns,
+                                    system_prompt=system_prompt)
     version, added = store.add_to_set(set_name, cases, author=user, note=_("added from a conversation"))
     return Added(version, added, 0)

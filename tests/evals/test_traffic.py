@@ -59,7 +59,7 @@ def test_a_redacted_log_yields_redacted_cases(server, log):
     text = str(case.to_config())
     assert "jane.doe@example.com" not in text and "[EMAIL" in case.vars["input"]
     turns = [{"role": "user", "content": "Call me on jane.doe@example.com"},
-             {"role": "assistant", "content": "Sure, jane.doe@example.com", "rating": "down", "note": "leaks"}]
+             {"role": "assistant", "content": "Sure, jane.doe@example.com", "rating": "down", "rating_note": "leaks"}]
     (turn,) = cases_from_conversation(turns, "c1", text_policy="redacted")
     assert "jane.doe@example.com" not in str(turn.to_config())
 
@@ -68,7 +68,7 @@ def test_a_conversations_turns_carry_thumbs_and_notes_and_a_disliked_reply_is_wh
     turns = [{"role": "system", "content": "Be brief."},
              {"role": "user", "content": "Refund?"}, {"role": "assistant", "content": "30 days.", "rating": "up"},
              {"role": "user", "content": "And gift cards?"},
-             {"role": "assistant", "content": "Sure, anything goes.", "rating": "down", "note": "wrong: no refunds"}]
+             {"role": "assistant", "content": "Sure, anything goes.", "rating": "down", "rating_note": "wrong: no refunds"}]
     liked, disliked = cases_from_conversation(turns, "conv-9", model="gpt-4o-mini")
     assert (liked.vars["input"], liked.metadata["rating"], liked.metadata["source"]) == ("Refund?", "up",
                                                                                           "conv-9#2".join(
