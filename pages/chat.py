@@ -16,6 +16,7 @@ from core.llm.providers import offline_limits, offline_notice
 from core.llm.tools import ToolError
 from core.records import report
 from pages._chat_attachments import UPLOAD_EXTENSIONS, draw_attachments, draw_tray, read_input, show_sent
+from pages._chat_feedback import draw_reply_footer
 from pages._chat_sidebar import DEFAULT_TEMPERATURE, draw_sidebar
 from pages._widgets import picked_model, stream_markdown
 from pages._workbench import response_cache, workbench
@@ -84,7 +85,7 @@ plan = chat_turn.plan(conv, turn_settings, services)
 st.title(_("💬 Chat"))
 if state.get("chat_errors", {}).get("save"):  # a write that failed in the last run (retried in the background)
     st.warning(state["chat_errors"].pop("save"))
-for message in conv.messages:
+for index, message in enumerate(conv.messages):
     if message.role == "tool":  # the user's answer to a tool call, as typed
         with st.chat_message("tool", avatar="🔧"):
             st.caption(plain(chat.turn_heading(message)))
@@ -100,7 +101,7 @@ for message in conv.messages:
         if message.role == "assistant":
             if message.note:
                 st.caption(f"↪ {plain(message.note)}")
-            st.caption(chat.turn_caption(message))
+            draw_reply_footer(conv, index, message, wb)  # caption, 👍 / 👎, add to a test set
 
 if plan.dropped_messages:
     st.info(_('{dropped_messages} older messages no longer fit the context window and are not sent.').format(

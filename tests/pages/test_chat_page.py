@@ -420,3 +420,32 @@ def test_the_api_choice_in_the_sidebar_sends_the_turn_through_the_responses_api(
     assert len(server.chat_requests()) == 1
     calls = chat_calls(app_env["PROMPTLAB_DB_URL"])
     assert len(calls) == 2 and sorted("endpoint:responses" in c.tags for c in calls) == [False, True]
+
+
+def test_thumbs_and_a_note_on_a_reply_are_kept_and_the_turn_joins_a_test_set(app_env, server):
+    """Issue 26 point 1 in Chat: 👎 on a reply is saved with the conversation (a reload keeps it), and "Add to a
+    test set" makes the turn a case whose metadata holds the thumbs and the note."""
+    from core.chat.store import ConversationStore
+    from core.evals.store import EvalStore
+
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.chat_input[0].set_value("Can I return worn shoes?").run()
+    conv = at.session_state.conversation
+    thumbs = next(w for w in at.main if getattr(w, "key", None) == f"thumbs_{conv.id}_1")
+    thumbs.set_value(0).run()  # 👎
+    assert not at.exception, at.exception
+    stored = ConversationStore(app_env["PROMPTLAB_DB_URL"]).load(conv.id, "local")
+    assert stored.messages[1].rating == "down"
+    at.text_input(key=f"thumbs_note_{conv.id}_1").input("only unworn shoes, 30 days").run()
+    at.text_input(key=f"turn_set_{conv.id}_1").input("returns").run()
+    at.button(key=f"turn_add_{conv.id}_1").click().run()
+    assert any("“returns” v1: 1 new cases." in s.value.replace("\\", "") for s in at.success)
+    (case,) = EvalStore(app_env["PROMPTLAB_DB_URL"], viewer="local").latest_set("returns").tests
+    assert case.vars["input"] == "Can I return worn shoes?"
+    assert (case.metadata["rating"], case.metadata["note"]) == ("down", "only unworn shoes, 30 days")
+    assert case.metadata["source"] == f"conversation:{conv.id}#1"
+    reloaded = AppTest.from_file(APP, default_timeout=60)
+    reloaded.query_params["c"] = conv.id
+    reloaded.run()
+    again = next(w for w in reloaded.main if getattr(w, "key", None) == f"thumbs_{conv.id}_1")
+    assert again.value == 0  # the 👎 is drawn again after a reload
