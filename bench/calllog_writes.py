@@ -38,11 +38,49 @@ def writer(url: str, worker: int, start: mp.Event, done: mp.Queue) -> None:
     done.put(worker)
 
 
-def run(url: str) -> tuple[float, int]:
+def floor_writer(url: str, worker: int, start: mp.Event, done: mp.Queue) -> None:
+    """The floor: the same rows through the bare driver, one INSERT and one COMMIT per call, nothing else."""
+    records = generate_records(CALLS, days=1, seed=worker)
+    rows = []
+    for i, r in enumerate(records):
+        r.request_id = f"f{worker}_{i}"
+        rows.append(CallLog.row(r))
+    columns = list(rows[0])
+    if url.startswith("sqlite"):
+        import sqlite3
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        sql = f"INSERT INTO floor_calls ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+        start.wait()
+        for row in rows:
+            conn.execute("BEGIN")
+            conn.execute(sql, [row[c] for c in columns])
+            conn.execute("COMMIT")
+    else:
+        import psycopg
+        conninfo, _, options = url.replace("postgresql+psycopg", "postgresql").partition("?options=")
+        conn = psycopg.connect(conninfo, options=options.replace("%3D", "="))
+        sql = f"INSERT INTO floor_calls ({', '.join(columns)}) VALUES ({', '.join('%s' for _ in columns)})"
+        start.wait()
+        for row in rows:
+            conn.execute(sql, [row[c] for c in columns])
+            conn.commit()
+    conn.close()
+    done.put(worker)
+
+
+def run(url: str, target=writer, table: str = "calls") -> tuple[float, int]:
     CallLog(url)  # migrate once before the writers race
     ctx = mp.get_context("spawn")
     start, done = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=writer, args=(url, w, start, done)) for w in range(PROCESSES)]
+    if table == "floor_calls":  # the same columns, no index but the key, nothing else in the table
+        with CallLog(url).engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS floor_calls"))
+            conn.execute(sa.text("CREATE TABLE floor_calls AS SELECT * FROM calls WHERE 1 = 0"))
+            conn.execute(sa.text("ALTER TABLE floor_calls ADD PRIMARY KEY (request_id)")
+                         if conn.dialect.name == "postgresql" else sa.text("SELECT 1"))
+    procs = [ctx.Process(target=target, args=(url, w, start, done)) for w in range(PROCESSES)]
     for p in procs:
         p.start()
     time.sleep(3)  # let every writer import, connect and build its records
@@ -53,7 +91,7 @@ def run(url: str) -> tuple[float, int]:
     elapsed = time.perf_counter() - t0
     assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
     with CallLog(url).engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one()
+        rows = conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
     return elapsed, rows
 
 
@@ -75,6 +113,12 @@ def main() -> None:
             results[name] = rows / elapsed
             print(f"{name:10s}: {rows:,} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s, lost {lost}")
             assert lost == 0, f"{lost} calls lost on {name}"
+            floor_elapsed, floor_rows = run(url, floor_writer, "floor_calls")
+            assert floor_rows == expected
+            ratio = (rows / elapsed) / (floor_rows / floor_elapsed)
+            print(f"{name:10s}: floor (bare driver, one INSERT + COMMIT per call) {floor_rows / floor_elapsed:,.0f} "
+                  f"rows/s; PromptLab = {ratio:.2f}x the floor")
+            print(f"RESULT calllog_write_ratio_{name} {ratio:.3f}")
         if pg:
             with engine.begin() as conn:
                 conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
