@@ -94,7 +94,7 @@ def transcribe(provider: Provider, recording: Recording, context: CallContext, l
     result, record = logged_call(
         provider, context, log,
         lambda c: c.audio.transcriptions.create(model=model, file=(recording.filename, recording.data)),
-        model=model, operation="audio", describe=describe,
+        model=model, operation="audio", describe=describe, endpoint=TRANSCRIPTION_ENDPOINT,
         texts=CallTexts({"audio.transcriptions": {"model": model, "bytes": len(recording.data),
                                                   "seconds": recording.seconds}}))
     return Transcript(str(getattr(result, "text", "") or ""), record.request_id, record.cost_usd)
@@ -151,6 +151,7 @@ def speak(provider: Provider, text: str, context: CallContext, log: CallLog, voi
         record.cost_usd = speech_cost(model, text, provider.pricing_id)
 
     audio, record = logged_call(provider, context, log, call, model=model, operation="audio", describe=describe,
+                                endpoint=SPEECH_ENDPOINT,
                                 texts=CallTexts({"audio.speech": {"model": model, "voice": voice,
                                                                   "format": response_format, "input": text}}))
     if not audio:
