@@ -4,7 +4,6 @@ from collections.abc import Iterator
 
 import streamlit as st
 
-from core.base import i18n
 from core.base.i18n import _
 from core.calls.gate import CallHooks
 from core.chat import conversation as chat
@@ -14,8 +13,8 @@ from core.formats.rendering import model_markdown, plain
 from core.llm.local_model import queue_sentence
 from core.llm.providers import offline_limits, offline_notice
 from core.llm.tools import ToolError
-from core.records import report
-from pages._chat_sidebar import DEFAULT_TEMPERATURE, draw_sidebar
+from pages._chat_sidebar import DEFAULT_TEMPERATURE, draw_sidebar, export_menu
+from pages._chat_voice import play_button, voice_message
 from pages._widgets import picked_model, stream_markdown
 from pages._workbench import response_cache, workbench
 
@@ -83,7 +82,7 @@ plan = chat_turn.plan(conv, turn_settings, services)
 st.title(_("💬 Chat"))
 if state.get("chat_errors", {}).get("save"):  # a write that failed in the last run (retried in the background)
     st.warning(state["chat_errors"].pop("save"))
-for message in conv.messages:
+for index, message in enumerate(conv.messages):
     if message.role == "tool":  # the user's answer to a tool call, as typed
         with st.chat_message("tool", avatar="🔧"):
             st.caption(plain(chat.turn_heading(message)))
@@ -99,6 +98,7 @@ for message in conv.messages:
             if message.note:
                 st.caption(f"↪ {plain(message.note)}")
             st.caption(chat.turn_caption(message))
+            play_button(wb, message.content, str(index))  # 🔊 read aloud (pages/_chat_voice.py)
 
 if plan.dropped_messages:
     st.info(_('{dropped_messages} older messages no longer fit the context window and are not sent.').format(
@@ -152,11 +152,7 @@ if conv.messages:
         start_new_conversation()
         st.rerun()
     with actions.popover(_("⬇ Export / share")):
-        st.download_button(_("🔗 Share as one HTML file"), i18n.deferred(lambda: report.conversation_report(conv, wb.secrets).html),
-                           chat.export_name(conv, "html"), "text/html", key="share_html",
-                           help=_("Opens offline in any browser; keys and personal data are left out."))
-        st.download_button(_("⬇ Markdown"), chat.export_markdown(conv), chat.export_name(conv, "md"), "text/markdown")
-        st.download_button(_("⬇ JSON"), chat.export_json(conv), chat.export_name(conv, "json"), "application/json")
+        export_menu(conv, wb)
 
 starter = None
 if not conv.messages:  # an empty chat offers what to ask first, for its persona
@@ -167,11 +163,13 @@ if not conv.messages:  # an empty chat offers what to ask first, for its persona
         if col.button(text, key=f"starter_{i}", width="stretch"):
             starter = text
 
+spoken = voice_message(wb)  # the microphone: a transcript, edited, and sent (pages/_chat_voice.py)
 if "chat_restore" in state:  # a flagged prompt comes back into the box, editable
     state.chat_box = state.pop("chat_restore")
 if provider.kind == "local":  # what the tiny offline model can do, beside the box the user writes in
     st.caption(offline_limits(), help=offline_notice())
 prompt = st.chat_input(_("Message PromptLab…"), key="chat_box") or starter
+prompt = prompt if prompt is not None else spoken
 if prompt is not None:
     submission = chat_turn.submit(conv, prompt, turn_settings, services)
     if submission.refusal:  # nothing is sent; the text goes back into the box

@@ -18,6 +18,13 @@ from core.llm.providers import Provider
 
 TRANSCRIPTION_ENDPOINT = "audio.transcriptions"
 DEFAULT_TRANSCRIBE_MODEL = "gpt-4o-mini-transcribe"
+WHISPER_MODEL = "whisper-1"  # what Whisper-compatible servers (faster-whisper, LocalAI, vLLM…) answer to
+
+
+def default_transcribe_model(provider_kind: str) -> str:
+    """The transcription model to offer first: OpenAI's (and Azure's) gpt-4o-mini-transcribe; `whisper-1` on a
+    compatible server, where that is the name Whisper-compatible servers know."""
+    return WHISPER_MODEL if provider_kind == "compatible" else DEFAULT_TRANSCRIBE_MODEL
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,8 @@ def transcribe(provider: Provider, recording: Recording, context: CallContext, l
 
 SPEECH_ENDPOINT = "audio.speech"
 DEFAULT_SPEECH_MODEL = "tts-1"
-VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer")
+# OpenAI's voices; ballad and verse are gpt-4o-mini-tts's only (tts-1 answers 400 for them: one sentence).
+VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse")
 _SPEECH_MIME = {"mp3": "audio/mpeg", "wav": "audio/wav", "opus": "audio/ogg", "aac": "audio/aac",
                 "flac": "audio/flac", "pcm": "audio/pcm"}
 
