@@ -338,7 +338,7 @@ class Analytics:
         condition, params = where(filters)
         total = _one(cur.execute(f"SELECT count(*) FROM calls WHERE {condition}", params))[0]
         frame = cur.execute(
-            f'SELECT request_id, ts, page, provider, model, status, error_type, input_tokens, output_tokens, '
+            f'SELECT request_id, ts, page, endpoint, provider, model, status, error_type, input_tokens, output_tokens, '
             f'cost_usd, latency_ms, ttft_ms, "user", tags, tokens_estimated FROM calls WHERE {condition} '
             f"ORDER BY ts DESC, rid DESC LIMIT {int(page_size)} OFFSET {int(page) * int(page_size)}", params).df()
         return frame, int(total)

@@ -8,10 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from core.base import db
+from core.base.errors import PromptLabError
 from core.calls.gate import ChatRequest, ChatStream, list_models
 from core.calls.interchange import export, from_interchange, import_jsonl
 from core.calls.log import CallLog, CallRecord, endpoint_from_tags
-from core.base.errors import PromptLabError
 from core.chat import voice
 from tests.loopback_server import Script, tiny_wav
 

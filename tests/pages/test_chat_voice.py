@@ -65,9 +65,10 @@ def test_an_empty_recording_is_one_sentence_and_no_call(at, server, app_env):
     assert not [r for r in server.requests if r["path"].startswith("/v1/audio")]
 
 
-@pytest.mark.parametrize("status", [401, 429, 500])
-def test_a_failed_transcription_is_one_sentence_logged_and_can_be_retried(at, server, app_env, status):
-    server.push(Script(path="/v1/audio/transcriptions", status=status))
+@pytest.mark.parametrize("fault", [{"status": 401}, {"status": 429, "retry_after": "1"}, {"status": 500},
+                                   {"first_byte_delay": 6.0}], ids=["401", "429", "500", "timeout"])
+def test_a_failed_transcription_is_one_sentence_logged_and_can_be_retried(at, server, app_env, fault):
+    server.push(Script(path="/v1/audio/transcriptions", **fault))  # the app's timeout is 5 s (app_env)
     record(at, tiny_wav(1.0))
     assert len(at.error) == 1 and "Traceback" not in at.error[0].value
     assert rows(app_env["PROMPTLAB_DB_URL"]) == [("audio.transcriptions", "error")]
