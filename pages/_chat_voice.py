@@ -80,7 +80,7 @@ def play_button(wb: Workbench, text: str, key: str) -> None:
     if not text.strip():
         return
     chosen, model = str(st.session_state.get("chat_voice") or voice.VOICES[0]), speech_model()
-    cache: dict[tuple[str, str, str], tuple[bytes, str]] = st.session_state.setdefault("chat_speech", {})
+    cache: dict[tuple[str, str, str], tuple[bytes, str, bool]] = st.session_state.setdefault("chat_speech", {})
     cache_key = (hashlib.sha256(text.encode()).hexdigest(), chosen, model)
     just_made = False
     if cache_key not in cache:
@@ -96,7 +96,10 @@ def play_button(wb: Workbench, text: str, key: str) -> None:
             return
         while len(cache) >= SPEECH_CACHE:
             cache.pop(next(iter(cache)))
-        cache[cache_key] = (speech.audio, speech.mime)
+        cache[cache_key] = (speech.audio, speech.mime, speech.truncated)
         just_made = True
-    audio, mime = cache[cache_key]
+    audio, mime, truncated = cache[cache_key]
     st.audio(audio, format=mime, autoplay=just_made)
+    if truncated:
+        st.caption(_("Read up to its first {n:,} characters (the speech endpoint's limit).").format(
+            n=voice.SPEECH_MAX_CHARS))

@@ -146,6 +146,10 @@ class Speech:
     mime: str
     request_id: str
     cost_usd: float | None
+    truncated: bool = False  # the text was longer than /audio/speech takes: its start was read
+
+
+SPEECH_MAX_CHARS = 4096  # OpenAI's limit on /audio/speech input; a longer reply is read up to it
 
 
 def speech_cost(model: str, text: str, pricing_id: str | None) -> float | None:
@@ -173,6 +177,8 @@ def speak(provider: Provider, text: str, context: CallContext, log: CallLog, voi
                                            "Settings (or point OPENAI_BASE_URL at a server with /audio/speech)."))
     if not text.strip():
         raise PromptLabError("bad_request", _("There is no text to read aloud."))
+    truncated = len(text) > SPEECH_MAX_CHARS
+    text = text[:SPEECH_MAX_CHARS]  # the API refuses more (400); the start of a long reply is what a listener wants
     context = replace(context, tags=[*context.tags, f"endpoint:{SPEECH_ENDPOINT}"])
 
     def call(client: Any) -> bytes:
@@ -193,4 +199,4 @@ def speak(provider: Provider, text: str, context: CallContext, log: CallLog, voi
     if not audio:
         raise PromptLabError("malformed", _("The provider answered without audio: try again."))
     return Speech(audio, _SPEECH_MIME.get(response_format, "application/octet-stream"), record.request_id,
-                  record.cost_usd)
+                  record.cost_usd, truncated)

@@ -80,3 +80,13 @@ def test_repricing_leaves_audio_rows_alone(server, log):
     custom_prices.save(log.engine, [custom_prices.CustomPrice(provider="compatible", model="echo-1",
                                                               input_per_mtok=1.0, output_per_mtok=1.0)], actor=ADMIN)
     assert log.recent(1)[0].cost_usd is None  # token prices do not price a recording's minutes
+
+
+def test_a_reply_longer_than_the_speech_limit_is_read_up_to_it_and_priced_for_what_was_sent(server, log):
+    from core.chat.voice import SPEECH_MAX_CHARS
+
+    text = "word " * 1200  # 6,000 characters: the API takes 4,096
+    speech = speak(_provider(server), text, CallContext("chat"), log, model="tts-1")
+    sent = [r for r in server.requests if r["path"] == "/v1/audio/speech"][-1]["body"]["input"]
+    assert speech.truncated and sent == text[:SPEECH_MAX_CHARS]
+    assert log.recent(1)[0].cost_usd == pytest.approx(15.0 * SPEECH_MAX_CHARS / 1e6)  # tts-1: $15 per 1M chars
