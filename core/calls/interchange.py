@@ -228,6 +228,8 @@ def insert_new(log: CallLog, records: list[CallRecord] | list[dict[str, Any]]) -
     unique: dict[str, dict[str, Any]] = {}
     for r in records:
         values = r if isinstance(r, dict) else record_values(r)
+        if not values.get("endpoint"):  # a dict from before the column (m015): inferred, as on reading
+            values = {**values, "endpoint": endpoint_from_tags(values.get("tags") or [], values.get("page"))}
         unique.setdefault(values["request_id"], values)
     with log.engine.begin() as conn:
         ids = list(unique)

@@ -91,3 +91,14 @@ def test_interchange_carries_the_endpoint(log, tmp_path):
     assert from_interchange({**base, "page": "chat", "tags": ["endpoint:responses"]}).endpoint == "responses"
     with pytest.raises(ValueError, match="endpoint must be one of"):
         from_interchange({**base, "endpoint": "audio.nonsense"})
+
+
+def test_bulk_inserts_of_dicts_without_an_endpoint_infer_it(log):
+    from core.calls.interchange import insert_new
+
+    row = {"request_id": "d1", "ts": "2026-12-01T00:00:00.000+00:00", "page": "chat", "provider": "openai",
+           "status": "ok", "tags": ["endpoint:audio.speech"], "tokens_estimated": False}
+    assert insert_new(log, [row]) == 1
+    with log.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT endpoint FROM calls WHERE request_id = 'd1'")).scalar_one() == \
+            "audio.speech"
