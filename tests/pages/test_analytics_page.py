@@ -212,8 +212,10 @@ def test_voice_calls_appear_by_endpoint_with_a_filter(app_env, server):
     transcribe(provider, check_recording(tiny_wav(2.0)), CallContext("chat", "local"), log, model="whisper-1")
     speak(provider, "Hello there", CallContext("chat", "local"), log, model="gpt-4o-mini-tts")
     at = open_analytics()
-    [table] = [d.value for d in at.dataframe if "Endpoint" in d.value.columns]
+    [table] = [d.value for d in at.dataframe if {"Endpoint", "Spend"} <= set(d.value.columns)]
     rows = dict(zip(table["Endpoint"], table["Spend"], strict=True))
     assert rows == {"audio.transcriptions": "$0.0002", "audio.speech": "unpriced"}
+    calls = [d.value for d in at.dataframe if "Request ID" in d.value.columns][0]
+    assert sorted(calls["Endpoint"]) == ["audio.speech", "audio.transcriptions"]  # each call says which API
     at.multiselect(key="an_endpoint").set_value(["audio.speech"]).run()
     assert not at.exception and metrics(at)["Calls"] == "1"
