@@ -32,8 +32,8 @@ EXPECTED = {"r_chat": "chat.completions", "r_resp": "responses", "r_hear": "audi
 
 
 def test_m015_backfills_old_rows_from_their_tags_and_page(db_url, monkeypatch):
-    before = [m for m in db.MIGRATIONS if m[0] < "m015"]
-    assert len(before) == len(db.MIGRATIONS) - 1  # m015 is the one under test
+    before = [m for m in db.MIGRATIONS if m[0] != "m015_call_endpoints"]  # every other one, m015 left to run
+    assert len(before) == len(db.MIGRATIONS) - 1
     engine = sa.create_engine(db_url)
     try:
         monkeypatch.setattr(db, "MIGRATIONS", before)
