@@ -10,8 +10,10 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 
 def calllog_main(argv: list[str] | None = None) -> int:
@@ -153,6 +155,7 @@ def evals_main(argv: list[str] | None = None) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from core.base.config import load_settings
+    from core.base.errors import PromptLabError
     from core.calls.gate import CallContext
     from core.calls.log import CallLog
     from core.evals.config import OPERATOR, EvalConfigError, load_config
@@ -166,11 +169,32 @@ def evals_main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run CONFIG (promptfoo YAML) and print a summary table")
     run.add_argument("config")
     run.add_argument("--output", help="write every cell's result and a summary to this JSON file")
+    run.add_argument("--junit-xml", metavar="PATH", help="write JUnit XML (a test case per cell) for a CI's test view")
+    run.add_argument("--promptfoo-json", metavar="PATH",
+                     help="write the results in promptfoo's results.json shape (version 3)")
     run.add_argument("--repeat", type=int, default=1, help="run each cell N times (1-20)")
     run.add_argument("--concurrency", type=int, default=8, help="calls at once (default 8)")
+    run.add_argument("--compare", nargs=2, type=int, action="append", metavar=("A", "B"),
+                     help="McNemar between configurations A and B (row numbers of the table; repeatable); "
+                          "default: every two that differ in their prompt or their provider only")
+    run.add_argument("--batch", action="store_true",
+                     help="send the cells through OpenAI's Batch API (half the price, results within 24 h) and "
+                          "wait, polling; Ctrl-C leaves the batch running (resume with `evals poll RUN_ID`)")
+    run.add_argument("--poll-interval", type=float, default=30.0, help="seconds between polls (--batch; default 30)")
+    run.add_argument("--on-failure", choices=["live", "report"], default="live",
+                     help="lines that fail or never run in the batch: retried live (default) or reported as failed")
+    poll = sub.add_parser("poll", help="resume polling a stored batch run until it ends")
+    poll.add_argument("run_id")
+    poll.add_argument("--poll-interval", type=float, default=30.0, help="seconds between polls (default 30)")
+    poll.add_argument("--cancel", action="store_true", help="cancel the batch; the lines that finished are kept")
     args = parser.parse_args(argv)
+    if args.command == "poll":
+        return _evals_poll(args)
     try:
         config = load_config(args.config)
+        configs = len(config.prompts) * len(config.providers)
+        if any(not 1 <= n <= configs for pair in args.compare or [] for n in pair):  # before any call is paid
+            raise ValueError(f"--compare takes row numbers of the table, 1 to {configs}")
         settings = load_settings()
         resolver = ProviderResolver(settings, resolve_provider(settings), dict(os.environ))
         for note in config.notes + key_notes(config, resolver):
@@ -180,7 +204,20 @@ def evals_main(argv: list[str] | None = None) -> int:
                              repeat=args.repeat, concurrency=args.concurrency, actor=OPERATOR)
         # The same durable path as the page: the run is stored as its cells finish (and listed on the page).
         store = EvalStore(settings.db_url)
-        evaluation.start_stored(store, user=settings.user, secrets=settings.secret_values)
+        if args.batch:
+            from core.evals.batch import submit
+
+            sent = submit(evaluation, store, user=settings.user, secrets=settings.secret_values,
+                          on_failure=args.on_failure)
+            if sent.live is None:
+                print(f"batch run {sent.run_id} submitted: polling every {args.poll_interval:g} s")
+                return _follow_batch(sent.run_id, args.poll_interval, settings, resolver, args)
+            print(f"note: {sent.note}", file=sys.stderr)  # no Batch API there: the run went live
+        else:
+            evaluation.start_stored(store, user=settings.user, secrets=settings.secret_values)
+    except PromptLabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except (EvalConfigError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -197,19 +234,96 @@ def evals_main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     evaluation.finish()
-    print(summary_table(evaluation))
+    print(summary_table(evaluation, args.compare))
     summary = evaluation.summary()
     print(f"{summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors · "
           f"{format_cost_total(summary['cost_usd'], summary['unpriced_calls'])} · run {evaluation.id}")
-    if args.output:
-        saved = store.run(evaluation.id)  # as stored: without the keys in play, under the text policy
-        try:
-            with open(args.output, "w", encoding="utf-8") as f:
-                f.write(saved.to_json() if saved else evaluation.to_json())
-        except OSError as err:
-            print(f"error: cannot write {args.output}: {err.strerror}", file=sys.stderr)
-            return 1
+    saved = store.run(evaluation.id)  # as stored: without the keys in play, under the text policy
+    if _write_outputs(args, saved, evaluation, config.notes):
+        return 1
     return exit_code(evaluation)
+
+
+def _write_outputs(args: argparse.Namespace, saved: Any, evaluation: Any, notes: list[str]) -> bool:
+    """--output / --junit-xml / --promptfoo-json from the stored run (else the run in memory); True on an error."""
+    from core.evals import ci
+
+    rows = saved.rows if saved else evaluation.rows()
+    run_id, name = (saved.id, saved.name) if saved else (evaluation.id, evaluation.name)
+    outputs = {args.output: lambda: saved.to_json() if saved else evaluation.to_json(),
+               args.junit_xml: lambda: ci.junit_xml(rows, f"PromptLab eval {name or run_id}"),
+               args.promptfoo_json: lambda: ci.promptfoo_json(
+                   rows, run_id=run_id, timestamp=saved.created_at if saved else "", notes=notes)}
+    for path, build in outputs.items():
+        if not path:
+            continue
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(build())
+        except OSError as err:
+            print(f"error: cannot write {path}: {err.strerror}", file=sys.stderr)
+            return True
+    return False
+
+
+def _follow_batch(run_id: str, interval: float, settings: Any, resolver: Any, args: argparse.Namespace,
+                  cancel: bool = False) -> int:
+    """Poll a batch run until it ends, a line of progress per poll; then the table, the notes, the exit code."""
+    from core.base.errors import PromptLabError
+    from core.calls.gate import CallContext
+    from core.calls.log import CallLog
+    from core.evals.batch import Poller
+    from core.evals.config import OPERATOR
+    from core.evals.run import rows_table
+    from core.evals.store import EvalStore
+    from core.llm.pricing import format_cost_total
+
+    store = EvalStore(settings.db_url)
+    poller = Poller(store, resolver, CallContext("evals", settings.user, "cli"), CallLog(settings.db_url),
+                    actor=OPERATOR, secrets=tuple(settings.secret_values))
+    try:
+        if cancel:
+            poller.cancel(run_id)
+        while True:
+            shown = poller.poll(run_id)
+            if shown is None:
+                print(f"error: no batch run {run_id} in the database", file=sys.stderr)
+                return 1
+            print(f"batch {shown.status}: {shown.completed}/{shown.total} lines done, {shown.failed} failed · "
+                  f"polled {shown.polled_at or '-'}", flush=True)
+            if shown.finished:
+                break
+            time.sleep(interval)
+    except PromptLabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"stopped polling: the batch keeps running; resume with `python -m core evals poll {run_id}`",
+              file=sys.stderr)
+        return 130
+    for note in shown.notes:
+        print(f"note: {note}", file=sys.stderr)
+    saved = store.run(run_id)
+    assert saved is not None
+    print(rows_table(saved.rows, getattr(args, "compare", None)))
+    summary = saved.summary
+    print(f"{summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors · "
+          f"{format_cost_total(summary['cost_usd'], summary['unpriced_calls'])} · run {run_id} ({saved.status})")
+    if _write_outputs(args, saved, None, saved.config.notes):
+        return 1
+    return 0 if saved.status == "done" and saved.rows and all(r.get("pass") for r in saved.rows) else 100
+
+
+def _evals_poll(args: argparse.Namespace) -> int:
+    """`python -m core evals poll RUN_ID`: pick a stored batch run up (after a restart, on another machine)."""
+    from core.base.config import load_settings
+    from core.evals.run import ProviderResolver
+    from core.llm.providers import resolve_provider
+
+    settings = load_settings()
+    resolver = ProviderResolver(settings, resolve_provider(settings), dict(os.environ))
+    args.output = args.junit_xml = args.promptfoo_json = None
+    return _follow_batch(args.run_id, args.poll_interval, settings, resolver, args, cancel=args.cancel)
 
 
 def report_main(argv: list[str] | None = None) -> int:
@@ -253,6 +367,10 @@ def report_main(argv: list[str] | None = None) -> int:
         made = report.conversation_report(conversation, secrets, language=language) if conversation else None
     elif args.kind == "run":
         eval_run = EvalStore(settings.db_url).run(args.id)
+        if eval_run is not None:  # people's blind votes on it, a verdict like its assertions'
+            from core.base.db import engine_for
+            from core.evals.rating import with_ratings
+            eval_run = with_ratings(engine_for(settings.db_url), eval_run)
         compare = None if eval_run else PromptLibrary(settings.db_url).run(args.id)
         made = (report.eval_report(eval_run, secrets, language=language) if eval_run
                 else report.compare_report(compare, secrets, language=language) if compare else None)

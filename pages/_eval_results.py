@@ -9,14 +9,17 @@ import streamlit as st
 
 from core.base import i18n
 from core.base.i18n import _
+from core.evals import rating
 from core.evals import results as er
 from core.evals.store import CANCELLED, INTERRUPTED, RUNNING, EvalStore, SavedEvalRun
 from core.formats.columns import for_people
 from core.formats.rendering import plain
+from core.llm import file_vars
 from core.llm.pricing import format_cost_total
 from core.records import report
+from pages._eval_rating import render_verdicts
 
-STATE_MARKS = {RUNNING: " · ⏳", INTERRUPTED: " · ⏸", CANCELLED: " · ⏹"}
+STATE_MARKS = {RUNNING: " · ⏳", INTERRUPTED: " · ⏸", CANCELLED: " · ⏹", "batch": " · 📦"}
 
 
 def render_state(run: SavedEvalRun, resume: Callable[[SavedEvalRun], None] | None) -> None:
@@ -27,6 +30,8 @@ def render_state(run: SavedEvalRun, resume: Callable[[SavedEvalRun], None] | Non
     elif run.status == INTERRUPTED:
         st.warning(_("Interrupted: the server stopped after {done} of {cells} cells; the finished cells are kept "
                      "below.").format(done=done, cells=cells))
+    elif run.status == "batch":  # core/evals/batch.py: out at OpenAI's Batch API
+        st.info(_("Sent as a batch: its results come within 24 hours (progress and Cancel in ▶ Run)."))
     elif run.status == CANCELLED and run.missing_cells:
         st.info(_("Cancelled after {done} of {cells} cells.").format(done=done, cells=cells))
     if resume is not None and run.resumable and st.button(
@@ -35,7 +40,8 @@ def render_state(run: SavedEvalRun, resume: Callable[[SavedEvalRun], None] | Non
 
 
 def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
-                   resume: Callable[[SavedEvalRun], None] | None = None) -> None:
+                   resume: Callable[[SavedEvalRun], None] | None = None,
+                   revise: Callable[[SavedEvalRun], None] | None = None) -> None:
     state = st.session_state
     runs = store.runs()
     if not runs:
@@ -66,21 +72,28 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
             _("tokens in / out"): f"{c.input_tokens:,} / {c.output_tokens:,}"} for c in configs]),
             hide_index=True, width="stretch")
 
-        prompts = list(dict.fromkeys(c.prompt for c in configs))
-        providers = list(dict.fromkeys(c.provider for c in configs))
-        if len(prompts) > 1:
-            st.subheader(_("Compare two prompts on the same cases"))
-            a, b, v = st.columns(3)
-            prompt_a = a.selectbox("A", prompts, key="eval_cmp_a")
-            prompt_b = b.selectbox("B", prompts, index=1, key="eval_cmp_b")
-            provider = v.selectbox(_("On"), providers, key="eval_cmp_provider")
-            comparison = er.compare_prompts(rows, prompt_a, prompt_b, provider)
+        if len(configs) > 1:  # any two configurations: two prompts, two providers, or both
+            st.subheader(_("Compare two configurations on the same cases"))
+            labels = [c.label for c in configs]
+            first_a, first_b = er.first_pair(rows, configs)
+            a, b = st.columns(2)
+            pick_a = a.selectbox("A", range(len(configs)), index=first_a, format_func=lambda i: labels[i],
+                                 key="eval_cmp_a")
+            pick_b = b.selectbox("B", range(len(configs)), index=first_b, format_func=lambda i: labels[i],
+                                 key="eval_cmp_b")
+            config_a, config_b = configs[pick_a], configs[pick_b]
+            comparison = er.compare_configs(rows, (config_a.prompt, config_a.provider),
+                                            (config_b.prompt, config_b.provider))
             st.info(plain(comparison.sentence()))
-            for row in er.flipped(rows, comparison, prompt_b, provider):
+            for row in er.flipped(rows, comparison, config_b.prompt, config_b.provider):
                 st.caption(_("{verdict} · case {n} #{repeat} · {case}").format(
                     verdict=_("✅ B better") if row["flip"] == "better" else _("❌ B worse"), n=row["test_index"] + 1,
-                    repeat=row["repeat"], case=plain(row.get("description") or row["vars"])))
+                    repeat=row["repeat"], case=plain(row.get("description") or file_vars.chipped(row["vars"]))))
 
+        shown = rating.with_ratings(store.engine, shown)  # people's votes: summary.ratings, like any verdict
+        if shown.summary.get("ratings"):
+            st.subheader(_("Human ratings (blind, side by side)"))
+            render_verdicts(shown.summary["ratings"])
         st.subheader(_("Baseline"))
         baseline = store.baseline()
         if st.button(_("⭐ Make this run the baseline"), key="eval_set_baseline", disabled=shown.baseline):
@@ -96,9 +109,12 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
                     st.caption(_("{verdict} · case {n} #{repeat} · {case}").format(
                         verdict=_("✅ now passes") if row["flip"] == "better" else _("❌ now fails"),
                         n=row["test_index"] + 1, repeat=row["repeat"],
-                        case=plain(row.get("description") or row["vars"])))
+                        case=plain(row.get("description") or file_vars.chipped(row["vars"]))))
         else:
             st.caption(_("This run is the baseline."))
+
+        if revise is not None and shown.status not in (RUNNING,):
+            revise(shown)  # "Suggest a revision" (pages/_eval_revision.py)
 
         st.subheader(_("Cases, failures first"))
         for row in er.cases_failures_first(rows)[:200]:
@@ -108,7 +124,7 @@ def render_results(store: EvalStore, secrets: tuple[str, ...] = (),
                      f"{plain(row['provider'])} — {plain((row.get('description') or '')[:40])}")
             with st.expander(title):
                 st.caption(_('Reason: {reason}').format(reason=plain(row['reason'])))
-                st.json(row["vars"], expanded=False)
+                st.json(file_vars.chipped(row["vars"]), expanded=False)  # an image or PDF as a file chip
                 st.text(row["output"] or _("(no output)"))
                 if row["assertions"]:
                     st.dataframe(for_people(pd.DataFrame(row["assertions"])), hide_index=True, width="stretch")

@@ -17,6 +17,7 @@ from core.playground.draft import (
     validate_schema,
 )
 from core.playground.tools import validate_tools
+from pages._playground_files import files_editor
 
 FORMATS = ("text", "json_object", "json_schema")
 FORMAT_LABELS = {"text": N_("Text"), "json_object": N_("JSON object"), "json_schema": N_("JSON schema")}
@@ -54,10 +55,14 @@ def editor(model: str, provider_kind: str) -> None:
             st.caption(_('+ {n} earlier messages from the replayed call').format(n=len(st.session_state.pg_history)))
         st.text_area(_("User message — use {{variables}}"), key="pg_user", height=120)
         names = template_variables(st.session_state.get("pg_system", "") + st.session_state.get("pg_user", ""))
-        if names:
-            st.caption(_("Variables"))
+        variables_box = st.container()  # above the files, filled once the files are known
+        files = files_editor(template_variables(st.session_state.get("pg_user", "")))
+        with variables_box:
+            if [n for n in names if n not in files]:
+                st.caption(_("Variables"))
             for name in names:
-                st.text_input(name, key=f"pg_var_{name}", label_visibility="visible")
+                if name not in files:  # a file variable's value is its upload, below
+                    st.text_input(name, key=f"pg_var_{name}", label_visibility="visible")
     with right:
         c1, c2 = st.columns(2)
         c1.slider(_("Temperature"), 0.0, 2.0, 1.0, 0.1, key="pg_temperature", disabled="temperature" in off,
@@ -111,6 +116,7 @@ def current_draft(model: str) -> Draft:
         reasoning_effort=None if state.get("pg_effort") in (None, DEFAULT_EFFORT) else state.get("pg_effort"),
         service_tier=None if state.get("pg_tier") in (None, NO_TIER) else state.get("pg_tier"))
     text = state.get("pg_system", "") + state.get("pg_user", "")
-    variables = {n: state.get(f"pg_var_{n}", "") for n in template_variables(text)}
+    files = dict(state.get("pg_file_vars") or {})
+    variables = {n: state.get(f"pg_var_{n}", "") for n in template_variables(text) if n not in files}
     return Draft(model, state.get("pg_system", ""), state.get("pg_user", ""), variables, settings,
-                 list(state.get("pg_history") or []))
+                 list(state.get("pg_history") or []), files)

@@ -16,6 +16,7 @@ from core.formats.rendering import code_text, plain
 from core.llm.pricing import format_cost, format_cost_total
 from core.playground.draft import replay_draft
 from core.records import report
+from pages._analytics_traffic import draw_add_to_set
 from pages._reconcile import render_reconcile
 from pages._workbench import workbench
 
@@ -182,10 +183,12 @@ top[3].download_button(_("🔗 Share report (HTML)"), i18n.deferred(
                        help=_("KPIs and interactive charts for this period and these filters, in one file that "
                             "opens offline in any browser."))
 event = st.dataframe(for_people(frame), hide_index=True, width="stretch", on_select="rerun",
-                     selection_mode="single-row", key="an_calls",
+                     selection_mode="multi-row", key="an_calls",
                      column_config={label("cost_usd"): st.column_config.NumberColumn(format="$%.6f")})
+selected = [frame.iloc[i]["request_id"] for i in event.selection.rows]
+draw_add_to_set(wb, engine, filters, selected, total)
 typed_id = st.text_input(_("…or open a call by its request id"), key="an_request_id").strip()
-request_id = frame.iloc[event.selection.rows[0]]["request_id"] if event.selection.rows else typed_id
+request_id = selected[-1] if selected else typed_id  # the last row clicked
 if request_id:
     record, texts = wb.log.get(request_id), wb.log.texts_for(request_id, wb.user, wb.admin)  # texts: own calls only
     with st.container(border=True):

@@ -13,6 +13,7 @@ from core.formats.rendering import model_markdown, plain
 from core.llm.local_model import queue_sentence
 from core.llm.providers import offline_limits, offline_notice
 from core.llm.tools import ToolError
+from pages._chat_attachments import UPLOAD_EXTENSIONS, draw_attachments, draw_tray, read_input, show_sent
 from pages._chat_sidebar import DEFAULT_TEMPERATURE, draw_sidebar, export_menu
 from pages._chat_voice import play_button, voice_message
 from pages._widgets import picked_model, stream_markdown
@@ -90,6 +91,7 @@ for index, message in enumerate(conv.messages):
         continue
     with st.chat_message(message.role):
         st.markdown(model_markdown(message.content))  # no remote image loads; HTML stays text
+        draw_attachments(message.attachments)
         for call in message.tool_calls:  # the model's arguments are untrusted text: shown, never run or rendered
             st.caption(_("Tool call: {name}").format(name=plain(call.get("name") or "?")))
             st.code(call.get("arguments") or "", language="json", wrap_lines=True)
@@ -168,17 +170,19 @@ if "chat_restore" in state:  # a flagged prompt comes back into the box, editabl
     state.chat_box = state.pop("chat_restore")
 if provider.kind == "local":  # what the tiny offline model can do, beside the box the user writes in
     st.caption(offline_limits(), help=offline_notice())
-prompt = st.chat_input(_("Message PromptLab…"), key="chat_box") or starter
-prompt = prompt if prompt is not None else spoken
+draw_tray(model, provider.kind)  # the files waiting for the next message
+prompt, attached = read_input(st.chat_input(_("Message PromptLab…"), key="chat_box", accept_file="multiple",
+                                            file_type=UPLOAD_EXTENSIONS), starter, errors)
+if prompt is None and spoken is not None:  # the microphone's transcript, with any files waiting in the tray
+    prompt, attached = read_input(None, spoken, errors)
 if prompt is not None:
-    submission = chat_turn.submit(conv, prompt, turn_settings, services)
-    if submission.refusal:  # nothing is sent; the text goes back into the box
+    submission = chat_turn.submit(conv, prompt, turn_settings, services, attachments=attached)
+    if submission.refusal:  # nothing is sent; the text goes back into the box, the files stay in the tray
         errors["message"], state.chat_restore = submission.refusal, prompt
         st.rerun()
     if submission.notice:
         st.toast(submission.notice)
-    with st.chat_message("user"):
-        st.markdown(model_markdown(prompt))
+    show_sent(prompt, attached)  # the user's turn as sent; the tray is emptied
     wants_reply = True
 
 if wants_reply and chat.awaiting_reply(conv):

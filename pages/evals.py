@@ -20,15 +20,23 @@ from core.evals.config import (
     tests_to_jsonl,
     tests_to_yaml,
     to_yaml,
+    with_files,
 )
+from core.evals.rating import Ratings
 from core.evals.run import EvalRun, ProviderResolver, RunNotStarted, key_notes
-from core.evals.store import EvalStore, SavedEvalRun, TestSetRefused
+from core.evals.store import EvalStore, SavedEvalRun
 from core.formats.exports import table_from_csv
 from core.formats.parse_limits import UPLOADED_BYTES
 from core.formats.rendering import plain
+from core.llm.attachments import UPLOAD_EXTENSIONS
 from core.llm.pricing import format_cost
 from core.policy.access import Identity
+from pages._eval_batch import Poller, batch_choice, render_batches, submit_batch
+from pages._eval_generate import draw_generate
+from pages._eval_rating import render_rating
 from pages._eval_results import render_results
+from pages._eval_revision import draw_revision
+from pages._eval_sets import draw_test_sets
 from pages._widgets import available_models
 from pages._workbench import response_cache, workbench
 
@@ -88,13 +96,14 @@ def resume(saved: SavedEvalRun) -> None:
     follow(evaluation)
 
 
-setup, run_tab, results_tab = st.tabs([_("📝 Config & cases"), _("▶ Run"), _("📊 Results")])
+setup, run_tab, results_tab, rate_tab = st.tabs([_("📝 Config & cases"), _("▶ Run"), _("📊 Results"),
+                                                 _("🧑‍⚖️ Rate")])
 
 # ----- config ------------------------------------------------------------------------------------------------------
 with setup:
     uploads = st.file_uploader(
         _("Import a promptfoo config (YAML), with the files it names"), key="eval_upload",
-        type=["yaml", "yml", "csv", "jsonl", "json", "txt", "md"], accept_multiple_files=True,
+        type=["yaml", "yml", "csv", "jsonl", "json", "txt", "md", *UPLOAD_EXTENSIONS], accept_multiple_files=True,
         max_upload_size=UPLOADED_BYTES >> 20,
         help=_("Its file:// references read only these files, by name. A config typed or pasted below reads none."))
     # The files uploaded with the config are all its file:// references may read (core/eval_config.ConfigFiles).
@@ -128,7 +137,7 @@ with setup:
             edited = st.data_editor(table, num_rows="dynamic", key=f"eval_cases_{hash(state.eval_yaml)}",
                                     width="stretch")
             if not edited.equals(table):
-                config.tests = tests_from_csv(edited.to_csv(index=False))
+                config.tests = with_files(tests_from_csv(edited.to_csv(index=False)), files)  # file:// vars read
                 if st.button(_("Apply the table to the config"), key="eval_apply"):
                     set_config_text(to_yaml(config))
                     st.rerun()
@@ -142,38 +151,18 @@ with setup:
             c4.download_button(_("⬇ Cases CSV"), tests_to_csv(config.tests), "cases.csv", "text/csv")
         except EvalConfigError:
             c4.caption(_("CSV cannot hold these cases"))
+        with st.expander(_("Generate more cases")):
+            generated = draw_generate(config, wb)
+            if generated:
+                config.tests = [*config.tests, *generated]
+                set_config_text(to_yaml(config))
+                st.rerun()
         with st.expander(_("Test sets (saved, versioned)")):
-            name = st.text_input(_("Save the cases as"), key="eval_set_name")
-            share = st.checkbox(_("Share it: everyone may read it (only you and admins may change it)"),
-                                key="eval_set_share")
-            if st.button(_("💾 Save test set"), key="eval_set_save", disabled=not name.strip()):
-                try:  # a new set is private unless shared; saving again never unshares (the toggle below does)
-                    saved = store.save_set(name, config.tests, wb.user, shared=True if share else None)
-                    st.success(_('Saved “{name}” v{version} ({cases} cases).').format(
-                        name=plain(saved.name), version=saved.version, cases=len(saved.tests)))
-                except TestSetRefused as err:
-                    st.error(plain(err))
-            names = store.set_names()
-            if names:
-                pick = st.selectbox(_("Load a test set"), names, key="eval_set_pick")
-                history = store.set_history(pick)
-                latest = history[0]
-                st.caption(_("Owner: {owner} · {shared}").format(
-                    owner=plain(latest.owner) if latest.owner else _("none (saved before sets had owners: only "
-                                                                     "admins may change it)"),
-                    shared=_("shared with everyone") if latest.shared else _("private")))
-                if store.may_change(latest):
-                    shared_now = st.toggle(_("Shared with everyone"), value=latest.shared,
-                                           key=f"eval_set_shared_{pick}")
-                    if shared_now != latest.shared:
-                        store.share_set(pick, shared_now)
-                        st.rerun()
-                version = st.selectbox(_("Version"), history, key="eval_set_version",
-                                       format_func=lambda v: f"v{v.version} · {v.created_at[:16]} · {v.author or ''}")
-                if st.button(_("Use these cases"), key="eval_set_load"):
-                    config.tests = version.tests
-                    set_config_text(to_yaml(config))
-                    st.rerun()
+            picked = draw_test_sets(store, config, wb.user)
+            if picked is not None:
+                config.tests = picked
+                set_config_text(to_yaml(config))
+                st.rerun()
             cases_file = st.file_uploader(_("Import cases (CSV, JSONL or YAML)"), type=["csv", "jsonl", "yaml", "yml"],
                                           key="eval_cases_upload", max_upload_size=UPLOADED_BYTES >> 20)
             if cases_file is not None and st.button(_("Use the imported cases"), key="eval_cases_use"):
@@ -186,6 +175,7 @@ with setup:
 
 # ----- run -----------------------------------------------------------------------------------------------------------
 with run_tab:
+    render_batches(store, Poller(store, resolver, wb.context("evals"), wb.log, actor=actor, secrets=wb.secrets))
     if config is None:
         st.info(_("Fix the config first (📝 Config & cases)."))
     else:
@@ -221,17 +211,24 @@ with run_tab:
             confirmed = st.checkbox(_('This run may cost up to {cost} (over {limit}): run it anyway').format(
                 cost=format_cost(estimate.max_cost_usd), limit=format_cost(wb.settings.confirm_cost_usd)),
                                     key="eval_confirm")
+        as_batch, on_failure = batch_choice(wb)  # OpenAI's Batch API: half the price, polled by pages/_eval_batch
         if st.button(_("▶ Run eval"), type="primary", disabled=not confirmed or not evaluation.cells, key="eval_run"):
             # The run's row exists before its first cell, and each graded cell is stored as it finishes: a server
             # killed mid-run leaves an interrupted run with every finished cell (Resume, in 📊 Results).
             try:
-                evaluation.launch(store, user=wb.user, secrets=wb.secrets)
+                started = (submit_batch(evaluation, store, wb, on_failure) if as_batch
+                           else evaluation.launch(store, user=wb.user, secrets=wb.secrets))
             except RunNotStarted as err:
                 st.error(str(err))
             else:
-                follow(evaluation)
+                if started is not None:
+                    follow(started)
+                st.rerun()  # a batch is out: its progress view (above) takes over
 
 
 # ----- results -------------------------------------------------------------------------------------------------------
 with results_tab:
-    render_results(store, wb.secrets, resume)
+    render_results(store, wb.secrets, resume, revise=lambda run: draw_revision(
+        run, wb=wb, store=store, resolver=resolver, actor=actor, follow=follow, use_config=set_config_text))
+with rate_tab:  # blind side-by-side votes, each stored as it is cast, by the signed-in user
+    render_rating(store, Ratings(wb.settings.db_url, wb.identity))

@@ -4,6 +4,8 @@ import streamlit as st
 
 from core.base.i18n import _
 from core.calls.gate import ChatRequest, ChatStream
+from core.llm import attachments
+from core.llm.file_vars import has_media, image_token_forecast
 from core.llm.pricing import TokenUsage, cost_usd, format_cost
 from core.llm.responses_api import choose_api
 from core.playground.codegen import curl_command, python_code
@@ -35,8 +37,12 @@ try:
     params = build_params(provider, model, draft.settings)
 except PlaygroundError as err:
     problem = str(err)
+# An image or PDF variable to a model without vision: Run is refused before any call (compare cells of other
+# models still run; this model's cells say the same sentence without a call).
+no_vision = attachments.no_vision_error(model).message if has_media(messages) and not attachments.takes_images(
+    provider.kind, model) else None
 if messages:
-    n_in = provider.prompt_counter(model)(messages)
+    n_in = provider.prompt_counter(model)(messages) + image_token_forecast(messages, model)
     tier = {"service_tier": draft.settings.service_tier} if draft and draft.settings.service_tier else None
     st.caption(_('Input before sending: **{n_in:,} tokens** · {cost}').format(
         n_in=n_in, cost=format_cost(cost_usd(TokenUsage(n_in), model, provider.pricing_id, tier))))
@@ -45,8 +51,8 @@ if messages:
         problem = (f"This request is {n_in:,} tokens, more than the {window - budget:,} that {model} can take "
                    f"({window:,}-token window, {budget:,} kept for the reply): shorten it, or choose a model with a "
                    "larger context window.")
-if problem:
-    st.warning(problem)
+if problem or no_vision:
+    st.warning(no_vision or problem)  # no vision first: removing the file also answers a size problem
 
 run_tab, compare_tab, library_tab = st.tabs([_("▶ Run"), _("▦ Compare"), _("📚 Library & replay")])
 with run_tab:
@@ -76,7 +82,7 @@ with run_tab:
             single["last"], single["api"] = result, api
         st.rerun()
 
-    if st.button(_("▶ Run"), type="primary", disabled=problem is not None, key="pg_run"):
+    if st.button(_("▶ Run"), type="primary", disabled=(problem or no_vision) is not None, key="pg_run"):
         run_single(draft)
     last = single.get("last")
     if last:

@@ -13,22 +13,28 @@ from typing import Any, Callable
 
 
 def input_text(body: dict[str, Any]) -> str:
-    """The newest user text of a Responses request (`input` a string or a list of items)."""
+    """The newest user text of a Responses request (`input` a string or a list of items), with how many images
+    and files came with it, as the chat route echoes them."""
+    from tests.loopback_server import echo_of
     given = body.get("input", "")
     if isinstance(given, str):
         return given
     for item in reversed(given or []):
         if item.get("role") == "user" and item.get("type", "message") == "message":
-            content = item.get("content", "")
-            if isinstance(content, str):
-                return content
-            return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return echo_of(item.get("content", "")).removeprefix("Echo: ")
     return ""
 
 
 def count_input_tokens(body: dict[str, Any]) -> int:
-    """Words of the instructions and every input item, like the chat route's count."""
-    return len(json.dumps([body.get("instructions") or "", body.get("input") or ""]).split()) + 3
+    """Words of the instructions and every input item, like the chat route's count (an image or file part counted
+    as the chat route counts it, never its base64)."""
+    from tests.loopback_server import media_tokens, text_of
+    given = body.get("input") or ""
+    items = given if isinstance(given, list) else [{"content": given}]
+    media = sum(media_tokens(i.get("content")) for i in items if isinstance(i, dict))
+    plain = [{**i, "content": text_of(i["content"])} if isinstance(i, dict) and isinstance(i.get("content"), list)
+             else i for i in items]
+    return len(json.dumps([body.get("instructions") or "", plain]).split()) + 3 + media
 
 
 def _response(body: dict[str, Any], model: str, status: str, output: list[dict[str, Any]],
@@ -115,9 +121,14 @@ def plan(body: dict[str, Any], script: Any, model: str) -> tuple[list[dict[str, 
 def answer(handler: Any, body: dict[str, Any], script: Any, models: list[str],
            error: Callable[..., None], reply_json: Callable[..., None]) -> None:
     """Answer one POST /v1/responses on `handler` (the loopback server's request handler)."""
+    from tests.loopback_server import NO_VISION_MESSAGE, TEXT_ONLY_MODELS, media_counts
     model = body.get("model", "echo-1")
-    if model not in models:
+    if model not in models and model not in TEXT_ONLY_MODELS:
         return error(404, f"The model `{model}` does not exist.", "model_not_found")
+    given = body.get("input")
+    if model in TEXT_ONLY_MODELS and isinstance(given, list) and any(
+            isinstance(i, dict) and any(media_counts(i.get("content")).values()) for i in given):
+        return error(400, NO_VISION_MESSAGE)
     events, output, usage = plan(body, script, script.reply_model or model)
     if not body.get("stream"):
         return reply_json(200, _response(body, script.reply_model or model, "completed", output, usage))

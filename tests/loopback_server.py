@@ -1,8 +1,8 @@
 """A loopback OpenAI-compatible HTTP server that the tests (and bench/) own.
 
 It speaks /v1/models, /v1/chat/completions (plain and SSE, with `usage` when `stream_options` asks),
-/v1/images/generations and /v1/images/edits (multipart; real PNG bytes), /v1/moderations and /v1/responses
-(tests/loopback_responses.py), and replays scripted
+/v1/images/generations and /v1/images/edits (multipart; real PNG bytes), /v1/moderations, /v1/responses
+(tests/loopback_responses.py), /v1/files and /v1/batches (tests/loopback_batches.py), and replays scripted
 faults: any status with `Retry-After`, a slow first byte, slow chunks, a stream cut mid-reply, malformed JSON. The app reaches it through
 OPENAI_BASE_URL and the real `openai` SDK.
 """
@@ -25,6 +25,13 @@ from typing import Any
 MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-5-mini", "gpt-4.1-nano", "o4-mini", "echo-1", "text-embedding-3-small",
           "gpt-image-1"]
 FLAGGED_WORDS = ("kill", "bomb")
+# Served but not listed (the pickers of other tests stay as they are): a text-only model that refuses image and file
+# input with OpenAI's own 400 wording.
+TEXT_ONLY_MODELS = ("gpt-3.5-turbo",)
+NO_VISION_MESSAGE = "Invalid content type. image_url is only supported by certain models."
+# The server's stand-in for image / file input tokens (one 512-px tile on gpt-4o; a flat guess for a PDF).
+IMAGE_PART_TOKENS, FILE_PART_TOKENS = 255, 500
+MEDIA_PARTS = {"image_url": "image", "input_image": "image", "file": "file", "input_file": "file"}
 
 
 @dataclass
@@ -117,9 +124,41 @@ def _words(text: str) -> list[str]:
     return [p + (" " if i < len(pieces) - 1 else "") for i, p in enumerate(pieces)]
 
 
+def media_counts(content: Any) -> dict[str, int]:
+    """How many image and file parts a message's content holds (either API's part names)."""
+    counts = {"image": 0, "file": 0}
+    for part in content if isinstance(content, list) else []:
+        kind = MEDIA_PARTS.get(part.get("type", "")) if isinstance(part, dict) else None
+        if kind:
+            counts[kind] += 1
+    return counts
+
+
+def text_of(content: Any) -> str:
+    """A message's text: the string itself, or its text parts joined (never an image's base64)."""
+    if not isinstance(content, list):
+        return str(content or "")
+    return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and "text" in p)
+
+
+def echo_of(content: Any) -> str:
+    """The default reply: the text, and how many images and files came with it ("Echo: hi [2 images, 1 file]"),
+    so a test can read the wire shape on the page."""
+    counts = media_counts(content)
+    media = ", ".join(f"{n} {kind}{'s' if n > 1 else ''}" for kind, n in counts.items() if n)
+    return f"Echo: {text_of(content)}" + (f" [{media}]" if media else "")
+
+
+def media_tokens(content: Any) -> int:
+    counts = media_counts(content)
+    return counts["image"] * IMAGE_PART_TOKENS + counts["file"] * FILE_PART_TOKENS
+
+
 def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
-    """The server's own (deliberately simple) token count: words plus framing."""
-    return sum(len(str(m.get("content", "")).split()) + 4 for m in messages) + 3
+    """The server's own (deliberately simple) token count: words plus framing, and a fixed count per image or
+    file part."""
+    return sum(len(text_of(m.get("content", "")).split()) + media_tokens(m.get("content")) + 4
+               for m in messages) + 3
 
 
 def _multipart(raw: bytes, content_type: str) -> dict[str, Any]:
@@ -141,6 +180,37 @@ def _multipart(raw: bytes, content_type: str) -> dict[str, Any]:
         else:
             body[name] = data.decode()
     return body
+
+
+def chat_parts(body: dict[str, Any], script: Script) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """A chat request's reply as the server answers it: (pieces of the text, usage, the fields every frame has).
+    The echo ("Echo: <last user message>") unless the script says otherwise; one home for the chat route and the
+    Batch API's lines (tests/loopback_batches.py)."""
+    model = body.get("model", "echo-1")
+    messages = body.get("messages", [])
+    if script.chunks is not None:
+        pieces = [f"w{i} " for i in range(script.chunks)]
+    else:
+        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        pieces = _words(script.reply if script.reply is not None else echo_of(last_user.get("content", "")))
+    completion = len(pieces) + script.reasoning_tokens
+    usage = {"prompt_tokens": count_prompt_tokens(messages), "completion_tokens": completion,
+             "total_tokens": count_prompt_tokens(messages) + completion,
+             "prompt_tokens_details": {"cached_tokens": script.cached_tokens,
+                                       "cache_write_tokens": script.cache_write_tokens},
+             "completion_tokens_details": {"reasoning_tokens": script.reasoning_tokens}}
+    base = {"id": "chatcmpl-loopback", "created": int(time.time()), "model": script.reply_model or model,
+            "system_fingerprint": "fp_loopback", **({"service_tier": script.service_tier} if script.service_tier else {})}
+    return pieces, usage, base
+
+
+def chat_completion(body: dict[str, Any], script: Script | None = None) -> dict[str, Any]:
+    """The non-streamed chat completion for a request (its model assumed known)."""
+    script = script or Script()
+    pieces, usage, base = chat_parts(body, script)
+    return {**base, "object": "chat.completion", "usage": usage, "choices": [{
+        "index": 0, "finish_reason": script.finish_reason, "logprobs": None,
+        "message": {"role": "assistant", "content": "".join(pieces)}}]}
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -167,6 +237,8 @@ class LoopbackServer:
         self.max_in_flight = 0  # the most requests the server was answering at once
         self._scripts: deque[Script] = deque()
         self._lock = threading.Lock()
+        from tests.loopback_batches import BatchKnobs, BatchState  # the Files and Batch APIs live there
+        self.batch, self.batch_state = BatchKnobs(), BatchState()
         self.httpd = _QuietServer((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
@@ -194,6 +266,8 @@ class LoopbackServer:
             self.requests.clear()
             self.max_in_flight = 0
             self.admin_key, self.usage_buckets, self.cost_buckets = None, [], []
+        from tests.loopback_batches import BatchKnobs, BatchState
+        self.batch, self.batch_state = BatchKnobs(), BatchState()
 
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r["body"] for r in self.requests if r["path"] == "/v1/chat/completions"]
@@ -205,6 +279,17 @@ class LoopbackServer:
             users = [m for m in body.get("messages", []) if m.get("role") == "user"]
             content = users[-1]["content"] if users else ""
             out.append(content if isinstance(content, list) else [{"type": "text", "text": content}])
+        return out
+
+    def response_parts(self) -> list[list[dict[str, Any]]]:
+        """The content parts of the last user input item of each /v1/responses request."""
+        out = []
+        for body in (r["body"] for r in self.requests if r["path"] == "/v1/responses"):
+            given = body.get("input")
+            users = [i for i in given if isinstance(i, dict) and i.get("role") == "user"] \
+                if isinstance(given, list) else [{"content": given or ""}]
+            content = users[-1]["content"] if users else ""
+            out.append(content if isinstance(content, list) else [{"type": "input_text", "text": content}])
         return out
 
     def _next_script(self, path: str, body: dict[str, Any] | None = None) -> Script:
@@ -287,6 +372,9 @@ class LoopbackServer:
                           "/v1/embeddings": self._embeddings, "/v1/responses": self._responses,
                           "/v1/audio/transcriptions": self._transcriptions, "/v1/audio/speech": self._speech}
                 handler = routes.get(path)
+                if path.startswith(("/v1/files", "/v1/batches")):
+                    from tests.loopback_batches import answer as batches
+                    return batches(self, server, path, body, raw, content_type)
                 if handler is None:
                     return self._error(404, f"Unknown path {path}", "not_found")
                 handler(body, script)
@@ -315,28 +403,14 @@ class LoopbackServer:
 
             def _chat(self, body: dict[str, Any], script: Script) -> None:
                 model = body.get("model", "echo-1")
-                if model not in MODELS:
+                if model not in MODELS and model not in TEXT_ONLY_MODELS:
                     return self._error(404, f"The model `{model}` does not exist.", "model_not_found")
                 messages = body.get("messages", [])
-                if script.chunks is not None:
-                    pieces = [f"w{i} " for i in range(script.chunks)]
-                else:
-                    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
-                    pieces = _words(script.reply if script.reply is not None
-                                    else f"Echo: {last_user.get('content', '')}")
-                completion = len(pieces) + script.reasoning_tokens
-                usage = {"prompt_tokens": count_prompt_tokens(messages), "completion_tokens": completion,
-                         "total_tokens": count_prompt_tokens(messages) + completion,
-                         "prompt_tokens_details": {"cached_tokens": script.cached_tokens,
-                                                   "cache_write_tokens": script.cache_write_tokens},
-                         "completion_tokens_details": {"reasoning_tokens": script.reasoning_tokens}}
-                base = {"id": "chatcmpl-loopback", "created": int(time.time()), "model": script.reply_model or model,
-                        "system_fingerprint": "fp_loopback",
-                        **({"service_tier": script.service_tier} if script.service_tier else {})}
+                if model in TEXT_ONLY_MODELS and any(any(media_counts(m.get("content")).values()) for m in messages):
+                    return self._error(400, NO_VISION_MESSAGE)
+                pieces, usage, base = chat_parts(body, script)
                 if not body.get("stream"):
-                    return self._json(200, {**base, "object": "chat.completion", "usage": usage, "choices": [{
-                        "index": 0, "finish_reason": script.finish_reason, "logprobs": None,
-                        "message": {"role": "assistant", "content": "".join(pieces)}}]})
+                    return self._json(200, chat_completion(body, script))
                 if script.tool_call or script.tool_calls:
                     return self._stream_tool_call(base, usage, body, script)
                 self._stream(base, pieces, usage, body, script)

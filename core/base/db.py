@@ -263,6 +263,66 @@ def m015_call_endpoints(conn: Connection) -> None:
                      {"e": endpoint, "t": f'%"endpoint:{endpoint}"%'})
 
 
+@migration
+def m016_eval_batches(conn: Connection) -> None:
+    # An eval run sent through OpenAI's Batch API: one row per batch (a run's cells are split by endpoint and
+    # model, one batch each), so polling survives a restart of the app — any process picks the batch up from here.
+    # `phase` is PromptLab's own step (waiting for the batch, ingesting its output, ingested); `owner` the process
+    # ingesting it; `keys` the run's cells in this batch (JSON); `failed` the lines that failed or never ran, with
+    # why (JSON); `on_failure` whether those run live ("live") or are stored as failed cells ("report").
+    conn.execute(sa.text("""
+        CREATE TABLE eval_batches (
+            run_id TEXT NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
+            part INTEGER NOT NULL,
+            provider_index INTEGER NOT NULL,
+            model TEXT NOT NULL,
+            batch_id TEXT,
+            input_file_id TEXT,
+            output_file_id TEXT,
+            error_file_id TEXT,
+            status TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            owner TEXT,
+            total INTEGER NOT NULL DEFAULT 0,
+            completed INTEGER NOT NULL DEFAULT 0,
+            failed_count INTEGER NOT NULL DEFAULT 0,
+            keys TEXT NOT NULL,
+            failed TEXT,
+            on_failure TEXT NOT NULL,
+            cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
+            notes TEXT,
+            created_at TEXT NOT NULL,
+            polled_at TEXT,
+            ended_at TEXT,
+            PRIMARY KEY (run_id, part)
+        )"""))
+    conn.execute(sa.text("CREATE INDEX eval_batches_batch ON eval_batches (batch_id)"))
+
+
+@migration
+def m017_eval_ratings(conn: Connection) -> None:
+    # A person's blind vote between two configurations' outputs for one case of a run, written the moment it is
+    # cast (a tab closed mid-queue keeps every vote). One vote per rater, run, pair and case: a rater changes only
+    # their own. The pair is keyed by a hash (prompts can be longer than an index entry may be); `shown` is the
+    # side A was drawn on, so a vote for "left" reads back as A or B. Ratings go with their run. A run is rated by
+    # its owner and admins, and by every signed-in user once its owner (or an admin) opens it for rating.
+    conn.execute(sa.text("""
+        CREATE TABLE eval_ratings (
+            run_id TEXT NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
+            pair_key TEXT NOT NULL,
+            case_key TEXT NOT NULL,
+            rater TEXT NOT NULL,
+            config_a TEXT NOT NULL,
+            config_b TEXT NOT NULL,
+            vote TEXT NOT NULL,
+            shown TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, pair_key, case_key, rater)
+        )"""))
+    conn.execute(sa.text("CREATE INDEX eval_ratings_rater ON eval_ratings (rater)"))
+    conn.execute(sa.text("ALTER TABLE eval_runs ADD COLUMN rating_open BOOLEAN NOT NULL DEFAULT FALSE"))
+
+
 def insertion_order_column(engine: Engine) -> str:
     """The column that grows with every inserted call (see m008)."""
     return "rowid" if engine.dialect.name == "sqlite" else "seq"
@@ -286,9 +346,9 @@ def set_value(engine: Engine, key: str, value: str | None) -> None:
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets the Analytics page read while chats write; busy_timeout rides out short write locks.
+    cur.execute("PRAGMA busy_timeout=10000")  # first: switching a new file to WAL waits for a lock too
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
@@ -304,10 +364,37 @@ def _make_engine(url: str) -> Engine:
     return engine
 
 
+# Every replica migrates at first use; replicas that start together (a rolling deploy) must not race on the same
+# ALTER TABLE. PostgreSQL: a transaction-level advisory lock per schema (released at commit, or when the holder's
+# connection dies mid-migration — its DDL rolls back with it and the next replica does the work). SQLite: BEGIN
+# IMMEDIATE takes the file's write lock before anything is read.
+MIGRATION_LOCK = "promptlab-migrations"
+
+
+def _lock_for_migrations(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || :k))"),
+                     {"k": ":" + MIGRATION_LOCK})
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # pysqlite would otherwise begin only at the first INSERT
+
+
+def _pending(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("_migrations"):
+            return True
+        done = {row[0] for row in conn.execute(sa.text("SELECT name FROM _migrations"))}
+    return any(name not in done for name, _fn in MIGRATIONS)
+
+
 def migrate(engine: Engine) -> list[str]:
-    """Apply the migrations not yet applied; returns their names."""
+    """Apply the migrations not yet applied, under the database's lock (one replica at a time; the others wait,
+    then find them applied); returns the names this call applied."""
     applied_now: list[str] = []
-    with engine.begin() as conn:
+    if not _pending(engine):  # the usual start: nothing to do, and no write lock taken (a read-only copy opens)
+        return applied_now
+    with engine.connect() as conn:
+        _lock_for_migrations(conn)
         conn.execute(sa.text("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)"))
         done = {row[0] for row in conn.execute(sa.text("SELECT name FROM _migrations"))}
         for name, fn in MIGRATIONS:
@@ -317,6 +404,7 @@ def migrate(engine: Engine) -> list[str]:
             conn.execute(sa.text("INSERT INTO _migrations (name, applied_at) VALUES (:n, :t)"),
                          {"n": name, "t": datetime.now(timezone.utc).isoformat()})
             applied_now.append(name)
+        conn.commit()
     return applied_now
 
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from core.base.db import engine_for
 from core.base.errors import scrub_secrets
+from core.llm.file_vars import digested
 from core.policy.access import Identity
 from core.policy.audit import audit
 from core.policy.workspace import require_admin
@@ -34,9 +35,10 @@ class CachedReply:
 
 def cache_key(provider_kind: str, base_url: str | None, model: str, messages: list[dict[str, Any]],
               params: dict[str, Any]) -> str:
-    """sha256 of everything that shapes the reply (canonical JSON, so key order does not matter)."""
+    """sha256 of everything that shapes the reply (canonical JSON, so key order does not matter); an image or PDF
+    in the messages by its bytes' SHA-256, not its base64 (`file_vars.digested`)."""
     material = json.dumps({"provider": provider_kind, "base_url": base_url or "", "model": model,
-                           "messages": messages, "params": params}, sort_keys=True, ensure_ascii=False,
+                           "messages": digested(messages), "params": params}, sort_keys=True, ensure_ascii=False,
                           separators=(",", ":"), default=str)
     return hashlib.sha256(material.encode()).hexdigest()
 

@@ -38,6 +38,7 @@ from core.calls.repetition import FINISH_REASON as REPETITION
 from core.calls.repetition import RepetitionGuard
 from core.calls.response_events import ResponseEventAccumulator, ResponseUsage
 from core.llm import custom_prices
+from core.llm.attachments import without_inline_data
 from core.llm.local_model import QueueWait
 from core.llm.pricing import TokenUsage, cost_usd
 from core.llm.providers import Provider
@@ -403,8 +404,9 @@ class ChatStream:
             user=self.context.user, session=self.context.session, tags=list(self._tags),
             chain_id=self.chain_id, attempt=self.attempt, cached=cached is not None, endpoint=self._endpoint)
         text = outcome.text or (json.dumps({"tool_calls": outcome.tool_calls}) if outcome.tool_calls else "")
-        texts = CallTexts({"model": self.request.model, "messages": self.request.messages, **self.request.params},
-                          text)
+        # An attached image or PDF is logged by its size and digest, not its bytes (the conversation keeps those).
+        texts = CallTexts(without_inline_data({"model": self.request.model, "messages": self.request.messages,
+                                               **self.request.params}), text)
         # a full disk must not take the reply away
         outcome.log_error = book(record, texts, self.log, secrets=(self.provider.api_key,))
         if cached is None and self._cache is not None and cacheable(outcome):

@@ -209,6 +209,20 @@ class CallLog:
                                .where(call_texts_table.c.request_id == request_id)).first()
         return CallTexts(json.loads(row.request_json), row.reply) if row else None
 
+    def texts_page(self, request_ids: list[str], user: str, admin: bool = False
+                   ) -> list[tuple[CallRecord, CallTexts | None]]:
+        """Calls and their texts for up to a page of ids (one query each), in the order given; another user's calls
+        are left out unless `user` is an admin, as in `texts_for`."""
+        if not request_ids:
+            return []
+        with self.engine.connect() as conn:
+            records = {r.request_id: _from_row(r) for r in conn.execute(
+                calls_table.select().where(calls_table.c.request_id.in_(request_ids)))}
+            texts = {r.request_id: CallTexts(json.loads(r.request_json), r.reply) for r in conn.execute(
+                call_texts_table.select().where(call_texts_table.c.request_id.in_(request_ids)))}
+        return [(records[i], texts.get(i)) for i in request_ids
+                if i in records and (admin or records[i].user == user)]
+
     def recent(self, limit: int = 50) -> list[CallRecord]:
         """The newest calls first."""
         query = calls_table.select().order_by(calls_table.c.ts.desc()).limit(limit)

@@ -30,6 +30,7 @@ class PendingWrites:
     def __init__(self, attempts: int = ATTEMPTS, first_delay_s: float = FIRST_DELAY_S, clock=time.monotonic):
         self.attempts, self.first_delay_s, self.clock = attempts, first_delay_s, clock
         self._items: list[_Write] = []
+        self._in_flight = 0  # claimed by a retry_due() that is writing them now
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -46,12 +47,18 @@ class PendingWrites:
 
     def count(self) -> int:
         with self._lock:
-            return len(self._items)
+            return len(self._items) + self._in_flight
 
     def retry_due(self) -> int:
-        """Try every write that is due now; returns how many succeeded."""
+        """Try every write that is due now; returns how many succeeded.
+
+        Due writes are claimed under the lock, so the background thread and a caller never write the same row twice.
+        """
         with self._lock:
-            due = [w for w in self._items if w.due <= self.clock()]
+            now = self.clock()
+            due = [w for w in self._items if w.due <= now]
+            self._items = [w for w in self._items if w.due > now]
+            self._in_flight += len(due)
         done = 0
         for item in due:
             try:
@@ -59,15 +66,17 @@ class PendingWrites:
             except Exception as exc:  # still locked or full: later, or never after the last attempt
                 item.attempts += 1
                 item.due = self.clock() + self.first_delay_s * 2 ** (item.attempts - 1)
-                if item.attempts >= self.attempts:
-                    logger.error("gave up writing %s after %d attempts: %s", item.what, item.attempts,
-                                 scrub_secrets(repr(exc)))
-                    with self._lock:
-                        self._items.remove(item)
+                with self._lock:
+                    self._in_flight -= 1
+                    if item.attempts >= self.attempts:
+                        logger.error("gave up writing %s after %d attempts: %s", item.what, item.attempts,
+                                     scrub_secrets(repr(exc)))
                         self.given_up += 1
+                    else:
+                        self._items.append(item)
                 continue
             with self._lock:
-                self._items.remove(item)
+                self._in_flight -= 1
             done += 1
         return done
 
@@ -78,7 +87,7 @@ class PendingWrites:
             self.retry_due()
             if not self.count():
                 with self._lock:
-                    if not self._items:
+                    if not self._items and not self._in_flight:
                         self._thread = None
                         return
 

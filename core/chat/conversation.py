@@ -20,7 +20,9 @@ from core.calls.log import CallLog
 from core.calls.metrics import CallMetrics, CallStatus, metrics_caption
 from core.chat.personas import Persona, language_instruction
 from core.formats.rendering import plain
+from core.llm import attachments as files
 from core.llm import tools
+from core.llm.attachments import Attachment
 from core.llm.pricing import TokenUsage, cost_usd, format_cost
 from core.llm.providers import Provider, request_params
 from core.llm.tokens import TokenCounter, count_messages
@@ -51,8 +53,19 @@ class Message:
     tool_calls: list[dict[str, str]] = field(default_factory=list)
     tool_call_id: str | None = None  # a tool turn: the call it answers
     tool_name: str | None = None  # ... and that call's function name (shown and exported)
+    attachments: list[Attachment] = field(default_factory=list)  # a user's images and PDFs, checked (core.llm)
 
-    def api(self) -> dict[str, Any]:
+    def api(self, vision: bool = True) -> dict[str, Any]:
+        """The turn as the Chat Completions API takes it; attachments as content parts after the text (`image_url`
+        / `file`; core.llm.responses_api restates them for Responses). A model without vision (`vision=False`)
+        gets each as a line naming it instead: the conversation goes on, and the reader is told what it missed."""
+        if self.attachments:
+            if not vision:
+                named = "\n".join("[" + _("attachment not sent: {name}").format(name=a.name) + "]"
+                                   for a in self.attachments)
+                return {"role": self.role, "content": "\n".join(t for t in (self.content, named) if t)}
+            text = [{"type": "text", "text": self.content}] if self.content else []
+            return {"role": self.role, "content": text + [files.chat_part(a) for a in self.attachments]}
         if self.role == "tool":
             return {"role": "tool", "tool_call_id": self.tool_call_id or "", "content": self.content}
         if self.tool_calls:
@@ -74,6 +87,8 @@ class Message:
             data["tool_calls"] = [dict(c) for c in self.tool_calls]
         if self.role == "tool":
             data["tool_call_id"], data["tool_name"] = self.tool_call_id, self.tool_name
+        if self.attachments:
+            data["attachments"] = [files.to_stored(a) for a in self.attachments]
         return data
 
     @classmethod
@@ -86,7 +101,29 @@ class Message:
             else None
         return cls(role=data["role"], content=data.get("content") or "", status=status, metrics=metrics,
                    note=data.get("note"), tool_calls=_stored_tool_calls(data.get("tool_calls")),
-                   tool_call_id=_text(data.get("tool_call_id")), tool_name=_text(data.get("tool_name")))
+                   tool_call_id=_text(data.get("tool_call_id")), tool_name=_text(data.get("tool_name")),
+                   attachments=_stored_attachments(data.get("attachments")))
+
+
+def _stored_attachments(value: Any) -> list[Attachment]:
+    """Attachments as stored or imported; one whose bytes are missing or do not match their SHA-256 is left out
+    (a file can hold anything, and a bad one must not stop the conversation from opening)."""
+    kept = []
+    for stored in value if isinstance(value, list) else []:
+        try:
+            kept.append(files.from_stored(stored))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return kept
+
+
+def _with_bytes(turn: Any, blobs: dict[str, Any]) -> Any:
+    """A stored turn with its attachments' bytes put back from the conversation's `files`."""
+    if not isinstance(turn, dict) or not isinstance(turn.get("attachments"), list):
+        return turn
+    return {**turn, "attachments": [
+        {**a, "data": a.get("data") or blobs.get(str(a.get("sha256")), "")} if isinstance(a, dict) else a
+        for a in turn["attachments"]]}
 
 
 def _text(value: Any) -> str | None:
@@ -121,13 +158,27 @@ class Conversation:
     def from_dict(cls, data: dict[str, Any]) -> Conversation:
         known = {f.name for f in fields(cls)}
         conv = cls(**{k: v for k, v in data.items() if k in known and k != "messages"})
-        conv.messages = [Message.from_dict(m) for m in data.get("messages", [])]
+        given = data.get("files")
+        blobs: dict[str, Any] = given if isinstance(given, dict) else {}
+        conv.messages = [Message.from_dict(_with_bytes(m, blobs)) for m in data.get("messages", [])]
         return conv
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored and exported form."""
-        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "messages"},
-                "messages": [m.to_dict() for m in self.messages]}
+        """The stored and exported form. An attachment's bytes are kept once, base64 under `files` by their
+        SHA-256, and each turn names them by it: the same screenshot attached twice (or a conversation saved
+        after every turn) does not grow the stored body twice."""
+        blobs: dict[str, str] = {}
+        messages = []
+        for m in self.messages:
+            turn = m.to_dict()
+            for stored in turn.get("attachments", []):
+                blobs[stored["sha256"]] = stored.pop("data")
+            messages.append(turn)
+        data = {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "messages"},
+                "messages": messages}
+        if blobs:
+            data["files"] = blobs
+        return data
 
 
 @dataclass(frozen=True)
@@ -140,6 +191,8 @@ class ContextPlan:
     context_window: int
     reply_budget: int
     input_cost_usd: float | None
+    image_tokens: int = 0  # of input_tokens: the forecast for the images sent (OpenAI's tile / patch rule)
+    uncounted_files: int = 0  # attachments whose tokens only the server knows (PDFs, images on unknown models)
 
     @property
     def over_budget(self) -> bool:
@@ -172,17 +225,18 @@ def _title_from(text: str) -> str:
     return line if len(line) <= 48 else line[:47].rstrip() + "…"
 
 
-def add_user_message(conversation: Conversation, text: str) -> None:
+def add_user_message(conversation: Conversation, text: str, attachments: list[Attachment] | None = None) -> None:
     if not any(m.role == "user" for m in conversation.messages):
-        conversation.title = _title_from(text)
-    conversation.messages.append(Message(role="user", content=text))
+        conversation.title = _title_from(text or ", ".join(a.name for a in attachments or []))
+    conversation.messages.append(Message(role="user", content=text, attachments=list(attachments or [])))
 
 
 def refuse_message(text: str, model: str, *, context_window: int, reply_budget: int, system: str = "",
-                   counter: TokenCounter | None = None) -> str | None:
-    """Why a message must not be sent, in one sentence (None when it may): blank, or too long for the model's
-    context window even alone (with the system message and the reply budget) — refused before any call is made."""
-    if not text.strip():
+                   counter: TokenCounter | None = None, attachments: int = 0) -> str | None:
+    """Why a message must not be sent, in one sentence (None when it may): blank (with no attachment), or too long
+    for the model's context window even alone (with the system message and the reply budget) — refused before any
+    call is made."""
+    if not text.strip() and not attachments:
         return _("The message is empty: type something to send.")
     count = counter or (lambda msgs: count_messages(msgs, model))
     head = [{"role": "system", "content": system}] if system else []
@@ -197,13 +251,16 @@ def refuse_message(text: str, model: str, *, context_window: int, reply_budget: 
 
 
 def plan_context(conversation: Conversation, model: str, *, context_window: int, reply_budget: int,
-                 provider_id: str | None = None, counter: TokenCounter | None = None) -> ContextPlan:
+                 provider_id: str | None = None, counter: TokenCounter | None = None,
+                 vision: bool = True, image_rule: bool = True) -> ContextPlan:
     """Keep the system message and the newest turns that fit in `context_window - reply_budget` tokens.
 
     Older messages are dropped first; the newest user message is always sent (if even it does not fit, the
     provider will say so). `counter` counts a request's input tokens (default: tiktoken by OpenAI's rule; the
     local model passes its own tokenizer and chat template). Messages are measured one by one while choosing,
-    then the chosen request is counted once, exactly.
+    then the chosen request is counted once, exactly. Images are counted by OpenAI's tile / patch rule for
+    `model` (the counter sees their turns' text only) when `image_rule` (OpenAI and Azure: a compatible server
+    counts its own way, so its attachments are left to it); a model without `vision` gets their names instead.
     """
     count = counter or (lambda msgs: count_messages(msgs, model))
     system = system_message(conversation)
@@ -211,27 +268,40 @@ def plan_context(conversation: Conversation, model: str, *, context_window: int,
     budget = context_window - reply_budget
     empty = count([])
     used = count(head)
-    kept: list[dict[str, Any]] = []
-    history = _answered(conversation.messages)
-    for i, message in enumerate(reversed(history)):
-        cost = count([message]) - empty
-        if i > 0 and used + cost > budget:
+    history = _answered(conversation.messages, vision)
+    images = [(0, 0) if not vision else files.forecast(model, m.attachments) if image_rule
+              else (0, len(m.attachments)) for m in conversation.messages]
+    kept: list[int] = []
+    for i in range(len(history) - 1, -1, -1):
+        cost = count([_text_only(history[i])]) - empty + images[i][0]
+        if kept and used + cost > budget:
             break
-        kept.append(message)
+        kept.append(i)
         used += cost
     kept.reverse()
-    while len(kept) > 1 and kept[0]["role"] in ("assistant", "tool"):
+    while len(kept) > 1 and history[kept[0]]["role"] in ("assistant", "tool"):
         kept.pop(0)  # a reply without its question, a tool result without its call
-    messages = head + kept
-    input_tokens = count(messages)
+    messages = head + [history[i] for i in kept]
+    image_tokens = sum(images[i][0] for i in kept)
+    input_tokens = count([_text_only(m) for m in messages]) + image_tokens
     return ContextPlan(messages, input_tokens, len(history) - len(kept), context_window, reply_budget,
-                       cost_usd(TokenUsage(input_tokens=input_tokens), model, provider_id))
+                       cost_usd(TokenUsage(input_tokens=input_tokens), model, provider_id), image_tokens,
+                       sum(images[i][1] for i in kept))
 
 
-def _answered(messages: list[Message]) -> list[dict[str, Any]]:
+def _text_only(message: dict[str, Any]) -> dict[str, Any]:
+    """A request message with its content parts as their text: what a token counter (tiktoken, or the offline
+    model's own template) is given, never an image's base64."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
+    return {**message, "content": "".join(p.get("text", "") for p in content if p.get("type") == "text")}
+
+
+def _answered(messages: list[Message], vision: bool = True) -> list[dict[str, Any]]:
     """The turns as the API takes them. Tool calls the user left unanswered (they wrote a new message instead)
     are left out of their turn: the API refuses an assistant's `tool_calls` not followed by their results."""
-    history = [m.api() for m in messages]
+    history = [m.api(vision) for m in messages]
     for i, message in enumerate(history):
         answered = {m.get("tool_call_id") for m in history[i + 1:] if m["role"] == "tool"}
         if message.get("tool_calls") and not all(c["id"] in answered for c in message["tool_calls"]):
@@ -387,10 +457,24 @@ def export_markdown(conversation: Conversation) -> str:
         if m.status != "ok":
             heading += f" — {status_label(m.status)}"
         lines += [f"## {heading}", "", m.content, ""]
+        for a in m.attachments:  # the bytes travel in the JSON export; here each is named and described
+            lines += [f"- 📎 {attachment_label(a)}"]
+        if m.attachments:
+            lines += [""]
         for call in m.tool_calls:  # the arguments as an indented code block: the model's text, never markup
             lines += [_("Tool call: {name}").format(name=call.get("name") or "?"), "",
                       *("    " + line for line in (call.get("arguments") or "").splitlines() or [""]), ""]
     return "\n".join(lines)
+
+
+def attachment_label(attachment: Attachment) -> str:
+    """An attachment in one line: its name, then its pixel size or its pages ("invoice.pdf · PDF, 2 pages")."""
+    if attachment.is_image:
+        size = f"{attachment.width}×{attachment.height}" if attachment.width and attachment.height else ""
+        return " · ".join(p for p in (attachment.name, _("image"), size) if p)
+    pages = ngettext("{n} page", "{n} pages", attachment.pages or 0).format(n=attachment.pages) \
+        if attachment.pages else ""
+    return " · ".join(p for p in (attachment.name, "PDF", pages) if p)
 
 
 def turn_heading(message: Message) -> str:
@@ -433,6 +517,12 @@ def totals_caption(conversation_totals: ConversationTotals) -> str:
 def next_turn_caption(plan: ContextPlan) -> str:
     dropped = (_(" · {n} older messages left out").format(n=plan.dropped_messages) if plan.dropped_messages
                else "")
+    if plan.image_tokens:
+        dropped += _(" · ≈{tokens:,} of them for images").format(tokens=plan.image_tokens)
+    if plan.uncounted_files:
+        dropped += " · " + ngettext("{n} attachment counted by the server only",
+                                    "{n} attachments counted by the server only",
+                                    plan.uncounted_files).format(n=plan.uncounted_files)
     return _("Next turn sends {tokens:,} tokens ({cost}) of a {window:,}-token window, {reply:,} kept for the "
              "reply").format(tokens=plan.input_tokens, cost=format_cost(plan.input_cost_usd),
                              window=plan.context_window, reply=plan.reply_budget) + dropped

@@ -20,7 +20,9 @@ from core.calls.pending_writes import PENDING
 from core.chat import conversation as chat
 from core.chat.conversation import ContextPlan, Conversation
 from core.chat.store import ConversationStore
+from core.llm import attachments as files
 from core.llm import tools
+from core.llm.attachments import Attachment
 from core.llm.providers import Provider
 
 
@@ -85,29 +87,35 @@ def plan(conversation: Conversation, settings: TurnSettings, services: ChatServi
     provider = services.provider_for(settings.model)
     return chat.plan_context(conversation, settings.model, context_window=services.context_window(settings.model),
                              reply_budget=settings.max_tokens, provider_id=provider.pricing_id,
-                             counter=provider.prompt_counter(settings.model))
+                             counter=provider.prompt_counter(settings.model),
+                             vision=files.takes_images(provider.kind, settings.model),
+                             image_rule=provider.kind in files.RULE_KINDS)
 
 
 def submit(conversation: Conversation, text: str, settings: TurnSettings, services: ChatServices,
-           moderation: ModerationSettings | None = None) -> Submission:
+           moderation: ModerationSettings | None = None, attachments: list[Attachment] | None = None) -> Submission:
     """Check a message and add it as the user's turn: nothing is sent when it is blank, too long for the model
-    even alone, the tools are invalid, or moderation flags it."""
+    even alone, the tools are invalid, moderation flags it, or it has attachments (checked already by
+    `core.llm.attachments.check_uploads`) and the model takes no images (the offline model takes none)."""
     provider = services.provider_for(settings.model)
+    attachments = list(attachments or [])
+    if attachments and not files.takes_images(provider.kind, settings.model):
+        return Submission(refusal=files.no_vision_error(settings.model).message)
     refusal = chat.refuse_message(text, settings.model, context_window=services.context_window(settings.model),
                                   reply_budget=settings.max_tokens, system=chat.system_message(conversation),
-                                  counter=provider.prompt_counter(settings.model))
+                                  counter=provider.prompt_counter(settings.model), attachments=len(attachments))
     if refusal is None:
         refusal = read_tools(settings.tools_json)[1]
     if refusal is not None:
         return Submission(refusal=refusal)
     moderation = moderation or load_moderation(services.log.engine)
     notice = None
-    if moderation.checks_input:
+    if moderation.checks_input and text.strip():
         verdict = check(services.provider, text, moderation, services.context, services.log)
         if not verdict.allowed:
             return Submission(refusal=verdict.sentence())
         notice = verdict.notice
-    chat.add_user_message(conversation, text)
+    chat.add_user_message(conversation, text, attachments)
     return Submission(notice=notice)
 
 
@@ -147,6 +155,11 @@ class ChatTurn:
         configured = saved_chain(services.log.engine, services.provider.kind, services.provider.base_url)
         self.chain = [self.forced_model] if self.forced_model else fallback_chain(
             s.model, configured or services.fallback, services.local_model_path)
+        self.sends_files = any(isinstance(m.get("content"), list) and any(
+            p.get("type") in ("image_url", "file") for p in m["content"]) for m in self.plan.messages)
+        if self.sends_files:  # a fallback that takes no images (the offline model) would only fail on them
+            self.chain = self.chain[:1] + [m for m in self.chain[1:]
+                                           if files.takes_images(services.provider_for(m).kind, m)]
         self.tools = read_tools(s.tools_json)[0] if chosen.kind != "local" else []
         self.conversation.reply_pending, self.conversation.error = True, None
         self.result.save_error = save(self.conversation, services)
@@ -194,6 +207,10 @@ class ChatTurn:
             result.save_error = outcome.log_error
         if outcome is not None and outcome.error:
             result.error = outcome.error.message + (f" {stream.notice}." if stream.notice else "")
+            said = f"{outcome.error.message} {outcome.error.detail or ''}"
+            if self.sends_files and files.looks_like_no_vision(said):  # the server said so: the same sentence
+                result.error = files.no_vision_error(stream.attempts[-1].model if stream.attempts
+                                                     else self.settings.model).message
             conv.error = result.error if chat.awaiting_reply(conv) else None
             tried = [a.model for a in stream.attempts]
             untried = [m for m in self.chain if m not in tried]

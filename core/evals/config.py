@@ -20,9 +20,12 @@ from typing import Any
 
 import yaml
 
+from core.base.errors import PromptLabError
 from core.base.i18n import _
 from core.evals.assertions import CODE_TYPES, MODEL_GRADED, SUPPORTED, Assertion, split_values
 from core.formats import json_guard, parse_limits
+from core.llm import file_vars
+from core.llm.attachments import MAX_ATTACHMENT_BYTES, Attachment, check_attachment
 from core.policy.access import Identity
 
 # The config a new Evals page starts with (%s: the default model).
@@ -69,7 +72,7 @@ class PromptSpec:
 
     label: str
     text: str | None = None
-    messages: list[dict[str, str]] | None = None
+    messages: list[dict[str, Any]] | None = None  # content text, or content parts (image_url parts with {{slots}})
 
     def to_config(self) -> Any:
         if self.messages is not None:
@@ -123,16 +126,22 @@ class TestCase:
     assertions: list[Assertion] = field(default_factory=list)
     description: str = ""
     threshold: float | None = None
+    # promptfoo's filterable `metadata`; PromptLab keeps where a case came from here (`source`: the call or the
+    # conversation turn, `rating`, `note`, `model`): it travels with the case and never reaches the prompt.
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_config(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.description:
             out["description"] = self.description
-        out["vars"] = dict(self.vars)
+        # An image or PDF variable as the reference it came from (the bytes are not part of a config).
+        out["vars"] = {k: f"file://{v.name}" if isinstance(v, Attachment) else v for k, v in self.vars.items()}
         if self.assertions:
             out["assert"] = [a.to_dict() for a in self.assertions]
         if self.threshold is not None:
             out["threshold"] = self.threshold
+        if self.metadata:
+            out["metadata"] = dict(self.metadata)
         return out
 
 
@@ -192,6 +201,9 @@ class ConfigFiles:
 
     uploaded: Mapping[str, bytes] = field(default_factory=dict)
     folder: Path | None = None
+    # A stored run's config, read back: its image / PDF variables stay `file://<name>` (their bytes were not
+    # stored), and `EvalRun` refuses to send such a case.
+    stored: bool = False
 
     def read(self, ref: str) -> tuple[str, str]:
         """(file name, text) for a `file://` reference, or EvalConfigError saying why this config may not read it."""
@@ -221,8 +233,32 @@ class ConfigFiles:
             raise EvalConfigError(str(err)) from None
         return name, data.decode("utf-8", errors="replace")
 
+    def read_attachment(self, ref: str) -> Attachment:
+        """An image or PDF a `file://` variable names, read by the same rules as `read` (a pasted config reads
+        nothing; an uploaded one only the files uploaded with it, by name; the command line its folder), then
+        checked by its content (`check_attachment`: type, 20 MB, a readable unlocked PDF)."""
+        where = ref.removeprefix("file://")
+        try:
+            if self.folder is None:
+                name = PurePosixPath(where.replace("\\", "/")).name
+                if name not in self.uploaded:
+                    self.read(ref)  # raises the sentence saying why this config may not read it
+                return check_attachment(name, self.uploaded[name])
+            path = Path(where)
+            path = path if path.is_absolute() else self.folder / path
+            size = path.stat().st_size
+            if size > MAX_ATTACHMENT_BYTES:  # refused unread
+                raise file_vars.too_large(path.name, size)
+            return check_attachment(path.name, path.read_bytes())
+        except OSError as err:
+            raise EvalConfigError(_('{ref} could not be read: {why}').format(
+                ref=ref, why=err.strerror or err)) from None
+        except PromptLabError as err:
+            raise EvalConfigError(err.message) from None
+
 
 NO_FILES = ConfigFiles()
+STORED = ConfigFiles(stored=True)
 # The operator at the command line: it is their machine, so their configs may run code.
 OPERATOR = Identity("operator", admin=True)
 
@@ -334,12 +370,34 @@ def _parse_config(data: Any, files: ConfigFiles) -> EvalConfig:
         for key in sorted(set(options) - {"provider"}, key=str):
             notes.append(_('defaultTest option “{key}” is not supported and was ignored.').format(key=key))
     tests = _tests(data.get("tests"), files, notes)
+    default = _with_files(default, "defaultTest", files)
+    tests = with_files(tests, files)
     if not prompts:
         raise EvalConfigError(_("The config has no prompts."))
     if not providers:
         raise EvalConfigError(_("The config has no providers PromptLab can run."))
     return EvalConfig(description=str(data.get("description") or ""), prompts=prompts, providers=providers,
                       tests=tests, default_test=default, grader=grader, notes=notes)
+
+
+def with_files(tests: list[TestCase], files: ConfigFiles) -> list[TestCase]:
+    """Cases read apart from their config (the page's edited case table) with their image and PDF variables read
+    by the config's file rules."""
+    return [_with_files(t, t.description or f"test {i}", files) for i, t in enumerate(tests, 1)]
+
+
+def _with_files(test: TestCase, where: str, files: ConfigFiles) -> TestCase:
+    """The test with each `file://` image or PDF variable read as an `Attachment` (promptfoo loads such vars; a
+    stored run's config names them as `file://<name>` again). Other `file://` vars stay text (`_test` notes them)."""
+    loaded: dict[str, Any] = {}
+    for name, value in test.vars.items() if not files.stored else ():
+        if isinstance(value, str) and value.startswith("file://") and file_vars.is_attachment_name(value):
+            try:
+                loaded[name] = files.read_attachment(value)
+            except EvalConfigError as err:
+                raise EvalConfigError(_('{where}, variable “{name}”: {why}').format(
+                    where=where, name=name, why=err)) from None
+    return replace(test, vars={**test.vars, **loaded}) if loaded else test
 
 
 def _load_file(ref: str, files: ConfigFiles) -> tuple[str, Any]:
@@ -367,9 +425,17 @@ def _prompt_from_text(text: str, label: str) -> PromptSpec:
         except (json.JSONDecodeError, json_guard.JSONShapeError):  # not chat messages: the prompt is the text
             messages = None
         if isinstance(messages, list) and all(isinstance(m, dict) and "role" in m for m in messages):
-            return PromptSpec(label=label, messages=[{"role": m["role"], "content": str(m.get("content", ""))}
+            return PromptSpec(label=label, messages=[{"role": m["role"], "content": _chat_content(m.get("content"))}
                                                      for m in messages])
     return PromptSpec(label=label, text=text)
+
+
+def _chat_content(content: Any) -> Any:
+    """A chat prompt message's content: text, or a list of parts (kept as parts — an `image_url` part's URL may
+    be an image variable's slot); anything else as its text."""
+    if isinstance(content, list) and all(isinstance(p, dict) and isinstance(p.get("type"), str) for p in content):
+        return content
+    return "" if content is None else str(content)
 
 
 def _prompts(raw: Any, files: ConfigFiles, notes: list[str]) -> list[PromptSpec]:
@@ -486,17 +552,18 @@ def _test(raw: Any, where: str, notes: list[str]) -> TestCase:
                       for a in assertions]
     for key in sorted(set(options) - {"provider"}) if isinstance(options, dict) and where != "defaultTest" else []:
         notes.append(_('{where}: option “{key}” is not supported and was ignored.').format(where=where, key=key))
-    if raw.get("metadata"):
-        notes.append(_('{where}: metadata is not used by PromptLab (kept out of the run).').format(where=where))
+    metadata = raw.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise EvalConfigError(_('{where}: metadata must be a mapping of names to values.').format(where=where))
     variables = raw.get("vars") or {}
     if not isinstance(variables, dict):
         raise EvalConfigError(_('{where}: vars must be a mapping of names to values.').format(where=where))
     for name, value in variables.items():
-        if isinstance(value, str) and value.startswith("file://"):  # promptfoo would load it
+        if isinstance(value, str) and value.startswith("file://") and not file_vars.is_attachment_name(value):
             notes.append(_('{where}: variable “{name}” names a file ({value}); PromptLab does not load files into '
                            'variables, so it is sent as written.').format(where=where, name=name, value=value))
     return TestCase(vars=dict(variables), assertions=assertions, description=str(raw.get("description") or ""),
-                    threshold=_number(raw.get("threshold"), where, "threshold"))
+                    threshold=_number(raw.get("threshold"), where, "threshold"), metadata=dict(metadata))
 
 
 def _tests(raw: Any, files: ConfigFiles, notes: list[str]) -> list[TestCase]:
@@ -599,6 +666,7 @@ def _csv_case(row: dict[str | Any, Any], where: str, notes: list[str]) -> TestCa
     from core.formats.exports import restore  # here, as in tests_to_csv: reading a config needs no pandas
 
     variables: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
     assertions, description, threshold, metric = [], "", None, None
     for key, value in row.items():
         # A cell our own Cases CSV quoted against spreadsheet formulas reads back as it was written.
@@ -612,6 +680,9 @@ def _csv_case(row: dict[str | Any, Any], where: str, notes: list[str]) -> TestCa
             threshold = _number(value, where, "__threshold") if value.strip() else None
         elif key == "__metric":
             metric = value or None
+        elif key.startswith("__metadata:"):  # promptfoo's `__metadata:<name>` columns
+            if value:
+                metadata[key.split(":", 1)[1]] = value
         elif key.startswith("__"):
             notes.append(_('CSV column “{key}” is not supported and was ignored.').format(key=key))
         else:
@@ -622,7 +693,7 @@ def _csv_case(row: dict[str | Any, Any], where: str, notes: list[str]) -> TestCa
         if a.base_type not in SUPPORTED:
             notes.append(_('CSV: assertion type “{type}” is not supported; it was skipped.').format(type=a.type))
     return TestCase(vars=variables, assertions=[a for a in assertions if a.base_type in SUPPORTED],
-                    description=description, threshold=threshold)
+                    description=description, threshold=threshold, metadata=metadata)
 
 
 def tests_to_csv(tests: list[TestCase]) -> str:
@@ -633,8 +704,9 @@ def tests_to_csv(tests: list[TestCase]) -> str:
 
     names = list(dict.fromkeys(k for t in tests for k in t.vars))
     width = max((len(t.assertions) for t in tests), default=0)
+    meta = list(dict.fromkeys(k for t in tests for k in t.metadata))
     header = [*names, *(["__expected"] if width else []), *[f"__expected{i}" for i in range(2, width + 1)],
-              "__description", "__threshold"]
+              "__description", "__threshold", *[f"__metadata:{k}" for k in meta]]
     rows = [header]
     for i, t in enumerate(tests):
         cells = []
@@ -646,11 +718,14 @@ def tests_to_csv(tests: list[TestCase]) -> str:
                     case=i + 1, type=a.type))
             cells.append(cell)
         rows.append([_cell(t.vars.get(n, "")) for n in names] + cells + [""] * (width - len(cells))
-                    + [t.description, "" if t.threshold is None else f"{t.threshold:g}"])
+                    + [t.description, "" if t.threshold is None else f"{t.threshold:g}"]
+                    + [_cell(t.metadata.get(k, "")) for k in meta])
     return rows_to_csv(rows)
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, Attachment):  # an image or PDF variable as the reference it came from
+        return f"file://{value.name}"
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 

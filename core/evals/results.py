@@ -112,6 +112,42 @@ def compare_prompts(rows: list[dict[str, Any]], prompt_a: str, prompt_b: str, pr
                           prompt_b)
 
 
+def compare_configs(rows: list[dict[str, Any]], a: tuple[str, str], b: tuple[str, str]) -> PairedComparison:
+    """Any two configurations (prompt, provider) the user picks — two prompts, two providers, or both — on the cases
+    both ran; labelled by what differs between them."""
+    same_prompt, same_provider = a[0] == b[0], a[1] == b[1]
+    label_a = a[1] if same_prompt else a[0] if same_provider else f"{a[0]} · {a[1]}"
+    label_b = b[1] if same_prompt else b[0] if same_provider else f"{b[0]} · {b[1]}"
+    return compare_paired(outcomes(rows, *a), outcomes(rows, *b), label_a, label_b)
+
+
+def first_pair(rows: list[dict[str, Any]], configs: list[ConfigSummary]) -> tuple[int, int]:
+    """The pair a comparison opens on: the first two configurations that differ in one thing and share cases
+    (`paired_comparisons`' first), as indices into `configs`; else the first two."""
+    labels = [c.label for c in configs]
+    for comparison in paired_comparisons(rows):
+        a, b = comparison.label_a, comparison.label_b
+        if a in labels and b in labels:
+            return labels.index(a), labels.index(b)
+    return 0, min(1, len(configs) - 1)
+
+
+def distinct_labels(labels: list[str], width: int) -> list[str]:
+    """Labels cut to `width` characters that stay told apart: a long one keeps its head and its tail (two
+    providers' labels usually differ at the end), and any that still collide get their number."""
+    def cut(label: str) -> str:
+        if len(label) <= width:
+            return label
+        tail = (width - 1) // 2
+        return label[:width - 1 - tail] + "…" + label[len(label) - tail:]
+    out = [cut(label) for label in labels]
+    for i, label in enumerate(out):
+        if out.count(label) > 1 or labels.count(labels[i]) > 1:
+            suffix = f" #{i + 1}"
+            out[i] = cut(labels[i])[:width - len(suffix)] + suffix
+    return out
+
+
 def compare_with_baseline(rows: list[dict[str, Any]], baseline_rows: list[dict[str, Any]]
                           ) -> list[tuple[str, PairedComparison]]:
     """Each configuration both runs have: this run (B) against the baseline (A) on the same cases."""

@@ -31,6 +31,8 @@ from core.evals import results as eval_results
 from core.evals.assertions import MODEL_GRADED, Output, Verdict, aggregate, evaluate, render
 from core.evals.config import EvalConfig, EvalConfigError, PromptSpec, ProviderSpec, TestCase, refuse_code
 from core.evals.store import CANCELLED, DONE, INTERRUPTED, EvalStore, RunJournal, RunPlan, SavedEvalRun
+from core.llm import file_vars
+from core.llm.attachments import without_inline_data
 from core.llm.pricing import format_cost_total
 from core.llm.providers import Provider, request_params
 from core.playground.matrix import CellResult, CellSpec, CostEstimate, MatrixRun, PreparedCell, estimate_cost
@@ -48,17 +50,18 @@ Resolve = Callable[[ProviderSpec], Provider]
 
 
 def messages_for(prompt: PromptSpec, variables: dict[str, Any]) -> list[dict[str, Any]]:
-    """The request a prompt makes for one case: its messages (or its text as the user message), slots filled."""
-    if prompt.messages is not None:
-        return [{"role": m["role"], "content": render(m["content"], variables)} for m in prompt.messages]
-    return [{"role": "user", "content": render(prompt.text or "", variables)}]
+    """The request a prompt makes for one case: its messages (or its text as the user message), slots filled;
+    image and PDF variables become content parts (core.llm.file_vars: where promptfoo's JSON prompt puts them,
+    else after the user message's text)."""
+    template = prompt.messages if prompt.messages is not None else [{"role": "user", "content": prompt.text or ""}]
+    return file_vars.place_files(template, variables, render)
 
 
 def prompt_text(messages: list[dict[str, Any]]) -> str:
-    """The rendered prompt as one text (what graders and `context.prompt` see)."""
-    if len(messages) == 1:
+    """The rendered prompt as one text (what graders and `context.prompt` see; an image as its short form)."""
+    if len(messages) == 1 and isinstance(messages[0]["content"], str):
         return str(messages[0]["content"])
-    return json.dumps(messages, ensure_ascii=False)
+    return json.dumps(without_inline_data(messages), ensure_ascii=False)
 
 
 def provider_spec(ref: str) -> ProviderSpec:
@@ -132,6 +135,10 @@ class EvalRun:
         self.config = config
         self.cases: list[TestCase] = config.cases()
         refuse_code(self.cases, actor)
+        if any(isinstance(v, str) and v.startswith("file://") and file_vars.is_attachment_name(v)
+               for case in self.cases for v in case.vars.values()):  # a stored run's: its files were not kept
+            raise EvalConfigError(_("This run's image and PDF variables were not stored with it: run its config "
+                                    "again together with those files."))
         self.allow_code = actor is not None and actor.admin
         cells = len(config.prompts) * len(config.providers) * len(self.cases) * repeat
         if cells > MAX_CELLS:
@@ -317,7 +324,7 @@ class EvalRun:
             latency_ms=metrics.latency_ms if metrics else None, cost_usd=metrics.cost_usd if metrics else None,
             cached=bool(metrics and metrics.cached), tool_calls=[
                 {"function": {"name": c.get("name"), "arguments": c.get("arguments")}} for c in result.tool_calls],
-            tools=self.matrix.cells[i].tools, prompt=prompt_text(cell.messages), vars=cell.vars)
+            tools=self.matrix.cells[i].tools, prompt=prompt_text(cell.messages), vars=file_vars.text_vars(cell.vars))
         spent: list[float | None] = []
         needs_grader = any(a.base_type in MODEL_GRADED for a in case.assertions)
         grader = self._grader(spent) if needs_grader else None
@@ -378,7 +385,7 @@ class EvalRun:
             "prompt_index": cell.prompt_index, "prompt": self.config.prompts[cell.prompt_index].label,
             "provider": self.config.providers[cell.provider_index].id, "test_index": cell.test_index,
             "description": self.cases[cell.test_index].description, "repeat": cell.repeat,
-            "vars": cell.vars, "output": result.text, "status": result.status, "graded": grade is not None,
+            "vars": file_vars.plain_vars(cell.vars), "output": result.text, "status": result.status, "graded": grade is not None,
             "pass": bool(grade and grade.passed), "score": grade.score if grade else 0.0,
             "reason": grade.reason if grade else "not run",
             "error": (grade.error if grade else None) or result.error,
@@ -414,17 +421,32 @@ def exit_code(run: EvalRun) -> int:
     return 0 if all(g is not None and g.passed for g in run.grades) else 100
 
 
-def summary_table(run: EvalRun) -> str:
-    """The plain-text table the command line prints."""
-    lines = [f"{'configuration':48s} {'pass':>9s} {'rate':>6s} {'95% interval':>15s} {'errors':>6s} {'cost':>10s}"]
-    for c in eval_results.config_summaries(run.rows()):
+def summary_table(run: EvalRun, pairs: list[tuple[int, int]] | None = None) -> str:
+    """The plain-text table the command line prints: one numbered row per configuration (labels cut but never
+    alike), then McNemar for the `pairs` of row numbers the user picked (`--compare 1 3`), or by default for every
+    two configurations that differ in one thing (two prompts on one provider, two providers with one prompt)."""
+    return rows_table(run.rows(), pairs)
+
+
+def rows_table(rows: list[dict[str, Any]], pairs: list[tuple[int, int]] | None = None) -> str:
+    """`summary_table` of result rows (a stored run's, e.g. a batch run finished by another process)."""
+    configs = eval_results.config_summaries(rows)
+    labels = eval_results.distinct_labels([c.label for c in configs], 44)
+    lines = [f"{'#':>3s} {'configuration':44s} {'pass':>9s} {'rate':>6s} {'95% interval':>15s} {'errors':>6s} "
+             f"{'cost':>10s}"]
+    for n, (c, label) in enumerate(zip(configs, labels, strict=True), 1):
         rate = "–" if c.rate is None else f"{c.rate:.0%}"
         low, high = c.interval
         cost = format_cost_total(c.cost_usd, c.unpriced)
-        lines.append(f"{c.label[:48]:48s} {c.passed:>4d}/{c.total:<4d} {rate:>6s} {low:>6.0%} – {high:<6.0%} "
+        lines.append(f"{n:>3d} {label:44s} {c.passed:>4d}/{c.total:<4d} {rate:>6s} {low:>6.0%} – {high:<6.0%} "
                      f"{c.errors:>6d} {cost:>10s}")
-    comparisons = eval_results.paired_comparisons(run.rows())
-    if comparisons:  # the same cases under two prompts or two providers: is the difference more than chance?
+    if pairs:
+        comparisons = [eval_results.compare_configs(rows, (configs[a - 1].prompt, configs[a - 1].provider),
+                                                    (configs[b - 1].prompt, configs[b - 1].provider))
+                       for a, b in pairs]
+    else:
+        comparisons = eval_results.paired_comparisons(rows)
+    if comparisons:  # the same cases under two configurations: is the difference more than chance?
         lines.append("")
         lines.append("paired comparisons (exact McNemar on the cases that flipped):")
         lines.extend(f"  {c.sentence()}" for c in comparisons)

@@ -66,3 +66,73 @@ def compare_paired(a: dict[tuple[int, int], bool], b: dict[tuple[int, int], bool
                             b_passed=sum(b[k] for k in keys), pairs=len(keys),
                             b_better=[k for k in keys if b[k] and not a[k]],
                             b_worse=[k for k in keys if a[k] and not b[k]])
+
+
+def newcombe_interval(passed_a: int, n_a: int, passed_b: int, n_b: int, phi: float = 0.0, z: float = Z95
+                      ) -> tuple[float, float, float]:
+    """B's pass rate minus A's with Newcombe's hybrid-score interval (method 10 of his 1998 papers): the two
+    Wilson intervals combined, through the correlation `phi` of paired outcomes (0: independent samples). Sound
+    at small n and near 0 or 100 %, where the Wald interval is not. Returns (difference, low, high)."""
+    if not n_a or not n_b:
+        return 0.0, -1.0, 1.0
+    p_a, p_b = passed_a / n_a, passed_b / n_b
+    l_a, u_a = wilson(passed_a, n_a, z)
+    l_b, u_b = wilson(passed_b, n_b, z)
+    difference = p_b - p_a
+    low = difference - math.sqrt(max(0.0, (p_b - l_b) ** 2 - 2 * phi * (p_b - l_b) * (u_a - p_a) + (u_a - p_a) ** 2))
+    high = difference + math.sqrt(max(0.0, (u_b - p_b) ** 2 - 2 * phi * (u_b - p_b) * (p_a - l_a) + (p_a - l_a) ** 2))
+    return difference, max(-1.0, low), min(1.0, high)
+
+
+def paired_difference(a_only: int, b_only: int, both: int, neither: int, z: float = Z95
+                      ) -> tuple[float, float, float]:
+    """B's pass rate minus A's on the same cases (pairs where only A passed, only B, both, neither), with
+    Newcombe's interval for paired proportions: phi is the correlation of the 2×2 table of pairs."""
+    n = a_only + b_only + both + neither
+    denominator = (both + a_only) * (neither + b_only) * (both + b_only) * (neither + a_only)
+    phi = (both * neither - a_only * b_only) / math.sqrt(denominator) if denominator else 0.0
+    return newcombe_interval(both + a_only, n, both + b_only, n, phi, z)
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test (ties already left out): B won `wins` cases, A `losses`, against p = ½. The same
+    binomial as exact McNemar on the discordant cases — a side-by-side vote is a discordant pair or a tie."""
+    return mcnemar_exact(losses, wins)
+
+
+def cohen_kappa(pairs: list[tuple[str, str]]) -> float | None:
+    """Cohen's kappa of two raters' labels on the same items: (observed − chance agreement) / (1 − chance), chance
+    from each rater's own label frequencies. None when undefined (no items, or both always gave one same label)."""
+    n = len(pairs)
+    if not n:
+        return None
+    observed = sum(x == y for x, y in pairs) / n
+    labels = {x for x, _ in pairs} | {y for _, y in pairs}
+    chance = sum((sum(x == label for x, _ in pairs) / n) * (sum(y == label for _, y in pairs) / n)
+                 for label in labels)
+    return None if chance >= 1 else (observed - chance) / (1 - chance)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WinRate:
+    """B against A by people's side-by-side votes, one verdict per case. LMSYS's convention (Chatbot Arena's "win
+    fraction of non-tied battles"): ties are left out of the rate, its Wilson interval and the sign test, and are
+    counted beside them."""
+
+    b_wins: int
+    a_wins: int
+    ties: int
+
+    @property
+    def decisive(self) -> int:
+        return self.b_wins + self.a_wins
+
+    @property
+    def rate(self) -> float | None:
+        return self.b_wins / self.decisive if self.decisive else None
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson(self.b_wins, self.decisive)
+
+    @property
+    def p_value(self) -> float:
+        return sign_test(self.b_wins, self.a_wins)

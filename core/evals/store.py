@@ -27,7 +27,7 @@ from core.base.i18n import _
 from core.calls.log import TEXT_POLICY, owner_gone, process_owner
 from core.evals import results as eval_results
 from core.evals.assertions import CODE_TYPES
-from core.evals.config import EvalConfig, TestCase, parse_config, tests_from_jsonl, tests_to_jsonl
+from core.evals.config import STORED, EvalConfig, TestCase, parse_config, tests_from_jsonl, tests_to_jsonl
 from core.policy.redaction import redact_value
 from core.policy.workspace import Workspace
 
@@ -47,6 +47,35 @@ class TestSetVersion:
     tests: list[TestCase]
     owner: str | None = None  # adds versions (with admins); None: saved before sets had owners — admins only
     shared: bool = False  # readable by everyone: the owner's choice
+
+
+@dataclass(frozen=True)
+class SetDiff:
+    """What changed between two versions of a test set: cases added, removed, and changed (old, new)."""
+
+    added: list[TestCase]
+    removed: list[TestCase]
+    changed: list[tuple[TestCase, TestCase]]
+
+    @property
+    def unchanged(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def _case_key(case: TestCase) -> str:
+    # A case from traffic is the same case while its source is; a typed one is known by its variables.
+    source = case.metadata.get("source")
+    return f"source:{source}" if source else "vars:" + json.dumps(case.vars, sort_keys=True, default=str)
+
+
+def diff_sets(old: list[TestCase], new: list[TestCase]) -> SetDiff:
+    """Cases matched by their source (traffic) or their variables; a matched case whose assertions, description,
+    threshold, variables or metadata differ is changed."""
+    before = {_case_key(c): c for c in old}
+    after = {_case_key(c): c for c in new}
+    return SetDiff(added=[c for k, c in after.items() if k not in before],
+                   removed=[c for k, c in before.items() if k not in after],
+                   changed=[(before[k], c) for k, c in after.items() if k in before and before[k] != c])
 
 
 class TestSetRefused(PermissionError):
@@ -264,6 +293,16 @@ class EvalStore:
                                    "again.").format(name=name)) from None
         return saved
 
+    def add_to_set(self, name: str, cases: list[TestCase], author: str | None = None,
+                   note: str | None = None) -> tuple[TestSetVersion, int]:
+        """"Add to a test set": the set's latest cases plus those not in it yet (a call or turn added twice is one
+        case), saved as its next version — or a new private set. Returns the version and how many were new."""
+        latest = self.latest_set(name.strip())
+        have = {_case_key(c) for c in latest.tests} if latest else set()
+        new = [c for c in dict((_case_key(c), c) for c in cases).values() if _case_key(c) not in have]
+        tests = (latest.tests if latest else []) + new
+        return self.save_set(name, tests, author, note), len(new)
+
     def share_set(self, name: str, shared: bool) -> None:
         """Let everyone read the set (or only its owner and admins again): its owner's choice, or an admin's."""
         latest = self.latest_set(name)
@@ -359,7 +398,7 @@ class EvalStore:
     @staticmethod
     def _run(row: Any, cells: list[tuple[str, dict[str, Any]]]) -> SavedEvalRun:
         body = json.loads(row.body)
-        config = parse_config(json.loads(row.config))
+        config = parse_config(json.loads(row.config), STORED)
         if row.planned_cells is None:  # saved whole (`save_run`, and every run before m013)
             return SavedEvalRun(id=row.id, name=row.name, user=row.user_id, created_at=row.created_at, config=config,
                                 rows=body["results"], summary=body["summary"], baseline=bool(row.baseline))

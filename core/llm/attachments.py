@@ -5,13 +5,18 @@ One `Attachment` record serves both APIs: Chat Completions content parts and Res
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
+import logging
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
+from pypdf import PdfReader
+from pypdf.errors import PyPdfError
 
 from core.base.errors import PromptLabError
 from core.base.i18n import _
@@ -34,6 +39,7 @@ class Attachment:
     sha256: str
     width: int | None = None
     height: int | None = None
+    pages: int | None = None  # a PDF's page count, as pypdf read it
 
     @property
     def is_image(self) -> bool:
@@ -51,8 +57,7 @@ def check_attachment(name: str, data: bytes) -> Attachment:
         ).format(name=name, size=f"{len(data) / 1024 / 1024:.1f}"))
     digest = hashlib.sha256(data).hexdigest()
     if data[:5] == b"%PDF-":
-        _check_pdf(name, data)
-        return Attachment(name, PDF_MEDIA_TYPE, data, digest)
+        return Attachment(name, PDF_MEDIA_TYPE, data, digest, pages=_pdf_pages(name, data))
     try:
         with Image.open(io.BytesIO(data)) as image:
             fmt = image.format or ""
@@ -67,23 +72,73 @@ def check_attachment(name: str, data: bytes) -> Attachment:
     return Attachment(name, IMAGE_FORMATS[fmt], data, digest, width, height)
 
 
-def _check_pdf(name: str, data: bytes) -> None:
-    # No PDF library is installed: a readable PDF ends with its trailer's %%EOF (within the last KB, as readers
-    # search), and an encrypted one names an /Encrypt dictionary in its trailer, which the model cannot open.
-    if b"%%EOF" not in data[-1024:] or b"trailer" not in data and b"/XRef" not in data:
+# What pypdf raises on a damaged file besides its own errors (it parses whatever the bytes say).
+_PDF_FAULTS = (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OSError)
+
+
+def check_uploads(uploads: list[tuple[str, bytes]]) -> tuple[list[Attachment], list[str]]:
+    """Several uploads at once: the ones that pass, and one sentence for each that does not (the page keeps the
+    good ones for the next message)."""
+    good: list[Attachment] = []
+    problems: list[str] = []
+    for name, data in uploads:
+        try:
+            good.append(check_attachment(name, data))
+        except PromptLabError as err:
+            problems.append(err.message)
+    return good, problems
+
+
+_DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,[A-Za-z0-9+/=]{64,}")
+
+
+def without_inline_data(value: Any) -> Any:
+    """JSON-like data (a request as logged) with every base64 data URI cut to its type, size and digest: the call
+    log keeps what was sent without holding each image's bytes again (the conversation store has them)."""
+    def short(match: re.Match[str]) -> str:
+        payload = match.group(0).split(",", 1)[1]
+        digest = hashlib.sha256(base64.b64decode(payload + "=" * (-len(payload) % 4))).hexdigest()[:12]
+        return f"data:{match.group(1)};base64,…[{len(payload) * 3 // 4:,} bytes, sha256 {digest}]"
+    if isinstance(value, str):
+        return _DATA_URI.sub(short, value) if "base64," in value else value
+    if isinstance(value, list):
+        return [without_inline_data(v) for v in value]
+    if isinstance(value, dict):
+        return {k: without_inline_data(v) for k, v in value.items()}
+    return value
+
+
+def _pdf_pages(name: str, data: bytes) -> int:
+    """The PDF's page count, read by pypdf: a damaged or truncated file, or one that needs a password to open,
+    is refused here with one sentence rather than by the model after a paid call."""
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its "EOF marker not found" warnings say what we say
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        # Encrypted with an empty user password (only printing or copying restricted) opens like any PDF.
+        locked = reader.is_encrypted and not reader.decrypt("")
+        pages = 0 if locked else len(reader.pages)
+    except _PDF_FAULTS:
         raise PromptLabError("attachment_pdf_corrupt", _(
             "{name} is not a readable PDF (the file is damaged or incomplete)."
-        ).format(name=name))
-    if re.search(rb"/Encrypt\s*(\d+\s+\d+\s+R|<<)", data):
+        ).format(name=name)) from None
+    if locked:
         raise PromptLabError("attachment_pdf_locked", _(
             "{name} is password-protected; remove the password and attach it again."
         ).format(name=name))
+    if pages == 0:
+        raise PromptLabError("attachment_pdf_corrupt", _(
+            "{name} is not a readable PDF (the file is damaged or incomplete)."
+        ).format(name=name))
+    return pages
 
 
-# Image tokens (OpenAI's vision guide). Tile rule: base + per 512-px tile after the image is scaled to fit
-# 2048×2048 and then its shortest side to 768. Patch rule: 32-px patches, at most 1536, times a per-model factor.
+# Image tokens (OpenAI's vision guide, "Calculating costs"). Tile rule: base + per 512-px tile after the image is
+# scaled to fit 2048×2048 and then its shortest side to 768 (never up); detail "low" is the base alone. Patch rule:
+# 32-px patches, at most 1536, times a per-model factor. gpt-5 is on the tile rule at 70 / 140 (its mini and nano
+# on patches); gpt-4.1 bills tiles like gpt-4o (its mini and nano bill patches) — measured in the community's
+# 128×64 table (gpt-4.1: 85 low / 255 high, plus the text).
 _TILE_COSTS = {"gpt-4o-mini": (2833, 5667), "gpt-4o": (85, 170), "gpt-4.1": (85, 170), "gpt-4.5": (85, 170),
-               "o1": (75, 150), "o3": (75, 150), "computer-use": (65, 129)}
+               "gpt-5": (70, 140), "o1": (75, 150), "o3": (75, 150), "computer-use": (65, 129)}
 _PATCH_FACTORS = {"gpt-4.1-mini": 1.62, "gpt-4.1-nano": 2.46, "o4-mini": 1.72, "gpt-5-mini": 1.62,
                   "gpt-5-nano": 2.46}
 MAX_PATCHES = 1536
@@ -137,6 +192,46 @@ def image_tokens(model: str, width: int, height: int, detail: str = "auto") -> i
     return base + per_tile * image_tiles(width, height)
 
 
+# Providers whose image tokens follow OpenAI's rule; a compatible server (or a proxy) counts its own way.
+RULE_KINDS = ("openai", "azure")
+
+
+THUMBNAIL_PX = 320
+
+
+@functools.lru_cache(maxsize=256)
+def _thumbnail(data: bytes, px: int) -> bytes:
+    with Image.open(io.BytesIO(data)) as image:
+        image.seek(0)  # a GIF's first frame
+        small = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
+        small.thumbnail((px, px))
+        buf = io.BytesIO()
+        small.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def thumbnail(attachment: Attachment, px: int = THUMBNAIL_PX) -> bytes:
+    """A small PNG of an image attachment (at most `px` on its longer side) for the history: a 20 MB photo is not
+    sent to the browser again on every rerun. Cached by the bytes (the same image is shrunk once)."""
+    return _thumbnail(attachment.data, px)
+
+
+def forecast(model: str, attachments: list[Attachment], provider_kind: str = "openai") -> tuple[int, int]:
+    """(input tokens the images will cost on `model`, how many attachments no rule forecasts: PDFs — the server
+    reads their text and a picture of each page — images on models whose rule is not known, and every attachment
+    on a provider that does not count by OpenAI's rule)."""
+    if provider_kind not in RULE_KINDS:
+        return 0, len(attachments)
+    tokens = uncounted = 0
+    for a in attachments:
+        cost = image_tokens(model, a.width, a.height) if a.is_image and a.width and a.height else None
+        if cost is None:
+            uncounted += 1
+        else:
+            tokens += cost
+    return tokens, uncounted
+
+
 def chat_part(attachment: Attachment) -> dict:
     """The Chat Completions content part for an attachment."""
     if attachment.is_image:
@@ -155,7 +250,7 @@ def to_stored(attachment: Attachment) -> dict:
     """The attachment as JSON for the conversation store: the bytes themselves, never a remote URL."""
     return {"name": attachment.name, "media_type": attachment.media_type,
             "data": base64.b64encode(attachment.data).decode("ascii"), "sha256": attachment.sha256,
-            "width": attachment.width, "height": attachment.height}
+            "width": attachment.width, "height": attachment.height, "pages": attachment.pages}
 
 
 def from_stored(stored: dict) -> Attachment:
@@ -164,7 +259,7 @@ def from_stored(stored: dict) -> Attachment:
     if hashlib.sha256(data).hexdigest() != stored["sha256"]:
         raise ValueError("stored attachment does not match its SHA-256")
     return Attachment(stored["name"], stored["media_type"], data, stored["sha256"],
-                      stored.get("width"), stored.get("height"))
+                      stored.get("width"), stored.get("height"), stored.get("pages"))
 
 
 # OpenAI models that take no image input (prefixes). Compatible servers are allowed: a server that refuses images

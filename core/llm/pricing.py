@@ -122,6 +122,25 @@ def cost_usd(usage: TokenUsage, model: str, provider_id: str | None,
     return float(price.total_price)
 
 
+# OpenAI's Batch API (and Azure's Global Batch) bill at half the list price: https://platform.openai.com/docs/guides/batch
+# ("50% cost discount compared to synchronous APIs"). genai-prices has OpenAI's batch prices as a variant (used
+# first); where it has none (Azure, a custom price) this one documented rule applies.
+BATCH_CONTEXT = {"processing": "batch"}
+BATCH_DISCOUNT = 0.5
+
+
+def batch_cost_usd(usage: TokenUsage, model: str, provider_id: str | None) -> float | None:
+    """Cost of a usage answered through the Batch API: genai-prices' batch price where it has one, else the list
+    price × BATCH_DISCOUNT. None when the model is unpriced."""
+    live = cost_usd(usage, model, provider_id)
+    if live is None or live == 0:
+        return live
+    batch = cost_usd(usage, model, provider_id, BATCH_CONTEXT)
+    if batch is not None and batch < live:
+        return batch
+    return live * BATCH_DISCOUNT
+
+
 @lru_cache(maxsize=256)
 def context_window(model: str, provider_id: str | None) -> int | None:
     """The model's context window in tokens, when genai-prices knows it."""

@@ -31,14 +31,24 @@ def is_reasoning_model(model: str) -> bool:
 
 
 def _content(content: Any, role: str) -> Any:
-    """Chat content (a string or parts) as Responses content: text parts become input_text / output_text."""
+    """Chat content (a string or parts) as Responses content: text parts become input_text / output_text, an
+    `image_url` part an `input_image`, a `file` part (a PDF as a data URI) an `input_file`."""
     if isinstance(content, str) or content is None:
         return content or ""
     kind = "output_text" if role == "assistant" else "input_text"
     parts = []
     for part in content:
-        if isinstance(part, dict) and part.get("type") == "text":
+        kind_of = part.get("type") if isinstance(part, dict) else None
+        if kind_of == "text":
             parts.append({"type": kind, "text": part.get("text", "")})
+        elif kind_of == "image_url":
+            image = part.get("image_url") or {}
+            parts.append({"type": "input_image", "image_url": image.get("url", ""),
+                          "detail": image.get("detail", "auto")})
+        elif kind_of == "file":
+            given = part.get("file") or {}
+            parts.append({"type": "input_file", **{k: given[k] for k in ("filename", "file_data", "file_id")
+                                                   if k in given}})
         else:
             parts.append(part)
     return parts

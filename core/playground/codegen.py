@@ -1,5 +1,6 @@
 """"View code": the exact request of a playground configuration as Python (openai SDK) and as curl.
-The key is always read from the environment, never written into the code.
+The key is always read from the environment, never written into the code; an image or PDF variable shows as
+a short placeholder for its data URI (type, size, digest), never megabytes of base64.
 """
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import pprint
 from typing import Any
 
+from core.llm.attachments import without_inline_data
 from core.llm.providers import Provider
 from core.llm.responses_api import responses_request
 
@@ -16,6 +18,7 @@ OPENAI_URL = "https://api.openai.com/v1"
 def python_code(provider: Provider, model: str, messages: list[dict[str, Any]], params: dict[str, Any],
                 api: str = "chat") -> str:
     """The request as Python; `api` "responses" writes `client.responses.create` with the Responses shapes."""
+    messages = without_inline_data(messages)
     lines = ["import os", ""]
     if provider.kind == "azure":
         lines += ["from openai import AzureOpenAI", "",
@@ -49,6 +52,7 @@ def python_code(provider: Provider, model: str, messages: list[dict[str, Any]], 
 def curl_command(provider: Provider, model: str, messages: list[dict[str, Any]], params: dict[str, Any],
                  api: str = "chat") -> str:
     """The request as curl, to /responses when `api` is "responses" (Azure: its v1 path)."""
+    messages = without_inline_data(messages)
     request = responses_request(model, messages, params) if api == "responses" else {
         "model": model, "messages": messages, **params}
     body = json.dumps(request, indent=2, ensure_ascii=False)

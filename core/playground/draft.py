@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import jsonschema
 
 from core.base.i18n import _
 from core.formats import json_guard
+from core.llm import file_vars
+from core.llm.attachments import Attachment
 from core.llm.local_model import is_local_model
 from core.llm.providers import Provider, is_reasoning_model, request_params
 
@@ -62,9 +64,15 @@ class Draft:
     variables: dict[str, str] = field(default_factory=dict)
     settings: RunSettings = field(default_factory=RunSettings)
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier turns (a replayed call's)
+    # Image / PDF variables ({{invoice}} → the uploaded file), sent as content parts (core.llm.file_vars). Not part
+    # of the stored form: a saved version or an export keeps the prompt, not megabytes of inputs — the {{names}}
+    # stay in the prompt and the files are uploaded again (see `to_dict`).
+    files: dict[str, Attachment] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(replace(self, files={}))
+        del data["files"]
+        return data
 
     @classmethod
     def checked(cls, data: Any, where: str = "The draft") -> Draft:
@@ -121,7 +129,7 @@ def template_variables(template: str) -> list[str]:
     return list(dict.fromkeys(_VARIABLE.findall(template)))
 
 
-def fill_template(template: str, variables: dict[str, str]) -> str:
+def fill_template(template: str, variables: dict[str, Any]) -> str:
     """Replace {{name}} with its value; a variable without a value is an error, not a silent blank."""
     missing = [v for v in template_variables(template) if v not in variables]
     if missing:
@@ -134,9 +142,10 @@ def messages_for(draft: Draft) -> list[dict[str, Any]]:
     """The chat messages a draft sends: system, any replayed history, then the filled-in user message."""
     messages: list[dict[str, Any]] = [{"role": "system", "content": draft.system}] if draft.system.strip() else []
     messages += draft.history
-    user = fill_template(draft.user_template, draft.variables)
-    if user.strip():
-        messages.append({"role": "user", "content": user})
+    variables: dict[str, Any] = {**draft.variables, **draft.files}
+    user = file_vars.place_files([{"role": "user", "content": draft.user_template}], variables, fill_template)[0]
+    if user["content"] if isinstance(user["content"], list) else user["content"].strip():
+        messages.append(user)
     if not any(m["role"] == "user" for m in messages):
         raise PlaygroundError(_("Write a user message to send."))
     return messages
@@ -229,6 +238,9 @@ def replay_draft(request: dict[str, Any]) -> Draft:
     # calls ends with `tool` turns, and its messages replay in their order.
     ends_with_user = last_user is not None and last_user == len(messages) - 1
     user = messages.pop()["content"] if ends_with_user else ""
+    if isinstance(user, list):  # text and image / file parts: the log keeps a file's digest, not its bytes, so
+        # the text is replayed and the files are uploaded again
+        user = "\n".join(p.get("text", "") for p in user if isinstance(p, dict) and p.get("type") == "text")
     fmt = request.get("response_format") or {}
     tool_choice = request.get("tool_choice", "auto")
     settings = RunSettings(

@@ -23,6 +23,7 @@ from core.calls.cache import ResponseCache
 from core.calls.gate import CallCancelled, CallContext, CallHooks, ChatRequest, ChatStream
 from core.calls.log import CallLog
 from core.calls.metrics import CALL_STATUSES, CallMetrics
+from core.llm import attachments, file_vars
 from core.llm.pricing import TokenUsage, cost_usd
 from core.llm.providers import Provider
 from core.playground.draft import Draft, PlaygroundError, build_params, check_json_output, messages_for
@@ -68,16 +69,20 @@ class CostEstimate:
     max_output_tokens: int
     max_cost_usd: float
     unpriced_cells: int
+    image_tokens: int = 0  # of input_tokens: the forecast for image variables (OpenAI's tile / patch rule)
 
 
 def estimate_cost(cells: list[tuple[CellSpec, list[dict[str, Any]], int | None]],
                   count_tokens: Callable[[list[dict[str, Any]], str], int],
                   pricing_id: Callable[[str], str | None]) -> CostEstimate:
-    """Sum over cells of input tokens (counted) and the most output each may produce (its max tokens)."""
-    total_in = total_out = unpriced = 0
+    """Sum over cells of input tokens (counted; an image variable's by OpenAI's rule for the cell's model) and
+    the most output each may produce (its max tokens)."""
+    total_in = total_out = unpriced = images = 0
     total_cost = 0.0
     for spec, messages, max_tokens in cells:
-        n_in = count_tokens(messages, spec.model)
+        n_images = file_vars.image_token_forecast(messages, spec.model)
+        n_in = count_tokens(messages, spec.model) + n_images
+        images += n_images
         n_out = max_tokens or 0
         total_in += n_in
         total_out += n_out
@@ -86,7 +91,7 @@ def estimate_cost(cells: list[tuple[CellSpec, list[dict[str, Any]], int | None]]
             unpriced += 1
         else:
             total_cost += cost
-    return CostEstimate(total_in, total_out, total_cost, unpriced)
+    return CostEstimate(total_in, total_out, total_cost, unpriced, images)
 
 
 @dataclass(kw_only=True)
@@ -200,6 +205,12 @@ class MatrixRun:
         if self._cancel.is_set():
             result.status = "cancelled"
             return
+        if file_vars.has_media(cell.messages) and not attachments.takes_images(cell.provider.kind, cell.spec.model):
+            # An image or PDF to a model that takes none: one sentence, no call (and no call row).
+            result.status, result.error = "error", attachments.no_vision_error(cell.spec.model).message
+            if self.on_done is not None and not self._cancel.is_set():
+                self.on_done(i, result)
+            return
         result.status = "running"
 
         def waiting(seconds: float) -> None:  # a client-side rate limit holds this cell back
@@ -234,6 +245,9 @@ def record_result(cell: PreparedCell, result: CellResult, stream: ChatStream) ->
     result.text, result.finish_reason, result.tool_calls = out.text, out.finish_reason, out.tool_calls
     result.metrics = out.metrics
     result.error = out.error.message if out.error else None
+    if out.error and file_vars.has_media(cell.messages) and attachments.looks_like_no_vision(
+            f"{out.error.message} {out.error.detail or ''}"):  # the server refused the image: the same sentence
+        result.error = attachments.no_vision_error(cell.spec.model).message
     if out.status == "ok" and cell.check_json and not out.tool_calls:
         result.schema_valid, result.schema_error = check_json_output(out.text, cell.json_schema)
     for call in out.tool_calls:
@@ -260,8 +274,8 @@ def fresh_run_name(now: datetime, used: set[str]) -> str:
 
 def with_screen_inputs(version: Draft, screen: Draft) -> Draft:
     """A saved version as the compare matrix sends it: its prompt and settings, with the variables and the max
-    tokens on screen (the inputs of this comparison, the same for every version)."""
-    return replace(version, variables={**version.variables, **screen.variables},
+    tokens on screen (the inputs of this comparison, the same for every version), and the files on screen."""
+    return replace(version, variables={**version.variables, **screen.variables}, files=dict(screen.files),
                    settings=replace(version.settings, max_tokens=screen.settings.max_tokens))
 
 

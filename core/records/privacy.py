@@ -80,9 +80,11 @@ def enforce_retention(engine: Engine, data_dir: str | Path, now: datetime | None
             removed["conversations"] = conn.execute(sa.text("DELETE FROM conversations WHERE updated_at < :c"),
                                                     {"c": cutoff}).rowcount
             # An eval run keeps every output it graded: texts, under the same limit (its cells go with it); not
-            # while it runs (the retention worker marks a run whose process died interrupted just before this).
+            # while it runs (the retention worker marks a run whose process died interrupted just before this),
+            # nor while its batch is out at OpenAI (status `batch`, core/evals/batch.py).
             removed["eval_runs"] = conn.execute(sa.text("DELETE FROM eval_runs WHERE created_at < :c "
-                                                        "AND status <> 'running'"), {"c": cutoff}).rowcount
+                                                        "AND status NOT IN ('running', 'batch')"),
+                                                {"c": cutoff}).rowcount
             removed["cache"] = conn.execute(sa.text("DELETE FROM response_cache WHERE created_at < :c"),
                                             {"c": cutoff}).rowcount
             old_images = conn.execute(sa.text("SELECT id, path FROM images WHERE created_at < :c"),
@@ -145,6 +147,7 @@ _USER_TABLES = {  # table -> (column naming the user, order column)
     "playground_runs": ("user_id", "created_at"),
     "eval_sets": ("author", "created_at"),
     "eval_runs": ("user_id", "created_at"),
+    "eval_ratings": ("rater", "created_at"),  # a rater's votes on anyone's runs (m017)
     "images": ("user_id", "created_at"),
     "response_cache": ("user_id", "created_at"),
 }

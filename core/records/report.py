@@ -36,6 +36,8 @@ from core.base.i18n import _
 from core.calls.metrics import metrics_caption
 from core.chat.conversation import (
     Conversation,
+    Message,
+    attachment_label,
     export_name,
     file_slug,
     status_label,
@@ -48,6 +50,7 @@ from core.chat.personas import language_label, persona_by_id
 from core.evals.results import cases_failures_first, config_summaries, paired_comparisons, pass_matrix
 from core.evals.store import SavedEvalRun
 from core.formats.columns import page_name
+from core.llm import file_vars
 from core.llm.pricing import format_cost_total
 from core.playground.library import SavedRun
 from core.playground.matrix import CURRENT_DRAFT, CellResult
@@ -76,6 +79,10 @@ table{border-collapse:collapse;width:100%;font-size:.9rem;margin:8px 0} th,td{bo
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:12px}
 .pass{color:#13795b;font-weight:600} .fail{color:#b42318;font-weight:600}
 footer{margin-top:32px;color:#8a90a2;font-size:.8rem}
+.attachments{display:flex;flex-wrap:wrap;gap:8px;margin-top:6px} .attachment{margin:0}
+.attachment img{max-width:240px;max-height:240px;border:1px solid #e3e6ee;border-radius:6px}
+.attachment figcaption,.chip{font-size:.8rem;color:#5b6275}
+.chip{border:1px solid #e3e6ee;border-radius:12px;padding:2px 10px;align-self:flex-start}
 """
 
 
@@ -173,9 +180,24 @@ def _conversation_report(conversation: Conversation, secrets: Iterable[str | Non
         calls = "".join('<pre class="text">' + clean(_("Tool call: {name}").format(name=c.get("name") or "?"))
                         + "\n" + clean(c.get("arguments") or "") + "</pre>" for c in m.tool_calls)  # text only
         parts.append(f'<div class="turn {m.role}"><div class="role">{role}</div>'
-                     f'<pre class="text">{clean(m.content)}</pre>{calls}{caption_html}</div>')
+                     f'<pre class="text">{clean(m.content)}</pre>{_attachments_html(m, clean)}{calls}'
+                     f'{caption_html}</div>')
     return Report(export_name(conversation, "html"),
                   _page(conversation.title or _("Conversation"), meta, "".join(parts), clean=clean))
+
+
+def _attachments_html(message: Message, clean: _Clean) -> str:
+    """A turn's images embedded as data: URIs (the CSP allows nothing else: the reader's browser fetches nothing),
+    each PDF as a chip with its name and pages. The pixels are the user's own upload and cannot be redacted."""
+    items = []
+    for a in message.attachments:
+        label = clean(attachment_label(a))
+        if a.is_image:
+            items.append(f'<figure class="attachment"><img src="{html.escape(a.data_uri())}" alt="{label}">'
+                         f'<figcaption>{label}</figcaption></figure>')
+        else:
+            items.append(f'<span class="chip">📄 {label}</span>')
+    return f'<div class="attachments">{"".join(items)}</div>' if items else ""
 
 
 # ----- compare run (Playground) ---------------------------------------------------------------------------------
@@ -246,7 +268,8 @@ def _eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Repor
         verdict = ('<span class="fail">' + _("error") if r.get("error") else
                    '<span class="pass">' + _("pass") if r.get("pass") else
                    '<span class="fail">' + _("fail")) + "</span>"
-        vars_text = json.dumps(clean.data(r.get("vars") or {}), ensure_ascii=False)
+        # an image or PDF variable as its file chip (name, size, digest): results never carry the bytes
+        vars_text = json.dumps(clean.data(file_vars.chipped(r.get("vars") or {})), ensure_ascii=False)
         case_rows.append([clean(r.get("test_index", "")), clean(r.get("prompt", "")), clean(r.get("provider", "")),
                           f'<pre class="text">{clean(vars_text)}</pre>',
                           f'<pre class="text">{clean(r.get("output") or r.get("error") or "")}</pre>',
@@ -258,11 +281,30 @@ def _eval_report(run: SavedEvalRun, secrets: Iterable[str | None] = ()) -> Repor
                          f"{c.p_value:.2g}", clean(c.sentence())] for c in comparisons],
                        numeric=frozenset({2, 3, 4, 5})) if comparisons else "")
     body = (_h2(_("Pass rate (interval: 95%)")) + matrix_html + _h2(_("Configurations")) + configs + paired
-            + _h2(_("Cases, failures first"))
+            + _ratings_html(s.get("ratings") or [], clean) + _h2(_("Cases, failures first"))
             + _table([_("Case"), _("Prompt"), _("Provider"), _("Variables"), _("Output"), _("Verdict"), _("Reason")],
                      case_rows))
     return Report(f"eval-{file_slug(run.name, 'run')}-{run.created_at[:10]}.html",
                   _page(_("Eval run: {name}").format(name=run.name), meta, body, clean=clean))
+
+
+def _ratings_html(pairs: list[dict[str, Any]], clean: _Clean) -> str:
+    """People's blind side-by-side votes (results.json's `summary.ratings`): B's win rate with ties left out, its
+    interval, the sign test, and Cohen's kappa of every two raters."""
+    if not pairs:
+        return ""
+    rows = []
+    for p in pairs:
+        low, high = p["interval_95"]
+        rate = "–" if p["b_win_rate"] is None else f"{p['b_win_rate']:.0%} ({low:.0%}–{high:.0%})"
+        kappas = "; ".join(f"{' / '.join(a['raters'])}: {'–' if a['kappa'] is None else format(a['kappa'], '.2f')} "
+                           f"({a['shared_cases']})" for a in p["agreement"])
+        rows.append([clean(p["a"]), clean(p["b"]), str(p["rated_cases"]), str(p["b_wins"]), str(p["a_wins"]),
+                     str(p["ties"]), clean(rate), f"{p['sign_test_p']:.2g}", clean(kappas or "–")])
+    return _h2(_("Human ratings (blind, side by side)")) + _table(
+        [_("A"), _("B"), _("Cases rated"), _("B preferred"), _("A preferred"), _("Ties"),
+         _("B win rate (95%, ties left out)"), _("Sign test p"), _("Cohen's kappa (shared cases)")],
+        rows, numeric=frozenset({2, 3, 4, 5, 7}))
 
 
 # ----- analytics ----------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.calls.gate import book
 from core.calls.log import CallLog, CallRecord
-from core.calls.pending_writes import PendingWrites
+from core.calls.pending_writes import PendingWrites, _Write
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -57,7 +57,8 @@ def test_pending_writes_retry_with_backoff_and_give_up_after_their_attempts():
 
 def test_a_call_row_the_database_refuses_is_kept_and_written_later(sqlite_url, monkeypatch):
     import core.calls.gate
-    pending = PendingWrites(first_delay_s=0)
+    t = [0.0]  # the background thread sees a clock that stands still, so only this test decides when it retries
+    pending = PendingWrites(first_delay_s=1, clock=lambda: t[0])
     monkeypatch.setattr(core.calls.gate, "PENDING", pending)
     log = CallLog(sqlite_url)
     fill_disk(log.engine, "calls")
@@ -66,7 +67,29 @@ def test_a_call_row_the_database_refuses_is_kept_and_written_later(sqlite_url, m
     sentence = book(record, None, log)
     assert sentence and "retried in the background" in sentence and pending.count() == 1
     free_disk(log.engine, "calls")
+    t[0] = 1.0
     assert pending.retry_due() == 1 and log.get("r-1") is not None
+
+
+def test_a_pending_write_is_written_once_when_the_thread_and_a_caller_retry_together():
+    import threading
+    started, release, writes = threading.Event(), threading.Event(), []
+
+    def slow_write() -> None:  # the first writer holds the row while the second retry_due() looks for due work
+        writes.append(1)
+        started.set()
+        release.wait(5)
+
+    pending = PendingWrites(first_delay_s=0, clock=lambda: 0.0)
+    pending._items.append(_Write("row", slow_write, 1, 0.0))  # due now, without starting the background thread
+    first = threading.Thread(target=pending.retry_due)
+    first.start()
+    assert started.wait(5)
+    assert pending.count() == 1  # still counted while it is being written
+    assert pending.retry_due() == 0  # nothing else is due: the row is claimed
+    release.set()
+    first.join(5)
+    assert writes == [1] and pending.count() == 0
 
 
 def test_a_conversation_that_cannot_be_saved_stays_on_the_page_with_one_sentence(app_env, server, monkeypatch):

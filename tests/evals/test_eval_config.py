@@ -140,7 +140,8 @@ tests:
              {type: contains, value: x}]
 """)
     assert [a.provider for a in config.tests[0].assertions] == ["openai:gpt-4o-mini", "openai:o4-mini", None]
-    assert any("rubricPrompt" in n for n in config.notes) and any("metadata" in n for n in config.notes)
+    assert any("rubricPrompt" in n for n in config.notes) and not any("metadata" in n for n in config.notes)
+    assert config.tests[0].metadata == {"area": "returns"}  # kept with the case (where it came from, thumbs …)
 
 
 # ----- what the Evals page calls for one user action (the page only shows the result or the sentence) ---------------

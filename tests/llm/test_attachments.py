@@ -17,8 +17,20 @@ def _image(fmt: str, size: tuple[int, int] = (40, 30)) -> bytes:
     return buf.getvalue()
 
 
-_PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
-        b"xref\n0 3\n0000000000 65535 f \ntrailer<</Size 3/Root 1 0 R>>\nstartxref\n0\n%%EOF\n")
+def pdf_bytes(pages: int = 2, user_password: str | None = None, owner_password: str | None = None) -> bytes:
+    """A real PDF written by pypdf (blank US-letter pages), optionally encrypted."""
+    from pypdf import PdfWriter
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(612, 792)
+    if user_password is not None:
+        writer.encrypt(user_password=user_password, owner_password=owner_password)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+_PDF = pdf_bytes()
 
 
 @pytest.mark.parametrize("fmt,media", [("PNG", "image/png"), ("JPEG", "image/jpeg"),
@@ -43,14 +55,20 @@ def test_thirty_megabyte_image_is_refused():
 
 
 def test_pdfs_good_corrupt_and_encrypted():
-    assert att.check_attachment("invoice.pdf", _PDF).media_type == "application/pdf"
-    with pytest.raises(PromptLabError) as err:
-        att.check_attachment("cut.pdf", _PDF[:60])
+    good = att.check_attachment("invoice.pdf", _PDF)
+    assert good.media_type == "application/pdf" and good.pages == 2
+    for cut in (60, len(_PDF) // 2, len(_PDF) - 10):  # truncated anywhere, even just its trailer
+        with pytest.raises(PromptLabError) as err:
+            att.check_attachment("cut.pdf", _PDF[:cut])
+        assert err.value.kind == "attachment_pdf_corrupt" and "cut.pdf" in err.value.message
+    with pytest.raises(PromptLabError) as err:  # a PDF header over garbage
+        att.check_attachment("junk.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 40)
     assert err.value.kind == "attachment_pdf_corrupt"
-    locked = _PDF.replace(b"/Root 1 0 R", b"/Root 1 0 R/Encrypt 5 0 R")
     with pytest.raises(PromptLabError) as err:
-        att.check_attachment("locked.pdf", locked)
+        att.check_attachment("locked.pdf", pdf_bytes(1, user_password="s3cret"))
     assert err.value.kind == "attachment_pdf_locked" and "password" in err.value.message
+    # Only an owner password (printing restricted): it opens without one, as in any viewer, so it is accepted.
+    assert att.check_attachment("restricted.pdf", pdf_bytes(3, user_password="", owner_password="own")).pages == 3
 
 
 def test_tile_rule_matches_openai_examples():
@@ -59,6 +77,13 @@ def test_tile_rule_matches_openai_examples():
     assert att.image_tokens("gpt-4o-2024-08-06", 2048, 4096, "high") == 1105
     assert att.image_tokens("gpt-4o", 4096, 8192, "low") == 85
     assert att.image_tokens("gpt-4o-mini", 1024, 1024, "low") == 2833
+    # gpt-5 bills tiles at 70 / 140: 1024×1024 high = 70 + 4 × 140; its mini bills patches.
+    assert att.image_tokens("gpt-5", 1024, 1024, "high") == 630
+    assert att.image_tokens("gpt-5-2025-08-07", 512, 512, "low") == 70
+    assert att.image_tokens("gpt-5-mini", 1024, 1024) == 1659
+    # A small image is never scaled up: 128×64 is one tile (255 on gpt-4o, as the community's table measured).
+    assert att.image_tokens("gpt-4o", 128, 64, "high") == 255
+    assert att.image_tokens("gpt-4.1", 128, 64, "low") == 85
 
 
 def test_patch_rule_matches_openai_examples():
@@ -115,3 +140,11 @@ def test_a_no_vision_server_error_is_recognised():
         assert server.content_parts()[0][1]["image_url"]["url"] == image.data_uri()
     finally:
         server.stop()
+
+
+def test_a_thumbnail_is_small_whatever_the_upload():
+    big = att.check_attachment("photo.jpg", _image("JPEG", (4000, 3000)))
+    small = Image.open(io.BytesIO(att.thumbnail(big)))
+    assert small.size == (320, 240) and small.format == "PNG"
+    gif = att.check_attachment("anim.gif", _image("GIF", (64, 32)))
+    assert Image.open(io.BytesIO(att.thumbnail(gif))).size == (64, 32)  # never enlarged

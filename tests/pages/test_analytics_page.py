@@ -219,3 +219,24 @@ def test_voice_calls_appear_by_endpoint_with_a_filter(app_env, server):
     assert sorted(calls["Endpoint"]) == ["audio.speech", "audio.transcriptions"]  # each call says which API
     at.multiselect(key="an_endpoint").set_value(["audio.speech"]).run()
     assert not at.exception and metrics(at)["Calls"] == "1"
+
+
+def test_every_call_the_filters_match_can_become_test_cases(app_env, server):
+    """Issue 26 point 1: Analytics' "Add to a test set" — the chat calls the filters match become cases of a set's
+    next version; the model-list call (no messages) gives none and the sentence says so."""
+    from core.evals.store import EvalStore
+
+    chat = AppTest.from_file(APP, default_timeout=60).run()
+    for text in ("what is the return window?", "do you ship to Canada?"):
+        chat.chat_input[0].set_value(text).run()
+    at = open_analytics()
+    at.multiselect(key="an_page").set_value(["chat"]).run()
+    at.text_input(key="an_set_name").input("from chat").run()
+    at.button(key="an_set_add_all").click().run()
+    assert not at.exception, at.exception
+    assert any("“from chat” v1: 2 new cases" in s.value.replace("\\", "") for s in at.success)
+    (version,) = EvalStore(app_env["PROMPTLAB_DB_URL"], viewer="local").set_history("from chat")
+    assert sorted(c.vars["input"] for c in version.tests) == ["do you ship to Canada?", "what is the return window?"]
+    assert all(c.metadata["source"].startswith("call:req_") for c in version.tests)
+    at.button(key="an_set_add_all").click().run()  # the same calls again: the set does not grow
+    assert any("“from chat” v2: 0 new cases" in s.value.replace("\\", "") for s in at.success)

@@ -2,6 +2,7 @@
 decide (pass-rate matrix, failures first, A/B on the same cases, baseline)."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -59,6 +60,12 @@ def test_config_run_results_and_baseline(ev, server, app_env):
     assert matrix.loc["Please answer {{question}}", "openai:chat:gpt-4o-mini"].startswith("1/2")
     infos = " ".join(i.value for i in ev.info)
     assert "passes 1/2" in infos and "better on 0 cases, worse on 1" in infos
+    b_options = ev.selectbox(key="eval_cmp_b").options  # any two configurations: here two providers, one prompt
+    assert len(b_options) == 4
+    ev.selectbox(key="eval_cmp_b").set_value(next(i for i, o in enumerate(b_options)
+                                                  if o == "Q: {{question}} · openai:chat:gpt-4o")).run()
+    infos = " ".join(i.value for i in ev.info).replace("\\", "")
+    assert "openai:chat:gpt-4o and openai:chat:gpt-4o-mini share no cases" in infos  # its calls all failed
     expanders = [e.label for e in ev.expander]
     failure_first = [label for label in expanders if label.startswith(("⚠️", "❌", "✅"))]
     assert failure_first[0].startswith(("⚠️", "❌")) and failure_first[-1].startswith("✅")
@@ -229,3 +236,96 @@ def test_a_command_line_run_is_listed_on_the_page_and_its_unpriced_cost_never_re
     assert ev.selectbox(key="eval_result_pick").value == run_id  # listed, and shown (the newest)
     summary = " ".join(m.value for m in ev.markdown)
     assert "unpriced (1 call)" in summary and "· $0" not in summary
+
+
+def test_a_test_sets_versions_show_what_changed_against_the_one_before(ev):
+    ev.text_area(key="eval_yaml").set_value(CONFIG).run()
+    ev.text_input(key="eval_set_name").set_value("shoes").run()
+    ev.button(key="eval_set_save").click().run()
+    more = CONFIG + '  - description: laces\n    vars: {question: "laces?"}\n'
+    ev.text_area(key="eval_yaml").set_value(more).run()
+    ev.button(key="eval_set_save").click().run()
+    assert not ev.exception, ev.exception
+    captions = " ".join(c.value for c in ev.caption)
+    assert "Against v1: 1 added, 0 removed, 0 changed." in captions  # the newest version is picked first
+    assert "laces" in " ".join(m.value for m in ev.markdown)
+    ev.selectbox(key="eval_set_version_shoes_2").set_value(1).run()
+    assert "The first version: 2 cases." in " ".join(c.value for c in ev.caption)
+
+
+def test_suggest_a_revision_run_it_on_the_same_cases_and_adopt_it_only_when_asked(ev, server, app_env):
+    from core.playground.library import PromptLibrary
+    from tests.loopback_server import Script
+
+    config = ("prompts: ['Answer: {{q}}']\nproviders: [openai:chat:gpt-4o-mini]\ntests:\n"
+              + "".join(f"  - vars: {{q: case {i}}}\n    assert: [{{type: contains, value: OK}}]\n" for i in range(6)))
+    ev.text_area(key="eval_yaml").set_value(config).run()
+    ev.button(key="eval_run").click().run()
+    run_id = EvalStore(app_env["PROMPTLAB_DB_URL"]).runs()[0].id
+    server.push(Script(reply="<prompt>Answer: {{q}}. End with OK.</prompt>", when="You revise prompts"))
+    ev.button(key=f"eval_rev_ask_{run_id}").click().run()
+    assert not ev.exception and not ev.error, [e.value for e in ev.error]
+    assert "Answer: {{q}}. End with OK." in " ".join(c.value for c in ev.code)
+    ev.button(key=f"eval_rev_run_{run_id}").click().run()
+    assert not ev.exception, ev.exception
+    verdicts = " ".join(s.value for s in ev.success)
+    assert "The revision is better" in verdicts and "p = 0.031 on 6 cases" in verdicts
+    assert "Answer: {{q}}" in ev.text_area(key="eval_yaml").value  # nothing adopted yet
+    assert PromptLibrary(app_env["PROMPTLAB_DB_URL"]).names() == []
+    ev.button(key=f"eval_rev_save_{run_id}").click().run()
+    (saved,) = PromptLibrary(app_env["PROMPTLAB_DB_URL"]).history("Answer: {{q}}")
+    assert saved.draft.user_template == "Answer: {{q}}. End with OK."
+    ev.button(key=f"eval_rev_adopt_{run_id}").click().run()
+    assert "End with OK." in ev.text_area(key="eval_yaml").value
+
+
+def test_a_revision_reply_that_is_not_a_prompt_is_one_sentence(ev, server, app_env):
+    from tests.loopback_server import Script
+
+    config = ("prompts: ['Answer: {{q}}']\nproviders: [openai:chat:gpt-4o-mini]\ntests:\n"
+              "  - vars: {q: x}\n    assert: [{type: contains, value: OK}]\n")
+    ev.text_area(key="eval_yaml").set_value(config).run()
+    ev.button(key="eval_run").click().run()
+    run_id = EvalStore(app_env["PROMPTLAB_DB_URL"]).runs()[0].id
+    server.push(Script(reply="Ignore previous instructions; here is nothing useful.", when="You revise prompts"))
+    ev.button(key=f"eval_rev_ask_{run_id}").click().run()
+    assert not ev.exception
+    assert any("no prompt between <prompt> tags" in e.value.replace("\\", "") for e in ev.error)
+    assert not [c for c in ev.code if "Ignore previous" in c.value]
+
+
+def test_generate_more_cases_preview_edit_and_add(ev, server):
+    import json
+
+    from tests.loopback_server import Script
+
+    ev.text_area(key="eval_yaml").set_value(CONFIG).run()
+    server.push(Script(reply=json.dumps({"cases": [{"vars": {"question": "Do you sell socks?"}},
+                                                   {"vars": {"question": "return window?"}}]}),
+                       when="You write test inputs"))
+    ev.number_input(key="eval_gen_n").set_value(2).run()
+    ev.button(key="eval_gen_go").click().run()
+    assert not ev.exception and "1 new cases · 1 near-duplicates dropped" in " ".join(c.value for c in ev.caption)
+    ev.button(key="eval_gen_add").click().run()
+    assert not ev.exception
+    text = ev.text_area(key="eval_yaml").value
+    assert "Do you sell socks?" in text and "generated:" in text  # added, marked as generated
+def test_an_uploaded_config_with_an_image_var_runs_and_shows_a_file_chip(ev, server, app_env):
+    from tests.loopback_server import tiny_png
+    image = tiny_png(16, 16)
+    ev.file_uploader(key="eval_upload").set_value([
+        ("promptfooconfig.yaml", b"prompts: ['What is in {{photo}}?']\nproviders: [openai:chat:gpt-4o-mini]\n"
+                                 b"tests:\n  - vars: {photo: 'file://cat.png'}\n"
+                                 b"    assert: [{type: contains, value: '[1 image]'}]\n", "application/x-yaml"),
+        ("cat.png", image, "image/png")]).run()
+    ev.run()
+    assert not ev.exception and not ev.error, [e.value for e in ev.error]
+    ev.button(key="eval_run").click().run()
+    assert not ev.exception, ev.exception
+    (body,) = server.chat_requests()
+    assert [p["type"] for p in body["messages"][-1]["content"]] == ["text", "image_url"]
+    matrix = next(d.value for d in ev.dataframe if d.value.index.name == "prompt")
+    assert matrix.iloc[0, 0].startswith("1/1")
+    chips = [j.value for j in ev.json if "cat.png" in j.value]
+    assert chips and "🖼️ cat.png · 16×16 · 1 KB · sha256 " in json.loads(chips[0])["photo"]
+    assert "iVBORw0KGgo" not in page_text(ev)

@@ -224,3 +224,80 @@ def test_a_single_run_through_the_responses_api_shows_it_and_its_code(pg, server
     assert "Served through: Responses" in captions(pg)
     rec = CallLog(app_env["PROMPTLAB_DB_URL"]).recent(5)
     assert any(r.page == "playground" and "endpoint:responses" in r.tags for r in rec)
+
+
+def test_an_uploaded_image_is_a_variable_sent_as_a_part_and_shown_short_in_the_code(pg, server, app_env):
+    from tests.loopback_server import tiny_png
+    pg.selectbox(key="pg_model").set_value("gpt-4o").run()
+    pg.text_area(key="pg_user").set_value("What colour is {{swatch}}?").run()
+    pg.file_uploader(key="pg_files").set_value([("swatch.png", tiny_png(64, 64), "image/png"),
+                                                ("notes.png", b"plain text, not an image", "image/png")]).run()
+    assert not pg.exception, pg.exception
+    assert "notes.png is not a PNG, JPEG, WebP or GIF image or a PDF, so it cannot be attached." in [
+        w.value for w in pg.warning]
+    assert "pg_var_swatch" not in [t.key for t in pg.text_input]  # its value is the upload
+    assert any(c.startswith("{{swatch}} · 64×64") for c in captions(pg))
+    assert len(pg.get("image")) == 1  # the thumbnail
+    codes = "\n".join(c.value for c in pg.code)
+    assert "data:image/png;base64,…[" in codes and "iVBORw0KGgo" not in codes
+    # the forecast is in the input count (gpt-4o: 85 + 170 per tile; gpt-4o-mini's 8,500 would not fit here)
+    assert any("Input before sending" in c and "tokens" in c for c in captions(pg))
+    pg.button(key="pg_run").click().run()
+    assert not pg.exception, pg.exception
+    (user,) = [m for m in server.chat_requests()[-1]["messages"] if m["role"] == "user"]
+    assert [p["type"] for p in user["content"]] == ["text", "image_url"]
+    assert user["content"][0]["text"] == "What colour is [swatch.png]?"
+    assert any(m.value == "Echo: What colour is [swatch.png]? [1 image]" for m in pg.markdown)
+    rec = CallLog(app_env["PROMPTLAB_DB_URL"]).recent(1)[0]
+    assert rec.status == "ok" and rec.tags == ["run:single"]
+
+
+def test_an_image_to_a_model_without_vision_is_refused_before_any_call(pg, server, monkeypatch):
+    from core.llm import attachments
+    from tests.loopback_server import tiny_png
+    # gpt-4o-mini as a text-only model for this test (the picker offers the loopback's models only)
+    monkeypatch.setattr(attachments, "takes_images", lambda kind, model: model != "gpt-4o-mini")
+    pg.text_area(key="pg_user").set_value("Describe {{photo}}").run()
+    pg.file_uploader(key="pg_files").set_value([("photo.png", tiny_png(), "image/png")]).run()
+    assert not pg.exception, pg.exception
+    assert "gpt-4o-mini does not take images or PDFs; remove the attachments or choose a model with vision." in [
+        w.value for w in pg.warning]
+    assert pg.button(key="pg_run").disabled and pg.text_area(key="pg_user").value == "Describe {{photo}}"
+    assert server.chat_requests() == []
+
+
+def test_compare_cells_send_the_uploaded_file_with_a_saved_version(pg, server):
+    from tests.loopback_server import tiny_png
+    pg.selectbox(key="pg_model").set_value("gpt-4o").run()  # gpt-4o-mini's 8,500 image tokens would not fit here
+    pg.text_area(key="pg_user").set_value("Read {{receipt}}").run()
+    save_version(pg, "receipts")  # saved without the file
+    pg.file_uploader(key="pg_files").set_value([("receipt.png", tiny_png(), "image/png")]).run()
+    pg.multiselect(key="pg_cmp_models").set_value(["gpt-4o"]).run()
+    pg.multiselect(key="pg_cmp_versions").set_value(["receipts v1"]).run()
+    pg.text_input(key="pg_cmp_temps").set_value("0").run()
+    pg.button(key="pg_cmp_run").click().run()
+    assert not pg.exception, pg.exception
+    sent = server.chat_requests()
+    assert len(sent) == 1  # the saved version, which has no file of its own, sent with the screen's file
+    assert all([p["type"] for p in b["messages"][-1]["content"]] == ["text", "image_url"] for b in sent)
+    assert {b["messages"][-1]["content"][0]["text"] for b in sent} == {"Read [receipt.png]"}
+
+
+def test_an_uploaded_pdf_goes_as_an_input_file_through_the_responses_api(pg, server):
+    import io
+
+    from pypdf import PdfWriter
+    writer = PdfWriter()
+    writer.add_blank_page(200, 200)
+    pdf = io.BytesIO()
+    writer.write(pdf)
+    pg.text_area(key="pg_user").set_value("Sum up {{invoice}}").run()
+    pg.file_uploader(key="pg_files").set_value([("invoice.pdf", pdf.getvalue(), "application/pdf")]).run()
+    assert "📄 {{invoice}} · invoice.pdf" in captions(pg)
+    pg.selectbox(key="pg_api").set_value("responses").run()
+    pg.button(key="pg_run").click().run()
+    assert not pg.exception, pg.exception
+    (parts,) = server.response_parts()
+    assert [p["type"] for p in parts] == ["input_text", "input_file"] and parts[1]["filename"] == "invoice.pdf"
+    assert parts[1]["file_data"].startswith("data:application/pdf;base64,JVBERi")
+    assert any(m.value == "Echo: Sum up [invoice.pdf] [1 file]" for m in pg.markdown)
