@@ -5,15 +5,27 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from core.base import i18n
 from core.base.i18n import _
 from core.chat import conversation as chat
 from core.chat import turn as chat_turn
+from core.chat import voice
 from core.chat.personas import CUSTOM_ID, LANGUAGES, language_label
 from core.formats.rendering import model_markdown, plain
+from core.records import report
 from pages._widgets import model_picker
 from pages._workbench import Workbench
 
 DEFAULT_TEMPERATURE = 0.7
+
+
+def export_menu(conv: chat.Conversation, wb: Workbench) -> None:
+    """The conversation's files, in one popover of the action row (drawn by the page, not in the sidebar)."""
+    st.download_button(_("🔗 Share as one HTML file"), i18n.deferred(lambda: report.conversation_report(conv, wb.secrets).html),
+                       chat.export_name(conv, "html"), "text/html", key="share_html",
+                       help=_("Opens offline in any browser; keys and personal data are left out."))
+    st.download_button(_("⬇ Markdown"), chat.export_markdown(conv), chat.export_name(conv, "md"), "text/markdown")
+    st.download_button(_("⬇ JSON"), chat.export_json(conv), chat.export_name(conv, "json"), "application/json")
 
 
 def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan, persona_names: dict[str, str],
@@ -58,6 +70,17 @@ def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan,
                 st.error(problem)
             if wb.provider_for(st.session_state.get("chat_model") or "").kind == "local":
                 st.caption(_("the offline model cannot call tools"))
+
+        with st.expander(_("🔊 Voice")):
+            # Read by pages/_chat_voice.py from the session state (the sidebar is drawn last).
+            st.selectbox(_("Voice for 🔊 Play"), list(voice.VOICES), key="chat_voice",
+                         help=_("ballad and verse need gpt-4o-mini-tts"))
+            st.text_input(_("Speech model"), voice.DEFAULT_SPEECH_MODEL, key="chat_speech_model",
+                          help=_("tts-1 (priced per character), tts-1-hd or gpt-4o-mini-tts"))
+            st.text_input(_("Transcription model"), voice.default_transcribe_model(wb.provider.kind),
+                          key="chat_transcribe_model",
+                          help=_("gpt-4o-mini-transcribe, gpt-4o-transcribe, or whisper-1 for a Whisper-compatible "
+                                 "server"))
 
         st.subheader(_("Counters"))
         st.caption(chat.totals_caption(chat.totals(conv)))

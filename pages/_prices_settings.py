@@ -14,7 +14,8 @@ from core.llm.pricing import proxy_hint
 from core.llm.providers import kind_label
 from pages._workbench import Workbench
 
-COLUMNS = ["provider", "model", "input_per_mtok", "cached_input_per_mtok", "output_per_mtok", "per_image"]
+COLUMNS = ["provider", "model", "input_per_mtok", "cached_input_per_mtok", "output_per_mtok", "per_image",
+           *custom_prices.AUDIO_KEYS]
 
 
 @st.cache_data(ttl=120, show_spinner=False)
@@ -49,7 +50,15 @@ def render_prices(wb: Workbench) -> None:
         "input_per_mtok": st.column_config.NumberColumn(_("input $/1M"), min_value=0.0, format="%.4f"),
         "cached_input_per_mtok": st.column_config.NumberColumn(_("cached input $/1M"), min_value=0.0, format="%.4f"),
         "output_per_mtok": st.column_config.NumberColumn(_("output $/1M"), min_value=0.0, format="%.4f"),
-        "per_image": st.column_config.NumberColumn(_("$ per image"), min_value=0.0, format="%.4f")})
+        "per_image": st.column_config.NumberColumn(_("$ per image"), min_value=0.0, format="%.4f"),
+        # Audio models (voice in Chat): the token prices may stay empty when one of these is set.
+        "per_audio_minute": st.column_config.NumberColumn(_("$ per audio minute"), min_value=0.0, format="%.4f",
+                                                          help=_("Transcription, per minute of audio")),
+        "per_mchars": st.column_config.NumberColumn(_("$ per 1M characters"), min_value=0.0, format="%.4f",
+                                                    help=_("Speech, per 1M characters read aloud")),
+        "audio_input_per_mtok": st.column_config.NumberColumn(_("audio input $/1M tokens"), min_value=0.0,
+                                                              format="%.4f",
+                                                              help=_("Transcription, per 1M audio tokens"))})
     if st.button(_("Save prices and re-price the log"), key="prices_save"):
         try:
             rows = [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in edited.to_dict("records")

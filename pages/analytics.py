@@ -13,7 +13,7 @@ from core.calls.synthetic import generate
 from core.formats.columns import for_people, label, page_name
 from core.formats.exports import to_csv
 from core.formats.rendering import code_text, plain
-from core.llm.pricing import format_cost
+from core.llm.pricing import format_cost, format_cost_total
 from core.playground.draft import replay_draft
 from core.records import report
 from pages._analytics_traffic import draw_add_to_set
@@ -24,7 +24,7 @@ PERIODS = {"Today": N_("Today"), "7 days": N_("7 days"), "30 days": N_("30 days"
            "Custom": N_("Custom")}  # core.analytics.dashboard.preset_range's names → what the menu shows
 NO_OTHER_MODEL = N_("(no other model)")
 DIMENSIONS = {"provider": N_("Provider"), "model": N_("Model"), "page": N_("Page"), "user": N_("User"),
-              "status": N_("Status"), "tag": N_("Tag")}
+              "status": N_("Status"), "endpoint": N_("Endpoint"), "tag": N_("Tag")}
 
 wb = workbench()
 st.title(_("📊 Analytics"))
@@ -90,7 +90,7 @@ with st.sidebar:
                                  "to a model; turn this on to include them."))
 pages_filter = an.pages_shown(chosen["page"], options["page"], non_model)
 filters = an.Filters(start, end, chosen["provider"], chosen["model"], pages_filter, chosen["user"],
-                     chosen["status"], chosen["tag"])
+                     chosen["status"], chosen["tag"], chosen["endpoint"])
 dash = _dashboard(wb.settings.db_url, engine.version, filters)
 st.caption(f"{i18n.day(filters.start)} – {i18n.day(filters.end)} (UTC), "
            + (_("compared with the {days} days before.").format(days=filters.days)
@@ -142,6 +142,13 @@ else:
             box.plotly_chart(charts[key], width="stretch", key=f"chart_{key}", config=CHART_CONFIG)
             if key in notes:
                 box.caption(notes[key])
+
+    with st.expander(_("By endpoint"), expanded=dash.by_endpoint["endpoint"].nunique() > 1):
+        st.dataframe(pd.DataFrame([{
+            _("Endpoint"): r.endpoint, _("Calls"): int(r.calls), _("Errors"): int(r.errors),
+            _("Spend"): format_cost_total(None if pd.isna(r.spend_usd) else r.spend_usd, int(r.unpriced)),
+            _("p50 latency (ms)"): None if pd.isna(r.p50_latency_ms) else round(r.p50_latency_ms)}
+            for r in dash.by_endpoint.itertuples()]), hide_index=True, width="stretch", key="an_by_endpoint")
 
 with st.expander(_("What if… (estimates)")):
     usage = engine.usage_by_model(filters)

@@ -4,7 +4,6 @@ from collections.abc import Iterator
 
 import streamlit as st
 
-from core.base import i18n
 from core.base.i18n import _
 from core.calls.gate import CallHooks
 from core.chat import conversation as chat
@@ -14,10 +13,10 @@ from core.formats.rendering import model_markdown, plain
 from core.llm.local_model import queue_sentence
 from core.llm.providers import offline_limits, offline_notice
 from core.llm.tools import ToolError
-from core.records import report
 from pages._chat_attachments import UPLOAD_EXTENSIONS, draw_attachments, draw_tray, read_input, show_sent
 from pages._chat_feedback import draw_reply_footer
-from pages._chat_sidebar import DEFAULT_TEMPERATURE, draw_sidebar
+from pages._chat_sidebar import DEFAULT_TEMPERATURE, draw_sidebar, export_menu
+from pages._chat_voice import play_button, voice_message
 from pages._widgets import picked_model, stream_markdown
 from pages._workbench import response_cache, workbench
 
@@ -102,6 +101,7 @@ for index, message in enumerate(conv.messages):
             if message.note:
                 st.caption(f"↪ {plain(message.note)}")
             draw_reply_footer(conv, index, message, wb)  # caption, 👍 / 👎, add to a test set
+            play_button(wb, message.content, str(index))  # 🔊 read aloud (pages/_chat_voice.py)
 
 if plan.dropped_messages:
     st.info(_('{dropped_messages} older messages no longer fit the context window and are not sent.').format(
@@ -155,11 +155,7 @@ if conv.messages:
         start_new_conversation()
         st.rerun()
     with actions.popover(_("⬇ Export / share")):
-        st.download_button(_("🔗 Share as one HTML file"), i18n.deferred(lambda: report.conversation_report(conv, wb.secrets).html),
-                           chat.export_name(conv, "html"), "text/html", key="share_html",
-                           help=_("Opens offline in any browser; keys and personal data are left out."))
-        st.download_button(_("⬇ Markdown"), chat.export_markdown(conv), chat.export_name(conv, "md"), "text/markdown")
-        st.download_button(_("⬇ JSON"), chat.export_json(conv), chat.export_name(conv, "json"), "application/json")
+        export_menu(conv, wb)
 
 starter = None
 if not conv.messages:  # an empty chat offers what to ask first, for its persona
@@ -170,6 +166,7 @@ if not conv.messages:  # an empty chat offers what to ask first, for its persona
         if col.button(text, key=f"starter_{i}", width="stretch"):
             starter = text
 
+spoken = voice_message(wb)  # the microphone: a transcript, edited, and sent (pages/_chat_voice.py)
 if "chat_restore" in state:  # a flagged prompt comes back into the box, editable
     state.chat_box = state.pop("chat_restore")
 if provider.kind == "local":  # what the tiny offline model can do, beside the box the user writes in
@@ -177,6 +174,8 @@ if provider.kind == "local":  # what the tiny offline model can do, beside the b
 draw_tray(model, provider.kind)  # the files waiting for the next message
 prompt, attached = read_input(st.chat_input(_("Message PromptLab…"), key="chat_box", accept_file="multiple",
                                             file_type=UPLOAD_EXTENSIONS), starter, errors)
+if prompt is None and spoken is not None:  # the microphone's transcript, with any files waiting in the tray
+    prompt, attached = read_input(None, spoken, errors)
 if prompt is not None:
     submission = chat_turn.submit(conv, prompt, turn_settings, services, attachments=attached)
     if submission.refusal:  # nothing is sent; the text goes back into the box, the files stay in the tray

@@ -118,8 +118,9 @@ def menu_words(at: AppTest, data: set[str] = frozenset()) -> list[str]:  # type:
                      + [ms.label for ms in at.multiselect] + [b.label for b in at.button]
                      + [o.content for bg in at.get("button_group") for o in bg.proto.options])
     languages = {"English", "Español", "Français", "Deutsch", "Português", "Italiano"}  # each in its own name
-    return english(text, languages | {o for sb in at.selectbox if "odel" in (sb.key or "") for o in sb.proto.options}
-                   | set(data))
+    # Model ids and OpenAI's voice names (alloy, nova…) are names, shown as the API spells them.
+    named = {o for sb in at.selectbox if "odel" in (sb.key or "") or sb.key == "chat_voice" for o in sb.proto.options}
+    return english(text, languages | named | set(data))
 
 
 # ----- row 4: menus switch at once; the Chat page and its artefacts ------------------------------------------------

@@ -199,6 +199,8 @@ _BUILDERS: dict[str, Callable[[Dashboard], go.Figure]] = {
     "tokens_by_model": _tokens_by_model,
     "spend_by_page": lambda d: _money(_bars(d.spend_by_page, "page", "spend_usd", _("Spend by page (USD)")),
                                       d.spend_by_page["spend_usd"]),
+    "spend_by_endpoint": lambda d: _money(_bars(d.by_endpoint, "endpoint", "spend_usd",
+                                                _("Spend by endpoint (USD)")), d.by_endpoint["spend_usd"]),
     "spend_by_user": lambda d: _money(_bars(d.spend_by_user, "user", "spend_usd", _("Spend by user (USD)")),
                                       d.spend_by_user["spend_usd"]),
     "spend_by_tag": lambda d: _money(_bars(d.spend_by_tag, "tag", "spend_usd", _("Spend by tag (USD)")),
@@ -221,7 +223,8 @@ class ChartGroup:
 # exactly one group (tests/analytics/test_analytics.py checks it).
 CHART_GROUPS: dict[str, ChartGroup] = {
     "overview": ChartGroup(N_("Spend and calls"), ("spend_by_day", "calls_by_day")),
-    "breakdown": ChartGroup(N_("Spend by page, user, tag"), ("spend_by_page", "spend_by_user", "spend_by_tag")),
+    "breakdown": ChartGroup(N_("Spend by page, endpoint, user, tag"),
+                            ("spend_by_page", "spend_by_endpoint", "spend_by_user", "spend_by_tag")),
     "speed": ChartGroup(N_("Latency and speed"), ("latency", "ttft", "speed")),
     "tokens": ChartGroup(N_("Tokens and errors"), ("tokens_by_model", "errors")),
 }

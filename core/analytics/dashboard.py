@@ -76,7 +76,7 @@ def pages_shown(chosen: tuple[str, ...], available: list[str], include_non_model
     return kept if len(kept) < len(available) else ()
 
 
-FILTER_DIMENSIONS = ("provider", "model", "page", "user", "status")
+FILTER_DIMENSIONS = ("provider", "model", "page", "user", "status", "endpoint")
 HOURLY_UP_TO_DAYS = 2  # periods this short get hourly series
 BUCKETS = {"day": "day", "hour": "date_trunc('hour', ts)"}  # a series' time step → its SQL over the mirror
 
@@ -93,6 +93,7 @@ class Filters:
     users: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    endpoints: tuple[str, ...] = ()  # the API called (core.calls.log.ENDPOINTS)
 
     @property
     def days(self) -> int:
@@ -134,7 +135,7 @@ def where(filters: Filters) -> tuple[str, list[Any]]:
     clauses: list[str] = ["day BETWEEN ? AND ?"]
     params: list[Any] = [filters.start, filters.end]
     for column, values in zip(FILTER_DIMENSIONS, (filters.providers, filters.models, filters.pages, filters.users,
-                                                  filters.statuses), strict=True):
+                                                  filters.statuses, filters.endpoints), strict=True):
         if values:
             clauses.append(f'"{column}" IN ({", ".join("?" * len(values))})')
             params.extend(values)
@@ -206,6 +207,7 @@ class Dashboard:
     spend_by_tag: pd.DataFrame
     speed_by_model: pd.DataFrame
     error_types: pd.DataFrame
+    by_endpoint: pd.DataFrame = field(default_factory=pd.DataFrame)  # calls, spend, unpriced, latency per API
     unpriced_models: list[str] = field(default_factory=list)
     bucket: str = "day"  # the step of the time series: their "day" column holds each day, or each hour's start
     period: tuple[date, date] | None = None  # the days shown (inclusive): an hourly axis spans all of them
@@ -234,6 +236,13 @@ _SERIES_SQL = {
     "speed_by_model": "SELECT model, median((output_tokens - 1) / ((latency_ms - ttft_ms) / 1000)) AS tokens_per_s, "
                       "count(*) AS calls FROM f WHERE status = 'ok' AND output_tokens > 1 AND ttft_ms IS NOT NULL "
                       "AND latency_ms > ttft_ms AND page NOT IN ('images', 'moderation') GROUP BY model ORDER BY tokens_per_s DESC",
+    # Per API (chat, responses, audio, images…): what it cost, how often, how fast; unpriced calls counted apart
+    # (their spend is unknown, not $0).
+    "by_endpoint": "SELECT endpoint, count(*) AS calls, sum(cost_usd) AS spend_usd, "
+                   "count(*) FILTER (cost_usd IS NULL AND status <> 'error') AS unpriced, "
+                   "count(*) FILTER (status = 'error') AS errors, "
+                   "quantile_cont(latency_ms, 0.5) FILTER (status = 'ok') AS p50_latency_ms "
+                   "FROM f GROUP BY endpoint ORDER BY spend_usd DESC NULLS LAST, calls DESC",
     "error_types": "SELECT coalesce(error_type, 'unknown') AS error_type, count(*) AS calls FROM f "
                    "WHERE status = 'error' GROUP BY 1 ORDER BY calls DESC",
 }
@@ -329,7 +338,7 @@ class Analytics:
         condition, params = where(filters)
         total = _one(cur.execute(f"SELECT count(*) FROM calls WHERE {condition}", params))[0]
         frame = cur.execute(
-            f'SELECT request_id, ts, page, provider, model, status, error_type, input_tokens, output_tokens, '
+            f'SELECT request_id, ts, page, endpoint, provider, model, status, error_type, input_tokens, output_tokens, '
             f'cost_usd, latency_ms, ttft_ms, "user", tags, tokens_estimated FROM calls WHERE {condition} '
             f"ORDER BY ts DESC, rid DESC LIMIT {int(page_size)} OFFSET {int(page) * int(page_size)}", params).df()
         return frame, int(total)

@@ -26,7 +26,9 @@ from core.base.i18n import N_, _
 BILLABLE_PAGES = ("chat", "playground", "evals", "moderation")
 # Priced work on other endpoints than chat completions (pages → endpoint). Their spend is on the bill, so it counts
 # in tracked dollars and coverage; their requests are not in the completions Usage API, so they compare in dollars.
-OTHER_ENDPOINTS = {"images": "images"}
+OTHER_ENDPOINTS = {"images": "images", "audio": "audio"}
+# Voice calls are made from the chat page: told apart by the call log's endpoint column (m015), not by page.
+AUDIO_ENDPOINTS = ("audio.transcriptions", "audio.speech")
 UNATTRIBUTED = "unattributed"  # the model of a day's billed line items that name no model of that day
 
 
@@ -224,18 +226,19 @@ def tracked_usage(engine: Engine, since: date, until: date, providers: tuple[str
     ts = "+ts" if engine.dialect.name == "sqlite" else "ts"
     query = sa.text(
         "SELECT substr(ts, 1, 10) AS day, coalesce(model, model_requested) AS model, "
-        "CASE WHEN page IN :other THEN page ELSE 'completions' END AS endpoint, count(*) AS requests, "
+        "CASE WHEN endpoint IN :audio THEN 'audio' WHEN page IN :other THEN page ELSE 'completions' END AS endpoint, "
+        "count(*) AS requests, "
         "coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(cached_input_tokens), 0) AS cached, "
         "coalesce(sum(output_tokens), 0) AS output_tokens, sum(cost_usd) AS cost, "
         "count(*) - count(cost_usd) AS unpriced "
         f"FROM calls WHERE {ts} >= :since AND {ts} < :until AND status IN ('ok', 'cancelled') "
         "AND NOT coalesce(cached, FALSE) AND page IN :pages AND provider IN :providers "
         "GROUP BY 1, 2, 3").bindparams(sa.bindparam("pages", expanding=True), sa.bindparam("providers", expanding=True),
-                                       sa.bindparam("other", expanding=True))
+                                       sa.bindparam("other", expanding=True), sa.bindparam("audio", expanding=True))
     with engine.connect() as conn:
         rows = conn.execute(query, {"since": since.isoformat(), "until": (until + timedelta(days=1)).isoformat(),
                                     "pages": [*BILLABLE_PAGES, *OTHER_ENDPOINTS], "providers": list(providers),
-                                    "other": list(OTHER_ENDPOINTS)}).all()
+                                    "other": list(OTHER_ENDPOINTS), "audio": list(AUDIO_ENDPOINTS)}).all()
     return [Usage(day=r.day, model=r.model or "unknown", requests=int(r.requests), input_tokens=int(r.input_tokens),
                   cached_input_tokens=int(r.cached), output_tokens=int(r.output_tokens),
                   cost_usd=None if r.unpriced else float(r.cost or 0.0),
@@ -350,8 +353,10 @@ def reconcile(tracked: list[Usage], billed: list[Usage], billed_by_day: dict[str
             explanation = _("billed, not tracked: made outside PromptLab, on an endpoint whose requests are not "
                             "compared (images, audio, embeddings)")
         elif t is not None and t.endpoint != "completions" and b is None:
-            # Not "tracked requests the provider did not bill": the completions Usage API never counts images.
-            explanation = _("image generation: not in the Usage API's completions, compared in dollars")
+            # Not "tracked requests the provider did not bill": the completions Usage API never counts images or audio.
+            explanation = (_("audio (transcription, speech): not in the Usage API's completions, compared in dollars")
+                           if t.endpoint == "audio" else
+                           _("image generation: not in the Usage API's completions, compared in dollars"))
             if t.cost_usd is None:  # _explain's last note is the unpriced one
                 explanation += "; " + _explain(t, None).split("; ")[-1]
         rows.append(ReconciledRow(

@@ -247,6 +247,23 @@ def m014_eval_set_owners(conn: Connection) -> None:
 
 
 @migration
+def m015_call_endpoints(conn: Connection) -> None:
+    # Which API each call went to (chat.completions, responses, audio.transcriptions, audio.speech, images.generate,
+    # images.edit, moderations, models, embeddings), so Analytics splits cost, calls and latency by it. Rows from
+    # before take it from their `endpoint:` tag when they have one, else from their page (images, moderation, the
+    # model list), else Chat Completions, the only API PromptLab called before the others came.
+    conn.execute(sa.text("ALTER TABLE calls ADD COLUMN endpoint TEXT NOT NULL DEFAULT 'chat.completions'"))
+    conn.execute(sa.text("UPDATE calls SET endpoint = 'models' WHERE page = 'other'"))
+    conn.execute(sa.text("UPDATE calls SET endpoint = 'moderations' WHERE page = 'moderation'"))
+    conn.execute(sa.text("UPDATE calls SET endpoint = CASE WHEN tags LIKE '%\"edit\"%' THEN 'images.edit' "
+                         "ELSE 'images.generate' END WHERE page = 'images'"))
+    for endpoint in ("responses", "audio.transcriptions", "audio.speech", "images.generate", "images.edit",
+                     "moderations", "embeddings"):
+        conn.execute(sa.text("UPDATE calls SET endpoint = :e WHERE tags LIKE :t"),
+                     {"e": endpoint, "t": f'%"endpoint:{endpoint}"%'})
+
+
+@migration
 def m016_eval_batches(conn: Connection) -> None:
     # An eval run sent through OpenAI's Batch API: one row per batch (a run's cells are split by endpoint and
     # model, one batch each), so polling survives a restart of the app — any process picks the batch up from here.

@@ -30,7 +30,7 @@ from core.base.errors import (
 from core.calls import prometheus as metrics
 from core.calls.cache import CachedReply, CacheStep, ResponseCache
 from core.calls.chunks import ChunkAccumulator
-from core.calls.log import CallLog, CallRecord, CallTexts
+from core.calls.log import CHAT_COMPLETIONS, CallLog, CallRecord, CallTexts
 from core.calls.metrics import CallMetrics, CallStatus
 from core.calls.pending_writes import PENDING
 from core.calls.ratelimit import RateLimitStep
@@ -190,8 +190,9 @@ class ChatStream:
         self.hooks = hooks  # what the caller shows while the request waits (rate limit, queue, first chunk)
         self.outcome: CallOutcome | None = None
         self.reply: ChunkAccumulator | ResponseEventAccumulator = ChunkAccumulator()
-        # The call log tells the APIs apart by a tag until it has an endpoint column.
+        # The call log's endpoint column tells the APIs apart; the tag stays for filters saved with it.
         self._tags = list(context.tags) + ([f"endpoint:{request.api}"] if request.api != "chat" else [])
+        self._endpoint = "responses" if request.api == "responses" else CHAT_COMPLETIONS
         # A conversation's reply that loops is cut (Chat); the Playground and evals measure the raw output.
         self._guard = RepetitionGuard() if stop_loops else None
         self._gen = self._run()
@@ -336,7 +337,7 @@ class ChatStream:
         record = CallRecord(request_id=self.request_id, ts=ts, page=self.context.page, provider=self.provider.kind,
                             model_requested=self.request.model, status="started", user=self.context.user,
                             session=self.context.session, tags=list(self._tags), chain_id=self.chain_id,
-                            attempt=self.attempt)
+                            attempt=self.attempt, endpoint=self._endpoint)
         try:
             self.log.start(record)
         except Exception as exc:  # the finished call is written anyway; a busy database must not stop the reply
@@ -401,7 +402,7 @@ class ChatStream:
             reasoning_tokens=usage.reasoning_tokens, tokens_estimated=usage.estimated, cost_usd=cost,
             latency_ms=round(latency_ms, 2), ttft_ms=round(reply.ttft_ms, 2) if reply.ttft_ms is not None else None,
             user=self.context.user, session=self.context.session, tags=list(self._tags),
-            chain_id=self.chain_id, attempt=self.attempt, cached=cached is not None)
+            chain_id=self.chain_id, attempt=self.attempt, cached=cached is not None, endpoint=self._endpoint)
         text = outcome.text or (json.dumps({"tool_calls": outcome.tool_calls}) if outcome.tool_calls else "")
         # An attached image or PDF is logged by its size and digest, not its bytes (the conversation keeps those).
         texts = CallTexts(without_inline_data({"model": self.request.model, "messages": self.request.messages,
@@ -449,16 +450,17 @@ def book(record: CallRecord, texts: CallTexts | None, log: CallLog,
 
 
 def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Callable[[Any], T],
-                *, model: str | None = None, operation: str = "other",
+                *, endpoint: str, model: str | None = None, operation: str = "other",
                 describe: Callable[[T, CallRecord], None] | None = None,
                 texts: CallTexts | None = None) -> tuple[T, CallRecord]:
     """Run a non-streaming API call through the gate: timed, mapped, logged. `describe(result, record)` fills in
-    what the result says (model, tokens, cost, images). Returns the result and its record; raises PromptLabError."""
+    what the result says (model, tokens, cost, images); `endpoint` is the API it calls (log.ENDPOINTS). Returns the
+    result and its record; raises PromptLabError."""
     started = time.perf_counter()
     record = CallRecord(request_id=f"req_{uuid.uuid4().hex}", ts=utc_now_iso(), page=context.page,
                         provider=provider.kind, model_requested=model, user=context.user,
                         session=context.session, tags=list(context.tags), input_tokens=0, output_tokens=0,
-                        cost_usd=0.0)
+                        cost_usd=0.0, endpoint=endpoint)
     try:
         result = fn(provider.client())
         if describe is not None:
@@ -476,7 +478,7 @@ def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Call
 
 def list_models(provider: Provider, context: CallContext, log: CallLog) -> list[str]:
     """Every model id the provider lists (a logged call); raises PromptLabError on failure."""
-    return logged_call(provider, context, log, model_ids)[0]
+    return logged_call(provider, context, log, model_ids, endpoint="models")[0]
 
 
 def model_ids(client: Any) -> list[str]:

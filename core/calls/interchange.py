@@ -2,7 +2,8 @@
 
 Keys, exactly: ts, request_id, page, provider, model_requested, model, status, error_type, input_tokens,
 cached_input_tokens, output_tokens, reasoning_tokens, images, tokens_estimated, cost_usd, latency_ms, ttft_ms,
-user, session, tags (null where unknown). Export also writes .csv and .parquet, chosen by the file's extension.
+user, session, tags (null where unknown), endpoint (the API called; when absent, from an `endpoint:` tag or the
+page, else chat.completions). Export also writes .csv and .parquet, chosen by the file's extension.
 """
 from __future__ import annotations
 
@@ -17,13 +18,22 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.calls.log import CALL_COLUMNS, CallLog, CallRecord, calls_table, field_for_column, record_values
+from core.calls.log import (
+    CALL_COLUMNS,
+    ENDPOINTS,
+    CallLog,
+    CallRecord,
+    calls_table,
+    endpoint_from_tags,
+    field_for_column,
+    record_values,
+)
 from core.formats.json_guard import nesting_depth
 from core.llm.pricing import TokenUsage, cost_usd, pricing_id_for
 
 KEYS = ("ts", "request_id", "page", "provider", "model_requested", "model", "status", "error_type", "input_tokens",
         "cached_input_tokens", "output_tokens", "reasoning_tokens", "images", "tokens_estimated", "cost_usd",
-        "latency_ms", "ttft_ms", "user", "session", "tags")
+        "latency_ms", "ttft_ms", "user", "session", "tags", "endpoint")
 PAGES = ("chat", "playground", "evals", "images", "moderation", "other")
 STATUSES = ("ok", "error", "cancelled", "started")
 _INT_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "images")
@@ -143,6 +153,10 @@ def validated_values(obj: Any, raw_line: bytes = b"") -> dict[str, Any]:
     for t in tags:
         _text_ok("tags", t)
     values["tags"] = tags
+    endpoint = obj.get("endpoint")
+    if endpoint is not None and endpoint not in ENDPOINTS:
+        raise ValueError(f"endpoint must be one of {', '.join(ENDPOINTS)} or null")
+    values["endpoint"] = endpoint or endpoint_from_tags(tags, page)
     request_id = obj.get("request_id")
     if request_id is not None and (type(request_id) is not str or not request_id):
         raise ValueError("request_id must be a non-empty string or null")
@@ -214,6 +228,8 @@ def insert_new(log: CallLog, records: list[CallRecord] | list[dict[str, Any]]) -
     unique: dict[str, dict[str, Any]] = {}
     for r in records:
         values = r if isinstance(r, dict) else record_values(r)
+        if not values.get("endpoint"):  # a dict from before the column (m015): inferred, as on reading
+            values = {**values, "endpoint": endpoint_from_tags(values.get("tags") or [], values.get("page"))}
         unique.setdefault(values["request_id"], values)
     with log.engine.begin() as conn:
         ids = list(unique)

@@ -36,7 +36,7 @@ calls_table = sa.Table(
     sa.Column("tokens_estimated", sa.Boolean), sa.Column("cost_usd", sa.Float), sa.Column("latency_ms", sa.Float),
     sa.Column("ttft_ms", sa.Float), sa.Column("user_id", sa.Text), sa.Column("session_id", sa.Text),
     sa.Column("tags", sa.Text), sa.Column("chain_id", sa.Text), sa.Column("attempt", sa.Integer),
-    sa.Column("cached", sa.Boolean),
+    sa.Column("cached", sa.Boolean), sa.Column("endpoint", sa.Text),
 )
 call_texts_table = sa.Table(
     "call_texts", _meta,
@@ -74,6 +74,7 @@ class CallRecord:
     chain_id: str | None = None  # fallback attempts share the first attempt's request id
     attempt: int | None = None
     cached: bool = False  # answered from the response cache (cost 0)
+    endpoint: str = "chat.completions"  # the API called (ENDPOINTS), so Analytics can split cost by it (m015)
 
 
 @dataclass
@@ -82,6 +83,28 @@ class CallTexts:
 
     request: dict[str, Any]
     reply: str | None = None
+
+
+# What `CallRecord.endpoint` holds: the OpenAI API path a call went to, dotted. Rows written before the column
+# existed took it from their `endpoint:` tag (m015), else from their page.
+CHAT_COMPLETIONS = "chat.completions"
+ENDPOINTS = (CHAT_COMPLETIONS, "responses", "audio.transcriptions", "audio.speech", "images.generate", "images.edit",
+             "moderations", "models", "embeddings")
+ENDPOINT_TAG = "endpoint:"
+
+
+def endpoint_from_tags(tags: list[str], page: str | None = None) -> str:
+    """The endpoint an older row (or an imported line without one) went to: its `endpoint:` tag, else what its page
+    calls (images: generate; moderation: moderations; "other": the model list), else Chat Completions."""
+    tagged = next((t[len(ENDPOINT_TAG):] for t in tags if t.startswith(ENDPOINT_TAG)), None)
+    if tagged in ENDPOINTS:
+        return tagged
+    if tagged == "chat":
+        return CHAT_COMPLETIONS
+    if page == "images" and "edit" in tags:
+        return "images.edit"
+    return {"images": "images.generate", "moderation": "moderations", "other": "models"}.get(page or "",
+                                                                                            CHAT_COMPLETIONS)
 
 
 _FIELDS = tuple(f.name for f in fields(CallRecord))
@@ -113,6 +136,7 @@ def _from_row(row: sa.Row) -> CallRecord:
     data["tags"] = json.loads(data["tags"] or "[]")
     data["tokens_estimated"] = bool(data["tokens_estimated"])
     data["cached"] = bool(data["cached"])
+    data["endpoint"] = data["endpoint"] or endpoint_from_tags(data["tags"], data["page"])
     return CallRecord(**{name: data[name] for name in _FIELDS})
 
 

@@ -79,7 +79,7 @@ def check(provider: Provider, text: str, settings: ModerationSettings, context: 
         if provider.kind == "local":
             raise PromptLabError("no_moderation", _("The offline model has no moderation endpoint."))
         response, _record = logged_call(provider, ctx, log, lambda c: c.moderations.create(model=MODEL, input=text),
-                                        model=MODEL, operation="moderation", describe=describe,
+                                        model=MODEL, operation="moderation", describe=describe, endpoint="moderations",
                                         texts=CallTexts({"input": text}))
     except PromptLabError as err:
         if settings.fail_open:

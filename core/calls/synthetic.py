@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from core.calls.interchange import insert_new
-from core.calls.log import CallLog, CallRecord
+from core.calls.log import CallLog, CallRecord, endpoint_from_tags
 from core.llm.pricing import TokenUsage, cost_usd, pricing_id_for
 
 # model, provider, share of calls, output tokens/s, reasoning model
@@ -104,7 +104,8 @@ def generate_records(n: int, days: int = 30, seed: int = 0, end: datetime | None
             images=images, tokens_estimated=estimated, cost_usd=cost, latency_ms=round(latency, 1),
             ttft_ms=round(first, 1) if first is not None else None, user=USERS[user_i[i]],
             session=f"s_{seed}_{user_i[i]}_{int(day[i])}",
-            tags=[t for t, roll in zip(TAGS, tag_roll[i], strict=True) if roll < 0.12]))
+            tags=[t for t, roll in zip(TAGS, tag_roll[i], strict=True) if roll < 0.12],
+            endpoint="moderations" if model == "omni-moderation-latest" else endpoint_from_tags([], page)))
     return records
 
 

@@ -425,7 +425,8 @@ class Poller:
             cached_input_tokens=usage.cached_input_tokens, output_tokens=usage.output_tokens,
             reasoning_tokens=usage.reasoning_tokens, cost_usd=cost, user=evaluation.context.user,
             session=evaluation.context.session,
-            tags=[*evaluation.context.tags, f"batch:{batch_id}", "endpoint:batch"])
+            tags=[*evaluation.context.tags, f"batch:{batch_id}", "endpoint:batch"],
+            endpoint="chat.completions")  # each line ran on Chat Completions (the batch is how, not which API)
         texts = CallTexts({"model": prepared.spec.model, "messages": prepared.messages, **prepared.params},
                           text or (json.dumps({"tool_calls": tool_calls}) if tool_calls else ""))
         book(record, texts, self.log, secrets=(provider.api_key, *self.secrets))

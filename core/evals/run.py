@@ -366,7 +366,7 @@ class EvalRun:
                 response, _ = logged_call(provider, self.grader_context, self.log,
                                           lambda client: client.embeddings.create(model=EMBEDDING_MODEL,
                                                                                   input=texts),
-                                          model=EMBEDDING_MODEL, operation="embeddings")
+                                          model=EMBEDDING_MODEL, operation="embeddings", endpoint="embeddings")
             except PromptLabError:
                 self._embeddings_missing.add(provider.base_url or "")
                 return None  # no embeddings there: word overlap instead (the verdict's reason says so)

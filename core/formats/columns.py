@@ -19,6 +19,7 @@ LABELS = {
     "reasoning_tokens": N_("Reasoning tokens"), "images": N_("Images"), "tokens_estimated": N_("Estimated tokens"),
     "cost_usd": N_("Cost (USD)"), "latency_ms": N_("Latency (ms)"), "ttft_ms": N_("Time to first token (ms)"),
     "user": N_("User"), "session": N_("Session"), "tags": N_("Tags"), "cached": N_("From the reply cache"),
+    "endpoint": N_("Endpoint"),
     # a reconciliation row (core/analytics/reconcile.py)
     "day": N_("Day"), "tracked_requests": N_("Requests tracked"), "billed_requests": N_("Requests billed"),
     "tracked_input_tokens": N_("Tokens in, tracked"), "billed_input_tokens": N_("Tokens in, billed"),

@@ -246,7 +246,8 @@ def _through_gate(provider: Provider, request: ImageRequest, context: CallContex
             record.cost_usd, record.tokens_estimated = estimate, True
 
     response, record = logged_call(provider, context, log, call, model=request.model, operation="images",
-                                   describe=describe, texts=CallTexts(logged))
+                                   describe=describe, texts=CallTexts(logged),
+                                   endpoint="images.edit" if request.edit else "images.generate")
     images = [base64.b64decode(item.b64_json) for item in response.data or [] if item.b64_json]
     if not images:
         raise PromptLabError("malformed", _("The provider answered without image data: try again."))

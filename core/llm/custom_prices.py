@@ -14,6 +14,13 @@ input_per_mtok = 0.20        # USD per 1M input tokens
 cached_input_per_mtok = 0.05 # optional (default: the input price)
 output_per_mtok = 0.60
 per_image = 0.04             # optional, image models
+
+[[price]]                    # audio models: the token prices may be left out
+provider = "compatible"
+model = "whisper-large-v3"
+per_audio_minute = 0.006     # transcription, per minute of audio
+# per_mchars = 15.0          # speech, per 1M characters read aloud
+# audio_input_per_mtok = 3.0 # transcription, per 1M audio tokens (text tokens at input_per_mtok)
 ```
 """
 from __future__ import annotations
@@ -36,6 +43,7 @@ from core.policy.audit import audit
 from core.policy.workspace import Setting, Workspace
 
 RELOAD_S = 30.0
+AUDIO_KEYS = ("per_audio_minute", "per_mchars", "audio_input_per_mtok")
 PROVIDERS = ("openai", "azure", "compatible")
 
 
@@ -47,6 +55,14 @@ class CustomPrice:
     output_per_mtok: float
     cached_input_per_mtok: float | None = None
     per_image: float | None = None
+    per_audio_minute: float | None = None  # transcription: USD per minute of audio
+    per_mchars: float | None = None  # speech: USD per 1M characters of text read aloud
+    audio_input_per_mtok: float | None = None  # transcription: USD per 1M input audio tokens
+
+    @property
+    def audio(self) -> bool:
+        """Whether this price covers audio (then the token prices may be left out: they default to 0)."""
+        return any(v is not None for v in (self.per_audio_minute, self.per_mchars, self.audio_input_per_mtok))
 
     def cost(self, usage: TokenUsage) -> float:
         cached = usage.cached_input_tokens
@@ -65,9 +81,10 @@ class CustomPrice:
         if not isinstance(data.get("model"), str) or not data["model"].strip():
             raise ValueError(_('{where} needs a model id.').format(where=where))
         values: dict[str, float | None] = {}
-        for key in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "per_image"):
+        audio = any(data.get(k) is not None for k in AUDIO_KEYS)
+        for key in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "per_image", *AUDIO_KEYS):
             v = data.get(key)
-            required = key in ("input_per_mtok", "output_per_mtok")
+            required = key in ("input_per_mtok", "output_per_mtok") and not audio
             if v is None and not required:
                 values[key] = None
                 continue
@@ -77,7 +94,8 @@ class CustomPrice:
             values[key] = float(v)
         return cls(provider=data["provider"], model=data["model"].strip(),
                    input_per_mtok=values["input_per_mtok"] or 0.0, output_per_mtok=values["output_per_mtok"] or 0.0,
-                   cached_input_per_mtok=values["cached_input_per_mtok"], per_image=values["per_image"])
+                   cached_input_per_mtok=values["cached_input_per_mtok"], per_image=values["per_image"],
+                   **{k: values[k] for k in AUDIO_KEYS})
 
 
 @dataclass
@@ -116,13 +134,15 @@ def in_force(engine: Engine, file: str | None = None) -> list[CustomPrice]:
 def install(prices: list[CustomPrice]) -> None:
     """Put these prices in force. Calls are priced in other threads meanwhile, so each table is built apart and
     swapped in by one assignment (never emptied and refilled in place)."""
-    global _per_image
+    global _per_image, _audio
     install_custom_prices({(pricing_id_for(p.provider) or p.provider, p.model): p.cost for p in prices})
     _per_image = {(pricing_id_for(p.provider) or p.provider, p.model): p.per_image for p in prices
                   if p.per_image is not None}
+    _audio = {(pricing_id_for(p.provider) or p.provider, p.model): p for p in prices if p.audio}
 
 
 _per_image: Mapping[tuple[str, str], float] = {}
+_audio: Mapping[tuple[str, str], CustomPrice] = {}
 _loaded: dict[int, float] = {}
 _files: dict[int, str | None] = {}  # per database: the prices file of the app's Settings (see use_file)
 _lock = threading.Lock()
@@ -131,6 +151,12 @@ _lock = threading.Lock()
 def image_price(provider_id: str | None, model: str) -> float | None:
     """A custom price per image, when one is set for this provider's model."""
     return _per_image.get((provider_id or "", model))
+
+
+def audio_price(provider_id: str | None, model: str) -> CustomPrice | None:
+    """A custom price with an audio unit (per minute, per 1M characters, per 1M audio tokens) for this provider's
+    model, when one is set."""
+    return _audio.get((provider_id or "", model))
 
 
 def use_file(engine: Engine, file: str | None) -> None:
@@ -178,13 +204,16 @@ def unpriced_models(engine: Engine, limit: int = 20) -> list[tuple[str, str, int
 
 
 def reprice(engine: Engine, prices: list[CustomPrice]) -> int:
-    """Set the cost of every logged call of these providers' models from its tokens (and images)."""
+    """Set the cost of every logged call of these providers' models from its tokens (and images). Audio calls are
+    left as they are: their minutes and characters are not in the log's columns (a new price applies from the
+    next call)."""
     count = 0
     with engine.begin() as conn:
         for p in prices:
             rows = conn.execute(sa.text(
                 "SELECT request_id, input_tokens, cached_input_tokens, output_tokens, images FROM calls "
-                "WHERE provider = :provider AND coalesce(model, model_requested) = :model"),
+                "WHERE provider = :provider AND coalesce(model, model_requested) = :model "
+                "AND endpoint NOT IN ('audio.transcriptions', 'audio.speech')"),
                 {"provider": p.provider, "model": p.model}).all()
             for r in rows:
                 usage = TokenUsage(r.input_tokens or 0, r.output_tokens or 0, r.cached_input_tokens or 0)

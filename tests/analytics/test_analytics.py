@@ -221,3 +221,29 @@ def test_charts_without_spend_or_data_say_so_instead_of_empty_axes(log):
     shown, notes = without_notes(charts)  # the page prints the notes as text under the charts
     assert "No spend in this period" in notes["spend_by_day"] and "No data" in notes["errors"]
     assert "calls_by_day" not in notes and not any(f.layout.annotations for f in shown.values())
+
+
+def test_by_endpoint_breakdown_and_filter(log):
+    """Voice calls land in Analytics by endpoint: their own rows of calls, spend (unpriced counted apart, not $0)
+    and latency, and a filter that keeps one endpoint."""
+    from dataclasses import replace
+
+    voice_log = [replace(SMALL_LOG[0], request_id="c1"),
+                 replace(call("t1", "2026-11-20T12:00:00.000+00:00", 0.0002, 800, None, model="whisper-1"),
+                         endpoint="audio.transcriptions"),
+                 replace(call("t2", "2026-11-20T12:01:00.000+00:00", None, 600, None, model="whisper-x"),
+                         endpoint="audio.transcriptions"),
+                 replace(call("s1", "2026-11-20T12:02:00.000+00:00", 0.00015, 300, None, model="tts-1"),
+                         endpoint="audio.speech")]
+    insert_new(log, voice_log)
+    engine = Analytics(log)
+    engine.refresh()
+    rows = {r.endpoint: r for r in engine.dashboard(PERIOD).by_endpoint.itertuples()}
+    assert set(rows) == {"chat.completions", "audio.transcriptions", "audio.speech"}
+    hear = rows["audio.transcriptions"]
+    assert (hear.calls, hear.spend_usd, hear.unpriced, hear.p50_latency_ms) == (2, pytest.approx(0.0002), 1, 700)
+    assert (rows["audio.speech"].calls, rows["audio.speech"].spend_usd) == (1, pytest.approx(0.00015))
+    only = engine.dashboard(Filters(PERIOD.start, PERIOD.end, endpoints=("audio.speech",)))
+    assert only.current.calls == 1 and only.current.spend_usd == pytest.approx(0.00015)
+    assert "audio.transcriptions" in engine.options()["endpoint"]
+    assert "spend_by_endpoint" in figures(engine.dashboard(PERIOD))

@@ -188,3 +188,25 @@ def test_the_command_line_shows_billed_dollars_per_row_and_day_and_never_zero_fo
     assert "2026-11-03 tracked $0.083 + 1 unpriced of billed $0.1380" in table.stdout
     assert "2026-11-04 tracked $0.083 of billed $0.1380" in table.stdout
     assert "tracked $0.166 + 1 unpriced of billed $0.2760: coverage 60.1%" in table.stdout
+
+
+def test_voice_calls_made_from_chat_compare_in_dollars_not_as_completions(server, log):
+    """Transcriptions and speech are logged on the chat page: by their endpoint they are not completions the
+    provider "did not bill", and their spend counts as tracked."""
+    server.admin_key = ADMIN
+    for i, (model, endpoint) in enumerate([("whisper-1", "audio.transcriptions"), ("tts-1", "audio.speech")]):
+        log.write(CallRecord(request_id=f"voice-{i}", ts="2026-11-03T10:00:00.000+00:00", page="chat",
+                             provider="openai", model_requested=model, model=model, status="ok", cost_usd=0.01,
+                             endpoint=endpoint))
+    server.usage_buckets.append({"start_time": epoch(3), "results": []})
+    server.cost_buckets.append({"start_time": epoch(3), "results": [
+        {"line_item": "whisper-1, audio", "amount": {"value": 0.01, "currency": "usd"}},
+        {"line_item": "tts-1, characters", "amount": {"value": 0.01, "currency": "usd"}}]})
+    result = reconcile.fetch(reconcile.admin_client(ADMIN, server.base_url), log.engine, date(2026, 11, 3),
+                             date(2026, 11, 3))
+    rows = {r["model"]: r for r in result.json_rows()}
+    assert set(rows) == {"whisper-1", "tts-1"}
+    for row in rows.values():
+        assert "audio" in row["explanation"] and "did not bill" not in row["explanation"]
+        assert (row["tracked_cost_usd"], row["billed_cost_usd"]) == (pytest.approx(0.01), pytest.approx(0.01))
+    assert result.tracked_cost_usd == pytest.approx(0.02)

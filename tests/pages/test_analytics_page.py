@@ -189,13 +189,36 @@ def test_a_filter_change_draws_only_the_chosen_chart_group_and_every_chart_is_on
         charts = drawn(at)
         assert len(charts) == len(group.keys), (name, list(charts))
         seen.update(charts)
-    assert set(seen) == set(expected) and len(seen) == 10  # every chart reachable, each in one group
+    assert set(seen) == set(expected) and len(seen) == 11  # every chart reachable, each in one group
     for title, spec in seen.items():
         assert spec["data"] == expected[title]["data"], title
     at.multiselect(key="an_model").set_value(["gpt-4o"]).run()  # a filter change draws the group in view only
     assert not at.exception
     assert len(drawn(at)) == len(CHART_GROUPS["tokens"].keys)
     assert at.button_group(key="an_charts").value == "tokens"
+
+
+def test_voice_calls_appear_by_endpoint_with_a_filter(app_env, server):
+    """A transcription and a speech call made through core show in the page's by-endpoint table, with their cost
+    (or unpriced), and the endpoint filter keeps only them."""
+    from core.calls.gate import CallContext
+    from core.chat.voice import check_recording, speak, transcribe
+    from core.llm.providers import Provider
+    from tests.conftest import TEST_KEY
+    from tests.loopback_server import tiny_wav
+
+    log = CallLog(app_env["PROMPTLAB_DB_URL"])
+    provider = Provider("openai", server.base_url, TEST_KEY, timeout_s=5, max_retries=0)
+    transcribe(provider, check_recording(tiny_wav(2.0)), CallContext("chat", "local"), log, model="whisper-1")
+    speak(provider, "Hello there", CallContext("chat", "local"), log, model="gpt-4o-mini-tts")
+    at = open_analytics()
+    [table] = [d.value for d in at.dataframe if {"Endpoint", "Spend"} <= set(d.value.columns)]
+    rows = dict(zip(table["Endpoint"], table["Spend"], strict=True))
+    assert rows == {"audio.transcriptions": "$0.0002", "audio.speech": "unpriced"}
+    calls = [d.value for d in at.dataframe if "Request ID" in d.value.columns][0]
+    assert sorted(calls["Endpoint"]) == ["audio.speech", "audio.transcriptions"]  # each call says which API
+    at.multiselect(key="an_endpoint").set_value(["audio.speech"]).run()
+    assert not at.exception and metrics(at)["Calls"] == "1"
 
 
 def test_every_call_the_filters_match_can_become_test_cases(app_env, server):

@@ -113,3 +113,31 @@ def test_openai_models_on_a_proxy_without_a_price_get_the_one_sentence_hint(serv
     assert not at.exception
     hints = [i.value for i in at.info if "PROMPTLAB_PROVIDER=openai" in i.value]
     assert len(hints) == 1 and "gpt-4o-mini" in hints[0]
+
+
+def test_the_prices_section_shows_audio_units_and_unpriced_audio_models(server, app_env):
+    """Voice calls a genai-prices list lacks are listed as unpriced; a custom audio price shows its unit columns."""
+    from core.calls.gate import CallContext
+    from core.chat.voice import check_recording, transcribe
+    from core.llm import custom_prices
+    from core.llm.providers import Provider
+    from tests.conftest import ADMIN
+    from tests.loopback_server import tiny_wav
+
+    log = CallLog(app_env["PROMPTLAB_DB_URL"])
+    provider = Provider("compatible", server.base_url, TEST_KEY, timeout_s=5, max_retries=0)
+    transcribe(provider, check_recording(tiny_wav(1.0)), CallContext("chat", "local"), log, model="whisper-x")
+    custom_prices.save(log.engine, [custom_prices.CustomPrice.checked(
+        {"provider": "compatible", "model": "kokoro", "per_mchars": 15.0})], actor=ADMIN)
+    try:
+        at = AppTest.from_file(APP, default_timeout=30).run()
+        at.switch_page("pages/settings.py").run()
+        assert not at.exception
+        assert any("whisper-x" in w.value for w in at.warning)  # unpriced, said so — never a silent $0
+        [editor] = [e for e in at.dataframe if "per_mchars" in e.value.columns]
+        row = editor.value.iloc[0]
+        assert (row["model"], row["per_mchars"]) == ("kokoro", 15.0)
+        assert {"per_audio_minute", "audio_input_per_mtok"} <= set(editor.value.columns)
+    finally:
+        custom_prices.install([])
+        custom_prices._loaded.clear()
