@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import openai
 
 from core.base.clock import utc_now_iso
+from core.base.i18n import _
 from core.base.errors import (
     MalformedResponse,
     PromptLabError,
@@ -41,7 +42,7 @@ from core.llm import custom_prices
 from core.llm.local_model import QueueWait
 from core.llm.pricing import TokenUsage, ToolFees, cost_usd, tool_call_fees
 from core.llm.providers import Provider
-from core.llm.responses_api import Api, is_reasoning_model, responses_request
+from core.llm.responses_api import Api, is_reasoning_model, is_responses_only, responses_request
 from core.llm.tokens import count_messages, count_text
 
 T = TypeVar("T")
@@ -360,9 +361,16 @@ class ChatStream:
             exc = StreamCutError(str(exc))  # the connection died mid-reply: that is a cut stream
         if dropped:
             exc = self.provider.crash_error() or exc  # a dropped connection may be a dead model process
-        return to_user_error(exc, secrets=(self.provider.api_key,), model=self.request.model,
-                             timeout_s=self.provider.timeout_s, retries=self.provider.max_retries,
-                             operation="responses" if self.request.api == "responses" else "chat")
+        error = to_user_error(exc, secrets=(self.provider.api_key,), model=self.request.model,
+                              timeout_s=self.provider.timeout_s, retries=self.provider.max_retries,
+                              operation="responses" if self.request.api == "responses" else "chat")
+        if error.kind == "no_responses" and is_responses_only(self.request.model):
+            # Chat Completions would not help either: this model is served on /responses only.
+            error = PromptLabError("no_responses", _(
+                "This server has no Responses API (404 on /responses), the only API that serves {model}: pick "
+                "another model, or a provider that has it (OpenAI, Azure).").format(model=self.request.model),
+                error.detail, error.status_code)
+        return error
 
     def _tool_fees(self, reply: Any) -> ToolFees:
         """The fees of the built-in tool calls the server made (web / file search), by the tool type sent."""

@@ -51,6 +51,8 @@ class Message:
     tool_calls: list[dict[str, str]] = field(default_factory=list)
     tool_call_id: str | None = None  # a tool turn: the call it answers
     tool_name: str | None = None  # ... and that call's function name (shown and exported)
+    thinking: str | None = None  # a reply's reasoning summary (Responses API), shown collapsed above it
+    response_id: str | None = None  # the server's id of a reply made on the Responses API (previous_response_id)
 
     def api(self) -> dict[str, Any]:
         if self.role == "tool":
@@ -74,6 +76,10 @@ class Message:
             data["tool_calls"] = [dict(c) for c in self.tool_calls]
         if self.role == "tool":
             data["tool_call_id"], data["tool_name"] = self.tool_call_id, self.tool_name
+        if self.thinking:
+            data["thinking"] = self.thinking
+        if self.response_id:
+            data["response_id"] = self.response_id
         return data
 
     @classmethod
@@ -86,7 +92,8 @@ class Message:
             else None
         return cls(role=data["role"], content=data.get("content") or "", status=status, metrics=metrics,
                    note=data.get("note"), tool_calls=_stored_tool_calls(data.get("tool_calls")),
-                   tool_call_id=_text(data.get("tool_call_id")), tool_name=_text(data.get("tool_name")))
+                   tool_call_id=_text(data.get("tool_call_id")), tool_name=_text(data.get("tool_name")),
+                   thinking=_text(data.get("thinking")) or None, response_id=_text(data.get("response_id")) or None)
 
 
 def _text(value: Any) -> str | None:
@@ -285,7 +292,8 @@ def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: 
     calls = [{"id": c.get("id") or "", "name": c.get("name") or "", "arguments": c.get("arguments") or ""}
              for c in outcome.tool_calls] if status == "ok" else []
     message = Message(role="assistant", content=outcome.text, status=status, metrics=outcome.metrics, note=note,
-                      tool_calls=calls)
+                      tool_calls=calls, thinking=outcome.thinking or None,
+                      response_id=outcome.response_id if status == "ok" else None)
     conversation.messages.append(message)
     return message
 
@@ -386,7 +394,10 @@ def export_markdown(conversation: Conversation) -> str:
         heading = turn_heading(m)
         if m.status != "ok":
             heading += f" — {status_label(m.status)}"
-        lines += [f"## {heading}", "", m.content, ""]
+        lines += [f"## {heading}", ""]
+        if m.thinking:  # collapsed, as on the page: GitHub and most viewers fold <details>
+            lines += ["<details><summary>" + _("Thinking") + "</summary>", "", m.thinking, "", "</details>", ""]
+        lines += [m.content, ""]
         for call in m.tool_calls:  # the arguments as an indented code block: the model's text, never markup
             lines += [_("Tool call: {name}").format(name=call.get("name") or "?"), "",
                       *("    " + line for line in (call.get("arguments") or "").splitlines() or [""]), ""]

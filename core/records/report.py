@@ -68,6 +68,7 @@ h1{font-size:1.6rem;margin:0 0 4px} h2{font-size:1.2rem;margin:28px 0 8px;border
 .turn.user{background:#f5f7fb} .role{font-weight:600;font-size:.85rem;color:#5b6275;margin-bottom:4px}
 .text{white-space:pre-wrap;word-wrap:break-word;margin:0;font-family:inherit}
 .caption{color:#5b6275;font-size:.82rem;margin-top:6px}
+details.thinking{color:#5b6275;font-size:.9rem;margin-bottom:6px} details.thinking summary{cursor:pointer}
 table{border-collapse:collapse;width:100%;font-size:.9rem;margin:8px 0} th,td{border:1px solid #e3e6ee;padding:6px 8px;
  text-align:left;vertical-align:top} th{background:#f5f7fb} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .kpis{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:10px}
@@ -172,7 +173,10 @@ def _conversation_report(conversation: Conversation, secrets: Iterable[str | Non
         caption_html = f'<div class="caption">{" · ".join(caption)}</div>' if caption else ""
         calls = "".join('<pre class="text">' + clean(_("Tool call: {name}").format(name=c.get("name") or "?"))
                         + "\n" + clean(c.get("arguments") or "") + "</pre>" for c in m.tool_calls)  # text only
-        parts.append(f'<div class="turn {m.role}"><div class="role">{role}</div>'
+        # the reasoning summary, collapsed above the reply as on the page (no script needed: <details> folds)
+        thinking = (f'<details class="thinking"><summary>{html.escape(_("Thinking"))}</summary>'
+                    f'<pre class="text">{clean(m.thinking)}</pre></details>') if m.thinking else ""
+        parts.append(f'<div class="turn {m.role}"><div class="role">{role}</div>{thinking}'
                      f'<pre class="text">{clean(m.content)}</pre>{calls}{caption_html}</div>')
     return Report(export_name(conversation, "html"),
                   _page(conversation.title or _("Conversation"), meta, "".join(parts), clean=clean))
