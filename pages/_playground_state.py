@@ -114,7 +114,7 @@ def builtin_editor(provider_kind: str, model: str) -> None:
                               "calls, file search $2.50 per 1,000), added to the call's cost."))
         st.text_input(_("Vector store ids for file search (comma-separated)"), key="pg_vector_stores",
                       disabled=reason is not None or "file_search" not in (st.session_state.get("pg_builtin") or []),
-                      placeholder="vs_…")
+                      placeholder=_("vs_…"))
 
 
 def current_draft(model: str) -> Draft:

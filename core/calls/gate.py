@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 import openai
 
 from core.base.clock import utc_now_iso
-from core.base.i18n import _
 from core.base.errors import (
     MalformedResponse,
     PromptLabError,
@@ -28,6 +27,7 @@ from core.base.errors import (
     to_user_error,
     without_keys,
 )
+from core.base.i18n import _
 from core.calls import prometheus as metrics
 from core.calls.cache import CachedReply, CacheStep, ResponseCache
 from core.calls.chunks import ChunkAccumulator

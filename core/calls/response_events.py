@@ -11,7 +11,6 @@ from typing import Any
 
 from core.base.errors import MalformedResponse
 
-
 BUILT_IN_CALLS = ("web_search_call", "file_search_call")  # output items of OpenAI's hosted tools
 
 
@@ -108,9 +107,9 @@ class ResponseEventAccumulator:
     def _cite(self, annotation: Any) -> None:
         """A url_citation of the answer (dict or model: the SDK leaves the annotation untyped on this event)."""
         get = annotation.get if isinstance(annotation, dict) else lambda k: getattr(annotation, k, None)
-        if get("type") == "url_citation" and isinstance(get("url"), str):
-            if not any(c["url"] == get("url") for c in self.citations):
-                self.citations.append({"url": get("url"), "title": str(get("title") or get("url"))})
+        url = get("url")
+        if get("type") == "url_citation" and isinstance(url, str) and not any(c["url"] == url for c in self.citations):
+            self.citations.append({"url": url, "title": str(get("title") or url)})
 
     def add_text(self, piece: str) -> None:
         """Text that did not come as an event (a reply served from the cache)."""

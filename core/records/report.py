@@ -174,7 +174,8 @@ def _conversation_report(conversation: Conversation, secrets: Iterable[str | Non
         calls = "".join('<pre class="text">' + clean(_("Tool call: {name}").format(name=c.get("name") or "?"))
                         + "\n" + clean(c.get("arguments") or "") + "</pre>" for c in m.tool_calls)  # text only
         # the reasoning summary, collapsed above the reply as on the page (no script needed: <details> folds)
-        thinking = (f'<details class="thinking"><summary>{html.escape(_("Thinking"))}</summary>'
+        heading = html.escape(_("Thinking"))
+        thinking = (f'<details class="thinking"><summary>{heading}</summary>'
                     f'<pre class="text">{clean(m.thinking)}</pre></details>') if m.thinking else ""
         parts.append(f'<div class="turn {m.role}"><div class="role">{role}</div>{thinking}'
                      f'<pre class="text">{clean(m.content)}</pre>{calls}{caption_html}</div>')

@@ -11,8 +11,14 @@ from core.calls.gate import CallContext
 from core.llm.providers import Provider
 from core.playground.codegen import python_code
 from core.playground.draft import Draft, PlaygroundError, RunSettings, build_params, builtin_tools_off
-from core.playground.matrix import CellResult, MatrixRun, expand_matrix, prepare_cell, results_from_json, \
-    results_to_json
+from core.playground.matrix import (
+    CellResult,
+    MatrixRun,
+    expand_matrix,
+    prepare_cell,
+    results_from_json,
+    results_to_json,
+)
 from tests.conftest import TEST_KEY
 from tests.loopback_server import Script
 
