@@ -103,6 +103,9 @@ class Draft:
             raise ValueError(_('{where}: stop sequences must be text.').format(where=where))
         if not all(isinstance(t, dict) for t in settings.get("tools") or []):
             raise ValueError(_('{where}: tools must be objects.').format(where=where))
+        if not all(isinstance(t, str) for t in [*(settings.get("builtin_tools") or []),
+                                                 *(settings.get("vector_store_ids") or [])]):
+            raise ValueError(_('{where}: built-in tools and vector store ids must be text.').format(where=where))
         if settings.get("json_schema") is not None:
             json_guard.check_refs(settings["json_schema"], f"{where}'s JSON schema")
         return cls.from_dict(data)

@@ -189,12 +189,17 @@ def _cell_row(result: CellResult, clean: _Clean) -> list[str]:
     output = result.text or (f"[{result.error}]" if result.error else "")
     if result.tool_calls:
         output += ("\n" if output else "") + json.dumps(clean.data(result.tool_calls), ensure_ascii=False)
+    for call in result.builtin_calls:  # what the server searched for (text only; links are never made live)
+        output += f"\n[{call.get('type')}: {call.get('query') or ''}]"
     version = _(CURRENT_DRAFT) if result.spec.version == CURRENT_DRAFT else result.spec.version
+    heading = html.escape(_("Thinking"))
+    thinking = (f'<details class="thinking"><summary>{heading}</summary><pre class="text">'
+                f'{clean(result.thinking)}</pre></details>') if result.thinking else ""
+    measured = " · ".join(p for p in (metrics_caption(m) if m else "", result.api or "") if p)
     return [clean(version), clean(result.spec.model),
             clean(_("default") if result.spec.temperature is None else f"{result.spec.temperature:g}"),
             clean(f"#{result.spec.repeat}"),
-            f'<pre class="text">{clean(output)}</pre>', clean(result.status),
-            clean(metrics_caption(m)) if m else ""]
+            f'{thinking}<pre class="text">{clean(output)}</pre>', clean(result.status), clean(measured)]
 
 
 def compare_report(run: SavedRun, secrets: Iterable[str | None] = (), *, language: str | None = None) -> Report:

@@ -99,3 +99,20 @@ def test_a_cell_with_web_search_shows_the_search_its_links_and_its_fee(server, l
     assert result.tool_fees_usd == pytest.approx(0.01) and not result.tool_fees_estimated
     row = log.recent(1)[0]
     assert row.cost_usd == pytest.approx(result.metrics.cost_usd) and row.cost_usd > 0.01  # tokens + the fee
+
+
+def test_a_compare_report_says_which_api_ran_and_folds_the_thinking():
+    from core.playground.library import SavedRun
+    from core.playground.matrix import CellSpec
+    from core.records import report
+    cell = CellResult(spec=CellSpec("v1", "o4-mini", None, 1), text="Paris.", status="ok", api="responses",
+                      thinking="Recall the capital.",
+                      builtin_calls=[{"type": "web_search_call", "query": "capital", "status": "completed"}])
+    page = report.compare_report(SavedRun("", "run-1", "2026-12-05T07:00:00", [cell])).html
+    assert '<details class="thinking"><summary>Thinking</summary>' in page and "Recall the capital." in page
+    assert "responses" in page and "[web_search_call: capital]" in page
+
+
+def test_an_imported_draft_with_non_text_built_in_tools_is_refused():
+    with pytest.raises(ValueError, match="built-in tools"):
+        Draft.checked({"model": "gpt-4o", "settings": {"builtin_tools": [{"type": "web_search"}]}})
