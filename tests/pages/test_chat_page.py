@@ -414,7 +414,7 @@ def test_the_api_choice_in_the_sidebar_sends_the_turn_through_the_responses_api(
     at.selectbox(key="chat_api").set_value("responses").run()
     server.push(Script(path="/v1/responses", reply="Paris.", reasoning_summary="Recall the capital."))
     send(at, "Capital of France?")
-    assert messages(at)[-1] == ("assistant", "Paris.")
+    assert at.chat_message[-1].markdown[-1].value == "Paris."  # under its Thinking block
     body = [r["body"] for r in server.requests if r["path"] == "/v1/responses"][-1]
     assert body["input"][-1] == {"role": "user", "content": "Capital of France?"} and body["stream"] is True
     assert len(server.chat_requests()) == 1
