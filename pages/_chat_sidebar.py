@@ -12,6 +12,7 @@ from core.chat import turn as chat_turn
 from core.chat import voice
 from core.chat.personas import CUSTOM_ID, LANGUAGES, language_label
 from core.formats.rendering import model_markdown, plain
+from core.llm.responses_api import choose_api
 from core.records import report
 from pages._widgets import model_picker
 from pages._workbench import Workbench
@@ -42,6 +43,14 @@ def draw_sidebar(wb: Workbench, conv: chat.Conversation, plan: chat.ContextPlan,
         st.selectbox(_("API"), list(api_labels), format_func=api_labels.get, key="chat_api",
                      help=_("Auto: the Responses API for OpenAI and Azure, Chat Completions for compatible servers "
                             "and the offline model."))
+        model = st.session_state.get("chat_model") or ""
+        responses = choose_api(wb.provider_for(model).kind, st.session_state.get("chat_api", "auto"), model)
+        st.toggle(_("Server-side state (previous_response_id)"), key="chat_server_state",
+                  disabled=responses != "responses",
+                  help=_("On: only your new message is sent, pointing at the last reply; the server keeps the "
+                         "conversation (store: true, 30 days at OpenAI). Off: the whole history is sent and nothing "
+                         "is stored.") if responses == "responses" else
+                  _("Only on the Responses API: choose Responses as the API."))
         # The offline model's default is short: a tiny model's long replies wander and loop.
         default_tokens = chat.default_reply_tokens(wb.provider_for(st.session_state.get("chat_model") or "").kind)
         st.number_input(_("Max tokens (reply)"), 16, 32_768, default_tokens, 16, key="chat_max_tokens")

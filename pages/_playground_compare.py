@@ -15,6 +15,7 @@ from core.formats.columns import for_people
 from core.formats.exports import to_csv
 from core.formats.rendering import model_markdown, plain
 from core.llm.pricing import format_cost
+from core.playground.codegen import curl_command, python_code
 from core.playground.compare import compare_runs, diff_html, stability_summary
 from core.playground.draft import Draft, PlaygroundError
 from core.playground.library import PromptLibrary, SavedRun
@@ -37,10 +38,28 @@ from pages._workbench import Workbench
 CURRENT = CURRENT_DRAFT  # an option's value; shown translated
 
 
+API_BADGES = {"responses": "responses", "chat": "chat"}  # the API's own names, as in the code it shows
+
+
 def show_cell(r: CellResult) -> None:
-    """One result: output (or error), tool calls and checks, and its metrics."""
+    """One result: its reasoning summary (collapsed), output (or error), search calls and their links, tool calls
+    and checks, and its metrics with the API that ran it."""
     if r.error:
         st.error(r.error)
+    if r.thinking:
+        with st.expander(_("Thinking"), expanded=False):
+            st.markdown(plain(r.thinking))
+    for call in r.builtin_calls:  # the server searched: what for, and how it ended
+        web = call.get("type") == "web_search_call"
+        st.caption(("🔎 " + _("web search") if web else "📁 " + _("file search"))
+                   + f" · {plain(call.get('query') or '')} · {plain(call.get('status') or '')}")
+    if r.citations:
+        st.markdown(" · ".join(f"[{plain(c['title'])}]({c['url']})" for c in r.citations
+                               if str(c.get("url", "")).startswith(("https://", "http://"))))
+    if r.builtin_calls:
+        fees = format_cost(r.tool_fees_usd) + (_(" (estimated)") if r.tool_fees_estimated else "")
+        st.caption(_("Built-in tool calls: {n} · fees {fees} (in the cost below)").format(n=len(r.builtin_calls),
+                                                                                          fees=fees))
     if r.text:
         # no remote image loads from a reply; model output, not interface ("data-" key)
         st.container(key=f"data-output-{id(r)}").markdown(model_markdown(r.text))
@@ -52,8 +71,9 @@ def show_cell(r: CellResult) -> None:
         st.caption(_("✅ valid JSON output") if r.schema_valid else
                    _("❌ invalid output — {error}").format(error=r.schema_error))
     measured = f" · {metrics_caption(r.metrics)}" if r.metrics else ""
+    badge = f" · `{API_BADGES[r.api]}`" if r.api in API_BADGES else ""  # which API ran it
     st.caption(_("{status} · finish: {finish}").format(status=call_status_label(r.status),
-                                                       finish=finish_label(r.finish_reason)) + measured)
+                                                       finish=finish_label(r.finish_reason)) + measured + badge)
 
 
 def _versions(library: PromptLibrary, draft: Draft | None) -> dict[str, Draft]:
@@ -72,7 +92,7 @@ def _live(run: MatrixRun, columns: int) -> None:
     slots = []
     for i, r in enumerate(run.results):
         with grid[i % columns].container(border=True):
-            st.caption(plain(r.spec.label))
+            st.caption(f"{plain(r.spec.label)} · `{API_BADGES.get(run.cells[i].api, run.cells[i].api)}`")
             slots.append(st.empty())
     shown = [None] * len(slots)
     # Take the holder and name now: once a click interrupts this run, touching st.session_state raises again.
@@ -93,6 +113,7 @@ def _live(run: MatrixRun, columns: int) -> None:
             run.cancel()
             run.wait(30)
         box["last"] = (name, run.results)
+        box["requests"] = [(c.provider, c.spec.model, c.messages, c.params, c.api) for c in run.cells]
         box["new_name"] = True
         box.setdefault("names", set()).add(name)
 
@@ -148,10 +169,19 @@ def render_compare(wb: Workbench, draft: Draft | None, library: PromptLibrary, p
         _live(run, min(len(cells), 3))
         st.rerun()
     if st.session_state.pg_matrix_box.get("last"):
-        _results(wb, library, *st.session_state.pg_matrix_box["last"])
+        _results(wb, library, *st.session_state.pg_matrix_box["last"], box.get("requests") or [])
 
 
-def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[CellResult]) -> None:
+def _view_code(request: tuple) -> None:
+    """A cell's exact request as Python and curl, on the API it ran on (responses.create or chat.completions)."""
+    provider, model, messages, params, api = request
+    with st.expander(_("View code")):
+        st.code(python_code(provider, model, messages, params, api=api), language="python")
+        st.code(curl_command(provider, model, messages, params, api=api), language="bash")
+
+
+def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[CellResult],
+             requests: list[tuple]) -> None:
     st.subheader(_('Results — {name}').format(name=name))
     grid, table, diff, stability, baseline = st.tabs([_("Grid"), _("Table"), _("Diff"), _("Stability"), _("Baseline")])
     with grid:
@@ -160,6 +190,8 @@ def _results(wb: Workbench, library: PromptLibrary, name: str, results: list[Cel
             with cols[i % len(cols)].container(border=True):
                 st.caption(plain(r.spec.label))
                 show_cell(r)
+                if i < len(requests) and len(requests) == len(results):
+                    _view_code(requests[i])
     frame = pd.DataFrame([r.row() for r in results])
     with table:
         st.dataframe(for_people(frame), hide_index=True, width="stretch")

@@ -7,11 +7,13 @@ import streamlit as st
 
 from core.base.i18n import N_, _
 from core.playground.draft import (
+    BUILT_IN_TOOLS,
     REASONING_EFFORTS,
     SERVICE_TIERS,
     Draft,
     PlaygroundError,
     RunSettings,
+    builtin_tools_off,
     template_variables,
     unsupported_controls,
     validate_schema,
@@ -40,7 +42,8 @@ def load_draft(draft: Draft) -> None:
                  pg_format=s.response_format, pg_schema=json.dumps(s.json_schema, indent=2) if s.json_schema else "",
                  pg_tools=json.dumps([t["function"] for t in s.tools], indent=2) if s.tools else "",
                  pg_tool_choice=s.tool_choice, pg_effort=s.reasoning_effort or DEFAULT_EFFORT,
-                 pg_tier=s.service_tier or NO_TIER, pg_history=draft.history)
+                 pg_tier=s.service_tier or NO_TIER, pg_history=draft.history, pg_api=s.api,
+                 pg_builtin=list(s.builtin_tools), pg_vector_stores=", ".join(s.vector_store_ids))
     for name, value in draft.variables.items():
         state[f"pg_var_{name}"] = value
 
@@ -84,6 +87,10 @@ def editor(model: str, provider_kind: str) -> None:
                      format_func=lambda t: _(TIER_LABELS.get(t, t)),
                      help=off.get("service_tier", _("OpenAI's processing tier: flex is cheaper and slower, priority "
                                                     "faster and dearer; the call is priced at the tier that served it")))
+        api_labels = {"auto": _("Auto"), "responses": _("Responses"), "chat": _("Chat Completions")}
+        st.selectbox(_("API"), list(api_labels), format_func=api_labels.get, key="pg_api",
+                     help=_("Auto: the Responses API for OpenAI and Azure (and for models served only there), Chat "
+                            "Completions for compatible servers and the offline model."))
         fmt = st.radio(_("Response format"), FORMATS, key="pg_format", horizontal=True,
                        format_func=lambda f: _(FORMAT_LABELS[f]))
         if fmt == "json_schema":
@@ -97,6 +104,22 @@ def editor(model: str, provider_kind: str) -> None:
                          placeholder='[{"name": "lookup_order", "parameters": {"type": "object", …}}]')
             st.text_input(_("Tool choice (auto, none, required or a function name)"), "auto", key="pg_tool_choice",
                           disabled="tools" in off)
+        builtin_editor(provider_kind, model)
+
+
+def builtin_editor(provider_kind: str, model: str) -> None:
+    """OpenAI's hosted tools: selectable where they run (Responses on OpenAI / Azure), else disabled with why."""
+    reason = builtin_tools_off(provider_kind, st.session_state.get("pg_api", "auto"), model)
+    with st.expander(_("Built-in tools (web search, file search)"), expanded=bool(st.session_state.get("pg_builtin"))):
+        if reason:
+            st.caption(f"⚠️ {reason}")
+        st.multiselect(_("Built-in tools"), list(BUILT_IN_TOOLS), key="pg_builtin", disabled=reason is not None,
+                       placeholder=_("Choose options"),
+                       help=_("Each search the model makes is a tool call with its own fee (web search $10 per 1,000 "
+                              "calls, file search $2.50 per 1,000), added to the call's cost."))
+        st.text_input(_("Vector store ids for file search (comma-separated)"), key="pg_vector_stores",
+                      disabled=reason is not None or "file_search" not in (st.session_state.get("pg_builtin") or []),
+                      placeholder=_("vs_…"))
 
 
 def current_draft(model: str) -> Draft:
@@ -114,7 +137,9 @@ def current_draft(model: str) -> Draft:
         seed=state.get("pg_seed"), response_format=state.get("pg_format", "text"), json_schema=schema,
         tools=validate_tools(state.get("pg_tools") or ""), tool_choice=(state.get("pg_tool_choice") or "auto").strip(),
         reasoning_effort=None if state.get("pg_effort") in (None, DEFAULT_EFFORT) else state.get("pg_effort"),
-        service_tier=None if state.get("pg_tier") in (None, NO_TIER) else state.get("pg_tier"))
+        service_tier=None if state.get("pg_tier") in (None, NO_TIER) else state.get("pg_tier"),
+        api=str(state.get("pg_api") or "auto"), builtin_tools=list(state.get("pg_builtin") or []),
+        vector_store_ids=[v.strip() for v in (state.get("pg_vector_stores") or "").split(",") if v.strip()])
     text = state.get("pg_system", "") + state.get("pg_user", "")
     files = dict(state.get("pg_file_vars") or {})
     variables = {n: state.get(f"pg_var_{n}", "") for n in template_variables(text) if n not in files}

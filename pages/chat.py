@@ -73,7 +73,8 @@ conv.language = state.reply_language
 provider = wb.provider_for(model)
 turn_settings = chat_turn.TurnSettings(model=model, temperature=temperature, max_tokens=max_tokens,
                                        cache_opt_in=cache_opt_in, tools_json=state.get("chat_tools", ""),
-                                       api=str(state.get("chat_api", "auto")))
+                                       api=str(state.get("chat_api", "auto")),
+                                       server_state=bool(state.get("chat_server_state", False)))
 services = chat_turn.ChatServices(provider=wb.provider, provider_for=wb.provider_for,
                                   context_window=wb.context_window, log=wb.log, context=wb.context("chat"),
                                   store=wb.conversations, user=wb.user, cache=response_cache(wb),
@@ -91,6 +92,9 @@ for index, message in enumerate(conv.messages):
             st.code(message.content, language=None, wrap_lines=True)
         continue
     with st.chat_message(message.role):
+        if message.thinking:  # the reasoning summary, collapsed above the reply as while it streamed
+            with st.expander(_("Thinking"), expanded=False):
+                st.markdown(plain(message.thinking))
         st.markdown(model_markdown(message.content))  # no remote image loads; HTML stays text
         draw_attachments(message.attachments)
         for call in message.tool_calls:  # the model's arguments are untrusted text: shown, never run or rendered

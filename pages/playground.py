@@ -56,9 +56,8 @@ if problem or no_vision:
 
 run_tab, compare_tab, library_tab = st.tabs([_("▶ Run"), _("▦ Compare"), _("📚 Library & replay")])
 with run_tab:
-    api_labels = {"auto": _("Auto"), "responses": _("Responses"), "chat": _("Chat Completions")}
-    api = choose_api(provider.kind, st.selectbox(_("API"), list(api_labels), format_func=api_labels.get,
-                                                 key="pg_api"))
+    api_labels = {"responses": _("Responses"), "chat": _("Chat Completions")}
+    api = choose_api(provider.kind, draft.settings.api if draft else str(state.get("pg_api", "auto")), model)
     with st.expander(_("View code")):
         if draft and messages:
             st.code(python_code(provider, model, messages, params, api=api), language="python")

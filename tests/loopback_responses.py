@@ -8,8 +8,15 @@ Faults come from the same `Script` as the chat route: cut stream, malformed even
 from __future__ import annotations
 
 import json
+import threading
 import time
+import uuid
 from typing import Any, Callable
+
+# Responses the server created with `store` true, by id: the input items and the answer, which a later request's
+# `previous_response_id` continues (OpenAI keeps them 30 days; here, for the process).
+STORED: dict[str, list[dict[str, Any]]] = {}
+_current = threading.local()  # the id of the response being answered on this thread
 
 
 def input_text(body: dict[str, Any]) -> str:
@@ -39,7 +46,7 @@ def count_input_tokens(body: dict[str, Any]) -> int:
 
 def _response(body: dict[str, Any], model: str, status: str, output: list[dict[str, Any]],
               usage: dict[str, Any] | None) -> dict[str, Any]:
-    return {"id": "resp_loopback", "object": "response", "created_at": int(time.time()), "status": status,
+    return {"id": getattr(_current, "id", "resp_loopback"), "object": "response", "created_at": int(time.time()), "status": status,
             "model": model, "output": output, "parallel_tool_calls": True, "tool_choice": body.get("tool_choice", "auto"),
             "tools": body.get("tools", []), "instructions": body.get("instructions"), "error": None,
             "incomplete_details": None, "metadata": {}, "temperature": body.get("temperature", 1.0),
@@ -76,6 +83,7 @@ def plan(body: dict[str, Any], script: Any, model: str) -> tuple[list[dict[str, 
         done = {**item, "summary": [{"type": "summary_text", "text": summary}]}
         events.append({"type": "response.output_item.done", "output_index": index, "item": done})
         output.append(done)
+    citations = _searches(body, events, output)  # built-in web / file search, when the request has the tool
     calls = script.tool_calls or ([script.tool_call] if script.tool_call else [])
     if not calls:
         index = len(output)
@@ -88,7 +96,11 @@ def plan(body: dict[str, Any], script: Any, model: str) -> tuple[list[dict[str, 
             events.append({"type": "response.output_text.delta", **ids, "delta": piece, "logprobs": [],
                            "_content": True})
         text = "".join(pieces)
-        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        annotations = [{**c, "start_index": 0, "end_index": len(text)} for c in citations]
+        for n, annotation in enumerate(annotations):
+            events.append({"type": "response.output_text.annotation.added", **ids, "annotation_index": n,
+                           "annotation": annotation})
+        part = {"type": "output_text", "text": text, "annotations": annotations, "logprobs": []}
         events.append({"type": "response.output_text.done", **ids, "text": text, "logprobs": []})
         events.append({"type": "response.content_part.done", **ids, "part": part})
         done = {**item, "status": "completed", "content": [part]}
@@ -183,3 +195,64 @@ def _stream(handler: Any, body: dict[str, Any], script: Any, model: str, events:
         handler.record["stream_state"] = "completed"
     except (BrokenPipeError, ConnectionResetError):
         handler.record["stream_state"] = "aborted_by_client"
+
+
+def _searches(body: dict[str, Any], events: list[dict[str, Any]], output: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The hosted tools' calls, as OpenAI streams them when the request lists the tool: a web_search_call item
+    (added → web_search_call.in_progress → searching → completed → done, its action the query) and a
+    file_search_call item (the same steps, its queries); returns the url_citation annotations the answer carries."""
+    query = input_text(body) or "query"
+    citations: list[dict[str, Any]] = []
+    for tool in body.get("tools") or []:
+        kind = tool.get("type", "") if isinstance(tool, dict) else ""
+        if kind.startswith("web_search"):
+            call, prefix = "web_search_call", "ws"
+            fields: dict[str, Any] = {"action": {"type": "search", "query": query}}
+            citations.append({"type": "url_citation", "url": "https://example.com/loopback-source",
+                              "title": "Loopback source"})
+        elif kind == "file_search":
+            call, prefix = "file_search_call", "fs"
+            fields = {"queries": [query], "results": None}
+        else:
+            continue
+        index = len(output)
+        item = {"type": call, "id": f"{prefix}_loopback_{index}", "status": "in_progress", **fields}
+        events.append({"type": "response.output_item.added", "output_index": index, "item": item})
+        for step in ("in_progress", "searching", "completed"):
+            events.append({"type": f"response.{call}.{step}", "item_id": item["id"], "output_index": index})
+        done = {**item, "status": "completed"}
+        events.append({"type": "response.output_item.done", "output_index": index, "item": done})
+        output.append(done)
+    return citations
+
+
+def previous_not_found(previous: str) -> dict[str, Any]:
+    """OpenAI's answer to a `previous_response_id` it does not have (expired, never stored): HTTP 400 with this body
+    (as reported from the real API, e.g. maximhq/bifrost#2441)."""
+    return {"error": {"message": f"Previous response with id '{previous}' not found.",
+                      "type": "invalid_request_error", "param": "previous_response_id",
+                      "code": "previous_response_not_found"}}
+
+
+def respond(handler: Any, body: dict[str, Any], script: Any, models: list[str],
+            error: Callable[..., None], reply_json: Callable[..., None]) -> None:
+    """POST /v1/responses with server-side state: a `previous_response_id` continues a stored response (its items
+    come before this request's input, so they count as input tokens, as OpenAI bills them) or is refused as
+    unknown; a response made with `store` (true unless sent false) is kept under its id."""
+    previous = body.get("previous_response_id")
+    if previous and previous not in STORED:
+        return reply_json(400, previous_not_found(previous))
+    given = body.get("input") or []
+    given = [{"role": "user", "content": given}] if isinstance(given, str) else list(given)
+    full = {**body, "input": STORED.get(previous, []) + given} if previous else body
+    _current.id = f"resp_{uuid.uuid4().hex[:24]}"
+    try:
+        answer(handler, full, script, models, error, reply_json)
+        if body.get("store", True) and body.get("model", "echo-1") in models:
+            _events, output, _usage = plan(full, script, script.reply_model or body.get("model", "echo-1"))
+            said = "".join(p.get("text", "") for item in output if item.get("type") == "message"
+                           for p in item.get("content", []))
+            STORED[_current.id] = list(full["input"] if isinstance(full["input"], list) else given) + [
+                {"role": "assistant", "content": said}]
+    finally:
+        del _current.id

@@ -570,8 +570,8 @@ class LoopbackServer:
                                  "next_page": str(offset + limit) if more else None})
 
             def _responses(self, body: dict[str, Any], script: Script) -> None:
-                from tests.loopback_responses import answer  # the Responses API's wire shapes live there
-                answer(self, body, script, MODELS, self._error, self._json)
+                from tests.loopback_responses import respond  # the Responses API's wire shapes live there
+                respond(self, body, script, MODELS, self._error, self._json)
 
             def _embeddings(self, body: dict[str, Any], script: Script) -> None:
                 """Deterministic bag-of-words vectors: texts sharing words are similar, as with real embeddings."""

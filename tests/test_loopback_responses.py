@@ -108,3 +108,38 @@ def test_cut_stream_stops_before_completed(server: LoopbackServer, mode: str) ->
             stream.get_final_response()
     assert seen.count("response.output_text.delta") == 3
     assert "response.completed" not in seen
+
+
+def test_a_web_search_and_a_file_search_stream_as_openai_streams_them(server: LoopbackServer) -> None:
+    frames = _wire_events(server, {"model": "gpt-4o", "input": "latest PromptLab release",
+                                   "tools": [{"type": "web_search"},
+                                             {"type": "file_search", "vector_store_ids": ["vs_1"]}]})
+    kinds = [f["type"] for f in frames]
+    web = [k for k in kinds if k.startswith("response.web_search_call.")]
+    assert web == ["response.web_search_call.in_progress", "response.web_search_call.searching",
+                   "response.web_search_call.completed"]
+    assert [k for k in kinds if k.startswith("response.file_search_call.")] == [
+        "response.file_search_call.in_progress", "response.file_search_call.searching",
+        "response.file_search_call.completed"]
+    assert kinds.index("response.web_search_call.completed") < kinds.index("response.output_text.delta")
+    final = Response.model_validate(frames[-1]["response"], strict=False)
+    search, files, message = final.output
+    assert (search.type, search.status, search.action.query) == ("web_search_call", "completed",
+                                                                  "latest PromptLab release")
+    assert (files.type, files.queries) == ("file_search_call", ["latest PromptLab release"])
+    citation = message.content[0].annotations[0]
+    assert citation.type == "url_citation" and citation.url.startswith("https://")
+    assert "response.output_text.annotation.added" in kinds
+
+
+def test_previous_response_id_continues_a_stored_response_and_an_unknown_one_is_refused(server) -> None:
+    client = _client(server)
+    first = client.responses.create(model="gpt-4o-mini", input="My name is Ada.")
+    second = client.responses.create(model="gpt-4o-mini", input="What is my name?", previous_response_id=first.id)
+    assert first.id != second.id and second.previous_response_id == first.id
+    assert second.usage.input_tokens > first.usage.input_tokens  # the stored turns are billed as input
+    unstored = client.responses.create(model="gpt-4o-mini", input="x", store=False)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="gpt-4o-mini", input="y", previous_response_id=unstored.id)
+    assert refused.value.code == "previous_response_not_found"
+    assert refused.value.body["param"] == "previous_response_id"

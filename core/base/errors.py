@@ -119,6 +119,18 @@ def _status_error(exc: openai.APIStatusError, model: str | None, retries: int,
         image_error = _image_error(status, code, said, model)
         if image_error is not None:
             return image_error
+    if operation == "responses" and "previous_response_not_found" in lowered or (
+            operation == "responses" and "previous response" in lowered and "not found" in lowered):
+        # OpenAI answers 400 (some proxies 404) when a stored response expired or was never stored: the chat
+        # turn sends the full history instead (core.chat.turn), so this sentence is rarely seen.
+        return PromptLabError("previous_response_not_found", _(
+            "The server no longer has the previous response (it expired or was not stored): send the message "
+            "again with server-side state off."))
+    if operation == "chat" and "v1/responses" in lowered and status in (400, 404):
+        # "This model is only supported in v1/responses and not in v1/chat/completions."
+        return PromptLabError("responses_only", _(
+            "{model} is served only through the Responses API: choose Responses as the API.").format(
+            model=model or _("This model")))
     if operation == "responses" and status == 404 and "model" not in lowered:
         # A server without /responses (most compatible servers) answers 404 with no word about the model.
         return PromptLabError("no_responses", _("This server has no Responses API (404 on /responses): choose "

@@ -137,7 +137,7 @@ class FallbackStream:
             messages = self.messages if i == 0 or provider.kind != "local" else offline_fallback_messages(
                 self.messages)
             cache = self.cache if self.cache is not None and eligible(params, self.cache_opt_in) else None
-            request = ChatRequest(model, messages, params, api=choose_api(provider.kind, self.api))
+            request = ChatRequest(model, messages, params, api=choose_api(provider.kind, self.api, model))
             stream = ChatStream(provider, request, self.context, self.log,
                                 chain_id=self.request_id, attempt=i + 1, cache=cache, hooks=self.hooks,
                                 stop_loops=self.stop_loops)

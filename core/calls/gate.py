@@ -27,6 +27,7 @@ from core.base.errors import (
     to_user_error,
     without_keys,
 )
+from core.base.i18n import _
 from core.calls import prometheus as metrics
 from core.calls.cache import CachedReply, CacheStep, ResponseCache
 from core.calls.chunks import ChunkAccumulator
@@ -40,9 +41,9 @@ from core.calls.response_events import ResponseEventAccumulator, ResponseUsage
 from core.llm import custom_prices
 from core.llm.attachments import without_inline_data
 from core.llm.local_model import QueueWait
-from core.llm.pricing import TokenUsage, cost_usd
+from core.llm.pricing import TokenUsage, ToolFees, cost_usd, tool_call_fees
 from core.llm.providers import Provider
-from core.llm.responses_api import Api, responses_request
+from core.llm.responses_api import Api, is_reasoning_model, is_responses_only, responses_request
 from core.llm.tokens import count_messages, count_text
 
 T = TypeVar("T")
@@ -104,6 +105,14 @@ class CallOutcome:
     log_error: str | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     cached: bool = False
+    # The Responses API's extras: the reasoning summary, the response's id (the next turn's previous_response_id),
+    # built-in tool calls (web / file search: {"type", "id", "status", "query"}), the answer's URL citations
+    # ({"url", "title"}), and the tool-call fees inside `cost_usd` (None: unpriced; estimated: from our table).
+    thinking: str = ""
+    response_id: str | None = None
+    builtin_calls: list[dict[str, Any]] = field(default_factory=list)
+    citations: list[dict[str, str]] = field(default_factory=list)
+    tool_fees: ToolFees = field(default_factory=lambda: ToolFees(0.0))
 
     @property
     def metrics(self) -> CallMetrics:
@@ -112,7 +121,8 @@ class CallOutcome:
                            input_tokens=self.usage.input_tokens, output_tokens=self.usage.output_tokens,
                            tokens_estimated=self.usage.estimated, cost_usd=self.cost_usd,
                            latency_ms=round(self.latency_ms, 1),
-                           ttft_ms=round(self.ttft_ms, 1) if self.ttft_ms is not None else None, cached=self.cached)
+                           ttft_ms=round(self.ttft_ms, 1) if self.ttft_ms is not None else None, cached=self.cached,
+                           reasoning_tokens=self.usage.reasoning_tokens or None)
 
 
 _END = object()
@@ -353,9 +363,31 @@ class ChatStream:
             exc = StreamCutError(str(exc))  # the connection died mid-reply: that is a cut stream
         if dropped:
             exc = self.provider.crash_error() or exc  # a dropped connection may be a dead model process
-        return to_user_error(exc, secrets=(self.provider.api_key,), model=self.request.model,
-                             timeout_s=self.provider.timeout_s, retries=self.provider.max_retries,
-                             operation="responses" if self.request.api == "responses" else "chat")
+        error = to_user_error(exc, secrets=(self.provider.api_key,), model=self.request.model,
+                              timeout_s=self.provider.timeout_s, retries=self.provider.max_retries,
+                              operation="responses" if self.request.api == "responses" else "chat")
+        if error.kind == "no_responses" and is_responses_only(self.request.model):
+            # Chat Completions would not help either: this model is served on /responses only.
+            error = PromptLabError("no_responses", _(
+                "This server has no Responses API (404 on /responses), the only API that serves {model}: pick "
+                "another model, or a provider that has it (OpenAI, Azure).").format(model=self.request.model),
+                error.detail, error.status_code)
+        return error
+
+    def _tool_fees(self, reply: Any) -> ToolFees:
+        """The fees of the built-in tool calls the server made (web / file search), by the tool type sent."""
+        made = getattr(reply, "builtin_calls", [])
+        if not made:
+            return ToolFees(0.0)
+        sent = [str(t.get("type")) for t in self.request.params.get("tools") or [] if isinstance(t, dict)]
+        web = next((t for t in sent if t.startswith("web_search")), "web_search")
+        web = "web_search_preview" if web.startswith("web_search_preview") else "web_search"
+        counts: dict[str, int] = {}
+        for call in made:
+            tool = web if call["type"] == "web_search_call" else "file_search"
+            counts[tool] = counts.get(tool, 0) + 1
+        model = reply.model or self.request.model
+        return tool_call_fees(counts, model, self.provider.pricing_id, reasoning=is_reasoning_model(model))
 
     def _token_usage(self, reported: Any, billed: bool) -> TokenUsage:
         if isinstance(reported, ResponseUsage):
@@ -389,10 +421,18 @@ class ChatStream:
             cost = cost_usd(usage, reply.model or self.request.model, self.provider.pricing_id, tier)
             if cost is None and reply.model:
                 cost = cost_usd(usage, self.request.model, self.provider.pricing_id, tier)
+        fees = self._tool_fees(reply) if cached is None else ToolFees(0.0)
+        if cost is not None and fees.cost_usd is not None:
+            cost += fees.cost_usd  # the call row's cost is what the invoice says: tokens and tool calls
+        elif fees.cost_usd is None:
+            cost = None
         outcome = CallOutcome(request_id=self.request_id, text=reply.text, status=status,
                               finish_reason=reply.finish_reason, usage=usage, cost_usd=cost, latency_ms=latency_ms,
                               ttft_ms=reply.ttft_ms, model=reply.model, error=error, tool_calls=reply.tool_calls,
-                              cached=cached is not None)
+                              cached=cached is not None, thinking=self.thinking,
+                              response_id=getattr(reply, "response_id", None),
+                              builtin_calls=list(getattr(reply, "builtin_calls", [])),
+                              citations=list(getattr(reply, "citations", [])), tool_fees=fees)
         record = CallRecord(
             request_id=self.request_id, ts=ts, page=self.context.page, provider=self.provider.kind,
             model_requested=self.request.model, model=reply.model, status=status,

@@ -32,6 +32,7 @@ class CallMetrics:
     latency_ms: float | None = None
     ttft_ms: float | None = None
     cached: bool = False
+    reasoning_tokens: int | None = None  # part of output_tokens; None when the call reported none
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -43,7 +44,8 @@ class CallMetrics:
 
     def flat(self) -> dict[str, Any]:
         """The stored form's fields (status is the holder's own and left out)."""
-        return {k: v for k, v in asdict(self).items() if k != "status"}
+        # reasoning_tokens only when there were some: the stored forms of every other call stay as they were
+        return {k: v for k, v in asdict(self).items() if k != "status" and not (k == "reasoning_tokens" and v is None)}
 
     @classmethod
     def from_flat(cls, data: dict[str, Any], status: CallStatus) -> CallMetrics:
@@ -74,6 +76,8 @@ def metrics_caption(metrics: CallMetrics) -> str:
         est = _(" (est.)") if metrics.tokens_estimated else ""
         parts.append(_("{input:,} in / {output:,} out tokens").format(input=metrics.input_tokens,
                                                                       output=metrics.output_tokens or 0) + est)
+        if metrics.reasoning_tokens:
+            parts.append(_("{n:,} reasoning").format(n=metrics.reasoning_tokens))
     if metrics.cached:
         parts.append(_("⚡ cached · $0"))
     else:

@@ -1,6 +1,7 @@
 """What a streamed Responses API call said: a pure accumulator of the SDK's Responses events (answer text,
-reasoning summary kept apart as `thinking`, function calls, usage, finish reason, served model, time to first
-token), read by the gate exactly like `core.calls.chunks.ChunkAccumulator` reads chat chunks.
+reasoning summary kept apart as `thinking`, function calls, built-in tool calls (web / file search) and the URL
+citations of the answer, usage, finish reason, served model, the response's id (for `previous_response_id`), time
+to first token), read by the gate exactly like `core.calls.chunks.ChunkAccumulator` reads chat chunks.
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.base.errors import MalformedResponse
+
+BUILT_IN_CALLS = ("web_search_call", "file_search_call")  # output items of OpenAI's hosted tools
 
 
 @dataclass
@@ -34,6 +37,11 @@ class ResponseEventAccumulator:
     finish_reason: str | None = None
     ttft_ms: float | None = None
     chunks: int = 0
+    response_id: str | None = None  # the server's id of this response (`resp_…`): the next turn may point at it
+    # Built-in tool calls in output order: {"type": "web_search_call" | "file_search_call", "id", "status",
+    # "query"} — what the server searched for (and so what it charges a tool-call fee for).
+    builtin_calls: list[dict[str, Any]] = field(default_factory=list)
+    citations: list[dict[str, str]] = field(default_factory=list)  # url_citation annotations: {"url", "title"}
     _calls: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -73,13 +81,35 @@ class ResponseEventAccumulator:
             self._calls[event.item.id] = {"id": event.item.call_id, "name": _text(event.item.name), "arguments": ""}
         elif kind == "response.function_call_arguments.delta":
             self._calls[event.item_id]["arguments"] += _text(event.delta)
+        elif kind == "response.output_item.done" and event.item.type in BUILT_IN_CALLS:
+            self._builtin(event.item)
+        elif kind == "response.output_text.annotation.added":
+            self._cite(event.annotation)
         elif kind in ("response.created", "response.in_progress"):
             self.model = event.response.model or self.model
+            self.response_id = getattr(event.response, "id", None) or self.response_id
         elif kind in ("response.completed", "response.incomplete"):
             self._end(event.response)
         elif kind in ("response.failed", "error"):
             raise MalformedResponse(f"the server reported a failed response: {getattr(event, 'message', kind)}")
         return None
+
+    def _builtin(self, item: Any) -> None:
+        """A finished web or file search call: what it looked for, and how it ended."""
+        if item.type == "web_search_call":
+            action = getattr(item, "action", None)
+            query = getattr(action, "query", None) or " · ".join(getattr(action, "queries", None) or []) or \
+                getattr(action, "url", None) or ""
+        else:
+            query = " · ".join(getattr(item, "queries", None) or [])
+        self.builtin_calls.append({"type": item.type, "id": item.id, "status": item.status, "query": query})
+
+    def _cite(self, annotation: Any) -> None:
+        """A url_citation of the answer (dict or model: the SDK leaves the annotation untyped on this event)."""
+        get = annotation.get if isinstance(annotation, dict) else lambda k: getattr(annotation, k, None)
+        url = get("url")
+        if get("type") == "url_citation" and isinstance(url, str) and not any(c["url"] == url for c in self.citations):
+            self.citations.append({"url": url, "title": str(get("title") or url)})
 
     def add_text(self, piece: str) -> None:
         """Text that did not come as an event (a reply served from the cache)."""
@@ -88,6 +118,7 @@ class ResponseEventAccumulator:
 
     def _end(self, response: Any) -> None:
         self.model = response.model or self.model
+        self.response_id = getattr(response, "id", None) or self.response_id
         self.service_tier = getattr(response, "service_tier", None) or self.service_tier
         if response.status == "incomplete":
             self.finish_reason = "length"

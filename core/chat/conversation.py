@@ -57,6 +57,8 @@ class Message:
     attachments: list[Attachment] = field(default_factory=list)  # a user's images and PDFs, checked (core.llm)
     rating: str | None = None  # the user's thumbs on a reply: "up" / "down" (a test case's metadata later)
     rating_note: str | None = None  # … and why, in their words
+    thinking: str | None = None  # a reply's reasoning summary (Responses API), shown collapsed above it
+    response_id: str | None = None  # the server's id of a reply made on the Responses API (previous_response_id)
 
     def api(self, vision: bool = True) -> dict[str, Any]:
         """The turn as the Chat Completions API takes it; attachments as content parts after the text (`image_url`
@@ -94,6 +96,10 @@ class Message:
             data["attachments"] = [files.to_stored(a) for a in self.attachments]
         if self.rating:
             data["rating"], data["rating_note"] = self.rating, self.rating_note
+        if self.thinking:
+            data["thinking"] = self.thinking
+        if self.response_id:
+            data["response_id"] = self.response_id
         return data
 
     @classmethod
@@ -109,7 +115,8 @@ class Message:
                    tool_call_id=_text(data.get("tool_call_id")), tool_name=_text(data.get("tool_name")),
                    attachments=_stored_attachments(data.get("attachments")),
                    rating=data.get("rating") if data.get("rating") in RATINGS else None,
-                   rating_note=_text(data.get("rating_note")))
+                   rating_note=_text(data.get("rating_note")),
+                   thinking=_text(data.get("thinking")) or None, response_id=_text(data.get("response_id")) or None)
 
 
 def _stored_attachments(value: Any) -> list[Attachment]:
@@ -362,7 +369,8 @@ def record_reply(conversation: Conversation, outcome: CallOutcome | None, note: 
     calls = [{"id": c.get("id") or "", "name": c.get("name") or "", "arguments": c.get("arguments") or ""}
              for c in outcome.tool_calls] if status == "ok" else []
     message = Message(role="assistant", content=outcome.text, status=status, metrics=outcome.metrics, note=note,
-                      tool_calls=calls)
+                      tool_calls=calls, thinking=outcome.thinking or None,
+                      response_id=outcome.response_id if status == "ok" else None)
     conversation.messages.append(message)
     return message
 
@@ -474,7 +482,10 @@ def export_markdown(conversation: Conversation) -> str:
         heading = turn_heading(m)
         if m.status != "ok":
             heading += f" — {status_label(m.status)}"
-        lines += [f"## {heading}", "", m.content, ""]
+        lines += [f"## {heading}", ""]
+        if m.thinking:  # collapsed, as on the page: GitHub and most viewers fold <details>
+            lines += ["<details><summary>" + _("Thinking") + "</summary>", "", m.thinking, "", "</details>", ""]
+        lines += [m.content, ""]
         for a in m.attachments:  # the bytes travel in the JSON export; here each is named and described
             lines += [f"- 📎 {attachment_label(a)}"]
         if m.attachments:

@@ -24,6 +24,7 @@ from core.llm import attachments as files
 from core.llm import tools
 from core.llm.attachments import Attachment
 from core.llm.providers import Provider
+from core.llm.responses_api import choose_api
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +37,9 @@ class TurnSettings:
     cache_opt_in: bool = False
     tools_json: str = ""
     api: str = "auto"  # auto / responses / chat: which OpenAI API answers (core.llm.responses_api.choose_api)
+    # On the Responses API: send only the new input and point at the last reply by `previous_response_id` (the
+    # server keeps the conversation: `store` true); off, the whole history goes and nothing is stored.
+    server_state: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,18 +167,42 @@ class ChatTurn:
         self.tools = read_tools(s.tools_json)[0] if chosen.kind != "local" else []
         self.conversation.reply_pending, self.conversation.error = True, None
         self.result.save_error = save(self.conversation, services)
-        self.stream: FallbackStream = chat.start_reply(
-            self.plan, self.chain, services.provider_for, self._params, services.context, services.log,
-            services.cache, s.cache_opt_in, hooks=self.hooks, api=s.api)
+        self.previous_id = self._previous_response_id(chosen) if s.server_state else None
+        self.resent = False  # the stored response was gone: the full history was sent instead
+        self.stream: FallbackStream = self._start()
         self._closed = False
 
+    def _start(self) -> FallbackStream:
+        s, services = self.settings, self.services
+        return chat.start_reply(self.plan, self.chain, services.provider_for, self._params, services.context,
+                                services.log, services.cache, s.cache_opt_in, hooks=self.hooks, api=s.api)
+
+    def _previous_response_id(self, chosen: Provider) -> str | None:
+        """The id of the last reply, when this turn goes to the Responses API and that reply was answered there."""
+        if choose_api(chosen.kind, self.settings.api, self.settings.model) != "responses":
+            return None
+        last = next((m for m in reversed(self.conversation.messages) if m.role == "assistant"), None)
+        return last.response_id if last is not None and last.status == "ok" else None
+
     def _params(self, provider: Provider, model: str) -> dict[str, Any]:
-        return chat.reply_params(provider, model, temperature=self.settings.temperature,
-                                 max_tokens=self.settings.max_tokens, chosen=self.chain[0],
-                                 tools=self.tools if provider.kind != "local" else None)
+        params = chat.reply_params(provider, model, temperature=self.settings.temperature,
+                                   max_tokens=self.settings.max_tokens, chosen=self.chain[0],
+                                   tools=self.tools if provider.kind != "local" else None)
+        if self.settings.server_state and choose_api(provider.kind, self.settings.api, model) == "responses":
+            params["store"] = True  # kept server-side, so the next turn can point at it
+            if self.previous_id and model == self.chain[0]:
+                params["previous_response_id"] = self.previous_id
+        return params
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.stream)
+        yield from self.stream
+        out = self.stream.outcome
+        if self.previous_id and out is not None and out.error is not None and not out.text \
+                and out.error.kind == "previous_response_not_found":
+            # The stored response expired (or was never stored): the whole history goes once more, this time.
+            self.previous_id, self.resent = None, True
+            self.stream = self._start()
+            yield from self.stream
 
     @property
     def thinking(self) -> str:
@@ -200,7 +228,9 @@ class ChatTurn:
         self._closed = True
         conv, stream, result = self.conversation, self.stream, self.result
         stream.close()
-        reply = chat.record_reply(conv, stream.outcome, stream.notice)
+        resent = _("the server no longer had the previous response: the full history was sent") \
+            if self.resent else None
+        reply = chat.record_reply(conv, stream.outcome, "; ".join(n for n in (stream.notice, resent) if n) or None)
         conv.reply_pending, conv.error = False, None
         outcome = stream.outcome
         if outcome is not None and outcome.log_error:

@@ -31,6 +31,9 @@ LABELS = {
     "text": N_("Output"), "finish_reason": N_("Finish reason"), "error": N_("Error"),
     "schema_valid": N_("Matches the schema"), "schema_error": N_("Schema error"), "served_model": N_("Answered by"),
     "tool_calls": N_("Tool calls"),
+    "api": N_("API"), "thinking": N_("Thinking"), "builtin_calls": N_("Built-in tool calls"),
+    "citations": N_("Cited links"), "tool_fees_usd": N_("Tool-call fees (USD)"),
+    "tool_fees_estimated": N_("Tool-call fees estimated"),
     # its stability summary and the comparison with a baseline run (core/playground_compare.Stability, CellComparison)
     "runs": N_("Runs"), "distinct_outputs": N_("Distinct outputs"), "schema_valid_rate": N_("Share matching the schema"),
     "latency_min_ms": N_("Fastest (ms)"), "latency_median_ms": N_("Median (ms)"), "latency_max_ms": N_("Slowest (ms)"),

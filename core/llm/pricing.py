@@ -203,3 +203,57 @@ def format_cost_total(cost: float | None, unpriced: int = 0) -> str:
     if not cost:
         return ngettext("unpriced ({n} call)", "unpriced ({n} calls)", unpriced).format(n=unpriced)
     return format_cost(cost) + _(" + {n} unpriced").format(n=unpriced)
+
+
+# ----- built-in tool calls (Responses API: web_search, file_search) -----------------------------------------------
+# Fees per 1,000 calls, used when genai-prices has no tool-call price for the model (it prices `web_searches` and
+# `storage_searches` for most OpenAI models: $10 and $2.50 per 1k, checked with genai-prices 0.2.5 on 2026-12-05).
+# Source: OpenAI's API pricing page, "Built-in tools" (openai.com/api/pricing), as quoted on 2026-03-12 by
+# modelcostwatch.com/openai/tool-costs/{web-search,file-search} and by OpenAI staff in the developer forum
+# (community.openai.com/t/search-web-using-openai-api/1363698). The page itself was not among the stored sources
+# when this was written, so a fee from this table is marked estimated. Search content tokens are not here: they
+# come back in the response's usage and are priced at the model's token rates with the rest.
+TOOL_CALL_FEES_PER_1K = {"web_search": 10.0, "web_search_preview": 25.0, "web_search_preview:reasoning": 10.0,
+                         "file_search": 2.5}
+_GENAI_TOOL_UNITS = {"web_search": "web_searches", "file_search": "storage_searches"}
+
+
+@dataclass(frozen=True)
+class ToolFees:
+    """What a call's built-in tool calls cost on top of its tokens; `estimated` when from TOOL_CALL_FEES_PER_1K."""
+
+    cost_usd: float | None
+    estimated: bool = False
+
+
+def tool_call_fees(calls: Mapping[str, int], model: str, provider_id: str | None, *,
+                   reasoning: bool = False) -> ToolFees:
+    """The fees of `calls` ({tool type as sent ("web_search", "web_search_preview", "file_search"): count}).
+    genai-prices first (list price per model); else the table above (estimated); None on a provider with no price
+    list (a compatible server), 0 on a free one."""
+    calls = {tool: n for tool, n in calls.items() if n}
+    if not calls:
+        return ToolFees(0.0)
+    if provider_id == FREE:
+        return ToolFees(0.0)
+    if provider_id is None or provider_id in NO_PRICE_DATA:
+        return ToolFees(None)
+    total, estimated = 0.0, False
+    for tool, n in calls.items():
+        unit = _GENAI_TOOL_UNITS.get(tool)
+        listed = 0.0
+        if unit is not None:
+            try:
+                listed = float(calc_price(Usage(input_tokens=0, **{unit: n}), model,
+                                          provider_id=provider_id).total_price)
+            except LookupError:
+                listed = 0.0
+        if listed:
+            total += listed
+            continue
+        key = f"{tool}:reasoning" if reasoning and f"{tool}:reasoning" in TOOL_CALL_FEES_PER_1K else tool
+        if key not in TOOL_CALL_FEES_PER_1K:
+            return ToolFees(None)
+        total += TOOL_CALL_FEES_PER_1K[key] * n / 1000
+        estimated = True
+    return ToolFees(total, estimated)

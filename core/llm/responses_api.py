@@ -13,14 +13,27 @@ from typing import Any, Literal
 Api = Literal["responses", "chat"]
 API_CHOICES = ("auto", "responses", "chat")  # what a person may pick per call
 RESPONSES_KINDS = ("openai", "azure")  # providers whose servers speak /responses
+# Models OpenAI serves only through /responses (its model pages say "Chat Completions: not supported"; o1-pro and
+# o3-pro answer /chat/completions with "only supported in v1/responses"). A dated snapshot counts as its family.
+RESPONSES_ONLY = ("o1-pro", "o3-pro", "gpt-5-pro", "gpt-5-codex", "codex-mini", "computer-use-preview",
+                  "o3-deep-research", "o4-mini-deep-research")
 
 
-def choose_api(provider_kind: str, choice: str = "auto") -> Api:
-    """The API a call uses: a forced choice as given, "auto" by the provider's kind."""
+def is_responses_only(model: str) -> bool:
+    """A model served only by the Responses API (see RESPONSES_ONLY)."""
+    name = model.split("/")[-1].lower()
+    return any(name == m or name.startswith(m + "-") for m in RESPONSES_ONLY)
+
+
+def choose_api(provider_kind: str, choice: str = "auto", model: str = "") -> Api:
+    """The API a call uses: a forced choice as given, "auto" by the provider's kind — except a Responses-only
+    model, which asks /responses anywhere but on the offline model (a server without it then says so)."""
     if choice == "responses":
         return "responses"
     if choice == "chat":
         return "chat"
+    if provider_kind != "local" and is_responses_only(model):
+        return "responses"
     return "responses" if provider_kind in RESPONSES_KINDS else "chat"
 
 
@@ -100,10 +113,23 @@ def _text_format(response_format: dict[str, Any]) -> dict[str, Any]:
     return {"type": response_format.get("type", "text")}
 
 
+def _new_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items after the last assistant turn: what a request continuing a stored response adds to it."""
+    last = max((i for i, item in enumerate(items) if item.get("role") == "assistant"
+                or item.get("type") == "function_call"), default=-1)
+    return items[last + 1:]
+
+
 def responses_request(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for `client.responses.create` that ask what the chat request asks."""
+    """Keyword arguments for `client.responses.create` that ask what the chat request asks.
+
+    `store` is false unless asked for: OpenAI keeps a response (30 days) by default, and a workbench's prompts are
+    not to be kept server-side unless the user chose server-side state. With `previous_response_id` (which needs
+    the earlier response stored) only the new input goes: the server holds the rest of the conversation."""
     instructions, items = input_items(messages)
-    request: dict[str, Any] = {"model": model, "input": items}
+    if params.get("previous_response_id"):
+        items = _new_items(items)
+    request: dict[str, Any] = {"model": model, "input": items, "store": False}
     if instructions:
         request["instructions"] = instructions
     for key, value in params.items():

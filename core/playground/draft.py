@@ -17,6 +17,7 @@ from core.llm import file_vars
 from core.llm.attachments import Attachment
 from core.llm.local_model import is_local_model
 from core.llm.providers import Provider, is_reasoning_model, request_params
+from core.llm.responses_api import RESPONSES_KINDS, choose_api
 
 _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
@@ -43,6 +44,11 @@ class RunSettings:
     tool_choice: str = "auto"  # auto | none | required | <function name>
     reasoning_effort: str | None = None
     service_tier: str | None = None  # auto | default | flex | priority (None = not sent)
+    api: str = "auto"  # auto | responses | chat: which OpenAI API runs it (core.llm.responses_api.choose_api)
+    # OpenAI's hosted tools, Responses API only: "web_search", "web_search_preview", "file_search" (which searches
+    # the vector stores named in `vector_store_ids`)
+    builtin_tools: list[str] = field(default_factory=list)
+    vector_store_ids: list[str] = field(default_factory=list)
 
 
 SERVICE_TIERS = ("auto", "default", "flex", "priority")
@@ -51,7 +57,8 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "temperature": _NUMBER, "top_p": _NUMBER, "max_tokens": (int,), "stop": (list,), "presence_penalty": _NUMBER,
     "frequency_penalty": _NUMBER, "seed": (int,), "response_format": (str,), "json_schema": (dict,),
     "tools": (list,), "tool_choice": (str,), "reasoning_effort": (str,),
-    "service_tier": (str,)}
+    "service_tier": (str,), "api": (str,), "builtin_tools": (list,), "vector_store_ids": (list,)}
+BUILT_IN_TOOLS = ("web_search", "web_search_preview", "file_search")
 
 
 @dataclass
@@ -104,6 +111,9 @@ class Draft:
             raise ValueError(_('{where}: stop sequences must be text.').format(where=where))
         if not all(isinstance(t, dict) for t in settings.get("tools") or []):
             raise ValueError(_('{where}: tools must be objects.').format(where=where))
+        if not all(isinstance(t, str) for t in [*(settings.get("builtin_tools") or []),
+                                                 *(settings.get("vector_store_ids") or [])]):
+            raise ValueError(_('{where}: built-in tools and vector store ids must be text.').format(where=where))
         if settings.get("json_schema") is not None:
             json_guard.check_refs(settings["json_schema"], f"{where}'s JSON schema")
         return cls.from_dict(data)
@@ -166,6 +176,32 @@ def unsupported_controls(provider_kind: str, model: str) -> dict[str, str]:
     return reasons
 
 
+def builtin_tools_off(provider_kind: str, api_choice: str, model: str) -> str | None:
+    """Why OpenAI's built-in tools (web / file search) cannot run with this provider and API, None when they can."""
+    if provider_kind == "local" or is_local_model(model):
+        return _("the offline model has no built-in tools")
+    if provider_kind not in RESPONSES_KINDS:
+        return _("built-in tools run on OpenAI and Azure only; a compatible server has none")
+    if choose_api(provider_kind, api_choice, model) != "responses":
+        return _("built-in tools need the Responses API: choose Responses as the API")
+    return None
+
+
+def builtin_tool_params(s: RunSettings) -> list[dict[str, Any]]:
+    """The hosted tools as the Responses API takes them; file search without a vector store is a PlaygroundError."""
+    tools: list[dict[str, Any]] = []
+    for name in s.builtin_tools:
+        if name not in BUILT_IN_TOOLS:
+            raise PlaygroundError(_("Unknown built-in tool: {name}.").format(name=name))
+        if name == "file_search":
+            if not s.vector_store_ids:
+                raise PlaygroundError(_("File search needs the id of at least one vector store (vs_…)."))
+            tools.append({"type": "file_search", "vector_store_ids": list(s.vector_store_ids)})
+        else:
+            tools.append({"type": name})
+    return tools
+
+
 def validate_schema(text: str) -> dict[str, Any]:
     """A JSON Schema for structured output, checked before sending."""
     try:
@@ -218,9 +254,12 @@ def build_params(provider: Provider, model: str, s: RunSettings) -> dict[str, An
         extra["response_format"] = {"type": "json_schema", "json_schema": {
             "name": "output", "schema": s.json_schema, "strict": False}}
     if s.tools and "tools" not in skip:
-        extra["tools"] = s.tools
+        extra["tools"] = list(s.tools)
         extra["tool_choice"] = s.tool_choice if s.tool_choice in ("auto", "none", "required") else {
             "type": "function", "function": {"name": s.tool_choice}}
+    hosted = builtin_tool_params(s) if builtin_tools_off(provider.kind, s.api, model) is None else []
+    if hosted:  # sent only where they run (Responses on OpenAI / Azure); elsewhere the editor says why not
+        extra["tools"] = [*extra.get("tools", []), *hosted]
     if s.reasoning_effort and "reasoning_effort" not in skip:
         extra["reasoning_effort"] = s.reasoning_effort
     if s.service_tier in SERVICE_TIERS and "service_tier" not in skip:

@@ -26,6 +26,7 @@ from core.calls.metrics import CALL_STATUSES, CallMetrics
 from core.llm import attachments, file_vars
 from core.llm.pricing import TokenUsage, cost_usd
 from core.llm.providers import Provider
+from core.llm.responses_api import choose_api
 from core.playground.draft import Draft, PlaygroundError, build_params, check_json_output, messages_for
 from core.playground.tools import check_tool_call
 
@@ -108,13 +109,23 @@ class CellResult:
     schema_valid: bool | None = None
     schema_error: str | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    api: str | None = None  # the API that ran it: "responses" or "chat" (None: not run, or saved before)
+    thinking: str = ""  # the reasoning summary (Responses API)
+    builtin_calls: list[dict[str, Any]] = field(default_factory=list)  # web / file search calls the server made
+    citations: list[dict[str, str]] = field(default_factory=list)  # the answer's url_citation links
+    tool_fees_usd: float | None = 0.0  # of the cost: the built-in tool calls' fees (None: unpriced)
+    tool_fees_estimated: bool = False  # ... from PromptLab's table, not genai-prices
+
+    _EXTRAS = ("api", "thinking", "builtin_calls", "citations", "tool_fees_usd", "tool_fees_estimated")
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored form (saved runs, the JSON export): the measurements flat beside the cell's own fields."""
+        """The stored form (saved runs, the JSON export): the measurements flat beside the cell's own fields; the
+        Responses API's extras only when there are some (earlier stored forms stay as they were)."""
+        extras = {k: getattr(self, k) for k in self._EXTRAS if getattr(self, k) not in (None, "", [], 0.0, False)}
         return {"spec": asdict(self.spec), "text": self.text, "status": self.status,
                 "finish_reason": self.finish_reason, **(self.metrics or CallMetrics(status="ok")).flat(),
                 "error": self.error, "schema_valid": self.schema_valid, "schema_error": self.schema_error,
-                "tool_calls": self.tool_calls}
+                "tool_calls": self.tool_calls, **extras}
 
     @classmethod
     def from_dict(cls, item: dict[str, Any]) -> CellResult:
@@ -124,13 +135,18 @@ class CellResult:
                    metrics=CallMetrics.from_flat(item, ended) if ended else None,
                    finish_reason=item.get("finish_reason"), error=item.get("error"),
                    schema_valid=item.get("schema_valid"), schema_error=item.get("schema_error"),
-                   tool_calls=list(item.get("tool_calls") or []))
+                   tool_calls=list(item.get("tool_calls") or []), api=item.get("api"),
+                   thinking=str(item.get("thinking") or ""), builtin_calls=list(item.get("builtin_calls") or []),
+                   citations=list(item.get("citations") or []), tool_fees_usd=item.get("tool_fees_usd", None if item.get("builtin_calls") else 0.0),
+                   tool_fees_estimated=bool(item.get("tool_fees_estimated")))
 
     def row(self) -> dict[str, Any]:
         """A flat row for tables and exports (`model` is the cell's; the model that answered is `served_model`)."""
         data = self.to_dict()
         spec, served = data.pop("spec"), data.pop("model")
-        return {**spec, **data, "served_model": served,
+        for nested in ("builtin_calls", "citations"):
+            data[nested] = json.dumps(data[nested]) if data.get(nested) else None
+        return {**spec, "api": self.api, **data, "served_model": served,
                 "tool_calls": json.dumps(self.tool_calls) if self.tool_calls else None}
 
 
@@ -149,7 +165,7 @@ class PreparedCell:
     json_schema: dict[str, Any] | None = None
     check_json: bool = False
     tools: list[dict[str, Any]] = field(default_factory=list)
-    api: str = "chat"  # "responses": sent through the Responses API (evals' openai:responses:<model>)
+    api: str = "chat"  # "responses": sent through the Responses API (the draft's choice, evals' openai:responses:)
 
 
 class MatrixRun:
@@ -244,6 +260,9 @@ def record_result(cell: PreparedCell, result: CellResult, stream: ChatStream) ->
         return
     result.text, result.finish_reason, result.tool_calls = out.text, out.finish_reason, out.tool_calls
     result.metrics = out.metrics
+    result.api, result.thinking = stream.request.api, out.thinking
+    result.builtin_calls, result.citations = out.builtin_calls, out.citations
+    result.tool_fees_usd, result.tool_fees_estimated = out.tool_fees.cost_usd, out.tool_fees.estimated
     result.error = out.error.message if out.error else None
     if out.error and file_vars.has_media(cell.messages) and attachments.looks_like_no_vision(
             f"{out.error.message} {out.error.detail or ''}"):  # the server refused the image: the same sentence
@@ -284,7 +303,8 @@ def prepare_cell(spec: CellSpec, draft: Draft, provider: Provider) -> PreparedCe
     settings = replace(draft.settings, temperature=spec.temperature)
     return PreparedCell(spec, provider, messages_for(draft), build_params(provider, spec.model, settings),
                         settings.json_schema if settings.response_format == "json_schema" else None,
-                        settings.response_format != "text", list(settings.tools))
+                        settings.response_format != "text", list(settings.tools),
+                        api=choose_api(provider.kind, settings.api, spec.model))
 
 
 def parse_temperatures(text: str) -> list[float]:

@@ -71,6 +71,7 @@ h1{font-size:1.6rem;margin:0 0 4px} h2{font-size:1.2rem;margin:28px 0 8px;border
 .turn.user{background:#f5f7fb} .role{font-weight:600;font-size:.85rem;color:#5b6275;margin-bottom:4px}
 .text{white-space:pre-wrap;word-wrap:break-word;margin:0;font-family:inherit}
 .caption{color:#5b6275;font-size:.82rem;margin-top:6px}
+details.thinking{color:#5b6275;font-size:.9rem;margin-bottom:6px} details.thinking summary{cursor:pointer}
 table{border-collapse:collapse;width:100%;font-size:.9rem;margin:8px 0} th,td{border:1px solid #e3e6ee;padding:6px 8px;
  text-align:left;vertical-align:top} th{background:#f5f7fb} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .kpis{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:10px}
@@ -179,7 +180,11 @@ def _conversation_report(conversation: Conversation, secrets: Iterable[str | Non
         caption_html = f'<div class="caption">{" · ".join(caption)}</div>' if caption else ""
         calls = "".join('<pre class="text">' + clean(_("Tool call: {name}").format(name=c.get("name") or "?"))
                         + "\n" + clean(c.get("arguments") or "") + "</pre>" for c in m.tool_calls)  # text only
-        parts.append(f'<div class="turn {m.role}"><div class="role">{role}</div>'
+        # the reasoning summary, collapsed above the reply as on the page (no script needed: <details> folds)
+        heading = html.escape(_("Thinking"))
+        thinking = (f'<details class="thinking"><summary>{heading}</summary>'
+                    f'<pre class="text">{clean(m.thinking)}</pre></details>') if m.thinking else ""
+        parts.append(f'<div class="turn {m.role}"><div class="role">{role}</div>{thinking}'
                      f'<pre class="text">{clean(m.content)}</pre>{_attachments_html(m, clean)}{calls}'
                      f'{caption_html}</div>')
     return Report(export_name(conversation, "html"),
@@ -206,12 +211,17 @@ def _cell_row(result: CellResult, clean: _Clean) -> list[str]:
     output = result.text or (f"[{result.error}]" if result.error else "")
     if result.tool_calls:
         output += ("\n" if output else "") + json.dumps(clean.data(result.tool_calls), ensure_ascii=False)
+    for call in result.builtin_calls:  # what the server searched for (text only; links are never made live)
+        output += f"\n[{call.get('type')}: {call.get('query') or ''}]"
     version = _(CURRENT_DRAFT) if result.spec.version == CURRENT_DRAFT else result.spec.version
+    heading = html.escape(_("Thinking"))
+    thinking = (f'<details class="thinking"><summary>{heading}</summary><pre class="text">'
+                f'{clean(result.thinking)}</pre></details>') if result.thinking else ""
+    measured = " · ".join(p for p in (metrics_caption(m) if m else "", result.api or "") if p)
     return [clean(version), clean(result.spec.model),
             clean(_("default") if result.spec.temperature is None else f"{result.spec.temperature:g}"),
             clean(f"#{result.spec.repeat}"),
-            f'<pre class="text">{clean(output)}</pre>', clean(result.status),
-            clean(metrics_caption(m)) if m else ""]
+            f'{thinking}<pre class="text">{clean(output)}</pre>', clean(result.status), clean(measured)]
 
 
 def compare_report(run: SavedRun, secrets: Iterable[str | None] = (), *, language: str | None = None) -> Report:

@@ -164,3 +164,27 @@ def test_a_server_without_responses_says_so_in_one_sentence(provider, ctx, log, 
     assert only_record(log).error_type == "no_responses"
     stream, _ = run(provider, ctx, log, model="gpt-9-imaginary")  # a missing model is still that
     assert stream.outcome.error.kind == "unknown_model"
+
+
+def test_web_and_file_search_calls_are_kept_and_their_fees_are_in_the_call_row(server, ctx, log):
+    from core.llm.pricing import tool_call_fees
+    openai_like = Provider("openai", server.base_url, TEST_KEY, timeout_s=5, max_retries=0)
+    tools = [{"type": "web_search"}, {"type": "file_search", "vector_store_ids": ["vs_1"]}]
+    stream, _ = run(openai_like, ctx, log, model="gpt-4o", tools=tools)
+    out = stream.outcome
+    assert [(c["type"], c["status"], c["query"]) for c in out.builtin_calls] == [
+        ("web_search_call", "completed", "Where is my parcel?"), ("file_search_call", "completed",
+                                                                  "Where is my parcel?")]
+    assert out.citations == [{"url": "https://example.com/loopback-source", "title": "Loopback source"}]
+    rec = only_record(log)
+    tokens = cost_usd(TokenUsage(rec.input_tokens, rec.output_tokens), "gpt-4o", openai_like.pricing_id)
+    assert out.tool_fees.cost_usd == pytest.approx(0.01 + 0.0025)  # genai-prices: $10 and $2.50 per 1k calls
+    assert rec.cost_usd == pytest.approx(tokens + 0.0125) and out.cost_usd == rec.cost_usd
+    # a preview search on a non-reasoning model: not in genai-prices, priced from our table and marked estimated
+    assert tool_call_fees({"web_search_preview": 1}, "gpt-4o", "openai").estimated
+    assert tool_call_fees({"web_search": 1}, "gpt-4o", "compatible").cost_usd is None  # never a silent $0
+
+
+def test_no_tools_no_searches_no_fees(provider, ctx, log, server):
+    stream, _ = run(provider, ctx, log)
+    assert stream.outcome.builtin_calls == [] and stream.outcome.tool_fees.cost_usd == 0.0

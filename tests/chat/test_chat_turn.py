@@ -172,3 +172,98 @@ def test_auto_on_a_compatible_server_is_chat_completions(server, services):
     with ChatTurn(conv, settings(api="auto"), services) as turn:
         assert "".join(turn) == "Echo: hi" and turn.api == "chat" and turn.thinking == ""
     assert len(server.chat_requests()) == 1
+
+
+def responses_bodies(server) -> list[dict]:
+    return [r["body"] for r in server.requests if r["path"] == "/v1/responses"]
+
+
+def test_the_thinking_is_kept_on_the_reply_and_survives_the_store_and_every_export(server, services, db_url):
+    server.push(Script(path="/v1/responses", reply="Paris.", reasoning_summary="Recall the capital.",
+                       reasoning_tokens=5))
+    conv = asked("Capital of France?", services)
+    with ChatTurn(conv, settings(api="responses"), services) as turn:
+        list(turn)
+    reply = ConversationStore(db_url).load(conv.id, "tester").messages[-1]  # read back as a reload would
+    assert (reply.content, reply.thinking) == ("Paris.", "Recall the capital.")
+    assert reply.metrics.reasoning_tokens == 5 and "5 reasoning" in chat.turn_caption(reply)
+    assert reply.response_id and reply.response_id.startswith("resp_")
+    assert json.loads(chat.export_json(conv))["messages"][-1]["thinking"] == "Recall the capital."
+    markdown = chat.export_markdown(conv)
+    assert "<details><summary>Thinking</summary>" in markdown
+    assert markdown.index("Recall the capital.") < markdown.index("Paris.")  # above the answer
+    page = report.conversation_report(conv).html
+    assert '<details class="thinking"><summary>Thinking</summary>' in page and "Recall the capital." in page
+    assert "<details open" not in page  # collapsed
+    user = ConversationStore(db_url).load(conv.id, "tester").messages[0]
+    assert user.thinking is None and "thinking" not in user.to_dict()  # other turns' stored form unchanged
+
+
+def test_without_server_side_state_the_whole_history_goes_and_nothing_is_stored(server, services):
+    conv = asked("first", services)
+    with ChatTurn(conv, settings(api="responses"), services) as turn:
+        list(turn)
+    submit(conv, "second", settings(), services)
+    with ChatTurn(conv, settings(api="responses"), services) as turn:
+        assert "".join(turn) == "Echo: second"
+    body = responses_bodies(server)[-1]
+    assert body["store"] is False and "previous_response_id" not in body
+    assert [i.get("role") for i in body["input"]] == ["user", "assistant", "user"]
+
+
+def test_server_side_state_sends_only_the_new_input_with_the_previous_response_id(server, services, log):
+    conv = asked("My name is Ada.", services)
+    with ChatTurn(conv, settings(api="responses", server_state=True), services) as turn:
+        list(turn)
+    first_id = conv.messages[-1].response_id
+    assert responses_bodies(server)[-1]["store"] is True and first_id
+    submit(conv, "What is my name?", settings(), services)
+    with ChatTurn(conv, settings(api="responses", server_state=True), services) as turn:
+        assert "".join(turn) == "Echo: What is my name?"
+    body = responses_bodies(server)[-1]
+    assert body["previous_response_id"] == first_id and body["store"] is True
+    assert body["input"] == [{"role": "user", "content": "What is my name?"}]  # only the new turn
+    assert body["instructions"] == "You are terse."  # instructions are never carried over by the server
+    # the server billed the stored conversation as input: more than the new turn alone
+    rows = log.recent(2)
+    assert rows[0].status == "ok" and rows[0].input_tokens > rows[1].input_tokens
+    assert conv.messages[-1].note is None
+
+
+def test_an_expired_previous_response_is_answered_from_the_full_history_once_and_says_so(server, services, log):
+    conv = asked("first", services)
+    with ChatTurn(conv, settings(api="responses"), services) as turn:  # stored false: its id cannot be continued
+        list(turn)
+    submit(conv, "second", settings(), services)
+    with ChatTurn(conv, settings(api="responses", server_state=True), services) as turn:
+        assert "".join(turn) == "Echo: second"
+    result = turn.close()
+    assert result.error is None
+    tried, resent = responses_bodies(server)[-2:]
+    assert tried["previous_response_id"] == conv.messages[1].response_id
+    assert "previous_response_id" not in resent and len(resent["input"]) == 3 and resent["store"] is True
+    assert "full history was sent" in conv.messages[-1].note
+    assert [r.status for r in log.recent(2)] == ["ok", "error"]  # the refused call has its row
+    assert log.recent(2)[1].error_type == "previous_response_not_found"
+
+
+def test_a_responses_only_model_on_a_server_without_responses_says_so_and_keeps_the_text(server, services, log):
+    server.push(Script(path="/v1/responses", status=404, error_message="Not Found"))
+    conv = asked("Plan my week", services)
+    with ChatTurn(conv, settings(model="o1-pro", api="auto"), services) as turn:  # auto, a compatible server
+        assert "".join(turn) == ""
+    result = turn.close()
+    assert server.chat_requests() == [] and len(responses_bodies(server)) == 1  # auto asked /responses
+    assert "no Responses API" in result.error and "o1-pro" in result.error and "\n" not in result.error
+    assert conv.messages[-1].content == "Plan my week" and conv.error == result.error  # the text stays, Retry
+    row = log.recent(1)[0]
+    assert (row.status, row.error_type) == ("error", "no_responses")
+
+
+def test_forcing_responses_on_a_server_without_it_names_the_way_out(server, services, log):
+    server.push(Script(path="/v1/responses", status=404, error_message="Not Found"))
+    conv = asked("hello", services)
+    with ChatTurn(conv, settings(api="responses"), services) as turn:
+        list(turn)
+    assert "choose Chat Completions" in turn.close().error
+    assert conv.messages[-1].content == "hello" and log.recent(1)[0].status == "error"

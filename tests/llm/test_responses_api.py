@@ -38,3 +38,22 @@ def test_messages_tools_and_schema_map_to_responses_shapes():
     assert request["max_output_tokens"] == 50 and request["temperature"] == 0.2 and "seed" not in request
     assert "reasoning" not in request
     assert responses_request("o4-mini", messages, {})["reasoning"] == {"summary": "auto"}
+
+
+@pytest.mark.parametrize("kind, model, api", [
+    ("compatible", "o1-pro", "responses"), ("compatible", "o3-pro-2025-06-10", "responses"),
+    ("compatible", "gpt-5-pro", "responses"), ("compatible", "codex-mini-latest", "responses"),
+    ("compatible", "computer-use-preview", "responses"), ("local", "o1-pro", "chat"),
+    ("compatible", "o1", "chat"), ("compatible", "gpt-5", "chat"), ("compatible", "o1-preview", "chat")])
+def test_auto_asks_responses_for_a_model_served_only_there(kind, model, api):
+    assert choose_api(kind, "auto", model) == api
+    assert choose_api(kind, "chat", model) == "chat"  # forced stays forced
+
+
+def test_nothing_is_stored_server_side_unless_asked_and_a_continuation_sends_only_the_new_input():
+    history = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "one"},
+               {"role": "assistant", "content": "two"}, {"role": "user", "content": "three"}]
+    assert responses_request("gpt-4o", history, {})["store"] is False
+    going_on = responses_request("gpt-4o", history, {"previous_response_id": "resp_1", "store": True})
+    assert going_on["input"] == [{"role": "user", "content": "three"}] and going_on["store"] is True
+    assert going_on["instructions"] == "Be brief." and going_on["previous_response_id"] == "resp_1"

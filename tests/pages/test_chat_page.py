@@ -414,7 +414,7 @@ def test_the_api_choice_in_the_sidebar_sends_the_turn_through_the_responses_api(
     at.selectbox(key="chat_api").set_value("responses").run()
     server.push(Script(path="/v1/responses", reply="Paris.", reasoning_summary="Recall the capital."))
     send(at, "Capital of France?")
-    assert messages(at)[-1] == ("assistant", "Paris.")
+    assert at.chat_message[-1].markdown[-1].value == "Paris."  # under its Thinking block
     body = [r["body"] for r in server.requests if r["path"] == "/v1/responses"][-1]
     assert body["input"][-1] == {"role": "user", "content": "Capital of France?"} and body["stream"] is True
     assert len(server.chat_requests()) == 1
@@ -449,3 +449,41 @@ def test_thumbs_and_a_note_on_a_reply_are_kept_and_the_turn_joins_a_test_set(app
     reloaded.run()
     again = next(w for w in reloaded.main if getattr(w, "key", None) == f"thumbs_{conv.id}_1")
     assert again.value == 0  # the 👎 is drawn again after a reload
+def test_a_replys_thinking_stays_collapsed_above_it_after_a_reload(at, server, app_env):
+    at.selectbox(key="chat_api").set_value("responses").run()
+    server.push(Script(path="/v1/responses", reply="Paris.", reasoning_summary="Recall the capital.",
+                       reasoning_tokens=4))
+    send(at, "Capital of France?")
+    reply = at.chat_message[1]
+    assert [e.label for e in reply.expander] == ["Thinking"]
+    assert reply.expander[0].markdown[0].value == "Recall the capital." and reply.markdown[-1].value == "Paris."
+    assert "4 reasoning" in reply.caption[-1].value
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a reload: the conversation read back from the store
+    again.query_params["c"] = at.query_params["c"]
+    again.run()
+    assert not again.exception and [e.label for e in again.chat_message[1].expander] == ["Thinking"]
+    assert again.chat_message[1].expander[0].markdown[0].value == "Recall the capital."
+    assert again.chat_message[0].expander == []  # the user's turn has none
+
+
+def test_the_server_side_state_toggle_sends_only_the_new_turn(at, server):
+    assert at.toggle(key="chat_server_state").disabled  # auto on a compatible server: Chat Completions
+    at.selectbox(key="chat_api").set_value("responses").run()
+    at.toggle(key="chat_server_state").set_value(True).run()
+    send(at, "My name is Ada.")
+    send(at, "What is my name?")
+    first, second = [r["body"] for r in server.requests if r["path"] == "/v1/responses"]
+    assert first["store"] is True and "previous_response_id" not in first
+    assert second["previous_response_id"] and second["input"] == [{"role": "user", "content": "What is my name?"}]
+
+
+def test_a_server_without_responses_gets_one_sentence_and_the_message_stays(at, server, app_env):
+    at.selectbox(key="chat_api").set_value("responses").run()
+    server.push(Script(path="/v1/responses", status=404, error_message="Not Found"))
+    send(at, "Where is my parcel?")
+    assert [e.value for e in at.error] == [
+        "This server has no Responses API (404 on /responses): choose Chat Completions as the API."]
+    assert messages(at) == [("user", "Where is my parcel?")]  # the typed text kept, with Retry
+    assert any(b.label == "↻ Retry" for b in at.button)
+    calls = chat_calls(app_env["PROMPTLAB_DB_URL"])
+    assert [(c.status, c.error_type) for c in calls] == [("error", "no_responses")]

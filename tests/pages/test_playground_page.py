@@ -301,3 +301,56 @@ def test_an_uploaded_pdf_goes_as_an_input_file_through_the_responses_api(pg, ser
     assert [p["type"] for p in parts] == ["input_text", "input_file"] and parts[1]["filename"] == "invoice.pdf"
     assert parts[1]["file_data"].startswith("data:application/pdf;base64,JVBERi")
     assert any(m.value == "Echo: Sum up [invoice.pdf] [1 file]" for m in pg.markdown)
+@pytest.fixture
+def pg_openai(app_env, monkeypatch) -> AppTest:
+    """The Playground with the loopback server as an OpenAI-kind provider (auto: the Responses API)."""
+    monkeypatch.setenv("PROMPTLAB_PROVIDER", "openai")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/playground.py").run()
+    at.text_area(key="pg_system").set_value("You are terse.").run()
+    at.text_area(key="pg_user").set_value("Capital of France?").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_compare_cells_on_the_responses_api_show_it_their_thinking_and_their_code(pg_openai, server):
+    pg = pg_openai
+    pg.multiselect(key="pg_cmp_models").set_value(["o4-mini", "gpt-4o-mini"]).run()
+    pg.text_input(key="pg_cmp_temps").set_value("1").run()
+    for _ in range(2):
+        server.push(Script(path="/v1/responses", reply="Paris.", reasoning_summary="Recall the capital."))
+    pg.button(key="pg_cmp_run").click().run()
+    assert not pg.exception, pg.exception
+    assert len([r for r in server.requests if r["path"] == "/v1/responses"]) == 2 and server.chat_requests() == []
+    done = [c for c in captions(pg) if c.startswith("done · finish: complete")]
+    assert len(done) == 2 and all(c.endswith("`responses`") for c in done)
+    assert [e.label for e in pg.expander].count("Thinking") == 2
+    codes = [c.value for c in pg.code]
+    assert sum("client.responses.create(" in c for c in codes) >= 2  # each cell's "View code"
+    frame = pg.dataframe[0].value
+    assert list(frame[label("api")]) == ["responses", "responses"]
+
+
+def test_built_in_tools_are_offered_on_the_responses_api_and_their_calls_shown(pg_openai, server, app_env):
+    pg = pg_openai
+    pg.selectbox(key="pg_model").set_value("gpt-4o").run()
+    assert not pg.multiselect(key="pg_builtin").disabled
+    pg.multiselect(key="pg_builtin").set_value(["web_search"]).run()
+    assert any("'type': 'web_search'" in c.value for c in pg.code)  # view code sends it
+    pg.button(key="pg_run").click().run()
+    assert not pg.exception, pg.exception
+    body = [r["body"] for r in server.requests if r["path"] == "/v1/responses"][-1]
+    assert body["tools"] == [{"type": "web_search"}]
+    assert any("🔎 web search · Capital of France? · completed" in c for c in captions(pg))
+    assert any("(https://example.com/loopback-source)" in m.value for m in pg.markdown)
+    assert any(c.startswith("Built-in tool calls: 1 · fees $0.01") for c in captions(pg))
+    row = CallLog(app_env["PROMPTLAB_DB_URL"]).recent(1)[0]
+    assert row.cost_usd > 0.01  # tokens plus the search fee
+    pg.selectbox(key="pg_api").set_value("chat").run()  # Chat Completions: disabled, with the reason
+    assert pg.multiselect(key="pg_builtin").disabled
+    assert any("need the Responses API" in c for c in captions(pg))
+
+
+def test_built_in_tools_are_disabled_on_a_compatible_server_with_the_reason(pg):
+    assert pg.multiselect(key="pg_builtin").disabled
+    assert any("compatible server has none" in c for c in captions(pg))
