@@ -165,6 +165,9 @@ class LoopbackServer:
         self.cost_buckets: list[dict[str, Any]] = []   # {"start_time", "results": [costs results]}
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests the server was answering at once
+        # Seconds every request waits before it is answered (a model's fixed think time); each request's record
+        # gets `handled_ms`: the server's own measure, from the request's first byte read to its last byte sent.
+        self.delay = 0.0
         self._scripts: deque[Script] = deque()
         self._lock = threading.Lock()
         self.httpd = _QuietServer((host, port), self._handler_class())
@@ -193,6 +196,7 @@ class LoopbackServer:
             self._scripts.clear()
             self.requests.clear()
             self.max_in_flight = 0
+            self.delay = 0.0
             self.admin_key, self.usage_buckets, self.cost_buckets = None, [], []
 
     def chat_requests(self) -> list[dict[str, Any]]:
@@ -232,12 +236,19 @@ class LoopbackServer:
                 self._counted()
 
             def _counted(self) -> None:
+                arrived = time.perf_counter()  # the request line has just been read
+                self.record: dict[str, Any] = {}
                 with server._lock:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
                     self._dispatch()
                 finally:
+                    try:
+                        self.wfile.flush()
+                    except OSError:  # the client hung up: nothing more to send
+                        pass
+                    self.record["handled_ms"] = (time.perf_counter() - arrived) * 1000
                     with server._lock:
                         server.in_flight -= 1
 
@@ -262,8 +273,8 @@ class LoopbackServer:
                                "t": time.monotonic(), "chunks_sent": 0, "stream_state": None}
                 server.requests.append(self.record)
                 script = server._next_script(path, body)
-                if script.first_byte_delay:
-                    time.sleep(script.first_byte_delay)
+                if script.first_byte_delay or server.delay:
+                    time.sleep(script.first_byte_delay + server.delay)
                 given = (self.headers.get("Authorization") or "").removeprefix("Bearer ") or self.headers.get(
                     "api-key", "")
                 if path.startswith("/v1/organization/"):

@@ -297,6 +297,7 @@ class ChatStream:
             status = "cancelled"  # the page's Stop interrupted the wait (Streamlit's rerun is a BaseException)
             raise
         finally:
+            ended = time.perf_counter()  # the reply's last byte (or the failure): closing and counting are ours
             if opening is not None and sdk_stream is None:
                 opening.abandon()  # stopped while waiting: the request is dropped whenever it answers
             if sdk_stream is not None:
@@ -306,18 +307,23 @@ class ChatStream:
             usage = self.reply.usage
             if usage is None and sdk_stream is not None:
                 usage = self.provider.counted_usage(self.request.messages, self.text)
-            self.outcome = self._finish(ts, status, usage, error, billed=response_started)
+            self.outcome = self._finish(ts, status, usage, error, billed=response_started, ended=ended)
 
     def _open_stream(self) -> Any:
         """The SDK stream of this request, from the API it names."""
         # Messages and parameters are plain dicts built at run time: the SDK's TypedDict overloads cannot type them.
         client: Any = self.provider.client()
         if self.request.api == "responses":
-            return client.responses.create(
-                stream=True, **responses_request(self.request.model, self.request.messages, self.request.params))
-        return client.chat.completions.create(
-            model=self.request.model, messages=self.request.messages, stream=True,
-            stream_options={"include_usage": True}, **self.request.params)
+            create = client.responses.create
+            kwargs = responses_request(self.request.model, self.request.messages, self.request.params)
+        else:
+            create = client.chat.completions.create
+            kwargs = {"model": self.request.model, "messages": self.request.messages,
+                      "stream_options": {"include_usage": True}, **self.request.params}
+        # The clock starts as the request leaves: the call log's row, the client's set-up (a fresh client imports
+        # its API's module on first use; the offline model starts its process) and the queue are not the model's.
+        self.reply.started = time.perf_counter()
+        return create(stream=True, **kwargs)
 
     def _looping(self) -> bool:
         """A reply caught in a loop ends here: the text is kept up to its first repeat, the finish reason says
@@ -372,9 +378,9 @@ class ChatStream:
                           count_text(self.text, self.request.model), estimated=True)
 
     def _finish(self, ts: str, status: CallStatus, reported_usage: Any, error: PromptLabError | None, billed: bool,
-                cached: TokenUsage | None = None) -> CallOutcome:
+                cached: TokenUsage | None = None, ended: float | None = None) -> CallOutcome:
         reply = self.reply
-        latency_ms = (time.perf_counter() - reply.started) * 1000
+        latency_ms = ((time.perf_counter() if ended is None else ended) - reply.started) * 1000
         if cached is not None:  # served from the response cache: nothing was spent
             usage, cost = cached, 0.0  # type: tuple[TokenUsage, float | None]
         else:
@@ -453,12 +459,16 @@ def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Call
     """Run a non-streaming API call through the gate: timed, mapped, logged. `describe(result, record)` fills in
     what the result says (model, tokens, cost, images). Returns the result and its record; raises PromptLabError."""
     started = time.perf_counter()
+    ended: float | None = None
     record = CallRecord(request_id=f"req_{uuid.uuid4().hex}", ts=utc_now_iso(), page=context.page,
                         provider=provider.kind, model_requested=model, user=context.user,
                         session=context.session, tags=list(context.tags), input_tokens=0, output_tokens=0,
                         cost_usd=0.0)
     try:
-        result = fn(provider.client())
+        client = provider.client()
+        started = time.perf_counter()  # as the request leaves: the client's set-up is not the model's time
+        result = fn(client)
+        ended = time.perf_counter()
         if describe is not None:
             describe(result, record)
         return result, record
@@ -468,7 +478,7 @@ def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Call
         record.status, record.error_type, record.error_message = "error", error.kind, error.detail
         raise error from None
     finally:
-        record.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        record.latency_ms = round(((time.perf_counter() if ended is None else ended) - started) * 1000, 2)
         book(record, texts, log, secrets=(provider.api_key,))  # the caller gets its result or its error either way
 
 

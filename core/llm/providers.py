@@ -163,7 +163,12 @@ class Provider:
 @lru_cache(maxsize=64)
 def _shared_client(provider: Provider) -> openai.OpenAI:
     # The openai client is thread-safe and pools connections; one per provider settings is enough.
-    return provider.new_client()
+    client = provider.new_client()
+    # Set-up the SDK otherwise does inside the first request (it asks the OS what platform it runs on, a
+    # subprocess): done here, so the first call's latency is the model's (core/calls/gate.py starts the clock as
+    # the request leaves).
+    client.platform_headers()
+    return client
 
 
 def kind_label(kind: str) -> str:
