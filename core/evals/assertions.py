@@ -28,11 +28,24 @@ from core.formats import json_guard, parse_limits
 
 DETERMINISTIC = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any",
                  "icontains-all", "starts-with", "regex", "is-json", "contains-json", "is-valid-openai-tools-call",
-                 "levenshtein", "latency", "cost", "python")
+                 "levenshtein", "latency", "cost", "python", "word-count")
 MODEL_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance")
 SUPPORTED = DETERMINISTIC + MODEL_GRADED
 CODE_TYPES = ("python",)  # types that run code from the config on the server: admins' only (core/evals/config.py)
 PYTHON_TIMEOUT_S = 10
+# Every assertion type promptfoo 0.121.20 knows (its BaseAssertionTypesSchema): a CSV `__expected` cell naming one is
+# read as that type, as promptfoo reads it, and skipped with a note when PromptLab does not run it — never an
+# `equals` that cannot pass. `javascript` (also written `fn:` / `eval:`) runs JavaScript: never run here.
+PROMPTFOO_TYPES = (
+    "agent-rubric", "answer-relevance", "bleu", "classifier", "contains", "contains-all", "contains-any",
+    "contains-html", "contains-json", "contains-sql", "contains-xml", "context-faithfulness", "context-recall",
+    "context-relevance", "conversation-relevance", "cost", "equals", "factuality", "finish-reason", "g-eval", "gleu",
+    "guardrails", "icontains", "icontains-all", "icontains-any", "is-html", "is-json", "is-refusal", "is-sql",
+    "is-valid-function-call", "is-valid-openai-function-call", "is-valid-openai-tools-call", "is-xml", "javascript",
+    "latency", "levenshtein", "llm-rubric", "pi", "meteor", "model-graded-closedqa", "model-graded-factuality",
+    "moderation", "perplexity", "perplexity-score", "python", "regex", "rouge-n", "ruby", "similar", "starts-with",
+    "tool-call-f1", "skill-used", "trace-error-spans", "trace-span-count", "trace-span-duration", "search-rubric",
+    "webhook", "word-count", "select-best", "human", "max-score", "assert-set")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,7 +173,20 @@ def split_values(value: Any) -> list[str]:
     return out
 
 
-def levenshtein(a: str, b: str) -> int:
+def utf16_units(text: str) -> list[int]:
+    """The text as JavaScript sees it: UTF-16 code units (an emoji is two)."""
+    data = text.encode("utf-16-le", errors="surrogatepass")
+    return [int.from_bytes(data[i:i + 2], "little") for i in range(0, len(data), 2)]
+
+
+def utf16_length(text: str) -> int:
+    """JavaScript's `text.length`."""
+    return len(text.encode("utf-16-le", errors="surrogatepass")) // 2
+
+
+def levenshtein(a: str | list[int], b: str | list[int]) -> int:
+    """Edit distance; promptfoo's (fastest-levenshtein on JavaScript strings) counts UTF-16 code units: pass
+    `utf16_units(...)` for that."""
     previous = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         current = [i]
@@ -323,11 +349,75 @@ def _starts_with(check: Check) -> Verdict:
     return check.judge(check.text.startswith(check.value), f'Expected output to {check.neg}start with "{check.value}"')
 
 
+# JavaScript's \s (without the `u` flag too): Unicode white space and line terminators.
+_JS_SPACE = "\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
+_JS_ESCAPES = {"s": f"[{_JS_SPACE}]", "S": f"[^{_JS_SPACE}]"}
+_JS_SPACE_CHARS = "\t\n\v\f\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + (
+    "\u2028\u2029\u202f\u205f\u3000\ufeff")  # what JavaScript's trim() removes
+
+
+def js_regex(pattern: str) -> re.Pattern[str]:
+    """A JavaScript pattern as promptfoo compiles it (`new RegExp(value)`, no flags), for Python's `re`: `\\w`,
+    `\\d`, `\\b` are ASCII (re.ASCII); `\\s` is JavaScript's white space; `.` stops at any line terminator; `$`
+    is the very end (Python's also matches before a final newline); `(?<name>` and `\\k<name>` are spelled the
+    Python way; `[^]` is any character and `[]` none. Raises re.error for a pattern Python cannot read."""
+    out: list[str] = []
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            e = pattern[i + 1]
+            if e in _JS_ESCAPES:
+                # inside a class \\s lists its characters; \\S stays Python's (ASCII white space excluded)
+                out.append((_JS_SPACE if e == "s" else "\\S") if in_class else _JS_ESCAPES[e])
+            elif e == "k" and not in_class and pattern.startswith("<", i + 2) and ">" in pattern[i + 3:]:
+                end = pattern.index(">", i + 3)
+                out.append(f"(?P={pattern[i + 3:end]})")
+                i = end + 1
+                continue
+            elif e == "/":
+                out.append("/")
+            else:
+                out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+            out.append(c)
+        elif c == "[":
+            if pattern.startswith("[^]", i):
+                out.append("[\\s\\S]")
+                i += 3
+                continue
+            if pattern.startswith("[]", i):
+                out.append("(?!)")
+                i += 2
+                continue
+            in_class = True
+            out.append(c)
+            if pattern.startswith("[^", i):  # a `]` right after `[^` is Python's literal, JavaScript's end
+                out.append("^")
+                i += 1
+        elif c == ".":
+            out.append("[^\\n\\r\\u2028\\u2029]")
+        elif c == "$":
+            out.append("(?![\\s\\S])")
+        elif c == "(" and pattern.startswith("(?<", i) and not pattern.startswith(("(?<=", "(?<!"), i):
+            out.append("(?P<")
+            i += 3
+            continue
+        else:
+            out.append(c)
+        i += 1
+    return re.compile("".join(out), re.ASCII)
+
+
 def _regex(check: Check) -> Verdict:
     if not isinstance(check.value, str) or not check.value:
         raise AssertionConfigError('"regex" needs a string value.')
     try:
-        pattern = re.compile(check.value)
+        pattern = js_regex(check.value)  # promptfoo's patterns are JavaScript's
     except re.error as err:
         return check.verdict(False, f"Invalid regex pattern: {err}")  # fails whether negated or not
     return check.judge(pattern.search(check.text) is not None, f'Expected output to {check.neg}match regex '
@@ -372,6 +462,26 @@ def _is_valid_openai_tools_call(check: Check) -> Verdict:
     return check.judge(problem is None, problem or "Expected output not to be a valid tools call")
 
 
+def _word_count(check: Check) -> Verdict:
+    """promptfoo's word-count: words split on JavaScript's white space; a number to equal, or {min, max}."""
+    value, inverse = check.value, check.inverse
+    count = len([w for w in re.split(f"[{_JS_SPACE}]+", check.text.strip(_JS_SPACE_CHARS)) if w])
+    if isinstance(value, dict):
+        low, high = value.get("min"), value.get("max")
+        if low is None and high is None:
+            raise AssertionConfigError('"word-count" needs a number, or an object with "min" and/or "max".')
+        hit = (low is None or count >= float(low)) and (high is None or count <= float(high))
+        return check.judge(hit, f"Word count {count} is {'' if inverse else 'not '}within "
+                                f"{'-' if low is None else low}..{'-' if high is None else high}")
+    try:
+        expected = float(value)
+    except (TypeError, ValueError):
+        raise AssertionConfigError('"word-count" needs a number, or an object with "min" and/or "max".') from None
+    shown = f"{expected:g}"
+    return check.judge(count == expected, f"Expected word count to not equal {shown}, but got {count}" if inverse
+                       else f"Word count {count} does not equal expected {shown}")
+
+
 def _than(check: Check) -> str:
     """How a failed distance / latency / cost verdict compares with its threshold."""
     return "less than or equal to" if check.inverse else "greater than"
@@ -381,7 +491,7 @@ def _levenshtein(check: Check) -> Verdict:
     if not isinstance(check.value, str):
         raise AssertionConfigError('"levenshtein" needs a string value.')
     threshold = check.assertion.threshold if check.assertion.threshold is not None else 5
-    d = levenshtein(check.text, check.value)
+    d = levenshtein(utf16_units(check.text), utf16_units(check.value))  # JavaScript's units, as promptfoo
     return check.judge(d <= threshold, f"Levenshtein distance {d} is {_than(check)} threshold {threshold:g}")
 
 
@@ -741,6 +851,7 @@ HANDLERS: dict[str, Handler] = {
     "latency": _latency,
     "cost": _cost,
     "python": _python,
+    "word-count": _word_count,
     # model-graded: each asks the grader through `_ask`
     "llm-rubric": _llm_rubric,
     "factuality": _factuality,

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from core.base.i18n import _
-from core.evals.assertions import CODE_TYPES, MODEL_GRADED, SUPPORTED, Assertion, split_values
+from core.evals.assertions import CODE_TYPES, MODEL_GRADED, PROMPTFOO_TYPES, SUPPORTED, Assertion, split_values
 from core.formats import json_guard, parse_limits
 from core.policy.access import Identity
 
@@ -55,8 +55,13 @@ PROVIDER_KEYS = CONFIG_KEYS | {"apiBaseUrl", "apiKeyEnvar"}
 ASSERTION_KEYS = {"type", "value", "threshold", "weight", "metric", "provider"}
 TEST_KEYS = {"vars", "assert", "description", "threshold", "options", "metadata"}
 TOP_KEYS = {"description", "prompts", "providers", "tests", "defaultTest"}
-# Types whose threshold promptfoo defaults to 0.75 when they come from a CSV "__expected" string.
-_CSV_THRESHOLD_TYPES = {"answer-relevance", "cost", "latency", "levenshtein", "starts-with"}
+# Types whose threshold promptfoo defaults to 0.75 (similar: 0.8) when they come from a CSV "__expected" string.
+_CSV_THRESHOLD_TYPES = {"answer-relevance", "classifier", "context-faithfulness", "context-recall",
+                        "context-relevance", "cost", "latency", "levenshtein", "perplexity-score", "perplexity",
+                        "rouge-n", "similar", "starts-with"}
+_CSV_TYPES = re.compile(r"^(not-)?(%s)(?:\((\d+(?:\.\d+)?)\))?(?::([\s\S]*))?$" % "|".join(
+    sorted(map(re.escape, PROMPTFOO_TYPES), key=len, reverse=True)))
+_JS_FILES = (".js", ".cjs", ".mjs", ".ts", ".cts", ".mts")
 
 
 class EvalConfigError(ValueError):
@@ -446,8 +451,7 @@ def _assertion(raw: Any, where: str, notes: list[str]) -> Assertion | None:
         return None
     kind = raw["type"]
     if kind.removeprefix("not-") not in SUPPORTED:
-        notes.append(_('{where}: assertion type “{kind}” is not supported; it was skipped.').format(
-            where=where, kind=kind))
+        notes.append(skipped_note(where, kind))
         return None
     for key in sorted(set(raw) - ASSERTION_KEYS):
         notes.append(_('{where}: assertion option “{key}” ({kind}) is not supported and was ignored.').format(
@@ -456,6 +460,14 @@ def _assertion(raw: Any, where: str, notes: list[str]) -> Assertion | None:
     return Assertion(type=kind, value=raw.get("value"), threshold=_number(raw.get("threshold"), where, "threshold"),
                      weight=_number(raw.get("weight", 1.0), where, "weight"), metric=raw.get("metric"),
                      provider=provider.get("id") if isinstance(provider, dict) else provider)
+
+
+def skipped_note(where: str, kind: str) -> str:
+    """The run's note for an assertion PromptLab does not run (one per assertion skipped)."""
+    if kind.removeprefix("not-") == "javascript":
+        return _('{where}: a “{kind}” assertion runs JavaScript, which PromptLab never runs; it was skipped.').format(
+            where=where, kind=kind)
+    return _('{where}: assertion type “{kind}” is not supported; it was skipped.').format(where=where, kind=kind)
 
 
 def _number(value: Any, where: str, key: str) -> Any:
@@ -531,15 +543,19 @@ def _cases_limit(count: int, what: str, max_cases: int = parse_limits.MAX_CASES)
 
 
 def assertion_from_string(expected: str) -> Assertion:
-    """A CSV `__expected` cell, as promptfoo reads it: `type: value`, `not-type(threshold): value`, the shorthands
-    `grade:` / `llm-rubric:` and `python:`, or else the exact text the output must equal."""
+    """A CSV `__expected` cell, as promptfoo 0.121.20 reads it (its `assertionFromString`): `javascript:` / `fn:` /
+    `eval:` (or a .js file) is JavaScript, `grade:` / `llm-rubric:` a rubric, `python:` (or a .py file) Python,
+    `type: value` / `not-type(threshold): value` any type promptfoo knows — one PromptLab does not run is then
+    skipped with a note by the caller, never read as text to equal — and anything else the exact text to equal."""
     expected = expected.strip()
+    path = expected[7:] if expected.startswith("file://") else ""
+    if expected.startswith(("javascript:", "fn:", "eval:")) or path.split(":", 1)[0].endswith(_JS_FILES):
+        return Assertion(type="javascript", value=expected.split(":", 1)[1].strip() if not path else expected)
     if expected.startswith(("grade:", "llm-rubric:")):
         return Assertion(type="llm-rubric", value=expected.split(":", 1)[1])
-    if expected.startswith("python:"):
+    if expected.startswith("python:") or path.endswith(".py") or ".py:" in path:
         return Assertion(type="python", value=expected[7:].strip())
-    types = "|".join(sorted(map(re.escape, SUPPORTED), key=len, reverse=True))
-    match = re.match(rf"^(not-)?({types})(?:\((\d+(?:\.\d+)?)\))?(?::([\s\S]*))?$", expected)
+    match = _CSV_TYPES.match(expected)
     if not match:
         return Assertion(type="equals", value=expected)
     negated, kind, threshold, value = match.groups()
@@ -550,7 +566,7 @@ def assertion_from_string(expected: str) -> Assertion:
         return Assertion(type=full, value=value)
     if kind in _CSV_THRESHOLD_TYPES:
         return Assertion(type=full, value=value.strip() if value else value,
-                         threshold=float(threshold) if threshold else 0.75)
+                         threshold=float(threshold) if threshold else 0.8 if kind == "similar" else 0.75)
     return Assertion(type=full, value=value.strip() if value else value,
                      threshold=float(threshold) if threshold else None)
 
@@ -620,7 +636,7 @@ def _csv_case(row: dict[str | Any, Any], where: str, notes: list[str]) -> TestCa
         assertions = [replace(a, metric=metric) for a in assertions]
     for a in assertions:
         if a.base_type not in SUPPORTED:
-            notes.append(_('CSV: assertion type “{type}” is not supported; it was skipped.').format(type=a.type))
+            notes.append(skipped_note(where, a.type))
     return TestCase(vars=variables, assertions=[a for a in assertions if a.base_type in SUPPORTED],
                     description=description, threshold=threshold)
 

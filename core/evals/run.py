@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable
@@ -48,10 +49,58 @@ Resolve = Callable[[ProviderSpec], Provider]
 
 
 def messages_for(prompt: PromptSpec, variables: dict[str, Any]) -> list[dict[str, Any]]:
-    """The request a prompt makes for one case: its messages (or its text as the user message), slots filled."""
+    """The request a prompt makes for one case: its messages (or its text as the user message), slots filled.
+    `variables` as promptfoo renders them (`promptfoo_vars`); a text prompt also sees `{{…}}` left in a value
+    rendered (promptfoo renders each variable as a template before the prompt)."""
     if prompt.messages is not None:
         return [{"role": m["role"], "content": render(m["content"], variables)} for m in prompt.messages]
-    return [{"role": "user", "content": render(prompt.text or "", variables)}]
+    rendered = {k: render(v, variables) if isinstance(v, str) else v for k, v in variables.items()}
+    return [{"role": "user", "content": render(prompt.text or "", rendered)}]
+
+
+_VAR_SLOT = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def js_string(value: Any) -> str:
+    """A value as JavaScript's String() writes it (what promptfoo puts in place of a `{{var}}`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return ",".join("" if v is None else js_string(v) for v in value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    return "null" if value is None else str(value)
+
+
+def _js_replacement(replacement: str, match: re.Match[str]) -> str:
+    """JavaScript's String.replace special patterns in a replacement text: $$, $&, $` and $'."""
+    whole = match.string
+    specials = {"$": "$", "&": match.group(0), "`": whole[:match.start()], "'": whole[match.end():]}
+    return re.sub(r"\$([$&`'])", lambda m: specials[m.group(1)], replacement)
+
+
+def promptfoo_vars(variables: dict[str, Any]) -> dict[str, Any]:
+    """A case's variables as promptfoo 0.121.20 renders them before the prompt (its `renderPrompt`), which are also
+    what its assertions see: every text value loses one trailing newline, then a `{{name}}` inside a value is
+    replaced by that variable (the first slot of each value per pass, at most five passes; a slot naming no
+    variable stays as written)."""
+    out = {k: v[:-1] if isinstance(v, str) and v.endswith("\n") else v for k, v in variables.items()}
+    for _pass in range(5):
+        resolved = True
+        for key, value in out.items():
+            if not isinstance(value, str):
+                continue
+            match = _VAR_SLOT.search(value)
+            if match is None or match.group(1) not in out:
+                continue
+            replacement = _js_replacement(js_string(out[match.group(1)]), match)
+            out[key] = value[:match.start()] + replacement + value[match.end():]
+            resolved = False
+        if resolved:
+            break
+    return out
 
 
 def prompt_text(messages: list[dict[str, Any]]) -> str:
@@ -156,13 +205,14 @@ class EvalRun:
                 provider = providers[vi]
                 params = _params(provider, spec)
                 for ti, case in enumerate(self.cases):
-                    messages = messages_for(prompt, case.vars)
+                    variables = promptfoo_vars(case.vars)
+                    messages = messages_for(prompt, variables)
                     for r in range(1, repeat + 1):
                         position, self.planned = self.planned, self.planned + 1
                         if cell_key(pi, vi, ti, r) in skip:
                             continue
                         self.cells.append(EvalCell(prompt_index=pi, provider_index=vi, test_index=ti, repeat=r,
-                                                   vars=case.vars, messages=messages, position=position))
+                                                   vars=variables, messages=messages, position=position))
                         prepared.append(PreparedCell(
                             CellSpec(prompt.label, spec.model, params.get("temperature"), r), provider, messages,
                             params, tools=list(params.get("tools") or []), api=spec.api))
