@@ -29,7 +29,9 @@ from core.formats import json_guard, parse_limits
 DETERMINISTIC = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any",
                  "icontains-all", "starts-with", "regex", "is-json", "contains-json", "is-valid-openai-tools-call",
                  "levenshtein", "latency", "cost", "python", "word-count")
-MODEL_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance")
+MODEL_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance", "similar")
+RELEVANCE_EMBEDDING_MODEL = "text-embedding-3-small"
+SIMILAR_EMBEDDING_MODEL = "text-embedding-3-large"  # promptfoo's default embedding provider for `similar`
 SUPPORTED = DETERMINISTIC + MODEL_GRADED
 CODE_TYPES = ("python",)  # types that run code from the config on the server: admins' only (core/evals/config.py)
 PYTHON_TIMEOUT_S = 10
@@ -117,8 +119,8 @@ class Output:
 
 # A grader: (messages, which grader) -> the grader's reply text. Raises PromptLabError when the call fails.
 Grader = Callable[[list[dict[str, str]], str | None], str]
-# An embedder: (texts, which grader) -> vectors, or None when the provider has no embeddings.
-Embedder = Callable[[list[str], str | None], list[list[float]] | None]
+# An embedder: (texts, which grader, embedding model) -> vectors, or None when the provider has no embeddings.
+Embedder = Callable[[list[str], str | None, str], list[list[float]] | None]
 
 
 class AssertionConfigError(ValueError):
@@ -796,7 +798,8 @@ def _answer_relevance(check: Check) -> Verdict:
     messages = grading_messages(RELEVANCE_PROMPT, {"answer": check.text})
     questions = [ask(messages).strip() for _ in range(RELEVANCE_QUESTIONS)]
     threshold = check.assertion.threshold if check.assertion.threshold is not None else 0.0
-    vectors = check.embedder([prompt_text, *questions], which) if check.embedder is not None else None
+    vectors = (check.embedder([prompt_text, *questions], which, RELEVANCE_EMBEDDING_MODEL)
+               if check.embedder is not None else None)
     if vectors is None:
         similarity = statistics_mean([word_cosine(prompt_text, q) for q in questions])
         how = "word overlap (the grader has no embeddings)"
@@ -807,6 +810,33 @@ def _answer_relevance(check: Check) -> Verdict:
     reason = (f"Relevance {similarity:.2f} by {how} is {'≥' if raw_pass else '<'} threshold {threshold:g}; "
               f"questions the answer suggests: {' | '.join(questions)}")
     return _graded(check, raw_pass != check.inverse, similarity, reason, messages)
+
+
+def _similar(check: Check) -> Verdict:
+    """promptfoo's `similar`: the cosine of the output's and the value's embeddings (promptfoo's default model),
+    at least the threshold (0.75 unless set); a list passes when one value is similar enough (`not-similar`: when
+    none is). Without embeddings it fails, saying so: word overlap is no stand-in for a threshold set on vectors."""
+    values = check.value if isinstance(check.value, list) else [check.value]
+    if not values or not all(isinstance(v, str) for v in values):
+        raise AssertionConfigError('"similar" needs a string or a list of strings.')
+    if check.grader is None and check.embedder is None:
+        raise AssertionConfigError('"similar" needs a grader model: set one for the run (its provider embeds).')
+    which = check.assertion.provider or check.default_grader
+    vectors = check.embedder([check.text, *values], which, SIMILAR_EMBEDDING_MODEL) if check.embedder else None
+    if vectors is None:
+        return check.verdict(False, f"The grader's provider has no embeddings ({SIMILAR_EMBEDDING_MODEL}), so "
+                                    "similarity cannot be measured.")
+    threshold = check.assertion.threshold if check.assertion.threshold is not None else 0.75
+    scores = [cosine(vectors[0], v) for v in vectors[1:]]
+    eps = sys.float_info.epsilon
+    if check.inverse:
+        worst = max(scores)
+        passed = worst <= threshold + eps
+        return check.verdict(passed, f"Similarity {worst:.2f} is greater than or equal to threshold {threshold:g}",
+                             score=1 - worst)
+    best = max(scores)
+    passed = best >= threshold - eps
+    return check.verdict(passed, f"Similarity {best:.2f} is less than threshold {threshold:g}", score=best)
 
 
 def statistics_mean(values: list[float]) -> float:
@@ -857,6 +887,7 @@ HANDLERS: dict[str, Handler] = {
     "factuality": _factuality,
     "model-graded-closedqa": _model_graded_closedqa,
     "answer-relevance": _answer_relevance,
+    "similar": _similar,
 }
 
 

@@ -41,7 +41,6 @@ from core.policy.url_policy import UrlPolicy, same_endpoint
 logger = logging.getLogger(__name__)
 
 PAGE = "evals"
-EMBEDDING_MODEL = "text-embedding-3-small"
 MAX_CELLS = 100_000  # one run's calls: the cells are built (and estimated) before it starts
 
 # Which PromptLab provider serves a provider spec of the config (see `ProviderResolver`; tests pass a function).
@@ -398,8 +397,8 @@ class EvalRun:
             return text
         return ask
 
-    def _embedder(self) -> Callable[[list[str], str | None], list[list[float]] | None]:
-        def embed(texts: list[str], which: str | None) -> list[list[float]] | None:
+    def _embedder(self) -> Callable[[list[str], str | None, str], list[list[float]] | None]:
+        def embed(texts: list[str], which: str | None, model: str) -> list[list[float]] | None:
             spec = provider_spec(which or self._default_grader())
             provider = self.resolve(spec)
             self._note_key(provider.api_key)
@@ -407,9 +406,9 @@ class EvalRun:
                 return None
             try:
                 response, _ = logged_call(provider, self.grader_context, self.log,
-                                          lambda client: client.embeddings.create(model=EMBEDDING_MODEL,
+                                          lambda client: client.embeddings.create(model=model,
                                                                                   input=texts),
-                                          model=EMBEDDING_MODEL, operation="embeddings")
+                                          model=model, operation="embeddings")
             except PromptLabError:
                 self._embeddings_missing.add(provider.base_url or "")
                 return None  # no embeddings there: word overlap instead (the verdict's reason says so)
