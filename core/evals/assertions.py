@@ -28,7 +28,7 @@ from core.formats import json_guard, parse_limits
 
 DETERMINISTIC = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any",
                  "icontains-all", "starts-with", "regex", "is-json", "contains-json", "is-valid-openai-tools-call",
-                 "levenshtein", "latency", "cost", "python", "word-count")
+                 "levenshtein", "latency", "cost", "python", "word-count", "is-xml", "contains-xml")
 MODEL_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance", "similar")
 RELEVANCE_EMBEDDING_MODEL = "text-embedding-3-small"
 SIMILAR_EMBEDDING_MODEL = "text-embedding-3-large"  # promptfoo's default embedding provider for `similar`
@@ -405,6 +405,8 @@ def js_regex(pattern: str) -> re.Pattern[str]:
             out.append("[^\\n\\r\\u2028\\u2029]")
         elif c == "$":
             out.append("(?![\\s\\S])")
+        elif c == "(" and re.match(r"\(\?[a-zA-Z-]+\)", pattern[i:]):
+            raise re.error("Invalid group: JavaScript has no inline flags such as (?i)")
         elif c == "(" and pattern.startswith("(?<", i) and not pattern.startswith(("(?<=", "(?<!"), i):
             out.append("(?P<")
             i += 3
@@ -482,6 +484,19 @@ def _word_count(check: Check) -> Verdict:
     shown = f"{expected:g}"
     return check.judge(count == expected, f"Expected word count to not equal {shown}, but got {count}" if inverse
                        else f"Word count {count} does not equal expected {shown}")
+
+
+def _xml(check: Check) -> Verdict:
+    """promptfoo's is-xml / contains-xml (core/evals/xml_checks.py); a value names required elements."""
+    from core.evals import xml_checks
+
+    try:
+        required = xml_checks.required_elements(check.value)
+    except ValueError as err:
+        raise AssertionConfigError(str(err)) from None
+    test = xml_checks.is_xml if check.kind == "is-xml" else xml_checks.contains_xml
+    valid, reason = test(check.text, required)
+    return check.judge(valid, reason)
 
 
 def _than(check: Check) -> str:
@@ -882,6 +897,8 @@ HANDLERS: dict[str, Handler] = {
     "cost": _cost,
     "python": _python,
     "word-count": _word_count,
+    "is-xml": _xml,
+    "contains-xml": _xml,
     # model-graded: each asks the grader through `_ask`
     "llm-rubric": _llm_rubric,
     "factuality": _factuality,

@@ -10,7 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from core.calls.gate import CallContext
+from core.evals.assertions import Assertion, Output, evaluate
 from core.evals.config import OPERATOR, load_config
 from core.evals.run import EvalRun
 from core.llm.providers import Provider
@@ -76,3 +79,14 @@ def test_the_outputs_are_promptfoos_too(server, log):
     recorded = json.loads((FIXTURE / "promptfoo_results.json").read_text(encoding="utf-8"))["outputs"]
     ours = {f"p{r['prompt_index']}.t{r['test_index']}": r["output"] for r in rows}
     assert ours == recorded
+
+
+PROBES = json.loads((FIXTURE / "probe_verdicts.json").read_text(encoding="utf-8"))["verdicts"]
+
+
+@pytest.mark.parametrize("probe", PROBES, ids=[f"{p['type']}:{p['value']}:{p['output'][:20]}" for p in PROBES])
+def test_single_outputs_get_promptfoos_verdict(probe):
+    """JavaScript's regexes (ASCII \\w \\d \\b, its \\s, `.` and `$`), UTF-16 lengths, word counts and XML, each
+    as promptfoo's own handler judged it."""
+    verdict = evaluate(Assertion(type=probe["type"], value=probe["value"]), Output(text=probe["output"]))
+    assert verdict.passed == probe["pass"], (verdict.reason, probe["reason"])
