@@ -28,12 +28,13 @@ from core.formats import json_guard, parse_limits
 
 DETERMINISTIC = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any",
                  "icontains-all", "starts-with", "regex", "is-json", "contains-json", "is-valid-openai-tools-call",
-                 "levenshtein", "latency", "cost", "python", "word-count", "is-xml", "contains-xml")
+                 "levenshtein", "latency", "cost", "python", "word-count", "is-xml", "contains-xml", "javascript")
 MODEL_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance", "similar")
 RELEVANCE_EMBEDDING_MODEL = "text-embedding-3-small"
 SIMILAR_EMBEDDING_MODEL = "text-embedding-3-large"  # promptfoo's default embedding provider for `similar`
 SUPPORTED = DETERMINISTIC + MODEL_GRADED
-CODE_TYPES = ("python",)  # types that run code from the config on the server: admins' only (core/evals/config.py)
+# Types that run code from the config on the server: admins' only (core/evals/config.py); javascript needs Node.js.
+CODE_TYPES = ("python", "javascript")
 PYTHON_TIMEOUT_S = 10
 # Every assertion type promptfoo 0.121.20 knows (its BaseAssertionTypesSchema): a CSV `__expected` cell naming one is
 # read as that type, as promptfoo reads it, and skipped with a note when PromptLab does not run it — never an
@@ -660,6 +661,42 @@ def _python(check: Check) -> Verdict:
     return script_verdict(check.assertion, value, result)
 
 
+def _javascript(check: Check) -> Verdict:
+    """promptfoo's javascript assertion, run with Node.js (core/evals/javascript.py)."""
+    from core.evals.javascript import run_javascript
+
+    if not check.allow_code:  # the last check before code runs: EvalRun allows it for admins only
+        raise AssertionConfigError("JavaScript assertions run code on the server; only an admin may run them here.")
+    value, output = check.value, check.output
+    if not isinstance(value, str) or not value.strip():
+        raise AssertionConfigError("A javascript assertion needs code as its value.")
+    code = value.rstrip()
+    context = {"vars": output.vars, "prompt": output.prompt, "test": {"vars": output.vars}}
+    try:
+        result = run_javascript(code, output.text, context)
+    except RuntimeError as err:
+        return check.verdict(False, f"{err}\n{code}")
+    assertion, inverse = check.assertion, check.inverse
+
+    def failed(raw: bool) -> str:
+        return f"Custom function returned {'true' if raw else 'false'}\n{code}"
+
+    if isinstance(result, bool):
+        return check.judge(result, failed(result))
+    if isinstance(result, (int, float)):
+        raw = result > 0 if assertion.threshold is None else result >= assertion.threshold
+        return check.verdict(raw != inverse, failed(raw), score=float(result))
+    if isinstance(result, dict):
+        raw = bool(result.get("pass"))
+        passed = raw != inverse
+        reason = str(result.get("reason") or "") if passed == raw else (
+            "Assertion passed" if passed else f"Custom function returned {'true' if raw else 'false'}")
+        return Verdict(type=assertion.type, value=value, passed=passed, score=float(result.get("score") or 0.0),
+                       reason=reason or ("Assertion passed" if passed else failed(raw)), weight=assertion.weight,
+                       metric=assertion.metric)
+    return check.verdict(False, f"Custom function must return a boolean, number, or GradingResult object.\n{code}")
+
+
 def script_verdict(assertion: Assertion, value: Any, result: Any) -> Verdict:
     """promptfoo's reading of what custom code returned: a bool, a number (a score: passes above 0, or at the
     threshold), or {pass, score, reason}."""
@@ -897,6 +934,7 @@ HANDLERS: dict[str, Handler] = {
     "cost": _cost,
     "python": _python,
     "word-count": _word_count,
+    "javascript": _javascript,
     "is-xml": _xml,
     "contains-xml": _xml,
     # model-graded: each asks the grader through `_ask`

@@ -5,7 +5,7 @@ in `EvalConfig.notes`, one sentence each, never dropped silently. Test sets also
 
 What a config may reach is decided here: its `file://` references read only through `ConfigFiles` (nothing for a
 pasted config, the files uploaded with it, or the command line's own folder), every document is read within
-`core.formats.parse_limits`, and code in it (python assertions) is refused unless whoever runs it is an admin.
+`core.formats.parse_limits`, and code in it (python or javascript assertions) is refused unless whoever runs it is an admin.
 """
 from __future__ import annotations
 
@@ -293,7 +293,7 @@ def _counted(config: EvalConfig) -> EvalConfig:
 
 
 def parse_config(data: Any, files: ConfigFiles = NO_FILES, *, actor: Identity | None = None) -> EvalConfig:
-    """A config from its parsed YAML. `actor`: who will run it — a config with code in it (python assertions) is
+    """A config from its parsed YAML. `actor`: who will run it — a config with code in it (python, javascript) is
     refused here unless they are an admin, and `EvalRun` refuses it again before anything runs. None: the config
     is only read (a stored run's)."""
     try:
@@ -307,8 +307,8 @@ def parse_config(data: Any, files: ConfigFiles = NO_FILES, *, actor: Identity | 
 
 
 def refuse_code(tests: Iterable[TestCase], actor: Identity | None, where: str | None = None) -> None:
-    """Python assertions run code on the server: only an admin's may (without an access gate everyone is one).
-    None is nobody in particular, and is refused too."""
+    """Python and JavaScript assertions run code on the server: only an admin's may (without an access gate everyone
+    is one). None is nobody in particular, and is refused too."""
     if actor is not None and actor.admin:
         return
     for i, test in enumerate(tests, 1):
@@ -450,8 +450,9 @@ def _assertion(raw: Any, where: str, notes: list[str]) -> Assertion | None:
         notes.append(_('{where}: an assertion without a type was skipped.').format(where=where))
         return None
     kind = raw["type"]
-    if kind.removeprefix("not-") not in SUPPORTED:
-        notes.append(skipped_note(where, kind))
+    skipped = skipped_note(where, kind)
+    if skipped is not None:
+        notes.append(skipped)
         return None
     for key in sorted(set(raw) - ASSERTION_KEYS):
         notes.append(_('{where}: assertion option “{key}” ({kind}) is not supported and was ignored.').format(
@@ -462,12 +463,18 @@ def _assertion(raw: Any, where: str, notes: list[str]) -> Assertion | None:
                      provider=provider.get("id") if isinstance(provider, dict) else provider)
 
 
-def skipped_note(where: str, kind: str) -> str:
-    """The run's note for an assertion PromptLab does not run (one per assertion skipped)."""
-    if kind.removeprefix("not-") == "javascript":
-        return _('{where}: a “{kind}” assertion runs JavaScript, which PromptLab never runs; it was skipped.').format(
-            where=where, kind=kind)
-    return _('{where}: assertion type “{kind}” is not supported; it was skipped.').format(where=where, kind=kind)
+def skipped_note(where: str, kind: str) -> str | None:
+    """The run's note for an assertion PromptLab does not run here (one per assertion skipped), None when it runs:
+    a type it does not support, or JavaScript on a server without Node.js."""
+    from core.evals.javascript import node
+
+    base = kind.removeprefix("not-")
+    if base not in SUPPORTED:
+        return _('{where}: assertion type “{kind}” is not supported; it was skipped.').format(where=where, kind=kind)
+    if base == "javascript" and node() is None:
+        return _('{where}: a “{kind}” assertion needs Node.js 20 or later on the server, which is not installed; it '
+                 'was skipped.').format(where=where, kind=kind)
+    return None
 
 
 def _number(value: Any, where: str, key: str) -> Any:
@@ -634,11 +641,14 @@ def _csv_case(row: dict[str | Any, Any], where: str, notes: list[str]) -> TestCa
             variables[key] = value
     if metric:
         assertions = [replace(a, metric=metric) for a in assertions]
+    kept = []
     for a in assertions:
-        if a.base_type not in SUPPORTED:
-            notes.append(skipped_note(where, a.type))
-    return TestCase(vars=variables, assertions=[a for a in assertions if a.base_type in SUPPORTED],
-                    description=description, threshold=threshold)
+        skipped = skipped_note(where, a.type)
+        if skipped is None:
+            kept.append(a)
+        else:
+            notes.append(skipped)
+    return TestCase(vars=variables, assertions=kept, description=description, threshold=threshold)
 
 
 def tests_to_csv(tests: list[TestCase]) -> str:

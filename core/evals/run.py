@@ -172,7 +172,7 @@ class EvalRun:
                  repeat: int = 1, concurrency: int = 8, cache: ResponseCache | None = None,
                  run_id: str | None = None, name: str | None = None, skip: Collection[str] = (),
                  actor: Identity | None = None):
-        """`actor`: who runs it. Code in the cases (python assertions) runs only for an admin; for anyone else,
+        """`actor`: who runs it. Code in the cases (python, javascript assertions) runs only for an admin; for anyone else,
         or nobody in particular (None), such a config raises EvalConfigError here, whatever path it came by."""
         if not 1 <= repeat <= 20:
             raise ValueError("Repeats go from 1 to 20.")
