@@ -248,7 +248,8 @@ class LoopbackServer:
                         self.wfile.flush()
                     except OSError:  # the client hung up: nothing more to send
                         pass
-                    self.record["handled_ms"] = (time.perf_counter() - arrived) * 1000
+                    finished = time.perf_counter()
+                    self.record.update(handled_ms=(finished - arrived) * 1000, arrived=arrived, finished=finished)
                     with server._lock:
                         server.in_flight -= 1
 
