@@ -25,6 +25,7 @@ from core.llm.pricing import context_window, pricing_id_for
 from core.llm.tokens import TokenCounter, count_messages
 from core.policy.url_policy import OPENAI_ENDPOINT, UrlPolicy
 
+
 @dataclass
 class WireTimes:
     """When a call's request left and its reply's last byte arrived (perf_counter()), as its HTTP client saw them:
