@@ -225,12 +225,12 @@ def warm_sdk_types() -> None:
     unknown field too: servers add their own, and the SDK builds a reader for those on first sight."""
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-    extra = {"x_promptlab_warm": 0}
+    extra: dict[str, Any] = {"x_promptlab_warm": 0}
     usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2, **extra,
              "prompt_tokens_details": {"cached_tokens": 0, **extra},
              "completion_tokens_details": {"reasoning_tokens": 0, **extra}}
     call = {"index": 0, "id": "c", "type": "function", "function": {"name": "f", "arguments": "", **extra}, **extra}
-    common = {"id": "warm", "created": 0, "model": "m", "system_fingerprint": "f", "usage": usage, **extra}
+    common: dict[str, Any] = {"id": "warm", "created": 0, "model": "m", "system_fingerprint": "f", "usage": usage, **extra}
     ChatCompletionChunk.construct(**common, object="chat.completion.chunk", choices=[
         {"index": 0, "finish_reason": None, "logprobs": None, **extra,
          "delta": {"role": "assistant", "content": "a", "tool_calls": [call], **extra}}])
