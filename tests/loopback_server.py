@@ -235,6 +235,9 @@ class LoopbackServer:
         self.cost_buckets: list[dict[str, Any]] = []   # {"start_time", "results": [costs results]}
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests the server was answering at once
+        # Seconds every request waits before it is answered (a model's fixed think time); each request's record
+        # gets `handled_ms`: the server's own measure, from the request's first byte read to its last byte sent.
+        self.delay = 0.0
         self._scripts: deque[Script] = deque()
         self._lock = threading.Lock()
         from tests.loopback_batches import BatchKnobs, BatchState  # the Files and Batch APIs live there
@@ -265,6 +268,7 @@ class LoopbackServer:
             self._scripts.clear()
             self.requests.clear()
             self.max_in_flight = 0
+            self.delay = 0.0
             self.admin_key, self.usage_buckets, self.cost_buckets = None, [], []
         from tests.loopback_batches import BatchKnobs, BatchState
         self.batch, self.batch_state = BatchKnobs(), BatchState()
@@ -317,12 +321,20 @@ class LoopbackServer:
                 self._counted()
 
             def _counted(self) -> None:
+                arrived = time.perf_counter()  # the request line has just been read
+                self.record: dict[str, Any] = {}
                 with server._lock:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
                     self._dispatch()
                 finally:
+                    try:
+                        self.wfile.flush()
+                    except OSError:  # the client hung up: nothing more to send
+                        pass
+                    finished = time.perf_counter()
+                    self.record.update(handled_ms=(finished - arrived) * 1000, arrived=arrived, finished=finished)
                     with server._lock:
                         server.in_flight -= 1
 
@@ -347,8 +359,8 @@ class LoopbackServer:
                                "t": time.monotonic(), "chunks_sent": 0, "stream_state": None}
                 server.requests.append(self.record)
                 script = server._next_script(path, body)
-                if script.first_byte_delay:
-                    time.sleep(script.first_byte_delay)
+                if script.first_byte_delay or server.delay:
+                    time.sleep(script.first_byte_delay + server.delay)
                 given = (self.headers.get("Authorization") or "").removeprefix("Bearer ") or self.headers.get(
                     "api-key", "")
                 if path.startswith("/v1/organization/"):

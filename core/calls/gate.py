@@ -42,7 +42,7 @@ from core.llm import custom_prices
 from core.llm.attachments import without_inline_data
 from core.llm.local_model import QueueWait
 from core.llm.pricing import TokenUsage, ToolFees, cost_usd, tool_call_fees
-from core.llm.providers import Provider
+from core.llm.providers import WIRE, Provider, WireTimes
 from core.llm.responses_api import Api, is_reasoning_model, is_responses_only, responses_request
 from core.llm.tokens import count_messages, count_text
 
@@ -206,6 +206,7 @@ class ChatStream:
         # A conversation's reply that loops is cut (Chat); the Playground and evals measure the raw output.
         self._guard = RepetitionGuard() if stop_loops else None
         self._gen = self._run()
+        self._wire: WireTimes | None = None  # when the request left and the reply arrived (`_timed`)
 
     def __iter__(self) -> ChatStream:
         return self
@@ -309,6 +310,9 @@ class ChatStream:
             status = "cancelled"  # the page's Stop interrupted the wait (Streamlit's rerun is a BaseException)
             raise
         finally:
+            ended = time.perf_counter()  # the reply's end (or the failure): closing and counting are ours
+            if self._wire is not None and self._wire.received is not None:
+                ended = self._wire.received  # its last byte, before the SDK read it into chunks
             if opening is not None and sdk_stream is None:
                 opening.abandon()  # stopped while waiting: the request is dropped whenever it answers
             if sdk_stream is not None:
@@ -318,18 +322,37 @@ class ChatStream:
             usage = self.reply.usage
             if usage is None and sdk_stream is not None:
                 usage = self.provider.counted_usage(self.request.messages, self.text)
-            self.outcome = self._finish(ts, status, usage, error, billed=response_started)
+            self.outcome = self._finish(ts, status, usage, error, billed=response_started, ended=ended)
 
     def _open_stream(self) -> Any:
         """The SDK stream of this request, from the API it names."""
         # Messages and parameters are plain dicts built at run time: the SDK's TypedDict overloads cannot type them.
         client: Any = self.provider.client()
         if self.request.api == "responses":
-            return client.responses.create(
-                stream=True, **responses_request(self.request.model, self.request.messages, self.request.params))
-        return client.chat.completions.create(
-            model=self.request.model, messages=self.request.messages, stream=True,
-            stream_options={"include_usage": True}, **self.request.params)
+            create = client.responses.create
+            kwargs = responses_request(self.request.model, self.request.messages, self.request.params)
+        else:
+            create = client.chat.completions.create
+            kwargs = {"model": self.request.model, "messages": self.request.messages,
+                      "stream_options": {"include_usage": True}, **self.request.params}
+        return self._timed(lambda: create(stream=True, **kwargs))
+
+    def _timed(self, send: Callable[[], Any]) -> Any:
+        """`send()`, timed on the wire (`WIRE`, filled by the HTTP client's hooks): the clock starts as the request
+        leaves (its first attempt: retries count) and stops at the reply's last byte, so the call log's row, the
+        client's set-up and the SDK's own work on either side (a fresh client imports its API's module and builds
+        its types on first use) are not the model's time. A client without the hooks (the offline model's) is
+        timed from right before the SDK call to the end of the stream."""
+        wire = WireTimes()
+        self._wire = wire
+        token = WIRE.set(wire)
+        self.reply.started = time.perf_counter()
+        try:
+            return send()
+        finally:
+            WIRE.reset(token)
+            if wire.sent:
+                self.reply.started = wire.sent[0]
 
     def _looping(self) -> bool:
         """A reply caught in a loop ends here: the text is kept up to its first repeat, the finish reason says
@@ -406,9 +429,11 @@ class ChatStream:
                           count_text(self.text, self.request.model), estimated=True)
 
     def _finish(self, ts: str, status: CallStatus, reported_usage: Any, error: PromptLabError | None, billed: bool,
-                cached: TokenUsage | None = None) -> CallOutcome:
+                cached: TokenUsage | None = None, ended: float | None = None) -> CallOutcome:
         reply = self.reply
-        latency_ms = (time.perf_counter() - reply.started) * 1000
+        latency_ms = ((time.perf_counter() if ended is None else ended) - reply.started) * 1000
+        # The first text is seen once the SDK has read it; the reply can have ended on the wire before that.
+        ttft_ms = None if reply.ttft_ms is None else min(reply.ttft_ms, latency_ms)
         if cached is not None:  # served from the response cache: nothing was spent
             usage, cost = cached, 0.0  # type: tuple[TokenUsage, float | None]
         else:
@@ -428,7 +453,7 @@ class ChatStream:
             cost = None
         outcome = CallOutcome(request_id=self.request_id, text=reply.text, status=status,
                               finish_reason=reply.finish_reason, usage=usage, cost_usd=cost, latency_ms=latency_ms,
-                              ttft_ms=reply.ttft_ms, model=reply.model, error=error, tool_calls=reply.tool_calls,
+                              ttft_ms=ttft_ms, model=reply.model, error=error, tool_calls=reply.tool_calls,
                               cached=cached is not None, thinking=self.thinking,
                               response_id=getattr(reply, "response_id", None),
                               builtin_calls=list(getattr(reply, "builtin_calls", [])),
@@ -440,7 +465,7 @@ class ChatStream:
             finish_reason=reply.finish_reason, input_tokens=usage.input_tokens,
             cached_input_tokens=usage.cached_input_tokens, output_tokens=usage.output_tokens,
             reasoning_tokens=usage.reasoning_tokens, tokens_estimated=usage.estimated, cost_usd=cost,
-            latency_ms=round(latency_ms, 2), ttft_ms=round(reply.ttft_ms, 2) if reply.ttft_ms is not None else None,
+            latency_ms=round(latency_ms, 2), ttft_ms=round(ttft_ms, 2) if ttft_ms is not None else None,
             user=self.context.user, session=self.context.session, tags=list(self._tags),
             chain_id=self.chain_id, attempt=self.attempt, cached=cached is not None, endpoint=self._endpoint)
         text = outcome.text or (json.dumps({"tool_calls": outcome.tool_calls}) if outcome.tool_calls else "")
@@ -497,12 +522,22 @@ def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Call
     what the result says (model, tokens, cost, images); `endpoint` is the API it calls (log.ENDPOINTS). Returns the
     result and its record; raises PromptLabError."""
     started = time.perf_counter()
+    ended: float | None = None
     record = CallRecord(request_id=f"req_{uuid.uuid4().hex}", ts=utc_now_iso(), page=context.page,
                         provider=provider.kind, model_requested=model, user=context.user,
                         session=context.session, tags=list(context.tags), input_tokens=0, output_tokens=0,
                         cost_usd=0.0, endpoint=endpoint)
+    wire = WireTimes()
     try:
-        result = fn(provider.client())
+        client = provider.client()
+        token = WIRE.set(wire)  # timed on the wire, as ChatStream._timed
+        started = time.perf_counter()
+        try:
+            result = fn(client)
+        finally:
+            ended = wire.received if wire.received is not None else time.perf_counter()
+            WIRE.reset(token)
+            started = wire.sent[0] if wire.sent else started
         if describe is not None:
             describe(result, record)
         return result, record
@@ -512,7 +547,7 @@ def logged_call(provider: Provider, context: CallContext, log: CallLog, fn: Call
         record.status, record.error_type, record.error_message = "error", error.kind, error.detail
         raise error from None
     finally:
-        record.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        record.latency_ms = round(((time.perf_counter() if ended is None else ended) - started) * 1000, 2)
         book(record, texts, log, secrets=(provider.api_key,))  # the caller gets its result or its error either way
 
 

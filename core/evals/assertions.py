@@ -28,11 +28,27 @@ from core.formats import json_guard, parse_limits
 
 DETERMINISTIC = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any",
                  "icontains-all", "starts-with", "regex", "is-json", "contains-json", "is-valid-openai-tools-call",
-                 "levenshtein", "latency", "cost", "python")
-MODEL_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance")
+                 "levenshtein", "latency", "cost", "python", "word-count", "is-xml", "contains-xml", "javascript")
+MODEL_GRADED = ("llm-rubric", "factuality", "model-graded-closedqa", "answer-relevance", "similar")
+RELEVANCE_EMBEDDING_MODEL = "text-embedding-3-small"
+SIMILAR_EMBEDDING_MODEL = "text-embedding-3-large"  # promptfoo's default embedding provider for `similar`
 SUPPORTED = DETERMINISTIC + MODEL_GRADED
-CODE_TYPES = ("python",)  # types that run code from the config on the server: admins' only (core/evals/config.py)
+# Types that run code from the config on the server: admins' only (core/evals/config.py); javascript needs Node.js.
+CODE_TYPES = ("python", "javascript")
 PYTHON_TIMEOUT_S = 10
+# Every assertion type promptfoo 0.121.20 knows (its BaseAssertionTypesSchema): a CSV `__expected` cell naming one is
+# read as that type, as promptfoo reads it, and skipped with a note when PromptLab does not run it — never an
+# `equals` that cannot pass. `javascript` (also written `fn:` / `eval:`) runs JavaScript: never run here.
+PROMPTFOO_TYPES = (
+    "agent-rubric", "answer-relevance", "bleu", "classifier", "contains", "contains-all", "contains-any",
+    "contains-html", "contains-json", "contains-sql", "contains-xml", "context-faithfulness", "context-recall",
+    "context-relevance", "conversation-relevance", "cost", "equals", "factuality", "finish-reason", "g-eval", "gleu",
+    "guardrails", "icontains", "icontains-all", "icontains-any", "is-html", "is-json", "is-refusal", "is-sql",
+    "is-valid-function-call", "is-valid-openai-function-call", "is-valid-openai-tools-call", "is-xml", "javascript",
+    "latency", "levenshtein", "llm-rubric", "pi", "meteor", "model-graded-closedqa", "model-graded-factuality",
+    "moderation", "perplexity", "perplexity-score", "python", "regex", "rouge-n", "ruby", "similar", "starts-with",
+    "tool-call-f1", "skill-used", "trace-error-spans", "trace-span-count", "trace-span-duration", "search-rubric",
+    "webhook", "word-count", "select-best", "human", "max-score", "assert-set")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,8 +120,8 @@ class Output:
 
 # A grader: (messages, which grader) -> the grader's reply text. Raises PromptLabError when the call fails.
 Grader = Callable[[list[dict[str, str]], str | None], str]
-# An embedder: (texts, which grader) -> vectors, or None when the provider has no embeddings.
-Embedder = Callable[[list[str], str | None], list[list[float]] | None]
+# An embedder: (texts, which grader, embedding model) -> vectors, or None when the provider has no embeddings.
+Embedder = Callable[[list[str], str | None, str], list[list[float]] | None]
 
 
 class AssertionConfigError(ValueError):
@@ -160,7 +176,20 @@ def split_values(value: Any) -> list[str]:
     return out
 
 
-def levenshtein(a: str, b: str) -> int:
+def utf16_units(text: str) -> list[int]:
+    """The text as JavaScript sees it: UTF-16 code units (an emoji is two)."""
+    data = text.encode("utf-16-le", errors="surrogatepass")
+    return [int.from_bytes(data[i:i + 2], "little") for i in range(0, len(data), 2)]
+
+
+def utf16_length(text: str) -> int:
+    """JavaScript's `text.length`."""
+    return len(text.encode("utf-16-le", errors="surrogatepass")) // 2
+
+
+def levenshtein(a: str | list[int], b: str | list[int]) -> int:
+    """Edit distance; promptfoo's (fastest-levenshtein on JavaScript strings) counts UTF-16 code units: pass
+    `utf16_units(...)` for that."""
     previous = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         current = [i]
@@ -323,11 +352,77 @@ def _starts_with(check: Check) -> Verdict:
     return check.judge(check.text.startswith(check.value), f'Expected output to {check.neg}start with "{check.value}"')
 
 
+# JavaScript's \s (without the `u` flag too): Unicode white space and line terminators.
+_JS_SPACE = "\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
+_JS_ESCAPES = {"s": f"[{_JS_SPACE}]", "S": f"[^{_JS_SPACE}]"}
+_JS_SPACE_CHARS = "\t\n\v\f\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + (
+    "\u2028\u2029\u202f\u205f\u3000\ufeff")  # what JavaScript's trim() removes
+
+
+def js_regex(pattern: str) -> re.Pattern[str]:
+    """A JavaScript pattern as promptfoo compiles it (`new RegExp(value)`, no flags), for Python's `re`: `\\w`,
+    `\\d`, `\\b` are ASCII (re.ASCII); `\\s` is JavaScript's white space; `.` stops at any line terminator; `$`
+    is the very end (Python's also matches before a final newline); `(?<name>` and `\\k<name>` are spelled the
+    Python way; `[^]` is any character and `[]` none. Raises re.error for a pattern Python cannot read."""
+    out: list[str] = []
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            e = pattern[i + 1]
+            if e in _JS_ESCAPES:
+                # inside a class \\s lists its characters; \\S stays Python's (ASCII white space excluded)
+                out.append((_JS_SPACE if e == "s" else "\\S") if in_class else _JS_ESCAPES[e])
+            elif e == "k" and not in_class and pattern.startswith("<", i + 2) and ">" in pattern[i + 3:]:
+                end = pattern.index(">", i + 3)
+                out.append(f"(?P={pattern[i + 3:end]})")
+                i = end + 1
+                continue
+            elif e == "/":
+                out.append("/")
+            else:
+                out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+            out.append(c)
+        elif c == "[":
+            if pattern.startswith("[^]", i):
+                out.append("[\\s\\S]")
+                i += 3
+                continue
+            if pattern.startswith("[]", i):
+                out.append("(?!)")
+                i += 2
+                continue
+            in_class = True
+            out.append(c)
+            if pattern.startswith("[^", i):  # a `]` right after `[^` is Python's literal, JavaScript's end
+                out.append("^")
+                i += 1
+        elif c == ".":
+            out.append("[^\\n\\r\\u2028\\u2029]")
+        elif c == "$":
+            out.append("(?![\\s\\S])")
+        elif c == "(" and re.match(r"\(\?[a-zA-Z-]+\)", pattern[i:]):
+            raise re.error("Invalid group: JavaScript has no inline flags such as (?i)")
+        elif c == "(" and pattern.startswith("(?<", i) and not pattern.startswith(("(?<=", "(?<!"), i):
+            out.append("(?P<")
+            i += 3
+            continue
+        else:
+            out.append(c)
+        i += 1
+    return re.compile("".join(out), re.ASCII)
+
+
 def _regex(check: Check) -> Verdict:
     if not isinstance(check.value, str) or not check.value:
         raise AssertionConfigError('"regex" needs a string value.')
     try:
-        pattern = re.compile(check.value)
+        pattern = js_regex(check.value)  # promptfoo's patterns are JavaScript's
     except re.error as err:
         return check.verdict(False, f"Invalid regex pattern: {err}")  # fails whether negated or not
     return check.judge(pattern.search(check.text) is not None, f'Expected output to {check.neg}match regex '
@@ -372,6 +467,39 @@ def _is_valid_openai_tools_call(check: Check) -> Verdict:
     return check.judge(problem is None, problem or "Expected output not to be a valid tools call")
 
 
+def _word_count(check: Check) -> Verdict:
+    """promptfoo's word-count: words split on JavaScript's white space; a number to equal, or {min, max}."""
+    value, inverse = check.value, check.inverse
+    count = len([w for w in re.split(f"[{_JS_SPACE}]+", check.text.strip(_JS_SPACE_CHARS)) if w])
+    if isinstance(value, dict):
+        low, high = value.get("min"), value.get("max")
+        if low is None and high is None:
+            raise AssertionConfigError('"word-count" needs a number, or an object with "min" and/or "max".')
+        hit = (low is None or count >= float(low)) and (high is None or count <= float(high))
+        return check.judge(hit, f"Word count {count} is {'' if inverse else 'not '}within "
+                                f"{'-' if low is None else low}..{'-' if high is None else high}")
+    try:
+        expected = float(value)
+    except (TypeError, ValueError):
+        raise AssertionConfigError('"word-count" needs a number, or an object with "min" and/or "max".') from None
+    shown = f"{expected:g}"
+    return check.judge(count == expected, f"Expected word count to not equal {shown}, but got {count}" if inverse
+                       else f"Word count {count} does not equal expected {shown}")
+
+
+def _xml(check: Check) -> Verdict:
+    """promptfoo's is-xml / contains-xml (core/evals/xml_checks.py); a value names required elements."""
+    from core.evals import xml_checks
+
+    try:
+        required = xml_checks.required_elements(check.value)
+    except ValueError as err:
+        raise AssertionConfigError(str(err)) from None
+    test = xml_checks.is_xml if check.kind == "is-xml" else xml_checks.contains_xml
+    valid, reason = test(check.text, required)
+    return check.judge(valid, reason)
+
+
 def _than(check: Check) -> str:
     """How a failed distance / latency / cost verdict compares with its threshold."""
     return "less than or equal to" if check.inverse else "greater than"
@@ -381,7 +509,7 @@ def _levenshtein(check: Check) -> Verdict:
     if not isinstance(check.value, str):
         raise AssertionConfigError('"levenshtein" needs a string value.')
     threshold = check.assertion.threshold if check.assertion.threshold is not None else 5
-    d = levenshtein(check.text, check.value)
+    d = levenshtein(utf16_units(check.text), utf16_units(check.value))  # JavaScript's units, as promptfoo
     return check.judge(d <= threshold, f"Levenshtein distance {d} is {_than(check)} threshold {threshold:g}")
 
 
@@ -531,6 +659,42 @@ def _python(check: Check) -> Verdict:
     except (RuntimeError, ValueError) as err:
         return check.verdict(False, f"Python code execution failed: {err}")
     return script_verdict(check.assertion, value, result)
+
+
+def _javascript(check: Check) -> Verdict:
+    """promptfoo's javascript assertion, run with Node.js (core/evals/javascript.py)."""
+    from core.evals.javascript import run_javascript
+
+    if not check.allow_code:  # the last check before code runs: EvalRun allows it for admins only
+        raise AssertionConfigError("JavaScript assertions run code on the server; only an admin may run them here.")
+    value, output = check.value, check.output
+    if not isinstance(value, str) or not value.strip():
+        raise AssertionConfigError("A javascript assertion needs code as its value.")
+    code = value.rstrip()
+    context = {"vars": output.vars, "prompt": output.prompt, "test": {"vars": output.vars}}
+    try:
+        result = run_javascript(code, output.text, context)
+    except RuntimeError as err:
+        return check.verdict(False, f"{err}\n{code}")
+    assertion, inverse = check.assertion, check.inverse
+
+    def failed(raw: bool) -> str:
+        return f"Custom function returned {'true' if raw else 'false'}\n{code}"
+
+    if isinstance(result, bool):
+        return check.judge(result, failed(result))
+    if isinstance(result, (int, float)):
+        raw = result > 0 if assertion.threshold is None else result >= assertion.threshold
+        return check.verdict(raw != inverse, failed(raw), score=float(result))
+    if isinstance(result, dict):
+        raw = bool(result.get("pass"))
+        passed = raw != inverse
+        reason = str(result.get("reason") or "") if passed == raw else (
+            "Assertion passed" if passed else f"Custom function returned {'true' if raw else 'false'}")
+        return Verdict(type=assertion.type, value=value, passed=passed, score=float(result.get("score") or 0.0),
+                       reason=reason or ("Assertion passed" if passed else failed(raw)), weight=assertion.weight,
+                       metric=assertion.metric)
+    return check.verdict(False, f"Custom function must return a boolean, number, or GradingResult object.\n{code}")
 
 
 def script_verdict(assertion: Assertion, value: Any, result: Any) -> Verdict:
@@ -686,7 +850,8 @@ def _answer_relevance(check: Check) -> Verdict:
     messages = grading_messages(RELEVANCE_PROMPT, {"answer": check.text})
     questions = [ask(messages).strip() for _ in range(RELEVANCE_QUESTIONS)]
     threshold = check.assertion.threshold if check.assertion.threshold is not None else 0.0
-    vectors = check.embedder([prompt_text, *questions], which) if check.embedder is not None else None
+    vectors = (check.embedder([prompt_text, *questions], which, RELEVANCE_EMBEDDING_MODEL)
+               if check.embedder is not None else None)
     if vectors is None:
         similarity = statistics_mean([word_cosine(prompt_text, q) for q in questions])
         how = "word overlap (the grader has no embeddings)"
@@ -697,6 +862,33 @@ def _answer_relevance(check: Check) -> Verdict:
     reason = (f"Relevance {similarity:.2f} by {how} is {'≥' if raw_pass else '<'} threshold {threshold:g}; "
               f"questions the answer suggests: {' | '.join(questions)}")
     return _graded(check, raw_pass != check.inverse, similarity, reason, messages)
+
+
+def _similar(check: Check) -> Verdict:
+    """promptfoo's `similar`: the cosine of the output's and the value's embeddings (promptfoo's default model),
+    at least the threshold (0.75 unless set); a list passes when one value is similar enough (`not-similar`: when
+    none is). Without embeddings it fails, saying so: word overlap is no stand-in for a threshold set on vectors."""
+    values = check.value if isinstance(check.value, list) else [check.value]
+    if not values or not all(isinstance(v, str) for v in values):
+        raise AssertionConfigError('"similar" needs a string or a list of strings.')
+    if check.grader is None and check.embedder is None:
+        raise AssertionConfigError('"similar" needs a grader model: set one for the run (its provider embeds).')
+    which = check.assertion.provider or check.default_grader
+    vectors = check.embedder([check.text, *values], which, SIMILAR_EMBEDDING_MODEL) if check.embedder else None
+    if vectors is None:
+        return check.verdict(False, f"The grader's provider has no embeddings ({SIMILAR_EMBEDDING_MODEL}), so "
+                                    "similarity cannot be measured.")
+    threshold = check.assertion.threshold if check.assertion.threshold is not None else 0.75
+    scores = [cosine(vectors[0], v) for v in vectors[1:]]
+    eps = sys.float_info.epsilon
+    if check.inverse:
+        worst = max(scores)
+        passed = worst <= threshold + eps
+        return check.verdict(passed, f"Similarity {worst:.2f} is greater than or equal to threshold {threshold:g}",
+                             score=1 - worst)
+    best = max(scores)
+    passed = best >= threshold - eps
+    return check.verdict(passed, f"Similarity {best:.2f} is less than threshold {threshold:g}", score=best)
 
 
 def statistics_mean(values: list[float]) -> float:
@@ -741,11 +933,16 @@ HANDLERS: dict[str, Handler] = {
     "latency": _latency,
     "cost": _cost,
     "python": _python,
+    "word-count": _word_count,
+    "javascript": _javascript,
+    "is-xml": _xml,
+    "contains-xml": _xml,
     # model-graded: each asks the grader through `_ask`
     "llm-rubric": _llm_rubric,
     "factuality": _factuality,
     "model-graded-closedqa": _model_graded_closedqa,
     "answer-relevance": _answer_relevance,
+    "similar": _similar,
 }
 
 

@@ -5,7 +5,7 @@ in `EvalConfig.notes`, one sentence each, never dropped silently. Test sets also
 
 What a config may reach is decided here: its `file://` references read only through `ConfigFiles` (nothing for a
 pasted config, the files uploaded with it, or the command line's own folder), every document is read within
-`core.formats.parse_limits`, and code in it (python assertions) is refused unless whoever runs it is an admin.
+`core.formats.parse_limits`, and code in it (python or javascript assertions) is refused unless whoever runs it is an admin.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import yaml
 
 from core.base.errors import PromptLabError
 from core.base.i18n import _
-from core.evals.assertions import CODE_TYPES, MODEL_GRADED, SUPPORTED, Assertion, split_values
+from core.evals.assertions import CODE_TYPES, MODEL_GRADED, PROMPTFOO_TYPES, SUPPORTED, Assertion, split_values
 from core.formats import json_guard, parse_limits
 from core.llm import file_vars
 from core.llm.attachments import MAX_ATTACHMENT_BYTES, Attachment, check_attachment
@@ -58,8 +58,13 @@ PROVIDER_KEYS = CONFIG_KEYS | {"apiBaseUrl", "apiKeyEnvar"}
 ASSERTION_KEYS = {"type", "value", "threshold", "weight", "metric", "provider"}
 TEST_KEYS = {"vars", "assert", "description", "threshold", "options", "metadata"}
 TOP_KEYS = {"description", "prompts", "providers", "tests", "defaultTest"}
-# Types whose threshold promptfoo defaults to 0.75 when they come from a CSV "__expected" string.
-_CSV_THRESHOLD_TYPES = {"answer-relevance", "cost", "latency", "levenshtein", "starts-with"}
+# Types whose threshold promptfoo defaults to 0.75 (similar: 0.8) when they come from a CSV "__expected" string.
+_CSV_THRESHOLD_TYPES = {"answer-relevance", "classifier", "context-faithfulness", "context-recall",
+                        "context-relevance", "cost", "latency", "levenshtein", "perplexity-score", "perplexity",
+                        "rouge-n", "similar", "starts-with"}
+_CSV_TYPES = re.compile(r"^(not-)?(%s)(?:\((\d+(?:\.\d+)?)\))?(?::([\s\S]*))?$" % "|".join(
+    sorted(map(re.escape, PROMPTFOO_TYPES), key=len, reverse=True)))
+_JS_FILES = (".js", ".cjs", ".mjs", ".ts", ".cts", ".mts")
 
 
 class EvalConfigError(ValueError):
@@ -324,7 +329,7 @@ def _counted(config: EvalConfig) -> EvalConfig:
 
 
 def parse_config(data: Any, files: ConfigFiles = NO_FILES, *, actor: Identity | None = None) -> EvalConfig:
-    """A config from its parsed YAML. `actor`: who will run it — a config with code in it (python assertions) is
+    """A config from its parsed YAML. `actor`: who will run it — a config with code in it (python, javascript) is
     refused here unless they are an admin, and `EvalRun` refuses it again before anything runs. None: the config
     is only read (a stored run's)."""
     try:
@@ -338,8 +343,8 @@ def parse_config(data: Any, files: ConfigFiles = NO_FILES, *, actor: Identity | 
 
 
 def refuse_code(tests: Iterable[TestCase], actor: Identity | None, where: str | None = None) -> None:
-    """Python assertions run code on the server: only an admin's may (without an access gate everyone is one).
-    None is nobody in particular, and is refused too."""
+    """Python and JavaScript assertions run code on the server: only an admin's may (without an access gate everyone
+    is one). None is nobody in particular, and is refused too."""
     if actor is not None and actor.admin:
         return
     for i, test in enumerate(tests, 1):
@@ -511,9 +516,9 @@ def _assertion(raw: Any, where: str, notes: list[str]) -> Assertion | None:
         notes.append(_('{where}: an assertion without a type was skipped.').format(where=where))
         return None
     kind = raw["type"]
-    if kind.removeprefix("not-") not in SUPPORTED:
-        notes.append(_('{where}: assertion type “{kind}” is not supported; it was skipped.').format(
-            where=where, kind=kind))
+    skipped = skipped_note(where, kind)
+    if skipped is not None:
+        notes.append(skipped)
         return None
     for key in sorted(set(raw) - ASSERTION_KEYS):
         notes.append(_('{where}: assertion option “{key}” ({kind}) is not supported and was ignored.').format(
@@ -522,6 +527,20 @@ def _assertion(raw: Any, where: str, notes: list[str]) -> Assertion | None:
     return Assertion(type=kind, value=raw.get("value"), threshold=_number(raw.get("threshold"), where, "threshold"),
                      weight=_number(raw.get("weight", 1.0), where, "weight"), metric=raw.get("metric"),
                      provider=provider.get("id") if isinstance(provider, dict) else provider)
+
+
+def skipped_note(where: str, kind: str) -> str | None:
+    """The run's note for an assertion PromptLab does not run here (one per assertion skipped), None when it runs:
+    a type it does not support, or JavaScript on a server without Node.js."""
+    from core.evals.javascript import node
+
+    base = kind.removeprefix("not-")
+    if base not in SUPPORTED:
+        return _('{where}: assertion type “{kind}” is not supported; it was skipped.').format(where=where, kind=kind)
+    if base == "javascript" and node() is None:
+        return _('{where}: a “{kind}” assertion needs Node.js 20 or later on the server, which is not installed; it '
+                 'was skipped.').format(where=where, kind=kind)
+    return None
 
 
 def _number(value: Any, where: str, key: str) -> Any:
@@ -598,15 +617,19 @@ def _cases_limit(count: int, what: str, max_cases: int = parse_limits.MAX_CASES)
 
 
 def assertion_from_string(expected: str) -> Assertion:
-    """A CSV `__expected` cell, as promptfoo reads it: `type: value`, `not-type(threshold): value`, the shorthands
-    `grade:` / `llm-rubric:` and `python:`, or else the exact text the output must equal."""
+    """A CSV `__expected` cell, as promptfoo 0.121.20 reads it (its `assertionFromString`): `javascript:` / `fn:` /
+    `eval:` (or a .js file) is JavaScript, `grade:` / `llm-rubric:` a rubric, `python:` (or a .py file) Python,
+    `type: value` / `not-type(threshold): value` any type promptfoo knows — one PromptLab does not run is then
+    skipped with a note by the caller, never read as text to equal — and anything else the exact text to equal."""
     expected = expected.strip()
+    path = expected[7:] if expected.startswith("file://") else ""
+    if expected.startswith(("javascript:", "fn:", "eval:")) or path.split(":", 1)[0].endswith(_JS_FILES):
+        return Assertion(type="javascript", value=expected.split(":", 1)[1].strip() if not path else expected)
     if expected.startswith(("grade:", "llm-rubric:")):
         return Assertion(type="llm-rubric", value=expected.split(":", 1)[1])
-    if expected.startswith("python:"):
+    if expected.startswith("python:") or path.endswith(".py") or ".py:" in path:
         return Assertion(type="python", value=expected[7:].strip())
-    types = "|".join(sorted(map(re.escape, SUPPORTED), key=len, reverse=True))
-    match = re.match(rf"^(not-)?({types})(?:\((\d+(?:\.\d+)?)\))?(?::([\s\S]*))?$", expected)
+    match = _CSV_TYPES.match(expected)
     if not match:
         return Assertion(type="equals", value=expected)
     negated, kind, threshold, value = match.groups()
@@ -617,7 +640,7 @@ def assertion_from_string(expected: str) -> Assertion:
         return Assertion(type=full, value=value)
     if kind in _CSV_THRESHOLD_TYPES:
         return Assertion(type=full, value=value.strip() if value else value,
-                         threshold=float(threshold) if threshold else 0.75)
+                         threshold=float(threshold) if threshold else 0.8 if kind == "similar" else 0.75)
     return Assertion(type=full, value=value.strip() if value else value,
                      threshold=float(threshold) if threshold else None)
 
@@ -689,11 +712,15 @@ def _csv_case(row: dict[str | Any, Any], where: str, notes: list[str]) -> TestCa
             variables[key] = value
     if metric:
         assertions = [replace(a, metric=metric) for a in assertions]
+    kept = []
     for a in assertions:
-        if a.base_type not in SUPPORTED:
-            notes.append(_('CSV: assertion type “{type}” is not supported; it was skipped.').format(type=a.type))
-    return TestCase(vars=variables, assertions=[a for a in assertions if a.base_type in SUPPORTED],
-                    description=description, threshold=threshold, metadata=metadata)
+        skipped = skipped_note(where, a.type)
+        if skipped is None:
+            kept.append(a)
+        else:
+            notes.append(skipped)
+    return TestCase(vars=variables, assertions=kept, description=description, threshold=threshold,
+                    metadata=metadata)
 
 
 def tests_to_csv(tests: list[TestCase]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable
@@ -42,7 +43,6 @@ from core.policy.url_policy import UrlPolicy, same_endpoint
 logger = logging.getLogger(__name__)
 
 PAGE = "evals"
-EMBEDDING_MODEL = "text-embedding-3-small"
 MAX_CELLS = 100_000  # one run's calls: the cells are built (and estimated) before it starts
 
 # Which PromptLab provider serves a provider spec of the config (see `ProviderResolver`; tests pass a function).
@@ -50,11 +50,60 @@ Resolve = Callable[[ProviderSpec], Provider]
 
 
 def messages_for(prompt: PromptSpec, variables: dict[str, Any]) -> list[dict[str, Any]]:
-    """The request a prompt makes for one case: its messages (or its text as the user message), slots filled;
-    image and PDF variables become content parts (core.llm.file_vars: where promptfoo's JSON prompt puts them,
-    else after the user message's text)."""
+    """The request a prompt makes for one case: its messages (or its text as the user message), slots filled.
+    `variables` as promptfoo renders them (`promptfoo_vars`); a text prompt also sees `{{…}}` left in a value
+    rendered (promptfoo renders each variable as a template before the prompt). Image and PDF variables become
+    content parts (core.llm.file_vars: where promptfoo's JSON prompt puts them, else after the user message's
+    text)."""
     template = prompt.messages if prompt.messages is not None else [{"role": "user", "content": prompt.text or ""}]
+    if prompt.messages is None:
+        variables = {k: render(v, variables) if isinstance(v, str) else v for k, v in variables.items()}
     return file_vars.place_files(template, variables, render)
+
+
+_VAR_SLOT = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def js_string(value: Any) -> str:
+    """A value as JavaScript's String() writes it (what promptfoo puts in place of a `{{var}}`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return ",".join("" if v is None else js_string(v) for v in value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    return "null" if value is None else str(value)
+
+
+def _js_replacement(replacement: str, match: re.Match[str]) -> str:
+    """JavaScript's String.replace special patterns in a replacement text: $$, $&, $` and $'."""
+    whole = match.string
+    specials = {"$": "$", "&": match.group(0), "`": whole[:match.start()], "'": whole[match.end():]}
+    return re.sub(r"\$([$&`'])", lambda m: specials[m.group(1)], replacement)
+
+
+def promptfoo_vars(variables: dict[str, Any]) -> dict[str, Any]:
+    """A case's variables as promptfoo 0.121.20 renders them before the prompt (its `renderPrompt`), which are also
+    what its assertions see: every text value loses one trailing newline, then a `{{name}}` inside a value is
+    replaced by that variable (the first slot of each value per pass, at most five passes; a slot naming no
+    variable stays as written)."""
+    out = {k: v[:-1] if isinstance(v, str) and v.endswith("\n") else v for k, v in variables.items()}
+    for _pass in range(5):
+        resolved = True
+        for key, value in out.items():
+            if not isinstance(value, str):
+                continue
+            match = _VAR_SLOT.search(value)
+            if match is None or match.group(1) not in out:
+                continue
+            replacement = _js_replacement(js_string(out[match.group(1)]), match)
+            out[key] = value[:match.start()] + replacement + value[match.end():]
+            resolved = False
+        if resolved:
+            break
+    return out
 
 
 def prompt_text(messages: list[dict[str, Any]]) -> str:
@@ -127,7 +176,7 @@ class EvalRun:
                  repeat: int = 1, concurrency: int = 8, cache: ResponseCache | None = None,
                  run_id: str | None = None, name: str | None = None, skip: Collection[str] = (),
                  actor: Identity | None = None):
-        """`actor`: who runs it. Code in the cases (python assertions) runs only for an admin; for anyone else,
+        """`actor`: who runs it. Code in the cases (python, javascript assertions) runs only for an admin; for anyone else,
         or nobody in particular (None), such a config raises EvalConfigError here, whatever path it came by."""
         if not 1 <= repeat <= 20:
             raise ValueError("Repeats go from 1 to 20.")
@@ -163,13 +212,14 @@ class EvalRun:
                 provider = providers[vi]
                 params = _params(provider, spec)
                 for ti, case in enumerate(self.cases):
-                    messages = messages_for(prompt, case.vars)
+                    variables = promptfoo_vars(case.vars)
+                    messages = messages_for(prompt, variables)
                     for r in range(1, repeat + 1):
                         position, self.planned = self.planned, self.planned + 1
                         if cell_key(pi, vi, ti, r) in skip:
                             continue
                         self.cells.append(EvalCell(prompt_index=pi, provider_index=vi, test_index=ti, repeat=r,
-                                                   vars=case.vars, messages=messages, position=position))
+                                                   vars=variables, messages=messages, position=position))
                         prepared.append(PreparedCell(
                             CellSpec(prompt.label, spec.model, params.get("temperature"), r), provider, messages,
                             params, tools=list(params.get("tools") or []), api=spec.api))
@@ -355,8 +405,8 @@ class EvalRun:
             return text
         return ask
 
-    def _embedder(self) -> Callable[[list[str], str | None], list[list[float]] | None]:
-        def embed(texts: list[str], which: str | None) -> list[list[float]] | None:
+    def _embedder(self) -> Callable[[list[str], str | None, str], list[list[float]] | None]:
+        def embed(texts: list[str], which: str | None, model: str) -> list[list[float]] | None:
             spec = provider_spec(which or self._default_grader())
             provider = self.resolve(spec)
             self._note_key(provider.api_key)
@@ -364,9 +414,9 @@ class EvalRun:
                 return None
             try:
                 response, _ = logged_call(provider, self.grader_context, self.log,
-                                          lambda client: client.embeddings.create(model=EMBEDDING_MODEL,
+                                          lambda client: client.embeddings.create(model=model,
                                                                                   input=texts),
-                                          model=EMBEDDING_MODEL, operation="embeddings", endpoint="embeddings")
+                                          model=model, operation="embeddings", endpoint="embeddings")
             except PromptLabError:
                 self._embeddings_missing.add(provider.base_url or "")
                 return None  # no embeddings there: word overlap instead (the verdict's reason says so)

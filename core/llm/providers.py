@@ -5,6 +5,8 @@ on 429 / 5xx and honour `Retry-After`.
 """
 from __future__ import annotations
 
+import contextvars
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -22,6 +24,48 @@ from core.llm.local_model import LOCAL_PREFIX, GenerationQueue, LocalRuntime, mo
 from core.llm.pricing import context_window, pricing_id_for
 from core.llm.tokens import TokenCounter, count_messages
 from core.policy.url_policy import OPENAI_ENDPOINT, UrlPolicy
+
+
+@dataclass
+class WireTimes:
+    """When a call's request left and its reply's last byte arrived (perf_counter()), as its HTTP client saw them:
+    the model's time, without the SDK's work on either side (building the request, reading the reply into its types
+    — on a fresh client both build their types first). Filled by the client's event hooks for the gate
+    (core/calls/gate.py), which sets one in `WIRE` around an SDK call."""
+
+    sent: list[float] = field(default_factory=list)  # each attempt's request leaving (retries add one)
+    received: float | None = None  # the last byte of the body read so far (of the last response)
+
+
+WIRE: contextvars.ContextVar[WireTimes | None] = contextvars.ContextVar("promptlab_wire_times", default=None)
+
+
+def _mark_sent(_request: Any) -> None:
+    wire = WIRE.get()
+    if wire is not None:
+        wire.sent.append(time.perf_counter())
+
+
+class _TimedBody(httpx2.SyncByteStream):
+    """A response body that notes when each of its bytes arrived."""
+
+    def __init__(self, inner: Any, wire: WireTimes):
+        self.inner, self.wire = inner, wire
+
+    def __iter__(self) -> Any:
+        for chunk in self.inner:
+            self.wire.received = time.perf_counter()
+            yield chunk
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _mark_response(response: httpx2.Response) -> None:
+    wire = WIRE.get()
+    if wire is not None:
+        response.stream = _TimedBody(response.stream, wire)
+
 
 KINDS = ("openai", "azure", "compatible", "local")
 KIND_LABELS = {"openai": "OpenAI", "azure": "Azure OpenAI", "compatible": N_("OpenAI-compatible server"),
@@ -150,9 +194,14 @@ class Provider:
         return openai.OpenAI(api_key=self.api_key, base_url=self.base_url, organization=self.organization,
                              timeout=self.timeout_s, max_retries=self.max_retries, http_client=self._http_client())
 
-    def _http_client(self) -> httpx2.Client | None:
-        """A user-chosen URL's HTTP client checks (and pins) the address of every request it sends; None: the SDK's."""
-        return self.url_policy.http_client() if self.url_policy is not None else None
+    def _http_client(self) -> httpx2.Client:
+        """The SDK's HTTP client (a user-chosen URL's checks and pins the address of every request it sends), with
+        the hooks that note when each request leaves and its reply arrives (`WIRE`)."""
+        client = self.url_policy.http_client() if self.url_policy is not None else openai.DefaultHttpxClient()
+        hooks = client.event_hooks
+        client.event_hooks = {**hooks, "request": [*hooks.get("request", []), _mark_sent],
+                              "response": [*hooks.get("response", []), _mark_response]}
+        return client
 
     @property
     def endpoint(self) -> str:
@@ -163,7 +212,32 @@ class Provider:
 @lru_cache(maxsize=64)
 def _shared_client(provider: Provider) -> openai.OpenAI:
     # The openai client is thread-safe and pools connections; one per provider settings is enough.
-    return provider.new_client()
+    client = provider.new_client()
+    warm_sdk_types()
+    return client
+
+
+@lru_cache(maxsize=1)
+def warm_sdk_types() -> None:
+    """Build the SDK's chat types once per process, as part of setting up the first client: the SDK builds them
+    lazily while reading the first reply (tens of milliseconds, more on a busy machine), which would otherwise
+    hold up reading that reply off the wire and count as the first call's latency. Every nested part carries an
+    unknown field too: servers add their own, and the SDK builds a reader for those on first sight."""
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    extra: dict[str, Any] = {"x_promptlab_warm": 0}
+    usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2, **extra,
+             "prompt_tokens_details": {"cached_tokens": 0, **extra},
+             "completion_tokens_details": {"reasoning_tokens": 0, **extra}}
+    call = {"index": 0, "id": "c", "type": "function", "function": {"name": "f", "arguments": "", **extra}, **extra}
+    common: dict[str, Any] = {"id": "warm", "created": 0, "model": "m", "system_fingerprint": "f", "usage": usage, **extra}
+    ChatCompletionChunk.construct(**common, object="chat.completion.chunk", choices=[
+        {"index": 0, "finish_reason": None, "logprobs": None, **extra,
+         "delta": {"role": "assistant", "content": "a", "tool_calls": [call], **extra}}])
+    ChatCompletion.construct(**common, object="chat.completion", choices=[
+        {"index": 0, "finish_reason": "stop", "logprobs": None, **extra,
+         "message": {"role": "assistant", "content": "a", "tool_calls": [{k: v for k, v in call.items()
+                                                                           if k != "index"}], **extra}}])
 
 
 def kind_label(kind: str) -> str:

@@ -35,7 +35,7 @@ tests:
     assert:
       - {type: icontains, value: days, weight: 2, metric: accuracy}
       - {type: llm-rubric, value: polite and precise, provider: openai:chat:gpt-4o}
-      - {type: javascript, value: "output.length < 10"}
+      - {type: ruby, value: "output.length < 10"}
       - {type: contains, value: x, transform: "output.trim()"}
   - file://cases.csv
   - file://more.yaml
@@ -77,7 +77,7 @@ def test_reads_prompts_providers_tests_and_names_what_it_skips(config_dir):
     assert cases[2].assertions[1] == Assertion(type="equals", value="Hello there") and cases[2].threshold == 0.5
     assert cases[2].assertions[2] == Assertion(type="levenshtein", value="Hello", threshold=0.75)  # promptfoo's
     notes = " ".join(config.notes)
-    for skipped in ("anthropic:messages:claude-sonnet-4", "frobnicate", "javascript", "transform", "outputPath"):
+    for skipped in ("anthropic:messages:claude-sonnet-4", "frobnicate", "ruby", "transform", "outputPath"):
         assert skipped in notes
     assert len(config.notes) == 5
 
