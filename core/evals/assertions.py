@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import signal
-import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -24,6 +21,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from core.evals.sandbox import run_contained
 from core.formats import json_guard, parse_limits
 
 DETERMINISTIC = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any",
@@ -611,40 +609,15 @@ def run_python(code: str, output: str, context: dict[str, Any]) -> Any:
     admins' configs get here (`refuse_code`): this contains mistakes and runaway code, and keeps the server's
     secrets out of its environment; it still runs as the server's user, who can read the server's files."""
     payload = json.dumps({"code": python_script(code), "output": output, "context": context}, default=str)
-    with tempfile.TemporaryDirectory(prefix="promptlab-assert-") as scratch:
-        answer_path, errors_path = os.path.join(scratch, ".answer"), os.path.join(scratch, ".errors")
-        with open(answer_path, "wb") as answer, open(errors_path, "wb") as errors:
-            process = subprocess.Popen([sys.executable, "-I", "-X", "utf8", "-c", _PYTHON_RUNNER],
-                                       stdin=subprocess.PIPE, stdout=answer, stderr=errors, cwd=scratch, env={},
-                                       start_new_session=True)
-            try:
-                process.communicate(payload.encode("utf-8"), timeout=PYTHON_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                raise RuntimeError(f"it ran longer than {PYTHON_TIMEOUT_S} s") from None
-            finally:
-                _kill_group(process)
-        with open(answer_path, "rb") as answer:
-            stdout = answer.read(PYTHON_OUTPUT_BYTES + 1).decode("utf-8", errors="replace")
-        with open(errors_path, "rb") as errors:
-            stderr = errors.read(PYTHON_OUTPUT_BYTES + 1).decode("utf-8", errors="replace")
-    if process.returncode != 0:
-        if process.returncode == -getattr(signal, "SIGXFSZ", 25):
+    done = run_contained([sys.executable, "-I", "-X", "utf8", "-c", _PYTHON_RUNNER], payload,
+                         timeout_s=PYTHON_TIMEOUT_S, output_bytes=PYTHON_OUTPUT_BYTES, prefix="promptlab-assert-",
+                         too_long=f"it ran longer than {PYTHON_TIMEOUT_S} s")
+    if done.returncode != 0:
+        if done.returncode == -getattr(signal, "SIGXFSZ", 25):
             raise RuntimeError(f"it wrote more than {PYTHON_OUTPUT_BYTES >> 20} MiB")
-        last = (stderr.strip().splitlines() or ["exited with an error"])[-1]
+        last = (done.stderr.strip().splitlines() or ["exited with an error"])[-1]
         raise RuntimeError(last)
-    return json.loads(stdout)["result"]
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """End the interpreter and anything it started (its own process group), whatever happened."""
-    if hasattr(os, "killpg"):
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    else:
-        process.kill()
-    process.wait()
+    return json.loads(done.stdout)["result"]
 
 
 def _python(check: Check) -> Verdict:

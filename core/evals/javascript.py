@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 from typing import Any
+
+from core.evals.sandbox import run_contained
 
 TIMEOUT_S = 10
 HEAP_MB = 512
@@ -135,38 +134,15 @@ def run_javascript(code: str, output: str, context: dict[str, Any]) -> Any:
         raise RuntimeError("JavaScript assertions need Node.js 20 or later on the server")
     path, flags = found
     payload = json.dumps({"body": function_body(code), "output": output, "context": context}, default=str)
-    with tempfile.TemporaryDirectory(prefix="promptlab-js-") as scratch:
-        answer_path, errors_path = os.path.join(scratch, ".answer"), os.path.join(scratch, ".errors")
-        with open(answer_path, "wb") as answer, open(errors_path, "wb") as errors:
-            process = subprocess.Popen([sys.executable, "-I", "-c", _TRAMPOLINE, path, *flags, "-e", _RUNNER],
-                                       stdin=subprocess.PIPE, stdout=answer, stderr=errors, cwd=scratch, env={},
-                                       start_new_session=True)
-            try:
-                process.communicate(payload.encode("utf-8"), timeout=TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                raise RuntimeError(f"Custom function ran longer than {TIMEOUT_S} s") from None
-            finally:
-                _kill_group(process)
-        with open(answer_path, "rb") as answer:
-            stdout = answer.read(OUTPUT_BYTES + 1).decode("utf-8", errors="replace")
-        with open(errors_path, "rb") as errors:
-            stderr = errors.read(OUTPUT_BYTES + 1).decode("utf-8", errors="replace")
+    done = run_contained([sys.executable, "-I", "-c", _TRAMPOLINE, path, *flags, "-e", _RUNNER], payload,
+                         timeout_s=TIMEOUT_S, output_bytes=OUTPUT_BYTES, prefix="promptlab-js-",
+                         too_long=f"Custom function ran longer than {TIMEOUT_S} s")
+    stdout, stderr = done.stdout, done.stderr
     try:
         data = json.loads(stdout)
     except json.JSONDecodeError:
-        last = (stderr.strip().splitlines() or [f"Node exited with {process.returncode}"])[-1]
+        last = (stderr.strip().splitlines() or [f"Node exited with {done.returncode}"])[-1]
         raise RuntimeError(f"Custom function failed: {last}") from None
     if "error" in data:
         raise RuntimeError(str(data["error"]))
     return data.get("result")
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    if hasattr(os, "killpg"):
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    else:
-        process.kill()
-    process.wait()
