@@ -246,6 +246,26 @@ def m014_eval_set_owners(conn: Connection) -> None:
     conn.execute(sa.text("UPDATE eval_sets SET shared = TRUE"))
 
 
+@migration
+def m018_replica_state(conn: Connection) -> None:
+    # State that every replica on this database must share. Rate-limit reservations (one row per request sent, or
+    # per 429 hold) so that N processes together stay within a provider's RPM / TPM; the provider each user chose in
+    # Settings (its key only encrypted with the server's secret); and a heartbeat per process that makes calls, so
+    # a replica can tell that another host's process is gone and settle the calls it left started.
+    conn.execute(sa.text("""
+        CREATE TABLE rate_limit_events (
+            bucket TEXT NOT NULL,
+            ref TEXT,
+            at DOUBLE PRECISION NOT NULL,
+            requests DOUBLE PRECISION NOT NULL,
+            tokens DOUBLE PRECISION NOT NULL
+        )"""))
+    conn.execute(sa.text("CREATE INDEX ix_rate_limit_events ON rate_limit_events (bucket, at)"))
+    conn.execute(sa.text("CREATE TABLE user_settings (user_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
+                         "updated_at TEXT NOT NULL, PRIMARY KEY (user_id, key))"))
+    conn.execute(sa.text("CREATE TABLE process_heartbeats (owner TEXT PRIMARY KEY, seen_at TEXT NOT NULL)"))
+
+
 def insertion_order_column(engine: Engine) -> str:
     """The column that grows with every inserted call (see m008)."""
     return "rowid" if engine.dialect.name == "sqlite" else "seq"
