@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from core.calls import ratelimit
-from core.calls.ratelimit import Limits, SharedRateLimiter
 from core.calls.log import CallLog
+from core.calls.ratelimit import Limits, SharedRateLimiter
 from tests.conftest import ADMIN, PG_URL, ROOT, _fresh_pg_schema
 
 
