@@ -4,14 +4,13 @@ Logic lives in core/; this file only binds it to st.session_state and Streamlit'
 """
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass, replace
 
 import streamlit as st
 
 from core.base.config import Settings, load_settings
-from core.base.errors import PromptLabError, scrub_secrets
+from core.base.errors import PromptLabError
 from core.calls.cache import ResponseCache
 from core.calls.gate import CallContext
 from core.calls.log import CallLog
@@ -27,7 +26,6 @@ from core.records.privacy import RetentionWorker
 from pages import _media
 
 OVERRIDE_KEY = "provider_override"
-logger = logging.getLogger(__name__)
 
 
 def _route_through_app() -> None:
@@ -176,11 +174,7 @@ def _restore_provider_choice(configured: Settings, actor: Identity, log: CallLog
     state.provider_choice_checked = user
     if state.get(OVERRIDE_KEY):
         return
-    try:
-        saved = saved_choice.load_choice(log.engine, user)
-    except Exception as exc:  # a database that cannot be read: the configured provider, as after a restart
-        logger.warning("provider choice not read: %s", scrub_secrets(repr(exc)))
-        saved = None
+    saved = saved_choice.load_choice(log.engine, user)
     token = browser_cookie(provider_choice.COOKIE_NAME)
     in_memory = provider_choice.CHOICES.recall(token, user) if token else None
     if saved is None or saved.key_missing:

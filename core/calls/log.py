@@ -230,7 +230,7 @@ def mark_interrupted(engine: Engine, older_than_s: float = 3600) -> int:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(calls_table.c.request_id, calls_table.c.ts, calls_table.c.error_message)
                             .where(calls_table.c.status == STARTED)).all()
-        beats = dict(conn.execute(sa.text("SELECT owner, seen_at FROM process_heartbeats")).all()) if rows else {}
+        beats: dict[str, str] = dict(conn.execute(sa.text("SELECT owner, seen_at FROM process_heartbeats")).all()) if rows else {}
 
     def gone(ts: str, marker: str) -> bool:
         owner = marker.removeprefix("in progress: ")

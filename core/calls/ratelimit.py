@@ -147,7 +147,7 @@ class SharedRateLimiter:
                 try:
                     def execute(sql: str, params: dict[str, Any]) -> list[Any]:
                         cur.execute(sql, params)
-                        return cur.fetchall()
+                        return list(cur.fetchall())
                     now, read_at = time.time(), time.monotonic()
                     result = work(execute, now)
                     raw.commit()

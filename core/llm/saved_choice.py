@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,9 +24,11 @@ import sqlalchemy as sa
 from Cryptodome.Cipher import AES
 from sqlalchemy.engine import Engine
 
+from core.base.errors import scrub_secrets
 from core.base.i18n import _
 from core.llm.provider_choice import ProviderForm
 
+logger = logging.getLogger(__name__)
 SECRET_ENV = "PROMPTLAB_SECRET_KEY"
 SETTING = "provider_choice"
 
@@ -60,7 +63,7 @@ def encrypt(key_text: str, user: str) -> str | None:
     cipher = AES.new(key, AES.MODE_GCM)
     cipher.update(user.encode())  # bound to its user: another user's row cannot take it over
     sealed, tag = cipher.encrypt_and_digest(key_text.encode())
-    return "v1:" + base64.b64encode(cipher.nonce + tag + sealed).decode()
+    return "v1:" + base64.b64encode(bytes(cipher.nonce) + tag + sealed).decode()
 
 
 def decrypt(stored: str, user: str) -> str | None:
@@ -92,10 +95,15 @@ def save_choice(engine: Engine, user: str, form: ProviderForm) -> bool:
 
 
 def load_choice(engine: Engine, user: str) -> SavedChoice | None:
-    """This user's stored choice, its key decrypted (None when they have none)."""
-    with engine.connect() as conn:
-        raw = conn.execute(sa.text("SELECT value FROM user_settings WHERE user_id = :u AND key = :k"),
-                           {"u": user, "k": SETTING}).scalar()
+    """This user's stored choice, its key decrypted (None when they have none, or the database cannot be read: the
+    configured provider then, as after a restart)."""
+    try:
+        with engine.connect() as conn:
+            raw = conn.execute(sa.text("SELECT value FROM user_settings WHERE user_id = :u AND key = :k"),
+                               {"u": user, "k": SETTING}).scalar()
+    except sa.exc.SQLAlchemyError as exc:
+        logger.warning("provider choice not read: %s", scrub_secrets(repr(exc)))
+        return None
     if not raw:
         return None
     body = json.loads(raw)
