@@ -269,7 +269,10 @@ def limiter_for(engine: Engine, kind: str, base_url: str | None) -> Limiter | No
     key = provider_key(kind, base_url)
     with _lock:
         limiter, loaded = _limiters.get(key, (None, -RELOAD_S))
-        if limiter is None and time.monotonic() - loaded >= RELOAD_S:
+        # A shared limiter holds no state of its own: it re-reads the limits too, so a change made on another replica
+        # applies here within RELOAD_S.
+        stale = limiter is None or isinstance(limiter, SharedRateLimiter)
+        if stale and time.monotonic() - loaded >= RELOAD_S:
             limits = load_limits(engine, kind, base_url)
             if not limits.active:
                 limiter = None

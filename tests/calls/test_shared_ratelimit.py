@@ -91,3 +91,16 @@ def test_three_processes_stay_within_one_limit(server, monkeypatch):
     # fast the processes run (a slow one finds its slot open): 26–42 of 120 here, on a loaded 2-core machine.
     assert len(waits) >= 10
     assert all(0 < w <= WINDOW_S * PROCESSES * EACH / LIMIT for w in waits)
+
+
+def test_a_limit_changed_on_another_replica_applies_here(db_url, monkeypatch):
+    engine = CallLog(db_url).engine
+    monkeypatch.setenv("PROMPTLAB_SHARED_RATE_LIMITS", "1")
+    ratelimit.save_limits(engine, "openai", "https://replicas.example/v1", Limits(rpm=5), actor=ADMIN)
+    assert ratelimit.limiter_for(engine, "openai", "https://replicas.example/v1").limits == Limits(rpm=5)
+    # Another replica saves new limits: this process's cache is not told, the database is.
+    ratelimit.Workspace(engine).save(ratelimit.RATE_LIMITS, Limits(rpm=50),
+                                     scope=ratelimit.provider_key("openai", "https://replicas.example/v1"), actor=ADMIN)
+    monkeypatch.setattr(ratelimit, "RELOAD_S", 0.0)  # (re-read every 30 s; now at once)
+    assert ratelimit.limiter_for(engine, "openai", "https://replicas.example/v1").limits == Limits(rpm=50)
+    ratelimit.save_limits(engine, "openai", "https://replicas.example/v1", Limits(), actor=ADMIN)
