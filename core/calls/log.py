@@ -229,7 +229,7 @@ def mark_interrupted(engine: Engine, older_than_s: float = 3600) -> int:
     stale = (datetime.now(timezone.utc) - timedelta(seconds=STALE_S)).isoformat(timespec="milliseconds")
     with engine.connect() as conn:
         rows = conn.execute(sa.select(calls_table.c.request_id, calls_table.c.ts, calls_table.c.error_message)
-                            .where(calls_table.c.status == STARTED)).all()
+                            .where(sa.text("status = 'started'"))).all()  # a literal: the partial index (m018)
         beats: dict[str, str] = dict(conn.execute(sa.text("SELECT owner, seen_at FROM process_heartbeats")).all()) if rows else {}
 
     def gone(ts: str, marker: str) -> bool:
@@ -251,6 +251,7 @@ def mark_interrupted(engine: Engine, older_than_s: float = 3600) -> int:
 
 
 HEARTBEAT_S = 20.0  # how often a process that makes calls says it is alive
+SWEEP_EVERY = 3  # beats between two looks for another process's orphaned started calls
 STALE_S = 90.0  # a heartbeat older than this: the process is gone (several missed beats, clocks a little apart)
 _beating: set[str] = set()
 _beat_lock = threading.Lock()
@@ -278,10 +279,14 @@ def keep_beating(engine: Engine) -> None:
         _beating.add(key)
 
     def loop() -> None:
+        beats = 0
         while True:
             time.sleep(HEARTBEAT_S)
+            beats += 1
             try:
                 beat(engine)
+                if beats % SWEEP_EVERY == 0:  # a replica killed mid-reply: its rows settled within minutes
+                    mark_interrupted(engine)
             except Exception as exc:  # a busy database: the next beat is in time unless it stays down
                 logger.warning("heartbeat not written: %s", scrub_secrets(repr(exc)))
     threading.Thread(target=loop, name="heartbeat", daemon=True).start()

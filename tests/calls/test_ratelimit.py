@@ -58,11 +58,13 @@ def chat(provider, ctx, log, waits):
 
 
 def test_gate_waits_instead_of_failing(provider, ctx, log, server):
+    chat(provider, ctx, log, [])  # warm (the token counter loads in ~1 s, longer than the hold below)
     ratelimit.save_limits(log.engine, provider.kind, provider.base_url, Limits(rpm=120), actor=ADMIN)
     ratelimit.limiter_for(log.engine, provider.kind, provider.base_url).rate_limited(0.4)  # the bucket is empty
     waits: list[float] = []
     assert chat(provider, ctx, log, waits).status == "ok"  # held back, then sent: not failed
-    assert len(waits) == 1 and 0.3 < waits[0] <= 0.95  # the 0.4 s hold plus this request's own half second
+    # The 0.4 s hold (in-process buckets: plus this request's own half second), less the time to get here.
+    assert len(waits) == 1 and 0.2 < waits[0] <= 0.95
     ratelimit.save_limits(log.engine, provider.kind, provider.base_url, Limits(), actor=ADMIN)
     assert ratelimit.limiter_for(log.engine, provider.kind, provider.base_url) is None
 

@@ -88,3 +88,22 @@ def test_two_replicas_settling_at_once_settle_each_row_once():
     b_engine.dispose()
     assert counts["a"] + counts["b"] == 5, counts  # each row settled exactly once
     assert set(statuses(log).values()) == {"error"}
+
+
+def test_a_replica_settles_a_killed_ones_calls_without_waiting_for_the_hourly_sweep(db_url, monkeypatch):
+    from core.calls import log as call_log
+    monkeypatch.setattr(call_log, "HEARTBEAT_S", 0.05)  # (every 20 s, a sweep every minute; here at once)
+    monkeypatch.setattr(call_log, "SWEEP_EVERY", 1)
+    log = CallLog(db_url)
+    beat(log.engine, "11@host-killed")
+    with log.engine.begin() as conn:  # the killed replica's row (written directly: this process must not beat yet)
+        conn.execute(calls_table.insert(), {"request_id": "r-orphan", "ts": "2099-01-01T00:00:00.000+00:00",
+                                            "page": "chat", "provider": "openai", "status": "started",
+                                            "error_message": "in progress: 11@host-killed", "tags": "[]"})
+    age(log, "11@host-killed", STALE_S + 5)
+    started(log, "r-mine", process_owner().removeprefix("in progress: "))  # this replica makes a call: it beats
+    for _ in range(100):
+        if statuses(log)["r-orphan"] == "error":
+            break
+        time.sleep(0.05)
+    assert statuses(log) == {"r-orphan": "error", "r-mine": "started"}
