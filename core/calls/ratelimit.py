@@ -177,7 +177,7 @@ class SharedRateLimiter:
 
         def work(execute: Callable[[str, dict[str, Any]], list[Any]], now: float) -> float:
             execute("DELETE FROM rate_limit_events WHERE bucket = :b AND at <= :old",
-                    {"b": self.bucket, "old": now - self.window})
+                    {"b": self.bucket, "old": now - self.window - self.margin})
             events = execute("SELECT at, requests, tokens FROM rate_limit_events WHERE bucket = :b ORDER BY at",
                              {"b": self.bucket})
             at = self.schedule(now, [(float(e[0]), float(e[1]), float(e[2])) for e in events], tokens)
@@ -191,7 +191,7 @@ class SharedRateLimiter:
         window ending there holds room for one more request of `tokens` tokens. `events`: (at, requests, tokens),
         sorted by time, none older than one window before `now`."""
         start = max([now] + [e[0] for e in events])
-        inside = [e for e in events if e[0] > start - self.window]
+        inside = [e for e in events if e[0] > start - self.window - self.margin]  # each holds W + margin
         requests, used = sum(e[1] for e in inside), sum(e[2] for e in inside)
         for at, n, t in inside:  # oldest first: wait until enough have left the window
             fits_requests = not self.limits.rpm or requests + 1 <= self.limits.rpm

@@ -58,8 +58,8 @@ def chat(provider, ctx, log, waits):
 
 
 def test_gate_waits_instead_of_failing(provider, ctx, log, server):
-    chat(provider, ctx, log, [])  # warm (the token counter loads in ~1 s, longer than the hold below)
     ratelimit.save_limits(log.engine, provider.kind, provider.base_url, Limits(rpm=120), actor=ADMIN)
+    chat(provider, ctx, log, [])  # warm: the token counter loads in ~0.7 s, longer than the hold below
     ratelimit.limiter_for(log.engine, provider.kind, provider.base_url).rate_limited(0.4)  # the bucket is empty
     waits: list[float] = []
     assert chat(provider, ctx, log, waits).status == "ok"  # held back, then sent: not failed
