@@ -110,3 +110,14 @@ def test_rate_limit_step_reserves_once_counts_only_under_a_limit_and_takes_429_f
         second.rate_limited("not-a-number")  # a malformed header is ignored, not raised
     finally:
         ratelimit.save_limits(log.engine, "openai", "https://limited.example/v1", Limits(), actor=ADMIN)
+
+
+def test_in_process_tokens_settle_with_real_use():
+    clock = Clock()
+    limiter = RateLimiter(Limits(tpm=100), clock)
+    assert limiter.reserve(60) == 0
+    assert limiter.reserve(50) > 0  # 110 reserved of 100
+    limiter = RateLimiter(Limits(tpm=100), clock)
+    assert limiter.reserve(60) == 0
+    limiter.settle(None, 60, 5)  # the reply was short: 55 tokens come back
+    assert limiter.reserve(50) == 0
