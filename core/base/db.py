@@ -375,3 +375,10 @@ def dispose_engine(url: str) -> None:
         engine = _engines.pop(url, None)
     if engine is not None:
         engine.dispose()
+
+
+def engine_in_use(engine: Engine) -> bool:
+    """Whether this is still the process-wide engine of its URL (not disposed): a background thread that holds an
+    engine stops with it instead of reopening its connections."""
+    with _lock:
+        return any(known is engine for known in _engines.values())

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.base.db import engine_for
+from core.base.db import engine_for, engine_in_use
 from core.base.errors import scrub_secrets
 from core.policy.redaction import redact_value
 from core.policy.workspace import Setting, Workspace
@@ -282,6 +282,10 @@ def keep_beating(engine: Engine) -> None:
         beats = 0
         while True:
             time.sleep(HEARTBEAT_S)
+            if not engine_in_use(engine):  # disposed (a shutdown, a test's database): stop, keep no connection
+                with _beat_lock:
+                    _beating.discard(key)
+                return
             beats += 1
             try:
                 beat(engine)

@@ -107,3 +107,21 @@ def test_a_replica_settles_a_killed_ones_calls_without_waiting_for_the_hourly_sw
             break
         time.sleep(0.05)
     assert statuses(log) == {"r-orphan": "error", "r-mine": "started"}
+
+
+def test_the_heartbeat_stops_with_its_engine(db_url, monkeypatch):
+    """A disposed engine (a shutdown, each test's database) is not kept connected by its heartbeat: over a test
+    suite that would exhaust PostgreSQL's connections."""
+    from core.base.db import dispose_engine
+    from core.calls import log as call_log
+    monkeypatch.setattr(call_log, "HEARTBEAT_S", 0.05)
+    log = CallLog(db_url)
+    started(log, "r-1", process_owner().removeprefix("in progress: "))
+    key = log.engine.url.render_as_string(hide_password=False)
+    assert key in call_log._beating
+    dispose_engine(db_url)
+    for _ in range(100):
+        if key not in call_log._beating:
+            break
+        time.sleep(0.05)
+    assert key not in call_log._beating and log.engine.pool.checkedin() == 0
