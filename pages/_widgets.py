@@ -73,7 +73,10 @@ def provider_badge(wb: Workbench) -> None:
         else:
             st.caption(_('**{label}**  \nkey {masked_key}').format(
                 label=wb.provider.label, masked_key=wb.provider.masked_key))
-        if st.session_state.get("provider_choice_lost"):
+        lost = st.session_state.get("provider_choice_lost")
+        if isinstance(lost, str):  # kept, but its key could not be, or it is no longer allowed: the reason
+            st.caption("⚠️ " + lost + " " + _("The configured provider is in use."))
+        elif lost:
             st.caption(_("⚠️ The provider chosen earlier in this browser was forgotten (server restarted, or unused "
                          "for a day): the configured one is in use. Choose again in Settings."))
 

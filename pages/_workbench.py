@@ -10,12 +10,13 @@ from dataclasses import dataclass, replace
 import streamlit as st
 
 from core.base.config import Settings, load_settings
+from core.base.errors import PromptLabError
 from core.calls.cache import ResponseCache
 from core.calls.gate import CallContext
 from core.calls.log import CallLog
 from core.chat.store import ConversationStore
 from core.formats import cookies
-from core.llm import custom_prices, local_model, model_file, provider_choice
+from core.llm import custom_prices, local_model, model_file, provider_choice, saved_choice
 from core.llm.local_model import is_local_model
 from core.llm.providers import Provider, local_provider, resolve_provider
 from core.policy import access
@@ -162,34 +163,52 @@ def workbench(gate: bool = True) -> Workbench:
     return wb
 
 
-def _restore_provider_choice(user: str) -> None:
-    """After a reload (a new session), the provider this browser chose in Settings comes back from the server's
-    memory, by the token in its cookie; once per session and user (core/llm/provider_choice.py)."""
-    state = st.session_state
+def _restore_provider_choice(configured: Settings, actor: Identity, log: CallLog) -> None:
+    """In a new session (a reload, a restart, another replica) the provider this user chose in Settings comes back
+    from the database, checked again against what they may choose now (core/llm/saved_choice.py); a key that could
+    not be stored comes back only from this server's memory, by the token in the browser's cookie. Once per session
+    and user."""
+    state, user = st.session_state, actor.name
     if state.get("provider_choice_checked") == user:
         return
     state.provider_choice_checked = user
-    token = browser_cookie(provider_choice.COOKIE_NAME)
-    if not token or state.get(OVERRIDE_KEY):
+    if state.get(OVERRIDE_KEY):
         return
-    remembered = provider_choice.CHOICES.recall(token, user)
-    if remembered is None:  # the server restarted, the choice expired, or the cookie is not this user's
-        state.provider_choice_lost = True
-        set_cookie(provider_choice.COOKIE_NAME, None, 0)
-    else:
-        state[OVERRIDE_KEY], state.provider_token = remembered, token
+    saved = saved_choice.load_choice(log.engine, user)
+    token = browser_cookie(provider_choice.COOKIE_NAME)
+    in_memory = provider_choice.CHOICES.recall(token, user) if token else None
+    if saved is None or saved.key_missing:
+        if in_memory is not None:  # this server still holds the key the database could not
+            state[OVERRIDE_KEY], state.provider_token = in_memory, token
+        elif saved is not None:
+            state.provider_choice_lost = saved_choice.key_not_kept()
+        elif token:  # a choice from before it was kept in the database, and the server restarted since
+            state.provider_choice_lost = True
+            set_cookie(provider_choice.COOKIE_NAME, None, 0)
+        return
+    try:
+        state[OVERRIDE_KEY] = provider_choice.override_for(saved.form, configured, actor)
+    except (PromptLabError, ValueError) as err:  # no longer allowed to this user: the configured provider
+        state.provider_choice_lost = getattr(err, "message", None) or True
 
 
-def remember_provider_choice(wb: Workbench, override: dict | None) -> None:
-    """Keep (or, with None, drop) this browser's provider choice (its token goes to a cookie)."""
+def remember_provider_choice(wb: Workbench, override: dict | None,
+                             form: provider_choice.ProviderForm | None = None) -> None:
+    """Keep (or, with None, drop) this user's provider choice: in the database (`form`, its key only encrypted),
+    and a key that could not be stored in this server's memory under a cookie's token."""
     state = st.session_state
     state.pop("provider_choice_lost", None)
     if override is None:
         provider_choice.CHOICES.forget(state.pop("provider_token", "") or "")
         state.pop(OVERRIDE_KEY, None)
         set_cookie(provider_choice.COOKIE_NAME, None, 0)
-    else:
-        state[OVERRIDE_KEY] = override
+        saved_choice.forget_choice(wb.log.engine, wb.user)
+        return
+    state[OVERRIDE_KEY] = override
+    kept = saved_choice.save_choice(wb.log.engine, wb.user, form) if form is not None else False
+    if not kept:
+        if form is not None:
+            state.provider_key_not_kept = True  # Settings says why, once
         state.provider_token = provider_choice.CHOICES.remember(wb.user, override, state.get("provider_token"))
         set_cookie(provider_choice.COOKIE_NAME, state.provider_token, int(provider_choice.TTL_S))
 
@@ -218,18 +237,19 @@ def write_cookies() -> None:
 
 def _workbench() -> Workbench:
     configured = settings = base_settings()
-    _restore_provider_choice(st.session_state.get(IDENTITY_KEY) or settings.user)
+    log, conversations = stores(configured.db_url)
+    # Behind the access gate the signed-in identity is the user in the log and in every ownership check. Without a
+    # gate there is one user (PROMPTLAB_USER), who owns everything.
+    actor = access.acting_identity(st.session_state.get(IDENTITY_KEY), bool(st.session_state.get(ADMIN_KEY)),
+                                   gated=oidc_configured() or gate_configured(configured),
+                                   default_user=configured.user)
+    _restore_provider_choice(configured, actor, log)
     override = st.session_state.get(OVERRIDE_KEY)
     if override:
         settings = settings.with_overrides(**override)
     if "session_id" not in st.session_state:
         st.session_state.session_id = uuid.uuid4().hex
-    log, conversations = stores(settings.db_url)
     custom_prices.use_file(log.engine, settings.prices_file)  # the gate cannot see st.secrets: hand it the file
-    # Behind the access gate the signed-in identity is the user in the log and in every ownership check. Without a
-    # gate there is one user (PROMPTLAB_USER), who owns everything.
-    actor = access.acting_identity(st.session_state.get(IDENTITY_KEY), bool(st.session_state.get(ADMIN_KEY)),
-                                   gated=oidc_configured() or gate_configured(settings), default_user=settings.user)
     policy = provider_choice.url_policy_for(configured, actor)
     provider = resolve_provider(settings)
     if override and policy is not None:  # a URL this (non-admin) user chose: every request is checked

@@ -13,6 +13,7 @@ from core.formats.columns import label
 from core.llm.pricing import format_cost
 from core.llm.provider_choice import ProviderForm, override_for, server_key_elsewhere
 from core.llm.providers import KINDS, chat_models, kind_label
+from core.llm.saved_choice import key_not_kept
 from core.policy.audit import audit
 from pages._prices_settings import render_prices
 from pages._privacy_settings import render_privacy
@@ -50,10 +51,12 @@ if st.button(_("🔌 Test connection"), type="primary"):
     except PromptLabError as err:
         st.error(err.message)
 
-st.subheader(_("Switch provider for this browser"))
-st.caption(_("Applies to this browser (kept across reloads, forgotten after a day unused or a server restart); the "
-           "configured provider (environment / secrets.toml) is untouched. A typed key stays in the server's memory "
-           "only."))
+st.subheader(_("Switch provider for yourself"))
+st.caption(_("Applies to you: kept in the database, so a reload, a restart or another server keeps it; the configured "
+           "provider (environment / secrets.toml) is untouched. A typed key is stored only encrypted with the "
+           "server's secret (PROMPTLAB_SECRET_KEY), and not at all without one."))
+if st.session_state.pop("provider_key_not_kept", False):
+    st.info(key_not_kept())
 if not wb.admin:
     st.caption(_("The server's key goes only to the configured endpoint: for another one, type your own key."))
 with st.form("switch_provider", clear_on_submit=True):
@@ -65,17 +68,16 @@ with st.form("switch_provider", clear_on_submit=True):
     api_key = st.text_input(_("API key"), type="password", placeholder=_("leave empty to keep the current key"))
     api_version = st.text_input(_("Azure API version"), value=wb.settings.azure_api_version)
     if st.form_submit_button(_("Apply")):
-        configured = base_settings()
+        configured, form = base_settings(), ProviderForm(kind, base_url, api_key, api_version)
         try:  # core decides what this user may choose: the server's key never goes to a URL they picked
-            override = override_for(ProviderForm(kind, base_url, api_key, api_version), configured, wb.identity,
-                                    wb.url_policy)
+            override = override_for(form, configured, wb.identity, wb.url_policy)
         except PromptLabError as err:
             st.error(err.message)
         else:
             elsewhere = server_key_elsewhere(override, configured)
             if elsewhere is not None:  # an admin sent the server's key to another endpoint: on the record
                 audit(wb.log.engine, wb.user, "provider_switch", None, {"endpoint": elsewhere, "kind": kind})
-            remember_provider_choice(wb, override)
+            remember_provider_choice(wb, override, form)
             st.rerun()
 if st.session_state.get(OVERRIDE_KEY) and st.button(_("Reset to configured provider")):
     remember_provider_choice(wb, None)

@@ -323,6 +323,28 @@ def m017_eval_ratings(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE eval_runs ADD COLUMN rating_open BOOLEAN NOT NULL DEFAULT FALSE"))
 
 
+@migration
+def m018_replica_state(conn: Connection) -> None:
+    # State that every replica on this database must share. Rate-limit reservations (one row per request sent, or
+    # per 429 hold) so that N processes together stay within a provider's RPM / TPM; the provider each user chose in
+    # Settings (its key only encrypted with the server's secret); and a heartbeat per process that makes calls, so
+    # a replica can tell that another host's process is gone and settle the calls it left started.
+    conn.execute(sa.text("""
+        CREATE TABLE rate_limit_events (
+            bucket TEXT NOT NULL,
+            ref TEXT,
+            at DOUBLE PRECISION NOT NULL,
+            requests DOUBLE PRECISION NOT NULL,
+            tokens DOUBLE PRECISION NOT NULL
+        )"""))
+    conn.execute(sa.text("CREATE INDEX ix_rate_limit_events ON rate_limit_events (bucket, at)"))
+    conn.execute(sa.text("CREATE TABLE user_settings (user_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
+                         "updated_at TEXT NOT NULL, PRIMARY KEY (user_id, key))"))
+    conn.execute(sa.text("CREATE TABLE process_heartbeats (owner TEXT PRIMARY KEY, seen_at TEXT NOT NULL)"))
+    # Every replica looks for orphaned started calls every minute: only those rows are indexed, so that is cheap.
+    conn.execute(sa.text("CREATE INDEX ix_calls_started ON calls (ts) WHERE status = 'started'"))
+
+
 def insertion_order_column(engine: Engine) -> str:
     """The column that grows with every inserted call (see m008)."""
     return "rowid" if engine.dialect.name == "sqlite" else "seq"
@@ -458,3 +480,10 @@ def dispose_engine(url: str) -> None:
         engine = _engines.pop(url, None)
     if engine is not None:
         engine.dispose()
+
+
+def engine_in_use(engine: Engine) -> bool:
+    """Whether this is still the process-wide engine of its URL (not disposed): a background thread that holds an
+    engine stops with it instead of reopening its connections."""
+    with _lock:
+        return any(known is engine for known in _engines.values())

@@ -323,6 +323,8 @@ class ChatStream:
             if usage is None and sdk_stream is not None:
                 usage = self.provider.counted_usage(self.request.messages, self.text)
             self.outcome = self._finish(ts, status, usage, error, billed=response_started, ended=ended)
+            used = self.outcome.usage.input_tokens + self.outcome.usage.output_tokens
+            self.limits.settle(used if response_started else None)  # what it really used, not what it reserved
 
     def _open_stream(self) -> Any:
         """The SDK stream of this request, from the API it names."""

@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta, timezone
@@ -16,10 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.base.db import engine_for
+from core.base.db import engine_for, engine_in_use
+from core.base.errors import scrub_secrets
 from core.policy.redaction import redact_value
 from core.policy.workspace import Setting, Workspace
 
+logger = logging.getLogger(__name__)
 TEXT_POLICY_KEY = "text_policy"
 TEXT_POLICY = Setting(TEXT_POLICY_KEY, "full")  # what the log keeps of texts (core/records/privacy.py sets it)
 POLICY_TTL_S = 5.0
@@ -184,6 +188,10 @@ class CallLog:
         """The row of a call whose request is being sent: status "started", owned by this process. `write()`
         replaces it when the call ends; if the process dies first, `mark_interrupted()` turns it into an error."""
         row = _to_row(replace(record, status=STARTED, error_type=None, error_message=process_owner()))
+        try:
+            keep_beating(self.engine)  # other replicas settle this row only once the beats stop
+        except Exception as exc:
+            logger.warning("heartbeat not started: %s", scrub_secrets(repr(exc)))
         with self.engine.begin() as conn:
             conn.execute(calls_table.insert(), row)
 
@@ -235,19 +243,81 @@ class CallLog:
 
 
 def mark_interrupted(engine: Engine, older_than_s: float = 3600) -> int:
-    """Calls left "started" by a process that is gone (one of this machine's that no longer runs), or by any process
-    more than `older_than_s` ago (another machine's, or a reused PID), become errors of type "interrupted"; returns
-    how many. Run at start-up and hourly (core.records.privacy.RetentionWorker)."""
+    """Calls left "started" by a process that is gone become errors of type "interrupted"; returns how many this
+    call settled. Gone: one of this machine's that no longer runs; another machine's whose heartbeat stopped
+    (`process_heartbeats`, beaten by every process that makes calls); or, for a process that never beat (an older
+    version), any row more than `older_than_s` old. Each row is settled once, by whichever replica gets there first:
+    the UPDATE itself requires the row to be still "started", so a second settler (or the call finishing meanwhile)
+    changes nothing and is not counted. Run at start-up and hourly (core.records.privacy.RetentionWorker)."""
     cutoff = (datetime.now(timezone.utc) - timedelta(seconds=older_than_s)).isoformat(timespec="milliseconds")
-    with engine.begin() as conn:
+    stale = (datetime.now(timezone.utc) - timedelta(seconds=STALE_S)).isoformat(timespec="milliseconds")
+    with engine.connect() as conn:
         rows = conn.execute(sa.select(calls_table.c.request_id, calls_table.c.ts, calls_table.c.error_message)
-                            .where(calls_table.c.status == STARTED)).all()
-        dead = [r.request_id for r in rows if r.ts < cutoff or owner_gone(r.error_message or "")]
-        for start in range(0, len(dead), 500):
-            conn.execute(calls_table.update().where(calls_table.c.request_id.in_(dead[start:start + 500]))
-                         .values(status="error", error_type="interrupted",
-                                 error_message="The server stopped before this call ended."))
-    return len(dead)
+                            .where(sa.text("status = 'started'"))).all()  # a literal: the partial index (m018)
+        beats: dict[str, str] = dict(conn.execute(sa.text("SELECT owner, seen_at FROM process_heartbeats")).all()) if rows else {}
+
+    def gone(ts: str, marker: str) -> bool:
+        owner = marker.removeprefix("in progress: ")
+        if owner in beats and not owner.endswith(f"@{socket.gethostname()}"):
+            return beats[owner] < stale  # another machine's process: alive while it beats
+        return ts < cutoff or owner_gone(marker)
+
+    dead = [r.request_id for r in rows if gone(r.ts, r.error_message or "")]
+    settled = 0
+    for start in range(0, len(dead), 500):
+        with engine.begin() as conn:
+            settled += conn.execute(
+                calls_table.update().where(calls_table.c.request_id.in_(dead[start:start + 500])
+                                           & (calls_table.c.status == STARTED))
+                .values(status="error", error_type="interrupted",
+                        error_message="The server stopped before this call ended.")).rowcount
+    return settled
+
+
+HEARTBEAT_S = 20.0  # how often a process that makes calls says it is alive
+SWEEP_EVERY = 3  # beats between two looks for another process's orphaned started calls
+STALE_S = 90.0  # a heartbeat older than this: the process is gone (several missed beats, clocks a little apart)
+_beating: set[str] = set()
+_beat_lock = threading.Lock()
+
+
+def beat(engine: Engine, owner: str | None = None) -> None:
+    """Say in the database that this process (or `owner`) is alive now."""
+    owner = owner or _BOOT
+    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    with engine.begin() as conn:
+        if not conn.execute(sa.text("UPDATE process_heartbeats SET seen_at = :t WHERE owner = :o"),
+                            {"t": now, "o": owner}).rowcount:
+            conn.execute(sa.text("INSERT INTO process_heartbeats (owner, seen_at) VALUES (:o, :t)"),
+                         {"t": now, "o": owner})
+
+
+def keep_beating(engine: Engine) -> None:
+    """Beat now and then every HEARTBEAT_S in a daemon thread (once per database and process), so that another
+    replica can tell when this one's started calls are orphans."""
+    key = engine.url.render_as_string(hide_password=False)
+    with _beat_lock:
+        if key in _beating:
+            return
+        beat(engine)
+        _beating.add(key)
+
+    def loop() -> None:
+        beats = 0
+        while True:
+            time.sleep(HEARTBEAT_S)
+            if not engine_in_use(engine):  # disposed (a shutdown, a test's database): stop, keep no connection
+                with _beat_lock:
+                    _beating.discard(key)
+                return
+            beats += 1
+            try:
+                beat(engine)
+                if beats % SWEEP_EVERY == 0:  # a replica killed mid-reply: its rows settled within minutes
+                    mark_interrupted(engine)
+            except Exception as exc:  # a busy database: the next beat is in time unless it stays down
+                logger.warning("heartbeat not written: %s", scrub_secrets(repr(exc)))
+    threading.Thread(target=loop, name="heartbeat", daemon=True).start()
 
 
 _BOOT = f"{os.getpid()}@{socket.gethostname()}"

@@ -1,16 +1,28 @@
-"""Client-side rate limits: requests per minute and tokens per minute per provider, as token buckets shared by
-every session in the process. A request over the limit waits (the page shows a countdown) instead of failing; a
-429 from the server drains the bucket so the next requests wait too. Limits live in the database (Settings).
+"""Client-side rate limits: requests per minute and tokens per minute per provider. A request over the limit waits
+(the page shows a countdown) instead of failing; a 429 from the server holds the next requests back too. Limits live
+in the database (Settings).
+
+Two implementations behind one interface (`reserve`, `settle`, `rate_limited`):
+- `RateLimiter`: token buckets in this process's memory, shared by its sessions: one node (the default on SQLite).
+- `SharedRateLimiter`: a sliding window of reservations in the database (`rate_limit_events`), taken in a short
+  transaction under a lock the database holds, so every process on it together stays within the limits: the
+  default on PostgreSQL, where several replicas share one database. PROMPTLAB_SHARED_RATE_LIMITS=1 chooses it on
+  SQLite too (several processes on one file), =0 keeps the in-process buckets anywhere.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.base.errors import scrub_secrets
@@ -73,7 +85,7 @@ class RateLimiter:
         self.requests = TokenBucket(limits.rpm, clock) if limits.rpm else None
         self.tokens = TokenBucket(limits.tpm, clock) if limits.tpm else None
 
-    def reserve(self, tokens: int) -> float:
+    def reserve(self, tokens: int, ref: str | None = None) -> float:
         """Reserve one request of `tokens` tokens; returns the seconds to wait before sending it."""
         with self._lock:
             waits = [0.0]
@@ -83,6 +95,14 @@ class RateLimiter:
                 waits.append(self.tokens.reserve(tokens))
             return max(waits)
 
+    def settle(self, ref: str | None, reserved: int, used: int) -> None:
+        """The request is done and used `used` tokens of the `reserved`: give back what it did not use."""
+        with self._lock:
+            if self.tokens and used < reserved:
+                self.tokens._refill()
+                self.tokens.level = min(self.tokens.capacity, self.tokens.level + min(reserved, self.tokens.capacity)
+                                        - used)
+
     def rate_limited(self, retry_after_s: float | None) -> None:
         """A 429 got through the SDK's retries: hold everyone back for Retry-After (or a minute)."""
         with self._lock:
@@ -91,7 +111,136 @@ class RateLimiter:
                     bucket.drain(retry_after_s or 60.0)
 
 
-_limiters: dict[str, tuple[RateLimiter | None, float]] = {}
+MARGIN_S = 1.0
+
+
+def window_s() -> float:
+    """The length of the limits' window: a minute (RPM / TPM). Only tests and benchmarks shorten it
+    (PROMPTLAB_RATE_WINDOW_S), to watch several windows pass in real time."""
+    return float(os.environ.get("PROMPTLAB_RATE_WINDOW_S") or 60.0)
+
+
+class SharedRateLimiter:
+    """The limits of one provider, shared by every process on the database: each request reserves its place in a
+    sliding window (`rate_limit_events`: when it may be sent, one request, its tokens). A request is scheduled at
+    the first moment when the window that ends there holds room for it, so no window of that length ever holds more
+    than the limits — a guarantee a token bucket (which allows a full burst plus a minute's refill) does not give.
+    The reservation is read and written in one short transaction under the database's lock (an advisory lock on
+    PostgreSQL, an immediate transaction on SQLite); the time is the database's, so hosts need not agree on it."""
+
+    def __init__(self, engine: Engine, bucket: str, limits: Limits, window: float | None = None):
+        self.engine, self.bucket, self.limits = engine, bucket, limits
+        self.window = window or window_s()
+        # A request reaches the server later than its reserved time (the call-log row, a thread, the connection):
+        # measured up to ~0.5 s on a busy 2-core machine. It is scheduled this much after the window allows it, so
+        # the server's own window never sees one too many (on a minute's window: 1.7 % below the limit).
+        self.margin = MARGIN_S
+
+    def _transaction(self, work: Callable[[Any, float], float]) -> float:
+        """Run `work(execute, now)` under the bucket's lock; returns its result (seconds after `now`) less the
+        seconds that have passed since `now` was read."""
+        if self.engine.dialect.name == "sqlite":
+            raw = self.engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                cur.execute("BEGIN IMMEDIATE")  # the write lock first: no two processes read the same window
+                try:
+                    def execute(sql: str, params: dict[str, Any]) -> list[Any]:
+                        cur.execute(sql, params)
+                        return list(cur.fetchall())
+                    now, read_at = time.time(), time.monotonic()
+                    result = work(execute, now)
+                    raw.commit()
+                    return result - (time.monotonic() - read_at)  # the commit's time is already waited
+                except BaseException:
+                    raw.rollback()
+                    raise
+            finally:
+                raw.close()
+        with self.engine.begin() as conn:
+            key = zlib.crc32(f"rate_limit:{self.bucket}".encode())  # the lock dies with the transaction
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            now = float(conn.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one())
+            read_at = time.monotonic()
+
+            def run(sql: str, params: dict[str, Any]) -> list[Any]:
+                result = conn.execute(sa.text(sql), params)
+                return list(result.all()) if result.returns_rows else []
+            result = work(run, now)
+        # Seconds from now: the time since the clock was read (the insert, the commit) is already waited.
+        return result - (time.monotonic() - read_at)
+
+    def reserve(self, tokens: int, ref: str | None = None) -> float:
+        """Reserve one request of `tokens` tokens; returns the seconds to wait before sending it."""
+        tpm = self.limits.tpm
+        tokens = min(tokens, tpm) if tpm else tokens  # one request larger than a window's budget waits one window
+
+        def work(execute: Callable[[str, dict[str, Any]], list[Any]], now: float) -> float:
+            execute("DELETE FROM rate_limit_events WHERE bucket = :b AND at <= :old",
+                    {"b": self.bucket, "old": now - self.window - self.margin})
+            events = execute("SELECT at, requests, tokens FROM rate_limit_events WHERE bucket = :b ORDER BY at",
+                             {"b": self.bucket})
+            at = self.schedule(now, [(float(e[0]), float(e[1]), float(e[2])) for e in events], tokens)
+            execute("INSERT INTO rate_limit_events (bucket, ref, at, requests, tokens) VALUES (:b, :r, :at, 1, :t)",
+                    {"b": self.bucket, "r": ref, "at": at, "t": tokens})
+            return at - now
+        return max(0.0, self._transaction(work))
+
+    def schedule(self, now: float, events: list[tuple[float, float, float]], tokens: float) -> float:
+        """The first time, not before `now` nor before the last reservation (first come, first served), when the
+        window ending there holds room for one more request of `tokens` tokens. `events`: (at, requests, tokens),
+        sorted by time, none older than one window before `now`."""
+        start = max([now] + [e[0] for e in events])
+        inside = [e for e in events if e[0] > start - self.window - self.margin]  # each holds W + margin
+        requests, used = sum(e[1] for e in inside), sum(e[2] for e in inside)
+        for at, n, t in inside:  # oldest first: wait until enough have left the window
+            fits_requests = not self.limits.rpm or requests + 1 <= self.limits.rpm
+            fits_tokens = not self.limits.tpm or used + tokens <= self.limits.tpm
+            if fits_requests and fits_tokens:
+                break
+            requests, used = requests - n, used - t
+            start = max(start, at + self.window + self.margin)
+        return start
+
+    def settle(self, ref: str | None, reserved: int, used: int) -> None:
+        """The request is done: its reservation counts the tokens it really used (less, or more, than reserved)."""
+        if ref is None or not self.limits.tpm:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE rate_limit_events SET tokens = :t WHERE bucket = :b AND ref = :r"),
+                         {"t": min(used, self.limits.tpm), "b": self.bucket, "r": ref})
+
+    def rate_limited(self, retry_after_s: float | None) -> None:
+        """A 429 got through the SDK's retries: fill the window until Retry-After (or a minute) from now, for every
+        process."""
+        hold = retry_after_s or 60.0
+
+        def work(execute: Callable[[str, dict[str, Any]], list[Any]], now: float) -> float:
+            # A full window's worth that leaves it exactly `hold` seconds from now (the server said so: no margin).
+            execute("INSERT INTO rate_limit_events (bucket, ref, at, requests, tokens) VALUES (:b, NULL, :at, :n, :t)",
+                    {"b": self.bucket, "at": now + hold - self.window - self.margin,
+                     "n": self.limits.rpm or 0, "t": self.limits.tpm or 0})
+            return 0.0
+        self._transaction(work)
+
+    def clear(self) -> None:
+        """Forget every reservation (new limits: fresh windows)."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM rate_limit_events WHERE bucket = :b"), {"b": self.bucket})
+
+
+def shared_limits(engine: Engine) -> bool:
+    """Whether the limits are kept in the database (shared by every process on it) rather than in this process:
+    PROMPTLAB_SHARED_RATE_LIMITS=1 / 0 decides; unset, PostgreSQL shares them (replicas share one PostgreSQL) and
+    SQLite keeps them in memory (one node; no write per request on the file)."""
+    chosen = os.environ.get("PROMPTLAB_SHARED_RATE_LIMITS", "").strip()
+    if chosen in ("0", "1"):
+        return chosen == "1"
+    return engine.dialect.name == "postgresql"
+
+
+Limiter = RateLimiter | SharedRateLimiter
+_limiters: dict[str, tuple[Limiter | None, float]] = {}
 _lock = threading.Lock()
 RELOAD_S = 30.0  # how long "this provider has no limits" is believed before the database is asked again
 
@@ -108,18 +257,29 @@ def save_limits(engine: Engine, kind: str, base_url: str | None, limits: Limits,
     Workspace(engine).save(RATE_LIMITS, limits, scope=provider_key(kind, base_url), actor=actor)
     with _lock:
         _limiters.pop(provider_key(kind, base_url), None)  # new limits, fresh buckets
+    with engine.begin() as conn:  # ... for every process on this database too
+        conn.execute(sa.text("DELETE FROM rate_limit_events WHERE bucket = :b"), {"b": provider_key(kind, base_url)})
 
 
-def limiter_for(engine: Engine, kind: str, base_url: str | None) -> RateLimiter | None:
-    """The process-wide limiter of a provider (None when it has no limits)."""
+def limiter_for(engine: Engine, kind: str, base_url: str | None) -> Limiter | None:
+    """The limiter of a provider (None when it has no limits): shared through the database or this process's own
+    (`shared_limits`)."""
     if kind == "local":
         return None  # the offline model queues on its own lock
     key = provider_key(kind, base_url)
     with _lock:
         limiter, loaded = _limiters.get(key, (None, -RELOAD_S))
-        if limiter is None and time.monotonic() - loaded >= RELOAD_S:
+        # A shared limiter holds no state of its own: it re-reads the limits too, so a change made on another replica
+        # applies here within RELOAD_S.
+        stale = limiter is None or isinstance(limiter, SharedRateLimiter)
+        if stale and time.monotonic() - loaded >= RELOAD_S:
             limits = load_limits(engine, kind, base_url)
-            limiter = RateLimiter(limits) if limits.active else None
+            if not limits.active:
+                limiter = None
+            elif shared_limits(engine):
+                limiter = SharedRateLimiter(engine, key, limits)
+            else:
+                limiter = RateLimiter(limits)
             _limiters[key] = (limiter, time.monotonic())
         return limiter
 
@@ -133,8 +293,9 @@ class RateLimitStep:
         self.engine, self.kind, self.base_url = engine, kind, base_url
         self.tokens = tokens  # what the request may consume; counted only when a limit applies
         self._ready_at: float | None = None
+        self._reserved: tuple[Limiter, str, int] | None = None  # what to settle once the request is done
 
-    def _limiter(self) -> RateLimiter | None:
+    def _limiter(self) -> Limiter | None:
         try:
             return limiter_for(self.engine, self.kind, self.base_url)
         except Exception as exc:
@@ -144,8 +305,14 @@ class RateLimitStep:
     def reserve(self) -> float:
         """Reserve this request (once); seconds left before it may be sent."""
         if self._ready_at is None:
-            limiter = self._limiter()
-            delay = limiter.reserve(self.tokens()) if limiter is not None else 0.0
+            limiter, delay = self._limiter(), 0.0
+            if limiter is not None:
+                ref, tokens = uuid.uuid4().hex, self.tokens()
+                try:
+                    delay = limiter.reserve(tokens, ref)
+                    self._reserved = (limiter, ref, tokens)
+                except Exception as exc:  # a busy database must not stop the request
+                    logger.warning("rate limit not reserved, request sent: %s", scrub_secrets(repr(exc)))
             self._ready_at = time.monotonic() + delay
         return max(0.0, self._ready_at - time.monotonic())
 
@@ -157,6 +324,17 @@ class RateLimitStep:
         while (delay := self.reserve()) > 0:
             time.sleep(min(delay, 0.25))
 
+    def settle(self, used_tokens: int | None) -> None:
+        """The request is done: count the tokens it really used instead of what was reserved (when known)."""
+        if self._reserved is None or used_tokens is None:
+            return
+        limiter, ref, reserved = self._reserved
+        self._reserved = None
+        try:
+            limiter.settle(ref, reserved, used_tokens)
+        except Exception as exc:
+            logger.warning("rate limit not settled: %s", scrub_secrets(repr(exc)))
+
     def rate_limited(self, retry_after: str | None) -> None:
         """A 429 got through the SDK's retries: drain the buckets (for Retry-After seconds, when given)."""
         limiter = self._limiter()
@@ -166,4 +344,7 @@ class RateLimitStep:
             seconds = float(retry_after or "")
         except ValueError:
             seconds = None
-        limiter.rate_limited(seconds)
+        try:
+            limiter.rate_limited(seconds)
+        except Exception as exc:
+            logger.warning("429 not recorded in the rate limits: %s", scrub_secrets(repr(exc)))

@@ -59,10 +59,12 @@ def chat(provider, ctx, log, waits):
 
 def test_gate_waits_instead_of_failing(provider, ctx, log, server):
     ratelimit.save_limits(log.engine, provider.kind, provider.base_url, Limits(rpm=120), actor=ADMIN)
+    chat(provider, ctx, log, [])  # warm: the token counter loads in ~0.7 s, longer than the hold below
     ratelimit.limiter_for(log.engine, provider.kind, provider.base_url).rate_limited(0.4)  # the bucket is empty
     waits: list[float] = []
     assert chat(provider, ctx, log, waits).status == "ok"  # held back, then sent: not failed
-    assert len(waits) == 1 and 0.3 < waits[0] <= 0.95  # the 0.4 s hold plus this request's own half second
+    # The 0.4 s hold (in-process buckets: plus this request's own half second), less the time to get here.
+    assert len(waits) == 1 and 0.2 < waits[0] <= 0.95
     ratelimit.save_limits(log.engine, provider.kind, provider.base_url, Limits(), actor=ADMIN)
     assert ratelimit.limiter_for(log.engine, provider.kind, provider.base_url) is None
 
@@ -101,10 +103,21 @@ def test_rate_limit_step_reserves_once_counts_only_under_a_limit_and_takes_429_f
         first = ratelimit.RateLimitStep(log.engine, "openai", "https://limited.example/v1", tokens)
         assert first.reserve() == 0 and first.reserve() == 0 and counted == [1]  # reserved once
         second = ratelimit.RateLimitStep(log.engine, "openai", "https://limited.example/v1", tokens)
-        assert second.reserve() == pytest.approx(60, abs=1)  # one request a minute: the next waits
+        assert 59 <= second.reserve() <= 61.5  # one request a minute: the next waits (shared: + 1 s margin)
         second.rate_limited("120")  # a 429 with Retry-After drains the buckets for later requests
         third = ratelimit.RateLimitStep(log.engine, "openai", "https://limited.example/v1", tokens)
         assert third.reserve() >= 119
         second.rate_limited("not-a-number")  # a malformed header is ignored, not raised
     finally:
         ratelimit.save_limits(log.engine, "openai", "https://limited.example/v1", Limits(), actor=ADMIN)
+
+
+def test_in_process_tokens_settle_with_real_use():
+    clock = Clock()
+    limiter = RateLimiter(Limits(tpm=100), clock)
+    assert limiter.reserve(60) == 0
+    assert limiter.reserve(50) > 0  # 110 reserved of 100
+    limiter = RateLimiter(Limits(tpm=100), clock)
+    assert limiter.reserve(60) == 0
+    limiter.settle(None, 60, 5)  # the reply was short: 55 tokens come back
+    assert limiter.reserve(50) == 0
