@@ -7,6 +7,7 @@ from core.base.db import database_problem
 from core.base.i18n import _
 from core.calls import prometheus as metrics
 from pages._access import require_access
+from pages._cookies import write_cookies
 from pages._widgets import language_menu, provider_badge, session_language
 from pages._workbench import (
     base_settings,
@@ -15,7 +16,6 @@ from pages._workbench import (
     offline_model_warm_up,
     retention_worker,
     workbench,
-    write_cookies,
 )
 
 st.set_page_config(page_title="PromptLab", page_icon="🧪", layout="wide")

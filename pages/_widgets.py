@@ -14,7 +14,8 @@ from core.calls.gate import CallContext, list_models
 from core.formats.rendering import frames, model_markdown
 from core.llm.local_model import model_id_for
 from core.llm.providers import Provider, chat_models, offline_notice
-from pages._workbench import Workbench, browser_cookie, set_cookie, stores
+from pages._cookies import browser_cookie, set_cookie
+from pages._workbench import Workbench, stores
 
 
 @st.cache_data(ttl=300, show_spinner=False)

@@ -15,7 +15,6 @@ from core.calls.cache import ResponseCache
 from core.calls.gate import CallContext
 from core.calls.log import CallLog
 from core.chat.store import ConversationStore
-from core.formats import cookies
 from core.llm import custom_prices, local_model, model_file, provider_choice, saved_choice
 from core.llm.local_model import is_local_model
 from core.llm.providers import Provider, local_provider, resolve_provider
@@ -24,6 +23,7 @@ from core.policy.access import Identity, users_setting
 from core.policy.url_policy import UrlPolicy
 from core.records.privacy import RetentionWorker
 from pages import _media
+from pages._cookies import browser_cookie, set_cookie
 
 OVERRIDE_KEY = "provider_override"
 
@@ -211,28 +211,6 @@ def remember_provider_choice(wb: Workbench, override: dict | None,
             state.provider_key_not_kept = True  # Settings says why, once
         state.provider_token = provider_choice.CHOICES.remember(wb.user, override, state.get("provider_token"))
         set_cookie(provider_choice.COOKIE_NAME, state.provider_token, int(provider_choice.TTL_S))
-
-
-def browser_cookie(name: str) -> str | None:
-    """A cookie the browser sent with this session, if any (none without a browser: AppTest hands out mocks)."""
-    try:
-        value = st.context.cookies.get(name)
-    except Exception:  # no browser behind this session (a bare script run)
-        return None
-    return value if isinstance(value, str) and value else None
-
-
-def set_cookie(name: str, value: str | None, max_age_s: int) -> None:
-    """Have the browser keep (or, with None, drop) a value; written by `write_cookies` in app.py's next step."""
-    st.session_state.setdefault("cookies_pending", {})[name] = (value, max_age_s)
-
-
-def write_cookies() -> None:
-    """Write the cookies asked for since the last run, once (app.py calls it on every run)."""
-    pending = st.session_state.pop("cookies_pending", None)
-    if pending:
-        st.html("".join(cookies.cookie_script(name, value, age) for name, (value, age) in pending.items()),
-                unsafe_allow_javascript=True, width="content")
 
 
 def _workbench() -> Workbench:
