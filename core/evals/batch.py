@@ -32,7 +32,7 @@ from core.calls.metrics import CallMetrics
 from core.evals.run import EvalRun, Resolve
 from core.evals.store import CANCELLED, DONE, INTERRUPTED, RUNNING, EvalStore, RunJournal
 from core.llm.pricing import TokenUsage, batch_cost_usd
-from core.llm.providers import Provider
+from core.llm.providers import Provider, kind_label
 from core.playground.matrix import CellResult
 from core.policy.access import Identity
 from core.policy.workspace import Workspace
@@ -62,7 +62,7 @@ def batch_refusal(provider: Provider) -> str | None:
     if provider.kind in BATCH_KINDS:
         return None
     return _("Batch runs need OpenAI or Azure OpenAI: this provider ({kind}) has no Batch API.").format(
-        kind=provider.kind)
+        kind=kind_label(provider.kind))
 
 
 @dataclass(frozen=True, kw_only=True)

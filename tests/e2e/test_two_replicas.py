@@ -69,7 +69,9 @@ def test_two_replicas_on_one_database_share_conversations_calls_and_deletions(br
         sidebar.get_by_text("made on replica A").first.wait_for(timeout=10_000)
 
         a_page.goto(a.url + "/settings")  # GDPR on A: delete everything of this user
-        a_page.get_by_text("Audit log").first.wait_for(timeout=60_000)  # the whole page, down to its last section
+        a_page.wait_for_function(  # the data-subject section drawn: an admin's "User id", or anyone's own data
+            """() => document.querySelector("input[aria-label='User id']")
+                     || document.body.innerText.includes("Your data, as")""", timeout=60_000)
         a_page.wait_for_selector(IDLE, timeout=30_000)
         subject = a_page.locator("input[aria-label='User id']")
         if subject.count():  # an admin names the data subject; anyone else deletes their own data
@@ -77,6 +79,7 @@ def test_two_replicas_on_one_database_share_conversations_calls_and_deletions(br
             subject.press("Enter")
             a_page.wait_for_selector(IDLE, timeout=30_000)
         confirm = a_page.locator("input[aria-label^='I want to delete all data of']")
+        confirm.wait_for(state="attached", timeout=30_000)
         a_page.locator("label").filter(has=confirm).click()
         a_page.wait_for_selector(IDLE, timeout=30_000)
         a_page.get_by_role("button", name="Delete everything").click()

@@ -35,7 +35,7 @@ def invoice():
 
 def draft(**files):
     return Draft("gpt-4o-mini", "Be brief.", "Total of {{invoice}}? {{note}}", {"note": "thanks"},
-                 RunSettings(temperature=0.0, max_tokens=20), files=files)
+                 RunSettings(temperature=0.0, max_tokens=20, api="chat"), files=files)  # Chat Completions unless a cell says
 
 
 def test_a_file_var_is_a_part_after_the_user_text():
