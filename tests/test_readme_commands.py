@@ -61,6 +61,8 @@ class Placeholders:
                      "--output": str(self.tmp / token), "-o": str(self.tmp / "report.html")}
         if prev in by_option and (token.isupper() or token in ("results.json", "YYYY-MM-DD", "D")):
             return by_option[prev]
+        if prev in ("--junit-xml", "--promptfoo-json"):  # files the command writes: in the test's folder
+            return str(self.tmp / token)
         if token == "ID":
             return {"conversation": self.conversation_id, "run": self.run_id}[prev]
         if token == "CONFIG.yaml":
