@@ -39,9 +39,10 @@ def render_rating(store: EvalStore, ratings: Ratings) -> None:
     if not runs:
         st.info(_("Finish a run with two prompts (or two providers) to rate their outputs side by side."))
         return
-    run = next(r for r in runs if r.id == st.selectbox(
+    picked = st.selectbox(  # drawn once: inside the search below it would be drawn again for every run before it
         _("Run to rate"), [r.id for r in runs], key="eval_rate_run",
-        format_func=lambda i: next(f"{r.name} · {r.created_at[:16]} · {r.user or ''}" for r in runs if r.id == i)))
+        format_func=lambda i: next(f"{r.name} · {r.created_at[:16]} · {r.user or ''}" for r in runs if r.id == i))
+    run = next((r for r in runs if r.id == picked), runs[0])
     if run.id in known:  # the owner's choice (or an admin's): teammates rate its cases, and see nothing else of it
         is_open = ratings.is_open(run.id)
         if st.toggle(_("Open for rating by every signed-in user"), value=is_open,

@@ -15,7 +15,7 @@ AS_IS = {
     "BASE", "LOCAL", "MODEL", "FALLBACK", "DB", "PROVIDER", "WebP", "JPEG", "PNG", "png", "jpeg", "webp", "p50", "p95", "p99",
     "ms", "sk", "ana", "pull", "request", "def", "avg", "xs", "return", "sum", "len", "f-string", "string",
     "Pro", "mini", "nano", "gpt", "smollm", "SmolLM", "Instruct", "ok", "error", "cancelled", "McNemar",
-    "PDF", "previous_response_id", "vs_",  # a format; a parameter name; the prefix of a vector store id one types
+    "PDF", "previous_response_id", "vs_", "SECRET",  # a format; a parameter name; the prefix of a vector store id one types
 }
 
 

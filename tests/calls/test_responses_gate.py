@@ -179,7 +179,7 @@ def test_web_and_file_search_calls_are_kept_and_their_fees_are_in_the_call_row(s
     rec = only_record(log)
     tokens = cost_usd(TokenUsage(rec.input_tokens, rec.output_tokens), "gpt-4o", openai_like.pricing_id)
     assert out.tool_fees.cost_usd == pytest.approx(0.01 + 0.0025)  # genai-prices: $10 and $2.50 per 1k calls
-    assert rec.cost_usd == pytest.approx(tokens + 0.0125) and out.cost_usd == rec.cost_usd
+    assert rec.cost_usd == pytest.approx(tokens + 0.0125) and out.cost_usd == pytest.approx(rec.cost_usd)
     # a preview search on a non-reasoning model: not in genai-prices, priced from our table and marked estimated
     assert tool_call_fees({"web_search_preview": 1}, "gpt-4o", "openai").estimated
     assert tool_call_fees({"web_search": 1}, "gpt-4o", "compatible").cost_usd is None  # never a silent $0

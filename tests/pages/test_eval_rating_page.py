@@ -175,3 +175,18 @@ def rating_summary(url, run):
     from core.base.db import engine_for
     from core.evals.rating import with_ratings
     return with_ratings(engine_for(url), run).summary["ratings"]
+
+
+def test_the_second_of_two_runs_can_be_picked_for_rating(team):
+    """The run picker is drawn once whichever run is picked (it was drawn inside a search over the runs, so picking
+    any but the first raised a duplicate-key error on the page)."""
+    seed(team["PROMPTLAB_DB_URL"])
+    rows = EvalStore(team["PROMPTLAB_DB_URL"], "alice").run(RUN)
+    EvalStore(team["PROMPTLAB_DB_URL"], "alice").save_run("run-older", "older", rows.config, rows.rows,
+                                                         rows.summary, user="alice")
+    alice = signed_in("alice")
+    picker = alice.selectbox(key="eval_rate_run")
+    assert len(picker.options) == 2
+    picker.set_value(next(v for v in ("run-older", RUN) if v != picker.value)).run()
+    assert not alice.exception, alice.exception
+    assert progress(alice) == "0 of 5 rated (0 skipped)"
