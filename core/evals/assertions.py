@@ -21,7 +21,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from core.evals.sandbox import run_contained
+from core.evals.sandbox import limits_prelude, run_contained
 from core.formats import json_guard, parse_limits
 
 DETERMINISTIC = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any",
@@ -559,36 +559,15 @@ def _tools_call_problem(output: Output) -> str | None:
 # ----- python ------------------------------------------------------------------------------------------------
 PYTHON_MEMORY_BYTES = 1 << 30
 PYTHON_OUTPUT_BYTES = 8 << 20  # what the code may write to any file, its answer (stdout) included
-# The interpreter's first lines, before it reads the assertion's code. Limits are set here rather than in a
-# `preexec_fn`: the eval's cells run in worker threads, and Python documents preexec_fn as unsafe with threads
-# (the forked child may deadlock); here the child is a fresh single-threaded interpreter and no code of the
-# config's has run yet. Soft = hard, so the code cannot raise them again.
-_PYTHON_RUNNER = """
-import json, sys
-try:
-    import resource
-except ImportError:  # not POSIX: the parent's time limit only
-    resource = None
-if resource is not None:
-    for which, value in ((resource.RLIMIT_CPU, %(cpu)d), (resource.RLIMIT_AS, %(memory)d),
-                         (resource.RLIMIT_FSIZE, %(output)d), (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_CORE, 0)):
-        hard = resource.getrlimit(which)[1]
-        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        resource.setrlimit(which, (value, value))
-    # Where the kernel allows it, a user and a network namespace of its own: no network, and the parent's
-    # /proc/<pid>/environ and memory are out of reach (ptrace checks fail across user namespaces). Best effort:
-    # containers often forbid unshare, and then the code runs without them.
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).unshare(0x10000000 | 0x40000000)  # CLONE_NEWUSER | CLONE_NEWNET
-    except (OSError, AttributeError):
-        pass
+# The interpreter's first lines set the limits (core.evals.sandbox.limits_prelude) before it reads the code.
+_PYTHON_RUNNER = "import json, sys\n" + limits_prelude(
+    cpu_s=PYTHON_TIMEOUT_S, output_bytes=PYTHON_OUTPUT_BYTES, open_files=64, memory_bytes=PYTHON_MEMORY_BYTES) + """
 payload = json.load(sys.stdin)
 namespace = {}
 exec(compile(payload["code"], "<assertion>", "exec"), namespace)
 result = namespace["main"](payload["output"], payload["context"])
 json.dump({"result": result}, sys.stdout)
-""" % {"cpu": PYTHON_TIMEOUT_S, "memory": PYTHON_MEMORY_BYTES, "output": PYTHON_OUTPUT_BYTES}
+"""
 
 
 def python_script(code: str) -> str:

@@ -19,32 +19,15 @@ import subprocess
 import sys
 from typing import Any
 
-from core.evals.sandbox import run_contained
+from core.evals.sandbox import limits_prelude, run_contained
 
 TIMEOUT_S = 10
 HEAP_MB = 512
 OUTPUT_BYTES = 8 << 20
 
 # Run by a fresh Python (isolated mode) that sets the limits, leaves the network where it can, then becomes Node.
-_TRAMPOLINE = """
-import os, sys
-try:
-    import resource
-except ImportError:
-    resource = None
-if resource is not None:
-    for which, value in ((resource.RLIMIT_CPU, %(cpu)d), (resource.RLIMIT_FSIZE, %(output)d),
-                         (resource.RLIMIT_NOFILE, 256), (resource.RLIMIT_CORE, 0)):
-        hard = resource.getrlimit(which)[1]
-        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        resource.setrlimit(which, (value, value))
-try:
-    import ctypes
-    ctypes.CDLL(None, use_errno=True).unshare(0x10000000 | 0x40000000)  # CLONE_NEWUSER | CLONE_NEWNET
-except (OSError, AttributeError):
-    pass
-os.execv(sys.argv[1], sys.argv[1:])
-""" % {"cpu": TIMEOUT_S, "output": OUTPUT_BYTES}
+_TRAMPOLINE = "import os, sys\n" + limits_prelude(cpu_s=TIMEOUT_S, output_bytes=OUTPUT_BYTES, open_files=256) + \
+    "os.execv(sys.argv[1], sys.argv[1:])\n"
 
 # Node's side: read {body, output, context} from stdin, call the function, write {result} or {error}.
 _RUNNER = """

@@ -20,6 +20,32 @@ class Finished:
     stderr: str
 
 
+def limits_prelude(*, cpu_s: int, output_bytes: int, open_files: int, memory_bytes: int | None = None) -> str:
+    """The child's first lines (a fresh, single-threaded Python; set here rather than in a `preexec_fn`, which
+    Python documents as unsafe with threads): resource limits with soft = hard, so the code cannot raise them again;
+    then, where the kernel allows it, a user and a network namespace of its own — no network, and the parent's
+    /proc/<pid>/environ and memory out of reach. Best effort: containers often forbid unshare."""
+    limits = [f"(resource.RLIMIT_CPU, {cpu_s})", *([f"(resource.RLIMIT_AS, {memory_bytes})"] if memory_bytes else []),
+              f"(resource.RLIMIT_FSIZE, {output_bytes})", f"(resource.RLIMIT_NOFILE, {open_files})",
+              "(resource.RLIMIT_CORE, 0)"]
+    return f"""
+try:
+    import resource
+except ImportError:  # not POSIX: the parent's time limit only
+    resource = None
+if resource is not None:
+    for which, value in ({", ".join(limits)}):
+        hard = resource.getrlimit(which)[1]
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(which, (value, value))
+try:
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).unshare(0x10000000 | 0x40000000)  # CLONE_NEWUSER | CLONE_NEWNET
+except (OSError, AttributeError):
+    pass
+"""
+
+
 def run_contained(argv: list[str], payload: str, *, timeout_s: float, output_bytes: int, prefix: str,
                   too_long: str) -> Finished:
     """Run `argv` with `payload` on its stdin; RuntimeError(`too_long`) when it outlives `timeout_s`."""
