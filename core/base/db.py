@@ -345,6 +345,100 @@ def m018_replica_state(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_calls_started ON calls (ts) WHERE status = 'started'"))
 
 
+
+# Analytics roll-ups (m019, PostgreSQL): every KPI and chart of the Analytics page is answered from these instead
+# of from a copy of the log in each replica. Statement-level triggers keep them current inside the transaction that
+# writes the calls (a bulk import is one aggregate per statement, not one per row). Calls still "started" are left
+# out until they end. Dimensions are stored NOT NULL ('' for none) so that ON CONFLICT finds the row.
+ROLLUP_DIMENSIONS = {
+    "provider": "provider", "model": "coalesce(model, model_requested, '')", "page": "page",
+    "user_id": "coalesce(user_id, '')", "status": "status", "error_type": "coalesce(error_type, '')",
+    "endpoint": "endpoint", "tags": "coalesce(tags, '[]')::jsonb", "cached": "coalesce(cached, false)",
+}
+ROLLUP_MEASURES = {  # column: the expression summed, times +1 for rows added and -1 for rows removed
+    "calls": "1", "priced": "(cost_usd IS NOT NULL)::int", "cost_usd": "coalesce(cost_usd, 0)",
+    "input_tokens": "coalesce(input_tokens, 0)", "output_tokens": "coalesce(output_tokens, 0)",
+    "cached_input_tokens": "coalesce(cached_input_tokens, 0)", "estimated": "tokens_estimated::int",
+}
+ROLLUP_LEVELS = {"calls_hourly": "date_trunc('hour', left(ts, 19)::timestamp)", "calls_daily": "left(ts, 10)::date"}
+SAMPLE_COLUMNS = ("request_id", "ts", "provider", "model", "page", "user_id", "status", "endpoint", "tags",
+                  "latency_ms", "ttft_ms", "output_tokens")
+# One call in SAMPLE_EVERY (by a hash of its id, so each replica picks the same ones) is copied, narrow, to
+# calls_sample: the latency percentiles of a period too large to read whole are estimated from it.
+SAMPLE_EVERY = 64
+
+
+def _rollup_upsert(table: str, sources: list[tuple[int, str]]) -> str:
+    """Add (sign +1) or subtract (-1) the non-started calls of each source relation to a roll-up table, one row per
+    bucket and dimensions, taking the rows' locks in key order (two writers never wait on each other in a cycle)."""
+    keys = ["bucket", *ROLLUP_DIMENSIONS]
+    picked = ", ".join([f"{ROLLUP_LEVELS[table]} AS bucket"] + [f"{e} AS {c}" for c, e in ROLLUP_DIMENSIONS.items()]
+                       + [f"{e} AS m_{c}" for c, e in ROLLUP_MEASURES.items()])
+    union = " UNION ALL ".join(f"SELECT {sign} AS sign, {picked} FROM {source} WHERE status <> 'started'"
+                               for sign, source in sources)
+    sums = ", ".join(f"sum(sign * m_{c})" for c in ROLLUP_MEASURES)
+    updates = ", ".join(f"{c} = r.{c} + excluded.{c}" for c in ROLLUP_MEASURES)
+    return (f"INSERT INTO {table} AS r ({', '.join(keys)}, {', '.join(ROLLUP_MEASURES)}) "
+            f"SELECT {', '.join(keys)}, {sums} FROM ({union}) d GROUP BY {', '.join(keys)} "
+            f"ORDER BY {', '.join(keys)} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}")
+
+
+def _sample_insert(source: str) -> str:
+    columns = ", ".join(SAMPLE_COLUMNS)
+    picked = ("request_id, left(ts, 19)::timestamp, provider, coalesce(model, model_requested, ''), page, "
+              "coalesce(user_id, ''), status, endpoint, coalesce(tags, '[]')::jsonb, latency_ms, ttft_ms, "
+              "output_tokens")
+    return (f"INSERT INTO calls_sample ({columns}) SELECT {picked} FROM {source} WHERE status <> 'started' "
+            f"AND (hashtext(request_id) & {SAMPLE_EVERY - 1}) = 0")
+
+
+@migration
+def m019_analytics_rollups(conn: Connection) -> None:
+    if conn.dialect.name != "postgresql":
+        return  # one SQLite node keeps its in-process DuckDB mirror (core/analytics/dashboard.py)
+    dims = ", ".join(f"{c} {'JSONB' if c == 'tags' else 'BOOLEAN' if c == 'cached' else 'TEXT'} NOT NULL"
+                     for c in ROLLUP_DIMENSIONS)
+    measures = ", ".join(f"{c} {'DOUBLE PRECISION' if c == 'cost_usd' else 'BIGINT'} NOT NULL"
+                         for c in ROLLUP_MEASURES)
+    keys = ", ".join(["bucket", *ROLLUP_DIMENSIONS])
+    for table, bucket_type in (("calls_hourly", "TIMESTAMP"), ("calls_daily", "DATE")):
+        conn.execute(sa.text(f"CREATE TABLE {table} (bucket {bucket_type} NOT NULL, {dims}, {measures}, "
+                             f"PRIMARY KEY ({keys}))"))
+    conn.execute(sa.text("CREATE TABLE calls_sample (request_id TEXT PRIMARY KEY, ts TIMESTAMP NOT NULL, "
+                         "provider TEXT NOT NULL, model TEXT NOT NULL, page TEXT NOT NULL, user_id TEXT NOT NULL, "
+                         "status TEXT NOT NULL, endpoint TEXT NOT NULL, tags JSONB NOT NULL, latency_ms REAL, "
+                         "ttft_ms REAL, output_tokens INTEGER)"))
+    conn.execute(sa.text("CREATE INDEX ix_calls_sample_ts ON calls_sample (ts)"))
+    removed_zeros = " ".join(f"DELETE FROM {t} WHERE calls = 0 AND bucket IN (SELECT DISTINCT {e} FROM old_calls);"
+                             for t, e in ROLLUP_LEVELS.items())
+    bodies = {
+        "insert": [(1, "new_calls")],
+        "delete": [(-1, "old_calls")],
+        "update": [(-1, "old_calls"), (1, "new_calls")],
+    }
+    for event, sources in bodies.items():
+        statements = [_rollup_upsert(t, sources) + ";" for t in ROLLUP_LEVELS]
+        if event != "insert":
+            statements += ["DELETE FROM calls_sample WHERE request_id IN (SELECT request_id FROM old_calls);",
+                           removed_zeros]
+        if event != "delete":
+            statements.append(_sample_insert("new_calls") + ";")
+        conn.execute(sa.text(f"CREATE FUNCTION promptlab_calls_rollup_{event}() RETURNS trigger LANGUAGE plpgsql "
+                             f"AS $$ BEGIN {' '.join(statements)} RETURN NULL; END $$"))
+        referencing = {"insert": "NEW TABLE AS new_calls", "delete": "OLD TABLE AS old_calls",
+                       "update": "OLD TABLE AS old_calls NEW TABLE AS new_calls"}[event]
+        conn.execute(sa.text(f"CREATE TRIGGER calls_rollup_{event} AFTER {event.upper()} ON calls "
+                             f"REFERENCING {referencing} FOR EACH STATEMENT "
+                             f"EXECUTE FUNCTION promptlab_calls_rollup_{event}()"))
+    conn.execute(sa.text("CREATE FUNCTION promptlab_calls_rollup_truncate() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                         "BEGIN TRUNCATE calls_hourly, calls_daily, calls_sample; RETURN NULL; END $$"))
+    conn.execute(sa.text("CREATE TRIGGER calls_rollup_truncate AFTER TRUNCATE ON calls FOR EACH STATEMENT "
+                         "EXECUTE FUNCTION promptlab_calls_rollup_truncate()"))
+    # The calls already logged, added once, under the migration lock.
+    for table in ROLLUP_LEVELS:
+        conn.execute(sa.text(_rollup_upsert(table, [(1, "calls")])))
+    conn.execute(sa.text(_sample_insert("calls")))
+
 def insertion_order_column(engine: Engine) -> str:
     """The column that grows with every inserted call (see m008)."""
     return "rowid" if engine.dialect.name == "sqlite" else "seq"
