@@ -161,6 +161,7 @@ class Kpis:
     unpriced_calls: int = 0
     estimated_calls: int = 0
     cached_calls: int = 0
+    sampled: int = 0  # calls of a sample behind the percentiles (estimates); 0 = every call of the period, exact
 
     @property
     def error_rate(self) -> float | None:
@@ -211,6 +212,7 @@ class Dashboard:
     unpriced_models: list[str] = field(default_factory=list)
     bucket: str = "day"  # the step of the time series: their "day" column holds each day, or each hour's start
     period: tuple[date, date] | None = None  # the days shown (inclusive): an hourly axis spans all of them
+    sampled: int = 0  # percentiles, speeds and the TTFT histogram estimated from this many sampled calls (0: exact)
 
 
 # Series of the dashboard, each over the filtered temporary table `f`; {bucket} is the time step (BUCKETS).

@@ -1,0 +1,352 @@
+"""Analytics answered by the database that holds the call log (PostgreSQL), so a replica's memory does not grow
+with the log and a restarted replica has nothing to load.
+
+Counts, spend and tokens come from the hourly and daily roll-ups that m019's triggers keep current on every write
+(core/base/db.py): one GROUPING SETS query gives every KPI and breakdown of a filter. Percentiles cannot be rolled
+up; they are computed exactly from the calls themselves when the period holds few enough of them, and otherwise
+estimated from the 1-in-64 sample the same triggers keep (`calls_sample`) — the dashboard then says so, with the
+sample's size. The drill-down table is one page of the calls, newest first, read with the `ts` index.
+
+`PushedDownAnalytics` has the methods of the DuckDB mirror (`dashboard.Analytics`), which one SQLite node keeps.
+"""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from core.analytics.dashboard import Analytics, Dashboard, Filters, Kpis
+from core.base.db import SAMPLE_EVERY
+from core.calls.log import CallLog
+
+# Read the calls themselves (exact percentiles) when the period holds at most this many; else the sample.
+EXACT_UP_TO = 150_000
+DOWNLOAD_LIMIT = 200_000  # rows a CSV / Parquet download holds (the newest); `python -m core calls export` has all
+_DIMENSION_COLUMN = {"provider": "provider", "model": "model", "page": "page", "user": "user_id", "status": "status",
+                     "endpoint": "endpoint"}
+_NONE = ""  # how the roll-ups store a missing user, model or error type (their keys are NOT NULL)
+
+
+def _listed(values: tuple[str | None, ...]) -> list[str]:
+    return [_NONE if v is None else v for v in values]
+
+
+def _conditions(filters: Filters, columns: dict[str, str], tags: str) -> tuple[list[str], dict[str, Any]]:
+    """SQL conditions (and parameters) for the filters' value lists over the given column expressions."""
+    clauses, params = [], {}
+    for dimension, values in zip(("provider", "model", "page", "user", "status", "endpoint"),
+                                 (filters.providers, filters.models, filters.pages, filters.users, filters.statuses,
+                                  filters.endpoints), strict=True):
+        if values:
+            clauses.append(f"{columns[dimension]} = ANY(:{dimension})")
+            params[dimension] = _listed(values)
+    if filters.tags:
+        clauses.append(f"{tags} ?| :tags")
+        params["tags"] = list(filters.tags)
+    return clauses, params
+
+
+def _rollup_where(filters: Filters) -> tuple[str, dict[str, Any]]:
+    clauses, params = _conditions(filters, _DIMENSION_COLUMN, "tags")
+    params |= {"start": filters.start, "end": filters.end}
+    return " AND ".join(["bucket >= :start", "bucket < CAST(:end AS date) + 1", *clauses]), params
+
+
+# Over the calls table: its own column names, the model of a call that never answered, tags stored as JSON text.
+_RAW_COLUMN = _DIMENSION_COLUMN | {"model": "coalesce(model, model_requested, '')", "user": "coalesce(user_id, '')"}
+
+
+def _raw_where(filters: Filters, table: str) -> tuple[str, dict[str, Any]]:
+    """Conditions over `calls` (ts is ISO text: compared as text, which the ts index serves) or `calls_sample`."""
+    if table == "calls":
+        clauses, params = _conditions(filters, _RAW_COLUMN, "CAST(tags AS jsonb)")
+        period = ["ts >= :ts_start", "ts < :ts_end", "status <> 'started'"]
+        params |= {"ts_start": filters.start.isoformat(), "ts_end": (filters.end + timedelta(days=1)).isoformat()}
+    else:
+        clauses, params = _conditions(filters, _DIMENSION_COLUMN, "tags")
+        period = ["ts >= :ts_start", "ts < :ts_end"]
+        params |= {"ts_start": datetime.combine(filters.start, datetime.min.time()),
+                   "ts_end": datetime.combine(filters.end + timedelta(days=1), datetime.min.time())}
+    return " AND ".join(period + clauses), params
+
+
+_SUMS = ("sum(calls) AS calls, sum(priced) AS priced, sum(cost_usd) AS cost, sum(input_tokens) AS input_tokens, "
+         "sum(output_tokens) AS output_tokens, sum(cached_input_tokens) AS cached_input_tokens, "
+         "sum(estimated) AS estimated, coalesce(sum(calls) FILTER (WHERE status = 'error'), 0) AS errors, "
+         "coalesce(sum(calls) FILTER (WHERE cached), 0) AS cached_calls, "
+         "coalesce(sum(calls - priced) FILTER (WHERE status <> 'error'), 0) AS unpriced_answered")
+# One scan of the filtered roll-up rows answers every breakdown: (grouping set, the columns it groups by).
+_SETS = {"total": (), "day_model": ("bucket", "model"), "day": ("bucket",), "model": ("model",), "page": ("page",),
+         "user": ("user_id",), "endpoint": ("endpoint",), "error": ("status", "error_type")}
+_GROUPED = ("bucket", "model", "page", "user_id", "endpoint", "status", "error_type")
+
+
+def _grouping_sql(table: str, condition: str) -> str:
+    sets = ", ".join(f"({', '.join(columns)})" for columns in _SETS.values())
+    return (f"SELECT GROUPING({', '.join(_GROUPED)}) AS g, {', '.join(_GROUPED)}, {_SUMS} FROM {table} "
+            f"WHERE calls <> 0 AND {condition} GROUP BY GROUPING SETS ({sets})")
+
+
+def _grouping_id(columns: tuple[str, ...]) -> int:
+    """PostgreSQL's GROUPING() bits for a set: 1 for each of _GROUPED (first = highest bit) not grouped by."""
+    return sum(1 << (len(_GROUPED) - 1 - i) for i, c in enumerate(_GROUPED) if c not in columns)
+
+
+def _spend(frame: pd.DataFrame) -> pd.Series:
+    """Summed cost, unknown (NaN) where no call of the row was priced — never a silent $0."""
+    return frame["cost"].astype(float).where(frame["priced"].astype(int) > 0)
+
+
+def _kpis(total: pd.Series | None, rows: pd.DataFrame, sampled: int) -> Kpis:
+    if total is None or not int(total["calls"] or 0):
+        return Kpis()
+    ok = rows[rows["status"] == "ok"]
+    return Kpis(spend_usd=float(total["cost"] or 0), calls=int(total["calls"]), errors=int(total["errors"]),
+                p50_latency_ms=_quantile(ok["latency_ms"], 0.5), p95_latency_ms=_quantile(ok["latency_ms"], 0.95),
+                median_ttft_ms=_quantile(ok["ttft_ms"], 0.5), input_tokens=int(total["input_tokens"]),
+                output_tokens=int(total["output_tokens"]), cached_input_tokens=int(total["cached_input_tokens"]),
+                unpriced_calls=int(total["calls"]) - int(total["priced"]), estimated_calls=int(total["estimated"]),
+                cached_calls=int(total["cached_calls"]), sampled=sampled)
+
+
+def _quantile(values: pd.Series, q: float) -> float | None:
+    """Linear interpolation between order statistics (DuckDB's quantile_cont, numpy's default)."""
+    present = values.dropna().to_numpy(dtype=float)
+    return float(np.quantile(present, q)) if len(present) else None
+
+
+class PushedDownAnalytics:
+    """The Analytics page's queries, answered by PostgreSQL from the roll-ups; keeps nothing but a fingerprint."""
+
+    def __init__(self, log: CallLog, exact_up_to: int = EXACT_UP_TO):
+        self.log = log
+        self.exact_up_to = exact_up_to
+        self._version: tuple[Any, ...] = (0, 0)
+
+    @property
+    def version(self) -> tuple[Any, ...]:
+        """Changes whenever the roll-ups do (read by `refresh`): use it in cache keys. [1] is the number of calls."""
+        return self._version
+
+    def refresh(self) -> int:
+        """Read the roll-ups' fingerprint (nothing is copied); returns 0."""
+        with self.log.engine.connect() as conn:
+            row = conn.execute(sa.text(
+                "SELECT count(*), coalesce(sum(calls), 0), coalesce(sum(cost_usd), 0), coalesce(sum(output_tokens), "
+                "0), coalesce(sum(calls) FILTER (WHERE status = 'error'), 0) FROM calls_daily")).one()
+        self._version = (int(row[0]), int(row[1]), round(float(row[2]), 9), int(row[3]), int(row[4]))
+        return 0
+
+    def _frame(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        with self.log.engine.connect() as conn:
+            return pd.read_sql_query(sa.text(sql), conn, params=params or {})
+
+    def options(self) -> dict[str, list[str]]:
+        """Distinct values of each filter dimension, from the daily roll-up."""
+        sets = {"provider": "provider", "model": "model", "page": "page", "user": "user_id", "status": "status",
+                "endpoint": "endpoint", "tag": "tags"}
+        frame = self._frame(f"SELECT {', '.join(sets.values())} FROM calls_daily WHERE calls <> 0 GROUP BY "
+                            f"GROUPING SETS ({', '.join(f'({c})' for c in sets.values())})")
+        result: dict[str, list[str]] = {}
+        for name, column in sets.items():
+            values = frame[column].dropna()
+            if name == "tag":
+                result[name] = sorted({t for tags in values for t in _tags(tags)})
+            else:
+                result[name] = sorted({v for v in values if v != _NONE})
+        return result
+
+    def date_span(self) -> tuple[date, date] | None:
+        with self.log.engine.connect() as conn:
+            first, last = conn.execute(sa.text("SELECT min(bucket), max(bucket) FROM calls_daily")).one()
+        return (first, last) if first else None
+
+    def kpis(self, filters: Filters) -> Kpis:
+        condition, params = _rollup_where(filters)
+        total = self._frame(f"SELECT {_SUMS} FROM calls_daily WHERE {condition}", params).iloc[0]
+        rows, sampled = self._latency_rows(filters, int(total["calls"] or 0))
+        return _kpis(total, rows, sampled)
+
+    def _latency_rows(self, filters: Filters, filtered_calls: int) -> tuple[pd.DataFrame, int]:
+        """The calls whose latencies the percentiles need, and how many were sampled (0: all of them, exact)."""
+        columns = "ts, status, model, page, endpoint, latency_ms, ttft_ms, output_tokens"
+        table = "calls_sample"
+        if filtered_calls <= self.exact_up_to and self._period_calls(filters, filtered_calls) <= self.exact_up_to:
+            table = "calls"
+            columns = columns.replace("model", "coalesce(model, model_requested, '') AS model")
+        condition, params = _raw_where(filters, table)
+        rows = self._frame(f"SELECT {columns} FROM {table} WHERE {condition} AND (status = 'ok' OR ttft_ms IS NOT "
+                           f"NULL)", params)
+        for column in ("latency_ms", "ttft_ms", "output_tokens"):  # all NULL would read as objects
+            rows[column] = pd.to_numeric(rows[column]).astype(float)
+        return rows, (len(rows) if table == "calls_sample" else 0)
+
+    def _period_calls(self, filters: Filters, filtered_calls: int) -> int:
+        """Calls in the period whatever the other filters: what reading them from the ts index would touch."""
+        unfiltered = Filters(filters.start, filters.end)
+        if unfiltered == filters:
+            return filtered_calls
+        condition, params = _rollup_where(unfiltered)
+        with self.log.engine.connect() as conn:
+            return int(conn.execute(sa.text(f"SELECT coalesce(sum(calls), 0) FROM calls_daily WHERE {condition}"),
+                                    params).scalar_one())
+
+    def dashboard(self, filters: Filters, bucket: str | None = None) -> Dashboard:
+        """Every KPI (this period and the previous one) and every series for one filter."""
+        bucket = bucket or filters.bucket
+        condition, params = _rollup_where(filters)
+        table = "calls_hourly" if bucket == "hour" else "calls_daily"
+        grouped = self._frame(_grouping_sql(table, condition), params)
+        sets = {name: grouped[grouped["g"] == _grouping_id(columns)] for name, columns in _SETS.items()}
+        total = sets["total"].iloc[0] if len(sets["total"]) else None
+        rows, sampled = self._latency_rows(filters, int(total["calls"]) if total is not None else 0)
+        current = _kpis(total, rows, sampled)
+        tags = self._frame(f"SELECT tag, sum(cost_usd) AS cost, sum(priced) AS priced, sum(calls) AS calls FROM "
+                           f"{table}, jsonb_array_elements_text(tags) AS tag WHERE calls <> 0 AND tags <> '[]' AND "
+                           f"{condition} GROUP BY tag", params)
+        series = _series(sets, tags, rows, sampled, bucket)
+        answered = sets["model"]
+        unpriced = sorted(answered.loc[answered["unpriced_answered"].astype(int) > 0, "model"].tolist())
+        return Dashboard(current, self.kpis(filters.previous()), unpriced_models=unpriced, bucket=bucket,
+                         period=(filters.start, filters.end), sampled=sampled, **series)
+
+    def calls_page(self, filters: Filters, page: int = 0, page_size: int = 50) -> tuple[pd.DataFrame, int]:
+        """One page of the filtered calls, newest first, and the total count (from the roll-up)."""
+        condition, params = _rollup_where(filters)
+        with self.log.engine.connect() as conn:
+            total = int(conn.execute(sa.text(f"SELECT coalesce(sum(calls), 0) FROM calls_daily WHERE {condition}"),
+                                     params).scalar_one())
+        frame = self._raw(filters, "request_id, ts, page, endpoint, provider, model, status, error_type, "
+                                   "input_tokens, output_tokens, cost_usd, latency_ms, ttft_ms, user, tags, "
+                                   "tokens_estimated", int(page_size), int(page) * int(page_size))
+        return frame, total
+
+    def filtered_frame(self, filters: Filters, limit: int = DOWNLOAD_LIMIT) -> pd.DataFrame:
+        """The filtered calls for a download, newest first: at most `limit` of them."""
+        return self._raw(filters, "request_id, ts, page, provider, model, status, error_type, input_tokens, "
+                                  "cached_input_tokens, output_tokens, reasoning_tokens, images, tokens_estimated, "
+                                  "cost_usd, latency_ms, ttft_ms, user, session, tags, cached, endpoint", limit, 0)
+
+    def _raw(self, filters: Filters, fields: str, limit: int, offset: int) -> pd.DataFrame:
+        """Calls as the mirror shows them: counts 0 when missing, ts a timestamp, tags a list, model answered."""
+        wanted = [f.strip() for f in fields.split(",")]
+        counts = {"input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "images"}
+        select = {"model": "coalesce(model, model_requested) AS model", "user": "user_id AS \"user\"",
+                  "session": "session_id AS session", "cached": "coalesce(cached, false) AS cached",
+                  **{c: f"coalesce({c}, 0) AS {c}" for c in counts}}
+        condition, params = _raw_where(filters, "calls")
+        frame = self._frame(f"SELECT {', '.join(select.get(c, c) for c in wanted)} FROM calls WHERE {condition} "
+                            f"ORDER BY ts DESC, request_id DESC LIMIT {limit} OFFSET {offset}", params)
+        frame["ts"] = pd.to_datetime(frame["ts"].str.slice(0, 23), format="ISO8601")
+        frame["tags"] = frame["tags"].map(_tags)
+        return frame
+
+    def usage_by_model(self, filters: Filters) -> pd.DataFrame:
+        """Tokens and cost per (provider, model) of the filtered calls that reached a model (what-if costs)."""
+        condition, params = _rollup_where(filters)
+        return self._frame(
+            "SELECT provider, model, sum(input_tokens)::float AS input_tokens, sum(cached_input_tokens)::float AS "
+            "cached_input_tokens, sum(output_tokens)::float AS output_tokens, CASE WHEN sum(priced) = sum(calls) "
+            f"THEN sum(cost_usd) END AS cost_usd FROM calls_daily WHERE {condition} AND status IN ('ok', "
+            "'cancelled') AND NOT cached AND calls <> 0 GROUP BY 1, 2", params)
+
+    def spend_between(self, start: date, end: date) -> float:
+        with self.log.engine.connect() as conn:
+            return float(conn.execute(sa.text("SELECT coalesce(sum(cost_usd), 0) FROM calls_daily WHERE bucket "
+                                              "BETWEEN :s AND :e"), {"s": start, "e": end}).scalar_one())
+
+
+def _tags(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(t) for t in value]
+    try:
+        parsed = json.loads(value) if value else []
+    except (TypeError, ValueError):
+        return []
+    return [str(t) for t in parsed] if isinstance(parsed, list) else []
+
+
+def _series(sets: dict[str, pd.DataFrame], tags: pd.DataFrame, rows: pd.DataFrame, sampled: int,
+            bucket: str) -> dict[str, pd.DataFrame]:
+    """The Dashboard's frames, with the columns and order the mirror's SQL gives them."""
+    day = sets["day_model"].assign(day=lambda f: pd.to_datetime(f["bucket"]), spend_usd=_spend,
+                                   calls=lambda f: f["calls"].astype(int))
+    by_day = sets["day"].assign(day=lambda f: pd.to_datetime(f["bucket"]), calls=lambda f: f["calls"].astype(int),
+                                errors=lambda f: f["errors"].astype(int)).sort_values("day")
+    model = sets["model"].assign(input_tokens=lambda f: f["input_tokens"].astype(float),
+                                 output_tokens=lambda f: f["output_tokens"].astype(float))
+    scale = SAMPLE_EVERY if sampled else 1
+    return {
+        "spend_by_day_model": day.sort_values(["day", "model"])[["day", "model", "spend_usd", "calls"]],
+        "calls_by_day": by_day[["day", "calls", "errors"]],
+        "latency_by_day": _latency_by_bucket(rows, bucket),
+        "ttft_histogram": _ttft_histogram(rows, scale),
+        "tokens_by_model": model.assign(total=model["input_tokens"] + model["output_tokens"]).sort_values(
+            "total", ascending=False)[["model", "input_tokens", "output_tokens"]],
+        "spend_by_page": _by_spend(sets["page"], "page"),
+        "spend_by_user": _by_spend(sets["user"].assign(user=sets["user"]["user_id"].replace(_NONE, "(none)")),
+                                   "user"),
+        "spend_by_tag": _by_spend(tags, "tag"),
+        "speed_by_model": _speed_by_model(rows, scale),
+        "by_endpoint": _by_endpoint(sets["endpoint"], rows),
+        "error_types": _error_types(sets["error"]),
+    }
+
+
+def _by_spend(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    shaped = frame.assign(spend_usd=_spend(frame), calls=frame["calls"].astype(int))
+    return shaped.sort_values("spend_usd", ascending=False, na_position="last")[[column, "spend_usd", "calls"]]
+
+
+def _latency_by_bucket(rows: pd.DataFrame, bucket: str) -> pd.DataFrame:
+    ok = rows[(rows["status"] == "ok") & rows["latency_ms"].notna()]
+    if ok.empty:
+        return pd.DataFrame({"day": pd.Series(dtype="datetime64[us]"), "p50": [], "p95": [], "p99": []})
+    times = pd.to_datetime(ok["ts"].astype(str).str.slice(0, 19), format="ISO8601")
+    step = times.dt.floor("h") if bucket == "hour" else times.dt.floor("D")
+    grouped = ok["latency_ms"].astype(float).groupby(step.rename("day"))
+    return pd.DataFrame({"p50": grouped.quantile(0.5), "p95": grouped.quantile(0.95),
+                         "p99": grouped.quantile(0.99)}).reset_index()
+
+
+def _ttft_histogram(rows: pd.DataFrame, scale: int) -> pd.DataFrame:
+    ttft = rows["ttft_ms"].dropna().astype(float)
+    edges = np.power(10, np.floor(np.log10(np.maximum(ttft.to_numpy(), 10)) * 8) / 8)
+    counts = pd.Series(edges).value_counts().sort_index()
+    return pd.DataFrame({"ttft_ms": counts.index.astype(float), "calls": counts.to_numpy().astype(int) * scale})
+
+
+def _speed_by_model(rows: pd.DataFrame, scale: int) -> pd.DataFrame:
+    fast = rows[(rows["status"] == "ok") & (rows["output_tokens"].fillna(0) > 1) & rows["ttft_ms"].notna()
+                & (rows["latency_ms"] > rows["ttft_ms"]) & ~rows["page"].isin(["images", "moderation"])]
+    speed = (fast["output_tokens"] - 1) / ((fast["latency_ms"] - fast["ttft_ms"]) / 1000)
+    grouped = speed.astype(float).groupby(fast["model"])
+    frame = pd.DataFrame({"tokens_per_s": grouped.median(), "calls": grouped.size() * scale}).reset_index()
+    return frame.sort_values("tokens_per_s", ascending=False)[["model", "tokens_per_s", "calls"]]
+
+
+def _by_endpoint(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    ok = rows[rows["status"] == "ok"]
+    p50 = ok["latency_ms"].astype(float).groupby(ok["endpoint"]).quantile(0.5)
+    shaped = frame.assign(calls=frame["calls"].astype(int), spend_usd=_spend(frame),
+                          unpriced=frame["unpriced_answered"].astype(int), errors=frame["errors"].astype(int),
+                          p50_latency_ms=frame["endpoint"].map(p50).astype(float))
+    return shaped.sort_values(["spend_usd", "calls"], ascending=False, na_position="last")[
+        ["endpoint", "calls", "spend_usd", "unpriced", "errors", "p50_latency_ms"]]
+
+
+def _error_types(frame: pd.DataFrame) -> pd.DataFrame:
+    errors = frame[frame["status"] == "error"]
+    named = errors.assign(error_type=errors["error_type"].replace(_NONE, "unknown"))
+    counted = named.groupby("error_type", as_index=False)["calls"].sum()
+    return counted.assign(calls=counted["calls"].astype(int)).sort_values("calls", ascending=False)
+
+
+def analytics_for(log: CallLog) -> Analytics | PushedDownAnalytics:
+    """The Analytics engine of a call log: pushed down to PostgreSQL, or the DuckDB mirror on one SQLite node."""
+    return PushedDownAnalytics(log) if log.engine.dialect.name == "postgresql" else Analytics(log)
+
