@@ -329,7 +329,8 @@ def _evals_poll(args: argparse.Namespace) -> int:
 def report_main(argv: list[str] | None = None) -> int:
     """`python -m core report conversation ID | run ID | analytics [--since --until --model …]`: one
     self-contained HTML file (see core/records/report.py), written to --output or to the report's own file name."""
-    from core.analytics.dashboard import Analytics, Filters
+    from core.analytics.dashboard import Filters
+    from core.analytics.pushdown import analytics_for
     from core.base import i18n
     from core.base.config import load_settings
     from core.calls.log import CallLog
@@ -379,7 +380,7 @@ def report_main(argv: list[str] | None = None) -> int:
         until = args.until or datetime.now(timezone.utc).date()
         filters = Filters(args.since or until - timedelta(days=29), until, tuple(args.provider), tuple(args.model),
                           tuple(args.page), tuple(args.user), tuple(args.status), tuple(args.tag))
-        analytics = Analytics(CallLog(settings.db_url))
+        analytics = analytics_for(CallLog(settings.db_url))
         analytics.refresh()
         made = report.analytics_report(analytics.dashboard(filters), filters, secrets,
                                        language=language)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.analytics.dashboard import Analytics, Filters
+from core.analytics.dashboard import Filters
+from core.analytics.pushdown import AnalyticsEngine
 from core.base.i18n import _, ngettext
 from core.evals.store import EvalStore, TestSetRefused
 from core.evals.traffic import Added, add_calls_to_set
@@ -21,7 +22,7 @@ def _said(added: Added) -> str:
                                        skipped=added.skipped)
 
 
-def draw_add_to_set(wb: Workbench, engine: Analytics, filters: Filters, selected: list[str], total: int) -> None:
+def draw_add_to_set(wb: Workbench, engine: AnalyticsEngine, filters: Filters, selected: list[str], total: int) -> None:
     with st.expander(_("🧪 Add calls to a test set")):
         store = EvalStore(wb.settings.db_url, wb.user, wb.admin)
         name = st.text_input(_("Test set"), key="an_set_name", placeholder=_("a new or existing set of yours"))
@@ -32,7 +33,7 @@ def draw_add_to_set(wb: Workbench, engine: Analytics, filters: Filters, selected
             n=total, max=MAX_CALLS), key="an_set_add_all", disabled=not (total and name.strip()))
         if not (pick or every):
             return
-        ids = selected if pick else engine.filtered_frame(filters)["request_id"].head(MAX_CALLS).tolist()
+        ids = selected if pick else engine.filtered_frame(filters, MAX_CALLS)["request_id"].tolist()
         try:
             with st.spinner(_("Reading the calls…")):
                 added = add_calls_to_set(store, wb.log, name, ids, user=wb.user, admin=wb.admin)

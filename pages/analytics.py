@@ -7,6 +7,7 @@ import streamlit as st
 from core.analytics import dashboard as an
 from core.analytics import whatif
 from core.analytics.charts import CHART_CONFIG, CHART_GROUPS, comparable, figures, kpi_cards, without_notes
+from core.analytics.pushdown import AnalyticsEngine, analytics_for
 from core.base import i18n
 from core.base.i18n import N_, _
 from core.calls.synthetic import generate
@@ -31,8 +32,8 @@ st.title(_("📊 Analytics"))
 
 
 @st.cache_resource(show_spinner=False)  # the spinner is drawn below, in the session's language
-def _engine(db_url: str) -> an.Analytics:
-    return an.Analytics(wb.log)
+def _engine(db_url: str) -> AnalyticsEngine:
+    return analytics_for(wb.log)  # PostgreSQL answers from its roll-ups; one SQLite node keeps a DuckDB mirror
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
@@ -125,6 +126,9 @@ if dash.current.estimated_calls:
         n=dash.current.estimated_calls))
 for badge in badges:
     st.markdown(badge)
+if dash.sampled:
+    st.caption(_("Latency percentiles, speeds and the time-to-first-token histogram are estimated from {n:,} "
+                 "sampled calls (one in 64): the period holds too many to read them all.").format(n=dash.sampled))
 
 if dash.current.calls == 0:
     st.info(_("No calls match these filters: widen the period or clear a filter."))
@@ -177,6 +181,9 @@ top[1].download_button(_("⬇ CSV"), i18n.deferred(lambda: to_csv(for_people(eng
                        "promptlab-calls.csv", "text/csv")
 top[2].download_button(_("⬇ Parquet"), lambda: engine.filtered_frame(filters).to_parquet(index=False),
                        "promptlab-calls.parquet", "application/octet-stream")
+if total > an.DOWNLOAD_LIMIT:
+    st.caption(_("Downloads hold the newest {limit:,} of these calls; `python -m core calls export` writes them "
+                 "all.").format(limit=an.DOWNLOAD_LIMIT))
 top[3].download_button(_("🔗 Share report (HTML)"), i18n.deferred(
     lambda: report.analytics_report(dash, filters, wb.secrets).html),
                        report.analytics_file_name(filters), "text/html", key="an_share",

@@ -12,7 +12,7 @@ import calendar
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pandas as pd
@@ -26,6 +26,7 @@ from core.policy.access import Identity
 from core.policy.workspace import Setting, Workspace
 
 LOAD_CHUNK = 250_000
+DOWNLOAD_LIMIT = 200_000  # rows a CSV / Parquet download holds (the newest); `python -m core calls export` has all
 
 # The DuckDB mirror is derived from the one definition of the call log (`calls_table`): every column but the long
 # texts and the fallback bookkeeping no dashboard reads, typed by its SQLAlchemy type, with the conversions below
@@ -345,11 +346,12 @@ class Analytics:
             f"ORDER BY ts DESC, rid DESC LIMIT {int(page_size)} OFFSET {int(page) * int(page_size)}", params).df()
         return frame, int(total)
 
-    def filtered_frame(self, filters: Filters) -> pd.DataFrame:
-        """All filtered calls (for downloads), newest first."""
+    def filtered_frame(self, filters: Filters, limit: int = DOWNLOAD_LIMIT) -> pd.DataFrame:
+        """The filtered calls for a download, newest first: at most `limit` of them."""
         condition, params = where(filters)
         return self._cursor().execute(
-            f"SELECT * EXCLUDE (rid, day) FROM calls WHERE {condition} ORDER BY ts DESC", params).df()
+            f"SELECT * EXCLUDE (rid, day) FROM calls WHERE {condition} ORDER BY ts DESC LIMIT {int(limit)}",
+            params).df()
 
     def usage_by_model(self, filters: Filters) -> pd.DataFrame:
         """Tokens and cost per (provider, model) of the filtered calls that reached a model (what-if costs)."""
@@ -401,7 +403,11 @@ def budget_warning(status: BudgetStatus) -> str | None:
     return None
 
 
-def budget_status(analytics: Analytics, budget_usd: float, now: datetime | None = None) -> BudgetStatus:
+class SpendSource(Protocol):
+    def spend_between(self, start: date, end: date) -> float: ...
+
+
+def budget_status(analytics: SpendSource, budget_usd: float, now: datetime | None = None) -> BudgetStatus:
     """Forecast = month-to-date + (recent daily rate × days left). The recent rate is the mean of the last 7 full
     days when the month has that many, else the month-to-date rate: a spend that has just jumped shows quickly."""
     now = now or datetime.now(timezone.utc)

@@ -19,13 +19,12 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from core.analytics.dashboard import Analytics, Dashboard, Filters, Kpis
+from core.analytics.dashboard import DOWNLOAD_LIMIT, Analytics, Dashboard, Filters, Kpis
 from core.base.db import SAMPLE_EVERY
 from core.calls.log import CallLog
 
 # Read the calls themselves (exact percentiles) when the period holds at most this many; else the sample.
 EXACT_UP_TO = 150_000
-DOWNLOAD_LIMIT = 200_000  # rows a CSV / Parquet download holds (the newest); `python -m core calls export` has all
 _DIMENSION_COLUMN = {"provider": "provider", "model": "model", "page": "page", "user": "user_id", "status": "status",
                      "endpoint": "endpoint"}
 _NONE = ""  # how the roll-ups store a missing user, model or error type (their keys are NOT NULL)
@@ -346,7 +345,10 @@ def _error_types(frame: pd.DataFrame) -> pd.DataFrame:
     return counted.assign(calls=counted["calls"].astype(int)).sort_values("calls", ascending=False)
 
 
-def analytics_for(log: CallLog) -> Analytics | PushedDownAnalytics:
+AnalyticsEngine = Analytics | PushedDownAnalytics
+
+
+def analytics_for(log: CallLog) -> AnalyticsEngine:
     """The Analytics engine of a call log: pushed down to PostgreSQL, or the DuckDB mirror on one SQLite node."""
     return PushedDownAnalytics(log) if log.engine.dialect.name == "postgresql" else Analytics(log)
 
