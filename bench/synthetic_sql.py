@@ -37,8 +37,9 @@ def _unit_prices(model: str, provider: str) -> tuple[str, str, str]:
     return repr(full / per), repr((cached if cached is not None else full) / per), repr((out or 0) / per)
 
 
-def insert_sql(first: int, count: int, days: int, seed: int) -> str:
-    """One INSERT of `count` calls numbered from `first`, spread over the `days` days before today (UTC)."""
+def insert_sql(first: int, count: int, days: tuple[float, float], seed: int) -> str:
+    """One INSERT of `count` calls numbered from `first`, between `days[0]` and `days[1]` days before today (UTC),
+    in time order (a call log is appended as calls happen: its rows lie on disk roughly by time)."""
     models = "VALUES " + ", ".join(
         f"({i}, '{m}', '{p}', {speed!r}, {str(reasoning).lower()}, {', '.join(_unit_prices(m, p))})"
         for i, (m, p, _share, speed, reasoning) in enumerate(MODELS))
@@ -57,7 +58,7 @@ def insert_sql(first: int, count: int, days: int, seed: int) -> str:
         FROM generate_series({first}, {first + count - 1}) g),
     m(i, model, provider, speed, reasoning, p_in, p_cached, p_out) AS ({models}),
     c AS (
-        SELECT r.*, m.*, {hour} AS hour_of_day, floor(u_day * {days})::int AS day_back,
+        SELECT r.*, m.*, {hour} AS hour_of_day, floor({days[1]!r} - u_day * ({days[1]!r} - {days[0]!r}))::int AS day_back,
                {_pick("u_page", _quoted(PAGES), PAGE_P)} AS page0,
                {_pick("u_user", _quoted(USERS), USER_P)} AS usr,
                CASE WHEN u_status < 0.02 THEN 'error' WHEN u_status < 0.03 THEN 'cancelled' ELSE 'ok' END AS status,
@@ -103,17 +104,18 @@ def insert_sql(first: int, count: int, days: int, seed: int) -> str:
            usr, 's_{seed}_' || usr || '_' || day_back, tags, false,
            CASE page WHEN 'images' THEN 'images.generate' WHEN 'moderation' THEN 'moderations'
                      WHEN 'other' THEN 'models' ELSE 'chat.completions' END
-    FROM e"""
+    FROM e ORDER BY 2"""
 
 
 def fill(engine: sa.Engine, n: int, days: int = 90, seed: int = 0, chunk: int = 500_000,
          progress: bool = False) -> int:
     """Insert n synthetic calls (in statements of `chunk` rows); returns how many were inserted."""
-    done = 0
-    for first in range(0, n, chunk):
+    done, chunks = 0, max(1, -(-n // chunk))
+    for i, first in enumerate(range(0, n, chunk)):
         count = min(chunk, n - first)
+        span = (days - (i + 1) * days / chunks, days - i * days / chunks)  # oldest first
         with engine.begin() as conn:
-            done += conn.execute(sa.text(insert_sql(first, count, days, seed))).rowcount
+            done += conn.execute(sa.text(insert_sql(first, count, span, seed))).rowcount
         if progress:
             print(f"  {done:,} / {n:,}", flush=True)
     return done

@@ -128,7 +128,8 @@ for badge in badges:
     st.markdown(badge)
 if dash.sampled:
     st.caption(_("Latency percentiles, speeds and the time-to-first-token histogram are estimated from {n:,} "
-                 "sampled calls (one in 64): the period holds too many to read them all.").format(n=dash.sampled))
+                 "sampled calls (one in {one_in}): the period holds too many to read them all.").format(
+        n=dash.sampled, one_in=dash.one_in))
 
 if dash.current.calls == 0:
     st.info(_("No calls match these filters: widen the period or clear a filter."))

@@ -214,6 +214,7 @@ class Dashboard:
     bucket: str = "day"  # the step of the time series: their "day" column holds each day, or each hour's start
     period: tuple[date, date] | None = None  # the days shown (inclusive): an hourly axis spans all of them
     sampled: int = 0  # percentiles, speeds and the TTFT histogram estimated from this many sampled calls (0: exact)
+    one_in: int = 1  # … sampled one call in this many
 
 
 # Series of the dashboard, each over the filtered temporary table `f`; {bucket} is the time step (BUCKETS).

@@ -20,11 +20,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core.analytics.dashboard import DOWNLOAD_LIMIT, Analytics, Dashboard, Filters, Kpis
-from core.base.db import SAMPLE_EVERY
+from core.base.db import SAMPLE_LEVELS
 from core.calls.log import CallLog
 
-# Read the calls themselves (exact percentiles) when the period holds at most this many; else the sample.
-EXACT_UP_TO = 150_000
+# Read the calls themselves (exact percentiles) when the period holds at most this many; else the sparsest sample
+# level that still holds about SAMPLED_ROWS of the period's calls (core/base/db.py SAMPLE_LEVELS).
+EXACT_UP_TO = 50_000
+SAMPLED_ROWS = 80_000
 _DIMENSION_COLUMN = {"provider": "provider", "model": "model", "page": "page", "user": "user_id", "status": "status",
                      "endpoint": "endpoint"}
 _NONE = ""  # how the roll-ups store a missing user, model or error type (their keys are NOT NULL)
@@ -167,22 +169,30 @@ class PushedDownAnalytics:
     def kpis(self, filters: Filters) -> Kpis:
         condition, params = _rollup_where(filters)
         total = self._frame(f"SELECT {_SUMS} FROM calls_daily WHERE {condition}", params).iloc[0]
-        rows, sampled = self._latency_rows(filters, int(total["calls"] or 0))
-        return _kpis(total, rows, sampled)
+        rows, one_in = self._latency_rows(filters, int(total["calls"] or 0))
+        return _kpis(total, rows, len(rows) if one_in > 1 else 0)
 
     def _latency_rows(self, filters: Filters, filtered_calls: int) -> tuple[pd.DataFrame, int]:
-        """The calls whose latencies the percentiles need, and how many were sampled (0: all of them, exact)."""
-        columns = "ts, status, model, page, endpoint, latency_ms, ttft_ms, output_tokens"
-        table = "calls_sample"
-        if filtered_calls <= self.exact_up_to and self._period_calls(filters, filtered_calls) <= self.exact_up_to:
-            table = "calls"
-            columns = columns.replace("model", "coalesce(model, model_requested, '') AS model")
+        """The calls whose latencies the percentiles need, and the sample they come from: 1 = every call (exact),
+        else one in that many."""
+        period_calls = self._period_calls(filters, filtered_calls) if filtered_calls <= self.exact_up_to else 0
+        if filtered_calls <= self.exact_up_to and period_calls <= self.exact_up_to:
+            one_in, table = 1, "calls"
+            hour, model = "left(ts, 13)", "coalesce(model, model_requested, '')"
+        else:
+            period_calls = period_calls or self._period_calls(filters, filtered_calls)
+            one_in = next((n for n in SAMPLE_LEVELS if period_calls / n <= SAMPLED_ROWS), SAMPLE_LEVELS[-1])
+            table, hour, model = "calls_sample", "to_char(ts, 'YYYY-MM-DD\"T\"HH24')", "model"
         condition, params = _raw_where(filters, table)
-        rows = self._frame(f"SELECT {columns} FROM {table} WHERE {condition} AND (status = 'ok' OR ttft_ms IS NOT "
+        if one_in > 1:
+            condition += " AND one_in >= :one_in"
+            params["one_in"] = one_in
+        rows = self._frame(f"SELECT {hour} AS hour, status, {model} AS model, page, endpoint, latency_ms, ttft_ms, "
+                           f"output_tokens FROM {table} WHERE {condition} AND (status = 'ok' OR ttft_ms IS NOT "
                            f"NULL)", params)
         for column in ("latency_ms", "ttft_ms", "output_tokens"):  # all NULL would read as objects
             rows[column] = pd.to_numeric(rows[column]).astype(float)
-        return rows, (len(rows) if table == "calls_sample" else 0)
+        return rows, one_in
 
     def _period_calls(self, filters: Filters, filtered_calls: int) -> int:
         """Calls in the period whatever the other filters: what reading them from the ts index would touch."""
@@ -202,16 +212,17 @@ class PushedDownAnalytics:
         grouped = self._frame(_grouping_sql(table, condition), params)
         sets = {name: grouped[grouped["g"] == _grouping_id(columns)] for name, columns in _SETS.items()}
         total = sets["total"].iloc[0] if len(sets["total"]) else None
-        rows, sampled = self._latency_rows(filters, int(total["calls"]) if total is not None else 0)
-        current = _kpis(total, rows, sampled)
+        rows, one_in = self._latency_rows(filters, int(total["calls"]) if total is not None else 0)
+        current = _kpis(total, rows, len(rows) if one_in > 1 else 0)
         tags = self._frame(f"SELECT tag, sum(cost_usd) AS cost, sum(priced) AS priced, sum(calls) AS calls FROM "
                            f"{table}, jsonb_array_elements_text(tags) AS tag WHERE calls <> 0 AND tags <> '[]' AND "
                            f"{condition} GROUP BY tag", params)
-        series = _series(sets, tags, rows, sampled, bucket)
+        series = _series(sets, tags, rows, one_in, bucket)
         answered = sets["model"]
         unpriced = sorted(answered.loc[answered["unpriced_answered"].astype(int) > 0, "model"].tolist())
         return Dashboard(current, self.kpis(filters.previous()), unpriced_models=unpriced, bucket=bucket,
-                         period=(filters.start, filters.end), sampled=sampled, **series)
+                         period=(filters.start, filters.end), sampled=current.sampled, one_in=one_in,
+                         **series)
 
     def calls_page(self, filters: Filters, page: int = 0, page_size: int = 50) -> tuple[pd.DataFrame, int]:
         """One page of the filtered calls, newest first, and the total count (from the roll-up)."""
@@ -269,7 +280,7 @@ def _tags(value: Any) -> list[str]:
     return [str(t) for t in parsed] if isinstance(parsed, list) else []
 
 
-def _series(sets: dict[str, pd.DataFrame], tags: pd.DataFrame, rows: pd.DataFrame, sampled: int,
+def _series(sets: dict[str, pd.DataFrame], tags: pd.DataFrame, rows: pd.DataFrame, one_in: int,
             bucket: str) -> dict[str, pd.DataFrame]:
     """The Dashboard's frames, with the columns and order the mirror's SQL gives them."""
     day = sets["day_model"].assign(day=lambda f: pd.to_datetime(f["bucket"]), spend_usd=_spend,
@@ -278,19 +289,18 @@ def _series(sets: dict[str, pd.DataFrame], tags: pd.DataFrame, rows: pd.DataFram
                                 errors=lambda f: f["errors"].astype(int)).sort_values("day")
     model = sets["model"].assign(input_tokens=lambda f: f["input_tokens"].astype(float),
                                  output_tokens=lambda f: f["output_tokens"].astype(float))
-    scale = SAMPLE_EVERY if sampled else 1
     return {
         "spend_by_day_model": day.sort_values(["day", "model"])[["day", "model", "spend_usd", "calls"]],
         "calls_by_day": by_day[["day", "calls", "errors"]],
         "latency_by_day": _latency_by_bucket(rows, bucket),
-        "ttft_histogram": _ttft_histogram(rows, scale),
+        "ttft_histogram": _ttft_histogram(rows, one_in),
         "tokens_by_model": model.assign(total=model["input_tokens"] + model["output_tokens"]).sort_values(
             "total", ascending=False)[["model", "input_tokens", "output_tokens"]],
         "spend_by_page": _by_spend(sets["page"], "page"),
         "spend_by_user": _by_spend(sets["user"].assign(user=sets["user"]["user_id"].replace(_NONE, "(none)")),
                                    "user"),
         "spend_by_tag": _by_spend(tags, "tag"),
-        "speed_by_model": _speed_by_model(rows, scale),
+        "speed_by_model": _speed_by_model(rows, one_in),
         "by_endpoint": _by_endpoint(sets["endpoint"], rows),
         "error_types": _error_types(sets["error"]),
     }
@@ -305,8 +315,8 @@ def _latency_by_bucket(rows: pd.DataFrame, bucket: str) -> pd.DataFrame:
     ok = rows[(rows["status"] == "ok") & rows["latency_ms"].notna()]
     if ok.empty:
         return pd.DataFrame({"day": pd.Series(dtype="datetime64[us]"), "p50": [], "p95": [], "p99": []})
-    times = pd.to_datetime(ok["ts"].astype(str).str.slice(0, 19), format="ISO8601")
-    step = times.dt.floor("h") if bucket == "hour" else times.dt.floor("D")
+    hours = ok["hour"].astype(str)
+    step = pd.to_datetime(hours if bucket == "hour" else hours.str.slice(0, 10), format="ISO8601")
     grouped = ok["latency_ms"].astype(float).groupby(step.rename("day"))
     return pd.DataFrame({"p50": grouped.quantile(0.5), "p95": grouped.quantile(0.95),
                          "p99": grouped.quantile(0.99)}).reset_index()

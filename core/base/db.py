@@ -362,10 +362,11 @@ ROLLUP_MEASURES = {  # column: the expression summed, times +1 for rows added an
 }
 ROLLUP_LEVELS = {"calls_hourly": "date_trunc('hour', left(ts, 19)::timestamp)", "calls_daily": "left(ts, 10)::date"}
 SAMPLE_COLUMNS = ("request_id", "ts", "provider", "model", "page", "user_id", "status", "endpoint", "tags",
-                  "latency_ms", "ttft_ms", "output_tokens")
-# One call in SAMPLE_EVERY (by a hash of its id, so each replica picks the same ones) is copied, narrow, to
-# calls_sample: the latency percentiles of a period too large to read whole are estimated from it.
-SAMPLE_EVERY = 64
+                  "latency_ms", "ttft_ms", "output_tokens", "one_in")
+# Percentiles cannot be rolled up. One call in 8 (by a hash of its id, so every replica picks the same ones) is also
+# copied, narrow, to calls_sample; `one_in` says the sparsest of the nested samples 1/8 ⊃ 1/64 ⊃ 1/512 it is in, so
+# a period too large to read whole is estimated from the sample level that gives a few tens of thousands of calls.
+SAMPLE_LEVELS = (8, 64, 512)
 
 
 def _rollup_upsert(table: str, sources: list[tuple[int, str]]) -> str:
@@ -385,11 +386,12 @@ def _rollup_upsert(table: str, sources: list[tuple[int, str]]) -> str:
 
 def _sample_insert(source: str) -> str:
     columns = ", ".join(SAMPLE_COLUMNS)
+    hashed = "(hashtext(request_id) & 511)"
     picked = ("request_id, left(ts, 19)::timestamp, provider, coalesce(model, model_requested, ''), page, "
               "coalesce(user_id, ''), status, endpoint, coalesce(tags, '[]')::jsonb, latency_ms, ttft_ms, "
-              "output_tokens")
+              f"output_tokens, CASE WHEN {hashed} = 0 THEN 512 WHEN {hashed} & 63 = 0 THEN 64 ELSE 8 END")
     return (f"INSERT INTO calls_sample ({columns}) SELECT {picked} FROM {source} WHERE status <> 'started' "
-            f"AND (hashtext(request_id) & {SAMPLE_EVERY - 1}) = 0")
+            f"AND {hashed} & 7 = 0")
 
 
 @migration
@@ -407,8 +409,8 @@ def m019_analytics_rollups(conn: Connection) -> None:
     conn.execute(sa.text("CREATE TABLE calls_sample (request_id TEXT PRIMARY KEY, ts TIMESTAMP NOT NULL, "
                          "provider TEXT NOT NULL, model TEXT NOT NULL, page TEXT NOT NULL, user_id TEXT NOT NULL, "
                          "status TEXT NOT NULL, endpoint TEXT NOT NULL, tags JSONB NOT NULL, latency_ms REAL, "
-                         "ttft_ms REAL, output_tokens INTEGER)"))
-    conn.execute(sa.text("CREATE INDEX ix_calls_sample_ts ON calls_sample (ts)"))
+                         "ttft_ms REAL, output_tokens INTEGER, one_in INTEGER NOT NULL)"))
+    conn.execute(sa.text("CREATE INDEX ix_calls_sample_ts ON calls_sample (one_in, ts)"))
     removed_zeros = " ".join(f"DELETE FROM {t} WHERE calls = 0 AND bucket IN (SELECT DISTINCT {e} FROM old_calls);"
                              for t, e in ROLLUP_LEVELS.items())
     bodies = {
