@@ -102,22 +102,48 @@ def _spend(frame: pd.DataFrame) -> pd.Series:
     return frame["cost"].astype(float).where(frame["priced"].astype(int) > 0)
 
 
-def _kpis(total: pd.Series | None, rows: pd.DataFrame, sampled: int) -> Kpis:
+def _kpis(total: pd.Series | None, latency: pd.Series | None, sampled: int) -> Kpis:
     if total is None or not int(total["calls"] or 0):
         return Kpis()
-    ok = rows[rows["status"] == "ok"]
+    quantiles = latency["latency"] if latency is not None and latency["latency"] is not None else [None] * 3
     return Kpis(spend_usd=float(total["cost"] or 0), calls=int(total["calls"]), errors=int(total["errors"]),
-                p50_latency_ms=_quantile(ok["latency_ms"], 0.5), p95_latency_ms=_quantile(ok["latency_ms"], 0.95),
-                median_ttft_ms=_quantile(ok["ttft_ms"], 0.5), input_tokens=int(total["input_tokens"]),
-                output_tokens=int(total["output_tokens"]), cached_input_tokens=int(total["cached_input_tokens"]),
+                p50_latency_ms=_number(quantiles[0]), p95_latency_ms=_number(quantiles[1]),
+                median_ttft_ms=_number(latency["ttft"]) if latency is not None else None,
+                input_tokens=int(total["input_tokens"]), output_tokens=int(total["output_tokens"]),
+                cached_input_tokens=int(total["cached_input_tokens"]),
                 unpriced_calls=int(total["calls"]) - int(total["priced"]), estimated_calls=int(total["estimated"]),
                 cached_calls=int(total["cached_calls"]), sampled=sampled)
 
 
-def _quantile(values: pd.Series, q: float) -> float | None:
-    """Linear interpolation between order statistics (DuckDB's quantile_cont, numpy's default)."""
-    present = values.dropna().to_numpy(dtype=float)
-    return float(np.quantile(present, q)) if len(present) else None
+def _number(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+# The percentiles, speeds and TTFT histogram of a filter, computed by the database over the calls (or a sample of
+# them) in one pass: grouping set → the column it groups by. PostgreSQL's percentile_cont interpolates linearly
+# between order statistics, like DuckDB's quantile_cont.
+_LATENCY_SETS = {"total": None, "bucket": "bucket", "model": "model", "endpoint": "endpoint",
+                 "ttft": "ttft_bucket"}
+_LATENCY_GROUPED = ("bucket", "model", "endpoint", "ttft_bucket")
+_SPEED = ("CASE WHEN status = 'ok' AND output_tokens > 1 AND ttft_ms IS NOT NULL AND latency_ms > ttft_ms AND page "
+          "NOT IN ('images', 'moderation') THEN (output_tokens - 1) / ((latency_ms - ttft_ms) / 1000.0) END")
+_TTFT_BUCKET = "CASE WHEN ttft_ms IS NOT NULL THEN power(10, floor(log(greatest(ttft_ms, 10)) * 8) / 8) END"
+
+
+def _latency_grouping_id(column: str | None) -> int:
+    return sum(1 << (len(_LATENCY_GROUPED) - 1 - i) for i, c in enumerate(_LATENCY_GROUPED) if c != column)
+
+
+def _latency_sql(source: str, only_total: bool) -> str:
+    sets = ", ".join(f"({c})" if c else "()" for c in _LATENCY_SETS.values())
+    grouped = (f"{_latency_grouping_id(None)} AS g, " + ", ".join(f"NULL AS {c}" for c in _LATENCY_GROUPED)
+               if only_total else f"GROUPING({', '.join(_LATENCY_GROUPED)}) AS g, {', '.join(_LATENCY_GROUPED)}")
+    return (f"SELECT {grouped}, "
+            "percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE status = 'ok') "
+            "AS latency, percentile_cont(0.5) WITHIN GROUP (ORDER BY ttft_ms) FILTER (WHERE status = 'ok') AS ttft, "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY speed) AS speed, count(speed) AS speed_calls, "
+            f"count(ttft_ms) AS ttft_calls, count(*) AS calls_read FROM (SELECT s.*, {_SPEED} AS speed, {_TTFT_BUCKET} AS ttft_bucket FROM "
+            f"({source}) s) x" + ("" if only_total else f" GROUP BY GROUPING SETS ({sets})"))
 
 
 class PushedDownAnalytics:
@@ -130,16 +156,20 @@ class PushedDownAnalytics:
 
     @property
     def version(self) -> tuple[Any, ...]:
-        """Changes whenever the roll-ups do (read by `refresh`): use it in cache keys. [1] is the number of calls."""
+        """Changes whenever the log does (read by `refresh`): use it in cache keys. [1] is 0 for an empty log."""
         return self._version
 
     def refresh(self) -> int:
-        """Read the roll-ups' fingerprint (nothing is copied); returns 0."""
+        """Read the log's fingerprint — nothing is copied — and return 0. Every write moves the `calls_changes`
+        sequence (m019's triggers); a sequence moves before its transaction commits, so the tuple counts PostgreSQL
+        publishes a moment after each commit are part of the fingerprint too: a dashboard read in between is
+        replaced at the next refresh."""
         with self.log.engine.connect() as conn:
             row = conn.execute(sa.text(
-                "SELECT count(*), coalesce(sum(calls), 0), coalesce(sum(cost_usd), 0), coalesce(sum(output_tokens), "
-                "0), coalesce(sum(calls) FILTER (WHERE status = 'error'), 0) FROM calls_daily")).one()
-        self._version = (int(row[0]), int(row[1]), round(float(row[2]), 9), int(row[3]), int(row[4]))
+                "SELECT (SELECT last_value FROM calls_changes), (SELECT count(*) FROM (SELECT 1 FROM calls LIMIT 1) "
+                "one), (SELECT n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE relid = "
+                "'calls'::regclass)")).one()
+        self._version = (int(row[0]), int(row[1]), int(row[2] or 0))
         return 0
 
     def _frame(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -169,30 +199,31 @@ class PushedDownAnalytics:
     def kpis(self, filters: Filters) -> Kpis:
         condition, params = _rollup_where(filters)
         total = self._frame(f"SELECT {_SUMS} FROM calls_daily WHERE {condition}", params).iloc[0]
-        rows, one_in = self._latency_rows(filters, int(total["calls"] or 0))
-        return _kpis(total, rows, len(rows) if one_in > 1 else 0)
+        latency, one_in, sampled = self._latency(filters, int(total["calls"] or 0), "day", only_total=True)
+        return _kpis(total, latency["total"].iloc[0] if len(latency["total"]) else None, sampled)
 
-    def _latency_rows(self, filters: Filters, filtered_calls: int) -> tuple[pd.DataFrame, int]:
-        """The calls whose latencies the percentiles need, and the sample they come from: 1 = every call (exact),
-        else one in that many."""
-        period_calls = self._period_calls(filters, filtered_calls) if filtered_calls <= self.exact_up_to else 0
-        if filtered_calls <= self.exact_up_to and period_calls <= self.exact_up_to:
-            one_in, table = 1, "calls"
-            hour, model = "left(ts, 13)", "coalesce(model, model_requested, '')"
+    def _latency(self, filters: Filters, filtered_calls: int, bucket: str, only_total: bool = False
+                 ) -> tuple[dict[str, pd.DataFrame], int, int]:
+        """The latency aggregates of each grouping set, the sample they come from (1 = every call, exact; else one
+        in that many) and how many sampled calls they read (0 when exact)."""
+        period_calls = self._period_calls(filters, filtered_calls)
+        if period_calls <= self.exact_up_to:
+            one_in, table, model = 1, "calls", "coalesce(model, model_requested, '')"
+            step = "left(ts, 13)" if bucket == "hour" else "left(ts, 10)"
         else:
-            period_calls = period_calls or self._period_calls(filters, filtered_calls)
             one_in = next((n for n in SAMPLE_LEVELS if period_calls / n <= SAMPLED_ROWS), SAMPLE_LEVELS[-1])
-            table, hour, model = "calls_sample", "to_char(ts, 'YYYY-MM-DD\"T\"HH24')", "model"
+            table, model = "calls_sample", "model"
+            step = "to_char(ts, 'YYYY-MM-DD\"T\"HH24')" if bucket == "hour" else "to_char(ts, 'YYYY-MM-DD')"
         condition, params = _raw_where(filters, table)
         if one_in > 1:
             condition += " AND one_in >= :one_in"
             params["one_in"] = one_in
-        rows = self._frame(f"SELECT {hour} AS hour, status, {model} AS model, page, endpoint, latency_ms, ttft_ms, "
-                           f"output_tokens FROM {table} WHERE {condition} AND (status = 'ok' OR ttft_ms IS NOT "
-                           f"NULL)", params)
-        for column in ("latency_ms", "ttft_ms", "output_tokens"):  # all NULL would read as objects
-            rows[column] = pd.to_numeric(rows[column]).astype(float)
-        return rows, one_in
+        source = (f"SELECT {step} AS bucket, status, {model} AS model, page, endpoint, latency_ms, ttft_ms, "
+                  f"output_tokens FROM {table} WHERE {condition} AND (status = 'ok' OR ttft_ms IS NOT NULL)")
+        grouped = self._frame(_latency_sql(source, only_total), params)
+        sets = {name: grouped[grouped["g"] == _latency_grouping_id(column)] for name, column in _LATENCY_SETS.items()}
+        read = int(sets["total"]["calls_read"].iloc[0]) if one_in > 1 and len(sets["total"]) else 0
+        return sets, one_in, read
 
     def _period_calls(self, filters: Filters, filtered_calls: int) -> int:
         """Calls in the period whatever the other filters: what reading them from the ts index would touch."""
@@ -212,12 +243,12 @@ class PushedDownAnalytics:
         grouped = self._frame(_grouping_sql(table, condition), params)
         sets = {name: grouped[grouped["g"] == _grouping_id(columns)] for name, columns in _SETS.items()}
         total = sets["total"].iloc[0] if len(sets["total"]) else None
-        rows, one_in = self._latency_rows(filters, int(total["calls"]) if total is not None else 0)
-        current = _kpis(total, rows, len(rows) if one_in > 1 else 0)
+        latency, one_in, sampled = self._latency(filters, int(total["calls"]) if total is not None else 0, bucket)
+        current = _kpis(total, latency["total"].iloc[0] if len(latency["total"]) else None, sampled)
         tags = self._frame(f"SELECT tag, sum(cost_usd) AS cost, sum(priced) AS priced, sum(calls) AS calls FROM "
                            f"{table}, jsonb_array_elements_text(tags) AS tag WHERE calls <> 0 AND tags <> '[]' AND "
                            f"{condition} GROUP BY tag", params)
-        series = _series(sets, tags, rows, one_in, bucket)
+        series = _series(sets, tags, latency, one_in, bucket)
         answered = sets["model"]
         unpriced = sorted(answered.loc[answered["unpriced_answered"].astype(int) > 0, "model"].tolist())
         return Dashboard(current, self.kpis(filters.previous()), unpriced_models=unpriced, bucket=bucket,
@@ -280,7 +311,7 @@ def _tags(value: Any) -> list[str]:
     return [str(t) for t in parsed] if isinstance(parsed, list) else []
 
 
-def _series(sets: dict[str, pd.DataFrame], tags: pd.DataFrame, rows: pd.DataFrame, one_in: int,
+def _series(sets: dict[str, pd.DataFrame], tags: pd.DataFrame, latency: dict[str, pd.DataFrame], one_in: int,
             bucket: str) -> dict[str, pd.DataFrame]:
     """The Dashboard's frames, with the columns and order the mirror's SQL gives them."""
     day = sets["day_model"].assign(day=lambda f: pd.to_datetime(f["bucket"]), spend_usd=_spend,
@@ -292,16 +323,16 @@ def _series(sets: dict[str, pd.DataFrame], tags: pd.DataFrame, rows: pd.DataFram
     return {
         "spend_by_day_model": day.sort_values(["day", "model"])[["day", "model", "spend_usd", "calls"]],
         "calls_by_day": by_day[["day", "calls", "errors"]],
-        "latency_by_day": _latency_by_bucket(rows, bucket),
-        "ttft_histogram": _ttft_histogram(rows, one_in),
+        "latency_by_day": _latency_by_bucket(latency["bucket"], bucket),
+        "ttft_histogram": _ttft_histogram(latency["ttft"], one_in),
         "tokens_by_model": model.assign(total=model["input_tokens"] + model["output_tokens"]).sort_values(
             "total", ascending=False)[["model", "input_tokens", "output_tokens"]],
         "spend_by_page": _by_spend(sets["page"], "page"),
         "spend_by_user": _by_spend(sets["user"].assign(user=sets["user"]["user_id"].replace(_NONE, "(none)")),
                                    "user"),
         "spend_by_tag": _by_spend(tags, "tag"),
-        "speed_by_model": _speed_by_model(rows, one_in),
-        "by_endpoint": _by_endpoint(sets["endpoint"], rows),
+        "speed_by_model": _speed_by_model(latency["model"], one_in),
+        "by_endpoint": _by_endpoint(sets["endpoint"], latency["endpoint"]),
         "error_types": _error_types(sets["error"]),
     }
 
@@ -311,36 +342,31 @@ def _by_spend(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return shaped.sort_values("spend_usd", ascending=False, na_position="last")[[column, "spend_usd", "calls"]]
 
 
-def _latency_by_bucket(rows: pd.DataFrame, bucket: str) -> pd.DataFrame:
-    ok = rows[(rows["status"] == "ok") & rows["latency_ms"].notna()]
-    if ok.empty:
-        return pd.DataFrame({"day": pd.Series(dtype="datetime64[us]"), "p50": [], "p95": [], "p99": []})
-    hours = ok["hour"].astype(str)
-    step = pd.to_datetime(hours if bucket == "hour" else hours.str.slice(0, 10), format="ISO8601")
-    grouped = ok["latency_ms"].astype(float).groupby(step.rename("day"))
-    return pd.DataFrame({"p50": grouped.quantile(0.5), "p95": grouped.quantile(0.95),
-                         "p99": grouped.quantile(0.99)}).reset_index()
+def _latency_by_bucket(frame: pd.DataFrame, bucket: str) -> pd.DataFrame:
+    known = frame[frame["latency"].notna()].sort_values("bucket")
+    steps = known["bucket"].astype(str)
+    quantiles = np.array(known["latency"].tolist(), dtype=float).reshape(-1, 3)
+    return pd.DataFrame({"day": pd.to_datetime(steps if bucket == "hour" else steps.str.slice(0, 10),
+                                               format="ISO8601"),
+                         "p50": quantiles[:, 0], "p95": quantiles[:, 1], "p99": quantiles[:, 2]})
 
 
-def _ttft_histogram(rows: pd.DataFrame, scale: int) -> pd.DataFrame:
-    ttft = rows["ttft_ms"].dropna().astype(float)
-    edges = np.power(10, np.floor(np.log10(np.maximum(ttft.to_numpy(), 10)) * 8) / 8)
-    counts = pd.Series(edges).value_counts().sort_index()
-    return pd.DataFrame({"ttft_ms": counts.index.astype(float), "calls": counts.to_numpy().astype(int) * scale})
+def _ttft_histogram(frame: pd.DataFrame, one_in: int) -> pd.DataFrame:
+    bars = frame[frame["ttft_bucket"].notna()].sort_values("ttft_bucket")
+    return pd.DataFrame({"ttft_ms": bars["ttft_bucket"].astype(float).to_numpy(),
+                         "calls": bars["ttft_calls"].astype(int).to_numpy() * one_in})
 
 
-def _speed_by_model(rows: pd.DataFrame, scale: int) -> pd.DataFrame:
-    fast = rows[(rows["status"] == "ok") & (rows["output_tokens"].fillna(0) > 1) & rows["ttft_ms"].notna()
-                & (rows["latency_ms"] > rows["ttft_ms"]) & ~rows["page"].isin(["images", "moderation"])]
-    speed = (fast["output_tokens"] - 1) / ((fast["latency_ms"] - fast["ttft_ms"]) / 1000)
-    grouped = speed.astype(float).groupby(fast["model"])
-    frame = pd.DataFrame({"tokens_per_s": grouped.median(), "calls": grouped.size() * scale}).reset_index()
-    return frame.sort_values("tokens_per_s", ascending=False)[["model", "tokens_per_s", "calls"]]
+def _speed_by_model(frame: pd.DataFrame, one_in: int) -> pd.DataFrame:
+    fast = frame[frame["speed_calls"].astype(int) > 0]
+    shaped = pd.DataFrame({"model": fast["model"], "tokens_per_s": fast["speed"].astype(float),
+                           "calls": fast["speed_calls"].astype(int) * one_in})
+    return shaped.sort_values("tokens_per_s", ascending=False)
 
 
-def _by_endpoint(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
-    ok = rows[rows["status"] == "ok"]
-    p50 = ok["latency_ms"].astype(float).groupby(ok["endpoint"]).quantile(0.5)
+def _by_endpoint(frame: pd.DataFrame, latency: pd.DataFrame) -> pd.DataFrame:
+    p50 = {row.endpoint: _number(row.latency[0]) if row.latency is not None else None
+           for row in latency.itertuples()}
     shaped = frame.assign(calls=frame["calls"].astype(int), spend_usd=_spend(frame),
                           unpriced=frame["unpriced_answered"].astype(int), errors=frame["errors"].astype(int),
                           p50_latency_ms=frame["endpoint"].map(p50).astype(float))

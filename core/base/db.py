@@ -418,8 +418,11 @@ def m019_analytics_rollups(conn: Connection) -> None:
         "delete": [(-1, "old_calls")],
         "update": [(-1, "old_calls"), (1, "new_calls")],
     }
+    # Every change to the calls moves this sequence (no row lock, so writers never wait on it): a replica reads it
+    # to know that its cached dashboards are out of date.
+    conn.execute(sa.text("CREATE SEQUENCE calls_changes"))
     for event, sources in bodies.items():
-        statements = [_rollup_upsert(t, sources) + ";" for t in ROLLUP_LEVELS]
+        statements = ["PERFORM nextval('calls_changes');"] + [_rollup_upsert(t, sources) + ";" for t in ROLLUP_LEVELS]
         if event != "insert":
             statements += ["DELETE FROM calls_sample WHERE request_id IN (SELECT request_id FROM old_calls);",
                            removed_zeros]
@@ -433,7 +436,8 @@ def m019_analytics_rollups(conn: Connection) -> None:
                              f"REFERENCING {referencing} FOR EACH STATEMENT "
                              f"EXECUTE FUNCTION promptlab_calls_rollup_{event}()"))
     conn.execute(sa.text("CREATE FUNCTION promptlab_calls_rollup_truncate() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                         "BEGIN TRUNCATE calls_hourly, calls_daily, calls_sample; RETURN NULL; END $$"))
+                         "BEGIN TRUNCATE calls_hourly, calls_daily, calls_sample; PERFORM nextval('calls_changes'); RETURN NULL; "
+                         "END $$"))
     conn.execute(sa.text("CREATE TRIGGER calls_rollup_truncate AFTER TRUNCATE ON calls FOR EACH STATEMENT "
                          "EXECUTE FUNCTION promptlab_calls_rollup_truncate()"))
     # The calls already logged, added once, under the migration lock.
