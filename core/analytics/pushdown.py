@@ -149,9 +149,8 @@ def _latency_sql(source: str, only_total: bool) -> str:
 class PushedDownAnalytics:
     """The Analytics page's queries, answered by PostgreSQL from the roll-ups; keeps nothing but a fingerprint."""
 
-    def __init__(self, log: CallLog, exact_up_to: int = EXACT_UP_TO):
+    def __init__(self, log: CallLog):
         self.log = log
-        self.exact_up_to = exact_up_to
         self._version: tuple[Any, ...] = (0, 0)
 
     @property
@@ -207,7 +206,7 @@ class PushedDownAnalytics:
         """The latency aggregates of each grouping set, the sample they come from (1 = every call, exact; else one
         in that many) and how many sampled calls they read (0 when exact)."""
         period_calls = self._period_calls(filters, filtered_calls)
-        if period_calls <= self.exact_up_to:
+        if period_calls <= EXACT_UP_TO:
             one_in, table, model = 1, "calls", "coalesce(model, model_requested, '')"
             step = "left(ts, 13)" if bucket == "hour" else "left(ts, 10)"
         else:
@@ -243,7 +242,8 @@ class PushedDownAnalytics:
         grouped = self._frame(_grouping_sql(table, condition), params)
         sets = {name: grouped[grouped["g"] == _grouping_id(columns)] for name, columns in _SETS.items()}
         total = sets["total"].iloc[0] if len(sets["total"]) else None
-        latency, one_in, sampled = self._latency(filters, int(total["calls"]) if total is not None else 0, bucket)
+        filtered = int(total["calls"] or 0) if total is not None else 0
+        latency, one_in, sampled = self._latency(filters, filtered, bucket)
         current = _kpis(total, latency["total"].iloc[0] if len(latency["total"]) else None, sampled)
         tags = self._frame(f"SELECT tag, sum(cost_usd) AS cost, sum(priced) AS priced, sum(calls) AS calls FROM "
                            f"{table}, jsonb_array_elements_text(tags) AS tag WHERE calls <> 0 AND tags <> '[]' AND "
