@@ -9,9 +9,10 @@ from streamlit.testing.v1 import AppTest
 from core.analytics import dashboard as an
 from core.analytics.charts import CHART_GROUPS, figures
 from core.analytics.dashboard import set_monthly_budget
+from core.base.db import dispose_engine
 from core.calls.log import CallLog
 from core.calls.synthetic import generate
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, PG_URL, _fresh_pg_schema
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -240,3 +241,27 @@ def test_every_call_the_filters_match_can_become_test_cases(app_env, server):
     assert all(c.metadata["source"].startswith("call:req_") for c in version.tests)
     at.button(key="an_set_add_all").click().run()  # the same calls again: the set does not grow
     assert any("“from chat” v2: 0 new cases" in s.value.replace("\\", "") for s in at.success)
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL tests need PROMPTLAB_TEST_PG_URL (.ci/run sets it)")
+def test_on_postgresql_the_page_is_answered_by_the_database_and_says_when_it_samples(app_env, monkeypatch):
+    """Shared deployments: the page reads PostgreSQL's roll-ups (no copy of the log in the replica); a period too
+    large to read whole gets its percentiles from the sample, and the page says so with the sample's size."""
+    from core.analytics import pushdown
+
+    url = _fresh_pg_schema()
+    monkeypatch.setenv("PROMPTLAB_DB_URL", url)
+    log = CallLog(url)
+    generate(log, 3000, days=20, seed=4)
+    at = open_analytics()
+    assert not any("sampled calls" in c.value for c in at.caption) and metrics(at)["Calls"] != "0"
+    monkeypatch.setattr(pushdown, "EXACT_UP_TO", 0)  # from now on every period counts as too large to read
+    at.selectbox(key="an_period").set_value("7 days").run()  # a filter the page has not cached
+    assert not at.exception
+    note = next(c.value for c in at.caption if "sampled calls" in c.value)
+    assert "one in 8" in note
+    engine = pushdown.PushedDownAnalytics(log)
+    model_pages = an.pages_shown((), engine.options()["page"], include_non_model=False)
+    week = an.Filters(*an.preset_range("7 days", datetime.now(timezone.utc).date()), pages=model_pages)
+    assert metrics(at)["Calls"] == f"{engine.kpis(week).calls:,}"  # counts stay exact: the roll-ups
+    dispose_engine(url)
