@@ -12,6 +12,8 @@ sample's size. The drill-down table is one page of the calls, newest first, read
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -26,7 +28,7 @@ from core.calls.log import CallLog
 # Read the calls themselves (exact percentiles) when the period holds at most this many; else the sparsest sample
 # level that still holds about SAMPLED_ROWS of the period's calls (core/base/db.py SAMPLE_LEVELS).
 EXACT_UP_TO = 50_000
-SAMPLED_ROWS = 80_000
+SAMPLED_ROWS = 50_000
 _DIMENSION_COLUMN = {"provider": "provider", "model": "model", "page": "page", "user": "user_id", "status": "status",
                      "endpoint": "endpoint"}
 _NONE = ""  # how the roll-ups store a missing user, model or error type (their keys are NOT NULL)
@@ -82,8 +84,8 @@ _SUMS = ("sum(calls) AS calls, sum(priced) AS priced, sum(cost_usd) AS cost, sum
          "coalesce(sum(calls - priced) FILTER (WHERE status <> 'error'), 0) AS unpriced_answered")
 # One scan of the filtered roll-up rows answers every breakdown: (grouping set, the columns it groups by).
 _SETS = {"total": (), "day_model": ("bucket", "model"), "day": ("bucket",), "model": ("model",), "page": ("page",),
-         "user": ("user_id",), "endpoint": ("endpoint",), "error": ("status", "error_type")}
-_GROUPED = ("bucket", "model", "page", "user_id", "endpoint", "status", "error_type")
+         "user": ("user_id",), "endpoint": ("endpoint",), "error": ("status", "error_type"), "tags": ("tags",)}
+_GROUPED = ("bucket", "model", "page", "user_id", "endpoint", "status", "error_type", "tags")
 
 
 def _grouping_sql(table: str, condition: str) -> str:
@@ -176,10 +178,10 @@ class PushedDownAnalytics:
             return pd.read_sql_query(sa.text(sql), conn, params=params or {})
 
     def options(self) -> dict[str, list[str]]:
-        """Distinct values of each filter dimension, from the daily roll-up."""
+        """Distinct values of each filter dimension, from the roll-up of every combination ever seen."""
         sets = {"provider": "provider", "model": "model", "page": "page", "user": "user_id", "status": "status",
                 "endpoint": "endpoint", "tag": "tags"}
-        frame = self._frame(f"SELECT {', '.join(sets.values())} FROM calls_daily WHERE calls <> 0 GROUP BY "
+        frame = self._frame(f"SELECT {', '.join(sets.values())} FROM calls_totals WHERE calls <> 0 GROUP BY "
                             f"GROUPING SETS ({', '.join(f'({c})' for c in sets.values())})")
         result: dict[str, list[str]] = {}
         for name, column in sets.items():
@@ -196,16 +198,20 @@ class PushedDownAnalytics:
         return (first, last) if first else None
 
     def kpis(self, filters: Filters) -> Kpis:
-        condition, params = _rollup_where(filters)
-        total = self._frame(f"SELECT {_SUMS} FROM calls_daily WHERE {condition}", params).iloc[0]
-        latency, one_in, sampled = self._latency(filters, int(total["calls"] or 0), "day", only_total=True)
+        """The headline numbers of one period: counts from the daily roll-up, percentiles from the calls."""
+        total, (latency, one_in, sampled) = _together(
+            lambda: self._totals(filters), lambda: self._latency(filters, "day", only_total=True))
         return _kpis(total, latency["total"].iloc[0] if len(latency["total"]) else None, sampled)
 
-    def _latency(self, filters: Filters, filtered_calls: int, bucket: str, only_total: bool = False
+    def _totals(self, filters: Filters) -> pd.Series:
+        condition, params = _rollup_where(filters)
+        return self._frame(f"SELECT {_SUMS} FROM calls_daily WHERE {condition}", params).iloc[0]
+
+    def _latency(self, filters: Filters, bucket: str, only_total: bool = False
                  ) -> tuple[dict[str, pd.DataFrame], int, int]:
         """The latency aggregates of each grouping set, the sample they come from (1 = every call, exact; else one
         in that many) and how many sampled calls they read (0 when exact)."""
-        period_calls = self._period_calls(filters, filtered_calls)
+        period_calls = self._period_calls(filters)
         if period_calls <= EXACT_UP_TO:
             one_in, table, model = 1, "calls", "coalesce(model, model_requested, '')"
             step = "left(ts, 13)" if bucket == "hour" else "left(ts, 10)"
@@ -224,36 +230,32 @@ class PushedDownAnalytics:
         read = int(sets["total"]["calls_read"].iloc[0]) if one_in > 1 and len(sets["total"]) else 0
         return sets, one_in, read
 
-    def _period_calls(self, filters: Filters, filtered_calls: int) -> int:
-        """Calls in the period whatever the other filters: what reading them from the ts index would touch."""
-        unfiltered = Filters(filters.start, filters.end)
-        if unfiltered == filters:
-            return filtered_calls
-        condition, params = _rollup_where(unfiltered)
+    def _period_calls(self, filters: Filters) -> int:
+        """About how many calls the period holds, whatever the other filters (what reading them from the ts index
+        would touch): the sparsest sample's calls in it, scaled up — an index-only count of a few thousand."""
+        sparsest = SAMPLE_LEVELS[-1]
+        condition, params = _raw_where(Filters(filters.start, filters.end), "calls_sample")
         with self.log.engine.connect() as conn:
-            return int(conn.execute(sa.text(f"SELECT coalesce(sum(calls), 0) FROM calls_daily WHERE {condition}"),
-                                    params).scalar_one())
+            return sparsest * int(conn.execute(sa.text(f"SELECT count(*) FROM calls_sample WHERE one_in = :n AND "
+                                                       f"{condition}"), params | {"n": sparsest}).scalar_one())
 
     def dashboard(self, filters: Filters, bucket: str | None = None) -> Dashboard:
-        """Every KPI (this period and the previous one) and every series for one filter."""
+        """Every KPI (this period and the previous one) and every series for one filter: four queries, run at once
+        on their own connections (the database works on them in parallel)."""
         bucket = bucket or filters.bucket
         condition, params = _rollup_where(filters)
         table = "calls_hourly" if bucket == "hour" else "calls_daily"
-        grouped = self._frame(_grouping_sql(table, condition), params)
+        grouped, (latency, one_in, sampled), previous = _together(
+            lambda: self._frame(_grouping_sql(table, condition), params), lambda: self._latency(filters, bucket),
+            lambda: self.kpis(filters.previous()))
         sets = {name: grouped[grouped["g"] == _grouping_id(columns)] for name, columns in _SETS.items()}
         total = sets["total"].iloc[0] if len(sets["total"]) else None
-        filtered = int(total["calls"] or 0) if total is not None else 0
-        latency, one_in, sampled = self._latency(filters, filtered, bucket)
         current = _kpis(total, latency["total"].iloc[0] if len(latency["total"]) else None, sampled)
-        tags = self._frame(f"SELECT tag, sum(cost_usd) AS cost, sum(priced) AS priced, sum(calls) AS calls FROM "
-                           f"{table}, jsonb_array_elements_text(tags) AS tag WHERE calls <> 0 AND tags <> '[]' AND "
-                           f"{condition} GROUP BY tag", params)
-        series = _series(sets, tags, latency, one_in, bucket)
+        series = _series(sets, latency, one_in, bucket)
         answered = sets["model"]
         unpriced = sorted(answered.loc[answered["unpriced_answered"].astype(int) > 0, "model"].tolist())
-        return Dashboard(current, self.kpis(filters.previous()), unpriced_models=unpriced, bucket=bucket,
-                         period=(filters.start, filters.end), sampled=current.sampled, one_in=one_in,
-                         **series)
+        return Dashboard(current, previous, unpriced_models=unpriced, bucket=bucket,
+                         period=(filters.start, filters.end), sampled=current.sampled, one_in=one_in, **series)
 
     def calls_page(self, filters: Filters, page: int = 0, page_size: int = 50) -> tuple[pd.DataFrame, int]:
         """One page of the filtered calls, newest first, and the total count (from the roll-up)."""
@@ -301,6 +303,12 @@ class PushedDownAnalytics:
                                               "BETWEEN :s AND :e"), {"s": start, "e": end}).scalar_one())
 
 
+def _together(*work: Callable[[], Any]) -> list[Any]:
+    """Run independent queries at once, each on its own pooled connection; their results in order."""
+    with ThreadPoolExecutor(max_workers=len(work)) as pool:
+        return [future.result() for future in [pool.submit(w) for w in work]]
+
+
 def _tags(value: Any) -> list[str]:
     if isinstance(value, list):
         return [str(t) for t in value]
@@ -311,7 +319,7 @@ def _tags(value: Any) -> list[str]:
     return [str(t) for t in parsed] if isinstance(parsed, list) else []
 
 
-def _series(sets: dict[str, pd.DataFrame], tags: pd.DataFrame, latency: dict[str, pd.DataFrame], one_in: int,
+def _series(sets: dict[str, pd.DataFrame], latency: dict[str, pd.DataFrame], one_in: int,
             bucket: str) -> dict[str, pd.DataFrame]:
     """The Dashboard's frames, with the columns and order the mirror's SQL gives them."""
     day = sets["day_model"].assign(day=lambda f: pd.to_datetime(f["bucket"]), spend_usd=_spend,
@@ -330,11 +338,17 @@ def _series(sets: dict[str, pd.DataFrame], tags: pd.DataFrame, latency: dict[str
         "spend_by_page": _by_spend(sets["page"], "page"),
         "spend_by_user": _by_spend(sets["user"].assign(user=sets["user"]["user_id"].replace(_NONE, "(none)")),
                                    "user"),
-        "spend_by_tag": _by_spend(tags, "tag"),
+        "spend_by_tag": _by_spend(_by_tag(sets["tags"]), "tag"),
         "speed_by_model": _speed_by_model(latency["model"], one_in),
         "by_endpoint": _by_endpoint(sets["endpoint"], latency["endpoint"]),
         "error_types": _error_types(sets["error"]),
     }
+
+
+def _by_tag(combinations: pd.DataFrame) -> pd.DataFrame:
+    """Spend and calls per tag, from those per combination of tags (a call counts once for each of its tags)."""
+    each = combinations.assign(tag=combinations["tags"].map(_tags)).explode("tag").dropna(subset=["tag"])
+    return each.groupby("tag", as_index=False)[["cost", "priced", "calls"]].sum()
 
 
 def _by_spend(frame: pd.DataFrame, column: str) -> pd.DataFrame:

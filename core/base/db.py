@@ -360,7 +360,10 @@ ROLLUP_MEASURES = {  # column: the expression summed, times +1 for rows added an
     "input_tokens": "coalesce(input_tokens, 0)", "output_tokens": "coalesce(output_tokens, 0)",
     "cached_input_tokens": "coalesce(cached_input_tokens, 0)", "estimated": "tokens_estimated::int",
 }
-ROLLUP_LEVELS = {"calls_hourly": "date_trunc('hour', left(ts, 19)::timestamp)", "calls_daily": "left(ts, 10)::date"}
+# Roll-up table: its time bucket (calls_totals has none: one row per combination of dimensions ever seen, which is
+# what the filter menus list).
+ROLLUP_LEVELS: dict[str, str | None] = {"calls_hourly": "date_trunc('hour', left(ts, 19)::timestamp)",
+                                        "calls_daily": "left(ts, 10)::date", "calls_totals": None}
 SAMPLE_COLUMNS = ("request_id", "ts", "provider", "model", "page", "user_id", "status", "endpoint", "tags",
                   "latency_ms", "ttft_ms", "output_tokens", "one_in")
 # Percentiles cannot be rolled up. One call in 8 (by a hash of its id, so every replica picks the same ones) is also
@@ -372,8 +375,9 @@ SAMPLE_LEVELS = (8, 64, 512)
 def _rollup_upsert(table: str, sources: list[tuple[int, str]]) -> str:
     """Add (sign +1) or subtract (-1) the non-started calls of each source relation to a roll-up table, one row per
     bucket and dimensions, taking the rows' locks in key order (two writers never wait on each other in a cycle)."""
-    keys = ["bucket", *ROLLUP_DIMENSIONS]
-    picked = ", ".join([f"{ROLLUP_LEVELS[table]} AS bucket"] + [f"{e} AS {c}" for c, e in ROLLUP_DIMENSIONS.items()]
+    bucket = ROLLUP_LEVELS[table]
+    keys = ["bucket", *ROLLUP_DIMENSIONS] if bucket else list(ROLLUP_DIMENSIONS)
+    picked = ", ".join(([f"{bucket} AS bucket"] if bucket else []) + [f"{e} AS {c}" for c, e in ROLLUP_DIMENSIONS.items()]
                        + [f"{e} AS m_{c}" for c, e in ROLLUP_MEASURES.items()])
     union = " UNION ALL ".join(f"SELECT {sign} AS sign, {picked} FROM {source} WHERE status <> 'started'"
                                for sign, source in sources)
@@ -402,17 +406,18 @@ def m019_analytics_rollups(conn: Connection) -> None:
                      for c in ROLLUP_DIMENSIONS)
     measures = ", ".join(f"{c} {'DOUBLE PRECISION' if c == 'cost_usd' else 'BIGINT'} NOT NULL"
                          for c in ROLLUP_MEASURES)
-    keys = ", ".join(["bucket", *ROLLUP_DIMENSIONS])
+    keys = ", ".join(ROLLUP_DIMENSIONS)
     for table, bucket_type in (("calls_hourly", "TIMESTAMP"), ("calls_daily", "DATE")):
         conn.execute(sa.text(f"CREATE TABLE {table} (bucket {bucket_type} NOT NULL, {dims}, {measures}, "
-                             f"PRIMARY KEY ({keys}))"))
+                             f"PRIMARY KEY (bucket, {keys}))"))
+    conn.execute(sa.text(f"CREATE TABLE calls_totals ({dims}, {measures}, PRIMARY KEY ({keys}))"))
     conn.execute(sa.text("CREATE TABLE calls_sample (request_id TEXT PRIMARY KEY, ts TIMESTAMP NOT NULL, "
                          "provider TEXT NOT NULL, model TEXT NOT NULL, page TEXT NOT NULL, user_id TEXT NOT NULL, "
                          "status TEXT NOT NULL, endpoint TEXT NOT NULL, tags JSONB NOT NULL, latency_ms REAL, "
                          "ttft_ms REAL, output_tokens INTEGER, one_in INTEGER NOT NULL)"))
     conn.execute(sa.text("CREATE INDEX ix_calls_sample_ts ON calls_sample (one_in, ts)"))
     removed_zeros = " ".join(f"DELETE FROM {t} WHERE calls = 0 AND bucket IN (SELECT DISTINCT {e} FROM old_calls);"
-                             for t, e in ROLLUP_LEVELS.items())
+                             if e else f"DELETE FROM {t} WHERE calls = 0;" for t, e in ROLLUP_LEVELS.items())
     bodies = {
         "insert": [(1, "new_calls")],
         "delete": [(-1, "old_calls")],
@@ -436,14 +441,15 @@ def m019_analytics_rollups(conn: Connection) -> None:
                              f"REFERENCING {referencing} FOR EACH STATEMENT "
                              f"EXECUTE FUNCTION promptlab_calls_rollup_{event}()"))
     conn.execute(sa.text("CREATE FUNCTION promptlab_calls_rollup_truncate() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                         "BEGIN TRUNCATE calls_hourly, calls_daily, calls_sample; PERFORM nextval('calls_changes'); RETURN NULL; "
-                         "END $$"))
+                         f"BEGIN TRUNCATE {', '.join(ROLLUP_LEVELS)}, calls_sample; PERFORM nextval('calls_changes'); "
+                         "RETURN NULL; END $$"))
     conn.execute(sa.text("CREATE TRIGGER calls_rollup_truncate AFTER TRUNCATE ON calls FOR EACH STATEMENT "
                          "EXECUTE FUNCTION promptlab_calls_rollup_truncate()"))
     # The calls already logged, added once, under the migration lock.
     for table in ROLLUP_LEVELS:
         conn.execute(sa.text(_rollup_upsert(table, [(1, "calls")])))
     conn.execute(sa.text(_sample_insert("calls")))
+
 
 def insertion_order_column(engine: Engine) -> str:
     """The column that grows with every inserted call (see m008)."""

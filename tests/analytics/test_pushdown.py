@@ -84,7 +84,7 @@ def test_every_number_of_the_page_equals_the_mirrors(busy_log):
 def test_a_period_too_large_to_read_is_estimated_from_the_sample_and_says_so(busy_log, monkeypatch):
     f = Filters(TODAY - timedelta(days=12), TODAY)
     exact = PushedDownAnalytics(busy_log).dashboard(f)
-    monkeypatch.setattr(pushdown, "EXACT_UP_TO", 0)
+    monkeypatch.setattr(pushdown, "EXACT_UP_TO", -1)
     estimated = PushedDownAnalytics(busy_log).dashboard(f)
     assert exact.sampled == 0 and exact.one_in == 1
     assert estimated.one_in == 8 and 0 < estimated.sampled < exact.current.calls / 4  # one call in 8
@@ -99,13 +99,16 @@ def test_a_period_too_large_to_read_is_estimated_from_the_sample_and_says_so(bus
 
 
 def test_the_sample_level_follows_the_periods_size(busy_log, monkeypatch):
-    monkeypatch.setattr(pushdown, "EXACT_UP_TO", 0)
+    monkeypatch.setattr(pushdown, "EXACT_UP_TO", -1)
     engine = PushedDownAnalytics(busy_log)
+    f = Filters(TODAY - timedelta(days=12), TODAY)
+    estimate = engine._period_calls(f)  # the 1-in-512 sample's calls in the period, times 512
+    assert 4000 / 3 < estimate < 4000 * 3
     levels = {}
-    for rows in (10_000, 400, 10):  # the sample rows wanted: fewer pick a sparser level
+    for rows in (estimate, estimate // 8 - 1, estimate // 64 - 1):  # fewer sample rows wanted: a sparser level
         monkeypatch.setattr(pushdown, "SAMPLED_ROWS", rows)
-        levels[rows] = engine.dashboard(Filters(TODAY - timedelta(days=12), TODAY)).one_in
-    assert levels == {10_000: 8, 400: 64, 10: 512}
+        levels[rows] = engine.dashboard(f).one_in
+    assert list(levels.values()) == [8, 64, 512]
 
 
 def rollups_match_the_calls(engine: sa.Engine) -> None:
@@ -116,13 +119,13 @@ def rollups_match_the_calls(engine: sa.Engine) -> None:
     kept_sums = ", ".join(f"{c}::float" for c in db.ROLLUP_MEASURES)
     with engine.connect() as conn:
         for table, bucket in db.ROLLUP_LEVELS.items():
-            afresh = (f"SELECT {bucket} AS bucket, {dims}, {sums} FROM calls WHERE status <> 'started' "
-                      f"GROUP BY {', '.join(['1', *[str(i + 2) for i in range(len(db.ROLLUP_DIMENSIONS))]])}")
-            kept = f"SELECT bucket, {', '.join(db.ROLLUP_DIMENSIONS)}, {kept_sums} FROM {table} WHERE calls <> 0"
+            key = ["bucket", *db.ROLLUP_DIMENSIONS] if bucket else list(db.ROLLUP_DIMENSIONS)
+            afresh = (f"SELECT {f'{bucket} AS bucket, ' if bucket else ''}{dims}, {sums} FROM calls "
+                      f"WHERE status <> 'started' GROUP BY {', '.join(str(i + 1) for i in range(len(key)))}")
+            kept = f"SELECT {', '.join(key)}, {kept_sums} FROM {table} WHERE calls <> 0"
             a = pd.read_sql_query(sa.text(afresh), conn)
             b = pd.read_sql_query(sa.text(kept), conn)
             assert len(a) == len(b), table
-            key = ["bucket", *db.ROLLUP_DIMENSIONS]
             for frame in (a, b):
                 frame["tags"] = frame["tags"].astype(str)
             same(a.sort_values(key), b.sort_values(key), table)
