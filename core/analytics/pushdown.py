@@ -1,11 +1,13 @@
 """Analytics answered by the database that holds the call log (PostgreSQL), so a replica's memory does not grow
 with the log and a restarted replica has nothing to load.
 
-Counts, spend and tokens come from the hourly and daily roll-ups that m019's triggers keep current on every write
-(core/base/db.py): one GROUPING SETS query gives every KPI and breakdown of a filter. Percentiles cannot be rolled
-up; they are computed exactly from the calls themselves when the period holds few enough of them, and otherwise
-estimated from the 1-in-64 sample the same triggers keep (`calls_sample`) — the dashboard then says so, with the
-sample's size. The drill-down table is one page of the calls, newest first, read with the `ts` index.
+Counts, spend and tokens come from the roll-ups that m019's triggers keep current on every write (core/base/db.py):
+narrow hourly and daily rows (bucket, combo, sums) and `calls_totals`, one row per combination of dimensions. A
+period's rows are first summed per combination, then joined to their dimensions and grouped by every breakdown in
+one GROUPING SETS pass; the time series group the period's rows by bucket and model. Percentiles cannot be rolled
+up; they are computed by the database exactly over the calls themselves when the period holds few enough of them,
+and otherwise estimated from the nested samples the same triggers keep (`calls_sample`) — the dashboard then says
+so, with the sample's size. The drill-down table is one page of the calls, newest first, read with the `ts` index.
 
 `PushedDownAnalytics` has the methods of the DuckDB mirror (`dashboard.Analytics`), which one SQLite node keeps.
 """
@@ -53,10 +55,11 @@ def _conditions(filters: Filters, columns: dict[str, str], tags: str) -> tuple[l
     return clauses, params
 
 
-def _rollup_where(filters: Filters) -> tuple[str, dict[str, Any]]:
-    clauses, params = _conditions(filters, _DIMENSION_COLUMN, "tags")
+def _rollup_where(filters: Filters) -> tuple[str, str, dict[str, Any]]:
+    """The period over a roll-up's buckets, the other filters over the combination's dimensions (`t`)."""
+    clauses, params = _conditions(filters, {k: f"t.{v}" for k, v in _DIMENSION_COLUMN.items()}, "t.tags")
     params |= {"start": filters.start, "end": filters.end}
-    return " AND ".join(["bucket >= :start", "bucket < CAST(:end AS date) + 1", *clauses]), params
+    return "bucket >= :start AND bucket < CAST(:end AS date) + 1", " AND ".join(clauses) or "TRUE", params
 
 
 # Over the calls table: its own column names, the model of a call that never answered, tags stored as JSON text.
@@ -77,26 +80,45 @@ def _raw_where(filters: Filters, table: str) -> tuple[str, dict[str, Any]]:
     return " AND ".join(period + clauses), params
 
 
-_SUMS = ("sum(calls) AS calls, sum(priced) AS priced, sum(cost_usd) AS cost, sum(input_tokens) AS input_tokens, "
-         "sum(output_tokens) AS output_tokens, sum(cached_input_tokens) AS cached_input_tokens, "
-         "sum(estimated) AS estimated, coalesce(sum(calls) FILTER (WHERE status = 'error'), 0) AS errors, "
-         "coalesce(sum(calls) FILTER (WHERE cached), 0) AS cached_calls, "
-         "coalesce(sum(calls - priced) FILTER (WHERE status <> 'error'), 0) AS unpriced_answered")
-# One scan of the filtered roll-up rows answers every breakdown: (grouping set, the columns it groups by).
-_SETS = {"total": (), "day_model": ("bucket", "model"), "day": ("bucket",), "model": ("model",), "page": ("page",),
-         "user": ("user_id",), "endpoint": ("endpoint",), "error": ("status", "error_type"), "tags": ("tags",)}
-_GROUPED = ("bucket", "model", "page", "user_id", "endpoint", "status", "error_type", "tags")
+_MEASURES = ("calls", "priced", "cost_usd", "input_tokens", "output_tokens", "cached_input_tokens", "estimated")
+_SUMS = ("sum(p.calls) AS calls, sum(p.priced) AS priced, sum(p.cost_usd) AS cost, sum(p.input_tokens) AS "
+         "input_tokens, sum(p.output_tokens) AS output_tokens, sum(p.cached_input_tokens) AS cached_input_tokens, "
+         "sum(p.estimated) AS estimated, coalesce(sum(p.calls) FILTER (WHERE t.status = 'error'), 0) AS errors, "
+         "coalesce(sum(p.calls) FILTER (WHERE t.cached), 0) AS cached_calls, "
+         "coalesce(sum(p.calls - p.priced) FILTER (WHERE t.status <> 'error'), 0) AS unpriced_answered")
+# The breakdowns of a period, each a grouping set over the combinations' dimensions: (name, columns).
+_SETS = {"total": (), "model": ("model",), "page": ("page",), "user": ("user_id",), "endpoint": ("endpoint",),
+         "error": ("status", "error_type"), "tags": ("tags",)}
+_GROUPED = ("model", "page", "user_id", "endpoint", "status", "error_type", "tags")
 
 
-def _grouping_sql(table: str, condition: str) -> str:
-    sets = ", ".join(f"({', '.join(columns)})" for columns in _SETS.values())
-    return (f"SELECT GROUPING({', '.join(_GROUPED)}) AS g, {', '.join(_GROUPED)}, {_SUMS} FROM {table} "
-            f"WHERE calls <> 0 AND {condition} GROUP BY GROUPING SETS ({sets})")
+def _per_combination(table: str, period: str, dims: str) -> str:
+    """The period's roll-up rows summed per combination of dimensions (`p`), joined to those dimensions (`t`)."""
+    sums = ", ".join(f"sum({m}) AS {m}" for m in _MEASURES)
+    return (f"(SELECT combo, {sums} FROM {table} WHERE {period} GROUP BY combo) p JOIN calls_totals t "
+            f"USING (combo) WHERE p.calls <> 0 AND {dims}")
 
 
-def _grouping_id(columns: tuple[str, ...]) -> int:
-    """PostgreSQL's GROUPING() bits for a set: 1 for each of _GROUPED (first = highest bit) not grouped by."""
-    return sum(1 << (len(_GROUPED) - 1 - i) for i, c in enumerate(_GROUPED) if c not in columns)
+def _breakdowns_sql(table: str, period: str, dims: str, only_total: bool = False) -> str:
+    if only_total:
+        return f"SELECT {_SUMS} FROM {_per_combination(table, period, dims)}"
+    sets = ", ".join(f"({', '.join(f't.{c}' for c in columns)})" for columns in _SETS.values())
+    return (f"SELECT GROUPING({', '.join(f't.{c}' for c in _GROUPED)}) AS g, "
+            f"{', '.join(f't.{c}' for c in _GROUPED)}, {_SUMS} FROM {_per_combination(table, period, dims)} "
+            f"GROUP BY GROUPING SETS ({sets})")
+
+
+def _series_sql(table: str, period: str, dims: str) -> str:
+    """Spend and calls per bucket and model, and calls and errors per bucket."""
+    return ("SELECT GROUPING(d.bucket, t.model) AS g, d.bucket, t.model, sum(d.calls) AS calls, sum(d.priced) AS "
+            "priced, sum(d.cost_usd) AS cost, coalesce(sum(d.calls) FILTER (WHERE t.status = 'error'), 0) AS errors "
+            f"FROM {table} d JOIN calls_totals t USING (combo) WHERE d.calls <> 0 AND {period} AND {dims} "
+            "GROUP BY GROUPING SETS ((d.bucket, t.model), (d.bucket))")
+
+
+def _grouping_id(columns: tuple[str, ...], grouped: tuple[str, ...] = _GROUPED) -> int:
+    """PostgreSQL's GROUPING() bits for a set: 1 for each grouped column (first = highest bit) not grouped by."""
+    return sum(1 << (len(grouped) - 1 - i) for i, c in enumerate(grouped) if c not in columns)
 
 
 def _spend(frame: pd.DataFrame) -> pd.Series:
@@ -204,8 +226,8 @@ class PushedDownAnalytics:
         return _kpis(total, latency["total"].iloc[0] if len(latency["total"]) else None, sampled)
 
     def _totals(self, filters: Filters) -> pd.Series:
-        condition, params = _rollup_where(filters)
-        return self._frame(f"SELECT {_SUMS} FROM calls_daily WHERE {condition}", params).iloc[0]
+        period, dims, params = _rollup_where(filters)
+        return self._frame(_breakdowns_sql("calls_daily", period, dims, only_total=True), params).iloc[0]
 
     def _latency(self, filters: Filters, bucket: str, only_total: bool = False
                  ) -> tuple[dict[str, pd.DataFrame], int, int]:
@@ -220,9 +242,9 @@ class PushedDownAnalytics:
             table, model = "calls_sample", "model"
             step = "to_char(ts, 'YYYY-MM-DD\"T\"HH24')" if bucket == "hour" else "to_char(ts, 'YYYY-MM-DD')"
         condition, params = _raw_where(filters, table)
-        if one_in > 1:
-            condition += " AND one_in >= :one_in"
-            params["one_in"] = one_in
+        if one_in > 1:  # the nested samples this level includes, each a range of the (one_in, ts) index
+            condition += " AND one_in = ANY(:levels)"
+            params["levels"] = [n for n in SAMPLE_LEVELS if n >= one_in]
         source = (f"SELECT {step} AS bucket, status, {model} AS model, page, endpoint, latency_ms, ttft_ms, "
                   f"output_tokens FROM {table} WHERE {condition} AND (status = 'ok' OR ttft_ms IS NOT NULL)")
         grouped = self._frame(_latency_sql(source, only_total), params)
@@ -240,15 +262,18 @@ class PushedDownAnalytics:
                                                        f"{condition}"), params | {"n": sparsest}).scalar_one())
 
     def dashboard(self, filters: Filters, bucket: str | None = None) -> Dashboard:
-        """Every KPI (this period and the previous one) and every series for one filter: four queries, run at once
+        """Every KPI (this period and the previous one) and every series for one filter: five queries, run at once
         on their own connections (the database works on them in parallel)."""
         bucket = bucket or filters.bucket
-        condition, params = _rollup_where(filters)
+        period, dims, params = _rollup_where(filters)
         table = "calls_hourly" if bucket == "hour" else "calls_daily"
-        grouped, (latency, one_in, sampled), previous = _together(
-            lambda: self._frame(_grouping_sql(table, condition), params), lambda: self._latency(filters, bucket),
+        grouped, by_time, (latency, one_in, sampled), previous = _together(
+            lambda: self._frame(_breakdowns_sql(table, period, dims), params),
+            lambda: self._frame(_series_sql(table, period, dims), params), lambda: self._latency(filters, bucket),
             lambda: self.kpis(filters.previous()))
         sets = {name: grouped[grouped["g"] == _grouping_id(columns)] for name, columns in _SETS.items()}
+        sets |= {name: by_time[by_time["g"] == _grouping_id(columns, ("bucket", "model"))]
+                 for name, columns in (("day_model", ("bucket", "model")), ("day", ("bucket",)))}
         total = sets["total"].iloc[0] if len(sets["total"]) else None
         current = _kpis(total, latency["total"].iloc[0] if len(latency["total"]) else None, sampled)
         series = _series(sets, latency, one_in, bucket)
@@ -259,10 +284,7 @@ class PushedDownAnalytics:
 
     def calls_page(self, filters: Filters, page: int = 0, page_size: int = 50) -> tuple[pd.DataFrame, int]:
         """One page of the filtered calls, newest first, and the total count (from the roll-up)."""
-        condition, params = _rollup_where(filters)
-        with self.log.engine.connect() as conn:
-            total = int(conn.execute(sa.text(f"SELECT coalesce(sum(calls), 0) FROM calls_daily WHERE {condition}"),
-                                     params).scalar_one())
+        total = int(self._totals(filters)["calls"] or 0)
         frame = self._raw(filters, "request_id, ts, page, endpoint, provider, model, status, error_type, "
                                    "input_tokens, output_tokens, cost_usd, latency_ms, ttft_ms, user, tags, "
                                    "tokens_estimated", int(page_size), int(page) * int(page_size))
@@ -290,12 +312,12 @@ class PushedDownAnalytics:
 
     def usage_by_model(self, filters: Filters) -> pd.DataFrame:
         """Tokens and cost per (provider, model) of the filtered calls that reached a model (what-if costs)."""
-        condition, params = _rollup_where(filters)
+        period, dims, params = _rollup_where(filters)
         return self._frame(
-            "SELECT provider, model, sum(input_tokens)::float AS input_tokens, sum(cached_input_tokens)::float AS "
-            "cached_input_tokens, sum(output_tokens)::float AS output_tokens, CASE WHEN sum(priced) = sum(calls) "
-            f"THEN sum(cost_usd) END AS cost_usd FROM calls_daily WHERE {condition} AND status IN ('ok', "
-            "'cancelled') AND NOT cached AND calls <> 0 GROUP BY 1, 2", params)
+            "SELECT t.provider, t.model, sum(p.input_tokens)::float AS input_tokens, sum(p.cached_input_tokens)::float "
+            "AS cached_input_tokens, sum(p.output_tokens)::float AS output_tokens, CASE WHEN sum(p.priced) = "
+            f"sum(p.calls) THEN sum(p.cost_usd) END AS cost_usd FROM {_per_combination('calls_daily', period, dims)} "
+            "AND t.status IN ('ok', 'cancelled') AND NOT t.cached GROUP BY 1, 2", params)
 
     def spend_between(self, start: date, end: date) -> float:
         with self.log.engine.connect() as conn:

@@ -347,9 +347,12 @@ def m018_replica_state(conn: Connection) -> None:
 
 
 # Analytics roll-ups (m019, PostgreSQL): every KPI and chart of the Analytics page is answered from these instead
-# of from a copy of the log in each replica. Statement-level triggers keep them current inside the transaction that
-# writes the calls (a bulk import is one aggregate per statement, not one per row). Calls still "started" are left
-# out until they end. Dimensions are stored NOT NULL ('' for none) so that ON CONFLICT finds the row.
+# of from a copy of the log in each replica. A star: `calls_totals` has one row per combination of dimensions ever
+# seen (its `combo` id, and its calls of all time — what the filter menus list), and the hourly and daily roll-ups
+# hold narrow rows (bucket, combo, sums), cheap to scan over months. Statement-level triggers keep all three current
+# inside the transaction that writes the calls (a bulk import is one aggregate per statement, not one per row).
+# Calls still "started" are left out until they end. Dimensions are stored NOT NULL ('' for none) so that
+# ON CONFLICT finds the row.
 ROLLUP_DIMENSIONS = {
     "provider": "provider", "model": "coalesce(model, model_requested, '')", "page": "page",
     "user_id": "coalesce(user_id, '')", "status": "status", "error_type": "coalesce(error_type, '')",
@@ -360,10 +363,7 @@ ROLLUP_MEASURES = {  # column: the expression summed, times +1 for rows added an
     "input_tokens": "coalesce(input_tokens, 0)", "output_tokens": "coalesce(output_tokens, 0)",
     "cached_input_tokens": "coalesce(cached_input_tokens, 0)", "estimated": "tokens_estimated::int",
 }
-# Roll-up table: its time bucket (calls_totals has none: one row per combination of dimensions ever seen, which is
-# what the filter menus list).
-ROLLUP_LEVELS: dict[str, str | None] = {"calls_hourly": "date_trunc('hour', left(ts, 19)::timestamp)",
-                                        "calls_daily": "left(ts, 10)::date", "calls_totals": None}
+ROLLUP_LEVELS = {"calls_hourly": "date_trunc('hour', left(ts, 19)::timestamp)", "calls_daily": "left(ts, 10)::date"}
 SAMPLE_COLUMNS = ("request_id", "ts", "provider", "model", "page", "user_id", "status", "endpoint", "tags",
                   "latency_ms", "ttft_ms", "output_tokens", "one_in")
 # Percentiles cannot be rolled up. One call in 8 (by a hash of its id, so every replica picks the same ones) is also
@@ -372,20 +372,30 @@ SAMPLE_COLUMNS = ("request_id", "ts", "provider", "model", "page", "user_id", "s
 SAMPLE_LEVELS = (8, 64, 512)
 
 
-def _rollup_upsert(table: str, sources: list[tuple[int, str]]) -> str:
-    """Add (sign +1) or subtract (-1) the non-started calls of each source relation to a roll-up table, one row per
-    bucket and dimensions, taking the rows' locks in key order (two writers never wait on each other in a cycle)."""
-    bucket = ROLLUP_LEVELS[table]
-    keys = ["bucket", *ROLLUP_DIMENSIONS] if bucket else list(ROLLUP_DIMENSIONS)
+def _signed_calls(sources: list[tuple[int, str]], bucket: str | None) -> str:
+    """The non-started calls of each source relation with their sign (+1 added, -1 removed): dimensions, the
+    time bucket and the measures to sum."""
     picked = ", ".join(([f"{bucket} AS bucket"] if bucket else []) + [f"{e} AS {c}" for c, e in ROLLUP_DIMENSIONS.items()]
                        + [f"{e} AS m_{c}" for c, e in ROLLUP_MEASURES.items()])
-    union = " UNION ALL ".join(f"SELECT {sign} AS sign, {picked} FROM {source} WHERE status <> 'started'"
-                               for sign, source in sources)
+    return " UNION ALL ".join(f"SELECT {sign} AS sign, {picked} FROM {source} WHERE status <> 'started'"
+                              for sign, source in sources)
+
+
+def _rollup_upsert(table: str, sources: list[tuple[int, str]]) -> str:
+    """Add or subtract the calls of each source relation to `calls_totals` (by dimensions) or to a bucketed roll-up
+    (by bucket and the dimensions' combo id, after the totals made sure it exists), taking the rows' locks in key
+    order so that two writers never wait on each other in a cycle."""
     sums = ", ".join(f"sum(sign * m_{c})" for c in ROLLUP_MEASURES)
     updates = ", ".join(f"{c} = r.{c} + excluded.{c}" for c in ROLLUP_MEASURES)
-    return (f"INSERT INTO {table} AS r ({', '.join(keys)}, {', '.join(ROLLUP_MEASURES)}) "
-            f"SELECT {', '.join(keys)}, {sums} FROM ({union}) d GROUP BY {', '.join(keys)} "
-            f"ORDER BY {', '.join(keys)} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}")
+    if table == "calls_totals":
+        keys = ", ".join(ROLLUP_DIMENSIONS)
+        return (f"INSERT INTO calls_totals AS r ({keys}, {', '.join(ROLLUP_MEASURES)}) SELECT {keys}, {sums} "
+                f"FROM ({_signed_calls(sources, None)}) d GROUP BY {keys} ORDER BY {keys} "
+                f"ON CONFLICT ({keys}) DO UPDATE SET {updates}")
+    same = " AND ".join(f"t.{c} = d.{c}" for c in ROLLUP_DIMENSIONS)
+    return (f"INSERT INTO {table} AS r (bucket, combo, {', '.join(ROLLUP_MEASURES)}) SELECT d.bucket, t.combo, {sums} "
+            f"FROM ({_signed_calls(sources, ROLLUP_LEVELS[table])}) d JOIN calls_totals t ON {same} "
+            f"GROUP BY d.bucket, t.combo ORDER BY 1, 2 ON CONFLICT (bucket, combo) DO UPDATE SET {updates}")
 
 
 def _sample_insert(source: str) -> str:
@@ -406,18 +416,19 @@ def m019_analytics_rollups(conn: Connection) -> None:
                      for c in ROLLUP_DIMENSIONS)
     measures = ", ".join(f"{c} {'DOUBLE PRECISION' if c == 'cost_usd' else 'BIGINT'} NOT NULL"
                          for c in ROLLUP_MEASURES)
-    keys = ", ".join(ROLLUP_DIMENSIONS)
+    conn.execute(sa.text(f"CREATE TABLE calls_totals (combo BIGSERIAL UNIQUE, {dims}, {measures}, "
+                         f"PRIMARY KEY ({', '.join(ROLLUP_DIMENSIONS)}))"))
     for table, bucket_type in (("calls_hourly", "TIMESTAMP"), ("calls_daily", "DATE")):
-        conn.execute(sa.text(f"CREATE TABLE {table} (bucket {bucket_type} NOT NULL, {dims}, {measures}, "
-                             f"PRIMARY KEY (bucket, {keys}))"))
-    conn.execute(sa.text(f"CREATE TABLE calls_totals ({dims}, {measures}, PRIMARY KEY ({keys}))"))
+        conn.execute(sa.text(f"CREATE TABLE {table} (bucket {bucket_type} NOT NULL, combo BIGINT NOT NULL, "
+                             f"{measures}, PRIMARY KEY (bucket, combo))"))
     conn.execute(sa.text("CREATE TABLE calls_sample (request_id TEXT PRIMARY KEY, ts TIMESTAMP NOT NULL, "
                          "provider TEXT NOT NULL, model TEXT NOT NULL, page TEXT NOT NULL, user_id TEXT NOT NULL, "
                          "status TEXT NOT NULL, endpoint TEXT NOT NULL, tags JSONB NOT NULL, latency_ms REAL, "
                          "ttft_ms REAL, output_tokens INTEGER, one_in INTEGER NOT NULL)"))
     conn.execute(sa.text("CREATE INDEX ix_calls_sample_ts ON calls_sample (one_in, ts)"))
-    removed_zeros = " ".join(f"DELETE FROM {t} WHERE calls = 0 AND bucket IN (SELECT DISTINCT {e} FROM old_calls);"
-                             if e else f"DELETE FROM {t} WHERE calls = 0;" for t, e in ROLLUP_LEVELS.items())
+    # Rows that reach zero calls go (a deleted user's combinations leave the filter menus with them).
+    removed_zeros = " ".join([f"DELETE FROM {t} WHERE calls = 0 AND bucket IN (SELECT DISTINCT {e} FROM old_calls);"
+                              for t, e in ROLLUP_LEVELS.items()] + ["DELETE FROM calls_totals WHERE calls = 0;"])
     bodies = {
         "insert": [(1, "new_calls")],
         "delete": [(-1, "old_calls")],
@@ -427,7 +438,11 @@ def m019_analytics_rollups(conn: Connection) -> None:
     # to know that its cached dashboards are out of date.
     conn.execute(sa.text("CREATE SEQUENCE calls_changes"))
     for event, sources in bodies.items():
-        statements = ["PERFORM nextval('calls_changes');"] + [_rollup_upsert(t, sources) + ";" for t in ROLLUP_LEVELS]
+        # A statement that touched only started calls (a call being sent, or its row giving way to the finished
+        # call) changes no roll-up: return at once, the common case of every chat turn.
+        counted = " OR ".join(f"EXISTS (SELECT 1 FROM {source} WHERE status <> 'started')" for _, source in sources)
+        statements = [f"IF NOT ({counted}) THEN RETURN NULL; END IF;", "PERFORM nextval('calls_changes');"]
+        statements += [_rollup_upsert(t, sources) + ";" for t in ("calls_totals", *ROLLUP_LEVELS)]
         if event != "insert":
             statements += ["DELETE FROM calls_sample WHERE request_id IN (SELECT request_id FROM old_calls);",
                            removed_zeros]
@@ -441,12 +456,12 @@ def m019_analytics_rollups(conn: Connection) -> None:
                              f"REFERENCING {referencing} FOR EACH STATEMENT "
                              f"EXECUTE FUNCTION promptlab_calls_rollup_{event}()"))
     conn.execute(sa.text("CREATE FUNCTION promptlab_calls_rollup_truncate() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                         f"BEGIN TRUNCATE {', '.join(ROLLUP_LEVELS)}, calls_sample; PERFORM nextval('calls_changes'); "
-                         "RETURN NULL; END $$"))
+                         "BEGIN TRUNCATE calls_totals, calls_hourly, calls_daily, calls_sample; "
+                         "PERFORM nextval('calls_changes'); RETURN NULL; END $$"))
     conn.execute(sa.text("CREATE TRIGGER calls_rollup_truncate AFTER TRUNCATE ON calls FOR EACH STATEMENT "
                          "EXECUTE FUNCTION promptlab_calls_rollup_truncate()"))
     # The calls already logged, added once, under the migration lock.
-    for table in ROLLUP_LEVELS:
+    for table in ("calls_totals", *ROLLUP_LEVELS):
         conn.execute(sa.text(_rollup_upsert(table, [(1, "calls")])))
     conn.execute(sa.text(_sample_insert("calls")))
 
