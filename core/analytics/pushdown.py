@@ -94,7 +94,7 @@ _GROUPED = ("model", "page", "user_id", "endpoint", "status", "error_type", "tag
 
 def _per_combination(table: str, period: str, dims: str) -> str:
     """The period's roll-up rows summed per combination of dimensions (`p`), joined to those dimensions (`t`)."""
-    sums = ", ".join(f"sum({m}) AS {m}" for m in _MEASURES)
+    sums = ", ".join(f"sum({m}::float8) AS {m}" for m in _MEASURES)  # float sums: no numeric, exact below 2^53
     return (f"(SELECT combo, {sums} FROM {table} WHERE {period} GROUP BY combo) p JOIN calls_totals t "
             f"USING (combo) WHERE p.calls <> 0 AND {dims}")
 
@@ -109,16 +109,16 @@ def _breakdowns_sql(table: str, period: str, dims: str, only_total: bool = False
 
 
 def _series_sql(table: str, period: str, dims: str) -> str:
-    """Spend and calls per bucket and model, and calls and errors per bucket."""
-    return ("SELECT GROUPING(d.bucket, t.model) AS g, d.bucket, t.model, sum(d.calls) AS calls, sum(d.priced) AS "
-            "priced, sum(d.cost_usd) AS cost, coalesce(sum(d.calls) FILTER (WHERE t.status = 'error'), 0) AS errors "
+    """Spend, calls and errors per bucket and model (a plain aggregate, which PostgreSQL can run in parallel)."""
+    return ("SELECT d.bucket, t.model, sum(d.calls::float8) AS calls, sum(d.priced::float8) AS priced, "
+            "sum(d.cost_usd) AS cost, coalesce(sum(d.calls::float8) FILTER (WHERE t.status = 'error'), 0) AS errors "
             f"FROM {table} d JOIN calls_totals t USING (combo) WHERE d.calls <> 0 AND {period} AND {dims} "
-            "GROUP BY GROUPING SETS ((d.bucket, t.model), (d.bucket))")
+            "GROUP BY d.bucket, t.model")
 
 
-def _grouping_id(columns: tuple[str, ...], grouped: tuple[str, ...] = _GROUPED) -> int:
+def _grouping_id(columns: tuple[str, ...]) -> int:
     """PostgreSQL's GROUPING() bits for a set: 1 for each grouped column (first = highest bit) not grouped by."""
-    return sum(1 << (len(grouped) - 1 - i) for i, c in enumerate(grouped) if c not in columns)
+    return sum(1 << (len(_GROUPED) - 1 - i) for i, c in enumerate(_GROUPED) if c not in columns)
 
 
 def _spend(frame: pd.DataFrame) -> pd.Series:
@@ -175,6 +175,7 @@ class PushedDownAnalytics:
 
     def __init__(self, log: CallLog):
         self.log = log
+        self._totals_seen: dict[Filters, pd.Series] = {}  # this version's totals per filter (the calls table's count)
         self._version: tuple[Any, ...] = (0, 0)
 
     @property
@@ -192,11 +193,16 @@ class PushedDownAnalytics:
                 "SELECT (SELECT last_value FROM calls_changes), (SELECT count(*) FROM (SELECT 1 FROM calls LIMIT 1) "
                 "one), (SELECT n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE relid = "
                 "'calls'::regclass)")).one()
-        self._version = (int(row[0]), int(row[1]), int(row[2] or 0))
+        version = (int(row[0]), int(row[1]), int(row[2] or 0))
+        if version != self._version:
+            self._totals_seen = {}
+        self._version = version
         return 0
 
     def _frame(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         with self.log.engine.connect() as conn:
+            # Enough memory for a few hundred thousand roll-up rows to be aggregated without spilling to disk.
+            conn.execute(sa.text("SET LOCAL work_mem = '32MB'"))
             return pd.read_sql_query(sa.text(sql), conn, params=params or {})
 
     def options(self) -> dict[str, list[str]]:
@@ -226,8 +232,11 @@ class PushedDownAnalytics:
         return _kpis(total, latency["total"].iloc[0] if len(latency["total"]) else None, sampled)
 
     def _totals(self, filters: Filters) -> pd.Series:
-        period, dims, params = _rollup_where(filters)
-        return self._frame(_breakdowns_sql("calls_daily", period, dims, only_total=True), params).iloc[0]
+        if filters not in self._totals_seen:
+            period, dims, params = _rollup_where(filters)
+            self._totals_seen[filters] = self._frame(_breakdowns_sql("calls_daily", period, dims, only_total=True),
+                                                     params).iloc[0]
+        return self._totals_seen[filters]
 
     def _latency(self, filters: Filters, bucket: str, only_total: bool = False
                  ) -> tuple[dict[str, pd.DataFrame], int, int]:
@@ -272,9 +281,11 @@ class PushedDownAnalytics:
             lambda: self._frame(_series_sql(table, period, dims), params), lambda: self._latency(filters, bucket),
             lambda: self.kpis(filters.previous()))
         sets = {name: grouped[grouped["g"] == _grouping_id(columns)] for name, columns in _SETS.items()}
-        sets |= {name: by_time[by_time["g"] == _grouping_id(columns, ("bucket", "model"))]
-                 for name, columns in (("day_model", ("bucket", "model")), ("day", ("bucket",)))}
+        sets["day_model"] = by_time
+        sets["day"] = by_time.groupby("bucket", as_index=False)[["calls", "errors"]].sum()
         total = sets["total"].iloc[0] if len(sets["total"]) else None
+        if total is not None and bucket == "day":
+            self._totals_seen[filters] = total  # the calls table's count, without asking again
         current = _kpis(total, latency["total"].iloc[0] if len(latency["total"]) else None, sampled)
         series = _series(sets, latency, one_in, bucket)
         answered = sets["model"]
