@@ -7,6 +7,10 @@ the shared server other tests use.
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +24,7 @@ from core.calls.gate import CallContext, CallOutcome, ChatRequest, ChatStream
 from core.calls.log import CallLog, call_texts_table, calls_table
 from core.calls.pending_writes import PENDING
 from core.llm.providers import Provider
-from tests.conftest import ADMIN, TEST_KEY
+from tests.conftest import ADMIN, ROOT, TEST_KEY
 from tests.private_postgres import PrivateCluster, binaries
 
 PENDING_WAIT_S = 120  # a pending write is retried after 2, 6, 14 … s: one restart's writes land in the first ones
@@ -142,3 +146,87 @@ def test_a_restart_while_idle_is_not_seen_by_the_next_read_or_call(cluster, pg_u
     with log.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM rate_limit_events")).scalar_one() == reserved + 1
     assert log.get(stream.request_id).status == "ok"
+
+
+WINDOW_S, LIMIT, REPLICAS, EACH = 1.0, 8, 2, 24
+BEFORE, DURING = 16, 12  # requests that reach the server before the database stops, and while it is away
+
+
+def busiest(arrived: list[float], window: float) -> int:
+    return max((sum(1 for t in arrived[i:] if t < start + window) for i, start in enumerate(arrived)), default=0)
+
+
+def test_shared_limits_hold_while_the_database_is_away(cluster, pg_url, server, limited):
+    """Two replicas share 8 requests per 1-second window through the database. It stops for as long as 12 requests
+    take, then starts again. Meanwhile requests go on (no user waits for the database, none gets an error), each
+    replica keeping to its share (half: two replicas beat in the database), and once the database is back the
+    requests made meanwhile count in the shared window: no window on the server ever holds more than 8."""
+    log = CallLog(pg_url)
+    ratelimit.save_limits(log.engine, "compatible", server.base_url, ratelimit.Limits(rpm=LIMIT), actor=ADMIN)
+    env = {**os.environ, "PROMPTLAB_RATE_WINDOW_S": str(WINDOW_S), "PYTHONPATH": ROOT}
+    env.pop("PROMPTLAB_SHARED_RATE_LIMITS", None)  # the default on PostgreSQL: shared
+    replicas = [subprocess.Popen([sys.executable, "-m", "tests.calls.rate_limit_worker", pg_url, server.base_url,
+                                  str(EACH), f"replica {n} "], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for n in range(REPLICAS)]
+
+    def chats() -> int:
+        return sum(1 for r in server.requests if r["path"] == "/v1/chat/completions")
+
+    def wait_for(count: int) -> bool:
+        deadline = time.monotonic() + 120
+        while chats() < count and time.monotonic() < deadline and any(r.poll() is None for r in replicas):
+            time.sleep(0.02)
+        return chats() >= count
+
+    try:
+        assert wait_for(BEFORE)
+        cluster.stop("fast")
+        stopped = time.monotonic()
+        flowed = wait_for(BEFORE + DURING)  # a limiter that waited for the database would stop them here
+        back = time.monotonic()
+        cluster.start()
+        results = []
+        for replica in replicas:
+            out, err = replica.communicate(timeout=180)
+            assert replica.returncode == 0, err[-3000:]
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for replica in replicas:
+            if replica.poll() is None:
+                replica.kill()
+    assert flowed
+    assert all(r["statuses"] == ["ok"] * EACH for r in results)
+    assert all(r["replies"] == [f"Echo: replica {n} hi {i}" for i in range(EACH)] for n, r in enumerate(results))
+    assert all(r["pending_left"] == 0 and r["given_up"] == 0 for r in results)
+    assert any(e for r in results for e in r["log_errors"])  # the outage was felt by the call log
+    chat = [r for r in server.requests if r["path"] == "/v1/chat/completions"]
+    arrived = sorted(r["t"] for r in chat)
+    print(f"restart_ratelimit_max_in_window={busiest(arrived, WINDOW_S)} (limit {LIMIT} per {WINDOW_S:g} s), "
+          f"during_outage={sum(1 for t in arrived if stopped <= t <= back)}")
+    assert busiest(arrived, WINDOW_S) <= LIMIT
+    for n in range(REPLICAS):  # while the database was away, each replica kept to its share
+        own = sorted(r["t"] for r in chat if f"replica {n} " in json.dumps(r["body"]))
+        assert busiest([t for t in own if stopped <= t <= back], WINDOW_S) <= LIMIT // REPLICAS
+    landed = rows(log)
+    assert sorted(r for r, _s in landed) == sorted(i for r in results for i in r["request_ids"])
+    assert {s for _r, s in landed} == {"ok"}
+
+
+def test_a_429_while_the_database_is_away_holds_back_this_process_then_every_process(cluster, pg_url):
+    engine = CallLog(pg_url).engine
+    here = ratelimit.SharedRateLimiter(engine, "openai:outage", ratelimit.Limits(rpm=100), window=60)
+    elsewhere = ratelimit.SharedRateLimiter(engine, "openai:outage", ratelimit.Limits(rpm=100), window=60)
+    assert here.reserve(1, "before") == 0
+    cluster.stop("fast")
+    try:
+        here.rate_limited(20)  # the server said "retry after 20 s": not written anywhere, and nothing raised
+        assert 19 < here.reserve(1, "during") <= 20.5
+    finally:
+        cluster.start()
+    assert here.reserve(1, "after") > 19  # back: the 429 and the reservation made meanwhile go into the window …
+    assert 19 < elsewhere.reserve(1, "another replica") <= 21.5  # … where every process counts them
+
+
+def test_a_share_of_the_limits_is_never_unlimited():
+    assert ratelimit.Limits(rpm=1, tpm=10).share(2) == ratelimit.Limits(rpm=1, tpm=5)  # 0 would mean no limit
+    assert ratelimit.Limits(rpm=9).share(2) == ratelimit.Limits(rpm=4)  # rounded down: the sum stays within
