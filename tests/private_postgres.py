@@ -41,7 +41,8 @@ class PrivateCluster:
         self.as_postgres = os.geteuid() == 0
         self.root = tempfile.mkdtemp(prefix="promptlab-pg-")
         self.data = os.path.join(self.root, "data")
-        self.log = os.path.join(self.root, "server.log")  # the server's output: never our pipes, which it would hold open
+        # The server's output goes to a file: a pipe of ours it inherited would keep pg_ctl's caller waiting.
+        self.log = os.path.join(self.root, "server.log")
         self.port = _free_port()
         if self.as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
