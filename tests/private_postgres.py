@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import uuid
 
 import sqlalchemy as sa
@@ -105,3 +106,73 @@ class PrivateCluster:
         except RuntimeError:
             pass  # not running
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class LostCommitAnswer:
+    """A loopback TCP proxy in front of a PostgreSQL server that, once `armed`, lets the next COMMIT through and
+    cuts the connection instead of passing the server's answer back: the transaction is committed, the client sees
+    a dropped connection — what a server that stops right after a commit does, on cue."""
+
+    def __init__(self, port: int):
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.armed, self.cut = threading.Event(), threading.Event()
+        threading.Thread(target=self._accept, name="lost-commit-proxy", daemon=True).start()
+
+    def url_for(self, database: str) -> str:
+        # No SSL or GSS negotiation: every byte the server sends is then a typed message (type, length, body).
+        return (f"postgresql+psycopg://promptlab@127.0.0.1:{self.port}/{database}"
+                "?sslmode=disable&gssencmode=disable")
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _address = self.listener.accept()
+            except OSError:  # closed
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self._requests, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._answers, args=(server, client), daemon=True).start()
+
+    @staticmethod
+    def _hang_up(*sockets: socket.socket) -> None:
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _requests(self, client: socket.socket, server: socket.socket) -> None:
+        try:
+            while data := client.recv(65536):
+                server.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._hang_up(client, server)
+
+    def _answers(self, server: socket.socket, client: socket.socket) -> None:
+        pending = b""
+        try:
+            while data := server.recv(65536):
+                pending += data
+                passed = b""
+                while len(pending) >= 5 and len(pending) >= 1 + int.from_bytes(pending[1:5], "big"):
+                    size = 1 + int.from_bytes(pending[1:5], "big")
+                    message, pending = pending[:size], pending[size:]
+                    if message[:1] == b"C" and message[5:].startswith(b"COMMIT") and self.armed.is_set():
+                        self.armed.clear()
+                        client.sendall(passed)
+                        self.cut.set()
+                        return  # committed on the server; the answer never reaches the client
+                    passed += message
+                client.sendall(passed)
+        except OSError:
+            pass
+        finally:
+            self._hang_up(client, server)

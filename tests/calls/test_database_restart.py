@@ -19,13 +19,13 @@ import pytest
 import sqlalchemy as sa
 
 from core.base.db import dispose_engine
-from core.calls import ratelimit
-from core.calls.gate import CallContext, CallOutcome, ChatRequest, ChatStream
-from core.calls.log import CallLog, call_texts_table, calls_table
-from core.calls.pending_writes import PENDING
+from core.calls import gate, ratelimit
+from core.calls.gate import CallContext, CallOutcome, ChatRequest, ChatStream, book
+from core.calls.log import CallLog, CallRecord, CallTexts, call_texts_table, calls_table
+from core.calls.pending_writes import PENDING, PendingWrites
 from core.llm.providers import Provider
 from tests.conftest import ADMIN, ROOT, TEST_KEY
-from tests.private_postgres import PrivateCluster, binaries
+from tests.private_postgres import LostCommitAnswer, PrivateCluster, binaries
 
 PENDING_WAIT_S = 120  # a pending write is retried after 2, 6, 14 … s: one restart's writes land in the first ones
 
@@ -230,3 +230,30 @@ def test_a_429_while_the_database_is_away_holds_back_this_process_then_every_pro
 def test_a_share_of_the_limits_is_never_unlimited():
     assert ratelimit.Limits(rpm=1, tpm=10).share(2) == ratelimit.Limits(rpm=1, tpm=5)  # 0 would mean no limit
     assert ratelimit.Limits(rpm=9).share(2) == ratelimit.Limits(rpm=4)  # rounded down: the sum stays within
+
+
+def test_a_call_row_whose_commit_was_answered_by_a_dropped_connection_lands_once(cluster, pg_url, monkeypatch):
+    """The server committed the call's row, then the connection dropped before its answer arrived (a server stopping
+    at that moment): the gate queued the write, and the retry must find the row there, not fail on its key until
+    the queue gives up."""
+    t = [0.0]  # the queue's clock stands still: the test decides when it retries
+    pending = PendingWrites(first_delay_s=1, clock=lambda: t[0])
+    monkeypatch.setattr(gate, "PENDING", pending)
+    proxy = LostCommitAnswer(cluster.port)
+    url = proxy.url_for(pg_url.rsplit("/", 1)[1])
+    try:
+        log = CallLog(url)
+        log.text_policy()  # read before the cut: only the row's transaction meets it
+        record = CallRecord(request_id="req-lost-answer", ts="2026-11-27T09:00:00.000+00:00", page="chat",
+                            provider="compatible", model_requested="gpt-4o-mini", status="ok", output_tokens=3)
+        proxy.armed.set()
+        sentence = book(record, CallTexts({"messages": [{"role": "user", "content": "hi"}]}, "Echo: hi"), log)
+        assert proxy.cut.is_set() and sentence and pending.count() == 1  # the gate saw a failure and queued it …
+        assert CallLog(pg_url).get("req-lost-answer").status == "ok"  # … though the row is committed
+        t[0] = 1.0
+        assert pending.retry_due() == 1 and pending.count() == 0 and pending.given_up == 0
+        assert rows(CallLog(pg_url)) == [("req-lost-answer", "ok")]
+        assert CallLog(pg_url).texts("req-lost-answer").reply == "Echo: hi"
+    finally:
+        proxy.close()
+        dispose_engine(url)
