@@ -501,7 +501,10 @@ def _make_engine(url: str) -> Engine:
         path = url.removeprefix("sqlite:///")
         if os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-    engine = sa.create_engine(url, future=True)
+    # A database server that restarted (or dropped idle connections) leaves the pool holding dead ones; without a
+    # ping at checkout the next read raised AdminShutdown to the page, and the next reservation or call row failed.
+    # A file has no server to lose: SQLite skips the ping.
+    engine = sa.create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine

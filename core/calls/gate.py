@@ -511,7 +511,7 @@ def book(record: CallRecord, texts: CallTexts | None, log: CallLog,
         failure = (f"The call could not be written to the call log yet ({type(exc).__name__}: the database is busy "
                    "or full); it is retried in the background.")
         logger.error("call %s not written to the call log: %s", record.request_id, scrub_secrets(repr(exc)))
-        PENDING.add(f"call {record.request_id}", lambda: log.write(record, texts))
+        PENDING.add(f"call {record.request_id}", lambda: log.write(record, texts, again=True))
     metrics.observe(record)
     return failure
 

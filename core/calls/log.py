@@ -163,9 +163,11 @@ class CallLog:
             self._policy_read_at = now
         return self._policy
 
-    def write(self, record: CallRecord, texts: CallTexts | None = None) -> None:
+    def write(self, record: CallRecord, texts: CallTexts | None = None, *, again: bool = False) -> None:
         """Store one call (and its texts, as the text policy allows) in one transaction; redaction happens here,
-        before anything is written."""
+        before anything is written. `again`: the retry of a write that failed, which may have been committed all
+        the same (the connection dropped after the server's commit, before its answer): whatever is stored under
+        the id gives way — only this process writes how its call ended, and the record is the same."""
         policy = self.text_policy()
         if policy == "metadata":
             texts = None
@@ -176,8 +178,10 @@ class CallLog:
                 record.error_message = redact_value(record.error_message)
         with self.engine.begin() as conn:
             # The row written when the request was sent (status "started") gives way to the finished call.
-            conn.execute(calls_table.delete().where((calls_table.c.request_id == record.request_id)
-                                                    & (calls_table.c.status == STARTED)))
+            mine = calls_table.c.request_id == record.request_id
+            if again:
+                conn.execute(call_texts_table.delete().where(call_texts_table.c.request_id == record.request_id))
+            conn.execute(calls_table.delete().where(mine if again else mine & (calls_table.c.status == STARTED)))
             conn.execute(calls_table.insert(), _to_row(record))
             if texts is not None:
                 conn.execute(call_texts_table.insert(), {

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlparse
 
@@ -26,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.base.errors import scrub_secrets
+from core.calls.log import STALE_S
 from core.policy.access import Identity
 from core.policy.workspace import Setting, Workspace
 
@@ -42,6 +45,11 @@ class Limits:
     @property
     def active(self) -> bool:
         return self.rpm > 0 or self.tpm > 0
+
+    def share(self, processes: int) -> Limits:
+        """One of `processes` equal parts (at least one request and one token each: 0 would mean unlimited)."""
+        return Limits(max(1, self.rpm // processes) if self.rpm else 0,
+                      max(1, self.tpm // processes) if self.tpm else 0)
 
 
 class TokenBucket:
@@ -112,6 +120,21 @@ class RateLimiter:
 
 
 MARGIN_S = 1.0
+# What a reservation's transaction raises when the database does not answer (stopped, restarting, a connection cut;
+# SQLite's raw cursor raises its own errors, not SQLAlchemy's).
+DATABASE_AWAY = (sa.exc.DBAPIError, sqlite3.Error)
+
+
+@dataclass
+class _Held:
+    """A reservation this process made, on its own clock (`time.monotonic()`), kept for a window: what it counts
+    while the database is away, and what it writes into the shared window once it is back."""
+
+    at: float
+    requests: float
+    tokens: float
+    ref: str | None
+    shared: bool  # in the database's window (False: made while the database was away)
 
 
 def window_s() -> float:
@@ -126,7 +149,13 @@ class SharedRateLimiter:
     the first moment when the window that ends there holds room for it, so no window of that length ever holds more
     than the limits — a guarantee a token bucket (which allows a full burst plus a minute's refill) does not give.
     The reservation is read and written in one short transaction under the database's lock (an advisory lock on
-    PostgreSQL, an immediate transaction on SQLite); the time is the database's, so hosts need not agree on it."""
+    PostgreSQL, an immediate transaction on SQLite); the time is the database's, so hosts need not agree on it.
+
+    While the database is away (a restart, a failover) requests neither wait for it nor go unlimited: this process
+    schedules them against the window as it last read it plus its own reservations since, and keeps its own to its
+    share of the limits (the limits over the processes that were beating in the database, `process_heartbeats`),
+    so the replicas together stay within the limits without asking each other. When the database answers again,
+    the reservations made meanwhile are written into the shared window first, for every process to count."""
 
     def __init__(self, engine: Engine, bucket: str, limits: Limits, window: float | None = None):
         self.engine, self.bucket, self.limits = engine, bucket, limits
@@ -135,6 +164,16 @@ class SharedRateLimiter:
         # measured up to ~0.5 s on a busy 2-core machine. It is scheduled this much after the window allows it, so
         # the server's own window never sees one too many (on a minute's window: 1.7 % below the limit).
         self.margin = MARGIN_S
+        # What this process knows for when the database is away (guarded by _lock): its own reservations of the
+        # last window, the window as last read (every process's; database time, read at `_seen_read`), and how
+        # many processes were alive then.
+        self._lock = threading.Lock()
+        self._mine: list[_Held] = []
+        self._seen: list[tuple[float, float, float]] = []
+        self._seen_read = float("-inf")
+        self.processes = 1
+        self._away = False  # the last reservation found the database away
+        self._careful_until = float("-inf")
 
     def _transaction(self, work: Callable[[Any, float], float]) -> float:
         """Run `work(execute, now)` under the bucket's lock; returns its result (seconds after `now`) less the
@@ -174,28 +213,112 @@ class SharedRateLimiter:
         """Reserve one request of `tokens` tokens; returns the seconds to wait before sending it."""
         tpm = self.limits.tpm
         tokens = min(tokens, tpm) if tpm else tokens  # one request larger than a window's budget waits one window
+        held = self._claim_held()
+        with self._lock:
+            mine = sorted((h.at, h.requests, h.tokens) for h in self._mine)
+        # Just back from an outage, the others may not have written theirs yet: keep to the share a window longer.
+        careful = self._away or time.monotonic() < self._careful_until
+        read: dict[str, Any] = {}
 
         def work(execute: Callable[[str, dict[str, Any]], list[Any]], now: float) -> float:
+            offset = time.monotonic() - now  # database time + offset = this process's clock
+            horizon = now - self.window - self.margin
+            for h in held:  # reserved while the database was away: into the shared window, for everyone to count
+                if h.at - offset > horizon:
+                    execute("INSERT INTO rate_limit_events (bucket, ref, at, requests, tokens) "
+                            "VALUES (:b, :r, :at, :n, :t)",
+                            {"b": self.bucket, "r": h.ref, "at": h.at - offset, "n": h.requests, "t": h.tokens})
             execute("DELETE FROM rate_limit_events WHERE bucket = :b AND at <= :old",
-                    {"b": self.bucket, "old": now - self.window - self.margin})
-            events = execute("SELECT at, requests, tokens FROM rate_limit_events WHERE bucket = :b ORDER BY at",
-                             {"b": self.bucket})
-            at = self.schedule(now, [(float(e[0]), float(e[1]), float(e[2])) for e in events], tokens)
+                    {"b": self.bucket, "old": horizon})
+            rows = execute("SELECT at, requests, tokens FROM rate_limit_events WHERE bucket = :b ORDER BY at",
+                           {"b": self.bucket})
+            events = [(float(e[0]), float(e[1]), float(e[2])) for e in rows]
+            fresh = datetime.fromtimestamp(now - STALE_S, timezone.utc).isoformat(timespec="milliseconds")
+            alive = execute("SELECT count(*) FROM process_heartbeats WHERE seen_at > :fresh", {"fresh": fresh})
+            processes = max(1, int(alive[0][0] or 0))
+            if careful:
+                at = self._first_fit(now, tokens, events, [(a - offset, n, t) for a, n, t in mine], processes)
+            else:
+                at = self.schedule(now, events, tokens)
             execute("INSERT INTO rate_limit_events (bucket, ref, at, requests, tokens) VALUES (:b, :r, :at, 1, :t)",
                     {"b": self.bucket, "r": ref, "at": at, "t": tokens})
+            read.update(now=now, offset=offset, events=events + [(at, 1, tokens)], at=at, processes=processes)
             return at - now
-        return max(0.0, self._transaction(work))
+        try:
+            delay = max(0.0, self._transaction(work))
+        except BaseException as exc:
+            self._unclaim(held)  # not written: still this process's to write
+            if not isinstance(exc, DATABASE_AWAY):
+                raise
+            if not self._away:
+                logger.warning("rate limits' database not reachable, this process keeps to its share of %s: %s",
+                               self.bucket, scrub_secrets(repr(exc)))
+            self._away = True
+            return self._reserve_here(tokens, ref)
+        with self._lock:
+            if self._away:
+                self._away, self._careful_until = False, time.monotonic() + self.window + self.margin
+            offset = read["offset"]
+            if read["now"] >= self._seen_read:  # (another thread may have read a newer window meanwhile)
+                self._seen = [(at + offset, n, t) for at, n, t in read["events"]]
+                self._seen_read, self.processes = read["now"], read["processes"]
+            self._mine.append(_Held(read["at"] + offset, 1, tokens, ref, shared=True))
+        return delay
 
-    def schedule(self, now: float, events: list[tuple[float, float, float]], tokens: float) -> float:
+    def _claim_held(self) -> list[_Held]:
+        """The reservations made while the database was away, claimed by this transaction (two threads must not
+        write the same one twice); forgotten once older than a window."""
+        with self._lock:
+            horizon = time.monotonic() - self.window - self.margin
+            self._mine = [h for h in self._mine if h.at > horizon]
+            held = [h for h in self._mine if not h.shared]
+            for h in held:
+                h.shared = True
+            return held
+
+    def _unclaim(self, held: list[_Held]) -> None:
+        with self._lock:
+            for h in held:
+                h.shared = False
+
+    def _reserve_here(self, tokens: int, ref: str | None) -> float:
+        """The database is away: scheduled against the window as this process knows it (as last read, plus its own
+        reservations since) and its own reservations under its share."""
+        with self._lock:
+            now = time.monotonic()
+            horizon = now - self.window - self.margin
+            mine = sorted((h.at, h.requests, h.tokens) for h in self._mine if h.at > horizon)
+            known = sorted([e for e in self._seen if e[0] > horizon]
+                           + [(h.at, h.requests, h.tokens) for h in self._mine if not h.shared and h.at > horizon])
+            at = self._first_fit(now, tokens, known, mine, self.processes)
+            self._mine.append(_Held(at, 1, tokens, ref, shared=False))
+        return at - now
+
+    def _first_fit(self, now: float, tokens: float, known: list[tuple[float, float, float]],
+                   mine: list[tuple[float, float, float]], processes: int) -> float:
+        """The first time, from `now`, when the window holds room for the request both among `known` (every
+        process's reservations) under the limits and among `mine` (this process's) under its share of them."""
+        share = self.limits.share(processes)
+        own = min(tokens, share.tpm) if share.tpm else tokens
+        at = now
+        while True:  # each step moves on to a later reservation's exit from the window: it ends
+            fits = max(self.schedule(at, known, tokens), self.schedule(at, mine, own, share))
+            if fits <= at:
+                return at
+            at = fits
+
+    def schedule(self, now: float, events: list[tuple[float, float, float]], tokens: float,
+                 limits: Limits | None = None) -> float:
         """The first time, not before `now` nor before the last reservation (first come, first served), when the
-        window ending there holds room for one more request of `tokens` tokens. `events`: (at, requests, tokens),
-        sorted by time, none older than one window before `now`."""
+        window ending there holds room for one more request of `tokens` tokens under `limits` (the bucket's unless
+        given). `events`: (at, requests, tokens), sorted by time, none older than one window before `now`."""
+        limits = limits or self.limits
         start = max([now] + [e[0] for e in events])
         inside = [e for e in events if e[0] > start - self.window - self.margin]  # each holds W + margin
         requests, used = sum(e[1] for e in inside), sum(e[2] for e in inside)
         for at, n, t in inside:  # oldest first: wait until enough have left the window
-            fits_requests = not self.limits.rpm or requests + 1 <= self.limits.rpm
-            fits_tokens = not self.limits.tpm or used + tokens <= self.limits.tpm
+            fits_requests = not limits.rpm or requests + 1 <= limits.rpm
+            fits_tokens = not limits.tpm or used + tokens <= limits.tpm
             if fits_requests and fits_tokens:
                 break
             requests, used = requests - n, used - t
@@ -206,6 +329,12 @@ class SharedRateLimiter:
         """The request is done: its reservation counts the tokens it really used (less, or more, than reserved)."""
         if ref is None or not self.limits.tpm:
             return
+        with self._lock:
+            held = next((h for h in self._mine if h.ref == ref), None)
+            if held is not None:
+                held.tokens = min(used, self.limits.tpm)
+                if not held.shared:
+                    return  # written with its real use once the database is back
         with self.engine.begin() as conn:
             conn.execute(sa.text("UPDATE rate_limit_events SET tokens = :t WHERE bucket = :b AND ref = :r"),
                          {"t": min(used, self.limits.tpm), "b": self.bucket, "r": ref})
@@ -221,7 +350,12 @@ class SharedRateLimiter:
                     {"b": self.bucket, "at": now + hold - self.window - self.margin,
                      "n": self.limits.rpm or 0, "t": self.limits.tpm or 0})
             return 0.0
-        self._transaction(work)
+        try:
+            self._transaction(work)
+        except DATABASE_AWAY:  # the database is away: this process holds back, and tells the others later
+            with self._lock:
+                self._mine.append(_Held(time.monotonic() + hold - self.window - self.margin,
+                                        self.limits.rpm or 0, self.limits.tpm or 0, None, shared=False))
 
     def clear(self) -> None:
         """Forget every reservation (new limits: fresh windows)."""
@@ -269,13 +403,21 @@ def limiter_for(engine: Engine, kind: str, base_url: str | None) -> Limiter | No
     key = provider_key(kind, base_url)
     with _lock:
         limiter, loaded = _limiters.get(key, (None, -RELOAD_S))
-        # A shared limiter holds no state of its own: it re-reads the limits too, so a change made on another replica
-        # applies here within RELOAD_S.
+        # A shared limiter's window is in the database: it re-reads the limits too, so a change made on another
+        # replica applies here within RELOAD_S.
         stale = limiter is None or isinstance(limiter, SharedRateLimiter)
         if stale and time.monotonic() - loaded >= RELOAD_S:
-            limits = load_limits(engine, kind, base_url)
+            try:
+                limits = load_limits(engine, kind, base_url)
+            except DATABASE_AWAY:
+                if key not in _limiters:
+                    raise  # never read: the caller sends without limits, and says so
+                _limiters[key] = (limiter, time.monotonic())  # the database is away: what was read last still holds
+                return limiter
             if not limits.active:
                 limiter = None
+            elif isinstance(limiter, SharedRateLimiter) and limiter.limits == limits:
+                pass  # the same limits: the same limiter, which keeps what it knows for when the database is away
             elif shared_limits(engine):
                 limiter = SharedRateLimiter(engine, key, limits)
             else:
