@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -515,6 +516,7 @@ def _make_engine(url: str) -> Engine:
 # connection dies mid-migration — its DDL rolls back with it and the next replica does the work). SQLite: BEGIN
 # IMMEDIATE takes the file's write lock before anything is read.
 MIGRATION_LOCK = "promptlab-migrations"
+MIGRATION_WAIT_S = 600.0  # how long a replica waits for another's migrations (a large log's can take minutes)
 
 
 def _lock_for_migrations(conn: Connection) -> None:
@@ -522,7 +524,16 @@ def _lock_for_migrations(conn: Connection) -> None:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || :k))"),
                      {"k": ":" + MIGRATION_LOCK})
     elif conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")  # pysqlite would otherwise begin only at the first INSERT
+        # pysqlite would otherwise begin only at the first INSERT. The busy timeout (10 s) can be shorter than
+        # another process's migration of a large log: keep waiting for it rather than failing to start.
+        deadline = time.monotonic() + MIGRATION_WAIT_S
+        while True:
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except sa.exc.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
 
 
 def _pending(engine: Engine) -> bool:
