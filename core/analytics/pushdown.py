@@ -175,7 +175,9 @@ class PushedDownAnalytics:
 
     def __init__(self, log: CallLog):
         self.log = log
-        self._totals_seen: dict[Filters, pd.Series] = {}  # this version's totals per filter (the calls table's count)
+        # Totals per (fingerprint, filter), for the calls table's count: a dashboard read under an older fingerprint
+        # (by another session, while this one refreshed) is never taken for the new one's.
+        self._totals_seen: dict[tuple[tuple[Any, ...], Filters], pd.Series] = {}
         self._version: tuple[Any, ...] = (0, 0)
 
     @property
@@ -195,7 +197,7 @@ class PushedDownAnalytics:
                 "'calls'::regclass)")).one()
         version = (int(row[0]), int(row[1]), int(row[2] or 0))
         if version != self._version:
-            self._totals_seen = {}
+            self._totals_seen = {k: v for k, v in self._totals_seen.items() if k[0] == version}
         self._version = version
         return 0
 
@@ -232,11 +234,12 @@ class PushedDownAnalytics:
         return _kpis(total, latency["total"].iloc[0] if len(latency["total"]) else None, sampled)
 
     def _totals(self, filters: Filters) -> pd.Series:
-        if filters not in self._totals_seen:
+        key = (self._version, filters)
+        if key not in self._totals_seen:
             period, dims, params = _rollup_where(filters)
-            self._totals_seen[filters] = self._frame(_breakdowns_sql("calls_daily", period, dims, only_total=True),
-                                                     params).iloc[0]
-        return self._totals_seen[filters]
+            self._totals_seen[key] = self._frame(_breakdowns_sql("calls_daily", period, dims, only_total=True),
+                                                 params).iloc[0]
+        return self._totals_seen[key]
 
     def _latency(self, filters: Filters, bucket: str, only_total: bool = False
                  ) -> tuple[dict[str, pd.DataFrame], int, int]:
@@ -276,6 +279,7 @@ class PushedDownAnalytics:
         bucket = bucket or filters.bucket
         period, dims, params = _rollup_where(filters)
         table = "calls_hourly" if bucket == "hour" else "calls_daily"
+        version = self._version  # the fingerprint these results belong to
         grouped, by_time, (latency, one_in, sampled), previous = _together(
             lambda: self._frame(_breakdowns_sql(table, period, dims), params),
             lambda: self._frame(_series_sql(table, period, dims), params), lambda: self._latency(filters, bucket),
@@ -285,7 +289,7 @@ class PushedDownAnalytics:
         sets["day"] = by_time.groupby("bucket", as_index=False)[["calls", "errors"]].sum()
         total = sets["total"].iloc[0] if len(sets["total"]) else None
         if total is not None and bucket == "day":
-            self._totals_seen[filters] = total  # the calls table's count, without asking again
+            self._totals_seen[(version, filters)] = total  # the calls table's count, without asking again
         current = _kpis(total, latency["total"].iloc[0] if len(latency["total"]) else None, sampled)
         series = _series(sets, latency, one_in, bucket)
         answered = sets["model"]
