@@ -2,10 +2,10 @@
 
 The file is what `python -m core calls export` writes (synthetic calls exported from a scratch log). The floor reads
 it line by line, `json.loads` each line and `executemany`s the rows into a plain table with the same columns (no key,
-no index: what the driver alone costs) through the bare driver, committing every `interchange.BATCH` lines. PromptLab's import is
-`core.calls.interchange.import_jsonl` into a fresh call log: the path `python -m core calls import` takes. Both run
-on SQLite and, when PROMPTLAB_TEST_PG_URL is set, on PostgreSQL (fresh schemas, dropped afterwards); row counts are
-checked. N: BENCH_IMPORT_LINES (default 1,000,000). Prints `RESULT calllog_import_ratio_<sqlite|pg> <x>` (goal <= 3).
+no index: what the driver alone costs) through the bare driver, committing as often as the import does. PromptLab's
+import is `core.calls.interchange.import_jsonl` into a fresh call log: the path `python -m core calls import` takes.
+Both run on SQLite and, when PROMPTLAB_TEST_PG_URL is set, on PostgreSQL (fresh schemas, dropped afterwards); row
+counts are checked. N: BENCH_IMPORT_LINES (default 1,000,000). Prints `RESULT calllog_import_ratio_<sqlite|pg> <x>` (goal <= 3).
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def floor(path: Path, url: str) -> tuple[float, int]:
             obj = json.loads(line)
             obj["tags"] = json.dumps(obj["tags"])
             rows.append([obj[k] for k in keys])
-            if len(rows) == interchange.BATCH:
+            if len(rows) == interchange.IMPORT_BATCH:
                 conn.cursor().executemany(sql, rows)
                 conn.commit()
                 rows = []
