@@ -260,7 +260,7 @@ def _row(values: dict[str, Any]) -> tuple[Any, ...]:
 
 def _insert_rows(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> int:
     """Insert the rows whose request_id is not in the log yet (the first of each id), in the caller's transaction;
-    returns how many were added. Few statements: one per batch, whatever its size."""
+    returns how many were added."""
     first: dict[str, tuple[Any, ...]] = {}
     for row in rows:
         first.setdefault(row[_ID], row)
@@ -281,8 +281,8 @@ def _insert_rows(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> int:
                     copy.write_row(row)
         sql = f"INSERT INTO calls ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM import_calls"
         return conn.exec_driver_sql(f"{sql} ON CONFLICT (request_id) DO NOTHING").rowcount
-    # SQLite: one prepared statement run for every row by the driver (SQLAlchemy's per-row parameter processing
-    # costs ~10x more here).
+    # SQLite (no statement-level triggers): one prepared statement run for every row by the driver (SQLAlchemy's
+    # per-row parameter processing costs ~10x more here).
     marks = ", ".join("?" * len(_INSERT_COLUMNS))
     return conn.exec_driver_sql(f"INSERT INTO calls ({_COLUMN_LIST}) VALUES ({marks}) "
                                 "ON CONFLICT (request_id) DO NOTHING", unique).rowcount
