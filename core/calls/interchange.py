@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -28,7 +29,7 @@ from core.calls.log import (
     field_for_column,
     record_values,
 )
-from core.formats.json_guard import nesting_depth
+from core.formats.json_guard import nested_deeper_than
 from core.llm.pricing import TokenUsage, cost_usd, pricing_id_for
 
 KEYS = ("ts", "request_id", "page", "provider", "model_requested", "model", "status", "error_type", "input_tokens",
@@ -39,7 +40,13 @@ STATUSES = ("ok", "error", "cancelled", "started")
 _INT_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "images")
 _FLOAT_KEYS = ("cost_usd", "latency_ms", "ttft_ms")
 _TEXT_KEYS = ("provider", "model_requested", "model", "error_type", "user", "session")
-BATCH = 5_000
+BATCH = 5_000  # rows read at a time by an export
+# Lines per transaction of an import: fewer commits (each ends in a WAL checkpoint on SQLite) and fewer statements
+# (PostgreSQL's statement-level triggers fire once per batch). A refused batch costs no more: see _insert_or_halve.
+IMPORT_BATCH = 50_000
+# SQLite's page cache during an import (KiB; the default is 2 MB): enough for the calls table's indexes, which every
+# batch updates all over (request ids are in no order). Only that connection's, and only while it imports.
+IMPORT_CACHE_KIB = 256 * 1024
 
 
 @dataclass
@@ -110,58 +117,67 @@ def normalise_ts(value: Any) -> str:
 
 
 def validated_values(obj: Any, raw_line: bytes = b"") -> dict[str, Any]:
-    """The interchange keys of one object, validated, with request_id and cost filled in; ValueError if bad."""
+    """The interchange keys of one object, validated, with request_id and cost filled in; ValueError if bad.
+    `raw_line` is the line the object was parsed from: its hash is the id of a line without one."""
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
-    values: dict[str, Any] = {"ts": normalise_ts(obj.get("ts"))}
-    page, status = obj.get("page"), obj.get("status")
+    # A string can only be over-long or hold a lone surrogate if its line is that long or has a \u escape (strict
+    # UTF-8 decoding yields none): for the usual short plain line the per-string checks are skipped.
+    check_text = not raw_line or len(raw_line) > MAX_TEXT or b"\\u" in raw_line
+    get = obj.get
+    values: dict[str, Any] = {"ts": normalise_ts(get("ts"))}
+    page, status = get("page"), get("status")
     if page not in PAGES:
         raise ValueError(f"page must be one of {', '.join(PAGES)}")
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}")
     values["page"], values["status"] = page, status
     for key in _TEXT_KEYS:
-        v = obj.get(key)
-        if v is not None and type(v) is not str:
-            raise ValueError(f"{key} must be a string or null")
+        v = get(key)
         if v is not None:
-            _text_ok(key, v)
+            if type(v) is not str:
+                raise ValueError(f"{key} must be a string or null")
+            if check_text:
+                _text_ok(key, v)
         values[key] = v
     if not values["provider"]:
         raise ValueError("provider is required")
     for key in _INT_KEYS:
-        v = obj.get(key)
+        v = get(key)
         if v is not None and (type(v) is not int or not 0 <= v <= MAX_INT):
             raise ValueError(f"{key} must be an integer from 0 to {MAX_INT:.0e} or null")
         values[key] = v
     for key in _FLOAT_KEYS:
-        v = obj.get(key)
+        v = get(key)
         if v is not None:
             if type(v) not in (int, float) or not 0 <= v <= MAX_NUMBER:  # NaN fails this too
                 raise ValueError(f"{key} must be a number from 0 to {MAX_NUMBER:.0e} or null")
             v = float(v)
         values[key] = v
-    estimated = obj.get("tokens_estimated")
+    estimated = get("tokens_estimated")
     if estimated is not None and type(estimated) is not bool:
         raise ValueError("tokens_estimated must be true, false or null")
     values["tokens_estimated"] = bool(estimated)
-    tags = obj.get("tags") or []
-    if type(tags) is not list or not all(type(t) is str for t in tags):
-        raise ValueError("tags must be a list of strings or null")
-    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG for t in tags):
-        raise ValueError(f"tags: at most {MAX_TAGS}, each at most {MAX_TAG} characters")
-    for t in tags:
-        _text_ok("tags", t)
+    tags = get("tags") or []
+    if tags:
+        if type(tags) is not list or not all(type(t) is str for t in tags):
+            raise ValueError("tags must be a list of strings or null")
+        if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG for t in tags):
+            raise ValueError(f"tags: at most {MAX_TAGS}, each at most {MAX_TAG} characters")
+        if check_text:
+            for t in tags:
+                _text_ok("tags", t)
     values["tags"] = tags
-    endpoint = obj.get("endpoint")
+    endpoint = get("endpoint")
     if endpoint is not None and endpoint not in ENDPOINTS:
         raise ValueError(f"endpoint must be one of {', '.join(ENDPOINTS)} or null")
     values["endpoint"] = endpoint or endpoint_from_tags(tags, page)
-    request_id = obj.get("request_id")
-    if request_id is not None and (type(request_id) is not str or not request_id):
-        raise ValueError("request_id must be a non-empty string or null")
+    request_id = get("request_id")
     if request_id is not None:
-        _text_ok("request_id", request_id)
+        if type(request_id) is not str or not request_id:
+            raise ValueError("request_id must be a non-empty string or null")
+        if check_text:
+            _text_ok("request_id", request_id)
     # Without an id, the line's own hash is its id, so importing the same file twice still adds nothing.
     values["request_id"] = request_id or "imp_" + hashlib.sha256(raw_line).hexdigest()[:32]
     if values["cost_usd"] is None:
@@ -188,8 +204,14 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+# One decoder for every line: json.loads with a keyword argument builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)  # NaN, Infinity
+MAX_NESTING = 8  # an interchange line is flat: tags are its only list
+
+
 def _parse_lines(lines: Iterable[bytes], report: ImportReport) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, validated values) of every good line; every bad one reported by number, never raised."""
+    decode = _DECODER.decode
     for number, raw in enumerate(lines, start=1):
         stripped = raw.strip()
         if not stripped:
@@ -200,9 +222,9 @@ def _parse_lines(lines: Iterable[bytes], report: ImportReport) -> Iterator[tuple
             report.malformed.append((number, "not valid UTF-8"))
             continue
         try:
-            if nesting_depth(text) > 8:  # an interchange line is flat: tags are its only list
+            if nested_deeper_than(text, MAX_NESTING):
                 raise ValueError("nested too deeply for a call record")
-            obj = json.loads(text, parse_constant=_no_constants)  # NaN, Infinity
+            obj = decode(text) if text[0] != "\ufeff" else json.loads(text)  # json.loads names a BOM
         except json.JSONDecodeError as exc:
             report.malformed.append((number, f"not valid JSON ({exc.msg})"))
             continue
@@ -220,65 +242,114 @@ def _parse_lines(lines: Iterable[bytes], report: ImportReport) -> Iterator[tuple
 # Column order of bulk inserts; interchange keys map onto these (user -> user_id, session -> session_id).
 _INSERT_COLUMNS = CALL_COLUMNS
 _SOURCE_KEYS = tuple(field_for_column(c) for c in _INSERT_COLUMNS)
+_ID, _TAGS, _CACHED, _ENDPOINT = (_SOURCE_KEYS.index(k) for k in ("request_id", "tags", "cached", "endpoint"))
+_COLUMN_LIST = ", ".join(_INSERT_COLUMNS)
+
+
+def _row(values: dict[str, Any]) -> tuple[Any, ...]:
+    """A calls row (column order) from a record's fields or validated interchange values."""
+    get = values.get
+    row = [get(k) for k in _SOURCE_KEYS]
+    tags = row[_TAGS] or []
+    row[_TAGS] = json.dumps(tags) if tags else "[]"
+    row[_CACHED] = bool(row[_CACHED])
+    if not row[_ENDPOINT]:  # a dict from before the column (m015): inferred, as on reading
+        row[_ENDPOINT] = endpoint_from_tags(tags, get("page"))
+    return tuple(row)
+
+
+def _insert_rows(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> int:
+    """Insert the rows whose request_id is not in the log yet (the first of each id), in the caller's transaction;
+    returns how many were added."""
+    first: dict[str, tuple[Any, ...]] = {}
+    for row in rows:
+        first.setdefault(row[_ID], row)
+    unique = list(first.values())
+    if not unique:
+        return 0
+    if conn.dialect.name == "postgresql":
+        # The batch is copied into a temporary table and inserted from there in one statement, so statement-level
+        # triggers on calls fire once per batch. Its columns have the types SQLAlchemy binds (Float: double
+        # precision), so values reach calls as they did through executemany.
+        staging = ", ".join(f"{c.name} {c.type.compile(dialect=conn.dialect)}" for c in calls_table.columns)
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE import_calls ({staging}) ON COMMIT DROP")
+        psycopg_conn = conn.connection.driver_connection
+        assert psycopg_conn is not None
+        with psycopg_conn.cursor() as cursor:
+            with cursor.copy(f"COPY import_calls ({_COLUMN_LIST}) FROM STDIN") as copy:
+                for row in unique:
+                    copy.write_row(row)
+        sql = f"INSERT INTO calls ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM import_calls"
+        return conn.exec_driver_sql(f"{sql} ON CONFLICT (request_id) DO NOTHING").rowcount
+    # SQLite (no statement-level triggers): one prepared statement run for every row by the driver (SQLAlchemy's
+    # per-row parameter processing costs ~10x more here).
+    marks = ", ".join("?" * len(_INSERT_COLUMNS))
+    return conn.exec_driver_sql(f"INSERT INTO calls ({_COLUMN_LIST}) VALUES ({marks}) "
+                                "ON CONFLICT (request_id) DO NOTHING", unique).rowcount
 
 
 def insert_new(log: CallLog, records: list[CallRecord] | list[dict[str, Any]]) -> int:
     """Insert the records (CallRecords or interchange dicts) whose request_id is not in the log yet, in one
     transaction; returns how many were added."""
-    unique: dict[str, dict[str, Any]] = {}
-    for r in records:
-        values = r if isinstance(r, dict) else record_values(r)
-        if not values.get("endpoint"):  # a dict from before the column (m015): inferred, as on reading
-            values = {**values, "endpoint": endpoint_from_tags(values.get("tags") or [], values.get("page"))}
-        unique.setdefault(values["request_id"], values)
+    rows = [_row(r if isinstance(r, dict) else record_values(r)) for r in records]
     with log.engine.begin() as conn:
-        ids = list(unique)
-        existing: set[str] = set()
-        for start in range(0, len(ids), 900):  # well under every driver's bound-parameter limit
-            chunk = ids[start:start + 900]
-            existing.update(conn.execute(sa.select(calls_table.c.request_id)
-                                         .where(calls_table.c.request_id.in_(chunk))).scalars())
-        rows = [tuple(json.dumps(v["tags"]) if k == "tags" else bool(v.get(k)) if k == "cached" else v.get(k)
-                      for k in _SOURCE_KEYS)
-                for rid, v in unique.items() if rid not in existing]
-        if rows:
-            # The driver's own executemany: SQLAlchemy's per-row parameter processing costs ~10x more here.
-            marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(_INSERT_COLUMNS))
-            conn.exec_driver_sql(f"INSERT INTO calls ({', '.join(_INSERT_COLUMNS)}) VALUES ({marks})", rows)
-    return len(rows)
+        return _insert_rows(conn, rows)
 
 
 def import_jsonl(path: str | Path, log: CallLog) -> ImportReport:
     """Append the records of a JSONL file. The rule: every valid line is imported and every bad one is reported
     by number with its reason (never a traceback); ids already in the log are not added again."""
     report = ImportReport()
-    batch: list[tuple[int, dict[str, Any]]] = []
-    with open(path, "rb") as f:
-        for numbered in _parse_lines(f, report):
-            batch.append(numbered)
-            if len(batch) >= BATCH:
-                _insert_batch(log, batch, report)
+    batch: list[tuple[int, tuple[Any, ...]]] = []
+    with open(path, "rb") as f, _import_connection(log) as conn:
+        for number, values in _parse_lines(f, report):
+            batch.append((number, _row(values)))
+            if len(batch) >= IMPORT_BATCH:
+                _insert_batch(conn, batch, report)
                 batch = []
-    if batch:
-        _insert_batch(log, batch, report)
+        if batch:
+            _insert_batch(conn, batch, report)
     report.malformed.sort()
     return report
 
 
-def _insert_batch(log: CallLog, batch: list[tuple[int, dict[str, Any]]], report: ImportReport) -> None:
-    """One transaction per batch; if the database refuses it, line by line, so one bad row costs only itself."""
-    try:
-        added = insert_new(log, [values for _, values in batch])
-    except sa.exc.SQLAlchemyError:
-        added = 0
-        for number, values in batch:
-            try:
-                added += insert_new(log, [values])
-            except sa.exc.SQLAlchemyError as exc:
-                report.malformed.append((number, f"refused by the database ({type(getattr(exc, 'orig', None) or exc).__name__})"))
-                report.duplicates -= 1  # counted below as a duplicate otherwise
+@contextmanager
+def _import_connection(log: CallLog) -> Iterator[sa.Connection]:
+    """One connection for the whole import; on SQLite with a larger page cache while it lasts."""
+    with log.engine.connect() as conn:
+        sqlite = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
+        if sqlite is None:
+            yield conn
+            return
+        before = sqlite.execute("PRAGMA cache_size").fetchone()[0]
+        sqlite.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+        try:
+            yield conn
+        finally:
+            sqlite.execute(f"PRAGMA cache_size = {int(before)}")  # the pooled connection gives the memory back
+
+
+def _insert_batch(conn: sa.Connection, batch: list[tuple[int, tuple[Any, ...]]], report: ImportReport) -> None:
+    """Insert a batch of numbered rows and count them: added, refused (reported by line), or else duplicates."""
+    refused_before = len(report.malformed)
+    added = _insert_or_halve(conn, batch, report)
     report.imported += added
-    report.duplicates += len(batch) - added
+    report.duplicates += len(batch) - added - (len(report.malformed) - refused_before)
+
+
+def _insert_or_halve(conn: sa.Connection, batch: list[tuple[int, tuple[Any, ...]]], report: ImportReport) -> int:
+    """One transaction for the batch; if the database refuses it, each half in turn, so that a bad row costs
+    only itself (and a few retries), never its neighbours. Returns how many rows were added."""
+    try:
+        with conn.begin():
+            return _insert_rows(conn, [row for _, row in batch])
+    except (sa.exc.SQLAlchemyError, conn.dialect.loaded_dbapi.Error) as exc:  # COPY raises the driver's own
+        if len(batch) == 1:
+            why = type(getattr(exc, "orig", None) or exc).__name__
+            report.malformed.append((batch[0][0], f"refused by the database ({why})"))
+            return 0
+    half = len(batch) // 2
+    return _insert_or_halve(conn, batch[:half], report) + _insert_or_halve(conn, batch[half:], report)
 
 
 def _day_start(day: date) -> str:

@@ -35,9 +35,15 @@ def nesting_depth(text: str) -> int:
     return deepest
 
 
+def nested_deeper_than(text: str, max_depth: int) -> bool:
+    """Whether the JSON text nests more than max_depth levels. Text with no more brackets than that cannot (counting
+    them is C-fast), so only such text is scanned character by character (~20 µs for a 500-character line)."""
+    return text.count("[") + text.count("{") > max_depth and nesting_depth(text) > max_depth
+
+
 def loads(text: str, what: str = "The JSON", max_depth: int = MAX_DEPTH) -> Any:
     """json.loads with the nesting bounded; raises json.JSONDecodeError or JSONShapeError (one sentence)."""
-    if nesting_depth(text) > max_depth:
+    if nested_deeper_than(text, max_depth):
         raise JSONShapeError(f"{what} is nested more than {max_depth} levels deep.")
     return json.loads(text)
 

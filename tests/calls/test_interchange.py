@@ -1,4 +1,4 @@
-"""JSONL import / export and the `python -m core calls` commands, on a real SQLite file."""
+"""JSONL import / export and the `python -m core calls` commands, on SQLite and PostgreSQL."""
 import json
 import os
 import subprocess
@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
-from core.calls.interchange import KEYS, export, import_jsonl
+from core.calls import interchange
+from core.calls.interchange import KEYS, export, import_jsonl, insert_new
 from core.calls.log import CallLog
 from core.calls.synthetic import generate, generate_records
 
@@ -166,3 +168,104 @@ def test_poison_lines_are_reported_by_number_and_every_valid_line_is_imported(lo
     reasons = dict(report.malformed)
     assert "integer" in reasons[2] and "surrogate" in reasons[3] and "out of range" in reasons[4]
     assert "nested" in reasons[5] and "NaN" in reasons[6] and "Infinity" in reasons[7]
+
+
+def test_duplicates_and_bad_lines_are_counted_across_batches(tmp_path, log, monkeypatch):
+    monkeypatch.setattr(interchange, "IMPORT_BATCH", 2)
+    ids = ["a1", "a2", "a1", "a3", "a2", None, "a4"]  # line 6 is bad, a1 and a2 come twice, in other batches
+    f = write(tmp_path / "in.jsonl", [line(request_id=i) if i else line(status="lost") for i in ids])
+    first = import_jsonl(f, log)
+    assert (first.imported, first.duplicates, [n for n, _ in first.malformed]) == (4, 2, [6])
+    again = import_jsonl(f, log)
+    assert (again.imported, again.duplicates, [n for n, _ in again.malformed]) == (0, 6, [6])
+    assert log.count() == 4
+
+
+def refuse_inserts_from(log: CallLog, user: str) -> None:
+    """A trigger that makes the database itself refuse the rows of one user (whatever the validation let through)."""
+    with log.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.execute(sa.text(f"CREATE TRIGGER refuse BEFORE INSERT ON calls WHEN NEW.user_id = '{user}' "
+                                 "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+        else:
+            conn.execute(sa.text(f"CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                                 f"IF NEW.user_id = '{user}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; "
+                                 "END $$"))
+            conn.execute(sa.text("CREATE TRIGGER refuse BEFORE INSERT ON calls FOR EACH ROW EXECUTE FUNCTION refuse()"))
+
+
+def test_rows_the_database_refuses_are_reported_by_line_and_cost_only_themselves(tmp_path, log, monkeypatch):
+    monkeypatch.setattr(interchange, "IMPORT_BATCH", 8)
+    refuse_inserts_from(log, "mallory")
+    users = ["ana"] * 20
+    users[4] = users[13] = users[14] = "mallory"
+    lines = [line(request_id=f"r{i}", user=u) for i, u in enumerate(users)] + [line(request_id="r0")]
+    report = import_jsonl(write(tmp_path / "in.jsonl", lines), log)
+    assert [n for n, _ in report.malformed] == [5, 14, 15]
+    assert all("refused by the database" in why for _, why in report.malformed)
+    assert (report.imported, report.duplicates) == (17, 1) and log.count() == 17
+    assert "imported 17, skipped 4 (1 duplicates, 3 malformed)" in report.summary()
+
+
+# Strings that a bulk path could mangle: COPY's separators, escapes and null marker, SQL placeholders, non-ASCII.
+AWKWARD = ["tab\there", "new\nline", "cr\r\nlf", "back\\slash", "\\N", "", "quote\"s 'single'", "%s ? :name $1",
+           "中文 ✓ 🙂 é", "comma, semi; pipe|"]
+
+
+@pytest.mark.parametrize("ascii_only", [True, False])  # \u escapes (the checked path) or UTF-8 as it is
+def test_texts_are_imported_exactly(tmp_path, log, ascii_only):
+    lines = [json.dumps({**json.loads(line()), "request_id": f"t{i}", "user": text, "session": text,
+                         "model_requested": text, "tags": [text, "x"]}, ensure_ascii=ascii_only)
+             for i, text in enumerate(AWKWARD)]
+    assert import_jsonl(write(tmp_path / "in.jsonl", lines), log).imported == len(AWKWARD)
+    for i, text in enumerate(AWKWARD):
+        record = log.get(f"t{i}")
+        assert (record.user, record.session, record.model_requested, record.tags) == (text, text, text, [text, "x"])
+
+
+def test_strings_are_checked_on_long_lines_and_lines_with_escapes(tmp_path, log):
+    f = write(tmp_path / "in.jsonl", [line(request_id="long", user="u" * 1001), line(request_id="ok", user="u" * 999),
+                                      '\ufeff' + line(request_id="bom"), line(request_id="s", session="\ud83d")])
+    report = import_jsonl(f, log)
+    reasons = dict(report.malformed)
+    assert report.imported == 1 and sorted(reasons) == [1, 3, 4]
+    assert "user is longer than 1000" in reasons[1] and "BOM" in reasons[3] and "surrogate" in reasons[4]
+
+
+def test_brackets_inside_strings_are_not_nesting(tmp_path, log):
+    f = write(tmp_path / "in.jsonl", [line(tags=["[[[[{{{{", "]]]]}}}}"], user="{[" * 20)])
+    assert import_jsonl(f, log).imported == 1 and log.get("a1").tags == ["[[[[{{{{", "]]]]}}}}"]
+
+
+def test_insert_new_of_nothing_adds_nothing(log):
+    assert insert_new(log, []) == 0 and log.count() == 0
+
+
+def test_sqlite_page_cache_is_given_back_after_an_import(tmp_path, log):
+    if log.engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite connection setting")
+    with log.engine.connect() as conn:
+        before = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+    assert import_jsonl(write(tmp_path / "in.jsonl", [line()]), log).imported == 1
+    with log.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == before
+
+
+def test_postgresql_inserts_a_batch_in_one_statement(tmp_path, log, monkeypatch):
+    """Statement-level triggers on calls (analytics roll-ups) must see few, large statements, not one per row."""
+    if log.engine.dialect.name != "postgresql":
+        pytest.skip("statement-level triggers with transition tables are PostgreSQL's")
+    with log.engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE statements (inserted INTEGER)"))
+        conn.execute(sa.text("CREATE FUNCTION count_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                             "INSERT INTO statements SELECT count(*) FROM new_calls; RETURN NULL; END $$"))
+        conn.execute(sa.text("CREATE TRIGGER count_statement AFTER INSERT ON calls REFERENCING NEW TABLE AS "
+                             "new_calls FOR EACH STATEMENT EXECUTE FUNCTION count_statement()"))
+    monkeypatch.setattr(interchange, "IMPORT_BATCH", 4)
+    f = write(tmp_path / "in.jsonl", [line(request_id=f"r{i}") for i in range(10)])
+    assert import_jsonl(f, log).imported == 10
+    assert insert_new(log, generate_records(5, seed=2)) == 5
+
+    with log.engine.connect() as conn:
+        counts = conn.execute(sa.text("SELECT inserted FROM statements")).scalars().all()
+    assert counts == [4, 4, 2, 5]

@@ -70,6 +70,13 @@ def test_json_nesting_and_schema_references_are_bounded():
     assert check_json_output(DEEP, None) == (False, "The reply is nested more than 64 levels deep.")
 
 
+def test_nesting_is_measured_outside_strings_only():
+    from core.formats.json_guard import nested_deeper_than
+
+    assert nested_deeper_than(DEEP, 64) and nested_deeper_than("[[[1]]]", 2) and not nested_deeper_than("[[[1]]]", 3)
+    assert not nested_deeper_than(json.dumps({"a": "[[[[{{{{" * 10, "b": ["]]]]"]}), 2)  # brackets as text
+
+
 def test_evals_survive_deep_outputs_and_configs():
     verdict = evaluate(Assertion(type="is-json"), Output(text=DEEP))
     assert verdict.passed is False
