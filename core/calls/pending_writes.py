@@ -1,6 +1,11 @@
-"""Writes that failed (a database locked past its busy timeout, a full disk) and are retried in the background, so a
-reply that reached the page is not lost from the log or the conversation list: bounded attempts with back-off, one
-daemon thread per process, and a count the Settings page shows."""
+"""Writes that failed (a database locked past its busy timeout, restarting or unreachable, a full disk) and are retried
+in the background, so a reply that reached the page is not lost from the log or the conversation list: back-off, one
+daemon thread per process, and a count the Settings page shows.
+
+A database that is away (OperationalError: refused connections, a restart, a lock, a full disk) is waited for as long
+as the process lives, at most MAX_DELAY_S between tries: an outage longer than the attempts' budget must not cost the
+calls made meanwhile. A write the database refuses for what it is (a constraint, bad data, a bug) is given up after
+ATTEMPTS. At most MAX_WAITING writes wait; beyond that the oldest is given up (logged), so memory stays bounded."""
 from __future__ import annotations
 
 import logging
@@ -9,11 +14,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from core.base.errors import scrub_secrets
 
 logger = logging.getLogger(__name__)
-ATTEMPTS = 6          # then the write is given up (logged)
-FIRST_DELAY_S = 2.0   # doubled after each failure: 2, 4, 8, 16, 32 s
+ATTEMPTS = 6          # then a refused write is given up (logged)
+FIRST_DELAY_S = 2.0   # doubled after each failure: 2, 4, 8, 16, 32 s …
+MAX_DELAY_S = 60.0    # … up to this, for a database that is away
+MAX_WAITING = 100_000
+
+
+def database_away(exc: BaseException) -> bool:
+    """The database could not be reached or could not write now (as opposed to refusing this write)."""
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError))
 
 
 @dataclass
@@ -39,6 +53,10 @@ class PendingWrites:
     def add(self, what: str, write: Callable[[], None]) -> None:
         """Keep a write that just failed; it is retried after FIRST_DELAY_S, then with back-off."""
         with self._lock:
+            if len(self._items) >= MAX_WAITING:
+                oldest = self._items.pop(0)
+                logger.error("gave up writing %s: %d writes already wait for the database", oldest.what, MAX_WAITING)
+                self.given_up += 1
             self._items.append(_Write(what, write, 1, self.clock() + self.first_delay_s))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="pending-writes", daemon=True)
@@ -63,12 +81,12 @@ class PendingWrites:
         for item in due:
             try:
                 item.write()
-            except Exception as exc:  # still locked or full: later, or never after the last attempt
+            except Exception as exc:  # still away: later; refused: later, or never after the last attempt
                 item.attempts += 1
-                item.due = self.clock() + self.first_delay_s * 2 ** (item.attempts - 1)
+                item.due = self.clock() + min(self.first_delay_s * 2 ** (item.attempts - 1), MAX_DELAY_S)
                 with self._lock:
                     self._in_flight -= 1
-                    if item.attempts >= self.attempts:
+                    if item.attempts >= self.attempts and not database_away(exc):
                         logger.error("gave up writing %s after %d attempts: %s", item.what, item.attempts,
                                      scrub_secrets(repr(exc)))
                         self.given_up += 1

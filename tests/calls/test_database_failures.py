@@ -49,10 +49,32 @@ def test_pending_writes_retry_with_backoff_and_give_up_after_their_attempts():
     assert pending.retry_due() == 0
     t[0] = 6
     assert pending.retry_due() == 1 and pending.count() == 0 and calls == [2, 6]
-    pending.add("never", lambda: (_ for _ in ()).throw(OSError("full")))
+    refused = sa.exc.IntegrityError("INSERT", {}, Exception("a constraint refuses this row"))
+    pending.add("never", lambda: (_ for _ in ()).throw(refused))
     for t[0] in (8, 12, 20):
         pending.retry_due()
     assert pending.count() == 0 and pending.given_up == 1
+
+
+def test_a_database_that_is_away_longer_than_the_attempts_is_waited_for():
+    """PostgreSQL restarting for minutes (a slow checkpoint, a failover): the rows wait, tried at most a minute apart,
+    and land when it is back — they are not given up after the attempts a refused row gets."""
+    t = [0.0]
+    pending = PendingWrites(attempts=3, first_delay_s=2, clock=lambda: t[0])
+    away = sa.exc.OperationalError("INSERT", {}, Exception("connection refused"))
+    back_at, tries = 600.0, []
+
+    def write() -> None:
+        tries.append(t[0])
+        if t[0] < back_at:
+            raise away
+
+    pending.add("row", write)
+    while t[0] < 700 and pending.count():
+        t[0] += 1
+        pending.retry_due()
+    assert pending.given_up == 0 and pending.count() == 0 and tries[-1] >= back_at
+    assert len(tries) > 3 and max(b - a for a, b in zip(tries, tries[1:], strict=False)) <= 60  # at most a minute apart
 
 
 def test_a_call_row_the_database_refuses_is_kept_and_written_later(sqlite_url, monkeypatch):
