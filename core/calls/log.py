@@ -118,6 +118,27 @@ STARTED = "started"  # a call whose request was sent and whose end is not writte
 CALL_COLUMNS = tuple(c.name for c in calls_table.columns)  # the insert order of every bulk path
 
 
+def _write_sql(paramstyle: str, again: bool) -> tuple[str, str, str]:
+    """The statements of CallLog.write and .start for a driver's placeholders: the call (its started row, if any,
+    becomes it; `again`, a retry that may have been committed already: whatever is stored under the id), its texts,
+    and a started row."""
+    mark = "?" if paramstyle == "qmark" else "%s"
+    values = ", ".join(mark for _ in CALL_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in CALL_COLUMNS if c != "request_id")
+    only_started = "" if again else f" WHERE calls.status = '{STARTED}'"
+    call = (f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({values}) "
+            f"ON CONFLICT (request_id) DO UPDATE SET {updates}{only_started}")
+    texts = (f"INSERT INTO call_texts (request_id, request_json, reply) VALUES ({mark}, {mark}, {mark}) "
+             "ON CONFLICT (request_id) DO " + ("UPDATE SET request_json = excluded.request_json, reply = "
+                                               "excluded.reply" if again else "NOTHING"))
+    started = f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({values})"
+    return call, texts, started
+
+
+_WRITE_SQL = {(style, again): _write_sql(style, again)  # sqlite3's and psycopg's placeholders
+              for style in ("qmark", "pyformat", "format") for again in (False, True)}
+
+
 def field_for_column(column: str) -> str:
     """The CallRecord field a calls column holds."""
     return next((f for f, c in _COLUMN.items() if c == column), column)
@@ -176,17 +197,23 @@ class CallLog:
                 texts = CallTexts(redact_value(texts.request), redact_value(texts.reply))
             if record.error_message:
                 record.error_message = redact_value(record.error_message)
-        with self.engine.begin() as conn:
-            # The row written when the request was sent (status "started") gives way to the finished call.
-            mine = calls_table.c.request_id == record.request_id
-            if again:
-                conn.execute(call_texts_table.delete().where(call_texts_table.c.request_id == record.request_id))
-            conn.execute(calls_table.delete().where(mine if again else mine & (calls_table.c.status == STARTED)))
-            conn.execute(calls_table.insert(), _to_row(record))
+        # Every replica's calls go through here, so this is the ceiling of a deployment: two statements through the
+        # bare driver in one transaction (bench/calllog_writes.py compares it with one INSERT + COMMIT per call).
+        # The row written when the request was sent (status "started") becomes the finished call in place.
+        sql = _WRITE_SQL[(self.engine.dialect.paramstyle, again)]
+        row = _to_row(record)
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql[0], [row[c] for c in CALL_COLUMNS])
             if texts is not None:
-                conn.execute(call_texts_table.insert(), {
-                    "request_id": record.request_id, "request_json": json.dumps(texts.request, default=str),
-                    "reply": texts.reply})
+                cursor.execute(sql[1], (record.request_id, json.dumps(texts.request, default=str), texts.reply))
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            connection.close()  # back to the pool
 
     def start(self, record: CallRecord) -> None:
         """The row of a call whose request is being sent: status "started", owned by this process. `write()`
@@ -196,8 +223,16 @@ class CallLog:
             keep_beating(self.engine)  # other replicas settle this row only once the beats stop
         except Exception as exc:
             logger.warning("heartbeat not started: %s", scrub_secrets(repr(exc)))
-        with self.engine.begin() as conn:
-            conn.execute(calls_table.insert(), row)
+        connection = self.engine.raw_connection()
+        try:
+            connection.cursor().execute(_WRITE_SQL[(self.engine.dialect.paramstyle, False)][2],
+                                        [row[c] for c in CALL_COLUMNS])
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            connection.close()
 
     def mark_interrupted(self, older_than_s: float = 3600) -> int:
         return mark_interrupted(self.engine, older_than_s)
