@@ -373,30 +373,37 @@ SAMPLE_COLUMNS = ("request_id", "ts", "provider", "model", "page", "user_id", "s
 SAMPLE_LEVELS = (8, 64, 512)
 
 
-def _signed_calls(sources: list[tuple[int, str]], bucket: str | None) -> str:
-    """The non-started calls of each source relation with their sign (+1 added, -1 removed): dimensions, the
-    time bucket and the measures to sum."""
-    picked = ", ".join(([f"{bucket} AS bucket"] if bucket else []) + [f"{e} AS {c}" for c, e in ROLLUP_DIMENSIONS.items()]
+def _signed_calls(sources: list[tuple[int, str]]) -> str:
+    """The non-started calls of each source relation with their sign (+1 added, -1 removed): their hour and day,
+    dimensions and the measures to sum."""
+    picked = ", ".join([f"{e} AS b_{level}" for level, e in ROLLUP_LEVELS.items()]
+                       + [f"{e} AS {c}" for c, e in ROLLUP_DIMENSIONS.items()]
                        + [f"{e} AS m_{c}" for c, e in ROLLUP_MEASURES.items()])
     return " UNION ALL ".join(f"SELECT {sign} AS sign, {picked} FROM {source} WHERE status <> 'started'"
                               for sign, source in sources)
 
 
-def _rollup_upsert(table: str, sources: list[tuple[int, str]]) -> str:
-    """Add or subtract the calls of each source relation to `calls_totals` (by dimensions) or to a bucketed roll-up
-    (by bucket and the dimensions' combo id, after the totals made sure it exists), taking the rows' locks in key
-    order so that two writers never wait on each other in a cycle."""
+def _rollup_statement(sources: list[tuple[int, str]]) -> str:
+    """One statement that adds (sign +1) or subtracts (-1) the calls of the source relations to the three roll-ups:
+    `calls_totals` by dimensions (creating a combination's id on first sight), then the hourly and daily rows by
+    bucket and that id. Each table's rows are locked in key order (two writers never wait on each other in a
+    cycle); one statement rather than three, because every call of every replica passes through it."""
+    keys = ", ".join(ROLLUP_DIMENSIONS)
     sums = ", ".join(f"sum(sign * m_{c})" for c in ROLLUP_MEASURES)
     updates = ", ".join(f"{c} = r.{c} + excluded.{c}" for c in ROLLUP_MEASURES)
-    if table == "calls_totals":
-        keys = ", ".join(ROLLUP_DIMENSIONS)
-        return (f"INSERT INTO calls_totals AS r ({keys}, {', '.join(ROLLUP_MEASURES)}) SELECT {keys}, {sums} "
-                f"FROM ({_signed_calls(sources, None)}) d GROUP BY {keys} ORDER BY {keys} "
-                f"ON CONFLICT ({keys}) DO UPDATE SET {updates}")
+    measures = ", ".join(ROLLUP_MEASURES)
     same = " AND ".join(f"t.{c} = d.{c}" for c in ROLLUP_DIMENSIONS)
-    return (f"INSERT INTO {table} AS r (bucket, combo, {', '.join(ROLLUP_MEASURES)}) SELECT d.bucket, t.combo, {sums} "
-            f"FROM ({_signed_calls(sources, ROLLUP_LEVELS[table])}) d JOIN calls_totals t ON {same} "
-            f"GROUP BY d.bucket, t.combo ORDER BY 1, 2 ON CONFLICT (bucket, combo) DO UPDATE SET {updates}")
+    totals = (f"INSERT INTO calls_totals AS r ({keys}, {measures}) SELECT {keys}, {sums} FROM d GROUP BY {keys} "
+              f"ORDER BY {keys} ON CONFLICT ({keys}) DO UPDATE SET {updates} RETURNING r.combo, "
+              + ", ".join(f"r.{c}" for c in ROLLUP_DIMENSIONS))
+
+    def bucketed(table: str) -> str:
+        return (f"INSERT INTO {table} AS r (bucket, combo, {measures}) SELECT d.b_{table}, t.combo, {sums} "
+                f"FROM d JOIN t ON {same} GROUP BY 1, 2 ORDER BY 1, 2 "
+                f"ON CONFLICT (bucket, combo) DO UPDATE SET {updates}")
+    hourly, daily = ROLLUP_LEVELS
+    return (f"WITH d AS MATERIALIZED ({_signed_calls(sources)}), t AS ({totals}), h AS ({bucketed(hourly)}) "
+            f"{bucketed(daily)}")
 
 
 def _sample_insert(source: str) -> str:
@@ -443,7 +450,7 @@ def m019_analytics_rollups(conn: Connection) -> None:
         # call) changes no roll-up: return at once, the common case of every chat turn.
         counted = " OR ".join(f"EXISTS (SELECT 1 FROM {source} WHERE status <> 'started')" for _, source in sources)
         statements = [f"IF NOT ({counted}) THEN RETURN NULL; END IF;", "PERFORM nextval('calls_changes');"]
-        statements += [_rollup_upsert(t, sources) + ";" for t in ("calls_totals", *ROLLUP_LEVELS)]
+        statements.append(_rollup_statement(sources) + ";")
         if event != "insert":
             statements += ["DELETE FROM calls_sample WHERE request_id IN (SELECT request_id FROM old_calls);",
                            removed_zeros]
@@ -462,8 +469,7 @@ def m019_analytics_rollups(conn: Connection) -> None:
     conn.execute(sa.text("CREATE TRIGGER calls_rollup_truncate AFTER TRUNCATE ON calls FOR EACH STATEMENT "
                          "EXECUTE FUNCTION promptlab_calls_rollup_truncate()"))
     # The calls already logged, added once, under the migration lock.
-    for table in ("calls_totals", *ROLLUP_LEVELS):
-        conn.execute(sa.text(_rollup_upsert(table, [(1, "calls")])))
+    conn.execute(sa.text(_rollup_statement([(1, "calls")])))
     conn.execute(sa.text(_sample_insert("calls")))
 
 
