@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.base.db import engine_for, engine_in_use
+from core.base.db import engine_for, engine_in_use, without_ping
 from core.base.errors import scrub_secrets
 from core.policy.redaction import redact_value
 from core.policy.workspace import Setting, Workspace
@@ -135,6 +135,20 @@ def _write_sql(paramstyle: str, again: bool) -> tuple[str, str, str]:
     return call, texts, started
 
 
+def _give_back_broken(connection: Any) -> bool:
+    """After a failed write through the bare driver: roll back, and drop a connection the server closed (a restart)
+    so the pool never hands it out again. True when it was dropped."""
+    try:
+        connection.rollback()
+    except Exception:
+        connection.invalidate()
+        return True
+    if getattr(connection.driver_connection, "closed", False):
+        connection.invalidate()
+        return True
+    return False
+
+
 _WRITE_SQL = {(style, again): _write_sql(style, again)  # sqlite3's and psycopg's placeholders
               for style in ("qmark", "pyformat", "format") for again in (False, True)}
 
@@ -200,20 +214,24 @@ class CallLog:
         # Every replica's calls go through here, so this is the ceiling of a deployment: two statements through the
         # bare driver in one transaction (bench/calllog_writes.py compares it with one INSERT + COMMIT per call).
         # The row written when the request was sent (status "started") becomes the finished call in place.
-        sql = _WRITE_SQL[(self.engine.dialect.paramstyle, again)]
         row = _to_row(record)
-        connection = self.engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            cursor.execute(sql[0], [row[c] for c in CALL_COLUMNS])
-            if texts is not None:
-                cursor.execute(sql[1], (record.request_id, json.dumps(texts.request, default=str), texts.reply))
-            connection.commit()
-        except BaseException:
-            connection.rollback()
-            raise
-        finally:
-            connection.close()  # back to the pool
+        for attempt in (1, 2):
+            sql = _WRITE_SQL[(self.engine.dialect.paramstyle, again)]
+            with without_ping():  # a dead pooled connection is found by the write itself, then replaced below
+                connection = self.engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                cursor.execute(sql[0], [row[c] for c in CALL_COLUMNS])
+                if texts is not None:
+                    cursor.execute(sql[1], (record.request_id, json.dumps(texts.request, default=str), texts.reply))
+                connection.commit()
+                return
+            except Exception:
+                if not _give_back_broken(connection) or attempt == 2:
+                    raise
+                again = True  # the server may have committed before the connection died: replace, not add
+            finally:
+                connection.close()  # back to the pool (or, invalidated, away)
 
     def start(self, record: CallRecord) -> None:
         """The row of a call whose request is being sent: status "started", owned by this process. `write()`
@@ -229,7 +247,7 @@ class CallLog:
                                         [row[c] for c in CALL_COLUMNS])
             connection.commit()
         except BaseException:
-            connection.rollback()
+            _give_back_broken(connection)
             raise
         finally:
             connection.close()
