@@ -512,7 +512,10 @@ def _make_engine(url: str) -> Engine:
         path = url.removeprefix("sqlite:///")
         if os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-    engine = sa.create_engine(url, future=True)
+    # A database host that does not answer at all (a partition, not a restart, which refuses at once) must not hold a
+    # call for the system's TCP timeout: ten seconds, unless the URL says otherwise.
+    waits = {} if url.startswith("sqlite") or "connect_timeout" in url else {"connect_args": {"connect_timeout": 10}}
+    engine = sa.create_engine(url, future=True, **waits)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     else:
