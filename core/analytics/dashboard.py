@@ -248,7 +248,7 @@ _SERIES_SQL = {
                    "quantile_cont(latency_ms, 0.5) FILTER (status = 'ok') AS p50_latency_ms "
                    "FROM f GROUP BY endpoint ORDER BY spend_usd DESC NULLS LAST, calls DESC",
     "error_types": "SELECT coalesce(error_type, 'unknown') AS error_type, count(*) AS calls FROM f "
-                   "WHERE status = 'error' GROUP BY 1 ORDER BY calls DESC",
+                   "WHERE status = 'error' GROUP BY 1 ORDER BY calls DESC, 1",
 }
 
 

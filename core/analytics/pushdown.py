@@ -429,7 +429,8 @@ def _error_types(frame: pd.DataFrame) -> pd.DataFrame:
     errors = frame[frame["status"] == "error"]
     named = errors.assign(error_type=errors["error_type"].replace(_NONE, "unknown"))
     counted = named.groupby("error_type", as_index=False)["calls"].sum()
-    return counted.assign(calls=counted["calls"].astype(int)).sort_values("calls", ascending=False)
+    shaped = counted.assign(calls=counted["calls"].astype(int))
+    return shaped.sort_values(["calls", "error_type"], ascending=[False, True])  # ties by name, as the mirror
 
 
 AnalyticsEngine = Analytics | PushedDownAnalytics

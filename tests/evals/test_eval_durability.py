@@ -33,12 +33,12 @@ CONFIG = {"description": "nightly", "prompts": ["Answer: {{q}}"], "providers": [
                     for i in range(CELLS)]}
 
 
-def start_command_line_run(server, db_url: str, tmp_path: Path) -> subprocess.Popen:
-    """`python -m core evals run` of CONFIG as a child, one call at a time, each held 0.4 s at the server."""
+def start_command_line_run(server, db_url: str, tmp_path: Path, held_s: float = 0.4) -> subprocess.Popen:
+    """`python -m core evals run` of CONFIG as a child, one call at a time, each held `held_s` at the server."""
     EvalStore(db_url)  # migrated before the child starts (two first migrations at once would collide)
     config = tmp_path / "nightly.yaml"
     config.write_text(json.dumps(CONFIG))
-    server.push(*[Script(first_byte_delay=0.4) for _ in range(CELLS)])
+    server.push(*[Script(first_byte_delay=held_s) for _ in range(CELLS)])
     return subprocess.Popen([sys.executable, "-m", "core", "evals", "run", str(config), "--concurrency", "1"], cwd=ROOT,
                             env={**os.environ, "PROMPTLAB_DB_URL": db_url, "OPENAI_API_KEY": TEST_KEY,
                                  "OPENAI_BASE_URL": server.base_url, "PROMPTLAB_PROVIDER": "auto",
@@ -242,7 +242,8 @@ def test_which_running_runs_are_interrupted(db_url):
 
 
 def test_ctrl_c_on_the_command_line_keeps_the_finished_cells_as_a_cancelled_run(server, sqlite_url, tmp_path):
-    child = start_command_line_run(server, sqlite_url, tmp_path)
+    # Calls held 1 s each: a busy machine's polling must still see the run unfinished when it presses Ctrl-C.
+    child = start_command_line_run(server, sqlite_url, tmp_path, held_s=1.0)
     deadline = time.monotonic() + 90
     while not (EvalStore(sqlite_url).runs() and len(EvalStore(sqlite_url).runs()[0].rows) >= 2):
         assert child.poll() is None and time.monotonic() < deadline
